@@ -1,0 +1,44 @@
+//! Labellers turn selected inputs into training outputs: the golden oracle (dataset labels),
+//! LLMs over HTTP, a local model, or a person in the web app.
+use crate::data::Example;
+use anyhow::Result;
+use serde::{Deserialize, Serialize};
+
+/// One produced label and what it cost.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Label {
+    pub id: u64,
+    pub output: String,
+    /// Money spent on this label, in dollars (0 for golden labels).
+    pub cost: f64,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    /// Wall-clock seconds spent producing this label (annotation time for people).
+    pub seconds: f64,
+}
+
+/// What a labelling call produced. A budget stop keeps everything labeled before it.
+#[derive(Clone, Debug, PartialEq)]
+pub enum LabelOutcome {
+    /// Every requested item was labeled, in request order.
+    Complete(Vec<Label>),
+    /// The money budget would have been exceeded: these labels were produced before the stop.
+    BudgetReached(Vec<Label>),
+}
+
+impl LabelOutcome {
+    pub fn labels(&self) -> &[Label] {
+        match self {
+            LabelOutcome::Complete(l) | LabelOutcome::BudgetReached(l) => l,
+        }
+    }
+}
+
+pub trait Labeller: Send {
+    /// Short name for logs and results, e.g. `golden` or `openai:gpt-4o-mini`.
+    fn name(&self) -> String;
+    /// Label `items`. `few_shot` are already labeled examples a prompt may show.
+    fn label(&mut self, items: &[Example], few_shot: &[Example]) -> Result<LabelOutcome>;
+    /// Dollars spent so far by this labeller in this cell (including cached labels: 0).
+    fn spent(&self) -> f64;
+}

@@ -1,0 +1,4 @@
+//! `lab` — the command-line front of atgen-lab. All work happens in the library.
+fn main() {
+    std::process::exit(atgen_lab::cli::main());
+}

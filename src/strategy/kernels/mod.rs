@@ -1,0 +1,1 @@
+//! Native kernels for the heavy parts of strategies.
