@@ -1,1 +1,2 @@
 //! runner
+pub mod curve;
