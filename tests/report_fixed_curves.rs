@@ -250,7 +250,7 @@ fn xml_elements(xml: &str) -> Result<Vec<String>, String> {
         if name.is_empty() {
             return Err("empty tag name".into());
         }
-        if body[name.len()..].matches('"').count() % 2 != 0 {
+        if !body[name.len()..].matches('"').count().is_multiple_of(2) {
             return Err(format!("unbalanced quotes in <{name}>"));
         }
         names.push(name.clone());
