@@ -1,2 +1,3 @@
 //! runner
 pub mod curve;
+pub mod stopping;
