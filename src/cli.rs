@@ -25,6 +25,8 @@ pub enum Command {
     Paths,
     /// Validate experiment files without running anything.
     Check(crate::config::check::CheckArgs),
+    /// Load an experiment's data and print files, counts, lengths and rendered examples.
+    Data(crate::data::inspect::DataArgs),
 }
 
 /// Parse the command line, run, print an error chain as advice, return the exit code.
@@ -52,5 +54,6 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Check(args) => crate::config::check::run(&args),
+        Command::Data(args) => crate::data::inspect::run(&args),
     }
 }
