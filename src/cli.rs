@@ -25,6 +25,10 @@ pub enum Command {
     Paths,
     /// Aggregate results over seeds: summary.csv, figures (SVG, PNG) and report.md.
     Report(crate::report::cli::ReportArgs),
+    /// Validate experiment files without running anything.
+    Check(crate::config::check::CheckArgs),
+    /// Load an experiment's data and print files, counts, lengths and rendered examples.
+    Data(crate::data::inspect::DataArgs),
 }
 
 /// Parse the command line, run, print an error chain as advice, return the exit code.
@@ -52,5 +56,7 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Report(args) => crate::report::cli::run(&args),
+        Command::Check(args) => crate::config::check::run(&args),
+        Command::Data(args) => crate::data::inspect::run(&args),
     }
 }
