@@ -1,4 +1,15 @@
 //! The model host: our candle decoder with LoRA, generation, scoring, training, the sentence
 //! encoder, and the set-up step that fetches default models.
 pub mod cache;
+pub mod chat;
+pub mod decoder;
+pub mod decoder_config;
+pub mod generate;
+pub mod gguf;
+pub mod lm;
+pub mod loader;
+pub mod lora;
+pub mod rope;
+pub mod score;
+pub mod tokenizer;
 pub mod trainable;
