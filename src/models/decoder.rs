@@ -544,3 +544,36 @@ pub fn position_tensor(keys: &[Vec<Option<u32>>], t: usize, device: &Device) -> 
     }
     Ok(Tensor::from_vec(data, (b, t), device)?)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn masks_are_causal_padding_aware_and_windowed_by_position() -> Result<()> {
+        let keys = positions_from_mask(&[vec![false, true, true, true, true]]);
+        assert_eq!(keys[0], vec![None, Some(0), Some(1), Some(2), Some(3)]);
+        let masks = Masks::build(&keys, 2, Some(2), DType::F32, &Device::Cpu)?;
+        let open = |m: &Tensor| -> Result<Vec<Vec<bool>>> {
+            Ok(m.squeeze(0)?
+                .squeeze(0)?
+                .to_vec2::<f32>()?
+                .into_iter()
+                .map(|r| r.into_iter().map(|v| v == 0.0).collect())
+                .collect())
+        };
+        let (f, t) = (false, true);
+        assert_eq!(
+            open(&masks.global)?,
+            vec![vec![f, t, t, t, f], vec![f, t, t, t, t]]
+        );
+        let sliding = masks.sliding.as_ref().expect("window given");
+        assert_eq!(
+            open(sliding)?,
+            vec![vec![f, f, t, t, f], vec![f, f, f, t, t]]
+        );
+        let tensor = position_tensor(&keys, 2, &Device::Cpu)?;
+        assert_eq!(tensor.to_vec2::<u32>()?, vec![vec![2, 3]]);
+        Ok(())
+    }
+}

@@ -123,6 +123,52 @@ impl DecoderConfig {
         embed + head + self.num_layers * layer + h
     }
 
+    /// The Hugging Face `config.json` that reads back as this config.
+    pub fn to_hf_json(&self) -> serde_json::Value {
+        let gemma = self.family == Family::Gemma3;
+        let mut v = serde_json::json!({
+            "model_type": if gemma { "gemma3_text" } else { self.family.name() },
+            "vocab_size": self.vocab_size,
+            "hidden_size": self.hidden_size,
+            "intermediate_size": self.intermediate_size,
+            "num_hidden_layers": self.num_layers,
+            "num_attention_heads": self.num_heads,
+            "num_key_value_heads": self.num_kv_heads,
+            "head_dim": self.head_dim,
+            "rms_norm_eps": self.rms_norm_eps,
+            "rope_theta": self.rope_theta,
+            "max_position_embeddings": self.max_position_embeddings,
+            "tie_word_embeddings": self.tie_word_embeddings,
+            "hidden_act": match self.activation {
+                Activation::Silu => "silu",
+                Activation::GeluTanh => "gelu_pytorch_tanh",
+            },
+            "attention_bias": self.attention_bias,
+        });
+        if self.rope_scaling_factor != 1.0 {
+            v["rope_scaling"] =
+                serde_json::json!({"rope_type": "linear", "factor": self.rope_scaling_factor});
+        }
+        if gemma {
+            v["rope_local_base_freq"] = self.rope_local_theta.into();
+            v["query_pre_attn_scalar"] = (1.0 / (self.attn_scale * self.attn_scale)).into();
+            v["sliding_window"] = self.sliding_window.into();
+            v["layer_types"] = self
+                .sliding_layers
+                .iter()
+                .map(|s| {
+                    if *s {
+                        "sliding_attention"
+                    } else {
+                        "full_attention"
+                    }
+                })
+                .collect::<Vec<_>>()
+                .into();
+        }
+        v
+    }
+
     /// Read a Hugging Face `config.json`.
     pub fn from_hf_file(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path)

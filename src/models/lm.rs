@@ -457,7 +457,7 @@ pub fn default_device() -> Result<Device> {
     Ok(Device::Cpu)
 }
 
-const TINY_CHATML: &str = "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}";
+pub(crate) const TINY_CHATML: &str = "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}";
 
 /// 2 layers, hidden 64, 4 heads over 2 KV heads; family features (bias, qk-norm, Gemma's
 /// sandwich norms, sliding window on layer 0) switched on as the family has them.

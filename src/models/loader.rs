@@ -373,3 +373,43 @@ pub fn random_weights(
     put("model.norm.weight".into(), vec![h], true)?;
     Ok(out)
 }
+
+/// Write a Hugging Face style folder (config.json, model.safetensors, tokenizer.json,
+/// tokenizer_config.json) holding the same model as `LanguageModel::tiny_random(seed, family)`.
+pub fn write_tiny_folder(dir: &Path, family: Family, seed: u64) -> Result<()> {
+    let tokenizer = TextTokenizer::tiny_byte_level()?;
+    let config = super::lm::tiny_config(family, tokenizer.vocab_size());
+    let mut weights = random_weights(&config, seed, &Device::Cpu)?;
+    if family == Family::Gemma3 {
+        // Hugging Face Gemma stores norms as w with the effective scale 1 + w.
+        for (name, t) in weights.iter_mut() {
+            if name.ends_with("norm.weight") {
+                *t = (&*t - 1.0)?;
+            }
+        }
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    crate::util::atomic_write_string(
+        &dir.join("config.json"),
+        &serde_json::to_string_pretty(&config.to_hf_json())?,
+    )?;
+    let tmp = tempfile::NamedTempFile::new_in(dir)?;
+    candle_core::safetensors::save(&weights, tmp.path())?;
+    tmp.persist(dir.join("model.safetensors"))
+        .map_err(|e| e.error)
+        .with_context(|| format!("cannot write weights into {}", dir.display()))?;
+    tokenizer
+        .inner()
+        .save(dir.join("tokenizer.json"), false)
+        .map_err(|e| anyhow::anyhow!("cannot write tokenizer.json: {e}"))?;
+    let tok_config = serde_json::json!({
+        "bos_token": tokenizer.bos_token,
+        "eos_token": tokenizer.eos_token,
+        "pad_token": "<|im_end|>",
+        "chat_template": super::lm::TINY_CHATML,
+    });
+    crate::util::atomic_write_string(
+        &dir.join("tokenizer_config.json"),
+        &serde_json::to_string_pretty(&tok_config)?,
+    )
+}
