@@ -33,6 +33,8 @@ pub enum Command {
     Setup(crate::models::setup::SetupArgs),
     /// Inspect the LLM label cache (`lab labels stats [--cache DIR]`).
     Labels(crate::labeller::stats::LabelsArgs),
+    /// List the strategy scripts: name, kind (al/ed), description, host primitives they need.
+    Strategies(crate::strategy::cli::StrategiesArgs),
 }
 
 /// Parse the command line, run, print an error chain as advice, return the exit code.
@@ -64,5 +66,6 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
         Command::Data(args) => crate::data::inspect::run(&args),
         Command::Setup(args) => crate::models::setup::run(&args),
         Command::Labels(args) => crate::labeller::stats::run(args),
+        Command::Strategies(args) => crate::strategy::cli::run(&args),
     }
 }

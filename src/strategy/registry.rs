@@ -5,7 +5,7 @@ use crate::strategy::sandbox::SandboxLimits;
 use anyhow::{Context, Result};
 use once_cell::sync::Lazy;
 use regex::Regex;
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
 #[derive(Clone, Debug, PartialEq)]
@@ -47,8 +47,13 @@ const PRIMITIVES: &[&str] = &[
 ];
 
 static CALL: Lazy<Regex> = Lazy::new(|| Regex::new(r"\b([a-z_]+)\s*\(").expect("static regex"));
-static IMPORT: Lazy<Regex> =
-    Lazy::new(|| Regex::new(r#"import\s+"([A-Za-z0-9_]+)""#).expect("static regex"));
+static QUALIFIED_CALL: Lazy<Regex> =
+    Lazy::new(|| Regex::new(r"\b([A-Za-z_]\w*)::([A-Za-z_]\w*)\s*\(").expect("static regex"));
+static IMPORT: Lazy<Regex> = Lazy::new(|| {
+    Regex::new(r#"import\s+"([A-Za-z0-9_]+)"\s+as\s+([A-Za-z_]\w*)"#).expect("static regex")
+});
+static FN_DEF: Lazy<Regex> =
+    Lazy::new(|| Regex::new(r"\bfn\s+([A-Za-z_]\w*)\s*\(").expect("static regex"));
 
 fn strip_comments(text: &str) -> String {
     text.lines()
@@ -57,26 +62,66 @@ fn strip_comments(text: &str) -> String {
         .join("\n")
 }
 
-fn primitives_of(
-    text: &str,
-    lib_dir: &Path,
-    seen: &mut BTreeSet<String>,
-    out: &mut BTreeSet<String>,
-) {
-    let code = strip_comments(text);
-    for c in CALL.captures_iter(&code) {
-        if PRIMITIVES.contains(&&c[1]) {
-            out.insert(c[1].to_string());
-        }
+fn direct_primitives(code: &str) -> BTreeSet<String> {
+    CALL.captures_iter(code)
+        .filter(|c| PRIMITIVES.contains(&&c[1]))
+        .map(|c| c[1].to_string())
+        .collect()
+}
+
+/// Per function of a lib module, the primitives it calls, itself or through its siblings.
+fn module_functions(code: &str) -> HashMap<String, BTreeSet<String>> {
+    let defs: Vec<(String, usize)> = FN_DEF
+        .captures_iter(code)
+        .map(|c| (c[1].to_string(), c.get(0).map_or(0, |m| m.start())))
+        .collect();
+    let mut bodies = HashMap::new();
+    for (n, (name, start)) in defs.iter().enumerate() {
+        let end = defs.get(n + 1).map_or(code.len(), |d| d.1);
+        bodies.insert(name.clone(), &code[*start..end]);
     }
-    for c in IMPORT.captures_iter(&code) {
-        let m = c[1].to_string();
-        if seen.insert(m.clone()) {
-            if let Ok(t) = std::fs::read_to_string(lib_dir.join(format!("{m}.rhai"))) {
-                primitives_of(&t, lib_dir, seen, out);
+    let mut prims: HashMap<String, BTreeSet<String>> = bodies
+        .iter()
+        .map(|(n, b)| (n.clone(), direct_primitives(b)))
+        .collect();
+    // Sibling calls: propagate until nothing changes (modules are small).
+    loop {
+        let mut changed = false;
+        for (name, body) in &bodies {
+            for c in CALL.captures_iter(body) {
+                let callee = &c[1];
+                if callee == name.as_str() || !prims.contains_key(callee) {
+                    continue;
+                }
+                let add: Vec<String> = prims[callee].iter().cloned().collect();
+                let mine = prims.get_mut(name).expect("every body has an entry");
+                for a in add {
+                    changed |= mine.insert(a);
+                }
             }
         }
+        if !changed {
+            return prims;
+        }
     }
+}
+
+/// Primitives `text` calls directly or through functions of modules it imports from `lib_dir`.
+fn primitives_of(text: &str, lib_dir: &Path) -> BTreeSet<String> {
+    let code = strip_comments(text);
+    let mut out = direct_primitives(&code);
+    let mut modules = HashMap::new();
+    for c in IMPORT.captures_iter(&code) {
+        if let Ok(t) = std::fs::read_to_string(lib_dir.join(format!("{}.rhai", &c[1]))) {
+            modules.insert(c[2].to_string(), module_functions(&strip_comments(&t)));
+        }
+    }
+    for c in QUALIFIED_CALL.captures_iter(&code) {
+        if let Some(p) = modules.get(&c[1]).and_then(|m| m.get(&c[2])) {
+            out.extend(p.iter().cloned());
+        }
+    }
+    out
 }
 
 /// Read one script's header and compile it.
@@ -94,8 +139,7 @@ pub fn describe(path: &Path) -> Result<StrategyInfo> {
         .iter()
         .find_map(|l| l.strip_prefix("Deviation:").map(|d| d.trim().to_string()));
     let lib = lib_dir_for(path);
-    let mut prims = BTreeSet::new();
-    primitives_of(&text, &lib, &mut BTreeSet::new(), &mut prims);
+    let prims = primitives_of(&text, &lib);
     let engine = build_engine(&SandboxLimits::default(), &lib);
     let (kind, problem) = match compile(&engine, path) {
         Ok(s) => (s.kind, None),
@@ -147,4 +191,24 @@ pub fn find(dir: &Path, name: &str) -> Result<PathBuf> {
         dir.display(),
         known.join(", ")
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn primitives_follow_imported_functions_actually_called() {
+        let dir = tempfile::tempdir().unwrap();
+        let lib = dir.path().join("lib");
+        std::fs::create_dir_all(&lib).unwrap();
+        std::fs::write(
+            lib.join("m.rhai"),
+            "fn enc(ctx, v) { ctx.embed(v) }\nfn gen(ctx, v) { ctx.generate(v) }\nfn both(ctx, v) { enc(ctx, v); kmeans(x, 1, 2, 3) }\n",
+        )
+        .unwrap();
+        let script = "// ctx.score(x) in a comment does not count\nimport \"m\" as m;\nfn select(ctx, k) { m::both(ctx, ctx.pool); ctx.rng() }";
+        let p: Vec<String> = primitives_of(script, &lib).into_iter().collect();
+        assert_eq!(p, ["embed", "kmeans", "rng"]);
+    }
 }
