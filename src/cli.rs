@@ -35,6 +35,8 @@ pub enum Command {
     Labels(crate::labeller::stats::LabelsArgs),
     /// Score predictions against references with any registered metric.
     Metrics(crate::metrics::command::MetricsArgs),
+    /// List the strategy scripts: name, kind (al/ed), description, host primitives they need.
+    Strategies(crate::strategy::cli::StrategiesArgs),
 }
 
 /// Parse the command line, run, print an error chain as advice, return the exit code.
@@ -67,5 +69,6 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
         Command::Setup(args) => crate::models::setup::run(&args),
         Command::Labels(args) => crate::labeller::stats::run(args),
         Command::Metrics(args) => crate::metrics::command::run(&args),
+        Command::Strategies(args) => crate::strategy::cli::run(&args),
     }
 }
