@@ -23,6 +23,8 @@ pub struct Cli {
 pub enum Command {
     /// Show where the lab keeps models (set LAB_MODELS to move them).
     Paths,
+    /// Time the selection kernels on a synthetic pool (100k × 384, k = 1,000): seconds and peak memory of each.
+    BenchKernels(crate::strategy::kernels::bench::BenchKernelsArgs),
 }
 
 /// Parse the command line, run, print an error chain as advice, return the exit code.
@@ -49,5 +51,6 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
             println!("models: {}", crate::models::cache::models_dir().display());
             Ok(())
         }
+        Command::BenchKernels(args) => crate::strategy::kernels::bench::run(&args),
     }
 }

@@ -6,6 +6,7 @@
 //! - Results are deterministic: parallel loops split work at fixed positions and every
 //!   reduction runs in a fixed order, so the thread count never changes an answer.
 //! - Nothing holds a `|U| × |U|` matrix: products run in tiles of a few MiB.
+pub mod bench;
 pub mod bleu_pairs;
 pub mod cosine;
 pub mod dense;
