@@ -37,6 +37,8 @@ pub enum Command {
     Metrics(crate::metrics::command::MetricsArgs),
     /// List the strategy scripts: name, kind (al/ed), description, host primitives they need.
     Strategies(crate::strategy::cli::StrategiesArgs),
+    /// Time the selection kernels on a synthetic pool (100k × 384, k = 1,000): seconds and peak memory of each.
+    BenchKernels(crate::strategy::kernels::bench::BenchKernelsArgs),
 }
 
 /// Parse the command line, run, print an error chain as advice, return the exit code.
@@ -70,5 +72,6 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
         Command::Labels(args) => crate::labeller::stats::run(args),
         Command::Metrics(args) => crate::metrics::command::run(&args),
         Command::Strategies(args) => crate::strategy::cli::run(&args),
+        Command::BenchKernels(args) => crate::strategy::kernels::bench::run(&args),
     }
 }
