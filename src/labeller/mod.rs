@@ -42,3 +42,4 @@ pub trait Labeller: Send {
     /// Dollars spent so far by this labeller in this cell (including cached labels: 0).
     fn spent(&self) -> f64;
 }
+pub mod golden;

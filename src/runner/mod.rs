@@ -1,5 +1,6 @@
 //! runner
 pub mod curve;
 pub mod persist;
+pub mod shard;
 pub mod state;
 pub mod stopping;
