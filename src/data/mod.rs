@@ -1,4 +1,213 @@
 //! Datasets: loading (JSONL, JSON, CSV, Parquet), field mapping, splits, test subsets.
+//!
+//! Ids are row indices within a split's file(s), so they survive subsampling and resume. The
+//! test subset and the pool subsample are fixed by the dataset, not by the run seed.
 pub mod example;
+pub mod fields;
+pub mod inspect;
+pub mod layout;
+pub mod parquet_rows;
+pub mod render;
+pub mod rows;
+pub mod split;
 
 pub use example::Example;
+pub use layout::{find_split_files, SplitFiles};
+pub use render::render_input;
+
+use anyhow::{bail, Result};
+use std::path::{Path, PathBuf};
+
+use crate::config::{DataConfig, OnBadRow};
+use fields::FieldMap;
+use layout::Split;
+use rows::{format_of, read_rows, row_unit};
+
+/// A loaded dataset: `train` is the unlabeled pool (after `pool_size`), `test` the fixed test
+/// subset (after `test_size`).
+#[derive(Clone, Debug)]
+pub struct Dataset {
+    pub name: String,
+    pub train: Vec<Example>,
+    pub dev: Vec<Example>,
+    pub test: Vec<Example>,
+    /// Where the splits came from, for logs: "data/aeslc: train=train.jsonl, ...".
+    pub source: String,
+    pub files: SplitFiles,
+    /// Train rows before the pool subsample (and after any split by ratio).
+    pub train_rows: usize,
+    /// Rows skipped under `on_bad_row = "skip"`, over all splits.
+    pub skipped_rows: usize,
+}
+
+/// Load the dataset `cfg` describes; a relative `data.path` is read from `base_dir`.
+pub fn load_dataset(cfg: &DataConfig, base_dir: &Path) -> Result<Dataset> {
+    let files = find_split_files(cfg, base_dir)?;
+    let map = FieldMap {
+        input: cfg.input_field.clone(),
+        output: cfg.output_field.clone(),
+        references: cfg.effective_reference_fields(),
+    };
+    let mut skipped_rows = 0;
+    let mut load = |paths: &[PathBuf]| -> Result<Vec<Example>> {
+        let (examples, skipped) = load_split(paths, cfg, &map)?;
+        skipped_rows += skipped;
+        Ok(examples)
+    };
+    let mut train = load(&files.train)?;
+    let mut dev = load(&files.dev)?;
+    let mut test = load(&files.test)?;
+
+    if cfg.test_ratio.is_some() && !files.test.is_empty() {
+        bail!(
+            "`data.test_ratio` is set but {} has a test split ({}); remove data.test_ratio to use it",
+            cfg.path.display(),
+            files.test[0].display()
+        );
+    }
+    if cfg.dev_ratio.is_some() && !files.dev.is_empty() {
+        bail!(
+            "`data.dev_ratio` is set but {} has a dev split ({}); remove data.dev_ratio to use it",
+            cfg.path.display(),
+            files.dev[0].display()
+        );
+    }
+    let test_ratio = cfg.test_ratio.unwrap_or(0.0);
+    let dev_ratio = cfg.dev_ratio.unwrap_or(0.0);
+    if test_ratio > 0.0 || dev_ratio > 0.0 {
+        let (rest, split_dev, split_test) =
+            split::split_by_ratio(train, test_ratio, dev_ratio, &files.name);
+        train = rest;
+        if test_ratio > 0.0 {
+            test = split_test;
+        }
+        if dev_ratio > 0.0 {
+            dev = split_dev;
+        }
+    }
+    if test.is_empty() {
+        bail!(
+            "{} has no test split: add a test.* file, set `data.test` to one, or set `data.test_ratio` (e.g. 0.1) to split it from train",
+            cfg.path.display()
+        );
+    }
+    if let Some(n) = cfg.test_size {
+        if n > test.len() {
+            bail!(
+                "`data.test_size` = {n} but the test split has only {} rows; lower it or remove it",
+                test.len()
+            );
+        }
+        test = split::fixed_subset(test, n, &files.name, "test-subset");
+    }
+    let train_rows = train.len();
+    if let Some(n) = cfg.pool_size {
+        if n > train.len() {
+            bail!("`data.pool_size` = {n} but the train split has only {} rows; lower it or remove it", train.len());
+        }
+        train = split::fixed_subset(train, n, &files.name, "pool");
+    }
+    if train.is_empty() {
+        bail!(
+            "{}: the train split (the pool) is empty",
+            cfg.path.display()
+        );
+    }
+    Ok(Dataset {
+        name: files.name.clone(),
+        source: describe(cfg, &files),
+        files,
+        train,
+        dev,
+        test,
+        train_rows,
+        skipped_rows,
+    })
+}
+
+/// Read the rows of one split (its shards in order) into examples; ids count rows across
+/// shards. Returns the examples and how many rows were skipped.
+fn load_split(
+    paths: &[PathBuf],
+    cfg: &DataConfig,
+    map: &FieldMap,
+) -> Result<(Vec<Example>, usize)> {
+    const SHOWN_WARNINGS: usize = 5;
+    let mut examples = Vec::new();
+    let mut skipped = 0;
+    let mut next_id = 0u64;
+    for path in paths {
+        let format = format_of(path, cfg.format)?;
+        let unit = row_unit(format);
+        let mut skipped_here = 0;
+        for row in read_rows(path, format)? {
+            let id = next_id;
+            next_id += 1;
+            let result = row
+                .value
+                .and_then(|value| fields::to_example(&value, id, map));
+            match (result, cfg.on_bad_row) {
+                (Ok(example), _) => examples.push(example),
+                (Err(why), OnBadRow::Fail) => bail!(
+                    "{} {unit} {}: {why}. Fix the row, map other fields (data.input_field, data.output_field, data.reference_fields), or set data.on_bad_row = \"skip\"",
+                    path.display(),
+                    row.number
+                ),
+                (Err(why), OnBadRow::Skip) => {
+                    if skipped_here < SHOWN_WARNINGS {
+                        eprintln!("warning: {} {unit} {}: {why}; row skipped", path.display(), row.number);
+                    }
+                    skipped_here += 1;
+                }
+            }
+        }
+        if skipped_here > SHOWN_WARNINGS {
+            eprintln!(
+                "warning: {}: {} more bad rows skipped ({skipped_here} in all)",
+                path.display(),
+                skipped_here - SHOWN_WARNINGS
+            );
+        }
+        skipped += skipped_here;
+    }
+    Ok((examples, skipped))
+}
+
+fn describe(cfg: &DataConfig, files: &SplitFiles) -> String {
+    let names = |split: Split, paths: &[PathBuf]| {
+        let shown: Vec<String> = paths
+            .iter()
+            .map(|p| {
+                p.file_name().map_or_else(
+                    || p.display().to_string(),
+                    |n| n.to_string_lossy().into_owned(),
+                )
+            })
+            .collect();
+        let label = match split {
+            Split::Train => "train",
+            Split::Dev => "dev",
+            Split::Test => "test",
+        };
+        match (shown.len(), split) {
+            (0, Split::Test) if cfg.test_ratio.is_some() => {
+                format!("test=split from train ({})", cfg.test_ratio.unwrap_or(0.0))
+            }
+            (0, Split::Dev) if cfg.dev_ratio.is_some() => {
+                format!("dev=split from train ({})", cfg.dev_ratio.unwrap_or(0.0))
+            }
+            (0, _) => format!("{label}=none"),
+            _ => format!("{label}={}", shown.join("+")),
+        }
+    };
+    format!(
+        "{}: {}, {}, {}",
+        cfg.path.display(),
+        names(Split::Train, &files.train),
+        names(Split::Dev, &files.dev),
+        names(Split::Test, &files.test)
+    )
+}
+
+#[cfg(test)]
+mod tests;

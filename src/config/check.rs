@@ -1,0 +1,110 @@
+//! `lab check FILE...`: validate files without running anything. The dispatch on file
+//! extension lives in `check_file` alone, so other file kinds plug in there.
+use anyhow::{bail, Context, Result};
+use std::path::{Path, PathBuf};
+
+use super::{load_experiment, validate_with, Experiment};
+
+#[derive(clap::Args, Debug)]
+pub struct CheckArgs {
+    /// Experiment files (.toml) to validate.
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+}
+
+/// Metric names `lab check` accepts. They mirror the metrics registry, which is written in
+/// parallel with this module; once it lands, `crate::metrics::names()` replaces this list.
+pub const KNOWN_METRICS: &[&str] = &[
+    "exact_match",
+    "exact_match_strict",
+    "gsm8k_accuracy",
+    "rouge1",
+    "rouge2",
+    "rougeL",
+    "rougeLsum",
+    "sacrebleu",
+    "sentence_bleu",
+    "bertscore_minilm",
+];
+
+pub fn run(args: &CheckArgs) -> Result<()> {
+    let mut failed = 0;
+    for file in &args.files {
+        match check_file(file) {
+            Ok(summary) => println!("ok: {} ({summary})", file.display()),
+            Err(e) => {
+                failed += 1;
+                println!("FAILED: {}", file.display());
+                for line in format!("{e:#}").lines() {
+                    println!("  {line}");
+                }
+            }
+        }
+    }
+    if failed > 0 {
+        bail!("{failed} of {} file(s) failed the check", args.files.len());
+    }
+    Ok(())
+}
+
+/// Check one file by its kind; returns a one-line summary.
+pub fn check_file(path: &Path) -> Result<String> {
+    match path.extension().and_then(|e| e.to_str()) {
+        Some("toml") => check_experiment(path, Path::new(".")),
+        other => bail!(
+            "{}: cannot check {} files; supported: .toml (experiment files)",
+            path.display(),
+            other.map_or("extension-less".to_string(), |e| format!("`.{e}`"))
+        ),
+    }
+}
+
+/// Validate an experiment file completely, including that the files it names exist
+/// (relative paths resolve against `base_dir`, the directory `lab` runs in).
+pub fn check_experiment(path: &Path, base_dir: &Path) -> Result<String> {
+    let exp = load_experiment(path)?;
+    validate_with(&exp, KNOWN_METRICS)?;
+    check_files_exist(&exp, base_dir)
+        .with_context(|| format!("{} names a missing file", path.display()))?;
+    Ok(format!(
+        "{} strategies × {} seeds",
+        exp.strategies.len(),
+        exp.seeds.len()
+    ))
+}
+
+fn check_files_exist(exp: &Experiment, base_dir: &Path) -> Result<()> {
+    let data = resolve(base_dir, &exp.data.path);
+    if !data.exists() {
+        bail!(
+            "`data.path` = {} does not exist (relative paths are read from the directory you run `lab` in)",
+            data.display()
+        );
+    }
+    if let Some(model) = &exp.model.path {
+        let model = resolve(base_dir, model);
+        if !model.exists() {
+            bail!("`model.path` = {} does not exist", model.display());
+        }
+    }
+    for (i, s) in exp.strategies.iter().enumerate() {
+        let script = resolve(base_dir, &s.script_path());
+        if !script.is_file() {
+            bail!(
+                "`strategy[{i}]` `{}`: script {} does not exist (see strategies/ for the built-in ones)",
+                s.name,
+                script.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// `path` as read from `base_dir`; `.` is left out so messages show the path as written.
+fn resolve(base_dir: &Path, path: &Path) -> PathBuf {
+    if base_dir == Path::new(".") {
+        path.to_path_buf()
+    } else {
+        base_dir.join(path)
+    }
+}

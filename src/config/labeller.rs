@@ -1,0 +1,69 @@
+//! `[labeller]`: who labels the queried examples. Secrets never live in the experiment file;
+//! only the name of the environment variable that holds the API key does.
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LabellerKind {
+    /// The dataset's gold outputs.
+    #[default]
+    Golden,
+    /// A remote LLM over HTTP.
+    Llm,
+    /// A local model run by the lab.
+    Local,
+    Human,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Provider {
+    Openai,
+    Anthropic,
+    /// Any OpenAI-compatible server at `base_url`.
+    Custom,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LabellerConfig {
+    pub kind: LabellerKind,
+    pub provider: Option<Provider>,
+    pub base_url: Option<String>,
+    pub model: Option<String>,
+    pub api_key_env: Option<String>,
+    pub temperature: f64,
+    pub max_tokens: usize,
+    /// US dollars per million tokens.
+    pub price_input_per_mtok: f64,
+    pub price_output_per_mtok: f64,
+    pub concurrency: usize,
+    pub timeout_s: u64,
+    pub max_retries: u32,
+    pub batch_api: bool,
+    /// Labeled examples shown to the LLM in each prompt.
+    pub few_shot: usize,
+    pub system_prompt: Option<String>,
+}
+
+impl Default for LabellerConfig {
+    fn default() -> Self {
+        Self {
+            kind: LabellerKind::Golden,
+            provider: None,
+            base_url: None,
+            model: None,
+            api_key_env: None,
+            temperature: 0.0,
+            max_tokens: 64,
+            price_input_per_mtok: 0.0,
+            price_output_per_mtok: 0.0,
+            concurrency: 4,
+            timeout_s: 60,
+            max_retries: 5,
+            batch_api: false,
+            few_shot: 3,
+            system_prompt: None,
+        }
+    }
+}

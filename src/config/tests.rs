@@ -1,0 +1,289 @@
+use super::*;
+use std::path::PathBuf;
+
+const METRICS: &[&str] = &[
+    "exact_match",
+    "exact_match_strict",
+    "gsm8k_accuracy",
+    "rouge1",
+    "rouge2",
+    "rougeL",
+    "rougeLsum",
+    "sacrebleu",
+    "sentence_bleu",
+    "bertscore_minilm",
+];
+
+const MINIMAL: &str = r#"
+[data]
+path = "data/aeslc"
+
+[al]
+iterations = 3
+
+[[strategy]]
+name = "random"
+"#;
+
+fn parse(text: &str) -> anyhow::Result<Experiment> {
+    let exp = parse_experiment(text, Path::new("experiments/x.toml"))?;
+    validate_with(&exp, METRICS)?;
+    Ok(exp)
+}
+
+fn error_of(text: &str) -> String {
+    format!(
+        "{:#}",
+        parse(text).expect_err("the file should be rejected")
+    )
+}
+
+#[test]
+fn minimal_file_gets_documented_defaults() {
+    let exp = parse(MINIMAL).unwrap();
+    assert_eq!(exp.name, "x");
+    assert_eq!(exp.seeds, vec![0]);
+    assert_eq!(exp.results_dir, PathBuf::from("results"));
+    assert_eq!(exp.data.input_template, "{input}");
+    assert_eq!(
+        exp.data.effective_reference_fields(),
+        vec!["output".to_string()]
+    );
+    assert_eq!(exp.data.on_bad_row, OnBadRow::Fail);
+    assert_eq!(exp.model.name, "smollm2-135m-instruct");
+    assert_eq!(
+        (exp.model.max_input_tokens, exp.model.max_new_tokens),
+        (128, 16)
+    );
+    assert!(exp.model.first_line_only);
+    assert_eq!(exp.lora.r, 16);
+    assert_eq!(exp.lora.target_modules.len(), 7);
+    assert_eq!(exp.train.learning_rate, 3e-4);
+    assert_eq!(exp.train.schedule, LrSchedule::Linear);
+    assert_eq!(exp.al.init_size, Size::Count(10));
+    assert_eq!(exp.labeller.kind, LabellerKind::Golden);
+    assert_eq!(exp.eval.metrics, vec!["rouge1", "rouge2", "rougeL"]);
+    assert_eq!(exp.sandbox.max_operations, 50_000_000);
+    assert_eq!(
+        exp.strategies[0].script_path(),
+        PathBuf::from("strategies/random.rhai")
+    );
+    assert_eq!(exp.strategies[0].key(), "random");
+}
+
+#[test]
+fn misspelt_key_names_file_path_line_and_fix() {
+    let text = MINIMAL.replace("[al]", "[train]\nepochs = 2\nlerning_rate = 1e-4\n\n[al]");
+    let err = error_of(&text);
+    assert_eq!(
+        err,
+        "unknown key `train.lerning_rate` in experiments/x.toml line 7; did you mean `learning_rate`?"
+    );
+}
+
+#[test]
+fn misspelt_key_inside_a_strategy_table_names_its_index() {
+    let text = format!("{MINIMAL}\n[[strategy]]\nname = \"mnlp\"\nlable = \"m\"\n");
+    let err = error_of(&text);
+    assert!(
+        err.starts_with("unknown key `strategy[1].lable` in experiments/x.toml line 13"),
+        "{err}"
+    );
+    assert!(err.ends_with("did you mean `label`?"), "{err}");
+}
+
+#[test]
+fn unrelated_unknown_key_lists_the_valid_ones() {
+    let err = error_of(&MINIMAL.replace("[al]", "[al]\nzzzzzz = 1"));
+    assert!(err.contains("unknown key `al.zzzzzz`"), "{err}");
+    assert!(
+        err.contains("valid keys here: init_size, query_size, iterations"),
+        "{err}"
+    );
+}
+
+#[test]
+fn bad_enum_value_lists_valid_values() {
+    let err = error_of(&format!("{MINIMAL}\n[lora]\nmethod = \"qlra\"\n"));
+    assert_eq!(
+        err,
+        "`lora.method` in experiments/x.toml line 12: unknown value `qlra`; valid values: lora, dora, qlora (did you mean `qlora`?)"
+    );
+}
+
+#[test]
+fn wrong_type_names_key_and_line() {
+    let err = error_of(&format!("{MINIMAL}\n[model]\nbatch_size = \"big\"\n"));
+    assert!(
+        err.starts_with("`model.batch_size` in experiments/x.toml line 12: invalid type"),
+        "{err}"
+    );
+}
+
+#[test]
+fn missing_strategy_name_is_reported() {
+    let err = error_of(&format!("{MINIMAL}\n[[strategy]]\nlabel = \"b\"\n"));
+    assert!(
+        err.contains("`strategy[1].name` is required but missing in experiments/x.toml"),
+        "{err}"
+    );
+}
+
+#[test]
+fn syntax_error_names_line_and_column() {
+    let err = error_of("[data]\npath = \n");
+    assert!(
+        err.starts_with("experiments/x.toml line 2, column"),
+        "{err}"
+    );
+    assert!(err.contains("invalid TOML"), "{err}");
+}
+
+#[test]
+fn semantic_problems_are_all_reported_with_lines() {
+    let text = r#"seeds = [1, 1]
+[data]
+path = "d"
+input_template = "no placeholder"
+test_ratio = 1.5
+
+[train]
+learning_rate = -1.0
+
+[al]
+query_size = 2.5
+
+[[strategy]]
+name = "random"
+"#;
+    let err = error_of(text);
+    for needle in [
+        "`seeds` in experiments/x.toml line 1: lists a seed twice",
+        "`data.input_template` in experiments/x.toml line 4: must contain `{input}`",
+        "`data.test_ratio` in experiments/x.toml line 5: must be in (0, 1) (got 1.5)",
+        "`train.learning_rate` in experiments/x.toml line 8: must be greater than 0 (got -1)",
+        "`al.query_size` in experiments/x.toml line 11: a fraction of the pool must be in (0, 1]",
+        "`al` in experiments/x.toml line 10: needs a stopping criterion",
+    ] {
+        assert!(err.contains(needle), "missing {needle:?} in:\n{err}");
+    }
+}
+
+#[test]
+fn unknown_metric_suggests_nearest_registered_one() {
+    let text = MINIMAL.replace(
+        "[al]",
+        "[eval]\nmetrics = [\"rouge2\", \"rouge_l\"]\n\n[al]",
+    );
+    let err = error_of(&text);
+    assert!(
+        err.contains("unknown metric `rouge_l`; did you mean `rougeL`?"),
+        "{err}"
+    );
+    // Without the registry the same file passes structural validation.
+    validate(&parse_experiment(&text, Path::new("x.toml")).unwrap()).unwrap();
+}
+
+#[test]
+fn required_performance_must_be_an_evaluated_metric() {
+    let text = MINIMAL.replace(
+        "iterations = 3",
+        "required_performance = { sacrebleu = 30.0 }",
+    );
+    let err = error_of(&text);
+    assert!(err.contains("`al.required_performance.sacrebleu`"), "{err}");
+    assert!(err.contains("add it to eval.metrics"), "{err}");
+}
+
+#[test]
+fn api_key_env_must_be_a_variable_name() {
+    let text = format!("{MINIMAL}\n[labeller]\napi_key_env = \"sk-proj-abc123\"\n");
+    assert!(error_of(&text).contains("never the key itself"));
+}
+
+#[test]
+fn llm_labeller_needs_provider_and_model() {
+    let err = error_of(&format!("{MINIMAL}\n[labeller]\nkind = \"llm\"\n"));
+    assert!(err.contains("`labeller.provider`"), "{err}");
+    assert!(err.contains("`labeller.model`"), "{err}");
+}
+
+#[test]
+fn duplicate_strategy_needs_a_label() {
+    let twice = format!("{MINIMAL}\n[[strategy]]\nname = \"random\"\n");
+    assert!(error_of(&twice).contains("strategy `random` appears twice"));
+    let labelled = format!("{twice}label = \"random-2\"\n");
+    let exp = parse(&labelled).unwrap();
+    assert_eq!(exp.strategies[1].key(), "random-2");
+}
+
+#[test]
+fn resolved_config_round_trips_through_toml() {
+    let text = r#"
+name = "round"
+seeds = [3, 4]
+description = "all tables set"
+[data]
+path = "data/aeslc"
+reference_fields = ["subject", "annotations"]
+test_size = 100
+[model]
+hub_id = "Qwen/Qwen3-1.7B"
+[labeller]
+kind = "llm"
+provider = "openai"
+model = "gpt-4o-mini"
+api_key_env = "OPENAI_API_KEY"
+[al]
+query_size = 0.01
+iterations = 2
+required_performance = { rouge2 = 0.2 }
+[[strategy]]
+name = "huds"
+pool_subsample = 500
+params = { clusters = 5, lambda = 0.5, nested = { a = [1, 2] } }
+"#;
+    let exp = parse(text).unwrap();
+    let written = exp.to_toml_string().unwrap();
+    let again = parse_experiment(&written, Path::new("results/round/config.toml")).unwrap();
+    let (mut a, mut b) = (exp.clone(), again);
+    a.source = None;
+    b.source = None;
+    assert_eq!(a, b, "written:\n{written}");
+    // Every default is spelled out, so the file states the whole run.
+    assert!(written.contains("learning_rate = 0.0003"), "{written}");
+    assert!(
+        written.contains("api_key_env = \"OPENAI_API_KEY\""),
+        "{written}"
+    );
+}
+
+#[test]
+fn shipped_experiments_validate() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments");
+    let mut n = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            let exp = load_experiment(&path).unwrap();
+            validate_with(&exp, METRICS).unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
+            n += 1;
+        }
+    }
+    assert!(
+        n >= 3,
+        "expected quickstart and the paper experiments in {}",
+        dir.display()
+    );
+}
+
+#[test]
+fn check_rejects_unsupported_extensions_naming_supported_ones() {
+    let err = check::check_file(Path::new("strategies/x.py"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("cannot check `.py` files; supported: .toml"),
+        "{err}"
+    );
+}

@@ -1,0 +1,197 @@
+//! Field mapping: nested paths into a row (`answer.aliases`, `annotations.0`) and the
+//! conversion of one row into an [`Example`].
+use serde_json::Value;
+
+use super::Example;
+
+/// Which fields of a row make an example.
+#[derive(Clone, Debug)]
+pub struct FieldMap {
+    pub input: String,
+    pub output: String,
+    pub references: Vec<String>,
+}
+
+/// The value at a dotted `path`: object keys by name, array items by index. A key that itself
+/// contains dots (`"meta.title"`) is found too.
+pub fn lookup<'a>(row: &'a Value, path: &str) -> Option<&'a Value> {
+    if let Some(v) = row.as_object().and_then(|o| o.get(path)) {
+        return Some(v);
+    }
+    let (head, rest) = path.split_once('.')?;
+    let child = match row {
+        Value::Object(o) => o.get(head)?,
+        Value::Array(items) => items.get(head.parse::<usize>().ok()?)?,
+        _ => return None,
+    };
+    lookup_segments(child, rest)
+}
+
+fn lookup_segments<'a>(value: &'a Value, path: &str) -> Option<&'a Value> {
+    match value {
+        Value::Array(items) => {
+            let (head, rest) = path
+                .split_once('.')
+                .map_or((path, None), |(h, r)| (h, Some(r)));
+            let item = items.get(head.parse::<usize>().ok()?)?;
+            match rest {
+                Some(rest) => lookup_segments(item, rest),
+                None => Some(item),
+            }
+        }
+        _ => lookup(value, path),
+    }
+}
+
+fn kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "text",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// The text at `path`, which must be present and a non-empty string.
+fn text_field(row: &Value, path: &str, role: &str) -> Result<String, String> {
+    match lookup(row, path) {
+        None | Some(Value::Null) => Err(format!("{role} field `{path}` is missing")),
+        Some(Value::String(s)) if s.trim().is_empty() => {
+            Err(format!("{role} field `{path}` is empty"))
+        }
+        Some(Value::String(s)) => Ok(s.clone()),
+        Some(Value::Array(_)) => Err(format!(
+            "{role} field `{path}` is a list, expected text (pick one item with `{path}.0`)"
+        )),
+        Some(other) => Err(format!(
+            "{role} field `{path}` is {}, expected text",
+            kind(other)
+        )),
+    }
+}
+
+/// Texts under a reference path: a string, or a (nested) list of strings, flattened. A missing
+/// or null reference field gives none (train rows often lack extra references).
+fn reference_texts(row: &Value, path: &str, out: &mut Vec<String>) -> Result<(), String> {
+    fn flatten(value: &Value, path: &str, out: &mut Vec<String>) -> Result<(), String> {
+        match value {
+            Value::Null => Ok(()),
+            Value::String(s) => {
+                if !s.trim().is_empty() {
+                    out.push(s.clone());
+                }
+                Ok(())
+            }
+            Value::Array(items) => items.iter().try_for_each(|v| flatten(v, path, out)),
+            other => Err(format!(
+                "reference field `{path}` holds {}, expected text or a list of texts",
+                kind(other)
+            )),
+        }
+    }
+    match lookup(row, path) {
+        None => Ok(()),
+        Some(v) => flatten(v, path, out),
+    }
+}
+
+/// Build the example with id `id` from a row. References: the values of the reference fields
+/// in order, flattened, without empty ones, with the output first when it is not among them.
+pub fn to_example(row: &Value, id: u64, map: &FieldMap) -> Result<Example, String> {
+    if !row.is_object() {
+        return Err(format!(
+            "the row is {}, expected an object with named fields",
+            kind(row)
+        ));
+    }
+    let input = text_field(row, &map.input, "input")?;
+    let output = text_field(row, &map.output, "output")?;
+    let mut references = Vec::new();
+    for path in &map.references {
+        reference_texts(row, path, &mut references)?;
+    }
+    if !references.contains(&output) {
+        references.insert(0, output.clone());
+    }
+    Ok(Example {
+        id,
+        input,
+        output,
+        references,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn map(input: &str, output: &str, refs: &[&str]) -> FieldMap {
+        FieldMap {
+            input: input.into(),
+            output: output.into(),
+            references: refs.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn nested_paths_reach_objects_lists_and_dotted_keys() {
+        let row = json!({
+            "q": {"text": "hi"},
+            "answer": {"aliases": ["a", "b"], "value": "a"},
+            "annotations": ["x", "y"],
+            "meta.title": "dotted",
+            "grid": [[1, 2], [3, 4]],
+        });
+        assert_eq!(lookup(&row, "q.text"), Some(&json!("hi")));
+        assert_eq!(lookup(&row, "answer.aliases"), Some(&json!(["a", "b"])));
+        assert_eq!(lookup(&row, "annotations.1"), Some(&json!("y")));
+        assert_eq!(lookup(&row, "meta.title"), Some(&json!("dotted")));
+        assert_eq!(lookup(&row, "grid.1.0"), Some(&json!(3)));
+        assert_eq!(lookup(&row, "annotations.7"), None);
+        assert_eq!(lookup(&row, "q.missing"), None);
+    }
+
+    #[test]
+    fn references_flatten_lists_drop_empties_and_put_output_first() {
+        let row = json!({"q": "question", "answer": {"value": "Paris", "aliases": ["paris", "", "Paris, France"]}});
+        let ex = to_example(&row, 4, &map("q", "answer.value", &["answer.aliases"])).unwrap();
+        assert_eq!(ex.id, 4);
+        assert_eq!(ex.output, "Paris");
+        assert_eq!(ex.references, vec!["Paris", "paris", "Paris, France"]);
+        // Output already among the references: kept where it is, not repeated.
+        let row = json!({"q": "q", "s": "b", "ann": ["a", "b"]});
+        let ex = to_example(&row, 0, &map("q", "s", &["ann"])).unwrap();
+        assert_eq!(ex.references, vec!["a", "b"]);
+        // A missing extra reference field (train rows) gives just the output.
+        let row = json!({"q": "q", "s": "b"});
+        let ex = to_example(&row, 0, &map("q", "s", &["s", "ann"])).unwrap();
+        assert_eq!(ex.references, vec!["b"]);
+    }
+
+    #[test]
+    fn bad_fields_are_explained() {
+        let m = map("q", "a", &["refs"]);
+        let err = |row: Value| to_example(&row, 0, &m).unwrap_err();
+        assert_eq!(err(json!({"a": "x"})), "input field `q` is missing");
+        assert_eq!(
+            err(json!({"q": 3, "a": "x"})),
+            "input field `q` is a number, expected text"
+        );
+        assert_eq!(
+            err(json!({"q": "x", "a": "  "})),
+            "output field `a` is empty"
+        );
+        assert!(err(json!({"q": "x", "a": ["y"]})).contains("pick one item with `a.0`"));
+        assert_eq!(
+            err(json!({"q": "x", "a": "y", "refs": [1]})),
+            "reference field `refs` holds a number, expected text or a list of texts"
+        );
+        assert_eq!(
+            err(json!(["q"])),
+            "the row is a list, expected an object with named fields"
+        );
+    }
+}

@@ -1,0 +1,199 @@
+//! Reading raw rows from JSONL, JSON, CSV and Parquet files into JSON values. A row that cannot
+//! be read keeps its number and the reason, so the caller can fail or skip it by policy.
+use anyhow::{bail, Context, Result};
+use serde_json::{Map, Value};
+use std::path::Path;
+
+use crate::config::DataFormat;
+
+/// One row of a data file: its 1-based number (line for JSONL/CSV, record for JSON and
+/// Parquet) and its content, or why it could not be read.
+#[derive(Debug)]
+pub struct RawRow {
+    pub number: usize,
+    pub value: Result<Value, String>,
+}
+
+/// What a row number counts in `format`, for messages: "line 12", "record 3".
+pub fn row_unit(format: DataFormat) -> &'static str {
+    match format {
+        DataFormat::Jsonl | DataFormat::Csv => "line",
+        _ => "row",
+    }
+}
+
+/// The format of `path`: `configured` unless it is `auto`, else decided by extension.
+pub fn format_of(path: &Path, configured: DataFormat) -> Result<DataFormat> {
+    if configured != DataFormat::Auto {
+        return Ok(configured);
+    }
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    Ok(match ext.as_str() {
+        "jsonl" | "ndjson" => DataFormat::Jsonl,
+        "json" => DataFormat::Json,
+        "csv" | "tsv" => DataFormat::Csv,
+        "parquet" => DataFormat::Parquet,
+        _ => bail!(
+            "{}: cannot tell the data format from the extension; use .jsonl, .json, .csv, .tsv or .parquet, or set data.format",
+            path.display()
+        ),
+    })
+}
+
+/// Read every row of `path`.
+pub fn read_rows(path: &Path, format: DataFormat) -> Result<Vec<RawRow>> {
+    match format_of(path, format)? {
+        DataFormat::Jsonl => read_jsonl(path),
+        DataFormat::Json => read_json(path),
+        DataFormat::Csv => read_csv(path),
+        DataFormat::Parquet => super::parquet_rows::read_parquet(path),
+        DataFormat::Auto => unreachable!("format_of never returns Auto"),
+    }
+}
+
+fn read_text(path: &Path) -> Result<String> {
+    std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read data file {}", path.display()))
+}
+
+fn read_jsonl(path: &Path) -> Result<Vec<RawRow>> {
+    Ok(jsonl_rows(&read_text(path)?))
+}
+
+fn jsonl_rows(text: &str) -> Vec<RawRow> {
+    text.lines()
+        .enumerate()
+        .filter(|(_, line)| !line.trim().is_empty())
+        .map(|(i, line)| RawRow {
+            number: i + 1,
+            value: serde_json::from_str(line).map_err(|e| format!("invalid JSON: {e}")),
+        })
+        .collect()
+}
+
+/// A JSON array of records, `{"data": [...]}` / `{"rows": [...]}`, or column-oriented
+/// `{"field": [v1, v2, ...], ...}`. A `.json` file that is really JSON Lines is read as such.
+fn read_json(path: &Path) -> Result<Vec<RawRow>> {
+    let text = read_text(path)?;
+    let document: Value = match serde_json::from_str(&text) {
+        Ok(v) => v,
+        Err(e)
+            if e.classify() == serde_json::error::Category::Syntax && looks_like_jsonl(&text) =>
+        {
+            return Ok(jsonl_rows(&text));
+        }
+        Err(e) => bail!("{}: invalid JSON: {e}", path.display()),
+    };
+    let records = match document {
+        Value::Array(items) => items,
+        Value::Object(mut object) => {
+            if let Some(Value::Array(items)) =
+                object.remove("data").or_else(|| object.remove("rows"))
+            {
+                items
+            } else if !object.is_empty() && object.values().all(Value::is_array) {
+                columns_to_records(path, object)?
+            } else {
+                bail!(
+                    "{}: expected an array of records, {{\"data\": [...]}}, {{\"rows\": [...]}} or columns {{\"field\": [...]}}",
+                    path.display()
+                );
+            }
+        }
+        _ => bail!(
+            "{}: expected an array of records or an object",
+            path.display()
+        ),
+    };
+    Ok(records
+        .into_iter()
+        .enumerate()
+        .map(|(i, value)| RawRow {
+            number: i + 1,
+            value: Ok(value),
+        })
+        .collect())
+}
+
+fn looks_like_jsonl(text: &str) -> bool {
+    let mut lines = text.lines().filter(|l| !l.trim().is_empty());
+    let first_two: Vec<_> = lines.by_ref().take(2).collect();
+    first_two.len() == 2
+        && first_two
+            .iter()
+            .all(|l| serde_json::from_str::<Value>(l).is_ok_and(|v| v.is_object()))
+}
+
+fn columns_to_records(path: &Path, columns: Map<String, Value>) -> Result<Vec<Value>> {
+    let lengths: Vec<(String, usize)> = columns
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_array().map_or(0, Vec::len)))
+        .collect();
+    let n = lengths[0].1;
+    if let Some((k, len)) = lengths.iter().find(|(_, len)| *len != n) {
+        bail!(
+            "{}: column `{k}` has {len} values but `{}` has {n}; column-oriented JSON needs equal lengths",
+            path.display(),
+            lengths[0].0
+        );
+    }
+    let mut records = vec![Map::new(); n];
+    for (key, column) in columns {
+        if let Value::Array(values) = column {
+            for (record, value) in records.iter_mut().zip(values) {
+                record.insert(key.clone(), value);
+            }
+        }
+    }
+    Ok(records.into_iter().map(Value::Object).collect())
+}
+
+/// CSV (or TSV by extension) with a header row; every value is text.
+fn read_csv(path: &Path) -> Result<Vec<RawRow>> {
+    let tab = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("tsv"));
+    let mut reader = csv::ReaderBuilder::new()
+        .delimiter(if tab { b'\t' } else { b',' })
+        .flexible(true)
+        .from_path(path)
+        .with_context(|| format!("cannot read data file {}", path.display()))?;
+    let header = reader
+        .headers()
+        .with_context(|| format!("{}: cannot read the header row", path.display()))?
+        .clone();
+    let mut rows = Vec::new();
+    for (i, record) in reader.records().enumerate() {
+        let (number, value) = match record {
+            Ok(record) => {
+                let line = record.position().map_or(i + 2, |p| p.line() as usize);
+                let value = if record.len() != header.len() {
+                    Err(format!(
+                        "has {} values but the header has {} columns",
+                        record.len(),
+                        header.len()
+                    ))
+                } else {
+                    Ok(Value::Object(
+                        header
+                            .iter()
+                            .zip(record.iter())
+                            .map(|(k, v)| (k.to_string(), Value::String(v.to_string())))
+                            .collect(),
+                    ))
+                };
+                (line, value)
+            }
+            Err(e) => {
+                let line = e.position().map_or(i + 2, |p| p.line() as usize);
+                (line, Err(format!("invalid CSV: {e}")))
+            }
+        };
+        rows.push(RawRow { number, value });
+    }
+    Ok(rows)
+}
