@@ -143,7 +143,10 @@ fn registry_rouge_agrees_with_direct_calls() {
 /// (During development the port was checked against NLTK on all 64,927 such words.)
 #[test]
 fn porter_stemmer_matches_nltk_on_corpus_vocabulary() {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/porter_nltk.tsv");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/porter_nltk.tsv"
+    );
     let text = std::fs::read_to_string(path).expect("fixture is part of the repository");
     let mut wrong = Vec::new();
     let mut total = 0;
@@ -158,5 +161,10 @@ fn porter_stemmer_matches_nltk_on_corpus_vocabulary() {
         }
     }
     assert!(total > 2000, "fixture too small: {total} words");
-    assert!(wrong.is_empty(), "{} of {total} differ:\n{}", wrong.len(), wrong.join("\n"));
+    assert!(
+        wrong.is_empty(),
+        "{} of {total} differ:\n{}",
+        wrong.len(),
+        wrong.join("\n")
+    );
 }

@@ -14,6 +14,17 @@ pub struct PlannedExperiment {
     pub planned_iterations: Option<usize>,
 }
 
+impl From<&crate::config::Experiment> for PlannedExperiment {
+    fn from(exp: &crate::config::Experiment) -> Self {
+        PlannedExperiment {
+            name: exp.name.clone(),
+            strategies: exp.strategies.iter().map(|s| s.key().to_string()).collect(),
+            seeds: exp.seeds.clone(),
+            planned_iterations: exp.al.iterations.map(|n| n + 1),
+        }
+    }
+}
+
 /// One aligned text table, a row per cell: iterations done / planned, labeled count, the
 /// first metric of the last curve row, and the state (not started, resumable, finished and
 /// why, or unreadable with the reason).
@@ -199,5 +210,34 @@ mod tests {
             lines[4].contains("unreadable") && lines[4].contains("--fresh"),
             "{table}"
         );
+    }
+
+    #[test]
+    fn plan_and_cell_config_come_from_the_experiment_file() {
+        use crate::runner::persist::cell_config_toml;
+        use crate::runner::stopping::StoppingCriteria;
+        let exp = crate::config::load_experiment(Path::new("experiments/quickstart.toml")).unwrap();
+        let plan = PlannedExperiment::from(&exp);
+        assert_eq!(plan.name, "quickstart");
+        assert_eq!(plan.seeds, exp.seeds);
+        assert_eq!(plan.strategies.len(), exp.strategies.len());
+        let stop = StoppingCriteria::from(&exp.al);
+        assert_eq!(plan.planned_iterations, stop.planned_iterations());
+        assert!(!stop.is_empty());
+
+        let toml = cell_config_toml(&exp, &exp.strategies[1], exp.seeds[1]).unwrap();
+        let cell: toml::Table = toml.parse().unwrap();
+        assert_eq!(cell["seeds"].as_array().unwrap().len(), 1);
+        assert_eq!(cell["seeds"][0].as_integer(), Some(exp.seeds[1] as i64));
+        let strategies = cell["strategy"].as_array().unwrap();
+        assert_eq!(strategies.len(), 1);
+        assert_eq!(
+            strategies[0]["name"].as_str(),
+            Some(exp.strategies[1].name.as_str())
+        );
+        let paths = CellPaths::for_cell(&exp, exp.strategies[1].key(), 1);
+        assert!(paths
+            .dir
+            .ends_with(format!("quickstart/{}/seed-1", exp.strategies[1].key())));
     }
 }
