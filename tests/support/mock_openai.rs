@@ -67,7 +67,10 @@ impl Default for Options {
 
 /// The default reply: reasoning, then `re: <first four words>` of the input, then more text.
 pub fn subject_reply(input: &str) -> String {
-    format!("<think>Read it first.</think>\n{}\nA second line.", expected_label(input))
+    format!(
+        "<think>Read it first.</think>\n{}\nA second line.",
+        expected_label(input)
+    )
 }
 
 /// The label a run should keep from [`subject_reply`].
@@ -156,7 +159,11 @@ impl MockServer {
 
     fn serve(&mut self, listener: TcpListener) {
         self.running.store(true, Ordering::SeqCst);
-        let (state, running, options) = (self.state.clone(), self.running.clone(), self.options.clone());
+        let (state, running, options) = (
+            self.state.clone(),
+            self.running.clone(),
+            self.options.clone(),
+        );
         self.accept = Some(std::thread::spawn(move || {
             for stream in listener.incoming() {
                 if !running.load(Ordering::SeqCst) {
@@ -194,7 +201,13 @@ impl MockServer {
     }
 
     pub fn inject(&self, route: Route, fault: Fault) {
-        self.state.lock().unwrap().faults.entry(route).or_default().push_back(fault);
+        self.state
+            .lock()
+            .unwrap()
+            .faults
+            .entry(route)
+            .or_default()
+            .push_back(fault);
     }
 
     pub fn requests(&self) -> Vec<Recorded> {
@@ -202,7 +215,10 @@ impl MockServer {
     }
 
     pub fn count(&self, method: &str, path: &str) -> usize {
-        self.requests().iter().filter(|r| r.method == method && r.path == path).count()
+        self.requests()
+            .iter()
+            .filter(|r| r.method == method && r.path == path)
+            .count()
     }
 
     pub fn served(&self) -> Vec<Served> {
@@ -246,11 +262,16 @@ fn openai_error(status: u16, message: &str, kind: &str, code: &str) -> Response 
 
 /// Anthropic's error body.
 fn anthropic_error(status: u16, kind: &str, message: &str) -> Response {
-    json_response(status, json!({"type": "error", "error": {"type": kind, "message": message}}))
+    json_response(
+        status,
+        json!({"type": "error", "error": {"type": kind, "message": message}}),
+    )
 }
 
 fn handle(mut stream: TcpStream, state: &Mutex<State>, options: &Options) {
-    let Some(req) = read_request(&mut stream) else { return };
+    let Some(req) = read_request(&mut stream) else {
+        return;
+    };
     state.lock().unwrap().requests.push(req.clone());
     let resp = route(&req, state, options);
     let reason = match resp.status {
@@ -277,7 +298,9 @@ fn handle(mut stream: TcpStream, state: &Mutex<State>, options: &Options) {
 }
 
 fn read_request(stream: &mut TcpStream) -> Option<Recorded> {
-    stream.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .ok()?;
     let mut reader = BufReader::new(stream);
     let mut line = String::new();
     reader.read_line(&mut line).ok()?;
@@ -314,7 +337,9 @@ fn route(req: &Recorded, state: &Mutex<State>, o: &Options) -> Response {
     if req.method == "POST" && path == "/v1/messages" {
         return messages(req, state, o);
     }
-    let bearer = req.header("authorization").and_then(|v| v.strip_prefix("Bearer "));
+    let bearer = req
+        .header("authorization")
+        .and_then(|v| v.strip_prefix("Bearer "));
     if bearer != Some(o.api_key.as_str()) {
         let shown = bearer.unwrap_or("");
         return openai_error(
@@ -328,7 +353,9 @@ fn route(req: &Recorded, state: &Mutex<State>, o: &Options) -> Response {
         ("POST", "/v1/chat/completions") => chat(req, state, o),
         ("POST", "/v1/files") => upload(req, state),
         ("POST", "/v1/batches") => create_batch(req, state),
-        ("GET", p) if p.starts_with("/v1/batches/") => get_batch(&p["/v1/batches/".len()..], state, o),
+        ("GET", p) if p.starts_with("/v1/batches/") => {
+            get_batch(&p["/v1/batches/".len()..], state, o)
+        }
         ("GET", p) if p.starts_with("/v1/files/") && p.ends_with("/content") => {
             let id = &p["/v1/files/".len()..p.len() - "/content".len()];
             match state.lock().unwrap().files.get(id) {
@@ -337,10 +364,20 @@ fn route(req: &Recorded, state: &Mutex<State>, o: &Options) -> Response {
                     body: c.clone(),
                     headers: vec![],
                 },
-                None => openai_error(404, &format!("No such File object: {id}"), "invalid_request_error", "file_not_found"),
+                None => openai_error(
+                    404,
+                    &format!("No such File object: {id}"),
+                    "invalid_request_error",
+                    "file_not_found",
+                ),
             }
         }
-        _ => openai_error(404, &format!("Unknown request URL: {} {path}", req.method), "invalid_request_error", "unknown_url"),
+        _ => openai_error(
+            404,
+            &format!("Unknown request URL: {} {path}", req.method),
+            "invalid_request_error",
+            "unknown_url",
+        ),
     }
 }
 
@@ -355,16 +392,33 @@ fn turns_of(body: &Value, with_system: bool) -> Vec<Turn> {
             turns.push(("system".to_string(), s.to_string()));
         }
     }
-    for m in body.get("messages").and_then(Value::as_array).into_iter().flatten() {
-        let role = m.get("role").and_then(Value::as_str).unwrap_or("").to_string();
-        let content = m.get("content").and_then(Value::as_str).unwrap_or("").to_string();
+    for m in body
+        .get("messages")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let role = m
+            .get("role")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        let content = m
+            .get("content")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
         turns.push((role, content));
     }
     turns
 }
 
 /// The reply text and usage for a request body, or an OpenAI error.
-fn complete(body: &Value, o: &Options, empty: bool) -> Result<(String, u64, u64, String), Response> {
+fn complete(
+    body: &Value,
+    o: &Options,
+    empty: bool,
+) -> Result<(String, u64, u64, String), Response> {
     let model = body.get("model").and_then(Value::as_str).unwrap_or("");
     if model != o.model {
         return Err(openai_error(
@@ -376,9 +430,18 @@ fn complete(body: &Value, o: &Options, empty: bool) -> Result<(String, u64, u64,
     }
     let turns = turns_of(body, true);
     if turns.is_empty() {
-        return Err(openai_error(400, "'messages' is a required property", "invalid_request_error", "invalid_value"));
+        return Err(openai_error(
+            400,
+            "'messages' is a required property",
+            "invalid_request_error",
+            "invalid_value",
+        ));
     }
-    let text = if empty { String::new() } else { (o.responder)(&turns) };
+    let text = if empty {
+        String::new()
+    } else {
+        (o.responder)(&turns)
+    };
     let input_tokens: u64 = turns.iter().map(|(_, c)| count_tokens(c) + 4).sum();
     let max = body
         .get("max_completion_tokens")
@@ -404,15 +467,31 @@ fn apply_fault(fault: Option<Fault>, anthropic: bool) -> Result<bool, Response> 
         None => Ok(false),
         Some(Fault::RateLimit(secs)) => {
             let mut r = if anthropic {
-                anthropic_error(429, "rate_limit_error", "Number of requests has exceeded your rate limit")
+                anthropic_error(
+                    429,
+                    "rate_limit_error",
+                    "Number of requests has exceeded your rate limit",
+                )
             } else {
-                openai_error(429, "Rate limit reached for requests", "requests", "rate_limit_exceeded")
+                openai_error(
+                    429,
+                    "Rate limit reached for requests",
+                    "requests",
+                    "rate_limit_exceeded",
+                )
             };
             r.headers.push(("Retry-After".into(), format!("{secs}")));
             Err(r)
         }
-        Some(Fault::ServerError) if anthropic => Err(anthropic_error(529, "overloaded_error", "Overloaded")),
-        Some(Fault::ServerError) => Err(openai_error(500, "The server had an error while processing your request.", "server_error", "server_error")),
+        Some(Fault::ServerError) if anthropic => {
+            Err(anthropic_error(529, "overloaded_error", "Overloaded"))
+        }
+        Some(Fault::ServerError) => Err(openai_error(
+            500,
+            "The server had an error while processing your request.",
+            "server_error",
+            "server_error",
+        )),
         Some(Fault::Slow(d)) => {
             std::thread::sleep(d);
             Ok(false)
@@ -423,8 +502,17 @@ fn apply_fault(fault: Option<Fault>, anthropic: bool) -> Result<bool, Response> 
             headers: vec![],
         }),
         Some(Fault::Empty) => Ok(true),
-        Some(Fault::Unauthorized) if anthropic => Err(anthropic_error(401, "authentication_error", "invalid x-api-key")),
-        Some(Fault::Unauthorized) => Err(openai_error(401, "Incorrect API key provided.", "invalid_request_error", "invalid_api_key")),
+        Some(Fault::Unauthorized) if anthropic => Err(anthropic_error(
+            401,
+            "authentication_error",
+            "invalid x-api-key",
+        )),
+        Some(Fault::Unauthorized) => Err(openai_error(
+            401,
+            "Incorrect API key provided.",
+            "invalid_request_error",
+            "invalid_api_key",
+        )),
     }
 }
 
@@ -434,15 +522,34 @@ fn chat(req: &Recorded, state: &Mutex<State>, o: &Options) -> Response {
         Err(r) => return r,
     };
     let Ok(body) = serde_json::from_str::<Value>(&req.body) else {
-        return openai_error(400, "We could not parse the JSON body of your request.", "invalid_request_error", "invalid_json");
+        return openai_error(
+            400,
+            "We could not parse the JSON body of your request.",
+            "invalid_request_error",
+            "invalid_json",
+        );
     };
     match complete(&body, o, empty) {
         Ok((text, input_tokens, output_tokens, input)) => {
             // An empty reply is a failed call for the client: not listed as paid.
             if !text.is_empty() {
-                state.lock().unwrap().served.push(Served { input, input_tokens, output_tokens, batch: false });
+                state.lock().unwrap().served.push(Served {
+                    input,
+                    input_tokens,
+                    output_tokens,
+                    batch: false,
+                });
             }
-            json_response(200, completion_object("chatcmpl-mock", &o.model, &text, input_tokens, output_tokens))
+            json_response(
+                200,
+                completion_object(
+                    "chatcmpl-mock",
+                    &o.model,
+                    &text,
+                    input_tokens,
+                    output_tokens,
+                ),
+            )
         }
         Err(r) => r,
     }
@@ -453,7 +560,11 @@ fn messages(req: &Recorded, state: &Mutex<State>, o: &Options) -> Response {
         return anthropic_error(401, "authentication_error", "invalid x-api-key");
     }
     if req.header("anthropic-version") != Some("2023-06-01") {
-        return anthropic_error(400, "invalid_request_error", "anthropic-version: header is required");
+        return anthropic_error(
+            400,
+            "invalid_request_error",
+            "anthropic-version: header is required",
+        );
     }
     let empty = match apply_fault(take_fault(state, Route::Messages), true) {
         Ok(e) => e,
@@ -465,22 +576,40 @@ fn messages(req: &Recorded, state: &Mutex<State>, o: &Options) -> Response {
     if body.get("max_tokens").and_then(Value::as_u64).is_none() {
         return anthropic_error(400, "invalid_request_error", "max_tokens: Field required");
     }
-    let roles_ok = turns_of(&body, false).iter().all(|(r, _)| r == "user" || r == "assistant");
+    let roles_ok = turns_of(&body, false)
+        .iter()
+        .all(|(r, _)| r == "user" || r == "assistant");
     if !roles_ok {
-        return anthropic_error(400, "invalid_request_error", "messages: roles must be user or assistant; use the top-level system field");
+        return anthropic_error(
+            400,
+            "invalid_request_error",
+            "messages: roles must be user or assistant; use the top-level system field",
+        );
     }
     match complete(&body, o, empty) {
         Ok((text, input_tokens, output_tokens, input)) => {
             // An empty reply is a failed call for the client: not listed as paid.
             if !text.is_empty() {
-                state.lock().unwrap().served.push(Served { input, input_tokens, output_tokens, batch: false });
+                state.lock().unwrap().served.push(Served {
+                    input,
+                    input_tokens,
+                    output_tokens,
+                    batch: false,
+                });
             }
-            let content = if text.is_empty() { json!([]) } else { json!([{"type": "text", "text": text}]) };
-            json_response(200, json!({
-                "id": "msg_mock", "type": "message", "role": "assistant", "model": o.model,
-                "content": content, "stop_reason": "end_turn", "stop_sequence": null,
-                "usage": {"input_tokens": input_tokens, "output_tokens": output_tokens}
-            }))
+            let content = if text.is_empty() {
+                json!([])
+            } else {
+                json!([{"type": "text", "text": text}])
+            };
+            json_response(
+                200,
+                json!({
+                    "id": "msg_mock", "type": "message", "role": "assistant", "model": o.model,
+                    "content": content, "stop_reason": "end_turn", "stop_sequence": null,
+                    "usage": {"input_tokens": input_tokens, "output_tokens": output_tokens}
+                }),
+            )
         }
         Err(_) => {
             let model = body.get("model").and_then(Value::as_str).unwrap_or("");
@@ -498,11 +627,18 @@ fn new_id(state: &mut State, prefix: &str) -> String {
 fn upload(req: &Recorded, state: &Mutex<State>) -> Response {
     let ct = req.header("content-type").unwrap_or("");
     let Some(boundary) = ct.split("boundary=").nth(1) else {
-        return openai_error(400, "Expected multipart/form-data", "invalid_request_error", "invalid_content_type");
+        return openai_error(
+            400,
+            "Expected multipart/form-data",
+            "invalid_request_error",
+            "invalid_content_type",
+        );
     };
     let (mut purpose, mut file) = (None, None);
     for part in req.body.split(&format!("--{boundary}")) {
-        let Some((head, content)) = part.split_once("\r\n\r\n") else { continue };
+        let Some((head, content)) = part.split_once("\r\n\r\n") else {
+            continue;
+        };
         let content = content.strip_suffix("\r\n").unwrap_or(content);
         if head.contains("name=\"purpose\"") {
             purpose = Some(content.to_string());
@@ -511,32 +647,64 @@ fn upload(req: &Recorded, state: &Mutex<State>) -> Response {
         }
     }
     let (Some(purpose), Some(file)) = (purpose, file) else {
-        return openai_error(400, "Missing purpose or file", "invalid_request_error", "missing_field");
+        return openai_error(
+            400,
+            "Missing purpose or file",
+            "invalid_request_error",
+            "missing_field",
+        );
     };
     if purpose != "batch" {
-        return openai_error(400, &format!("Invalid purpose {purpose}"), "invalid_request_error", "invalid_purpose");
+        return openai_error(
+            400,
+            &format!("Invalid purpose {purpose}"),
+            "invalid_request_error",
+            "invalid_purpose",
+        );
     }
     let mut s = state.lock().unwrap();
     let id = new_id(&mut s, "file");
     let bytes = file.len();
     s.files.insert(id.clone(), file);
-    json_response(200, json!({"id": id, "object": "file", "bytes": bytes, "created_at": 1_700_000_000,
-                              "filename": "batch.jsonl", "purpose": "batch", "status": "processed"}))
+    json_response(
+        200,
+        json!({"id": id, "object": "file", "bytes": bytes, "created_at": 1_700_000_000,
+                              "filename": "batch.jsonl", "purpose": "batch", "status": "processed"}),
+    )
 }
 
 fn create_batch(req: &Recorded, state: &Mutex<State>) -> Response {
     let Ok(body) = serde_json::from_str::<Value>(&req.body) else {
-        return openai_error(400, "invalid JSON body", "invalid_request_error", "invalid_json");
+        return openai_error(
+            400,
+            "invalid JSON body",
+            "invalid_request_error",
+            "invalid_json",
+        );
     };
-    let input = body.get("input_file_id").and_then(Value::as_str).unwrap_or("").to_string();
+    let input = body
+        .get("input_file_id")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
     if body.get("endpoint").and_then(Value::as_str) != Some("/v1/chat/completions")
         || body.get("completion_window").and_then(Value::as_str) != Some("24h")
     {
-        return openai_error(400, "endpoint must be /v1/chat/completions and completion_window 24h", "invalid_request_error", "invalid_value");
+        return openai_error(
+            400,
+            "endpoint must be /v1/chat/completions and completion_window 24h",
+            "invalid_request_error",
+            "invalid_value",
+        );
     }
     let mut s = state.lock().unwrap();
     let Some(content) = s.files.get(&input) else {
-        return openai_error(404, &format!("No such File object: {input}"), "invalid_request_error", "file_not_found");
+        return openai_error(
+            404,
+            &format!("No such File object: {input}"),
+            "invalid_request_error",
+            "file_not_found",
+        );
     };
     let total = content.lines().filter(|l| !l.trim().is_empty()).count();
     let id = new_id(&mut s, "batch");
@@ -549,7 +717,13 @@ fn create_batch(req: &Recorded, state: &Mutex<State>) -> Response {
         "cancelled_at": null, "request_counts": {"total": total, "completed": 0, "failed": 0},
         "metadata": null
     });
-    s.batches.insert(id, Batch { object: object.clone(), polls: 0 });
+    s.batches.insert(
+        id,
+        Batch {
+            object: object.clone(),
+            polls: 0,
+        },
+    );
     json_response(200, object)
 }
 
@@ -561,7 +735,12 @@ fn get_batch(id: &str, state: &Mutex<State>, o: &Options) -> Response {
     }
     let mut s = state.lock().unwrap();
     let Some(b) = s.batches.get_mut(id) else {
-        return openai_error(404, &format!("No such Batch object: {id}"), "invalid_request_error", "batch_not_found");
+        return openai_error(
+            404,
+            &format!("No such Batch object: {id}"),
+            "invalid_request_error",
+            "batch_not_found",
+        );
     };
     b.polls += 1;
     if b.polls < o.batch_polls {
@@ -579,16 +758,29 @@ fn get_batch(id: &str, state: &Mutex<State>, o: &Options) -> Response {
         let v: Value = serde_json::from_str(line).unwrap();
         let custom_id = v["custom_id"].clone();
         let body = &v["body"];
-        let marked = o.batch_fail_marker.as_ref().is_some_and(|m| last_user(&turns_of(body, false)).contains(m.as_str()));
+        let marked = o
+            .batch_fail_marker
+            .as_ref()
+            .is_some_and(|m| last_user(&turns_of(body, false)).contains(m.as_str()));
         let result = if marked {
-            Err(openai_error(500, "The server had an error processing this request.", "server_error", "server_error"))
+            Err(openai_error(
+                500,
+                "The server had an error processing this request.",
+                "server_error",
+                "server_error",
+            ))
         } else {
             complete(body, o, false)
         };
         match result {
             Ok((text, i, t, input)) => {
                 ok_n += 1;
-                served.push(Served { input, input_tokens: i, output_tokens: t, batch: true });
+                served.push(Served {
+                    input,
+                    input_tokens: i,
+                    output_tokens: t,
+                    batch: true,
+                });
                 let body = completion_object(&format!("chatcmpl-b{n}"), &o.model, &text, i, t);
                 out.push_str(&json!({"id": format!("batch_req_{n}"), "custom_id": custom_id,
                     "response": {"status_code": 200, "request_id": format!("req_{n}"), "body": body}, "error": null}).to_string());
@@ -615,6 +807,7 @@ fn get_batch(id: &str, state: &Mutex<State>, o: &Options) -> Response {
     b.object["output_file_id"] = json!(out_id);
     b.object["error_file_id"] = json!(err_id);
     b.object["completed_at"] = json!(1_700_000_100);
-    b.object["request_counts"] = json!({"total": ok_n + failed_n, "completed": ok_n, "failed": failed_n});
+    b.object["request_counts"] =
+        json!({"total": ok_n + failed_n, "completed": ok_n, "failed": failed_n});
     json_response(200, b.object.clone())
 }

@@ -21,14 +21,23 @@ pub fn emails(n: usize) -> Vec<Example> {
         .map(|i| {
             example(
                 i as u64,
-                &format!("Meeting number {i} moved to Tuesday at {} pm. Please confirm by email.", i % 12 + 1),
+                &format!(
+                    "Meeting number {i} moved to Tuesday at {} pm. Please confirm by email.",
+                    i % 12 + 1
+                ),
             )
         })
         .collect()
 }
 
 /// A config for the mock server: key from `key_var`, fast retries, the cache in `cache`.
-pub fn config(provider: Provider, base_url: &str, model: &str, key_var: &str, cache: &Path) -> LlmLabellerConfig {
+pub fn config(
+    provider: Provider,
+    base_url: &str,
+    model: &str,
+    key_var: &str,
+    cache: &Path,
+) -> LlmLabellerConfig {
     let mut c = LlmLabellerConfig::new(provider, model);
     c.base_url = Some(base_url.to_string());
     c.api_key_env = Some(key_var.to_string());
@@ -56,7 +65,10 @@ pub fn all_file_text(dir: &Path) -> Vec<(String, String)> {
                 stack.push(p);
             } else {
                 let bytes = std::fs::read(&p).unwrap();
-                out.push((p.display().to_string(), String::from_utf8_lossy(&bytes).into_owned()));
+                out.push((
+                    p.display().to_string(),
+                    String::from_utf8_lossy(&bytes).into_owned(),
+                ));
             }
         }
     }
