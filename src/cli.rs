@@ -37,6 +37,12 @@ pub enum Command {
     Metrics(crate::metrics::command::MetricsArgs),
     /// List the strategy scripts: name, kind (al/ed), description, host primitives they need.
     Strategies(crate::strategy::cli::StrategiesArgs),
+    /// Run an experiment: every strategy × seed, resumable; writes results/<name>/.
+    Run(crate::runner::cli::RunArgs),
+    /// Run many experiment files (optionally one shard of their cells), then print where each stands.
+    Bench(crate::runner::cli::BenchArgs),
+    /// Run one query of a strategy on the base model and print the chosen ids with scores.
+    Select(crate::runner::select::SelectArgs),
     /// Time the selection kernels on a synthetic pool (100k × 384, k = 1,000): seconds and peak memory of each.
     BenchKernels(crate::strategy::kernels::bench::BenchKernelsArgs),
 }
@@ -72,6 +78,9 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
         Command::Labels(args) => crate::labeller::stats::run(args),
         Command::Metrics(args) => crate::metrics::command::run(&args),
         Command::Strategies(args) => crate::strategy::cli::run(&args),
+        Command::Run(args) => crate::runner::cli::run(&args),
+        Command::Bench(args) => crate::runner::cli::bench(&args),
+        Command::Select(args) => crate::runner::select::run(&args),
         Command::BenchKernels(args) => crate::strategy::kernels::bench::run(&args),
     }
 }
