@@ -34,9 +34,9 @@ pub fn run(args: &CheckArgs) -> Result<()> {
             Ok(summary) => println!("ok: {} ({summary})", file.display()),
             Err(e) => {
                 failed += 1;
-                println!("FAILED: {}", file.display());
+                eprintln!("FAILED: {}", file.display());
                 for line in format!("{e:#}").lines() {
-                    println!("  {line}");
+                    eprintln!("  {line}");
                 }
             }
         }
