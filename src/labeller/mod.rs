@@ -42,3 +42,15 @@ pub trait Labeller: Send {
     /// Dollars spent so far by this labeller in this cell (including cached labels: 0).
     fn spent(&self) -> f64;
 }
+
+pub mod anthropic;
+pub mod batch;
+pub mod budget;
+pub mod cache;
+pub mod golden;
+pub mod judge;
+pub mod llm;
+pub mod openai;
+pub mod prompt;
+pub mod retry;
+pub mod stats;

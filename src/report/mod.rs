@@ -1,1 +1,155 @@
-//! report
+//! Aggregation over seeds, label-savings tables and figures for one experiment's results:
+//! `summary.csv`, `<metric>.svg|png` and `report.md` in `results/<experiment>/`.
+pub mod aggregate;
+pub mod cli;
+pub mod font;
+pub mod load;
+pub mod markdown;
+pub mod plot;
+pub mod savings;
+pub mod stats;
+pub mod summary;
+
+pub use aggregate::XAxis;
+
+use crate::util::atomic_write_string;
+use anyhow::{bail, Result};
+use std::path::{Path, PathBuf};
+
+/// How to build a report.
+#[derive(Clone, Debug)]
+pub struct ReportOptions {
+    /// The strategy the others are compared with (normally `random`).
+    pub reference: String,
+    /// The x axis of the figures. Tables and summary.csv are always by labeled count.
+    pub x: XAxis,
+}
+
+impl Default for ReportOptions {
+    fn default() -> Self {
+        ReportOptions {
+            reference: "random".to_string(),
+            x: XAxis::Labeled,
+        }
+    }
+}
+
+/// What `write_report` produced.
+#[derive(Clone, Debug)]
+pub struct ReportSummary {
+    pub experiment: String,
+    pub strategies: Vec<String>,
+    pub metrics: Vec<String>,
+    /// Every file written, summary.csv and report.md included.
+    pub files: Vec<PathBuf>,
+    /// One label-efficiency table per metric.
+    pub tables: Vec<savings::SavingsTable>,
+}
+
+/// Write summary.csv, figures by labeled count and report.md into `experiment_dir`.
+pub fn write_report(experiment_dir: &Path, reference_strategy: &str) -> Result<ReportSummary> {
+    write_report_with(
+        experiment_dir,
+        &ReportOptions {
+            reference: reference_strategy.to_string(),
+            x: XAxis::Labeled,
+        },
+    )
+}
+
+pub fn write_report_with(experiment_dir: &Path, options: &ReportOptions) -> Result<ReportSummary> {
+    let curves = load::load_experiment_curves(experiment_dir)?;
+    if options.x == XAxis::Cost {
+        let any_cost = curves
+            .strategies
+            .iter()
+            .flat_map(|s| &s.seeds)
+            .flat_map(|s| &s.curve.rows)
+            .any(|r| r.cost > 0.0);
+        if !any_cost {
+            bail!(
+                "every curve in {} has cost 0 (golden labels are free): plotting by cost needs \
+                 a labeller that charges; use `--x labeled`",
+                experiment_dir.display()
+            );
+        }
+    }
+    let mut files = Vec::new();
+    let mut by_labeled = Vec::new();
+    let mut tables = Vec::new();
+    let mut figures = Vec::new();
+    for metric in &curves.metrics {
+        let mean = aggregate::mean_curves(&curves, metric, XAxis::Labeled);
+        if mean.is_empty() {
+            continue;
+        }
+        tables.push(savings::savings_table(metric, &mean, &options.reference));
+        let plotted = match options.x {
+            XAxis::Labeled => mean.clone(),
+            XAxis::Cost => aggregate::mean_curves(&curves, metric, XAxis::Cost),
+        };
+        let spec = plot::FigureSpec {
+            experiment: &curves.name,
+            metric,
+            reference: &options.reference,
+            x: options.x,
+        };
+        let stem = match options.x {
+            XAxis::Labeled => file_stem(metric),
+            XAxis::Cost => format!("{}-by-cost", file_stem(metric)),
+        };
+        let svg_path = experiment_dir.join(format!("{stem}.svg"));
+        atomic_write_string(&svg_path, &plot::render_svg(&plotted, &spec)?)?;
+        let png_path = experiment_dir.join(format!("{stem}.png"));
+        plot::write_png(&plotted, &spec, &png_path)?;
+        figures.push(format!("{stem}.svg"));
+        files.push(svg_path);
+        files.push(png_path);
+        by_labeled.extend(mean);
+    }
+    // Stable sort: rows grouped by strategy, metrics in config order within each.
+    by_labeled.sort_by(|a, b| a.strategy.cmp(&b.strategy));
+    let summary_path = experiment_dir.join("summary.csv");
+    atomic_write_string(&summary_path, &summary::summary_csv(&by_labeled)?)?;
+    files.push(summary_path);
+
+    let seeds: Vec<markdown::SeedCount<'_>> = curves
+        .strategies
+        .iter()
+        .map(|s| markdown::SeedCount {
+            strategy: &s.strategy,
+            seeds: s.seeds.len(),
+        })
+        .collect();
+    let report_path = experiment_dir.join("report.md");
+    atomic_write_string(
+        &report_path,
+        &markdown::render_report(&curves.name, &seeds, &tables, &figures),
+    )?;
+    files.push(report_path);
+    Ok(ReportSummary {
+        experiment: curves.name.clone(),
+        strategies: curves
+            .strategies
+            .iter()
+            .map(|s| s.strategy.clone())
+            .collect(),
+        metrics: curves.metrics.clone(),
+        files,
+        tables,
+    })
+}
+
+/// A metric name made safe as a file name.
+fn file_stem(metric: &str) -> String {
+    metric
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}

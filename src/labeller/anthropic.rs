@@ -1,0 +1,151 @@
+//! Anthropic messages API (`POST {base_url}/v1/messages`, `x-api-key`,
+//! `anthropic-version: 2023-06-01`, system prompt as a top-level field).
+use super::llm::{ApiKey, ChatApi, Completion, Usage};
+use super::openai::head;
+use super::prompt::{ChatRequest, Role};
+use super::retry::{classify_ureq, CallError};
+use serde_json::{json, Value};
+use std::time::Duration;
+
+pub const API_VERSION: &str = "2023-06-01";
+
+pub struct AnthropicApi {
+    agent: ureq::Agent,
+    /// Without the version path, e.g. `https://api.anthropic.com`.
+    base_url: String,
+    model: String,
+    key: ApiKey,
+    timeout: Duration,
+}
+
+impl AnthropicApi {
+    pub fn new(base_url: &str, model: &str, key: ApiKey, timeout: Duration) -> Self {
+        AnthropicApi {
+            agent: ureq::AgentBuilder::new()
+                .timeout_connect(timeout.min(Duration::from_secs(10)))
+                .build(),
+            base_url: base_url.trim_end_matches('/').to_string(),
+            model: model.to_string(),
+            key,
+            timeout,
+        }
+    }
+
+    /// The JSON body of a messages request.
+    pub fn body(&self, req: &ChatRequest) -> Value {
+        let messages: Vec<Value> = req
+            .messages
+            .iter()
+            .map(|m| {
+                let role = match m.role {
+                    Role::User => "user",
+                    Role::Assistant => "assistant",
+                };
+                json!({"role": role, "content": m.content})
+            })
+            .collect();
+        let mut body = json!({
+            "model": self.model,
+            "max_tokens": req.max_tokens,
+            "messages": messages,
+            "temperature": req.temperature,
+        });
+        if let Some(system) = &req.system {
+            body["system"] = json!(system);
+        }
+        body
+    }
+}
+
+/// Read a message object: the text blocks joined, and the usage.
+pub fn parse_message(body: &Value) -> Result<Completion, CallError> {
+    let blocks = body
+        .get("content")
+        .and_then(Value::as_array)
+        .ok_or_else(|| CallError::transient("reply has no content array"))?;
+    let text: String = blocks
+        .iter()
+        .filter(|b| b.get("type").and_then(Value::as_str) == Some("text"))
+        .filter_map(|b| b.get("text").and_then(Value::as_str))
+        .collect();
+    let usage = body.get("usage").and_then(|u| {
+        Some(Usage {
+            input_tokens: u.get("input_tokens")?.as_u64()?,
+            output_tokens: u.get("output_tokens")?.as_u64()?,
+        })
+    });
+    Ok(Completion { text, usage })
+}
+
+impl ChatApi for AnthropicApi {
+    fn complete(&self, req: &ChatRequest) -> Result<Completion, CallError> {
+        let url = format!("{}/v1/messages", self.base_url);
+        let resp = self
+            .agent
+            .post(&url)
+            .timeout(self.timeout)
+            .set("x-api-key", self.key.expose())
+            .set("anthropic-version", API_VERSION)
+            .set("content-type", "application/json")
+            .send_string(&self.body(req).to_string())
+            .map_err(|e| classify_ureq(e, Some(self.key.var()), &|t| self.key.redact(t)))?;
+        let text = resp
+            .into_string()
+            .map_err(|e| CallError::transient(format!("reply cut off: {e}")))?;
+        let json: Value = serde_json::from_str(&text).map_err(|e| {
+            CallError::transient(format!(
+                "reply is not JSON ({e}): {}",
+                self.key.redact(&head(&text))
+            ))
+        })?;
+        parse_message(&json)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::labeller::prompt::Message;
+
+    #[test]
+    fn body_puts_system_at_top_level() {
+        let api = AnthropicApi::new(
+            "http://h/",
+            "claude-x",
+            ApiKey::for_tests("K", "secret"),
+            Duration::from_secs(1),
+        );
+        let req = ChatRequest {
+            system: Some("sys".into()),
+            messages: vec![Message::user("x")],
+            temperature: 0.2,
+            max_tokens: 9,
+        };
+        let b = api.body(&req);
+        assert_eq!(b["system"], "sys");
+        assert_eq!(b["messages"], json!([{"role":"user","content":"x"}]));
+        assert_eq!(b["max_tokens"], 9);
+        let no_sys = ChatRequest {
+            system: None,
+            ..req
+        };
+        assert!(api.body(&no_sys).get("system").is_none());
+    }
+
+    #[test]
+    fn text_blocks_and_usage_are_read() {
+        let m = json!({"id":"msg_1","type":"message","role":"assistant","model":"claude-x",
+            "content":[{"type":"thinking","thinking":"hmm"},{"type":"text","text":"Hello"},{"type":"text","text":" there"}],
+            "stop_reason":"end_turn","stop_sequence":null,"usage":{"input_tokens":20,"output_tokens":4}});
+        let c = parse_message(&m).unwrap();
+        assert_eq!(c.text, "Hello there");
+        assert_eq!(
+            c.usage,
+            Some(Usage {
+                input_tokens: 20,
+                output_tokens: 4
+            })
+        );
+        assert!(parse_message(&json!({"type":"message"})).is_err());
+    }
+}

@@ -1,0 +1,508 @@
+//! OpenAI Batch API: the requests of one call go out as a JSONL file (`POST /files`,
+//! purpose `batch`), run as one job (`POST /batches`), are polled (`GET /batches/{id}`) until
+//! done, and come back as output and error files (`GET /files/{id}/content`) matched by
+//! `custom_id` (the request's cache key).
+//!
+//! The job id is saved in the label cache folder (`batches/<id>.json`, with the keys of its
+//! requests) before polling starts, so a run killed while waiting re-attaches to the job on
+//! resume instead of submitting (and paying) again.
+use super::budget::Reservation;
+use super::llm::{LlmClient, Replies, Reply, Usage};
+use super::openai::{head, parse_completion, OpenAiEndpoint};
+use super::prompt::ChatRequest;
+use super::retry::CallError;
+use crate::util::atomic_write;
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+pub const BATCHES_DIR: &str = "batches";
+
+pub struct BatchApi {
+    endpoint: OpenAiEndpoint,
+    poll: Duration,
+    poll_max: Duration,
+}
+
+/// A submitted job, as saved in `batches/`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SavedBatch {
+    pub batch_id: String,
+    pub input_file_id: String,
+    /// Cache keys (= custom ids) of the requests in the job.
+    pub keys: Vec<String>,
+}
+
+/// The result of one request in a job.
+type Outcome = std::result::Result<(String, Usage), String>;
+
+impl BatchApi {
+    pub fn new(endpoint: OpenAiEndpoint, poll: Duration, poll_max: Duration) -> Self {
+        BatchApi {
+            endpoint,
+            poll,
+            poll_max,
+        }
+    }
+
+    /// The JSONL input file: one chat completion request per line, `custom_id` = cache key.
+    pub fn input_file(&self, jobs: &[(&str, &ChatRequest)]) -> String {
+        let url = format!("/{}", self.api_path("chat/completions"));
+        let mut out = String::new();
+        for (key, req) in jobs {
+            let line = json!({"custom_id": key, "method": "POST", "url": url, "body": self.endpoint.body(req)});
+            out.push_str(&line.to_string());
+            out.push('\n');
+        }
+        out
+    }
+
+    /// `v1/chat/completions` for a base URL ending in `/v1`: batch lines name the endpoint by
+    /// its path on the server.
+    fn api_path(&self, rest: &str) -> String {
+        let version = self
+            .endpoint
+            .base_url
+            .rsplit('/')
+            .next()
+            .filter(|v| v.starts_with('v') && v[1..].chars().all(|c| c.is_ascii_digit()))
+            .unwrap_or("v1");
+        format!("{version}/{rest}")
+    }
+
+    fn send_json(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+    ) -> std::result::Result<Value, CallError> {
+        let req = self.endpoint.request(method, path);
+        let resp = match body {
+            Some(b) => req
+                .set("Content-Type", "application/json")
+                .send_string(&b.to_string()),
+            None => req.call(),
+        }
+        .map_err(|e| self.endpoint.classify(e))?;
+        let text = resp
+            .into_string()
+            .map_err(|e| CallError::transient(format!("reply cut off: {e}")))?;
+        serde_json::from_str(&text).map_err(|e| {
+            CallError::transient(format!(
+                "{method} {path}: reply is not JSON ({e}): {}",
+                self.endpoint.redact(&head(&text))
+            ))
+        })
+    }
+
+    /// Upload the input file (multipart form: `purpose=batch`, `file`); returns its id.
+    fn upload(&self, content: &str) -> std::result::Result<String, CallError> {
+        let boundary = format!("atgen-lab-{}", &hex::encode(sha2_of(content))[..24]);
+        let mut body = String::new();
+        body.push_str(&format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"purpose\"\r\n\r\nbatch\r\n"
+        ));
+        body.push_str(&format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"batch.jsonl\"\r\nContent-Type: application/jsonl\r\n\r\n"
+        ));
+        body.push_str(content);
+        body.push_str(&format!("\r\n--{boundary}--\r\n"));
+        let resp = self
+            .endpoint
+            .request("POST", "files")
+            .set(
+                "Content-Type",
+                &format!("multipart/form-data; boundary={boundary}"),
+            )
+            .send_string(&body)
+            .map_err(|e| self.endpoint.classify(e))?;
+        let v: Value = resp
+            .into_json()
+            .map_err(|e| CallError::transient(format!("POST files: reply is not JSON: {e}")))?;
+        string_field(&v, "id").map_err(CallError::transient)
+    }
+
+    fn create(&self, input_file_id: &str) -> std::result::Result<String, CallError> {
+        let body = json!({
+            "input_file_id": input_file_id,
+            "endpoint": format!("/{}", self.api_path("chat/completions")),
+            "completion_window": "24h",
+        });
+        let v = self.send_json("POST", "batches", Some(&body))?;
+        string_field(&v, "id").map_err(CallError::transient)
+    }
+
+    fn file_content(&self, file_id: &str) -> std::result::Result<String, CallError> {
+        let resp = self
+            .endpoint
+            .request("GET", &format!("files/{file_id}/content"))
+            .call()
+            .map_err(|e| self.endpoint.classify(e))?;
+        resp.into_string()
+            .map_err(|e| CallError::transient(format!("file {file_id} cut off: {e}")))
+    }
+
+    /// Poll until the job ends (completed, failed, expired, cancelled); returns the batch object.
+    fn wait(&self, client: &LlmClient, batch_id: &str, total: usize) -> Result<Value> {
+        let bar = crate::util::progress::bar(total as u64, "batch");
+        bar.set_message(batch_id.to_string());
+        let mut delay = self.poll;
+        let started = Instant::now();
+        loop {
+            let what = format!("polling batch {batch_id}");
+            let v = client.retry.run(0, &what, || {
+                self.send_json("GET", &format!("batches/{batch_id}"), None)
+            })?;
+            let status = v.get("status").and_then(Value::as_str).unwrap_or("");
+            if let Some(done) = v
+                .pointer("/request_counts/completed")
+                .and_then(Value::as_u64)
+            {
+                bar.set_position(done);
+            }
+            match status {
+                "completed" | "failed" | "expired" | "cancelled" => {
+                    bar.finish_and_clear();
+                    return Ok(v);
+                }
+                "validating" | "in_progress" | "finalizing" | "cancelling" => {}
+                other => bail!("batch {batch_id} has an unknown status {other:?}"),
+            }
+            if std::env::var_os("LAB_VERBOSE").is_some() {
+                eprintln!(
+                    "batch {batch_id}: {status} after {:.0}s",
+                    started.elapsed().as_secs_f64()
+                );
+            }
+            std::thread::sleep(delay);
+            delay = delay.mul_f64(1.5).min(self.poll_max);
+        }
+    }
+
+    /// Results by custom id from the job's output and error files.
+    fn results(&self, client: &LlmClient, batch: &Value) -> Result<HashMap<String, Outcome>> {
+        let mut out = HashMap::new();
+        for field in ["output_file_id", "error_file_id"] {
+            let Some(id) = batch.get(field).and_then(Value::as_str) else {
+                continue;
+            };
+            let what = format!("downloading {field} {id}");
+            let text = client.retry.run(0, &what, || self.file_content(id))?;
+            for (n, line) in text
+                .lines()
+                .enumerate()
+                .filter(|(_, l)| !l.trim().is_empty())
+            {
+                let v: Value = serde_json::from_str(line)
+                    .with_context(|| format!("line {} of batch file {id} is not JSON", n + 1))?;
+                let custom_id = string_field(&v, "custom_id").map_err(anyhow::Error::msg)?;
+                out.insert(custom_id, result_line(&v));
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn sha2_of(text: &str) -> Vec<u8> {
+    use sha2::Digest;
+    sha2::Sha256::digest(text.as_bytes()).to_vec()
+}
+
+fn string_field(v: &Value, field: &str) -> std::result::Result<String, String> {
+    v.get(field)
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .ok_or_else(|| {
+            format!(
+                "reply has no string field {field:?}: {}",
+                head(&v.to_string())
+            )
+        })
+}
+
+/// One line of an output or error file: `{"custom_id", "response": {"status_code", "body"},
+/// "error": null | {"code", "message"}}`.
+fn result_line(v: &Value) -> Outcome {
+    if let Some(err) = v.get("error").filter(|e| !e.is_null()) {
+        return Err(super::retry::error_body_message(
+            &json!({"error": err}).to_string(),
+        ));
+    }
+    let status = v
+        .pointer("/response/status_code")
+        .and_then(Value::as_u64)
+        .unwrap_or(0);
+    let body = v.pointer("/response/body").cloned().unwrap_or(Value::Null);
+    if status != 200 {
+        return Err(format!(
+            "HTTP {status}: {}",
+            super::retry::error_body_message(&body.to_string())
+        ));
+    }
+    let c = parse_completion(&body).map_err(|e| e.message().to_string())?;
+    if super::prompt::strip_think(&c.text).trim().is_empty() {
+        return Err("empty completion".into());
+    }
+    let usage = c
+        .usage
+        .ok_or_else(|| "no usage in the batch reply".to_string())?;
+    Ok((c.text, usage))
+}
+
+fn saved_path(dir: &Path, batch_id: &str) -> PathBuf {
+    dir.join(BATCHES_DIR).join(format!("{batch_id}.json"))
+}
+
+/// Jobs saved by earlier runs of this cache.
+fn saved_batches(dir: &Path) -> Result<Vec<SavedBatch>> {
+    let folder = dir.join(BATCHES_DIR);
+    let Ok(entries) = std::fs::read_dir(&folder) else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::new();
+    for entry in entries {
+        let path = entry?.path();
+        if path.extension().and_then(|e| e.to_str()) != Some("json") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        let saved: SavedBatch = serde_json::from_str(&text).with_context(|| {
+            format!(
+                "{} is not a saved batch job; delete it if the job is no longer wanted",
+                path.display()
+            )
+        })?;
+        out.push(saved);
+    }
+    out.sort_by(|a, b| a.batch_id.cmp(&b.batch_id));
+    Ok(out)
+}
+
+/// Run one job to the end and return the replies by key, each settled against its reservation.
+fn run_job(
+    client: &LlmClient,
+    api: &BatchApi,
+    saved: &SavedBatch,
+    mut reservations: HashMap<String, Reservation>,
+) -> Result<(HashMap<String, Reply>, Vec<String>)> {
+    let started = Instant::now();
+    let batch = api.wait(client, &saved.batch_id, saved.keys.len())?;
+    let status = batch
+        .get("status")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    let mut results = api.results(client, &batch)?;
+    let prices = client.prices.scaled(client.batch_discount);
+    let mut replies = HashMap::new();
+    let mut errors = Vec::new();
+    for key in &saved.keys {
+        let reservation = reservations.remove(key);
+        match results.remove(key) {
+            Some(Ok((text, usage))) => {
+                let cost = prices.cost(usage.input_tokens, usage.output_tokens);
+                match reservation {
+                    Some(r) => client.budget.settle(r, cost),
+                    None => client.budget.settle(client.budget.force_reserve(0.0), cost),
+                }
+                client.record(key, &text, usage, cost)?;
+                let reply = Reply {
+                    text,
+                    cost,
+                    input_tokens: usage.input_tokens,
+                    output_tokens: usage.output_tokens,
+                    seconds: started.elapsed().as_secs_f64(),
+                    cached: false,
+                };
+                replies.insert(key.clone(), reply);
+            }
+            other => {
+                if let Some(r) = reservation {
+                    client.budget.release(r);
+                }
+                let why = match other {
+                    Some(Err(e)) => e,
+                    _ if status == "failed" => batch_errors(&batch),
+                    _ => format!("no result (batch {status})"),
+                };
+                errors.push(why);
+            }
+        }
+    }
+    // Everything the job produced is in the label cache now; the job is finished.
+    let path = saved_path(client.cache.dir(), &saved.batch_id);
+    std::fs::remove_file(&path).with_context(|| format!("cannot remove {}", path.display()))?;
+    Ok((replies, errors))
+}
+
+fn batch_errors(batch: &Value) -> String {
+    let msgs: Vec<String> = batch
+        .pointer("/errors/data")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .map(|e| super::retry::error_body_message(&json!({"error": e}).to_string()))
+                .collect()
+        })
+        .unwrap_or_default();
+    if msgs.is_empty() {
+        "the batch failed".to_string()
+    } else {
+        format!("the batch failed: {}", msgs.join("; "))
+    }
+}
+
+/// The batch counterpart of `LlmClient::complete_live`: re-attach to saved jobs whose requests
+/// are all still wanted, then send the remaining cache misses that fit the budget as one job.
+pub(super) fn complete_batch(
+    client: &LlmClient,
+    api: &BatchApi,
+    requests: &[ChatRequest],
+) -> Result<Replies> {
+    let keys: Vec<String> = requests.iter().map(|r| client.key_of(r)).collect();
+    let by_key: HashMap<&str, &ChatRequest> =
+        keys.iter().map(String::as_str).zip(requests).collect();
+    let prices = client.prices.scaled(client.batch_discount);
+    let mut paid: HashMap<String, Reply> = HashMap::new();
+    let mut errors: Vec<String> = Vec::new();
+
+    let missing: HashSet<&str> = keys
+        .iter()
+        .map(String::as_str)
+        .filter(|k| client.cache.peek(k).is_none())
+        .collect();
+    for saved in saved_batches(client.cache.dir())? {
+        if saved.keys.is_empty() || !saved.keys.iter().all(|k| missing.contains(k.as_str())) {
+            continue;
+        }
+        // Already submitted and being paid for: hold its money even past the limit.
+        let reservations = saved
+            .keys
+            .iter()
+            .map(|k| {
+                (
+                    k.clone(),
+                    client
+                        .budget
+                        .force_reserve(client.worst_case(by_key[k.as_str()], &prices)),
+                )
+            })
+            .collect();
+        let (replies, errs) = run_job(client, api, &saved, reservations)?;
+        paid.extend(replies);
+        errors.extend(errs);
+    }
+
+    // New job: cache misses in request order, each reserved, until one does not fit.
+    let mut stop_at = None;
+    let mut reservations = HashMap::new();
+    let mut job_keys: Vec<String> = Vec::new();
+    for (i, key) in keys.iter().enumerate() {
+        if paid.contains_key(key) || reservations.contains_key(key) {
+            continue;
+        }
+        if client.cache.peek(key).is_some() {
+            client.cache.count(true);
+            continue;
+        }
+        match client
+            .budget
+            .try_reserve(client.worst_case(&requests[i], &prices))
+        {
+            Some(r) => {
+                client.cache.count(false);
+                reservations.insert(key.clone(), r);
+                job_keys.push(key.clone());
+            }
+            None => {
+                stop_at = Some(i);
+                break;
+            }
+        }
+    }
+    if !job_keys.is_empty() {
+        let jobs: Vec<(&str, &ChatRequest)> = job_keys
+            .iter()
+            .map(|k| (k.as_str(), by_key[k.as_str()]))
+            .collect();
+        let content = api.input_file(&jobs);
+        let submitted = client
+            .retry
+            .run(0, "uploading the batch input file", || api.upload(&content));
+        let submitted = submitted.and_then(|file_id| {
+            let id = client
+                .retry
+                .run(0, "creating the batch", || api.create(&file_id))?;
+            Ok((file_id, id))
+        });
+        let (input_file_id, batch_id) = match submitted {
+            Ok(ids) => ids,
+            Err(e) => {
+                for (_, r) in reservations {
+                    client.budget.release(r);
+                }
+                return Err(e);
+            }
+        };
+        let saved = SavedBatch {
+            batch_id,
+            input_file_id,
+            keys: job_keys,
+        };
+        let path = saved_path(client.cache.dir(), &saved.batch_id);
+        atomic_write(&path, serde_json::to_string_pretty(&saved)?.as_bytes()).with_context(
+            || {
+                format!(
+                    "batch {} was submitted but could not be saved for resume",
+                    saved.batch_id
+                )
+            },
+        )?;
+        let (replies, errs) = run_job(client, api, &saved, reservations)?;
+        paid.extend(replies);
+        errors.extend(errs);
+    }
+
+    if !errors.is_empty() {
+        bail!(
+            "{} batch request(s) failed, first: {}; the {} replies received are in the label cache {} (rerun to retry the failed ones)",
+            errors.len(),
+            errors[0],
+            paid.len(),
+            client.cache.dir().display()
+        );
+    }
+    let end = stop_at.unwrap_or(requests.len());
+    let mut replies = Vec::with_capacity(end);
+    let mut taken: HashSet<&str> = HashSet::new();
+    for key in &keys[..end] {
+        // A request repeated in one call is paid once: later copies are cache hits.
+        let fresh = taken.insert(key.as_str());
+        let reply = match paid.get(key) {
+            Some(r) if fresh => r.clone(),
+            _ => {
+                let hit = client
+                    .cache
+                    .peek(key)
+                    .with_context(|| format!("internal: no reply for request {key}"))?;
+                Reply {
+                    text: hit.text,
+                    cost: 0.0,
+                    input_tokens: 0,
+                    output_tokens: 0,
+                    seconds: 0.0,
+                    cached: true,
+                }
+            }
+        };
+        replies.push(reply);
+    }
+    Ok(Replies {
+        replies,
+        budget_reached: stop_at.is_some(),
+    })
+}

@@ -1,0 +1,224 @@
+//! Money: the price of a call from its token usage, the worst case of a call before it is
+//! sent, and a budget that reserves that worst case atomically so parallel requests never
+//! overshoot it.
+use super::prompt::ChatRequest;
+use std::sync::Mutex;
+
+/// Template tokens a chat turn adds around its text (role markers, separators). Chat templates
+/// of common models use 3–7; 8 keeps the worst case an upper bound.
+pub const TOKENS_PER_TURN: u64 = 8;
+
+/// Counts the tokens of a text with the model's own tokenizer.
+pub type TokenCounter = dyn Fn(&str) -> usize + Send + Sync;
+
+/// Dollars per million input and output tokens.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Prices {
+    pub input_per_mtok: f64,
+    pub output_per_mtok: f64,
+}
+
+impl Prices {
+    /// Cost of a call from its reported usage.
+    pub fn cost(&self, input_tokens: u64, output_tokens: u64) -> f64 {
+        (input_tokens as f64 * self.input_per_mtok + output_tokens as f64 * self.output_per_mtok)
+            / 1e6
+    }
+
+    /// These prices times `factor` (the Batch API's discount).
+    pub fn scaled(&self, factor: f64) -> Prices {
+        Prices {
+            input_per_mtok: self.input_per_mtok * factor,
+            output_per_mtok: self.output_per_mtok * factor,
+        }
+    }
+}
+
+/// Tokens of `text` when no tokenizer is known: characters / 3, rounded up. BPE vocabularies
+/// of current LLMs average 3.5–4.5 characters per token on English, so this over-counts, which
+/// is the safe side for a budget; text dense in digits or symbols can come close to it.
+pub fn estimate_tokens(text: &str) -> u64 {
+    (text.chars().count() as u64).div_ceil(3)
+}
+
+/// Upper bound of the input tokens a request is billed for: its texts counted with `counter`
+/// (or [`estimate_tokens`]) plus [`TOKENS_PER_TURN`] per turn and one turn for the reply's
+/// opening.
+pub fn worst_case_input_tokens(req: &ChatRequest, counter: Option<&TokenCounter>) -> u64 {
+    let text: u64 = req
+        .texts()
+        .map(|t| match counter {
+            Some(count) => count(t) as u64,
+            None => estimate_tokens(t),
+        })
+        .sum();
+    text + TOKENS_PER_TURN * (req.turns() as u64 + 1)
+}
+
+/// Worst-case cost of a request: every input token, and `max_tokens` of output.
+pub fn worst_case_cost(req: &ChatRequest, counter: Option<&TokenCounter>, prices: &Prices) -> f64 {
+    prices.cost(
+        worst_case_input_tokens(req, counter),
+        u64::from(req.max_tokens),
+    )
+}
+
+/// Money held for a call in flight. Give it back with [`Budget::settle`] or [`Budget::release`].
+#[derive(Debug)]
+#[must_use = "a reservation holds budget until settled or released"]
+pub struct Reservation {
+    amount: f64,
+}
+
+impl Reservation {
+    pub fn amount(&self) -> f64 {
+        self.amount
+    }
+}
+
+#[derive(Debug, Default)]
+struct Ledger {
+    spent: f64,
+    reserved: f64,
+}
+
+/// A money budget shared by parallel workers. `spent + reserved` never exceeds the limit, so
+/// as long as every call costs at most what was reserved for it, spending never exceeds it.
+#[derive(Debug)]
+pub struct Budget {
+    limit: Option<f64>,
+    ledger: Mutex<Ledger>,
+}
+
+impl Budget {
+    /// `None`: unlimited (costs are still counted).
+    pub fn new(limit: Option<f64>) -> Self {
+        Budget {
+            limit,
+            ledger: Mutex::new(Ledger::default()),
+        }
+    }
+
+    pub fn limit(&self) -> Option<f64> {
+        self.limit
+    }
+
+    fn ledger(&self) -> std::sync::MutexGuard<'_, Ledger> {
+        // A worker that panicked mid-update leaves plain numbers behind: still usable.
+        self.ledger.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Hold `worst` dollars, or `None` when that would exceed the limit.
+    pub fn try_reserve(&self, worst: f64) -> Option<Reservation> {
+        let mut l = self.ledger();
+        if let Some(limit) = self.limit {
+            if l.spent + l.reserved + worst > limit {
+                return None;
+            }
+        }
+        l.reserved += worst;
+        Some(Reservation { amount: worst })
+    }
+
+    /// Hold `worst` dollars even past the limit: for work already submitted and paid for
+    /// elsewhere (a batch a resumed run re-attaches to).
+    pub fn force_reserve(&self, worst: f64) -> Reservation {
+        self.ledger().reserved += worst;
+        Reservation { amount: worst }
+    }
+
+    /// The call cost `actual`: count it and free the reservation.
+    pub fn settle(&self, r: Reservation, actual: f64) {
+        let mut l = self.ledger();
+        l.reserved = (l.reserved - r.amount).max(0.0);
+        l.spent += actual;
+    }
+
+    /// The call failed: it costs nothing.
+    pub fn release(&self, r: Reservation) {
+        self.settle(r, 0.0);
+    }
+
+    pub fn spent(&self) -> f64 {
+        self.ledger().spent
+    }
+
+    /// Money neither spent nor reserved (`None` when unlimited).
+    pub fn available(&self) -> Option<f64> {
+        let l = self.ledger();
+        self.limit
+            .map(|limit| (limit - l.spent - l.reserved).max(0.0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    #[test]
+    fn cost_is_usage_times_price() {
+        let p = Prices {
+            input_per_mtok: 0.15,
+            output_per_mtok: 0.6,
+        };
+        assert_eq!(p.cost(1_000_000, 0), 0.15);
+        assert_eq!(p.cost(0, 2_000_000), 1.2);
+        assert!((p.cost(1000, 100) - 0.00021).abs() < 1e-15);
+        assert_eq!(p.scaled(0.5).cost(1_000_000, 1_000_000), 0.375);
+    }
+
+    #[test]
+    fn worst_case_counts_every_text_and_turn() {
+        let req = ChatRequest::for_label("abcdef", &[], "abcdefg", 0.0, 10);
+        // system 6 chars → 2, input 7 chars → 3, 2 turns + reply opening → 24
+        assert_eq!(worst_case_input_tokens(&req, None), 2 + 3 + 24);
+        let words = |t: &str| t.split_whitespace().count();
+        assert_eq!(worst_case_input_tokens(&req, Some(&words)), 1 + 1 + 24);
+        let p = Prices {
+            input_per_mtok: 1.0,
+            output_per_mtok: 2.0,
+        };
+        assert_eq!(worst_case_cost(&req, None, &p), p.cost(29, 10));
+    }
+
+    #[test]
+    fn reservations_refuse_what_would_exceed() {
+        let b = Budget::new(Some(1.0));
+        let a = b.try_reserve(0.6).unwrap();
+        assert!(b.try_reserve(0.5).is_none());
+        b.settle(a, 0.4);
+        assert_eq!(b.spent(), 0.4);
+        let c = b.try_reserve(0.6).unwrap();
+        assert!(b.try_reserve(0.01).is_none());
+        b.release(c);
+        assert_eq!(b.spent(), 0.4);
+        assert!((b.available().unwrap() - 0.6).abs() < 1e-12);
+        let unlimited = Budget::new(None);
+        assert!(unlimited.try_reserve(1e9).is_some());
+        assert_eq!(unlimited.available(), None);
+    }
+
+    #[test]
+    fn parallel_reservations_never_overshoot() {
+        let b = Arc::new(Budget::new(Some(10.0)));
+        let granted: Vec<usize> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..8)
+                .map(|_| {
+                    let b = b.clone();
+                    s.spawn(move || {
+                        let mut n = 0;
+                        while let Some(r) = b.try_reserve(0.3) {
+                            b.settle(r, 0.3);
+                            n += 1;
+                        }
+                        n
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert_eq!(granted.iter().sum::<usize>(), 33);
+        assert!(b.spent() <= 10.0);
+    }
+}

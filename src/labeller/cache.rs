@@ -1,0 +1,345 @@
+//! The label cache: every paid reply on disk, keyed by (provider, model, request hash), so a
+//! repeated or resumed run never pays for the same label twice.
+//!
+//! Layout of the cache folder:
+//! - `labels.jsonl` — one [`CachedReply`] per line, append-only, fsynced after each line;
+//! - `stats.json` — hits and misses counted over all runs (for `lab labels stats`);
+//! - `batches/` — Batch API jobs in flight (see `batch.rs`).
+use crate::util::atomic_write;
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+pub const LABELS_FILE: &str = "labels.jsonl";
+pub const STATS_FILE: &str = "stats.json";
+
+/// One paid reply as the provider sent it (before reasoning removal or line picking, so a
+/// change of those settings does not need a new call).
+/// Where labels are cached when the labeller config names no folder:
+/// `<user cache dir>/atgen-lab/labels`.
+pub fn default_dir() -> PathBuf {
+    dirs::cache_dir()
+        .unwrap_or_else(|| PathBuf::from(".cache"))
+        .join("atgen-lab")
+        .join("labels")
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CachedReply {
+    pub key: String,
+    pub provider: String,
+    pub model: String,
+    pub text: String,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    /// Dollars paid for it.
+    pub cost: f64,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct HitCounts {
+    pub hits: u64,
+    pub misses: u64,
+}
+
+pub struct LabelCache {
+    dir: PathBuf,
+    entries: Mutex<HashMap<String, CachedReply>>,
+    file: Mutex<File>,
+    hits: AtomicU64,
+    misses: AtomicU64,
+}
+
+impl LabelCache {
+    /// Open (or create) the cache in `dir` and load its entries. A last line cut short by a
+    /// crash is dropped; any other unreadable line is an error naming the file and line.
+    pub fn open(dir: &Path) -> Result<Self> {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create the label cache folder {}", dir.display()))?;
+        let path = dir.join(LABELS_FILE);
+        let mut file = OpenOptions::new()
+            .create(true)
+            .read(true)
+            .append(true)
+            .open(&path)
+            .with_context(|| format!("cannot open the label cache {}", path.display()))?;
+        let (entries, complete_len) = read_entries(&file, &path)?;
+        let len = file.metadata()?.len();
+        if complete_len < len {
+            // Appending after a torn line would glue the next entry onto it.
+            file.set_len(complete_len).with_context(|| {
+                format!("cannot repair the torn last line of {}", path.display())
+            })?;
+            file.seek(SeekFrom::End(0))?;
+        }
+        Ok(LabelCache {
+            dir: dir.to_path_buf(),
+            entries: Mutex::new(entries),
+            file: Mutex::new(file),
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn entries(&self) -> std::sync::MutexGuard<'_, HashMap<String, CachedReply>> {
+        // The map is only inserted into whole; a panicked holder cannot leave it half-updated.
+        self.entries.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The cached reply for `key`, counting a hit or a miss.
+    pub fn lookup(&self, key: &str) -> Option<CachedReply> {
+        let found = self.peek(key);
+        self.count(found.is_some());
+        found
+    }
+
+    /// The cached reply for `key`, without counting (count with [`LabelCache::count`]).
+    pub fn peek(&self, key: &str) -> Option<CachedReply> {
+        self.entries().get(key).cloned()
+    }
+
+    /// Count a hit or a miss found with [`LabelCache::peek`].
+    pub fn count(&self, hit: bool) {
+        let counter = if hit { &self.hits } else { &self.misses };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Store a paid reply: appended as one line and synced to disk before returning.
+    pub fn insert(&self, reply: CachedReply) -> Result<()> {
+        let mut line = serde_json::to_string(&reply).context("cannot encode a cache entry")?;
+        line.push('\n');
+        {
+            let mut f = self.file.lock().unwrap_or_else(|e| e.into_inner());
+            let path = self.dir.join(LABELS_FILE);
+            f.write_all(line.as_bytes())
+                .with_context(|| format!("cannot append to {}", path.display()))?;
+            f.sync_data()
+                .with_context(|| format!("cannot sync {}", path.display()))?;
+        }
+        self.entries().insert(reply.key.clone(), reply);
+        Ok(())
+    }
+
+    /// Hits and misses counted by this process since the last [`LabelCache::save_counts`].
+    pub fn session_counts(&self) -> HitCounts {
+        HitCounts {
+            hits: self.hits.load(Ordering::Relaxed),
+            misses: self.misses.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Add this session's hits and misses to `stats.json` and reset them.
+    pub fn save_counts(&self) -> Result<()> {
+        let session = HitCounts {
+            hits: self.hits.swap(0, Ordering::Relaxed),
+            misses: self.misses.swap(0, Ordering::Relaxed),
+        };
+        if session == HitCounts::default() {
+            return Ok(());
+        }
+        let mut total = read_counts(&self.dir)?;
+        total.hits += session.hits;
+        total.misses += session.misses;
+        let path = self.dir.join(STATS_FILE);
+        let json = serde_json::to_string_pretty(&total).context("cannot encode cache stats")?;
+        atomic_write(&path, json.as_bytes())
+    }
+}
+
+/// Read every complete entry; return them with the byte length of the complete lines.
+fn read_entries(file: &File, path: &Path) -> Result<(HashMap<String, CachedReply>, u64)> {
+    let mut reader = BufReader::new(file);
+    let mut entries = HashMap::new();
+    let mut complete_len = 0u64;
+    let mut line = String::new();
+    let mut number = 0;
+    loop {
+        line.clear();
+        let n = reader
+            .read_line(&mut line)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        if n == 0 {
+            break;
+        }
+        number += 1;
+        if !line.ends_with('\n') {
+            // A write cut short by a crash: its label was never returned, so nothing is lost.
+            break;
+        }
+        complete_len += n as u64;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let reply: CachedReply = serde_json::from_str(&line).with_context(|| {
+            format!(
+                "{}:{number}: not a label cache entry; delete the line or the file to start a fresh cache",
+                path.display()
+            )
+        })?;
+        entries.insert(reply.key.clone(), reply);
+    }
+    Ok((entries, complete_len))
+}
+
+fn read_counts(dir: &Path) -> Result<HitCounts> {
+    let path = dir.join(STATS_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => serde_json::from_str(&text).with_context(|| {
+            format!(
+                "{}: not a cache stats file; delete it to reset the hit rate",
+                path.display()
+            )
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(HitCounts::default()),
+        Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+    }
+}
+
+/// What `lab labels stats` prints.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CacheSummary {
+    pub entries: usize,
+    /// Dollars paid for all cached replies.
+    pub total_cost: f64,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    pub counts: HitCounts,
+    /// Entries per (provider, model).
+    pub by_model: Vec<(String, String, usize, f64)>,
+}
+
+impl CacheSummary {
+    /// hits / (hits + misses); `None` before any lookup.
+    pub fn hit_rate(&self) -> Option<f64> {
+        let n = self.counts.hits + self.counts.misses;
+        (n > 0).then(|| self.counts.hits as f64 / n as f64)
+    }
+}
+
+/// Summarise the cache in `dir` without changing it.
+pub fn summarize(dir: &Path) -> Result<CacheSummary> {
+    let path = dir.join(LABELS_FILE);
+    if !path.exists() {
+        bail!(
+            "no label cache at {} (no {LABELS_FILE}); pass the labeller's cache_dir with --cache",
+            dir.display()
+        );
+    }
+    let file = File::open(&path).with_context(|| format!("cannot open {}", path.display()))?;
+    let (entries, _) = read_entries(&file, &path)?;
+    let mut by_model: HashMap<(String, String), (usize, f64)> = HashMap::new();
+    let mut s = CacheSummary {
+        entries: entries.len(),
+        total_cost: 0.0,
+        input_tokens: 0,
+        output_tokens: 0,
+        counts: read_counts(dir)?,
+        by_model: Vec::new(),
+    };
+    for e in entries.values() {
+        s.total_cost += e.cost;
+        s.input_tokens += e.input_tokens;
+        s.output_tokens += e.output_tokens;
+        let slot = by_model
+            .entry((e.provider.clone(), e.model.clone()))
+            .or_default();
+        slot.0 += 1;
+        slot.1 += e.cost;
+    }
+    s.by_model = by_model
+        .into_iter()
+        .map(|((p, m), (n, c))| (p, m, n, c))
+        .collect();
+    s.by_model.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+    Ok(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reply(key: &str, cost: f64) -> CachedReply {
+        CachedReply {
+            key: key.into(),
+            provider: "openai".into(),
+            model: "m".into(),
+            text: format!("label {key}"),
+            input_tokens: 10,
+            output_tokens: 2,
+            cost,
+        }
+    }
+
+    #[test]
+    fn entries_survive_reopen_and_count_hits() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let c = LabelCache::open(dir.path()).unwrap();
+            assert!(c.lookup("a").is_none());
+            c.insert(reply("a", 0.5)).unwrap();
+            c.insert(reply("b", 0.25)).unwrap();
+            assert_eq!(c.lookup("a").unwrap().text, "label a");
+            assert_eq!(c.session_counts(), HitCounts { hits: 1, misses: 1 });
+            c.save_counts().unwrap();
+        }
+        let c = LabelCache::open(dir.path()).unwrap();
+        assert_eq!(c.len(), 2);
+        assert_eq!(c.lookup("b").unwrap(), reply("b", 0.25));
+        c.save_counts().unwrap();
+        let s = summarize(dir.path()).unwrap();
+        assert_eq!(s.entries, 2);
+        assert_eq!(s.total_cost, 0.75);
+        assert_eq!(s.counts, HitCounts { hits: 2, misses: 1 });
+        assert!((s.hit_rate().unwrap() - 2.0 / 3.0).abs() < 1e-12);
+        assert_eq!(s.by_model, vec![("openai".into(), "m".into(), 2, 0.75)]);
+    }
+
+    #[test]
+    fn torn_last_line_is_dropped_and_not_glued_to() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let c = LabelCache::open(dir.path()).unwrap();
+            c.insert(reply("a", 1.0)).unwrap();
+        }
+        let path = dir.path().join(LABELS_FILE);
+        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        f.write_all(br#"{"key":"b","prov"#).unwrap();
+        drop(f);
+        {
+            let c = LabelCache::open(dir.path()).unwrap();
+            assert_eq!(c.len(), 1);
+            c.insert(reply("c", 1.0)).unwrap();
+        }
+        let c = LabelCache::open(dir.path()).unwrap();
+        assert_eq!(c.len(), 2);
+        assert!(c.peek("c").is_some());
+    }
+
+    #[test]
+    fn corrupt_middle_line_names_file_and_line() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(LABELS_FILE), "not json\n{}\n").unwrap();
+        let err = format!("{:#}", LabelCache::open(dir.path()).err().unwrap());
+        assert!(err.contains("labels.jsonl:1"), "{err}");
+        let missing = tempfile::tempdir().unwrap();
+        let err = summarize(missing.path()).unwrap_err().to_string();
+        assert!(err.contains("--cache"), "{err}");
+    }
+}

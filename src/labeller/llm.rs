@@ -1,0 +1,711 @@
+//! The LLM labeller: its config, the API key, and the client that sends chat requests with a
+//! money budget, a label cache, retries and a concurrency limit. The wire formats live in
+//! `openai.rs`, `anthropic.rs` and `batch.rs`.
+use super::anthropic::AnthropicApi;
+use super::batch::BatchApi;
+use super::budget::{
+    estimate_tokens, worst_case_cost, worst_case_input_tokens, Budget, Prices, TokenCounter,
+};
+use super::cache::{CachedReply, LabelCache};
+use super::openai::OpenAiEndpoint;
+use super::prompt::{clean_reply, strip_think, ChatRequest, ReplyPart};
+use super::retry::{CallError, RetryPolicy};
+use super::{Label, LabelOutcome, Labeller};
+use crate::data::Example;
+use anyhow::{anyhow, bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+use std::sync::{Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Provider {
+    /// OpenAI's API (`https://api.openai.com/v1` unless `base_url` says otherwise).
+    Openai,
+    /// Anthropic's messages API (`https://api.anthropic.com`).
+    Anthropic,
+    /// Any OpenAI-compatible server at `base_url` (llama.cpp, vLLM, …).
+    Custom,
+}
+
+impl Provider {
+    pub fn name(self) -> &'static str {
+        match self {
+            Provider::Openai => "openai",
+            Provider::Anthropic => "anthropic",
+            Provider::Custom => "custom",
+        }
+    }
+}
+
+/// The `[labeller]` settings of an LLM labeller. Prices are dollars per million tokens.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LlmLabellerConfig {
+    pub provider: Provider,
+    /// OpenAI-style servers: up to the version (`http://127.0.0.1:8080/v1`); Anthropic: the
+    /// host (`https://api.anthropic.com`). Required for `custom`.
+    #[serde(default)]
+    pub base_url: Option<String>,
+    pub model: String,
+    /// Environment variable holding the API key. Default `OPENAI_API_KEY` / `ANTHROPIC_API_KEY`;
+    /// `custom` servers get no key unless this is set.
+    #[serde(default)]
+    pub api_key_env: Option<String>,
+    #[serde(default)]
+    pub temperature: f64,
+    #[serde(default = "default_max_tokens")]
+    pub max_tokens: u32,
+    #[serde(default)]
+    pub price_input_per_mtok: f64,
+    #[serde(default)]
+    pub price_output_per_mtok: f64,
+    /// Requests in flight at once.
+    #[serde(default = "default_concurrency")]
+    pub concurrency: usize,
+    /// Per-request timeout.
+    #[serde(default = "default_timeout_s")]
+    pub timeout_s: f64,
+    #[serde(default = "default_max_retries")]
+    pub max_retries: u32,
+    /// First retry wait; doubles per retry up to `retry_max_s` (jittered).
+    #[serde(default = "default_retry_base_s")]
+    pub retry_base_s: f64,
+    #[serde(default = "default_retry_max_s")]
+    pub retry_max_s: f64,
+    /// Send all labels of an iteration as one OpenAI batch job instead of live requests.
+    #[serde(default)]
+    pub batch_api: bool,
+    /// Price factor of the Batch API.
+    #[serde(default = "default_batch_discount")]
+    pub batch_discount: f64,
+    /// First wait between batch status polls; grows 1.5× per poll up to `batch_poll_max_s`.
+    #[serde(default = "default_batch_poll_s")]
+    pub batch_poll_s: f64,
+    #[serde(default = "default_batch_poll_max_s")]
+    pub batch_poll_max_s: f64,
+    /// Labeled examples shown as user/assistant turns before the input.
+    #[serde(default)]
+    pub few_shot: usize,
+    #[serde(default = "default_system_prompt")]
+    pub system_prompt: String,
+    /// Which part of the reply is the label: `first_line` or `whole`.
+    #[serde(default)]
+    pub reply: ReplyPart,
+    /// Dollars this labeller may spend; `None`: unlimited.
+    #[serde(default)]
+    pub money_budget: Option<f64>,
+    /// Label cache folder. Default `<user cache>/atgen-lab/labels`.
+    #[serde(default)]
+    pub cache_dir: Option<PathBuf>,
+}
+
+fn default_max_tokens() -> u32 {
+    64
+}
+fn default_concurrency() -> usize {
+    4
+}
+fn default_timeout_s() -> f64 {
+    60.0
+}
+fn default_max_retries() -> u32 {
+    6
+}
+fn default_retry_base_s() -> f64 {
+    1.0
+}
+fn default_retry_max_s() -> f64 {
+    60.0
+}
+fn default_batch_discount() -> f64 {
+    0.5
+}
+fn default_batch_poll_s() -> f64 {
+    10.0
+}
+fn default_batch_poll_max_s() -> f64 {
+    300.0
+}
+fn default_system_prompt() -> String {
+    "You label data for a text generation task. Reply with the output only.".into()
+}
+
+impl LlmLabellerConfig {
+    /// A config with every default, for `provider` and `model`.
+    pub fn new(provider: Provider, model: &str) -> Self {
+        let text = format!("provider = \"{}\"\nmodel = {:?}", provider.name(), model);
+        // Every other field has a serde default, so this cannot fail.
+        toml::from_str(&text).expect("defaults deserialize")
+    }
+
+    /// Check ranges and combinations; errors name the `labeller.` key and what to write.
+    pub fn validate(&self) -> Result<()> {
+        let positive = |v: f64| v.is_finite() && v > 0.0;
+        let non_negative = |v: f64| v.is_finite() && v >= 0.0;
+        if self.model.trim().is_empty() {
+            bail!("labeller.model is empty: name the model, e.g. \"gpt-4o-mini\"");
+        }
+        if !(0.0..=2.0).contains(&self.temperature) {
+            bail!(
+                "labeller.temperature = {} is outside 0..=2",
+                self.temperature
+            );
+        }
+        if self.max_tokens == 0 {
+            bail!("labeller.max_tokens must be at least 1");
+        }
+        for (key, v) in [
+            ("price_input_per_mtok", self.price_input_per_mtok),
+            ("price_output_per_mtok", self.price_output_per_mtok),
+            ("retry_base_s", self.retry_base_s),
+            ("retry_max_s", self.retry_max_s),
+        ] {
+            if !non_negative(v) {
+                bail!("labeller.{key} = {v} must be a number >= 0");
+            }
+        }
+        for (key, v) in [
+            ("timeout_s", self.timeout_s),
+            ("batch_poll_s", self.batch_poll_s),
+            ("batch_poll_max_s", self.batch_poll_max_s),
+        ] {
+            if !positive(v) {
+                bail!("labeller.{key} = {v} must be a number > 0");
+            }
+        }
+        if self.concurrency == 0 {
+            bail!("labeller.concurrency must be at least 1");
+        }
+        if !(positive(self.batch_discount) && self.batch_discount <= 1.0) {
+            bail!(
+                "labeller.batch_discount = {} must be in (0, 1]",
+                self.batch_discount
+            );
+        }
+        if let Some(b) = self.money_budget {
+            if !non_negative(b) {
+                bail!("labeller.money_budget = {b} must be a number of dollars >= 0");
+            }
+        }
+        if self.provider == Provider::Custom && self.base_url.is_none() {
+            bail!("labeller.provider = \"custom\" needs labeller.base_url, e.g. \"http://127.0.0.1:8080/v1\"");
+        }
+        if self.batch_api && self.provider == Provider::Anthropic {
+            bail!("labeller.batch_api is supported for OpenAI-compatible providers only; set it to false for \"anthropic\"");
+        }
+        Ok(())
+    }
+
+    pub fn prices(&self) -> Prices {
+        Prices {
+            input_per_mtok: self.price_input_per_mtok,
+            output_per_mtok: self.price_output_per_mtok,
+        }
+    }
+
+    fn key_env(&self) -> Option<String> {
+        self.api_key_env.clone().or(match self.provider {
+            Provider::Openai => Some("OPENAI_API_KEY".into()),
+            Provider::Anthropic => Some("ANTHROPIC_API_KEY".into()),
+            Provider::Custom => None,
+        })
+    }
+
+    fn cache_dir(&self) -> PathBuf {
+        self.cache_dir
+            .clone()
+            .unwrap_or_else(super::cache::default_dir)
+    }
+}
+
+/// An API key read from the environment. Never printed: `Debug` names only the variable, and
+/// [`ApiKey::redact`] removes it from any text a server echoed back.
+#[derive(Clone)]
+pub struct ApiKey {
+    var: String,
+    value: String,
+}
+
+impl ApiKey {
+    pub fn from_env(var: &str) -> Result<Self> {
+        match std::env::var(var) {
+            Ok(v) if !v.trim().is_empty() => Ok(ApiKey {
+                var: var.to_string(),
+                value: v.trim().to_string(),
+            }),
+            Ok(_) => bail!("the environment variable {var} (labeller.api_key_env) is empty: put the API key in it"),
+            Err(_) => bail!("the environment variable {var} (labeller.api_key_env) is not set: export {var}=<your API key>"),
+        }
+    }
+
+    #[cfg(test)]
+    pub(crate) fn for_tests(var: &str, value: &str) -> Self {
+        ApiKey {
+            var: var.into(),
+            value: value.into(),
+        }
+    }
+
+    pub fn var(&self) -> &str {
+        &self.var
+    }
+
+    pub(super) fn expose(&self) -> &str {
+        &self.value
+    }
+
+    pub fn redact(&self, text: &str) -> String {
+        text.replace(&self.value, &format!("[key from {} redacted]", self.var))
+    }
+}
+
+impl std::fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ApiKey(from ${})", self.var)
+    }
+}
+
+/// Token counts a server reported.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Usage {
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+}
+
+/// A provider's reply to one request, before any clean-up.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Completion {
+    pub text: String,
+    pub usage: Option<Usage>,
+}
+
+/// One chat request over one provider's wire format.
+pub trait ChatApi: Send + Sync {
+    fn complete(&self, req: &ChatRequest) -> std::result::Result<Completion, CallError>;
+}
+
+/// A reply with what it cost. `text` is raw (see [`clean_reply`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Reply {
+    pub text: String,
+    /// Dollars paid in this call (0 for a cache hit).
+    pub cost: f64,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    pub seconds: f64,
+    pub cached: bool,
+}
+
+/// Replies to a prefix of the requests; `budget_reached` says why the rest got none.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Replies {
+    pub replies: Vec<Reply>,
+    pub budget_reached: bool,
+}
+
+/// Sends chat requests within a money budget, through the label cache, with retries.
+pub struct LlmClient {
+    pub(super) provider: Provider,
+    pub(super) model: String,
+    api: Box<dyn ChatApi>,
+    pub(super) batch: Option<BatchApi>,
+    pub(super) prices: Prices,
+    pub(super) batch_discount: f64,
+    pub(super) budget: Budget,
+    pub(super) cache: LabelCache,
+    pub(super) retry: RetryPolicy,
+    concurrency: usize,
+    counter: Option<Box<TokenCounter>>,
+    /// Sampling settings of the config, for requests the client builds itself (the judge).
+    pub(super) temperature: f64,
+    pub(super) max_tokens: u32,
+}
+
+/// Hands out request indices in order and decides the budget stop (see `next_job`).
+struct Queue {
+    next: usize,
+    in_flight: usize,
+    stop_at: Option<usize>,
+    failure: Option<(usize, anyhow::Error)>,
+}
+
+enum Job {
+    Hit(usize, CachedReply),
+    Call(usize, super::budget::Reservation),
+    Done,
+}
+
+impl LlmClient {
+    /// Build the client of `cfg`: reads the API key from its environment variable.
+    pub fn from_config(cfg: &LlmLabellerConfig) -> Result<Self> {
+        cfg.validate()?;
+        let key = cfg.key_env().map(|v| ApiKey::from_env(&v)).transpose()?;
+        let timeout = Duration::from_secs_f64(cfg.timeout_s);
+        let openai_base =
+            |default: &str| cfg.base_url.clone().unwrap_or_else(|| default.to_string());
+        let api: Box<dyn ChatApi> = match cfg.provider {
+            Provider::Anthropic => {
+                let key = key
+                    .clone()
+                    .ok_or_else(|| anyhow!("labeller.api_key_env is required for anthropic"))?;
+                let base = cfg
+                    .base_url
+                    .clone()
+                    .unwrap_or_else(|| "https://api.anthropic.com".into());
+                Box::new(AnthropicApi::new(&base, &cfg.model, key, timeout))
+            }
+            Provider::Openai | Provider::Custom => Box::new(OpenAiEndpoint::new(
+                &openai_base("https://api.openai.com/v1"),
+                &cfg.model,
+                key.clone(),
+                timeout,
+                cfg.provider == Provider::Openai,
+            )),
+        };
+        let mut client = Self::with_api(cfg, api)?;
+        if cfg.batch_api {
+            let endpoint = OpenAiEndpoint::new(
+                &openai_base("https://api.openai.com/v1"),
+                &cfg.model,
+                key,
+                timeout,
+                cfg.provider == Provider::Openai,
+            );
+            client.batch = Some(BatchApi::new(
+                endpoint,
+                Duration::from_secs_f64(cfg.batch_poll_s),
+                Duration::from_secs_f64(cfg.batch_poll_max_s),
+            ));
+        }
+        Ok(client)
+    }
+
+    /// A client over any [`ChatApi`] (tests use an in-process one).
+    pub fn with_api(cfg: &LlmLabellerConfig, api: Box<dyn ChatApi>) -> Result<Self> {
+        cfg.validate()?;
+        let dir = cfg.cache_dir();
+        Ok(LlmClient {
+            provider: cfg.provider,
+            model: cfg.model.clone(),
+            api,
+            batch: None,
+            prices: cfg.prices(),
+            batch_discount: cfg.batch_discount,
+            budget: Budget::new(cfg.money_budget),
+            cache: LabelCache::open(&dir)
+                .with_context(|| format!("label cache {} (labeller.cache_dir)", dir.display()))?,
+            retry: RetryPolicy {
+                max_retries: cfg.max_retries,
+                base: Duration::from_secs_f64(cfg.retry_base_s),
+                max_delay: Duration::from_secs_f64(cfg.retry_max_s),
+            },
+            concurrency: cfg.concurrency,
+            counter: None,
+            temperature: cfg.temperature,
+            max_tokens: cfg.max_tokens,
+        })
+    }
+
+    /// Count input tokens with the model's tokenizer instead of the chars/3 estimate.
+    pub fn set_token_counter(&mut self, counter: Box<TokenCounter>) {
+        self.counter = Some(counter);
+    }
+
+    /// `provider:model`.
+    pub fn name(&self) -> String {
+        format!("{}:{}", self.provider.name(), self.model)
+    }
+
+    /// Dollars paid so far by this client (cache hits are free).
+    pub fn spent(&self) -> f64 {
+        self.budget.spent()
+    }
+
+    pub fn budget(&self) -> &Budget {
+        &self.budget
+    }
+
+    pub fn cache(&self) -> &LabelCache {
+        &self.cache
+    }
+
+    pub(super) fn key_of(&self, req: &ChatRequest) -> String {
+        req.cache_key(self.provider.name(), &self.model)
+    }
+
+    pub(super) fn worst_case(&self, req: &ChatRequest, prices: &Prices) -> f64 {
+        worst_case_cost(req, self.counter.as_deref(), prices)
+    }
+
+    /// Usage as reported, or (when a server sends none) the worst-case input and the
+    /// estimated output, so money is never under-counted.
+    pub(super) fn usage_or_estimate(&self, req: &ChatRequest, c: &Completion) -> Usage {
+        c.usage.unwrap_or_else(|| Usage {
+            input_tokens: worst_case_input_tokens(req, self.counter.as_deref()),
+            output_tokens: estimate_tokens(&c.text).min(u64::from(req.max_tokens)),
+        })
+    }
+
+    /// Send every request (in order, `concurrency` at a time; or as one batch job), paying
+    /// only for cache misses. Stops before the first request whose worst case no longer fits
+    /// the budget; everything before it is returned.
+    pub fn complete_all(&self, requests: &[ChatRequest]) -> Result<Replies> {
+        let out = match &self.batch {
+            Some(batch) => super::batch::complete_batch(self, batch, requests),
+            None => self.complete_live(requests),
+        };
+        let saved = self.cache.save_counts();
+        let out = out?;
+        saved?;
+        Ok(out)
+    }
+
+    /// One request with retries; an empty reply (nothing left after reasoning) is retried.
+    fn call(&self, index: usize, key: &str, req: &ChatRequest) -> Result<Completion> {
+        let seed = u64::from_str_radix(&key[..16], 16).unwrap_or(index as u64);
+        let what = format!("request {} to {}", index + 1, self.name());
+        self.retry.run(seed, &what, || {
+            let c = self.api.complete(req)?;
+            if strip_think(&c.text).trim().is_empty() {
+                return Err(CallError::transient("empty completion"));
+            }
+            Ok(c)
+        })
+    }
+
+    fn complete_live(&self, requests: &[ChatRequest]) -> Result<Replies> {
+        let n = requests.len();
+        let keys: Vec<String> = requests.iter().map(|r| self.key_of(r)).collect();
+        let slots: Vec<Mutex<Option<Reply>>> = (0..n).map(|_| Mutex::new(None)).collect();
+        let queue = Mutex::new(Queue {
+            next: 0,
+            in_flight: 0,
+            stop_at: None,
+            failure: None,
+        });
+        let wake = Condvar::new();
+        let bar = crate::util::progress::bar(n as u64, "labelling");
+        let workers = self.concurrency.min(n).max(1);
+        std::thread::scope(|s| {
+            for _ in 0..workers {
+                s.spawn(|| loop {
+                    let (i, reservation) = match self.next_job(&queue, &wake, requests, &keys) {
+                        Job::Done => return,
+                        Job::Hit(i, hit) => {
+                            *lock(&slots[i]) = Some(Reply {
+                                text: hit.text,
+                                cost: 0.0,
+                                input_tokens: 0,
+                                output_tokens: 0,
+                                seconds: 0.0,
+                                cached: true,
+                            });
+                            bar.inc(1);
+                            continue;
+                        }
+                        Job::Call(i, r) => (i, r),
+                    };
+                    let start = Instant::now();
+                    let outcome = match self.call(i, &keys[i], &requests[i]) {
+                        Err(e) => {
+                            self.budget.release(reservation);
+                            Err(e)
+                        }
+                        Ok(c) => {
+                            let usage = self.usage_or_estimate(&requests[i], &c);
+                            let cost = self.prices.cost(usage.input_tokens, usage.output_tokens);
+                            // Paid whether or not the cache write below succeeds.
+                            self.budget.settle(reservation, cost);
+                            self.record(&keys[i], &c.text, usage, cost).map(|()| Reply {
+                                text: c.text,
+                                cost,
+                                input_tokens: usage.input_tokens,
+                                output_tokens: usage.output_tokens,
+                                seconds: start.elapsed().as_secs_f64(),
+                                cached: false,
+                            })
+                        }
+                    };
+                    let mut q = lock(&queue);
+                    match outcome {
+                        Ok(reply) => {
+                            *lock(&slots[i]) = Some(reply);
+                            bar.inc(1);
+                        }
+                        Err(e) => {
+                            if q.failure.as_ref().is_none_or(|(j, _)| i < *j) {
+                                q.failure = Some((i, e));
+                            }
+                        }
+                    }
+                    q.in_flight -= 1;
+                    wake.notify_all();
+                });
+            }
+        });
+        bar.finish_and_clear();
+        let q = queue.into_inner().unwrap_or_else(|e| e.into_inner());
+        if let Some((i, e)) = q.failure {
+            let paid = slots.iter().filter(|s| lock(s).is_some()).count();
+            return Err(e.context(format!(
+                "labelling stopped at item {} of {n}; the {paid} replies received are kept in the label cache {} and will not be paid for again",
+                i + 1,
+                self.cache.dir().display()
+            )));
+        }
+        let end = q.stop_at.unwrap_or(n);
+        let replies = slots[..end]
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                lock(s)
+                    .take()
+                    .ok_or_else(|| anyhow!("internal: request {} got no reply", i + 1))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Replies {
+            replies,
+            budget_reached: q.stop_at.is_some(),
+        })
+    }
+
+    /// The next request to work on. Requests are handed out in order; one whose worst case
+    /// does not fit waits until the requests before it have settled their actual costs, and
+    /// stops the run only if it still does not fit. So the stop point depends on actual costs
+    /// alone, not on timing: the same run stops at the same item at any concurrency.
+    fn next_job(
+        &self,
+        queue: &Mutex<Queue>,
+        wake: &Condvar,
+        requests: &[ChatRequest],
+        keys: &[String],
+    ) -> Job {
+        let mut q = lock(queue);
+        loop {
+            if q.failure.is_some() || q.stop_at.is_some() || q.next >= requests.len() {
+                return Job::Done;
+            }
+            let i = q.next;
+            if let Some(hit) = self.cache.peek(&keys[i]) {
+                self.cache.count(true);
+                q.next += 1;
+                return Job::Hit(i, hit);
+            }
+            let worst = self.worst_case(&requests[i], &self.prices);
+            if let Some(r) = self.budget.try_reserve(worst) {
+                self.cache.count(false);
+                q.next += 1;
+                q.in_flight += 1;
+                return Job::Call(i, r);
+            }
+            if q.in_flight == 0 {
+                q.stop_at = Some(i);
+                wake.notify_all();
+                return Job::Done;
+            }
+            q = wake.wait(q).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    /// Put a paid reply in the cache.
+    pub(super) fn record(&self, key: &str, text: &str, usage: Usage, cost: f64) -> Result<()> {
+        self.cache.insert(CachedReply {
+            key: key.to_string(),
+            provider: self.provider.name().to_string(),
+            model: self.model.clone(),
+            text: text.to_string(),
+            input_tokens: usage.input_tokens,
+            output_tokens: usage.output_tokens,
+            cost,
+        })
+    }
+}
+
+/// Lock a mutex whose data stays consistent even if a holder panicked (plain slots/counters).
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Labels with an LLM: the labelling prompt per item, the client, and the reply clean-up.
+pub struct LlmLabeller {
+    client: LlmClient,
+    system_prompt: String,
+    few_shot: usize,
+    reply: ReplyPart,
+    temperature: f64,
+    max_tokens: u32,
+}
+
+impl LlmLabeller {
+    pub fn from_config(cfg: &LlmLabellerConfig) -> Result<Self> {
+        Ok(Self::with_client(cfg, LlmClient::from_config(cfg)?))
+    }
+
+    pub fn with_client(cfg: &LlmLabellerConfig, client: LlmClient) -> Self {
+        LlmLabeller {
+            client,
+            system_prompt: cfg.system_prompt.clone(),
+            few_shot: cfg.few_shot,
+            reply: cfg.reply,
+            temperature: cfg.temperature,
+            max_tokens: cfg.max_tokens,
+        }
+    }
+
+    pub fn client(&self) -> &LlmClient {
+        &self.client
+    }
+
+    pub fn client_mut(&mut self) -> &mut LlmClient {
+        &mut self.client
+    }
+
+    /// The request that labels `input`, showing the first `few_shot` examples given.
+    pub fn request(&self, input: &str, few_shot: &[Example]) -> ChatRequest {
+        let shown = &few_shot[..self.few_shot.min(few_shot.len())];
+        ChatRequest::for_label(
+            &self.system_prompt,
+            shown,
+            input,
+            self.temperature,
+            self.max_tokens,
+        )
+    }
+}
+
+impl Labeller for LlmLabeller {
+    fn name(&self) -> String {
+        self.client.name()
+    }
+
+    fn label(&mut self, items: &[Example], few_shot: &[Example]) -> Result<LabelOutcome> {
+        let requests: Vec<ChatRequest> = items
+            .iter()
+            .map(|ex| self.request(&ex.input, few_shot))
+            .collect();
+        let out = self.client.complete_all(&requests)?;
+        let labels = items
+            .iter()
+            .zip(out.replies)
+            .map(|(ex, r)| Label {
+                id: ex.id,
+                output: clean_reply(&r.text, self.reply),
+                cost: r.cost,
+                input_tokens: r.input_tokens,
+                output_tokens: r.output_tokens,
+                seconds: r.seconds,
+            })
+            .collect();
+        Ok(if out.budget_reached {
+            LabelOutcome::BudgetReached(labels)
+        } else {
+            LabelOutcome::Complete(labels)
+        })
+    }
+
+    fn spent(&self) -> f64 {
+        self.client.spent()
+    }
+}

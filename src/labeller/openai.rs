@@ -1,0 +1,197 @@
+//! OpenAI-compatible chat completions (`POST {base_url}/chat/completions`): OpenAI itself and
+//! any server that speaks its API (llama.cpp, vLLM, llama-cpp-python, …).
+use super::llm::{ApiKey, ChatApi, Completion, Usage};
+use super::prompt::{ChatRequest, Role};
+use super::retry::{classify_ureq, CallError};
+use serde_json::{json, Value};
+use std::time::Duration;
+
+/// Where and how to reach an OpenAI-compatible server. Shared by the chat and Batch APIs.
+pub struct OpenAiEndpoint {
+    pub(super) agent: ureq::Agent,
+    /// Up to and including the version, e.g. `https://api.openai.com/v1`.
+    pub(super) base_url: String,
+    pub(super) model: String,
+    pub(super) key: Option<ApiKey>,
+    pub(super) timeout: Duration,
+    /// OpenAI's own API wants `max_completion_tokens` (its reasoning models reject
+    /// `max_tokens`); other servers know only `max_tokens`.
+    pub(super) official: bool,
+}
+
+impl OpenAiEndpoint {
+    pub fn new(
+        base_url: &str,
+        model: &str,
+        key: Option<ApiKey>,
+        timeout: Duration,
+        official: bool,
+    ) -> Self {
+        OpenAiEndpoint {
+            agent: ureq::AgentBuilder::new()
+                .timeout_connect(timeout.min(Duration::from_secs(10)))
+                .build(),
+            base_url: base_url.trim_end_matches('/').to_string(),
+            model: model.to_string(),
+            key,
+            timeout,
+            official,
+        }
+    }
+
+    pub(super) fn url(&self, path: &str) -> String {
+        format!("{}/{}", self.base_url, path.trim_start_matches('/'))
+    }
+
+    /// A request with the bearer key and the per-request timeout.
+    pub(super) fn request(&self, method: &str, path: &str) -> ureq::Request {
+        let mut req = self
+            .agent
+            .request(method, &self.url(path))
+            .timeout(self.timeout);
+        if let Some(key) = &self.key {
+            req = req.set("Authorization", &format!("Bearer {}", key.expose()));
+        }
+        req
+    }
+
+    pub(super) fn redact(&self, text: &str) -> String {
+        match &self.key {
+            Some(k) => k.redact(text),
+            None => text.to_string(),
+        }
+    }
+
+    pub(super) fn classify(&self, err: ureq::Error) -> CallError {
+        let var = self.key.as_ref().map(ApiKey::var);
+        classify_ureq(err, var, &|t| self.redact(t))
+    }
+
+    /// The JSON body of a chat completion request.
+    pub fn body(&self, req: &ChatRequest) -> Value {
+        let mut messages = Vec::with_capacity(req.messages.len() + 1);
+        if let Some(system) = &req.system {
+            messages.push(json!({"role": "system", "content": system}));
+        }
+        for m in &req.messages {
+            let role = match m.role {
+                Role::User => "user",
+                Role::Assistant => "assistant",
+            };
+            messages.push(json!({"role": role, "content": m.content}));
+        }
+        let max_field = if self.official {
+            "max_completion_tokens"
+        } else {
+            "max_tokens"
+        };
+        let mut body = json!({
+            "model": self.model,
+            "messages": messages,
+            "temperature": req.temperature,
+        });
+        body[max_field] = json!(req.max_tokens);
+        body
+    }
+}
+
+/// Read a chat completion object: the first choice's text and the usage.
+pub fn parse_completion(body: &Value) -> Result<Completion, CallError> {
+    let choice = body
+        .get("choices")
+        .and_then(|c| c.get(0))
+        .ok_or_else(|| CallError::transient("reply has no choices[0]"))?;
+    let text = match choice.pointer("/message/content") {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Null) | None => String::new(),
+        Some(other) => {
+            return Err(CallError::transient(format!(
+                "choices[0].message.content is not text: {other}"
+            )))
+        }
+    };
+    let usage = body.get("usage").and_then(|u| {
+        Some(Usage {
+            input_tokens: u.get("prompt_tokens")?.as_u64()?,
+            output_tokens: u.get("completion_tokens")?.as_u64()?,
+        })
+    });
+    Ok(Completion { text, usage })
+}
+
+impl ChatApi for OpenAiEndpoint {
+    fn complete(&self, req: &ChatRequest) -> Result<Completion, CallError> {
+        let body = self.body(req).to_string();
+        let resp = self
+            .request("POST", "chat/completions")
+            .set("Content-Type", "application/json")
+            .send_string(&body)
+            .map_err(|e| self.classify(e))?;
+        let text = resp
+            .into_string()
+            .map_err(|e| CallError::transient(format!("reply cut off: {e}")))?;
+        let json: Value = serde_json::from_str(&text).map_err(|e| {
+            CallError::transient(format!(
+                "reply is not JSON ({e}): {}",
+                self.redact(&head(&text))
+            ))
+        })?;
+        parse_completion(&json)
+    }
+}
+
+/// The start of a long text, for error messages.
+pub(super) fn head(text: &str) -> String {
+    let mut s: String = text.chars().take(200).collect();
+    if s.len() < text.len() {
+        s.push('…');
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::labeller::prompt::Message;
+
+    #[test]
+    fn body_follows_the_chat_completions_shape() {
+        let ep = OpenAiEndpoint::new("http://h/v1/", "gpt-x", None, Duration::from_secs(1), true);
+        assert_eq!(ep.url("/chat/completions"), "http://h/v1/chat/completions");
+        let req = ChatRequest {
+            system: Some("sys".into()),
+            messages: vec![
+                Message::user("q"),
+                Message::assistant("a"),
+                Message::user("x"),
+            ],
+            temperature: 0.0,
+            max_tokens: 7,
+        };
+        let b = ep.body(&req);
+        assert_eq!(b["model"], "gpt-x");
+        assert_eq!(b["messages"][0], json!({"role":"system","content":"sys"}));
+        assert_eq!(b["messages"][2], json!({"role":"assistant","content":"a"}));
+        assert_eq!(b["max_completion_tokens"], 7);
+        let local = OpenAiEndpoint::new("http://h/v1", "m", None, Duration::from_secs(1), false);
+        assert_eq!(local.body(&req)["max_tokens"], 7);
+    }
+
+    #[test]
+    fn completion_text_and_usage_are_read() {
+        let ok = json!({"choices":[{"index":0,"message":{"role":"assistant","content":"hi"},"finish_reason":"stop"}],
+                        "usage":{"prompt_tokens":12,"completion_tokens":3,"total_tokens":15}});
+        let c = parse_completion(&ok).unwrap();
+        assert_eq!(c.text, "hi");
+        assert_eq!(
+            c.usage,
+            Some(Usage {
+                input_tokens: 12,
+                output_tokens: 3
+            })
+        );
+        let null = json!({"choices":[{"message":{"role":"assistant","content":null}}]});
+        assert_eq!(parse_completion(&null).unwrap().text, "");
+        assert!(parse_completion(&json!({"object":"list"})).is_err());
+    }
+}

@@ -1,0 +1,218 @@
+//! Sentence embeddings the sentence-transformers way: BERT, mean pooling over the attention
+//! mask, L2 normalisation. Texts are batched by length so padding stays small.
+use crate::models::bert::{mean_pool, Bert, BertConfig};
+use crate::strategy::Matrix;
+use anyhow::{anyhow, bail, Context, Result};
+use candle_core::{Device, Tensor};
+use sha2::{Digest, Sha256};
+use std::path::Path;
+use tokenizers::{Encoding, Tokenizer, TruncationParams};
+
+/// The default encoder's folder name in the models cache.
+pub const DEFAULT_ENCODER: &str = "all-minilm-l6-v2";
+
+/// sentence-transformers' `max_seq_length` for all-MiniLM-L6-v2 (its
+/// `sentence_bert_config.json`): 256 word pieces including [CLS] and [SEP]. The tokenizer.json
+/// in the model folder says 128 with fixed padding, which sentence-transformers overrides.
+pub const DEFAULT_MAX_SEQ_LENGTH: usize = 256;
+
+/// Texts per forward pass.
+pub const DEFAULT_BATCH_SIZE: usize = 64;
+
+/// Embedding more texts than this shows a progress bar.
+const PROGRESS_THRESHOLD: usize = 256;
+
+pub struct SentenceEncoder {
+    bert: Bert,
+    tokenizer: Tokenizer,
+    pad_id: u32,
+    batch_size: usize,
+    max_seq_length: usize,
+    model_hash: String,
+}
+
+impl SentenceEncoder {
+    /// Load from a folder holding `config.json`, `model.safetensors` and `tokenizer.json`
+    /// (and optionally `sentence_bert_config.json` for `max_seq_length`), on the CPU.
+    pub fn load(dir: &Path) -> Result<Self> {
+        Self::load_on(dir, &Device::Cpu)
+    }
+
+    /// The default encoder from the models cache, fetching it first when missing.
+    pub fn load_default() -> Result<Self> {
+        crate::models::setup::ensure_default_models(&[DEFAULT_ENCODER])?;
+        Self::load(&crate::models::cache::default_model_dir(DEFAULT_ENCODER))
+    }
+
+    pub fn load_on(dir: &Path, device: &Device) -> Result<Self> {
+        let config = BertConfig::from_file(&dir.join("config.json"))?;
+        let weights_path = dir.join("model.safetensors");
+        let bytes = std::fs::read(&weights_path).with_context(|| {
+            format!(
+                "cannot read {} (run `lab setup` to fetch the default encoder)",
+                weights_path.display()
+            )
+        })?;
+        let model_hash = hex::encode(Sha256::digest(&bytes));
+        let max_seq_length = read_max_seq_length(dir)?.min(config.max_position_embeddings);
+
+        let tokenizer_path = dir.join("tokenizer.json");
+        let mut tokenizer = Tokenizer::from_file(&tokenizer_path)
+            .map_err(|e| anyhow!("{e}"))
+            .with_context(|| format!("cannot load tokenizer {}", tokenizer_path.display()))?;
+        tokenizer.with_padding(None);
+        tokenizer
+            .with_truncation(Some(TruncationParams {
+                max_length: max_seq_length,
+                ..Default::default()
+            }))
+            .map_err(|e| anyhow!("{e}"))
+            .with_context(|| format!("cannot set truncation on {}", tokenizer_path.display()))?;
+        let vocab = tokenizer.get_vocab_size(true);
+        if vocab > config.vocab_size {
+            bail!(
+                "tokenizer {} has {vocab} tokens but the model in {} has only {} embeddings; \
+                 the files belong to different models",
+                tokenizer_path.display(),
+                dir.display(),
+                config.vocab_size
+            );
+        }
+        let pad_id = tokenizer.token_to_id("[PAD]").unwrap_or(0);
+        let bert = Bert::from_safetensors(bytes, config, device, &weights_path)?;
+        Ok(Self {
+            bert,
+            tokenizer,
+            pad_id,
+            batch_size: DEFAULT_BATCH_SIZE,
+            max_seq_length,
+            model_hash,
+        })
+    }
+
+    pub fn with_batch_size(mut self, batch_size: usize) -> Self {
+        self.batch_size = batch_size.max(1);
+        self
+    }
+
+    /// sha256 of `model.safetensors`, hex: a key for on-disk embedding caches.
+    pub fn model_hash(&self) -> &str {
+        &self.model_hash
+    }
+
+    pub fn dim(&self) -> usize {
+        self.bert.config().hidden_size
+    }
+
+    pub fn max_seq_length(&self) -> usize {
+        self.max_seq_length
+    }
+
+    /// One L2-normalised row per text, in input order.
+    pub fn embed(&self, texts: &[String]) -> Result<Matrix> {
+        let mut out = Matrix::zeros(texts.len(), self.dim());
+        self.for_each_batch(texts, "embed", |rows, hidden, mask, _encodings| {
+            let pooled: Vec<Vec<f32>> = mean_pool(hidden, mask)?.to_vec2()?;
+            for (&row, values) in rows.iter().zip(pooled) {
+                out.row_mut(row).copy_from_slice(&values);
+            }
+            Ok(())
+        })?;
+        out.l2_normalize_rows();
+        Ok(out)
+    }
+
+    /// Final hidden states of each text's word pieces, without [CLS] and [SEP] (for
+    /// BERTScore): `result[text][token][dim]`. An empty text gives no tokens.
+    pub fn token_embeddings(&self, texts: &[String]) -> Result<Vec<Vec<Vec<f32>>>> {
+        let mut out = vec![Vec::new(); texts.len()];
+        self.for_each_batch(texts, "embed tokens", |rows, hidden, _mask, encodings| {
+            let hidden: Vec<Vec<Vec<f32>>> = hidden.to_vec3()?;
+            for ((&row, states), encoding) in rows.iter().zip(hidden).zip(encodings) {
+                let special = encoding.get_special_tokens_mask();
+                out[row] = states
+                    .into_iter()
+                    .zip(special)
+                    .take(encoding.get_ids().len())
+                    .filter(|(_, &s)| s == 0)
+                    .map(|(v, _)| v)
+                    .collect();
+            }
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// Tokenize, sort by length, and run BERT over right-padded batches. `visit` gets the
+    /// original row of each batch member, the hidden states, the mask and the encodings.
+    fn for_each_batch(
+        &self,
+        texts: &[String],
+        label: &str,
+        mut visit: impl FnMut(&[usize], &Tensor, &Tensor, &[&Encoding]) -> Result<()>,
+    ) -> Result<()> {
+        if texts.is_empty() {
+            return Ok(());
+        }
+        let encodings = self
+            .tokenizer
+            .encode_batch(texts.iter().map(String::as_str).collect::<Vec<_>>(), true)
+            .map_err(|e| anyhow!("{e}"))
+            .context("cannot tokenize texts for the sentence encoder")?;
+        let mut order: Vec<usize> = (0..texts.len()).collect();
+        // Stable sort: equal lengths keep input order, so batching is deterministic.
+        order.sort_by_key(|&i| std::cmp::Reverse(encodings[i].get_ids().len()));
+        let bar = (texts.len() > PROGRESS_THRESHOLD)
+            .then(|| crate::util::progress::bar(texts.len() as u64, label));
+        for rows in order.chunks(self.batch_size) {
+            let batch: Vec<&Encoding> = rows.iter().map(|&i| &encodings[i]).collect();
+            let width = batch.iter().map(|e| e.get_ids().len()).max().unwrap_or(0);
+            let mut ids = Vec::with_capacity(rows.len() * width);
+            let mut mask = Vec::with_capacity(rows.len() * width);
+            for e in &batch {
+                let n = e.get_ids().len();
+                ids.extend_from_slice(e.get_ids());
+                ids.extend(std::iter::repeat_n(self.pad_id, width - n));
+                mask.extend(std::iter::repeat_n(1u32, n));
+                mask.extend(std::iter::repeat_n(0u32, width - n));
+            }
+            let device = self.bert.device();
+            let ids = Tensor::from_vec(ids, (rows.len(), width), device)?;
+            let mask = Tensor::from_vec(mask, (rows.len(), width), device)?;
+            let hidden = self.bert.forward(&ids, &mask)?;
+            visit(rows, &hidden, &mask, &batch)?;
+            if let Some(bar) = &bar {
+                bar.inc(rows.len() as u64);
+            }
+        }
+        if let Some(bar) = bar {
+            bar.finish_and_clear();
+        }
+        Ok(())
+    }
+}
+
+/// `max_seq_length` from `sentence_bert_config.json` when the folder has one.
+fn read_max_seq_length(dir: &Path) -> Result<usize> {
+    let path = dir.join("sentence_bert_config.json");
+    if !path.exists() {
+        return Ok(DEFAULT_MAX_SEQ_LENGTH);
+    }
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    let value: serde_json::Value = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not valid JSON", path.display()))?;
+    match value.get("max_seq_length") {
+        None => Ok(DEFAULT_MAX_SEQ_LENGTH),
+        Some(v) => v
+            .as_u64()
+            .filter(|&n| n >= 2)
+            .map(|n| n as usize)
+            .ok_or_else(|| {
+                anyhow!(
+                    "{}: max_seq_length must be an integer ≥ 2, found {v}",
+                    path.display()
+                )
+            }),
+    }
+}

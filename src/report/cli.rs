@@ -1,0 +1,66 @@
+//! `lab report RESULTS_DIR`: re-aggregate and re-plot one experiment, or every experiment
+//! below a results folder.
+use crate::report::{load, write_report_with, ReportOptions, XAxis};
+use anyhow::{bail, Context, Result};
+use std::path::{Path, PathBuf};
+
+#[derive(clap::Args, Debug)]
+pub struct ReportArgs {
+    /// An experiment's results folder (results/<experiment>) or a folder of them (results/).
+    pub results_dir: PathBuf,
+    /// X axis of the figures.
+    #[arg(long, value_enum, default_value = "labeled")]
+    pub x: XAxis,
+    /// The strategy others are compared with.
+    #[arg(long, default_value = "random")]
+    pub reference: String,
+}
+
+pub fn run(args: &ReportArgs) -> Result<()> {
+    let options = ReportOptions {
+        reference: args.reference.clone(),
+        x: args.x,
+    };
+    for dir in experiment_dirs(&args.results_dir)? {
+        let summary = write_report_with(&dir, &options)?;
+        println!(
+            "report: {} ({} strategies, {} metrics) → {}",
+            summary.experiment,
+            summary.strategies.len(),
+            summary.metrics.len(),
+            dir.join("report.md").display()
+        );
+    }
+    Ok(())
+}
+
+/// `dir` itself when it is an experiment folder, otherwise its experiment subfolders.
+pub fn experiment_dirs(dir: &Path) -> Result<Vec<PathBuf>> {
+    if !dir.is_dir() {
+        bail!(
+            "{} is not a folder: pass results/<experiment> or results/",
+            dir.display()
+        );
+    }
+    if load::is_experiment_dir(dir) {
+        return Ok(vec![dir.to_path_buf()]);
+    }
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).with_context(|| format!("cannot list {}", dir.display()))? {
+        let path = entry
+            .with_context(|| format!("cannot list {}", dir.display()))?
+            .path();
+        if path.is_dir() && load::is_experiment_dir(&path) {
+            found.push(path);
+        }
+    }
+    found.sort();
+    if found.is_empty() {
+        bail!(
+            "no experiment results in {}: expected <strategy>/seed-<n>/curve.csv below it or \
+             below one of its folders",
+            dir.display()
+        );
+    }
+    Ok(found)
+}

@@ -1,0 +1,108 @@
+//! `report.md`: per metric, a table of label efficiency against the reference strategy.
+use crate::report::savings::SavingsTable;
+use std::fmt::Write;
+
+/// Seeds per strategy, for the header of the report.
+pub struct SeedCount<'a> {
+    pub strategy: &'a str,
+    pub seeds: usize,
+}
+
+pub fn render_report(
+    experiment: &str,
+    seeds: &[SeedCount<'_>],
+    tables: &[SavingsTable],
+    figures: &[String],
+) -> String {
+    let mut md = String::new();
+    // Writing to a String cannot fail.
+    let _ = writeln!(md, "# {experiment}: active-learning report\n");
+    let _ = writeln!(
+        md,
+        "Strategies (seeds): {}.\n",
+        seeds
+            .iter()
+            .map(|s| format!("{} ({})", s.strategy, s.seeds))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let _ = writeln!(
+        md,
+        "Columns: **AUC** is the area under the mean curve (trapezoid over labeled examples) \
+         divided by its labeled range, i.e. the curve's average height. **Final** is the mean \
+         score at the largest labeled count. **Labels to reach** is the first labeled count \
+         where the mean curve reaches the reference strategy's final mean score (linear \
+         interpolation between iterations). **Saving** is the reference's labels-to-reach \
+         divided by the strategy's (above 1: fewer labels than the reference). Per-point \
+         means, standard deviations and 95% confidence intervals are in `summary.csv`.\n"
+    );
+    for t in tables {
+        let _ = writeln!(md, "## {}\n", t.metric);
+        match (t.target, t.reference_labels) {
+            (Some(target), Some(labels)) => {
+                let _ = writeln!(
+                    md,
+                    "Reference `{}`: final mean {} reached with {} labels.\n",
+                    t.reference,
+                    fmt_score(target),
+                    fmt_labels(labels)
+                );
+            }
+            _ => {
+                let _ = writeln!(
+                    md,
+                    "No `{}` curve for this metric: labels-to-reach and savings are not computed.\n",
+                    t.reference
+                );
+            }
+        }
+        let _ = writeln!(
+            md,
+            "| strategy | AUC | final labeled | final score | labels to reach | saving |"
+        );
+        let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|");
+        for r in &t.rows {
+            let reach = match (t.target, r.labels_to_reach) {
+                (None, _) => "–".to_string(),
+                (Some(_), None) => "not reached".to_string(),
+                (Some(_), Some(l)) => fmt_labels(l),
+            };
+            let saving = r
+                .saving
+                .map(|s| format!("{s:.2}×"))
+                .unwrap_or_else(|| "–".to_string());
+            let name = if r.strategy == t.reference {
+                format!("{} (reference)", r.strategy)
+            } else {
+                r.strategy.clone()
+            };
+            let _ = writeln!(
+                md,
+                "| {name} | {} | {} | {} | {reach} | {saving} |",
+                fmt_score(r.auc),
+                fmt_labels(r.final_labeled),
+                fmt_score(r.final_score)
+            );
+        }
+        md.push('\n');
+    }
+    if !figures.is_empty() {
+        let _ = writeln!(md, "## Figures\n");
+        for f in figures {
+            let _ = writeln!(md, "![{f}]({f})\n");
+        }
+    }
+    md
+}
+
+fn fmt_score(v: f64) -> String {
+    format!("{v:.4}")
+}
+
+fn fmt_labels(v: f64) -> String {
+    if (v - v.round()).abs() < 1e-9 {
+        format!("{}", v.round() as i64)
+    } else {
+        format!("{v:.1}")
+    }
+}

@@ -1,0 +1,193 @@
+//! Figures: one line per strategy (mean over seeds) with its 95% CI band; the reference
+//! strategy is drawn as a black dashed line on top of the others.
+use crate::report::aggregate::{MeanCurve, XAxis};
+use crate::report::font::{register_bundled_font, FAMILY};
+use anyhow::{anyhow, Context, Result};
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use std::path::Path;
+
+/// Figure size in pixels (SVG user units).
+pub const FIGURE_SIZE: (u32, u32) = (960, 600);
+
+/// What one figure shows.
+pub struct FigureSpec<'a> {
+    pub experiment: &'a str,
+    pub metric: &'a str,
+    pub reference: &'a str,
+    pub x: XAxis,
+}
+
+/// The figure as SVG text.
+pub fn render_svg(curves: &[MeanCurve], spec: &FigureSpec<'_>) -> Result<String> {
+    register_bundled_font()?;
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, FIGURE_SIZE).into_drawing_area();
+        draw(&root, curves, spec)?;
+    }
+    Ok(svg)
+}
+
+/// Render the figure to a PNG file at `path`, atomically (temporary file, then rename).
+pub fn write_png(curves: &[MeanCurve], spec: &FigureSpec<'_>, path: &Path) -> Result<()> {
+    register_bundled_font()?;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    // The bitmap encoder picks the format from the extension, so the temporary keeps `.png`.
+    let tmp = tempfile::Builder::new()
+        .suffix(".png")
+        .tempfile_in(dir)
+        .with_context(|| format!("cannot create a temporary file in {}", dir.display()))?;
+    {
+        let root = BitMapBackend::new(tmp.path(), FIGURE_SIZE).into_drawing_area();
+        draw(&root, curves, spec)?;
+    }
+    tmp.persist(path)
+        .map_err(|e| e.error)
+        .with_context(|| format!("cannot move the new {} into place", path.display()))?;
+    Ok(())
+}
+
+fn draw<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    curves: &[MeanCurve],
+    spec: &FigureSpec<'_>,
+) -> Result<()> {
+    let failed = |what: &str, e: &dyn std::fmt::Debug| {
+        anyhow!(
+            "cannot draw the {what} of the {} figure: {e:?}",
+            spec.metric
+        )
+    };
+    root.fill(&WHITE).map_err(|e| failed("background", &e))?;
+    let (xr, yr) = ranges(curves);
+    let mut chart = ChartBuilder::on(root)
+        .caption(
+            format!("{} — {}", spec.experiment, spec.metric),
+            (FAMILY, 24),
+        )
+        .margin(18)
+        .x_label_area_size(52)
+        .y_label_area_size(72)
+        .build_cartesian_2d(xr, yr)
+        .map_err(|e| failed("axes", &e))?;
+    let x_format = |v: &f64| match spec.x {
+        XAxis::Labeled => format!("{}", v.round()),
+        XAxis::Cost => format!("{v:.3}"),
+    };
+    chart
+        .configure_mesh()
+        .x_label_formatter(&x_format)
+        .x_desc(spec.x.title())
+        .y_desc(spec.metric)
+        .label_style((FAMILY, 14))
+        .axis_desc_style((FAMILY, 16))
+        .light_line_style(WHITE.mix(0.0))
+        .draw()
+        .map_err(|e| failed("grid", &e))?;
+
+    // Others first, the reference last so it stays visible on top.
+    let mut ordered: Vec<(usize, &MeanCurve)> = curves
+        .iter()
+        .filter(|c| c.strategy != spec.reference)
+        .enumerate()
+        .collect();
+    ordered.extend(
+        curves
+            .iter()
+            .filter(|c| c.strategy == spec.reference)
+            .map(|c| (0, c)),
+    );
+
+    for &(i, c) in &ordered {
+        if c.points.iter().any(|p| p.summary.ci95.is_some()) {
+            let color = color_of(c, i, spec.reference);
+            let mut band: Vec<(f64, f64)> = c
+                .points
+                .iter()
+                .map(|p| (p.x, p.summary.ci95.map_or(p.summary.mean, |ci| ci.1)))
+                .collect();
+            band.extend(
+                c.points
+                    .iter()
+                    .rev()
+                    .map(|p| (p.x, p.summary.ci95.map_or(p.summary.mean, |ci| ci.0))),
+            );
+            chart
+                .draw_series(std::iter::once(Polygon::new(
+                    band,
+                    color.mix(0.15).filled(),
+                )))
+                .map_err(|e| failed("confidence band", &e))?;
+        }
+    }
+    for &(i, c) in &ordered {
+        let color = color_of(c, i, spec.reference);
+        let pts = c.means();
+        let style = color.stroke_width(2);
+        let label = if c.strategy == spec.reference {
+            chart
+                .draw_series(DashedLineSeries::new(pts.clone(), 10, 6, style))
+                .map_err(|e| failed("reference line", &e))?
+        } else {
+            chart
+                .draw_series(LineSeries::new(pts.clone(), style))
+                .map_err(|e| failed("line", &e))?
+        };
+        label
+            .label(if c.strategy == spec.reference {
+                format!("{} (reference)", c.strategy)
+            } else {
+                c.strategy.clone()
+            })
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
+        chart
+            .draw_series(pts.iter().map(|&p| Circle::new(p, 3, color.filled())))
+            .map_err(|e| failed("points", &e))?;
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::LowerRight)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .label_font((FAMILY, 14))
+        .draw()
+        .map_err(|e| failed("legend", &e))?;
+    root.present().map_err(|e| failed("file", &e))?;
+    Ok(())
+}
+
+fn color_of(curve: &MeanCurve, index: usize, reference: &str) -> RGBColor {
+    if curve.strategy == reference {
+        BLACK
+    } else {
+        let c = Palette99::pick(index).to_rgba();
+        RGBColor(c.0, c.1, c.2)
+    }
+}
+
+/// Axis ranges covering every mean and CI bound, padded so lines do not touch the frame.
+fn ranges(curves: &[MeanCurve]) -> (std::ops::Range<f64>, std::ops::Range<f64>) {
+    let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
+    for p in curves.iter().flat_map(|c| &c.points) {
+        let (lo, hi) = p.summary.ci95.unwrap_or((p.summary.mean, p.summary.mean));
+        x0 = x0.min(p.x);
+        x1 = x1.max(p.x);
+        y0 = y0.min(lo.min(p.summary.mean));
+        y1 = y1.max(hi.max(p.summary.mean));
+    }
+    if x0 > x1 {
+        return (0.0..1.0, 0.0..1.0);
+    }
+    let pad = |lo: f64, hi: f64, frac: f64| {
+        let span = hi - lo;
+        let p = if span > 0.0 {
+            span * frac
+        } else {
+            lo.abs().max(1.0) * 0.05
+        };
+        (lo - p)..(hi + p)
+    };
+    (pad(x0, x1, 0.02), pad(y0, y1, 0.08))
+}

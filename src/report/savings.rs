@@ -1,0 +1,118 @@
+//! Label-efficiency numbers of a mean curve: normalised area under the curve, the labels
+//! needed to reach the reference strategy's final score, and the resulting saving ratio.
+use crate::report::aggregate::MeanCurve;
+
+/// Trapezoid area under `(x, y)` points (sorted by x) divided by the x range, i.e. the
+/// average height of the curve. A single point gives its own value.
+pub fn normalized_auc(points: &[(f64, f64)]) -> Option<f64> {
+    let (first, last) = (points.first()?, points.last()?);
+    let range = last.0 - first.0;
+    if range <= 0.0 {
+        return Some(points.iter().map(|p| p.1).sum::<f64>() / points.len() as f64);
+    }
+    let area: f64 = points
+        .windows(2)
+        .map(|w| 0.5 * (w[0].1 + w[1].1) * (w[1].0 - w[0].0))
+        .sum();
+    Some(area / range)
+}
+
+/// The smallest x at which the piecewise-linear curve through `points` (sorted by x) reaches
+/// `target`; `None` when it never does.
+pub fn x_to_reach(points: &[(f64, f64)], target: f64) -> Option<f64> {
+    let first = points.first()?;
+    if first.1 >= target {
+        return Some(first.0);
+    }
+    points.windows(2).find_map(|w| {
+        let ((x0, y0), (x1, y1)) = (w[0], w[1]);
+        (y1 >= target).then(|| x0 + (target - y0) / (y1 - y0) * (x1 - x0))
+    })
+}
+
+/// One strategy's line in a metric's table.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SavingsRow {
+    pub strategy: String,
+    pub auc: f64,
+    pub final_labeled: f64,
+    pub final_score: f64,
+    /// Labels needed to reach the reference's final mean score; `None`: not reached.
+    pub labels_to_reach: Option<f64>,
+    /// Reference's labels-to-reach divided by this strategy's.
+    pub saving: Option<f64>,
+}
+
+/// The label-efficiency table of one metric.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SavingsTable {
+    pub metric: String,
+    pub reference: String,
+    /// The reference strategy's final mean score, when the reference has this metric.
+    pub target: Option<f64>,
+    /// Labels the reference itself needs to first reach `target`.
+    pub reference_labels: Option<f64>,
+    pub rows: Vec<SavingsRow>,
+}
+
+/// Build the table from mean curves keyed by labeled count. Every strategy, the reference
+/// included, is measured the same way (first crossing of the target), so the reference's own
+/// saving is exactly 1.
+pub fn savings_table(metric: &str, curves: &[MeanCurve], reference: &str) -> SavingsTable {
+    let reference_curve = curves.iter().find(|c| c.strategy == reference);
+    let target = reference_curve.and_then(|c| c.points.last().map(|p| p.summary.mean));
+    let reference_labels = reference_curve
+        .zip(target)
+        .and_then(|(c, t)| x_to_reach(&c.means(), t));
+    let rows = curves
+        .iter()
+        .filter_map(|c| {
+            let means = c.means();
+            let last = *means.last()?;
+            let labels_to_reach = target.and_then(|t| x_to_reach(&means, t));
+            let saving = match (reference_labels, labels_to_reach) {
+                (Some(r), Some(s)) if s > 0.0 => Some(r / s),
+                _ => None,
+            };
+            Some(SavingsRow {
+                strategy: c.strategy.clone(),
+                auc: normalized_auc(&means)?,
+                final_labeled: last.0,
+                final_score: last.1,
+                labels_to_reach,
+                saving,
+            })
+        })
+        .collect();
+    SavingsTable {
+        metric: metric.to_string(),
+        reference: reference.to_string(),
+        target,
+        reference_labels,
+        rows,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auc_is_mean_height() {
+        // Trapezoids: (0.2+0.4)/2*10 + (0.4+0.4)/2*20 = 3 + 8 = 11 over range 30.
+        let pts = [(10.0, 0.2), (20.0, 0.4), (40.0, 0.4)];
+        assert!((normalized_auc(&pts).unwrap() - 11.0 / 30.0).abs() < 1e-15);
+        assert_eq!(normalized_auc(&[(5.0, 0.3)]), Some(0.3));
+        assert_eq!(normalized_auc(&[]), None);
+    }
+
+    #[test]
+    fn reach_interpolates_first_crossing() {
+        let pts = [(10.0, 0.1), (20.0, 0.3), (30.0, 0.2), (40.0, 0.5)];
+        // Crosses 0.2 between 10 and 20: 10 + (0.1 / 0.2) * 10 = 15.
+        assert!((x_to_reach(&pts, 0.2).unwrap() - 15.0).abs() < 1e-12);
+        assert_eq!(x_to_reach(&pts, 0.05), Some(10.0));
+        assert_eq!(x_to_reach(&pts, 0.5), Some(40.0));
+        assert_eq!(x_to_reach(&pts, 0.51), None);
+    }
+}

@@ -1,0 +1,563 @@
+//! One cell's results folder, `results/<experiment>/<strategy>/seed-<n>/`, written so that a
+//! crash at any moment leaves a resumable state.
+//!
+//! Each iteration writes, every file atomically: `generations/iter-<t>.jsonl`, then
+//! `curve.csv` and `selected.jsonl` (rewritten with the new row/line appended), then
+//! `state.json` last. state.json is the commit point: on resume, curve rows, selection lines
+//! and generation files beyond what it records are dropped, so half-written iterations vanish.
+use crate::runner::curve::{Curve, CurveRow};
+use crate::runner::state::CellState;
+use crate::util::atomic_write_string;
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// The files of one (experiment, strategy, seed) cell.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CellPaths {
+    pub dir: PathBuf,
+}
+
+impl CellPaths {
+    pub fn new(results_dir: &Path, experiment: &str, strategy: &str, seed: u64) -> Self {
+        CellPaths {
+            dir: results_dir
+                .join(experiment)
+                .join(strategy)
+                .join(format!("seed-{seed}")),
+        }
+    }
+    /// The cell of `strategy` (by its results key) and `seed` under the experiment's
+    /// results folder.
+    pub fn for_cell(exp: &crate::config::Experiment, strategy_key: &str, seed: u64) -> Self {
+        CellPaths::new(&exp.results_dir, &exp.name, strategy_key, seed)
+    }
+    pub fn config(&self) -> PathBuf {
+        self.dir.join("config.toml")
+    }
+    pub fn curve(&self) -> PathBuf {
+        self.dir.join("curve.csv")
+    }
+    pub fn selected(&self) -> PathBuf {
+        self.dir.join("selected.jsonl")
+    }
+    pub fn state(&self) -> PathBuf {
+        self.dir.join("state.json")
+    }
+    pub fn generations_dir(&self) -> PathBuf {
+        self.dir.join("generations")
+    }
+    pub fn generations(&self, iteration: usize) -> PathBuf {
+        self.generations_dir()
+            .join(format!("iter-{iteration}.jsonl"))
+    }
+}
+
+/// One line of selected.jsonl: the ids added at an iteration (the initial set at 0).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SelectedLine {
+    pub iteration: usize,
+    pub ids: Vec<u64>,
+    /// The strategy's score per id, when it has one (NaN is written as null).
+    pub scores: Option<Vec<Option<f64>>>,
+}
+
+impl SelectedLine {
+    pub fn new(iteration: usize, ids: Vec<u64>, scores: Option<Vec<f64>>) -> Self {
+        let scores = scores.map(|s| s.into_iter().map(|v| v.is_finite().then_some(v)).collect());
+        SelectedLine {
+            iteration,
+            ids,
+            scores,
+        }
+    }
+}
+
+/// One line of generations/iter-<t>.jsonl: a test example's prediction and its scores.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GenerationRecord {
+    pub id: u64,
+    pub prediction: String,
+    pub references: Vec<String>,
+    /// Per-example metric values in the configured metric order (null: not computable).
+    pub metrics: serde_json::Map<String, serde_json::Value>,
+}
+
+impl GenerationRecord {
+    pub fn new(
+        id: u64,
+        prediction: String,
+        references: Vec<String>,
+        metrics: &[(&str, f64)],
+    ) -> Self {
+        let metrics = metrics
+            .iter()
+            .map(|(name, v)| {
+                let value = serde_json::Number::from_f64(*v)
+                    .map_or(serde_json::Value::Null, serde_json::Value::Number);
+                (name.to_string(), value)
+            })
+            .collect();
+        GenerationRecord {
+            id,
+            prediction,
+            references,
+            metrics,
+        }
+    }
+}
+
+/// Everything one finished iteration adds to the cell's files.
+pub struct IterationRecord<'a> {
+    pub curve_row: &'a CurveRow,
+    pub selected: &'a SelectedLine,
+    pub generations: &'a [GenerationRecord],
+}
+
+/// Write one finished iteration and the state after it. `metrics` are the curve's metric
+/// columns (the experiment's configured order); `state.iterations_done` must be the row's
+/// iteration + 1.
+pub fn append_iteration(
+    paths: &CellPaths,
+    metrics: &[String],
+    record: &IterationRecord<'_>,
+    state: &CellState,
+) -> Result<()> {
+    write_iteration_files(paths, metrics, record, state, usize::MAX)
+}
+
+/// The writes of `append_iteration` in order; `steps` limits how many happen, so tests can
+/// stop between any two files as a crash would.
+fn write_iteration_files(
+    paths: &CellPaths,
+    metrics: &[String],
+    record: &IterationRecord<'_>,
+    state: &CellState,
+    steps: usize,
+) -> Result<()> {
+    let t = record.curve_row.iteration;
+    if record.selected.iteration != t {
+        bail!(
+            "internal error: selection of iteration {} written with the curve row of iteration {t}",
+            record.selected.iteration
+        );
+    }
+    if state.iterations_done != t + 1 {
+        bail!(
+            "internal error: state records {} finished iterations after writing iteration {t}",
+            state.iterations_done
+        );
+    }
+    if steps == 0 {
+        return Ok(());
+    }
+    let mut generations = String::new();
+    for g in record.generations {
+        generations.push_str(&serde_json::to_string(g).context("cannot serialise a generation")?);
+        generations.push('\n');
+    }
+    atomic_write_string(&paths.generations(t), &generations)?;
+    if steps == 1 {
+        return Ok(());
+    }
+    let mut curve = read_curve_or_new(paths, metrics)?;
+    curve.rows.retain(|r| r.iteration < t);
+    curve.push(record.curve_row.clone())?;
+    atomic_write_string(&paths.curve(), &curve.to_csv_string())?;
+    if steps == 2 {
+        return Ok(());
+    }
+    let mut lines = read_selected(paths)?;
+    lines.retain(|l| l.iteration < t);
+    lines.push(record.selected.clone());
+    atomic_write_string(&paths.selected(), &selected_text(&lines)?)?;
+    if steps == 3 {
+        return Ok(());
+    }
+    atomic_write_string(&paths.state(), &state.to_json()?)
+}
+
+/// Write the final state of a cell (finished, stop reason) without a new iteration.
+pub fn write_state(paths: &CellPaths, state: &CellState) -> Result<()> {
+    atomic_write_string(&paths.state(), &state.to_json()?)
+}
+
+/// The cell's state.json, or `None` when the cell has not finished an iteration.
+pub fn load_state(paths: &CellPaths) -> Result<Option<CellState>> {
+    let path = paths.state();
+    match std::fs::read_to_string(&path) {
+        Ok(text) => CellState::parse(&text, &path).map(Some),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+    }
+}
+
+/// Load the state and bring the other files back to what it records: curve rows, selection
+/// lines and generation files of unfinished iterations are removed. Without a state.json,
+/// leftovers of a first iteration that never finished are removed and `None` is returned.
+pub fn resume_cell(paths: &CellPaths) -> Result<Option<CellState>> {
+    let state = load_state(paths)?;
+    let done = state.as_ref().map_or(0, |s| s.iterations_done);
+    if paths.curve().exists() {
+        let mut curve = Curve::read(&paths.curve())?;
+        if done == 0 {
+            remove_file(&paths.curve())?;
+        } else {
+            let have = curve.rows.iter().filter(|r| r.iteration < done).count();
+            if have != done {
+                bail!(
+                    "{} has {have} rows for the {done} iterations state.json records as \
+                     finished; the results were edited or damaged: rerun with --fresh",
+                    paths.curve().display()
+                );
+            }
+            if curve.rows.len() != done {
+                curve.rows.retain(|r| r.iteration < done);
+                atomic_write_string(&paths.curve(), &curve.to_csv_string())?;
+            }
+        }
+    } else if done > 0 {
+        bail!(
+            "{} is missing but state.json records {done} finished iterations: rerun with --fresh",
+            paths.curve().display()
+        );
+    }
+    if paths.selected().exists() {
+        let mut lines = read_selected(paths)?;
+        let before = lines.len();
+        lines.retain(|l| l.iteration < done);
+        if lines.is_empty() {
+            remove_file(&paths.selected())?;
+        } else if lines.len() != before {
+            atomic_write_string(&paths.selected(), &selected_text(&lines)?)?;
+        }
+    }
+    remove_generations_from(paths, done)?;
+    Ok(state)
+}
+
+/// Delete everything in the cell folder (for `--fresh`).
+pub fn reset_cell(paths: &CellPaths) -> Result<()> {
+    match std::fs::remove_dir_all(&paths.dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e).with_context(|| format!("cannot remove {}", paths.dir.display())),
+    }
+}
+
+/// Start or continue a cell: with `fresh` wipe it; otherwise refuse to mix results of a
+/// different configuration. Writes `config_toml` (the cell's resolved configuration, no
+/// secrets) and returns the resumed state, if any.
+pub fn prepare_cell(
+    paths: &CellPaths,
+    config_toml: &str,
+    fresh: bool,
+) -> Result<Option<CellState>> {
+    if fresh {
+        reset_cell(paths)?;
+    } else if let Ok(old) = std::fs::read_to_string(paths.config()) {
+        if old != config_toml && paths.state().exists() {
+            bail!(
+                "{} was written by a different configuration than the one now run; rerun with \
+                 --fresh to start this cell over, or restore the experiment file",
+                paths.config().display()
+            );
+        }
+    }
+    atomic_write_string(&paths.config(), config_toml)?;
+    resume_cell(paths)
+}
+
+/// The config.toml of one cell: the resolved experiment narrowed to this strategy and seed, so
+/// adding a strategy or a seed to the experiment later does not invalidate finished cells.
+pub fn cell_config_toml(
+    exp: &crate::config::Experiment,
+    strategy: &crate::config::StrategyConfig,
+    seed: u64,
+) -> Result<String> {
+    let cell = crate::config::Experiment {
+        seeds: vec![seed],
+        strategies: vec![strategy.clone()],
+        ..exp.clone()
+    };
+    cell.to_toml_string()
+}
+
+/// The selection lines written so far.
+pub fn read_selected(paths: &CellPaths) -> Result<Vec<SelectedLine>> {
+    let path = paths.selected();
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+    };
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| {
+            serde_json::from_str(l).with_context(|| {
+                format!(
+                    "{} line {} is not a selection record",
+                    path.display(),
+                    i + 1
+                )
+            })
+        })
+        .collect()
+}
+
+/// The generations of one iteration.
+pub fn read_generations(paths: &CellPaths, iteration: usize) -> Result<Vec<GenerationRecord>> {
+    let path = paths.generations(iteration);
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| {
+            serde_json::from_str(l).with_context(|| {
+                format!(
+                    "{} line {} is not a generation record",
+                    path.display(),
+                    i + 1
+                )
+            })
+        })
+        .collect()
+}
+
+fn read_curve_or_new(paths: &CellPaths, metrics: &[String]) -> Result<Curve> {
+    if !paths.curve().exists() {
+        return Ok(Curve::new(metrics.to_vec()));
+    }
+    let curve = Curve::read(&paths.curve())?;
+    if curve.metrics != metrics {
+        bail!(
+            "{} has metric columns [{}] but the experiment evaluates [{}]: rerun with --fresh",
+            paths.curve().display(),
+            curve.metrics.join(", "),
+            metrics.join(", ")
+        );
+    }
+    Ok(curve)
+}
+
+fn selected_text(lines: &[SelectedLine]) -> Result<String> {
+    let mut out = String::new();
+    for l in lines {
+        out.push_str(&serde_json::to_string(l).context("cannot serialise a selection")?);
+        out.push('\n');
+    }
+    Ok(out)
+}
+
+fn remove_generations_from(paths: &CellPaths, first: usize) -> Result<()> {
+    let dir = paths.generations_dir();
+    let entries = match std::fs::read_dir(&dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e).with_context(|| format!("cannot list {}", dir.display())),
+    };
+    for entry in entries {
+        let path = entry
+            .with_context(|| format!("cannot list {}", dir.display()))?
+            .path();
+        let iteration = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.strip_prefix("iter-"))
+            .and_then(|n| n.strip_suffix(".jsonl"))
+            .and_then(|n| n.parse::<usize>().ok());
+        if iteration.is_some_and(|t| t >= first) {
+            remove_file(&path)?;
+        }
+    }
+    Ok(())
+}
+
+fn remove_file(path: &Path) -> Result<()> {
+    std::fs::remove_file(path).with_context(|| format!("cannot remove {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+    use rand_chacha::ChaCha8Rng;
+
+    fn metrics() -> Vec<String> {
+        vec!["rouge1".to_string(), "rougeL".to_string()]
+    }
+
+    /// The files and state of iteration `t` of a deterministic toy cell (10 labels per step).
+    fn iteration(t: usize) -> (CurveRow, SelectedLine, Vec<GenerationRecord>, CellState) {
+        let row = CurveRow {
+            iteration: t,
+            labeled: 10 * (t + 1),
+            cost: 0.0,
+            tokens: 0,
+            seconds: 1.5 * (t + 1) as f64,
+            metrics: vec![0.1 * t as f64, 0.05 * t as f64],
+        };
+        let ids: Vec<u64> = (0..10).map(|i| (t * 10 + i) as u64 * 7 % 101).collect();
+        let sel = SelectedLine::new(t, ids, Some((0..10).map(|i| i as f64 / 10.0).collect()));
+        let gens = (0..3)
+            .map(|i| {
+                GenerationRecord::new(
+                    i,
+                    format!("pred {t} {i}"),
+                    vec![format!("ref {i}")],
+                    &[("rouge1", 0.5), ("rougeL", f64::NAN)],
+                )
+            })
+            .collect();
+        let rng = ChaCha8Rng::seed_from_u64(3);
+        let mut st = CellState::new("exp", "random", 3, &rng);
+        st.iterations_done = t + 1;
+        st.labeled_ids = (0..=t)
+            .flat_map(|s| (0..10).map(move |i| (s * 10 + i) as u64 * 7 % 101))
+            .collect();
+        (row, sel, gens, st)
+    }
+
+    fn write(paths: &CellPaths, t: usize, steps: usize) {
+        let (row, sel, gens, st) = iteration(t);
+        let rec = IterationRecord {
+            curve_row: &row,
+            selected: &sel,
+            generations: &gens,
+        };
+        write_iteration_files(paths, &metrics(), &rec, &st, steps).unwrap();
+    }
+
+    fn snapshot(dir: &Path) -> Vec<(String, String)> {
+        let mut files = Vec::new();
+        let mut stack = vec![dir.to_path_buf()];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).unwrap() {
+                let p = e.unwrap().path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else {
+                    let rel = p.strip_prefix(dir).unwrap().display().to_string();
+                    files.push((rel, std::fs::read_to_string(&p).unwrap()));
+                }
+            }
+        }
+        files.sort();
+        files
+    }
+
+    #[test]
+    fn a_crash_between_any_two_files_resumes_to_the_same_result() {
+        let tmp = tempfile::tempdir().unwrap();
+        let reference = CellPaths::new(tmp.path(), "ref", "random", 3);
+        prepare_cell(&reference, "seed = 3\n", false).unwrap();
+        for t in 0..3 {
+            write(&reference, t, usize::MAX);
+        }
+        let want = snapshot(&reference.dir);
+        assert!(want.iter().any(|(f, _)| f == "generations/iter-2.jsonl"));
+
+        // Crash during iteration 1 after 0..=3 of its 4 files; also during iteration 0.
+        for crash_iter in 0..2 {
+            for steps in 0..4 {
+                let paths =
+                    CellPaths::new(tmp.path(), &format!("c{crash_iter}-{steps}"), "random", 3);
+                prepare_cell(&paths, "seed = 3\n", false).unwrap();
+                for t in 0..crash_iter {
+                    write(&paths, t, usize::MAX);
+                }
+                write(&paths, crash_iter, steps);
+                // Resume: the half-written iteration is gone; state says where to continue.
+                let state = prepare_cell(&paths, "seed = 3\n", false).unwrap();
+                let done = state.as_ref().map_or(0, |s| s.iterations_done);
+                assert_eq!(done, crash_iter, "crash after {steps} files");
+                if done > 0 {
+                    assert_eq!(Curve::read(&paths.curve()).unwrap().rows.len(), done);
+                } else {
+                    assert!(!paths.curve().exists());
+                }
+                assert_eq!(read_selected(&paths).unwrap().len(), done);
+                assert!(!paths.generations(crash_iter).exists());
+                for t in done..3 {
+                    write(&paths, t, usize::MAX);
+                }
+                assert_eq!(snapshot(&paths.dir), want, "crash at {crash_iter}/{steps}");
+            }
+        }
+    }
+
+    #[test]
+    fn files_have_the_documented_layout() {
+        let tmp = tempfile::tempdir().unwrap();
+        let paths = CellPaths::new(tmp.path(), "exp", "random", 3);
+        assert!(paths.dir.ends_with("exp/random/seed-3"));
+        write(&paths, 0, usize::MAX);
+        let curve = std::fs::read_to_string(paths.curve()).unwrap();
+        assert_eq!(
+            curve,
+            "iteration,labeled,cost,tokens,seconds,rouge1,rougeL\n0,10,0,0,1.5,0,0\n"
+        );
+        let sel = std::fs::read_to_string(paths.selected()).unwrap();
+        assert!(sel.starts_with(r#"{"iteration":0,"ids":[0,7,14,"#), "{sel}");
+        assert!(sel.contains(r#""scores":[0.0,0.1,"#), "{sel}");
+        let gens = std::fs::read_to_string(paths.generations(0)).unwrap();
+        assert_eq!(
+            gens.lines().next().unwrap(),
+            r#"{"id":0,"prediction":"pred 0 0","references":["ref 0"],"metrics":{"rouge1":0.5,"rougeL":null}}"#
+        );
+        assert_eq!(read_generations(&paths, 0).unwrap().len(), 3);
+        let st = load_state(&paths).unwrap().unwrap();
+        assert_eq!(st.iterations_done, 1);
+        assert_eq!(st.labeled_ids.len(), 10);
+    }
+
+    #[test]
+    fn changed_config_or_metrics_are_refused_and_fresh_starts_over() {
+        let tmp = tempfile::tempdir().unwrap();
+        let paths = CellPaths::new(tmp.path(), "exp", "random", 3);
+        prepare_cell(&paths, "a = 1\n", false).unwrap();
+        write(&paths, 0, usize::MAX);
+        let err = prepare_cell(&paths, "a = 2\n", false)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("config.toml") && err.contains("--fresh"),
+            "{err}"
+        );
+        assert!(prepare_cell(&paths, "a = 2\n", true).unwrap().is_none());
+        assert!(!paths.curve().exists());
+
+        write(&paths, 0, usize::MAX);
+        let (row, sel, gens, st) = iteration(1);
+        let rec = IterationRecord {
+            curve_row: &row,
+            selected: &sel,
+            generations: &gens,
+        };
+        let err = append_iteration(&paths, &["bleu".to_string()], &rec, &st)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("metric columns") && err.contains("bleu"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn state_ahead_of_curve_is_an_error_not_a_silent_loss() {
+        let tmp = tempfile::tempdir().unwrap();
+        let paths = CellPaths::new(tmp.path(), "exp", "random", 3);
+        write(&paths, 0, usize::MAX);
+        write(&paths, 1, usize::MAX);
+        // Someone deleted a row by hand.
+        let text = std::fs::read_to_string(paths.curve()).unwrap();
+        let cut: Vec<&str> = text.lines().take(2).collect();
+        std::fs::write(paths.curve(), cut.join("\n") + "\n").unwrap();
+        let err = resume_cell(&paths).unwrap_err().to_string();
+        assert!(err.contains("1 rows for the 2 iterations"), "{err}");
+    }
+}

@@ -1,0 +1,114 @@
+//! Parity of our BERT sentence encoder with sentence-transformers 6.2 on all-MiniLM-L6-v2
+//! (`tests/fixtures/minilm_reference.jsonl`: 12 texts, an empty one and a 200-word one among
+//! them). Needs the default encoder in the models cache (`lab setup`).
+use atgen_lab::models::encoder::SentenceEncoder;
+use serde::Deserialize;
+
+#[derive(Deserialize)]
+struct Reference {
+    text: String,
+    embedding: Vec<f32>,
+}
+
+fn references() -> Vec<Reference> {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/minilm_reference.jsonl"
+    );
+    std::fs::read_to_string(path)
+        .expect("fixture is in the repository")
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).expect("fixture lines are JSON"))
+        .collect()
+}
+
+fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+    let na = a.iter().map(|x| x * x).sum::<f32>().sqrt();
+    let nb = b.iter().map(|x| x * x).sum::<f32>().sqrt();
+    dot / (na * nb)
+}
+
+#[test]
+fn matches_sentence_transformers() {
+    let refs = references();
+    assert_eq!(refs.len(), 12);
+    let encoder = SentenceEncoder::load_default().expect("default encoder (run `lab setup`)");
+    let texts: Vec<String> = refs.iter().map(|r| r.text.clone()).collect();
+    // Batched (mixed lengths, sorted and padded) and one at a time must both match.
+    let batched = encoder.embed(&texts).unwrap();
+    assert_eq!((batched.rows, batched.cols), (12, 384));
+    let mut min_cos = f32::INFINITY;
+    for (i, r) in refs.iter().enumerate() {
+        let single = encoder.embed(std::slice::from_ref(&texts[i])).unwrap();
+        let c_batched = cosine(batched.row(i), &r.embedding);
+        let c_single = cosine(single.row(0), &r.embedding);
+        let norm = batched.row(i).iter().map(|x| x * x).sum::<f32>().sqrt();
+        assert!(
+            (norm - 1.0).abs() < 1e-5,
+            "row {i} is not unit length: {norm}"
+        );
+        println!(
+            "{i:2} words={:3} cos(batched)={c_batched:.7} cos(single)={c_single:.7}",
+            r.text.split_whitespace().count()
+        );
+        min_cos = min_cos.min(c_batched).min(c_single);
+    }
+    println!("min cosine with sentence-transformers: {min_cos:.7}");
+    assert!(min_cos >= 0.9999, "min cosine {min_cos} < 0.9999");
+}
+
+#[test]
+fn token_embeddings_skip_special_tokens() {
+    let encoder = SentenceEncoder::load_default().expect("default encoder (run `lab setup`)");
+    let texts = vec![
+        "hello world".to_string(),
+        String::new(),
+        "unbelievable".to_string(),
+    ];
+    let tokens = encoder.token_embeddings(&texts).unwrap();
+    // "hello world" → 2 word pieces; "" → none; "unbelievable" → one or more pieces.
+    assert_eq!(tokens[0].len(), 2);
+    assert!(tokens[1].is_empty());
+    assert!(!tokens[2].is_empty());
+    assert!(tokens.iter().flatten().all(|t| t.len() == 384));
+    // The same text alone gives the same token states as in the batch.
+    let alone = encoder.token_embeddings(&texts[..1]).unwrap();
+    let diff = alone[0]
+        .iter()
+        .flatten()
+        .zip(tokens[0].iter().flatten())
+        .map(|(a, b)| (a - b).abs())
+        .fold(0f32, f32::max);
+    assert!(diff < 1e-4, "batched token states differ by {diff}");
+    assert_eq!(encoder.model_hash().len(), 64);
+}
+
+/// Throughput on 1,000 AESLC subjects, batch 64:
+/// `cargo test --release --test encoder_parity -- --ignored --nocapture`.
+#[test]
+#[ignore = "benchmark: prints sentences/s"]
+fn bench_sentences_per_second() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/data/aeslc/train.jsonl");
+    let texts: Vec<String> = std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .take(1000)
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v["subject"].as_str().unwrap_or_default().to_string()
+        })
+        .collect();
+    assert_eq!(texts.len(), 1000);
+    let encoder = SentenceEncoder::load_default().unwrap().with_batch_size(64);
+    encoder.embed(&texts[..64]).unwrap(); // warm-up
+    let start = std::time::Instant::now();
+    let m = encoder.embed(&texts).unwrap();
+    let secs = start.elapsed().as_secs_f64();
+    assert_eq!(m.rows, 1000);
+    println!(
+        "encoder: 1000 AESLC subjects in {secs:.2}s = {:.0} sentences/s (batch 64)",
+        1000.0 / secs
+    );
+}

@@ -1,0 +1,278 @@
+//! The report on a hand-made curve set whose CI, AUC, labels-to-reach and savings are worked
+//! out by hand below, plus checks that the figures decode and are not blank.
+use atgen_lab::report::{write_report, write_report_with, ReportOptions, XAxis};
+use atgen_lab::runner::curve::{Curve, CurveRow};
+use std::path::Path;
+
+// t(0.975, df) from published tables, more digits than the 3 usually printed.
+const T_DF1: f64 = 12.706_204_736;
+const T_DF2: f64 = 4.302_652_730;
+
+/// Write `<dir>/<strategy>/seed-<seed>/curve.csv` with rows (labeled, cost, rouge1).
+fn write_curve(dir: &Path, strategy: &str, seed: u64, rows: &[(usize, f64, f64)]) {
+    let mut curve = Curve::new(vec!["rouge1".to_string()]);
+    for (i, &(labeled, cost, rouge1)) in rows.iter().enumerate() {
+        curve
+            .push(CurveRow {
+                iteration: i,
+                labeled,
+                cost,
+                tokens: 0,
+                seconds: i as f64,
+                metrics: vec![rouge1],
+            })
+            .unwrap();
+    }
+    let path = dir
+        .join(strategy)
+        .join(format!("seed-{seed}"))
+        .join("curve.csv");
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, curve.to_csv_string()).unwrap();
+}
+
+/// random: means 0.2, 0.3, 0.4 (std 0.1 everywhere) at 10, 20, 30 labels.
+/// huds:   means 0.25, 0.45, 0.6 (std 0.1 everywhere).
+/// mnlp:   two seeds, means 0.1, 0.2, 0.325; never reaches random's 0.4.
+fn fixture(dir: &Path, cost_per_label: f64) {
+    let c = |l: usize| l as f64 * cost_per_label;
+    for (seed, base) in [(0, 0.1), (1, 0.2), (2, 0.3)] {
+        let rows: Vec<_> = [10, 20, 30]
+            .iter()
+            .enumerate()
+            .map(|(i, &l)| (l, c(l), base + 0.1 * i as f64))
+            .collect();
+        write_curve(dir, "random", seed, &rows);
+    }
+    for (seed, shift) in [(0, -0.1), (1, 0.0), (2, 0.1)] {
+        let rows = [
+            (10, c(10), 0.25 + shift),
+            (20, c(20), 0.45 + shift),
+            (30, c(30), 0.6 + shift),
+        ];
+        write_curve(dir, "huds", seed, &rows);
+    }
+    write_curve(
+        dir,
+        "mnlp",
+        0,
+        &[(10, c(10), 0.1), (20, c(20), 0.2), (30, c(30), 0.3)],
+    );
+    write_curve(
+        dir,
+        "mnlp",
+        1,
+        &[(10, c(10), 0.1), (20, c(20), 0.2), (30, c(30), 0.35)],
+    );
+}
+
+fn close(a: f64, b: f64, tol: f64) -> bool {
+    (a - b).abs() <= tol
+}
+
+#[test]
+fn summary_ci_auc_and_savings_match_hand_computation() {
+    std::env::set_var("LAB_QUIET", "1");
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("toy");
+    fixture(&dir, 0.0);
+    let report = write_report(&dir, "random").unwrap();
+    assert_eq!(report.strategies, ["huds", "mnlp", "random"]);
+    assert_eq!(report.metrics, ["rouge1"]);
+
+    // summary.csv: exact header, 9 rows (3 strategies × 3 labeled counts).
+    let csv = std::fs::read_to_string(dir.join("summary.csv")).unwrap();
+    let mut lines = csv.lines();
+    assert_eq!(
+        lines.next().unwrap(),
+        "strategy,labeled,metric,mean,std,ci95_low,ci95_high,n"
+    );
+    let rows: Vec<Vec<String>> = lines
+        .map(|l| l.split(',').map(str::to_string).collect())
+        .collect();
+    assert_eq!(rows.len(), 9);
+    let find = |s: &str, l: &str| {
+        rows.iter()
+            .find(|r| r[0] == s && r[1] == l && r[2] == "rouge1")
+            .unwrap_or_else(|| panic!("no row {s},{l}"))
+            .clone()
+    };
+    let num = |r: &[String], i: usize| r[i].parse::<f64>().unwrap();
+    // huds at 20: values 0.35, 0.45, 0.55 → mean 0.45, sd 0.1, half-width t(2)·0.1/√3.
+    let r = find("huds", "20");
+    let half = T_DF2 * 0.1 / 3f64.sqrt();
+    assert!(close(num(&r, 3), 0.45, 1e-12));
+    assert!(close(num(&r, 4), 0.1, 1e-12));
+    assert!(close(num(&r, 5), 0.45 - half, 1e-8), "{r:?}");
+    assert!(close(num(&r, 6), 0.45 + half, 1e-8), "{r:?}");
+    assert_eq!(r[7], "3");
+    // mnlp at 30: values 0.3, 0.35 → mean 0.325, sd 0.05/√2, half-width t(1)·sd/√2 = t(1)·0.025.
+    let r = find("mnlp", "30");
+    assert!(close(num(&r, 3), 0.325, 1e-12));
+    assert!(close(num(&r, 4), 0.05 / 2f64.sqrt(), 1e-12));
+    assert!(close(num(&r, 6) - num(&r, 3), T_DF1 * 0.025, 1e-8), "{r:?}");
+    assert_eq!(r[7], "2");
+
+    // Savings table.
+    let t = &report.tables[0];
+    assert_eq!(t.metric, "rouge1");
+    assert!(close(t.target.unwrap(), 0.4, 1e-12));
+    assert!(close(t.reference_labels.unwrap(), 30.0, 1e-9));
+    let row = |s: &str| t.rows.iter().find(|r| r.strategy == s).unwrap();
+    // random AUC: (0.25·10 + 0.35·10) / 20 = 0.3; huds: (0.35·10 + 0.525·10) / 20 = 0.4375.
+    assert!(close(row("random").auc, 0.3, 1e-12));
+    assert!(close(row("huds").auc, 0.4375, 1e-12));
+    // mnlp AUC: (0.15·10 + 0.2625·10) / 20 = 0.20625.
+    assert!(close(row("mnlp").auc, 0.20625, 1e-12));
+    // huds crosses 0.4 between (10, 0.25) and (20, 0.45): 10 + 0.15/0.2·10 = 17.5 labels.
+    assert!(close(row("huds").labels_to_reach.unwrap(), 17.5, 1e-9));
+    assert!(close(row("huds").saving.unwrap(), 30.0 / 17.5, 1e-9));
+    assert!(close(row("random").saving.unwrap(), 1.0, 1e-12));
+    assert_eq!(row("mnlp").labels_to_reach, None);
+    assert_eq!(row("mnlp").saving, None);
+    assert!(close(row("huds").final_score, 0.6, 1e-12));
+
+    let md = std::fs::read_to_string(dir.join("report.md")).unwrap();
+    assert!(
+        md.contains("| huds | 0.4375 | 30 | 0.6000 | 17.5 | 1.71× |"),
+        "{md}"
+    );
+    assert!(
+        md.contains("| mnlp | 0.2062 | 30 | 0.3250 | not reached | – |"),
+        "{md}"
+    );
+    assert!(
+        md.contains("| random (reference) | 0.3000 | 30 | 0.4000 | 30 | 1.00× |"),
+        "{md}"
+    );
+}
+
+#[test]
+fn figures_decode_and_are_not_blank() {
+    std::env::set_var("LAB_QUIET", "1");
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("toy");
+    fixture(&dir, 0.0);
+    write_report(&dir, "random").unwrap();
+
+    let png = image::open(dir.join("rouge1.png")).unwrap().to_rgb8();
+    assert_eq!(png.dimensions(), (960, 600));
+    let non_white = png.pixels().filter(|p| p.0 != [255, 255, 255]).count();
+    let total = (png.width() * png.height()) as usize;
+    // Lines, bands, text and axes cover a few percent of the canvas; a blank or flooded image
+    // would be near 0% or 100%.
+    assert!(non_white > total / 100, "only {non_white} non-white pixels");
+    assert!(
+        non_white < total * 9 / 10,
+        "{non_white} non-white pixels of {total}"
+    );
+    // The reference is black; there must be some pure black pixels (its dashed line).
+    assert!(png.pixels().any(|p| p.0 == [0, 0, 0]));
+
+    let svg = std::fs::read_to_string(dir.join("rouge1.svg")).unwrap();
+    let elements = xml_elements(&svg).unwrap_or_else(|e| panic!("SVG is not well-formed: {e}"));
+    assert_eq!(elements.first().map(String::as_str), Some("svg"));
+    let count = |name: &str| elements.iter().filter(|e| *e == name).count();
+    // 3 strategy lines + legend swatches are drawn as polylines or paths; 3 CI bands as polygons.
+    assert!(count("polyline") + count("path") >= 3, "{elements:?}");
+    assert!(count("polygon") >= 3, "{elements:?}");
+    assert!(count("text") >= 5, "axis labels and legend are text");
+    assert!(svg.contains("huds") && svg.contains("random (reference)"));
+}
+
+#[test]
+fn cost_axis_needs_paid_labels() {
+    std::env::set_var("LAB_QUIET", "1");
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("free");
+    fixture(&dir, 0.0);
+    let options = ReportOptions {
+        reference: "random".into(),
+        x: XAxis::Cost,
+    };
+    let err = write_report_with(&dir, &options).unwrap_err().to_string();
+    assert!(err.contains("--x labeled"), "{err}");
+
+    let dir = tmp.path().join("paid");
+    fixture(&dir, 0.002);
+    let report = write_report_with(&dir, &options).unwrap();
+    assert!(dir.join("rouge1-by-cost.svg").is_file());
+    assert!(dir.join("rouge1-by-cost.png").is_file());
+    // Tables stay keyed by labeled count whatever the figure axis.
+    assert!(close(
+        report.tables[0].reference_labels.unwrap(),
+        30.0,
+        1e-9
+    ));
+    let svg = std::fs::read_to_string(dir.join("rouge1-by-cost.svg")).unwrap();
+    assert!(svg.contains("labelling cost"));
+}
+
+#[test]
+fn empty_folder_is_a_clear_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let err = format!("{:#}", write_report(tmp.path(), "random").unwrap_err());
+    assert!(err.contains("no curves found"), "{err}");
+    assert!(err.contains("seed-<n>/curve.csv"), "{err}");
+}
+
+/// A minimal XML well-formedness check: balanced, properly nested tags, quoted attributes.
+/// Returns element names in document order.
+fn xml_elements(xml: &str) -> Result<Vec<String>, String> {
+    let mut names = Vec::new();
+    let mut stack: Vec<String> = Vec::new();
+    let mut rest = xml;
+    while let Some(start) = rest.find('<') {
+        rest = &rest[start + 1..];
+        if let Some(after) = rest.strip_prefix("?") {
+            let end = after.find("?>").ok_or("unterminated <?")?;
+            rest = &after[end + 2..];
+            continue;
+        }
+        if let Some(after) = rest.strip_prefix("!--") {
+            let end = after.find("-->").ok_or("unterminated comment")?;
+            rest = &after[end + 3..];
+            continue;
+        }
+        let end = tag_end(rest).ok_or("unterminated tag")?;
+        let tag = &rest[..end];
+        rest = &rest[end + 1..];
+        if let Some(name) = tag.strip_prefix('/') {
+            let open = stack.pop().ok_or(format!("stray </{name}>"))?;
+            if open != name.trim() {
+                return Err(format!("<{open}> closed by </{name}>"));
+            }
+            continue;
+        }
+        let self_closing = tag.ends_with('/');
+        let body = tag.trim_end_matches('/');
+        let name: String = body.chars().take_while(|c| !c.is_whitespace()).collect();
+        if name.is_empty() {
+            return Err("empty tag name".into());
+        }
+        if !body[name.len()..].matches('"').count().is_multiple_of(2) {
+            return Err(format!("unbalanced quotes in <{name}>"));
+        }
+        names.push(name.clone());
+        if !self_closing {
+            stack.push(name);
+        }
+    }
+    if let Some(open) = stack.pop() {
+        return Err(format!("<{open}> never closed"));
+    }
+    Ok(names)
+}
+
+/// Index of the `>` ending a tag, skipping `>` inside quoted attribute values.
+fn tag_end(s: &str) -> Option<usize> {
+    let mut quoted = false;
+    for (i, c) in s.char_indices() {
+        match c {
+            '"' => quoted = !quoted,
+            '>' if !quoted => return Some(i),
+            _ => {}
+        }
+    }
+    None
+}
