@@ -12,21 +12,6 @@ pub struct CheckArgs {
     pub files: Vec<PathBuf>,
 }
 
-/// Metric names `lab check` accepts. They mirror the metrics registry, which is written in
-/// parallel with this module; once it lands, `crate::metrics::names()` replaces this list.
-pub const KNOWN_METRICS: &[&str] = &[
-    "exact_match",
-    "exact_match_strict",
-    "gsm8k_accuracy",
-    "rouge1",
-    "rouge2",
-    "rougeL",
-    "rougeLsum",
-    "sacrebleu",
-    "sentence_bleu",
-    "bertscore_minilm",
-];
-
 pub fn run(args: &CheckArgs) -> Result<()> {
     let mut failed = 0;
     for file in &args.files {
@@ -63,7 +48,7 @@ pub fn check_file(path: &Path) -> Result<String> {
 /// (relative paths resolve against `base_dir`, the directory `lab` runs in).
 pub fn check_experiment(path: &Path, base_dir: &Path) -> Result<String> {
     let exp = load_experiment(path)?;
-    validate_with(&exp, KNOWN_METRICS)?;
+    validate_with(&exp, crate::metrics::registry::names())?;
     check_files_exist(&exp, base_dir)
         .with_context(|| format!("{} names a missing file", path.display()))?;
     Ok(format!(

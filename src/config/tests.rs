@@ -280,6 +280,8 @@ fn shipped_experiments_validate() {
         if path.extension().is_some_and(|e| e == "toml") {
             let exp = load_experiment(&path).unwrap();
             validate_with(&exp, METRICS).unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
+            validate_with(&exp, crate::metrics::registry::names())
+                .unwrap_or_else(|e| panic!("{} against the registry: {e:#}", path.display()));
             n += 1;
         }
     }
