@@ -270,6 +270,7 @@ mod tests {
     #[test]
     fn every_name_has_info_and_computes() {
         assert_eq!(names().len(), METRICS.len());
+        assert!(names().iter().zip(METRICS).all(|(n, m)| *n == m.name));
         let preds = strings(&["the 3 cats sat", "#### 4"]);
         let refs = vec![
             strings(&["the 3 cats sat"]),
