@@ -49,6 +49,7 @@ pub mod budget;
 pub mod cache;
 pub mod judge;
 pub mod llm;
+pub mod llm_config;
 pub mod openai;
 pub mod prompt;
 pub mod retry;
