@@ -28,6 +28,17 @@ impl Provider {
 }
 
 /// The `[labeller]` settings of an LLM labeller. Prices are dollars per million tokens.
+///
+/// ```toml
+/// provider = "openai"              # or "anthropic", or "custom" with base_url
+/// model = "gpt-4o-mini"
+/// api_key_env = "OPENAI_API_KEY"   # the key itself never goes in a file
+/// price_input_per_mtok = 0.15
+/// price_output_per_mtok = 0.60
+/// money_budget = 2.0               # dollars; the run stops before exceeding it
+/// few_shot = 3
+/// batch_api = false                # true: one Batch API job per call, at batch_discount
+/// ```
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LlmLabellerConfig {
@@ -138,6 +149,12 @@ impl LlmLabellerConfig {
         if !(0.0..=2.0).contains(&self.temperature) {
             bail!(
                 "labeller.temperature = {} is outside 0..=2",
+                self.temperature
+            );
+        }
+        if self.provider == Provider::Anthropic && self.temperature > 1.0 {
+            bail!(
+                "labeller.temperature = {} is above 1, the most Anthropic accepts",
                 self.temperature
             );
         }
