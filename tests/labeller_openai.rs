@@ -219,14 +219,14 @@ fn transient_failures_are_retried_and_cost_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = setup(&srv, "LAB_TEST_KEY_O4", dir.path());
     cfg.concurrency = 1;
-    cfg.timeout_s = 0.5;
+    cfg.timeout_s = 1.0;
     cfg.max_retries = 6;
     for f in [
         Fault::RateLimit(0.4),
         Fault::ServerError,
         Fault::MalformedJson,
         Fault::Empty,
-        Fault::Slow(Duration::from_millis(1500)),
+        Fault::Slow(Duration::from_millis(2500)),
     ] {
         srv.inject(Route::Chat, f);
     }
