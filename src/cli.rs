@@ -23,6 +23,8 @@ pub struct Cli {
 pub enum Command {
     /// Show where the lab keeps models (set LAB_MODELS to move them).
     Paths,
+    /// Try a language model by hand: info, generate, score.
+    Model(crate::models::model_cli::ModelArgs),
 }
 
 /// Parse the command line, run, print an error chain as advice, return the exit code.
@@ -49,5 +51,6 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
             println!("models: {}", crate::models::cache::models_dir().display());
             Ok(())
         }
+        Command::Model(args) => crate::models::model_cli::run(args),
     }
 }
