@@ -15,6 +15,7 @@ pub mod gguf;
 pub mod lm;
 pub mod loader;
 pub mod lora;
+pub mod model_cli;
 pub mod rope;
 pub mod score;
 pub mod tokenizer;
