@@ -35,6 +35,8 @@ pub enum Command {
     Labels(crate::labeller::stats::LabelsArgs),
     /// List the strategy scripts: name, kind (al/ed), description, host primitives they need.
     Strategies(crate::strategy::cli::StrategiesArgs),
+    /// Time the selection kernels on a synthetic pool (100k × 384, k = 1,000): seconds and peak memory of each.
+    BenchKernels(crate::strategy::kernels::bench::BenchKernelsArgs),
 }
 
 /// Parse the command line, run, print an error chain as advice, return the exit code.
@@ -67,5 +69,6 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
         Command::Setup(args) => crate::models::setup::run(&args),
         Command::Labels(args) => crate::labeller::stats::run(args),
         Command::Strategies(args) => crate::strategy::cli::run(&args),
+        Command::BenchKernels(args) => crate::strategy::kernels::bench::run(&args),
     }
 }
