@@ -47,6 +47,7 @@ pub mod anthropic;
 pub mod batch;
 pub mod budget;
 pub mod cache;
+pub mod golden;
 pub mod judge;
 pub mod llm;
 pub mod openai;

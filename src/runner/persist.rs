@@ -27,6 +27,11 @@ impl CellPaths {
                 .join(format!("seed-{seed}")),
         }
     }
+    /// The cell of `strategy` (by its results key) and `seed` under the experiment's
+    /// results folder.
+    pub fn for_cell(exp: &crate::config::Experiment, strategy_key: &str, seed: u64) -> Self {
+        CellPaths::new(&exp.results_dir, &exp.name, strategy_key, seed)
+    }
     pub fn config(&self) -> PathBuf {
         self.dir.join("config.toml")
     }
@@ -263,6 +268,21 @@ pub fn prepare_cell(
     }
     atomic_write_string(&paths.config(), config_toml)?;
     resume_cell(paths)
+}
+
+/// The config.toml of one cell: the resolved experiment narrowed to this strategy and seed, so
+/// adding a strategy or a seed to the experiment later does not invalidate finished cells.
+pub fn cell_config_toml(
+    exp: &crate::config::Experiment,
+    strategy: &crate::config::StrategyConfig,
+    seed: u64,
+) -> Result<String> {
+    let cell = crate::config::Experiment {
+        seeds: vec![seed],
+        strategies: vec![strategy.clone()],
+        ..exp.clone()
+    };
+    cell.to_toml_string()
 }
 
 /// The selection lines written so far.

@@ -23,6 +23,17 @@ pub struct StoppingCriteria {
     pub required_performance: BTreeMap<String, f64>,
 }
 
+impl From<&crate::config::AlConfig> for StoppingCriteria {
+    fn from(al: &crate::config::AlConfig) -> Self {
+        StoppingCriteria {
+            iterations: al.iterations,
+            label_budget: al.label_budget,
+            money_budget: al.money_budget,
+            required_performance: al.required_performance.clone(),
+        }
+    }
+}
+
 impl StoppingCriteria {
     pub fn is_empty(&self) -> bool {
         self.iterations.is_none()
