@@ -32,6 +32,8 @@ struct FakeSteps {
     select_calls: usize,
     fail_train_at: Option<usize>,
     duplicate_at: Option<usize>,
+    /// Outputs of the labeled set at the last training.
+    trained_outputs: Vec<String>,
 }
 
 impl CellSteps for FakeSteps {
@@ -68,6 +70,7 @@ impl CellSteps for FakeSteps {
         if previous != expected.as_deref() {
             bail!("iteration {iteration} continued from {previous:?}, expected {expected:?}");
         }
+        self.trained_outputs = labeled.iter().map(|e| e.output.clone()).collect();
         let mean_mod =
             labeled.iter().map(|e| (e.id % 7) as f64 / 7.0).sum::<f64>() / labeled.len() as f64;
         let size = labeled.len() as f64 / 100.0;
@@ -135,6 +138,21 @@ fn run(
     steps: &mut FakeSteps,
     money: Option<f64>,
 ) -> Result<CellOutcome> {
+    let mut labeller = PaidLabeller {
+        budget: money,
+        spent: 0.0,
+    };
+    run_with(results, stopping, kind, steps, &mut labeller, true)
+}
+
+fn run_with(
+    results: &Path,
+    stopping: &StoppingCriteria,
+    kind: SelectionKind,
+    steps: &mut FakeSteps,
+    labeller: &mut dyn Labeller,
+    keep_labels: bool,
+) -> Result<CellOutcome> {
     std::env::set_var("LAB_QUIET", "1");
     let metrics = metrics();
     let spec = CellSpec {
@@ -149,14 +167,10 @@ fn run(
         stopping,
         kind,
         fresh: false,
-        keep_labels: true,
+        keep_labels,
         few_shot: 2,
     };
-    let mut labeller = PaidLabeller {
-        budget: money,
-        spent: 0.0,
-    };
-    run_cell(&spec, &pool(), &mut labeller, steps)
+    run_cell(&spec, &pool(), labeller, steps)
 }
 
 fn labeled_column(results: &Path) -> Vec<usize> {
@@ -364,4 +378,72 @@ fn invalid_selections_fail_with_the_cell_and_iteration() {
         err.contains("exp/fake/seed-5: iteration 1") && err.contains("twice"),
         "{err}"
     );
+}
+
+#[test]
+fn golden_labels_are_not_stored_and_come_back_from_the_pool_on_resume() {
+    use crate::labeller::golden::GoldenLabeller;
+    let tmp = tempfile::tempdir().unwrap();
+    let stop = iterations(3);
+    let mut dying = FakeSteps {
+        fail_train_at: Some(2),
+        ..Default::default()
+    };
+    let mut golden = GoldenLabeller::new();
+    assert!(run_with(
+        tmp.path(),
+        &stop,
+        SelectionKind::Al,
+        &mut dying,
+        &mut golden,
+        false
+    )
+    .is_err());
+    let mut steps = FakeSteps::default();
+    let out = run_with(
+        tmp.path(),
+        &stop,
+        SelectionKind::Al,
+        &mut steps,
+        &mut golden,
+        false,
+    )
+    .unwrap();
+    assert!(out.state.labels.is_empty());
+    assert_eq!(out.state.money_spent, 0.0);
+    assert_eq!(steps.trained_outputs.len(), 40);
+    let want: Vec<String> = out
+        .state
+        .labeled_ids
+        .iter()
+        .map(|id| format!("gold {id}"))
+        .collect();
+    assert_eq!(steps.trained_outputs, want);
+}
+
+#[test]
+fn a_resumed_design_is_not_selected_again() {
+    let tmp = tempfile::tempdir().unwrap();
+    let whole = tmp.path().join("whole");
+    let killed = tmp.path().join("killed");
+    let stop = iterations(3);
+    let a = run(
+        &whole,
+        &stop,
+        SelectionKind::Ed,
+        &mut FakeSteps::default(),
+        None,
+    )
+    .unwrap();
+    let mut dying = FakeSteps {
+        fail_train_at: Some(1),
+        ..Default::default()
+    };
+    assert!(run(&killed, &stop, SelectionKind::Ed, &mut dying, None).is_err());
+    let mut steps = FakeSteps::default();
+    let b = run(&killed, &stop, SelectionKind::Ed, &mut steps, None).unwrap();
+    assert_eq!(steps.select_calls, 0, "the design survives in state.json");
+    assert_eq!(a.state.planned_ids, b.state.planned_ids);
+    assert_eq!(a.state.labeled_ids, b.state.labeled_ids);
+    assert_eq!(labeled_column(&killed), [10, 20, 30, 40]);
 }
