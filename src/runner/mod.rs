@@ -9,6 +9,9 @@ pub mod experiment;
 pub mod finetune;
 pub mod host;
 pub mod memory;
+pub mod driver;
+#[cfg(test)]
+mod driver_tests;
 pub mod persist;
 pub mod profile;
 pub mod progress;
