@@ -3,15 +3,15 @@
 pub mod cell;
 pub mod cli;
 pub mod curve;
+pub mod driver;
+#[cfg(test)]
+mod driver_tests;
 pub mod embed;
 pub mod evaluate;
 pub mod experiment;
 pub mod finetune;
 pub mod host;
 pub mod memory;
-pub mod driver;
-#[cfg(test)]
-mod driver_tests;
 pub mod persist;
 pub mod profile;
 pub mod progress;
@@ -34,6 +34,29 @@ use std::path::PathBuf;
 /// The stopping criteria of an experiment's `[al]` table.
 pub fn criteria_of(exp: &Experiment) -> StoppingCriteria {
     StoppingCriteria::from(&exp.al)
+}
+
+/// Name prefix of the tiny random in-process models (`tiny-random-llama`, `tiny-random-qwen3`,
+/// …): no download, seconds per iteration — for tests and for trying the loop end to end.
+pub const TINY_MODEL_PREFIX: &str = "tiny-random-";
+
+/// Load the experiment's acquisition model (a fresh copy, no adapter attached).
+pub fn load_model(exp: &Experiment) -> anyhow::Result<crate::models::lm::LanguageModel> {
+    use crate::models::decoder_config::Family;
+    use crate::models::lm::LanguageModel;
+    if exp.model.path.is_none() && exp.model.hub_id.is_none() {
+        if let Some(family) = exp.model.name.strip_prefix(TINY_MODEL_PREFIX) {
+            let family = Family::parse(family).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "model.name = {:?}: unknown family; use tiny-random-llama, tiny-random-qwen2, \
+                     tiny-random-qwen3 or tiny-random-gemma3",
+                    exp.model.name
+                )
+            })?;
+            return LanguageModel::tiny_random(0, family);
+        }
+    }
+    LanguageModel::load(&model_source_of(exp))
 }
 
 /// Where the acquisition model comes from: an explicit path, a hub id, or a default model.
@@ -98,6 +121,12 @@ pub fn dataset_key(exp: &Experiment, dataset: &Dataset) -> String {
     };
     let raw = format!("{}-pool{}@{}", dataset.name, dataset.train.len(), encoder);
     raw.chars()
-        .map(|c| if c.is_ascii_alphanumeric() || "-_.@".contains(c) { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.@".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect()
 }

@@ -1,11 +1,10 @@
 //! `lab select`: one query of one strategy on the base model — the fast way to prototype a
 //! script against real data without running the whole loop.
 use crate::config::load_experiment;
-use crate::models::lm::LanguageModel;
 use crate::runner::experiment::{ensure_models, load_experiment_data};
 use crate::runner::host::{LazyEncoder, ModelHost};
 use crate::runner::prompting::Prompter;
-use crate::runner::{dataset_key, embedding_cache_dir, model_source_of, sandbox_limits};
+use crate::runner::{dataset_key, embedding_cache_dir, sandbox_limits};
 use crate::strategy::context::SelectionContext;
 use anyhow::{bail, Context, Result};
 use clap::Args;
@@ -35,7 +34,10 @@ pub fn run(args: &SelectArgs) -> Result<()> {
     ensure_models(&exp)?;
     let (script, params) = match exp.strategies.iter().find(|s| s.key() == args.strategy) {
         Some(s) => (s.script_path(), s.params.clone()),
-        None => (PathBuf::from(format!("strategies/{}.rhai", args.strategy)), toml::Table::new()),
+        None => (
+            PathBuf::from(format!("strategies/{}.rhai", args.strategy)),
+            toml::Table::new(),
+        ),
     };
     if !script.exists() {
         bail!(
@@ -53,7 +55,7 @@ pub fn run(args: &SelectArgs) -> Result<()> {
         idx.sort_unstable();
         pool = idx.into_iter().map(|i| pool[i].clone()).collect();
     }
-    let lm = LanguageModel::load(&model_source_of(&exp))?;
+    let lm = crate::runner::load_model(&exp)?;
     let encoder = LazyEncoder::new(exp.encoder.batch_size);
     let host = ModelHost {
         model: &lm,
@@ -68,7 +70,9 @@ pub fn run(args: &SelectArgs) -> Result<()> {
         labeled: Vec::new(),
         k: args.k,
         iteration: 0,
-        planned_iterations: crate::runner::criteria_of(&exp).planned_iterations().unwrap_or(10),
+        planned_iterations: crate::runner::criteria_of(&exp)
+            .planned_iterations()
+            .unwrap_or(10),
         seed: args.seed,
         params,
         max_new_tokens: exp.model.max_new_tokens,
@@ -89,7 +93,13 @@ pub fn run(args: &SelectArgs) -> Result<()> {
             .map_or("-".to_string(), |v| format!("{v:.4}"));
         let input: String = by_id
             .get(id)
-            .map(|e| e.input.chars().take(70).collect::<String>().replace('\n', " "))
+            .map(|e| {
+                e.input
+                    .chars()
+                    .take(70)
+                    .collect::<String>()
+                    .replace('\n', " ")
+            })
             .unwrap_or_default();
         println!("{:>4} {:>8} {:>10}  {}", rank + 1, id, score, input);
     }
