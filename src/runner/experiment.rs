@@ -89,7 +89,11 @@ pub fn run_experiment(file: &Path, opts: &RunOptions) -> Result<ExperimentOutcom
             .expect("cells are built from the experiment's strategies");
         bar.set_message(format!("{} seed {}", cell.strategy, cell.seed));
         let out = run_cell(&ctx, strategy, cell.seed, opts.fresh)?;
-        bar.println(cell_line(&out));
+        if bar.is_hidden() {
+            println!("{}", cell_line(&out));
+        } else {
+            bar.println(cell_line(&out));
+        }
         outcomes.push(out);
         bar.inc(1);
     }
