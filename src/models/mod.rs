@@ -8,3 +8,4 @@ pub mod schedule;
 pub mod setup;
 pub mod train;
 pub mod trainable;
+pub mod wheels;
