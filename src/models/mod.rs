@@ -20,3 +20,4 @@ pub mod setup;
 pub mod tokenizer;
 pub mod train;
 pub mod trainable;
+pub mod wheels;
