@@ -213,6 +213,16 @@ pub fn run_compiled(
 ) -> Result<Selection> {
     // Positions follow ids, so "ties go to the lower position" means "to the lower id".
     ctx.pool.sort_by_key(|e| e.id);
+    if ctx.k == 0 || ctx.pool.is_empty() {
+        // Nothing to choose: the only valid answer is empty, so the script is not run.
+        return Ok(Selection {
+            ids: Vec::new(),
+            scores: None,
+            memory: ctx.memory,
+            logs: Vec::new(),
+            timing: SelectTiming::default(),
+        });
+    }
     let disk = match (&ctx.embedding_cache_dir, &ctx.dataset_key) {
         (Some(dir), Some(key)) => Some(EmbeddingDiskCache::new(dir, key)),
         _ => None,
