@@ -215,3 +215,19 @@ fn select(ctx, k) {
     let s = select(&p, c, &FakeHost::new(4), &SandboxLimits::default()).unwrap();
     assert_eq!(s.logs, vec!["lambda 1.0 is f64".to_string()]);
 }
+
+#[test]
+fn timing_splits_a_query_into_host_kernel_and_script_time() {
+    let p = strategies_dir().join("idds.rhai");
+    let s = select(
+        &p,
+        ctx(synthetic_examples(300, 0, 4), 10, 1),
+        &FakeHost::new(32),
+        &SandboxLimits::default(),
+    )
+    .unwrap();
+    let t = s.timing;
+    assert!(t.host_s > 0.0 && t.kernel_s > 0.0, "{t:?}");
+    assert!(t.host_s + t.kernel_s <= t.total_s, "{t:?}");
+    assert!((t.script_s() - (t.total_s - t.host_s - t.kernel_s)).abs() < 1e-12);
+}

@@ -106,6 +106,8 @@ pub struct CachingHost<'a> {
     generations: Mutex<HashMap<GenKey, Vec<GenerationRecord>>>,
     embeddings: Mutex<HashMap<(EmbedModel, String), Vec<f32>>>,
     disk: Option<EmbeddingDiskCache>,
+    /// Wall time inside generate, score, embed and BERTScore, caching included.
+    host_nanos: std::sync::atomic::AtomicU64,
 }
 
 impl<'a> CachingHost<'a> {
@@ -115,7 +117,23 @@ impl<'a> CachingHost<'a> {
             generations: Mutex::new(HashMap::new()),
             embeddings: Mutex::new(HashMap::new()),
             disk,
+            host_nanos: std::sync::atomic::AtomicU64::new(0),
         }
+    }
+
+    /// Seconds spent in generate, score, embed and BERTScore so far, caching included.
+    pub fn host_seconds(&self) -> f64 {
+        self.host_nanos.load(std::sync::atomic::Ordering::Relaxed) as f64 * 1e-9
+    }
+
+    fn timed<T>(&self, f: impl FnOnce() -> T) -> T {
+        let t = std::time::Instant::now();
+        let out = f();
+        self.host_nanos.fetch_add(
+            t.elapsed().as_nanos() as u64,
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        out
     }
 
     /// Write new encoder embeddings to the disk cache (no-op without one).
@@ -129,6 +147,41 @@ impl<'a> CachingHost<'a> {
 
 impl StrategyHost for CachingHost<'_> {
     fn generate(&self, items: &[Example], opts: &GenOpts, base: bool) -> Result<Arc<Generations>> {
+        self.timed(|| self.generate_cached(items, opts, base))
+    }
+
+    fn score(&self, items: &[Example], outputs: &[String]) -> Result<Vec<Vec<f32>>> {
+        self.timed(|| self.inner.score(items, outputs))
+    }
+
+    fn embed(&self, texts: &[String], model: EmbedModel, key: Option<&str>) -> Result<Arc<Matrix>> {
+        self.timed(|| self.embed_cached(texts, model, key))
+    }
+
+    fn sentence_bleu(&self, hyp: &str, refs: &[&str]) -> f64 {
+        self.inner.sentence_bleu(hyp, refs)
+    }
+
+    fn stem_words(&self, text: &str) -> Vec<String> {
+        self.inner.stem_words(text)
+    }
+
+    fn bertscore_precision(&self, hyps: &[String], refs: &[String]) -> Result<Vec<f64>> {
+        self.timed(|| self.inner.bertscore_precision(hyps, refs))
+    }
+
+    fn model_state(&self) -> String {
+        self.inner.model_state()
+    }
+}
+
+impl CachingHost<'_> {
+    fn generate_cached(
+        &self,
+        items: &[Example],
+        opts: &GenOpts,
+        base: bool,
+    ) -> Result<Arc<Generations>> {
         let state = self.inner.model_state();
         let okey = opts.cache_key();
         let key = |e: &Example| (base, format!("{state}|{okey}"), e.input.clone());
@@ -163,11 +216,12 @@ impl StrategyHost for CachingHost<'_> {
         Ok(Arc::new(Generations { per_item }))
     }
 
-    fn score(&self, items: &[Example], outputs: &[String]) -> Result<Vec<Vec<f32>>> {
-        self.inner.score(items, outputs)
-    }
-
-    fn embed(&self, texts: &[String], model: EmbedModel, key: Option<&str>) -> Result<Arc<Matrix>> {
+    fn embed_cached(
+        &self,
+        texts: &[String],
+        model: EmbedModel,
+        key: Option<&str>,
+    ) -> Result<Arc<Matrix>> {
         let state = match model {
             EmbedModel::Encoder => String::new(),
             EmbedModel::Acquisition => self.inner.model_state(),
@@ -220,22 +274,6 @@ impl StrategyHost for CachingHost<'_> {
         Ok(Arc::new(Matrix::from_rows(&rows).with_context(|| {
             format!("embeddings of different widths (expected {cols})")
         })?))
-    }
-
-    fn sentence_bleu(&self, hyp: &str, refs: &[&str]) -> f64 {
-        self.inner.sentence_bleu(hyp, refs)
-    }
-
-    fn stem_words(&self, text: &str) -> Vec<String> {
-        self.inner.stem_words(text)
-    }
-
-    fn bertscore_precision(&self, hyps: &[String], refs: &[String]) -> Result<Vec<f64>> {
-        self.inner.bertscore_precision(hyps, refs)
-    }
-
-    fn model_state(&self) -> String {
-        self.inner.model_state()
     }
 }
 
