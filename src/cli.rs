@@ -33,6 +33,18 @@ pub enum Command {
     Setup(crate::models::setup::SetupArgs),
     /// Inspect the LLM label cache (`lab labels stats [--cache DIR]`).
     Labels(crate::labeller::stats::LabelsArgs),
+    /// Score predictions against references with any registered metric.
+    Metrics(crate::metrics::command::MetricsArgs),
+    /// List the strategy scripts: name, kind (al/ed), description, host primitives they need.
+    Strategies(crate::strategy::cli::StrategiesArgs),
+    /// Run an experiment: every strategy × seed, resumable; writes results/<name>/.
+    Run(crate::runner::cli::RunArgs),
+    /// Run many experiment files (optionally one shard of their cells), then print where each stands.
+    Bench(crate::runner::cli::BenchArgs),
+    /// Run one query of a strategy on the base model and print the chosen ids with scores.
+    Select(crate::runner::select::SelectArgs),
+    /// Time the selection kernels on a synthetic pool (100k × 384, k = 1,000): seconds and peak memory of each.
+    BenchKernels(crate::strategy::kernels::bench::BenchKernelsArgs),
 }
 
 /// Parse the command line, run, print an error chain as advice, return the exit code.
@@ -64,5 +76,11 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
         Command::Data(args) => crate::data::inspect::run(&args),
         Command::Setup(args) => crate::models::setup::run(&args),
         Command::Labels(args) => crate::labeller::stats::run(args),
+        Command::Metrics(args) => crate::metrics::command::run(&args),
+        Command::Strategies(args) => crate::strategy::cli::run(&args),
+        Command::Run(args) => crate::runner::cli::run(&args),
+        Command::Bench(args) => crate::runner::cli::bench(&args),
+        Command::Select(args) => crate::runner::select::run(&args),
+        Command::BenchKernels(args) => crate::strategy::kernels::bench::run(&args),
     }
 }

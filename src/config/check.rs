@@ -7,13 +7,13 @@ use super::{load_experiment, validate_with, Experiment};
 
 #[derive(clap::Args, Debug)]
 pub struct CheckArgs {
-    /// Experiment files (.toml) to validate.
+    /// Experiment files (.toml) and strategy scripts (.rhai) to validate.
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
 }
 
-/// Metric names `lab check` accepts. They mirror the metrics registry, which is written in
-/// parallel with this module; once it lands, `crate::metrics::names()` replaces this list.
+/// Metric names used by this module's tests (the registry, `crate::metrics::names()`, is what
+/// `lab check` uses; a test keeps the two in step).
 pub const KNOWN_METRICS: &[&str] = &[
     "exact_match",
     "exact_match_strict",
@@ -51,8 +51,9 @@ pub fn run(args: &CheckArgs) -> Result<()> {
 pub fn check_file(path: &Path) -> Result<String> {
     match path.extension().and_then(|e| e.to_str()) {
         Some("toml") => check_experiment(path, Path::new(".")),
+        Some("rhai") => crate::strategy::cli::check_script(path),
         other => bail!(
-            "{}: cannot check {} files; supported: .toml (experiment files)",
+            "{}: cannot check {} files; supported: .toml (experiment files) and .rhai (strategy scripts)",
             path.display(),
             other.map_or("extension-less".to_string(), |e| format!("`.{e}`"))
         ),
@@ -63,7 +64,7 @@ pub fn check_file(path: &Path) -> Result<String> {
 /// (relative paths resolve against `base_dir`, the directory `lab` runs in).
 pub fn check_experiment(path: &Path, base_dir: &Path) -> Result<String> {
     let exp = load_experiment(path)?;
-    validate_with(&exp, KNOWN_METRICS)?;
+    validate_with(&exp, crate::metrics::names())?;
     check_files_exist(&exp, base_dir)
         .with_context(|| format!("{} names a missing file", path.display()))?;
     Ok(format!(

@@ -54,6 +54,9 @@ impl LengthStats {
     }
 }
 
+/// A length of one example, e.g. its input's word count.
+type Measure = fn(&Example) -> usize;
+
 fn words(text: &str) -> usize {
     text.split_whitespace().count()
 }
@@ -93,7 +96,7 @@ pub fn summary(dataset: &Dataset, cfg: &DataConfig, shown: usize) -> String {
             out,
             "\nlengths ({label})      min     mean   median      max"
         );
-        let columns: [(&str, fn(&Example) -> usize); 4] = [
+        let columns: [(&str, Measure); 4] = [
             ("input words", |e| words(&e.input)),
             ("input chars", |e| chars(&e.input)),
             ("output words", |e| words(&e.output)),

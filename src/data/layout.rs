@@ -60,10 +60,19 @@ pub fn find_split_files(cfg: &DataConfig, base_dir: &Path) -> Result<SplitFiles>
             test: explicit(folder, cfg.test.as_deref(), Split::Test)?,
         });
     }
-    let found = if cfg.train.is_some() && cfg.dev.is_some() && cfg.test.is_some() {
+    let wanted: Vec<Split> = [
+        (Split::Train, &cfg.train),
+        (Split::Dev, &cfg.dev),
+        (Split::Test, &cfg.test),
+    ]
+    .into_iter()
+    .filter(|(_, named)| named.is_none())
+    .map(|(split, _)| split)
+    .collect();
+    let found = if wanted.is_empty() {
         BTreeMap::new()
     } else {
-        auto_detect(&root)?
+        auto_detect(&root, &wanted)?
     };
     let pick = |split: Split, named: Option<&str>| -> Result<Vec<PathBuf>> {
         match named {
@@ -148,9 +157,10 @@ pub fn split_of(file_name: &str) -> Option<Split> {
     }
 }
 
-/// Split files under `root` (up to three folders deep, as in `<config>/data/...`). Each split must
-/// come from one folder and one naming, else the choice is left to the user.
-fn auto_detect(root: &Path) -> Result<BTreeMap<Split, Vec<PathBuf>>> {
+/// Files of the `wanted` splits under `root` (up to three folders deep, as in
+/// `<config>/data/...`). Each split must come from one folder and one naming, else the choice is
+/// left to the user.
+fn auto_detect(root: &Path, wanted: &[Split]) -> Result<BTreeMap<Split, Vec<PathBuf>>> {
     let mut groups: BTreeMap<Split, BTreeMap<(PathBuf, String), Vec<PathBuf>>> = BTreeMap::new();
     let mut stack = vec![(root.to_path_buf(), 0)];
     while let Some((dir, depth)) = stack.pop() {
@@ -167,7 +177,7 @@ fn auto_detect(root: &Path) -> Result<BTreeMap<Split, Vec<PathBuf>>> {
                     stack.push((path, depth + 1));
                 }
             } else if is_data_file(&path) {
-                if let Some(split) = split_of(&file_name) {
+                if let Some(split) = split_of(&file_name).filter(|s| wanted.contains(s)) {
                     let naming = file_name
                         .split(['-', '.'])
                         .next()

@@ -46,14 +46,42 @@ fn preprocess(segment: &str) -> Vec<String> {
     tokenize_13a(segment.trim_end_matches(super::normalize::is_python_space))
 }
 
-type NgramCounts = HashMap<Vec<String>, usize>;
+/// An n-gram of interned token ids, padded with `PAD` after its `n` tokens.
+type Ngram = [u32; MAX_NGRAM_ORDER];
+const PAD: u32 = u32::MAX;
+type NgramCounts = HashMap<Ngram, usize>;
 
-fn ngram_counts(tokens: &[String]) -> NgramCounts {
+/// Gives each distinct token of one segment's hypothesis and references a small id.
+#[derive(Default)]
+struct Interner {
+    ids: HashMap<String, u32>,
+}
+
+impl Interner {
+    fn ids_of(&mut self, tokens: Vec<String>) -> Vec<u32> {
+        tokens
+            .into_iter()
+            .map(|t| {
+                let next = self.ids.len() as u32;
+                *self.ids.entry(t).or_insert(next)
+            })
+            .collect()
+    }
+}
+
+fn order(gram: &Ngram) -> usize {
+    gram.iter().take_while(|&&t| t != PAD).count()
+}
+
+/// Counts of every n-gram of order 1 to 4, as sacrebleu's `extract_all_word_ngrams`.
+fn ngram_counts(tokens: &[u32]) -> NgramCounts {
     let mut counts = NgramCounts::new();
     for n in 1..=MAX_NGRAM_ORDER {
         if tokens.len() >= n {
-            for gram in tokens.windows(n) {
-                *counts.entry(gram.to_vec()).or_insert(0) += 1;
+            for window in tokens.windows(n) {
+                let mut gram = [PAD; MAX_NGRAM_ORDER];
+                gram[..n].copy_from_slice(window);
+                *counts.entry(gram).or_insert(0) += 1;
             }
         }
     }
@@ -96,24 +124,25 @@ fn closest_ref_len(hyp_len: usize, ref_lens: &[usize]) -> usize {
 
 /// Statistics of one hypothesis against its references (n-gram counts merged by maximum).
 pub fn segment_stats<S: AsRef<str>>(hypothesis: &str, references: &[S]) -> BleuStats {
+    let mut interner = Interner::default();
     let mut ref_ngrams = NgramCounts::new();
     let mut ref_lens = Vec::with_capacity(references.len());
     for reference in references {
-        let tokens = preprocess(reference.as_ref());
+        let tokens = interner.ids_of(preprocess(reference.as_ref()));
         ref_lens.push(tokens.len());
         for (gram, count) in ngram_counts(&tokens) {
             let slot = ref_ngrams.entry(gram).or_insert(0);
             *slot = (*slot).max(count);
         }
     }
-    let hyp_tokens = preprocess(hypothesis);
+    let hyp_tokens = interner.ids_of(preprocess(hypothesis));
     let mut stats = BleuStats {
         hyp_len: hyp_tokens.len(),
         ref_len: closest_ref_len(hyp_tokens.len(), &ref_lens),
         ..BleuStats::default()
     };
     for (gram, count) in ngram_counts(&hyp_tokens) {
-        let n = gram.len() - 1;
+        let n = order(&gram) - 1;
         stats.total[n] += count;
         if let Some(&in_ref) = ref_ngrams.get(&gram) {
             stats.correct[n] += count.min(in_ref);
@@ -181,9 +210,19 @@ pub fn sentence_bleu(hypothesis: &str, references: &[&str]) -> f64 {
 /// [0, 100]. `references[i]` holds every reference of hypothesis `i` (any number, as
 /// sacrebleu allows with `None` in its reference streams).
 pub fn corpus_bleu<H: AsRef<str>, R: AsRef<str>>(hypotheses: &[H], references: &[Vec<R>]) -> f64 {
+    let stats: Vec<BleuStats> = hypotheses
+        .iter()
+        .zip(references)
+        .map(|(hypothesis, refs)| segment_stats(hypothesis.as_ref(), refs))
+        .collect();
+    corpus_bleu_from_stats(&stats)
+}
+
+/// Corpus BLEU (no effective order) from per-segment statistics, in [0, 100].
+pub fn corpus_bleu_from_stats(stats: &[BleuStats]) -> f64 {
     let mut total = BleuStats::default();
-    for (hypothesis, refs) in hypotheses.iter().zip(references) {
-        total.add(&segment_stats(hypothesis.as_ref(), refs));
+    for s in stats {
+        total.add(s);
     }
     bleu_from_stats(&total, false)
 }

@@ -3,7 +3,9 @@
 //! embedding BERTScore and length statistics, reachable by name through [`registry`].
 pub mod bertscore;
 pub mod bleu;
+pub mod command;
 pub mod exact;
+pub mod input;
 pub mod lengths;
 pub mod normalize;
 pub mod porter;

@@ -207,6 +207,7 @@ pub fn compute(
             .map(|(p, r)| f(p, r))
             .collect()
     };
+    let mut corpus_bleu: Option<f64> = None;
     let per_example: Vec<f64> = match name {
         "exact_match" => per_example(&|p, r| exact::exact_match(p, r)),
         "exact_match_strict" => per_example(&|p, r| exact::exact_match_strict(p, r)),
@@ -223,10 +224,21 @@ pub fn compute(
             let kind = RougeType::parse(name).ok_or_else(|| unknown(name))?;
             per_example(&|p, r| f1_multi(kind, r, p))
         }
-        "sacrebleu" | "sentence_bleu" => per_example(&|p, r| {
-            let refs: Vec<&str> = r.iter().map(String::as_str).collect();
-            bleu::sentence_bleu(p, &refs)
-        }),
+        "sacrebleu" | "sentence_bleu" => {
+            // Tokenize once: the same statistics give sentence and corpus BLEU.
+            let stats: Vec<bleu::BleuStats> = predictions
+                .par_iter()
+                .zip(references.par_iter())
+                .map(|(p, r)| bleu::segment_stats(p, r))
+                .collect();
+            if name == "sacrebleu" {
+                corpus_bleu = Some(bleu::corpus_bleu_from_stats(&stats));
+            }
+            stats
+                .iter()
+                .map(|s| bleu::bleu_from_stats(s, true))
+                .collect()
+        }
         "bertscore_minilm" => {
             let embedder = embedder.context(
                 "metric `bertscore_minilm` needs the MiniLM encoder; it was computed without one \
@@ -239,11 +251,7 @@ pub fn compute(
         "length_ratio" => per_example(&|p, r| lengths::length_ratio(p, r)),
         _ => return Err(unknown(name)),
     };
-    let corpus = if name == "sacrebleu" {
-        bleu::corpus_bleu(predictions, references)
-    } else {
-        mean(&per_example)
-    };
+    let corpus = corpus_bleu.unwrap_or_else(|| mean(&per_example));
     Ok(MetricScores {
         corpus,
         per_example,

@@ -1,12 +1,100 @@
-//! The experiment runner: per-cell results files and resume (`persist`, `state`, `curve`),
-//! stopping criteria, batch sharding, progress display and the `lab bench` status table.
+//! The experiment runner: the AL loop per (strategy, seed) cell, persistence and resume,
+//! stopping criteria, shards for spreading a batch over machines, `lab run` / `lab bench`.
+pub mod cell;
+pub mod cli;
 pub mod curve;
-pub mod driver;
-#[cfg(test)]
-mod driver_tests;
+pub mod embed;
+pub mod evaluate;
+pub mod experiment;
+pub mod finetune;
+pub mod host;
+pub mod memory;
 pub mod persist;
+pub mod profile;
 pub mod progress;
+pub mod prompting;
+pub mod select;
 pub mod shard;
 pub mod state;
 pub mod status;
 pub mod stopping;
+
+pub use profile::Profile;
+
+use crate::config::Experiment;
+use crate::data::Dataset;
+use crate::models::lm::{LoraSettings, ModelSource, PeftMethod};
+use crate::runner::stopping::StoppingCriteria;
+use crate::strategy::sandbox::SandboxLimits;
+use std::path::PathBuf;
+
+/// The stopping criteria of an experiment's `[al]` table.
+pub fn criteria_of(exp: &Experiment) -> StoppingCriteria {
+    StoppingCriteria::from(&exp.al)
+}
+
+/// Where the acquisition model comes from: an explicit path, a hub id, or a default model.
+pub fn model_source_of(exp: &Experiment) -> ModelSource {
+    let m = &exp.model;
+    if let Some(path) = &m.path {
+        if path.extension().is_some_and(|e| e == "gguf") {
+            ModelSource::Gguf(path.clone())
+        } else {
+            ModelSource::Folder(path.clone())
+        }
+    } else if let Some(id) = &m.hub_id {
+        ModelSource::Hub {
+            id: id.clone(),
+            revision: m.revision.clone(),
+            gguf_file: m.gguf_file.clone(),
+        }
+    } else {
+        ModelSource::Default(m.name.clone())
+    }
+}
+
+pub fn lora_settings_of(exp: &Experiment, seed: u64) -> LoraSettings {
+    let l = &exp.lora;
+    LoraSettings {
+        r: l.r,
+        alpha: l.alpha,
+        dropout: l.dropout as f32,
+        targets: l.target_modules.clone(),
+        method: match l.method {
+            crate::config::PeftMethod::Lora => PeftMethod::Lora,
+            crate::config::PeftMethod::Dora => PeftMethod::Dora,
+            crate::config::PeftMethod::Qlora => PeftMethod::Qlora,
+        },
+        seed,
+    }
+}
+
+pub fn sandbox_limits(exp: &Experiment) -> SandboxLimits {
+    let s = &exp.sandbox;
+    SandboxLimits {
+        max_operations: s.max_operations,
+        max_call_levels: s.max_call_levels,
+        max_string_size: s.max_string_size,
+        max_array_size: s.max_array_size,
+        max_map_size: s.max_map_size,
+        ..SandboxLimits::default()
+    }
+}
+
+/// Encoder embeddings of a pool do not depend on the acquisition model: they are cached on
+/// disk beside the models, keyed by dataset and encoder.
+pub fn embedding_cache_dir() -> PathBuf {
+    crate::models::cache::models_dir().with_file_name("embeddings")
+}
+
+pub fn dataset_key(exp: &Experiment, dataset: &Dataset) -> String {
+    let encoder = match (&exp.encoder.path, &exp.encoder.hub_id) {
+        (Some(p), _) => p.display().to_string(),
+        (None, Some(h)) => h.clone(),
+        (None, None) => exp.encoder.name.clone(),
+    };
+    let raw = format!("{}-pool{}@{}", dataset.name, dataset.train.len(), encoder);
+    raw.chars()
+        .map(|c| if c.is_ascii_alphanumeric() || "-_.@".contains(c) { c } else { '_' })
+        .collect()
+}

@@ -1,5 +1,23 @@
 //! Selection strategies: the Rhai engine, the host API, native kernels.
+//!
+//! A strategy is a script `strategies/NAME.rhai` defining `const KIND` and `fn select(ctx, k)`;
+//! `engine::select` runs it in a sandbox against a `StrategyHost` and validates the answer.
+pub mod cli;
+pub mod context;
+pub mod engine;
+pub mod fake_host;
+pub mod host;
+// KERNELS: pub mod kernel_api;
 pub mod kernels;
 pub mod matrix;
+pub mod registry;
+pub mod sandbox;
+pub mod text;
+pub mod types;
+pub mod validate;
 
+pub use context::{Memory, Remembered, SelectionContext};
+pub use engine::{select, Selection};
+pub use host::{CachingHost, EmbedModel, GenOpts, GenerationRecord, Generations, StrategyHost};
 pub use matrix::Matrix;
+pub use sandbox::SandboxLimits;

@@ -1,0 +1,229 @@
+//! `lab metrics`: score a file of predictions against a file of references.
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use serde_json::{json, Map, Value};
+use std::path::PathBuf;
+
+use super::input::{read_predictions, read_references};
+use super::registry::{self, MetricScores};
+
+#[derive(Args, Debug)]
+#[command(
+    after_help = "Example:\n  lab metrics --predictions data/aeslc/dev.jsonl --prediction-field subject \\\n    --references data/aeslc/dev.jsonl --reference-fields annotations.0 \\\n    --metrics rouge1,rouge2,rougeL,sacrebleu"
+)]
+pub struct MetricsArgs {
+    /// Predictions: .jsonl, .json (array of records), .csv, or .txt (one per line).
+    #[arg(long, value_name = "FILE", required_unless_present = "list")]
+    pub predictions: Option<PathBuf>,
+    /// References, matched to predictions by position (same formats).
+    #[arg(long, value_name = "FILE", required_unless_present = "list")]
+    pub references: Option<PathBuf>,
+    /// Comma-separated metric names (`--list` shows them).
+    #[arg(long, value_delimiter = ',', required_unless_present = "list")]
+    pub metrics: Vec<String>,
+    /// Field holding the prediction; dotted paths and list indexes allowed (`out.text`,
+    /// `answers.0`). Default: `prediction`, or the only field of each record.
+    #[arg(long, value_name = "PATH")]
+    pub prediction_field: Option<String>,
+    /// Comma-separated fields holding references (each a string or a list of strings).
+    /// Default: `references`, or the only field of each record.
+    #[arg(long, value_delimiter = ',', value_name = "PATH,...")]
+    pub reference_fields: Vec<String>,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Also write every example's scores to this JSONL file.
+    #[arg(long, value_name = "FILE")]
+    pub per_example: Option<PathBuf>,
+    /// List the metrics with their scales and exit.
+    #[arg(long)]
+    pub list: bool,
+}
+
+fn metric_list() -> String {
+    let mut out = String::new();
+    for name in registry::names() {
+        let info = registry::info_of(name).expect("every registered name has info");
+        out.push_str(&format!("{name:<20} {:<6} {}\n", info.scale, info.about));
+    }
+    out
+}
+
+/// Run `lab metrics`.
+pub fn run(args: &MetricsArgs) -> Result<()> {
+    if args.list {
+        print!("{}", metric_list());
+        return Ok(());
+    }
+    let names: Vec<&str> = args
+        .metrics
+        .iter()
+        .map(|m| m.trim())
+        .filter(|m| !m.is_empty())
+        .collect();
+    if names.is_empty() {
+        bail!(
+            "--metrics is empty; name at least one of: {}",
+            registry::names().join(", ")
+        );
+    }
+    for name in &names {
+        if !registry::is_known(name) {
+            bail!(
+                "unknown metric `{name}` in --metrics; did you mean `{}`? (lab metrics --list shows all)",
+                registry::nearest_name(name)
+            );
+        }
+    }
+    let (Some(predictions_path), Some(references_path)) = (&args.predictions, &args.references)
+    else {
+        bail!("both --predictions and --references are needed");
+    };
+    let predictions = read_predictions(predictions_path, args.prediction_field.as_deref())?;
+    let references = read_references(references_path, &args.reference_fields)?;
+    if predictions.len() != references.len() {
+        bail!(
+            "{} has {} predictions but {} has {} reference rows; rows are matched by position, \
+             so the counts must be equal",
+            predictions_path.display(),
+            predictions.len(),
+            references_path.display(),
+            references.len()
+        );
+    }
+    let bar = crate::util::progress::bar(names.len() as u64, "metrics");
+    let mut results: Vec<(&str, MetricScores)> = Vec::with_capacity(names.len());
+    for name in &names {
+        bar.set_message(name.to_string());
+        let scores = registry::compute(name, &predictions, &references, None)
+            .with_context(|| format!("computing `{name}`"))?;
+        results.push((name, scores));
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+
+    if let Some(path) = &args.per_example {
+        let mut lines = String::new();
+        for row in 0..predictions.len() {
+            let mut object = Map::new();
+            object.insert("row".into(), json!(row));
+            for (name, scores) in &results {
+                object.insert(name.to_string(), json!(scores.per_example[row]));
+            }
+            lines.push_str(&Value::Object(object).to_string());
+            lines.push('\n');
+        }
+        crate::util::atomic_write_string(path, &lines)?;
+    }
+
+    if args.json {
+        let mut metrics = Map::new();
+        for (name, scores) in &results {
+            let info = registry::info_of(name).expect("checked above");
+            metrics.insert(
+                name.to_string(),
+                json!({ "value": scores.corpus, "scale": info.scale }),
+            );
+        }
+        let out = json!({ "examples": predictions.len(), "metrics": metrics });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        print!("{}", table(&results, predictions.len()));
+    }
+    Ok(())
+}
+
+fn table(results: &[(&str, MetricScores)], examples: usize) -> String {
+    let width = results
+        .iter()
+        .map(|(n, _)| n.len())
+        .max()
+        .unwrap_or(0)
+        .max(6);
+    let mut out = format!("{:<width$}  {:>10}  scale\n", "metric", "value");
+    for (name, scores) in results {
+        let scale = registry::info_of(name).map_or("", |i| i.scale);
+        out.push_str(&format!(
+            "{name:<width$}  {:>10.4}  {scale}\n",
+            scores.corpus
+        ));
+    }
+    out.push_str(&format!("({examples} examples)\n"));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(predictions: PathBuf, references: PathBuf, metrics: &[&str]) -> MetricsArgs {
+        MetricsArgs {
+            predictions: Some(predictions),
+            references: Some(references),
+            metrics: metrics.iter().map(|m| m.to_string()).collect(),
+            prediction_field: Some("out".into()),
+            reference_fields: vec!["gold".into()],
+            json: true,
+            per_example: None,
+            list: false,
+        }
+    }
+
+    #[test]
+    fn scores_files_and_writes_per_example() {
+        let dir = tempfile::tempdir().unwrap();
+        let preds = dir.path().join("p.jsonl");
+        let refs = dir.path().join("r.csv");
+        std::fs::write(&preds, "{\"out\": \"the cat\"}\n{\"out\": \"a dog\"}\n").unwrap();
+        std::fs::write(&refs, "gold\nthe cat\nno match\n").unwrap();
+        let mut a = args(preds.clone(), refs.clone(), &["exact_match", "rouge1"]);
+        let out = dir.path().join("scores.jsonl");
+        a.per_example = Some(out.clone());
+        run(&a).unwrap();
+        let lines: Vec<Value> = std::fs::read_to_string(&out)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 2);
+        assert_eq!(lines[0]["exact_match"], 1.0);
+        assert_eq!(lines[1]["rouge1"], 0.0);
+
+        let short = dir.path().join("short.csv");
+        std::fs::write(&short, "gold\nthe cat\n").unwrap();
+        let err = run(&args(preds.clone(), short, &["rouge1"]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("2 predictions but"), "{err}");
+        assert!(err.contains("has 1 reference rows"), "{err}");
+        let err = run(&args(preds, refs, &["rouge_l"]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("did you mean `rougeL`"), "{err}");
+    }
+
+    #[test]
+    fn table_is_aligned() {
+        let results = vec![
+            (
+                "rouge1",
+                MetricScores {
+                    corpus: 0.5,
+                    per_example: vec![],
+                },
+            ),
+            (
+                "sacrebleu",
+                MetricScores {
+                    corpus: 12.34567,
+                    per_example: vec![],
+                },
+            ),
+        ];
+        let t = table(&results, 3);
+        let lines: Vec<&str> = t.lines().collect();
+        assert_eq!(lines[1], "rouge1         0.5000  0-1");
+        assert_eq!(lines[2], "sacrebleu     12.3457  0-100");
+        assert_eq!(lines[3], "(3 examples)");
+    }
+}

@@ -1,0 +1,579 @@
+//! One config-driven decoder for the llama, qwen2, qwen3 and gemma3 families, with LoRA-aware
+//! linears, left-padding-aware masks and positions, and a KV cache.
+use std::collections::HashMap;
+
+use anyhow::{bail, Context, Result};
+use candle_core::{DType, Device, Tensor, D};
+
+use super::decoder_config::{Activation, DecoderConfig};
+use super::lora::{dense_forward, ForwardMode, LoraLinear};
+use super::rope::{self, RopeTables};
+
+/// Added to masked attention scores; finite so fully masked (padding) query rows stay finite.
+const MASKED: f32 = -1.0e30;
+
+#[derive(Debug, Clone)]
+pub struct RmsNorm {
+    weight: Tensor,
+    eps: f64,
+}
+
+impl RmsNorm {
+    fn forward(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        if train {
+            Ok(candle_nn::ops::rms_norm_slow(
+                x,
+                &self.weight,
+                self.eps as f32,
+            )?)
+        } else {
+            Ok(candle_nn::ops::rms_norm(
+                &x.contiguous()?,
+                &self.weight,
+                self.eps as f32,
+            )?)
+        }
+    }
+}
+
+/// Names of the linear projections LoRA can target.
+pub const LINEAR_NAMES: [&str; 7] = [
+    "q_proj",
+    "k_proj",
+    "v_proj",
+    "o_proj",
+    "gate_proj",
+    "up_proj",
+    "down_proj",
+];
+
+#[derive(Debug, Clone)]
+pub struct Attention {
+    pub q_proj: LoraLinear,
+    pub k_proj: LoraLinear,
+    pub v_proj: LoraLinear,
+    pub o_proj: LoraLinear,
+    q_norm: Option<RmsNorm>,
+    k_norm: Option<RmsNorm>,
+    num_heads: usize,
+    num_kv_heads: usize,
+    head_dim: usize,
+    scale: f64,
+}
+
+#[derive(Debug, Clone)]
+pub struct Mlp {
+    pub gate_proj: LoraLinear,
+    pub up_proj: LoraLinear,
+    pub down_proj: LoraLinear,
+    activation: Activation,
+}
+
+#[derive(Debug, Clone)]
+pub struct Layer {
+    pub attn: Attention,
+    pub mlp: Mlp,
+    input_norm: RmsNorm,
+    post_attn_norm: Option<RmsNorm>,
+    pre_mlp_norm: RmsNorm,
+    post_mlp_norm: Option<RmsNorm>,
+    sliding: bool,
+}
+
+/// Keys and values seen so far, per layer: `[b, kv_heads, T, head_dim]`.
+#[derive(Debug, Clone, Default)]
+pub struct KvCache {
+    layers: Vec<Option<(Tensor, Tensor)>>,
+}
+
+impl KvCache {
+    pub fn new(num_layers: usize) -> Self {
+        Self {
+            layers: vec![None; num_layers],
+        }
+    }
+
+    /// Keep only the batch rows `rows` (finished rows leave the batch).
+    pub fn select_rows(&mut self, rows: &Tensor) -> Result<()> {
+        for entry in self.layers.iter_mut().flatten() {
+            entry.0 = entry.0.index_select(rows, 0)?;
+            entry.1 = entry.1.index_select(rows, 0)?;
+        }
+        Ok(())
+    }
+}
+
+/// Additive attention masks `[b, 1, t, T]` for the global and (if any) sliding-window layers.
+#[derive(Debug, Clone)]
+pub struct Masks {
+    pub global: Tensor,
+    pub sliding: Option<Tensor>,
+}
+
+impl Masks {
+    /// `key_positions[row][j]` is the position of key `j` or `None` for padding; the queries are
+    /// the last `t` keys. Causal, padding-aware, and windowed by position so a left-padded row
+    /// sees exactly what it would see alone.
+    pub fn build(
+        key_positions: &[Vec<Option<u32>>],
+        t: usize,
+        window: Option<usize>,
+        dtype: DType,
+        device: &Device,
+    ) -> Result<Self> {
+        let b = key_positions.len();
+        let total = key_positions.first().map_or(0, |r| r.len());
+        let make = |window: Option<usize>| -> Result<Tensor> {
+            let mut data = vec![MASKED; b * t * total];
+            for (r, keys) in key_positions.iter().enumerate() {
+                for i in 0..t {
+                    let qi = total - t + i;
+                    let q_pos = keys[qi];
+                    for (j, k_pos) in keys.iter().enumerate().take(qi + 1) {
+                        let Some(k_pos) = k_pos else { continue };
+                        if let (Some(w), Some(q)) = (window, q_pos) {
+                            if q.saturating_sub(*k_pos) as usize >= w {
+                                continue;
+                            }
+                        }
+                        data[(r * t + i) * total + j] = 0.0;
+                    }
+                }
+            }
+            Ok(Tensor::from_vec(data, (b, 1, t, total), device)?.to_dtype(dtype)?)
+        };
+        Ok(Self {
+            global: make(None)?,
+            sliding: window.map(|w| make(Some(w))).transpose()?,
+        })
+    }
+}
+
+impl Attention {
+    fn forward(
+        &self,
+        x: &Tensor,
+        cos_sin: &(Tensor, Tensor),
+        mask: &Tensor,
+        cache: Option<&mut Option<(Tensor, Tensor)>>,
+        mode: ForwardMode,
+        stream: u64,
+    ) -> Result<Tensor> {
+        let (b, t, _) = x.dims3()?;
+        let (h, kvh, hd) = (self.num_heads, self.num_kv_heads, self.head_dim);
+        let heads = |y: Tensor, n: usize| -> Result<Tensor> {
+            Ok(y.reshape((b, t, n, hd))?.transpose(1, 2)?.contiguous()?)
+        };
+        let mut q = heads(self.q_proj.forward(x, mode, stream)?, h)?;
+        let mut k = heads(self.k_proj.forward(x, mode, stream + 1)?, kvh)?;
+        let v = heads(self.v_proj.forward(x, mode, stream + 2)?, kvh)?;
+        if let (Some(qn), Some(kn)) = (&self.q_norm, &self.k_norm) {
+            q = qn.forward(&q, mode.train)?;
+            k = kn.forward(&k, mode.train)?;
+        }
+        let (cos, sin) = cos_sin;
+        let q = rope::apply(&q, cos, sin, mode.train)?;
+        let k = rope::apply(&k, cos, sin, mode.train)?;
+        let (k, v) = match cache {
+            Some(slot) => {
+                let (k, v) = match slot.take() {
+                    Some((pk, pv)) => (Tensor::cat(&[&pk, &k], 2)?, Tensor::cat(&[&pv, &v], 2)?),
+                    None => (k, v),
+                };
+                *slot = Some((k.clone(), v.clone()));
+                (k, v)
+            }
+            None => (k, v),
+        };
+        let total = k.dim(2)?;
+        // Grouped-query attention without copying K/V: fold the query heads that share a
+        // key/value head into the row dimension.
+        let rep = h / kvh;
+        let q = q.reshape((b, kvh, rep * t, hd))?;
+        let scores = (q.matmul(&k.t()?)? * self.scale)?
+            .reshape((b, h, t, total))?
+            .broadcast_add(mask)?;
+        let probs = if mode.train {
+            candle_nn::ops::softmax(&scores, D::Minus1)?
+        } else {
+            candle_nn::ops::softmax_last_dim(&scores)?
+        };
+        let out = probs
+            .reshape((b, kvh, rep * t, total))?
+            .matmul(&v.contiguous()?)?
+            .reshape((b, h, t, hd))?
+            .transpose(1, 2)?
+            .reshape((b, t, h * hd))?;
+        self.o_proj.forward(&out, mode, stream + 3)
+    }
+}
+
+impl Mlp {
+    fn forward(&self, x: &Tensor, mode: ForwardMode, stream: u64) -> Result<Tensor> {
+        let gate = self.gate_proj.forward(x, mode, stream)?;
+        let gate = match self.activation {
+            Activation::Silu => candle_nn::ops::silu(&gate)?,
+            Activation::GeluTanh => gate.gelu()?,
+        };
+        let up = self.up_proj.forward(x, mode, stream + 1)?;
+        self.down_proj.forward(&(gate * up)?, mode, stream + 2)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Decoder {
+    pub config: DecoderConfig,
+    embed: Tensor,
+    lm_head: Option<Tensor>,
+    pub layers: Vec<Layer>,
+    norm: RmsNorm,
+    rope_global: RopeTables,
+    rope_local: Option<RopeTables>,
+    dtype: DType,
+    device: Device,
+}
+
+/// Takes tensors out of a name → tensor map, naming what is missing.
+struct Weights<'a> {
+    map: &'a mut HashMap<String, Tensor>,
+    dtype: DType,
+    norm_offset: f64,
+}
+
+impl Weights<'_> {
+    fn take(&mut self, name: &str, shape: &[usize]) -> Result<Tensor> {
+        let t = self
+            .map
+            .remove(name)
+            .with_context(|| format!("tensor `{name}` is missing from the model weights"))?;
+        if t.dims() != shape {
+            bail!(
+                "tensor `{name}` has shape {:?}, the config implies {shape:?}",
+                t.dims()
+            );
+        }
+        Ok(t.to_dtype(self.dtype)?)
+    }
+
+    fn linear(&mut self, prefix: &str, out: usize, inp: usize, bias: bool) -> Result<LoraLinear> {
+        let w = self.take(&format!("{prefix}.weight"), &[out, inp])?;
+        let b = if bias {
+            Some(self.take(&format!("{prefix}.bias"), &[out])?)
+        } else {
+            None
+        };
+        Ok(LoraLinear::new(w, b))
+    }
+
+    fn norm(&mut self, name: &str, dim: usize, eps: f64) -> Result<RmsNorm> {
+        let mut weight = self.take(&format!("{name}.weight"), &[dim])?;
+        if self.norm_offset != 0.0 {
+            weight = (weight + self.norm_offset)?;
+        }
+        Ok(RmsNorm { weight, eps })
+    }
+}
+
+impl Decoder {
+    /// Build from Hugging Face-named tensors. `gemma_norm_offset` is true for Hugging Face Gemma
+    /// weights, whose norms multiply by `1 + w` (GGUF files already store `1 + w`).
+    pub fn from_weights(
+        config: DecoderConfig,
+        mut map: HashMap<String, Tensor>,
+        gemma_norm_offset: bool,
+        dtype: DType,
+        device: &Device,
+    ) -> Result<Self> {
+        config.validate()?;
+        let c = &config;
+        let (hd, hsz) = (c.head_dim, c.hidden_size);
+        let embed = map
+            .remove("model.embed_tokens.weight")
+            .context("tensor `model.embed_tokens.weight` is missing from the model weights")?;
+        let (vocab, emb_dim) = embed.dims2()?;
+        if emb_dim != hsz || vocab != c.vocab_size {
+            bail!(
+                "embedding has shape [{vocab}, {emb_dim}] but the config says vocab {} × hidden {hsz}",
+                c.vocab_size
+            );
+        }
+        let embed = embed.to_dtype(dtype)?;
+        let lm_head = if c.tie_word_embeddings {
+            map.remove("lm_head.weight");
+            None
+        } else {
+            let t = map
+                .remove("lm_head.weight")
+                .context("tensor `lm_head.weight` is missing (and embeddings are not tied)")?;
+            Some(t.to_dtype(dtype)?)
+        };
+        let mut w = Weights {
+            map: &mut map,
+            dtype,
+            norm_offset: if gemma_norm_offset { 1.0 } else { 0.0 },
+        };
+        let eps = c.rms_norm_eps;
+        let mut layers = Vec::with_capacity(c.num_layers);
+        for i in 0..c.num_layers {
+            let p = format!("model.layers.{i}");
+            let a = format!("{p}.self_attn");
+            let (q_dim, kv_dim) = (c.num_heads * hd, c.num_kv_heads * hd);
+            let attn = Attention {
+                q_proj: w.linear(&format!("{a}.q_proj"), q_dim, hsz, c.attention_bias)?,
+                k_proj: w.linear(&format!("{a}.k_proj"), kv_dim, hsz, c.attention_bias)?,
+                v_proj: w.linear(&format!("{a}.v_proj"), kv_dim, hsz, c.attention_bias)?,
+                o_proj: w.linear(&format!("{a}.o_proj"), hsz, q_dim, false)?,
+                q_norm: c
+                    .qk_norm
+                    .then(|| w.norm(&format!("{a}.q_norm"), hd, eps))
+                    .transpose()?,
+                k_norm: c
+                    .qk_norm
+                    .then(|| w.norm(&format!("{a}.k_norm"), hd, eps))
+                    .transpose()?,
+                num_heads: c.num_heads,
+                num_kv_heads: c.num_kv_heads,
+                head_dim: hd,
+                scale: c.attn_scale,
+            };
+            let m = format!("{p}.mlp");
+            let mlp = Mlp {
+                gate_proj: w.linear(&format!("{m}.gate_proj"), c.intermediate_size, hsz, false)?,
+                up_proj: w.linear(&format!("{m}.up_proj"), c.intermediate_size, hsz, false)?,
+                down_proj: w.linear(&format!("{m}.down_proj"), hsz, c.intermediate_size, false)?,
+                activation: c.activation,
+            };
+            let (post_attn_norm, pre_mlp_norm, post_mlp_norm) = if c.sandwich_norms {
+                (
+                    Some(w.norm(&format!("{p}.post_attention_layernorm"), hsz, eps)?),
+                    w.norm(&format!("{p}.pre_feedforward_layernorm"), hsz, eps)?,
+                    Some(w.norm(&format!("{p}.post_feedforward_layernorm"), hsz, eps)?),
+                )
+            } else {
+                (
+                    None,
+                    w.norm(&format!("{p}.post_attention_layernorm"), hsz, eps)?,
+                    None,
+                )
+            };
+            layers.push(Layer {
+                attn,
+                mlp,
+                input_norm: w.norm(&format!("{p}.input_layernorm"), hsz, eps)?,
+                post_attn_norm,
+                pre_mlp_norm,
+                post_mlp_norm,
+                sliding: c.sliding_layers[i],
+            });
+        }
+        let norm = w.norm("model.norm", hsz, eps)?;
+        let max_pos = c.max_position_embeddings.clamp(1, 32_768);
+        let rope_global = RopeTables::new(
+            hd,
+            c.rope_theta,
+            c.rope_scaling_factor,
+            max_pos,
+            dtype,
+            device,
+        )?;
+        let rope_local = if c.sliding_layers.iter().any(|s| *s) {
+            Some(RopeTables::new(
+                hd,
+                c.rope_local_theta,
+                1.0,
+                max_pos,
+                dtype,
+                device,
+            )?)
+        } else {
+            None
+        };
+        Ok(Self {
+            config,
+            embed,
+            lm_head,
+            layers,
+            norm,
+            rope_global,
+            rope_local,
+            dtype,
+            device: device.clone(),
+        })
+    }
+
+    pub fn dtype(&self) -> DType {
+        self.dtype
+    }
+
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    pub fn max_positions(&self) -> usize {
+        self.rope_global.max_positions()
+    }
+
+    pub fn new_cache(&self) -> KvCache {
+        KvCache::new(self.layers.len())
+    }
+
+    pub fn build_masks(&self, key_positions: &[Vec<Option<u32>>], t: usize) -> Result<Masks> {
+        Masks::build(
+            key_positions,
+            t,
+            self.config.sliding_window,
+            self.dtype,
+            &self.device,
+        )
+    }
+
+    /// Final hidden states `[b, t, hidden]` for token ids `[b, t]` at `positions` `[b, t]`.
+    pub fn forward_hidden(
+        &self,
+        ids: &Tensor,
+        positions: &Tensor,
+        masks: &Masks,
+        mut cache: Option<&mut KvCache>,
+        mode: ForwardMode,
+    ) -> Result<Tensor> {
+        let (b, t) = ids.dims2()?;
+        let mut x = self.embed.index_select(&ids.flatten_all()?, 0)?.reshape((
+            b,
+            t,
+            self.config.hidden_size,
+        ))?;
+        if let Some(scale) = self.config.embed_scale {
+            // Gemma rounds the scale to the weights' dtype before multiplying.
+            let scale = Tensor::new(scale as f32, &self.device)?.to_dtype(self.dtype)?;
+            x = x.broadcast_mul(&scale)?;
+        }
+        let global = self.rope_global.gather(positions)?;
+        let local = self
+            .rope_local
+            .as_ref()
+            .map(|r| r.gather(positions))
+            .transpose()?;
+        for (i, layer) in self.layers.iter().enumerate() {
+            let (cs, mask) = match (layer.sliding, &local, &masks.sliding) {
+                (true, Some(l), Some(m)) => (l, m),
+                _ => (&global, &masks.global),
+            };
+            let slot = cache.as_deref_mut().map(|c| &mut c.layers[i]);
+            let stream = (i as u64) * 16;
+            let residual = &x;
+            let h = layer.input_norm.forward(&x, mode.train)?;
+            let mut h = layer.attn.forward(&h, cs, mask, slot, mode, stream)?;
+            if let Some(n) = &layer.post_attn_norm {
+                h = n.forward(&h, mode.train)?;
+            }
+            let x_mid = (residual + h)?;
+            let h = layer.pre_mlp_norm.forward(&x_mid, mode.train)?;
+            let mut h = layer.mlp.forward(&h, mode, stream + 8)?;
+            if let Some(n) = &layer.post_mlp_norm {
+                h = n.forward(&h, mode.train)?;
+            }
+            x = (x_mid + h)?;
+        }
+        self.norm.forward(&x, mode.train)
+    }
+
+    /// Logits `[..., vocab]` (f32) from hidden states `[..., hidden]`.
+    pub fn logits(&self, hidden: &Tensor) -> Result<Tensor> {
+        let head = self.lm_head.as_ref().unwrap_or(&self.embed);
+        Ok(dense_forward(hidden, head)?.to_dtype(DType::F32)?)
+    }
+
+    /// Every LoRA-aware linear with its module path, e.g. `model.layers.0.self_attn.q_proj`.
+    pub fn linears_mut(&mut self) -> Vec<(String, &mut LoraLinear)> {
+        let mut out = Vec::new();
+        for (i, l) in self.layers.iter_mut().enumerate() {
+            let a = format!("model.layers.{i}.self_attn");
+            let m = format!("model.layers.{i}.mlp");
+            out.push((format!("{a}.q_proj"), &mut l.attn.q_proj));
+            out.push((format!("{a}.k_proj"), &mut l.attn.k_proj));
+            out.push((format!("{a}.v_proj"), &mut l.attn.v_proj));
+            out.push((format!("{a}.o_proj"), &mut l.attn.o_proj));
+            out.push((format!("{m}.gate_proj"), &mut l.mlp.gate_proj));
+            out.push((format!("{m}.up_proj"), &mut l.mlp.up_proj));
+            out.push((format!("{m}.down_proj"), &mut l.mlp.down_proj));
+        }
+        out
+    }
+
+    pub fn linears(&self) -> Vec<(String, &LoraLinear)> {
+        let mut out = Vec::new();
+        for (i, l) in self.layers.iter().enumerate() {
+            let a = format!("model.layers.{i}.self_attn");
+            let m = format!("model.layers.{i}.mlp");
+            out.push((format!("{a}.q_proj"), &l.attn.q_proj));
+            out.push((format!("{a}.k_proj"), &l.attn.k_proj));
+            out.push((format!("{a}.v_proj"), &l.attn.v_proj));
+            out.push((format!("{a}.o_proj"), &l.attn.o_proj));
+            out.push((format!("{m}.gate_proj"), &l.mlp.gate_proj));
+            out.push((format!("{m}.up_proj"), &l.mlp.up_proj));
+            out.push((format!("{m}.down_proj"), &l.mlp.down_proj));
+        }
+        out
+    }
+}
+
+/// Positions and key layout of a left-padded batch: `mask[row][j]` is true for real tokens.
+/// Positions count real tokens only (padding gets position 0).
+pub fn positions_from_mask(mask: &[Vec<bool>]) -> Vec<Vec<Option<u32>>> {
+    mask.iter()
+        .map(|row| {
+            let mut next = 0u32;
+            row.iter()
+                .map(|real| {
+                    real.then(|| {
+                        next += 1;
+                        next - 1
+                    })
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// The `[b, t]` u32 position tensor for the last `t` keys.
+pub fn position_tensor(keys: &[Vec<Option<u32>>], t: usize, device: &Device) -> Result<Tensor> {
+    let b = keys.len();
+    let mut data = Vec::with_capacity(b * t);
+    for row in keys {
+        data.extend(row[row.len() - t..].iter().map(|p| p.unwrap_or(0)));
+    }
+    Ok(Tensor::from_vec(data, (b, t), device)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn masks_are_causal_padding_aware_and_windowed_by_position() -> Result<()> {
+        let keys = positions_from_mask(&[vec![false, true, true, true, true]]);
+        assert_eq!(keys[0], vec![None, Some(0), Some(1), Some(2), Some(3)]);
+        let masks = Masks::build(&keys, 2, Some(2), DType::F32, &Device::Cpu)?;
+        let open = |m: &Tensor| -> Result<Vec<Vec<bool>>> {
+            Ok(m.squeeze(0)?
+                .squeeze(0)?
+                .to_vec2::<f32>()?
+                .into_iter()
+                .map(|r| r.into_iter().map(|v| v == 0.0).collect())
+                .collect())
+        };
+        let (f, t) = (false, true);
+        assert_eq!(
+            open(&masks.global)?,
+            vec![vec![f, t, t, t, f], vec![f, t, t, t, t]]
+        );
+        let sliding = masks.sliding.as_ref().expect("window given");
+        assert_eq!(
+            open(sliding)?,
+            vec![vec![f, f, t, t, f], vec![f, f, f, t, t]]
+        );
+        let tensor = position_tensor(&keys, 2, &Device::Cpu)?;
+        assert_eq!(tensor.to_vec2::<u32>()?, vec![vec![2, 3]]);
+        Ok(())
+    }
+}

@@ -1,0 +1,361 @@
+//! Batched, KV-cached generation: greedy or sampled (temperature, top-p, n samples per
+//! prompt), with per-token log-probabilities and entropies of the full next-token distribution.
+use anyhow::{bail, Result};
+use candle_core::Tensor;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use super::decoder::{position_tensor, positions_from_mask, Decoder};
+use super::lora::ForwardMode;
+use super::tokenizer::TextTokenizer;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GenerateOptions {
+    pub max_new_tokens: usize,
+    /// 0 = greedy.
+    pub temperature: f64,
+    pub top_p: f64,
+    /// Samples per prompt.
+    pub n: usize,
+    pub seed: u64,
+    pub batch_size: usize,
+    /// Longer prompts keep their last tokens (the template's assistant cue stays); render with
+    /// `LanguageModel::render_prompt_within` to cut the user text instead.
+    pub max_input_tokens: Option<usize>,
+}
+
+impl Default for GenerateOptions {
+    fn default() -> Self {
+        Self {
+            max_new_tokens: 64,
+            temperature: 0.0,
+            top_p: 1.0,
+            n: 1,
+            seed: 0,
+            batch_size: 16,
+            max_input_tokens: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Generation {
+    pub text: String,
+    pub token_ids: Vec<u32>,
+    /// Log-probability of each chosen token under the model (temperature 1).
+    pub token_logprobs: Vec<f32>,
+    /// Entropy of the full next-token distribution (temperature 1) at each step.
+    pub entropies: Vec<f32>,
+}
+
+impl Generation {
+    pub fn mean_logprob(&self) -> f32 {
+        mean(&self.token_logprobs)
+    }
+
+    pub fn mean_entropy(&self) -> f32 {
+        mean(&self.entropies)
+    }
+}
+
+fn mean(xs: &[f32]) -> f32 {
+    if xs.is_empty() {
+        0.0
+    } else {
+        xs.iter().sum::<f32>() / xs.len() as f32
+    }
+}
+
+/// One row of work: a prompt and which of its samples this is.
+struct Job {
+    prompt: usize,
+    sample: usize,
+    ids: Vec<u32>,
+}
+
+/// Generate for already-tokenized prompts; returns `n` generations per prompt.
+pub fn generate_ids(
+    decoder: &Decoder,
+    tokenizer: &TextTokenizer,
+    prompts: &[Vec<u32>],
+    opts: &GenerateOptions,
+) -> Result<Vec<Vec<Generation>>> {
+    if opts.batch_size == 0 || opts.n == 0 {
+        bail!("generation needs batch_size ≥ 1 and n ≥ 1");
+    }
+    if opts.temperature < 0.0 || !(0.0..=1.0).contains(&opts.top_p) || opts.top_p == 0.0 {
+        bail!(
+            "temperature must be ≥ 0 and top_p in (0, 1]; got {} and {}",
+            opts.temperature,
+            opts.top_p
+        );
+    }
+    let greedy = opts.temperature == 0.0;
+    // Greedy samples are identical: decode once and copy.
+    let distinct = if greedy { 1 } else { opts.n };
+    let mut jobs = Vec::new();
+    for (p, ids) in prompts.iter().enumerate() {
+        if ids.is_empty() {
+            bail!("prompt {p} is empty after tokenization");
+        }
+        let ids = match opts.max_input_tokens {
+            Some(max) if ids.len() > max => ids[ids.len() - max..].to_vec(),
+            _ => ids.clone(),
+        };
+        for s in 0..distinct {
+            jobs.push(Job {
+                prompt: p,
+                sample: s,
+                ids: ids.clone(),
+            });
+        }
+    }
+    jobs.sort_by_key(|j| j.ids.len());
+    let mut out: Vec<Vec<Option<Generation>>> = vec![vec![None; distinct]; prompts.len()];
+    let bar = crate::util::progress::bar(jobs.len() as u64, "generate");
+    for batch in jobs.chunks(opts.batch_size) {
+        let gens = generate_batch(decoder, tokenizer, batch, opts)?;
+        for (job, g) in batch.iter().zip(gens) {
+            out[job.prompt][job.sample] = Some(g);
+        }
+        bar.inc(batch.len() as u64);
+    }
+    bar.finish_and_clear();
+    Ok(out
+        .into_iter()
+        .map(|row| {
+            let row: Vec<Generation> = row.into_iter().flatten().collect();
+            if greedy {
+                vec![row[0].clone(); opts.n]
+            } else {
+                row
+            }
+        })
+        .collect())
+}
+
+/// A sampler seeded by (seed, prompt tokens, sample index), so a prompt's samples do not
+/// depend on which other prompts share its batch.
+fn row_rng(seed: u64, ids: &[u32], sample: usize) -> ChaCha8Rng {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for id in ids {
+        h ^= *id as u64;
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ h);
+    rng.set_stream(sample as u64);
+    rng
+}
+
+struct Row {
+    job_index: usize,
+    keys: Vec<Option<u32>>,
+    next_pos: u32,
+    rng: ChaCha8Rng,
+    gen: Generation,
+}
+
+fn generate_batch(
+    decoder: &Decoder,
+    tokenizer: &TextTokenizer,
+    batch: &[Job],
+    opts: &GenerateOptions,
+) -> Result<Vec<Generation>> {
+    let device = decoder.device();
+    let longest = batch.iter().map(|j| j.ids.len()).max().unwrap_or(0);
+    let mut padded = Vec::with_capacity(batch.len() * longest);
+    let mut real = Vec::with_capacity(batch.len());
+    for job in batch {
+        let pad = longest - job.ids.len();
+        padded.extend(std::iter::repeat_n(tokenizer.pad_id, pad));
+        padded.extend(&job.ids);
+        real.push((0..longest).map(|i| i >= pad).collect::<Vec<bool>>());
+    }
+    let keys = positions_from_mask(&real);
+    let mut rows: Vec<Row> = batch
+        .iter()
+        .enumerate()
+        .map(|(i, job)| Row {
+            job_index: i,
+            keys: keys[i].clone(),
+            next_pos: job.ids.len() as u32,
+            rng: row_rng(opts.seed, &job.ids, job.sample),
+            gen: Generation {
+                text: String::new(),
+                token_ids: Vec::new(),
+                token_logprobs: Vec::new(),
+                entropies: Vec::new(),
+            },
+        })
+        .collect();
+    let mut done: Vec<Option<Generation>> = vec![None; batch.len()];
+    let mut cache = decoder.new_cache();
+    let mode = ForwardMode::default();
+    let ids = Tensor::from_vec(padded, (batch.len(), longest), device)?;
+    let masks = decoder.build_masks(&keys, longest)?;
+    let positions = position_tensor(&keys, longest, device)?;
+    let hidden = decoder.forward_hidden(&ids, &positions, &masks, Some(&mut cache), mode)?;
+    let mut logits = decoder.logits(&hidden.narrow(1, longest - 1, 1)?.squeeze(1)?)?;
+    for step in 0..opts.max_new_tokens {
+        let (logprobs, entropies) = log_softmax_rows(&logits)?;
+        let mut keep = Vec::with_capacity(rows.len());
+        for (r, row) in rows.iter_mut().enumerate() {
+            let lp = &logprobs[r];
+            let token = if opts.temperature == 0.0 {
+                argmax(lp)
+            } else {
+                sample(lp, opts.temperature, opts.top_p, &mut row.rng)
+            };
+            row.gen.token_ids.push(token);
+            row.gen.token_logprobs.push(lp[token as usize]);
+            row.gen.entropies.push(entropies[r]);
+            let finished = tokenizer.eos_ids.contains(&token) || step + 1 == opts.max_new_tokens;
+            if !finished {
+                keep.push(r);
+            }
+        }
+        let mut active = Vec::with_capacity(keep.len());
+        for (r, row) in rows.into_iter().enumerate() {
+            if keep.contains(&r) {
+                active.push(row);
+            } else {
+                done[row.job_index] = Some(row.gen);
+            }
+        }
+        rows = active;
+        if rows.is_empty() {
+            break;
+        }
+        if keep.len() < logprobs.len() {
+            let idx: Vec<u32> = keep.iter().map(|r| *r as u32).collect();
+            cache.select_rows(&Tensor::new(idx.as_slice(), device)?)?;
+        }
+        for row in rows.iter_mut() {
+            row.keys.push(Some(row.next_pos));
+            row.next_pos += 1;
+        }
+        let last: Vec<u32> = rows
+            .iter()
+            .map(|r| *r.gen.token_ids.last().unwrap_or(&0))
+            .collect();
+        let ids = Tensor::from_vec(last, (rows.len(), 1), device)?;
+        let keys: Vec<Vec<Option<u32>>> = rows.iter().map(|r| r.keys.clone()).collect();
+        let masks = decoder.build_masks(&keys, 1)?;
+        let positions = position_tensor(&keys, 1, device)?;
+        let hidden = decoder.forward_hidden(&ids, &positions, &masks, Some(&mut cache), mode)?;
+        logits = decoder.logits(&hidden.squeeze(1)?)?;
+    }
+    for row in rows {
+        done[row.job_index] = Some(row.gen);
+    }
+    done.into_iter()
+        .map(|g| {
+            let mut g = g.expect("every row either finished or ran to max_new_tokens");
+            g.text = tokenizer.decode(&g.token_ids, true)?;
+            Ok(g)
+        })
+        .collect()
+}
+
+/// Per-row log-softmax and entropy of `[b, vocab]` logits, on the host.
+fn log_softmax_rows(logits: &Tensor) -> Result<(Vec<Vec<f32>>, Vec<f32>)> {
+    let rows = logits.to_vec2::<f32>()?;
+    let mut logprobs = Vec::with_capacity(rows.len());
+    let mut entropies = Vec::with_capacity(rows.len());
+    for row in rows {
+        let max = row.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
+        let sum: f64 = row.iter().map(|x| ((x - max) as f64).exp()).sum();
+        let lse = max + sum.ln() as f32;
+        let lp: Vec<f32> = row.iter().map(|x| x - lse).collect();
+        let h: f64 = lp
+            .iter()
+            .map(|l| {
+                let p = (*l as f64).exp();
+                if p > 0.0 {
+                    -p * *l as f64
+                } else {
+                    0.0
+                }
+            })
+            .sum();
+        logprobs.push(lp);
+        entropies.push(h as f32);
+    }
+    Ok((logprobs, entropies))
+}
+
+fn argmax(xs: &[f32]) -> u32 {
+    let mut best = 0;
+    for (i, x) in xs.iter().enumerate() {
+        if *x > xs[best] {
+            best = i;
+        }
+    }
+    best as u32
+}
+
+/// Draw from softmax(logprobs / temperature) restricted to the top-p nucleus.
+fn sample(logprobs: &[f32], temperature: f64, top_p: f64, rng: &mut ChaCha8Rng) -> u32 {
+    let max = logprobs.iter().cloned().fold(f32::NEG_INFINITY, f32::max) as f64;
+    let mut probs: Vec<(u32, f64)> = logprobs
+        .iter()
+        .enumerate()
+        .map(|(i, l)| (i as u32, ((*l as f64 - max) / temperature).exp()))
+        .collect();
+    let total: f64 = probs.iter().map(|p| p.1).sum();
+    // Sort by probability, ties by id, so the nucleus is the same on every machine.
+    probs.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    let mut kept = 0.0;
+    let mut cut = probs.len();
+    for (i, p) in probs.iter().enumerate() {
+        kept += p.1 / total;
+        if kept >= top_p {
+            cut = i + 1;
+            break;
+        }
+    }
+    let nucleus = &probs[..cut];
+    let mass: f64 = nucleus.iter().map(|p| p.1).sum();
+    let mut u = rng.random::<f64>() * mass;
+    for (id, p) in nucleus {
+        if u < *p {
+            return *id;
+        }
+        u -= p;
+    }
+    nucleus.last().map_or(0, |p| p.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nucleus_of_one_is_greedy() {
+        let lp = [-3.0f32, -0.1, -2.5];
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        for _ in 0..20 {
+            assert_eq!(sample(&lp, 1.0, 0.5, &mut rng), 1);
+        }
+    }
+
+    #[test]
+    fn sampling_follows_probabilities() {
+        let lp = [(0.75f32).ln(), (0.25f32).ln()];
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        let ones = (0..4000)
+            .filter(|_| sample(&lp, 1.0, 1.0, &mut rng) == 1)
+            .count();
+        assert!((900..1100).contains(&ones), "{ones}");
+    }
+
+    #[test]
+    fn entropy_of_uniform_is_log_n() -> Result<()> {
+        let logits = Tensor::zeros((1, 8), candle_core::DType::F32, &candle_core::Device::Cpu)?;
+        let (lp, h) = log_softmax_rows(&logits)?;
+        assert!((h[0] - 8f32.ln()).abs() < 1e-5);
+        assert!((lp[0][3] + 8f32.ln()).abs() < 1e-5);
+        Ok(())
+    }
+}

@@ -1,0 +1,287 @@
+//! Reading GGUF files: metadata, and tensors dequantized to the decoder's dtype under Hugging Face
+//! tensor names, so the decoder has one naming scheme whatever the source.
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::BufReader;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use candle_core::quantized::gguf_file::{Content, Value};
+use candle_core::{DType, Device, Tensor};
+
+/// An opened GGUF file: its parsed header and where it lives.
+pub struct GgufFile {
+    pub path: PathBuf,
+    pub content: Content,
+}
+
+impl GgufFile {
+    /// Parse the header and check that every tensor lies inside the file, so a truncated
+    /// download is reported up front instead of half-way through loading.
+    pub fn open(path: &Path) -> Result<Self> {
+        let file = File::open(path)
+            .with_context(|| format!("cannot open GGUF file {}", path.display()))?;
+        let file_len = file.metadata()?.len();
+        let mut reader = BufReader::new(file);
+        let content = Content::read(&mut reader).map_err(|e| {
+            anyhow::anyhow!(
+                "{} is not a readable GGUF file ({e}); it may be truncated or corrupt: \
+                 delete it and run `lab setup` again",
+                path.display()
+            )
+        })?;
+        for (name, info) in &content.tensor_infos {
+            let block = info.ggml_dtype.block_size();
+            let bytes = info.shape.elem_count() / block * info.ggml_dtype.type_size();
+            let end = content.tensor_data_offset + info.offset + bytes as u64;
+            if end > file_len {
+                bail!(
+                    "{} is truncated: tensor `{name}` ends at byte {end} but the file has {file_len} \
+                     bytes; delete it and run `lab setup` again",
+                    path.display()
+                );
+            }
+        }
+        Ok(Self {
+            path: path.to_path_buf(),
+            content,
+        })
+    }
+
+    pub fn get(&self, key: &str) -> Option<&Value> {
+        self.content.metadata.get(key)
+    }
+
+    fn require(&self, key: &str) -> Result<&Value> {
+        self.get(key).with_context(|| {
+            format!(
+                "GGUF file {} lacks the metadata key `{key}`",
+                self.path.display()
+            )
+        })
+    }
+
+    pub fn string(&self, key: &str) -> Result<String> {
+        let value = self.require(key)?;
+        value.to_string().cloned().map_err(|e| self.bad_key(key, e))
+    }
+
+    /// Any integer-typed metadata value as usize (writers differ in which width they use).
+    pub fn usize(&self, key: &str) -> Result<usize> {
+        let value = self.require(key)?;
+        let n = match value {
+            Value::U8(v) => *v as i64,
+            Value::I8(v) => *v as i64,
+            Value::U16(v) => *v as i64,
+            Value::I16(v) => *v as i64,
+            Value::U32(v) => *v as i64,
+            Value::I32(v) => *v as i64,
+            Value::U64(v) => *v as i64,
+            Value::I64(v) => *v,
+            other => bail!(
+                "GGUF file {}: key `{key}` should be an integer, found {:?}",
+                self.path.display(),
+                other.value_type()
+            ),
+        };
+        usize::try_from(n).map_err(|_| {
+            anyhow::anyhow!(
+                "GGUF file {}: key `{key}` is negative ({n})",
+                self.path.display()
+            )
+        })
+    }
+
+    pub fn opt_usize(&self, key: &str) -> Result<Option<usize>> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(_) => self.usize(key).map(Some),
+        }
+    }
+
+    pub fn opt_f64(&self, key: &str) -> Result<Option<f64>> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(Value::F32(v)) => Ok(Some(*v as f64)),
+            Some(Value::F64(v)) => Ok(Some(*v)),
+            Some(other) => bail!(
+                "GGUF file {}: key `{key}` should be a float, found {:?}",
+                self.path.display(),
+                other.value_type()
+            ),
+        }
+    }
+
+    pub fn opt_bool(&self, key: &str) -> Result<Option<bool>> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(v) => v.to_bool().map(Some).map_err(|e| self.bad_key(key, e)),
+        }
+    }
+
+    pub fn string_array(&self, key: &str) -> Result<Vec<String>> {
+        let values = self
+            .require(key)?
+            .to_vec()
+            .map_err(|e| self.bad_key(key, e))?;
+        values
+            .iter()
+            .map(|v| v.to_string().cloned().map_err(|e| self.bad_key(key, e)))
+            .collect()
+    }
+
+    pub fn i32_array(&self, key: &str) -> Result<Option<Vec<i32>>> {
+        let Some(value) = self.get(key) else {
+            return Ok(None);
+        };
+        let values = value.to_vec().map_err(|e| self.bad_key(key, e))?;
+        values
+            .iter()
+            .map(|v| v.to_i32().map_err(|e| self.bad_key(key, e)))
+            .collect::<Result<Vec<_>>>()
+            .map(Some)
+    }
+
+    fn bad_key(&self, key: &str, e: candle_core::Error) -> anyhow::Error {
+        anyhow::anyhow!(
+            "GGUF file {}: metadata key `{key}` has an unexpected type ({e})",
+            self.path.display()
+        )
+    }
+
+    /// Every tensor dequantized to `dtype`, renamed to Hugging Face names. llama-family Q/K rows
+    /// are un-permuted (llama.cpp's converter permutes them for interleaved rotary) so the decoder
+    /// uses rotate-half rotary for every source; Gemma norms lose the +1 llama.cpp bakes in.
+    pub fn load_tensors(
+        &self,
+        arch: &str,
+        n_head: usize,
+        n_kv_head: usize,
+        dtype: DType,
+        device: &Device,
+    ) -> Result<HashMap<String, Tensor>> {
+        let file = File::open(&self.path)
+            .with_context(|| format!("cannot open GGUF file {}", self.path.display()))?;
+        let mut reader = BufReader::new(file);
+        let mut names: Vec<&String> = self.content.tensor_infos.keys().collect();
+        names.sort();
+        let mut out = HashMap::new();
+        for name in names {
+            let Some(hf_name) = hf_tensor_name(arch, name) else {
+                continue;
+            };
+            let q = self
+                .content
+                .tensor(&mut reader, name, device)
+                .with_context(|| {
+                    format!(
+                        "cannot read tensor `{name}` from {}; the file may be corrupt: delete it \
+                         and run `lab setup` again",
+                        self.path.display()
+                    )
+                })?;
+            let mut t = q.dequantize(device).with_context(|| {
+                format!("cannot dequantize `{name}` in {}", self.path.display())
+            })?;
+            if arch == "llama" {
+                if hf_name.ends_with("q_proj.weight") {
+                    t = unpermute_rows(&t, n_head)?;
+                } else if hf_name.ends_with("k_proj.weight") {
+                    t = unpermute_rows(&t, n_kv_head)?;
+                }
+            }
+            out.insert(hf_name, t.to_dtype(dtype)?);
+        }
+        Ok(out)
+    }
+}
+
+/// Inverse of llama.cpp's `permute`: rows were reordered as `(head, half, pair)` → `(head, pair,
+/// half)`; this swaps them back.
+pub fn unpermute_rows(w: &Tensor, n_head: usize) -> Result<Tensor> {
+    let (rows, cols) = w.dims2()?;
+    if rows % (2 * n_head) != 0 {
+        bail!("cannot un-permute a [{rows}, {cols}] projection over {n_head} heads");
+    }
+    Ok(w.reshape((n_head, rows / n_head / 2, 2, cols))?
+        .transpose(1, 2)?
+        .contiguous()?
+        .reshape((rows, cols))?)
+}
+
+/// llama.cpp tensor name → Hugging Face name; `None` for tensors the decoder does not use
+/// (e.g. precomputed rope frequencies).
+pub fn hf_tensor_name(arch: &str, name: &str) -> Option<String> {
+    let name = name.strip_suffix(".weight").map_or_else(
+        || name.strip_suffix(".bias").map(|n| (n, "bias")),
+        |n| Some((n, "weight")),
+    )?;
+    let (stem, kind) = name;
+    let top = match stem {
+        "token_embd" => Some("model.embed_tokens".to_string()),
+        "output_norm" => Some("model.norm".to_string()),
+        "output" => Some("lm_head".to_string()),
+        _ => None,
+    };
+    if let Some(top) = top {
+        return Some(format!("{top}.{kind}"));
+    }
+    let rest = stem.strip_prefix("blk.")?;
+    let (layer, part) = rest.split_once('.')?;
+    let gemma = arch.starts_with("gemma");
+    let hf_part = match part {
+        "attn_q" => "self_attn.q_proj",
+        "attn_k" => "self_attn.k_proj",
+        "attn_v" => "self_attn.v_proj",
+        "attn_output" => "self_attn.o_proj",
+        "attn_q_norm" => "self_attn.q_norm",
+        "attn_k_norm" => "self_attn.k_norm",
+        "attn_norm" => "input_layernorm",
+        "ffn_gate" => "mlp.gate_proj",
+        "ffn_up" => "mlp.up_proj",
+        "ffn_down" => "mlp.down_proj",
+        "post_attention_norm" => "post_attention_layernorm",
+        "post_ffw_norm" => "post_feedforward_layernorm",
+        "ffn_norm" if gemma => "pre_feedforward_layernorm",
+        "ffn_norm" => "post_attention_layernorm",
+        _ => return None,
+    };
+    Some(format!("model.layers.{layer}.{hf_part}.{kind}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_map_to_hugging_face() {
+        assert_eq!(
+            hf_tensor_name("llama", "blk.3.ffn_norm.weight").unwrap(),
+            "model.layers.3.post_attention_layernorm.weight"
+        );
+        assert_eq!(
+            hf_tensor_name("gemma3", "blk.3.ffn_norm.weight").unwrap(),
+            "model.layers.3.pre_feedforward_layernorm.weight"
+        );
+        assert_eq!(
+            hf_tensor_name("qwen2", "blk.0.attn_q.bias").unwrap(),
+            "model.layers.0.self_attn.q_proj.bias"
+        );
+        assert_eq!(hf_tensor_name("llama", "rope_freqs.weight"), None);
+    }
+
+    #[test]
+    fn unpermute_inverts_llama_cpp_permute() -> Result<()> {
+        // llama.cpp: w.reshape(n_head, 2, rows/n_head/2, cols).swapaxes(1, 2).reshape(rows, cols)
+        let (n_head, rows, cols) = (2usize, 8usize, 3usize);
+        let w = Tensor::arange(0f32, (rows * cols) as f32, &Device::Cpu)?.reshape((rows, cols))?;
+        let permuted = w
+            .reshape((n_head, 2, rows / n_head / 2, cols))?
+            .transpose(1, 2)?
+            .contiguous()?
+            .reshape((rows, cols))?;
+        let back = unpermute_rows(&permuted, n_head)?;
+        assert_eq!(back.to_vec2::<f32>()?, w.to_vec2::<f32>()?);
+        Ok(())
+    }
+}

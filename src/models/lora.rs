@@ -1,0 +1,356 @@
+//! LoRA-aware linear layers: a frozen base weight (dense, or kept quantized for QLoRA) plus an
+//! optional low-rank adapter (LoRA or DoRA) that can be merged into the base for inference.
+use anyhow::{bail, Result};
+use candle_core::quantized::{GgmlDType, QTensor};
+use candle_core::{DType, Tensor, Var, D};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+/// How the adapter is parametrised.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PeftMethod {
+    Lora,
+    /// Weight-decomposed LoRA: a learned magnitude per output row.
+    Dora,
+    /// LoRA over a base kept quantized (4-bit) in memory.
+    Qlora,
+}
+
+/// The frozen base weight `[out, in]`.
+#[derive(Debug, Clone)]
+pub enum BaseWeight {
+    Dense(Tensor),
+    Quantized(std::sync::Arc<QTensor>),
+}
+
+#[derive(Debug, Clone)]
+pub struct Adapter {
+    pub a: Var,
+    pub b: Var,
+    pub scale: f64,
+    pub dropout: f32,
+    /// DoRA magnitude `[out]`.
+    pub magnitude: Option<Var>,
+}
+
+#[derive(Debug, Clone)]
+pub struct LoraLinear {
+    base: BaseWeight,
+    bias: Option<Tensor>,
+    adapter: Option<Adapter>,
+    /// The base weight before merging, so unmerge restores it exactly.
+    unmerged: Option<BaseWeight>,
+}
+
+/// Per-call switches of the forward pass.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ForwardMode {
+    /// Use differentiable ops and apply dropout.
+    pub train: bool,
+    pub dropout_seed: u64,
+}
+
+impl LoraLinear {
+    pub fn new(weight: Tensor, bias: Option<Tensor>) -> Self {
+        Self {
+            base: BaseWeight::Dense(weight),
+            bias,
+            adapter: None,
+            unmerged: None,
+        }
+    }
+
+    pub fn out_features(&self) -> usize {
+        self.base_shape().0
+    }
+
+    pub fn in_features(&self) -> usize {
+        self.base_shape().1
+    }
+
+    fn base_shape(&self) -> (usize, usize) {
+        let dims = match &self.base {
+            BaseWeight::Dense(w) => w.dims().to_vec(),
+            BaseWeight::Quantized(q) => q.shape().dims().to_vec(),
+        };
+        (dims[0], dims[1])
+    }
+
+    pub fn adapter(&self) -> Option<&Adapter> {
+        self.adapter.as_ref()
+    }
+
+    pub fn is_merged(&self) -> bool {
+        self.unmerged.is_some()
+    }
+
+    /// The base weight as a dense tensor of `dtype`.
+    pub fn dense_weight(&self, dtype: DType) -> Result<Tensor> {
+        Ok(match &self.base {
+            BaseWeight::Dense(w) => w.to_dtype(dtype)?,
+            BaseWeight::Quantized(q) => q.dequantize(&q.device())?.to_dtype(dtype)?,
+        })
+    }
+
+    /// Keep the base quantized (4-bit blocks of 32) in memory; rows whose width is not a
+    /// multiple of the block stay dense.
+    pub fn quantize_base(&mut self) -> Result<()> {
+        if let BaseWeight::Dense(w) = &self.base {
+            if w.dim(1)? % GgmlDType::Q4_0.block_size() == 0 {
+                let q = QTensor::quantize(&w.to_dtype(DType::F32)?, GgmlDType::Q4_0)?;
+                self.base = BaseWeight::Quantized(std::sync::Arc::new(q));
+            }
+        }
+        Ok(())
+    }
+
+    /// Attach a fresh adapter: A kaiming-uniform (as PEFT: bound 1/sqrt(in)) from `seed`, B zero.
+    pub fn attach(
+        &mut self,
+        r: usize,
+        alpha: f64,
+        dropout: f32,
+        dora: bool,
+        seed: u64,
+    ) -> Result<()> {
+        if self.is_merged() {
+            bail!("cannot attach an adapter to a merged layer; unmerge first");
+        }
+        if r == 0 {
+            bail!("LoRA rank r must be at least 1");
+        }
+        let (out, inp) = self.base_shape();
+        let device = match &self.base {
+            BaseWeight::Dense(w) => w.device().clone(),
+            BaseWeight::Quantized(q) => q.device(),
+        };
+        let bound = 1.0 / (inp as f32).sqrt();
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let a: Vec<f32> = (0..r * inp)
+            .map(|_| rng.random_range(-bound..bound))
+            .collect();
+        let a = Var::from_tensor(&Tensor::from_vec(a, (r, inp), &device)?)?;
+        let b = Var::zeros((out, r), DType::F32, &device)?;
+        let magnitude = if dora {
+            let w = self.dense_weight(DType::F32)?;
+            Some(Var::from_tensor(&w.sqr()?.sum(D::Minus1)?.sqrt()?)?)
+        } else {
+            None
+        };
+        self.adapter = Some(Adapter {
+            a,
+            b,
+            scale: alpha / r as f64,
+            dropout,
+            magnitude,
+        });
+        Ok(())
+    }
+
+    pub fn set_adapter(&mut self, adapter: Option<Adapter>) {
+        self.adapter = adapter;
+    }
+
+    /// `x @ W^T (+ bias) + adapter`, for `x` of shape `[..., in]`.
+    pub fn forward(&self, x: &Tensor, mode: ForwardMode, dropout_stream: u64) -> Result<Tensor> {
+        let dims = x.dims().to_vec();
+        let inp = *dims.last().unwrap_or(&0);
+        let rows = x.elem_count() / inp.max(1);
+        let x2 = x.reshape((rows, inp))?;
+        let mut y = self.base_matmul(&x2)?;
+        if let (Some(ad), false) = (&self.adapter, self.is_merged()) {
+            let dtype = x2.dtype();
+            let xd = if mode.train && ad.dropout > 0.0 {
+                dropout(&x2, ad.dropout, mode.dropout_seed, dropout_stream)?
+            } else {
+                x2.clone()
+            };
+            let a = ad.a.as_tensor().to_dtype(dtype)?;
+            let b = ad.b.as_tensor().to_dtype(dtype)?;
+            let low = (xd.matmul(&a.t()?)?.matmul(&b.t()?)? * ad.scale)?;
+            y = match &ad.magnitude {
+                None => (y + low)?,
+                Some(m) => {
+                    // PEFT detaches the weight norm: gradients flow through m and the adapter.
+                    let norm = self.dora_weight_norm(ad)?.detach().to_dtype(dtype)?;
+                    let factor = m.as_tensor().to_dtype(dtype)?.div(&norm)?;
+                    (y + low)?.broadcast_mul(&factor)?
+                }
+            };
+        }
+        if let Some(bias) = &self.bias {
+            y = y.broadcast_add(bias)?;
+        }
+        let mut out_dims = dims;
+        let last = out_dims.len() - 1;
+        out_dims[last] = y.dim(1)?;
+        Ok(y.reshape(out_dims)?)
+    }
+
+    fn base_matmul(&self, x2: &Tensor) -> Result<Tensor> {
+        Ok(match &self.base {
+            BaseWeight::Dense(w) => x2.matmul(&w.t()?)?,
+            // Dequantize on the fly: the quantized product has no backward pass, and gradients
+            // must reach adapters in earlier layers.
+            BaseWeight::Quantized(q) => {
+                let w = q.dequantize(&q.device())?.to_dtype(x2.dtype())?;
+                x2.matmul(&w.t()?)?
+            }
+        })
+    }
+
+    /// Row norms of `W + scale * B A`.
+    fn dora_weight_norm(&self, ad: &Adapter) -> Result<Tensor> {
+        let w = self.dense_weight(DType::F32)?;
+        let delta = (ad.b.as_tensor().matmul(ad.a.as_tensor())? * ad.scale)?;
+        Ok((w + delta)?.sqr()?.sum(D::Minus1)?.sqrt()?)
+    }
+
+    /// Fold the adapter into a dense base weight for fast inference.
+    pub fn merge(&mut self) -> Result<()> {
+        let Some(ad) = self.adapter.clone() else {
+            return Ok(());
+        };
+        if self.is_merged() {
+            return Ok(());
+        }
+        let dtype = match &self.base {
+            BaseWeight::Dense(w) => w.dtype(),
+            BaseWeight::Quantized(_) => DType::F32,
+        };
+        let w = self.dense_weight(DType::F32)?;
+        let delta = (ad.b.as_tensor().matmul(ad.a.as_tensor())? * ad.scale)?;
+        let mut merged = (w + delta)?;
+        if let Some(m) = &ad.magnitude {
+            let norm = merged.sqr()?.sum_keepdim(D::Minus1)?.sqrt()?;
+            merged = merged.broadcast_mul(&m.as_tensor().unsqueeze(1)?.div(&norm)?)?;
+        }
+        let old = std::mem::replace(&mut self.base, BaseWeight::Dense(merged.to_dtype(dtype)?));
+        self.unmerged = Some(old);
+        Ok(())
+    }
+
+    pub fn unmerge(&mut self) {
+        if let Some(old) = self.unmerged.take() {
+            self.base = old;
+        }
+    }
+}
+
+/// Inverted dropout with a mask drawn from `(seed, stream)`, so a training step is reproducible.
+fn dropout(x: &Tensor, p: f32, seed: u64, stream: u64) -> Result<Tensor> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    rng.set_stream(stream);
+    let keep = 1.0 - p;
+    let mask: Vec<f32> = (0..x.elem_count())
+        .map(|_| {
+            if rng.random::<f32>() < keep {
+                1.0 / keep
+            } else {
+                0.0
+            }
+        })
+        .collect();
+    let mask = Tensor::from_vec(mask, x.shape(), x.device())?.to_dtype(x.dtype())?;
+    Ok(x.mul(&mask)?)
+}
+
+/// `x @ w^T` for `x` of shape `[..., in]`, as one matmul over all rows.
+pub fn dense_forward(x: &Tensor, w: &Tensor) -> Result<Tensor> {
+    let dims = x.dims().to_vec();
+    let inp = *dims.last().unwrap_or(&0);
+    let rows = x.elem_count() / inp.max(1);
+    let y = x.reshape((rows, inp))?.matmul(&w.t()?)?;
+    let mut out = dims;
+    let last = out.len() - 1;
+    out[last] = y.dim(1)?;
+    Ok(y.reshape(out)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+
+    fn layer() -> Result<LoraLinear> {
+        let w = Tensor::randn(0f32, 1.0, (6, 32), &Device::Cpu)?;
+        Ok(LoraLinear::new(
+            w,
+            Some(Tensor::ones(6, DType::F32, &Device::Cpu)?),
+        ))
+    }
+
+    fn perturb_b(l: &LoraLinear) -> Result<()> {
+        let b = &l.adapter().unwrap().b;
+        b.set(&Tensor::randn(0f32, 0.5, b.shape(), &Device::Cpu)?)?;
+        Ok(())
+    }
+
+    #[test]
+    fn fresh_adapter_is_identity_and_merge_matches() -> Result<()> {
+        for dora in [false, true] {
+            let mut l = layer()?;
+            let x = Tensor::randn(0f32, 1.0, (2, 3, 32), &Device::Cpu)?;
+            let before = l.forward(&x, ForwardMode::default(), 0)?;
+            l.attach(4, 8.0, 0.0, dora, 7)?;
+            let fresh = l.forward(&x, ForwardMode::default(), 0)?;
+            let diff = (before - &fresh)?.abs()?.max_all()?.to_scalar::<f32>()?;
+            assert!(
+                diff < 1e-5,
+                "B = 0 must leave outputs unchanged, diff {diff}"
+            );
+            perturb_b(&l)?;
+            let adapted = l.forward(&x, ForwardMode::default(), 0)?;
+            l.merge()?;
+            let merged = l.forward(&x, ForwardMode::default(), 0)?;
+            let diff = (&adapted - merged)?.abs()?.max_all()?.to_scalar::<f32>()?;
+            assert!(
+                diff < 1e-4,
+                "merged must equal unmerged (dora={dora}), diff {diff}"
+            );
+            l.unmerge();
+            let again = l.forward(&x, ForwardMode::default(), 0)?;
+            assert_eq!(again.to_vec3::<f32>()?, adapted.to_vec3::<f32>()?);
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn dropout_is_seeded() -> Result<()> {
+        let x = Tensor::ones((4, 32), DType::F32, &Device::Cpu)?;
+        let a = dropout(&x, 0.5, 3, 1)?.to_vec2::<f32>()?;
+        let b = dropout(&x, 0.5, 3, 1)?.to_vec2::<f32>()?;
+        let c = dropout(&x, 0.5, 4, 1)?.to_vec2::<f32>()?;
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+        assert!(a.iter().flatten().all(|v| *v == 0.0 || *v == 2.0));
+        Ok(())
+    }
+
+    #[test]
+    fn gradients_reach_adapter_through_quantized_base() -> Result<()> {
+        let mut l = layer()?;
+        l.quantize_base()?;
+        l.attach(2, 4.0, 0.0, false, 1)?;
+        perturb_b(&l)?;
+        let x = Tensor::randn(0f32, 1.0, (3, 32), &Device::Cpu)?;
+        let loss = l
+            .forward(
+                &x,
+                ForwardMode {
+                    train: true,
+                    dropout_seed: 0,
+                },
+                0,
+            )?
+            .sqr()?
+            .sum_all()?;
+        let grads = loss.backward()?;
+        let ga = grads
+            .get(l.adapter().unwrap().a.as_tensor())
+            .expect("grad of A");
+        assert!(ga.abs()?.sum_all()?.to_scalar::<f32>()? > 0.0);
+        Ok(())
+    }
+}

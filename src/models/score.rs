@@ -1,0 +1,97 @@
+//! Teacher-forced scoring: the log-probability of each token of a given output after its prompt,
+//! batched with left padding (logits are computed for output positions only).
+use anyhow::{bail, Result};
+use candle_core::{Tensor, D};
+
+use super::decoder::{position_tensor, positions_from_mask, Decoder};
+use super::lora::ForwardMode;
+
+/// Log-probabilities of `outputs[i]` given `prompts[i]` (token ids), one value per output token.
+/// An empty output gets an empty vector.
+pub fn score_ids(
+    decoder: &Decoder,
+    pad_id: u32,
+    prompts: &[Vec<u32>],
+    outputs: &[Vec<u32>],
+    batch_size: usize,
+) -> Result<Vec<Vec<f32>>> {
+    if prompts.len() != outputs.len() {
+        bail!(
+            "scoring needs one output per prompt; got {} prompts and {} outputs",
+            prompts.len(),
+            outputs.len()
+        );
+    }
+    if batch_size == 0 {
+        bail!("scoring needs batch_size ≥ 1");
+    }
+    for (i, p) in prompts.iter().enumerate() {
+        if p.is_empty() {
+            bail!("prompt {i} is empty after tokenization: nothing to condition on");
+        }
+    }
+    let mut order: Vec<usize> = (0..prompts.len())
+        .filter(|i| !outputs[*i].is_empty())
+        .collect();
+    order.sort_by_key(|i| prompts[*i].len() + outputs[*i].len());
+    let mut result = vec![Vec::new(); prompts.len()];
+    let bar = crate::util::progress::bar(order.len() as u64, "score");
+    for chunk in order.chunks(batch_size) {
+        let rows: Vec<(&[u32], &[u32])> = chunk
+            .iter()
+            .map(|i| (prompts[*i].as_slice(), outputs[*i].as_slice()))
+            .collect();
+        for (i, lp) in chunk.iter().zip(score_batch(decoder, pad_id, &rows)?) {
+            result[*i] = lp;
+        }
+        bar.inc(chunk.len() as u64);
+    }
+    bar.finish_and_clear();
+    Ok(result)
+}
+
+fn score_batch(decoder: &Decoder, pad_id: u32, rows: &[(&[u32], &[u32])]) -> Result<Vec<Vec<f32>>> {
+    let device = decoder.device();
+    let longest = rows
+        .iter()
+        .map(|(p, o)| p.len() + o.len())
+        .max()
+        .unwrap_or(0);
+    let max_out = rows.iter().map(|(_, o)| o.len()).max().unwrap_or(0);
+    let b = rows.len();
+    let mut ids = Vec::with_capacity(b * longest);
+    let mut real = Vec::with_capacity(b);
+    // Targets for the last `max_out` predicting positions; outputs end every row, so they align.
+    let mut targets = vec![0u32; b * max_out];
+    for (r, (p, o)) in rows.iter().enumerate() {
+        let pad = longest - p.len() - o.len();
+        ids.extend(std::iter::repeat_n(pad_id, pad));
+        ids.extend(p.iter().chain(o.iter()));
+        real.push((0..longest).map(|i| i >= pad).collect::<Vec<bool>>());
+        targets[r * max_out + (max_out - o.len())..(r + 1) * max_out].copy_from_slice(o);
+    }
+    let keys = positions_from_mask(&real);
+    let ids = Tensor::from_vec(ids, (b, longest), device)?;
+    let masks = decoder.build_masks(&keys, longest)?;
+    let positions = position_tensor(&keys, longest, device)?;
+    let hidden = decoder.forward_hidden(&ids, &positions, &masks, None, ForwardMode::default())?;
+    // Position j predicts token j + 1: outputs occupy the last max_out tokens.
+    let hidden = hidden.narrow(1, longest - 1 - max_out, max_out)?;
+    let logits = decoder.logits(&hidden)?;
+    let lse = logsumexp(&logits)?;
+    let targets = Tensor::from_vec(targets, (b, max_out, 1), device)?;
+    let picked = logits.gather(&targets, D::Minus1)?.squeeze(D::Minus1)?;
+    let lp = (picked - lse)?.to_vec2::<f32>()?;
+    Ok(rows
+        .iter()
+        .zip(lp)
+        .map(|((_, o), row)| row[max_out - o.len()..].to_vec())
+        .collect())
+}
+
+/// `log Σ exp(x)` over the last dim, stably.
+pub fn logsumexp(x: &Tensor) -> Result<Tensor> {
+    let max = x.max_keepdim(D::Minus1)?;
+    let sum = x.broadcast_sub(&max)?.exp()?.sum_keepdim(D::Minus1)?;
+    Ok((sum.log()? + max)?.squeeze(D::Minus1)?)
+}

@@ -1,0 +1,437 @@
+//! One cell of an experiment — a (strategy, seed) pair — run as the AL loop:
+//! choose ids (initial set, then strategy queries), label them, fine-tune, evaluate, persist,
+//! check the stopping criteria. Every iteration is committed atomically; a killed cell resumes
+//! from its last finished iteration and reproduces the same selections.
+use crate::config::{Experiment, StrategyConfig};
+use crate::data::{Dataset, Example};
+use crate::labeller::{LabelOutcome, Labeller};
+use crate::models::lm::{LanguageModel, LoraSettings};
+use crate::runner::curve::CurveRow;
+use crate::runner::evaluate::evaluate;
+use crate::runner::finetune::finetune;
+use crate::runner::host::{LazyEncoder, ModelHost};
+use crate::runner::persist::{
+    append_iteration, prepare_cell, write_state, CellPaths, IterationRecord, SelectedLine,
+};
+use crate::runner::prompting::Prompter;
+use crate::runner::state::{CellState, RngState};
+use crate::runner::stopping::{next_query_size, should_stop, Progress, StopReason};
+use crate::runner::{criteria_of, lora_settings_of, memory, model_source_of, Profile};
+use crate::strategy::context::SelectionContext;
+use crate::strategy::engine::Selection;
+use anyhow::{bail, Context, Result};
+use rand::seq::index::sample;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// Everything shared by the cells of one experiment.
+pub struct ExperimentContext<'a> {
+    pub exp: &'a Experiment,
+    pub dataset: &'a Dataset,
+    /// The untouched base model (zero-shot generations for strategies that select from it).
+    pub base: &'a LanguageModel,
+    pub encoder: &'a LazyEncoder,
+    pub labeller_factory: &'a dyn Fn() -> Result<Box<dyn Labeller>>,
+    pub profile: Option<&'a Profile>,
+}
+
+/// How a cell ended, for the bench table and the final line per cell.
+#[derive(Clone, Debug)]
+pub struct CellOutcome {
+    pub strategy: String,
+    pub seed: u64,
+    pub iterations: usize,
+    pub labeled: usize,
+    pub final_scores: Vec<(String, f64)>,
+    pub stop_reason: Option<StopReason>,
+    pub seconds: f64,
+    /// The cell was already finished before this run.
+    pub skipped: bool,
+}
+
+/// The kind a script declares: `al` re-queries every iteration, `ed` selects the budget once.
+fn script_kind(script: &Path) -> Result<String> {
+    Ok(crate::strategy::registry::describe(script)?.kind)
+}
+
+/// Derives a seed for (run seed, iteration, purpose) so every random step is reproducible
+/// and independent of how many random numbers earlier steps drew.
+pub fn derive_seed(seed: u64, iteration: usize, purpose: u64) -> u64 {
+    let mut x = seed
+        ^ (iteration as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        ^ purpose.wrapping_mul(0xD1B5_4A32_D192_ED03);
+    // splitmix64 finaliser
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^ (x >> 31)
+}
+
+pub fn run_cell(
+    ctx: &ExperimentContext<'_>,
+    strategy: &StrategyConfig,
+    seed: u64,
+    fresh: bool,
+) -> Result<CellOutcome> {
+    let exp = ctx.exp;
+    let paths = CellPaths::new(&exp.results_dir, &exp.name, strategy.key(), seed);
+    let config_toml = exp.to_toml_string()?;
+    let resumed = prepare_cell(&paths, &config_toml, fresh)?;
+    let mut state = match resumed {
+        Some(s) => s,
+        None => CellState::new(&exp.name, strategy.key(), seed, &ChaCha8Rng::seed_from_u64(seed)),
+    };
+    if state.finished {
+        return Ok(outcome_of(&paths, strategy, seed, &state, true));
+    }
+    let script = strategy.script_path();
+    if !script.exists() {
+        bail!(
+            "strategy `{}`: script {} does not exist (set `script` in its [[strategy]] table or \
+             add the file)",
+            strategy.name,
+            script.display()
+        );
+    }
+    let kind = script_kind(&script)?;
+    let pool: &[Example] = &ctx.dataset.train;
+    let by_id: BTreeMap<u64, &Example> = pool.iter().map(|e| (e.id, e)).collect();
+    let criteria = criteria_of(exp);
+    let init_size = exp.al.init_size.resolve(pool.len());
+    let query_size = exp.al.query_size.resolve(pool.len());
+    let prompter = Prompter::new(exp);
+
+    let mut model = LanguageModel::load(&model_source_of(exp))?;
+    let lora: LoraSettings = lora_settings_of(exp, seed);
+    model.attach_lora(&lora)?;
+    if let Some(adapter) = &state.adapter_path {
+        model
+            .load_adapter(adapter)
+            .with_context(|| format!("resuming {}: cannot load its adapter", paths.dir.display()))?;
+    }
+    let mut labeller = (ctx.labeller_factory)()?;
+    let mut labeled: Vec<Example> = labeled_examples(&state, &by_id)?;
+    let mut rng = state.rng.restore()?;
+    let started = Instant::now();
+    let seconds_before = state.seconds;
+
+    loop {
+        let t = state.iterations_done;
+        let taken: HashSet<u64> = state.labeled_ids.iter().copied().collect();
+        let remaining: Vec<Example> =
+            pool.iter().filter(|e| !taken.contains(&e.id)).cloned().collect();
+
+        // 1. Which ids join the labeled set at this iteration.
+        let t_select = Instant::now();
+        let (ids, scores) = if kind == "ed" {
+            let order = ed_order(ctx, strategy, &mut state, &model, &remaining, &labeled, seed)?;
+            let k = if t == 0 {
+                init_size
+            } else {
+                next_query_size(query_size, labeled.len(), remaining.len(), criteria.label_budget)
+            };
+            let next: Vec<u64> = order
+                .iter()
+                .copied()
+                .filter(|id| !taken.contains(id))
+                .take(k)
+                .collect();
+            (next, None)
+        } else if t == 0 && !selects_initial_set(strategy) {
+            let k = next_query_size(init_size, 0, remaining.len(), criteria.label_budget);
+            let mut init_rng = rng.clone();
+            let picks = sample(&mut init_rng, remaining.len(), k).into_vec();
+            rng = init_rng;
+            (picks.into_iter().map(|i| remaining[i].id).collect(), None)
+        } else {
+            let k = if t == 0 {
+                next_query_size(init_size, 0, remaining.len(), criteria.label_budget)
+            } else {
+                next_query_size(query_size, labeled.len(), remaining.len(), criteria.label_budget)
+            };
+            let sel = query(ctx, strategy, &mut state, &model, &remaining, &labeled, k, t, seed)?;
+            (sel.ids, sel.scores)
+        };
+        profile_add(ctx, "strategy", t_select);
+
+        // 2. Label them.
+        let t_label = Instant::now();
+        let items: Vec<Example> = ids
+            .iter()
+            .map(|id| by_id.get(id).map(|e| (*e).clone()))
+            .collect::<Option<Vec<_>>>()
+            .context("internal error: a selected id is not in the pool")?;
+        let few_shot_n = exp.labeller.few_shot.min(labeled.len());
+        let few_shot = &labeled[labeled.len() - few_shot_n..];
+        let outcome = labeller.label(&items, few_shot)?;
+        let budget_hit = matches!(outcome, LabelOutcome::BudgetReached(_));
+        let golden = labeller.name() == "golden";
+        for label in outcome.labels() {
+            let mut e = (*by_id[&label.id]).clone();
+            e.output = label.output.clone();
+            state.labeled_ids.push(label.id);
+            state.money_spent += label.cost;
+            state.tokens += label.input_tokens + label.output_tokens;
+            if !golden {
+                state.labels.push(label.clone());
+            }
+            labeled.push(e);
+        }
+        let added: Vec<u64> = outcome.labels().iter().map(|l| l.id).collect();
+        let added_scores = scores.map(|s| {
+            ids.iter()
+                .zip(s)
+                .filter(|(id, _)| added.contains(id))
+                .map(|(_, v)| v)
+                .collect()
+        });
+        profile_add(ctx, "labelling", t_label);
+
+        // 3. Fine-tune on everything labeled so far.
+        let t_train = Instant::now();
+        if exp.train.from_scratch {
+            model.detach_lora();
+            model.attach_lora(&lora)?;
+        }
+        if !labeled.is_empty() {
+            finetune(&model, &prompter, &labeled, derive_seed(seed, t, 1), None)?;
+        }
+        // One folder per iteration: state.json keeps pointing at the previous one until this
+        // iteration commits, so a crash here resumes from the right weights.
+        let adapter_dir = paths.dir.join("adapters").join(format!("iter-{t}"));
+        save_adapter_atomically(&model, &adapter_dir)?;
+        profile_add(ctx, "training", t_train);
+
+        // 4. Evaluate on the fixed test subset.
+        let t_eval = Instant::now();
+        let embedder = ctx.encoder as &dyn crate::metrics::bertscore::TokenEmbedder;
+        let eval = evaluate(
+            &model,
+            &prompter,
+            &ctx.dataset.test,
+            &exp.eval.metrics,
+            Some(embedder),
+        )?;
+        profile_add(ctx, "evaluation", t_eval);
+
+        // 5. Commit the iteration.
+        state.iterations_done = t + 1;
+        state.seconds = seconds_before + started.elapsed().as_secs_f64();
+        state.adapter_path = Some(adapter_dir);
+        state.rng = RngState::capture(&rng);
+        let row = CurveRow {
+            iteration: t,
+            labeled: labeled.len(),
+            cost: state.money_spent,
+            tokens: state.tokens,
+            seconds: state.seconds,
+            metrics: eval.scores.iter().map(|(_, v)| *v).collect(),
+        };
+        let selected = SelectedLine::new(t, added.clone(), added_scores);
+        let remaining_after = pool.len() - labeled.len();
+        let progress = Progress {
+            iterations_done: t + 1,
+            labeled: labeled.len(),
+            pool_remaining: remaining_after,
+            money_spent: state.money_spent,
+            labeller_budget_reached: budget_hit,
+            metrics: &eval.scores,
+        };
+        let stop = should_stop(&criteria, &progress);
+        if let Some(reason) = &stop {
+            state.finished = true;
+            state.stop_reason = Some(reason.clone());
+        }
+        append_iteration(
+            &paths,
+            &exp.eval.metrics,
+            &IterationRecord { curve_row: &row, selected: &selected, generations: &eval.records },
+            &state,
+        )?;
+        remove_older_adapters(&paths, t);
+        if stop.is_some() {
+            break;
+        }
+        if added.is_empty() {
+            // Nothing could be labeled (e.g. a budget stop before the first label): stop
+            // rather than loop without progress.
+            state.finished = true;
+            state.stop_reason = Some(StopReason::PoolExhausted);
+            write_state(&paths, &state)?;
+            break;
+        }
+    }
+    Ok(outcome_of(&paths, strategy, seed, &state, false))
+}
+
+/// `params.initial = "strategy"` makes an AL strategy choose the initial set from the base
+/// model (HUDS does by default in its paper); otherwise the initial set is random.
+fn selects_initial_set(strategy: &StrategyConfig) -> bool {
+    strategy
+        .params
+        .get("initial")
+        .and_then(|v| v.as_str())
+        .is_some_and(|v| v == "strategy")
+}
+
+#[allow(clippy::too_many_arguments)]
+fn query(
+    ctx: &ExperimentContext<'_>,
+    strategy: &StrategyConfig,
+    state: &mut CellState,
+    model: &LanguageModel,
+    remaining: &[Example],
+    labeled: &[Example],
+    k: usize,
+    iteration: usize,
+    seed: u64,
+) -> Result<Selection> {
+    let exp = ctx.exp;
+    let pool = match &strategy.pool_subsample {
+        Some(size) => subsample(remaining, size.resolve(remaining.len()), derive_seed(seed, iteration, 2)),
+        None => remaining.to_vec(),
+    };
+    let k = k.min(pool.len());
+    // Before any training the acquisition model is the base model.
+    let trained = !labeled.is_empty();
+    let host = ModelHost {
+        model: if trained { model } else { ctx.base },
+        base: ctx.base,
+        encoder: ctx.encoder,
+        prompter: Prompter::new(exp),
+        batch_size: exp.model.batch_size,
+        state_key: format!("{}-seed{seed}-iter{iteration}", strategy.key()),
+    };
+    let sctx = SelectionContext {
+        pool,
+        labeled: labeled.to_vec(),
+        k,
+        iteration,
+        planned_iterations: criteria_of(exp).planned_iterations().unwrap_or(10),
+        seed: derive_seed(seed, iteration, 3),
+        params: strategy.params.clone(),
+        max_new_tokens: exp.model.max_new_tokens,
+        memory: memory::from_state(&state.strategy_memory),
+        embedding_cache_dir: Some(crate::runner::embedding_cache_dir()),
+        dataset_key: Some(crate::runner::dataset_key(exp, ctx.dataset)),
+    };
+    let limits = crate::runner::sandbox_limits(exp);
+    let sel = crate::strategy::engine::select(&strategy.script_path(), sctx, &host, &limits)
+        .with_context(|| format!("strategy `{}` failed at iteration {iteration}", strategy.name))?;
+    state.strategy_memory = memory::to_state(&sel.memory);
+    Ok(sel)
+}
+
+/// ED strategies select the whole label budget once, from the base model; the order is kept
+/// in the cell's memory so later iterations (and a resumed run) take the next slice.
+fn ed_order(
+    ctx: &ExperimentContext<'_>,
+    strategy: &StrategyConfig,
+    state: &mut CellState,
+    model: &LanguageModel,
+    remaining: &[Example],
+    labeled: &[Example],
+    seed: u64,
+) -> Result<Vec<u64>> {
+    const KEY: &str = "__ed_order";
+    if let Some(order) = state.strategy_memory.get(KEY) {
+        return Ok(order.iter().map(|v| *v as u64).collect());
+    }
+    let exp = ctx.exp;
+    let criteria = criteria_of(exp);
+    let pool_n = ctx.dataset.train.len();
+    let budget = criteria.planned_labels(
+        exp.al.init_size.resolve(pool_n),
+        exp.al.query_size.resolve(pool_n),
+        pool_n,
+    );
+    let sel = query(ctx, strategy, state, model, remaining, labeled, budget, 0, seed)?;
+    state
+        .strategy_memory
+        .insert(KEY.to_string(), sel.ids.iter().map(|&id| id as f64).collect());
+    Ok(sel.ids)
+}
+
+fn subsample(items: &[Example], n: usize, seed: u64) -> Vec<Example> {
+    if n >= items.len() {
+        return items.to_vec();
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut idx = sample(&mut rng, items.len(), n).into_vec();
+    idx.sort_unstable();
+    idx.into_iter().map(|i| items[i].clone()).collect()
+}
+
+fn labeled_examples(state: &CellState, by_id: &BTreeMap<u64, &Example>) -> Result<Vec<Example>> {
+    let produced: BTreeMap<u64, &str> =
+        state.labels.iter().map(|l| (l.id, l.output.as_str())).collect();
+    state
+        .labeled_ids
+        .iter()
+        .map(|id| {
+            let e = by_id.get(id).with_context(|| {
+                format!("state.json lists id {id}, which is not in the pool: rerun with --fresh")
+            })?;
+            let mut e = (*e).clone();
+            if let Some(out) = produced.get(id) {
+                e.output = out.to_string();
+            }
+            Ok(e)
+        })
+        .collect()
+}
+
+/// Write the adapter to a sibling folder, then swap it in, so a crash never leaves a
+/// half-written adapter where state.json points.
+fn save_adapter_atomically(model: &LanguageModel, dir: &Path) -> Result<()> {
+    let tmp: PathBuf = dir.with_extension("tmp");
+    let _ = std::fs::remove_dir_all(&tmp);
+    model.save_adapter(&tmp)?;
+    // A leftover from a crashed attempt at this same iteration is not referenced by
+    // state.json, so it can go.
+    let _ = std::fs::remove_dir_all(dir);
+    std::fs::rename(&tmp, dir)
+        .with_context(|| format!("cannot move the new adapter to {}", dir.display()))?;
+    Ok(())
+}
+
+/// Only the adapter state.json points at is needed for resume.
+fn remove_older_adapters(paths: &CellPaths, current: usize) {
+    for old in 0..current {
+        let _ = std::fs::remove_dir_all(paths.dir.join("adapters").join(format!("iter-{old}")));
+    }
+}
+
+fn profile_add(ctx: &ExperimentContext<'_>, phase: &str, since: Instant) {
+    if let Some(p) = ctx.profile {
+        p.add(phase, since.elapsed().as_secs_f64());
+    }
+}
+
+fn outcome_of(
+    paths: &CellPaths,
+    strategy: &StrategyConfig,
+    seed: u64,
+    state: &CellState,
+    skipped: bool,
+) -> CellOutcome {
+    let final_scores = crate::runner::curve::Curve::read(&paths.curve())
+        .ok()
+        .and_then(|c| {
+            let last = c.rows.last()?;
+            Some(c.metrics.iter().cloned().zip(last.metrics.iter().copied()).collect())
+        })
+        .unwrap_or_default();
+    CellOutcome {
+        strategy: strategy.key().to_string(),
+        seed,
+        iterations: state.iterations_done,
+        labeled: state.labeled_ids.len(),
+        final_scores,
+        stop_reason: state.stop_reason.clone(),
+        seconds: state.seconds,
+        skipped,
+    }
+}

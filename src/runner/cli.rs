@@ -1,0 +1,86 @@
+//! `lab run`, `lab bench` and `lab select`.
+use crate::runner::experiment::{run_experiment, RunOptions};
+use crate::runner::shard::Shard;
+use anyhow::{Context, Result};
+use clap::Args;
+use std::path::PathBuf;
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// The experiment file (see experiments/quickstart.toml).
+    pub experiment: PathBuf,
+    /// Start every cell over instead of resuming finished iterations.
+    #[arg(long)]
+    pub fresh: bool,
+    /// Run only these strategies (comma-separated names).
+    #[arg(long, value_delimiter = ',')]
+    pub strategy: Vec<String>,
+    /// Print the time spent per phase (training, strategy, evaluation, labelling).
+    #[arg(long)]
+    pub profile: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// Experiment files, e.g. experiments/*.toml.
+    #[arg(required = true)]
+    pub experiments: Vec<PathBuf>,
+    /// Run a deterministic 1/N of the (experiment, strategy, seed) cells: `--shard 2/4`.
+    #[arg(long)]
+    pub shard: Option<String>,
+    #[arg(long)]
+    pub fresh: bool,
+    #[arg(long)]
+    pub profile: bool,
+}
+
+pub fn run(args: &RunArgs) -> Result<()> {
+    let opts = RunOptions {
+        fresh: args.fresh,
+        profile: args.profile,
+        only_strategies: args.strategy.clone(),
+        ..RunOptions::default()
+    };
+    let out = run_experiment(&args.experiment, &opts)?;
+    println!(
+        "{}: {} cells; results in {} (report.md, summary.csv, figures)",
+        out.name,
+        out.cells.len(),
+        out.results_dir.display()
+    );
+    Ok(())
+}
+
+pub fn bench(args: &BenchArgs) -> Result<()> {
+    let shard = args
+        .shard
+        .as_deref()
+        .map(|s| s.parse::<Shard>().with_context(|| format!("--shard {s}")))
+        .transpose()?;
+    let opts = RunOptions {
+        fresh: args.fresh,
+        shard,
+        profile: args.profile,
+        ..RunOptions::default()
+    };
+    let mut rows = Vec::new();
+    let mut failures = 0;
+    for file in &args.experiments {
+        match run_experiment(file, &opts) {
+            Ok(out) => {
+                for c in &out.cells {
+                    rows.push(format!("{:<24} {}", out.name, crate::runner::experiment::cell_line(c)));
+                }
+            }
+            Err(e) => {
+                failures += 1;
+                rows.push(format!("{:<24} FAILED: {e:#}", file.display()));
+            }
+        }
+    }
+    println!("\n{}", rows.join("\n"));
+    if failures > 0 {
+        anyhow::bail!("{failures} of {} experiment files failed (see above)", args.experiments.len());
+    }
+    Ok(())
+}

@@ -1,0 +1,147 @@
+//! Experiment level: load the file and its data, make sure the models are there, run every
+//! (strategy, seed) cell of this shard, then aggregate the results into the report.
+use crate::config::{load_experiment, Experiment, LabellerKind};
+use crate::data::{load_dataset, Dataset};
+use crate::labeller::Labeller;
+use crate::models::lm::LanguageModel;
+use crate::runner::cell::{run_cell, CellOutcome, ExperimentContext};
+use crate::runner::host::LazyEncoder;
+use crate::runner::shard::{shard_cells, Cell, Shard};
+use crate::runner::{model_source_of, Profile};
+use anyhow::{bail, Context, Result};
+use std::path::{Path, PathBuf};
+
+#[derive(Clone, Debug, Default)]
+pub struct RunOptions {
+    pub fresh: bool,
+    pub shard: Option<Shard>,
+    pub profile: bool,
+    /// Run only these strategies (names), all when empty.
+    pub only_strategies: Vec<String>,
+    /// Skip the report at the end (bench writes it once per experiment itself).
+    pub no_report: bool,
+}
+
+pub struct ExperimentOutcome {
+    pub name: String,
+    pub results_dir: PathBuf,
+    pub cells: Vec<CellOutcome>,
+}
+
+/// The dataset as the experiment sees it (paths relative to the current directory first,
+/// then to the experiment file's folder).
+pub fn load_experiment_data(exp: &Experiment, file: &Path) -> Result<Dataset> {
+    let base = file.parent().unwrap_or(Path::new("."));
+    let base = if exp.data.path.is_relative() && !exp.data.path.exists() {
+        base.to_path_buf()
+    } else {
+        PathBuf::from(".")
+    };
+    load_dataset(&exp.data, &base)
+        .with_context(|| format!("loading the data of {}", file.display()))
+}
+
+/// The default models an experiment needs, fetched by `lab setup` when missing.
+pub fn ensure_models(exp: &Experiment) -> Result<()> {
+    let mut names: Vec<&str> = Vec::new();
+    if exp.model.path.is_none() && exp.model.hub_id.is_none() {
+        names.push(exp.model.name.as_str());
+    }
+    if exp.encoder.path.is_none() && exp.encoder.hub_id.is_none() {
+        names.push(exp.encoder.name.as_str());
+    }
+    crate::models::setup::ensure_default_models(&names)
+}
+
+pub fn make_labeller_factory(exp: &Experiment) -> Result<Box<dyn Fn() -> Result<Box<dyn Labeller>> + '_>> {
+    match exp.labeller.kind {
+        LabellerKind::Golden => Ok(Box::new(|| {
+            Ok(Box::new(crate::labeller::golden::GoldenLabeller::new()) as Box<dyn Labeller>)
+        })),
+        other => bail!(
+            "labeller.kind = {other:?} is not wired into `lab run` in this version; use \
+             kind = \"golden\""
+        ),
+    }
+}
+
+pub fn run_experiment(file: &Path, opts: &RunOptions) -> Result<ExperimentOutcome> {
+    let exp = load_experiment(file)?;
+    crate::config::validate(&exp)?;
+    let dataset = load_experiment_data(&exp, file)?;
+    ensure_models(&exp)?;
+    let base = LanguageModel::load(&model_source_of(&exp))?;
+    let encoder = LazyEncoder::new(exp.encoder.batch_size);
+    let factory = make_labeller_factory(&exp)?;
+    let profile = opts.profile.then(Profile::default);
+    let ctx = ExperimentContext {
+        exp: &exp,
+        dataset: &dataset,
+        base: &base,
+        encoder: &encoder,
+        labeller_factory: &*factory,
+        profile: profile.as_ref(),
+    };
+    let mut cells = Vec::new();
+    for s in &exp.strategies {
+        if !opts.only_strategies.is_empty() && !opts.only_strategies.iter().any(|n| n == s.key()) {
+            continue;
+        }
+        for &seed in &exp.seeds {
+            cells.push(Cell::new(&exp.name, s.key(), seed));
+        }
+    }
+    if let Some(shard) = opts.shard {
+        cells = shard_cells(&cells, shard);
+    }
+    let bar = crate::util::progress::bar(cells.len() as u64, &exp.name);
+    let mut outcomes = Vec::new();
+    for cell in &cells {
+        let strategy = exp
+            .strategies
+            .iter()
+            .find(|s| s.key() == cell.strategy)
+            .expect("cells are built from the experiment's strategies");
+        bar.set_message(format!("{} seed {}", cell.strategy, cell.seed));
+        let out = run_cell(&ctx, strategy, cell.seed, opts.fresh)?;
+        bar.println(cell_line(&out));
+        outcomes.push(out);
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    if let Some(p) = &profile {
+        println!("time per phase ({}):\n{}", exp.name, p.table());
+    }
+    let results_dir = exp.results_dir.join(&exp.name);
+    if !opts.no_report && results_dir.exists() {
+        crate::report::write_report(&results_dir, "random")
+            .with_context(|| format!("writing the report of {}", results_dir.display()))?;
+    }
+    Ok(ExperimentOutcome { name: exp.name.clone(), results_dir, cells: outcomes })
+}
+
+/// The final line per cell: its last scores, labels and time.
+pub fn cell_line(out: &CellOutcome) -> String {
+    let scores: Vec<String> = out
+        .final_scores
+        .iter()
+        .map(|(m, v)| format!("{m}={v:.4}"))
+        .collect();
+    let state = if out.skipped { " (already finished)" } else { "" };
+    let reason = out
+        .stop_reason
+        .as_ref()
+        .map(|r| format!(", stopped: {r}"))
+        .unwrap_or_default();
+    format!(
+        "{:<20} seed {:<3} {} iterations, {} labeled, {}{}{} [{:.0}s]",
+        out.strategy,
+        out.seed,
+        out.iterations,
+        out.labeled,
+        scores.join(" "),
+        reason,
+        state,
+        out.seconds
+    )
+}

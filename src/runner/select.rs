@@ -1,0 +1,103 @@
+//! `lab select`: one query of one strategy on the base model — the fast way to prototype a
+//! script against real data without running the whole loop.
+use crate::config::load_experiment;
+use crate::models::lm::LanguageModel;
+use crate::runner::experiment::{ensure_models, load_experiment_data};
+use crate::runner::host::{LazyEncoder, ModelHost};
+use crate::runner::prompting::Prompter;
+use crate::runner::{dataset_key, embedding_cache_dir, model_source_of, sandbox_limits};
+use crate::strategy::context::SelectionContext;
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+#[derive(Args, Debug)]
+pub struct SelectArgs {
+    /// The experiment file giving data, model and encoder.
+    pub experiment: PathBuf,
+    /// Strategy name (from the experiment's [[strategy]] list, or any strategies/NAME.rhai).
+    #[arg(long)]
+    pub strategy: String,
+    /// How many ids to select.
+    #[arg(long, default_value_t = 20)]
+    pub k: usize,
+    /// Score only a random subsample of the pool of this size (faster prototyping).
+    #[arg(long)]
+    pub pool: Option<usize>,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+}
+
+pub fn run(args: &SelectArgs) -> Result<()> {
+    let exp = load_experiment(&args.experiment)?;
+    let dataset = load_experiment_data(&exp, &args.experiment)?;
+    ensure_models(&exp)?;
+    let (script, params) = match exp.strategies.iter().find(|s| s.key() == args.strategy) {
+        Some(s) => (s.script_path(), s.params.clone()),
+        None => (PathBuf::from(format!("strategies/{}.rhai", args.strategy)), toml::Table::new()),
+    };
+    if !script.exists() {
+        bail!(
+            "no strategy `{}`: {} does not exist (see `lab strategies`)",
+            args.strategy,
+            script.display()
+        );
+    }
+    let mut pool = dataset.train.clone();
+    if let Some(n) = args.pool {
+        use rand::seq::index::sample;
+        use rand::SeedableRng;
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(args.seed);
+        let mut idx = sample(&mut rng, pool.len(), n.min(pool.len())).into_vec();
+        idx.sort_unstable();
+        pool = idx.into_iter().map(|i| pool[i].clone()).collect();
+    }
+    let lm = LanguageModel::load(&model_source_of(&exp))?;
+    let encoder = LazyEncoder::new(exp.encoder.batch_size);
+    let host = ModelHost {
+        model: &lm,
+        base: &lm,
+        encoder: &encoder,
+        prompter: Prompter::new(&exp),
+        batch_size: exp.model.batch_size,
+        state_key: "base".into(),
+    };
+    let ctx = SelectionContext {
+        pool: pool.clone(),
+        labeled: Vec::new(),
+        k: args.k,
+        iteration: 0,
+        planned_iterations: crate::runner::criteria_of(&exp).planned_iterations().unwrap_or(10),
+        seed: args.seed,
+        params,
+        max_new_tokens: exp.model.max_new_tokens,
+        memory: Default::default(),
+        embedding_cache_dir: Some(embedding_cache_dir()),
+        dataset_key: Some(dataset_key(&exp, &dataset)),
+    };
+    let started = std::time::Instant::now();
+    let sel = crate::strategy::engine::select(&script, ctx, &host, &sandbox_limits(&exp))
+        .with_context(|| format!("strategy `{}`", args.strategy))?;
+    let by_id: HashMap<u64, &crate::data::Example> = pool.iter().map(|e| (e.id, e)).collect();
+    println!("{:>4} {:>8} {:>10}  input", "rank", "id", "score");
+    for (rank, id) in sel.ids.iter().enumerate() {
+        let score = sel
+            .scores
+            .as_ref()
+            .and_then(|s| s.get(rank))
+            .map_or("-".to_string(), |v| format!("{v:.4}"));
+        let input: String = by_id
+            .get(id)
+            .map(|e| e.input.chars().take(70).collect::<String>().replace('\n', " "))
+            .unwrap_or_default();
+        println!("{:>4} {:>8} {:>10}  {}", rank + 1, id, score, input);
+    }
+    println!(
+        "{} ids from a pool of {} in {:.1}s",
+        sel.ids.len(),
+        pool.len(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}

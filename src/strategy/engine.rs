@@ -1,0 +1,295 @@
+//! Runs one strategy script for one query step: builds the sandboxed engine with the host API,
+//! calls `select(ctx, k)`, and checks the answer.
+use crate::strategy::context::{self, Ctx, HostRef, Memory, SelectionContext};
+use crate::strategy::host::{CachingHost, EmbeddingDiskCache, StrategyHost};
+use crate::strategy::sandbox::{self, SandboxLimits};
+use crate::strategy::types::{self, FloatVec, IntVec};
+use crate::strategy::{text, validate};
+use anyhow::{anyhow, bail, Context, Result};
+use rhai::{Dynamic, Engine, EvalAltResult, Position, Scope, AST};
+use std::path::Path;
+
+/// The answer of one query step.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Selection {
+    /// Pool ids, in the order the strategy ranked them.
+    pub ids: Vec<u64>,
+    /// One score per id when the script returned `#{ids, scores}`.
+    pub scores: Option<Vec<f64>>,
+    /// What the script remembered for the next iteration (save it in state.json).
+    pub memory: Memory,
+    /// Lines written with `ctx.log`.
+    pub logs: Vec<String>,
+}
+
+/// A compiled strategy script.
+pub struct Script {
+    pub name: String,
+    pub path: std::path::PathBuf,
+    /// `"al"` or `"ed"`.
+    pub kind: String,
+    pub ast: AST,
+}
+
+/// An engine with the whole host API registered and the sandbox applied. `lib_dir` is where
+/// `import` looks (`strategies/lib`).
+pub fn build_engine(limits: &SandboxLimits, lib_dir: &Path) -> Engine {
+    let mut engine = Engine::new();
+    types::register(&mut engine);
+    context::register(&mut engine);
+    text::register(&mut engine);
+    // KERNELS: kernel_api::register(&mut engine);
+    sandbox::apply(&mut engine, limits, lib_dir);
+    engine
+}
+
+pub fn script_name(path: &Path) -> String {
+    path.file_stem().map_or_else(
+        || path.display().to_string(),
+        |s| s.to_string_lossy().into_owned(),
+    )
+}
+
+/// The folder `import` resolves in: `lib/` beside the script.
+pub fn lib_dir_for(script: &Path) -> std::path::PathBuf {
+    script.parent().unwrap_or(Path::new(".")).join("lib")
+}
+
+/// Compile a script, check it defines `select(ctx, k)` and `const KIND = "al" | "ed"`.
+pub fn compile(engine: &Engine, path: &Path) -> Result<Script> {
+    let name = script_name(path);
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read strategy script {}", path.display()))?;
+    let mut ast = engine.compile(&text).map_err(|e| {
+        anyhow!(
+            "strategy {name}: syntax error at {}: {}",
+            location(path, e.position()),
+            e.err_type()
+        )
+    })?;
+    ast.set_source(path.display().to_string());
+    if !ast
+        .iter_functions()
+        .any(|f| f.name == "select" && f.params.len() == 2)
+    {
+        bail!(
+            "strategy {name} ({}) does not define `fn select(ctx, k)`",
+            path.display()
+        );
+    }
+    let kind = ast
+        .iter_literal_variables(true, false)
+        .find(|(n, ..)| *n == "KIND")
+        .map(|(_, _, v)| v.to_string());
+    let kind = match kind.as_deref() {
+        Some("al") | Some("ed") => kind.unwrap_or_default(),
+        Some(other) => bail!(
+            "strategy {name} ({}): const KIND is {other:?}, expected \"al\" or \"ed\"",
+            path.display()
+        ),
+        None => bail!(
+            "strategy {name} ({}) lacks `const KIND = \"al\";` (or \"ed\") at top level",
+            path.display()
+        ),
+    };
+    Ok(Script {
+        name,
+        path: path.to_path_buf(),
+        kind,
+        ast,
+    })
+}
+
+fn location(path: &Path, pos: Position) -> String {
+    match (pos.line(), pos.position()) {
+        (Some(l), Some(c)) => format!("{}:{l}:{c}", path.display()),
+        (Some(l), None) => format!("{}:{l}", path.display()),
+        _ => path.display().to_string(),
+    }
+}
+
+/// Imported modules are named by their import path (`"common"`); show the file.
+fn module_file(script: &Path, src: &str) -> String {
+    if Path::new(src).is_file() {
+        return src.to_string();
+    }
+    lib_dir_for(script)
+        .join(format!("{src}.rhai"))
+        .display()
+        .to_string()
+}
+
+/// Turn a Rhai error into one message: the innermost error with its file:line:column, then
+/// the chain of script functions it happened in.
+pub fn describe_error(script: &Script, err: &EvalAltResult, limits: &SandboxLimits) -> String {
+    let mut frames = Vec::new();
+    let mut e = err;
+    let mut file = script.path.display().to_string();
+    loop {
+        match e {
+            EvalAltResult::ErrorInFunctionCall(f, src, inner, pos) => {
+                frames.push(format!(
+                    "in fn {f} called at {}",
+                    location(Path::new(&file), *pos)
+                ));
+                if !src.is_empty() {
+                    file = module_file(&script.path, src);
+                }
+                e = inner;
+            }
+            EvalAltResult::ErrorInModule(m, inner, pos) => {
+                frames.push(format!(
+                    "in module {m:?} imported at {}",
+                    location(Path::new(&file), *pos)
+                ));
+                e = inner;
+            }
+            _ => break,
+        }
+    }
+    let at = location(Path::new(&file), e.position());
+    let mut msg = match e {
+        EvalAltResult::ErrorTooManyOperations(_) => format!(
+            "strategy {} exceeded {} operations (sandbox max_operations) in {at}; loop over \
+             vectors with native methods (topk, take, ...) instead of element by element",
+            script.name, limits.max_operations
+        ),
+        EvalAltResult::ErrorStackOverflow(_) => format!(
+            "strategy {} exceeded {} nested calls (sandbox max_call_levels) at {at}",
+            script.name, limits.max_call_levels
+        ),
+        EvalAltResult::ErrorRuntime(d, _) => {
+            format!("strategy {} failed at {at}: {d}", script.name)
+        }
+        other => {
+            let text = other.to_string();
+            let suffix = format!(" ({})", other.position());
+            let what = text.strip_suffix(&suffix).unwrap_or(&text);
+            format!("strategy {} failed at {at}: {what}", script.name)
+        }
+    };
+    for f in frames.iter().rev() {
+        msg.push_str(&format!("\n  {f}"));
+    }
+    msg
+}
+
+/// Run `script`'s `select(ctx, k)` against `host` and validate the answer.
+pub fn select(
+    script: &Path,
+    ctx: SelectionContext,
+    host: &dyn StrategyHost,
+    limits: &SandboxLimits,
+) -> Result<Selection> {
+    let engine = build_engine(limits, &lib_dir_for(script));
+    let compiled = compile(&engine, script)?;
+    run_compiled(&engine, &compiled, ctx, host, limits)
+}
+
+/// Like `select` with an engine and script compiled once (e.g. for many seeds).
+pub fn run_compiled(
+    engine: &Engine,
+    script: &Script,
+    mut ctx: SelectionContext,
+    host: &dyn StrategyHost,
+    limits: &SandboxLimits,
+) -> Result<Selection> {
+    // Positions follow ids, so "ties go to the lower position" means "to the lower id".
+    ctx.pool.sort_by_key(|e| e.id);
+    let disk = match (&ctx.embedding_cache_dir, &ctx.dataset_key) {
+        (Some(dir), Some(key)) => Some(EmbeddingDiskCache::new(dir, key)),
+        _ => None,
+    };
+    let caching = CachingHost::new(host, disk);
+    let pool_ids: Vec<u64> = ctx.pool.iter().map(|e| e.id).collect();
+    let k = ctx.k;
+    let (result, memory, logs) = {
+        // SAFETY: `rhai_ctx`, the scope and every value the script creates are dropped at the
+        // end of this block, before `caching` (and the borrowed `host`) go out of scope.
+        let rhai_ctx = Ctx::new(ctx, unsafe { HostRef::erase(&caching) });
+        let mut scope = Scope::new();
+        let r = engine.call_fn::<Dynamic>(
+            &mut scope,
+            &script.ast,
+            "select",
+            (rhai_ctx.clone(), k as i64),
+        );
+        let r = r.map_err(|e| anyhow!(describe_error(script, &e, limits)));
+        let memory = rhai_ctx.0.memory.lock().expect("memory lock").clone();
+        let logs = rhai_ctx.0.logs.lock().expect("log lock").clone();
+        (r.and_then(|d| parse_answer(&script.name, d)), memory, logs)
+    };
+    let (ids, scores) = result?;
+    caching
+        .flush()
+        .context("cannot update the embedding cache")?;
+    validate::check_selection(&script.name, &ids, &pool_ids, k)?;
+    Ok(Selection {
+        ids,
+        scores,
+        memory,
+        logs,
+    })
+}
+
+type Answer = (Vec<u64>, Option<Vec<f64>>);
+
+fn parse_answer(name: &str, d: Dynamic) -> Result<Answer> {
+    let shape = || {
+        anyhow!(
+            "strategy {name}: select must return pool ids (an array or IntVec) or \
+             #{{ids: [...], scores: [...]}}"
+        )
+    };
+    if d.is_map() {
+        let mut m = d.cast::<rhai::Map>();
+        let ids = m.remove("ids").ok_or_else(shape)?;
+        let ids = parse_ids(name, ids)?.ok_or_else(shape)?;
+        let scores = match m.remove("scores") {
+            None => None,
+            Some(s) => {
+                let s = if let Some(f) = s.clone().try_cast::<FloatVec>() {
+                    f.0.as_ref().clone()
+                } else if s.is_array() {
+                    types::array_to_floats(&s.cast::<rhai::Array>(), "scores")
+                        .map_err(|e| anyhow!("strategy {name}: {e}"))?
+                } else {
+                    bail!("strategy {name}: `scores` must be an array or FloatVec");
+                };
+                if s.len() != ids.len() {
+                    bail!(
+                        "strategy {name} returned {} scores for {} ids",
+                        s.len(),
+                        ids.len()
+                    );
+                }
+                Some(s)
+            }
+        };
+        if let Some(extra) = m.keys().next() {
+            bail!("strategy {name}: unexpected key `{extra}` in the answer (use ids, scores)");
+        }
+        return Ok((ids, scores));
+    }
+    Ok((parse_ids(name, d)?.ok_or_else(shape)?, None))
+}
+
+fn parse_ids(name: &str, d: Dynamic) -> Result<Option<Vec<u64>>> {
+    let raw: Vec<i64> = if let Some(v) = d.clone().try_cast::<IntVec>() {
+        v.0.as_ref().clone()
+    } else if d.is_array() {
+        let mut out = Vec::new();
+        for (i, x) in d.cast::<rhai::Array>().into_iter().enumerate() {
+            out.push(x.as_int().map_err(|t| {
+                anyhow!("strategy {name}: answer element {i} is a {t}, expected an integer id")
+            })?);
+        }
+        out
+    } else {
+        return Ok(None);
+    };
+    raw.into_iter()
+        .map(|i| u64::try_from(i).map_err(|_| anyhow!("strategy {name} returned negative id {i}")))
+        .collect::<Result<Vec<_>>>()
+        .map(Some)
+}

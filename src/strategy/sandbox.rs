@@ -1,0 +1,100 @@
+//! What a strategy script may do: no files, network or processes (the engine has none of those
+//! functions), no `eval`, `import` only from `strategies/lib/`, and bounded work and data.
+use rhai::module_resolvers::FileModuleResolver;
+use rhai::{Engine, EvalAltResult, Module, ModuleResolver, Position, Shared};
+use serde::{Deserialize, Serialize};
+use std::path::{Component, Path, PathBuf};
+
+/// Limits for one query step; the experiment file may override them under `[strategy.limits]`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SandboxLimits {
+    /// Script operations (each expression step counts one); native kernels count as one.
+    pub max_operations: u64,
+    pub max_call_levels: usize,
+    pub max_string_size: usize,
+    pub max_array_size: usize,
+    pub max_map_size: usize,
+    pub max_expr_depth: usize,
+}
+
+impl Default for SandboxLimits {
+    fn default() -> Self {
+        Self {
+            max_operations: 50_000_000,
+            max_call_levels: 64,
+            max_string_size: 10_000_000,
+            max_array_size: 2_000_000,
+            max_map_size: 100_000,
+            max_expr_depth: 128,
+        }
+    }
+}
+
+/// Apply the limits and the restrictions to an engine. `lib_dir` is `strategies/lib`.
+pub fn apply(engine: &mut Engine, limits: &SandboxLimits, lib_dir: &Path) {
+    engine
+        .set_max_operations(limits.max_operations)
+        .set_max_call_levels(limits.max_call_levels)
+        .set_max_string_size(limits.max_string_size)
+        .set_max_array_size(limits.max_array_size)
+        .set_max_map_size(limits.max_map_size)
+        .set_max_expr_depths(limits.max_expr_depth, limits.max_expr_depth)
+        .set_max_modules(32)
+        .set_strict_variables(true);
+    engine.disable_symbol("eval");
+    engine.set_module_resolver(LibResolver::new(lib_dir));
+    // print/debug would write to the host's stdout; strategies log through ctx.log.
+    engine.on_print(|s| {
+        if std::env::var_os("LAB_VERBOSE").is_some() {
+            eprintln!("[strategy] {s}");
+        }
+    });
+    engine.on_debug(|s, _, pos| {
+        if std::env::var_os("LAB_VERBOSE").is_some() {
+            eprintln!("[strategy {pos}] {s}");
+        }
+    });
+}
+
+/// Resolves `import "name"` to `strategies/lib/name.rhai` and refuses any path that could
+/// leave that folder.
+pub struct LibResolver {
+    dir: PathBuf,
+    files: FileModuleResolver,
+}
+
+impl LibResolver {
+    pub fn new(dir: &Path) -> Self {
+        Self {
+            dir: dir.to_path_buf(),
+            files: FileModuleResolver::new_with_path(dir),
+        }
+    }
+}
+
+impl ModuleResolver for LibResolver {
+    fn resolve(
+        &self,
+        engine: &Engine,
+        _source: Option<&str>,
+        path: &str,
+        pos: Position,
+    ) -> Result<Shared<Module>, Box<EvalAltResult>> {
+        let p = Path::new(path);
+        let inside = !path.is_empty() && p.components().all(|c| matches!(c, Component::Normal(_)));
+        if !inside {
+            return Err(EvalAltResult::ErrorRuntime(
+                format!(
+                    "import {path:?} refused: strategies may import only modules in {} by plain name",
+                    self.dir.display()
+                )
+                .into(),
+                pos,
+            )
+            .into());
+        }
+        // The source argument is ignored so relative imports always start at the lib folder.
+        self.files.resolve(engine, None, path, pos)
+    }
+}

@@ -1,0 +1,529 @@
+//! Vectors and matrices as Rhai values: Arc-backed, so passing them around scripts copies a
+//! pointer, and every element-wise operation runs natively.
+use crate::strategy::Matrix;
+use rhai::{Array, Dynamic, Engine, EvalAltResult, FLOAT, INT};
+use std::sync::Arc;
+
+pub type RhaiResult<T> = Result<T, Box<EvalAltResult>>;
+
+/// One score per item.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct FloatVec(pub Arc<Vec<f64>>);
+
+/// Ids or positions.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct IntVec(pub Arc<Vec<i64>>);
+
+/// An embedding matrix, one row per item.
+#[derive(Clone, Debug)]
+pub struct MatrixRef(pub Arc<Matrix>);
+
+impl FloatVec {
+    pub fn new(v: Vec<f64>) -> Self {
+        Self(Arc::new(v))
+    }
+}
+
+impl IntVec {
+    pub fn new(v: Vec<i64>) -> Self {
+        Self(Arc::new(v))
+    }
+    pub fn from_usize(v: &[usize]) -> Self {
+        Self::new(v.iter().map(|&i| i as i64).collect())
+    }
+}
+
+impl MatrixRef {
+    pub fn new(m: Matrix) -> Self {
+        Self(Arc::new(m))
+    }
+}
+
+pub fn err<T>(msg: impl Into<String>) -> RhaiResult<T> {
+    Err(msg.into().into())
+}
+
+/// Check that `i` is a valid position in a sequence of length `len`.
+pub fn position(i: INT, len: usize, what: &str) -> RhaiResult<usize> {
+    if i < 0 || i as usize >= len {
+        return err(format!("{what}: position {i} is outside 0..{len}"));
+    }
+    Ok(i as usize)
+}
+
+pub fn positions(idx: &IntVec, len: usize, what: &str) -> RhaiResult<Vec<usize>> {
+    idx.0.iter().map(|&i| position(i, len, what)).collect()
+}
+
+/// Indices of the `k` largest values, largest first; ties go to the lower index; NaN ranks last.
+pub fn topk(v: &[f64], k: usize) -> Vec<usize> {
+    let mut order = argsort_desc(v);
+    order.truncate(k);
+    order
+}
+
+/// Indices ordered by descending value, ties by ascending index, NaN last.
+pub fn argsort_desc(v: &[f64]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..v.len()).collect();
+    order.sort_by(|&a, &b| {
+        let (x, y) = (v[a], v[b]);
+        match (x.is_nan(), y.is_nan()) {
+            (true, true) => a.cmp(&b),
+            (true, false) => std::cmp::Ordering::Greater,
+            (false, true) => std::cmp::Ordering::Less,
+            _ => y.total_cmp(&x).then(a.cmp(&b)),
+        }
+    });
+    order
+}
+
+/// Indices ordered by ascending value, ties by ascending index, NaN last.
+pub fn argsort_asc(v: &[f64]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..v.len()).collect();
+    order.sort_by(|&a, &b| {
+        let (x, y) = (v[a], v[b]);
+        match (x.is_nan(), y.is_nan()) {
+            (true, true) => a.cmp(&b),
+            (true, false) => std::cmp::Ordering::Greater,
+            (false, true) => std::cmp::Ordering::Less,
+            _ => x.total_cmp(&y).then(a.cmp(&b)),
+        }
+    });
+    order
+}
+
+/// Min-max normalise to [0, 1]; a constant vector becomes all zeros.
+pub fn minmax(v: &[f64]) -> Vec<f64> {
+    let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let span = hi - lo;
+    v.iter()
+        .map(|x| if span > 0.0 { (x - lo) / span } else { 0.0 })
+        .collect()
+}
+
+fn zscore(v: &[f64]) -> Vec<f64> {
+    let n = v.len().max(1) as f64;
+    let mean = v.iter().sum::<f64>() / n;
+    let sd = (v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n).sqrt();
+    v.iter()
+        .map(|x| if sd > 0.0 { (x - mean) / sd } else { 0.0 })
+        .collect()
+}
+
+fn zip_with(a: &FloatVec, b: &FloatVec, op: &str, f: fn(f64, f64) -> f64) -> RhaiResult<FloatVec> {
+    if a.0.len() != b.0.len() {
+        return err(format!(
+            "FloatVec {op}: lengths differ ({} vs {})",
+            a.0.len(),
+            b.0.len()
+        ));
+    }
+    Ok(FloatVec::new(
+        a.0.iter().zip(b.0.iter()).map(|(x, y)| f(*x, *y)).collect(),
+    ))
+}
+
+fn map(a: &FloatVec, f: impl Fn(f64) -> f64) -> FloatVec {
+    FloatVec::new(a.0.iter().map(|x| f(*x)).collect())
+}
+
+fn to_float(d: &Dynamic, what: &str) -> RhaiResult<f64> {
+    if let Some(f) = d.clone().try_cast::<FLOAT>() {
+        return Ok(f);
+    }
+    if let Some(i) = d.clone().try_cast::<INT>() {
+        return Ok(i as f64);
+    }
+    err(format!("{what}: expected a number, got {}", d.type_name()))
+}
+
+pub fn array_to_floats(a: &Array, what: &str) -> RhaiResult<Vec<f64>> {
+    a.iter().map(|d| to_float(d, what)).collect()
+}
+
+pub fn array_to_strings(a: &Array, what: &str) -> RhaiResult<Vec<String>> {
+    a.iter()
+        .map(|d| {
+            d.clone()
+                .into_immutable_string()
+                .map(|s| s.to_string())
+                .map_err(|t| format!("{what}: expected a string, got {t}").into())
+        })
+        .collect()
+}
+
+pub fn strings_to_array(v: &[String]) -> Array {
+    v.iter().map(|s| Dynamic::from(s.clone())).collect()
+}
+
+/// Register `FloatVec`, `IntVec` and `Matrix` with their native methods.
+pub fn register(engine: &mut Engine) {
+    register_float_vec(engine);
+    register_float_arithmetic(engine);
+    register_int_vec(engine);
+    register_matrix(engine);
+}
+
+fn register_float_vec(engine: &mut Engine) {
+    engine.register_type_with_name::<FloatVec>("FloatVec");
+    engine
+        .register_fn("float_vec", |a: Array| -> RhaiResult<FloatVec> {
+            Ok(FloatVec::new(array_to_floats(&a, "float_vec")?))
+        })
+        .register_fn("full", |n: INT, v: FLOAT| {
+            FloatVec::new(vec![v; n.max(0) as usize])
+        })
+        .register_fn("zeros", |n: INT| {
+            FloatVec::new(vec![0.0; n.max(0) as usize])
+        })
+        .register_fn("len", |v: &mut FloatVec| v.0.len() as INT)
+        .register_fn("get", |v: &mut FloatVec, i: INT| -> RhaiResult<FLOAT> {
+            Ok(v.0[position(i, v.0.len(), "FloatVec.get")?])
+        })
+        .register_indexer_get(|v: &mut FloatVec, i: INT| -> RhaiResult<FLOAT> {
+            Ok(v.0[position(i, v.0.len(), "FloatVec[]")?])
+        })
+        .register_fn("to_array", |v: &mut FloatVec| -> Array {
+            v.0.iter().map(|x| Dynamic::from_float(*x)).collect()
+        })
+        .register_fn("sum", |v: &mut FloatVec| v.0.iter().sum::<f64>())
+        .register_fn("mean", |v: &mut FloatVec| {
+            v.0.iter().sum::<f64>() / v.0.len().max(1) as f64
+        })
+        .register_fn("min", |v: &mut FloatVec| {
+            v.0.iter().copied().fold(f64::INFINITY, f64::min)
+        })
+        .register_fn("max", |v: &mut FloatVec| {
+            v.0.iter().copied().fold(f64::NEG_INFINITY, f64::max)
+        })
+        .register_fn("topk", |v: &mut FloatVec, k: INT| {
+            IntVec::from_usize(&topk(&v.0, k.max(0) as usize))
+        })
+        .register_fn("argsort", |v: &mut FloatVec| {
+            IntVec::from_usize(&argsort_asc(&v.0))
+        })
+        .register_fn("argsort_desc", |v: &mut FloatVec| {
+            IntVec::from_usize(&argsort_desc(&v.0))
+        })
+        // Rank 1 is the largest value (ties: lower index first), so a rank-sum is "smaller is
+        // better", as in TE-delfy.
+        .register_fn("rank", |v: &mut FloatVec| {
+            let mut r = vec![0.0; v.0.len()];
+            for (rank, i) in argsort_desc(&v.0).into_iter().enumerate() {
+                r[i] = (rank + 1) as f64;
+            }
+            FloatVec::new(r)
+        })
+        .register_fn("minmax", |v: &mut FloatVec| FloatVec::new(minmax(&v.0)))
+        .register_fn("zscore", |v: &mut FloatVec| FloatVec::new(zscore(&v.0)))
+        .register_fn("log", |v: &mut FloatVec| map(v, f64::ln))
+        .register_fn("exp", |v: &mut FloatVec| map(v, f64::exp))
+        .register_fn("abs", |v: &mut FloatVec| map(v, f64::abs))
+        .register_fn("neg", |v: &mut FloatVec| map(v, |x| -x))
+        .register_fn("-", |v: FloatVec| map(&v, |x| -x))
+        // Replace NaN (e.g. a value missing from memory) with `x`.
+        .register_fn("fill_nan", |v: &mut FloatVec, x: FLOAT| {
+            map(v, move |y| if y.is_nan() { x } else { y })
+        })
+        .register_fn(
+            "take",
+            |v: &mut FloatVec, idx: IntVec| -> RhaiResult<FloatVec> {
+                let p = positions(&idx, v.0.len(), "FloatVec.take")?;
+                Ok(FloatVec::new(p.iter().map(|&i| v.0[i]).collect()))
+            },
+        )
+        .register_fn(
+            "gather",
+            |v: &mut FloatVec, idx: IntVec| -> RhaiResult<FloatVec> {
+                let p = positions(&idx, v.0.len(), "FloatVec.gather")?;
+                Ok(FloatVec::new(p.iter().map(|&i| v.0[i]).collect()))
+            },
+        )
+        // A copy with `values[j]` written at position `idx[j]`.
+        .register_fn(
+            "scatter",
+            |v: &mut FloatVec, idx: IntVec, values: FloatVec| -> RhaiResult<FloatVec> {
+                if idx.0.len() != values.0.len() {
+                    return err("FloatVec.scatter: positions and values differ in length");
+                }
+                let p = positions(&idx, v.0.len(), "FloatVec.scatter")?;
+                let mut out = v.0.as_ref().clone();
+                for (i, x) in p.into_iter().zip(values.0.iter()) {
+                    out[i] = *x;
+                }
+                Ok(FloatVec::new(out))
+            },
+        )
+        // Positions whose value is in [lo, hi].
+        .register_fn(
+            "positions_between",
+            |v: &mut FloatVec, lo: FLOAT, hi: FLOAT| {
+                IntVec::new(
+                    (0..v.0.len())
+                        .filter(|&i| v.0[i] >= lo && v.0[i] <= hi)
+                        .map(|i| i as i64)
+                        .collect(),
+                )
+            },
+        )
+        // Equal-width bin of each value over [min, max]: 0..bins-1 (the maximum joins the last).
+        .register_fn(
+            "equal_width_bins",
+            |v: &mut FloatVec, bins: INT| -> RhaiResult<IntVec> {
+                if bins < 1 {
+                    return err("FloatVec.equal_width_bins: bins must be at least 1");
+                }
+                let lo = v.0.iter().copied().fold(f64::INFINITY, f64::min);
+                let hi = v.0.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                let width = (hi - lo) / bins as f64;
+                Ok(IntVec::new(
+                    v.0.iter()
+                        .map(|x| {
+                            if width > 0.0 {
+                                (((x - lo) / width).floor() as i64).clamp(0, bins - 1)
+                            } else {
+                                0
+                            }
+                        })
+                        .collect(),
+                ))
+            },
+        )
+        // Quantile level 0..levels-1 of each value (by rank, so ties do not collapse levels).
+        .register_fn(
+            "quantile_levels",
+            |v: &mut FloatVec, levels: INT| -> RhaiResult<IntVec> {
+                if levels < 1 {
+                    return err("FloatVec.quantile_levels: levels must be at least 1");
+                }
+                let n = v.0.len();
+                let mut out = vec![0i64; n];
+                for (r, i) in argsort_asc(&v.0).into_iter().enumerate() {
+                    out[i] = (r as i64 * levels) / n.max(1) as i64;
+                }
+                Ok(IntVec::new(out))
+            },
+        )
+        .register_fn("to_string", |v: &mut FloatVec| format!("FloatVec{:?}", v.0))
+        .register_fn("to_debug", |v: &mut FloatVec| format!("FloatVec{:?}", v.0));
+}
+
+macro_rules! scalar_ops {
+    ($engine:ident, $op:literal, $f:expr) => {
+        $engine
+            .register_fn($op, |a: FloatVec, b: FloatVec| zip_with(&a, &b, $op, $f))
+            .register_fn($op, |a: FloatVec, s: FLOAT| map(&a, |x| $f(x, s)))
+            .register_fn($op, |a: FloatVec, s: INT| map(&a, |x| $f(x, s as f64)))
+            .register_fn($op, |s: FLOAT, a: FloatVec| map(&a, |x| $f(s, x)))
+            .register_fn($op, |s: INT, a: FloatVec| map(&a, |x| $f(s as f64, x)));
+    };
+}
+
+fn register_float_arithmetic(engine: &mut Engine) {
+    scalar_ops!(engine, "+", |x: f64, y: f64| x + y);
+    scalar_ops!(engine, "-", |x: f64, y: f64| x - y);
+    scalar_ops!(engine, "*", |x: f64, y: f64| x * y);
+    scalar_ops!(engine, "/", |x: f64, y: f64| x / y);
+}
+
+fn register_int_vec(engine: &mut Engine) {
+    engine.register_type_with_name::<IntVec>("IntVec");
+    engine
+        .register_fn("int_vec", |a: Array| -> RhaiResult<IntVec> {
+            a.iter()
+                .map(|d| {
+                    d.as_int()
+                        .map_err(|t| format!("int_vec: expected an integer, got {t}").into())
+                })
+                .collect::<RhaiResult<Vec<i64>>>()
+                .map(IntVec::new)
+        })
+        .register_fn("range_vec", |n: INT| IntVec::new((0..n.max(0)).collect()))
+        .register_fn("len", |v: &mut IntVec| v.0.len() as INT)
+        .register_fn("get", |v: &mut IntVec, i: INT| -> RhaiResult<INT> {
+            Ok(v.0[position(i, v.0.len(), "IntVec.get")?])
+        })
+        .register_indexer_get(|v: &mut IntVec, i: INT| -> RhaiResult<INT> {
+            Ok(v.0[position(i, v.0.len(), "IntVec[]")?])
+        })
+        .register_fn("to_array", |v: &mut IntVec| -> Array {
+            v.0.iter().map(|x| Dynamic::from_int(*x)).collect()
+        })
+        .register_fn("to_float", |v: &mut IntVec| {
+            FloatVec::new(v.0.iter().map(|&x| x as f64).collect())
+        })
+        .register_fn(
+            "take",
+            |v: &mut IntVec, idx: IntVec| -> RhaiResult<IntVec> {
+                let p = positions(&idx, v.0.len(), "IntVec.take")?;
+                Ok(IntVec::new(p.iter().map(|&i| v.0[i]).collect()))
+            },
+        )
+        .register_fn(
+            "gather",
+            |v: &mut IntVec, idx: IntVec| -> RhaiResult<IntVec> {
+                let p = positions(&idx, v.0.len(), "IntVec.gather")?;
+                Ok(IntVec::new(p.iter().map(|&i| v.0[i]).collect()))
+            },
+        )
+        .register_fn("contains", |v: &mut IntVec, x: INT| v.0.contains(&x))
+        // Positions whose value equals `x`.
+        .register_fn("positions_of", |v: &mut IntVec, x: INT| {
+            IntVec::new(
+                (0..v.0.len())
+                    .filter(|&i| v.0[i] == x)
+                    .map(|i| i as i64)
+                    .collect(),
+            )
+        })
+        // Positions whose value is at most `x`.
+        .register_fn("positions_le", |v: &mut IntVec, x: INT| {
+            IntVec::new(
+                (0..v.0.len())
+                    .filter(|&i| v.0[i] <= x)
+                    .map(|i| i as i64)
+                    .collect(),
+            )
+        })
+        // Values of `self` not in `other`, order kept.
+        .register_fn("except", |v: &mut IntVec, other: IntVec| {
+            let drop: std::collections::HashSet<i64> = other.0.iter().copied().collect();
+            IntVec::new(v.0.iter().copied().filter(|x| !drop.contains(x)).collect())
+        })
+        .register_fn("unique_count", |v: &mut IntVec| {
+            v.0.iter().collect::<std::collections::HashSet<_>>().len() as INT
+        })
+        .register_fn("+", |a: IntVec, b: IntVec| {
+            IntVec::new(a.0.iter().chain(b.0.iter()).copied().collect())
+        })
+        .register_fn("to_string", |v: &mut IntVec| format!("IntVec{:?}", v.0))
+        .register_fn("to_debug", |v: &mut IntVec| format!("IntVec{:?}", v.0));
+}
+
+fn register_matrix(engine: &mut Engine) {
+    engine.register_type_with_name::<MatrixRef>("Matrix");
+    engine
+        .register_fn("rows", |m: &mut MatrixRef| m.0.rows as INT)
+        .register_fn("cols", |m: &mut MatrixRef| m.0.cols as INT)
+        .register_fn("len", |m: &mut MatrixRef| m.0.rows as INT)
+        .register_fn("row", |m: &mut MatrixRef, i: INT| -> RhaiResult<FloatVec> {
+            let i = position(i, m.0.rows, "Matrix.row")?;
+            Ok(FloatVec::new(
+                m.0.row(i).iter().map(|&x| x as f64).collect(),
+            ))
+        })
+        .register_fn(
+            "column",
+            |m: &mut MatrixRef, j: INT| -> RhaiResult<FloatVec> {
+                let j = position(j, m.0.cols, "Matrix.column")?;
+                Ok(FloatVec::new(
+                    (0..m.0.rows).map(|i| m.0.row(i)[j] as f64).collect(),
+                ))
+            },
+        )
+        .register_fn(
+            "take",
+            |m: &mut MatrixRef, idx: IntVec| -> RhaiResult<MatrixRef> {
+                let p = positions(&idx, m.0.rows, "Matrix.take")?;
+                Ok(MatrixRef::new(m.0.take_rows(&p)))
+            },
+        )
+        .register_fn("mean_rows", |m: &mut MatrixRef| {
+            let mut out = vec![0f32; m.0.cols];
+            for i in 0..m.0.rows {
+                for (o, x) in out.iter_mut().zip(m.0.row(i)) {
+                    *o += x;
+                }
+            }
+            let n = m.0.rows.max(1) as f32;
+            out.iter_mut().for_each(|o| *o /= n);
+            MatrixRef::new(Matrix {
+                rows: 1,
+                cols: m.0.cols,
+                data: out,
+            })
+        })
+        .register_fn("normalize", |m: &mut MatrixRef| {
+            let mut c = m.0.as_ref().clone();
+            c.l2_normalize_rows();
+            MatrixRef::new(c)
+        })
+        .register_fn("row_means", |m: &mut MatrixRef| {
+            FloatVec::new(
+                (0..m.0.rows)
+                    .map(|i| {
+                        m.0.row(i).iter().map(|&x| x as f64).sum::<f64>() / m.0.cols.max(1) as f64
+                    })
+                    .collect(),
+            )
+        })
+        // Rows are items, columns are the given vectors.
+        .register_fn("stack_columns", |cols: Array| -> RhaiResult<MatrixRef> {
+            let cols: Vec<FloatVec> = cols
+                .into_iter()
+                .map(|d| {
+                    d.try_cast::<FloatVec>()
+                        .ok_or_else(|| "stack_columns: expected an array of FloatVec".into())
+                })
+                .collect::<RhaiResult<_>>()?;
+            let rows = cols.first().map_or(0, |c| c.0.len());
+            if cols.iter().any(|c| c.0.len() != rows) {
+                return err("stack_columns: the vectors differ in length");
+            }
+            let mut data = Vec::with_capacity(rows * cols.len());
+            for i in 0..rows {
+                data.extend(cols.iter().map(|c| c.0[i] as f32));
+            }
+            Ok(MatrixRef::new(Matrix {
+                rows,
+                cols: cols.len(),
+                data,
+            }))
+        })
+        .register_fn("to_string", |m: &mut MatrixRef| {
+            format!("Matrix({}×{})", m.0.rows, m.0.cols)
+        })
+        .register_fn("to_debug", |m: &mut MatrixRef| {
+            format!("Matrix({}×{})", m.0.rows, m.0.cols)
+        });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topk_breaks_ties_by_lower_index_and_puts_nan_last() {
+        let v = [1.0, 3.0, f64::NAN, 3.0, 2.0];
+        assert_eq!(topk(&v, 3), vec![1, 3, 4]);
+        assert_eq!(argsort_asc(&v), vec![0, 4, 1, 3, 2]);
+    }
+
+    #[test]
+    fn minmax_maps_to_unit_interval() {
+        assert_eq!(minmax(&[2.0, 4.0, 3.0]), vec![0.0, 1.0, 0.5]);
+        assert_eq!(minmax(&[5.0, 5.0]), vec![0.0, 0.0]);
+    }
+
+    #[test]
+    fn script_arithmetic_and_ranking() {
+        let mut e = Engine::new();
+        register(&mut e);
+        let r: IntVec = e
+            .eval("let a = float_vec([1.0, 5, 3]); let b = a * 2 - 1; (-b).rank().topk(1)")
+            .unwrap();
+        // -b = [-1, -9, -5]; rank 1 goes to the largest (-1 at 0), so rank = [1, 3, 2].
+        assert_eq!(*r.0, vec![1]);
+        let bins: IntVec = e
+            .eval("float_vec([0.0, 0.5, 1.0, 0.99]).equal_width_bins(2)")
+            .unwrap();
+        assert_eq!(*bins.0, vec![0, 1, 1, 1]);
+        let q: IntVec = e
+            .eval("float_vec([4.0, 1.0, 3.0, 2.0]).quantile_levels(4)")
+            .unwrap();
+        assert_eq!(*q.0, vec![3, 0, 2, 1]);
+        let bad = e.eval::<FloatVec>("float_vec([1.0]) + float_vec([1.0, 2.0])");
+        assert!(bad.unwrap_err().to_string().contains("lengths differ"));
+    }
+}

@@ -1,0 +1,101 @@
+//! `lab check` and `lab data` end to end: exit codes and the messages a user reads.
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn lab(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_lab"))
+        .args(args)
+        .current_dir(dir)
+        .env("LAB_QUIET", "1")
+        .output()
+        .expect("the lab binary runs")
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// A project folder with a tiny dataset and one strategy script.
+fn project() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    std::fs::create_dir_all(root.join("data/toy")).unwrap();
+    std::fs::create_dir_all(root.join("strategies")).unwrap();
+    std::fs::write(
+        root.join("strategies/random.rhai"),
+        "fn select(ctx, k) { [] }\n",
+    )
+    .unwrap();
+    let rows = |n: usize| -> String {
+        (0..n)
+            .map(|i| format!("{{\"text\": \"input number {i}\", \"label\": \"out {i}\"}}\n"))
+            .collect()
+    };
+    std::fs::write(root.join("data/toy/train.jsonl"), rows(20)).unwrap();
+    std::fs::write(root.join("data/toy/test.jsonl"), rows(10)).unwrap();
+    std::fs::write(
+        root.join("good.toml"),
+        "seeds = [0, 1, 2]\n[data]\npath = \"data/toy\"\ninput_field = \"text\"\noutput_field = \"label\"\ninput_template = \"Echo: {input}\"\n[al]\niterations = 2\n[[strategy]]\nname = \"random\"\n",
+    )
+    .unwrap();
+    dir
+}
+
+#[test]
+fn check_accepts_a_valid_file_and_rejects_a_typo_naming_the_fix() {
+    let dir = project();
+    let ok = lab(dir.path(), &["check", "good.toml"]);
+    assert!(ok.status.success(), "{}", text(&ok));
+    assert!(
+        text(&ok).contains("ok: good.toml (1 strategies × 3 seeds)"),
+        "{}",
+        text(&ok)
+    );
+
+    let good = std::fs::read_to_string(dir.path().join("good.toml")).unwrap();
+    std::fs::write(
+        dir.path().join("typo.toml"),
+        good.replace("[al]", "[train]\nlerning_rate = 1e-4\n[al]"),
+    )
+    .unwrap();
+    let bad = lab(dir.path(), &["check", "good.toml", "typo.toml"]);
+    assert_eq!(bad.status.code(), Some(1));
+    let out = text(&bad);
+    assert!(out.contains("ok: good.toml"), "{out}");
+    assert!(
+        out.contains(
+            "unknown key `train.lerning_rate` in typo.toml line 8; did you mean `learning_rate`?"
+        ),
+        "{out}"
+    );
+
+    std::fs::write(
+        dir.path().join("noscript.toml"),
+        good.replace("\"random\"", "\"nosuch\""),
+    )
+    .unwrap();
+    let missing = lab(dir.path(), &["check", "noscript.toml"]);
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(
+        text(&missing).contains("strategies/nosuch.rhai does not exist"),
+        "{}",
+        text(&missing)
+    );
+}
+
+#[test]
+fn data_prints_counts_lengths_and_rendered_examples() {
+    let dir = project();
+    let out = lab(dir.path(), &["data", "good.toml"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = text(&out);
+    assert!(out.contains("pool       20"), "{out}");
+    assert!(out.contains("test       10"), "{out}");
+    assert!(out.contains("input words"), "{out}");
+    assert_eq!(out.matches("--- pool example id").count(), 3, "{out}");
+    assert!(out.contains("Echo: input number 0"), "{out}");
+}

@@ -1,0 +1,103 @@
+//! The Anthropic messages API against the mock server (which follows Anthropic's reference:
+//! `x-api-key`, `anthropic-version`, top-level `system`, content blocks, usage, error bodies).
+mod support;
+
+use atgen_lab::labeller::llm::{LlmLabeller, LlmLabellerConfig, Provider};
+use atgen_lab::labeller::{LabelOutcome, Labeller};
+use serde_json::Value;
+use support::mock_openai::{expected_label, Fault, MockServer, Options, Route};
+use support::{config, emails};
+
+fn setup(server: &MockServer, var: &str, cache: &std::path::Path) -> LlmLabellerConfig {
+    std::env::set_var(var, Options::default().api_key);
+    config(
+        Provider::Anthropic,
+        &server.host_url(),
+        "mock-model",
+        var,
+        cache,
+    )
+}
+
+#[test]
+fn labels_cost_and_wire_format() {
+    let srv = MockServer::start(Options::default());
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = setup(&srv, "LAB_TEST_KEY_A1", dir.path());
+    cfg.system_prompt = "Write the subject.".into();
+    let items = emails(4);
+    let mut lab = LlmLabeller::from_config(&cfg).unwrap();
+    let out = lab.label(&items, &[]).unwrap();
+    let LabelOutcome::Complete(labels) = out else {
+        panic!("{out:?}")
+    };
+    let served = srv.served();
+    for (ex, l) in items.iter().zip(&labels) {
+        assert_eq!(l.output, expected_label(&ex.input));
+        let s = served.iter().find(|s| s.input == ex.input).unwrap();
+        assert_eq!(l.cost, cfg.prices().cost(s.input_tokens, s.output_tokens));
+    }
+    let req = srv
+        .requests()
+        .into_iter()
+        .find(|r| r.path == "/v1/messages")
+        .unwrap();
+    assert_eq!(
+        req.header("x-api-key"),
+        Some(Options::default().api_key.as_str())
+    );
+    assert_eq!(req.header("anthropic-version"), Some("2023-06-01"));
+    assert_eq!(req.header("authorization"), None);
+    let body: Value = serde_json::from_str(&req.body).unwrap();
+    assert_eq!(body["system"], "Write the subject.");
+    assert_eq!(body["messages"].as_array().unwrap().len(), 1);
+    assert_eq!(body["max_tokens"], 64);
+}
+
+#[test]
+fn overload_and_rate_limits_are_retried() {
+    let srv = MockServer::start(Options::default());
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = setup(&srv, "LAB_TEST_KEY_A2", dir.path());
+    cfg.concurrency = 1;
+    srv.inject(Route::Messages, Fault::ServerError);
+    srv.inject(Route::Messages, Fault::RateLimit(0.05));
+    srv.inject(Route::Messages, Fault::Empty);
+    let mut lab = LlmLabeller::from_config(&cfg).unwrap();
+    let out = lab.label(&emails(2), &[]).unwrap();
+    assert_eq!(out.labels().len(), 2);
+    assert_eq!(srv.count("POST", "/v1/messages"), 5);
+    assert_eq!(srv.served().len(), 2);
+}
+
+#[test]
+fn unknown_model_and_bad_key_fail_clearly_without_leaking() {
+    let srv = MockServer::start(Options::default());
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = setup(&srv, "LAB_TEST_KEY_A3", dir.path());
+    cfg.model = "claude-nope".into();
+    let mut lab = LlmLabeller::from_config(&cfg).unwrap();
+    let err = format!("{:#}", lab.label(&emails(1), &[]).unwrap_err());
+    assert!(
+        err.contains("HTTP 404") && err.contains("not_found_error"),
+        "{err}"
+    );
+    assert_eq!(lab.spent(), 0.0);
+
+    std::env::set_var("LAB_TEST_KEY_A3_WRONG", "sk-ant-wrong-XYZ987");
+    let mut bad = setup(&srv, "LAB_TEST_KEY_A3", dir.path());
+    bad.api_key_env = Some("LAB_TEST_KEY_A3_WRONG".into());
+    let err = format!(
+        "{:#}",
+        LlmLabeller::from_config(&bad)
+            .unwrap()
+            .label(&emails(1), &[])
+            .unwrap_err()
+    );
+    assert!(
+        err.contains("HTTP 401") && err.contains("LAB_TEST_KEY_A3_WRONG"),
+        "{err}"
+    );
+    assert!(!err.contains("sk-ant-wrong-XYZ987"));
+    assert_eq!(srv.count("POST", "/v1/messages"), 2, "neither is retried");
+}

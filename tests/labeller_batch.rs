@@ -1,0 +1,191 @@
+//! OpenAI Batch API mode against the mock server: labels at the discounted price, the budget
+//! stop, failed lines, and a resumed run re-attaching to a submitted job.
+mod support;
+
+use atgen_lab::labeller::budget::worst_case_cost;
+use atgen_lab::labeller::llm::{LlmLabeller, LlmLabellerConfig, Provider};
+use atgen_lab::labeller::{LabelOutcome, Labeller};
+use serde_json::Value;
+use support::mock_openai::{expected_label, Fault, MockServer, Options, Route};
+use support::{config, emails, example};
+
+fn setup(server: &MockServer, var: &str, cache: &std::path::Path) -> LlmLabellerConfig {
+    std::env::set_var(var, Options::default().api_key);
+    let mut c = config(
+        Provider::Custom,
+        &server.base_url(),
+        "mock-model",
+        var,
+        cache,
+    );
+    c.batch_api = true;
+    c
+}
+
+/// The JSONL input files of every batch created, in order.
+fn submitted_files(server: &MockServer) -> Vec<Vec<Value>> {
+    server
+        .requests()
+        .iter()
+        .filter(|r| r.method == "POST" && r.path == "/v1/batches")
+        .map(|r| {
+            let body: Value = serde_json::from_str(&r.body).unwrap();
+            let file = server
+                .file(body["input_file_id"].as_str().unwrap())
+                .unwrap();
+            file.lines()
+                .map(|l| serde_json::from_str(l).unwrap())
+                .collect()
+        })
+        .collect()
+}
+
+fn saved_jobs(cache: &std::path::Path) -> usize {
+    std::fs::read_dir(cache.join("batches"))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+#[test]
+fn a_batch_labels_everything_at_the_discounted_price() {
+    let srv = MockServer::start(Options::default());
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = setup(&srv, "LAB_TEST_KEY_B1", dir.path());
+    let items = emails(5);
+    let mut lab = LlmLabeller::from_config(&cfg).unwrap();
+    let out = lab.label(&items, &[]).unwrap();
+    let LabelOutcome::Complete(labels) = out else {
+        panic!("{out:?}")
+    };
+    let half = cfg.prices().scaled(0.5);
+    let served = srv.served();
+    for (ex, l) in items.iter().zip(&labels) {
+        assert_eq!(l.output, expected_label(&ex.input));
+        let s = served.iter().find(|s| s.input == ex.input).unwrap();
+        assert!(s.batch);
+        assert_eq!(l.cost, half.cost(s.input_tokens, s.output_tokens));
+    }
+    assert_eq!(srv.count("POST", "/v1/files"), 1);
+    assert_eq!(srv.count("POST", "/v1/batches"), 1);
+    assert_eq!(srv.count("POST", "/v1/chat/completions"), 0);
+    let lines = &submitted_files(&srv)[0];
+    assert_eq!(lines.len(), 5);
+    for l in lines {
+        assert_eq!(l["method"], "POST");
+        assert_eq!(l["url"], "/v1/chat/completions");
+        assert_eq!(l["body"]["model"], "mock-model");
+        assert_eq!(l["custom_id"].as_str().unwrap().len(), 64);
+    }
+    assert_eq!(saved_jobs(dir.path()), 0, "finished jobs are forgotten");
+
+    let mut again = LlmLabeller::from_config(&cfg).unwrap();
+    assert_eq!(again.label(&items, &[]).unwrap().labels().len(), 5);
+    assert_eq!(again.spent(), 0.0);
+    assert_eq!(
+        srv.count("POST", "/v1/batches"),
+        1,
+        "cache hits need no new batch"
+    );
+}
+
+#[test]
+fn a_resumed_run_reattaches_instead_of_submitting_again() {
+    let srv = MockServer::start(Options::default());
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = setup(&srv, "LAB_TEST_KEY_B2", dir.path());
+    let items = emails(4);
+    // The run dies while polling (a fatal error stands in for a killed process).
+    srv.inject(Route::BatchGet, Fault::Unauthorized);
+    let err = LlmLabeller::from_config(&cfg)
+        .unwrap()
+        .label(&items, &[])
+        .unwrap_err();
+    assert!(format!("{err:#}").contains("HTTP 401"), "{err:#}");
+    assert_eq!(
+        saved_jobs(dir.path()),
+        1,
+        "the job id was saved before polling"
+    );
+
+    let mut resumed = LlmLabeller::from_config(&cfg).unwrap();
+    let out = resumed.label(&items, &[]).unwrap();
+    let LabelOutcome::Complete(labels) = out else {
+        panic!("{out:?}")
+    };
+    for (ex, l) in items.iter().zip(&labels) {
+        assert_eq!(l.output, expected_label(&ex.input));
+        assert!(l.cost > 0.0, "paid in the run that collected it");
+    }
+    assert_eq!(
+        srv.count("POST", "/v1/batches"),
+        1,
+        "re-attached, not resubmitted"
+    );
+    assert_eq!(srv.count("POST", "/v1/files"), 1);
+    assert_eq!(saved_jobs(dir.path()), 0);
+}
+
+#[test]
+fn the_budget_limits_what_goes_into_the_batch() {
+    let srv = MockServer::start(Options::default());
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = setup(&srv, "LAB_TEST_KEY_B3", dir.path());
+    let items = emails(5);
+    let lab = LlmLabeller::from_config(&cfg).unwrap();
+    let worst = worst_case_cost(
+        &lab.request(&items[0].input, &[]),
+        None,
+        &cfg.prices().scaled(0.5),
+    );
+    drop(lab);
+    cfg.money_budget = Some(3.5 * worst);
+    let mut lab = LlmLabeller::from_config(&cfg).unwrap();
+    let out = lab.label(&items, &[]).unwrap();
+    let LabelOutcome::BudgetReached(labels) = out else {
+        panic!("{out:?}")
+    };
+    assert_eq!(
+        labels.len(),
+        3,
+        "a batch reserves every request's worst case up front"
+    );
+    assert_eq!(submitted_files(&srv)[0].len(), 3);
+    assert!(lab.spent() <= 3.5 * worst);
+}
+
+#[test]
+fn failed_lines_are_reported_and_only_they_are_resent() {
+    let opts = Options {
+        batch_fail_marker: Some("POISON".into()),
+        ..Options::default()
+    };
+    let srv = MockServer::start(opts);
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = setup(&srv, "LAB_TEST_KEY_B4", dir.path());
+    let mut items = emails(3);
+    items.push(example(7, "POISON email the batch cannot process"));
+    let mut lab = LlmLabeller::from_config(&cfg).unwrap();
+    let err = format!("{:#}", lab.label(&items, &[]).unwrap_err());
+    assert!(
+        err.contains("1 batch request(s) failed") && err.contains("HTTP 500"),
+        "{err}"
+    );
+    let paid = lab.spent();
+    let good: f64 = srv
+        .served()
+        .iter()
+        .map(|s| {
+            cfg.prices()
+                .scaled(0.5)
+                .cost(s.input_tokens, s.output_tokens)
+        })
+        .sum();
+    assert!((paid - good).abs() < 1e-15, "the failed line costs nothing");
+
+    let mut rerun = LlmLabeller::from_config(&cfg).unwrap();
+    assert!(rerun.label(&items, &[]).is_err());
+    let files = submitted_files(&srv);
+    assert_eq!(files.len(), 2);
+    assert_eq!(files[1].len(), 1, "only the failed request is sent again");
+    assert_eq!(rerun.spent(), 0.0);
+}

@@ -1,0 +1,451 @@
+//! The OpenAI-compatible labeller against the mock server: labels, exact cost, budget stop,
+//! label cache, retries, a server restart, fatal errors, and the key never leaking.
+mod support;
+
+use atgen_lab::labeller::budget::worst_case_cost;
+use atgen_lab::labeller::llm::{LlmLabeller, LlmLabellerConfig, Provider};
+use atgen_lab::labeller::{LabelOutcome, Labeller};
+use std::time::{Duration, Instant};
+use support::mock_openai::{expected_label, Fault, MockServer, Options, Route, Served};
+use support::{all_file_text, config, emails, example};
+
+fn server() -> MockServer {
+    MockServer::start(Options::default())
+}
+
+/// A config for `server` with its key put in the environment variable `var`.
+fn setup(server: &MockServer, var: &str, cache: &std::path::Path) -> LlmLabellerConfig {
+    std::env::set_var(var, &Options::default().api_key);
+    config(
+        Provider::Custom,
+        &server.base_url(),
+        "mock-model",
+        var,
+        cache,
+    )
+}
+
+fn served_cost(cfg: &LlmLabellerConfig, s: &Served) -> f64 {
+    cfg.prices().cost(s.input_tokens, s.output_tokens)
+}
+
+fn served_for<'a>(server: &'a [Served], input: &str) -> &'a Served {
+    let found: Vec<&Served> = server.iter().filter(|s| s.input == input).collect();
+    assert_eq!(found.len(), 1, "one paid completion for {input:?}");
+    found[0]
+}
+
+#[test]
+fn labels_match_and_cost_equals_usage_times_price() {
+    let srv = server();
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = setup(&srv, "LAB_TEST_KEY_O1", dir.path());
+    cfg.few_shot = 2;
+    cfg.concurrency = 3;
+    cfg.system_prompt = "Write the email's subject.".into();
+    let mut lab = LlmLabeller::from_config(&cfg).unwrap();
+    let items = emails(7);
+    let shots = vec![
+        atgen_lab::data::Example {
+            output: "Shot one".into(),
+            ..example(100, "First shot email")
+        },
+        atgen_lab::data::Example {
+            output: "Shot two".into(),
+            ..example(101, "Second shot email")
+        },
+        atgen_lab::data::Example {
+            output: "Shot three".into(),
+            ..example(102, "Third shot email")
+        },
+    ];
+    let out = lab.label(&items, &shots).unwrap();
+    let LabelOutcome::Complete(labels) = out else {
+        panic!("expected Complete, got {out:?}")
+    };
+    assert_eq!(labels.len(), 7);
+    let served = srv.served();
+    let mut total = 0.0;
+    for (ex, l) in items.iter().zip(&labels) {
+        assert_eq!(l.id, ex.id);
+        assert_eq!(
+            l.output,
+            expected_label(&ex.input),
+            "think block removed, first line kept"
+        );
+        let s = served_for(&served, &ex.input);
+        assert_eq!(
+            (l.input_tokens, l.output_tokens),
+            (s.input_tokens, s.output_tokens)
+        );
+        assert_eq!(l.cost, served_cost(&cfg, s), "cost = usage x price");
+        assert!(l.cost > 0.0);
+        total += l.cost;
+    }
+    assert!((lab.spent() - total).abs() < 1e-15);
+    // The wire request: system prompt, two few-shot pairs, then the input; bearer key.
+    let req = srv
+        .requests()
+        .into_iter()
+        .find(|r| r.path == "/v1/chat/completions")
+        .unwrap();
+    assert_eq!(
+        req.header("authorization"),
+        Some(format!("Bearer {}", Options::default().api_key).as_str())
+    );
+    let body: serde_json::Value = serde_json::from_str(&req.body).unwrap();
+    let roles: Vec<&str> = body["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["role"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        roles,
+        ["system", "user", "assistant", "user", "assistant", "user"]
+    );
+    assert_eq!(body["messages"][0]["content"], "Write the email's subject.");
+    assert_eq!(body["messages"][2]["content"], "Shot one");
+    assert_eq!(body["max_tokens"], 64);
+    assert_eq!(body["temperature"], 0.0);
+}
+
+#[test]
+fn budget_stop_keeps_labels_never_overshoots_and_ignores_timing() {
+    let items = emails(12);
+    let mut stops = Vec::new();
+    for concurrency in [1, 4] {
+        let srv = server();
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = setup(&srv, "LAB_TEST_KEY_O2", dir.path());
+        cfg.concurrency = concurrency;
+        let lab0 = LlmLabeller::from_config(&cfg).unwrap();
+        let worst = worst_case_cost(&lab0.request(&items[0].input, &[]), None, &cfg.prices());
+        drop(lab0);
+        let budget = 4.5 * worst;
+        cfg.money_budget = Some(budget);
+        let mut lab = LlmLabeller::from_config(&cfg).unwrap();
+        let out = lab.label(&items, &[]).unwrap();
+        let LabelOutcome::BudgetReached(labels) = out else {
+            panic!("expected BudgetReached, got {out:?}")
+        };
+        // Actual costs are below the worst case, so more than 4 fit, but not all 12.
+        assert!(
+            labels.len() > 4 && labels.len() < 12,
+            "{} labels",
+            labels.len()
+        );
+        for (ex, l) in items.iter().zip(&labels) {
+            assert_eq!(l.output, expected_label(&ex.input));
+        }
+        let paid: f64 = srv.served().iter().map(|s| served_cost(&cfg, s)).sum();
+        assert!(paid <= budget, "paid {paid} > budget {budget}");
+        assert!((lab.spent() - paid).abs() < 1e-15);
+        assert_eq!(
+            srv.served().len(),
+            labels.len(),
+            "nothing paid beyond the kept labels"
+        );
+        // The stop is where the next worst case no longer fits what was actually spent.
+        let next = worst_case_cost(
+            &lab.request(&items[labels.len()].input, &[]),
+            None,
+            &cfg.prices(),
+        );
+        assert!(paid + next > budget);
+        stops.push(labels.len());
+    }
+    assert_eq!(stops[0], stops[1], "same stop at concurrency 1 and 4");
+
+    let srv = server();
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = setup(&srv, "LAB_TEST_KEY_O2", dir.path());
+    cfg.money_budget = Some(0.0);
+    let mut lab = LlmLabeller::from_config(&cfg).unwrap();
+    assert_eq!(
+        lab.label(&items, &[]).unwrap(),
+        LabelOutcome::BudgetReached(vec![])
+    );
+    assert_eq!(srv.count("POST", "/v1/chat/completions"), 0);
+}
+
+#[test]
+fn repeated_run_hits_the_cache_and_pays_nothing() {
+    let srv = server();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = setup(&srv, "LAB_TEST_KEY_O3", dir.path());
+    let items = emails(5);
+    let first = LlmLabeller::from_config(&cfg)
+        .unwrap()
+        .label(&items, &[])
+        .unwrap();
+    let spent_first: f64 = first.labels().iter().map(|l| l.cost).sum();
+    assert_eq!(srv.count("POST", "/v1/chat/completions"), 5);
+
+    let mut again = LlmLabeller::from_config(&cfg).unwrap();
+    let second = again.label(&items, &[]).unwrap();
+    assert_eq!(srv.count("POST", "/v1/chat/completions"), 5, "no new calls");
+    assert_eq!(again.spent(), 0.0);
+    for (a, b) in first.labels().iter().zip(second.labels()) {
+        assert_eq!(a.output, b.output);
+        assert_eq!(b.cost, 0.0);
+    }
+
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_lab"))
+        .args(["labels", "stats", "--cache"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("entries:     5"), "{text}");
+    assert!(
+        text.contains(&format!("total spend: ${spent_first:.6}")),
+        "{text}"
+    );
+    assert!(
+        text.contains("hit rate:    50.0% (5 hits, 5 misses)"),
+        "{text}"
+    );
+}
+
+#[test]
+fn transient_failures_are_retried_and_cost_nothing() {
+    let srv = server();
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = setup(&srv, "LAB_TEST_KEY_O4", dir.path());
+    cfg.concurrency = 1;
+    cfg.timeout_s = 0.5;
+    cfg.max_retries = 6;
+    for f in [
+        Fault::RateLimit(0.4),
+        Fault::ServerError,
+        Fault::MalformedJson,
+        Fault::Empty,
+        Fault::Slow(Duration::from_millis(1500)),
+    ] {
+        srv.inject(Route::Chat, f);
+    }
+    let items = emails(2);
+    let mut lab = LlmLabeller::from_config(&cfg).unwrap();
+    let start = Instant::now();
+    let out = lab.label(&items, &[]).unwrap();
+    assert!(
+        start.elapsed() >= Duration::from_millis(400),
+        "Retry-After was honoured"
+    );
+    let LabelOutcome::Complete(labels) = out else {
+        panic!("{out:?}")
+    };
+    assert_eq!(labels[1].output, expected_label(&items[1].input));
+    assert_eq!(srv.count("POST", "/v1/chat/completions"), 7);
+    let served = srv.served();
+    assert_eq!(served.len(), 2, "only successful completions are paid");
+    let paid: f64 = served.iter().map(|s| served_cost(&cfg, s)).sum();
+    assert!((lab.spent() - paid).abs() < 1e-15);
+}
+
+#[test]
+fn a_server_restart_mid_run_is_retried_through() {
+    let mut srv = server();
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = setup(&srv, "LAB_TEST_KEY_O5", dir.path());
+    cfg.concurrency = 1;
+    cfg.max_retries = 10;
+    cfg.retry_base_s = 0.05;
+    cfg.retry_max_s = 0.2;
+    for _ in 0..8 {
+        srv.inject(Route::Chat, Fault::Slow(Duration::from_millis(80)));
+    }
+    let items = emails(8);
+    let mut lab = LlmLabeller::from_config(&cfg).unwrap();
+    let restarter = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(200));
+        srv.stop();
+        std::thread::sleep(Duration::from_millis(500));
+        srv.restart();
+        srv
+    });
+    let start = Instant::now();
+    let out = lab.label(&items, &[]).unwrap();
+    // 8 x 80 ms of work cannot end before the server is back at 700 ms unless it waited.
+    assert!(
+        start.elapsed() >= Duration::from_millis(700),
+        "{:?}",
+        start.elapsed()
+    );
+    let srv = restarter.join().unwrap();
+    let LabelOutcome::Complete(labels) = out else {
+        panic!("{out:?}")
+    };
+    assert_eq!(labels.len(), 8);
+    for (ex, l) in items.iter().zip(&labels) {
+        assert_eq!(l.output, expected_label(&ex.input));
+    }
+    assert_eq!(srv.served().len(), 8);
+}
+
+#[test]
+fn fatal_errors_are_clear_immediate_and_free() {
+    let srv = server();
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = setup(&srv, "LAB_TEST_KEY_O6", dir.path());
+    cfg.model = "no-such-model".into();
+    let mut lab = LlmLabeller::from_config(&cfg).unwrap();
+    let err = format!("{:#}", lab.label(&emails(1), &[]).unwrap_err());
+    assert!(
+        err.contains("HTTP 404") && err.contains("model_not_found") && err.contains("model name"),
+        "{err}"
+    );
+    assert_eq!(
+        srv.count("POST", "/v1/chat/completions"),
+        1,
+        "no retries for 404"
+    );
+    assert_eq!(lab.spent(), 0.0);
+
+    // Replies that stay malformed or empty: retried, then a clear error, nothing paid.
+    for (fault, words) in [
+        (Fault::MalformedJson, "not JSON"),
+        (Fault::Empty, "empty completion"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = setup(&srv, "LAB_TEST_KEY_O6", dir.path());
+        cfg.max_retries = 2;
+        for _ in 0..3 {
+            srv.inject(Route::Chat, fault.clone());
+        }
+        let mut lab = LlmLabeller::from_config(&cfg).unwrap();
+        let err = format!("{:#}", lab.label(&emails(1), &[]).unwrap_err());
+        assert!(err.contains(words) && err.contains("3 attempts"), "{err}");
+        assert_eq!(lab.spent(), 0.0);
+    }
+}
+
+#[test]
+fn paid_labels_survive_a_failure_later_in_the_run() {
+    let opts = Options {
+        responder: std::sync::Arc::new(|turns| {
+            let input = support::mock_openai::last_user(turns);
+            if input.contains("POISON") {
+                String::new()
+            } else {
+                support::mock_openai::subject_reply(&input)
+            }
+        }),
+        ..Options::default()
+    };
+    let srv = MockServer::start(opts);
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = setup(&srv, "LAB_TEST_KEY_O7", dir.path());
+    cfg.concurrency = 1;
+    cfg.max_retries = 1;
+    let mut items = emails(3);
+    items.push(example(9, "POISON email that always gets an empty reply"));
+    let mut lab = LlmLabeller::from_config(&cfg).unwrap();
+    let err = format!("{:#}", lab.label(&items, &[]).unwrap_err());
+    assert!(
+        err.contains("item 4 of 4") && err.contains("kept in the label cache"),
+        "{err}"
+    );
+    let paid_first = lab.spent();
+    assert!(paid_first > 0.0);
+    let mut rerun = LlmLabeller::from_config(&cfg).unwrap();
+    let out = rerun.label(&items[..3], &[]).unwrap();
+    assert_eq!(out.labels().len(), 3);
+    assert_eq!(
+        rerun.spent(),
+        0.0,
+        "the three paid labels come from the cache"
+    );
+}
+
+#[test]
+fn the_api_key_never_leaks() {
+    let srv = server();
+    let dir = tempfile::tempdir().unwrap();
+    let key = Options::default().api_key;
+    let cfg = setup(&srv, "LAB_TEST_KEY_O8", dir.path());
+    let mut lab = LlmLabeller::from_config(&cfg).unwrap();
+    lab.label(&emails(3), &[]).unwrap();
+    let mut errors = Vec::new();
+
+    // A wrong key the server echoes back in its 401 body.
+    let wrong = "sk-wrong-key-ABCDEFGHIJ";
+    std::env::set_var("LAB_TEST_KEY_O8_WRONG", wrong);
+    let mut bad = cfg.clone();
+    bad.api_key_env = Some("LAB_TEST_KEY_O8_WRONG".into());
+    let mut lab_bad = LlmLabeller::from_config(&bad).unwrap();
+    let unseen = [example(50, "An email nobody labeled before")];
+    let err = lab_bad.label(&unseen, &[]).unwrap_err();
+    let text = format!("{err:#} {err:?}");
+    assert!(
+        text.contains("HTTP 401") && text.contains("LAB_TEST_KEY_O8_WRONG"),
+        "{text}"
+    );
+    assert_eq!(
+        srv.count("POST", "/v1/chat/completions"),
+        4,
+        "401 is not retried"
+    );
+    assert_eq!(lab_bad.spent(), 0.0);
+    errors.push(text);
+
+    srv.inject(Route::Chat, Fault::Unauthorized);
+    let err = lab.label(&emails(5), &[]).unwrap_err();
+    errors.push(format!("{err:#} {err:?}"));
+
+    for text in &errors {
+        assert!(
+            !text.contains(&key) && !text.contains(wrong),
+            "key in error: {text}"
+        );
+    }
+    for (path, text) in all_file_text(dir.path()) {
+        assert!(
+            !text.contains(&key) && !text.contains(wrong),
+            "key in {path}"
+        );
+    }
+    assert!(!format!("{cfg:?}").contains(&key));
+}
+
+#[test]
+fn a_missing_key_variable_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = LlmLabellerConfig::new(Provider::Openai, "gpt-4o-mini");
+    cfg.cache_dir = Some(dir.path().to_path_buf());
+    cfg.api_key_env = Some("LAB_TEST_KEY_NOT_SET_ANYWHERE".into());
+    let err = LlmLabeller::from_config(&cfg).err().unwrap().to_string();
+    assert!(
+        err.contains("LAB_TEST_KEY_NOT_SET_ANYWHERE") && err.contains("not set"),
+        "{err}"
+    );
+}
+
+#[test]
+fn config_rejects_unknown_keys_and_bad_values() {
+    let err = toml::from_str::<LlmLabellerConfig>(
+        "provider = \"openai\"\nmodel = \"m\"\ntemprature = 0.5",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("temprature"), "{err}");
+    let mut c = LlmLabellerConfig::new(Provider::Custom, "m");
+    assert!(c.validate().unwrap_err().to_string().contains("base_url"));
+    c.base_url = Some("http://x/v1".into());
+    c.validate().unwrap();
+    c.money_budget = Some(-1.0);
+    assert!(c
+        .validate()
+        .unwrap_err()
+        .to_string()
+        .contains("labeller.money_budget"));
+    let mut a = LlmLabellerConfig::new(Provider::Anthropic, "claude");
+    a.batch_api = true;
+    assert!(a.validate().unwrap_err().to_string().contains("batch_api"));
+}

@@ -1,0 +1,218 @@
+//! A strategy that misbehaves fails the query with the script's name and what went wrong.
+use atgen_lab::data::Example;
+use atgen_lab::strategy::fake_host::FakeHost;
+use atgen_lab::strategy::{select, SandboxLimits, SelectionContext};
+use std::path::PathBuf;
+
+fn pool(n: u64) -> Vec<Example> {
+    (0..n)
+        .map(|i| Example {
+            id: 100 + i,
+            input: format!("input number {i}"),
+            output: format!("output {i}"),
+            references: vec![format!("output {i}")],
+        })
+        .collect()
+}
+
+fn ctx(k: usize) -> SelectionContext {
+    SelectionContext {
+        pool: pool(5),
+        k,
+        seed: 1,
+        max_new_tokens: 8,
+        ..SelectionContext::default()
+    }
+}
+
+/// Write `body` as `strategies/NAME.rhai` (plus `lib/`) in a temp dir; return the script path.
+fn script(dir: &tempfile::TempDir, name: &str, body: &str) -> PathBuf {
+    std::fs::create_dir_all(dir.path().join("lib")).unwrap();
+    let p = dir.path().join(format!("{name}.rhai"));
+    std::fs::write(&p, body).unwrap();
+    p
+}
+
+fn run_err(name: &str, body: &str, k: usize, limits: &SandboxLimits) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let p = script(&dir, name, body);
+    let err = select(&p, ctx(k), &FakeHost::new(4), limits).unwrap_err();
+    format!("{err:#}")
+}
+
+#[test]
+fn duplicate_id_is_rejected_naming_the_id() {
+    let m = run_err(
+        "dup",
+        "const KIND = \"al\";\nfn select(ctx, k) { [101, 101] }",
+        2,
+        &SandboxLimits::default(),
+    );
+    assert!(
+        m.contains("strategy dup returned id 101 more than once"),
+        "{m}"
+    );
+}
+
+#[test]
+fn id_outside_the_pool_is_rejected_as_probably_a_position() {
+    let m = run_err(
+        "pos",
+        "const KIND = \"al\";\nfn select(ctx, k) { [0, 1] }",
+        2,
+        &SandboxLimits::default(),
+    );
+    assert!(m.contains("strategy pos returned id 0"), "{m}");
+    assert!(m.contains("not in the pool"), "{m}");
+}
+
+#[test]
+fn too_few_ids_is_rejected_with_the_counts() {
+    let m = run_err(
+        "few",
+        "const KIND = \"al\";\nfn select(ctx, k) { ctx.pool.ids().take(int_vec([0])) }",
+        3,
+        &SandboxLimits::default(),
+    );
+    assert!(
+        m.contains("strategy few returned 1 ids, expected exactly 3"),
+        "{m}"
+    );
+}
+
+#[test]
+fn k_larger_than_the_pool_wants_the_whole_pool() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = script(
+        &dir,
+        "all",
+        "const KIND = \"al\";\nfn select(ctx, k) { ctx.pool.ids() }",
+    );
+    let s = select(&p, ctx(50), &FakeHost::new(4), &SandboxLimits::default()).unwrap();
+    assert_eq!(s.ids, vec![100, 101, 102, 103, 104]);
+}
+
+#[test]
+fn infinite_loop_stops_at_the_operation_limit() {
+    let limits = SandboxLimits {
+        max_operations: 20_000,
+        ..SandboxLimits::default()
+    };
+    let m = run_err(
+        "spin",
+        "const KIND = \"al\";\nfn select(ctx, k) {\n  let i = 0;\n  loop { i += 1; }\n}",
+        1,
+        &limits,
+    );
+    assert!(m.contains("strategy spin exceeded 20000 operations"), "{m}");
+    assert!(m.contains("spin.rhai"), "{m}");
+}
+
+#[test]
+fn runaway_recursion_stops_at_the_call_depth_limit() {
+    let body = "const KIND = \"al\";\nfn down(n) { down(n + 1) }\nfn select(ctx, k) { down(0) }";
+    let m = run_err("deep", body, 1, &SandboxLimits::default());
+    assert!(m.contains("strategy deep exceeded 64 nested calls"), "{m}");
+}
+
+#[test]
+fn syntax_error_names_file_line_and_column() {
+    let m = run_err(
+        "broken",
+        "const KIND = \"al\";\n\nfn select(ctx, k) {\n  let x = ;\n}",
+        1,
+        &SandboxLimits::default(),
+    );
+    assert!(m.contains("strategy broken: syntax error at"), "{m}");
+    assert!(m.contains("broken.rhai:4:"), "{m}");
+}
+
+#[test]
+fn runtime_error_carries_the_location_inside_the_script() {
+    let body = "const KIND = \"al\";\nfn select(ctx, k) {\n  let v = float_vec([1.0, 2.0]);\n  v.get(7)\n}";
+    let m = run_err("oob", body, 1, &SandboxLimits::default());
+    assert!(m.contains("position 7 is outside 0..2"), "{m}");
+    assert!(m.contains("oob.rhai:4:"), "{m}");
+}
+
+#[test]
+fn missing_kind_or_select_is_reported() {
+    let m = run_err(
+        "nokind",
+        "fn select(ctx, k) { [] }",
+        1,
+        &SandboxLimits::default(),
+    );
+    assert!(m.contains("lacks `const KIND"), "{m}");
+    let m = run_err(
+        "nosel",
+        "const KIND = \"ed\";\nfn pick(ctx, k) { [] }",
+        1,
+        &SandboxLimits::default(),
+    );
+    assert!(m.contains("does not define `fn select(ctx, k)`"), "{m}");
+}
+
+#[test]
+fn eval_and_imports_outside_lib_are_refused() {
+    let m = run_err(
+        "ev",
+        "const KIND = \"al\";\nfn select(ctx, k) { eval(\"[100]\") }",
+        1,
+        &SandboxLimits::default(),
+    );
+    assert!(m.contains("syntax error") || m.contains("eval"), "{m}");
+    let m = run_err(
+        "esc",
+        "const KIND = \"al\";\nimport \"../secret\" as s;\nfn select(ctx, k) { [100] }",
+        1,
+        &SandboxLimits::default(),
+    );
+    assert!(m.contains("import \"../secret\" refused"), "{m}");
+}
+
+#[test]
+fn lib_modules_are_importable_and_errors_inside_them_name_the_module() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("lib")).unwrap();
+    std::fs::write(
+        dir.path().join("lib/helpers.rhai"),
+        "fn first(ids) { ids.take(int_vec([0])) }\nfn bad() { float_vec([]).get(3) }\n",
+    )
+    .unwrap();
+    let ok = script(&dir, "uses", "const KIND = \"al\";\nimport \"helpers\" as h;\nfn select(ctx, k) { h::first(ctx.pool.ids()) }");
+    let s = select(&ok, ctx(1), &FakeHost::new(4), &SandboxLimits::default()).unwrap();
+    assert_eq!(s.ids, vec![100]);
+    let bad = script(
+        &dir,
+        "usesbad",
+        "const KIND = \"al\";\nimport \"helpers\" as h;\nfn select(ctx, k) { h::bad() }",
+    );
+    let m = format!(
+        "{:#}",
+        select(&bad, ctx(1), &FakeHost::new(4), &SandboxLimits::default()).unwrap_err()
+    );
+    assert!(m.contains("lib/helpers.rhai:2:"), "{m}");
+    assert!(m.contains("usesbad.rhai:3:"), "{m}");
+}
+
+#[test]
+fn wrong_answer_shapes_and_param_types_are_explained() {
+    let m = run_err(
+        "shape",
+        "const KIND = \"al\";\nfn select(ctx, k) { \"100\" }",
+        1,
+        &SandboxLimits::default(),
+    );
+    assert!(m.contains("select must return pool ids"), "{m}");
+    let dir = tempfile::tempdir().unwrap();
+    let p = script(&dir, "par", "const KIND = \"al\";\nfn select(ctx, k) { let n = ctx.param(\"n\", 3); ctx.pool.ids().take(range_vec(n)) }");
+    let mut c = ctx(2);
+    c.params
+        .insert("n".into(), toml::Value::String("two".into()));
+    let m = format!(
+        "{:#}",
+        select(&p, c, &FakeHost::new(4), &SandboxLimits::default()).unwrap_err()
+    );
+    assert!(m.contains("[strategy.params] n = \"two\""), "{m}");
+}

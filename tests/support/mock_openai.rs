@@ -1,0 +1,813 @@
+//! An in-process HTTP/1.1 server that follows the public OpenAI and Anthropic API references:
+//! chat completions, files (multipart upload, content download), batches (create, retrieve,
+//! output and error files) and Anthropic messages, with their status codes, JSON shapes
+//! (`usage` included) and error bodies. Faults can be queued per route, and the server can be
+//! stopped and started again on the same port.
+#![allow(dead_code)]
+
+use serde_json::{json, Value};
+use std::collections::{HashMap, VecDeque};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// Which endpoint a fault hits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Route {
+    Chat,
+    Messages,
+    BatchGet,
+}
+
+#[derive(Clone, Debug)]
+pub enum Fault {
+    /// 429 with `Retry-After: secs`.
+    RateLimit(f64),
+    /// 500 (OpenAI) or 529 overloaded (Anthropic).
+    ServerError,
+    /// Wait this long before answering normally.
+    Slow(Duration),
+    /// 200 with a body that is not JSON.
+    MalformedJson,
+    /// 200 with an empty completion (and usage).
+    Empty,
+    /// 401 whatever the key.
+    Unauthorized,
+}
+
+/// A chat turn as the server received it.
+pub type Turn = (String, String);
+pub type Responder = Arc<dyn Fn(&[Turn]) -> String + Send + Sync>;
+
+#[derive(Clone)]
+pub struct Options {
+    pub api_key: String,
+    pub model: String,
+    /// GET /v1/batches/{id} calls before a batch completes.
+    pub batch_polls: usize,
+    /// Batch lines whose last user turn contains this go to the error file.
+    pub batch_fail_marker: Option<String>,
+    pub responder: Responder,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            api_key: "sk-test-secret-0123456789".into(),
+            model: "mock-model".into(),
+            batch_polls: 2,
+            batch_fail_marker: None,
+            responder: Arc::new(|turns: &[Turn]| subject_reply(&last_user(turns))),
+        }
+    }
+}
+
+/// The default reply: reasoning, then `re: <first four words>` of the input, then more text.
+pub fn subject_reply(input: &str) -> String {
+    format!(
+        "<think>Read it first.</think>\n{}\nA second line.",
+        expected_label(input)
+    )
+}
+
+/// The label a run should keep from [`subject_reply`].
+pub fn expected_label(input: &str) -> String {
+    let words: Vec<&str> = input.split_whitespace().take(4).collect();
+    format!("re: {}", words.join(" ").to_lowercase())
+}
+
+pub fn last_user(turns: &[Turn]) -> String {
+    turns
+        .iter()
+        .rev()
+        .find(|(r, _)| r == "user")
+        .map(|(_, c)| c.clone())
+        .unwrap_or_default()
+}
+
+/// Usage the server reports: ceil(chars/4) + 4 per turn for the prompt, ceil(chars/4) for the reply.
+fn count_tokens(text: &str) -> u64 {
+    (text.chars().count() as u64).div_ceil(4)
+}
+
+#[derive(Clone, Debug)]
+pub struct Recorded {
+    pub method: String,
+    pub path: String,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Recorded {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// A completion the server answered with success, and the usage it reported.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Served {
+    pub input: String,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    pub batch: bool,
+}
+
+struct Batch {
+    object: Value,
+    polls: usize,
+}
+
+#[derive(Default)]
+struct State {
+    faults: HashMap<Route, VecDeque<Fault>>,
+    requests: Vec<Recorded>,
+    served: Vec<Served>,
+    files: HashMap<String, String>,
+    batches: HashMap<String, Batch>,
+    next_id: u64,
+}
+
+pub struct MockServer {
+    pub port: u16,
+    options: Options,
+    state: Arc<Mutex<State>>,
+    running: Arc<AtomicBool>,
+    accept: Option<JoinHandle<()>>,
+}
+
+impl MockServer {
+    pub fn start(options: Options) -> MockServer {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+        let port = listener.local_addr().unwrap().port();
+        let mut s = MockServer {
+            port,
+            options,
+            state: Arc::default(),
+            running: Arc::new(AtomicBool::new(false)),
+            accept: None,
+        };
+        s.serve(listener);
+        s
+    }
+
+    fn serve(&mut self, listener: TcpListener) {
+        self.running.store(true, Ordering::SeqCst);
+        let (state, running, options) = (
+            self.state.clone(),
+            self.running.clone(),
+            self.options.clone(),
+        );
+        self.accept = Some(std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                if !running.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(stream) = stream else { continue };
+                let (state, options) = (state.clone(), options.clone());
+                std::thread::spawn(move || handle(stream, &state, &options));
+            }
+        }));
+    }
+
+    /// Stop accepting connections: clients get "connection refused" until [`MockServer::restart`].
+    pub fn stop(&mut self) {
+        self.running.store(false, Ordering::SeqCst);
+        let _ = TcpStream::connect(("127.0.0.1", self.port));
+        if let Some(h) = self.accept.take() {
+            h.join().unwrap();
+        }
+    }
+
+    /// Listen again on the same port (state such as batches and files is kept).
+    pub fn restart(&mut self) {
+        let listener = TcpListener::bind(("127.0.0.1", self.port)).expect("rebind the same port");
+        self.serve(listener);
+    }
+
+    pub fn base_url(&self) -> String {
+        format!("http://127.0.0.1:{}/v1", self.port)
+    }
+
+    /// Without the version, as Anthropic's base URL is written.
+    pub fn host_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub fn inject(&self, route: Route, fault: Fault) {
+        self.state
+            .lock()
+            .unwrap()
+            .faults
+            .entry(route)
+            .or_default()
+            .push_back(fault);
+    }
+
+    pub fn requests(&self) -> Vec<Recorded> {
+        self.state.lock().unwrap().requests.clone()
+    }
+
+    pub fn count(&self, method: &str, path: &str) -> usize {
+        self.requests()
+            .iter()
+            .filter(|r| r.method == method && r.path == path)
+            .count()
+    }
+
+    pub fn served(&self) -> Vec<Served> {
+        self.state.lock().unwrap().served.clone()
+    }
+
+    pub fn file(&self, id: &str) -> Option<String> {
+        self.state.lock().unwrap().files.get(id).cloned()
+    }
+}
+
+impl Drop for MockServer {
+    fn drop(&mut self) {
+        if self.accept.is_some() {
+            self.stop();
+        }
+    }
+}
+
+struct Response {
+    status: u16,
+    body: String,
+    headers: Vec<(String, String)>,
+}
+
+fn json_response(status: u16, body: Value) -> Response {
+    Response {
+        status,
+        body: body.to_string(),
+        headers: vec![],
+    }
+}
+
+/// OpenAI's error body.
+fn openai_error(status: u16, message: &str, kind: &str, code: &str) -> Response {
+    json_response(
+        status,
+        json!({"error": {"message": message, "type": kind, "param": null, "code": code}}),
+    )
+}
+
+/// Anthropic's error body.
+fn anthropic_error(status: u16, kind: &str, message: &str) -> Response {
+    json_response(
+        status,
+        json!({"type": "error", "error": {"type": kind, "message": message}}),
+    )
+}
+
+fn handle(mut stream: TcpStream, state: &Mutex<State>, options: &Options) {
+    let Some(req) = read_request(&mut stream) else {
+        return;
+    };
+    state.lock().unwrap().requests.push(req.clone());
+    let resp = route(&req, state, options);
+    let reason = match resp.status {
+        200 => "OK",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        404 => "Not Found",
+        429 => "Too Many Requests",
+        500 => "Internal Server Error",
+        _ => "Error",
+    };
+    let mut head = format!(
+        "HTTP/1.1 {} {reason}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n",
+        resp.status,
+        resp.body.len()
+    );
+    for (k, v) in &resp.headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    let _ = stream.write_all(head.as_bytes());
+    let _ = stream.write_all(resp.body.as_bytes());
+    let _ = stream.flush();
+}
+
+fn read_request(stream: &mut TcpStream) -> Option<Recorded> {
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .ok()?;
+    let mut reader = BufReader::new(stream);
+    let mut line = String::new();
+    reader.read_line(&mut line).ok()?;
+    let mut parts = line.split_whitespace();
+    let (method, path) = (parts.next()?.to_string(), parts.next()?.to_string());
+    let mut headers = Vec::new();
+    loop {
+        let mut h = String::new();
+        reader.read_line(&mut h).ok()?;
+        let h = h.trim_end();
+        if h.is_empty() {
+            break;
+        }
+        let (k, v) = h.split_once(':')?;
+        headers.push((k.trim().to_string(), v.trim().to_string()));
+    }
+    let len: usize = headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0);
+    let mut body = vec![0; len];
+    reader.read_exact(&mut body).ok()?;
+    Some(Recorded {
+        method,
+        path,
+        headers,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    })
+}
+
+fn route(req: &Recorded, state: &Mutex<State>, o: &Options) -> Response {
+    let path = req.path.as_str();
+    if req.method == "POST" && path == "/v1/messages" {
+        return messages(req, state, o);
+    }
+    let bearer = req
+        .header("authorization")
+        .and_then(|v| v.strip_prefix("Bearer "));
+    if bearer != Some(o.api_key.as_str()) {
+        let shown = bearer.unwrap_or("");
+        return openai_error(
+            401,
+            &format!("Incorrect API key provided: {shown}. You can find your API key in your account settings."),
+            "invalid_request_error",
+            "invalid_api_key",
+        );
+    }
+    match (req.method.as_str(), path) {
+        ("POST", "/v1/chat/completions") => chat(req, state, o),
+        ("POST", "/v1/files") => upload(req, state),
+        ("POST", "/v1/batches") => create_batch(req, state),
+        ("GET", p) if p.starts_with("/v1/batches/") => {
+            get_batch(&p["/v1/batches/".len()..], state, o)
+        }
+        ("GET", p) if p.starts_with("/v1/files/") && p.ends_with("/content") => {
+            let id = &p["/v1/files/".len()..p.len() - "/content".len()];
+            match state.lock().unwrap().files.get(id) {
+                Some(c) => Response {
+                    status: 200,
+                    body: c.clone(),
+                    headers: vec![],
+                },
+                None => openai_error(
+                    404,
+                    &format!("No such File object: {id}"),
+                    "invalid_request_error",
+                    "file_not_found",
+                ),
+            }
+        }
+        _ => openai_error(
+            404,
+            &format!("Unknown request URL: {} {path}", req.method),
+            "invalid_request_error",
+            "unknown_url",
+        ),
+    }
+}
+
+fn take_fault(state: &Mutex<State>, route: Route) -> Option<Fault> {
+    state.lock().unwrap().faults.get_mut(&route)?.pop_front()
+}
+
+fn turns_of(body: &Value, with_system: bool) -> Vec<Turn> {
+    let mut turns = Vec::new();
+    if with_system {
+        if let Some(s) = body.get("system").and_then(Value::as_str) {
+            turns.push(("system".to_string(), s.to_string()));
+        }
+    }
+    for m in body
+        .get("messages")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let role = m
+            .get("role")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        let content = m
+            .get("content")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        turns.push((role, content));
+    }
+    turns
+}
+
+/// The reply text and usage for a request body, or an OpenAI error.
+fn complete(
+    body: &Value,
+    o: &Options,
+    empty: bool,
+) -> Result<(String, u64, u64, String), Response> {
+    let model = body.get("model").and_then(Value::as_str).unwrap_or("");
+    if model != o.model {
+        return Err(openai_error(
+            404,
+            &format!("The model `{model}` does not exist or you do not have access to it."),
+            "invalid_request_error",
+            "model_not_found",
+        ));
+    }
+    let turns = turns_of(body, true);
+    if turns.is_empty() {
+        return Err(openai_error(
+            400,
+            "'messages' is a required property",
+            "invalid_request_error",
+            "invalid_value",
+        ));
+    }
+    let text = if empty {
+        String::new()
+    } else {
+        (o.responder)(&turns)
+    };
+    let input_tokens: u64 = turns.iter().map(|(_, c)| count_tokens(c) + 4).sum();
+    let max = body
+        .get("max_completion_tokens")
+        .or_else(|| body.get("max_tokens"))
+        .and_then(Value::as_u64)
+        .unwrap_or(u64::MAX);
+    let output_tokens = count_tokens(&text).min(max);
+    Ok((text, input_tokens, output_tokens, last_user(&turns)))
+}
+
+fn completion_object(id: &str, model: &str, text: &str, input: u64, output: u64) -> Value {
+    json!({
+        "id": id, "object": "chat.completion", "created": 1_700_000_000, "model": model,
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": text, "refusal": null},
+                     "logprobs": null, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": input, "completion_tokens": output, "total_tokens": input + output},
+        "system_fingerprint": "fp_mock"
+    })
+}
+
+fn apply_fault(fault: Option<Fault>, anthropic: bool) -> Result<bool, Response> {
+    match fault {
+        None => Ok(false),
+        Some(Fault::RateLimit(secs)) => {
+            let mut r = if anthropic {
+                anthropic_error(
+                    429,
+                    "rate_limit_error",
+                    "Number of requests has exceeded your rate limit",
+                )
+            } else {
+                openai_error(
+                    429,
+                    "Rate limit reached for requests",
+                    "requests",
+                    "rate_limit_exceeded",
+                )
+            };
+            r.headers.push(("Retry-After".into(), format!("{secs}")));
+            Err(r)
+        }
+        Some(Fault::ServerError) if anthropic => {
+            Err(anthropic_error(529, "overloaded_error", "Overloaded"))
+        }
+        Some(Fault::ServerError) => Err(openai_error(
+            500,
+            "The server had an error while processing your request.",
+            "server_error",
+            "server_error",
+        )),
+        Some(Fault::Slow(d)) => {
+            std::thread::sleep(d);
+            Ok(false)
+        }
+        Some(Fault::MalformedJson) => Err(Response {
+            status: 200,
+            body: "{\"id\": \"chatcmpl-1\", \"choices\": [".into(),
+            headers: vec![],
+        }),
+        Some(Fault::Empty) => Ok(true),
+        Some(Fault::Unauthorized) if anthropic => Err(anthropic_error(
+            401,
+            "authentication_error",
+            "invalid x-api-key",
+        )),
+        Some(Fault::Unauthorized) => Err(openai_error(
+            401,
+            "Incorrect API key provided.",
+            "invalid_request_error",
+            "invalid_api_key",
+        )),
+    }
+}
+
+fn chat(req: &Recorded, state: &Mutex<State>, o: &Options) -> Response {
+    let empty = match apply_fault(take_fault(state, Route::Chat), false) {
+        Ok(e) => e,
+        Err(r) => return r,
+    };
+    let Ok(body) = serde_json::from_str::<Value>(&req.body) else {
+        return openai_error(
+            400,
+            "We could not parse the JSON body of your request.",
+            "invalid_request_error",
+            "invalid_json",
+        );
+    };
+    match complete(&body, o, empty) {
+        Ok((text, input_tokens, output_tokens, input)) => {
+            // An empty reply is a failed call for the client: not listed as paid.
+            if !text.is_empty() {
+                state.lock().unwrap().served.push(Served {
+                    input,
+                    input_tokens,
+                    output_tokens,
+                    batch: false,
+                });
+            }
+            json_response(
+                200,
+                completion_object(
+                    "chatcmpl-mock",
+                    &o.model,
+                    &text,
+                    input_tokens,
+                    output_tokens,
+                ),
+            )
+        }
+        Err(r) => r,
+    }
+}
+
+fn messages(req: &Recorded, state: &Mutex<State>, o: &Options) -> Response {
+    if req.header("x-api-key") != Some(o.api_key.as_str()) {
+        return anthropic_error(401, "authentication_error", "invalid x-api-key");
+    }
+    if req.header("anthropic-version") != Some("2023-06-01") {
+        return anthropic_error(
+            400,
+            "invalid_request_error",
+            "anthropic-version: header is required",
+        );
+    }
+    let empty = match apply_fault(take_fault(state, Route::Messages), true) {
+        Ok(e) => e,
+        Err(r) => return r,
+    };
+    let Ok(body) = serde_json::from_str::<Value>(&req.body) else {
+        return anthropic_error(400, "invalid_request_error", "invalid JSON body");
+    };
+    if body.get("max_tokens").and_then(Value::as_u64).is_none() {
+        return anthropic_error(400, "invalid_request_error", "max_tokens: Field required");
+    }
+    let roles_ok = turns_of(&body, false)
+        .iter()
+        .all(|(r, _)| r == "user" || r == "assistant");
+    if !roles_ok {
+        return anthropic_error(
+            400,
+            "invalid_request_error",
+            "messages: roles must be user or assistant; use the top-level system field",
+        );
+    }
+    match complete(&body, o, empty) {
+        Ok((text, input_tokens, output_tokens, input)) => {
+            // An empty reply is a failed call for the client: not listed as paid.
+            if !text.is_empty() {
+                state.lock().unwrap().served.push(Served {
+                    input,
+                    input_tokens,
+                    output_tokens,
+                    batch: false,
+                });
+            }
+            let content = if text.is_empty() {
+                json!([])
+            } else {
+                json!([{"type": "text", "text": text}])
+            };
+            json_response(
+                200,
+                json!({
+                    "id": "msg_mock", "type": "message", "role": "assistant", "model": o.model,
+                    "content": content, "stop_reason": "end_turn", "stop_sequence": null,
+                    "usage": {"input_tokens": input_tokens, "output_tokens": output_tokens}
+                }),
+            )
+        }
+        Err(_) => {
+            let model = body.get("model").and_then(Value::as_str).unwrap_or("");
+            anthropic_error(404, "not_found_error", &format!("model: {model}"))
+        }
+    }
+}
+
+fn new_id(state: &mut State, prefix: &str) -> String {
+    state.next_id += 1;
+    format!("{prefix}-{:06}", state.next_id)
+}
+
+/// `POST /v1/files`: multipart form with `purpose` and `file`.
+fn upload(req: &Recorded, state: &Mutex<State>) -> Response {
+    let ct = req.header("content-type").unwrap_or("");
+    let Some(boundary) = ct.split("boundary=").nth(1) else {
+        return openai_error(
+            400,
+            "Expected multipart/form-data",
+            "invalid_request_error",
+            "invalid_content_type",
+        );
+    };
+    let (mut purpose, mut file) = (None, None);
+    for part in req.body.split(&format!("--{boundary}")) {
+        let Some((head, content)) = part.split_once("\r\n\r\n") else {
+            continue;
+        };
+        let content = content.strip_suffix("\r\n").unwrap_or(content);
+        if head.contains("name=\"purpose\"") {
+            purpose = Some(content.to_string());
+        } else if head.contains("name=\"file\"") {
+            file = Some(content.to_string());
+        }
+    }
+    let (Some(purpose), Some(file)) = (purpose, file) else {
+        return openai_error(
+            400,
+            "Missing purpose or file",
+            "invalid_request_error",
+            "missing_field",
+        );
+    };
+    if purpose != "batch" {
+        return openai_error(
+            400,
+            &format!("Invalid purpose {purpose}"),
+            "invalid_request_error",
+            "invalid_purpose",
+        );
+    }
+    let mut s = state.lock().unwrap();
+    let id = new_id(&mut s, "file");
+    let bytes = file.len();
+    s.files.insert(id.clone(), file);
+    json_response(
+        200,
+        json!({"id": id, "object": "file", "bytes": bytes, "created_at": 1_700_000_000,
+                              "filename": "batch.jsonl", "purpose": "batch", "status": "processed"}),
+    )
+}
+
+fn create_batch(req: &Recorded, state: &Mutex<State>) -> Response {
+    let Ok(body) = serde_json::from_str::<Value>(&req.body) else {
+        return openai_error(
+            400,
+            "invalid JSON body",
+            "invalid_request_error",
+            "invalid_json",
+        );
+    };
+    let input = body
+        .get("input_file_id")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    if body.get("endpoint").and_then(Value::as_str) != Some("/v1/chat/completions")
+        || body.get("completion_window").and_then(Value::as_str) != Some("24h")
+    {
+        return openai_error(
+            400,
+            "endpoint must be /v1/chat/completions and completion_window 24h",
+            "invalid_request_error",
+            "invalid_value",
+        );
+    }
+    let mut s = state.lock().unwrap();
+    let Some(content) = s.files.get(&input) else {
+        return openai_error(
+            404,
+            &format!("No such File object: {input}"),
+            "invalid_request_error",
+            "file_not_found",
+        );
+    };
+    let total = content.lines().filter(|l| !l.trim().is_empty()).count();
+    let id = new_id(&mut s, "batch");
+    let object = json!({
+        "id": id, "object": "batch", "endpoint": "/v1/chat/completions", "errors": null,
+        "input_file_id": input, "completion_window": "24h", "status": "validating",
+        "output_file_id": null, "error_file_id": null, "created_at": 1_700_000_000,
+        "in_progress_at": null, "expires_at": 1_700_086_400, "finalizing_at": null,
+        "completed_at": null, "failed_at": null, "expired_at": null, "cancelling_at": null,
+        "cancelled_at": null, "request_counts": {"total": total, "completed": 0, "failed": 0},
+        "metadata": null
+    });
+    s.batches.insert(
+        id,
+        Batch {
+            object: object.clone(),
+            polls: 0,
+        },
+    );
+    json_response(200, object)
+}
+
+fn get_batch(id: &str, state: &Mutex<State>, o: &Options) -> Response {
+    if let Some(fault) = take_fault(state, Route::BatchGet) {
+        if let Err(r) = apply_fault(Some(fault), false) {
+            return r;
+        }
+    }
+    let mut s = state.lock().unwrap();
+    let Some(b) = s.batches.get_mut(id) else {
+        return openai_error(
+            404,
+            &format!("No such Batch object: {id}"),
+            "invalid_request_error",
+            "batch_not_found",
+        );
+    };
+    b.polls += 1;
+    if b.polls < o.batch_polls {
+        b.object["status"] = json!("in_progress");
+        return json_response(200, b.object.clone());
+    }
+    if b.object["status"] == "completed" {
+        return json_response(200, b.object.clone());
+    }
+    let input_id = b.object["input_file_id"].as_str().unwrap().to_string();
+    let content = s.files[&input_id].clone();
+    let (mut out, mut err, mut served) = (String::new(), String::new(), Vec::new());
+    let (mut ok_n, mut failed_n) = (0, 0);
+    for (n, line) in content.lines().filter(|l| !l.trim().is_empty()).enumerate() {
+        let v: Value = serde_json::from_str(line).unwrap();
+        let custom_id = v["custom_id"].clone();
+        let body = &v["body"];
+        let marked = o
+            .batch_fail_marker
+            .as_ref()
+            .is_some_and(|m| last_user(&turns_of(body, false)).contains(m.as_str()));
+        let result = if marked {
+            Err(openai_error(
+                500,
+                "The server had an error processing this request.",
+                "server_error",
+                "server_error",
+            ))
+        } else {
+            complete(body, o, false)
+        };
+        match result {
+            Ok((text, i, t, input)) => {
+                ok_n += 1;
+                served.push(Served {
+                    input,
+                    input_tokens: i,
+                    output_tokens: t,
+                    batch: true,
+                });
+                let body = completion_object(&format!("chatcmpl-b{n}"), &o.model, &text, i, t);
+                out.push_str(&json!({"id": format!("batch_req_{n}"), "custom_id": custom_id,
+                    "response": {"status_code": 200, "request_id": format!("req_{n}"), "body": body}, "error": null}).to_string());
+                out.push('\n');
+            }
+            Err(r) => {
+                failed_n += 1;
+                let body: Value = serde_json::from_str(&r.body).unwrap();
+                err.push_str(&json!({"id": format!("batch_req_{n}"), "custom_id": custom_id,
+                    "response": {"status_code": r.status, "request_id": format!("req_{n}"), "body": body}, "error": null}).to_string());
+                err.push('\n');
+            }
+        }
+    }
+    let out_id = new_id(&mut s, "file");
+    s.files.insert(out_id.clone(), out);
+    let err_id = (failed_n > 0).then(|| new_id(&mut s, "file"));
+    if let Some(e) = &err_id {
+        s.files.insert(e.clone(), err);
+    }
+    s.served.extend(served);
+    let b = s.batches.get_mut(id).unwrap();
+    b.object["status"] = json!("completed");
+    b.object["output_file_id"] = json!(out_id);
+    b.object["error_file_id"] = json!(err_id);
+    b.object["completed_at"] = json!(1_700_000_100);
+    b.object["request_counts"] =
+        json!({"total": ok_n + failed_n, "completed": ok_n, "failed": failed_n});
+    json_response(200, b.object.clone())
+}
