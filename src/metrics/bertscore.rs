@@ -160,7 +160,11 @@ pub fn bertscore_precision(
     texts.extend(references.iter().cloned());
     let emb = embedder.token_embeddings(&texts)?;
     if emb.len() != texts.len() {
-        bail!("the token embedder returned {} embeddings for {} texts", emb.len(), texts.len());
+        bail!(
+            "the token embedder returned {} embeddings for {} texts",
+            emb.len(),
+            texts.len()
+        );
     }
     let (hyp, refs) = emb.split_at(hypotheses.len());
     Ok(hyp

@@ -2,20 +2,20 @@
 //! encoder, and the set-up step that fetches default models.
 pub mod bert;
 pub mod cache;
-pub mod encoder;
-pub mod optim;
-pub mod schedule;
-pub mod setup;
-pub mod train;
 pub mod chat;
 pub mod decoder;
 pub mod decoder_config;
+pub mod encoder;
 pub mod generate;
 pub mod gguf;
 pub mod lm;
 pub mod loader;
 pub mod lora;
+pub mod optim;
 pub mod rope;
+pub mod schedule;
 pub mod score;
+pub mod setup;
 pub mod tokenizer;
+pub mod train;
 pub mod trainable;

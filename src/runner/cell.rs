@@ -81,7 +81,12 @@ pub fn run_cell(
     let resumed = prepare_cell(&paths, &config_toml, fresh)?;
     let mut state = match resumed {
         Some(s) => s,
-        None => CellState::new(&exp.name, strategy.key(), seed, &ChaCha8Rng::seed_from_u64(seed)),
+        None => CellState::new(
+            &exp.name,
+            strategy.key(),
+            seed,
+            &ChaCha8Rng::seed_from_u64(seed),
+        ),
     };
     if state.finished {
         return Ok(outcome_of(&paths, strategy, seed, &state, true));
@@ -107,9 +112,9 @@ pub fn run_cell(
     let lora: LoraSettings = lora_settings_of(exp, seed);
     model.attach_lora(&lora)?;
     if let Some(adapter) = &state.adapter_path {
-        model
-            .load_adapter(adapter)
-            .with_context(|| format!("resuming {}: cannot load its adapter", paths.dir.display()))?;
+        model.load_adapter(adapter).with_context(|| {
+            format!("resuming {}: cannot load its adapter", paths.dir.display())
+        })?;
     }
     let mut labeller = (ctx.labeller_factory)()?;
     let mut labeled: Vec<Example> = labeled_examples(&state, &by_id)?;
@@ -120,17 +125,27 @@ pub fn run_cell(
     loop {
         let t = state.iterations_done;
         let taken: HashSet<u64> = state.labeled_ids.iter().copied().collect();
-        let remaining: Vec<Example> =
-            pool.iter().filter(|e| !taken.contains(&e.id)).cloned().collect();
+        let remaining: Vec<Example> = pool
+            .iter()
+            .filter(|e| !taken.contains(&e.id))
+            .cloned()
+            .collect();
 
         // 1. Which ids join the labeled set at this iteration.
         let t_select = Instant::now();
         let (ids, scores) = if kind == "ed" {
-            let order = ed_order(ctx, strategy, &mut state, &model, &remaining, &labeled, seed)?;
+            let order = ed_order(
+                ctx, strategy, &mut state, &model, &remaining, &labeled, seed,
+            )?;
             let k = if t == 0 {
                 init_size
             } else {
-                next_query_size(query_size, labeled.len(), remaining.len(), criteria.label_budget)
+                next_query_size(
+                    query_size,
+                    labeled.len(),
+                    remaining.len(),
+                    criteria.label_budget,
+                )
             };
             let next: Vec<u64> = order
                 .iter()
@@ -149,9 +164,16 @@ pub fn run_cell(
             let k = if t == 0 {
                 next_query_size(init_size, 0, remaining.len(), criteria.label_budget)
             } else {
-                next_query_size(query_size, labeled.len(), remaining.len(), criteria.label_budget)
+                next_query_size(
+                    query_size,
+                    labeled.len(),
+                    remaining.len(),
+                    criteria.label_budget,
+                )
             };
-            let sel = query(ctx, strategy, &mut state, &model, &remaining, &labeled, k, t, seed)?;
+            let sel = query(
+                ctx, strategy, &mut state, &model, &remaining, &labeled, k, t, seed,
+            )?;
             (sel.ids, sel.scores)
         };
         profile_add(ctx, "strategy", t_select);
@@ -247,7 +269,11 @@ pub fn run_cell(
         append_iteration(
             &paths,
             &exp.eval.metrics,
-            &IterationRecord { curve_row: &row, selected: &selected, generations: &eval.records },
+            &IterationRecord {
+                curve_row: &row,
+                selected: &selected,
+                generations: &eval.records,
+            },
             &state,
         )?;
         remove_older_adapters(&paths, t);
@@ -290,7 +316,11 @@ fn query(
 ) -> Result<Selection> {
     let exp = ctx.exp;
     let pool = match &strategy.pool_subsample {
-        Some(size) => subsample(remaining, size.resolve(remaining.len()), derive_seed(seed, iteration, 2)),
+        Some(size) => subsample(
+            remaining,
+            size.resolve(remaining.len()),
+            derive_seed(seed, iteration, 2),
+        ),
         None => remaining.to_vec(),
     };
     let k = k.min(pool.len());
@@ -319,7 +349,12 @@ fn query(
     };
     let limits = crate::runner::sandbox_limits(exp);
     let sel = crate::strategy::engine::select(&strategy.script_path(), sctx, &host, &limits)
-        .with_context(|| format!("strategy `{}` failed at iteration {iteration}", strategy.name))?;
+        .with_context(|| {
+            format!(
+                "strategy `{}` failed at iteration {iteration}",
+                strategy.name
+            )
+        })?;
     state.strategy_memory = memory::to_state(&sel.memory);
     Ok(sel)
 }
@@ -347,10 +382,13 @@ fn ed_order(
         exp.al.query_size.resolve(pool_n),
         pool_n,
     );
-    let sel = query(ctx, strategy, state, model, remaining, labeled, budget, 0, seed)?;
-    state
-        .strategy_memory
-        .insert(KEY.to_string(), sel.ids.iter().map(|&id| id as f64).collect());
+    let sel = query(
+        ctx, strategy, state, model, remaining, labeled, budget, 0, seed,
+    )?;
+    state.strategy_memory.insert(
+        KEY.to_string(),
+        sel.ids.iter().map(|&id| id as f64).collect(),
+    );
     Ok(sel.ids)
 }
 
@@ -365,8 +403,11 @@ fn subsample(items: &[Example], n: usize, seed: u64) -> Vec<Example> {
 }
 
 fn labeled_examples(state: &CellState, by_id: &BTreeMap<u64, &Example>) -> Result<Vec<Example>> {
-    let produced: BTreeMap<u64, &str> =
-        state.labels.iter().map(|l| (l.id, l.output.as_str())).collect();
+    let produced: BTreeMap<u64, &str> = state
+        .labels
+        .iter()
+        .map(|l| (l.id, l.output.as_str()))
+        .collect();
     state
         .labeled_ids
         .iter()
@@ -421,7 +462,13 @@ fn outcome_of(
         .ok()
         .and_then(|c| {
             let last = c.rows.last()?;
-            Some(c.metrics.iter().cloned().zip(last.metrics.iter().copied()).collect())
+            Some(
+                c.metrics
+                    .iter()
+                    .cloned()
+                    .zip(last.metrics.iter().copied())
+                    .collect(),
+            )
         })
         .unwrap_or_default();
     CellOutcome {

@@ -69,7 +69,11 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
         match run_experiment(file, &opts) {
             Ok(out) => {
                 for c in &out.cells {
-                    rows.push(format!("{:<24} {}", out.name, crate::runner::experiment::cell_line(c)));
+                    rows.push(format!(
+                        "{:<24} {}",
+                        out.name,
+                        crate::runner::experiment::cell_line(c)
+                    ));
                 }
             }
             Err(e) => {
@@ -80,7 +84,10 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
     }
     println!("\n{}", rows.join("\n"));
     if failures > 0 {
-        anyhow::bail!("{failures} of {} experiment files failed (see above)", args.experiments.len());
+        anyhow::bail!(
+            "{failures} of {} experiment files failed (see above)",
+            args.experiments.len()
+        );
     }
     Ok(())
 }

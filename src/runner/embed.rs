@@ -7,7 +7,11 @@ use crate::strategy::Matrix;
 use anyhow::Result;
 use candle_core::{DType, Tensor};
 
-pub fn mean_hidden_states(lm: &LanguageModel, texts: &[String], batch_size: usize) -> Result<Matrix> {
+pub fn mean_hidden_states(
+    lm: &LanguageModel,
+    texts: &[String],
+    batch_size: usize,
+) -> Result<Matrix> {
     let decoder = lm.decoder();
     let hidden_size = lm.config().hidden_size;
     let pad_id = lm.tokenizer().pad_id;

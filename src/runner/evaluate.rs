@@ -39,7 +39,11 @@ pub fn evaluate(
         .context("generating test-set outputs for evaluation")?;
     let predictions: Vec<String> = generations
         .iter()
-        .map(|g| g.first().map(|g| prompter.postprocess(&g.text)).unwrap_or_default())
+        .map(|g| {
+            g.first()
+                .map(|g| prompter.postprocess(&g.text))
+                .unwrap_or_default()
+        })
         .collect();
     let references: Vec<Vec<String>> = test.iter().map(|e| e.references.clone()).collect();
     let mut scores = Vec::with_capacity(metric_names.len());

@@ -53,7 +53,9 @@ pub fn ensure_models(exp: &Experiment) -> Result<()> {
     crate::models::setup::ensure_default_models(&names)
 }
 
-pub fn make_labeller_factory(exp: &Experiment) -> Result<Box<dyn Fn() -> Result<Box<dyn Labeller>> + '_>> {
+pub fn make_labeller_factory(
+    exp: &Experiment,
+) -> Result<Box<dyn Fn() -> Result<Box<dyn Labeller>> + '_>> {
     match exp.labeller.kind {
         LabellerKind::Golden => Ok(Box::new(|| {
             Ok(Box::new(crate::labeller::golden::GoldenLabeller::new()) as Box<dyn Labeller>)
@@ -117,7 +119,11 @@ pub fn run_experiment(file: &Path, opts: &RunOptions) -> Result<ExperimentOutcom
         crate::report::write_report(&results_dir, "random")
             .with_context(|| format!("writing the report of {}", results_dir.display()))?;
     }
-    Ok(ExperimentOutcome { name: exp.name.clone(), results_dir, cells: outcomes })
+    Ok(ExperimentOutcome {
+        name: exp.name.clone(),
+        results_dir,
+        cells: outcomes,
+    })
 }
 
 /// The final line per cell: its last scores, labels and time.
@@ -127,7 +133,11 @@ pub fn cell_line(out: &CellOutcome) -> String {
         .iter()
         .map(|(m, v)| format!("{m}={v:.4}"))
         .collect();
-    let state = if out.skipped { " (already finished)" } else { "" };
+    let state = if out.skipped {
+        " (already finished)"
+    } else {
+        ""
+    };
     let reason = out
         .stop_reason
         .as_ref()

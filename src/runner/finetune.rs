@@ -47,7 +47,10 @@ pub fn tokenize_example(
     if let Some(&eos) = lm.tokenizer().eos_ids.first() {
         target_ids.push(eos);
     }
-    Ok(TrainExample { prompt_ids, target_ids })
+    Ok(TrainExample {
+        prompt_ids,
+        target_ids,
+    })
 }
 
 /// Train on `labeled` (with `train.dev_fraction` of it held out when early stopping is on).

@@ -18,7 +18,10 @@ pub struct LazyEncoder {
 
 impl LazyEncoder {
     pub fn new(batch_size: usize) -> Self {
-        Self { cell: OnceLock::new(), batch_size }
+        Self {
+            cell: OnceLock::new(),
+            batch_size,
+        }
     }
 
     pub fn get(&self) -> Result<&SentenceEncoder> {

@@ -11,7 +11,10 @@ pub fn to_state(memory: &Memory) -> BTreeMap<String, Vec<f64>> {
         out.insert(key.clone(), r.values.clone());
         if let Some(ids) = &r.ids {
             // Ids are row indices, far below 2^53, so f64 holds them exactly.
-            out.insert(format!("{key}{IDS_SUFFIX}"), ids.iter().map(|&i| i as f64).collect());
+            out.insert(
+                format!("{key}{IDS_SUFFIX}"),
+                ids.iter().map(|&i| i as f64).collect(),
+            );
         }
     }
     out
@@ -26,7 +29,13 @@ pub fn from_state(stored: &BTreeMap<String, Vec<f64>>) -> Memory {
         let ids = stored
             .get(&format!("{key}{IDS_SUFFIX}"))
             .map(|v| v.iter().map(|&x| x as u64).collect());
-        memory.insert(key.clone(), Remembered { ids, values: values.clone() });
+        memory.insert(
+            key.clone(),
+            Remembered {
+                ids,
+                values: values.clone(),
+            },
+        );
     }
     memory
 }
@@ -38,8 +47,20 @@ mod tests {
     #[test]
     fn round_trip_keeps_ids_and_values() {
         let mut m = Memory::new();
-        m.insert("mnlp".into(), Remembered { ids: Some(vec![3, 9]), values: vec![0.5, -1.0] });
-        m.insert("plain".into(), Remembered { ids: None, values: vec![1.0] });
+        m.insert(
+            "mnlp".into(),
+            Remembered {
+                ids: Some(vec![3, 9]),
+                values: vec![0.5, -1.0],
+            },
+        );
+        m.insert(
+            "plain".into(),
+            Remembered {
+                ids: None,
+                values: vec![1.0],
+            },
+        );
         assert_eq!(from_state(&to_state(&m)), m);
     }
 }

@@ -95,6 +95,12 @@ pub fn dataset_key(exp: &Experiment, dataset: &Dataset) -> String {
     };
     let raw = format!("{}-pool{}@{}", dataset.name, dataset.train.len(), encoder);
     raw.chars()
-        .map(|c| if c.is_ascii_alphanumeric() || "-_.@".contains(c) { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.@".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect()
 }

@@ -35,7 +35,10 @@ pub fn run(args: &SelectArgs) -> Result<()> {
     ensure_models(&exp)?;
     let (script, params) = match exp.strategies.iter().find(|s| s.key() == args.strategy) {
         Some(s) => (s.script_path(), s.params.clone()),
-        None => (PathBuf::from(format!("strategies/{}.rhai", args.strategy)), toml::Table::new()),
+        None => (
+            PathBuf::from(format!("strategies/{}.rhai", args.strategy)),
+            toml::Table::new(),
+        ),
     };
     if !script.exists() {
         bail!(
@@ -68,7 +71,9 @@ pub fn run(args: &SelectArgs) -> Result<()> {
         labeled: Vec::new(),
         k: args.k,
         iteration: 0,
-        planned_iterations: crate::runner::criteria_of(&exp).planned_iterations().unwrap_or(10),
+        planned_iterations: crate::runner::criteria_of(&exp)
+            .planned_iterations()
+            .unwrap_or(10),
         seed: args.seed,
         params,
         max_new_tokens: exp.model.max_new_tokens,
@@ -89,7 +94,13 @@ pub fn run(args: &SelectArgs) -> Result<()> {
             .map_or("-".to_string(), |v| format!("{v:.4}"));
         let input: String = by_id
             .get(id)
-            .map(|e| e.input.chars().take(70).collect::<String>().replace('\n', " "))
+            .map(|e| {
+                e.input
+                    .chars()
+                    .take(70)
+                    .collect::<String>()
+                    .replace('\n', " ")
+            })
             .unwrap_or_default();
         println!("{:>4} {:>8} {:>10}  {}", rank + 1, id, score, input);
     }
