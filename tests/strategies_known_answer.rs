@@ -100,3 +100,140 @@ fn random_is_seeded_uniform_and_returns_ids() {
     );
     assert!(distinct_answers.len() > 60);
 }
+
+/// Pool inputs by word: a's words are frequent in L (5 copies), d's less (2), b's and c's are
+/// new. Entropy ranks a > b > d > c; delfy ranks b = c > d > a. Rank sums: a 5, b 3, c 6, d 6.
+#[test]
+fn te_delfy_combines_entropy_and_novelty_by_rank_sum() {
+    let pool = vec![
+        ex(10, "apple banana"),
+        ex(11, "zebra yak"),
+        ex(12, "walrus vole"),
+        ex(13, "cherry grape"),
+    ];
+    let mut labeled: Vec<Example> = (0..5).map(|i| ex(90 + i, "apple banana")).collect();
+    labeled.extend((0..2).map(|i| ex(95 + i, "cherry grape")));
+    let host = FakeHost::new(4)
+        .with_greedy("apple banana", "y", vec![-0.1], vec![2.0])
+        .with_greedy("zebra yak", "y", vec![-0.1], vec![1.5])
+        .with_greedy("walrus vole", "y", vec![-0.1], vec![0.1])
+        .with_greedy("cherry grape", "y", vec![-0.1], vec![0.2]);
+    let s = run("te_delfy", ctx(pool.clone(), labeled.clone(), 2), &host);
+    assert_eq!(s.ids, vec![11, 10]);
+    // Entropy alone would put a first.
+    assert_eq!(run("mte", ctx(pool, labeled, 1), &host).ids, vec![10]);
+}
+
+#[test]
+fn bleuvar_ranks_disagreeing_samples_above_agreeing_ones() {
+    let host = FakeHost::new(4)
+        .with_samples("item a", &["the cat sat on the mat"])
+        .with_samples(
+            "item b",
+            &[
+                "the cat sat on the mat",
+                "a dog ran in the park",
+                "birds fly south in winter",
+            ],
+        )
+        .with_samples(
+            "item c",
+            &["the cat sat on the mat", "the cat sat on a mat"],
+        );
+    let s = run("bleuvar", ctx(named_pool(3), vec![], 2), &host);
+    assert_eq!(s.ids, vec![11, 12]);
+    let sc = s.scores.unwrap();
+    assert!(sc[0] > 0.5 && sc[1] > 0.0 && sc[1] < sc[0], "{sc:?}");
+}
+
+#[test]
+fn bleuvar_scores_a_subsample_of_max_10k_and_10_percent() {
+    // 500 items, k = 2: 50 items are scored (10% beats 10·k = 20), so exactly 50 generations.
+    let pool: Vec<Example> = (0..500)
+        .map(|i| ex(i, &format!("text number {i}")))
+        .collect();
+    let host = FakeHost::new(4);
+    let s = run("bleuvar", ctx(pool, vec![], 2), &host);
+    assert_eq!(s.ids.len(), 2);
+    let generated = host
+        .generated_items
+        .load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(generated, 50);
+}
+
+/// n-gram coverage: b and c are identical and share frequent n-grams; after b is picked they
+/// count as covered, so the greedy second pick is d, not c. a is fully covered by L.
+#[test]
+fn ngf_smp_rescores_after_each_pick() {
+    let pool = vec![
+        ex(10, "red green"),
+        ex(11, "blue sky"),
+        ex(12, "blue sky"),
+        ex(13, "wild owl"),
+    ];
+    let labeled = vec![ex(90, "red green")];
+    let s = run("ngf_smp", ctx(pool, labeled, 3), &FakeHost::new(4));
+    assert_eq!(s.ids[..2], [11, 13]);
+    let sc = s.scores.unwrap();
+    assert!((sc[0] - 3f64.ln()).abs() < 1e-9, "{sc:?}");
+    assert!((sc[1] - 2f64.ln()).abs() < 1e-9, "{sc:?}");
+}
+
+/// a copies its input (nothing unsupported); b invents every word; c half. Top-2: b, c.
+#[test]
+fn hadas_prefers_unsupported_outputs() {
+    let pool = vec![
+        ex(10, "quarterly budget review meeting friday"),
+        ex(11, "team offsite planning notes"),
+        ex(12, "client contract renewal terms"),
+    ];
+    let labeled = vec![ex(90, "project launch date moved")];
+    let host = FakeHost::new(4)
+        .with_greedy(
+            &pool[0].input,
+            "budget review meeting friday",
+            vec![-0.1],
+            vec![0.1],
+        )
+        .with_greedy(
+            &pool[1].input,
+            "zebras dance wildly tonight",
+            vec![-0.1],
+            vec![0.1],
+        )
+        .with_greedy(
+            &pool[2].input,
+            "contract renewal penguins arrive",
+            vec![-0.1],
+            vec![0.1],
+        );
+    let s = run("hadas", ctx(pool, labeled, 2), &host);
+    assert_eq!(s.ids, vec![11, 12]);
+}
+
+/// Equal hallucination level, different profile: L's profile is "low BERTScore only"; p has
+/// the same profile, q a "novel words only" profile, so q is the more diverse pick.
+#[test]
+fn hadas_diversity_term_prefers_profiles_unlike_the_labeled_ones() {
+    let pool = vec![ex(10, "alpha beta gamma"), ex(11, "delta epsilon zeta")];
+    // labeled: output "summary of …" → make it fully supported lexically but BERTScore 0.
+    let labeled = vec![Example {
+        id: 90,
+        input: "omega psi chi".into(),
+        output: "omega psi chi".into(),
+        references: vec!["omega psi chi".into()],
+    }];
+    let host = FakeHost::new(4)
+        .with_bertscore("omega psi chi", 0.0)
+        .with_greedy(
+            "alpha beta gamma",
+            "alpha beta gamma",
+            vec![-0.1],
+            vec![0.1],
+        )
+        .with_bertscore("alpha beta gamma", 0.0)
+        .with_greedy("delta epsilon zeta", "kappa", vec![-0.1], vec![0.1])
+        .with_bertscore("kappa", 1.0);
+    let s = run("hadas", ctx(pool, labeled, 1), &host);
+    assert_eq!(s.ids, vec![11]);
+}

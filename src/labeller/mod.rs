@@ -50,6 +50,7 @@ pub mod cache;
 pub mod golden;
 pub mod judge;
 pub mod llm;
+pub mod llm_config;
 pub mod openai;
 pub mod prompt;
 pub mod retry;

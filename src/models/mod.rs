@@ -11,6 +11,7 @@ pub mod gguf;
 pub mod lm;
 pub mod loader;
 pub mod lora;
+pub mod model_cli;
 pub mod optim;
 pub mod rope;
 pub mod schedule;

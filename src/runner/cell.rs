@@ -16,7 +16,7 @@ use crate::runner::persist::{
 use crate::runner::prompting::Prompter;
 use crate::runner::state::{CellState, RngState};
 use crate::runner::stopping::{next_query_size, should_stop, Progress, StopReason};
-use crate::runner::{criteria_of, lora_settings_of, memory, model_source_of, Profile};
+use crate::runner::{criteria_of, lora_settings_of, memory, Profile};
 use crate::strategy::context::SelectionContext;
 use crate::strategy::engine::Selection;
 use anyhow::{bail, Context, Result};
@@ -108,7 +108,7 @@ pub fn run_cell(
     let query_size = exp.al.query_size.resolve(pool.len());
     let prompter = Prompter::new(exp);
 
-    let mut model = LanguageModel::load(&model_source_of(exp))?;
+    let mut model = crate::runner::load_model(exp)?;
     let lora: LoraSettings = lora_settings_of(exp, seed);
     model.attach_lora(&lora)?;
     if let Some(adapter) = &state.adapter_path {

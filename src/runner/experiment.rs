@@ -3,11 +3,10 @@
 use crate::config::{load_experiment, Experiment, LabellerKind};
 use crate::data::{load_dataset, Dataset};
 use crate::labeller::Labeller;
-use crate::models::lm::LanguageModel;
 use crate::runner::cell::{run_cell, CellOutcome, ExperimentContext};
 use crate::runner::host::LazyEncoder;
 use crate::runner::shard::{shard_cells, Cell, Shard};
-use crate::runner::{model_source_of, Profile};
+use crate::runner::Profile;
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 
@@ -44,7 +43,8 @@ pub fn load_experiment_data(exp: &Experiment, file: &Path) -> Result<Dataset> {
 /// The default models an experiment needs, fetched by `lab setup` when missing.
 pub fn ensure_models(exp: &Experiment) -> Result<()> {
     let mut names: Vec<&str> = Vec::new();
-    if exp.model.path.is_none() && exp.model.hub_id.is_none() {
+    let tiny = exp.model.name.starts_with(crate::runner::TINY_MODEL_PREFIX);
+    if exp.model.path.is_none() && exp.model.hub_id.is_none() && !tiny {
         names.push(exp.model.name.as_str());
     }
     if exp.encoder.path.is_none() && exp.encoder.hub_id.is_none() {
@@ -72,7 +72,7 @@ pub fn run_experiment(file: &Path, opts: &RunOptions) -> Result<ExperimentOutcom
     crate::config::validate(&exp)?;
     let dataset = load_experiment_data(&exp, file)?;
     ensure_models(&exp)?;
-    let base = LanguageModel::load(&model_source_of(&exp))?;
+    let base = crate::runner::load_model(&exp)?;
     let encoder = LazyEncoder::new(exp.encoder.batch_size);
     let factory = make_labeller_factory(&exp)?;
     let profile = opts.profile.then(Profile::default);

@@ -4,7 +4,7 @@ use crate::strategy::context::{self, Ctx, HostRef, Memory, SelectionContext};
 use crate::strategy::host::{CachingHost, EmbeddingDiskCache, StrategyHost};
 use crate::strategy::sandbox::{self, SandboxLimits};
 use crate::strategy::types::{self, FloatVec, IntVec};
-use crate::strategy::{text, validate};
+use crate::strategy::{kernel_api, text, validate};
 use anyhow::{anyhow, bail, Context, Result};
 use rhai::{Dynamic, Engine, EvalAltResult, Position, Scope, AST};
 use std::path::Path;
@@ -38,7 +38,7 @@ pub fn build_engine(limits: &SandboxLimits, lib_dir: &Path) -> Engine {
     types::register(&mut engine);
     context::register(&mut engine);
     text::register(&mut engine);
-    // KERNELS: kernel_api::register(&mut engine);
+    kernel_api::register(&mut engine);
     sandbox::apply(&mut engine, limits, lib_dir);
     engine
 }

@@ -87,18 +87,41 @@ impl FakeHost {
         self
     }
 
+    /// Unlisted inputs: up to 6 input words from a hashed offset, sometimes with a word the
+    /// input lacks, so lexical strategies see differences.
     fn hashed_record(input: &str) -> GenerationRecord {
         let h = hash_bytes(input);
         let steps = 3 + (h[0] % 5) as usize;
+        let w = words(input);
+        let start = if w.is_empty() {
+            0
+        } else {
+            h[20] as usize % w.len()
+        };
+        let mut text: Vec<String> = w.iter().skip(start).take(6).cloned().collect();
+        if h[21].is_multiple_of(2) {
+            text.push("unsupported".into());
+        }
         GenerationRecord {
-            text: words(input)
-                .into_iter()
-                .take(6)
-                .collect::<Vec<_>>()
-                .join(" "),
+            text: text.join(" "),
             token_logprobs: (0..steps).map(|t| -(h[1 + t] as f32) / 64.0).collect(),
             entropies: (0..steps).map(|t| h[10 + t] as f32 / 64.0).collect(),
         }
+    }
+
+    /// Unlisted inputs: sample `i` is the greedy text of `input` + `i`, so samples disagree
+    /// by a hashed amount.
+    fn hashed_samples(input: &str, greedy: &str, n: usize) -> Vec<String> {
+        let h = hash_bytes(input);
+        (0..n)
+            .map(|i| {
+                if (h[22] as usize + i).is_multiple_of(3) {
+                    greedy.to_string()
+                } else {
+                    Self::hashed_record(&format!("{input} {i}")).text
+                }
+            })
+            .collect()
     }
 
     fn hashed_embedding(&self, text: &str) -> Vec<f32> {
@@ -138,7 +161,7 @@ impl StrategyHost for FakeHost {
                     .samples
                     .get(&e.input)
                     .cloned()
-                    .unwrap_or_else(|| vec![greedy.text.clone()]);
+                    .unwrap_or_else(|| Self::hashed_samples(&e.input, &greedy.text, opts.n));
                 (0..opts.n)
                     .map(|i| GenerationRecord {
                         text: texts[i % texts.len()].clone(),
@@ -179,9 +202,9 @@ impl StrategyHost for FakeHost {
         Ok(Arc::new(m))
     }
 
-    /// sacreBLEU's sentence BLEU (the metrics module), scaled to [0, 1].
+    /// sacreBLEU's sentence BLEU from the metrics module (0–100).
     fn sentence_bleu(&self, hyp: &str, refs: &[&str]) -> f64 {
-        crate::metrics::bleu::sentence_bleu(hyp, refs) / 100.0
+        crate::metrics::bleu::sentence_bleu(hyp, refs)
     }
 
     fn stem_words(&self, text: &str) -> Vec<String> {
@@ -217,9 +240,9 @@ mod tests {
     fn bleu_is_one_for_identical_and_lower_for_different() {
         let h = FakeHost::new(4);
         let s = "the quick brown fox jumps over the lazy dog";
-        assert!((h.sentence_bleu(s, &[s]) - 1.0).abs() < 1e-9);
+        assert!((h.sentence_bleu(s, &[s]) - 100.0).abs() < 1e-9);
         let d = h.sentence_bleu(s, &["a slow red fox walks under the busy cat"]);
-        assert!(d < 0.3, "{d}");
-        assert!(h.sentence_bleu("zebra", &["the cat"]) < 0.05);
+        assert!(d < 30.0, "{d}");
+        assert!(h.sentence_bleu("zebra", &["the cat"]) < 5.0);
     }
 }

@@ -82,7 +82,7 @@ pub trait StrategyHost: Send + Sync {
         model: EmbedModel,
         cache_key: Option<&str>,
     ) -> Result<Arc<Matrix>>;
-    /// sacreBLEU sentence BLEU of `hyp` against `refs`, scaled to [0, 1].
+    /// sacreBLEU sentence BLEU of `hyp` against `refs`, on sacreBLEU's 0–100 scale.
     fn sentence_bleu(&self, hyp: &str, refs: &[&str]) -> f64;
     /// Lowercase `\w+` words, Porter-stemmed.
     fn stem_words(&self, text: &str) -> Vec<String>;

@@ -105,11 +105,7 @@ pub fn mean_jsd_to(h: &Matrix, set: &Matrix) -> Vec<f64> {
 }
 
 fn facility_options(o: &Map) -> RhaiResult<FacilityLocationOptions> {
-    let mut opts = FacilityLocationOptions {
-        exact_max_items: 5_000,
-        neighbours: 64,
-        memory_cap_bytes: 512 << 20,
-    };
+    let mut opts = FacilityLocationOptions::default();
     for (key, v) in o {
         let n = v.as_int().map_err(|t| {
             format!("facility_location option `{key}`: expected an integer, got {t}")
@@ -183,9 +179,17 @@ fn register_similarity(engine: &mut Engine) {
         })
         .register_fn("iterations", |r: &mut KMeansRef| r.0.iterations as INT)
         // Per non-empty cluster, the position of the item nearest its centroid.
-        .register_fn("nearest", |r: &mut KMeansRef, x: MatrixRef| {
-            IntVec::from_usize(&kernels::nearest_to_centroids(&x.0, &r.0))
-        })
+        .register_fn(
+            "nearest",
+            |r: &mut KMeansRef, x: MatrixRef| -> RhaiResult<IntVec> {
+                if x.0.rows != r.0.assignment.len() || x.0.cols != r.0.centroids.cols {
+                    return err("KMeans.nearest: the matrix is not the one clustered");
+                }
+                Ok(IntVec::from_usize(&kernels::nearest_to_centroids(
+                    &x.0, &r.0,
+                )))
+            },
+        )
         // Per item, 1 − cos(item, centroid of its cluster).
         .register_fn(
             "distance_to_centroid",

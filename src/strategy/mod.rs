@@ -7,7 +7,7 @@ pub mod context;
 pub mod engine;
 pub mod fake_host;
 pub mod host;
-// KERNELS: pub mod kernel_api;
+pub mod kernel_api;
 pub mod kernels;
 pub mod matrix;
 pub mod registry;

@@ -1,0 +1,217 @@
+//! The engine around the scripts: every built-in strategy compiles, validates and repeats;
+//! primitives are cached; encoder embeddings persist on disk; limits hold.
+use atgen_lab::data::Example;
+use atgen_lab::strategy::cli::{check_script, synthetic_examples};
+use atgen_lab::strategy::fake_host::FakeHost;
+use atgen_lab::strategy::registry;
+use atgen_lab::strategy::{select, SandboxLimits, SelectionContext};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+
+const ALL: [&str; 16] = [
+    "bleuvar",
+    "coreset",
+    "dual",
+    "facility_location",
+    "graph_cut",
+    "hadas",
+    "huds",
+    "idds",
+    "kmeans",
+    "lc",
+    "ldcal",
+    "mnlp",
+    "mte",
+    "ngf_smp",
+    "random",
+    "te_delfy",
+];
+
+fn strategies_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("strategies")
+}
+
+fn ctx(pool: Vec<Example>, k: usize, seed: u64) -> SelectionContext {
+    SelectionContext {
+        pool,
+        labeled: synthetic_examples(5, 9000, 2),
+        k,
+        iteration: 1,
+        planned_iterations: 3,
+        seed,
+        max_new_tokens: 8,
+        ..SelectionContext::default()
+    }
+}
+
+#[test]
+fn every_builtin_strategy_is_listed_with_kind_description_and_primitives() {
+    let infos = registry::list(&strategies_dir()).unwrap();
+    let names: Vec<&str> = infos.iter().map(|i| i.name.as_str()).collect();
+    assert_eq!(names, ALL);
+    for i in &infos {
+        assert!(i.problem.is_none(), "{}: {:?}", i.name, i.problem);
+        assert!(i.description.len() > 20, "{}", i.name);
+        assert!(i.deviation.is_some(), "{} lacks a Deviation: line", i.name);
+    }
+    let kind = |n: &str| infos.iter().find(|i| i.name == n).unwrap().kind.clone();
+    assert_eq!(kind("idds"), "ed");
+    assert_eq!(kind("lc"), "al");
+    let needs = |n: &str| {
+        infos
+            .iter()
+            .find(|i| i.name == n)
+            .unwrap()
+            .primitives
+            .clone()
+    };
+    assert!(needs("ldcal").contains(&"base_generate".to_string()));
+    assert!(needs("bleuvar").contains(&"bleu_variance".to_string()));
+    assert!(!needs("idds").contains(&"generate".to_string()));
+}
+
+#[test]
+fn every_builtin_strategy_passes_the_check_and_is_deterministic() {
+    for name in ALL {
+        let msg = check_script(&strategies_dir().join(format!("{name}.rhai")))
+            .unwrap_or_else(|e| panic!("{name}: {e:#}"));
+        assert!(msg.starts_with(&format!("ok: {name}")), "{msg}");
+    }
+}
+
+#[test]
+fn seeds_change_stochastic_selections_and_repeat_them() {
+    // 200 items, k = 2: bleuvar scores a seed-dependent subsample of 20.
+    let pool = synthetic_examples(200, 100, 5);
+    let host = FakeHost::new(8);
+    for name in ["random", "kmeans", "bleuvar"] {
+        let p = strategies_dir().join(format!("{name}.rhai"));
+        let l = SandboxLimits::default();
+        let a = select(&p, ctx(pool.clone(), 2, 1), &host, &l).unwrap();
+        let b = select(&p, ctx(pool.clone(), 2, 1), &host, &l).unwrap();
+        assert_eq!(a.ids, b.ids, "{name}");
+        let differs =
+            (2..12).any(|s| select(&p, ctx(pool.clone(), 2, s), &host, &l).unwrap().ids != a.ids);
+        assert!(differs, "{name} ignores the seed");
+    }
+}
+
+fn temp_script(dir: &Path, body: &str) -> PathBuf {
+    std::fs::create_dir_all(dir.join("lib")).unwrap();
+    let p = dir.join("probe.rhai");
+    std::fs::write(&p, body).unwrap();
+    p
+}
+
+#[test]
+fn generations_are_cached_within_a_query_per_options() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = temp_script(
+        dir.path(),
+        r#"const KIND = "al";
+fn select(ctx, k) {
+    let a = ctx.generate(ctx.pool, #{});
+    let b = ctx.generate(ctx.pool, #{});
+    let half = ctx.pool.take(range_vec(5));
+    let c = ctx.generate(half, #{});
+    let d = ctx.generate(half, #{ max_new_tokens: 3 });
+    ctx.pool.ids().take((a.mean_logprob() + b.mean_logprob()).topk(k))
+}"#,
+    );
+    let host = FakeHost::new(4);
+    select(
+        &p,
+        ctx(synthetic_examples(10, 0, 1), 2, 1),
+        &host,
+        &SandboxLimits::default(),
+    )
+    .unwrap();
+    // 10 for the pool, 0 for the repeat and the subset, 5 for new options.
+    assert_eq!(host.generated_items.load(Ordering::Relaxed), 15);
+}
+
+#[test]
+fn encoder_embeddings_persist_on_disk_across_queries() {
+    let cache = tempfile::tempdir().unwrap();
+    let p = strategies_dir().join("idds.rhai");
+    let mut c = ctx(synthetic_examples(20, 0, 4), 3, 1);
+    c.embedding_cache_dir = Some(cache.path().to_path_buf());
+    c.dataset_key = Some("synthetic@fake-encoder".into());
+    let first_host = FakeHost::new(6);
+    let a = select(&p, c.clone(), &first_host, &SandboxLimits::default()).unwrap();
+    assert_eq!(first_host.embedded_texts.load(Ordering::Relaxed), 25);
+    let files: Vec<_> = std::fs::read_dir(cache.path()).unwrap().collect();
+    assert_eq!(files.len(), 1);
+    // A new process (fresh host) with the same dataset key reads every row from disk.
+    let second_host = FakeHost::new(6);
+    let b = select(&p, c.clone(), &second_host, &SandboxLimits::default()).unwrap();
+    assert_eq!(second_host.embedded_texts.load(Ordering::Relaxed), 0);
+    assert_eq!(a.ids, b.ids);
+    // A different dataset key does not reuse them.
+    c.dataset_key = Some("other@fake-encoder".into());
+    let third_host = FakeHost::new(6);
+    select(&p, c, &third_host, &SandboxLimits::default()).unwrap();
+    assert_eq!(third_host.embedded_texts.load(Ordering::Relaxed), 25);
+}
+
+#[test]
+fn a_corrupt_embedding_cache_is_reported_with_its_path() {
+    let cache = tempfile::tempdir().unwrap();
+    let p = strategies_dir().join("idds.rhai");
+    let mut c = ctx(synthetic_examples(6, 0, 4), 2, 1);
+    c.embedding_cache_dir = Some(cache.path().to_path_buf());
+    c.dataset_key = Some("k".into());
+    select(&p, c.clone(), &FakeHost::new(4), &SandboxLimits::default()).unwrap();
+    let file = std::fs::read_dir(cache.path())
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    std::fs::write(&file, b"ATGE garbage").unwrap();
+    let e = select(&p, c, &FakeHost::new(4), &SandboxLimits::default()).unwrap_err();
+    let m = format!("{e:#}");
+    assert!(
+        m.contains("is corrupt") && m.contains(&file.display().to_string()),
+        "{m}"
+    );
+}
+
+#[test]
+fn data_size_limits_stop_a_script_that_builds_huge_arrays() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = temp_script(
+        dir.path(),
+        "const KIND = \"al\";\nfn select(ctx, k) { let a = []; for i in 0..100000 { a.push(i); } [] }",
+    );
+    let limits = SandboxLimits {
+        max_array_size: 1000,
+        ..SandboxLimits::default()
+    };
+    let e = select(
+        &p,
+        ctx(synthetic_examples(3, 0, 1), 1, 1),
+        &FakeHost::new(4),
+        &limits,
+    );
+    let m = format!("{:#}", e.unwrap_err());
+    assert!(m.contains("too large") && m.contains("probe.rhai"), "{m}");
+}
+
+#[test]
+fn integer_params_fill_float_defaults_and_logs_come_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = temp_script(
+        dir.path(),
+        r#"const KIND = "al";
+fn select(ctx, k) {
+    let l = ctx.param("lambda", 0.5);
+    ctx.log(`lambda ${l} is ${type_of(l)}`);
+    ctx.pool.ids().take(range_vec(k))
+}"#,
+    );
+    let mut c = ctx(synthetic_examples(3, 0, 1), 1, 1);
+    c.params.insert("lambda".into(), toml::Value::Integer(1));
+    let s = select(&p, c, &FakeHost::new(4), &SandboxLimits::default()).unwrap();
+    assert_eq!(s.logs, vec!["lambda 1.0 is f64".to_string()]);
+}

@@ -1,0 +1,287 @@
+//! Embedding-based strategies on pools whose geometry fixes the right answer.
+use atgen_lab::data::Example;
+use atgen_lab::strategy::fake_host::FakeHost;
+use atgen_lab::strategy::{select, SandboxLimits, Selection, SelectionContext};
+use std::path::PathBuf;
+
+fn ex(id: u64, input: &str) -> Example {
+    Example {
+        id,
+        input: input.into(),
+        output: format!("out {input}"),
+        references: vec![format!("out {input}")],
+    }
+}
+
+fn run(name: &str, c: SelectionContext, host: &FakeHost) -> Selection {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("strategies/{name}.rhai"));
+    select(&p, c, host, &SandboxLimits::default()).unwrap_or_else(|e| panic!("{name}: {e:#}"))
+}
+
+fn ctx(pool: Vec<Example>, labeled: Vec<Example>, k: usize) -> SelectionContext {
+    SelectionContext {
+        pool,
+        labeled,
+        k,
+        iteration: 1,
+        planned_iterations: 4,
+        seed: 3,
+        max_new_tokens: 16,
+        ..SelectionContext::default()
+    }
+}
+
+/// Items `first_id..` named `{tag}{i}` with the given embeddings.
+fn items(host: FakeHost, first_id: u64, tag: &str, vecs: &[[f32; 4]]) -> (FakeHost, Vec<Example>) {
+    let mut h = host;
+    let mut out = Vec::new();
+    for (i, v) in vecs.iter().enumerate() {
+        let text = format!("{tag}{i}");
+        h = h.with_embedding(&text, v.to_vec());
+        out.push(ex(first_id + i as u64, &text));
+    }
+    (h, out)
+}
+
+const E1: [f32; 4] = [1.0, 0.0, 0.0, 0.0];
+const E2: [f32; 4] = [0.0, 1.0, 0.0, 0.0];
+const E3: [f32; 4] = [0.0, 0.0, 1.0, 0.0];
+
+/// Three tight clusters on orthogonal axes, sizes 4, 3, 2; the first member of each is central.
+fn three_clusters(host: FakeHost) -> (FakeHost, Vec<Example>) {
+    items(
+        host,
+        10,
+        "p",
+        &[
+            [1.0, 0.0, 0.0, 0.0],
+            [1.0, 0.1, 0.0, 0.05],
+            [1.0, -0.1, 0.0, 0.05],
+            [1.0, 0.0, 0.1, -0.05],
+            [0.0, 1.0, 0.0, 0.0],
+            [0.1, 1.0, 0.0, 0.05],
+            [-0.1, 1.0, 0.0, -0.05],
+            [0.0, 0.0, 1.0, 0.0],
+            [0.0, 0.1, 1.0, 0.1],
+        ],
+    )
+}
+
+fn cluster_of(id: u64) -> usize {
+    match id {
+        10..=13 => 0,
+        14..=16 => 1,
+        _ => 2,
+    }
+}
+
+#[test]
+fn facility_location_takes_one_item_per_well_separated_cluster() {
+    let (host, pool) = three_clusters(FakeHost::new(4));
+    let s = run("facility_location", ctx(pool.clone(), vec![], 3), &host);
+    let mut clusters: Vec<usize> = s.ids.iter().map(|&i| cluster_of(i)).collect();
+    assert_eq!(clusters[0], 0, "the biggest cluster first: {:?}", s.ids);
+    clusters.sort();
+    assert_eq!(clusters, vec![0, 1, 2], "{:?}", s.ids);
+    // With cluster 0 already labeled, the two picks cover clusters 1 and 2.
+    let (host, labeled) = items(host, 90, "l", &[E1]);
+    let s = run("facility_location", ctx(pool, labeled, 2), &host);
+    let mut clusters: Vec<usize> = s.ids.iter().map(|&i| cluster_of(i)).collect();
+    clusters.sort();
+    assert_eq!(clusters, vec![1, 2], "{:?}", s.ids);
+}
+
+#[test]
+fn kmeans_takes_the_central_item_of_each_cluster() {
+    let (host, pool) = three_clusters(FakeHost::new(4));
+    let mut s = run("kmeans", ctx(pool, vec![], 3), &host).ids;
+    s.sort();
+    assert_eq!(s, vec![10, 14, 17]);
+}
+
+/// A dense region near L (ids 10–12), an equally dense one away from L (13–15), an outlier.
+#[test]
+fn idds_prefers_the_dense_region_away_from_the_labeled_set() {
+    let (host, pool) = items(
+        FakeHost::new(4),
+        10,
+        "p",
+        &[
+            [1.0, 0.0, 0.0, 0.1],
+            [1.0, 0.05, 0.0, 0.1],
+            [1.0, -0.05, 0.0, 0.1],
+            [0.0, 1.0, 0.0, 0.1],
+            [0.05, 1.0, 0.0, 0.1],
+            [-0.05, 1.0, 0.0, 0.1],
+            [0.0, 0.0, 0.0, 1.0],
+        ],
+    );
+    let (host, labeled) = items(host, 90, "l", &[E1, E1, E1]);
+    let s = run("idds", ctx(pool, labeled, 1), &host);
+    assert!((13..=15).contains(&s.ids[0]), "{:?}", s.ids);
+}
+
+#[test]
+fn coreset_takes_the_items_farthest_from_the_labeled_set() {
+    let neg = [-1.0, 0.0, 0.0, 0.0];
+    let (host, pool) = items(
+        FakeHost::new(4),
+        10,
+        "p",
+        &[E1, [1.0, 0.1, 0.0, 0.0], E2, neg],
+    );
+    let (host, labeled) = items(host, 90, "l", &[E1]);
+    let s = run("coreset", ctx(pool, labeled, 2), &host);
+    assert_eq!(s.ids, vec![13, 12]);
+}
+
+/// Five near-identical items on e1, two on e2. Gain of j: coverage − λ(2·r_j + s_jj).
+/// λ = 0.5: a second e1 item still gains 5 − 1.5 > 2 − 0.5, so graph cut stays representative;
+/// λ = 2: 5 − 6 < 2 − 2, so it diversifies to e2.
+#[test]
+fn graph_cut_trades_coverage_for_diversity_with_lambda() {
+    let a = [[1.0, 0.0, 0.0, 0.0]; 5];
+    let b = [[0.0, 1.0, 0.0, 0.0]; 2];
+    let (host, mut pool) = items(FakeHost::new(4), 10, "a", &a);
+    let (host, more) = items(host, 20, "b", &b);
+    pool.extend(more);
+    let s = run("graph_cut", ctx(pool.clone(), vec![], 2), &host);
+    assert!(s.ids.iter().all(|&i| i < 20), "{:?}", s.ids);
+    let mut c = ctx(pool, vec![], 2);
+    c.params.insert("lambda".into(), toml::Value::Float(2.0));
+    let s = run("graph_cut", c, &host);
+    assert!(s.ids[0] < 20 && s.ids[1] >= 20, "{:?}", s.ids);
+}
+
+/// Two strata: uncertain (ids 10–12, mnlp 1.0) and certain (13–15, mnlp 0.1); in each, two
+/// close items and an outlier (12, 15) far from the stratum's centroid (clusters = 1).
+fn huds_case(lambda: f64) -> Vec<u64> {
+    let (mut host, mut pool) = items(
+        FakeHost::new(4),
+        10,
+        "h",
+        &[
+            [1.0, 0.1, 0.0, 0.0],
+            [1.0, -0.1, 0.0, 0.0],
+            [0.0, 0.0, 1.0, 0.0],
+        ],
+    );
+    let (h2, low) = items(
+        host,
+        13,
+        "l",
+        &[
+            [0.1, 1.0, 0.0, 0.0],
+            [-0.1, 1.0, 0.0, 0.0],
+            [0.0, 0.0, 0.0, 1.0],
+        ],
+    );
+    host = h2;
+    for e in &pool {
+        host = host.with_greedy(&e.input, "y", vec![-1.0], vec![0.0]);
+    }
+    for e in &low {
+        host = host.with_greedy(&e.input, "y", vec![-0.1], vec![0.0]);
+    }
+    pool.extend(low);
+    let mut c = ctx(pool, vec![], 2);
+    c.params.insert("clusters".into(), toml::Value::Integer(1));
+    c.params.insert("lambda".into(), toml::Value::Float(lambda));
+    run("huds", c, &host).ids
+}
+
+#[test]
+fn huds_mixes_stratified_uncertainty_and_distance_to_centroid() {
+    assert_eq!(huds_case(0.0), vec![10, 11], "pure uncertainty");
+    assert_eq!(huds_case(1.0), vec![12, 15], "pure diversity: the outliers");
+    assert_eq!(
+        huds_case(0.5),
+        vec![12, 10],
+        "the uncertain outlier, then uncertainty"
+    );
+}
+
+#[test]
+fn dual_keeps_the_most_uncertain_half_of_idds_proposals() {
+    // k = pool: IDDS proposes everything, BLEUVar keeps the two most variable, in order.
+    let (host, pool) = items(
+        FakeHost::new(4),
+        10,
+        "d",
+        &[E1, E2, E3, [0.0, 0.0, 0.0, 1.0]],
+    );
+    let host = host
+        .with_samples("d0", &["one two three four"])
+        .with_samples("d1", &["one two three four", "five six seven eight"])
+        .with_samples("d2", &["one two three four"])
+        .with_samples("d3", &["one two three four", "one two three five"]);
+    let s = run("dual", ctx(pool.clone(), vec![], 4), &host);
+    assert_eq!(s.ids[..2], [11, 13]);
+    // IDDS proposes from the region away from L (e2); the most variable item of all (e1,
+    // next to L) is never proposed, so it cannot be kept.
+    let (host, pool) = items(
+        FakeHost::new(4),
+        10,
+        "q",
+        &[
+            E1,
+            [1.0, 0.05, 0.0, 0.0],
+            E2,
+            [0.05, 1.0, 0.0, 0.0],
+            [-0.05, 1.0, 0.0, 0.0],
+        ],
+    );
+    let host = host
+        .with_samples(
+            "q0",
+            &["alpha beta gamma", "delta epsilon zeta", "eta theta iota"],
+        )
+        .with_samples("q2", &["one two three four", "one two three five"])
+        .with_samples("q3", &["one two three four", "one two three five"])
+        .with_samples("q4", &["one two three four", "one two three five"]);
+    let (host, labeled) = items(host, 90, "l", &[E1, E1, E1, E1, E1]);
+    let s = run("dual", ctx(pool, labeled, 2), &host);
+    assert!((12..=14).contains(&s.ids[0]), "{:?}", s.ids);
+}
+
+/// Eight items with base-model mnlp 0.1..0.8 (quartile levels 0,0,1,1,2,2,3,3).
+fn ldcal_pool() -> Vec<Example> {
+    (0..8).map(|i| ex(10 + i, &format!("x{i}"))).collect()
+}
+
+fn ldcal_host(now: [f32; 8]) -> FakeHost {
+    let mut h = FakeHost::new(4);
+    let vecs = [E1, E2, E3, E3, E1, [0.0, 0.0, 0.0, 1.0], E2, E1];
+    for i in 0..8 {
+        let t = format!("x{i}");
+        h = h
+            .with_base_greedy(&t, "y", vec![-0.1 * (i + 1) as f32])
+            .with_greedy(&t, "y", vec![-now[i]], vec![0.0])
+            .with_embedding(&t, vecs[i].to_vec());
+    }
+    h
+}
+
+#[test]
+fn ldcal_follows_the_curriculum_and_least_certainty_gain_with_cluster_caps() {
+    // Iteration 0 of 4: only level 0 (ids 10, 11) is allowed although 17 is most uncertain.
+    let host = ldcal_host([0.5, 0.9, 0.5, 0.5, 0.5, 0.5, 0.5, 3.0]);
+    let mut c = ctx(ldcal_pool(), vec![], 2);
+    c.iteration = 0;
+    let first = run("ldcal", c, &host);
+    assert_eq!(first.ids, vec![11, 10]);
+    assert!(first.memory.contains_key("difficulty_level") && first.memory.contains_key("mnlp"));
+
+    // Iteration 2: levels ≤ 2 → ids 12..15. mnlp drops: 12: 0.0, 13: 0.0 (same cluster as
+    // 12), 14: 0.1, 15: 0.4; 17 (level 3) gained least of all but is not allowed yet.
+    let host = ldcal_host([0.5, 0.9, 0.5, 0.5, 0.4, 0.1, 0.5, 3.5]);
+    let mut c = ctx(ldcal_pool()[2..].to_vec(), ldcal_pool()[..2].to_vec(), 2);
+    c.iteration = 2;
+    c.memory = first.memory;
+    let second = run("ldcal", c, &host);
+    assert_eq!(
+        second.ids,
+        vec![12, 14],
+        "one per cluster: 13 shares 12's cluster"
+    );
+}
