@@ -3,9 +3,6 @@
 pub mod cell;
 pub mod cli;
 pub mod curve;
-pub mod driver;
-#[cfg(test)]
-mod driver_tests;
 pub mod embed;
 pub mod evaluate;
 pub mod experiment;
