@@ -108,6 +108,20 @@ impl SentenceEncoder {
         self.max_seq_length
     }
 
+    pub fn config(&self) -> &BertConfig {
+        self.bert.config()
+    }
+
+    /// Word pieces per text after truncation, [CLS] and [SEP] included.
+    pub fn token_counts(&self, texts: &[String]) -> Result<Vec<usize>> {
+        let encodings = self
+            .tokenizer
+            .encode_batch(texts.iter().map(String::as_str).collect::<Vec<_>>(), true)
+            .map_err(|e| anyhow!("{e}"))
+            .context("cannot tokenize texts for the sentence encoder")?;
+        Ok(encodings.iter().map(|e| e.get_ids().len()).collect())
+    }
+
     /// One L2-normalised row per text, in input order.
     pub fn embed(&self, texts: &[String]) -> Result<Matrix> {
         let mut out = Matrix::zeros(texts.len(), self.dim());
@@ -333,6 +347,7 @@ mod tests {
             .collect();
         // "unbelievable" → un ##believ ##able.
         assert_eq!(lens, vec![2, 0, 3, 6]);
+        assert_eq!(encoder.token_counts(&input).unwrap(), vec![4, 2, 5, 8]);
         // max_seq_length 4 keeps [CLS] + 2 word pieces + [SEP].
         let short = tiny_model(14, Some(4));
         let encoder = SentenceEncoder::load(short.path()).unwrap();

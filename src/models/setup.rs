@@ -222,7 +222,7 @@ pub struct InstallReport {
 pub fn install(spec: &ModelSpec, opts: &SetupOptions) -> Result<InstallReport> {
     let dir = opts.models_dir.join(&spec.name);
     let mut report = InstallReport::default();
-    let mut wheels = Wheels::new(opts)?;
+    let mut wheels = Wheels::new(opts);
     for file in &spec.files {
         let path = dir.join(&file.dest);
         match file_state(&path, &file.sha256)? {

