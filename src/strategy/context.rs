@@ -499,3 +499,57 @@ fn register_rng(engine: &mut Engine) {
             (r.0.lock().expect("rng lock").random::<u64>() >> 1) as INT
         });
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn engine() -> Engine {
+        let mut e = Engine::new();
+        crate::strategy::types::register(&mut e);
+        register(&mut e);
+        e
+    }
+
+    #[test]
+    fn subsample_is_seeded_and_keeps_pool_order() {
+        let v = View(Arc::new(
+            (0..50)
+                .map(|i| Example {
+                    id: i,
+                    input: format!("x{i}"),
+                    output: String::new(),
+                    references: vec![String::new()],
+                })
+                .collect(),
+        ));
+        let e = engine();
+        let mut scope = rhai::Scope::new();
+        scope.push("v", v);
+        let a: IntVec = e
+            .eval_with_scope(&mut scope, "v.subsample(10, 3).ids()")
+            .unwrap();
+        let b: IntVec = e
+            .eval_with_scope(&mut scope, "v.subsample(10, 3).ids()")
+            .unwrap();
+        let c: IntVec = e
+            .eval_with_scope(&mut scope, "v.subsample(10, 4).ids()")
+            .unwrap();
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+        assert_eq!(a.0.len(), 10);
+        assert!(a.0.windows(2).all(|w| w[0] < w[1]));
+        let all: IntVec = e
+            .eval_with_scope(&mut scope, "v.subsample(99, 3).ids()")
+            .unwrap();
+        assert_eq!(all.0.len(), 50);
+    }
+
+    #[test]
+    fn derived_seeds_differ_by_iteration_and_salt() {
+        let a = mix_seed(mix_seed(1 ^ mix_seed(0)) ^ 5);
+        let b = mix_seed(mix_seed(1 ^ mix_seed(1)) ^ 5);
+        let c = mix_seed(mix_seed(1 ^ mix_seed(0)) ^ 6);
+        assert!(a != b && a != c && b != c);
+    }
+}
