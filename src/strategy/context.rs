@@ -85,7 +85,7 @@ impl HostRef {
     /// Every `Ctx` holding the result must be dropped before `host` is. `engine::select` keeps
     /// the engine, the scope and every script value local to its own frame, so no `Ctx` outlives
     /// the call that borrowed the host.
-    pub unsafe fn erase<'a>(host: &'a (dyn StrategyHost + 'a)) -> Self {
+    pub(crate) unsafe fn erase<'a>(host: &'a (dyn StrategyHost + 'a)) -> Self {
         // SAFETY: the caller upholds the contract above; only the lifetime changes.
         Self(unsafe {
             std::mem::transmute::<&'a (dyn StrategyHost + 'a), &'static (dyn StrategyHost + 'static)>(
@@ -104,7 +104,7 @@ pub fn mix_seed(mut z: u64) -> u64 {
 }
 
 impl Ctx {
-    pub fn new(sc: SelectionContext, host: HostRef) -> Self {
+    pub(crate) fn new(sc: SelectionContext, host: HostRef) -> Self {
         Self(Arc::new(CtxInner {
             pool: View(Arc::new(sc.pool)),
             labeled: View(Arc::new(sc.labeled)),
