@@ -45,6 +45,8 @@ pub enum Command {
     Select(crate::runner::select::SelectArgs),
     /// Time the selection kernels on a synthetic pool (100k × 384, k = 1,000): seconds and peak memory of each.
     BenchKernels(crate::strategy::kernels::bench::BenchKernelsArgs),
+    /// Try a language model by hand: info, generate, score.
+    Model(crate::models::model_cli::ModelArgs),
 }
 
 /// Parse the command line, run, print an error chain as advice, return the exit code.
@@ -82,5 +84,6 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
         Command::Bench(args) => crate::runner::cli::bench(&args),
         Command::Select(args) => crate::runner::select::run(&args),
         Command::BenchKernels(args) => crate::strategy::kernels::bench::run(&args),
+        Command::Model(args) => crate::models::model_cli::run(args),
     }
 }

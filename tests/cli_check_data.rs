@@ -73,6 +73,17 @@ fn check_accepts_a_valid_file_and_rejects_a_typo_naming_the_fix() {
         "{out}"
     );
 
+    let several = good
+        .replace("iterations = 2", "")
+        .replace("[al]", "[eval]\nmetrics = [\"rouge_2\"]\n[al]");
+    std::fs::write(dir.path().join("several.toml"), several).unwrap();
+    let out = text(&lab(dir.path(), &["check", "several.toml"]));
+    assert!(out.contains("needs a stopping criterion"), "{out}");
+    assert!(
+        out.contains("unknown metric `rouge_2`; did you mean `rouge2`?"),
+        "{out}"
+    );
+
     std::fs::write(
         dir.path().join("noscript.toml"),
         good.replace("\"random\"", "\"nosuch\""),

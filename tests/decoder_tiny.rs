@@ -537,3 +537,28 @@ fn truncation_keeps_the_template() -> Result<()> {
     assert_eq!(tail[0][0].token_ids, tail8[0][0].token_ids);
     Ok(())
 }
+
+#[test]
+fn bf16_weights_track_f32() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    write_tiny_folder(dir.path(), Family::Qwen3, 11)?;
+    let source = ModelSource::Folder(dir.path().to_path_buf());
+    let f32_model = LanguageModel::load_on(&source, candle_core::DType::F32, &Device::Cpu)?;
+    let bf16_model = LanguageModel::load_on(&source, candle_core::DType::BF16, &Device::Cpu)?;
+    let a = probe_logits(&f32_model)?;
+    let b = probe_logits(&bf16_model)?;
+    assert_eq!(
+        b.dtype(),
+        candle_core::DType::F32,
+        "logits come back as f32"
+    );
+    let scale = a.abs()?.max_all()?.to_scalar::<f32>()?;
+    let d = max_diff(&a, &b);
+    assert!(
+        d < 0.05 * scale,
+        "bf16 differs by {d} (logit scale {scale})"
+    );
+    let gens = bf16_model.generate(&["hello".to_string()], &GenerateOptions::default())?;
+    assert!(!gens[0][0].token_ids.is_empty());
+    Ok(())
+}

@@ -189,3 +189,44 @@ fn failed_lines_are_reported_and_only_they_are_resent() {
     assert_eq!(files[1].len(), 1, "only the failed request is sent again");
     assert_eq!(rerun.spent(), 0.0);
 }
+
+#[test]
+fn a_job_whose_id_was_never_saved_is_found_by_its_metadata() {
+    let srv = MockServer::start(Options::default());
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = setup(&srv, "LAB_TEST_KEY_B5", dir.path());
+    let items = emails(3);
+    // A file where the jobs folder should be: the id cannot be saved, as if the run died
+    // right after creating the job.
+    std::fs::write(dir.path().join("batches"), "in the way").unwrap();
+    let err = LlmLabeller::from_config(&cfg)
+        .unwrap()
+        .label(&items, &[])
+        .unwrap_err();
+    assert!(format!("{err:#}").contains("could not be saved"), "{err:#}");
+    std::fs::remove_file(dir.path().join("batches")).unwrap();
+
+    let mut resumed = LlmLabeller::from_config(&cfg).unwrap();
+    let out = resumed.label(&items, &[]).unwrap();
+    assert_eq!(out.labels().len(), 3);
+    for (ex, l) in items.iter().zip(out.labels()) {
+        assert_eq!(l.output, expected_label(&ex.input));
+    }
+    assert_eq!(
+        srv.count("POST", "/v1/batches"),
+        1,
+        "found, not resubmitted"
+    );
+    let created: Value = serde_json::from_str(
+        &srv.requests()
+            .iter()
+            .find(|r| r.path == "/v1/batches")
+            .unwrap()
+            .body,
+    )
+    .unwrap();
+    assert_eq!(
+        created["metadata"]["atgen_lab_job"].as_str().unwrap().len(),
+        32
+    );
+}

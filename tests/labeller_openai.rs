@@ -219,14 +219,14 @@ fn transient_failures_are_retried_and_cost_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = setup(&srv, "LAB_TEST_KEY_O4", dir.path());
     cfg.concurrency = 1;
-    cfg.timeout_s = 0.5;
+    cfg.timeout_s = 1.0;
     cfg.max_retries = 6;
     for f in [
         Fault::RateLimit(0.4),
         Fault::ServerError,
         Fault::MalformedJson,
         Fault::Empty,
-        Fault::Slow(Duration::from_millis(1500)),
+        Fault::Slow(Duration::from_millis(2500)),
     ] {
         srv.inject(Route::Chat, f);
     }
@@ -448,4 +448,27 @@ fn config_rejects_unknown_keys_and_bad_values() {
     let mut a = LlmLabellerConfig::new(Provider::Anthropic, "claude");
     a.batch_api = true;
     assert!(a.validate().unwrap_err().to_string().contains("batch_api"));
+}
+
+#[test]
+fn a_token_counter_replaces_the_estimate_in_the_worst_case() {
+    let srv = server();
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = setup(&srv, "LAB_TEST_KEY_O9", dir.path());
+    let items = emails(3);
+    let lab = LlmLabeller::from_config(&cfg).unwrap();
+    let estimate = worst_case_cost(&lab.request(&items[0].input, &[]), None, &cfg.prices());
+    drop(lab);
+    // Room for every item under the chars/3 estimate, none under a counter that says 100x.
+    cfg.money_budget = Some(3.5 * estimate);
+    let mut counted = LlmLabeller::from_config(&cfg).unwrap();
+    counted
+        .client_mut()
+        .set_token_counter(Box::new(|t: &str| 100 * t.len()));
+    assert_eq!(
+        counted.label(&items, &[]).unwrap(),
+        LabelOutcome::BudgetReached(vec![])
+    );
+    let mut estimated = LlmLabeller::from_config(&cfg).unwrap();
+    assert_eq!(estimated.label(&items, &[]).unwrap().labels().len(), 3);
 }

@@ -72,6 +72,7 @@ pub struct AlConfig {
     pub label_budget: Option<usize>,
     pub money_budget: Option<f64>,
     /// Metric name → score at which the run stops.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub required_performance: BTreeMap<String, f64>,
 }
 
@@ -100,7 +101,7 @@ pub struct StrategyConfig {
     #[serde(default)]
     pub label: Option<String>,
     /// Free-form parameters the script reads with `ctx.param(name, default)`.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "toml::Table::is_empty")]
     pub params: toml::Table,
     #[serde(default)]
     pub pool_subsample: Option<Size>,

@@ -3,7 +3,7 @@
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 
-use super::{load_experiment, validate_with, Experiment};
+use super::{parse_experiment, validate_with, Experiment};
 
 #[derive(clap::Args, Debug)]
 pub struct CheckArgs {
@@ -34,9 +34,9 @@ pub fn run(args: &CheckArgs) -> Result<()> {
             Ok(summary) => println!("ok: {} ({summary})", file.display()),
             Err(e) => {
                 failed += 1;
-                println!("FAILED: {}", file.display());
+                eprintln!("FAILED: {}", file.display());
                 for line in format!("{e:#}").lines() {
-                    println!("  {line}");
+                    eprintln!("  {line}");
                 }
             }
         }
@@ -63,8 +63,11 @@ pub fn check_file(path: &Path) -> Result<String> {
 /// Validate an experiment file completely, including that the files it names exist
 /// (relative paths resolve against `base_dir`, the directory `lab` runs in).
 pub fn check_experiment(path: &Path, base_dir: &Path) -> Result<String> {
-    let exp = load_experiment(path)?;
-    validate_with(&exp, crate::metrics::names())?;
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read experiment file {}", path.display()))?;
+    // Parse, then validate once with the registry, so every problem is reported together.
+    let exp = parse_experiment(&text, path)?;
+    validate_with(&exp, crate::metrics::registry::names())?;
     check_files_exist(&exp, base_dir)
         .with_context(|| format!("{} names a missing file", path.display()))?;
     Ok(format!(

@@ -111,6 +111,12 @@ pub fn explain(err: &toml::de::Error, source: &Source) -> anyhow::Error {
             "`{full}` is required but missing in {file} (table at line {line})"
         );
     }
+    if message.starts_with("invalid type: map, expected a sequence") {
+        let table = key.rsplit('.').next().unwrap_or(&key);
+        return anyhow::anyhow!(
+            "`{key}` in {file} line {line}: expected a list of tables; write each entry under its own [[{table}]] header (double brackets)"
+        );
+    }
     anyhow::anyhow!("`{key}` in {file} line {line}: {message}")
 }
 

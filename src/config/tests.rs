@@ -130,6 +130,19 @@ fn missing_strategy_name_is_reported() {
 }
 
 #[test]
+fn single_bracket_strategy_table_gets_double_bracket_advice() {
+    let err = error_of(&MINIMAL.replace("[[strategy]]", "[strategy]"));
+    assert!(
+        err.contains("`strategy` in experiments/x.toml line 8"),
+        "{err}"
+    );
+    assert!(
+        err.contains("[[strategy]] header (double brackets)"),
+        "{err}"
+    );
+}
+
+#[test]
 fn syntax_error_names_line_and_column() {
     let err = error_of("[data]\npath = \n");
     assert!(
@@ -267,6 +280,8 @@ fn shipped_experiments_validate() {
         if path.extension().is_some_and(|e| e == "toml") {
             let exp = load_experiment(&path).unwrap();
             validate_with(&exp, METRICS).unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
+            validate_with(&exp, crate::metrics::registry::names())
+                .unwrap_or_else(|e| panic!("{} against the registry: {e:#}", path.display()));
             n += 1;
         }
     }

@@ -20,6 +20,13 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 pub const BATCHES_DIR: &str = "batches";
+/// Metadata key that tags a job with the requests it holds (see [`job_tag`]).
+const TAG_FIELD: &str = "atgen_lab_job";
+
+/// A short hash of a job's request keys, stored in the job's metadata.
+pub fn job_tag(keys: &[String]) -> String {
+    hex::encode(sha2_of(&keys.join("\n")))[..32].to_string()
+}
 
 pub struct BatchApi {
     endpoint: OpenAiEndpoint,
@@ -125,14 +132,44 @@ impl BatchApi {
         string_field(&v, "id").map_err(CallError::transient)
     }
 
-    fn create(&self, input_file_id: &str) -> std::result::Result<String, CallError> {
+    /// Create the job, tagged in its metadata with [`job_tag`] so a run that dies before
+    /// saving the id can still find it.
+    fn create(&self, input_file_id: &str, tag: &str) -> std::result::Result<String, CallError> {
         let body = json!({
             "input_file_id": input_file_id,
             "endpoint": format!("/{}", self.api_path("chat/completions")),
             "completion_window": "24h",
+            "metadata": {TAG_FIELD: tag},
         });
         let v = self.send_json("POST", "batches", Some(&body))?;
         string_field(&v, "id").map_err(CallError::transient)
+    }
+
+    /// A live job (not failed, expired or cancelled) among the 100 most recent whose metadata
+    /// carries `tag`: returns its id and input file id.
+    fn find_submitted(
+        &self,
+        tag: &str,
+    ) -> std::result::Result<Option<(String, String)>, CallError> {
+        let list = self.send_json("GET", "batches?limit=100", None)?;
+        let found = list
+            .get("data")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .find(|b| {
+                let status = b.get("status").and_then(Value::as_str).unwrap_or("");
+                b.pointer(&format!("/metadata/{TAG_FIELD}"))
+                    .and_then(Value::as_str)
+                    == Some(tag)
+                    && !matches!(status, "failed" | "expired" | "cancelled" | "cancelling")
+            });
+        Ok(found.and_then(|b| {
+            Some((
+                b.get("id")?.as_str()?.to_string(),
+                b.get("input_file_id")?.as_str()?.to_string(),
+            ))
+        }))
     }
 
     fn file_content(&self, file_id: &str) -> std::result::Result<String, CallError> {
@@ -430,15 +467,29 @@ pub(super) fn complete_batch(
             .map(|k| (k.as_str(), by_key[k.as_str()]))
             .collect();
         let content = api.input_file(&jobs);
-        let submitted = client
+        let tag = job_tag(&job_keys);
+        // A run that died between creating the job and saving its id finds it here.
+        let earlier = client
             .retry
-            .run(0, "uploading the batch input file", || api.upload(&content));
-        let submitted = submitted.and_then(|file_id| {
-            let id = client
+            .run(0, "listing batches", || api.find_submitted(&tag))
+            .unwrap_or_else(|e| {
+                if std::env::var_os("LAB_VERBOSE").is_some() {
+                    eprintln!("cannot list earlier batches ({e:#}); submitting a new one");
+                }
+                None
+            });
+        let submitted = match earlier {
+            Some((batch_id, file_id)) => Ok((file_id, batch_id)),
+            None => client
                 .retry
-                .run(0, "creating the batch", || api.create(&file_id))?;
-            Ok((file_id, id))
-        });
+                .run(0, "uploading the batch input file", || api.upload(&content))
+                .and_then(|file_id| {
+                    let id = client
+                        .retry
+                        .run(0, "creating the batch", || api.create(&file_id, &tag))?;
+                    Ok((file_id, id))
+                }),
+        };
         let (input_file_id, batch_id) = match submitted {
             Ok(ids) => ids,
             Err(e) => {
@@ -454,14 +505,16 @@ pub(super) fn complete_batch(
             keys: job_keys,
         };
         let path = saved_path(client.cache.dir(), &saved.batch_id);
-        atomic_write(&path, serde_json::to_string_pretty(&saved)?.as_bytes()).with_context(
-            || {
-                format!(
-                    "batch {} was submitted but could not be saved for resume",
-                    saved.batch_id
-                )
-            },
-        )?;
+        let json = serde_json::to_string_pretty(&saved).context("cannot encode the batch job")?;
+        if let Err(e) = atomic_write(&path, json.as_bytes()) {
+            for (_, r) in reservations {
+                client.budget.release(r);
+            }
+            return Err(e.context(format!(
+                "batch {} was submitted but its id could not be saved (a rerun finds it by its metadata)",
+                saved.batch_id
+            )));
+        }
         let (replies, errs) = run_job(client, api, &saved, reservations)?;
         paid.extend(replies);
         errors.extend(errs);

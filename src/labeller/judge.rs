@@ -127,10 +127,14 @@ pub fn judge(
             }
         }
     }
-    Ok(scores
+    scores
         .into_iter()
-        .map(|s| f64::from(s.unwrap_or(0)))
-        .collect())
+        .enumerate()
+        .map(|(i, s)| {
+            s.map(f64::from)
+                .ok_or_else(|| anyhow::anyhow!("internal: llm_judge item {} has no score", i + 1))
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -75,6 +75,12 @@ pub fn run(args: &MetricsArgs) -> Result<()> {
             );
         }
     }
+    if names.contains(&"bertscore_minilm") {
+        bail!(
+            "`lab metrics` does not load the MiniLM encoder yet, so it cannot compute \
+             bertscore_minilm; drop it from --metrics"
+        );
+    }
     let (Some(predictions_path), Some(references_path)) = (&args.predictions, &args.references)
     else {
         bail!("both --predictions and --references are needed");

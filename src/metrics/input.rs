@@ -141,6 +141,7 @@ fn field_value<'v>(
     record: &'v Record,
     field: Option<&str>,
     default: &str,
+    flag: &str,
 ) -> Result<&'v Value> {
     if let Value::String(_) = record.value {
         return Ok(&record.value);
@@ -163,13 +164,16 @@ fn field_value<'v>(
         Value::Object(o) => o.keys().map(String::as_str).collect::<Vec<_>>(),
         _ => Vec::new(),
     };
+    // Suggest a field only when it looks like a misspelling of the requested one.
     let hint = keys
         .iter()
-        .min_by_key(|k| strsim::levenshtein(k, name))
-        .map(|k| format!("; did you mean `{k}`?"))
+        .map(|k| (strsim::levenshtein(k, name), k))
+        .filter(|(distance, _)| *distance <= 2.max(name.chars().count() / 3))
+        .min()
+        .map(|(_, k)| format!("; did you mean `{k}`?"))
         .unwrap_or_default();
     bail!(
-        "{} line {}: no field `{name}`{hint} (fields: {}); choose one with the field option",
+        "{} line {}: no field `{name}`{hint} (fields: {}); choose one with {flag}",
         path.display(),
         record.line,
         available_fields(&record.value)
@@ -203,7 +207,7 @@ pub fn read_predictions(path: &Path, field: Option<&str>) -> Result<Vec<String>>
     records
         .iter()
         .map(|record| {
-            let value = field_value(path, record, field, "prediction")?;
+            let value = field_value(path, record, field, "prediction", "--prediction-field")?;
             match value {
                 Value::String(s) => Ok(s.clone()),
                 other => bail!(
@@ -231,7 +235,7 @@ pub fn read_references(path: &Path, fields: &[String]) -> Result<Vec<Vec<String>
         .map(|record| {
             let mut references = Vec::new();
             for field in &fields {
-                let value = field_value(path, record, *field, "references")?;
+                let value = field_value(path, record, *field, "references", "--reference-fields")?;
                 let name = field.unwrap_or("references");
                 references.extend(texts_of(path, record.line, name, value)?);
             }
@@ -292,9 +296,12 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(
-            err.contains("line 1: no field `subject`; did you mean `subjet`?"),
+            err.contains("line 1: no field `subject`; did you mean `subjet`? (fields: subjet, x)"),
             "{err}"
         );
+        assert!(err.ends_with("choose one with --prediction-field"), "{err}");
+        let err = read_references(&p, &[]).unwrap_err().to_string();
+        assert!(err.contains("no field `references` (fields"), "{err}");
         let err = format!("{:#}", read_predictions(&p, Some("x")).unwrap_err());
         assert!(
             err.contains("line 1: prediction `x` is 1, expected a string"),

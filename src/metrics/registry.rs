@@ -241,8 +241,9 @@ pub fn compute(
         }
         "bertscore_minilm" => {
             let embedder = embedder.context(
-                "metric `bertscore_minilm` needs the MiniLM encoder; it was computed without one \
-                 (run `lab setup` to fetch the model, or drop the metric)",
+                "metric `bertscore_minilm` needs the MiniLM encoder's token embeddings, but no \
+                 embedder was given; pass one (the encoder implements metrics::TokenEmbedder) \
+                 or drop the metric",
             )?;
             bertscore(embedder, predictions, references)?
         }
@@ -269,6 +270,7 @@ mod tests {
     #[test]
     fn every_name_has_info_and_computes() {
         assert_eq!(names().len(), METRICS.len());
+        assert!(names().iter().zip(METRICS).all(|(n, m)| *n == m.name));
         let preds = strings(&["the 3 cats sat", "#### 4"]);
         let refs = vec![
             strings(&["the 3 cats sat"]),

@@ -6,7 +6,7 @@ use anyhow::{bail, Context, Result};
 use candle_core::{DType, Device, Tensor, D};
 
 use super::decoder_config::{Activation, DecoderConfig};
-use super::lora::{dense_forward, ForwardMode, LoraLinear};
+use super::lora::{dense_forward, transpose, ForwardMode, LoraLinear};
 use super::rope::{self, RopeTables};
 
 /// Added to masked attention scores; finite so fully masked (padding) query rows stay finite.
@@ -224,7 +224,9 @@ impl Mlp {
 pub struct Decoder {
     pub config: DecoderConfig,
     embed: Tensor,
-    lm_head: Option<Tensor>,
+    /// The LM head transposed, `[hidden, vocab]` contiguous (a copy even when tied: decode
+    /// spends a fifth of its time here and the transposed layout is twice as fast).
+    lm_head_t: Tensor,
     pub layers: Vec<Layer>,
     norm: RmsNorm,
     rope_global: RopeTables,
@@ -262,7 +264,7 @@ impl Weights<'_> {
         } else {
             None
         };
-        Ok(LoraLinear::new(w, b))
+        LoraLinear::new(w, b)
     }
 
     fn norm(&mut self, name: &str, dim: usize, eps: f64) -> Result<RmsNorm> {
@@ -298,14 +300,14 @@ impl Decoder {
             );
         }
         let embed = embed.to_dtype(dtype)?;
-        let lm_head = if c.tie_word_embeddings {
+        let lm_head_t = if c.tie_word_embeddings {
             map.remove("lm_head.weight");
-            None
+            transpose(&embed)?
         } else {
             let t = map
                 .remove("lm_head.weight")
                 .context("tensor `lm_head.weight` is missing (and embeddings are not tied)")?;
-            Some(t.to_dtype(dtype)?)
+            transpose(&t.to_dtype(dtype)?)?
         };
         let mut w = Weights {
             map: &mut map,
@@ -391,7 +393,7 @@ impl Decoder {
         Ok(Self {
             config,
             embed,
-            lm_head,
+            lm_head_t,
             layers,
             norm,
             rope_global,
@@ -479,8 +481,7 @@ impl Decoder {
 
     /// Logits `[..., vocab]` (f32) from hidden states `[..., hidden]`.
     pub fn logits(&self, hidden: &Tensor) -> Result<Tensor> {
-        let head = self.lm_head.as_ref().unwrap_or(&self.embed);
-        Ok(dense_forward(hidden, head)?.to_dtype(DType::F32)?)
+        Ok(dense_forward(hidden, &self.lm_head_t)?.to_dtype(DType::F32)?)
     }
 
     /// Every LoRA-aware linear with its module path, e.g. `model.layers.0.self_attn.q_proj`.

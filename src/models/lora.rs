@@ -17,10 +17,13 @@ pub enum PeftMethod {
     Qlora,
 }
 
-/// The frozen base weight `[out, in]`.
+/// The frozen base weight.
 #[derive(Debug, Clone)]
 pub enum BaseWeight {
+    /// Stored transposed, `[in, out]` contiguous: gemm multiplies a row-major right-hand side
+    /// without repacking it on every call (2-4× faster for decode-sized batches).
     Dense(Tensor),
+    /// `[out, in]`, quantized.
     Quantized(std::sync::Arc<QTensor>),
 }
 
@@ -52,13 +55,14 @@ pub struct ForwardMode {
 }
 
 impl LoraLinear {
-    pub fn new(weight: Tensor, bias: Option<Tensor>) -> Self {
-        Self {
-            base: BaseWeight::Dense(weight),
+    /// `weight` is `[out, in]` as checkpoints store it.
+    pub fn new(weight: Tensor, bias: Option<Tensor>) -> Result<Self> {
+        Ok(Self {
+            base: BaseWeight::Dense(transpose(&weight)?),
             bias,
             adapter: None,
             unmerged: None,
-        }
+        })
     }
 
     pub fn out_features(&self) -> usize {
@@ -70,11 +74,10 @@ impl LoraLinear {
     }
 
     fn base_shape(&self) -> (usize, usize) {
-        let dims = match &self.base {
-            BaseWeight::Dense(w) => w.dims().to_vec(),
-            BaseWeight::Quantized(q) => q.shape().dims().to_vec(),
-        };
-        (dims[0], dims[1])
+        match &self.base {
+            BaseWeight::Dense(wt) => (wt.dims()[1], wt.dims()[0]),
+            BaseWeight::Quantized(q) => (q.shape().dims()[0], q.shape().dims()[1]),
+        }
     }
 
     pub fn adapter(&self) -> Option<&Adapter> {
@@ -85,10 +88,10 @@ impl LoraLinear {
         self.unmerged.is_some()
     }
 
-    /// The base weight as a dense tensor of `dtype`.
+    /// The base weight `[out, in]` as a dense tensor of `dtype`.
     pub fn dense_weight(&self, dtype: DType) -> Result<Tensor> {
         Ok(match &self.base {
-            BaseWeight::Dense(w) => w.to_dtype(dtype)?,
+            BaseWeight::Dense(wt) => wt.t()?.to_dtype(dtype)?.contiguous()?,
             BaseWeight::Quantized(q) => q.dequantize(&q.device())?.to_dtype(dtype)?,
         })
     }
@@ -96,9 +99,9 @@ impl LoraLinear {
     /// Keep the base quantized (4-bit blocks of 32) in memory; rows whose width is not a
     /// multiple of the block stay dense.
     pub fn quantize_base(&mut self) -> Result<()> {
-        if let BaseWeight::Dense(w) = &self.base {
-            if w.dim(1)? % GgmlDType::Q4_0.block_size() == 0 {
-                let q = QTensor::quantize(&w.to_dtype(DType::F32)?, GgmlDType::Q4_0)?;
+        if let BaseWeight::Dense(wt) = &self.base {
+            if wt.dim(0)? % GgmlDType::Q4_0.block_size() == 0 {
+                let q = QTensor::quantize(&self.dense_weight(DType::F32)?, GgmlDType::Q4_0)?;
                 self.base = BaseWeight::Quantized(std::sync::Arc::new(q));
             }
         }
@@ -190,7 +193,7 @@ impl LoraLinear {
 
     fn base_matmul(&self, x2: &Tensor) -> Result<Tensor> {
         Ok(match &self.base {
-            BaseWeight::Dense(w) => x2.matmul(&w.t()?)?,
+            BaseWeight::Dense(wt) => x2.matmul(wt)?,
             // Dequantize on the fly: the quantized product has no backward pass, and gradients
             // must reach adapters in earlier layers.
             BaseWeight::Quantized(q) => {
@@ -226,7 +229,10 @@ impl LoraLinear {
             let norm = merged.sqr()?.sum_keepdim(D::Minus1)?.sqrt()?;
             merged = merged.broadcast_mul(&m.as_tensor().unsqueeze(1)?.div(&norm)?)?;
         }
-        let old = std::mem::replace(&mut self.base, BaseWeight::Dense(merged.to_dtype(dtype)?));
+        let old = std::mem::replace(
+            &mut self.base,
+            BaseWeight::Dense(transpose(&merged.to_dtype(dtype)?)?),
+        );
         self.unmerged = Some(old);
         Ok(())
     }
@@ -256,12 +262,17 @@ fn dropout(x: &Tensor, p: f32, seed: u64, stream: u64) -> Result<Tensor> {
     Ok(x.mul(&mask)?)
 }
 
-/// `x @ w^T` for `x` of shape `[..., in]`, as one matmul over all rows.
-pub fn dense_forward(x: &Tensor, w: &Tensor) -> Result<Tensor> {
+/// `[out, in]` → contiguous `[in, out]`.
+pub fn transpose(w: &Tensor) -> Result<Tensor> {
+    Ok(w.t()?.contiguous()?)
+}
+
+/// `x @ wt` for `x` of shape `[..., in]` and `wt` `[in, out]`, as one matmul over all rows.
+pub fn dense_forward(x: &Tensor, wt: &Tensor) -> Result<Tensor> {
     let dims = x.dims().to_vec();
     let inp = *dims.last().unwrap_or(&0);
     let rows = x.elem_count() / inp.max(1);
-    let y = x.reshape((rows, inp))?.matmul(&w.t()?)?;
+    let y = x.reshape((rows, inp))?.matmul(wt)?;
     let mut out = dims;
     let last = out.len() - 1;
     out[last] = y.dim(1)?;
@@ -275,10 +286,7 @@ mod tests {
 
     fn layer() -> Result<LoraLinear> {
         let w = Tensor::randn(0f32, 1.0, (6, 32), &Device::Cpu)?;
-        Ok(LoraLinear::new(
-            w,
-            Some(Tensor::ones(6, DType::F32, &Device::Cpu)?),
-        ))
+        LoraLinear::new(w, Some(Tensor::ones(6, DType::F32, &Device::Cpu)?))
     }
 
     fn perturb_b(l: &LoraLinear) -> Result<()> {

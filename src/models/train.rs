@@ -117,15 +117,16 @@ pub struct TrainReport {
     pub seconds: f64,
 }
 
-/// A left-padded batch. `loss_mask[b][t]` is 1 when position `t + 1` holds a target token,
-/// i.e. when the logits at `t` are scored.
+/// A left-padded batch. The loss reads the logits only at the scored positions: those whose
+/// next token is a target token. Prompts are usually much longer than targets, so selecting
+/// these rows before the softmax saves most of its time and memory.
 pub struct Batch {
     pub input_ids: Tensor,
     pub attention_mask: Tensor,
-    /// `[batch, seq - 1]` next-token ids.
-    pub next_ids: Tensor,
-    /// `[batch, seq - 1]` f32, 1 on target positions.
-    pub loss_mask: Tensor,
+    /// `[n]` u32: flat indices `row * seq + t` of the scored positions.
+    pub scored_positions: Tensor,
+    /// `[n]` u32: the token each scored position must predict.
+    pub scored_targets: Tensor,
     pub tokens: usize,
     pub target_tokens: usize,
 }
@@ -159,10 +160,10 @@ pub fn build_batch(
     let n = examples.len();
     let mut ids = Vec::with_capacity(n * width);
     let mut mask = Vec::with_capacity(n * width);
-    let mut next = Vec::with_capacity(n * (width - 1));
-    let mut loss_mask = Vec::with_capacity(n * (width - 1));
+    let mut positions = Vec::new();
+    let mut targets = Vec::new();
     let (mut tokens, mut target_tokens) = (0, 0);
-    for (row_ids, prompt_len) in &fitted {
+    for (r, (row_ids, prompt_len)) in fitted.iter().enumerate() {
         let pad = width - row_ids.len();
         ids.extend(std::iter::repeat_n(pad_id, pad));
         ids.extend_from_slice(row_ids);
@@ -170,20 +171,19 @@ pub fn build_batch(
         mask.extend(std::iter::repeat_n(1u32, row_ids.len()));
         let first_target = pad + prompt_len;
         let row = &ids[ids.len() - width..];
-        for t in 0..width - 1 {
-            next.push(row[t + 1]);
-            // Position t predicts t+1; the first target token needs a real token before it.
-            let scored = t + 1 >= first_target && t >= pad;
-            loss_mask.push(if scored { 1f32 } else { 0.0 });
-            target_tokens += usize::from(scored);
+        // Position t predicts t+1; the first target token needs a real token before it.
+        for t in first_target.saturating_sub(1).max(pad)..width - 1 {
+            positions.push((r * width + t) as u32);
+            targets.push(row[t + 1]);
+            target_tokens += 1;
         }
         tokens += row_ids.len();
     }
     Ok(Batch {
         input_ids: Tensor::from_vec(ids, (n, width), device)?,
         attention_mask: Tensor::from_vec(mask, (n, width), device)?,
-        next_ids: Tensor::from_vec(next, (n, width - 1), device)?,
-        loss_mask: Tensor::from_vec(loss_mask, (n, width - 1), device)?,
+        scored_positions: Tensor::from_vec(positions, target_tokens, device)?,
+        scored_targets: Tensor::from_vec(targets, target_tokens, device)?,
         tokens,
         target_tokens,
     })
@@ -207,15 +207,14 @@ fn summed_loss(
             batch.input_ids.dims()
         );
     }
-    let logits = logits.narrow(1, 0, s - 1)?.to_dtype(DType::F32)?;
-    let log_probs = candle_nn::ops::log_softmax(&logits, D::Minus1)?;
-    let picked = log_probs
-        .gather(
-            &batch.next_ids.unsqueeze(D::Minus1)?.contiguous()?,
-            D::Minus1,
-        )?
-        .squeeze(D::Minus1)?;
-    Ok((picked * &batch.loss_mask)?.sum_all()?.neg()?)
+    let vocab = logits.dim(D::Minus1)?;
+    let rows = logits
+        .reshape((b * s, vocab))?
+        .index_select(&batch.scored_positions, 0)?
+        .to_dtype(DType::F32)?;
+    let log_probs = candle_nn::ops::log_softmax(&rows, D::Minus1)?;
+    let picked = log_probs.gather(&batch.scored_targets.unsqueeze(D::Minus1)?, D::Minus1)?;
+    Ok(picked.sum_all()?.neg()?)
 }
 
 /// Mean cross-entropy per target token over `examples`, without dropout or updates.
@@ -345,14 +344,16 @@ pub fn train(
                 .map(|g| g * scale)
                 .collect::<candle_core::Result<Vec<_>>>()?;
             let norm = clip_grad_norm(&mut grads, opts.max_grad_norm)?;
-            optimizer.step(&grads, schedule.lr_at(report.steps))?;
             let loss = (loss_sum * scale) as f32;
-            if !loss.is_finite() {
+            // Checked before the update so a NaN never reaches the weights.
+            if !loss.is_finite() || !norm.is_finite() {
                 bail!(
-                    "training diverged at step {} (loss {loss}); lower the learning rate",
+                    "training diverged at step {} (loss {loss}, gradient norm {norm}); \
+                     lower the learning rate",
                     report.steps
                 );
             }
+            optimizer.step(&grads, schedule.lr_at(report.steps))?;
             report.losses.push(loss);
             report.grad_norms.push(norm as f32);
             report.steps += 1;
@@ -413,13 +414,60 @@ mod tests {
             rows_u32(&batch.attention_mask),
             vec![vec![1, 1, 1, 1, 1], vec![0, 1, 1, 1, 1]]
         );
-        assert_eq!(
-            rows_u32(&batch.next_ids),
-            vec![vec![11, 12, 20, 2], vec![13, 21, 22, 2]]
-        );
-        let mask: Vec<Vec<f32>> = batch.loss_mask.to_vec2().unwrap();
-        assert_eq!(mask, vec![vec![0., 0., 1., 1.], vec![0., 1., 1., 1.]]);
+        // Row 0 scores positions 2, 3 (predicting 20, 2); row 1 (width 5) positions 1..=3.
+        let positions: Vec<u32> = batch.scored_positions.to_vec1().unwrap();
+        let targets: Vec<u32> = batch.scored_targets.to_vec1().unwrap();
+        assert_eq!(positions, vec![2, 3, 6, 7, 8]);
+        assert_eq!(targets, vec![20, 2, 21, 22, 2]);
         assert_eq!((batch.tokens, batch.target_tokens), (9, 5));
+    }
+
+    /// Logits 2.0 on token `(x + 1) % 8` and 0 elsewhere, whatever the context.
+    struct Successor;
+
+    impl TrainableModel for Successor {
+        fn trainable_vars(&self) -> Vec<(String, Var)> {
+            Vec::new()
+        }
+
+        fn forward_train(
+            &self,
+            input_ids: &Tensor,
+            _mask: &Tensor,
+            _train: bool,
+            _seed: u64,
+        ) -> candle_core::Result<Tensor> {
+            let ids: Vec<Vec<u32>> = input_ids.to_vec2()?;
+            let (b, s) = (ids.len(), ids[0].len());
+            let mut logits = vec![0f32; b * s * 8];
+            for (r, row) in ids.iter().enumerate() {
+                for (t, &x) in row.iter().enumerate() {
+                    logits[(r * s + t) * 8 + ((x as usize + 1) % 8)] = 2.0;
+                }
+            }
+            Tensor::from_vec(logits, (b, s, 8), input_ids.device())
+        }
+    }
+
+    #[test]
+    fn loss_counts_target_tokens_only() {
+        // The prompt 5, 1, 7 breaks the successor rule; the target 0, 1, 2 follows it (after
+        // 7 comes 0), so only target positions are cheap and the loss is the "right" value.
+        let a = ex(&[5, 1, 7], &[0, 1, 2]);
+        let b = ex(&[3], &[5]); // 3 → 5 is wrong: one expensive target token
+        let batch = build_batch(&[&a, &b], 16, 0, &Device::Cpu).unwrap();
+        let loss: f32 = summed_loss(&Successor, &batch, false, 0)
+            .unwrap()
+            .to_scalar()
+            .unwrap();
+        let z = 2f64.exp() + 7.0;
+        let right = -(2f64.exp() / z).ln();
+        let wrong = -(1.0 / z).ln();
+        let expected = 3.0 * right + wrong;
+        assert!(
+            (loss as f64 - expected).abs() < 1e-5,
+            "{loss} vs {expected}"
+        );
     }
 
     #[test]

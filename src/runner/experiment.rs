@@ -1,14 +1,12 @@
 //! Experiment level: load the file and its data, make sure the models are there, run every
 //! (strategy, seed) cell of this shard, then aggregate the results into the report.
-use crate::config::{load_experiment, Experiment, LabellerKind};
+use crate::config::{load_experiment, Experiment};
 use crate::data::{load_dataset, Dataset};
-use crate::labeller::Labeller;
-use crate::models::lm::LanguageModel;
 use crate::runner::cell::{run_cell, CellOutcome, ExperimentContext};
 use crate::runner::host::LazyEncoder;
 use crate::runner::shard::{shard_cells, Cell, Shard};
-use crate::runner::{model_source_of, Profile};
-use anyhow::{bail, Context, Result};
+use crate::runner::Profile;
+use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
 
 #[derive(Clone, Debug, Default)]
@@ -44,7 +42,8 @@ pub fn load_experiment_data(exp: &Experiment, file: &Path) -> Result<Dataset> {
 /// The default models an experiment needs, fetched by `lab setup` when missing.
 pub fn ensure_models(exp: &Experiment) -> Result<()> {
     let mut names: Vec<&str> = Vec::new();
-    if exp.model.path.is_none() && exp.model.hub_id.is_none() {
+    let tiny = exp.model.name.starts_with(crate::runner::TINY_MODEL_PREFIX);
+    if exp.model.path.is_none() && exp.model.hub_id.is_none() && !tiny {
         names.push(exp.model.name.as_str());
     }
     if exp.encoder.path.is_none() && exp.encoder.hub_id.is_none() {
@@ -53,35 +52,19 @@ pub fn ensure_models(exp: &Experiment) -> Result<()> {
     crate::models::setup::ensure_default_models(&names)
 }
 
-pub fn make_labeller_factory(
-    exp: &Experiment,
-) -> Result<Box<dyn Fn() -> Result<Box<dyn Labeller>> + '_>> {
-    match exp.labeller.kind {
-        LabellerKind::Golden => Ok(Box::new(|| {
-            Ok(Box::new(crate::labeller::golden::GoldenLabeller::new()) as Box<dyn Labeller>)
-        })),
-        other => bail!(
-            "labeller.kind = {other:?} is not wired into `lab run` in this version; use \
-             kind = \"golden\""
-        ),
-    }
-}
-
 pub fn run_experiment(file: &Path, opts: &RunOptions) -> Result<ExperimentOutcome> {
     let exp = load_experiment(file)?;
     crate::config::validate(&exp)?;
     let dataset = load_experiment_data(&exp, file)?;
     ensure_models(&exp)?;
-    let base = LanguageModel::load(&model_source_of(&exp))?;
+    let base = crate::runner::load_model(&exp)?;
     let encoder = LazyEncoder::new(exp.encoder.batch_size);
-    let factory = make_labeller_factory(&exp)?;
     let profile = opts.profile.then(Profile::default);
     let ctx = ExperimentContext {
         exp: &exp,
         dataset: &dataset,
         base: &base,
         encoder: &encoder,
-        labeller_factory: &*factory,
         profile: profile.as_ref(),
     };
     let mut cells = Vec::new();
@@ -106,7 +89,11 @@ pub fn run_experiment(file: &Path, opts: &RunOptions) -> Result<ExperimentOutcom
             .expect("cells are built from the experiment's strategies");
         bar.set_message(format!("{} seed {}", cell.strategy, cell.seed));
         let out = run_cell(&ctx, strategy, cell.seed, opts.fresh)?;
-        bar.println(cell_line(&out));
+        if bar.is_hidden() {
+            println!("{}", cell_line(&out));
+        } else {
+            bar.println(cell_line(&out));
+        }
         outcomes.push(out);
         bar.inc(1);
     }

@@ -33,6 +33,29 @@ pub fn criteria_of(exp: &Experiment) -> StoppingCriteria {
     StoppingCriteria::from(&exp.al)
 }
 
+/// Name prefix of the tiny random in-process models (`tiny-random-llama`, `tiny-random-qwen3`,
+/// …): no download, seconds per iteration — for tests and for trying the loop end to end.
+pub const TINY_MODEL_PREFIX: &str = "tiny-random-";
+
+/// Load the experiment's acquisition model (a fresh copy, no adapter attached).
+pub fn load_model(exp: &Experiment) -> anyhow::Result<crate::models::lm::LanguageModel> {
+    use crate::models::decoder_config::Family;
+    use crate::models::lm::LanguageModel;
+    if exp.model.path.is_none() && exp.model.hub_id.is_none() {
+        if let Some(family) = exp.model.name.strip_prefix(TINY_MODEL_PREFIX) {
+            let family = Family::parse(family).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "model.name = {:?}: unknown family; use tiny-random-llama, tiny-random-qwen2, \
+                     tiny-random-qwen3 or tiny-random-gemma3",
+                    exp.model.name
+                )
+            })?;
+            return LanguageModel::tiny_random(0, family);
+        }
+    }
+    LanguageModel::load(&model_source_of(exp))
+}
+
 /// Where the acquisition model comes from: an explicit path, a hub id, or a default model.
 pub fn model_source_of(exp: &Experiment) -> ModelSource {
     let m = &exp.model;

@@ -235,6 +235,8 @@ pub fn resume_cell(paths: &CellPaths) -> Result<Option<CellState>> {
         }
     }
     remove_generations_from(paths, done)?;
+    remove_stale_temporaries(&paths.dir)?;
+    remove_stale_temporaries(&paths.generations_dir())?;
     Ok(state)
 }
 
@@ -377,6 +379,23 @@ fn remove_generations_from(paths: &CellPaths, first: usize) -> Result<()> {
     Ok(())
 }
 
+/// Atomic writes go through `.tmp*` files beside the target; a kill mid-write leaves one.
+fn remove_stale_temporaries(dir: &Path) -> Result<()> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(());
+    };
+    for entry in entries.flatten() {
+        let is_tmp = entry
+            .file_name()
+            .to_str()
+            .is_some_and(|n| n.starts_with(".tmp"));
+        if is_tmp && entry.path().is_file() {
+            remove_file(&entry.path())?;
+        }
+    }
+    Ok(())
+}
+
 fn remove_file(path: &Path) -> Result<()> {
     std::fs::remove_file(path).with_context(|| format!("cannot remove {}", path.display()))
 }
@@ -471,6 +490,8 @@ mod tests {
                     write(&paths, t, usize::MAX);
                 }
                 write(&paths, crash_iter, steps);
+                // A kill inside an atomic write leaves its temporary file behind.
+                std::fs::write(paths.dir.join(".tmpAbC123"), "partial").unwrap();
                 // Resume: the half-written iteration is gone; state says where to continue.
                 let state = prepare_cell(&paths, "seed = 3\n", false).unwrap();
                 let done = state.as_ref().map_or(0, |s| s.iterations_done);

@@ -1,11 +1,10 @@
 //! `lab select`: one query of one strategy on the base model — the fast way to prototype a
 //! script against real data without running the whole loop.
 use crate::config::load_experiment;
-use crate::models::lm::LanguageModel;
 use crate::runner::experiment::{ensure_models, load_experiment_data};
 use crate::runner::host::{LazyEncoder, ModelHost};
 use crate::runner::prompting::Prompter;
-use crate::runner::{dataset_key, embedding_cache_dir, model_source_of, sandbox_limits};
+use crate::runner::{dataset_key, embedding_cache_dir, sandbox_limits};
 use crate::strategy::context::SelectionContext;
 use anyhow::{bail, Context, Result};
 use clap::Args;
@@ -56,7 +55,7 @@ pub fn run(args: &SelectArgs) -> Result<()> {
         idx.sort_unstable();
         pool = idx.into_iter().map(|i| pool[i].clone()).collect();
     }
-    let lm = LanguageModel::load(&model_source_of(&exp))?;
+    let lm = crate::runner::load_model(&exp)?;
     let encoder = LazyEncoder::new(exp.encoder.batch_size);
     let host = ModelHost {
         model: &lm,

@@ -2,7 +2,7 @@
 //! chat completions, files (multipart upload, content download), batches (create, retrieve,
 //! output and error files) and Anthropic messages, with their status codes, JSON shapes
 //! (`usage` included) and error bodies. Faults can be queued per route, and the server can be
-//! stopped and started again on the same port.
+//! stopped and started again on the same port. File and batch endpoints are in `mock_batch.rs`.
 #![allow(dead_code)]
 
 use serde_json::{json, Value};
@@ -13,6 +13,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
+
+use super::mock_batch::{create_batch, get_batch, list_batches, upload};
 
 /// Which endpoint a fault hits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -119,19 +121,19 @@ pub struct Served {
     pub batch: bool,
 }
 
-struct Batch {
-    object: Value,
-    polls: usize,
+pub(super) struct Batch {
+    pub(super) object: Value,
+    pub(super) polls: usize,
 }
 
 #[derive(Default)]
-struct State {
-    faults: HashMap<Route, VecDeque<Fault>>,
-    requests: Vec<Recorded>,
-    served: Vec<Served>,
-    files: HashMap<String, String>,
-    batches: HashMap<String, Batch>,
-    next_id: u64,
+pub(super) struct State {
+    pub(super) faults: HashMap<Route, VecDeque<Fault>>,
+    pub(super) requests: Vec<Recorded>,
+    pub(super) served: Vec<Served>,
+    pub(super) files: HashMap<String, String>,
+    pub(super) batches: HashMap<String, Batch>,
+    pub(super) next_id: u64,
 }
 
 pub struct MockServer {
@@ -238,13 +240,13 @@ impl Drop for MockServer {
     }
 }
 
-struct Response {
-    status: u16,
-    body: String,
-    headers: Vec<(String, String)>,
+pub(super) struct Response {
+    pub(super) status: u16,
+    pub(super) body: String,
+    pub(super) headers: Vec<(String, String)>,
 }
 
-fn json_response(status: u16, body: Value) -> Response {
+pub(super) fn json_response(status: u16, body: Value) -> Response {
     Response {
         status,
         body: body.to_string(),
@@ -253,7 +255,7 @@ fn json_response(status: u16, body: Value) -> Response {
 }
 
 /// OpenAI's error body.
-fn openai_error(status: u16, message: &str, kind: &str, code: &str) -> Response {
+pub(super) fn openai_error(status: u16, message: &str, kind: &str, code: &str) -> Response {
     json_response(
         status,
         json!({"error": {"message": message, "type": kind, "param": null, "code": code}}),
@@ -353,6 +355,7 @@ fn route(req: &Recorded, state: &Mutex<State>, o: &Options) -> Response {
         ("POST", "/v1/chat/completions") => chat(req, state, o),
         ("POST", "/v1/files") => upload(req, state),
         ("POST", "/v1/batches") => create_batch(req, state),
+        ("GET", p) if p.starts_with("/v1/batches?") => list_batches(state),
         ("GET", p) if p.starts_with("/v1/batches/") => {
             get_batch(&p["/v1/batches/".len()..], state, o)
         }
@@ -381,11 +384,11 @@ fn route(req: &Recorded, state: &Mutex<State>, o: &Options) -> Response {
     }
 }
 
-fn take_fault(state: &Mutex<State>, route: Route) -> Option<Fault> {
+pub(super) fn take_fault(state: &Mutex<State>, route: Route) -> Option<Fault> {
     state.lock().unwrap().faults.get_mut(&route)?.pop_front()
 }
 
-fn turns_of(body: &Value, with_system: bool) -> Vec<Turn> {
+pub(super) fn turns_of(body: &Value, with_system: bool) -> Vec<Turn> {
     let mut turns = Vec::new();
     if with_system {
         if let Some(s) = body.get("system").and_then(Value::as_str) {
@@ -414,7 +417,7 @@ fn turns_of(body: &Value, with_system: bool) -> Vec<Turn> {
 }
 
 /// The reply text and usage for a request body, or an OpenAI error.
-fn complete(
+pub(super) fn complete(
     body: &Value,
     o: &Options,
     empty: bool,
@@ -452,7 +455,13 @@ fn complete(
     Ok((text, input_tokens, output_tokens, last_user(&turns)))
 }
 
-fn completion_object(id: &str, model: &str, text: &str, input: u64, output: u64) -> Value {
+pub(super) fn completion_object(
+    id: &str,
+    model: &str,
+    text: &str,
+    input: u64,
+    output: u64,
+) -> Value {
     json!({
         "id": id, "object": "chat.completion", "created": 1_700_000_000, "model": model,
         "choices": [{"index": 0, "message": {"role": "assistant", "content": text, "refusal": null},
@@ -462,7 +471,7 @@ fn completion_object(id: &str, model: &str, text: &str, input: u64, output: u64)
     })
 }
 
-fn apply_fault(fault: Option<Fault>, anthropic: bool) -> Result<bool, Response> {
+pub(super) fn apply_fault(fault: Option<Fault>, anthropic: bool) -> Result<bool, Response> {
     match fault {
         None => Ok(false),
         Some(Fault::RateLimit(secs)) => {
@@ -616,198 +625,4 @@ fn messages(req: &Recorded, state: &Mutex<State>, o: &Options) -> Response {
             anthropic_error(404, "not_found_error", &format!("model: {model}"))
         }
     }
-}
-
-fn new_id(state: &mut State, prefix: &str) -> String {
-    state.next_id += 1;
-    format!("{prefix}-{:06}", state.next_id)
-}
-
-/// `POST /v1/files`: multipart form with `purpose` and `file`.
-fn upload(req: &Recorded, state: &Mutex<State>) -> Response {
-    let ct = req.header("content-type").unwrap_or("");
-    let Some(boundary) = ct.split("boundary=").nth(1) else {
-        return openai_error(
-            400,
-            "Expected multipart/form-data",
-            "invalid_request_error",
-            "invalid_content_type",
-        );
-    };
-    let (mut purpose, mut file) = (None, None);
-    for part in req.body.split(&format!("--{boundary}")) {
-        let Some((head, content)) = part.split_once("\r\n\r\n") else {
-            continue;
-        };
-        let content = content.strip_suffix("\r\n").unwrap_or(content);
-        if head.contains("name=\"purpose\"") {
-            purpose = Some(content.to_string());
-        } else if head.contains("name=\"file\"") {
-            file = Some(content.to_string());
-        }
-    }
-    let (Some(purpose), Some(file)) = (purpose, file) else {
-        return openai_error(
-            400,
-            "Missing purpose or file",
-            "invalid_request_error",
-            "missing_field",
-        );
-    };
-    if purpose != "batch" {
-        return openai_error(
-            400,
-            &format!("Invalid purpose {purpose}"),
-            "invalid_request_error",
-            "invalid_purpose",
-        );
-    }
-    let mut s = state.lock().unwrap();
-    let id = new_id(&mut s, "file");
-    let bytes = file.len();
-    s.files.insert(id.clone(), file);
-    json_response(
-        200,
-        json!({"id": id, "object": "file", "bytes": bytes, "created_at": 1_700_000_000,
-                              "filename": "batch.jsonl", "purpose": "batch", "status": "processed"}),
-    )
-}
-
-fn create_batch(req: &Recorded, state: &Mutex<State>) -> Response {
-    let Ok(body) = serde_json::from_str::<Value>(&req.body) else {
-        return openai_error(
-            400,
-            "invalid JSON body",
-            "invalid_request_error",
-            "invalid_json",
-        );
-    };
-    let input = body
-        .get("input_file_id")
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_string();
-    if body.get("endpoint").and_then(Value::as_str) != Some("/v1/chat/completions")
-        || body.get("completion_window").and_then(Value::as_str) != Some("24h")
-    {
-        return openai_error(
-            400,
-            "endpoint must be /v1/chat/completions and completion_window 24h",
-            "invalid_request_error",
-            "invalid_value",
-        );
-    }
-    let mut s = state.lock().unwrap();
-    let Some(content) = s.files.get(&input) else {
-        return openai_error(
-            404,
-            &format!("No such File object: {input}"),
-            "invalid_request_error",
-            "file_not_found",
-        );
-    };
-    let total = content.lines().filter(|l| !l.trim().is_empty()).count();
-    let id = new_id(&mut s, "batch");
-    let object = json!({
-        "id": id, "object": "batch", "endpoint": "/v1/chat/completions", "errors": null,
-        "input_file_id": input, "completion_window": "24h", "status": "validating",
-        "output_file_id": null, "error_file_id": null, "created_at": 1_700_000_000,
-        "in_progress_at": null, "expires_at": 1_700_086_400, "finalizing_at": null,
-        "completed_at": null, "failed_at": null, "expired_at": null, "cancelling_at": null,
-        "cancelled_at": null, "request_counts": {"total": total, "completed": 0, "failed": 0},
-        "metadata": null
-    });
-    s.batches.insert(
-        id,
-        Batch {
-            object: object.clone(),
-            polls: 0,
-        },
-    );
-    json_response(200, object)
-}
-
-fn get_batch(id: &str, state: &Mutex<State>, o: &Options) -> Response {
-    if let Some(fault) = take_fault(state, Route::BatchGet) {
-        if let Err(r) = apply_fault(Some(fault), false) {
-            return r;
-        }
-    }
-    let mut s = state.lock().unwrap();
-    let Some(b) = s.batches.get_mut(id) else {
-        return openai_error(
-            404,
-            &format!("No such Batch object: {id}"),
-            "invalid_request_error",
-            "batch_not_found",
-        );
-    };
-    b.polls += 1;
-    if b.polls < o.batch_polls {
-        b.object["status"] = json!("in_progress");
-        return json_response(200, b.object.clone());
-    }
-    if b.object["status"] == "completed" {
-        return json_response(200, b.object.clone());
-    }
-    let input_id = b.object["input_file_id"].as_str().unwrap().to_string();
-    let content = s.files[&input_id].clone();
-    let (mut out, mut err, mut served) = (String::new(), String::new(), Vec::new());
-    let (mut ok_n, mut failed_n) = (0, 0);
-    for (n, line) in content.lines().filter(|l| !l.trim().is_empty()).enumerate() {
-        let v: Value = serde_json::from_str(line).unwrap();
-        let custom_id = v["custom_id"].clone();
-        let body = &v["body"];
-        let marked = o
-            .batch_fail_marker
-            .as_ref()
-            .is_some_and(|m| last_user(&turns_of(body, false)).contains(m.as_str()));
-        let result = if marked {
-            Err(openai_error(
-                500,
-                "The server had an error processing this request.",
-                "server_error",
-                "server_error",
-            ))
-        } else {
-            complete(body, o, false)
-        };
-        match result {
-            Ok((text, i, t, input)) => {
-                ok_n += 1;
-                served.push(Served {
-                    input,
-                    input_tokens: i,
-                    output_tokens: t,
-                    batch: true,
-                });
-                let body = completion_object(&format!("chatcmpl-b{n}"), &o.model, &text, i, t);
-                out.push_str(&json!({"id": format!("batch_req_{n}"), "custom_id": custom_id,
-                    "response": {"status_code": 200, "request_id": format!("req_{n}"), "body": body}, "error": null}).to_string());
-                out.push('\n');
-            }
-            Err(r) => {
-                failed_n += 1;
-                let body: Value = serde_json::from_str(&r.body).unwrap();
-                err.push_str(&json!({"id": format!("batch_req_{n}"), "custom_id": custom_id,
-                    "response": {"status_code": r.status, "request_id": format!("req_{n}"), "body": body}, "error": null}).to_string());
-                err.push('\n');
-            }
-        }
-    }
-    let out_id = new_id(&mut s, "file");
-    s.files.insert(out_id.clone(), out);
-    let err_id = (failed_n > 0).then(|| new_id(&mut s, "file"));
-    if let Some(e) = &err_id {
-        s.files.insert(e.clone(), err);
-    }
-    s.served.extend(served);
-    let b = s.batches.get_mut(id).unwrap();
-    b.object["status"] = json!("completed");
-    b.object["output_file_id"] = json!(out_id);
-    b.object["error_file_id"] = json!(err_id);
-    b.object["completed_at"] = json!(1_700_000_100);
-    b.object["request_counts"] =
-        json!({"total": ok_n + failed_n, "completed": ok_n, "failed": failed_n});
-    json_response(200, b.object.clone())
 }

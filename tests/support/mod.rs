@@ -1,5 +1,6 @@
 //! Shared by the labeller integration tests: the mock API server and small builders.
 #![allow(dead_code)]
+pub mod mock_batch;
 pub mod mock_openai;
 
 use atgen_lab::data::Example;

@@ -1,0 +1,273 @@
+//! Settings of the LLM labeller (the experiment's `[labeller]` table) and the API key read
+//! from the environment variable they name.
+use super::budget::Prices;
+use super::prompt::ReplyPart;
+use anyhow::{bail, Result};
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Provider {
+    /// OpenAI's API (`https://api.openai.com/v1` unless `base_url` says otherwise).
+    Openai,
+    /// Anthropic's messages API (`https://api.anthropic.com`).
+    Anthropic,
+    /// Any OpenAI-compatible server at `base_url` (llama.cpp, vLLM, …).
+    Custom,
+}
+
+impl Provider {
+    pub fn name(self) -> &'static str {
+        match self {
+            Provider::Openai => "openai",
+            Provider::Anthropic => "anthropic",
+            Provider::Custom => "custom",
+        }
+    }
+}
+
+/// The `[labeller]` settings of an LLM labeller. Prices are dollars per million tokens.
+///
+/// ```toml
+/// provider = "openai"              # or "anthropic", or "custom" with base_url
+/// model = "gpt-4o-mini"
+/// api_key_env = "OPENAI_API_KEY"   # the key itself never goes in a file
+/// price_input_per_mtok = 0.15
+/// price_output_per_mtok = 0.60
+/// money_budget = 2.0               # dollars; the run stops before exceeding it
+/// few_shot = 3
+/// batch_api = false                # true: one Batch API job per call, at batch_discount
+/// ```
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LlmLabellerConfig {
+    pub provider: Provider,
+    /// OpenAI-style servers: up to the version (`http://127.0.0.1:8080/v1`); Anthropic: the
+    /// host (`https://api.anthropic.com`). Required for `custom`.
+    #[serde(default)]
+    pub base_url: Option<String>,
+    pub model: String,
+    /// Environment variable holding the API key. Default `OPENAI_API_KEY` / `ANTHROPIC_API_KEY`;
+    /// `custom` servers get no key unless this is set.
+    #[serde(default)]
+    pub api_key_env: Option<String>,
+    #[serde(default)]
+    pub temperature: f64,
+    #[serde(default = "default_max_tokens")]
+    pub max_tokens: u32,
+    #[serde(default)]
+    pub price_input_per_mtok: f64,
+    #[serde(default)]
+    pub price_output_per_mtok: f64,
+    /// Requests in flight at once.
+    #[serde(default = "default_concurrency")]
+    pub concurrency: usize,
+    /// Per-request timeout.
+    #[serde(default = "default_timeout_s")]
+    pub timeout_s: f64,
+    #[serde(default = "default_max_retries")]
+    pub max_retries: u32,
+    /// First retry wait; doubles per retry up to `retry_max_s` (jittered).
+    #[serde(default = "default_retry_base_s")]
+    pub retry_base_s: f64,
+    #[serde(default = "default_retry_max_s")]
+    pub retry_max_s: f64,
+    /// Send all labels of an iteration as one OpenAI batch job instead of live requests.
+    #[serde(default)]
+    pub batch_api: bool,
+    /// Price factor of the Batch API.
+    #[serde(default = "default_batch_discount")]
+    pub batch_discount: f64,
+    /// First wait between batch status polls; grows 1.5× per poll up to `batch_poll_max_s`.
+    #[serde(default = "default_batch_poll_s")]
+    pub batch_poll_s: f64,
+    #[serde(default = "default_batch_poll_max_s")]
+    pub batch_poll_max_s: f64,
+    /// Labeled examples shown as user/assistant turns before the input.
+    #[serde(default)]
+    pub few_shot: usize,
+    #[serde(default = "default_system_prompt")]
+    pub system_prompt: String,
+    /// Which part of the reply is the label: `first_line` or `whole`.
+    #[serde(default)]
+    pub reply: ReplyPart,
+    /// Dollars this labeller may spend; `None`: unlimited.
+    #[serde(default)]
+    pub money_budget: Option<f64>,
+    /// Label cache folder. Default `<user cache>/atgen-lab/labels`.
+    #[serde(default)]
+    pub cache_dir: Option<PathBuf>,
+}
+
+fn default_max_tokens() -> u32 {
+    64
+}
+fn default_concurrency() -> usize {
+    4
+}
+fn default_timeout_s() -> f64 {
+    60.0
+}
+fn default_max_retries() -> u32 {
+    6
+}
+fn default_retry_base_s() -> f64 {
+    1.0
+}
+fn default_retry_max_s() -> f64 {
+    60.0
+}
+fn default_batch_discount() -> f64 {
+    0.5
+}
+fn default_batch_poll_s() -> f64 {
+    10.0
+}
+fn default_batch_poll_max_s() -> f64 {
+    300.0
+}
+fn default_system_prompt() -> String {
+    "You label data for a text generation task. Reply with the output only.".into()
+}
+
+impl LlmLabellerConfig {
+    /// A config with every default, for `provider` and `model`.
+    pub fn new(provider: Provider, model: &str) -> Self {
+        let text = format!("provider = \"{}\"\nmodel = {:?}", provider.name(), model);
+        // Every other field has a serde default, so this cannot fail.
+        toml::from_str(&text).expect("defaults deserialize")
+    }
+
+    /// Check ranges and combinations; errors name the `labeller.` key and what to write.
+    pub fn validate(&self) -> Result<()> {
+        let positive = |v: f64| v.is_finite() && v > 0.0;
+        let non_negative = |v: f64| v.is_finite() && v >= 0.0;
+        if self.model.trim().is_empty() {
+            bail!("labeller.model is empty: name the model, e.g. \"gpt-4o-mini\"");
+        }
+        if !(0.0..=2.0).contains(&self.temperature) {
+            bail!(
+                "labeller.temperature = {} is outside 0..=2",
+                self.temperature
+            );
+        }
+        if self.provider == Provider::Anthropic && self.temperature > 1.0 {
+            bail!(
+                "labeller.temperature = {} is above 1, the most Anthropic accepts",
+                self.temperature
+            );
+        }
+        if self.max_tokens == 0 {
+            bail!("labeller.max_tokens must be at least 1");
+        }
+        for (key, v) in [
+            ("price_input_per_mtok", self.price_input_per_mtok),
+            ("price_output_per_mtok", self.price_output_per_mtok),
+            ("retry_base_s", self.retry_base_s),
+            ("retry_max_s", self.retry_max_s),
+        ] {
+            if !non_negative(v) {
+                bail!("labeller.{key} = {v} must be a number >= 0");
+            }
+        }
+        for (key, v) in [
+            ("timeout_s", self.timeout_s),
+            ("batch_poll_s", self.batch_poll_s),
+            ("batch_poll_max_s", self.batch_poll_max_s),
+        ] {
+            if !positive(v) {
+                bail!("labeller.{key} = {v} must be a number > 0");
+            }
+        }
+        if self.concurrency == 0 {
+            bail!("labeller.concurrency must be at least 1");
+        }
+        if !(positive(self.batch_discount) && self.batch_discount <= 1.0) {
+            bail!(
+                "labeller.batch_discount = {} must be in (0, 1]",
+                self.batch_discount
+            );
+        }
+        if let Some(b) = self.money_budget {
+            if !non_negative(b) {
+                bail!("labeller.money_budget = {b} must be a number of dollars >= 0");
+            }
+        }
+        if self.provider == Provider::Custom && self.base_url.is_none() {
+            bail!("labeller.provider = \"custom\" needs labeller.base_url, e.g. \"http://127.0.0.1:8080/v1\"");
+        }
+        if self.batch_api && self.provider == Provider::Anthropic {
+            bail!("labeller.batch_api is supported for OpenAI-compatible providers only; set it to false for \"anthropic\"");
+        }
+        Ok(())
+    }
+
+    pub fn prices(&self) -> Prices {
+        Prices {
+            input_per_mtok: self.price_input_per_mtok,
+            output_per_mtok: self.price_output_per_mtok,
+        }
+    }
+
+    pub(super) fn key_env(&self) -> Option<String> {
+        self.api_key_env.clone().or(match self.provider {
+            Provider::Openai => Some("OPENAI_API_KEY".into()),
+            Provider::Anthropic => Some("ANTHROPIC_API_KEY".into()),
+            Provider::Custom => None,
+        })
+    }
+
+    pub(super) fn cache_dir(&self) -> PathBuf {
+        self.cache_dir
+            .clone()
+            .unwrap_or_else(super::cache::default_dir)
+    }
+}
+
+/// An API key read from the environment. Never printed: `Debug` names only the variable, and
+/// [`ApiKey::redact`] removes it from any text a server echoed back.
+#[derive(Clone)]
+pub struct ApiKey {
+    var: String,
+    value: String,
+}
+
+impl ApiKey {
+    pub fn from_env(var: &str) -> Result<Self> {
+        match std::env::var(var) {
+            Ok(v) if !v.trim().is_empty() => Ok(ApiKey {
+                var: var.to_string(),
+                value: v.trim().to_string(),
+            }),
+            Ok(_) => bail!("the environment variable {var} (labeller.api_key_env) is empty: put the API key in it"),
+            Err(_) => bail!("the environment variable {var} (labeller.api_key_env) is not set: export {var}=<your API key>"),
+        }
+    }
+
+    #[cfg(test)]
+    pub(crate) fn for_tests(var: &str, value: &str) -> Self {
+        ApiKey {
+            var: var.into(),
+            value: value.into(),
+        }
+    }
+
+    pub fn var(&self) -> &str {
+        &self.var
+    }
+
+    pub(super) fn expose(&self) -> &str {
+        &self.value
+    }
+
+    pub fn redact(&self, text: &str) -> String {
+        text.replace(&self.value, &format!("[key from {} redacted]", self.var))
+    }
+}
+
+impl std::fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ApiKey(from ${})", self.var)
+    }
+}

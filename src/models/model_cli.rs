@@ -1,0 +1,215 @@
+//! `lab model info|generate|score`: try a language model by hand.
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{bail, Result};
+use clap::{Args, Subcommand};
+
+use super::generate::GenerateOptions;
+use super::lm::{LanguageModel, ModelSource};
+
+#[derive(Args, Debug)]
+pub struct ModelArgs {
+    #[command(subcommand)]
+    pub command: ModelCommand,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ModelChoice {
+    /// A models-cache name, a .gguf file, a model folder, or a hub id `owner/name[@revision]`.
+    #[arg(long, default_value = "smollm2-135m-instruct")]
+    pub model: String,
+    /// A LoRA adapter folder (adapter_model.safetensors + adapter_config.json) to apply.
+    #[arg(long)]
+    pub adapter: Option<PathBuf>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct PromptArgs {
+    /// User text; repeat the flag for a batch.
+    #[arg(long, required = true)]
+    pub prompt: Vec<String>,
+    /// System text for the chat template.
+    #[arg(long)]
+    pub system: Option<String>,
+    /// Feed the prompt as is, without the chat template.
+    #[arg(long)]
+    pub raw: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ModelCommand {
+    /// Architecture, size, vocabulary and chat-template presence.
+    Info {
+        #[command(flatten)]
+        model: ModelChoice,
+    },
+    /// Generate from prompts; prints each generation with its mean log-prob and entropy.
+    Generate {
+        #[command(flatten)]
+        model: ModelChoice,
+        #[command(flatten)]
+        prompts: PromptArgs,
+        #[arg(long, default_value_t = 64)]
+        max_new_tokens: usize,
+        /// 0 = greedy.
+        #[arg(long, default_value_t = 0.0)]
+        temperature: f64,
+        #[arg(long, default_value_t = 1.0)]
+        top_p: f64,
+        /// Samples per prompt.
+        #[arg(long, default_value_t = 1)]
+        n: usize,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        #[arg(long, default_value_t = 16)]
+        batch_size: usize,
+        /// Repeat the prompt list this many times (for throughput measurements).
+        #[arg(long, default_value_t = 1)]
+        repeat: usize,
+    },
+    /// Teacher-forced log-probabilities of `--output` after `--prompt`.
+    Score {
+        #[command(flatten)]
+        model: ModelChoice,
+        #[command(flatten)]
+        prompts: PromptArgs,
+        /// One output per prompt.
+        #[arg(long, required = true)]
+        output: Vec<String>,
+        #[arg(long, default_value_t = 8)]
+        batch_size: usize,
+    },
+}
+
+fn load(choice: &ModelChoice) -> Result<LanguageModel> {
+    let mut lm = LanguageModel::load(&ModelSource::parse(&choice.model))?;
+    if let Some(dir) = &choice.adapter {
+        lm.load_adapter(dir)?;
+        lm.merge_lora()?;
+    }
+    Ok(lm)
+}
+
+fn render(lm: &LanguageModel, p: &PromptArgs) -> Result<Vec<String>> {
+    p.prompt
+        .iter()
+        .map(|u| {
+            if p.raw {
+                Ok(u.clone())
+            } else {
+                lm.render_prompt(p.system.as_deref(), u)
+            }
+        })
+        .collect()
+}
+
+pub fn run(args: ModelArgs) -> Result<()> {
+    match args.command {
+        ModelCommand::Info { model } => {
+            let lm = load(&model)?;
+            let i = lm.info();
+            println!("source:        {}", i.source);
+            println!("architecture:  {}", i.architecture);
+            println!("layers:        {}", i.layers);
+            println!("hidden:        {}", i.hidden);
+            println!("heads:         {} ({} key/value)", i.heads, i.kv_heads);
+            println!("vocab:         {}", i.vocab);
+            println!(
+                "params:        {} ({:.1}M)",
+                i.params,
+                i.params as f64 / 1e6
+            );
+            println!(
+                "chat template: {}",
+                if i.chat_template {
+                    "yes"
+                } else {
+                    "no (plain format)"
+                }
+            );
+            Ok(())
+        }
+        ModelCommand::Generate {
+            model,
+            prompts,
+            max_new_tokens,
+            temperature,
+            top_p,
+            n,
+            seed,
+            batch_size,
+            repeat,
+        } => {
+            let lm = load(&model)?;
+            let rendered = render(&lm, &prompts)?;
+            let all: Vec<String> = (0..repeat.max(1)).flat_map(|_| rendered.clone()).collect();
+            let opts = GenerateOptions {
+                max_new_tokens,
+                temperature,
+                top_p,
+                n,
+                seed,
+                batch_size,
+                max_input_tokens: None,
+            };
+            let start = Instant::now();
+            let gens = lm.generate(&all, &opts)?;
+            let secs = start.elapsed().as_secs_f64();
+            let tokens: usize = gens.iter().flatten().map(|g| g.token_ids.len()).sum();
+            for (i, samples) in gens.iter().take(rendered.len()).enumerate() {
+                for (j, g) in samples.iter().enumerate() {
+                    println!(
+                        "[{i}.{j}] mean logprob {:.3}, mean entropy {:.3}, {} tokens\n{}\n",
+                        g.mean_logprob(),
+                        g.mean_entropy(),
+                        g.token_ids.len(),
+                        g.text
+                    );
+                }
+            }
+            eprintln!(
+                "generated {tokens} tokens for {} prompts in {secs:.2}s: {:.1} tokens/s",
+                all.len(),
+                tokens as f64 / secs
+            );
+            Ok(())
+        }
+        ModelCommand::Score {
+            model,
+            prompts,
+            output,
+            batch_size,
+        } => {
+            if output.len() != prompts.prompt.len() {
+                bail!(
+                    "give one --output per --prompt ({} prompts, {} outputs)",
+                    prompts.prompt.len(),
+                    output.len()
+                );
+            }
+            let lm = load(&model)?;
+            let rendered = render(&lm, &prompts)?;
+            let start = Instant::now();
+            let scores = lm.score(&rendered, &output, batch_size)?;
+            let secs = start.elapsed().as_secs_f64();
+            let tokens: usize = scores.iter().map(Vec::len).sum();
+            for (i, lp) in scores.iter().enumerate() {
+                let sum: f32 = lp.iter().sum();
+                let mean = if lp.is_empty() {
+                    0.0
+                } else {
+                    sum / lp.len() as f32
+                };
+                let rounded: Vec<String> = lp.iter().map(|x| format!("{x:.4}")).collect();
+                println!(
+                    "[{i}] sum {sum:.4}, mean {mean:.4}, {} tokens: [{}]",
+                    lp.len(),
+                    rounded.join(", ")
+                );
+            }
+            eprintln!("scored {tokens} tokens in {secs:.2}s");
+            Ok(())
+        }
+    }
+}

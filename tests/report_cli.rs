@@ -1,0 +1,103 @@
+//! `lab report` on a results folder holding two experiments, and its errors.
+use atgen_lab::runner::curve::{Curve, CurveRow};
+use std::path::Path;
+use std::process::Command;
+
+fn write_curve(path: &Path, values: &[f64]) {
+    let mut curve = Curve::new(vec!["rougeL".to_string()]);
+    for (i, v) in values.iter().enumerate() {
+        curve
+            .push(CurveRow {
+                iteration: i,
+                labeled: 10 * (i + 1),
+                cost: 0.0,
+                tokens: 0,
+                seconds: 0.0,
+                metrics: vec![*v],
+            })
+            .unwrap();
+    }
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, curve.to_csv_string()).unwrap();
+}
+
+fn lab(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_lab"))
+        .args(args)
+        .env("LAB_QUIET", "1")
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn reports_every_experiment_below_a_results_folder() {
+    let tmp = tempfile::tempdir().unwrap();
+    for exp in ["alpha", "beta"] {
+        for (strategy, shift) in [("random", 0.0), ("idds", 0.05)] {
+            for seed in 0..2 {
+                let values = [0.1 + shift, 0.2 + shift + 0.01 * seed as f64];
+                let p = tmp
+                    .path()
+                    .join(exp)
+                    .join(strategy)
+                    .join(format!("seed-{seed}"))
+                    .join("curve.csv");
+                write_curve(&p, &values);
+            }
+        }
+    }
+    // A stray file and a cell that has not written its curve yet are ignored.
+    std::fs::write(tmp.path().join("README.md"), "results").unwrap();
+    std::fs::create_dir_all(tmp.path().join("beta/idds/seed-9")).unwrap();
+
+    let out = lab(&["report", tmp.path().to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("report: alpha (2 strategies, 1 metrics)"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("report: beta"), "{stdout}");
+    for exp in ["alpha", "beta"] {
+        for file in ["summary.csv", "report.md", "rougeL.svg", "rougeL.png"] {
+            let p = tmp.path().join(exp).join(file);
+            assert!(
+                p.metadata().map(|m| m.len() > 100).unwrap_or(false),
+                "{}",
+                p.display()
+            );
+        }
+    }
+    // idds reaches random's final 0.205 between 10 (0.15) and 20 (0.255): 10 + 0.055/0.105·10.
+    let md = std::fs::read_to_string(tmp.path().join("alpha/report.md")).unwrap();
+    assert!(
+        md.contains("| idds | 0.2025 | 20 | 0.2550 | 15.2 | 1.31× |"),
+        "{md}"
+    );
+
+    // One experiment folder directly works too, and --x cost explains why it cannot plot.
+    let out = lab(&[
+        "report",
+        tmp.path().join("alpha").to_str().unwrap(),
+        "--x",
+        "cost",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--x labeled"), "{stderr}");
+}
+
+#[test]
+fn a_folder_without_results_is_a_clear_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = lab(&["report", tmp.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("no experiment results"), "{stderr}");
+    let out = lab(&["report", "/definitely/not/here"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is not a folder"));
+}
