@@ -57,7 +57,7 @@ pub fn run(args: &StrategiesArgs) -> Result<()> {
             println!("{:<width$}      PROBLEM: {p}", "");
         } else if args.check {
             match check_script(&i.path) {
-                Ok(s) => println!("{:<width$}      check: {s}", ""),
+                Ok(s) => println!("{:<width$}      check ok: {s}", ""),
                 Err(e) => {
                     broken += 1;
                     println!("{:<width$}      CHECK FAILED: {e:#}", "");
@@ -134,7 +134,7 @@ pub fn check_script(path: &Path) -> Result<String> {
         );
     }
     Ok(format!(
-        "ok: {} ({}) chose {:?} from 60 synthetic items in {ms:.1} ms",
+        "{} ({}) chose {:?} from 60 synthetic items in {ms:.1} ms, same again with the same seed",
         script.name, script.kind, a.ids
     ))
 }

@@ -390,3 +390,64 @@ impl EmbeddingDiskCache {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::strategy::fake_host::FakeHost;
+    use std::sync::atomic::Ordering;
+
+    fn ex(id: u64, input: &str) -> Example {
+        Example {
+            id,
+            input: input.into(),
+            output: String::new(),
+            references: vec![String::new()],
+        }
+    }
+
+    #[test]
+    fn caching_host_generates_each_distinct_input_once_per_options() {
+        let fake = FakeHost::new(4);
+        let host = CachingHost::new(&fake, None);
+        let opts = GenOpts {
+            max_new_tokens: 4,
+            temperature: 0.0,
+            top_p: 1.0,
+            n: 1,
+            seed: 1,
+        };
+        let items = [ex(1, "a b"), ex(2, "c d"), ex(3, "a b")];
+        let g = host.generate(&items, &opts, false).unwrap();
+        assert_eq!(g.per_item.len(), 3);
+        assert_eq!(g.per_item[0], g.per_item[2]);
+        assert_eq!(fake.generated_items.load(Ordering::Relaxed), 2);
+        host.generate(&items[1..], &opts, false).unwrap();
+        assert_eq!(fake.generated_items.load(Ordering::Relaxed), 2);
+        // The base model and other options are separate entries.
+        host.generate(&items[..1], &opts, true).unwrap();
+        let longer = GenOpts {
+            max_new_tokens: 8,
+            ..opts
+        };
+        host.generate(&items[..1], &longer, false).unwrap();
+        assert_eq!(fake.generated_items.load(Ordering::Relaxed), 4);
+    }
+
+    #[test]
+    fn disk_cache_round_trips_and_resets_on_a_new_width() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = EmbeddingDiskCache::new(dir.path(), "data@enc");
+        c.put("hello", &[1.0, 2.0]);
+        c.flush().unwrap();
+        let again = EmbeddingDiskCache::new(dir.path(), "data@enc");
+        assert_eq!(again.get("hello").unwrap(), Some(vec![1.0, 2.0]));
+        assert_eq!(again.get("other").unwrap(), None);
+        again.put("wide", &[1.0, 2.0, 3.0]);
+        assert_eq!(again.get("hello").unwrap(), None);
+        assert_ne!(
+            c.path(),
+            EmbeddingDiskCache::new(dir.path(), "data@enc2").path()
+        );
+    }
+}
