@@ -296,21 +296,6 @@ pub fn prepare_cell(
     Ok(state)
 }
 
-/// The config.toml of one cell: the resolved experiment narrowed to this strategy and seed, so
-/// adding a strategy or a seed to the experiment later does not invalidate finished cells.
-pub fn cell_config_toml(
-    exp: &crate::config::Experiment,
-    strategy: &crate::config::StrategyConfig,
-    seed: u64,
-) -> Result<String> {
-    let cell = crate::config::Experiment {
-        seeds: vec![seed],
-        strategies: vec![strategy.clone()],
-        ..exp.clone()
-    };
-    cell.to_toml_string()
-}
-
 /// The selection lines written so far.
 pub fn read_selected(paths: &CellPaths) -> Result<Vec<SelectedLine>> {
     let path = paths.selected();
