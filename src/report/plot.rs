@@ -73,7 +73,9 @@ fn draw<DB: DrawingBackend>(
         .build_cartesian_2d(xr, yr)
         .map_err(|e| failed("axes", &e))?;
     let x_format = |v: &f64| match spec.x {
-        XAxis::Labeled => format!("{}", v.round()),
+        // Tick positions need not be whole numbers; only whole ones print without decimals.
+        XAxis::Labeled if (v - v.round()).abs() < 1e-9 => format!("{}", v.round()),
+        XAxis::Labeled => format!("{v:.1}"),
         XAxis::Cost => format!("{v:.3}"),
     };
     chart

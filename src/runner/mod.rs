@@ -13,6 +13,7 @@ pub mod persist;
 pub mod profile;
 pub mod progress;
 pub mod prompting;
+pub mod reconcile;
 pub mod select;
 pub mod shard;
 pub mod state;
