@@ -48,6 +48,7 @@ pub mod batch;
 pub mod budget;
 pub mod cache;
 pub mod golden;
+pub mod human;
 pub mod judge;
 pub mod llm;
 pub mod llm_config;

@@ -60,6 +60,9 @@ pub fn make_labeller_factory(
         LabellerKind::Golden => Ok(Box::new(|| {
             Ok(Box::new(crate::labeller::golden::GoldenLabeller::new()) as Box<dyn Labeller>)
         })),
+        LabellerKind::Human => Ok(Box::new(|| {
+            Ok(Box::new(crate::labeller::human::for_current_cell(exp)?) as Box<dyn Labeller>)
+        })),
         other => bail!(
             "labeller.kind = {other:?} is not wired into `lab run` in this version; use \
              kind = \"golden\""
