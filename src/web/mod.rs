@@ -15,7 +15,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 use http::{parse_target, Reply, Target};
 use std::collections::HashMap;
-use std::io::Read;
+use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Child;
@@ -79,13 +79,17 @@ pub fn run(args: &ServeArgs) -> Result<()> {
         #[allow(unreachable_patterns)]
         _ => args.bind.to_string(),
     };
-    match &token {
-        Some(t) => println!(
+    // Nobody may be reading stdout (a closed pipe): the server runs on regardless.
+    let mut out = std::io::stdout();
+    let _ = match &token {
+        Some(t) => writeln!(
+            out,
             "lab serve: http://{shown}/?token={t}\n(bound beyond loopback: every request needs this token)"
         ),
-        None => println!("lab serve: http://{shown}/"),
-    }
-    println!("results: {}", app.results.display());
+        None => writeln!(out, "lab serve: http://{shown}/"),
+    };
+    let _ = writeln!(out, "results: {}", app.results.display());
+    let _ = out.flush();
     let workers: Vec<_> = (0..args.threads.max(1))
         .map(|_| {
             let (server, app) = (Arc::clone(&server), Arc::clone(&app));

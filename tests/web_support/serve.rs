@@ -35,10 +35,10 @@ impl Serve {
             .spawn()
             .context("cannot start lab serve")?;
         let stdout = child.stdout.take().context("no stdout")?;
-        let first = BufReader::new(stdout)
-            .lines()
-            .next()
-            .context("lab serve printed nothing")??;
+        let mut lines = BufReader::new(stdout).lines();
+        let first = lines.next().context("lab serve printed nothing")??;
+        // Keep draining what the server prints, so it never writes into a closed pipe.
+        std::thread::spawn(move || lines.for_each(drop));
         let token = first
             .split_once("?token=")
             .map(|(_, t)| t.trim().to_string());

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-const ELEMENT_KEY: &str = "element-6066-11e4-a52f-4a5d4a3b2c2e";
+const ELEMENT_KEY: &str = "element-6066-11e4-a52e-4f735466cecf";
 
 /// A port nobody listens on right now.
 pub fn free_port() -> u16 {
@@ -147,7 +147,7 @@ impl Session {
             .with_context(|| format!("no element matches {css:?}"))?;
         let id = v[ELEMENT_KEY]
             .as_str()
-            .context("WebDriver gave no element id")?;
+            .with_context(|| format!("WebDriver gave no element id for {css:?}: {v}"))?;
         Ok(Element {
             session: self,
             id: id.to_string(),
