@@ -47,6 +47,8 @@ pub enum Command {
     BenchKernels(crate::strategy::kernels::bench::BenchKernelsArgs),
     /// Try a language model by hand: info, generate, score.
     Model(crate::models::model_cli::ModelArgs),
+    /// Web app: launch and monitor experiments, browse results, label queried examples by hand.
+    Serve(crate::web::ServeArgs),
 }
 
 /// Parse the command line, run, print an error chain as advice, return the exit code.
@@ -85,5 +87,6 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
         Command::Select(args) => crate::runner::select::run(&args),
         Command::BenchKernels(args) => crate::strategy::kernels::bench::run(&args),
         Command::Model(args) => crate::models::model_cli::run(args),
+        Command::Serve(args) => crate::web::run(&args),
     }
 }

@@ -17,3 +17,4 @@ pub mod report;
 pub mod runner;
 pub mod strategy;
 pub mod util;
+pub mod web;

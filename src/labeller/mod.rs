@@ -49,6 +49,7 @@ pub mod budget;
 pub mod cache;
 pub mod factory;
 pub mod golden;
+pub mod human;
 pub mod judge;
 pub mod llm;
 pub mod llm_config;

@@ -1,0 +1,224 @@
+//! The annotation page: one item of the waiting batch at a time (input, system prompt, the
+//! model's guess or the saved label as a starting point), saved on every submit, with skip
+//! and back, and the batch's progress.
+use crate::labeller::human::{append_label, read_labels, read_pending, SavedLabel};
+use crate::web::browse::cell_dir;
+use crate::web::html::{escape, link, url_encode};
+use crate::web::http::Reply;
+use crate::web::App;
+use anyhow::{Context, Result};
+use std::collections::HashMap;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+fn now_ms() -> u128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis())
+}
+
+pub fn page_html(
+    title: &str,
+    base: &str,
+    cell_link: &str,
+    batch: &crate::labeller::human::PendingBatch,
+    saved: &HashMap<u64, SavedLabel>,
+    index: usize,
+    message: Option<&str>,
+) -> String {
+    let n = batch.items.len();
+    let item = &batch.items[index];
+    let done = batch
+        .items
+        .iter()
+        .filter(|i| {
+            saved
+                .get(&i.id)
+                .is_some_and(|l| !l.output.trim().is_empty())
+        })
+        .count();
+    let prefill = saved
+        .get(&item.id)
+        .map_or(item.guess.as_str(), |l| l.output.as_str());
+    let nav = |i: usize, text: &str, id: &str| {
+        format!(
+            "<a id=\"{id}\" href=\"{}\">{}</a>",
+            escape(&format!("{base}/annotate?i={i}")),
+            escape(text)
+        )
+    };
+    let back = if index > 0 {
+        nav(index - 1, "← Back", "back")
+    } else {
+        String::new()
+    };
+    let skip = if index + 1 < n {
+        nav(index + 1, "Skip →", "skip")
+    } else {
+        nav(0, "Skip → (first)", "skip")
+    };
+    let system = if item.system_prompt.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "<h3>System prompt</h3><div class=\"text\" id=\"system-prompt\">{}</div>",
+            escape(&item.system_prompt)
+        )
+    };
+    let status = if saved.contains_key(&item.id) {
+        "<span class=\"ok\">saved</span>"
+    } else {
+        "not labeled yet"
+    };
+    let body = format!(
+        "<p>{cell_link}</p>\
+         <p id=\"progress\">{done} / {n} labeled</p>\
+         {msg}\
+         <p>Item {pos} of {n} (example id {id}) · {status}</p>\
+         {system}\
+         <h3>Input</h3><div class=\"text\" id=\"input\">{input}</div>\
+         <form method=\"post\" action=\"{action}\">\
+         <input type=\"hidden\" name=\"i\" value=\"{index}\">\
+         <input type=\"hidden\" name=\"id\" value=\"{id}\">\
+         <input type=\"hidden\" name=\"shown_ms\" value=\"{shown}\">\
+         <h3>Output</h3><textarea id=\"output\" name=\"output\" rows=\"4\">{prefill}</textarea>\
+         <p><button id=\"save\" type=\"submit\">Save</button> {back} {skip}</p></form>",
+        msg = message
+            .map(|m| format!("<p class=\"notice\">{}</p>", escape(m)))
+            .unwrap_or_default(),
+        pos = index + 1,
+        id = item.id,
+        input = escape(&item.input),
+        action = escape(&format!("{base}/annotate")),
+        shown = now_ms(),
+        prefill = escape(prefill),
+    );
+    crate::web::html::page(title, &body, None)
+}
+
+pub fn page(
+    app: &App,
+    exp: &str,
+    strategy: &str,
+    seed: &str,
+    query: &HashMap<String, String>,
+) -> Result<Reply> {
+    let dir = match cell_dir(app, exp, strategy, seed) {
+        Ok(d) => d,
+        Err(reply) => return Ok(reply),
+    };
+    let base = format!(
+        "/exp/{}/{}/{}",
+        url_encode(exp),
+        url_encode(strategy),
+        url_encode(seed)
+    );
+    let cell_link = link(&base, &format!("{exp} · {strategy} · {seed}"));
+    let title = format!("Annotate {strategy} · {seed}");
+    let Some(batch) = read_pending(&dir)? else {
+        let body = format!(
+            "<p>{cell_link}</p><p id=\"no-batch\" class=\"notice\">No batch is waiting for labels: \
+             the run continues (or has not asked yet). This page refreshes by itself.</p>"
+        );
+        return Ok(Reply::html(crate::web::html::page(
+            &title,
+            &body,
+            Some(&crate::web::results::fingerprint(app)?),
+        )));
+    };
+    if batch.items.is_empty() {
+        return Ok(Reply::error(500, "the waiting batch has no items"));
+    }
+    let saved = read_labels(&dir)?;
+    let index = query
+        .get("i")
+        .and_then(|i| i.parse::<usize>().ok())
+        .unwrap_or_else(|| first_unlabeled(&batch, &saved, 0).unwrap_or(0))
+        .min(batch.items.len() - 1);
+    let message = query.get("saved").map(|_| "Saved.");
+    Ok(Reply::html(page_html(
+        &title, &base, &cell_link, &batch, &saved, index, message,
+    )))
+}
+
+/// The first item at or after `from` (wrapping) without a label.
+fn first_unlabeled(
+    batch: &crate::labeller::human::PendingBatch,
+    saved: &HashMap<u64, SavedLabel>,
+    from: usize,
+) -> Option<usize> {
+    let n = batch.items.len();
+    (0..n).map(|k| (from + k) % n).find(|&i| {
+        saved
+            .get(&batch.items[i].id)
+            .is_none_or(|l| l.output.trim().is_empty())
+    })
+}
+
+pub fn save(
+    app: &App,
+    exp: &str,
+    strategy: &str,
+    seed: &str,
+    form: &HashMap<String, String>,
+) -> Result<Reply> {
+    let dir = match cell_dir(app, exp, strategy, seed) {
+        Ok(d) => d,
+        Err(reply) => return Ok(reply),
+    };
+    let base = format!(
+        "/exp/{}/{}/{}",
+        url_encode(exp),
+        url_encode(strategy),
+        url_encode(seed)
+    );
+    let field = |k: &str| {
+        form.get(k)
+            .with_context(|| format!("the annotation form has no `{k}` field"))
+    };
+    let id: u64 = field("id")?.parse().context("`id` must be a number")?;
+    let index: usize = field("i")?.parse().context("`i` must be a number")?;
+    let output = field("output")?.replace("\r\n", "\n");
+    let Some(batch) = read_pending(&dir)? else {
+        return Ok(Reply::redirect(&format!("{base}/annotate")));
+    };
+    if !batch.items.iter().any(|i| i.id == id) {
+        return Ok(Reply::error(
+            409,
+            "this example is not in the waiting batch (the batch may be complete): reload the page",
+        ));
+    }
+    if output.trim().is_empty() {
+        let saved = read_labels(&dir)?;
+        let cell_link = link(&base, &format!("{exp} · {strategy} · {seed}"));
+        let index = index.min(batch.items.len() - 1);
+        return Ok(Reply::html(page_html(
+            &format!("Annotate {strategy} · {seed}"),
+            &base,
+            &cell_link,
+            &batch,
+            &saved,
+            index,
+            Some("An empty output is not a label: write one, or skip this item."),
+        ))
+        .status(422));
+    }
+    let seconds = form
+        .get("shown_ms")
+        .and_then(|s| s.parse::<u128>().ok())
+        .map_or(0.0, |shown| now_ms().saturating_sub(shown) as f64 / 1000.0);
+    append_label(
+        &dir,
+        &SavedLabel {
+            id,
+            output,
+            seconds,
+        },
+    )?;
+    let saved = read_labels(&dir)?;
+    let next = first_unlabeled(&batch, &saved, index + 1);
+    Ok(match next {
+        Some(i) => Reply::redirect(&format!("{base}/annotate?i={i}&saved=1")),
+        // The batch is complete: the run picks it up within its poll interval.
+        None => Reply::redirect(&format!("{base}?batch=complete")),
+    })
+}

@@ -1,0 +1,103 @@
+//! HTML building blocks: escaping every user string, the page frame, small tables.
+
+/// Escape text for HTML element content and quoted attribute values.
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + text.len() / 8);
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+/// Percent-encode one path segment or query value for a link.
+pub fn url_encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+const STYLE: &str = include_str!("../../assets/web/style.css");
+
+/// A whole page. `title` is escaped here; `body` must already be HTML. `live` is the
+/// fingerprint of what the page shows: the page script reloads it when the results change.
+pub fn page(title: &str, body: &str, live: Option<&str>) -> String {
+    let live_attr = live
+        .map(|f| format!(" data-live=\"{}\"", escape(f)))
+        .unwrap_or_default();
+    format!(
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <title>{t} · atgen-lab</title><style>{STYLE}</style>\
+         <script src=\"/static/app.js\" defer></script></head>\
+         <body{live_attr}><nav><a href=\"/\">Experiments</a> <a href=\"/launch\">Launch</a></nav>\
+         <main><h1>{t}</h1>\n{body}\n</main></body></html>\n",
+        t = escape(title)
+    )
+}
+
+/// A table from a header and rows of already-escaped cell HTML.
+pub fn table(id: &str, header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut out = format!("<table id=\"{}\"><thead><tr>", escape(id));
+    for h in header {
+        out.push_str(&format!("<th>{}</th>", escape(h)));
+    }
+    out.push_str("</tr></thead><tbody>");
+    for row in rows {
+        out.push_str("<tr>");
+        for cell in row {
+            out.push_str(&format!("<td>{cell}</td>"));
+        }
+        out.push_str("</tr>");
+    }
+    out.push_str("</tbody></table>");
+    out
+}
+
+/// A link whose target and text are escaped.
+pub fn link(href: &str, text: &str) -> String {
+    format!("<a href=\"{}\">{}</a>", escape(href), escape(text))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_markup_and_quotes() {
+        assert_eq!(
+            escape(r#"<script>alert("x")</script> & 'q'"#),
+            "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; &#39;q&#39;"
+        );
+        assert_eq!(escape("plain ü"), "plain ü");
+    }
+
+    #[test]
+    fn page_escapes_title_and_live_fingerprint() {
+        let p = page("<b>x</b>", "<p>body</p>", Some("\"><script>"));
+        assert!(p.contains("<h1>&lt;b&gt;x&lt;/b&gt;</h1>"));
+        assert!(p.contains("data-live=\"&quot;&gt;&lt;script&gt;\""));
+        assert!(!p.contains("<b>x</b>"));
+    }
+
+    #[test]
+    fn url_encoding_keeps_only_unreserved_bytes() {
+        assert_eq!(url_encode("a b/../c?d"), "a%20b%2F..%2Fc%3Fd");
+        assert_eq!(
+            link("/x?a=\"", "<t>"),
+            "<a href=\"/x?a=&quot;\">&lt;t&gt;</a>"
+        );
+    }
+}

@@ -1,0 +1,535 @@
+//! The launch form: build an experiment file from a few fields (plus an advanced TOML box),
+//! validate it the way `lab check` does, show problems next to their fields, then write
+//! `<experiments>/web-<name>.toml` and start `lab run` on it in the background.
+use crate::web::html::{escape, page};
+use crate::web::http::Reply;
+use crate::web::safety::check_name;
+use crate::web::App;
+use anyhow::{Context, Result};
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+/// The shipped datasets: folder, input field, output field, reference fields.
+const SHIPPED: [(&str, &str, &str, &[&str]); 2] = [
+    (
+        "data/aeslc",
+        "email",
+        "subject",
+        &["subject", "annotations"],
+    ),
+    ("data/gsm8k", "question", "answer", &[]),
+];
+
+const MODELS: [&str; 4] = [
+    "smollm2-135m-instruct",
+    "tiny-random-llama",
+    "tiny-random-qwen3",
+    "tiny-random-gemma3",
+];
+
+/// Form fields, their labels and defaults, in display order.
+const FIELDS: [(&str, &str, &str); 17] = [
+    ("name", "Experiment name", ""),
+    ("dataset", "Dataset", "data/aeslc"),
+    ("input_field", "Input field", ""),
+    ("output_field", "Output field", ""),
+    ("pool_size", "Pool size", "200"),
+    ("test_size", "Test size", "20"),
+    ("model", "Model", "smollm2-135m-instruct"),
+    ("strategy", "Strategy", "random"),
+    ("seeds", "Seeds", "0"),
+    ("init_size", "Initial labels", "10"),
+    ("query_size", "Query size", "10"),
+    ("iterations", "Iterations", "3"),
+    ("epochs", "Training epochs", ""),
+    ("labeller", "Labeller", "golden"),
+    ("llm_model", "LLM model (llm labeller)", ""),
+    ("money_budget", "Money budget ($)", ""),
+    ("label_budget", "Label budget", ""),
+];
+
+/// The form field a validation key belongs to; other keys go to the advanced box.
+fn field_of_key(key: &str) -> &'static str {
+    let map: [(&str, &'static str); 16] = [
+        ("name", "name"),
+        ("data.path", "dataset"),
+        ("data.input_field", "input_field"),
+        ("data.output_field", "output_field"),
+        ("data.pool_size", "pool_size"),
+        ("data.test_size", "test_size"),
+        ("model", "model"),
+        ("strategy", "strategy"),
+        ("seeds", "seeds"),
+        ("al.init_size", "init_size"),
+        ("al.query_size", "query_size"),
+        ("al.iterations", "iterations"),
+        ("train.epochs", "epochs"),
+        ("al.money_budget", "money_budget"),
+        ("al.label_budget", "label_budget"),
+        ("labeller", "labeller"),
+    ];
+    map.iter()
+        .find(|(prefix, _)| {
+            key == *prefix
+                || key.starts_with(&format!("{prefix}."))
+                || key.starts_with(&format!("{prefix}["))
+        })
+        .map_or("advanced", |(_, f)| f)
+}
+
+/// Problems per form field.
+pub type FieldErrors = BTreeMap<&'static str, Vec<String>>;
+
+/// Split validation output (one "`key` in file:line: message" per line) by form field.
+pub fn errors_by_field(message: &str) -> FieldErrors {
+    let mut errors = FieldErrors::new();
+    for line in message.lines().filter(|l| !l.trim().is_empty()) {
+        let field = line
+            .strip_prefix('`')
+            .and_then(|rest| rest.split_once('`'))
+            .map_or("advanced", |(key, _)| field_of_key(key));
+        errors.entry(field).or_default().push(line.to_string());
+    }
+    errors
+}
+
+fn number(
+    form: &HashMap<String, String>,
+    key: &'static str,
+    errors: &mut FieldErrors,
+) -> Option<toml::Value> {
+    let text = form.get(key).map(|s| s.trim()).unwrap_or("");
+    if text.is_empty() {
+        return None;
+    }
+    if let Ok(i) = text.parse::<i64>() {
+        return Some(toml::Value::Integer(i));
+    }
+    if let Ok(f) = text.parse::<f64>() {
+        return Some(toml::Value::Float(f));
+    }
+    errors
+        .entry(key)
+        .or_default()
+        .push(format!("{text:?} is not a number"));
+    None
+}
+
+/// Overlay `extra` onto `base`, merging tables key by key (the advanced box wins).
+fn merge(base: &mut toml::Table, extra: toml::Table) {
+    for (k, v) in extra {
+        match (base.get_mut(&k), v) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(e)) => merge(b, e),
+            (_, v) => {
+                base.insert(k, v);
+            }
+        }
+    }
+}
+
+/// The experiment TOML the form describes, or the problems found while building it.
+pub fn build_toml(
+    form: &HashMap<String, String>,
+    results: &Path,
+) -> std::result::Result<String, FieldErrors> {
+    use toml::Value;
+    let mut errors = FieldErrors::new();
+    let get = |k: &str| {
+        form.get(k)
+            .map(|s| s.trim().to_string())
+            .unwrap_or_default()
+    };
+    let name = get("name");
+    if let Err(e) = check_name(&name, "experiment name") {
+        errors.entry("name").or_default().push(e.to_string());
+    }
+    let dataset = get("dataset");
+    let shipped = SHIPPED.iter().find(|(p, ..)| *p == dataset);
+    let (default_in, default_out, refs) =
+        shipped.map_or(("input", "output", &[][..]), |(_, i, o, r)| (*i, *o, *r));
+    let or_default = |v: String, d: &str| if v.is_empty() { d.to_string() } else { v };
+    let mut data = toml::Table::new();
+    data.insert("path".into(), Value::String(dataset.clone()));
+    data.insert(
+        "input_field".into(),
+        Value::String(or_default(get("input_field"), default_in)),
+    );
+    data.insert(
+        "output_field".into(),
+        Value::String(or_default(get("output_field"), default_out)),
+    );
+    if !refs.is_empty() && get("input_field").is_empty() {
+        data.insert(
+            "reference_fields".into(),
+            Value::Array(refs.iter().map(|r| Value::String(r.to_string())).collect()),
+        );
+    }
+    if shipped.is_none() {
+        data.insert("test_ratio".into(), Value::Float(0.2));
+    }
+    if dataset == "data/aeslc" {
+        data.insert(
+            "input_template".into(),
+            Value::String("Write a subject line for this email:\n{input}".into()),
+        );
+        data.insert(
+            "system_prompt".into(),
+            Value::String("You write short, specific subject lines for emails.".into()),
+        );
+    }
+    for key in ["pool_size", "test_size"] {
+        if let Some(v) = number(form, key, &mut errors) {
+            data.insert(key.into(), v);
+        }
+    }
+    let mut root = toml::Table::new();
+    root.insert("name".into(), Value::String(name));
+    root.insert(
+        "results_dir".into(),
+        Value::String(results.display().to_string()),
+    );
+    let seeds: std::result::Result<Vec<Value>, _> = get("seeds")
+        .split(',')
+        .filter(|s| !s.trim().is_empty())
+        .map(|s| s.trim().parse::<i64>().map(Value::Integer))
+        .collect();
+    match seeds {
+        Ok(s) if !s.is_empty() => {
+            root.insert("seeds".into(), Value::Array(s));
+        }
+        _ => errors
+            .entry("seeds")
+            .or_default()
+            .push("write seeds as numbers separated by commas, e.g. 0, 1".into()),
+    }
+    root.insert("data".into(), Value::Table(data));
+    let mut model = toml::Table::new();
+    model.insert("name".into(), Value::String(get("model")));
+    root.insert("model".into(), Value::Table(model));
+    let mut al = toml::Table::new();
+    for key in [
+        "init_size",
+        "query_size",
+        "iterations",
+        "money_budget",
+        "label_budget",
+    ] {
+        if let Some(v) = number(form, key, &mut errors) {
+            al.insert(key.into(), v);
+        }
+    }
+    root.insert("al".into(), Value::Table(al));
+    if let Some(v) = number(form, "epochs", &mut errors) {
+        let mut train = toml::Table::new();
+        train.insert("epochs".into(), v);
+        root.insert("train".into(), Value::Table(train));
+    }
+    let mut labeller = toml::Table::new();
+    labeller.insert("kind".into(), Value::String(get("labeller")));
+    if get("labeller") == "llm" && !get("llm_model").is_empty() {
+        labeller.insert("provider".into(), Value::String("openai".into()));
+        labeller.insert("model".into(), Value::String(get("llm_model")));
+    }
+    root.insert("labeller".into(), Value::Table(labeller));
+    let mut strategy = toml::Table::new();
+    strategy.insert("name".into(), Value::String(get("strategy")));
+    root.insert(
+        "strategy".into(),
+        Value::Array(vec![Value::Table(strategy)]),
+    );
+    let advanced = form.get("advanced").map(String::as_str).unwrap_or("");
+    match advanced.parse::<toml::Table>() {
+        Ok(extra) => merge(&mut root, extra),
+        Err(e) => errors
+            .entry("advanced")
+            .or_default()
+            .push(format!("advanced TOML: {e}")),
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    toml::to_string(&root).map_err(|e| {
+        let mut errors = FieldErrors::new();
+        errors.insert(
+            "advanced",
+            vec![format!("cannot write the experiment as TOML: {e}")],
+        );
+        errors
+    })
+}
+
+/// Validate the experiment text like `lab check`, then load its data and find its strategy.
+pub fn check_experiment(
+    text: &str,
+    file: &Path,
+) -> std::result::Result<crate::config::Experiment, FieldErrors> {
+    let exp = crate::config::parse_experiment(text, file)
+        .map_err(|e| errors_by_field(&format!("{e:#}")))?;
+    crate::config::validate_with(&exp, crate::metrics::names())
+        .map_err(|e| errors_by_field(&format!("{e:#}")))?;
+    let mut errors = FieldErrors::new();
+    if let Err(e) = crate::runner::experiment::load_experiment_data(&exp, file) {
+        errors.entry("dataset").or_default().push(format!("{e:#}"));
+    }
+    for s in &exp.strategies {
+        if !s.script_path().exists() {
+            errors.entry("strategy").or_default().push(format!(
+                "strategy `{}`: no script at {}",
+                s.name,
+                s.script_path().display()
+            ));
+        }
+    }
+    if errors.is_empty() {
+        Ok(exp)
+    } else {
+        Err(errors)
+    }
+}
+
+fn select(id: &str, options: &[String], current: &str) -> String {
+    let mut out = format!("<select id=\"{0}\" name=\"{0}\">", escape(id));
+    for o in options {
+        let sel = if o == current { " selected" } else { "" };
+        out.push_str(&format!(
+            "<option value=\"{0}\"{sel}>{0}</option>",
+            escape(o)
+        ));
+    }
+    out.push_str("</select>");
+    out
+}
+
+fn strategy_names() -> Vec<String> {
+    crate::strategy::registry::list(Path::new("strategies"))
+        .map(|l| {
+            l.into_iter()
+                .filter(|s| s.problem.is_none())
+                .map(|s| s.name)
+                .collect()
+        })
+        .unwrap_or_else(|_| vec!["random".to_string()])
+}
+
+pub fn form_html(app: &App, form: &HashMap<String, String>, errors: &FieldErrors) -> String {
+    let value =
+        |k: &str, default: &str| form.get(k).cloned().unwrap_or_else(|| default.to_string());
+    let mut datasets: Vec<String> = SHIPPED.iter().map(|(p, ..)| p.to_string()).collect();
+    datasets.extend(
+        crate::web::upload::uploaded_files(&app.results)
+            .iter()
+            .map(|p| p.display().to_string()),
+    );
+    let mut body = String::from("<form id=\"launch\" method=\"post\" action=\"/launch\">");
+    for (key, label, default) in FIELDS {
+        let v = value(key, default);
+        let input = match key {
+            "dataset" => select(key, &datasets, &v),
+            "strategy" => select(key, &strategy_names(), &v),
+            "labeller" => select(key, &["golden".into(), "llm".into(), "human".into()], &v),
+            "model" => {
+                let opts: String = MODELS
+                    .iter()
+                    .map(|m| format!("<option value=\"{m}\">"))
+                    .collect();
+                format!("<input type=\"text\" id=\"model\" name=\"model\" list=\"models\" value=\"{}\"><datalist id=\"models\">{opts}</datalist>", escape(&v))
+            }
+            _ => format!(
+                "<input type=\"text\" id=\"{key}\" name=\"{key}\" value=\"{}\">",
+                escape(&v)
+            ),
+        };
+        body.push_str(&format!(
+            "<div class=\"field\"><label for=\"{key}\">{}</label>{input}",
+            escape(label)
+        ));
+        for e in errors.get(key).into_iter().flatten() {
+            body.push_str(&format!(
+                "<div class=\"error\" id=\"error-{key}\">{}</div>",
+                escape(e)
+            ));
+        }
+        body.push_str("</div>");
+        if key == "output_field" {
+            body.push_str(
+                "<div class=\"field\"><label for=\"upload-file\">Or upload CSV/JSONL</label>\
+                 <input type=\"file\" id=\"upload-file\" accept=\".csv,.jsonl,.json\"> \
+                 <button type=\"button\" id=\"upload-button\">Upload</button> \
+                 <span id=\"upload-message\"></span> (name its input and output fields above first; at most 20 MB)</div>",
+            );
+        }
+    }
+    body.push_str(&format!(
+        "<div class=\"field\"><label for=\"advanced\">Advanced TOML</label>\
+         <p>Any experiment keys, merged over the fields above, e.g. <code>[al]\nrequired_performance = {{ rouge1 = 0.3 }}</code></p>\
+         <textarea id=\"advanced\" name=\"advanced\" rows=\"6\">{}</textarea>",
+        escape(&value("advanced", ""))
+    ));
+    for e in errors.get("advanced").into_iter().flatten() {
+        body.push_str(&format!(
+            "<div class=\"error\" id=\"error-advanced\">{}</div>",
+            escape(e)
+        ));
+    }
+    body.push_str(
+        "</div><p><button id=\"launch-button\" type=\"submit\">Launch</button></p></form>",
+    );
+    body
+}
+
+pub fn form_page(app: &App) -> Result<Reply> {
+    Ok(Reply::html(page(
+        "Launch an experiment",
+        &form_html(app, &HashMap::new(), &FieldErrors::new()),
+        None,
+    )))
+}
+
+pub fn submit(app: &App, form: &HashMap<String, String>) -> Result<Reply> {
+    let invalid = |errors: FieldErrors| {
+        let body = format!(
+            "<p class=\"error\" id=\"form-problems\">The experiment has problems; see the fields below.</p>{}",
+            form_html(app, form, &errors)
+        );
+        Ok(Reply::html(page("Launch an experiment", &body, None)).status(422))
+    };
+    let text = match build_toml(form, &app.results) {
+        Ok(t) => t,
+        Err(errors) => return invalid(errors),
+    };
+    let name = form
+        .get("name")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default();
+    let file = app.experiments.join(format!("web-{name}.toml"));
+    let exp = match check_experiment(&text, &file) {
+        Ok(exp) => exp,
+        Err(errors) => return invalid(errors),
+    };
+    if crate::web::results::run_state(app, &exp.name).is_some_and(|s| s.starts_with("running")) {
+        let mut errors = FieldErrors::new();
+        errors.insert(
+            "name",
+            vec![format!("experiment `{}` is running already", exp.name)],
+        );
+        return invalid(errors);
+    }
+    std::fs::create_dir_all(&app.experiments)
+        .with_context(|| format!("cannot create {}", app.experiments.display()))?;
+    let header = "# Written by the launch form of `lab serve`.\n";
+    crate::util::atomic_write_string(&file, &format!("{header}{text}"))?;
+    start_run(app, &exp.name, &file)?;
+    Ok(Reply::redirect(&format!(
+        "/exp/{}",
+        crate::web::html::url_encode(&exp.name)
+    )))
+}
+
+/// Start `lab run FILE` in the background, its output in `<results>/<name>/run.log`.
+pub fn start_run(app: &App, name: &str, file: &Path) -> Result<()> {
+    let dir = app.results.join(name);
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let log_path: PathBuf = dir.join("run.log");
+    let log = std::fs::File::create(&log_path)
+        .with_context(|| format!("cannot create {}", log_path.display()))?;
+    let log_err = log.try_clone().context("cannot share the run log")?;
+    let exe = std::env::current_exe().context("cannot find the lab executable to run")?;
+    let child = std::process::Command::new(exe)
+        .arg("run")
+        .arg(file)
+        .env("LAB_QUIET", "1")
+        .stdin(std::process::Stdio::null())
+        .stdout(log)
+        .stderr(log_err)
+        .spawn()
+        .with_context(|| format!("cannot start `lab run {}`", file.display()))?;
+    app.runs
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(name.to_string(), child);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn form(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn valid_form() -> HashMap<String, String> {
+        form(&[
+            ("name", "t1"),
+            ("dataset", "data/aeslc"),
+            ("pool_size", "20"),
+            ("test_size", "4"),
+            ("model", "tiny-random-llama"),
+            ("strategy", "random"),
+            ("seeds", "0, 1"),
+            ("init_size", "2"),
+            ("query_size", "2"),
+            ("iterations", "1"),
+            ("labeller", "human"),
+            ("epochs", "1"),
+            ("advanced", "[eval]\nmetrics = [\"rouge1\"]\n"),
+        ])
+    }
+
+    #[test]
+    fn form_becomes_a_valid_experiment_with_advanced_keys_merged() {
+        let text = build_toml(&valid_form(), Path::new("/tmp/results")).unwrap();
+        let exp = check_experiment(&text, Path::new("experiments/web-t1.toml")).unwrap();
+        assert_eq!(exp.name, "t1");
+        assert_eq!(exp.seeds, [0, 1]);
+        assert_eq!(exp.data.input_field, "email");
+        assert_eq!(exp.data.pool_size, Some(20));
+        assert_eq!(exp.labeller.kind, crate::config::LabellerKind::Human);
+        assert_eq!(exp.eval.metrics, ["rouge1"]);
+        assert_eq!(exp.train.epochs, 1);
+        assert_eq!(exp.results_dir, PathBuf::from("/tmp/results"));
+    }
+
+    #[test]
+    fn problems_land_next_to_their_fields() {
+        let mut f = valid_form();
+        f.insert("query_size".into(), "0".into());
+        f.insert("advanced".into(), "[eval]\nmetrics = [\"rouge9\"]\n".into());
+        let text = build_toml(&f, Path::new("/tmp/r")).unwrap();
+        let errors = check_experiment(&text, Path::new("web-t1.toml")).unwrap_err();
+        assert!(
+            errors["query_size"][0].contains("al.query_size"),
+            "{errors:?}"
+        );
+        assert!(errors["advanced"][0].contains("rouge9"), "{errors:?}");
+
+        let mut f = valid_form();
+        f.insert("name".into(), "../evil".into());
+        f.insert("pool_size".into(), "many".into());
+        f.insert("advanced".into(), "[al\n".into());
+        let errors = build_toml(&f, Path::new("/tmp/r")).unwrap_err();
+        assert!(errors.contains_key("name") && errors.contains_key("pool_size"));
+        assert!(errors["advanced"][0].starts_with("advanced TOML"));
+
+        let mut f = valid_form();
+        f.insert("input_field".into(), "body".into());
+        let text = build_toml(&f, Path::new("/tmp/r")).unwrap();
+        let errors = check_experiment(&text, Path::new("web-t1.toml")).unwrap_err();
+        assert!(errors["dataset"][0].contains("body"), "{errors:?}");
+    }
+
+    #[test]
+    fn rendered_form_escapes_values_and_shows_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = App::new(dir.path(), dir.path(), None).unwrap();
+        let mut errors = FieldErrors::new();
+        errors.insert("name", vec!["bad <name>".into()]);
+        let html = form_html(&app, &form(&[("name", "\"><script>x</script>")]), &errors);
+        assert!(!html.contains("<script>x"));
+        assert!(html.contains("value=\"&quot;&gt;&lt;script&gt;x&lt;/script&gt;\""));
+        assert!(html.contains("<div class=\"error\" id=\"error-name\">bad &lt;name&gt;</div>"));
+    }
+}

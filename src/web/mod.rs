@@ -1,0 +1,261 @@
+//! `lab serve`: a small web app to launch and monitor experiments, browse their results and
+//! label queried examples by hand. Server-rendered pages over `tiny_http`; a little vanilla JS
+//! polls for live updates. Everything it shows is read from the results directory, so it
+//! can be started and stopped at any time without touching a run.
+pub mod annotate;
+pub mod browse;
+pub mod html;
+pub mod http;
+pub mod launch;
+pub mod results;
+pub mod safety;
+pub mod upload;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use http::{parse_target, Reply, Target};
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Child;
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// Results directory to show (and where launched runs write).
+    #[arg(long, default_value = "results")]
+    pub results: PathBuf,
+    /// Address to listen on. Anything but loopback requires the printed token on every request.
+    #[arg(long, default_value = "127.0.0.1:7878")]
+    pub bind: SocketAddr,
+    /// Where the launch form writes experiment files (`web-<name>.toml`).
+    #[arg(long, default_value = "experiments")]
+    pub experiments: PathBuf,
+    /// Request-handling threads.
+    #[arg(long, default_value_t = 4)]
+    pub threads: usize,
+}
+
+/// What every request handler shares.
+pub struct App {
+    /// The results directory, canonical.
+    pub results: PathBuf,
+    pub experiments: PathBuf,
+    /// Required on every request when bound beyond loopback.
+    pub token: Option<String>,
+    /// Runs started from the launch form, by experiment name.
+    pub runs: Mutex<HashMap<String, Child>>,
+    /// Datasets loaded for the browse pages, by cell config path and its modification time.
+    pub datasets: Mutex<HashMap<PathBuf, (SystemTime, Arc<crate::data::Dataset>)>>,
+}
+
+impl App {
+    pub fn new(results: &Path, experiments: &Path, token: Option<String>) -> Result<Self> {
+        std::fs::create_dir_all(results)
+            .with_context(|| format!("cannot create results directory {}", results.display()))?;
+        let results = results
+            .canonicalize()
+            .with_context(|| format!("cannot resolve {}", results.display()))?;
+        Ok(App {
+            results,
+            experiments: experiments.to_path_buf(),
+            token,
+            runs: Mutex::new(HashMap::new()),
+            datasets: Mutex::new(HashMap::new()),
+        })
+    }
+}
+
+pub fn run(args: &ServeArgs) -> Result<()> {
+    let token = (!safety::is_loopback(&args.bind)).then(safety::new_token);
+    let app = Arc::new(App::new(&args.results, &args.experiments, token.clone())?);
+    let server = tiny_http::Server::http(args.bind)
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.bind))?;
+    let server = Arc::new(server);
+    let shown = match server.server_addr() {
+        tiny_http::ListenAddr::IP(addr) => addr.to_string(),
+        #[allow(unreachable_patterns)]
+        _ => args.bind.to_string(),
+    };
+    // Nobody may be reading stdout (a closed pipe): the server runs on regardless.
+    let mut out = std::io::stdout();
+    let _ = match &token {
+        Some(t) => writeln!(
+            out,
+            "lab serve: http://{shown}/?token={t}\n(bound beyond loopback: every request needs this token)"
+        ),
+        None => writeln!(out, "lab serve: http://{shown}/"),
+    };
+    let _ = writeln!(out, "results: {}", app.results.display());
+    let _ = out.flush();
+    let workers: Vec<_> = (0..args.threads.max(1))
+        .map(|_| {
+            let (server, app) = (Arc::clone(&server), Arc::clone(&app));
+            std::thread::spawn(move || {
+                for request in server.incoming_requests() {
+                    respond(&app, request);
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        let _ = w.join();
+    }
+    Ok(())
+}
+
+/// Answer one request; failures become error pages, never a dead worker.
+fn respond(app: &App, mut request: tiny_http::Request) {
+    let header = |name: &str| {
+        request
+            .headers()
+            .iter()
+            .find(|h| h.field.as_str().as_str().eq_ignore_ascii_case(name))
+            .map(|h| h.value.as_str().to_string())
+    };
+    let cookie = header("Cookie");
+    let content_length: Option<u64> = header("Content-Length").and_then(|v| v.parse().ok());
+    let method = request.method().clone();
+    let url = request.url().to_string();
+    let mut set_cookie = None;
+    let reply = match parse_target(&url) {
+        Err(e) => Reply::error(400, &format!("bad request URL: {e:#}")),
+        Ok(target) => {
+            let allowed = match &app.token {
+                None => true,
+                Some(t) => {
+                    let from_query = target.query.get("token").map(String::as_str);
+                    let ok = safety::token_ok(t, from_query, cookie.as_deref());
+                    if ok && from_query.is_some() {
+                        set_cookie = Some(format!(
+                            "{}={t}; Path=/; HttpOnly; SameSite=Strict",
+                            safety::TOKEN_COOKIE
+                        ));
+                    }
+                    ok
+                }
+            };
+            if !allowed {
+                Reply::error(
+                    403,
+                    "this server needs its access token: open the URL `lab serve` printed \
+                     (it ends in ?token=...)",
+                )
+            } else {
+                let limit = if target.segments.first().map(String::as_str) == Some("upload") {
+                    safety::MAX_UPLOAD_BYTES
+                } else {
+                    1024 * 1024
+                };
+                match read_body(request.as_reader(), content_length, limit) {
+                    Err(reply) => reply,
+                    Ok(body) => route(app, &method, &target, &body)
+                        .unwrap_or_else(|e| Reply::error(500, &format!("error: {e:#}"))),
+                }
+            }
+        }
+    };
+    let mut response = tiny_http::Response::from_data(reply.body).with_status_code(reply.status);
+    let mut headers = vec![
+        ("Content-Type".to_string(), reply.content_type.to_string()),
+        ("X-Content-Type-Options".into(), "nosniff".into()),
+        ("Cache-Control".into(), "no-store".into()),
+        (
+            "Content-Security-Policy".into(),
+            "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:".into(),
+        ),
+    ];
+    headers.extend(reply.headers);
+    if let Some(c) = set_cookie {
+        headers.push(("Set-Cookie".into(), c));
+    }
+    for (k, v) in headers {
+        if let Ok(h) = tiny_http::Header::from_bytes(k.as_bytes(), v.as_bytes()) {
+            response.add_header(h);
+        }
+    }
+    // The client may have gone away; there is nobody left to tell.
+    let _ = request.respond(response);
+}
+
+/// The request body, refused with 413 when longer than `limit` bytes.
+fn read_body(
+    reader: &mut dyn Read,
+    content_length: Option<u64>,
+    limit: u64,
+) -> std::result::Result<Vec<u8>, Reply> {
+    let too_large = || {
+        Reply::error(
+            413,
+            &format!(
+                "request body too large: the limit is {} MB",
+                limit / (1024 * 1024)
+            ),
+        )
+    };
+    if content_length.is_some_and(|n| n > limit) {
+        return Err(too_large());
+    }
+    let mut body = Vec::new();
+    reader
+        .take(limit + 1)
+        .read_to_end(&mut body)
+        .map_err(|e| Reply::error(400, &format!("cannot read the request body: {e}")))?;
+    if body.len() as u64 > limit {
+        return Err(too_large());
+    }
+    Ok(body)
+}
+
+fn route(app: &App, method: &tiny_http::Method, target: &Target, body: &[u8]) -> Result<Reply> {
+    use tiny_http::Method::{Get, Post};
+    let seg: Vec<&str> = target.segments.iter().map(String::as_str).collect();
+    let form = || http::parse_form(&String::from_utf8_lossy(body));
+    Ok(match (method, seg.as_slice()) {
+        (Get, ["static", "app.js"]) => Reply::with_type(
+            200,
+            "text/javascript; charset=utf-8",
+            include_str!("../../assets/web/app.js").as_bytes().to_vec(),
+        ),
+        (Get, ["api", "status"]) => results::status_json(app)?,
+        (Get, []) => results::list_page(app)?,
+        (Get, ["exp", exp]) => results::experiment_page(app, exp)?,
+        (Get, ["exp", exp, "log"]) => results::log_page(app, exp)?,
+        (Get, ["exp", exp, "file", name]) => results::figure_file(app, exp, name)?,
+        (Get, ["exp", exp, strategy, seed]) => browse::cell_page(app, exp, strategy, seed)?,
+        (Get, ["exp", exp, strategy, seed, "gen", t]) => {
+            browse::generations_page(app, exp, strategy, seed, t)?
+        }
+        (Get, ["exp", exp, strategy, seed, "annotate"]) => {
+            annotate::page(app, exp, strategy, seed, &target.query)?
+        }
+        (Post, ["exp", exp, strategy, seed, "annotate"]) => {
+            annotate::save(app, exp, strategy, seed, &form()?)?
+        }
+        (Get, ["launch"]) => launch::form_page(app)?,
+        (Post, ["launch"]) => launch::submit(app, &form()?)?,
+        (Post, ["upload"]) => upload::receive(app, &target.query, body),
+        _ => Reply::error(404, "no such page"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bodies_over_the_limit_are_refused() {
+        let big = vec![b'x'; 2048];
+        let declared = read_body(&mut &big[..], Some(2048), 1024).unwrap_err();
+        assert_eq!(declared.status, 413);
+        // A body longer than it declared (or undeclared) is cut at the limit and refused.
+        let undeclared = read_body(&mut &big[..], None, 1024).unwrap_err();
+        assert_eq!(undeclared.status, 413);
+        assert_eq!(
+            read_body(&mut &big[..], Some(2048), 4096).unwrap().len(),
+            2048
+        );
+    }
+}

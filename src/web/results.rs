@@ -1,0 +1,448 @@
+//! The experiments list, one experiment's page (cells, figures, summary table, run log) and
+//! the status endpoint the pages poll for live updates.
+use crate::labeller::human;
+use crate::report::load::parse_seed_dir;
+use crate::runner::curve::Curve;
+use crate::runner::persist::{load_state, CellPaths};
+use crate::web::html::{escape, link, page, table, url_encode};
+use crate::web::http::Reply;
+use crate::web::safety::{check_segment, safe_join};
+use crate::web::App;
+use anyhow::{Context, Result};
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+
+/// Where one (strategy, seed) cell stands, read from its files.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct CellProgress {
+    pub strategy: String,
+    pub seed: u64,
+    pub dir: PathBuf,
+    pub iterations_done: usize,
+    /// Evaluated iterations the configuration asks for, when bounded by a count.
+    pub planned: Option<usize>,
+    pub labeled: usize,
+    pub finished: bool,
+    pub stop_reason: Option<String>,
+    /// The last curve row's metrics.
+    pub last_metrics: Vec<(String, f64)>,
+    /// A batch waiting for a person: (items labeled so far, items in the batch).
+    pub waiting: Option<(usize, usize)>,
+    /// Why the cell's files could not be read.
+    pub problem: Option<String>,
+}
+
+impl CellProgress {
+    pub fn read(dir: &Path, strategy: &str, seed: u64) -> Self {
+        let mut p = CellProgress {
+            strategy: strategy.to_string(),
+            seed,
+            dir: dir.to_path_buf(),
+            ..Default::default()
+        };
+        let paths = CellPaths {
+            dir: dir.to_path_buf(),
+        };
+        if let Ok(text) = std::fs::read_to_string(paths.config()) {
+            if let Ok(exp) = crate::config::parse_experiment(&text, &paths.config()) {
+                p.planned = exp.al.iterations.map(|n| n + 1);
+            }
+        }
+        match load_state(&paths) {
+            Ok(Some(state)) => {
+                p.iterations_done = state.iterations_done;
+                p.labeled = state.labeled_ids.len();
+                p.finished = state.finished;
+                p.stop_reason = state.stop_reason.map(|r| r.to_string());
+            }
+            Ok(None) => {}
+            Err(e) => p.problem = Some(format!("{e:#}")),
+        }
+        if let Ok(curve) = Curve::read(&paths.curve()) {
+            if let Some(row) = curve.rows.last() {
+                p.last_metrics = curve
+                    .metrics
+                    .iter()
+                    .cloned()
+                    .zip(row.metrics.clone())
+                    .collect();
+            }
+        }
+        if let Ok(Some(batch)) = human::read_pending(dir) {
+            let saved = human::read_labels(dir).unwrap_or_default();
+            let done = batch
+                .items
+                .iter()
+                .filter(|i| {
+                    saved
+                        .get(&i.id)
+                        .is_some_and(|l| !l.output.trim().is_empty())
+                })
+                .count();
+            p.waiting = Some((done, batch.items.len()));
+        }
+        p
+    }
+
+    pub fn state_text(&self) -> String {
+        if let Some(problem) = &self.problem {
+            return format!("unreadable: {problem}");
+        }
+        if let Some((done, total)) = self.waiting {
+            return format!("waiting for labels ({done} / {total})");
+        }
+        match (&self.stop_reason, self.finished) {
+            (Some(r), _) => format!("finished: {r}"),
+            (None, true) => "finished".into(),
+            (None, false) if self.iterations_done == 0 => "starting".into(),
+            (None, false) => "running".into(),
+        }
+    }
+}
+
+/// Experiment folders under the results directory, sorted (uploads live beside them).
+pub fn experiment_names(results: &Path) -> Result<Vec<String>> {
+    let mut names = Vec::new();
+    let entries =
+        std::fs::read_dir(results).with_context(|| format!("cannot list {}", results.display()))?;
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if entry.path().is_dir()
+            && name != crate::web::upload::UPLOAD_DIR
+            && check_segment(&name).is_ok()
+        {
+            names.push(name);
+        }
+    }
+    names.sort();
+    Ok(names)
+}
+
+/// Every cell folder of an experiment folder, sorted by strategy then seed.
+pub fn cells_of(exp_dir: &Path) -> Vec<CellProgress> {
+    let mut cells = Vec::new();
+    let Ok(strategies) = std::fs::read_dir(exp_dir) else {
+        return cells;
+    };
+    for s in strategies.flatten().filter(|e| e.path().is_dir()) {
+        let strategy = s.file_name().to_string_lossy().into_owned();
+        let Ok(seeds) = std::fs::read_dir(s.path()) else {
+            continue;
+        };
+        for d in seeds.flatten() {
+            if let Some(seed) = d.file_name().to_str().and_then(parse_seed_dir) {
+                cells.push(CellProgress::read(&d.path(), &strategy, seed));
+            }
+        }
+    }
+    cells.sort_by(|a, b| (&a.strategy, a.seed).cmp(&(&b.strategy, b.seed)));
+    cells
+}
+
+/// A summary of everything the pages show, so a page reloads only when it would change.
+pub fn fingerprint(app: &App) -> Result<String> {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    for name in experiment_names(&app.results)? {
+        name.hash(&mut h);
+        let dir = app.results.join(&name);
+        for f in ["summary.csv", "run.log"] {
+            file_stamp(&dir.join(f)).hash(&mut h);
+        }
+        for cell in cells_of(&dir) {
+            cell.dir.hash(&mut h);
+            for f in [
+                cell.dir.join("state.json"),
+                human::pending_path(&cell.dir),
+                human::labels_path(&cell.dir),
+            ] {
+                file_stamp(&f).hash(&mut h);
+            }
+        }
+        run_state(app, &name).hash(&mut h);
+    }
+    Ok(format!("{:016x}", h.finish()))
+}
+
+fn file_stamp(path: &Path) -> Option<(u64, std::time::SystemTime)> {
+    let m = std::fs::metadata(path).ok()?;
+    Some((m.len(), m.modified().ok()?))
+}
+
+/// The state of a run started from this server: running, or how it ended.
+pub fn run_state(app: &App, name: &str) -> Option<String> {
+    let mut runs = app.runs.lock().unwrap_or_else(|p| p.into_inner());
+    let child = runs.get_mut(name)?;
+    Some(match child.try_wait() {
+        Ok(None) => format!("running (pid {})", child.id()),
+        Ok(Some(status)) if status.success() => "finished".into(),
+        Ok(Some(status)) => format!("failed ({status}); see the log"),
+        Err(e) => format!("unknown ({e})"),
+    })
+}
+
+pub fn status_json(app: &App) -> Result<Reply> {
+    let mut experiments = Vec::new();
+    for name in experiment_names(&app.results)? {
+        let cells: Vec<serde_json::Value> = cells_of(&app.results.join(&name))
+            .iter()
+            .map(|c| {
+                serde_json::json!({
+                    "strategy": c.strategy, "seed": c.seed,
+                    "iterations_done": c.iterations_done, "planned": c.planned,
+                    "labeled": c.labeled, "finished": c.finished, "state": c.state_text(),
+                })
+            })
+            .collect();
+        experiments.push(serde_json::json!({
+            "name": name, "run": run_state(app, &name), "cells": cells,
+        }));
+    }
+    Ok(Reply::json(&serde_json::json!({
+        "fingerprint": fingerprint(app)?,
+        "experiments": experiments,
+    })))
+}
+
+fn cell_href(exp: &str, c: &CellProgress) -> String {
+    format!(
+        "/exp/{}/{}/seed-{}",
+        url_encode(exp),
+        url_encode(&c.strategy),
+        c.seed
+    )
+}
+
+/// Table rows for the cells of `exp`, with links to browse and annotate.
+fn cell_rows(exp: &str, cells: &[CellProgress]) -> Vec<Vec<String>> {
+    cells
+        .iter()
+        .map(|c| {
+            let href = cell_href(exp, c);
+            let planned = c.planned.map_or("?".to_string(), |p| p.to_string());
+            let metrics = c
+                .last_metrics
+                .iter()
+                .map(|(m, v)| format!("{m}={v:.4}"))
+                .collect::<Vec<_>>()
+                .join(" ");
+            let mut state = escape(&c.state_text());
+            if c.waiting.is_some() {
+                state.push_str(&format!(
+                    " <a class=\"annotate\" href=\"{}/annotate\">Annotate</a>",
+                    escape(&href)
+                ));
+            }
+            vec![
+                link(&href, &c.strategy),
+                c.seed.to_string(),
+                format!(
+                    "<progress max=\"{}\" value=\"{}\"></progress> {}/{}",
+                    c.planned.unwrap_or(c.iterations_done.max(1)),
+                    c.iterations_done,
+                    c.iterations_done,
+                    escape(&planned)
+                ),
+                c.labeled.to_string(),
+                escape(&metrics),
+                state,
+            ]
+        })
+        .collect()
+}
+
+const CELL_HEADER: [&str; 6] = [
+    "strategy",
+    "seed",
+    "iterations",
+    "labeled",
+    "last metrics",
+    "state",
+];
+
+pub fn list_page(app: &App) -> Result<Reply> {
+    let names = experiment_names(&app.results)?;
+    let mut body = String::new();
+    if names.is_empty() {
+        body.push_str(&format!(
+            "<p>No experiments in {} yet. {}</p>",
+            escape(&app.results.display().to_string()),
+            link("/launch", "Launch one")
+        ));
+    }
+    for name in &names {
+        let cells = cells_of(&app.results.join(name));
+        body.push_str(&format!(
+            "<section class=\"experiment\"><h2>{}</h2>",
+            link(&format!("/exp/{}", url_encode(name)), name)
+        ));
+        if let Some(run) = run_state(app, name) {
+            body.push_str(&format!("<p>run: {}</p>", escape(&run)));
+        }
+        body.push_str(&table(
+            &format!("cells-{name}"),
+            &CELL_HEADER,
+            &cell_rows(name, &cells),
+        ));
+        body.push_str("</section>");
+    }
+    Ok(Reply::html(page(
+        "Experiments",
+        &body,
+        Some(&fingerprint(app)?),
+    )))
+}
+
+pub fn experiment_page(app: &App, exp: &str) -> Result<Reply> {
+    let Ok(dir) = safe_join(&app.results, &[exp]) else {
+        return Ok(Reply::error(404, "no such experiment"));
+    };
+    let cells = cells_of(&dir);
+    let mut body = String::new();
+    if let Some(run) = run_state(app, exp) {
+        body.push_str(&format!("<p id=\"run-state\">run: {}</p>", escape(&run)));
+    }
+    if dir.join("run.log").exists() {
+        body.push_str(&format!(
+            "<p>{}</p>",
+            link(&format!("/exp/{}/log", url_encode(exp)), "Run log")
+        ));
+    }
+    body.push_str("<h2>Cells</h2>");
+    body.push_str(&table("cells", &CELL_HEADER, &cell_rows(exp, &cells)));
+    let figures = figure_names(&dir);
+    if !figures.is_empty() {
+        body.push_str("<h2>Curves</h2><div class=\"figures\">");
+        for f in &figures {
+            body.push_str(&format!(
+                "<img class=\"curve\" alt=\"{0}\" src=\"/exp/{1}/file/{2}\">",
+                escape(f),
+                escape(&url_encode(exp)),
+                escape(&url_encode(f))
+            ));
+        }
+        body.push_str("</div>");
+    }
+    if let Ok(text) = std::fs::read_to_string(dir.join("summary.csv")) {
+        body.push_str("<h2>Summary</h2>");
+        body.push_str(&csv_table("summary", &text));
+    }
+    Ok(Reply::html(page(exp, &body, Some(&fingerprint(app)?))))
+}
+
+/// The report's figures (SVG) in an experiment folder.
+fn figure_names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.ends_with(".svg"))
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+/// A CSV text as an HTML table, every cell escaped; unreadable CSV is shown as text.
+pub fn csv_table(id: &str, text: &str) -> String {
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .from_reader(text.as_bytes());
+    let header: Vec<String> = match reader.headers() {
+        Ok(h) => h.iter().map(str::to_string).collect(),
+        Err(_) => return format!("<pre>{}</pre>", escape(text)),
+    };
+    let rows: Vec<Vec<String>> = reader
+        .records()
+        .flatten()
+        .map(|r| r.iter().map(escape).collect())
+        .collect();
+    let header: Vec<&str> = header.iter().map(String::as_str).collect();
+    table(id, &header, &rows)
+}
+
+pub fn log_page(app: &App, exp: &str) -> Result<Reply> {
+    let Ok(path) = safe_join(&app.results, &[exp, "run.log"]) else {
+        return Ok(Reply::error(404, "this experiment has no run log"));
+    };
+    let text = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    let text = String::from_utf8_lossy(&text);
+    // The end of a long log is what matters.
+    let start = text.len().saturating_sub(64 * 1024);
+    let start = (start..text.len())
+        .find(|&i| text.is_char_boundary(i))
+        .unwrap_or(0);
+    let body = format!("<pre id=\"log\">{}</pre>", escape(&text[start..]));
+    Ok(Reply::html(page(
+        &format!("{exp}: run log"),
+        &body,
+        Some(&fingerprint(app)?),
+    )))
+}
+
+/// A figure of the report (SVG or PNG), only from the experiment folder itself.
+pub fn figure_file(app: &App, exp: &str, name: &str) -> Result<Reply> {
+    let content_type = if name.ends_with(".svg") {
+        "image/svg+xml"
+    } else if name.ends_with(".png") {
+        "image/png"
+    } else {
+        return Ok(Reply::error(
+            404,
+            "only the report's .svg and .png figures are served",
+        ));
+    };
+    let Ok(path) = safe_join(&app.results, &[exp, name]) else {
+        return Ok(Reply::error(404, "no such figure"));
+    };
+    let bytes = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    Ok(Reply::with_type(200, content_type, bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_cells_are_escaped() {
+        let t = csv_table("s", "strategy,mean\n<img src=x>,0.5\n");
+        assert!(t.contains("<td>&lt;img src=x&gt;</td>"), "{t}");
+        assert!(t.contains("<th>mean</th>"));
+    }
+
+    #[test]
+    fn cell_progress_reads_pending_batches() {
+        let dir = tempfile::tempdir().unwrap();
+        let cell = dir.path().join("exp/random/seed-3");
+        std::fs::create_dir_all(human::annotation_dir(&cell)).unwrap();
+        let batch = human::PendingBatch {
+            items: (1..=4)
+                .map(|id| human::PendingItem {
+                    id,
+                    input: format!("in {id}"),
+                    system_prompt: String::new(),
+                    guess: String::new(),
+                })
+                .collect(),
+        };
+        std::fs::write(
+            human::pending_path(&cell),
+            serde_json::to_string(&batch).unwrap(),
+        )
+        .unwrap();
+        human::append_label(
+            &cell,
+            &human::SavedLabel {
+                id: 2,
+                output: "x".into(),
+                seconds: 1.0,
+            },
+        )
+        .unwrap();
+        let cells = cells_of(&dir.path().join("exp"));
+        assert_eq!(cells.len(), 1);
+        assert_eq!((cells[0].strategy.as_str(), cells[0].seed), ("random", 3));
+        assert_eq!(cells[0].waiting, Some((1, 4)));
+        assert_eq!(cells[0].state_text(), "waiting for labels (1 / 4)");
+    }
+}

@@ -1,0 +1,116 @@
+//! Dataset uploads for the launch form: the raw file body (at most
+//! [`MAX_UPLOAD_BYTES`](crate::web::safety::MAX_UPLOAD_BYTES)) is stored under
+//! `<results>/uploads/` and parsed with the lab's own loaders before it is offered.
+use crate::config::DataConfig;
+use crate::web::http::Reply;
+use crate::web::safety::check_name;
+use crate::web::App;
+use anyhow::{bail, Result};
+use serde_json::json;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+pub const UPLOAD_DIR: &str = "uploads";
+
+/// The data settings for an uploaded file: its fields, and a test split cut from it
+/// (an upload is a single file).
+pub fn upload_data_config(path: &Path, input_field: &str, output_field: &str) -> DataConfig {
+    DataConfig {
+        path: path.to_path_buf(),
+        input_field: input_field.to_string(),
+        output_field: output_field.to_string(),
+        test_ratio: Some(0.2),
+        ..Default::default()
+    }
+}
+
+/// Store and check one upload; returns the stored path and its row count.
+pub fn store_upload(
+    results: &Path,
+    filename: &str,
+    input_field: &str,
+    output_field: &str,
+    body: &[u8],
+) -> Result<(PathBuf, usize)> {
+    check_name(filename, "upload file name")?;
+    let lower = filename.to_ascii_lowercase();
+    if ![".csv", ".jsonl", ".json"]
+        .iter()
+        .any(|e| lower.ends_with(e))
+    {
+        bail!("upload {filename:?}: only .csv, .jsonl and .json files are accepted");
+    }
+    if input_field.trim().is_empty() || output_field.trim().is_empty() {
+        bail!("name the input and output fields of the file before uploading it");
+    }
+    let dir = results.join(UPLOAD_DIR);
+    let path = dir.join(filename);
+    crate::util::atomic_write(&path, body)?;
+    let cfg = upload_data_config(&path, input_field, output_field);
+    match crate::data::load_dataset(&cfg, Path::new(".")) {
+        Ok(d) => Ok((path, d.train.len() + d.dev.len() + d.test.len())),
+        Err(e) => {
+            // A file the lab cannot read is not kept around to be picked by mistake.
+            let _ = std::fs::remove_file(&path);
+            Err(e.context(format!("upload {filename:?} cannot be used")))
+        }
+    }
+}
+
+/// Uploaded datasets, for the launch form's dataset list.
+pub fn uploaded_files(results: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(results.join(UPLOAD_DIR))
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.path())
+                .filter(|p| p.is_file())
+                .collect()
+        })
+        .unwrap_or_default();
+    files.sort();
+    files
+}
+
+pub fn receive(app: &App, query: &HashMap<String, String>, body: &[u8]) -> Reply {
+    let get = |k: &str| query.get(k).map(String::as_str).unwrap_or("");
+    match store_upload(
+        &app.results,
+        get("filename"),
+        get("input_field"),
+        get("output_field"),
+        body,
+    ) {
+        Ok((path, rows)) => Reply::json(&json!({"path": path.display().to_string(), "rows": rows})),
+        Err(e) => Reply::json(&json!({"error": format!("{e:#}")})).status(400),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uploads_are_parsed_with_the_lab_loaders() {
+        let dir = tempfile::tempdir().unwrap();
+        let csv: String = std::iter::once("question,answer\n".to_string())
+            .chain((0..10).map(|i| format!("q{i},a{i}\n")))
+            .collect();
+        let (path, rows) =
+            store_upload(dir.path(), "mine.csv", "question", "answer", csv.as_bytes()).unwrap();
+        assert_eq!(rows, 10);
+        assert_eq!(uploaded_files(dir.path()), [path]);
+
+        // A wrong field name is refused with the loader's message, and the file is dropped.
+        let err =
+            store_upload(dir.path(), "bad.csv", "prompt", "answer", csv.as_bytes()).unwrap_err();
+        assert!(format!("{err:#}").contains("prompt"), "{err:#}");
+        assert!(!dir.path().join(UPLOAD_DIR).join("bad.csv").exists());
+
+        for (name, why) in [("../x.csv", "name"), ("x.exe", "extension")] {
+            assert!(
+                store_upload(dir.path(), name, "question", "answer", b"q,a\n").is_err(),
+                "{why}"
+            );
+        }
+    }
+}

@@ -1,0 +1,207 @@
+//! End to end in a real browser: launch a tiny experiment with the human labeller from the
+//! form, label both batches on the annotation page (with back and skip), and watch the run
+//! finish and the cell page update by itself. Screenshots of each page go to
+//! `target/web-screenshots/`.
+mod web_support;
+use std::path::PathBuf;
+use std::time::Duration;
+use web_support::serve::Serve;
+use web_support::webdriver::{find_browser, Driver, Session};
+
+fn screenshots_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"))
+        .join("web-screenshots")
+}
+
+/// Label every item of the waiting batch through the page, returning the labels typed.
+fn annotate_batch(s: &Session, batch: usize, shots: &std::path::Path) -> Vec<String> {
+    s.find("a.annotate").unwrap().click().unwrap();
+    s.wait_for("the annotation page", Duration::from_secs(10), |s| {
+        s.find("#output").is_ok()
+    })
+    .unwrap();
+    let progress = s.find("#progress").unwrap().text().unwrap();
+    assert_eq!(progress, "0 / 2 labeled", "a fresh batch of query size 2");
+    assert!(!s.find("#input").unwrap().text().unwrap().trim().is_empty());
+    assert!(s
+        .find("#input")
+        .unwrap()
+        .text()
+        .unwrap()
+        .starts_with("Write a subject line for this email:"));
+    assert_eq!(
+        s.find("#system-prompt").unwrap().text().unwrap(),
+        "You write short, specific subject lines for emails."
+    );
+    s.screenshot(&shots.join(format!("annotate-batch{batch}.png")))
+        .unwrap();
+    let first = format!("Batch {batch} first label");
+    s.find("#output").unwrap().set(&first).unwrap();
+    s.find("#save").unwrap().click().unwrap();
+    s.wait_for("progress after one save", Duration::from_secs(10), |s| {
+        s.find("#progress")
+            .and_then(|p| p.text())
+            .is_ok_and(|t| t == "1 / 2 labeled")
+    })
+    .unwrap();
+    // Back shows the saved label; skip returns to the unlabeled item.
+    s.find("#back").unwrap().click().unwrap();
+    s.wait_for("the first item again", Duration::from_secs(10), |s| {
+        s.find("#output")
+            .and_then(|o| o.property("value"))
+            .is_ok_and(|v| v == first)
+    })
+    .unwrap();
+    s.find("#skip").unwrap().click().unwrap();
+    s.wait_for("the second item", Duration::from_secs(10), |s| {
+        s.find("#output")
+            .and_then(|o| o.property("value"))
+            .is_ok_and(|v| v != first)
+    })
+    .unwrap();
+    let second = format!("Batch {batch} second label");
+    s.find("#output").unwrap().set(&second).unwrap();
+    s.find("#save").unwrap().click().unwrap();
+    s.wait_for(
+        "the cell page after the batch",
+        Duration::from_secs(10),
+        |s| s.current_url().is_ok_and(|u| u.contains("batch=complete")),
+    )
+    .unwrap();
+    vec![first, second]
+}
+
+#[test]
+fn launch_annotate_and_watch_a_run_in_chromium() {
+    let (driver_bin, browser) = find_browser().unwrap_or_else(|e| panic!("{e:#}"));
+    let dir = tempfile::tempdir().unwrap();
+    let serve = Serve::start(dir.path(), "127.0.0.1").unwrap();
+    let driver = Driver::start(&driver_bin).unwrap();
+    let s = Session::new(&driver, &browser).unwrap();
+    let shots = screenshots_dir();
+    let long = Duration::from_secs(240);
+
+    s.goto(&format!("{}/launch", serve.url)).unwrap();
+    for (field, value) in [
+        ("#name", "e2e"),
+        ("#pool_size", "20"),
+        ("#test_size", "4"),
+        ("#model", "tiny-random-llama"),
+        ("#seeds", "0"),
+        ("#init_size", "2"),
+        ("#query_size", "2"),
+        ("#iterations", "1"),
+        ("#epochs", "1"),
+    ] {
+        s.find(field).unwrap().set(value).unwrap();
+    }
+    s.find("#strategy option[value=random]")
+        .unwrap()
+        .click()
+        .unwrap();
+    s.find("#labeller option[value=human]")
+        .unwrap()
+        .click()
+        .unwrap();
+    s.find("#advanced")
+        .unwrap()
+        .send_keys("[eval]\nmetrics = [\"rouge1\", \"rougeL\"]\n")
+        .unwrap();
+    s.screenshot(&shots.join("launch.png")).unwrap();
+
+    // An invalid query size first: the problem is shown next to its field.
+    s.find("#query_size").unwrap().set("0").unwrap();
+    s.find("#launch-button").unwrap().click().unwrap();
+    s.wait_for("the query size error", Duration::from_secs(10), |s| {
+        s.find("#error-query_size").is_ok()
+    })
+    .unwrap();
+    assert!(s
+        .find("#error-query_size")
+        .unwrap()
+        .text()
+        .unwrap()
+        .contains("al.query_size"));
+    s.screenshot(&shots.join("launch-error.png")).unwrap();
+    s.find("#query_size").unwrap().set("2").unwrap();
+    s.find("#launch-button").unwrap().click().unwrap();
+    s.wait_for("the experiment page", Duration::from_secs(10), |s| {
+        s.current_url().is_ok_and(|u| u.ends_with("/exp/e2e"))
+    })
+    .unwrap();
+    assert!(serve.experiments.join("web-e2e.toml").is_file());
+
+    let mut typed = Vec::new();
+    for batch in 0..2 {
+        // The page reloads itself when the run asks for labels.
+        s.wait_for(&format!("batch {batch} to wait for labels"), long, |s| {
+            s.find("a.annotate").is_ok()
+        })
+        .unwrap();
+        s.screenshot(&shots.join(format!("experiment-waiting{batch}.png")))
+            .unwrap();
+        typed.extend(annotate_batch(&s, batch, &shots));
+        if batch == 0 {
+            s.goto(&format!("{}/exp/e2e", serve.url)).unwrap();
+        }
+    }
+
+    // Left open, the cell page updates by itself as the run finishes.
+    s.wait_for("the run to finish", long, |s| {
+        s.find("#cell-state")
+            .and_then(|e| e.text())
+            .is_ok_and(|t| t.starts_with("finished"))
+    })
+    .unwrap();
+    let curve_rows = s.find_all("#curve tbody tr").unwrap();
+    assert_eq!(curve_rows.len(), 2, "iterations 0 and 1 are on the curve");
+    let labels: Vec<String> = s
+        .find_all("#selected-1 tbody tr td:nth-child(4)")
+        .unwrap()
+        .iter()
+        .map(|e| e.text().unwrap())
+        .collect();
+    assert_eq!(labels.len(), 2);
+    assert!(
+        labels.iter().all(|l| typed.contains(l)),
+        "{labels:?} vs {typed:?}"
+    );
+    s.screenshot(&shots.join("cell.png")).unwrap();
+
+    s.goto(&format!("{}/exp/e2e/random/seed-0/gen/1", serve.url))
+        .unwrap();
+    assert_eq!(s.find_all("#generations tbody tr").unwrap().len(), 4);
+    s.screenshot(&shots.join("generations.png")).unwrap();
+
+    s.goto(&format!("{}/exp/e2e", serve.url)).unwrap();
+    s.wait_for("the report's figures", long, |s| {
+        s.find("img.curve").is_ok()
+    })
+    .unwrap();
+    assert!(s.find("#summary").is_ok(), "the summary table is shown");
+    s.screenshot(&shots.join("experiment.png")).unwrap();
+
+    // What the person typed is what the run trained on, with annotation time recorded.
+    let state: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(serve.results.join("e2e/random/seed-0/state.json")).unwrap(),
+    )
+    .unwrap();
+    let outputs: Vec<&str> = state["labels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["output"].as_str().unwrap())
+        .collect();
+    assert_eq!(outputs.len(), 4);
+    assert!(
+        outputs.iter().all(|o| typed.iter().any(|t| t == o)),
+        "{outputs:?}"
+    );
+    assert!(state["labels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|l| l["seconds"].as_f64().unwrap() >= 0.0));
+}

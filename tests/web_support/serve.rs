@@ -1,0 +1,72 @@
+//! Start `lab serve` (the built binary) on a free port with temporary folders; stopped on drop.
+#![allow(dead_code)]
+use anyhow::{bail, Context, Result};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct Serve {
+    child: Child,
+    pub url: String,
+    /// The token printed at start, when bound beyond loopback.
+    pub token: Option<String>,
+    pub results: PathBuf,
+    pub experiments: PathBuf,
+}
+
+impl Serve {
+    /// Serve `root/results`, writing experiments to `root/experiments`, from the repository
+    /// root (so `data/` and `strategies/` resolve as for a user).
+    pub fn start(root: &Path, host: &str) -> Result<Self> {
+        let port = super::webdriver::free_port();
+        let results = root.join("results");
+        let experiments = root.join("experiments");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_lab"))
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .args(["serve", "--results"])
+            .arg(&results)
+            .arg("--experiments")
+            .arg(&experiments)
+            .args(["--bind", &format!("{host}:{port}")])
+            .env("LAB_QUIET", "1")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .context("cannot start lab serve")?;
+        let stdout = child.stdout.take().context("no stdout")?;
+        let mut lines = BufReader::new(stdout).lines();
+        let first = lines.next().context("lab serve printed nothing")??;
+        // Keep draining what the server prints, so it never writes into a closed pipe.
+        std::thread::spawn(move || lines.for_each(drop));
+        let token = first
+            .split_once("?token=")
+            .map(|(_, t)| t.trim().to_string());
+        let url = format!("http://127.0.0.1:{port}");
+        let started = Instant::now();
+        let probe = match &token {
+            Some(t) => format!("{url}/?token={t}"),
+            None => format!("{url}/"),
+        };
+        while ureq::get(&probe).call().is_err() {
+            if started.elapsed() > Duration::from_secs(20) {
+                bail!("lab serve did not answer on {url} within 20 s");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Ok(Serve {
+            child,
+            url,
+            token,
+            results,
+            experiments,
+        })
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
