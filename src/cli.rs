@@ -47,6 +47,8 @@ pub enum Command {
     BenchKernels(crate::strategy::kernels::bench::BenchKernelsArgs),
     /// Try a language model by hand: info, generate, score.
     Model(crate::models::model_cli::ModelArgs),
+    /// Time the model host (scoring, generation, LoRA training, embeddings) against the f32 peak; --compare runs PyTorch too.
+    BenchHost(crate::models::bench_host::BenchHostArgs),
 }
 
 /// Parse the command line, run, print an error chain as advice, return the exit code.
@@ -85,5 +87,6 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
         Command::Select(args) => crate::runner::select::run(&args),
         Command::BenchKernels(args) => crate::strategy::kernels::bench::run(&args),
         Command::Model(args) => crate::models::model_cli::run(args),
+        Command::BenchHost(args) => crate::models::bench_host::run(&args),
     }
 }
