@@ -1,18 +1,20 @@
 //! Builds the labeller an experiment's `[labeller]` table asks for.
 use crate::config::{Experiment, LabellerKind, Provider};
 use crate::labeller::golden::GoldenLabeller;
+use crate::labeller::human::HumanLabeller;
 use crate::labeller::llm::LlmLabeller;
 use crate::labeller::llm_config::{self, LlmLabellerConfig};
 use crate::labeller::local::LocalLabeller;
 use crate::labeller::Labeller;
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use std::path::Path;
+use std::time::Duration;
 
 /// The labeller for one cell. `already_spent` is what the cell paid before a resume: the money
 /// budget left for this labeller is the experiment's budget minus it.
 pub fn make_labeller(
     exp: &Experiment,
-    _cell_dir: &Path,
+    cell_dir: &Path,
     already_spent: f64,
 ) -> Result<Box<dyn Labeller>> {
     let l = &exp.labeller;
@@ -39,10 +41,11 @@ pub fn make_labeller(
                 exp.model.max_input_tokens,
             )?))
         }
-        LabellerKind::Human => bail!(
-            "labeller.kind = \"human\" labels through the web app: start `lab serve` and launch \
-             the experiment from its form"
-        ),
+        // The person labels in `lab serve`'s annotation page, through files in the cell folder.
+        LabellerKind::Human => Ok(Box::new(
+            HumanLabeller::new(cell_dir.to_path_buf(), Duration::from_millis(500))
+                .with_prompt(&exp.data),
+        )),
     }
 }
 

@@ -52,23 +52,6 @@ pub fn ensure_models(exp: &Experiment) -> Result<()> {
     crate::models::setup::ensure_default_models(&names)
 }
 
-pub fn make_labeller_factory(
-    exp: &Experiment,
-) -> Result<Box<dyn Fn() -> Result<Box<dyn Labeller>> + '_>> {
-    match exp.labeller.kind {
-        LabellerKind::Golden => Ok(Box::new(|| {
-            Ok(Box::new(crate::labeller::golden::GoldenLabeller::new()) as Box<dyn Labeller>)
-        })),
-        LabellerKind::Human => Ok(Box::new(|| {
-            Ok(Box::new(crate::labeller::human::for_current_cell(exp)?) as Box<dyn Labeller>)
-        })),
-        other => bail!(
-            "labeller.kind = {other:?} is not wired into `lab run` in this version; use \
-             kind = \"golden\""
-        ),
-    }
-}
-
 pub fn run_experiment(file: &Path, opts: &RunOptions) -> Result<ExperimentOutcome> {
     let exp = load_experiment(file)?;
     crate::config::validate(&exp)?;
