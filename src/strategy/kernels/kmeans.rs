@@ -35,7 +35,11 @@ pub fn kmeans(x: &Matrix, k: usize, seed: u64, max_iter: usize) -> KMeansResult 
             iterations: 0,
         };
     }
-    let mut centroids = kmeans_plus_plus(x, k, seed);
+    lloyd(x, kmeans_plus_plus(x, k, seed), max_iter)
+}
+
+/// Lloyd iterations from the given centroids (see [`kmeans`] for the stopping rule).
+pub(crate) fn lloyd(x: &Matrix, mut centroids: Matrix, max_iter: usize) -> KMeansResult {
     let mut assignment = assign(x, &centroids);
     let mut iterations = 0;
     while iterations < max_iter {

@@ -14,6 +14,9 @@ use crate::strategy::Matrix;
 
 /// Rows per block on both sides of a tile: a task holds one 512 × 512 f32 tile (1 MiB).
 const BLOCK: usize = 512;
+/// Pools from this size on (with unit rows) use cluster pruning; below it the full symmetric
+/// pass is cheap anyway.
+const PRUNE_MIN_ROWS: usize = 8 * BLOCK;
 
 /// Every row's `neighbours` most similar rows (itself included), by cosine.
 #[derive(Clone, Debug, PartialEq)]
@@ -62,6 +65,37 @@ pub fn knn_graph(x: &Matrix, neighbours: usize) -> KnnGraph {
             similarity: Vec::new(),
         };
     }
+    let tops = if n >= PRUNE_MIN_ROWS && rows_are_unit(x) {
+        super::knn_clustered::clustered_tops(x, m)
+    } else {
+        symmetric_tops(x, m)
+    };
+    let mut index = Vec::with_capacity(n * m);
+    let mut similarity = Vec::with_capacity(n * m);
+    for (i, top) in tops.into_iter().enumerate() {
+        for (s, j) in top.finish(i as u32) {
+            index.push(j);
+            similarity.push(s);
+        }
+    }
+    KnnGraph {
+        neighbours: m,
+        index,
+        similarity,
+    }
+}
+
+/// Cluster pruning bounds angles, which only mean something for unit rows.
+fn rows_are_unit(x: &Matrix) -> bool {
+    (0..x.rows).all(|i| {
+        let norm: f32 = x.row(i).iter().map(|v| v * v).sum();
+        (norm - 1.0).abs() < 1e-3
+    })
+}
+
+/// Every pair scored: the tiles on and above the diagonal, each offered both ways.
+fn symmetric_tops(x: &Matrix, m: usize) -> Vec<TopM> {
+    let n = x.rows;
     let d = x.cols;
     let blocks = n.div_ceil(BLOCK);
     let span = |b: usize| b * BLOCK..((b + 1) * BLOCK).min(n);
@@ -97,24 +131,9 @@ pub fn knn_graph(x: &Matrix, neighbours: usize) -> KnnGraph {
         }
     });
     bar.finish_and_clear();
-    let mut index = Vec::with_capacity(n * m);
-    let mut similarity = Vec::with_capacity(n * m);
-    for (b, block) in tops.into_iter().enumerate() {
-        let block = block
-            .into_inner()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        for (r, top) in block.into_iter().enumerate() {
-            for (s, j) in top.finish((b * BLOCK + r) as u32) {
-                index.push(j);
-                similarity.push(s);
-            }
-        }
-    }
-    KnnGraph {
-        neighbours: m,
-        index,
-        similarity,
-    }
+    tops.into_iter()
+        .flat_map(|block| block.into_inner().unwrap_or_else(|p| p.into_inner()))
+        .collect()
 }
 
 /// Offer column c of the row-major `tile` (width `w`; its rows are pool rows `first_row..`)
@@ -141,11 +160,11 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// The m best `(similarity, index)` pairs offered so far, under the order "higher similarity,
 /// then lower index". Candidates may arrive in any order: the kept set is the exact top m of
 /// everything offered, so the graph does not depend on how tasks interleave.
-struct TopM {
+pub(super) struct TopM {
     m: usize,
     candidates: Vec<(f32, u32)>,
     /// The m-th best pair once m have been kept; a candidate must beat it to enter.
-    threshold: (f32, u32),
+    pub(super) threshold: (f32, u32),
 }
 
 fn better_first(a: &(f32, u32), b: &(f32, u32)) -> std::cmp::Ordering {
@@ -153,7 +172,7 @@ fn better_first(a: &(f32, u32), b: &(f32, u32)) -> std::cmp::Ordering {
 }
 
 impl TopM {
-    fn new(m: usize) -> Self {
+    pub(super) fn new(m: usize) -> Self {
         Self {
             m,
             candidates: Vec::with_capacity(2 * m),
@@ -163,7 +182,7 @@ impl TopM {
 
     /// Offer one candidate.
     #[inline]
-    fn offer(&mut self, s: f32, j: u32) {
+    pub(super) fn offer(&mut self, s: f32, j: u32) {
         let (ts, tj) = self.threshold;
         if s > ts || (s == ts && j < tj) {
             self.candidates.push((s, j));
@@ -184,6 +203,26 @@ impl TopM {
                 threshold = self.threshold.0;
             }
         }
+    }
+
+    /// Offer `sims[j]` as pool row `index[j]`, for every j.
+    #[inline]
+    pub(super) fn scan_indexed(&mut self, sims: &[f32], index: &[u32]) {
+        let mut threshold = self.threshold.0;
+        for (&s, &j) in sims.iter().zip(index) {
+            if s >= threshold {
+                self.offer(s, j);
+                threshold = self.threshold.0;
+            }
+        }
+    }
+
+    /// The m-th best similarity so far (−∞ while fewer than m were offered).
+    pub(super) fn settled_threshold(&mut self) -> f32 {
+        if self.candidates.len() >= self.m {
+            self.compact();
+        }
+        self.threshold.0
     }
 
     fn compact(&mut self) {
@@ -273,6 +312,22 @@ mod tests {
             vec![3, 14, 25, 36]
         );
         assert_eq!(backward.finish(0), want);
+    }
+
+    #[test]
+    fn cluster_pruning_matches_scoring_every_pair() {
+        // Tight clusters (most tiles pruned) and near-structureless data (few pruned).
+        for spread in [0.2, 3.0] {
+            let x = clustered_embeddings(PRUNE_MIN_ROWS + 37, 8, 12, spread, 4).embeddings;
+            assert!(rows_are_unit(&x));
+            let pruned = knn_graph(&x, 10);
+            let every_pair = symmetric_tops(&x, 10);
+            for (i, top) in every_pair.into_iter().enumerate() {
+                let want: Vec<u32> = top.finish(i as u32).iter().map(|p| p.1).collect();
+                let got: Vec<u32> = pruned.row(i).map(|p| p.0 as u32).collect();
+                assert_eq!(got, want, "spread {spread}, row {i}");
+            }
+        }
     }
 
     #[test]

@@ -18,6 +18,7 @@ pub mod jsd;
 pub mod k_center;
 pub mod kmeans;
 pub mod knn;
+mod knn_clustered;
 mod lazy_greedy;
 pub mod ngrams;
 pub mod synthetic;
