@@ -13,6 +13,7 @@ use crate::runner::host::{LazyEncoder, ModelHost};
 use crate::runner::persist::{
     append_iteration, prepare_cell, write_state, CellPaths, IterationRecord, SelectedLine,
 };
+use crate::runner::progress::CellProgress;
 use crate::runner::prompting::Prompter;
 use crate::runner::state::{CellState, RngState};
 use crate::runner::stopping::{next_query_size, should_stop, Progress, StopReason};
@@ -120,6 +121,11 @@ pub fn run_cell(
     let mut rng = state.rng.restore()?;
     let started = Instant::now();
     let seconds_before = state.seconds;
+    let bars = CellProgress::new(
+        &format!("{}/{}/seed-{seed}", exp.name, strategy.key()),
+        criteria.planned_iterations(),
+        state.iterations_done,
+    );
 
     loop {
         let t = state.iterations_done;
@@ -217,7 +223,14 @@ pub fn run_cell(
             model.attach_lora(&lora)?;
         }
         if !labeled.is_empty() {
-            finetune(&model, &prompter, &labeled, derive_seed(seed, t, 1), None)?;
+            bars.start_step("train", 0);
+            finetune(
+                &model,
+                &prompter,
+                &labeled,
+                derive_seed(seed, t, 1),
+                Some(bars.step_bar()),
+            )?;
         }
         // One folder per iteration: state.json keeps pointing at the previous one until this
         // iteration commits, so a crash here resumes from the right weights.
@@ -227,6 +240,7 @@ pub fn run_cell(
 
         // 4. Evaluate on the fixed test subset.
         let t_eval = Instant::now();
+        bars.start_step("evaluate", 0);
         let embedder = ctx.encoder as &dyn crate::metrics::bertscore::TokenEmbedder;
         let eval = evaluate(
             &model,
@@ -265,6 +279,8 @@ pub fn run_cell(
             state.finished = true;
             state.stop_reason = Some(reason.clone());
         }
+        let headline = eval.scores.first().map(|(m, v)| (m.as_str(), *v));
+        bars.finish_iteration(labeled.len(), headline);
         append_iteration(
             &paths,
             &exp.eval.metrics,
@@ -288,7 +304,15 @@ pub fn run_cell(
             break;
         }
     }
-    Ok(outcome_of(&paths, strategy, seed, &state, false))
+    let out = outcome_of(&paths, strategy, seed, &state, false);
+    let headline = out.final_scores.first().map(|(m, v)| (m.as_str(), *v));
+    bars.finish(
+        out.iterations,
+        out.labeled,
+        headline,
+        out.stop_reason.as_ref(),
+    );
+    Ok(out)
 }
 
 /// `params.initial = "strategy"` makes an AL strategy choose the initial set from the base

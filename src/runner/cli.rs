@@ -42,6 +42,9 @@ pub fn run(args: &RunArgs) -> Result<()> {
         ..RunOptions::default()
     };
     let out = run_experiment(&args.experiment, &opts)?;
+    for c in &out.cells {
+        println!("{}", crate::runner::experiment::cell_line(c));
+    }
     println!(
         "{}: {} cells; results in {} (report.md, summary.csv, figures)",
         out.name,

@@ -79,7 +79,6 @@ pub fn run_experiment(file: &Path, opts: &RunOptions) -> Result<ExperimentOutcom
     if let Some(shard) = opts.shard {
         cells = shard_cells(&cells, shard);
     }
-    let bar = crate::util::progress::bar(cells.len() as u64, &exp.name);
     let mut outcomes = Vec::new();
     for cell in &cells {
         let strategy = exp
@@ -87,17 +86,9 @@ pub fn run_experiment(file: &Path, opts: &RunOptions) -> Result<ExperimentOutcom
             .iter()
             .find(|s| s.key() == cell.strategy)
             .expect("cells are built from the experiment's strategies");
-        bar.set_message(format!("{} seed {}", cell.strategy, cell.seed));
         let out = run_cell(&ctx, strategy, cell.seed, opts.fresh)?;
-        if bar.is_hidden() {
-            println!("{}", cell_line(&out));
-        } else {
-            bar.println(cell_line(&out));
-        }
         outcomes.push(out);
-        bar.inc(1);
     }
-    bar.finish_and_clear();
     if let Some(p) = &profile {
         println!("time per phase ({}):\n{}", exp.name, p.table());
     }

@@ -47,6 +47,11 @@ impl CellProgress {
         self.step.set_prefix(what.to_string());
     }
 
+    /// The step bar, for loops that drive a bar themselves (the training loop).
+    pub fn step_bar(&self) -> &ProgressBar {
+        &self.step
+    }
+
     pub fn advance_step(&self, units: usize) {
         self.step.inc(units as u64);
     }
