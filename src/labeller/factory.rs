@@ -80,6 +80,8 @@ pub fn llm_config_of(exp: &Experiment, already_spent: f64) -> Result<LlmLabeller
     {
         cfg.system_prompt = s;
     }
+    // Tests and shared machines can point the label cache elsewhere.
+    cfg.cache_dir = std::env::var_os("LAB_LABEL_CACHE").map(std::path::PathBuf::from);
     cfg.money_budget = exp.al.money_budget.map(|b| (b - already_spent).max(0.0));
     cfg.validate()?;
     Ok(cfg)

@@ -1,0 +1,130 @@
+//! `lab run` with an LLM labeller (OpenAI-compatible, the mock server of tests/support):
+//! labels are bought until the money budget would be exceeded, the cost in curve.csv is the
+//! usage times the prices, the budget is never crossed, and the API key is written nowhere.
+mod support;
+
+use std::path::PathBuf;
+use std::process::Command;
+use support::mock_openai::{MockServer, Options};
+
+#[test]
+fn money_budget_stops_the_cell_and_is_never_exceeded() {
+    let server = MockServer::start(Options::default());
+    let key = Options::default().api_key;
+    let dir = tempfile::tempdir().unwrap();
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let (price_in, price_out) = (100.0, 200.0);
+    let budget = 0.2;
+    let exp = dir.path().join("llm.toml");
+    std::fs::write(
+        &exp,
+        format!(
+            r#"name = "llm"
+seeds = [0]
+results_dir = "{results}"
+
+[data]
+path = "{data}"
+input_field = "email"
+output_field = "subject"
+test_size = 3
+pool_size = 20
+max_input_chars = 200
+
+[model]
+name = "tiny-random-llama"
+max_input_tokens = 64
+max_new_tokens = 4
+
+[train]
+epochs = 1
+
+[al]
+init_size = 4
+query_size = 4
+iterations = 5
+money_budget = {budget}
+
+[labeller]
+kind = "llm"
+provider = "custom"
+base_url = "{base}"
+model = "mock-model"
+api_key_env = "LAB_TEST_LLM_KEY"
+max_tokens = 32
+price_input_per_mtok = {price_in}
+price_output_per_mtok = {price_out}
+concurrency = 2
+
+[eval]
+metrics = ["rouge1"]
+
+[[strategy]]
+name = "random"
+script = "{script}"
+"#,
+            results = dir.path().join("results").display(),
+            data = repo.join("data/aeslc").display(),
+            base = server.base_url(),
+            script = repo.join("strategies/random.rhai").display(),
+        ),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_lab"))
+        .args(["run", exp.to_str().unwrap()])
+        .env("LAB_QUIET", "1")
+        .env("LAB_TEST_LLM_KEY", &key)
+        .env("LAB_LABEL_CACHE", dir.path().join("label-cache"))
+        .current_dir(&repo)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "lab run failed:\n{stdout}\n{stderr}");
+    assert!(
+        !stdout.contains(&key) && !stderr.contains(&key),
+        "the key reached the output"
+    );
+
+    let cell = dir.path().join("results/llm/random/seed-0");
+    let state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(cell.join("state.json")).unwrap()).unwrap();
+    assert_eq!(state["stop_reason"]["kind"], "money_budget", "{state}");
+    let spent = state["money_spent"].as_f64().unwrap();
+    assert!(
+        spent > 0.0 && spent <= budget + 1e-12,
+        "spent {spent} of {budget}"
+    );
+
+    // What the server served, priced by its usage, is exactly what the cell paid.
+    let served = server.served();
+    let paid: f64 = served
+        .iter()
+        .map(|s| (s.input_tokens as f64 * price_in + s.output_tokens as f64 * price_out) / 1e6)
+        .sum();
+    assert!(
+        (paid - spent).abs() < 1e-9,
+        "server priced {paid}, cell recorded {spent}"
+    );
+    let labeled = state["labeled_ids"].as_array().unwrap().len();
+    assert_eq!(labeled, served.len(), "one paid request per label");
+    assert!(
+        labeled < 4 + 4 * 5,
+        "the budget, not the iterations, ended the run"
+    );
+    eprintln!("money budget run: {labeled} labels, ${spent:.6} of ${budget}");
+
+    // curve.csv carries the running cost; the last row equals the total.
+    let curve = std::fs::read_to_string(cell.join("curve.csv")).unwrap();
+    let last = curve.lines().last().unwrap();
+    let cost: f64 = last.split(',').nth(2).unwrap().parse().unwrap();
+    assert!(
+        (cost - spent).abs() < 1e-9,
+        "curve cost {cost} vs state {spent}"
+    );
+
+    // The key is in no file the run wrote.
+    for (path, text) in support::all_file_text(dir.path()) {
+        assert!(!text.contains(&key), "the key leaked into {path}");
+    }
+}
