@@ -370,19 +370,13 @@ impl Decoder {
         }
         let norm = w.norm("model.norm", hsz, eps)?;
         let max_pos = c.max_position_embeddings.clamp(1, 32_768);
-        let rope_global = RopeTables::new(
-            hd,
-            c.rope_theta,
-            c.rope_scaling_factor,
-            max_pos,
-            dtype,
-            device,
-        )?;
+        let rope_global =
+            RopeTables::new(hd, c.rope_theta, &c.rope_scaling, max_pos, dtype, device)?;
         let rope_local = if c.sliding_layers.iter().any(|s| *s) {
             Some(RopeTables::new(
                 hd,
                 c.rope_local_theta,
-                1.0,
+                &super::rope::RopeScaling::None,
                 max_pos,
                 dtype,
                 device,

@@ -6,6 +6,7 @@ use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 
 use super::gguf::GgufFile;
+pub use super::rope::RopeScaling;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Family {
@@ -57,8 +58,8 @@ pub struct DecoderConfig {
     pub rope_theta: f64,
     /// Rotary base of sliding-window layers (Gemma 3 uses a shorter one there).
     pub rope_local_theta: f64,
-    /// Linear rope scaling of full-attention layers (1 = none).
-    pub rope_scaling_factor: f64,
+    /// Rope scaling of full-attention layers.
+    pub rope_scaling: RopeScaling,
     pub max_position_embeddings: usize,
     pub tie_word_embeddings: bool,
     pub activation: Activation,
@@ -145,9 +146,21 @@ impl DecoderConfig {
             },
             "attention_bias": self.attention_bias,
         });
-        if self.rope_scaling_factor != 1.0 {
-            v["rope_scaling"] =
-                serde_json::json!({"rope_type": "linear", "factor": self.rope_scaling_factor});
+        match &self.rope_scaling {
+            RopeScaling::Linear(f) => {
+                v["rope_scaling"] = serde_json::json!({"rope_type": "linear", "factor": f});
+            }
+            RopeScaling::Llama3 {
+                factor,
+                low_freq_factor,
+                high_freq_factor,
+                original_max_position_embeddings,
+            } => {
+                v["rope_scaling"] = serde_json::json!({"rope_type": "llama3", "factor": factor,
+                    "low_freq_factor": low_freq_factor, "high_freq_factor": high_freq_factor,
+                    "original_max_position_embeddings": original_max_position_embeddings});
+            }
+            RopeScaling::None | RopeScaling::Divisors(_) => {}
         }
         if gemma {
             v["rope_local_base_freq"] = self.rope_local_theta.into();
@@ -226,7 +239,20 @@ impl DecoderConfig {
         let rope_theta = gguf
             .opt_f64(&key("rope.freq_base"))?
             .unwrap_or(if family == Family::Gemma3 { 1e6 } else { 1e4 });
-        let rope_scaling_factor = gguf.opt_f64(&key("rope.scaling.factor"))?.unwrap_or(1.0);
+        // Llama 3 GGUFs carry their scaling as a `rope_freqs` tensor; the loader adds it.
+        let rope_scaling = match gguf
+            .get(&key("rope.scaling.type"))
+            .and_then(|v| v.to_string().ok())
+        {
+            Some(t) if t == "linear" => {
+                RopeScaling::Linear(gguf.opt_f64(&key("rope.scaling.factor"))?.unwrap_or(1.0))
+            }
+            Some(t) if t != "none" => bail!(
+                "{}: rope scaling `{t}` ({arch}.rope.scaling.type) is not supported",
+                gguf.path.display()
+            ),
+            _ => RopeScaling::None,
+        };
         let sliding_window = gguf.opt_usize(&key("attention.sliding_window"))?;
         let gemma = family == Family::Gemma3;
         let sliding_layers = (0..num_layers)
@@ -244,7 +270,7 @@ impl DecoderConfig {
             rms_norm_eps,
             rope_theta,
             rope_local_theta: if gemma { 1e4 } else { rope_theta },
-            rope_scaling_factor,
+            rope_scaling,
             max_position_embeddings: gguf.opt_usize(&key("context_length"))?.unwrap_or(4096),
             tie_word_embeddings: !has_output,
             activation: if gemma {
@@ -308,19 +334,31 @@ impl HfConfig {
                 "key `hidden_act`: unsupported activation `{other}` (silu, gelu_pytorch_tanh)"
             ),
         };
-        let rope_scaling_factor = match &self.rope_scaling {
-            None | Some(serde_json::Value::Null) => 1.0,
+        let rope_scaling = match &self.rope_scaling {
+            None | Some(serde_json::Value::Null) => RopeScaling::None,
             Some(v) => {
                 let kind = v
                     .get("rope_type")
                     .or_else(|| v.get("type"))
                     .and_then(|t| t.as_str())
                     .unwrap_or("");
+                let num = |k: &str| -> Result<f64> {
+                    v.get(k)
+                        .and_then(|f| f.as_f64())
+                        .with_context(|| format!("key `rope_scaling.{k}` is missing"))
+                };
                 match kind {
-                    "linear" => v.get("factor").and_then(|f| f.as_f64()).unwrap_or(1.0),
-                    "default" => 1.0,
+                    "linear" => RopeScaling::Linear(num("factor")?),
+                    "llama3" => RopeScaling::Llama3 {
+                        factor: num("factor")?,
+                        low_freq_factor: num("low_freq_factor")?,
+                        high_freq_factor: num("high_freq_factor")?,
+                        original_max_position_embeddings: num("original_max_position_embeddings")?
+                            as usize,
+                    },
+                    "default" => RopeScaling::None,
                     other => bail!(
-                        "key `rope_scaling`: rope type `{other}` is not supported (only linear)"
+                        "key `rope_scaling`: rope type `{other}` is not supported (linear, llama3)"
                     ),
                 }
             }
@@ -352,7 +390,7 @@ impl HfConfig {
             } else {
                 rope_theta
             },
-            rope_scaling_factor,
+            rope_scaling,
             max_position_embeddings: self.max_position_embeddings.unwrap_or(4096),
             tie_word_embeddings: self.tie_word_embeddings.unwrap_or(gemma),
             activation,
@@ -404,6 +442,24 @@ mod tests {
         assert!((c.attn_scale - 0.125).abs() < 1e-12);
         assert_eq!(c.activation, Activation::GeluTanh);
         assert_eq!(c.embed_scale, Some(8.0));
+        Ok(())
+    }
+
+    #[test]
+    fn llama3_rope_scaling_round_trips() -> Result<()> {
+        let c = DecoderConfig::from_hf_json(
+            r#"{"model_type":"llama","vocab_size":10,"hidden_size":64,"intermediate_size":128,
+            "num_hidden_layers":2,"num_attention_heads":4,"num_key_value_heads":2,
+            "rope_theta":500000.0,"rope_scaling":{"rope_type":"llama3","factor":32.0,
+            "low_freq_factor":1.0,"high_freq_factor":4.0,"original_max_position_embeddings":8192}}"#,
+        )?;
+        assert!(matches!(c.rope_scaling, RopeScaling::Llama3 { factor, .. } if factor == 32.0));
+        let again = DecoderConfig::from_hf_json(&c.to_hf_json().to_string())?;
+        assert_eq!(again, c);
+        let err =
+            DecoderConfig::from_hf_json(&c.to_hf_json().to_string().replace("llama3", "yarn"))
+                .unwrap_err();
+        assert!(format!("{err:#}").contains("yarn"), "{err:#}");
         Ok(())
     }
 

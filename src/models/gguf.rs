@@ -149,6 +149,18 @@ impl GgufFile {
         )
     }
 
+    /// One tensor dequantized to f32 (small ones such as `rope_freqs.weight`).
+    pub fn read_f32(&self, name: &str, device: &Device) -> Result<Tensor> {
+        let file = File::open(&self.path)
+            .with_context(|| format!("cannot open GGUF file {}", self.path.display()))?;
+        let mut reader = BufReader::new(file);
+        let q = self
+            .content
+            .tensor(&mut reader, name, device)
+            .with_context(|| format!("cannot read tensor `{name}` from {}", self.path.display()))?;
+        Ok(q.dequantize(device)?)
+    }
+
     /// Every tensor dequantized to `dtype`, renamed to Hugging Face names. llama-family Q/K rows
     /// are un-permuted (llama.cpp's converter permutes them for interleaved rotary) so the decoder
     /// uses rotate-half rotary for every source; Gemma norms lose the +1 llama.cpp bakes in.

@@ -476,7 +476,7 @@ pub fn tiny_config(family: Family, vocab_size: usize) -> DecoderConfig {
         rms_norm_eps: 1e-6,
         rope_theta: 10_000.0,
         rope_local_theta: if gemma { 1_000.0 } else { 10_000.0 },
-        rope_scaling_factor: 1.0,
+        rope_scaling: super::rope::RopeScaling::None,
         max_position_embeddings: 512,
         tie_word_embeddings: family != Family::Qwen2,
         activation: if gemma {

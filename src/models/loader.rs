@@ -127,7 +127,11 @@ pub fn load_gguf(path: &Path, dtype: DType, device: &Device) -> Result<LoadedMod
         .shape
         .dims()[0];
     let has_output = gguf.content.tensor_infos.contains_key("output.weight");
-    let config = DecoderConfig::from_gguf(&gguf, embed_rows, has_output)?;
+    let mut config = DecoderConfig::from_gguf(&gguf, embed_rows, has_output)?;
+    if gguf.content.tensor_infos.contains_key("rope_freqs.weight") {
+        let divisors = gguf.read_f32("rope_freqs.weight", device)?.flatten_all()?;
+        config.rope_scaling = super::rope::RopeScaling::Divisors(divisors.to_vec1()?);
+    }
     tokenizer.check_fits(config.vocab_size, path)?;
     let weights = gguf.load_tensors(&arch, config.num_heads, config.num_kv_heads, dtype, device)?;
     let decoder = Decoder::from_weights(config, weights, false, dtype, device)

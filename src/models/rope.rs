@@ -11,20 +11,82 @@ pub struct RopeTables {
     max_positions: usize,
 }
 
+/// How rotary frequencies are stretched for long contexts.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RopeScaling {
+    None,
+    /// Every frequency divided by the factor.
+    Linear(f64),
+    /// Llama 3's wavelength-dependent scaling (transformers' `rope_type = "llama3"`).
+    Llama3 {
+        factor: f64,
+        low_freq_factor: f64,
+        high_freq_factor: f64,
+        original_max_position_embeddings: usize,
+    },
+    /// Per-frequency divisors, as llama.cpp stores Llama 3 scaling (`rope_freqs.weight`).
+    Divisors(Vec<f32>),
+}
+
+impl RopeScaling {
+    fn apply(&self, inv_freq: &mut [f32]) -> Result<()> {
+        match self {
+            Self::None => {}
+            Self::Linear(f) => inv_freq.iter_mut().for_each(|x| *x /= *f as f32),
+            Self::Llama3 {
+                factor,
+                low_freq_factor,
+                high_freq_factor,
+                original_max_position_embeddings,
+            } => {
+                let old = *original_max_position_embeddings as f32;
+                let (factor, low, high) = (
+                    *factor as f32,
+                    *low_freq_factor as f32,
+                    *high_freq_factor as f32,
+                );
+                let low_wavelen = old / low;
+                let high_wavelen = old / high;
+                for x in inv_freq.iter_mut() {
+                    let wavelen = 2.0 * std::f32::consts::PI / *x;
+                    if wavelen > low_wavelen {
+                        *x /= factor;
+                    } else if wavelen >= high_wavelen {
+                        let smooth = (old / wavelen - low) / (high - low);
+                        *x = (1.0 - smooth) * *x / factor + smooth * *x;
+                    }
+                }
+            }
+            Self::Divisors(d) => {
+                if d.len() != inv_freq.len() {
+                    bail!(
+                        "rope_freqs has {} entries but the head needs {}",
+                        d.len(),
+                        inv_freq.len()
+                    );
+                }
+                inv_freq.iter_mut().zip(d).for_each(|(x, d)| *x /= d);
+            }
+        }
+        Ok(())
+    }
+}
+
 impl RopeTables {
-    /// Frequencies in f32 as transformers computes them: `1 / theta^(2i/d) / scaling`.
+    /// Frequencies in f32 as transformers computes them, `1 / theta^(2i/d)`, then scaled.
     pub fn new(
         head_dim: usize,
         theta: f64,
-        scaling: f64,
+        scaling: &RopeScaling,
         max_positions: usize,
         dtype: DType,
         device: &Device,
     ) -> Result<Self> {
         let half = head_dim / 2;
-        let inv_freq: Vec<f32> = (0..half)
-            .map(|i| 1.0 / (theta as f32).powf((2 * i) as f32 / head_dim as f32) / scaling as f32)
+        let mut inv_freq: Vec<f32> = (0..half)
+            .map(|i| 1.0 / (theta as f32).powf((2 * i) as f32 / head_dim as f32))
             .collect();
+        scaling.apply(&mut inv_freq)?;
         let mut cos = Vec::with_capacity(max_positions * half);
         let mut sin = Vec::with_capacity(max_positions * half);
         for p in 0..max_positions {
@@ -86,7 +148,7 @@ mod tests {
     #[test]
     fn fused_and_composite_agree_per_row_positions() -> Result<()> {
         let dev = Device::Cpu;
-        let tables = RopeTables::new(8, 10_000.0, 1.0, 32, DType::F32, &dev)?;
+        let tables = RopeTables::new(8, 10_000.0, &RopeScaling::None, 32, DType::F32, &dev)?;
         let positions = Tensor::new(&[[0u32, 0, 1], [3, 4, 5]], &dev)?;
         let (cos, sin) = tables.gather(&positions)?;
         let x = Tensor::randn(0f32, 1.0, (2, 3, 3, 8), &dev)?;
@@ -104,11 +166,35 @@ mod tests {
 
     #[test]
     fn position_past_context_is_an_error() -> Result<()> {
-        let tables = RopeTables::new(4, 10_000.0, 1.0, 4, DType::F32, &Device::Cpu)?;
+        let tables = RopeTables::new(4, 10_000.0, &RopeScaling::None, 4, DType::F32, &Device::Cpu)?;
         let err = tables
             .gather(&Tensor::new(&[[4u32]], &Device::Cpu)?)
             .unwrap_err();
         assert!(err.to_string().contains("context"));
+        Ok(())
+    }
+
+    #[test]
+    fn llama3_scaling_matches_transformers_formula() -> Result<()> {
+        // Llama 3.2: factor 32, low 1, high 4, original context 8192, theta 500000, head 64.
+        let scaling = RopeScaling::Llama3 {
+            factor: 32.0,
+            low_freq_factor: 1.0,
+            high_freq_factor: 4.0,
+            original_max_position_embeddings: 8192,
+        };
+        let mut f: Vec<f32> = (0..32)
+            .map(|i| 1.0 / 500_000f32.powf(2.0 * i as f32 / 64.0))
+            .collect();
+        let orig = f.clone();
+        scaling.apply(&mut f)?;
+        // High frequencies (short wavelengths) are untouched, the lowest are divided by 32.
+        assert_eq!(f[0], orig[0]);
+        assert!((f[31] - orig[31] / 32.0).abs() < 1e-12);
+        // A medium band is interpolated between the two.
+        let medium = (0..32).find(|&i| f[i] != orig[i] && (f[i] - orig[i] / 32.0).abs() > 1e-12);
+        let i = medium.expect("some frequencies are smoothed");
+        assert!(f[i] < orig[i] && f[i] > orig[i] / 32.0);
         Ok(())
     }
 }

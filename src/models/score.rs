@@ -6,6 +6,8 @@ use candle_core::{Tensor, D};
 use super::decoder::{position_tensor, positions_from_mask, Decoder};
 use super::lora::ForwardMode;
 
+const LOGITS_PER_CHUNK: usize = 16 << 20;
+
 /// Log-probabilities of `outputs[i]` given `prompts[i]` (token ids), one value per output token.
 /// An empty output gets an empty vector.
 pub fn score_ids(
@@ -41,7 +43,10 @@ pub fn score_ids(
             .iter()
             .map(|i| (prompts[*i].as_slice(), outputs[*i].as_slice()))
             .collect();
-        for (i, lp) in chunk.iter().zip(score_batch(decoder, pad_id, &rows)?) {
+        for (i, lp) in chunk
+            .iter()
+            .zip(score_batch(decoder, pad_id, &rows, LOGITS_PER_CHUNK)?)
+        {
             result[*i] = lp;
         }
         bar.inc(chunk.len() as u64);
@@ -50,7 +55,12 @@ pub fn score_ids(
     Ok(result)
 }
 
-fn score_batch(decoder: &Decoder, pad_id: u32, rows: &[(&[u32], &[u32])]) -> Result<Vec<Vec<f32>>> {
+fn score_batch(
+    decoder: &Decoder,
+    pad_id: u32,
+    rows: &[(&[u32], &[u32])],
+    logits_per_chunk: usize,
+) -> Result<Vec<Vec<f32>>> {
     let device = decoder.device();
     let longest = rows
         .iter()
@@ -77,11 +87,22 @@ fn score_batch(decoder: &Decoder, pad_id: u32, rows: &[(&[u32], &[u32])]) -> Res
     let hidden = decoder.forward_hidden(&ids, &positions, &masks, None, ForwardMode::default())?;
     // Position j predicts token j + 1: outputs occupy the last max_out tokens.
     let hidden = hidden.narrow(1, longest - 1 - max_out, max_out)?;
-    let logits = decoder.logits(&hidden)?;
-    let lse = logsumexp(&logits)?;
     let targets = Tensor::from_vec(targets, (b, max_out, 1), device)?;
-    let picked = logits.gather(&targets, D::Minus1)?.squeeze(D::Minus1)?;
-    let lp = (picked - lse)?.to_vec2::<f32>()?;
+    // Logits over the vocabulary are the largest tensors here: take positions in chunks of
+    // about 16M logits so peak memory stays bounded for long outputs.
+    let vocab = decoder.config.vocab_size.max(1);
+    let chunk = (logits_per_chunk / (b * vocab)).clamp(1, max_out);
+    let mut parts = Vec::new();
+    for start in (0..max_out).step_by(chunk) {
+        let len = chunk.min(max_out - start);
+        let logits = decoder.logits(&hidden.narrow(1, start, len)?)?;
+        let lse = logsumexp(&logits)?;
+        let picked = logits
+            .gather(&targets.narrow(1, start, len)?.contiguous()?, D::Minus1)?
+            .squeeze(D::Minus1)?;
+        parts.push((picked - lse)?);
+    }
+    let lp = Tensor::cat(&parts, 1)?.to_vec2::<f32>()?;
     Ok(rows
         .iter()
         .zip(lp)
@@ -94,4 +115,33 @@ pub fn logsumexp(x: &Tensor) -> Result<Tensor> {
     let max = x.max_keepdim(D::Minus1)?;
     let sum = x.broadcast_sub(&max)?.exp()?.sum_keepdim(D::Minus1)?;
     Ok((sum.log()? + max)?.squeeze(D::Minus1)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::models::lm::{Family, LanguageModel};
+
+    #[test]
+    fn chunked_logits_equal_one_pass() -> Result<()> {
+        let lm = LanguageModel::tiny_random(7, Family::Llama)?;
+        let p1 = lm.encode("Subject:")?;
+        let o1 = lm.encode(" the quarterly budget meeting")?;
+        let p2 = lm.encode("Hi")?;
+        let o2 = lm.encode(" ok")?;
+        let rows = [
+            (p1.as_slice(), o1.as_slice()),
+            (p2.as_slice(), o2.as_slice()),
+        ];
+        let whole = score_batch(lm.decoder(), 2, &rows, usize::MAX)?;
+        let chunked = score_batch(lm.decoder(), 2, &rows, 1)?;
+        assert_eq!(whole[0].len(), o1.len());
+        assert_eq!(whole[1].len(), o2.len());
+        for (a, b) in whole.iter().zip(&chunked) {
+            for (x, y) in a.iter().zip(b) {
+                assert!((x - y).abs() < 1e-5, "{x} vs {y}");
+            }
+        }
+        Ok(())
+    }
 }
