@@ -79,6 +79,11 @@ fn loopback_needs_no_token_and_paths_stay_inside_results() {
         let code = get(bad);
         assert!(code == 404 || code == 400, "{bad} answered {code}");
     }
+    // A form on another site cannot launch runs on this one.
+    let forged = ureq::post(&format!("{}/launch", serve.url))
+        .set("Origin", "https://evil.example")
+        .send_string("name=x");
+    assert_eq!(status(forged), 403);
     // A body over the upload limit is refused before it is read.
     let big = vec![b'a'; 20 * 1024 * 1024 + 1];
     let resp = ureq::post(&format!(
