@@ -49,6 +49,8 @@ pub enum Command {
     Model(crate::models::model_cli::ModelArgs),
     /// Web app: launch and monitor experiments, browse results, label queried examples by hand.
     Serve(crate::web::ServeArgs),
+    /// Time the model host (scoring, generation, LoRA training, embeddings) against the f32 peak; --compare runs PyTorch too.
+    BenchHost(crate::models::bench_host::BenchHostArgs),
 }
 
 /// Parse the command line, run, print an error chain as advice, return the exit code.
@@ -88,5 +90,6 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
         Command::BenchKernels(args) => crate::strategy::kernels::bench::run(&args),
         Command::Model(args) => crate::models::model_cli::run(args),
         Command::Serve(args) => crate::web::run(&args),
+        Command::BenchHost(args) => crate::models::bench_host::run(&args),
     }
 }

@@ -254,7 +254,18 @@ fn adapters_save_load_merge_for_lora_dora_qlora() -> Result<()> {
         lm.merge_lora()?;
         let merged = probe_logits(&lm)?;
         let d = max_diff(&merged, &adapted);
-        assert!(d < 1e-3, "{method:?}: merged differs from unmerged by {d}");
+        // QLoRA inference multiplies 4-bit blocks with 8-bit-quantized activations; the merged
+        // weight is dense, so they agree only to that precision.
+        let scale = adapted.abs()?.max_all()?.to_scalar::<f32>()?;
+        let tolerance = if method == PeftMethod::Qlora {
+            0.02 * scale
+        } else {
+            1e-3
+        };
+        assert!(
+            d < tolerance,
+            "{method:?}: merged differs from unmerged by {d}"
+        );
         lm.unmerge_lora();
         assert_eq!(
             probe_logits(&lm)?.flatten_all()?.to_vec1::<f32>()?,

@@ -75,7 +75,7 @@ fn every_builtin_strategy_passes_the_check_and_is_deterministic() {
     for name in ALL {
         let msg = check_script(&strategies_dir().join(format!("{name}.rhai")))
             .unwrap_or_else(|e| panic!("{name}: {e:#}"));
-        assert!(msg.starts_with(&format!("ok: {name}")), "{msg}");
+        assert!(msg.starts_with(&format!("{name} (")), "{msg}");
     }
 }
 
@@ -214,4 +214,20 @@ fn select(ctx, k) {
     c.params.insert("lambda".into(), toml::Value::Integer(1));
     let s = select(&p, c, &FakeHost::new(4), &SandboxLimits::default()).unwrap();
     assert_eq!(s.logs, vec!["lambda 1.0 is f64".to_string()]);
+}
+
+#[test]
+fn timing_splits_a_query_into_host_kernel_and_script_time() {
+    let p = strategies_dir().join("idds.rhai");
+    let s = select(
+        &p,
+        ctx(synthetic_examples(300, 0, 4), 10, 1),
+        &FakeHost::new(32),
+        &SandboxLimits::default(),
+    )
+    .unwrap();
+    let t = s.timing;
+    assert!(t.host_s > 0.0 && t.kernel_s > 0.0, "{t:?}");
+    assert!(t.host_s + t.kernel_s <= t.total_s, "{t:?}");
+    assert!((t.script_s() - (t.total_s - t.host_s - t.kernel_s)).abs() < 1e-12);
 }

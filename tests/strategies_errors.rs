@@ -216,3 +216,42 @@ fn wrong_answer_shapes_and_param_types_are_explained() {
     );
     assert!(m.contains("[strategy.params] n = \"two\""), "{m}");
 }
+
+#[test]
+fn an_empty_pool_or_zero_k_selects_nothing_without_running_the_script() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = script(
+        &dir,
+        "never",
+        "const KIND = \"al\";\nfn select(ctx, k) { throw \"ran\" }",
+    );
+    let s = select(&p, ctx(0), &FakeHost::new(4), &SandboxLimits::default()).unwrap();
+    assert!(s.ids.is_empty());
+    let mut c = ctx(3);
+    c.pool.clear();
+    assert!(select(&p, c, &FakeHost::new(4), &SandboxLimits::default())
+        .unwrap()
+        .ids
+        .is_empty());
+    // It still has to compile.
+    let bad = script(
+        &dir,
+        "bad",
+        "const KIND = \"al\";\nfn select(ctx, k) { let = 1; }",
+    );
+    assert!(select(&bad, ctx(0), &FakeHost::new(4), &SandboxLimits::default()).is_err());
+}
+
+#[test]
+fn a_thrown_error_reports_its_message_and_location() {
+    let m = run_err(
+        "thrower",
+        "const KIND = \"al\";\nfn select(ctx, k) {\n  throw \"no candidates\";\n}",
+        1,
+        &SandboxLimits::default(),
+    );
+    assert!(
+        m.contains("no candidates") && m.contains("thrower.rhai:3:"),
+        "{m}"
+    );
+}

@@ -279,3 +279,25 @@ fn bad_examples_are_named() {
     let report = train(&model, &[], &[], &options(), None).unwrap();
     assert_eq!(report.steps, 0);
 }
+
+/// Logits poisoned with NaN: the loop must stop before the update touches the weights.
+struct Poisoned(ToyLora);
+
+impl TrainableModel for Poisoned {
+    fn trainable_vars(&self) -> Vec<(String, Var)> {
+        self.0.trainable_vars()
+    }
+
+    fn forward_train(&self, ids: &Tensor, mask: &Tensor, train: bool, seed: u64) -> Result<Tensor> {
+        self.0.forward_train(ids, mask, train, seed)? * f64::NAN
+    }
+}
+
+#[test]
+fn divergence_stops_before_the_update() {
+    let model = Poisoned(ToyLora::new(4, 0.0));
+    let before = model.0.weights();
+    let err = train(&model, &examples(8, 1, rule), &[], &options(), None).unwrap_err();
+    assert!(err.to_string().contains("diverged at step 0"), "{err}");
+    assert_eq!(model.0.weights(), before);
+}

@@ -217,31 +217,6 @@ impl Labeller for HumanLabeller {
     }
 }
 
-/// The human labeller for the cell `lab run` is starting now. The labeller factory does not
-/// name its cell, but the runner writes the cell's `config.toml` just before asking for a
-/// labeller, so the newest `config.toml` among this experiment's cells marks it.
-pub fn for_current_cell(exp: &crate::config::Experiment) -> Result<HumanLabeller> {
-    let mut newest: Option<(std::time::SystemTime, PathBuf)> = None;
-    for s in &exp.strategies {
-        for &seed in &exp.seeds {
-            let paths = crate::runner::persist::CellPaths::for_cell(exp, s.key(), seed);
-            if let Ok(modified) = std::fs::metadata(paths.config()).and_then(|m| m.modified()) {
-                if newest.as_ref().is_none_or(|(t, _)| modified > *t) {
-                    newest = Some((modified, paths.dir));
-                }
-            }
-        }
-    }
-    let (_, dir) = newest.with_context(|| {
-        format!(
-            "labeller.kind = \"human\": no cell of experiment `{}` has been prepared under {}",
-            exp.name,
-            exp.results_dir.display()
-        )
-    })?;
-    Ok(HumanLabeller::new(dir, Duration::from_millis(500)).with_prompt(&exp.data))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

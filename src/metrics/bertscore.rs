@@ -89,6 +89,47 @@ pub fn bertscore(
     Ok(scores)
 }
 
+/// BERTScore precision of each hypothesis against its paired reference text: the mean over
+/// hypothesis tokens of the best cosine to any reference token (how much of the hypothesis
+/// the reference supports). Zero when either side has no tokens. Used by HADAS with the
+/// model input as the "reference".
+pub fn bertscore_precision(
+    embedder: &dyn TokenEmbedder,
+    hypotheses: &[String],
+    references: &[String],
+) -> Result<Vec<f64>> {
+    if hypotheses.len() != references.len() {
+        bail!(
+            "BERTScore precision needs one reference per hypothesis; got {} and {}",
+            hypotheses.len(),
+            references.len()
+        );
+    }
+    let mut texts = hypotheses.to_vec();
+    texts.extend(references.iter().cloned());
+    let emb = embedder.token_embeddings(&texts)?;
+    if emb.len() != texts.len() {
+        bail!(
+            "the token embedder returned {} embeddings for {} texts",
+            emb.len(),
+            texts.len()
+        );
+    }
+    let (hyp, refs) = emb.split_at(hypotheses.len());
+    Ok(hyp
+        .iter()
+        .zip(refs)
+        .map(|(h, r)| {
+            if h.is_empty() || r.is_empty() {
+                return 0.0;
+            }
+            let h: Vec<Vec<f32>> = h.iter().map(|v| unit(v)).collect();
+            let r: Vec<Vec<f32>> = r.iter().map(|v| unit(v)).collect();
+            greedy_mean(&h, &r)
+        })
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -138,45 +179,4 @@ mod tests {
         assert!((bertscore_f1(&c, &r) - 0.5).abs() < 1e-6);
         assert_eq!(bertscore_f1(&[], &r), 0.0);
     }
-}
-
-/// BERTScore precision of each hypothesis against its paired reference text: the mean over
-/// hypothesis tokens of the best cosine to any reference token (how much of the hypothesis
-/// the reference supports). Zero when either side has no tokens. Used by HADAS with the
-/// model input as the "reference".
-pub fn bertscore_precision(
-    embedder: &dyn TokenEmbedder,
-    hypotheses: &[String],
-    references: &[String],
-) -> Result<Vec<f64>> {
-    if hypotheses.len() != references.len() {
-        bail!(
-            "BERTScore precision needs one reference per hypothesis; got {} and {}",
-            hypotheses.len(),
-            references.len()
-        );
-    }
-    let mut texts = hypotheses.to_vec();
-    texts.extend(references.iter().cloned());
-    let emb = embedder.token_embeddings(&texts)?;
-    if emb.len() != texts.len() {
-        bail!(
-            "the token embedder returned {} embeddings for {} texts",
-            emb.len(),
-            texts.len()
-        );
-    }
-    let (hyp, refs) = emb.split_at(hypotheses.len());
-    Ok(hyp
-        .iter()
-        .zip(refs)
-        .map(|(h, r)| {
-            if h.is_empty() || r.is_empty() {
-                return 0.0;
-            }
-            let h: Vec<Vec<f32>> = h.iter().map(|v| unit(v)).collect();
-            let r: Vec<Vec<f32>> = r.iter().map(|v| unit(v)).collect();
-            greedy_mean(&h, &r)
-        })
-        .collect())
 }

@@ -271,10 +271,23 @@ pub fn mean_pool(hidden: &Tensor, attention_mask: &Tensor) -> Result<Tensor> {
     Ok(summed.broadcast_div(&counts)?)
 }
 
+/// Random weights of the shape `config` describes, saved as safetensors (for tests that
+/// need a BERT but not its knowledge).
+#[cfg(test)]
+pub(crate) fn save_random_bert(config: &BertConfig, path: &Path) {
+    let device = Device::Cpu;
+    let varmap = candle_nn::VarMap::new();
+    let vb = VarBuilder::from_varmap(&varmap, DType::F32, &device);
+    Embeddings::load(vb.pp("embeddings"), config).expect("fresh variables");
+    for i in 0..config.num_hidden_layers {
+        Layer::load(vb.pp("encoder").pp("layer").pp(i), config).expect("fresh variables");
+    }
+    varmap.save(path).expect("temporary folder is writable");
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use candle_nn::VarMap;
 
     fn tiny_config() -> BertConfig {
         BertConfig {
@@ -293,19 +306,11 @@ mod tests {
 
     /// A random tiny BERT saved as safetensors and loaded back through the real loader.
     fn tiny_bert() -> Bert {
-        let device = Device::Cpu;
-        let varmap = VarMap::new();
-        let vb = VarBuilder::from_varmap(&varmap, DType::F32, &device);
-        let c = tiny_config();
-        Embeddings::load(vb.pp("embeddings"), &c).unwrap();
-        for i in 0..c.num_hidden_layers {
-            Layer::load(vb.pp("encoder").pp("layer").pp(i), &c).unwrap();
-        }
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("model.safetensors");
-        varmap.save(&path).unwrap();
+        save_random_bert(&tiny_config(), &path);
         let bytes = std::fs::read(&path).unwrap();
-        Bert::from_safetensors(bytes, c, &device, &path).unwrap()
+        Bert::from_safetensors(bytes, tiny_config(), &Device::Cpu, &path).unwrap()
     }
 
     #[test]

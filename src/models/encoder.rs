@@ -108,6 +108,20 @@ impl SentenceEncoder {
         self.max_seq_length
     }
 
+    pub fn config(&self) -> &BertConfig {
+        self.bert.config()
+    }
+
+    /// Word pieces per text after truncation, [CLS] and [SEP] included.
+    pub fn token_counts(&self, texts: &[String]) -> Result<Vec<usize>> {
+        let encodings = self
+            .tokenizer
+            .encode_batch(texts.iter().map(String::as_str).collect::<Vec<_>>(), true)
+            .map_err(|e| anyhow!("{e}"))
+            .context("cannot tokenize texts for the sentence encoder")?;
+        Ok(encodings.iter().map(|e| e.get_ids().len()).collect())
+    }
+
     /// One L2-normalised row per text, in input order.
     pub fn embed(&self, texts: &[String]) -> Result<Matrix> {
         let mut out = Matrix::zeros(texts.len(), self.dim());
@@ -173,7 +187,7 @@ impl SentenceEncoder {
                 let n = e.get_ids().len();
                 ids.extend_from_slice(e.get_ids());
                 ids.extend(std::iter::repeat_n(self.pad_id, width - n));
-                mask.extend(std::iter::repeat_n(1u32, n));
+                mask.extend_from_slice(e.get_attention_mask());
                 mask.extend(std::iter::repeat_n(0u32, width - n));
             }
             let device = self.bert.device();
@@ -214,5 +228,149 @@ fn read_max_seq_length(dir: &Path) -> Result<usize> {
                     path.display()
                 )
             }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::models::bert::save_random_bert;
+
+    const WORDS: &[&str] = &[
+        "[PAD]", "[UNK]", "[CLS]", "[SEP]", "hello", "world", "the", "cat", "sat", "on", "mat",
+        "un", "##believ", "##able",
+    ];
+
+    fn tokenizer_json() -> String {
+        let vocab: serde_json::Map<String, serde_json::Value> = WORDS
+            .iter()
+            .enumerate()
+            .map(|(i, w)| (w.to_string(), serde_json::json!(i)))
+            .collect();
+        let special = |id: usize, content: &str| {
+            serde_json::json!({"id": id, "content": content, "single_word": false,
+                "lstrip": false, "rstrip": false, "normalized": false, "special": true})
+        };
+        let cls = serde_json::json!({"SpecialToken": {"id": "[CLS]", "type_id": 0}});
+        let sep = serde_json::json!({"SpecialToken": {"id": "[SEP]", "type_id": 0}});
+        let seq = serde_json::json!({"Sequence": {"id": "A", "type_id": 0}});
+        serde_json::json!({
+            "version": "1.0", "truncation": null,
+            // Fixed padding like the real MiniLM file: the encoder must switch it off.
+            "padding": {"strategy": {"Fixed": 16}, "direction": "Right",
+                "pad_to_multiple_of": null, "pad_id": 0, "pad_type_id": 0, "pad_token": "[PAD]"},
+            "added_tokens": [special(0, "[PAD]"), special(1, "[UNK]"), special(2, "[CLS]"),
+                special(3, "[SEP]")],
+            "normalizer": {"type": "BertNormalizer", "clean_text": true,
+                "handle_chinese_chars": true, "strip_accents": null, "lowercase": true},
+            "pre_tokenizer": {"type": "BertPreTokenizer"},
+            "post_processor": {"type": "TemplateProcessing",
+                "single": [cls, seq, sep],
+                "pair": [cls, seq, sep],
+                "special_tokens": {
+                    "[CLS]": {"id": "[CLS]", "ids": [2], "tokens": ["[CLS]"]},
+                    "[SEP]": {"id": "[SEP]", "ids": [3], "tokens": ["[SEP]"]}}},
+            "decoder": null,
+            "model": {"type": "WordPiece", "unk_token": "[UNK]",
+                "continuing_subword_prefix": "##", "max_input_chars_per_word": 100,
+                "vocab": vocab}
+        })
+        .to_string()
+    }
+
+    /// A random 2-layer BERT with a 14-word vocabulary, in a model folder.
+    fn tiny_model(vocab_size: usize, max_seq_length: Option<usize>) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        let config = serde_json::json!({
+            "vocab_size": vocab_size, "hidden_size": 16, "num_hidden_layers": 2,
+            "num_attention_heads": 4, "intermediate_size": 32,
+            "max_position_embeddings": 32, "hidden_act": "gelu", "model_type": "bert"
+        });
+        std::fs::write(dir.path().join("config.json"), config.to_string()).unwrap();
+        let config = BertConfig::from_file(&dir.path().join("config.json")).unwrap();
+        save_random_bert(&config, &dir.path().join("model.safetensors"));
+        std::fs::write(dir.path().join("tokenizer.json"), tokenizer_json()).unwrap();
+        if let Some(n) = max_seq_length {
+            let sbert = serde_json::json!({ "max_seq_length": n, "do_lower_case": false });
+            std::fs::write(
+                dir.path().join("sentence_bert_config.json"),
+                sbert.to_string(),
+            )
+            .unwrap();
+        }
+        dir
+    }
+
+    fn texts(items: &[&str]) -> Vec<String> {
+        items.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn batched_rows_are_unit_length_and_equal_single_rows() {
+        let dir = tiny_model(14, None);
+        let encoder = SentenceEncoder::load(dir.path())
+            .unwrap()
+            .with_batch_size(2);
+        let input = texts(&["hello world", "", "The cat sat on the mat", "unbelievable"]);
+        let m = encoder.embed(&input).unwrap();
+        assert_eq!((m.rows, m.cols), (4, 16));
+        for (i, text) in input.iter().enumerate() {
+            let norm = m.row(i).iter().map(|v| v * v).sum::<f32>().sqrt();
+            assert!((norm - 1.0).abs() < 1e-5, "row {i} norm {norm}");
+            let single = encoder.embed(std::slice::from_ref(text)).unwrap();
+            let diff = single
+                .row(0)
+                .iter()
+                .zip(m.row(i))
+                .map(|(a, b)| (a - b).abs())
+                .fold(0f32, f32::max);
+            assert!(
+                diff < 1e-5,
+                "row {i} differs from its single embedding by {diff}"
+            );
+        }
+        assert_ne!(m.row(0), m.row(3));
+        assert_eq!(encoder.model_hash().len(), 64);
+        assert!(encoder.embed(&[]).unwrap().rows == 0);
+    }
+
+    #[test]
+    fn token_embeddings_follow_word_pieces_and_truncation() {
+        let dir = tiny_model(14, None);
+        let encoder = SentenceEncoder::load(dir.path()).unwrap();
+        let input = texts(&["hello world", "", "unbelievable", "the cat sat on the mat"]);
+        let lens: Vec<usize> = encoder
+            .token_embeddings(&input)
+            .unwrap()
+            .iter()
+            .map(Vec::len)
+            .collect();
+        // "unbelievable" → un ##believ ##able.
+        assert_eq!(lens, vec![2, 0, 3, 6]);
+        assert_eq!(encoder.token_counts(&input).unwrap(), vec![4, 2, 5, 8]);
+        // max_seq_length 4 keeps [CLS] + 2 word pieces + [SEP].
+        let short = tiny_model(14, Some(4));
+        let encoder = SentenceEncoder::load(short.path()).unwrap();
+        assert_eq!(encoder.max_seq_length(), 4);
+        let tokens = encoder.token_embeddings(&input[3..]).unwrap();
+        assert_eq!(tokens[0].len(), 2);
+    }
+
+    #[test]
+    fn mismatched_files_are_named() {
+        let dir = tiny_model(10, None);
+        let err = SentenceEncoder::load(dir.path())
+            .err()
+            .expect("14 tokens > 10 rows");
+        assert!(format!("{err:#}").contains("different models"), "{err:#}");
+        let dir = tiny_model(14, None);
+        std::fs::remove_file(dir.path().join("tokenizer.json")).unwrap();
+        let err = SentenceEncoder::load(dir.path())
+            .err()
+            .expect("no tokenizer");
+        assert!(format!("{err:#}").contains("tokenizer.json"), "{err:#}");
+        std::fs::write(dir.path().join("config.json"), "{\"hidden_size\": 16}").unwrap();
+        let err = SentenceEncoder::load(dir.path()).err().expect("bad config");
+        assert!(format!("{err:#}").contains("config.json"), "{err:#}");
     }
 }

@@ -1,13 +1,14 @@
 //! Batched, KV-cached generation: greedy or sampled (temperature, top-p, n samples per
 //! prompt), with per-token log-probabilities and entropies of the full next-token distribution.
 use anyhow::{bail, Result};
-use candle_core::Tensor;
+use candle_core::{Tensor, D};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use super::decoder::{position_tensor, positions_from_mask, Decoder};
 use super::lora::ForwardMode;
+use super::score::logsumexp;
 use super::tokenizer::TextTokenizer;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -198,17 +199,26 @@ fn generate_batch(
     let hidden = decoder.forward_hidden(&ids, &positions, &masks, Some(&mut cache), mode)?;
     let mut logits = decoder.logits(&hidden.narrow(1, longest - 1, 1)?.squeeze(1)?)?;
     for step in 0..opts.max_new_tokens {
-        let (logprobs, entropies) = log_softmax_rows(&logits)?;
+        let (logprobs, entropies) = log_softmax_with_entropy(&logits)?;
+        let (tokens, chosen): (Vec<u32>, Vec<f32>) = if opts.temperature == 0.0 {
+            let best = logprobs.argmax(D::Minus1)?;
+            let chosen = logprobs.gather(&best.unsqueeze(1)?, 1)?.squeeze(1)?;
+            (best.to_vec1()?, chosen.to_vec1()?)
+        } else {
+            let host = logprobs.to_vec2::<f32>()?;
+            rows.iter_mut()
+                .zip(&host)
+                .map(|(row, lp)| {
+                    let t = sample(lp, opts.temperature, opts.top_p, &mut row.rng);
+                    (t, lp[t as usize])
+                })
+                .unzip()
+        };
         let mut keep = Vec::with_capacity(rows.len());
         for (r, row) in rows.iter_mut().enumerate() {
-            let lp = &logprobs[r];
-            let token = if opts.temperature == 0.0 {
-                argmax(lp)
-            } else {
-                sample(lp, opts.temperature, opts.top_p, &mut row.rng)
-            };
+            let token = tokens[r];
             row.gen.token_ids.push(token);
-            row.gen.token_logprobs.push(lp[token as usize]);
+            row.gen.token_logprobs.push(chosen[r]);
             row.gen.entropies.push(entropies[r]);
             let finished = tokenizer.eos_ids.contains(&token) || step + 1 == opts.max_new_tokens;
             if !finished {
@@ -227,7 +237,7 @@ fn generate_batch(
         if rows.is_empty() {
             break;
         }
-        if keep.len() < logprobs.len() {
+        if keep.len() < tokens.len() {
             let idx: Vec<u32> = keep.iter().map(|r| *r as u32).collect();
             cache.select_rows(&Tensor::new(idx.as_slice(), device)?)?;
         }
@@ -258,41 +268,15 @@ fn generate_batch(
         .collect()
 }
 
-/// Per-row log-softmax and entropy of `[b, vocab]` logits, on the host.
-fn log_softmax_rows(logits: &Tensor) -> Result<(Vec<Vec<f32>>, Vec<f32>)> {
-    let rows = logits.to_vec2::<f32>()?;
-    let mut logprobs = Vec::with_capacity(rows.len());
-    let mut entropies = Vec::with_capacity(rows.len());
-    for row in rows {
-        let max = row.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
-        let sum: f64 = row.iter().map(|x| ((x - max) as f64).exp()).sum();
-        let lse = max + sum.ln() as f32;
-        let lp: Vec<f32> = row.iter().map(|x| x - lse).collect();
-        let h: f64 = lp
-            .iter()
-            .map(|l| {
-                let p = (*l as f64).exp();
-                if p > 0.0 {
-                    -p * *l as f64
-                } else {
-                    0.0
-                }
-            })
-            .sum();
-        logprobs.push(lp);
-        entropies.push(h as f32);
-    }
+/// Log-softmax `[b, vocab]` (kept on the device) and each row's entropy.
+fn log_softmax_with_entropy(logits: &Tensor) -> Result<(Tensor, Vec<f32>)> {
+    let lse = logsumexp(logits)?;
+    let logprobs = logits.broadcast_sub(&lse.unsqueeze(1)?)?;
+    let entropies = (logprobs.exp()? * &logprobs)?
+        .sum(D::Minus1)?
+        .neg()?
+        .to_vec1::<f32>()?;
     Ok((logprobs, entropies))
-}
-
-fn argmax(xs: &[f32]) -> u32 {
-    let mut best = 0;
-    for (i, x) in xs.iter().enumerate() {
-        if *x > xs[best] {
-            best = i;
-        }
-    }
-    best as u32
 }
 
 /// Draw from softmax(logprobs / temperature) restricted to the top-p nucleus.
@@ -353,9 +337,12 @@ mod tests {
     #[test]
     fn entropy_of_uniform_is_log_n() -> Result<()> {
         let logits = Tensor::zeros((1, 8), candle_core::DType::F32, &candle_core::Device::Cpu)?;
-        let (lp, h) = log_softmax_rows(&logits)?;
+        let (lp, h) = log_softmax_with_entropy(&logits)?;
         assert!((h[0] - 8f32.ln()).abs() < 1e-5);
-        assert!((lp[0][3] + 8f32.ln()).abs() < 1e-5);
+        assert!((lp.to_vec2::<f32>()?[0][3] + 8f32.ln()).abs() < 1e-5);
+        let peaked = Tensor::new(&[[0f32, 100.0, 0.0]], &candle_core::Device::Cpu)?;
+        let (lp, h) = log_softmax_with_entropy(&peaked)?;
+        assert!(h[0].abs() < 1e-6 && lp.to_vec2::<f32>()?[0][1].abs() < 1e-6);
         Ok(())
     }
 }

@@ -30,17 +30,19 @@ pub enum ModelSource {
 }
 
 impl ModelSource {
-    /// Interpret a command-line value: an existing `.gguf` file or folder, a cache name, or a
-    /// hub id `owner/name[@revision]`.
+    /// Interpret a command-line value: a `.gguf` file, a folder (an existing one, or anything
+    /// starting with `/`, `.` or `~`), a hub id `owner/name[@revision]`, else a cache name.
     pub fn parse(spec: &str) -> Self {
         let path = Path::new(spec);
-        if path.is_file() {
+        let looks_like_path =
+            spec.starts_with('/') || spec.starts_with('.') || spec.starts_with('~');
+        if spec.ends_with(".gguf") || path.is_file() {
             return Self::Gguf(path.to_path_buf());
         }
-        if path.is_dir() {
+        if path.is_dir() || looks_like_path {
             return Self::Folder(path.to_path_buf());
         }
-        if spec.contains('/') && !spec.starts_with('.') && !spec.starts_with('/') {
+        if spec.contains('/') {
             let (id, revision) = match spec.split_once('@') {
                 Some((id, rev)) => (id.to_string(), Some(rev.to_string())),
                 None => (spec.to_string(), None),
@@ -241,6 +243,22 @@ fn safetensors_files(dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(files)
 }
 
+/// Where the hub loader looks and whether it may use the network.
+pub struct HubAccess {
+    pub cache: hf_hub::Cache,
+    pub offline: bool,
+}
+
+impl HubAccess {
+    /// `HF_HOME` / `HF_HUB_CACHE` for the cache, `HF_HUB_OFFLINE=1` to stay off the network.
+    pub fn from_env() -> Self {
+        Self {
+            cache: hf_hub::Cache::from_env(),
+            offline: std::env::var("HF_HUB_OFFLINE").is_ok_and(|v| v != "0" && !v.is_empty()),
+        }
+    }
+}
+
 fn load_hub(
     id: &str,
     revision: Option<&str>,
@@ -248,17 +266,45 @@ fn load_hub(
     dtype: DType,
     device: &Device,
 ) -> Result<LoadedModel> {
+    load_hub_with(
+        &HubAccess::from_env(),
+        id,
+        revision,
+        gguf_file,
+        dtype,
+        device,
+    )
+}
+
+pub fn load_hub_with(
+    access: &HubAccess,
+    id: &str,
+    revision: Option<&str>,
+    gguf_file: Option<&str>,
+    dtype: DType,
+    device: &Device,
+) -> Result<LoadedModel> {
     use hf_hub::{Repo, RepoType};
-    let api = hf_hub::api::sync::ApiBuilder::from_env()
+    let revision = revision.unwrap_or("main").to_string();
+    let repo_id = Repo::with_revision(id.to_string(), RepoType::Model, revision.clone());
+    let api = hf_hub::api::sync::ApiBuilder::from_cache(access.cache.clone())
         .with_progress(std::env::var_os("LAB_QUIET").is_none())
         .build()
         .context("cannot start the Hugging Face hub client")?;
-    let repo = api.repo(Repo::with_revision(
-        id.to_string(),
-        RepoType::Model,
-        revision.unwrap_or("main").to_string(),
-    ));
-    let fetch = |file: &str| {
+    let repo = api.repo(repo_id.clone());
+    let cache = access.cache.repo(repo_id);
+    let offline = access.offline;
+    // The local cache first: works offline and never waits on the network.
+    let fetch = |file: &str| -> Result<PathBuf> {
+        if let Some(path) = cache.get(file) {
+            return Ok(path);
+        }
+        if offline {
+            bail!(
+                "`{file}` of `{id}@{revision}` is not in the Hugging Face cache and \
+                 HF_HUB_OFFLINE is set; unset it to download, or set HF_HOME to a cache that has it"
+            );
+        }
         repo.get(file).with_context(|| {
             format!(
                 "cannot get `{file}` of `{id}` from the Hugging Face hub or its local cache \
@@ -272,9 +318,10 @@ fn load_hub(
     let config = fetch("config.json")?;
     fetch("tokenizer.json")?;
     for optional in ["tokenizer_config.json", "generation_config.json"] {
-        let _ = repo.get(optional);
+        // Optional files: absent is fine.
+        let _ = fetch(optional);
     }
-    match repo.get("model.safetensors.index.json") {
+    match fetch("model.safetensors.index.json") {
         Ok(index) => {
             let text = std::fs::read_to_string(&index)?;
             let json: serde_json::Value = serde_json::from_str(&text)
@@ -412,4 +459,70 @@ pub fn write_tiny_folder(dir: &Path, family: Family, seed: u64) -> Result<()> {
         &dir.join("tokenizer_config.json"),
         &serde_json::to_string_pretty(&tok_config)?,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn model_specs_parse_by_shape() {
+        assert_eq!(
+            ModelSource::parse("smollm2-135m-instruct"),
+            ModelSource::Default("smollm2-135m-instruct".into())
+        );
+        assert_eq!(
+            ModelSource::parse("/no/such/model.gguf"),
+            ModelSource::Gguf("/no/such/model.gguf".into())
+        );
+        assert_eq!(
+            ModelSource::parse("./no-such-folder"),
+            ModelSource::Folder("./no-such-folder".into())
+        );
+        assert_eq!(
+            ModelSource::parse("Qwen/Qwen3-0.6B@abc"),
+            ModelSource::Hub {
+                id: "Qwen/Qwen3-0.6B".into(),
+                revision: Some("abc".into()),
+                gguf_file: None
+            }
+        );
+    }
+
+    #[test]
+    fn offline_hub_miss_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let access = HubAccess {
+            cache: hf_hub::Cache::new(dir.path().to_path_buf()),
+            offline: true,
+        };
+        let err = load_hub_with(
+            &access,
+            "nobody/nothing",
+            None,
+            None,
+            DType::F32,
+            &Device::Cpu,
+        )
+        .err()
+        .expect("nothing is cached");
+        assert!(format!("{err:#}").contains("HF_HUB_OFFLINE"), "{err:#}");
+    }
+
+    #[test]
+    fn hub_model_loads_from_the_local_cache_offline() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let repo = dir.path().join("models--tiny--llama");
+        write_tiny_folder(&repo.join("snapshots/abc123"), Family::Llama, 3)?;
+        std::fs::create_dir_all(repo.join("refs"))?;
+        std::fs::write(repo.join("refs/main"), "abc123")?;
+        let access = HubAccess {
+            cache: hf_hub::Cache::new(dir.path().to_path_buf()),
+            offline: true,
+        };
+        let loaded = load_hub_with(&access, "tiny/llama", None, None, DType::F32, &Device::Cpu)?;
+        assert_eq!(loaded.decoder.config.num_layers, 2);
+        assert!(loaded.chat.has_template());
+        Ok(())
+    }
 }

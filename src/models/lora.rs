@@ -1,8 +1,8 @@
 //! LoRA-aware linear layers: a frozen base weight (dense, or kept quantized for QLoRA) plus an
 //! optional low-rank adapter (LoRA or DoRA) that can be merged into the base for inference.
 use anyhow::{bail, Result};
-use candle_core::quantized::{GgmlDType, QTensor};
-use candle_core::{DType, Tensor, Var, D};
+use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
+use candle_core::{DType, Module, Tensor, Var, D};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -24,7 +24,7 @@ pub enum BaseWeight {
     /// without repacking it on every call (2-4× faster for decode-sized batches).
     Dense(Tensor),
     /// `[out, in]`, quantized.
-    Quantized(std::sync::Arc<QTensor>),
+    Quantized(std::sync::Arc<QTensor>, QMatMul),
 }
 
 #[derive(Debug, Clone)]
@@ -76,7 +76,7 @@ impl LoraLinear {
     fn base_shape(&self) -> (usize, usize) {
         match &self.base {
             BaseWeight::Dense(wt) => (wt.dims()[1], wt.dims()[0]),
-            BaseWeight::Quantized(q) => (q.shape().dims()[0], q.shape().dims()[1]),
+            BaseWeight::Quantized(q, _) => (q.shape().dims()[0], q.shape().dims()[1]),
         }
     }
 
@@ -92,7 +92,7 @@ impl LoraLinear {
     pub fn dense_weight(&self, dtype: DType) -> Result<Tensor> {
         Ok(match &self.base {
             BaseWeight::Dense(wt) => wt.t()?.to_dtype(dtype)?.contiguous()?,
-            BaseWeight::Quantized(q) => q.dequantize(&q.device())?.to_dtype(dtype)?,
+            BaseWeight::Quantized(q, _) => q.dequantize(&q.device())?.to_dtype(dtype)?,
         })
     }
 
@@ -102,7 +102,9 @@ impl LoraLinear {
         if let BaseWeight::Dense(wt) = &self.base {
             if wt.dim(0)? % GgmlDType::Q4_0.block_size() == 0 {
                 let q = QTensor::quantize(&self.dense_weight(DType::F32)?, GgmlDType::Q4_0)?;
-                self.base = BaseWeight::Quantized(std::sync::Arc::new(q));
+                let q = std::sync::Arc::new(q);
+                let kernel = QMatMul::from_arc(q.clone())?;
+                self.base = BaseWeight::Quantized(q, kernel);
             }
         }
         Ok(())
@@ -126,7 +128,7 @@ impl LoraLinear {
         let (out, inp) = self.base_shape();
         let device = match &self.base {
             BaseWeight::Dense(w) => w.device().clone(),
-            BaseWeight::Quantized(q) => q.device(),
+            BaseWeight::Quantized(q, _) => q.device(),
         };
         let bound = 1.0 / (inp as f32).sqrt();
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
@@ -161,7 +163,7 @@ impl LoraLinear {
         let inp = *dims.last().unwrap_or(&0);
         let rows = x.elem_count() / inp.max(1);
         let x2 = x.reshape((rows, inp))?;
-        let mut y = self.base_matmul(&x2)?;
+        let mut y = self.base_matmul(&x2, mode.train)?;
         if let (Some(ad), false) = (&self.adapter, self.is_merged()) {
             let dtype = x2.dtype();
             let xd = if mode.train && ad.dropout > 0.0 {
@@ -191,12 +193,16 @@ impl LoraLinear {
         Ok(y.reshape(out_dims)?)
     }
 
-    fn base_matmul(&self, x2: &Tensor) -> Result<Tensor> {
+    fn base_matmul(&self, x2: &Tensor, train: bool) -> Result<Tensor> {
         Ok(match &self.base {
             BaseWeight::Dense(wt) => x2.matmul(wt)?,
-            // Dequantize on the fly: the quantized product has no backward pass, and gradients
-            // must reach adapters in earlier layers.
-            BaseWeight::Quantized(q) => {
+            // Inference multiplies the quantized blocks directly.
+            BaseWeight::Quantized(_, kernel) if !train => kernel
+                .forward(&x2.to_dtype(DType::F32)?)?
+                .to_dtype(x2.dtype())?,
+            // Training dequantizes on the fly: the quantized product has no backward pass, and
+            // gradients must reach adapters in earlier layers.
+            BaseWeight::Quantized(q, _) => {
                 let w = q.dequantize(&q.device())?.to_dtype(x2.dtype())?;
                 x2.matmul(&w.t()?)?
             }
@@ -220,7 +226,7 @@ impl LoraLinear {
         }
         let dtype = match &self.base {
             BaseWeight::Dense(w) => w.dtype(),
-            BaseWeight::Quantized(_) => DType::F32,
+            BaseWeight::Quantized(..) => DType::F32,
         };
         let w = self.dense_weight(DType::F32)?;
         let delta = (ad.b.as_tensor().matmul(ad.a.as_tensor())? * ad.scale)?;

@@ -1,5 +1,6 @@
 //! The model host: our candle decoder with LoRA, generation, scoring, training, the sentence
 //! encoder, and the set-up step that fetches default models.
+pub mod bench_host;
 pub mod bert;
 pub mod cache;
 pub mod chat;
@@ -20,3 +21,4 @@ pub mod setup;
 pub mod tokenizer;
 pub mod train;
 pub mod trainable;
+pub mod wheels;

@@ -83,7 +83,15 @@ pub enum ModelCommand {
 }
 
 fn load(choice: &ModelChoice) -> Result<LanguageModel> {
+    let start = Instant::now();
     let mut lm = LanguageModel::load(&ModelSource::parse(&choice.model))?;
+    if std::env::var_os("LAB_VERBOSE").is_some() {
+        eprintln!(
+            "loaded {} in {:.2}s",
+            choice.model,
+            start.elapsed().as_secs_f64()
+        );
+    }
     if let Some(dir) = &choice.adapter {
         lm.load_adapter(dir)?;
         lm.merge_lora()?;

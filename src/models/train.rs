@@ -344,14 +344,16 @@ pub fn train(
                 .map(|g| g * scale)
                 .collect::<candle_core::Result<Vec<_>>>()?;
             let norm = clip_grad_norm(&mut grads, opts.max_grad_norm)?;
-            optimizer.step(&grads, schedule.lr_at(report.steps))?;
             let loss = (loss_sum * scale) as f32;
-            if !loss.is_finite() {
+            // Checked before the update so a NaN never reaches the weights.
+            if !loss.is_finite() || !norm.is_finite() {
                 bail!(
-                    "training diverged at step {} (loss {loss}); lower the learning rate",
+                    "training diverged at step {} (loss {loss}, gradient norm {norm}); \
+                     lower the learning rate",
                     report.steps
                 );
             }
+            optimizer.step(&grads, schedule.lr_at(report.steps))?;
             report.losses.push(loss);
             report.grad_norms.push(norm as f32);
             report.steps += 1;

@@ -32,7 +32,8 @@ pub fn render_report(
          divided by its labeled range, i.e. the curve's average height. **Final** is the mean \
          score at the largest labeled count. **Labels to reach** is the first labeled count \
          where the mean curve reaches the reference strategy's final mean score (linear \
-         interpolation between iterations). **Saving** is the reference's labels-to-reach \
+         interpolation between iterations); `≤ n` means it was already reached at the first \
+         evaluated point, so fewer labels may suffice. **Saving** is the reference's labels-to-reach \
          divided by the strategy's (above 1: fewer labels than the reference). Per-point \
          means, standard deviations and 95% confidence intervals are in `summary.csv`.\n"
     );
@@ -65,6 +66,7 @@ pub fn render_report(
             let reach = match (t.target, r.labels_to_reach) {
                 (None, _) => "–".to_string(),
                 (Some(_), None) => "not reached".to_string(),
+                (Some(_), Some(l)) if r.reached_at_first_point => format!("≤ {}", fmt_labels(l)),
                 (Some(_), Some(l)) => fmt_labels(l),
             };
             let saving = r

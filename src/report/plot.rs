@@ -73,7 +73,9 @@ fn draw<DB: DrawingBackend>(
         .build_cartesian_2d(xr, yr)
         .map_err(|e| failed("axes", &e))?;
     let x_format = |v: &f64| match spec.x {
-        XAxis::Labeled => format!("{}", v.round()),
+        // Tick positions need not be whole numbers; only whole ones print without decimals.
+        XAxis::Labeled if (v - v.round()).abs() < 1e-9 => format!("{}", v.round()),
+        XAxis::Labeled => format!("{v:.1}"),
         XAxis::Cost => format!("{v:.3}"),
     };
     chart
@@ -126,22 +128,24 @@ fn draw<DB: DrawingBackend>(
         let color = color_of(c, i, spec.reference);
         let pts = c.means();
         let style = color.stroke_width(2);
-        let label = if c.strategy == spec.reference {
+        if c.strategy == spec.reference {
             chart
                 .draw_series(DashedLineSeries::new(pts.clone(), 10, 6, style))
                 .map_err(|e| failed("reference line", &e))?
+                .label(format!("{} (reference)", c.strategy))
+                .legend(move |(x, y)| {
+                    // Dashed like the line it stands for.
+                    EmptyElement::at((x, y))
+                        + PathElement::new(vec![(0, 0), (8, 0)], style)
+                        + PathElement::new(vec![(13, 0), (21, 0)], style)
+                });
         } else {
             chart
                 .draw_series(LineSeries::new(pts.clone(), style))
                 .map_err(|e| failed("line", &e))?
-        };
-        label
-            .label(if c.strategy == spec.reference {
-                format!("{} (reference)", c.strategy)
-            } else {
-                c.strategy.clone()
-            })
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
+                .label(c.strategy.clone())
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 21, y)], style));
+        }
         chart
             .draw_series(pts.iter().map(|&p| Circle::new(p, 3, color.filled())))
             .map_err(|e| failed("points", &e))?;

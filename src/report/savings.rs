@@ -39,6 +39,8 @@ pub struct SavingsRow {
     pub final_score: f64,
     /// Labels needed to reach the reference's final mean score; `None`: not reached.
     pub labels_to_reach: Option<f64>,
+    /// Already reached at the first evaluated point, so fewer labels may have sufficed.
+    pub reached_at_first_point: bool,
     /// Reference's labels-to-reach divided by this strategy's.
     pub saving: Option<f64>,
 }
@@ -70,6 +72,7 @@ pub fn savings_table(metric: &str, curves: &[MeanCurve], reference: &str) -> Sav
             let means = c.means();
             let last = *means.last()?;
             let labels_to_reach = target.and_then(|t| x_to_reach(&means, t));
+            let reached_at_first_point = labels_to_reach.is_some_and(|l| l <= means[0].0);
             let saving = match (reference_labels, labels_to_reach) {
                 (Some(r), Some(s)) if s > 0.0 => Some(r / s),
                 _ => None,
@@ -80,6 +83,7 @@ pub fn savings_table(metric: &str, curves: &[MeanCurve], reference: &str) -> Sav
                 final_labeled: last.0,
                 final_score: last.1,
                 labels_to_reach,
+                reached_at_first_point,
                 saving,
             })
         })
@@ -114,5 +118,39 @@ mod tests {
         assert_eq!(x_to_reach(&pts, 0.05), Some(10.0));
         assert_eq!(x_to_reach(&pts, 0.5), Some(40.0));
         assert_eq!(x_to_reach(&pts, 0.51), None);
+    }
+
+    #[test]
+    fn table_flags_targets_met_at_the_first_point() {
+        use crate::report::aggregate::{MeanCurve, MeanPoint};
+        use crate::report::stats::summarize;
+        let curve = |name: &str, ys: &[f64]| MeanCurve {
+            strategy: name.into(),
+            metric: "m".into(),
+            points: ys
+                .iter()
+                .enumerate()
+                .map(|(i, &y)| MeanPoint {
+                    x: 10.0 * (i + 1) as f64,
+                    summary: summarize(&[y]),
+                })
+                .collect(),
+        };
+        let curves = [
+            curve("random", &[0.1, 0.2, 0.3]),
+            curve("good", &[0.35, 0.4, 0.5]),
+        ];
+        let t = savings_table("m", &curves, "random");
+        let good = t.rows.iter().find(|r| r.strategy == "good").unwrap();
+        assert_eq!(good.labels_to_reach, Some(10.0));
+        assert!(good.reached_at_first_point);
+        assert!((good.saving.unwrap() - 3.0).abs() < 1e-12);
+        let random = t.rows.iter().find(|r| r.strategy == "random").unwrap();
+        assert!(!random.reached_at_first_point);
+        let md = crate::report::markdown::render_report("e", &[], &[t], &[]);
+        assert!(
+            md.contains("| good | 0.4125 | 30 | 0.5000 | ≤ 10 | 3.00× |"),
+            "{md}"
+        );
     }
 }

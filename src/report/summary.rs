@@ -38,3 +38,39 @@ pub fn summary_csv(curves: &[MeanCurve]) -> Result<String> {
     let bytes = w.into_inner().context("cannot finish summary.csv")?;
     String::from_utf8(bytes).context("summary.csv is not UTF-8")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::aggregate::MeanPoint;
+    use crate::report::stats::summarize;
+
+    #[test]
+    fn single_seed_rows_leave_spread_empty() {
+        let curves = [MeanCurve {
+            strategy: "random, v2".into(),
+            metric: "rouge1".into(),
+            points: vec![
+                MeanPoint {
+                    x: 10.0,
+                    summary: summarize(&[0.25]),
+                },
+                MeanPoint {
+                    x: 20.0,
+                    summary: summarize(&[0.5, 0.7]),
+                },
+            ],
+        }];
+        let csv = summary_csv(&curves).unwrap();
+        let lines: Vec<&str> = csv.lines().collect();
+        assert_eq!(lines[0], SUMMARY_HEADER.join(","));
+        // A comma in a strategy name is quoted, not a broken column.
+        assert_eq!(lines[1], "\"random, v2\",10,rouge1,0.25,,,,1");
+        assert!(
+            lines[2].starts_with("\"random, v2\",20,rouge1,0.6,"),
+            "{}",
+            lines[2]
+        );
+        assert!(lines[2].ends_with(",2"));
+    }
+}

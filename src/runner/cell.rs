@@ -4,7 +4,7 @@
 //! from its last finished iteration and reproduces the same selections.
 use crate::config::{Experiment, StrategyConfig};
 use crate::data::{Dataset, Example};
-use crate::labeller::{LabelOutcome, Labeller};
+use crate::labeller::LabelOutcome;
 use crate::models::lm::{LanguageModel, LoraSettings};
 use crate::runner::curve::CurveRow;
 use crate::runner::evaluate::evaluate;
@@ -34,7 +34,6 @@ pub struct ExperimentContext<'a> {
     /// The untouched base model (zero-shot generations for strategies that select from it).
     pub base: &'a LanguageModel,
     pub encoder: &'a LazyEncoder,
-    pub labeller_factory: &'a dyn Fn() -> Result<Box<dyn Labeller>>,
     pub profile: Option<&'a Profile>,
 }
 
@@ -116,7 +115,7 @@ pub fn run_cell(
             format!("resuming {}: cannot load its adapter", paths.dir.display())
         })?;
     }
-    let mut labeller = (ctx.labeller_factory)()?;
+    let mut labeller = crate::labeller::factory::make_labeller(exp, &paths.dir, state.money_spent)?;
     let mut labeled: Vec<Example> = labeled_examples(&state, &by_id)?;
     let mut rng = state.rng.restore()?;
     let started = Instant::now();

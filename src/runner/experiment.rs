@@ -1,13 +1,12 @@
 //! Experiment level: load the file and its data, make sure the models are there, run every
 //! (strategy, seed) cell of this shard, then aggregate the results into the report.
-use crate::config::{load_experiment, Experiment, LabellerKind};
+use crate::config::{load_experiment, Experiment};
 use crate::data::{load_dataset, Dataset};
-use crate::labeller::Labeller;
 use crate::runner::cell::{run_cell, CellOutcome, ExperimentContext};
 use crate::runner::host::LazyEncoder;
 use crate::runner::shard::{shard_cells, Cell, Shard};
 use crate::runner::Profile;
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
 
 #[derive(Clone, Debug, Default)]
@@ -53,23 +52,6 @@ pub fn ensure_models(exp: &Experiment) -> Result<()> {
     crate::models::setup::ensure_default_models(&names)
 }
 
-pub fn make_labeller_factory(
-    exp: &Experiment,
-) -> Result<Box<dyn Fn() -> Result<Box<dyn Labeller>> + '_>> {
-    match exp.labeller.kind {
-        LabellerKind::Golden => Ok(Box::new(|| {
-            Ok(Box::new(crate::labeller::golden::GoldenLabeller::new()) as Box<dyn Labeller>)
-        })),
-        LabellerKind::Human => Ok(Box::new(|| {
-            Ok(Box::new(crate::labeller::human::for_current_cell(exp)?) as Box<dyn Labeller>)
-        })),
-        other => bail!(
-            "labeller.kind = {other:?} is not wired into `lab run` in this version; use \
-             kind = \"golden\""
-        ),
-    }
-}
-
 pub fn run_experiment(file: &Path, opts: &RunOptions) -> Result<ExperimentOutcome> {
     let exp = load_experiment(file)?;
     crate::config::validate(&exp)?;
@@ -77,14 +59,12 @@ pub fn run_experiment(file: &Path, opts: &RunOptions) -> Result<ExperimentOutcom
     ensure_models(&exp)?;
     let base = crate::runner::load_model(&exp)?;
     let encoder = LazyEncoder::new(exp.encoder.batch_size);
-    let factory = make_labeller_factory(&exp)?;
     let profile = opts.profile.then(Profile::default);
     let ctx = ExperimentContext {
         exp: &exp,
         dataset: &dataset,
         base: &base,
         encoder: &encoder,
-        labeller_factory: &*factory,
         profile: profile.as_ref(),
     };
     let mut cells = Vec::new();
@@ -109,7 +89,11 @@ pub fn run_experiment(file: &Path, opts: &RunOptions) -> Result<ExperimentOutcom
             .expect("cells are built from the experiment's strategies");
         bar.set_message(format!("{} seed {}", cell.strategy, cell.seed));
         let out = run_cell(&ctx, strategy, cell.seed, opts.fresh)?;
-        bar.println(cell_line(&out));
+        if bar.is_hidden() {
+            println!("{}", cell_line(&out));
+        } else {
+            bar.println(cell_line(&out));
+        }
         outcomes.push(out);
         bar.inc(1);
     }

@@ -73,7 +73,7 @@ pub fn finetune(
             .max(1)
             .min(examples.len().saturating_sub(1));
         if n_dev > 0 {
-            let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5eed_de5);
+            let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x05ee_dde5);
             examples.shuffle(&mut rng);
             dev = examples.split_off(examples.len() - n_dev);
         }

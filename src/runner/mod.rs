@@ -3,9 +3,6 @@
 pub mod cell;
 pub mod cli;
 pub mod curve;
-pub mod driver;
-#[cfg(test)]
-mod driver_tests;
 pub mod embed;
 pub mod evaluate;
 pub mod experiment;
@@ -16,6 +13,7 @@ pub mod persist;
 pub mod profile;
 pub mod progress;
 pub mod prompting;
+pub mod reconcile;
 pub mod select;
 pub mod shard;
 pub mod state;

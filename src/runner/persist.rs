@@ -6,6 +6,7 @@
 //! `state.json` last. state.json is the commit point: on resume, curve rows, selection lines
 //! and generation files beyond what it records are dropped, so half-written iterations vanish.
 use crate::runner::curve::{Curve, CurveRow};
+use crate::runner::reconcile;
 use crate::runner::state::CellState;
 use crate::util::atomic_write_string;
 use anyhow::{bail, Context, Result};
@@ -31,6 +32,14 @@ impl CellPaths {
     /// results folder.
     pub fn for_cell(exp: &crate::config::Experiment, strategy_key: &str, seed: u64) -> Self {
         CellPaths::new(&exp.results_dir, &exp.name, strategy_key, seed)
+    }
+    /// The strategy's results key: the name of the folder above `seed-<n>`.
+    pub fn strategy_key(&self) -> String {
+        self.dir
+            .parent()
+            .and_then(|p| p.file_name())
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
     }
     pub fn config(&self) -> PathBuf {
         self.dir.join("config.toml")
@@ -257,34 +266,34 @@ pub fn prepare_cell(
     config_toml: &str,
     fresh: bool,
 ) -> Result<Option<CellState>> {
+    let mut previous = None;
     if fresh {
         reset_cell(paths)?;
     } else if let Ok(old) = std::fs::read_to_string(paths.config()) {
         if old != config_toml && paths.state().exists() {
-            bail!(
-                "{} was written by a different configuration than the one now run; rerun with \
-                 --fresh to start this cell over, or restore the experiment file",
-                paths.config().display()
-            );
+            let diffs = reconcile::result_differences(&old, config_toml, &paths.strategy_key())
+                .with_context(|| format!("comparing with {}", paths.config().display()))?;
+            if !diffs.is_empty() {
+                bail!(
+                    "{} was written by a different configuration ({} changed); rerun with \
+                     --fresh to start this cell over, or restore the experiment file",
+                    paths.config().display(),
+                    diffs.join(", ")
+                );
+            }
         }
+        previous = Some(old);
     }
     atomic_write_string(&paths.config(), config_toml)?;
-    resume_cell(paths)
-}
-
-/// The config.toml of one cell: the resolved experiment narrowed to this strategy and seed, so
-/// adding a strategy or a seed to the experiment later does not invalidate finished cells.
-pub fn cell_config_toml(
-    exp: &crate::config::Experiment,
-    strategy: &crate::config::StrategyConfig,
-    seed: u64,
-) -> Result<String> {
-    let cell = crate::config::Experiment {
-        seeds: vec![seed],
-        strategies: vec![strategy.clone()],
-        ..exp.clone()
-    };
-    cell.to_toml_string()
+    let mut state = resume_cell(paths)?;
+    if let (Some(st), Some(old)) = (state.as_mut(), previous) {
+        if reconcile::stopping_changed(&old, config_toml)
+            && reconcile::restop(paths, st, config_toml)?
+        {
+            write_state(paths, st)?;
+        }
+    }
+    Ok(state)
 }
 
 /// The selection lines written so far.

@@ -22,10 +22,6 @@ pub struct CellState {
     pub iterations_done: usize,
     /// Labeled example ids, in the order they were labeled.
     pub labeled_ids: Vec<u64>,
-    /// An experimental-design strategy's whole selection, made once at iteration 0 and
-    /// labeled in cumulative chunks; empty for active-learning strategies.
-    #[serde(default)]
-    pub planned_ids: Vec<u64>,
     /// Labels produced by a non-golden labeller (golden labels are re-read from the dataset,
     /// so this stays empty for them).
     pub labels: Vec<Label>,
@@ -56,7 +52,6 @@ impl CellState {
             seed,
             iterations_done: 0,
             labeled_ids: Vec::new(),
-            planned_ids: Vec::new(),
             labels: Vec::new(),
             money_spent: 0.0,
             tokens: 0,

@@ -18,10 +18,23 @@ pub struct StrategiesArgs {
     /// Also run each script against a synthetic pool (as `lab check` does).
     #[arg(long)]
     pub check: bool,
+    /// Instead of listing, time each strategy on a synthetic pool of this many items (384-d
+    /// fake embeddings, fixed fake generations) and print where the time goes.
+    #[arg(long, value_name = "POOL_SIZE")]
+    pub bench: Option<usize>,
+    /// Query size for --bench.
+    #[arg(long, default_value_t = 100)]
+    pub k: usize,
+    /// Only these strategies (comma-separated) for --bench.
+    #[arg(long, value_delimiter = ',')]
+    pub only: Vec<String>,
 }
 
 /// Print one line per strategy: name, kind, primitives, description (and deviation).
 pub fn run(args: &StrategiesArgs) -> Result<()> {
+    if let Some(n) = args.bench {
+        return bench(args, n);
+    }
     let infos = registry::list(&args.dir)?;
     if infos.is_empty() {
         bail!("no *.rhai strategies in {}", args.dir.display());
@@ -44,7 +57,7 @@ pub fn run(args: &StrategiesArgs) -> Result<()> {
             println!("{:<width$}      PROBLEM: {p}", "");
         } else if args.check {
             match check_script(&i.path) {
-                Ok(s) => println!("{:<width$}      check: {s}", ""),
+                Ok(s) => println!("{:<width$}      check ok: {s}", ""),
                 Err(e) => {
                     broken += 1;
                     println!("{:<width$}      CHECK FAILED: {e:#}", "");
@@ -121,7 +134,71 @@ pub fn check_script(path: &Path) -> Result<String> {
         );
     }
     Ok(format!(
-        "ok: {} ({}) chose {:?} from 60 synthetic items in {ms:.1} ms",
+        "{} ({}) chose {:?} from 60 synthetic items in {ms:.1} ms, same again with the same seed",
         script.name, script.kind, a.ids
     ))
+}
+
+/// Time every strategy (or `--only`) on one synthetic pool: total, model host, kernels, and
+/// the script's own share (interpretation and vector glue), which should stay under 5%.
+fn bench(args: &StrategiesArgs, n: usize) -> Result<()> {
+    let mut infos = registry::list(&args.dir)?;
+    if !args.only.is_empty() {
+        infos.retain(|i| args.only.contains(&i.name));
+        if infos.is_empty() {
+            bail!(
+                "--only {:?} matches no strategy in {}",
+                args.only,
+                args.dir.display()
+            );
+        }
+    }
+    let limits = SandboxLimits::default();
+    let host = FakeHost::new(384);
+    let ctx = SelectionContext {
+        pool: synthetic_examples(n, 0, 11),
+        labeled: synthetic_examples(n.div_ceil(100), 10_000_000, 12),
+        k: args.k,
+        iteration: 1,
+        planned_iterations: 4,
+        seed: 1,
+        max_new_tokens: 32,
+        ..SelectionContext::default()
+    };
+    println!(
+        "pool {n}, k {}, fake host with 384-d embeddings{}",
+        args.k,
+        if cfg!(debug_assertions) {
+            " (debug build: use --release for figures)"
+        } else {
+            ""
+        }
+    );
+    println!(
+        "{:<18} {:>9} {:>9} {:>9} {:>9} {:>7}",
+        "strategy", "total s", "host s", "kernel s", "script s", "script%"
+    );
+    let pb = crate::util::progress::bar(infos.len() as u64, "bench");
+    for i in &infos {
+        pb.set_message(i.name.clone());
+        let engine = build_engine(&limits, &lib_dir_for(&i.path));
+        let script = compile(&engine, &i.path)?;
+        let s = run_compiled(&engine, &script, ctx.clone(), &host, &limits)
+            .with_context(|| format!("benchmarking {}", i.name))?;
+        let t = s.timing;
+        pb.suspend(|| {
+            println!(
+                "{:<18} {:>9.3} {:>9.3} {:>9.3} {:>9.3} {:>6.1}%",
+                i.name,
+                t.total_s,
+                t.host_s,
+                t.kernel_s,
+                t.script_s(),
+                100.0 * t.script_s() / t.total_s.max(1e-12)
+            )
+        });
+        pb.inc(1);
+    }
+    pb.finish_and_clear();
+    Ok(())
 }

@@ -85,7 +85,7 @@ impl HostRef {
     /// Every `Ctx` holding the result must be dropped before `host` is. `engine::select` keeps
     /// the engine, the scope and every script value local to its own frame, so no `Ctx` outlives
     /// the call that borrowed the host.
-    pub unsafe fn erase<'a>(host: &'a (dyn StrategyHost + 'a)) -> Self {
+    pub(crate) unsafe fn erase<'a>(host: &'a (dyn StrategyHost + 'a)) -> Self {
         // SAFETY: the caller upholds the contract above; only the lifetime changes.
         Self(unsafe {
             std::mem::transmute::<&'a (dyn StrategyHost + 'a), &'static (dyn StrategyHost + 'static)>(
@@ -104,7 +104,7 @@ pub fn mix_seed(mut z: u64) -> u64 {
 }
 
 impl Ctx {
-    pub fn new(sc: SelectionContext, host: HostRef) -> Self {
+    pub(crate) fn new(sc: SelectionContext, host: HostRef) -> Self {
         Self(Arc::new(CtxInner {
             pool: View(Arc::new(sc.pool)),
             labeled: View(Arc::new(sc.labeled)),
@@ -498,4 +498,58 @@ fn register_rng(engine: &mut Engine) {
             use rand::Rng as _;
             (r.0.lock().expect("rng lock").random::<u64>() >> 1) as INT
         });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn engine() -> Engine {
+        let mut e = Engine::new();
+        crate::strategy::types::register(&mut e);
+        register(&mut e);
+        e
+    }
+
+    #[test]
+    fn subsample_is_seeded_and_keeps_pool_order() {
+        let v = View(Arc::new(
+            (0..50)
+                .map(|i| Example {
+                    id: i,
+                    input: format!("x{i}"),
+                    output: String::new(),
+                    references: vec![String::new()],
+                })
+                .collect(),
+        ));
+        let e = engine();
+        let mut scope = rhai::Scope::new();
+        scope.push("v", v);
+        let a: IntVec = e
+            .eval_with_scope(&mut scope, "v.subsample(10, 3).ids()")
+            .unwrap();
+        let b: IntVec = e
+            .eval_with_scope(&mut scope, "v.subsample(10, 3).ids()")
+            .unwrap();
+        let c: IntVec = e
+            .eval_with_scope(&mut scope, "v.subsample(10, 4).ids()")
+            .unwrap();
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+        assert_eq!(a.0.len(), 10);
+        assert!(a.0.windows(2).all(|w| w[0] < w[1]));
+        let all: IntVec = e
+            .eval_with_scope(&mut scope, "v.subsample(99, 3).ids()")
+            .unwrap();
+        assert_eq!(all.0.len(), 50);
+    }
+
+    #[test]
+    fn derived_seeds_differ_by_iteration_and_salt() {
+        let a = mix_seed(mix_seed(1 ^ mix_seed(0)) ^ 5);
+        let b = mix_seed(mix_seed(1 ^ mix_seed(1)) ^ 5);
+        let c = mix_seed(mix_seed(1 ^ mix_seed(0)) ^ 6);
+        assert!(a != b && a != c && b != c);
+    }
 }

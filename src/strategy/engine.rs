@@ -20,6 +20,23 @@ pub struct Selection {
     pub memory: Memory,
     /// Lines written with `ctx.log`.
     pub logs: Vec<String>,
+    pub timing: SelectTiming,
+}
+
+/// Where a query step's time went: the model host, the native kernels, and the rest (the
+/// script itself plus vector methods), which should stay a small share.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct SelectTiming {
+    pub total_s: f64,
+    pub host_s: f64,
+    pub kernel_s: f64,
+}
+
+impl SelectTiming {
+    /// Time outside the host and the kernels: interpreting the script and vector glue.
+    pub fn script_s(&self) -> f64 {
+        (self.total_s - self.host_s - self.kernel_s).max(0.0)
+    }
 }
 
 /// A compiled strategy script.
@@ -196,11 +213,23 @@ pub fn run_compiled(
 ) -> Result<Selection> {
     // Positions follow ids, so "ties go to the lower position" means "to the lower id".
     ctx.pool.sort_by_key(|e| e.id);
+    if ctx.k == 0 || ctx.pool.is_empty() {
+        // Nothing to choose: the only valid answer is empty, so the script is not run.
+        return Ok(Selection {
+            ids: Vec::new(),
+            scores: None,
+            memory: ctx.memory,
+            logs: Vec::new(),
+            timing: SelectTiming::default(),
+        });
+    }
     let disk = match (&ctx.embedding_cache_dir, &ctx.dataset_key) {
         (Some(dir), Some(key)) => Some(EmbeddingDiskCache::new(dir, key)),
         _ => None,
     };
     let caching = CachingHost::new(host, disk);
+    let started = std::time::Instant::now();
+    kernel_api::take_kernel_seconds();
     let pool_ids: Vec<u64> = ctx.pool.iter().map(|e| e.id).collect();
     let k = ctx.k;
     let (result, memory, logs) = {
@@ -220,6 +249,11 @@ pub fn run_compiled(
         (r.and_then(|d| parse_answer(&script.name, d)), memory, logs)
     };
     let (ids, scores) = result?;
+    let timing = SelectTiming {
+        total_s: started.elapsed().as_secs_f64(),
+        host_s: caching.host_seconds(),
+        kernel_s: kernel_api::take_kernel_seconds(),
+    };
     caching
         .flush()
         .context("cannot update the embedding cache")?;
@@ -229,6 +263,7 @@ pub fn run_compiled(
         scores,
         memory,
         logs,
+        timing,
     })
 }
 

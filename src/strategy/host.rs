@@ -106,6 +106,8 @@ pub struct CachingHost<'a> {
     generations: Mutex<HashMap<GenKey, Vec<GenerationRecord>>>,
     embeddings: Mutex<HashMap<(EmbedModel, String), Vec<f32>>>,
     disk: Option<EmbeddingDiskCache>,
+    /// Wall time inside generate, score, embed and BERTScore, caching included.
+    host_nanos: std::sync::atomic::AtomicU64,
 }
 
 impl<'a> CachingHost<'a> {
@@ -115,7 +117,23 @@ impl<'a> CachingHost<'a> {
             generations: Mutex::new(HashMap::new()),
             embeddings: Mutex::new(HashMap::new()),
             disk,
+            host_nanos: std::sync::atomic::AtomicU64::new(0),
         }
+    }
+
+    /// Seconds spent in generate, score, embed and BERTScore so far, caching included.
+    pub fn host_seconds(&self) -> f64 {
+        self.host_nanos.load(std::sync::atomic::Ordering::Relaxed) as f64 * 1e-9
+    }
+
+    fn timed<T>(&self, f: impl FnOnce() -> T) -> T {
+        let t = std::time::Instant::now();
+        let out = f();
+        self.host_nanos.fetch_add(
+            t.elapsed().as_nanos() as u64,
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        out
     }
 
     /// Write new encoder embeddings to the disk cache (no-op without one).
@@ -129,6 +147,41 @@ impl<'a> CachingHost<'a> {
 
 impl StrategyHost for CachingHost<'_> {
     fn generate(&self, items: &[Example], opts: &GenOpts, base: bool) -> Result<Arc<Generations>> {
+        self.timed(|| self.generate_cached(items, opts, base))
+    }
+
+    fn score(&self, items: &[Example], outputs: &[String]) -> Result<Vec<Vec<f32>>> {
+        self.timed(|| self.inner.score(items, outputs))
+    }
+
+    fn embed(&self, texts: &[String], model: EmbedModel, key: Option<&str>) -> Result<Arc<Matrix>> {
+        self.timed(|| self.embed_cached(texts, model, key))
+    }
+
+    fn sentence_bleu(&self, hyp: &str, refs: &[&str]) -> f64 {
+        self.inner.sentence_bleu(hyp, refs)
+    }
+
+    fn stem_words(&self, text: &str) -> Vec<String> {
+        self.inner.stem_words(text)
+    }
+
+    fn bertscore_precision(&self, hyps: &[String], refs: &[String]) -> Result<Vec<f64>> {
+        self.timed(|| self.inner.bertscore_precision(hyps, refs))
+    }
+
+    fn model_state(&self) -> String {
+        self.inner.model_state()
+    }
+}
+
+impl CachingHost<'_> {
+    fn generate_cached(
+        &self,
+        items: &[Example],
+        opts: &GenOpts,
+        base: bool,
+    ) -> Result<Arc<Generations>> {
         let state = self.inner.model_state();
         let okey = opts.cache_key();
         let key = |e: &Example| (base, format!("{state}|{okey}"), e.input.clone());
@@ -163,11 +216,12 @@ impl StrategyHost for CachingHost<'_> {
         Ok(Arc::new(Generations { per_item }))
     }
 
-    fn score(&self, items: &[Example], outputs: &[String]) -> Result<Vec<Vec<f32>>> {
-        self.inner.score(items, outputs)
-    }
-
-    fn embed(&self, texts: &[String], model: EmbedModel, key: Option<&str>) -> Result<Arc<Matrix>> {
+    fn embed_cached(
+        &self,
+        texts: &[String],
+        model: EmbedModel,
+        key: Option<&str>,
+    ) -> Result<Arc<Matrix>> {
         let state = match model {
             EmbedModel::Encoder => String::new(),
             EmbedModel::Acquisition => self.inner.model_state(),
@@ -220,22 +274,6 @@ impl StrategyHost for CachingHost<'_> {
         Ok(Arc::new(Matrix::from_rows(&rows).with_context(|| {
             format!("embeddings of different widths (expected {cols})")
         })?))
-    }
-
-    fn sentence_bleu(&self, hyp: &str, refs: &[&str]) -> f64 {
-        self.inner.sentence_bleu(hyp, refs)
-    }
-
-    fn stem_words(&self, text: &str) -> Vec<String> {
-        self.inner.stem_words(text)
-    }
-
-    fn bertscore_precision(&self, hyps: &[String], refs: &[String]) -> Result<Vec<f64>> {
-        self.inner.bertscore_precision(hyps, refs)
-    }
-
-    fn model_state(&self) -> String {
-        self.inner.model_state()
     }
 }
 
@@ -350,5 +388,66 @@ impl EmbeddingDiskCache {
         crate::util::atomic_write(&self.path, &out)?;
         st.dirty = false;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::strategy::fake_host::FakeHost;
+    use std::sync::atomic::Ordering;
+
+    fn ex(id: u64, input: &str) -> Example {
+        Example {
+            id,
+            input: input.into(),
+            output: String::new(),
+            references: vec![String::new()],
+        }
+    }
+
+    #[test]
+    fn caching_host_generates_each_distinct_input_once_per_options() {
+        let fake = FakeHost::new(4);
+        let host = CachingHost::new(&fake, None);
+        let opts = GenOpts {
+            max_new_tokens: 4,
+            temperature: 0.0,
+            top_p: 1.0,
+            n: 1,
+            seed: 1,
+        };
+        let items = [ex(1, "a b"), ex(2, "c d"), ex(3, "a b")];
+        let g = host.generate(&items, &opts, false).unwrap();
+        assert_eq!(g.per_item.len(), 3);
+        assert_eq!(g.per_item[0], g.per_item[2]);
+        assert_eq!(fake.generated_items.load(Ordering::Relaxed), 2);
+        host.generate(&items[1..], &opts, false).unwrap();
+        assert_eq!(fake.generated_items.load(Ordering::Relaxed), 2);
+        // The base model and other options are separate entries.
+        host.generate(&items[..1], &opts, true).unwrap();
+        let longer = GenOpts {
+            max_new_tokens: 8,
+            ..opts
+        };
+        host.generate(&items[..1], &longer, false).unwrap();
+        assert_eq!(fake.generated_items.load(Ordering::Relaxed), 4);
+    }
+
+    #[test]
+    fn disk_cache_round_trips_and_resets_on_a_new_width() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = EmbeddingDiskCache::new(dir.path(), "data@enc");
+        c.put("hello", &[1.0, 2.0]);
+        c.flush().unwrap();
+        let again = EmbeddingDiskCache::new(dir.path(), "data@enc");
+        assert_eq!(again.get("hello").unwrap(), Some(vec![1.0, 2.0]));
+        assert_eq!(again.get("other").unwrap(), None);
+        again.put("wide", &[1.0, 2.0, 3.0]);
+        assert_eq!(again.get("hello").unwrap(), None);
+        assert_ne!(
+            c.path(),
+            EmbeddingDiskCache::new(dir.path(), "data@enc2").path()
+        );
     }
 }

@@ -10,6 +10,25 @@ use crate::strategy::Matrix;
 use rhai::{Dynamic, Engine, Map, FLOAT, INT};
 use std::sync::Arc;
 
+thread_local! {
+    /// Nanoseconds spent inside native kernels on this thread (scripts run on one thread).
+    static KERNEL_NANOS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// Run a kernel, adding its wall time to this thread's kernel clock.
+pub(crate) fn timed<T>(f: impl FnOnce() -> T) -> T {
+    let t = std::time::Instant::now();
+    let out = f();
+    let ns = t.elapsed().as_nanos() as u64;
+    KERNEL_NANOS.with(|c| c.set(c.get() + ns));
+    out
+}
+
+/// Reset this thread's kernel clock, returning the seconds it held.
+pub fn take_kernel_seconds() -> f64 {
+    KERNEL_NANOS.with(|c| c.replace(0)) as f64 * 1e-9
+}
+
 /// A k-means result as a script sees it.
 #[derive(Clone)]
 pub struct KMeansRef(pub Arc<KMeansResult>);
@@ -134,7 +153,7 @@ pub fn register(engine: &mut Engine) {
 fn register_similarity(engine: &mut Engine) {
     engine
         .register_fn("cosine", |a: &mut MatrixRef, b: MatrixRef| {
-            MatrixRef::new(kernels::cosine_block(&a.0, &b.0))
+            MatrixRef::new(timed(|| kernels::cosine_block(&a.0, &b.0)))
         })
         // Per item (row of self), the largest cosine to any row of `set` (−1 when empty).
         .register_fn(
@@ -142,7 +161,7 @@ fn register_similarity(engine: &mut Engine) {
             |items: &mut MatrixRef, set: MatrixRef| -> RhaiResult<FloatVec> {
                 let set = as_set(&set, items.0.cols)?;
                 Ok(FloatVec::new(
-                    kernels::max_similarity_to(&set, &items.0)
+                    timed(|| kernels::max_similarity_to(&set, &items.0))
                         .into_iter()
                         .map(f64::from)
                         .collect(),
@@ -150,7 +169,7 @@ fn register_similarity(engine: &mut Engine) {
             },
         )
         .register_fn("mean_jsd_to", |h: &mut MatrixRef, set: MatrixRef| {
-            FloatVec::new(mean_jsd_to(&h.0, &set.0))
+            FloatVec::new(timed(|| mean_jsd_to(&h.0, &set.0)))
         });
 
     engine.register_type_with_name::<KMeansRef>("KMeans");
@@ -163,12 +182,9 @@ fn register_similarity(engine: &mut Engine) {
                     return err("kmeans needs k ≥ 1 and at least one row");
                 }
                 let it = nonneg(max_iter, "kmeans max_iter")?;
-                Ok(KMeansRef(Arc::new(kernels::kmeans(
-                    &x.0,
-                    k,
-                    seed as u64,
-                    it,
-                ))))
+                Ok(KMeansRef(Arc::new(timed(|| {
+                    kernels::kmeans(&x.0, k, seed as u64, it)
+                }))))
             },
         )
         .register_fn("assignment", |r: &mut KMeansRef| {
@@ -185,9 +201,9 @@ fn register_similarity(engine: &mut Engine) {
                 if x.0.rows != r.0.assignment.len() || x.0.cols != r.0.centroids.cols {
                     return err("KMeans.nearest: the matrix is not the one clustered");
                 }
-                Ok(IntVec::from_usize(&kernels::nearest_to_centroids(
-                    &x.0, &r.0,
-                )))
+                Ok(IntVec::from_usize(&timed(|| {
+                    kernels::nearest_to_centroids(&x.0, &r.0)
+                })))
             },
         )
         // Per item, 1 − cos(item, centroid of its cluster).
@@ -212,23 +228,20 @@ fn register_selection(engine: &mut Engine) {
             "k_center_greedy",
             |pool: MatrixRef, lab: MatrixRef, k: INT| -> RhaiResult<IntVec> {
                 let set = as_set(&lab, pool.0.cols)?;
-                Ok(IntVec::from_usize(&kernels::k_center_greedy(
-                    &pool.0,
-                    &set,
-                    nonneg(k, "k")?,
-                )))
+                let k = nonneg(k, "k")?;
+                Ok(IntVec::from_usize(&timed(|| {
+                    kernels::k_center_greedy(&pool.0, &set, k)
+                })))
             },
         )
         .register_fn(
             "idds_greedy",
             |pool: MatrixRef, lab: MatrixRef, k: INT, lambda: FLOAT| -> RhaiResult<IntVec> {
                 let set = as_set(&lab, pool.0.cols)?;
-                Ok(IntVec::from_usize(&kernels::idds_greedy(
-                    &pool.0,
-                    &set,
-                    nonneg(k, "k")?,
-                    lambda as f32,
-                )))
+                let k = nonneg(k, "k")?;
+                Ok(IntVec::from_usize(&timed(|| {
+                    kernels::idds_greedy(&pool.0, &set, k, lambda as f32)
+                })))
             },
         )
         .register_fn(
@@ -236,22 +249,19 @@ fn register_selection(engine: &mut Engine) {
             |pool: MatrixRef, lab: MatrixRef, k: INT, o: Map| -> RhaiResult<IntVec> {
                 let set = as_set(&lab, pool.0.cols)?;
                 let opts = facility_options(&o)?;
-                Ok(IntVec::from_usize(&kernels::facility_location_greedy(
-                    &pool.0,
-                    &set,
-                    nonneg(k, "k")?,
-                    &opts,
-                )))
+                let k = nonneg(k, "k")?;
+                Ok(IntVec::from_usize(&timed(|| {
+                    kernels::facility_location_greedy(&pool.0, &set, k, &opts)
+                })))
             },
         )
         .register_fn(
             "graph_cut_greedy",
             |pool: MatrixRef, k: INT, lambda: FLOAT| -> RhaiResult<IntVec> {
-                Ok(IntVec::from_usize(&kernels::graph_cut_greedy(
-                    &pool.0,
-                    nonneg(k, "k")?,
-                    lambda as f32,
-                )))
+                let k = nonneg(k, "k")?;
+                Ok(IntVec::from_usize(&timed(|| {
+                    kernels::graph_cut_greedy(&pool.0, k, lambda as f32)
+                })))
             },
         )
         .register_fn(
@@ -276,12 +286,9 @@ fn register_text_kernels(engine: &mut Engine) {
         .register_fn(
             "ngf_smp_greedy",
             |pool: Docs, lab: Docs, k: INT, order: INT| -> RhaiResult<Map> {
-                let picks = kernels::ngf_smp_greedy(
-                    &pool.0,
-                    &lab.0,
-                    nonneg(k, "k")?,
-                    nonneg(order, "max_order")?.max(1),
-                );
+                let k = nonneg(k, "k")?;
+                let order = nonneg(order, "max_order")?.max(1);
+                let picks = timed(|| kernels::ngf_smp_greedy(&pool.0, &lab.0, k, order));
                 let mut m = Map::new();
                 m.insert(
                     "positions".into(),
@@ -297,7 +304,7 @@ fn register_text_kernels(engine: &mut Engine) {
         .register_fn(
             "delfy_scores",
             |pool: Docs, lab: Docs, l1: FLOAT, l2: FLOAT| {
-                FloatVec::new(kernels::delfy_scores(&pool.0, &lab.0, l1, l2))
+                FloatVec::new(timed(|| kernels::delfy_scores(&pool.0, &lab.0, l1, l2)))
             },
         )
         .register_fn(
@@ -318,7 +325,7 @@ fn register_text_kernels(engine: &mut Engine) {
                     .collect();
             let host = c.host();
             let bleu = |h: &str, r: &[&str]| host.sentence_bleu(h, r);
-            FloatVec::new(kernels::bleu_variance(&samples, &bleu))
+            FloatVec::new(timed(|| kernels::bleu_variance(&samples, &bleu)))
         })
         .register_fn("take", |d: &mut Docs, idx: IntVec| -> RhaiResult<Docs> {
             let p = positions(&idx, d.0.len(), "Docs.take")?;

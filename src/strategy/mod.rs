@@ -17,7 +17,7 @@ pub mod types;
 pub mod validate;
 
 pub use context::{Memory, Remembered, SelectionContext};
-pub use engine::{select, Selection};
+pub use engine::{select, SelectTiming, Selection};
 pub use host::{CachingHost, EmbedModel, GenOpts, GenerationRecord, Generations, StrategyHost};
 pub use matrix::Matrix;
 pub use sandbox::SandboxLimits;

@@ -1,6 +1,7 @@
 //! Text helpers for scripts: words, stems, n-grams, sentence BLEU, and the lexical support
 //! measures HADAS uses (how much of an output is absent from its input).
 use crate::strategy::context::{Ctx, View};
+use crate::strategy::kernel_api::timed;
 use crate::strategy::types::{array_to_strings, strings_to_array, FloatVec, RhaiResult};
 use once_cell::sync::Lazy;
 use regex::Regex;
@@ -95,9 +96,9 @@ fn pairwise(c: &Ctx, hyps: &Array, srcs: &Array, what: &str, f: Novelty) -> Rhai
     }
     let host = c.host();
     let stem = |t: &str| host.stem_words(t);
-    Ok(FloatVec::new(
-        h.iter().zip(&s).map(|(a, b)| f(&stem, a, b)).collect(),
-    ))
+    Ok(FloatVec::new(timed(|| {
+        h.iter().zip(&s).map(|(a, b)| f(&stem, a, b)).collect()
+    })))
 }
 
 pub fn register(engine: &mut Engine) {
@@ -122,7 +123,9 @@ pub fn register(engine: &mut Engine) {
         .register_fn("stemmed", |c: &mut Ctx, t: Array| -> RhaiResult<Docs> {
             let h = c.host();
             let t = array_to_strings(&t, "stemmed")?;
-            Ok(Docs(Arc::new(t.iter().map(|s| h.stem_words(s)).collect())))
+            Ok(Docs(Arc::new(timed(|| {
+                t.iter().map(|s| h.stem_words(s)).collect()
+            }))))
         })
         .register_fn(
             "sentence_bleu",

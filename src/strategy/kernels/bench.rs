@@ -109,8 +109,8 @@ fn run_parent(args: &BenchKernelsArgs) -> Result<()> {
         rayon::current_num_threads()
     );
     println!(
-        "{:<20} {:>9} {:>10} {:>8}  within 60 s / 2 GiB",
-        "kernel", "seconds", "peak MiB", "picked"
+        "{:<18} {:>8} {:>8} {:>9} {:>7}  within 60 s / 2 GiB",
+        "kernel", "seconds", "cpu s", "peak MiB", "picked"
     );
     let mut all_ok = true;
     for kernel in std::iter::once(Kernel::Data).chain(SELECTIONS) {
@@ -135,9 +135,10 @@ fn run_parent(args: &BenchKernelsArgs) -> Result<()> {
             }
         };
         println!(
-            "{:<20} {:>9.2} {:>10} {:>8}  {}",
+            "{:<18} {:>8.2} {:>8} {:>9} {:>7}  {}",
             kernel.name(),
             seconds,
+            field(&result, "cpu_seconds").unwrap_or("n/a"),
             peak.map_or("n/a".to_string(), |p| format!("{:.0}", p as f64 / 1024.0)),
             field(&result, "picked").unwrap_or("-"),
             verdict
@@ -222,6 +223,7 @@ fn run_child(args: &BenchKernelsArgs, kernel: Kernel) -> Result<()> {
     let none = Matrix::zeros(0, args.dim);
 
     let start = Instant::now();
+    let cpu_start = cpu_seconds();
     let picks: Vec<usize> = match kernel {
         Kernel::Data => Vec::new(),
         Kernel::Idds => idds_greedy(&pool, &none, args.k, 0.667),
@@ -241,6 +243,10 @@ fn run_child(args: &BenchKernelsArgs, kernel: Kernel) -> Result<()> {
         Kernel::Matmul => return compare_matmul(&pool),
     };
     let seconds = start.elapsed().as_secs_f64();
+    let cpu = match (cpu_start, cpu_seconds()) {
+        (Some(a), Some(b)) => format!("{:.3}", b - a),
+        _ => "n/a".to_string(),
+    };
     let mut distinct = picks.clone();
     distinct.sort_unstable();
     distinct.dedup();
@@ -251,7 +257,7 @@ fn run_child(args: &BenchKernelsArgs, kernel: Kernel) -> Result<()> {
         );
     }
     println!(
-        "RESULT kernel={} seconds={seconds:.3} peak_kib={} picked={}",
+        "RESULT kernel={} seconds={seconds:.3} cpu_seconds={cpu} peak_kib={} picked={}",
         kernel.name(),
         peak_kib().map_or("n/a".to_string(), |p| p.to_string()),
         picks.len()
@@ -316,6 +322,23 @@ fn best_of(runs: usize, mut f: impl FnMut()) -> f64 {
         .fold(f64::INFINITY, f64::min)
 }
 
+/// User + system CPU time of this process so far; `None` where /proc is unavailable. Shows the
+/// work done apart from contention: on an idle machine it is about wall time × threads.
+fn cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    parse_cpu_seconds(&stat)
+}
+
+/// Fields 14 and 15 of /proc/PID/stat (utime, stime) count USER_HZ ticks, 100 per second on
+/// every Linux build. The command name (field 2) may hold spaces, so count after its ')'.
+fn parse_cpu_seconds(stat: &str) -> Option<f64> {
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) / 100.0)
+}
+
 /// Peak resident set of this process (VmHWM), in KiB; `None` where /proc is unavailable.
 fn peak_kib() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
@@ -338,6 +361,14 @@ mod tests {
         let status = "Name:\tlab\nVmPeak:\t  999 kB\nVmHWM:\t  123456 kB\nVmRSS:\t 1 kB\n";
         assert_eq!(parse_vmhwm(status), Some(123456));
         assert_eq!(parse_vmhwm("Name:\tlab\n"), None);
+    }
+
+    #[test]
+    fn reads_cpu_time_from_a_stat_line() {
+        // utime = 250 ticks, stime = 50 ticks; the name holds a space and a ')'.
+        let stat = "42 (my lab) x) S 1 42 42 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 3 0";
+        assert_eq!(parse_cpu_seconds(stat), Some(3.0));
+        assert_eq!(parse_cpu_seconds("garbage"), None);
     }
 
     #[test]

@@ -1,0 +1,86 @@
+//! Builds the labeller an experiment's `[labeller]` table asks for.
+use crate::config::{Experiment, LabellerKind, Provider};
+use crate::labeller::golden::GoldenLabeller;
+use crate::labeller::human::HumanLabeller;
+use crate::labeller::llm::LlmLabeller;
+use crate::labeller::llm_config::{self, LlmLabellerConfig};
+use crate::labeller::local::LocalLabeller;
+use crate::labeller::Labeller;
+use anyhow::{Context, Result};
+use std::path::Path;
+use std::time::Duration;
+
+/// The labeller for one cell. `already_spent` is what the cell paid before a resume: the money
+/// budget left for this labeller is the experiment's budget minus it.
+pub fn make_labeller(
+    exp: &Experiment,
+    cell_dir: &Path,
+    already_spent: f64,
+) -> Result<Box<dyn Labeller>> {
+    let l = &exp.labeller;
+    match l.kind {
+        LabellerKind::Golden => Ok(Box::new(GoldenLabeller::new())),
+        LabellerKind::Llm => {
+            let cfg = llm_config_of(exp, already_spent)?;
+            Ok(Box::new(LlmLabeller::from_config(&cfg)?))
+        }
+        LabellerKind::Local => {
+            let model = l.model.as_deref().context(
+                "labeller.kind = \"local\" needs labeller.model: a models-cache name, a .gguf \
+                 file, a model folder or a hub id",
+            )?;
+            let system = l
+                .system_prompt
+                .clone()
+                .or_else(|| exp.data.system_prompt.clone());
+            Ok(Box::new(LocalLabeller::load(
+                model,
+                system,
+                exp.data.input_template.clone(),
+                l.max_tokens,
+                exp.model.max_input_tokens,
+            )?))
+        }
+        // The person labels in `lab serve`'s annotation page, through files in the cell folder.
+        LabellerKind::Human => Ok(Box::new(
+            HumanLabeller::new(cell_dir.to_path_buf(), Duration::from_millis(500))
+                .with_prompt(&exp.data),
+        )),
+    }
+}
+
+/// The experiment's `[labeller]` table as the LLM client's settings.
+pub fn llm_config_of(exp: &Experiment, already_spent: f64) -> Result<LlmLabellerConfig> {
+    let l = &exp.labeller;
+    let provider = match l.provider {
+        Some(Provider::Openai) | None => llm_config::Provider::Openai,
+        Some(Provider::Anthropic) => llm_config::Provider::Anthropic,
+        Some(Provider::Custom) => llm_config::Provider::Custom,
+    };
+    let model = l
+        .model
+        .as_deref()
+        .context("labeller.kind = \"llm\" needs labeller.model (the API's model name)")?;
+    let mut cfg = LlmLabellerConfig::new(provider, model);
+    cfg.base_url = l.base_url.clone();
+    cfg.api_key_env = l.api_key_env.clone();
+    cfg.temperature = l.temperature;
+    cfg.max_tokens = u32::try_from(l.max_tokens).unwrap_or(u32::MAX);
+    cfg.price_input_per_mtok = l.price_input_per_mtok;
+    cfg.price_output_per_mtok = l.price_output_per_mtok;
+    cfg.concurrency = l.concurrency;
+    cfg.timeout_s = l.timeout_s as f64;
+    cfg.max_retries = l.max_retries;
+    cfg.batch_api = l.batch_api;
+    cfg.few_shot = l.few_shot;
+    if let Some(s) = l
+        .system_prompt
+        .clone()
+        .or_else(|| exp.data.system_prompt.clone())
+    {
+        cfg.system_prompt = s;
+    }
+    cfg.money_budget = exp.al.money_budget.map(|b| (b - already_spent).max(0.0));
+    cfg.validate()?;
+    Ok(cfg)
+}

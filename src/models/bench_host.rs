@@ -1,0 +1,675 @@
+//! `lab bench-host`: throughput of the model host on SmolLM2-135M (GGUF, dequantized f32) and
+//! MiniLM — teacher-forced scoring, batched greedy generation, LoRA training steps, sentence
+//! embeddings — each as a share of the f32 peak measured in the same run with a large gemm.
+//! `--compare` runs the PyTorch reference (benches/reference/harness.py) alternately with ours
+//! on the same inputs and prints ratios and numeric agreement.
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use candle_core::{Device, Tensor};
+use serde::{Deserialize, Serialize};
+
+use super::encoder::{SentenceEncoder, DEFAULT_ENCODER};
+use super::generate::GenerateOptions;
+use super::lm::{LanguageModel, LoraSettings, PeftMethod};
+use super::train::{train, TrainExample, TrainOptions};
+
+const DEFAULT_LM: &str = "smollm2-135m-instruct";
+const LM_FILE: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
+const TEXTS_FILE: &str = "data/aeslc/train.jsonl";
+const SCORE_ROWS: usize = 8;
+const SCORE_PROMPT: usize = 192;
+const SCORE_OUTPUT: usize = 64;
+const GEN_ROWS: usize = 16;
+const GEN_PROMPT: usize = 64;
+const GEN_NEW: usize = 32;
+const TRAIN_ROWS: usize = 8;
+const TRAIN_PROMPT: usize = 192;
+const TRAIN_TARGET: usize = 64;
+const LORA_R: usize = 16;
+const LORA_ALPHA: f64 = 32.0;
+const ENCODER_TEXTS: usize = 256;
+const ENCODER_BATCH: usize = 64;
+
+#[derive(clap::Args, Debug)]
+pub struct BenchHostArgs {
+    /// Also run the PyTorch reference (transformers + peft + sentence-transformers), A B A B.
+    #[arg(long)]
+    pub compare: bool,
+    /// Timed rounds of every workload (ours and, with --compare, the reference).
+    #[arg(long, default_value_t = 3)]
+    pub rounds: usize,
+    /// Print the results as JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Python of the reference venv (made by benches/reference/setup.sh).
+    #[arg(long, default_value = "target/bench-venv/bin/python")]
+    pub python: PathBuf,
+    /// The reference harness script.
+    #[arg(long, default_value = "benches/reference/harness.py")]
+    pub harness: PathBuf,
+    /// AESLC-style JSONL whose `email` texts feed every workload.
+    #[arg(long, default_value = TEXTS_FILE)]
+    pub texts: PathBuf,
+}
+
+/// The inputs every implementation runs; written to JSON for the reference harness.
+#[derive(Debug, Clone, Serialize)]
+pub struct Workloads {
+    pub gguf: PathBuf,
+    pub encoder_dir: PathBuf,
+    pub threads: usize,
+    pub score_prompts: Vec<Vec<u32>>,
+    pub score_outputs: Vec<Vec<u32>>,
+    pub gen_prompts: Vec<Vec<u32>>,
+    pub gen_new_tokens: usize,
+    pub train_prompts: Vec<Vec<u32>>,
+    pub train_targets: Vec<Vec<u32>>,
+    pub lora_r: usize,
+    pub lora_alpha: f64,
+    pub learning_rate: f64,
+    pub encoder_texts: Vec<String>,
+    pub encoder_batch: usize,
+}
+
+/// One round of one implementation: seconds per workload and what it computed.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct RoundResult {
+    pub score_s: f64,
+    pub generate_s: f64,
+    pub generated_tokens: usize,
+    pub train_s: f64,
+    pub embed_s: f64,
+    pub score_logprobs: Vec<Vec<f32>>,
+    pub generated_ids: Vec<Vec<u32>>,
+    pub train_loss: f32,
+    pub embeddings: Vec<Vec<f32>>,
+}
+
+/// FLOPs of each workload, counted from the shapes (see `count_flops`).
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct WorkloadFlops {
+    pub score: f64,
+    pub generate: f64,
+    pub train: f64,
+    pub embed: f64,
+}
+
+pub fn run(args: &BenchHostArgs) -> Result<()> {
+    if args.rounds == 0 {
+        bail!("--rounds must be at least 1");
+    }
+    let threads = candle_core::utils::get_num_threads();
+    let lm_dir = super::cache::default_model_dir(DEFAULT_LM);
+    let encoder_dir = super::cache::default_model_dir(DEFAULT_ENCODER);
+    super::setup::ensure_default_models(&[DEFAULT_LM, DEFAULT_ENCODER])?;
+    let gguf = lm_dir.join(LM_FILE);
+    let mut lm = LanguageModel::load(&super::loader::ModelSource::parse(
+        gguf.to_str()
+            .context("the models cache path is not UTF-8")?,
+    ))?;
+    let encoder = SentenceEncoder::load(&encoder_dir)?.with_batch_size(ENCODER_BATCH);
+    let emails = read_texts(&args.texts)?;
+    let work = build_workloads(&lm, &emails, gguf, encoder_dir.clone(), threads)?;
+    let flops = count_flops(&lm, &work, &encoder_dir)?;
+
+    let mut reference = if args.compare {
+        Some(Reference::start(&args.python, &args.harness, &work)?)
+    } else {
+        None
+    };
+    let peak = measure_peak_gflops()?;
+    let bar = crate::util::progress::bar(args.rounds as u64, "bench-host");
+    let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+    for _ in 0..args.rounds {
+        ours.push(run_ours(&mut lm, &encoder, &work)?);
+        if let Some(r) = reference.as_mut() {
+            theirs.push(r.round()?);
+        }
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    if let Some(r) = reference {
+        r.finish()?;
+    }
+    let summary = summarize(&work, &flops, peak, &ours, &theirs, threads);
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+    } else {
+        print_table(&summary);
+    }
+    Ok(())
+}
+
+/// `email` fields of a JSONL file, in file order.
+fn read_texts(path: &Path) -> Result<Vec<String>> {
+    let text = std::fs::read_to_string(path).with_context(|| {
+        format!(
+            "cannot read {} (run from the repository root or pass --texts FILE)",
+            path.display()
+        )
+    })?;
+    let mut out = Vec::new();
+    for (i, line) in text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
+        let v: serde_json::Value = serde_json::from_str(line)
+            .with_context(|| format!("{} line {}: not valid JSON", path.display(), i + 1))?;
+        let email = v.get("email").and_then(|e| e.as_str()).with_context(|| {
+            format!("{} line {}: no string field `email`", path.display(), i + 1)
+        })?;
+        out.push(email.to_string());
+    }
+    if out.len() < ENCODER_TEXTS {
+        bail!(
+            "{} has {} texts; the benchmark needs {ENCODER_TEXTS}",
+            path.display(),
+            out.len()
+        );
+    }
+    Ok(out)
+}
+
+/// Real text, tokenized and cut into fixed-length windows so every row does the same work.
+fn build_workloads(
+    lm: &LanguageModel,
+    emails: &[String],
+    gguf: PathBuf,
+    encoder_dir: PathBuf,
+    threads: usize,
+) -> Result<Workloads> {
+    let mut stream = Vec::new();
+    let needed = SCORE_ROWS * (SCORE_PROMPT + SCORE_OUTPUT)
+        + GEN_ROWS * GEN_PROMPT
+        + TRAIN_ROWS * (TRAIN_PROMPT + TRAIN_TARGET);
+    for email in emails {
+        stream.extend(lm.encode(email)?);
+        if stream.len() >= needed {
+            break;
+        }
+    }
+    if stream.len() < needed {
+        bail!(
+            "the texts give {} tokens; the benchmark needs {needed}",
+            stream.len()
+        );
+    }
+    let mut windows = stream.into_iter();
+    let mut take = |n: usize| -> Vec<u32> { windows.by_ref().take(n).collect() };
+    let (mut sp, mut so, mut gp, mut tp, mut tt) = (vec![], vec![], vec![], vec![], vec![]);
+    for _ in 0..SCORE_ROWS {
+        sp.push(take(SCORE_PROMPT));
+        so.push(take(SCORE_OUTPUT));
+    }
+    for _ in 0..GEN_ROWS {
+        gp.push(take(GEN_PROMPT));
+    }
+    for _ in 0..TRAIN_ROWS {
+        tp.push(take(TRAIN_PROMPT));
+        tt.push(take(TRAIN_TARGET));
+    }
+    Ok(Workloads {
+        gguf,
+        encoder_dir,
+        threads,
+        score_prompts: sp,
+        score_outputs: so,
+        gen_prompts: gp,
+        gen_new_tokens: GEN_NEW,
+        train_prompts: tp,
+        train_targets: tt,
+        lora_r: LORA_R,
+        lora_alpha: LORA_ALPHA,
+        learning_rate: 1e-4,
+        encoder_texts: emails[..ENCODER_TEXTS].to_vec(),
+        encoder_batch: ENCODER_BATCH,
+    })
+}
+
+/// FLOPs as the work is done: `2·params·tokens` for every linear (the LM head only where
+/// logits are computed), `4·(heads·head_dim)` per query–key pair per layer for the two
+/// attention products. Training counts forward + backward = 2× forward: the base weights are
+/// frozen, so backward computes input gradients only (plus the small LoRA weight gradients).
+pub fn count_flops(lm: &LanguageModel, w: &Workloads, encoder_dir: &Path) -> Result<WorkloadFlops> {
+    let c = lm.config();
+    let linear: f64 = lm
+        .decoder()
+        .linears()
+        .iter()
+        .map(|(_, l)| (l.in_features() * l.out_features()) as f64)
+        .sum();
+    let head = (c.hidden_size * c.vocab_size) as f64;
+    let attn = 4.0 * (c.num_layers * c.num_heads * c.head_dim) as f64;
+    let forward = |tokens: f64, logit_rows: f64, pairs: f64| {
+        2.0 * linear * tokens + 2.0 * head * logit_rows + attn * pairs
+    };
+    let rows_of = |p: &[Vec<u32>], o: &[Vec<u32>]| -> (f64, f64) {
+        p.iter().zip(o).fold((0.0, 0.0), |(t, pairs), (p, o)| {
+            let len = (p.len() + o.len()) as f64;
+            (t + len, pairs + len * len)
+        })
+    };
+    let (st, sp) = rows_of(&w.score_prompts, &w.score_outputs);
+    let score_logits: f64 = w.score_outputs.iter().map(|o| o.len() as f64).sum();
+    let score = forward(st, score_logits, sp);
+    let mut generate = 0.0;
+    for p in &w.gen_prompts {
+        let p = p.len() as f64;
+        // Prefill, then one token per step attending to everything so far.
+        generate += forward(p, 1.0, p * p);
+        for s in 1..w.gen_new_tokens {
+            generate += forward(1.0, 1.0, p + s as f64);
+        }
+    }
+    let (tt, tp) = rows_of(&w.train_prompts, &w.train_targets);
+    let lora: f64 = lm
+        .decoder()
+        .linears()
+        .iter()
+        .map(|(_, l)| (w.lora_r * (l.in_features() + l.out_features())) as f64)
+        .sum();
+    // Full logits (as the loss computes them), then backward; LoRA: forward + both gradients.
+    let train = 2.0 * forward(tt, tt, tp) + 3.0 * 2.0 * lora * tt;
+    let embed = encoder_flops(encoder_dir, &w.encoder_texts)?;
+    Ok(WorkloadFlops {
+        score,
+        generate,
+        train,
+        embed,
+    })
+}
+
+fn encoder_flops(dir: &Path, texts: &[String]) -> Result<f64> {
+    let config = super::bert::BertConfig::from_file(&dir.join("config.json"))?;
+    let path = dir.join("tokenizer.json");
+    let tokenizer = tokenizers::Tokenizer::from_file(&path)
+        .map_err(|e| anyhow::anyhow!("{e}"))
+        .with_context(|| format!("cannot load tokenizer {}", path.display()))?;
+    let (h, i) = (config.hidden_size as f64, config.intermediate_size as f64);
+    let per_token = 2.0 * config.num_hidden_layers as f64 * (4.0 * h * h + 2.0 * h * i);
+    let mut total = 0.0;
+    for text in texts {
+        let enc = tokenizer
+            .encode(text.as_str(), true)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let len = enc.len().min(super::encoder::DEFAULT_MAX_SEQ_LENGTH) as f64;
+        total += per_token * len + 4.0 * config.num_hidden_layers as f64 * h * len * len;
+    }
+    Ok(total)
+}
+
+/// Best of several large f32 gemms (1024×768 by 768×3072) in GFLOP/s.
+pub fn measure_peak_gflops() -> Result<f64> {
+    let (m, k, n) = (1024, 768, 3072);
+    let a = Tensor::randn(0f32, 1.0, (m, k), &Device::Cpu)?;
+    let b = Tensor::randn(0f32, 1.0, (k, n), &Device::Cpu)?;
+    let mut best = f64::MAX;
+    for _ in 0..12 {
+        let start = Instant::now();
+        let c = a.matmul(&b)?;
+        std::hint::black_box(&c);
+        best = best.min(start.elapsed().as_secs_f64());
+    }
+    Ok(2.0 * (m * k * n) as f64 / best / 1e9)
+}
+
+/// One timed round of the four workloads on our host.
+fn run_ours(
+    lm: &mut LanguageModel,
+    encoder: &SentenceEncoder,
+    w: &Workloads,
+) -> Result<RoundResult> {
+    let pad = lm.tokenizer().pad_id;
+    let start = Instant::now();
+    let score_logprobs = super::score::score_ids(
+        lm.decoder(),
+        pad,
+        &w.score_prompts,
+        &w.score_outputs,
+        w.score_prompts.len(),
+    )?;
+    let score_s = start.elapsed().as_secs_f64();
+
+    let opts = GenerateOptions {
+        max_new_tokens: w.gen_new_tokens,
+        batch_size: w.gen_prompts.len(),
+        ..Default::default()
+    };
+    let start = Instant::now();
+    let gens = super::generate::generate_ids(lm.decoder(), lm.tokenizer(), &w.gen_prompts, &opts)?;
+    let generate_s = start.elapsed().as_secs_f64();
+    let generated_ids: Vec<Vec<u32>> = gens.iter().map(|g| g[0].token_ids.clone()).collect();
+
+    lm.attach_lora(&LoraSettings {
+        r: w.lora_r,
+        alpha: w.lora_alpha,
+        dropout: 0.0,
+        targets: Vec::new(),
+        method: PeftMethod::Lora,
+        seed: 0,
+    })?;
+    let examples: Vec<TrainExample> = w
+        .train_prompts
+        .iter()
+        .zip(&w.train_targets)
+        .map(|(p, t)| TrainExample {
+            prompt_ids: p.clone(),
+            target_ids: t.clone(),
+        })
+        .collect();
+    let opts = TrainOptions {
+        learning_rate: w.learning_rate,
+        epochs: 1,
+        batch_size: examples.len(),
+        warmup_ratio: 0.0,
+        max_seq_len: TRAIN_PROMPT + TRAIN_TARGET,
+        pad_id: pad,
+        ..Default::default()
+    };
+    let start = Instant::now();
+    let report = train(&*lm, &examples, &[], &opts, None)?;
+    let train_s = start.elapsed().as_secs_f64();
+    lm.detach_lora();
+
+    let start = Instant::now();
+    let matrix = encoder.embed(&w.encoder_texts)?;
+    let embed_s = start.elapsed().as_secs_f64();
+    Ok(RoundResult {
+        score_s,
+        generate_s,
+        generated_tokens: generated_ids.iter().map(Vec::len).sum(),
+        train_s,
+        embed_s,
+        score_logprobs,
+        generated_ids,
+        train_loss: report.losses.first().copied().unwrap_or(f32::NAN),
+        embeddings: (0..matrix.rows).map(|r| matrix.row(r).to_vec()).collect(),
+    })
+}
+
+/// The reference harness as a child process: one JSON line per `round` command.
+struct Reference {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+    _workload_file: tempfile::NamedTempFile,
+}
+
+impl Reference {
+    fn start(python: &Path, harness: &Path, work: &Workloads) -> Result<Self> {
+        if !python.exists() {
+            bail!(
+                "the reference Python {} does not exist; run `bash benches/reference/setup.sh` \
+                 (it makes target/bench-venv) or pass --python",
+                python.display()
+            );
+        }
+        if !harness.exists() {
+            bail!(
+                "the reference harness {} does not exist; run from the repository root or pass --harness",
+                harness.display()
+            );
+        }
+        let file = tempfile::NamedTempFile::new()?;
+        std::fs::write(file.path(), serde_json::to_vec(work)?)?;
+        let mut child = Command::new(python)
+            .arg(harness)
+            .arg(file.path())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .with_context(|| format!("cannot start {}", python.display()))?;
+        let stdin = child.stdin.take().context("no stdin pipe to the harness")?;
+        let stdout = BufReader::new(child.stdout.take().context("no stdout pipe")?);
+        let mut reference = Self {
+            child,
+            stdin,
+            stdout,
+            _workload_file: file,
+        };
+        // The harness answers `ready` once models are loaded and warmed up.
+        let line = reference.read_line()?;
+        if line.trim() != "ready" {
+            bail!(
+                "the reference harness said `{}` instead of `ready`",
+                line.trim()
+            );
+        }
+        Ok(reference)
+    }
+
+    fn read_line(&mut self) -> Result<String> {
+        let mut line = String::new();
+        if self.stdout.read_line(&mut line)? == 0 {
+            let status = self.child.wait()?;
+            bail!("the reference harness exited ({status}); see its messages above");
+        }
+        Ok(line)
+    }
+
+    fn round(&mut self) -> Result<RoundResult> {
+        writeln!(self.stdin, "round")?;
+        self.stdin.flush()?;
+        let line = self.read_line()?;
+        serde_json::from_str(&line).context("the reference harness printed an unreadable result")
+    }
+
+    fn finish(mut self) -> Result<()> {
+        writeln!(self.stdin, "quit")?;
+        self.stdin.flush()?;
+        self.child.wait()?;
+        Ok(())
+    }
+}
+
+/// One workload's figures over all rounds.
+#[derive(Debug, Clone, Serialize)]
+pub struct Row {
+    pub workload: &'static str,
+    pub unit: &'static str,
+    pub ours: f64,
+    pub reference: Option<f64>,
+    pub ratio_median: Option<f64>,
+    pub ratio_min: Option<f64>,
+    pub ratio_max: Option<f64>,
+    pub gflops: f64,
+    pub share_of_peak: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    pub threads: usize,
+    pub rounds: usize,
+    pub peak_gflops: f64,
+    pub rows: Vec<Row>,
+    /// Max |ours − reference| over every scored token's log-probability.
+    pub logprob_max_abs_diff: Option<f64>,
+    /// Lowest cosine between our embedding and the reference's, over all texts.
+    pub embedding_min_cosine: Option<f64>,
+    /// Share of generated tokens equal to the reference's greedy tokens (position by position).
+    pub greedy_token_agreement: Option<f64>,
+    /// |ours − reference| of the first training step's loss (same data, B = 0 at the start).
+    pub train_loss_abs_diff: Option<f64>,
+}
+
+fn median(mut xs: Vec<f64>) -> f64 {
+    xs.sort_by(f64::total_cmp);
+    let n = xs.len();
+    if n % 2 == 1 {
+        xs[n / 2]
+    } else {
+        (xs[n / 2 - 1] + xs[n / 2]) / 2.0
+    }
+}
+
+fn summarize(
+    w: &Workloads,
+    flops: &WorkloadFlops,
+    peak: f64,
+    ours: &[RoundResult],
+    theirs: &[RoundResult],
+    threads: usize,
+) -> Summary {
+    let score_tokens: usize = w
+        .score_prompts
+        .iter()
+        .zip(&w.score_outputs)
+        .map(|(p, o)| p.len() + o.len())
+        .sum();
+    let train_tokens: usize = w
+        .train_prompts
+        .iter()
+        .zip(&w.train_targets)
+        .map(|(p, t)| p.len() + t.len())
+        .sum();
+    // (workload, unit, FLOPs, amount of work and seconds of one round).
+    type Pick<'a> = Box<dyn Fn(&RoundResult) -> (f64, f64) + 'a>;
+    let specs: [(&str, &str, f64, Pick); 4] = [
+        (
+            "scoring",
+            "tokens/s",
+            flops.score,
+            Box::new(|r| (score_tokens as f64, r.score_s)),
+        ),
+        (
+            "generation",
+            "tokens/s",
+            flops.generate,
+            Box::new(|r| (r.generated_tokens as f64, r.generate_s)),
+        ),
+        (
+            "lora training",
+            "tokens/s",
+            flops.train,
+            Box::new(|r| (train_tokens as f64, r.train_s)),
+        ),
+        (
+            "embeddings",
+            "sentences/s",
+            flops.embed,
+            Box::new(|r| (r.embeddings.len() as f64, r.embed_s)),
+        ),
+    ];
+    let rows = specs
+        .iter()
+        .map(|(name, unit, fl, pick)| {
+            let rate = |r: &RoundResult| {
+                let (amount, secs) = pick(r);
+                amount / secs
+            };
+            let ours_rates: Vec<f64> = ours.iter().map(rate).collect();
+            let ours_secs = median(ours.iter().map(|r| pick(r).1).collect());
+            let gflops = fl / ours_secs / 1e9;
+            let (reference, ratios) = if theirs.is_empty() {
+                (None, Vec::new())
+            } else {
+                let ref_rates: Vec<f64> = theirs.iter().map(rate).collect();
+                let ratios = ours_rates
+                    .iter()
+                    .zip(&ref_rates)
+                    .map(|(a, b)| a / b)
+                    .collect();
+                (Some(median(ref_rates)), ratios)
+            };
+            Row {
+                workload: name,
+                unit,
+                ours: median(ours_rates),
+                reference,
+                ratio_median: (!ratios.is_empty()).then(|| median(ratios.clone())),
+                ratio_min: ratios.iter().copied().reduce(f64::min),
+                ratio_max: ratios.iter().copied().reduce(f64::max),
+                gflops,
+                share_of_peak: gflops / peak,
+            }
+        })
+        .collect();
+    let (a, b) = (&ours[0], theirs.first());
+    Summary {
+        threads,
+        rounds: ours.len(),
+        peak_gflops: peak,
+        rows,
+        logprob_max_abs_diff: b.map(|b| {
+            a.score_logprobs
+                .iter()
+                .flatten()
+                .zip(b.score_logprobs.iter().flatten())
+                .map(|(x, y)| (x - y).abs() as f64)
+                .fold(0.0, f64::max)
+        }),
+        embedding_min_cosine: b.map(|b| {
+            a.embeddings
+                .iter()
+                .zip(&b.embeddings)
+                .map(|(x, y)| cosine(x, y))
+                .fold(1.0, f64::min)
+        }),
+        greedy_token_agreement: b.map(|b| {
+            let (mut same, mut total) = (0usize, 0usize);
+            for (x, y) in a.generated_ids.iter().zip(&b.generated_ids) {
+                total += x.len().max(y.len());
+                same += x.iter().zip(y).filter(|(p, q)| p == q).count();
+            }
+            same as f64 / total.max(1) as f64
+        }),
+        train_loss_abs_diff: b.map(|b| (a.train_loss - b.train_loss).abs() as f64),
+    }
+}
+
+fn cosine(x: &[f32], y: &[f32]) -> f64 {
+    let dot: f64 = x
+        .iter()
+        .zip(y)
+        .map(|(a, b)| (*a as f64) * (*b as f64))
+        .sum();
+    let nx: f64 = x.iter().map(|a| (*a as f64).powi(2)).sum::<f64>().sqrt();
+    let ny: f64 = y.iter().map(|a| (*a as f64).powi(2)).sum::<f64>().sqrt();
+    dot / (nx * ny).max(f64::MIN_POSITIVE)
+}
+
+fn print_table(s: &Summary) {
+    println!(
+        "f32 peak (1024×768·768×3072 gemm, {} threads): {:.0} GFLOP/s; {} rounds, medians",
+        s.threads, s.peak_gflops, s.rounds
+    );
+    println!(
+        "{:<14} {:>12} {:>10} {:>10} {:>22} {:>8} {:>7}",
+        "workload", "unit", "ours", "reference", "ratio med (min–max)", "GFLOP/s", "% peak"
+    );
+    for r in &s.rows {
+        let reference = r.reference.map_or("-".into(), |v| format!("{v:.1}"));
+        let ratio = match (r.ratio_median, r.ratio_min, r.ratio_max) {
+            (Some(m), Some(lo), Some(hi)) => format!("{m:.2}× ({lo:.2}–{hi:.2})"),
+            _ => "-".into(),
+        };
+        println!(
+            "{:<14} {:>12} {:>10.1} {:>10} {:>22} {:>8.1} {:>6.1}%",
+            r.workload,
+            r.unit,
+            r.ours,
+            reference,
+            ratio,
+            r.gflops,
+            100.0 * r.share_of_peak
+        );
+    }
+    if let Some(d) = s.logprob_max_abs_diff {
+        println!("scoring log-probs: max |ours − reference| = {d:.2e}");
+    }
+    if let Some(c) = s.embedding_min_cosine {
+        println!("embeddings: min cosine(ours, reference) = {c:.6}");
+    }
+    if let Some(g) = s.greedy_token_agreement {
+        println!("greedy tokens equal to the reference's: {:.1}%", 100.0 * g);
+    }
+    if let Some(l) = s.train_loss_abs_diff {
+        println!("first training step loss: |ours − reference| = {l:.2e}");
+    }
+}

@@ -1,0 +1,257 @@
+//! What may change between two runs of the same cell. Settings that shape results (data,
+//! model, training, metrics, this strategy's parameters) must match what the cell was started
+//! with; the seed list, other strategies, the description and the stopping criteria may
+//! change. Extending a stopping criterion re-opens a finished cell, tightening one closes it.
+use crate::config::AlConfig;
+use crate::runner::curve::Curve;
+use crate::runner::persist::CellPaths;
+use crate::runner::state::CellState;
+use crate::runner::stopping::{should_stop, Progress, StopReason, StoppingCriteria};
+use anyhow::{Context, Result};
+use toml::{Table, Value};
+
+/// `[al]` keys that only decide when to stop.
+const STOPPING_KEYS: [&str; 4] = [
+    "iterations",
+    "label_budget",
+    "money_budget",
+    "required_performance",
+];
+
+/// Dotted keys whose values differ between two cell configurations, ignoring what may change
+/// freely. `strategy` is the cell's results key: only that `[[strategy]]` entry is compared.
+pub fn result_differences(old: &str, new: &str, strategy: &str) -> Result<Vec<String>> {
+    let old = comparable(old, strategy).context("the stored config.toml does not parse")?;
+    let new = comparable(new, strategy).context("the new configuration does not parse")?;
+    let mut diffs = Vec::new();
+    differences("", &old, &new, &mut diffs);
+    Ok(diffs)
+}
+
+/// True when the stopping criteria differ between two configurations.
+pub fn stopping_changed(old: &str, new: &str) -> bool {
+    let stopping = |text: &str| -> Option<Table> {
+        let table: Table = text.parse().ok()?;
+        let al = table
+            .get("al")
+            .and_then(Value::as_table)
+            .cloned()
+            .unwrap_or_default();
+        Some(
+            al.into_iter()
+                .filter(|(k, _)| STOPPING_KEYS.contains(&k.as_str()))
+                .collect(),
+        )
+    };
+    stopping(old) != stopping(new)
+}
+
+/// Re-check a resumed cell against the stopping criteria of `config_toml`: re-open it when
+/// they no longer stop it, close it when they now do. A pool that ran out stays finished.
+/// Returns whether the state changed.
+pub fn restop(paths: &CellPaths, state: &mut CellState, config_toml: &str) -> Result<bool> {
+    if matches!(state.stop_reason, Some(StopReason::PoolExhausted)) {
+        return Ok(false);
+    }
+    let table: Table = config_toml
+        .parse()
+        .context("the cell configuration does not parse")?;
+    let al: AlConfig = match table.get("al") {
+        Some(v) => v
+            .clone()
+            .try_into()
+            .context("the [al] table of the cell configuration is invalid")?,
+        None => AlConfig::default(),
+    };
+    let criteria = StoppingCriteria::from(&al);
+    let last: Vec<(String, f64)> = match Curve::read(&paths.curve()) {
+        Ok(curve) => match curve.rows.last() {
+            Some(row) => curve
+                .metrics
+                .iter()
+                .cloned()
+                .zip(row.metrics.iter().copied())
+                .collect(),
+            None => Vec::new(),
+        },
+        Err(_) => Vec::new(),
+    };
+    if state.iterations_done == 0 {
+        return Ok(false);
+    }
+    let reason = should_stop(
+        &criteria,
+        &Progress {
+            iterations_done: state.iterations_done,
+            labeled: state.labeled_ids.len(),
+            // Unknown here; an exhausted pool is caught by the loop itself.
+            pool_remaining: usize::MAX,
+            money_spent: state.money_spent,
+            labeller_budget_reached: false,
+            metrics: &last,
+        },
+    );
+    let finished = reason.is_some();
+    if finished == state.finished && reason == state.stop_reason {
+        return Ok(false);
+    }
+    state.finished = finished;
+    state.stop_reason = reason;
+    Ok(true)
+}
+
+/// The parsed configuration without what may change between runs of a cell.
+fn comparable(text: &str, strategy: &str) -> Result<Table> {
+    let mut table: Table = text.parse()?;
+    table.remove("seeds");
+    table.remove("description");
+    if let Some(Value::Table(al)) = table.get_mut("al") {
+        for key in STOPPING_KEYS {
+            al.remove(key);
+        }
+    }
+    if let Some(Value::Array(strategies)) = table.get_mut("strategy") {
+        strategies.retain(|s| strategy_key(s).as_deref() == Some(strategy));
+    }
+    Ok(table)
+}
+
+/// A `[[strategy]]` entry's results key: its label, or its name.
+fn strategy_key(entry: &Value) -> Option<String> {
+    let t = entry.as_table()?;
+    t.get("label")
+        .or_else(|| t.get("name"))
+        .and_then(Value::as_str)
+        .map(str::to_string)
+}
+
+fn differences(prefix: &str, old: &Table, new: &Table, out: &mut Vec<String>) {
+    let mut keys: Vec<&String> = old.keys().chain(new.keys()).collect();
+    keys.sort();
+    keys.dedup();
+    for key in keys {
+        let path = if prefix.is_empty() {
+            key.clone()
+        } else {
+            format!("{prefix}.{key}")
+        };
+        match (old.get(key), new.get(key)) {
+            (Some(Value::Table(a)), Some(Value::Table(b))) => differences(&path, a, b, out),
+            (a, b) if a != b => out.push(path),
+            _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: &str = r#"
+name = "exp"
+seeds = [0, 1]
+[train]
+learning_rate = 0.0003
+[al]
+iterations = 2
+[[strategy]]
+name = "random"
+[[strategy]]
+name = "huds"
+params = { lambda = 0.5 }
+"#;
+
+    #[test]
+    fn free_changes_are_ignored_and_result_changes_named() {
+        let more = BASE
+            .replace("seeds = [0, 1]", "seeds = [0, 1, 2]")
+            .replace("iterations = 2", "iterations = 5\nlabel_budget = 40")
+            .replace("lambda = 0.5", "lambda = 0.9");
+        // For `random`, only its own entry counts: the huds change and the new seed are free.
+        assert!(result_differences(BASE, &more, "random")
+            .unwrap()
+            .is_empty());
+        assert_eq!(
+            result_differences(BASE, &more, "huds").unwrap(),
+            ["strategy"]
+        );
+        let lr = BASE.replace("0.0003", "0.001");
+        assert_eq!(
+            result_differences(BASE, &lr, "random").unwrap(),
+            ["train.learning_rate"]
+        );
+        assert!(stopping_changed(BASE, &more));
+        assert!(!stopping_changed(BASE, &lr));
+    }
+
+    fn three_finished_iterations(paths: &CellPaths) {
+        use crate::runner::curve::CurveRow;
+        use crate::runner::persist::{append_iteration, IterationRecord, SelectedLine};
+        use rand::SeedableRng;
+        let rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+        let mut st = CellState::new("exp", "random", 0, &rng);
+        for t in 0..3 {
+            st.labeled_ids.extend((0..10).map(|i| (t * 10 + i) as u64));
+            st.iterations_done = t + 1;
+            if t == 2 {
+                st.finished = true;
+                st.stop_reason = Some(StopReason::Iterations { done: 3 });
+            }
+            let row = CurveRow {
+                iteration: t,
+                labeled: st.labeled_ids.len(),
+                cost: 0.0,
+                tokens: 0,
+                seconds: 1.0,
+                metrics: vec![0.1 * (t + 1) as f64],
+            };
+            let sel = SelectedLine::new(t, st.labeled_ids[t * 10..].to_vec(), None);
+            let rec = IterationRecord {
+                curve_row: &row,
+                selected: &sel,
+                generations: &[],
+            };
+            append_iteration(paths, &["rouge1".to_string()], &rec, &st).unwrap();
+        }
+    }
+
+    #[test]
+    fn extending_a_criterion_reopens_and_tightening_closes() {
+        use crate::runner::persist::{load_state, prepare_cell};
+        let tmp = tempfile::tempdir().unwrap();
+        let paths = CellPaths::new(tmp.path(), "exp", "random", 0);
+        assert!(prepare_cell(&paths, BASE, false).unwrap().is_none());
+        three_finished_iterations(&paths);
+        assert!(prepare_cell(&paths, BASE, false).unwrap().unwrap().finished);
+
+        // Two more iterations allowed: the cell continues from where it stopped.
+        let longer = BASE.replace("iterations = 2", "iterations = 4");
+        let st = prepare_cell(&paths, &longer, false).unwrap().unwrap();
+        assert!(!st.finished && st.stop_reason.is_none());
+        assert!(
+            !load_state(&paths).unwrap().unwrap().finished,
+            "written back"
+        );
+
+        // Fewer iterations than done: closed again.
+        let shorter = BASE.replace("iterations = 2", "iterations = 1");
+        let st = prepare_cell(&paths, &shorter, false).unwrap().unwrap();
+        assert_eq!(st.stop_reason, Some(StopReason::Iterations { done: 3 }));
+
+        // A performance target the last row (rouge1 = 0.3) already meets closes it too.
+        let target = BASE.replace(
+            "iterations = 2",
+            "iterations = 9\nrequired_performance = { rouge1 = 0.25 }",
+        );
+        let st = prepare_cell(&paths, &target, false).unwrap().unwrap();
+        assert!(matches!(
+            st.stop_reason,
+            Some(StopReason::Performance { .. })
+        ));
+
+        // Results-shaping changes are still refused, naming the key.
+        let lr = target.replace("0.0003", "0.001");
+        let err = prepare_cell(&paths, &lr, false).unwrap_err().to_string();
+        assert!(err.contains("train.learning_rate changed"), "{err}");
+    }
+}
