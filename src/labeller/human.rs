@@ -295,32 +295,6 @@ mod tests {
     }
 
     #[test]
-    fn the_current_cell_is_the_one_prepared_last() {
-        let dir = tempfile::tempdir().unwrap();
-        let text = format!(
-            "name = \"h\"\nseeds = [0, 1]\nresults_dir = {:?}\n[data]\npath = \"d\"\n\
-             system_prompt = \"Sys\"\n[labeller]\nkind = \"human\"\n\
-             [[strategy]]\nname = \"random\"\n[[strategy]]\nname = \"mnlp\"\n",
-            dir.path().display().to_string()
-        );
-        let exp = crate::config::parse_experiment(&text, Path::new("h.toml")).unwrap();
-        assert!(for_current_cell(&exp).is_err(), "no cell prepared yet");
-        let cell = |s: &str, seed| crate::runner::persist::CellPaths::for_cell(&exp, s, seed);
-        for (s, seed) in [("mnlp", 1), ("random", 0), ("random", 1)] {
-            atomic_write_string(&cell(s, seed).config(), "x").unwrap();
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let h = for_current_cell(&exp).unwrap();
-        assert_eq!(h.cell_dir(), cell("random", 1).dir);
-        assert_eq!(h.system_prompt, "Sys");
-        atomic_write_string(&cell("mnlp", 0).config(), "x").unwrap();
-        assert_eq!(
-            for_current_cell(&exp).unwrap().cell_dir(),
-            cell("mnlp", 0).dir
-        );
-    }
-
-    #[test]
     fn labels_saved_before_a_crash_count_and_a_torn_line_is_skipped() {
         let dir = tempfile::tempdir().unwrap();
         let cell = dir.path();
