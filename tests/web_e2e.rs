@@ -15,6 +15,10 @@ fn screenshots_dir() -> PathBuf {
         .join("web-screenshots")
 }
 
+fn run_log(serve: &Serve) -> String {
+    std::fs::read_to_string(serve.results.join("e2e/run.log")).unwrap_or_default()
+}
+
 /// Label every item of the waiting batch through the page, returning the labels typed.
 fn annotate_batch(s: &Session, batch: usize, shots: &std::path::Path) -> Vec<String> {
     s.find("a.annotate").unwrap().click().unwrap();
@@ -70,6 +74,7 @@ fn annotate_batch(s: &Session, batch: usize, shots: &std::path::Path) -> Vec<Str
         |s| s.current_url().is_ok_and(|u| u.contains("batch=complete")),
     )
     .unwrap();
+    assert!(s.find("#batch-complete").is_ok());
     vec![first, second]
 }
 
@@ -137,6 +142,11 @@ fn launch_annotate_and_watch_a_run_in_chromium() {
     for batch in 0..2 {
         // The page reloads itself when the run asks for labels.
         s.wait_for(&format!("batch {batch} to wait for labels"), long, |s| {
+            let failed = s
+                .find("#run-state")
+                .and_then(|e| e.text())
+                .is_ok_and(|t| t.contains("failed"));
+            assert!(!failed, "the run failed:\n{}", run_log(&serve));
             s.find("a.annotate").is_ok()
         })
         .unwrap();

@@ -79,6 +79,11 @@ fn loopback_needs_no_token_and_paths_stay_inside_results() {
         let code = get(bad);
         assert!(code == 404 || code == 400, "{bad} answered {code}");
     }
+    // A form on another site cannot launch runs on this one.
+    let forged = ureq::post(&format!("{}/launch", serve.url))
+        .set("Origin", "https://evil.example")
+        .send_string("name=x");
+    assert_eq!(status(forged), 403);
     // A body over the upload limit is refused before it is read.
     let big = vec![b'a'; 20 * 1024 * 1024 + 1];
     let resp = ureq::post(&format!(
@@ -88,4 +93,37 @@ fn loopback_needs_no_token_and_paths_stay_inside_results() {
     .send_bytes(&big);
     assert_eq!(status(resp), 413);
     assert!(!serve.results.join("uploads/x.csv").exists());
+}
+
+#[test]
+fn uploads_are_checked_by_the_loaders_and_offered_in_the_launch_form() {
+    let dir = tempfile::tempdir().unwrap();
+    let serve = Serve::start(dir.path(), "127.0.0.1").unwrap();
+    let csv: String = std::iter::once("prompt,target\n".to_string())
+        .chain((0..25).map(|i| format!("\"text, {i}\",out {i}\n")))
+        .collect();
+    let upload = |query: &str| match ureq::post(&format!("{}/upload?{query}", serve.url))
+        .send_string(&csv)
+    {
+        Ok(r) => (200, r.into_json::<serde_json::Value>().unwrap()),
+        Err(ureq::Error::Status(code, r)) => (code, r.into_json().unwrap()),
+        Err(e) => panic!("{e}"),
+    };
+    let (code, bad) = upload("filename=mine.csv&input_field=question&output_field=target");
+    assert_eq!(code, 400);
+    assert!(bad["error"].as_str().unwrap().contains("question"), "{bad}");
+    let (code, ok) = upload("filename=mine.csv&input_field=prompt&output_field=target");
+    assert_eq!(code, 200, "{ok}");
+    assert_eq!(ok["rows"], 25);
+    let path = ok["path"].as_str().unwrap().to_string();
+    assert!(path.ends_with("uploads/mine.csv"), "{path}");
+    let form = ureq::get(&format!("{}/launch", serve.url))
+        .call()
+        .unwrap()
+        .into_string()
+        .unwrap();
+    assert!(
+        form.contains(&format!("<option value=\"{path}\"")),
+        "the upload is a dataset choice"
+    );
 }

@@ -57,7 +57,13 @@ fn shorten(text: &str, max: usize) -> String {
     }
 }
 
-pub fn cell_page(app: &App, exp: &str, strategy: &str, seed: &str) -> Result<Reply> {
+pub fn cell_page(
+    app: &App,
+    exp: &str,
+    strategy: &str,
+    seed: &str,
+    complete: bool,
+) -> Result<Reply> {
     let dir = match cell_dir(app, exp, strategy, seed) {
         Ok(d) => d,
         Err(reply) => return Ok(reply),
@@ -76,6 +82,11 @@ pub fn cell_page(app: &App, exp: &str, strategy: &str, seed: &str) -> Result<Rep
         link(&format!("/exp/{}", url_encode(exp)), exp),
         escape(&progress.state_text())
     );
+    if complete && progress.waiting.is_none() {
+        body.push_str(
+            "<p class=\"notice\" id=\"batch-complete\">Batch complete: the run continues.</p>",
+        );
+    }
     if progress.waiting.is_some() {
         body.push_str(&format!(
             "<p class=\"notice\">A batch is waiting for labels: {}</p>",

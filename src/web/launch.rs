@@ -425,6 +425,23 @@ pub fn submit(app: &App, form: &HashMap<String, String>) -> Result<Reply> {
     )))
 }
 
+/// This program's file. When it was replaced while the server ran (an upgrade, a rebuild),
+/// Linux names the old one "… (deleted)": the new file at the same path is used instead.
+fn lab_executable() -> Result<PathBuf> {
+    let exe = std::env::current_exe().context("cannot find the lab executable to run")?;
+    if exe.exists() {
+        return Ok(exe);
+    }
+    let text = exe.to_string_lossy();
+    match text.strip_suffix(" (deleted)") {
+        Some(path) if Path::new(path).exists() => Ok(PathBuf::from(path)),
+        _ => anyhow::bail!(
+            "the lab executable {} is gone; restart `lab serve`",
+            exe.display()
+        ),
+    }
+}
+
 /// Start `lab run FILE` in the background, its output in `<results>/<name>/run.log`.
 pub fn start_run(app: &App, name: &str, file: &Path) -> Result<()> {
     let dir = app.results.join(name);
@@ -433,7 +450,7 @@ pub fn start_run(app: &App, name: &str, file: &Path) -> Result<()> {
     let log = std::fs::File::create(&log_path)
         .with_context(|| format!("cannot create {}", log_path.display()))?;
     let log_err = log.try_clone().context("cannot share the run log")?;
-    let exe = std::env::current_exe().context("cannot find the lab executable to run")?;
+    let exe = lab_executable()?;
     let child = std::process::Command::new(exe)
         .arg("run")
         .arg(file)

@@ -137,7 +137,11 @@ fn respond(app: &App, mut request: tiny_http::Request) {
                     ok
                 }
             };
-            if !allowed {
+            let forged = method == tiny_http::Method::Post
+                && !safety::same_origin(header("Origin").as_deref(), header("Host").as_deref());
+            if forged {
+                Reply::error(403, "a form on another site cannot post to this server")
+            } else if !allowed {
                 Reply::error(
                     403,
                     "this server needs its access token: open the URL `lab serve` printed \
@@ -224,7 +228,10 @@ fn route(app: &App, method: &tiny_http::Method, target: &Target, body: &[u8]) ->
         (Get, ["exp", exp]) => results::experiment_page(app, exp)?,
         (Get, ["exp", exp, "log"]) => results::log_page(app, exp)?,
         (Get, ["exp", exp, "file", name]) => results::figure_file(app, exp, name)?,
-        (Get, ["exp", exp, strategy, seed]) => browse::cell_page(app, exp, strategy, seed)?,
+        (Get, ["exp", exp, strategy, seed]) => {
+            let complete = target.query.contains_key("batch");
+            browse::cell_page(app, exp, strategy, seed, complete)?
+        }
         (Get, ["exp", exp, strategy, seed, "gen", t]) => {
             browse::generations_page(app, exp, strategy, seed, t)?
         }

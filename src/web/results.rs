@@ -26,7 +26,8 @@ pub struct CellProgress {
     pub stop_reason: Option<String>,
     /// The last curve row's metrics.
     pub last_metrics: Vec<(String, f64)>,
-    /// A batch waiting for a person: (items labeled so far, items in the batch).
+    /// A batch waiting for a person: (items labeled so far, items in the batch), while some
+    /// item has no label.
     pub waiting: Option<(usize, usize)>,
     /// Why the cell's files could not be read.
     pub problem: Option<String>,
@@ -79,7 +80,10 @@ impl CellProgress {
                         .is_some_and(|l| !l.output.trim().is_empty())
                 })
                 .count();
-            p.waiting = Some((done, batch.items.len()));
+            // A fully labeled batch is the run's to pick up, not the person's.
+            if done < batch.items.len() {
+                p.waiting = Some((done, batch.items.len()));
+            }
         }
         p
     }

@@ -46,6 +46,20 @@ pub fn token_ok(expected: &str, query_token: Option<&str>, cookie_header: Option
     })
 }
 
+/// Whether a state-changing request comes from our own pages: a browser names the page's
+/// origin in `Origin`, and a form on another site (cross-site request forgery) names that
+/// site. Requests without `Origin` (curl, old browsers) are let through.
+pub fn same_origin(origin: Option<&str>, host: Option<&str>) -> bool {
+    let Some(origin) = origin else {
+        return true;
+    };
+    let origin_host = origin
+        .split_once("://")
+        .map_or(origin, |(_, rest)| rest)
+        .trim_end_matches('/');
+    host.is_some_and(|h| h.eq_ignore_ascii_case(origin_host))
+}
+
 /// Decode `%XX` escapes (and `+` as a space when `plus_is_space`). Invalid escapes and
 /// invalid UTF-8 are errors, never guessed at.
 pub fn percent_decode(text: &str, plus_is_space: bool) -> Result<String> {
@@ -151,6 +165,25 @@ mod tests {
         let fresh = new_token();
         assert_eq!(fresh.len(), 32);
         assert_ne!(fresh, new_token());
+    }
+
+    #[test]
+    fn cross_site_posts_are_told_apart() {
+        assert!(same_origin(None, Some("127.0.0.1:7878")));
+        assert!(same_origin(
+            Some("http://127.0.0.1:7878"),
+            Some("127.0.0.1:7878")
+        ));
+        assert!(!same_origin(
+            Some("https://evil.example"),
+            Some("127.0.0.1:7878")
+        ));
+        assert!(!same_origin(
+            Some("http://127.0.0.1:7879"),
+            Some("127.0.0.1:7878")
+        ));
+        assert!(!same_origin(Some("null"), Some("127.0.0.1:7878")));
+        assert!(!same_origin(Some("http://127.0.0.1:7878"), None));
     }
 
     #[test]

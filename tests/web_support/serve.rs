@@ -22,7 +22,11 @@ impl Serve {
         let port = super::webdriver::free_port();
         let results = root.join("results");
         let experiments = root.join("experiments");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_lab"))
+        // A private copy: runs launched from the form execute this same file, even if the
+        // target directory's binary is rebuilt meanwhile.
+        let exe = root.join("lab");
+        std::fs::copy(env!("CARGO_BIN_EXE_lab"), &exe).context("cannot copy the lab binary")?;
+        let mut child = Command::new(&exe)
             .current_dir(env!("CARGO_MANIFEST_DIR"))
             .args(["serve", "--results"])
             .arg(&results)
