@@ -121,6 +121,47 @@ class Trainer:
         return float(out.loss.detach())
 
 
+def run_round(work, lm, trainer, encoder, pad_id):
+    """The selected workloads once, timed; skipped ones keep zero seconds and empty outputs."""
+    runs = set(work["workloads"])
+    result = {
+        "score_s": 0.0,
+        "generate_s": 0.0,
+        "generated_tokens": 0,
+        "train_s": 0.0,
+        "embed_s": 0.0,
+        "score_logprobs": [],
+        "generated_ids": [],
+        "train_loss": 0.0,
+        "embeddings": [],
+    }
+    if "Scoring" in runs:
+        start = time.perf_counter()
+        result["score_logprobs"] = score(lm, work["score_prompts"], work["score_outputs"], pad_id)
+        result["score_s"] = time.perf_counter() - start
+    if "Generation" in runs:
+        start = time.perf_counter()
+        gen = generate(lm, work["gen_prompts"], work["gen_new_tokens"], pad_id)
+        result["generate_s"] = time.perf_counter() - start
+        result["generated_ids"] = gen
+        result["generated_tokens"] = sum(len(g) for g in gen)
+    if "Training" in runs:
+        start = time.perf_counter()
+        result["train_loss"] = trainer.step()
+        result["train_s"] = time.perf_counter() - start
+    if "Embeddings" in runs:
+        start = time.perf_counter()
+        emb = encoder.encode(
+            work["encoder_texts"],
+            batch_size=work["encoder_batch"],
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+        )
+        result["embed_s"] = time.perf_counter() - start
+        result["embeddings"] = emb.tolist()
+    return result
+
+
 def main():
     if len(sys.argv) != 2:
         sys.exit("usage: harness.py WORKLOADS.json (written by `lab bench-host --compare`)")
@@ -133,12 +174,11 @@ def main():
     trainer = Trainer(load_lm(work["gguf"]), work, pad_id)
     encoder = SentenceTransformer(work["encoder_dir"], device="cpu")
     encoder.max_seq_length = 256
-    texts = work["encoder_texts"]
 
     # Warm-up on small inputs so first-call costs stay out of the timed rounds.
     score(lm, work["score_prompts"][:1], work["score_outputs"][:1], pad_id)
     generate(lm, work["gen_prompts"][:2], 2, pad_id)
-    encoder.encode(texts[:8], batch_size=8)
+    encoder.encode(work["encoder_texts"][:8], batch_size=8)
     say("ready")
 
     for line in sys.stdin:
@@ -147,31 +187,7 @@ def main():
             break
         if command != "round":
             sys.exit(f"harness: unknown command `{command}` (expected round or quit)")
-        result = {}
-        start = time.perf_counter()
-        result["score_logprobs"] = score(lm, work["score_prompts"], work["score_outputs"], pad_id)
-        result["score_s"] = time.perf_counter() - start
-
-        start = time.perf_counter()
-        gen = generate(lm, work["gen_prompts"], work["gen_new_tokens"], pad_id)
-        result["generate_s"] = time.perf_counter() - start
-        result["generated_ids"] = gen
-        result["generated_tokens"] = sum(len(g) for g in gen)
-
-        start = time.perf_counter()
-        result["train_loss"] = trainer.step()
-        result["train_s"] = time.perf_counter() - start
-
-        start = time.perf_counter()
-        emb = encoder.encode(
-            texts,
-            batch_size=work["encoder_batch"],
-            normalize_embeddings=True,
-            convert_to_numpy=True,
-        )
-        result["embed_s"] = time.perf_counter() - start
-        result["embeddings"] = emb.tolist()
-        say(result)
+        say(run_round(work, lm, trainer, encoder, pad_id))
 
 
 if __name__ == "__main__":

@@ -51,9 +51,20 @@ pub struct BenchHostArgs {
     /// The reference harness script.
     #[arg(long, default_value = "benches/reference/harness.py")]
     pub harness: PathBuf,
+    /// Run only these workloads (comma-separated), e.g. to profile one.
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub only: Vec<Workload>,
     /// AESLC-style JSONL whose `email` texts feed every workload.
     #[arg(long, default_value = TEXTS_FILE)]
     pub texts: PathBuf,
+}
+
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Workload {
+    Scoring,
+    Generation,
+    Training,
+    Embeddings,
 }
 
 /// The inputs every implementation runs; written to JSON for the reference harness.
@@ -73,6 +84,14 @@ pub struct Workloads {
     pub learning_rate: f64,
     pub encoder_texts: Vec<String>,
     pub encoder_batch: usize,
+    /// Workloads to run; the others are skipped (their rows are left out of the results).
+    pub workloads: Vec<Workload>,
+}
+
+impl Workloads {
+    fn runs(&self, w: Workload) -> bool {
+        self.workloads.contains(&w)
+    }
 }
 
 /// One round of one implementation: seconds per workload and what it computed.
@@ -113,7 +132,10 @@ pub fn run(args: &BenchHostArgs) -> Result<()> {
     ))?;
     let encoder = SentenceEncoder::load(&encoder_dir)?.with_batch_size(ENCODER_BATCH);
     let emails = read_texts(&args.texts)?;
-    let work = build_workloads(&lm, &emails, gguf, encoder_dir.clone(), threads)?;
+    let mut work = build_workloads(&lm, &emails, gguf, encoder_dir.clone(), threads)?;
+    if !args.only.is_empty() {
+        work.workloads = args.only.clone();
+    }
     let flops = count_flops(&lm, &work, &encoder_dir)?;
 
     let mut reference = if args.compare {
@@ -228,6 +250,12 @@ fn build_workloads(
         learning_rate: 1e-4,
         encoder_texts: emails[..ENCODER_TEXTS].to_vec(),
         encoder_batch: ENCODER_BATCH,
+        workloads: vec![
+            Workload::Scoring,
+            Workload::Generation,
+            Workload::Training,
+            Workload::Embeddings,
+        ],
     })
 }
 
@@ -318,78 +346,79 @@ pub fn measure_peak_gflops() -> Result<f64> {
     Ok(2.0 * (m * k * n) as f64 / best / 1e9)
 }
 
-/// One timed round of the four workloads on our host.
+/// One timed round of the selected workloads on our host.
 fn run_ours(
     lm: &mut LanguageModel,
     encoder: &SentenceEncoder,
     w: &Workloads,
 ) -> Result<RoundResult> {
     let pad = lm.tokenizer().pad_id;
-    let start = Instant::now();
-    let score_logprobs = super::score::score_ids(
-        lm.decoder(),
-        pad,
-        &w.score_prompts,
-        &w.score_outputs,
-        w.score_prompts.len(),
-    )?;
-    let score_s = start.elapsed().as_secs_f64();
-
-    let opts = GenerateOptions {
-        max_new_tokens: w.gen_new_tokens,
-        batch_size: w.gen_prompts.len(),
-        ..Default::default()
-    };
-    let start = Instant::now();
-    let gens = super::generate::generate_ids(lm.decoder(), lm.tokenizer(), &w.gen_prompts, &opts)?;
-    let generate_s = start.elapsed().as_secs_f64();
-    let generated_ids: Vec<Vec<u32>> = gens.iter().map(|g| g[0].token_ids.clone()).collect();
-
-    lm.attach_lora(&LoraSettings {
-        r: w.lora_r,
-        alpha: w.lora_alpha,
-        dropout: 0.0,
-        targets: Vec::new(),
-        method: PeftMethod::Lora,
-        seed: 0,
-    })?;
-    let examples: Vec<TrainExample> = w
-        .train_prompts
-        .iter()
-        .zip(&w.train_targets)
-        .map(|(p, t)| TrainExample {
-            prompt_ids: p.clone(),
-            target_ids: t.clone(),
-        })
-        .collect();
-    let opts = TrainOptions {
-        learning_rate: w.learning_rate,
-        epochs: 1,
-        batch_size: examples.len(),
-        warmup_ratio: 0.0,
-        max_seq_len: TRAIN_PROMPT + TRAIN_TARGET,
-        pad_id: pad,
-        ..Default::default()
-    };
-    let start = Instant::now();
-    let report = train(&*lm, &examples, &[], &opts, None)?;
-    let train_s = start.elapsed().as_secs_f64();
-    lm.detach_lora();
-
-    let start = Instant::now();
-    let matrix = encoder.embed(&w.encoder_texts)?;
-    let embed_s = start.elapsed().as_secs_f64();
-    Ok(RoundResult {
-        score_s,
-        generate_s,
-        generated_tokens: generated_ids.iter().map(Vec::len).sum(),
-        train_s,
-        embed_s,
-        score_logprobs,
-        generated_ids,
-        train_loss: report.losses.first().copied().unwrap_or(f32::NAN),
-        embeddings: (0..matrix.rows).map(|r| matrix.row(r).to_vec()).collect(),
-    })
+    let mut out = RoundResult::default();
+    if w.runs(Workload::Scoring) {
+        let start = Instant::now();
+        out.score_logprobs = super::score::score_ids(
+            lm.decoder(),
+            pad,
+            &w.score_prompts,
+            &w.score_outputs,
+            w.score_prompts.len(),
+        )?;
+        out.score_s = start.elapsed().as_secs_f64();
+    }
+    if w.runs(Workload::Generation) {
+        let opts = GenerateOptions {
+            max_new_tokens: w.gen_new_tokens,
+            batch_size: w.gen_prompts.len(),
+            ..Default::default()
+        };
+        let start = Instant::now();
+        let gens =
+            super::generate::generate_ids(lm.decoder(), lm.tokenizer(), &w.gen_prompts, &opts)?;
+        out.generate_s = start.elapsed().as_secs_f64();
+        out.generated_ids = gens.iter().map(|g| g[0].token_ids.clone()).collect();
+        out.generated_tokens = out.generated_ids.iter().map(Vec::len).sum();
+    }
+    if w.runs(Workload::Training) {
+        // A fresh adapter every round (B = 0), so every round's loss is the base model's.
+        lm.attach_lora(&LoraSettings {
+            r: w.lora_r,
+            alpha: w.lora_alpha,
+            dropout: 0.0,
+            targets: Vec::new(),
+            method: PeftMethod::Lora,
+            seed: 0,
+        })?;
+        let examples: Vec<TrainExample> = w
+            .train_prompts
+            .iter()
+            .zip(&w.train_targets)
+            .map(|(p, t)| TrainExample {
+                prompt_ids: p.clone(),
+                target_ids: t.clone(),
+            })
+            .collect();
+        let opts = TrainOptions {
+            learning_rate: w.learning_rate,
+            epochs: 1,
+            batch_size: examples.len(),
+            warmup_ratio: 0.0,
+            max_seq_len: TRAIN_PROMPT + TRAIN_TARGET,
+            pad_id: pad,
+            ..Default::default()
+        };
+        let start = Instant::now();
+        let report = train(&*lm, &examples, &[], &opts, None)?;
+        out.train_s = start.elapsed().as_secs_f64();
+        lm.detach_lora();
+        out.train_loss = report.losses.first().copied().unwrap_or(f32::NAN);
+    }
+    if w.runs(Workload::Embeddings) {
+        let start = Instant::now();
+        let matrix = encoder.embed(&w.encoder_texts)?;
+        out.embed_s = start.elapsed().as_secs_f64();
+        out.embeddings = (0..matrix.rows).map(|r| matrix.row(r).to_vec()).collect();
+    }
+    Ok(out)
 }
 
 /// The reference harness as a child process: one JSON line per `round` command.
@@ -530,26 +559,30 @@ fn summarize(
         .sum();
     // (workload, unit, FLOPs, amount of work and seconds of one round).
     type Pick<'a> = Box<dyn Fn(&RoundResult) -> (f64, f64) + 'a>;
-    let specs: [(&str, &str, f64, Pick); 4] = [
+    let specs: [(Workload, &str, &str, f64, Pick); 4] = [
         (
+            Workload::Scoring,
             "scoring",
             "tokens/s",
             flops.score,
             Box::new(|r| (score_tokens as f64, r.score_s)),
         ),
         (
+            Workload::Generation,
             "generation",
             "tokens/s",
             flops.generate,
             Box::new(|r| (r.generated_tokens as f64, r.generate_s)),
         ),
         (
+            Workload::Training,
             "lora training",
             "tokens/s",
             flops.train,
             Box::new(|r| (train_tokens as f64, r.train_s)),
         ),
         (
+            Workload::Embeddings,
             "embeddings",
             "sentences/s",
             flops.embed,
@@ -558,7 +591,8 @@ fn summarize(
     ];
     let rows = specs
         .iter()
-        .map(|(name, unit, fl, pick)| {
+        .filter(|(workload, ..)| w.runs(*workload))
+        .map(|(_, name, unit, fl, pick)| {
             let rate = |r: &RoundResult| {
                 let (amount, secs) = pick(r);
                 amount / secs
@@ -596,7 +630,7 @@ fn summarize(
         rounds: ours.len(),
         peak_gflops: peak,
         rows,
-        logprob_max_abs_diff: b.map(|b| {
+        logprob_max_abs_diff: b.filter(|_| w.runs(Workload::Scoring)).map(|b| {
             a.score_logprobs
                 .iter()
                 .flatten()
@@ -604,14 +638,14 @@ fn summarize(
                 .map(|(x, y)| (x - y).abs() as f64)
                 .fold(0.0, f64::max)
         }),
-        embedding_min_cosine: b.map(|b| {
+        embedding_min_cosine: b.filter(|_| w.runs(Workload::Embeddings)).map(|b| {
             a.embeddings
                 .iter()
                 .zip(&b.embeddings)
                 .map(|(x, y)| cosine(x, y))
                 .fold(1.0, f64::min)
         }),
-        greedy_token_agreement: b.map(|b| {
+        greedy_token_agreement: b.filter(|_| w.runs(Workload::Generation)).map(|b| {
             let (mut same, mut total) = (0usize, 0usize);
             for (x, y) in a.generated_ids.iter().zip(&b.generated_ids) {
                 total += x.len().max(y.len());
@@ -619,7 +653,9 @@ fn summarize(
             }
             same as f64 / total.max(1) as f64
         }),
-        train_loss_abs_diff: b.map(|b| (a.train_loss - b.train_loss).abs() as f64),
+        train_loss_abs_diff: b
+            .filter(|_| w.runs(Workload::Training))
+            .map(|b| (a.train_loss - b.train_loss).abs() as f64),
     }
 }
 

@@ -394,6 +394,18 @@ impl TrainableModel for LanguageModel {
         self.decoder
             .forward_train(input_ids, attention_mask, train, dropout_seed)
     }
+
+    fn forward_train_rows(
+        &self,
+        input_ids: &Tensor,
+        attention_mask: &Tensor,
+        rows: &Tensor,
+        train: bool,
+        dropout_seed: u64,
+    ) -> candle_core::Result<Tensor> {
+        self.decoder
+            .forward_train_rows(input_ids, attention_mask, rows, train, dropout_seed)
+    }
 }
 
 impl TrainableModel for Decoder {
@@ -425,24 +437,53 @@ impl TrainableModel for Decoder {
         dropout_seed: u64,
     ) -> candle_core::Result<Tensor> {
         let run = || -> Result<Tensor> {
-            let (_, t) = input_ids.dims2()?;
-            let mask: Vec<Vec<bool>> = attention_mask
-                .to_dtype(DType::F32)?
-                .to_vec2::<f32>()?
-                .into_iter()
-                .map(|row| row.into_iter().map(|m| m > 0.5).collect())
-                .collect();
-            let keys = super::decoder::positions_from_mask(&mask);
-            let masks = self.build_masks(&keys, t)?;
-            let positions = super::decoder::position_tensor(&keys, t, self.device())?;
-            let mode = ForwardMode {
-                train,
-                dropout_seed,
-            };
-            let hidden = self.forward_hidden(input_ids, &positions, &masks, None, mode)?;
+            let hidden = self.train_hidden(input_ids, attention_mask, train, dropout_seed)?;
             self.logits(&hidden)
         };
         run().map_err(|e| candle_core::Error::Msg(format!("{e:#}")))
+    }
+
+    fn forward_train_rows(
+        &self,
+        input_ids: &Tensor,
+        attention_mask: &Tensor,
+        rows: &Tensor,
+        train: bool,
+        dropout_seed: u64,
+    ) -> candle_core::Result<Tensor> {
+        let run = || -> Result<Tensor> {
+            let hidden = self.train_hidden(input_ids, attention_mask, train, dropout_seed)?;
+            let (b, t, h) = hidden.dims3()?;
+            self.logits(&hidden.reshape((b * t, h))?.index_select(rows, 0)?)
+        };
+        run().map_err(|e| candle_core::Error::Msg(format!("{e:#}")))
+    }
+}
+
+impl Decoder {
+    /// Final hidden states for a left-padded training batch (`attention_mask` 1 = token).
+    fn train_hidden(
+        &self,
+        input_ids: &Tensor,
+        attention_mask: &Tensor,
+        train: bool,
+        dropout_seed: u64,
+    ) -> Result<Tensor> {
+        let (_, t) = input_ids.dims2()?;
+        let mask: Vec<Vec<bool>> = attention_mask
+            .to_dtype(DType::F32)?
+            .to_vec2::<f32>()?
+            .into_iter()
+            .map(|row| row.into_iter().map(|m| m > 0.5).collect())
+            .collect();
+        let keys = super::decoder::positions_from_mask(&mask);
+        let masks = self.build_masks(&keys, t)?;
+        let positions = super::decoder::position_tensor(&keys, t, self.device())?;
+        let mode = ForwardMode {
+            train,
+            dropout_seed,
+        };
+        self.forward_hidden(input_ids, &positions, &masks, None, mode)
     }
 }
 

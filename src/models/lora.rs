@@ -6,6 +6,8 @@ use candle_core::{DType, Module, Tensor, Var, D};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+use super::frozen::frozen_matmul;
+
 /// How the adapter is parametrised.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -195,7 +197,7 @@ impl LoraLinear {
 
     fn base_matmul(&self, x2: &Tensor, train: bool) -> Result<Tensor> {
         Ok(match &self.base {
-            BaseWeight::Dense(wt) => x2.matmul(wt)?,
+            BaseWeight::Dense(wt) => frozen_matmul(x2, wt)?,
             // Inference multiplies the quantized blocks directly.
             BaseWeight::Quantized(_, kernel) if !train => kernel
                 .forward(&x2.to_dtype(DType::F32)?)?
@@ -204,7 +206,7 @@ impl LoraLinear {
             // gradients must reach adapters in earlier layers.
             BaseWeight::Quantized(q, _) => {
                 let w = q.dequantize(&q.device())?.to_dtype(x2.dtype())?;
-                x2.matmul(&w.t()?)?
+                frozen_matmul(x2, &w.t()?)?
             }
         })
     }
@@ -273,12 +275,13 @@ pub fn transpose(w: &Tensor) -> Result<Tensor> {
     Ok(w.t()?.contiguous()?)
 }
 
-/// `x @ wt` for `x` of shape `[..., in]` and `wt` `[in, out]`, as one matmul over all rows.
+/// `x @ wt` for `x` of shape `[..., in]` and a frozen `wt` `[in, out]` (no gradient), as one
+/// matmul over all rows.
 pub fn dense_forward(x: &Tensor, wt: &Tensor) -> Result<Tensor> {
     let dims = x.dims().to_vec();
     let inp = *dims.last().unwrap_or(&0);
     let rows = x.elem_count() / inp.max(1);
-    let y = x.reshape((rows, inp))?.matmul(wt)?;
+    let y = frozen_matmul(&x.reshape((rows, inp))?, wt)?;
     let mut out = dims;
     let last = out.len() - 1;
     out[last] = y.dim(1)?;

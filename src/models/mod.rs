@@ -7,6 +7,7 @@ pub mod chat;
 pub mod decoder;
 pub mod decoder_config;
 pub mod encoder;
+pub mod frozen;
 pub mod generate;
 pub mod gguf;
 pub mod lm;

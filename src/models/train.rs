@@ -196,22 +196,24 @@ fn summed_loss(
     train: bool,
     dropout_seed: u64,
 ) -> Result<Tensor> {
-    let logits =
-        model.forward_train(&batch.input_ids, &batch.attention_mask, train, dropout_seed)?;
-    let (b, s, _vocab) = logits
-        .dims3()
-        .context("the model's logits are not [batch, seq, vocab]")?;
-    if (b, s) != batch.input_ids.dims2()? {
+    let rows = model
+        .forward_train_rows(
+            &batch.input_ids,
+            &batch.attention_mask,
+            &batch.scored_positions,
+            train,
+            dropout_seed,
+        )?
+        .to_dtype(DType::F32)?;
+    let (n, _vocab) = rows
+        .dims2()
+        .context("the model's logits for the scored positions are not [n, vocab]")?;
+    if n != batch.target_tokens {
         bail!(
-            "the model returned logits for [{b}, {s}] but the batch is {:?}",
-            batch.input_ids.dims()
+            "the model returned logits for {n} positions but the batch scores {}",
+            batch.target_tokens
         );
     }
-    let vocab = logits.dim(D::Minus1)?;
-    let rows = logits
-        .reshape((b * s, vocab))?
-        .index_select(&batch.scored_positions, 0)?
-        .to_dtype(DType::F32)?;
     let log_probs = candle_nn::ops::log_softmax(&rows, D::Minus1)?;
     let picked = log_probs.gather(&batch.scored_targets.unsqueeze(D::Minus1)?, D::Minus1)?;
     Ok(picked.sum_all()?.neg()?)

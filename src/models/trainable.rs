@@ -18,4 +18,20 @@ pub trait TrainableModel {
         train: bool,
         dropout_seed: u64,
     ) -> Result<Tensor>;
+
+    /// Logits `[n, vocab]` at the flat positions `rows` (`[n]` u32, `row * seq + t`) only.
+    /// The loss reads few positions and the LM head is the largest matmul, so models should
+    /// apply it to just these rows; this default computes every logit, then selects.
+    fn forward_train_rows(
+        &self,
+        input_ids: &Tensor,
+        attention_mask: &Tensor,
+        rows: &Tensor,
+        train: bool,
+        dropout_seed: u64,
+    ) -> Result<Tensor> {
+        let logits = self.forward_train(input_ids, attention_mask, train, dropout_seed)?;
+        let (b, s, vocab) = logits.dims3()?;
+        logits.reshape((b * s, vocab))?.index_select(rows, 0)
+    }
 }
