@@ -136,8 +136,10 @@ pub fn run_cell(
             .cloned()
             .collect();
 
-        // 1. Which ids join the labeled set at this iteration.
+        // 1. Which ids join the labeled set at this iteration. Inference runs on merged
+        // weights (one matmul per linear instead of three); training needs them apart.
         let t_select = Instant::now();
+        model.merge_lora()?;
         let (ids, scores) = if kind == "ed" {
             let order = ed_order(
                 ctx, strategy, &mut state, &model, &remaining, &labeled, seed,
@@ -181,6 +183,7 @@ pub fn run_cell(
             )?;
             (sel.ids, sel.scores)
         };
+        model.unmerge_lora();
         profile_add(ctx, "strategy", t_select);
 
         // 2. Label them.
@@ -242,13 +245,16 @@ pub fn run_cell(
         let t_eval = Instant::now();
         bars.start_step("evaluate", 0);
         let embedder = ctx.encoder as &dyn crate::metrics::bertscore::TokenEmbedder;
+        model.merge_lora()?;
         let eval = evaluate(
             &model,
             &prompter,
             &ctx.dataset.test,
             &exp.eval.metrics,
             Some(embedder),
-        )?;
+        );
+        model.unmerge_lora();
+        let eval = eval?;
         profile_add(ctx, "evaluation", t_eval);
 
         // 5. Commit the iteration.
