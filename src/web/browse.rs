@@ -82,7 +82,7 @@ pub fn cell_page(
         link(&format!("/exp/{}", url_encode(exp)), exp),
         escape(&progress.state_text())
     );
-    if complete && progress.waiting.is_none() {
+    if complete && progress.waiting.is_none() && !progress.finished {
         body.push_str(
             "<p class=\"notice\" id=\"batch-complete\">Batch complete: the run continues.</p>",
         );
@@ -95,7 +95,16 @@ pub fn cell_page(
     }
     body.push_str("<h2>Curve</h2>");
     match std::fs::read_to_string(paths.curve()) {
-        Ok(text) => body.push_str(&csv_table("curve", &text)),
+        Ok(text) => {
+            if let Ok(curve) = crate::runner::curve::Curve::parse(&text, &paths.curve()) {
+                body.push_str("<div class=\"figures\">");
+                for metric in &curve.metrics {
+                    body.push_str(&crate::web::chart::curve_svg(&curve, metric));
+                }
+                body.push_str("</div>");
+            }
+            body.push_str(&csv_table("curve", &text));
+        }
         Err(_) => body.push_str("<p>No finished iteration yet.</p>"),
     }
     let selected = read_selected(&paths)?;

@@ -4,6 +4,7 @@
 //! can be started and stopped at any time without touching a run.
 pub mod annotate;
 pub mod browse;
+pub mod chart;
 pub mod html;
 pub mod http;
 pub mod launch;

@@ -26,6 +26,17 @@ impl Serve {
         // target directory's binary is rebuilt meanwhile.
         let exe = root.join("lab");
         std::fs::copy(env!("CARGO_BIN_EXE_lab"), &exe).context("cannot copy the lab binary")?;
+        // A shared target directory may hold another checkout's `lab`: say so plainly.
+        let version = Command::new(&exe).arg("--version").output()?;
+        let version = String::from_utf8_lossy(&version.stdout);
+        if version.trim() != format!("lab {}", env!("CARGO_PKG_VERSION")) {
+            bail!(
+                "{} is {:?}, not this checkout's lab {}: rebuild and rerun",
+                env!("CARGO_BIN_EXE_lab"),
+                version.trim(),
+                env!("CARGO_PKG_VERSION")
+            );
+        }
         let mut child = Command::new(&exe)
             .current_dir(env!("CARGO_MANIFEST_DIR"))
             .args(["serve", "--results"])
