@@ -45,7 +45,7 @@ pub enum Command {
     Select(crate::runner::select::SelectArgs),
     /// Time the selection kernels on a synthetic pool (100k × 384, k = 1,000): seconds and peak memory of each.
     BenchKernels(crate::strategy::kernels::bench::BenchKernelsArgs),
-    /// Try a language model by hand: info, generate, score.
+    /// Try a model by hand: info, generate, score (language model), embed (sentence encoder).
     Model(crate::models::model_cli::ModelArgs),
     /// Web app: launch and monitor experiments, browse results, label queried examples by hand.
     Serve(crate::web::ServeArgs),

@@ -39,6 +39,17 @@ pub struct PromptArgs {
 
 #[derive(Subcommand, Debug)]
 pub enum ModelCommand {
+    /// Sentence embeddings (mean pooling, L2-normalised) from the encoder; prints the first
+    /// values of each vector and the cosine between consecutive texts.
+    Embed {
+        /// A folder with config.json, model.safetensors and tokenizer.json; default: the
+        /// all-MiniLM-L6-v2 encoder from `lab setup`.
+        #[arg(long)]
+        encoder: Option<std::path::PathBuf>,
+        /// Texts to embed (repeatable).
+        #[arg(long = "text", required = true)]
+        texts: Vec<String>,
+    },
     /// Architecture, size, vocabulary and chat-template presence.
     Info {
         #[command(flatten)]
@@ -181,6 +192,27 @@ pub fn run(args: ModelArgs) -> Result<()> {
                 all.len(),
                 tokens as f64 / secs
             );
+            Ok(())
+        }
+        ModelCommand::Embed { encoder, texts } => {
+            let enc = match encoder {
+                Some(dir) => crate::models::encoder::SentenceEncoder::load(&dir)?,
+                None => crate::models::encoder::SentenceEncoder::load_default()?,
+            };
+            let start = Instant::now();
+            let m = enc.embed(&texts)?;
+            let secs = start.elapsed().as_secs_f64();
+            for (i, text) in texts.iter().enumerate() {
+                let head: Vec<String> =
+                    m.row(i).iter().take(6).map(|x| format!("{x:.4}")).collect();
+                let short: String = text.chars().take(50).collect();
+                println!("[{i}] dim {} [{} …] {short:?}", m.cols, head.join(", "));
+                if i > 0 {
+                    let cos: f32 = m.row(i).iter().zip(m.row(i - 1)).map(|(a, b)| a * b).sum();
+                    println!("    cosine with [{}]: {cos:.4}", i - 1);
+                }
+            }
+            eprintln!("embedded {} texts in {secs:.2}s", texts.len());
             Ok(())
         }
         ModelCommand::Score {
