@@ -67,3 +67,48 @@ impl Default for LabellerConfig {
         }
     }
 }
+
+/// `[eval.judge]`: the LLM behind the `llm_judge` metric (G-Eval style 1–5 scores of test-set
+/// predictions). Same client as the LLM labeller: retries, label cache (an unchanged prediction
+/// is never paid twice, so re-evaluating a resumed run is free), and a money budget of its own.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct JudgeConfig {
+    pub provider: Provider,
+    pub base_url: Option<String>,
+    pub model: String,
+    pub api_key_env: Option<String>,
+    pub temperature: f64,
+    /// The answer is one digit; a few tokens leave room for a stray space or newline.
+    pub max_tokens: usize,
+    pub price_input_per_mtok: f64,
+    pub price_output_per_mtok: f64,
+    pub concurrency: usize,
+    pub timeout_s: u64,
+    pub max_retries: u32,
+    /// Dollars the judge may spend in one `lab run`; unset: unlimited.
+    pub money_budget: Option<f64>,
+    /// What a good output is; default: content agrees with the references, fluent, supported
+    /// by the input.
+    pub rubric: Option<String>,
+}
+
+impl Default for JudgeConfig {
+    fn default() -> Self {
+        Self {
+            provider: Provider::Openai,
+            base_url: None,
+            model: String::new(),
+            api_key_env: None,
+            temperature: 0.0,
+            max_tokens: 4,
+            price_input_per_mtok: 0.0,
+            price_output_per_mtok: 0.0,
+            concurrency: 4,
+            timeout_s: 60,
+            max_retries: 5,
+            money_budget: None,
+            rubric: None,
+        }
+    }
+}

@@ -9,7 +9,7 @@ pub mod training;
 pub mod validate;
 
 pub use al::{AlConfig, Size, StrategyConfig};
-pub use labeller::{LabellerConfig, LabellerKind, Provider};
+pub use labeller::{JudgeConfig, LabellerConfig, LabellerKind, Provider};
 pub use schema::{
     DataConfig, DataFormat, DeviceKind, Dtype, EncoderConfig, EvalConfig, Experiment, ModelConfig,
     OnBadRow, PromptFormat, SandboxConfig,

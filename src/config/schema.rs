@@ -235,6 +235,8 @@ pub struct EvalConfig {
     /// Metric names from the metrics registry.
     pub metrics: Vec<String>,
     pub batch_size: usize,
+    /// The LLM that computes `llm_judge`; required when `metrics` lists it.
+    pub judge: Option<crate::config::labeller::JudgeConfig>,
 }
 
 impl Default for EvalConfig {
@@ -242,6 +244,7 @@ impl Default for EvalConfig {
         Self {
             metrics: vec!["rouge1".into(), "rouge2".into(), "rougeL".into()],
             batch_size: 16,
+            judge: None,
         }
     }
 }

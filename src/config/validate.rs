@@ -338,6 +338,54 @@ fn check_labeller(exp: &Experiment, p: &mut Problems) {
     p.positive("labeller.timeout_s", l.timeout_s);
 }
 
+fn check_judge(exp: &Experiment, p: &mut Problems) {
+    let uses_judge = exp.eval.metrics.iter().any(|m| m == "llm_judge");
+    let Some(j) = &exp.eval.judge else {
+        if uses_judge {
+            p.add(
+                "eval.metrics",
+                "lists `llm_judge`, which needs an [eval.judge] table naming the judge LLM \
+                 (provider, model, and base_url for custom servers)",
+            );
+        }
+        return;
+    };
+    if j.model.is_empty() {
+        p.add(
+            "eval.judge.model",
+            "is required (the provider's model name)",
+        );
+    }
+    if j.provider == Provider::Custom && j.base_url.is_none() {
+        p.add(
+            "eval.judge.base_url",
+            "is required for provider = \"custom\"",
+        );
+    }
+    if let Some(env) = &j.api_key_env {
+        if !looks_like_env_name(env) {
+            p.add("eval.judge.api_key_env", "must be the NAME of an environment variable holding the key (like OPENAI_API_KEY), never the key itself");
+        }
+    }
+    if let Some(url) = &j.base_url {
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            p.add(
+                "eval.judge.base_url",
+                format!("`{url}` must start with http:// or https://"),
+            );
+        }
+    }
+    p.non_negative("eval.judge.temperature", j.temperature);
+    p.positive("eval.judge.max_tokens", j.max_tokens);
+    p.non_negative("eval.judge.price_input_per_mtok", j.price_input_per_mtok);
+    p.non_negative("eval.judge.price_output_per_mtok", j.price_output_per_mtok);
+    p.positive("eval.judge.concurrency", j.concurrency);
+    p.positive("eval.judge.timeout_s", j.timeout_s);
+    if let Some(b) = j.money_budget {
+        p.non_negative("eval.judge.money_budget", b);
+    }
+}
+
 fn check_eval(exp: &Experiment, known: Option<&[&str]>, p: &mut Problems) {
     let e = &exp.eval;
     if e.metrics.is_empty() {
@@ -367,6 +415,7 @@ fn check_eval(exp: &Experiment, known: Option<&[&str]>, p: &mut Problems) {
         }
     }
     p.positive("eval.batch_size", e.batch_size);
+    check_judge(exp, p);
     let s = &exp.sandbox;
     p.positive("sandbox.max_operations", s.max_operations);
     p.positive("sandbox.max_call_levels", s.max_call_levels);

@@ -435,7 +435,7 @@ fn shipped_aeslc_has_documented_counts_and_references() {
         .all(|e| e.references[0] == e.output && e.references.len() >= 2));
     let quick = crate::config::load_experiment(&root.join("experiments/quickstart.toml")).unwrap();
     let q = load_dataset(&quick.data, root).unwrap();
-    assert_eq!((q.train.len(), q.test.len()), (1000, 50));
+    assert_eq!((q.train.len(), q.test.len()), (1000, 40));
     assert!(
         render_input(&quick.data.input_template, &q.train[0].input, None)
             .starts_with("Write a subject line for this email:\n")

@@ -86,3 +86,53 @@ pub fn llm_config_of(exp: &Experiment, already_spent: f64) -> Result<LlmLabeller
     cfg.validate()?;
     Ok(cfg)
 }
+
+/// The `llm_judge` metric's client and rubric, when the experiment has an `[eval.judge]` table.
+pub struct Judge {
+    pub client: crate::labeller::llm::LlmClient,
+    pub rubric: String,
+}
+
+impl Judge {
+    /// 1–5 scores of `predictions`, `inputs[i]` and `references[i]` belonging to prediction i.
+    pub fn score(
+        &self,
+        inputs: &[String],
+        predictions: &[String],
+        references: &[Vec<String>],
+    ) -> Result<Vec<f64>> {
+        crate::labeller::judge::judge(&self.client, &self.rubric, inputs, predictions, references)
+    }
+}
+
+pub fn make_judge(exp: &Experiment) -> Result<Option<Judge>> {
+    let Some(j) = &exp.eval.judge else {
+        return Ok(None);
+    };
+    let provider = match j.provider {
+        Provider::Openai => llm_config::Provider::Openai,
+        Provider::Anthropic => llm_config::Provider::Anthropic,
+        Provider::Custom => llm_config::Provider::Custom,
+    };
+    let mut cfg = LlmLabellerConfig::new(provider, &j.model);
+    cfg.base_url = j.base_url.clone();
+    cfg.api_key_env = j.api_key_env.clone();
+    cfg.temperature = j.temperature;
+    cfg.max_tokens = u32::try_from(j.max_tokens).unwrap_or(u32::MAX);
+    cfg.price_input_per_mtok = j.price_input_per_mtok;
+    cfg.price_output_per_mtok = j.price_output_per_mtok;
+    cfg.concurrency = j.concurrency;
+    cfg.timeout_s = j.timeout_s as f64;
+    cfg.max_retries = j.max_retries;
+    cfg.cache_dir = std::env::var_os("LAB_LABEL_CACHE").map(std::path::PathBuf::from);
+    cfg.money_budget = j.money_budget;
+    cfg.validate().context("in [eval.judge]")?;
+    let client = crate::labeller::llm::LlmClient::from_config(&cfg).context("in [eval.judge]")?;
+    Ok(Some(Judge {
+        client,
+        rubric: j
+            .rubric
+            .clone()
+            .unwrap_or_else(|| crate::labeller::judge::DEFAULT_RUBRIC.to_string()),
+    }))
+}

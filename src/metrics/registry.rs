@@ -103,6 +103,12 @@ const METRICS: &[MetricInfo] = &[
         true,
     ),
     info(
+        "llm_judge",
+        "1-5",
+        "G-Eval style score by an LLM judge ([eval.judge]); computed by the runner",
+        true,
+    ),
+    info(
         "pred_words",
         "words",
         "mean number of words in predictions",
@@ -133,6 +139,7 @@ const NAMES: &[&str] = &[
     "sacrebleu",
     "sentence_bleu",
     "bertscore_minilm",
+    "llm_judge",
     "pred_words",
     "ref_words",
     "length_ratio",
@@ -247,6 +254,11 @@ pub fn compute(
             )?;
             bertscore(embedder, predictions, references)?
         }
+        "llm_judge" => bail!(
+            "metric `llm_judge` asks an LLM to score each prediction: the runner computes it \
+             from the experiment's [eval.judge] table (it needs the inputs too), so it cannot \
+             be computed here"
+        ),
         "pred_words" => per_example(&|p, _| lengths::pred_words(p)),
         "ref_words" => per_example(&|_, r| lengths::ref_words(r)),
         "length_ratio" => per_example(&|p, r| lengths::length_ratio(p, r)),
@@ -280,6 +292,12 @@ mod tests {
             assert!(is_known(name));
             assert!(info_of(name).is_some(), "{name} has no info");
             if *name == "bertscore_minilm" {
+                continue;
+            }
+            if *name == "llm_judge" {
+                // Needs the inputs and a judge LLM: the runner computes it, this says so.
+                let err = compute(name, &preds, &refs, None).unwrap_err().to_string();
+                assert!(err.contains("[eval.judge]"), "{err}");
                 continue;
             }
             let scores = compute(name, &preds, &refs, None).unwrap();

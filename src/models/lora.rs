@@ -226,20 +226,22 @@ impl LoraLinear {
         if self.is_merged() {
             return Ok(());
         }
-        let dtype = match &self.base {
-            BaseWeight::Dense(w) => w.dtype(),
-            BaseWeight::Quantized(..) => DType::F32,
+        // Work in the stored `[in, out]` layout: (B·A)ᵀ = Aᵀ·Bᵀ, so the frozen weight is never
+        // transposed back and forth (two copies of every matrix per merge).
+        let (wt, dtype) = match &self.base {
+            BaseWeight::Dense(wt) => (wt.to_dtype(DType::F32)?, wt.dtype()),
+            BaseWeight::Quantized(..) => (transpose(&self.dense_weight(DType::F32)?)?, DType::F32),
         };
-        let w = self.dense_weight(DType::F32)?;
-        let delta = (ad.b.as_tensor().matmul(ad.a.as_tensor())? * ad.scale)?;
-        let mut merged = (w + delta)?;
+        let delta_t = (ad.a.as_tensor().t()?.matmul(&ad.b.as_tensor().t()?)? * ad.scale)?;
+        let mut merged_t = (wt + delta_t)?;
         if let Some(m) = &ad.magnitude {
-            let norm = merged.sqr()?.sum_keepdim(D::Minus1)?.sqrt()?;
-            merged = merged.broadcast_mul(&m.as_tensor().unsqueeze(1)?.div(&norm)?)?;
+            // DoRA: each output row (a column here) rescaled to its learned magnitude.
+            let norm = merged_t.sqr()?.sum_keepdim(0)?.sqrt()?;
+            merged_t = merged_t.broadcast_mul(&m.as_tensor().unsqueeze(0)?.div(&norm)?)?;
         }
         let old = std::mem::replace(
             &mut self.base,
-            BaseWeight::Dense(transpose(&merged.to_dtype(dtype)?)?),
+            BaseWeight::Dense(merged_t.to_dtype(dtype)?.contiguous()?),
         );
         self.unmerged = Some(old);
         Ok(())

@@ -61,7 +61,11 @@ fn draw<DB: DrawingBackend>(
         )
     };
     root.fill(&WHITE).map_err(|e| failed("background", &e))?;
-    let (xr, yr) = ranges(curves);
+    // A 95% CI from two seeds is wide (t = 12.7); drawn past the metric's own range it would
+    // squash the curves into a thin strip, so bands are clipped to that range.
+    let bounds = metric_bounds(spec.metric);
+    let clip = |v: f64| bounds.map_or(v, |(lo, hi)| v.clamp(lo, hi));
+    let (xr, yr) = ranges(curves, &clip);
     let mut chart = ChartBuilder::on(root)
         .caption(
             format!("{} — {}", spec.experiment, spec.metric),
@@ -108,13 +112,13 @@ fn draw<DB: DrawingBackend>(
             let mut band: Vec<(f64, f64)> = c
                 .points
                 .iter()
-                .map(|p| (p.x, p.summary.ci95.map_or(p.summary.mean, |ci| ci.1)))
+                .map(|p| (p.x, clip(p.summary.ci95.map_or(p.summary.mean, |ci| ci.1))))
                 .collect();
             band.extend(
                 c.points
                     .iter()
                     .rev()
-                    .map(|p| (p.x, p.summary.ci95.map_or(p.summary.mean, |ci| ci.0))),
+                    .map(|p| (p.x, clip(p.summary.ci95.map_or(p.summary.mean, |ci| ci.0)))),
             );
             chart
                 .draw_series(std::iter::once(Polygon::new(
@@ -171,11 +175,22 @@ fn color_of(curve: &MeanCurve, index: usize, reference: &str) -> RGBColor {
     }
 }
 
+/// The range a registered metric's values live in (`0-1`, `0-100`, `1-5`), if bounded.
+fn metric_bounds(metric: &str) -> Option<(f64, f64)> {
+    let scale = crate::metrics::registry::info_of(metric)?.scale;
+    let (lo, hi) = scale.split_once('-')?;
+    Some((lo.parse().ok()?, hi.parse().ok()?))
+}
+
 /// Axis ranges covering every mean and CI bound, padded so lines do not touch the frame.
-fn ranges(curves: &[MeanCurve]) -> (std::ops::Range<f64>, std::ops::Range<f64>) {
+fn ranges(
+    curves: &[MeanCurve],
+    clip: &dyn Fn(f64) -> f64,
+) -> (std::ops::Range<f64>, std::ops::Range<f64>) {
     let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
     for p in curves.iter().flat_map(|c| &c.points) {
         let (lo, hi) = p.summary.ci95.unwrap_or((p.summary.mean, p.summary.mean));
+        let (lo, hi) = (clip(lo), clip(hi));
         x0 = x0.min(p.x);
         x1 = x1.max(p.x);
         y0 = y0.min(lo.min(p.summary.mean));
@@ -194,4 +209,18 @@ fn ranges(curves: &[MeanCurve]) -> (std::ops::Range<f64>, std::ops::Range<f64>) 
         (lo - p)..(hi + p)
     };
     (pad(x0, x1, 0.02), pad(y0, y1, 0.08))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::metric_bounds;
+
+    #[test]
+    fn bands_are_clipped_to_each_metric_scale() {
+        assert_eq!(metric_bounds("rouge1"), Some((0.0, 1.0)));
+        assert_eq!(metric_bounds("sacrebleu"), Some((0.0, 100.0)));
+        assert_eq!(metric_bounds("llm_judge"), Some((1.0, 5.0)));
+        assert_eq!(metric_bounds("pred_words"), None);
+        assert_eq!(metric_bounds("not_a_metric"), None);
+    }
 }

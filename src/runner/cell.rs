@@ -13,13 +13,14 @@ use crate::runner::host::{LazyEncoder, ModelHost};
 use crate::runner::persist::{
     append_iteration, prepare_cell, write_state, CellPaths, IterationRecord, SelectedLine,
 };
+use crate::runner::profile::IterationTimes;
 use crate::runner::progress::CellProgress;
 use crate::runner::prompting::Prompter;
 use crate::runner::state::{CellState, RngState};
 use crate::runner::stopping::{next_query_size, should_stop, Progress, StopReason};
 use crate::runner::{criteria_of, lora_settings_of, memory, Profile};
 use crate::strategy::context::SelectionContext;
-use crate::strategy::engine::Selection;
+use crate::strategy::engine::{SelectTiming, Selection};
 use anyhow::{bail, Context, Result};
 use rand::seq::index::sample;
 use rand::SeedableRng;
@@ -36,6 +37,8 @@ pub struct ExperimentContext<'a> {
     pub base: &'a LanguageModel,
     pub encoder: &'a LazyEncoder,
     pub profile: Option<&'a Profile>,
+    /// The `llm_judge` metric's LLM, when `[eval.judge]` is set.
+    pub judge: Option<&'a crate::labeller::factory::Judge>,
 }
 
 /// How a cell ended, for the bench table and the final line per cell.
@@ -121,14 +124,18 @@ pub fn run_cell(
     let mut rng = state.rng.restore()?;
     let started = Instant::now();
     let seconds_before = state.seconds;
+    let bars_label = format!("{}/{}/seed-{seed}", exp.name, strategy.key());
     let bars = CellProgress::new(
-        &format!("{}/{}/seed-{seed}", exp.name, strategy.key()),
+        &bars_label,
         criteria.planned_iterations(),
         state.iterations_done,
     );
 
     loop {
         let t = state.iterations_done;
+        let t_iteration = Instant::now();
+        let mut times = IterationTimes::default();
+        let mut selection_timing = None;
         let taken: HashSet<u64> = state.labeled_ids.iter().copied().collect();
         let remaining: Vec<Example> = pool
             .iter()
@@ -141,9 +148,10 @@ pub fn run_cell(
         let t_select = Instant::now();
         model.merge_lora()?;
         let (ids, scores) = if kind == "ed" {
-            let order = ed_order(
+            let (order, timing) = ed_order(
                 ctx, strategy, &mut state, &model, &remaining, &labeled, seed,
             )?;
+            selection_timing = timing;
             let k = if t == 0 {
                 init_size
             } else {
@@ -181,10 +189,14 @@ pub fn run_cell(
             let sel = query(
                 ctx, strategy, &mut state, &model, &remaining, &labeled, k, t, seed,
             )?;
+            selection_timing = Some(sel.timing);
             (sel.ids, sel.scores)
         };
         model.unmerge_lora();
-        profile_add(ctx, "strategy", t_select);
+        match &selection_timing {
+            Some(timing) => times.add_selection(timing, t_select.elapsed().as_secs_f64()),
+            None => times.script += t_select.elapsed().as_secs_f64(),
+        }
 
         // 2. Label them.
         let t_label = Instant::now();
@@ -217,7 +229,7 @@ pub fn run_cell(
                 .map(|(_, v)| v)
                 .collect()
         });
-        profile_add(ctx, "labelling", t_label);
+        times.labelling = t_label.elapsed().as_secs_f64();
 
         // 3. Fine-tune on everything labeled so far.
         let t_train = Instant::now();
@@ -239,7 +251,7 @@ pub fn run_cell(
         // iteration commits, so a crash here resumes from the right weights.
         let adapter_dir = paths.dir.join("adapters").join(format!("iter-{t}"));
         save_adapter_atomically(&model, &adapter_dir)?;
-        profile_add(ctx, "training", t_train);
+        times.training = t_train.elapsed().as_secs_f64();
 
         // 4. Evaluate on the fixed test subset.
         let t_eval = Instant::now();
@@ -252,10 +264,11 @@ pub fn run_cell(
             &ctx.dataset.test,
             &exp.eval.metrics,
             Some(embedder),
+            ctx.judge,
         );
         model.unmerge_lora();
         let eval = eval?;
-        profile_add(ctx, "evaluation", t_eval);
+        times.evaluation = t_eval.elapsed().as_secs_f64();
 
         // 5. Commit the iteration.
         state.iterations_done = t + 1;
@@ -298,6 +311,11 @@ pub fn run_cell(
             &state,
         )?;
         remove_older_adapters(&paths, t);
+        if let Some(p) = ctx.profile {
+            times.other = (t_iteration.elapsed().as_secs_f64() - times.total()).max(0.0);
+            let line = p.record(&bars_label, t, labeled.len(), times);
+            bars.println(&line);
+        }
         if stop.is_some() {
             break;
         }
@@ -398,10 +416,10 @@ fn ed_order(
     remaining: &[Example],
     labeled: &[Example],
     seed: u64,
-) -> Result<Vec<u64>> {
+) -> Result<(Vec<u64>, Option<SelectTiming>)> {
     const KEY: &str = "__ed_order";
     if let Some(order) = state.strategy_memory.get(KEY) {
-        return Ok(order.iter().map(|v| *v as u64).collect());
+        return Ok((order.iter().map(|v| *v as u64).collect(), None));
     }
     let exp = ctx.exp;
     let criteria = criteria_of(exp);
@@ -418,7 +436,7 @@ fn ed_order(
         KEY.to_string(),
         sel.ids.iter().map(|&id| id as f64).collect(),
     );
-    Ok(sel.ids)
+    Ok((sel.ids, Some(sel.timing)))
 }
 
 fn subsample(items: &[Example], n: usize, seed: u64) -> Vec<Example> {
@@ -471,12 +489,6 @@ fn save_adapter_atomically(model: &LanguageModel, dir: &Path) -> Result<()> {
 fn remove_older_adapters(paths: &CellPaths, current: usize) {
     for old in 0..current {
         let _ = std::fs::remove_dir_all(paths.dir.join("adapters").join(format!("iter-{old}")));
-    }
-}
-
-fn profile_add(ctx: &ExperimentContext<'_>, phase: &str, since: Instant) {
-    if let Some(p) = ctx.profile {
-        p.add(phase, since.elapsed().as_secs_f64());
     }
 }
 

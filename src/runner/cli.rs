@@ -15,7 +15,8 @@ pub struct RunArgs {
     /// Run only these strategies (comma-separated names).
     #[arg(long, value_delimiter = ',')]
     pub strategy: Vec<String>,
-    /// Print the time spent per phase (training, strategy, evaluation, labelling).
+    /// Print seconds per iteration and phase (training, pool generation, scoring, embeddings,
+    /// strategy script, evaluation, labelling).
     #[arg(long)]
     pub profile: bool,
 }
@@ -28,8 +29,11 @@ pub struct BenchArgs {
     /// Run a deterministic 1/N of the (experiment, strategy, seed) cells: `--shard 2/4`.
     #[arg(long)]
     pub shard: Option<String>,
+    /// Start every cell over instead of resuming finished iterations.
     #[arg(long)]
     pub fresh: bool,
+    /// Print seconds per iteration and phase (training, pool generation, scoring, embeddings,
+    /// strategy script, evaluation, labelling).
     #[arg(long)]
     pub profile: bool,
 }

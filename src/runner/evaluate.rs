@@ -1,6 +1,7 @@
 //! Evaluation of the current model on the fixed test subset: greedy generation, the
 //! experiment's metrics (corpus value for the curve, per-example values for browsing).
 use crate::data::Example;
+use crate::labeller::factory::Judge;
 use crate::metrics;
 use crate::metrics::bertscore::TokenEmbedder;
 use crate::models::lm::{GenerateOptions, LanguageModel};
@@ -21,6 +22,7 @@ pub fn evaluate(
     test: &[Example],
     metric_names: &[String],
     embedder: Option<&dyn TokenEmbedder>,
+    judge: Option<&Judge>,
 ) -> Result<Evaluation> {
     let started = std::time::Instant::now();
     let exp = prompter.exp;
@@ -49,8 +51,21 @@ pub fn evaluate(
     let mut scores = Vec::with_capacity(metric_names.len());
     let mut per_example = Vec::with_capacity(metric_names.len());
     for name in metric_names {
-        let s = metrics::compute(name, &predictions, &references, embedder)
-            .with_context(|| format!("computing metric `{name}` on the test subset"))?;
+        let s = if name == "llm_judge" {
+            let judge = judge
+                .context("metric `llm_judge` needs an [eval.judge] table naming the judge LLM")?;
+            let inputs: Vec<String> = test.iter().map(|e| e.input.clone()).collect();
+            let per_example = judge
+                .score(&inputs, &predictions, &references)
+                .context("scoring the test subset with the LLM judge")?;
+            metrics::MetricScores {
+                corpus: per_example.iter().sum::<f64>() / per_example.len().max(1) as f64,
+                per_example,
+            }
+        } else {
+            metrics::compute(name, &predictions, &references, embedder)
+                .with_context(|| format!("computing metric `{name}` on the test subset"))?
+        };
         scores.push((name.clone(), s.corpus));
         per_example.push(s.per_example);
     }

@@ -60,7 +60,9 @@ pub fn run_experiment(file: &Path, opts: &RunOptions) -> Result<ExperimentOutcom
     let base = crate::runner::load_model(&exp)?;
     let encoder = LazyEncoder::new(exp.encoder.batch_size);
     let profile = opts.profile.then(Profile::default);
+    let judge = crate::labeller::factory::make_judge(&exp)?;
     let ctx = ExperimentContext {
+        judge: judge.as_ref(),
         exp: &exp,
         dataset: &dataset,
         base: &base,
@@ -90,7 +92,11 @@ pub fn run_experiment(file: &Path, opts: &RunOptions) -> Result<ExperimentOutcom
         outcomes.push(out);
     }
     if let Some(p) = &profile {
-        println!("time per phase ({}):\n{}", exp.name, p.table());
+        println!(
+            "seconds per iteration and phase ({}):\n{}",
+            exp.name,
+            p.table()
+        );
     }
     let results_dir = exp.results_dir.join(&exp.name);
     if !opts.no_report && results_dir.exists() {

@@ -74,6 +74,16 @@ impl CellProgress {
         self.cell.set_message(msg);
     }
 
+    /// A line above the bars (asked-for output such as `--profile` rows: printed even when
+    /// quiet).
+    pub fn println(&self, line: &str) {
+        if self.quiet || self.multi.is_hidden() {
+            eprintln!("{line}");
+        } else {
+            self.multi.suspend(|| eprintln!("{line}"));
+        }
+    }
+
     /// Clear the bars and print the cell's final line (unless quiet); returns the line.
     pub fn finish(
         self,

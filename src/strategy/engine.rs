@@ -28,7 +28,14 @@ pub struct Selection {
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct SelectTiming {
     pub total_s: f64,
+    /// Model host primitives, all of them (the sum of the three below).
     pub host_s: f64,
+    /// Of the host time: pool generation (greedy and sampled decoding).
+    pub generation_s: f64,
+    /// Of the host time: teacher-forced scoring.
+    pub scoring_s: f64,
+    /// Of the host time: embeddings (encoder or acquisition model) and BERTScore.
+    pub embedding_s: f64,
     pub kernel_s: f64,
 }
 
@@ -249,9 +256,13 @@ pub fn run_compiled(
         (r.and_then(|d| parse_answer(&script.name, d)), memory, logs)
     };
     let (ids, scores) = result?;
+    let host = caching.host_seconds();
     let timing = SelectTiming {
         total_s: started.elapsed().as_secs_f64(),
-        host_s: caching.host_seconds(),
+        host_s: host.generation + host.scoring + host.embedding,
+        generation_s: host.generation,
+        scoring_s: host.scoring,
+        embedding_s: host.embedding,
         kernel_s: kernel_api::take_kernel_seconds(),
     };
     caching

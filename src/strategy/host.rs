@@ -7,6 +7,7 @@ use anyhow::{bail, Context, Result};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// Decoding options of `ctx.generate(view, #{..})`.
@@ -106,8 +107,23 @@ pub struct CachingHost<'a> {
     generations: Mutex<HashMap<GenKey, Vec<GenerationRecord>>>,
     embeddings: Mutex<HashMap<(EmbedModel, String), Vec<f32>>>,
     disk: Option<EmbeddingDiskCache>,
-    /// Wall time inside generate, score, embed and BERTScore, caching included.
-    host_nanos: std::sync::atomic::AtomicU64,
+    /// Wall time inside generate, score, embed (with BERTScore), caching included.
+    host_nanos: [AtomicU64; 3],
+}
+
+/// Seconds a query step spent in each kind of host primitive.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct HostSeconds {
+    pub generation: f64,
+    pub scoring: f64,
+    pub embedding: f64,
+}
+
+#[derive(Clone, Copy)]
+enum Primitive {
+    Generation = 0,
+    Scoring = 1,
+    Embedding = 2,
 }
 
 impl<'a> CachingHost<'a> {
@@ -117,22 +133,24 @@ impl<'a> CachingHost<'a> {
             generations: Mutex::new(HashMap::new()),
             embeddings: Mutex::new(HashMap::new()),
             disk,
-            host_nanos: std::sync::atomic::AtomicU64::new(0),
+            host_nanos: Default::default(),
         }
     }
 
-    /// Seconds spent in generate, score, embed and BERTScore so far, caching included.
-    pub fn host_seconds(&self) -> f64 {
-        self.host_nanos.load(std::sync::atomic::Ordering::Relaxed) as f64 * 1e-9
+    /// Seconds spent in each kind of primitive so far, caching included.
+    pub fn host_seconds(&self) -> HostSeconds {
+        let s = |p: Primitive| self.host_nanos[p as usize].load(Ordering::Relaxed) as f64 * 1e-9;
+        HostSeconds {
+            generation: s(Primitive::Generation),
+            scoring: s(Primitive::Scoring),
+            embedding: s(Primitive::Embedding),
+        }
     }
 
-    fn timed<T>(&self, f: impl FnOnce() -> T) -> T {
+    fn timed<T>(&self, what: Primitive, f: impl FnOnce() -> T) -> T {
         let t = std::time::Instant::now();
         let out = f();
-        self.host_nanos.fetch_add(
-            t.elapsed().as_nanos() as u64,
-            std::sync::atomic::Ordering::Relaxed,
-        );
+        self.host_nanos[what as usize].fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
         out
     }
 
@@ -147,15 +165,19 @@ impl<'a> CachingHost<'a> {
 
 impl StrategyHost for CachingHost<'_> {
     fn generate(&self, items: &[Example], opts: &GenOpts, base: bool) -> Result<Arc<Generations>> {
-        self.timed(|| self.generate_cached(items, opts, base))
+        self.timed(Primitive::Generation, || {
+            self.generate_cached(items, opts, base)
+        })
     }
 
     fn score(&self, items: &[Example], outputs: &[String]) -> Result<Vec<Vec<f32>>> {
-        self.timed(|| self.inner.score(items, outputs))
+        self.timed(Primitive::Scoring, || self.inner.score(items, outputs))
     }
 
     fn embed(&self, texts: &[String], model: EmbedModel, key: Option<&str>) -> Result<Arc<Matrix>> {
-        self.timed(|| self.embed_cached(texts, model, key))
+        self.timed(Primitive::Embedding, || {
+            self.embed_cached(texts, model, key)
+        })
     }
 
     fn sentence_bleu(&self, hyp: &str, refs: &[&str]) -> f64 {
@@ -167,7 +189,9 @@ impl StrategyHost for CachingHost<'_> {
     }
 
     fn bertscore_precision(&self, hyps: &[String], refs: &[String]) -> Result<Vec<f64>> {
-        self.timed(|| self.inner.bertscore_precision(hyps, refs))
+        self.timed(Primitive::Embedding, || {
+            self.inner.bertscore_precision(hyps, refs)
+        })
     }
 
     fn model_state(&self) -> String {
