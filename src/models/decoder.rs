@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use anyhow::{bail, Context, Result};
-use candle_core::{DType, Device, Tensor, D};
+use candle_core::{DType, Device, Tensor};
 
 use super::decoder_config::{Activation, DecoderConfig};
 use super::lora::{dense_forward, transpose, ForwardMode, LoraLinear};
@@ -21,10 +21,10 @@ pub struct RmsNorm {
 impl RmsNorm {
     fn forward(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         if train {
-            Ok(candle_nn::ops::rms_norm_slow(
+            Ok(super::fused_train::rms_norm_train(
                 x,
                 &self.weight,
-                self.eps as f32,
+                self.eps,
             )?)
         } else {
             Ok(candle_nn::ops::rms_norm(
@@ -190,14 +190,9 @@ impl Attention {
         // key/value head into the row dimension.
         let rep = h / kvh;
         let q = q.reshape((b, kvh, rep * t, hd))?;
-        let scores = (q.matmul(&k.t()?)? * self.scale)?
-            .reshape((b, h, t, total))?
-            .broadcast_add(mask)?;
-        let probs = if mode.train {
-            candle_nn::ops::softmax(&scores, D::Minus1)?
-        } else {
-            candle_nn::ops::softmax_last_dim(&scores)?
-        };
+        let raw = q.matmul(&k.t()?)?.reshape((b, h, t, total))?;
+        // One pass for scale, mask and softmax (and, in training, one kept tensor).
+        let probs = super::fused_softmax::scaled_masked_softmax(&raw, mask, self.scale)?;
         let out = probs
             .reshape((b, kvh, rep * t, total))?
             .matmul(&v.contiguous()?)?

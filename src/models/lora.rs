@@ -6,7 +6,7 @@ use candle_core::{DType, Module, Tensor, Var, D};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use super::frozen::frozen_matmul;
+use super::frozen::{frozen_matmul, lora_linear_out};
 
 /// How the adapter is parametrised.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -165,6 +165,27 @@ impl LoraLinear {
         let inp = *dims.last().unwrap_or(&0);
         let rows = x.elem_count() / inp.max(1);
         let x2 = x.reshape((rows, inp))?;
+        if let (Some(ad), false, BaseWeight::Dense(wt)) =
+            (&self.adapter, self.is_merged(), &self.base)
+        {
+            if ad.magnitude.is_none() && x2.dtype() == DType::F32 {
+                // Plain LoRA on a dense base: base and adapter products in one op.
+                let xd = if mode.train && ad.dropout > 0.0 {
+                    dropout(&x2, ad.dropout, mode.dropout_seed, dropout_stream)?
+                } else {
+                    x2.clone()
+                };
+                let u = xd.matmul(&ad.a.as_tensor().t()?)?;
+                let mut y = lora_linear_out(&x2, wt, &u, ad.b.as_tensor(), ad.scale)?;
+                if let Some(bias) = &self.bias {
+                    y = y.broadcast_add(bias)?;
+                }
+                let mut out_dims = dims;
+                let last = out_dims.len() - 1;
+                out_dims[last] = y.dim(1)?;
+                return Ok(y.reshape(out_dims)?);
+            }
+        }
         let mut y = self.base_matmul(&x2, mode.train)?;
         if let (Some(ad), false) = (&self.adapter, self.is_merged()) {
             let dtype = x2.dtype();

@@ -8,6 +8,8 @@ pub mod decoder;
 pub mod decoder_config;
 pub mod encoder;
 pub mod frozen;
+pub mod fused_softmax;
+pub mod fused_train;
 pub mod generate;
 pub mod gguf;
 pub mod lm;

@@ -1,7 +1,7 @@
 //! Rotary position embeddings, rotate-half style (as Hugging Face applies them), with tables
 //! precomputed once and gathered per row so left-padded rows get their own positions.
 use anyhow::{bail, Result};
-use candle_core::{DType, Device, Tensor, D};
+use candle_core::{DType, Device, Tensor};
 
 #[derive(Debug, Clone)]
 pub struct RopeTables {
@@ -126,19 +126,13 @@ impl RopeTables {
     }
 }
 
-/// Rotate `x` `[b, heads, t, head_dim]`. The fused kernel has no backward pass, so training
-/// uses the composite form.
+/// Rotate `x` `[b, heads, t, head_dim]`. candle's fused kernel has no backward pass, so
+/// training uses ours (`fused_train`).
 pub fn apply(x: &Tensor, cos: &Tensor, sin: &Tensor, train: bool) -> Result<Tensor> {
     if !train {
         return Ok(candle_nn::rotary_emb::rope(&x.contiguous()?, cos, sin)?);
     }
-    let half = x.dim(D::Minus1)? / 2;
-    let cos = Tensor::cat(&[cos, cos], D::Minus1)?.unsqueeze(1)?;
-    let sin = Tensor::cat(&[sin, sin], D::Minus1)?.unsqueeze(1)?;
-    let x1 = x.narrow(D::Minus1, 0, half)?;
-    let x2 = x.narrow(D::Minus1, half, half)?;
-    let rotated = Tensor::cat(&[&x2.neg()?, &x1], D::Minus1)?;
-    Ok((x.broadcast_mul(&cos)? + rotated.broadcast_mul(&sin)?)?)
+    Ok(super::fused_train::rope_train(x, cos, sin)?)
 }
 
 #[cfg(test)]

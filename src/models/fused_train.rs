@@ -1,0 +1,198 @@
+//! RoPE and RMSNorm as single ops with their own backward pass, for training on the CPU.
+//!
+//! candle's fused kernels for both have no backward, so training used the composed forms,
+//! which keep every intermediate until the step ends: five half- or full-size copies of q and k
+//! per layer for RoPE, three copies of the hidden state per norm. These ops keep only their
+//! output (their input is alive anyway) and make one pass instead of five.
+use candle_core::{CpuStorage, CustomOp1, DType, Device, Layout, Result, Shape, Tensor, D};
+use rayon::prelude::*;
+
+/// Rotary embedding of `x [b, heads, t, d]` with per-row `cos`/`sin [b, t, d/2]`
+/// (the non-interleaved layout: the first half pairs with the second).
+struct Rope {
+    cos: Vec<f32>,
+    sin: Vec<f32>,
+    /// The backward pass is the same rotation by the opposite angle.
+    inverse: bool,
+}
+
+impl CustomOp1 for Rope {
+    fn name(&self) -> &'static str {
+        "rope-with-backward"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (b, h, t, d) = layout.shape().dims4()?;
+        let half = d / 2;
+        let (Some((start, end)), CpuStorage::F32(all)) = (layout.contiguous_offsets(), storage)
+        else {
+            candle_core::bail!("rope: x must be contiguous f32");
+        };
+        if self.cos.len() != b * t * half {
+            candle_core::bail!("rope: cos/sin do not match x {:?}", layout.shape());
+        }
+        let x = &all[start..end];
+        let sign = if self.inverse { -1.0 } else { 1.0 };
+        let mut out = vec![0f32; x.len()];
+        out.par_chunks_mut(d)
+            .zip(x.par_chunks(d))
+            .enumerate()
+            .for_each(|(row, (o, x))| {
+                let (bi, ti) = (row / (h * t), row % t);
+                let at = (bi * t + ti) * half;
+                let (c, s) = (&self.cos[at..at + half], &self.sin[at..at + half]);
+                for i in 0..half {
+                    let (x1, x2, s) = (x[i], x[i + half], sign * s[i]);
+                    o[i] = x1 * c[i] - x2 * s;
+                    o[i + half] = x2 * c[i] + x1 * s;
+                }
+            });
+        Ok((CpuStorage::F32(out), layout.shape().clone()))
+    }
+
+    fn bwd(&self, _x: &Tensor, _y: &Tensor, grad_y: &Tensor) -> Result<Option<Tensor>> {
+        let back = Rope {
+            cos: self.cos.clone(),
+            sin: self.sin.clone(),
+            inverse: !self.inverse,
+        };
+        Ok(Some(grad_y.contiguous()?.apply_op1(back)?))
+    }
+}
+
+/// RoPE with a backward pass: one op on the CPU in f32, the composed form elsewhere.
+pub fn rope_train(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
+    let cpu_f32 = matches!(x.device(), Device::Cpu) && x.dtype() == DType::F32;
+    if cpu_f32 && x.rank() == 4 && cos.rank() == 3 {
+        let (b, _, t, d) = x.dims4()?;
+        if cos.dims3()? == (b, t, d / 2) && d % 2 == 0 {
+            return x.contiguous()?.apply_op1(Rope {
+                cos: cos.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?,
+                sin: sin.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?,
+                inverse: false,
+            });
+        }
+    }
+    rope_composed(x, cos, sin)
+}
+
+/// The textbook form, `x ⊙ cos + rotate_half(x) ⊙ sin`.
+pub fn rope_composed(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
+    let half = x.dim(D::Minus1)? / 2;
+    let cos = Tensor::cat(&[cos, cos], D::Minus1)?.unsqueeze(1)?;
+    let sin = Tensor::cat(&[sin, sin], D::Minus1)?.unsqueeze(1)?;
+    let x1 = x.narrow(D::Minus1, 0, half)?;
+    let x2 = x.narrow(D::Minus1, half, half)?;
+    let rotated = Tensor::cat(&[&x2.neg()?, &x1], D::Minus1)?;
+    x.broadcast_mul(&cos)? + rotated.broadcast_mul(&sin)?
+}
+
+/// `x / rms(x) ⊙ w` over the last dimension, with a frozen `w` (norm weights are not trained).
+struct RmsNormOp {
+    weight: Vec<f32>,
+    eps: f32,
+}
+
+impl CustomOp1 for RmsNormOp {
+    fn name(&self) -> &'static str {
+        "rms-norm-with-backward"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        let d = self.weight.len();
+        let (Some((start, end)), CpuStorage::F32(all)) = (layout.contiguous_offsets(), storage)
+        else {
+            candle_core::bail!("rms norm: x must be contiguous f32");
+        };
+        let x = &all[start..end];
+        let mut out = vec![0f32; x.len()];
+        out.par_chunks_mut(d)
+            .zip(x.par_chunks(d))
+            .for_each(|(o, x)| {
+                let ms = x.iter().map(|v| v * v).sum::<f32>() / d as f32;
+                let r = 1.0 / (ms + self.eps).sqrt();
+                for ((o, x), w) in o.iter_mut().zip(x).zip(&self.weight) {
+                    *o = x * r * w;
+                }
+            });
+        Ok((CpuStorage::F32(out), layout.shape().clone()))
+    }
+
+    /// dx = r·(g⊙w) − x·r³·mean((g⊙w)⊙x), with r = 1/√(mean(x²)+ε).
+    fn bwd(&self, x: &Tensor, _y: &Tensor, grad_y: &Tensor) -> Result<Option<Tensor>> {
+        let d = self.weight.len();
+        let w = Tensor::from_slice(&self.weight, d, x.device())?;
+        let gw = grad_y.broadcast_mul(&w)?;
+        let r = ((x.sqr()?.sum_keepdim(D::Minus1)? / d as f64)? + self.eps as f64)?
+            .sqrt()?
+            .recip()?;
+        let dot = ((&gw * x)?.sum_keepdim(D::Minus1)? / d as f64)?;
+        let first = gw.broadcast_mul(&r)?;
+        let second = x.broadcast_mul(&(dot * r.powf(3.0)?)?)?;
+        Ok(Some((first - second)?))
+    }
+}
+
+/// RMSNorm with a backward pass for `x [..., d]` and a frozen weight `[d]`: one op on the CPU in
+/// f32, candle's composed form elsewhere.
+pub fn rms_norm_train(x: &Tensor, weight: &Tensor, eps: f64) -> Result<Tensor> {
+    let cpu_f32 = matches!(x.device(), Device::Cpu) && x.dtype() == DType::F32;
+    if cpu_f32 && weight.rank() == 1 && x.dim(D::Minus1)? == weight.dim(0)? {
+        return x.contiguous()?.apply_op1(RmsNormOp {
+            weight: weight.to_dtype(DType::F32)?.to_vec1()?,
+            eps: eps as f32,
+        });
+    }
+    candle_nn::ops::rms_norm_slow(x, weight, eps as f32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Var;
+
+    fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
+        (a - b)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap()
+    }
+
+    #[test]
+    fn rope_values_and_gradient_equal_the_composed_form() -> Result<()> {
+        let dev = Device::Cpu;
+        let (b, h, t, d) = (2, 3, 4, 8);
+        let x = Var::from_tensor(&Tensor::randn(0f32, 1.0, (b, h, t, d), &dev)?)?;
+        let angles = Tensor::randn(0f32, 2.0, (b, t, d / 2), &dev)?;
+        let (cos, sin) = (angles.cos()?, angles.sin()?);
+        let up = Tensor::randn(0f32, 1.0, (b, h, t, d), &dev)?;
+        let fused = rope_train(x.as_tensor(), &cos, &sin)?;
+        let composed = rope_composed(x.as_tensor(), &cos, &sin)?;
+        assert!(max_diff(&fused, &composed) < 1e-5);
+        let gf = (fused * &up)?.sum_all()?.backward()?;
+        let gc = (composed * &up)?.sum_all()?.backward()?;
+        let d = max_diff(gf.get(&x).unwrap(), gc.get(&x).unwrap());
+        assert!(d < 1e-5, "gradient differs by {d}");
+        Ok(())
+    }
+
+    #[test]
+    fn rms_norm_values_and_gradient_equal_the_composed_form() -> Result<()> {
+        let dev = Device::Cpu;
+        let x = Var::from_tensor(&Tensor::randn(0f32, 3.0, (2, 5, 16), &dev)?)?;
+        let w = Tensor::randn(1f32, 0.5, 16, &dev)?;
+        let up = Tensor::randn(0f32, 1.0, (2, 5, 16), &dev)?;
+        let fused = rms_norm_train(x.as_tensor(), &w, 1e-5)?;
+        let composed = candle_nn::ops::rms_norm_slow(x.as_tensor(), &w, 1e-5)?;
+        assert!(max_diff(&fused, &composed) < 1e-5);
+        let gf = (fused * &up)?.sum_all()?.backward()?;
+        let gc = (composed * &up)?.sum_all()?.backward()?;
+        let d = max_diff(gf.get(&x).unwrap(), gc.get(&x).unwrap());
+        assert!(d < 1e-5, "gradient differs by {d}");
+        Ok(())
+    }
+}
