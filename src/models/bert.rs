@@ -166,8 +166,8 @@ impl Layer {
         let scale = 1.0 / (self.head_dim as f64).sqrt();
         // The transposed view goes straight to gemm as strides; making it contiguous first
         // measured 8× slower for these small per-head blocks.
-        let scores = (q.matmul(&k.t()?)? * scale)?.broadcast_add(mask_bias)?;
-        let probs = candle_nn::ops::softmax_last_dim(&scores)?;
+        let raw = q.matmul(&k.t()?)?;
+        let probs = super::fused_softmax::scaled_masked_softmax(&raw, mask_bias, scale)?;
         let ctx = probs
             .matmul(&v)?
             .transpose(1, 2)?

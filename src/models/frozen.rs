@@ -109,9 +109,12 @@ impl candle_core::CustomOp3 for LoraLinearOut {
         _y: &Tensor,
         grad_y: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        // Detached operands: a gradient must not hold on to the forward graph (with gradient
+        // accumulation it would keep every micro-batch's activations alive).
+        let (u, b) = (u.detach(), b.detach());
         let grad_x = grad_y.matmul(&self.weight.t()?)?;
-        let grad_u = (grad_y.matmul(b)? * self.scale)?;
-        let grad_b = (grad_y.t()?.matmul(u)? * self.scale)?;
+        let grad_u = (grad_y.matmul(&b)? * self.scale)?;
+        let grad_b = (grad_y.t()?.matmul(&u)? * self.scale)?;
         Ok((Some(grad_x), Some(grad_u), Some(grad_b)))
     }
 }

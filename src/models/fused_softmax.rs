@@ -9,9 +9,11 @@ use candle_core::{CpuStorage, CustomOp1, DType, Device, Layout, Result, Shape, T
 use rayon::prelude::*;
 
 struct ScaledMaskedSoftmax {
-    /// `[batch, 1, t, keys]` additive mask (0 or a large negative), broadcast over heads.
+    /// `[batch, 1, t or 1, keys]` additive mask (0 or a large negative), broadcast over heads
+    /// (and over queries when it has one row).
     mask: Vec<f32>,
     mask_batch: usize,
+    mask_rows: usize,
     scale: f32,
 }
 
@@ -28,7 +30,7 @@ impl CustomOp1 for ScaledMaskedSoftmax {
         let CpuStorage::F32(all) = storage else {
             candle_core::bail!("scaled-masked-softmax: scores must be f32");
         };
-        if self.mask_batch != b || self.mask.len() != b * t * keys {
+        if self.mask_batch != b || self.mask.len() != b * self.mask_rows * keys {
             candle_core::bail!(
                 "scaled-masked-softmax: mask of {} values for scores {:?}",
                 self.mask.len(),
@@ -42,9 +44,10 @@ impl CustomOp1 for ScaledMaskedSoftmax {
             .enumerate()
             .for_each(|(row, (o, s))| {
                 // row = ((bi * h + hi) * t + qi)
-                let qi = row % t;
+                let qi = if self.mask_rows == 1 { 0 } else { row % t };
                 let bi = row / (h * t);
-                let m = &self.mask[(bi * t + qi) * keys..(bi * t + qi + 1) * keys];
+                let at = (bi * self.mask_rows + qi) * keys;
+                let m = &self.mask[at..at + keys];
                 let mut max = f32::NEG_INFINITY;
                 for ((o, &s), &m) in o.iter_mut().zip(s).zip(m) {
                     *o = s * self.scale + m;
@@ -64,28 +67,32 @@ impl CustomOp1 for ScaledMaskedSoftmax {
     }
 
     fn bwd(&self, _scores: &Tensor, p: &Tensor, grad_p: &Tensor) -> Result<Option<Tensor>> {
-        let dot = (grad_p * p)?.sum_keepdim(D::Minus1)?;
-        let g = (grad_p.broadcast_sub(&dot)? * p)?;
+        let p = p.detach();
+        let dot = (grad_p * &p)?.sum_keepdim(D::Minus1)?;
+        let g = (grad_p.broadcast_sub(&dot)? * &p)?;
         Ok(Some((g * self.scale as f64)?))
     }
 }
 
 /// `softmax(scale · scores + mask, last dim)` for `scores [b, h, t, keys]` and
-/// `mask [b, 1, t, keys]`. On the CPU in f32 one fused op that keeps only its output for the
+/// `mask [b, 1, t, keys]` (or `[b, 1, 1, keys]`, the same for every query). On the CPU in f32 one fused op that keeps only its output for the
 /// backward pass; elsewhere the composed candle ops (same values).
 pub fn scaled_masked_softmax(scores: &Tensor, mask: &Tensor, scale: f64) -> Result<Tensor> {
     let cpu_f32 = matches!(scores.device(), Device::Cpu)
         && scores.dtype() == DType::F32
         && mask.dtype() == DType::F32
         && scores.rank() == 4
-        && mask.rank() == 4;
+        && mask.rank() == 4
+        && super::fused_train::fused("softmax");
     if cpu_f32 {
         let (b, _, t, keys) = scores.dims4()?;
-        if mask.dims4()? == (b, 1, t, keys) {
+        let (mb, mh, rows, mk) = mask.dims4()?;
+        if (mb, mh, mk) == (b, 1, keys) && (rows == t || rows == 1) {
             let mask_values = mask.flatten_all()?.to_vec1::<f32>()?;
             return scores.contiguous()?.apply_op1(ScaledMaskedSoftmax {
                 mask: mask_values,
                 mask_batch: b,
+                mask_rows: rows,
                 scale: scale as f32,
             });
         }
@@ -142,6 +149,11 @@ mod tests {
         let fused = scaled_masked_softmax(scores.as_tensor(), &mask, scale)?;
         let reference = composed(scores.as_tensor(), &mask, scale)?;
         assert!(max_diff(&fused, &reference) < 1e-6);
+
+        // A padding-only mask `[b, 1, 1, keys]` (the encoder's) broadcasts over queries.
+        let pad = mask.narrow(2, t - 1, 1)?;
+        let fused_pad = scaled_masked_softmax(scores.as_tensor(), &pad, scale)?;
+        assert!(max_diff(&fused_pad, &composed(scores.as_tensor(), &pad, scale)?) < 1e-6);
 
         let g_fused = (fused * &upstream)?.sum_all()?.backward()?;
         let g_ref = (reference * &upstream)?.sum_all()?.backward()?;

@@ -7,6 +7,20 @@
 use candle_core::{CpuStorage, CustomOp1, DType, Device, Layout, Result, Shape, Tensor, D};
 use rayon::prelude::*;
 
+/// `LAB_UNFUSED=softmax,lora,rope,norm` (or `all`) turns fused ops back into candle's composed
+/// ones, to compare speed and memory side by side with `lab bench-host`.
+pub fn fused(op: &str) -> bool {
+    static UNFUSED: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    let off = UNFUSED.get_or_init(|| {
+        std::env::var("LAB_UNFUSED")
+            .unwrap_or_default()
+            .split(',')
+            .map(|s| s.trim().to_string())
+            .collect()
+    });
+    !off.iter().any(|o| o == op || o == "all")
+}
+
 /// Rotary embedding of `x [b, heads, t, d]` with per-row `cos`/`sin [b, t, d/2]`
 /// (the non-interleaved layout: the first half pairs with the second).
 struct Rope {
@@ -63,7 +77,7 @@ impl CustomOp1 for Rope {
 /// RoPE with a backward pass: one op on the CPU in f32, the composed form elsewhere.
 pub fn rope_train(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
     let cpu_f32 = matches!(x.device(), Device::Cpu) && x.dtype() == DType::F32;
-    if cpu_f32 && x.rank() == 4 && cos.rank() == 3 {
+    if cpu_f32 && x.rank() == 4 && cos.rank() == 3 && fused("rope") {
         let (b, _, t, d) = x.dims4()?;
         if cos.dims3()? == (b, t, d / 2) && d % 2 == 0 {
             return x.contiguous()?.apply_op1(Rope {
@@ -121,6 +135,7 @@ impl CustomOp1 for RmsNormOp {
     /// dx = r·(g⊙w) − x·r³·mean((g⊙w)⊙x), with r = 1/√(mean(x²)+ε).
     fn bwd(&self, x: &Tensor, _y: &Tensor, grad_y: &Tensor) -> Result<Option<Tensor>> {
         let d = self.weight.len();
+        let x = &x.detach();
         let w = Tensor::from_slice(&self.weight, d, x.device())?;
         let gw = grad_y.broadcast_mul(&w)?;
         let r = ((x.sqr()?.sum_keepdim(D::Minus1)? / d as f64)? + self.eps as f64)?
@@ -137,7 +152,7 @@ impl CustomOp1 for RmsNormOp {
 /// f32, candle's composed form elsewhere.
 pub fn rms_norm_train(x: &Tensor, weight: &Tensor, eps: f64) -> Result<Tensor> {
     let cpu_f32 = matches!(x.device(), Device::Cpu) && x.dtype() == DType::F32;
-    if cpu_f32 && weight.rank() == 1 && x.dim(D::Minus1)? == weight.dim(0)? {
+    if cpu_f32 && weight.rank() == 1 && x.dim(D::Minus1)? == weight.dim(0)? && fused("norm") {
         return x.contiguous()?.apply_op1(RmsNormOp {
             weight: weight.to_dtype(DType::F32)?.to_vec1()?,
             eps: eps as f32,

@@ -168,7 +168,10 @@ impl LoraLinear {
         if let (Some(ad), false, BaseWeight::Dense(wt)) =
             (&self.adapter, self.is_merged(), &self.base)
         {
-            if ad.magnitude.is_none() && x2.dtype() == DType::F32 {
+            if ad.magnitude.is_none()
+                && x2.dtype() == DType::F32
+                && super::fused_train::fused("lora")
+            {
                 // Plain LoRA on a dense base: base and adapter products in one op.
                 let xd = if mode.train && ad.dropout > 0.0 {
                     dropout(&x2, ad.dropout, mode.dropout_seed, dropout_stream)?

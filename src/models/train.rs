@@ -325,7 +325,9 @@ pub fn train(
                 let batch_grads = vars
                     .iter()
                     .map(|(_, v)| match store.get(v.as_tensor()) {
-                        Some(g) => Ok(g.clone()),
+                        // Detached: a gradient computed from tracked tensors would keep this
+                        // micro-batch's whole graph alive through the accumulation.
+                        Some(g) => Ok(g.detach()),
                         // A variable the loss does not reach gets no update signal.
                         None => v.as_tensor().zeros_like(),
                     })
