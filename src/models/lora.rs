@@ -165,51 +165,10 @@ impl LoraLinear {
         let inp = *dims.last().unwrap_or(&0);
         let rows = x.elem_count() / inp.max(1);
         let x2 = x.reshape((rows, inp))?;
-        if let (Some(ad), false, BaseWeight::Dense(wt)) =
-            (&self.adapter, self.is_merged(), &self.base)
-        {
-            if ad.magnitude.is_none()
-                && x2.dtype() == DType::F32
-                && super::fused_train::fused("lora")
-            {
-                // Plain LoRA on a dense base: base and adapter products in one op.
-                let xd = if mode.train && ad.dropout > 0.0 {
-                    dropout(&x2, ad.dropout, mode.dropout_seed, dropout_stream)?
-                } else {
-                    x2.clone()
-                };
-                let u = xd.matmul(&ad.a.as_tensor().t()?)?;
-                let mut y = lora_linear_out(&x2, wt, &u, ad.b.as_tensor(), ad.scale)?;
-                if let Some(bias) = &self.bias {
-                    y = y.broadcast_add(bias)?;
-                }
-                let mut out_dims = dims;
-                let last = out_dims.len() - 1;
-                out_dims[last] = y.dim(1)?;
-                return Ok(y.reshape(out_dims)?);
-            }
-        }
-        let mut y = self.base_matmul(&x2, mode.train)?;
-        if let (Some(ad), false) = (&self.adapter, self.is_merged()) {
-            let dtype = x2.dtype();
-            let xd = if mode.train && ad.dropout > 0.0 {
-                dropout(&x2, ad.dropout, mode.dropout_seed, dropout_stream)?
-            } else {
-                x2.clone()
-            };
-            let a = ad.a.as_tensor().to_dtype(dtype)?;
-            let b = ad.b.as_tensor().to_dtype(dtype)?;
-            let low = (xd.matmul(&a.t()?)?.matmul(&b.t()?)? * ad.scale)?;
-            y = match &ad.magnitude {
-                None => (y + low)?,
-                Some(m) => {
-                    // PEFT detaches the weight norm: gradients flow through m and the adapter.
-                    let norm = self.dora_weight_norm(ad)?.detach().to_dtype(dtype)?;
-                    let factor = m.as_tensor().to_dtype(dtype)?.div(&norm)?;
-                    (y + low)?.broadcast_mul(&factor)?
-                }
-            };
-        }
+        let mut y = match (&self.adapter, self.is_merged()) {
+            (Some(ad), false) => self.adapted_matmul(&x2, ad, mode, dropout_stream)?,
+            _ => self.base_matmul(&x2, mode.train)?,
+        };
         if let Some(bias) = &self.bias {
             y = y.broadcast_add(bias)?;
         }
@@ -217,6 +176,42 @@ impl LoraLinear {
         let last = out_dims.len() - 1;
         out_dims[last] = y.dim(1)?;
         Ok(y.reshape(out_dims)?)
+    }
+
+    /// `x2 @ W^T` plus the adapter's contribution (LoRA, or DoRA's rescaled sum).
+    fn adapted_matmul(
+        &self,
+        x2: &Tensor,
+        ad: &Adapter,
+        mode: ForwardMode,
+        dropout_stream: u64,
+    ) -> Result<Tensor> {
+        let dtype = x2.dtype();
+        let xd = if mode.train && ad.dropout > 0.0 {
+            dropout(x2, ad.dropout, mode.dropout_seed, dropout_stream)?
+        } else {
+            x2.clone()
+        };
+        let a = ad.a.as_tensor().to_dtype(dtype)?;
+        let b = ad.b.as_tensor().to_dtype(dtype)?;
+        let u = xd.matmul(&a.t()?)?;
+        if let (BaseWeight::Dense(wt), None) = (&self.base, &ad.magnitude) {
+            if dtype == DType::F32 && super::fused_train::fused("lora") {
+                // Plain LoRA on a dense base: base and adapter products in one op.
+                return Ok(lora_linear_out(x2, wt, &u, &b, ad.scale)?);
+            }
+        }
+        let y = self.base_matmul(x2, mode.train)?;
+        let low = (u.matmul(&b.t()?)? * ad.scale)?;
+        Ok(match &ad.magnitude {
+            None => (y + low)?,
+            Some(m) => {
+                // PEFT detaches the weight norm: gradients flow through m and the adapter.
+                let norm = self.dora_weight_norm(ad)?.detach().to_dtype(dtype)?;
+                let factor = m.as_tensor().to_dtype(dtype)?.div(&norm)?;
+                (y + low)?.broadcast_mul(&factor)?
+            }
+        })
     }
 
     fn base_matmul(&self, x2: &Tensor, train: bool) -> Result<Tensor> {
