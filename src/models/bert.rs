@@ -176,7 +176,7 @@ impl Layer {
         let x = self
             .attn_norm
             .forward(&(self.attn_out.forward(&ctx)? + x)?)?;
-        let ff = self.intermediate.forward(&x)?.gelu_erf()?;
+        let ff = super::fast_gelu::gelu_erf(&self.intermediate.forward(&x)?)?;
         self.out_norm.forward(&(self.output.forward(&ff)? + x)?)
     }
 }
