@@ -55,7 +55,10 @@ impl CustomOp1 for ScaledMaskedSoftmax {
                 }
                 let mut sum = 0f32;
                 for o in o.iter_mut() {
-                    *o = (*o - max).exp();
+                    // Masked keys sit ~1e30 below the max; libm's expf takes a slow
+                    // underflow path for them, so they are zeroed without it.
+                    let d = *o - max;
+                    *o = if d < -104.0 { 0.0 } else { d.exp() };
                     sum += *o;
                 }
                 let inv = 1.0 / sum;
