@@ -206,12 +206,12 @@ impl Attention {
 impl Mlp {
     fn forward(&self, x: &Tensor, mode: ForwardMode, stream: u64) -> Result<Tensor> {
         let gate = self.gate_proj.forward(x, mode, stream)?;
-        let gate = match self.activation {
-            Activation::Silu => candle_nn::ops::silu(&gate)?,
-            Activation::GeluTanh => gate.gelu()?,
-        };
         let up = self.up_proj.forward(x, mode, stream + 1)?;
-        self.down_proj.forward(&(gate * up)?, mode, stream + 2)
+        let hidden = match self.activation {
+            Activation::Silu => super::fused_train::swiglu_train(&gate, &up)?,
+            Activation::GeluTanh => (gate.gelu()? * up)?,
+        };
+        self.down_proj.forward(&hidden, mode, stream + 2)
     }
 }
 

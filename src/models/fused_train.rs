@@ -7,7 +7,7 @@
 use candle_core::{CpuStorage, CustomOp1, DType, Device, Layout, Result, Shape, Tensor, D};
 use rayon::prelude::*;
 
-/// `LAB_UNFUSED=softmax,lora,rope,norm,gelu` (or `all`) turns fused ops back into candle's composed
+/// `LAB_UNFUSED=softmax,lora,rope,norm,swiglu,gelu` (or `all`) turns fused ops back into candle's composed
 /// ones, to compare speed and memory side by side with `lab bench-host`.
 pub fn fused(op: &str) -> bool {
     static UNFUSED: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
@@ -161,6 +161,79 @@ pub fn rms_norm_train(x: &Tensor, weight: &Tensor, eps: f64) -> Result<Tensor> {
     candle_nn::ops::rms_norm_slow(x, weight, eps as f32)
 }
 
+/// `silu(gate) ⊙ up`, the gated MLP's product, keeping only its output for the backward pass
+/// (the composed form also keeps `silu(gate)`, a full `[tokens, intermediate]` tensor).
+struct SwiGlu;
+
+impl candle_core::CustomOp2 for SwiGlu {
+    fn name(&self) -> &'static str {
+        "swiglu-with-backward"
+    }
+
+    fn cpu_fwd(
+        &self,
+        gate: &CpuStorage,
+        gate_layout: &Layout,
+        up: &CpuStorage,
+        up_layout: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (Some((g0, g1)), Some((u0, u1)), CpuStorage::F32(g), CpuStorage::F32(u)) = (
+            gate_layout.contiguous_offsets(),
+            up_layout.contiguous_offsets(),
+            gate,
+            up,
+        ) else {
+            candle_core::bail!("swiglu: gate and up must be contiguous f32");
+        };
+        if gate_layout.shape() != up_layout.shape() {
+            candle_core::bail!(
+                "swiglu: gate {:?} and up {:?} differ",
+                gate_layout.shape(),
+                up_layout.shape()
+            );
+        }
+        let (g, u) = (&g[g0..g1], &u[u0..u1]);
+        let mut out = vec![0f32; g.len()];
+        out.par_chunks_mut(4096)
+            .zip(g.par_chunks(4096).zip(u.par_chunks(4096)))
+            .for_each(|(o, (g, u))| {
+                for ((o, &g), &u) in o.iter_mut().zip(g).zip(u) {
+                    *o = g / (1.0 + (-g).exp()) * u;
+                }
+            });
+        Ok((CpuStorage::F32(out), gate_layout.shape().clone()))
+    }
+
+    /// d gate = g ⊙ up ⊙ σ(gate)·(1 + gate·(1 − σ(gate))), d up = g ⊙ silu(gate).
+    fn bwd(
+        &self,
+        gate: &Tensor,
+        up: &Tensor,
+        _out: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let (gate, up) = (gate.detach(), up.detach());
+        let sig = candle_nn::ops::sigmoid(&gate)?;
+        let silu = (&gate * &sig)?;
+        let dsilu = (&sig * ((&gate * (1.0 - &sig)?)? + 1.0)?)?;
+        let d_gate = ((grad * &up)? * dsilu)?;
+        let d_up = (grad * silu)?;
+        Ok((Some(d_gate), Some(d_up)))
+    }
+}
+
+/// `silu(gate) ⊙ up` with a backward pass: one op on the CPU in f32, composed elsewhere.
+pub fn swiglu_train(gate: &Tensor, up: &Tensor) -> Result<Tensor> {
+    let cpu_f32 = matches!(gate.device(), Device::Cpu)
+        && gate.dtype() == DType::F32
+        && up.dtype() == DType::F32
+        && gate.shape() == up.shape();
+    if cpu_f32 && fused("swiglu") {
+        return gate.contiguous()?.apply_op2(&up.contiguous()?, SwiGlu);
+    }
+    candle_nn::ops::silu(gate)? * up
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -208,6 +281,24 @@ mod tests {
         let gc = (composed * &up)?.sum_all()?.backward()?;
         let d = max_diff(gf.get(&x).unwrap(), gc.get(&x).unwrap());
         assert!(d < 1e-5, "gradient differs by {d}");
+        Ok(())
+    }
+
+    #[test]
+    fn swiglu_values_and_gradients_equal_the_composed_form() -> Result<()> {
+        let dev = Device::Cpu;
+        let gate = Var::from_tensor(&Tensor::randn(0f32, 3.0, (5, 24), &dev)?)?;
+        let up = Var::from_tensor(&Tensor::randn(0f32, 1.0, (5, 24), &dev)?)?;
+        let w = Tensor::randn(0f32, 1.0, (5, 24), &dev)?;
+        let fused = swiglu_train(gate.as_tensor(), up.as_tensor())?;
+        let composed = (candle_nn::ops::silu(gate.as_tensor())? * up.as_tensor())?;
+        assert!(max_diff(&fused, &composed) < 1e-5);
+        let gf = (fused * &w)?.sum_all()?.backward()?;
+        let gc = (composed * &w)?.sum_all()?.backward()?;
+        for v in [&gate, &up] {
+            let d = max_diff(gf.get(v).unwrap(), gc.get(v).unwrap());
+            assert!(d < 1e-5, "gradient differs by {d}");
+        }
         Ok(())
     }
 }
