@@ -6,6 +6,24 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// Runs `start` again while it fails with "text file busy" (ETXTBSY). Tests run in threads:
+/// while one copies its binary, another's fork can briefly inherit the open copy (until its
+/// exec closes it), and executing a file open for writing fails. It clears within
+/// milliseconds.
+fn retry_busy<T>(start: impl Fn() -> std::io::Result<T>) -> std::io::Result<T> {
+    const ETXTBSY: i32 = 26;
+    let mut tries = 0;
+    loop {
+        match start() {
+            Err(e) if e.raw_os_error() == Some(ETXTBSY) && tries < 100 => {
+                tries += 1;
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            other => return other,
+        }
+    }
+}
+
 pub struct Serve {
     child: Child,
     pub url: String,
@@ -27,7 +45,7 @@ impl Serve {
         let exe = root.join("lab");
         std::fs::copy(env!("CARGO_BIN_EXE_lab"), &exe).context("cannot copy the lab binary")?;
         // A shared target directory may hold another checkout's `lab`: say so plainly.
-        let version = Command::new(&exe).arg("--version").output()?;
+        let version = retry_busy(|| Command::new(&exe).arg("--version").output())?;
         let version = String::from_utf8_lossy(&version.stdout);
         if version.trim() != format!("lab {}", env!("CARGO_PKG_VERSION")) {
             bail!(
@@ -37,18 +55,20 @@ impl Serve {
                 env!("CARGO_PKG_VERSION")
             );
         }
-        let mut child = Command::new(&exe)
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .args(["serve", "--results"])
-            .arg(&results)
-            .arg("--experiments")
-            .arg(&experiments)
-            .args(["--bind", &format!("{host}:{port}")])
-            .env("LAB_QUIET", "1")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .context("cannot start lab serve")?;
+        let mut child = retry_busy(|| {
+            Command::new(&exe)
+                .current_dir(env!("CARGO_MANIFEST_DIR"))
+                .args(["serve", "--results"])
+                .arg(&results)
+                .arg("--experiments")
+                .arg(&experiments)
+                .args(["--bind", &format!("{host}:{port}")])
+                .env("LAB_QUIET", "1")
+                .stdout(Stdio::piped())
+                .stderr(Stdio::inherit())
+                .spawn()
+        })
+        .context("cannot start lab serve")?;
         let stdout = child.stdout.take().context("no stdout")?;
         let mut lines = BufReader::new(stdout).lines();
         let first = lines.next().context("lab serve printed nothing")??;
