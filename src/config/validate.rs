@@ -317,25 +317,52 @@ fn check_labeller(exp: &Experiment, p: &mut Problems) {
             p.add("labeller.base_url", "is required for provider = \"custom\"");
         }
     }
-    if let Some(env) = &l.api_key_env {
+    check_client(
+        "labeller",
+        &ClientSettings {
+            api_key_env: l.api_key_env.as_deref(),
+            base_url: l.base_url.as_deref(),
+            temperature: l.temperature,
+            max_tokens: l.max_tokens,
+            prices: (l.price_input_per_mtok, l.price_output_per_mtok),
+            concurrency: l.concurrency,
+            timeout_s: l.timeout_s,
+        },
+        p,
+    );
+}
+
+/// The HTTP client settings the LLM labeller and the LLM judge share.
+struct ClientSettings<'a> {
+    api_key_env: Option<&'a str>,
+    base_url: Option<&'a str>,
+    temperature: f64,
+    max_tokens: usize,
+    prices: (f64, f64),
+    concurrency: usize,
+    timeout_s: u64,
+}
+
+fn check_client(table: &str, c: &ClientSettings<'_>, p: &mut Problems) {
+    if let Some(env) = c.api_key_env {
         if !looks_like_env_name(env) {
-            p.add("labeller.api_key_env", "must be the NAME of an environment variable holding the key (like OPENAI_API_KEY), never the key itself");
+            p.add(format!("{table}.api_key_env"), "must be the NAME of an environment variable holding the key (like OPENAI_API_KEY), never the key itself");
         }
     }
-    if let Some(url) = &l.base_url {
+    if let Some(url) = c.base_url {
         if !(url.starts_with("http://") || url.starts_with("https://")) {
             p.add(
-                "labeller.base_url",
+                format!("{table}.base_url"),
                 format!("`{url}` must start with http:// or https://"),
             );
         }
     }
-    p.non_negative("labeller.temperature", l.temperature);
-    p.positive("labeller.max_tokens", l.max_tokens);
-    p.non_negative("labeller.price_input_per_mtok", l.price_input_per_mtok);
-    p.non_negative("labeller.price_output_per_mtok", l.price_output_per_mtok);
-    p.positive("labeller.concurrency", l.concurrency);
-    p.positive("labeller.timeout_s", l.timeout_s);
+    p.non_negative(&format!("{table}.temperature"), c.temperature);
+    p.positive(&format!("{table}.max_tokens"), c.max_tokens);
+    p.non_negative(&format!("{table}.price_input_per_mtok"), c.prices.0);
+    p.non_negative(&format!("{table}.price_output_per_mtok"), c.prices.1);
+    p.positive(&format!("{table}.concurrency"), c.concurrency);
+    p.positive(&format!("{table}.timeout_s"), c.timeout_s);
 }
 
 fn check_judge(exp: &Experiment, p: &mut Problems) {
@@ -362,25 +389,19 @@ fn check_judge(exp: &Experiment, p: &mut Problems) {
             "is required for provider = \"custom\"",
         );
     }
-    if let Some(env) = &j.api_key_env {
-        if !looks_like_env_name(env) {
-            p.add("eval.judge.api_key_env", "must be the NAME of an environment variable holding the key (like OPENAI_API_KEY), never the key itself");
-        }
-    }
-    if let Some(url) = &j.base_url {
-        if !(url.starts_with("http://") || url.starts_with("https://")) {
-            p.add(
-                "eval.judge.base_url",
-                format!("`{url}` must start with http:// or https://"),
-            );
-        }
-    }
-    p.non_negative("eval.judge.temperature", j.temperature);
-    p.positive("eval.judge.max_tokens", j.max_tokens);
-    p.non_negative("eval.judge.price_input_per_mtok", j.price_input_per_mtok);
-    p.non_negative("eval.judge.price_output_per_mtok", j.price_output_per_mtok);
-    p.positive("eval.judge.concurrency", j.concurrency);
-    p.positive("eval.judge.timeout_s", j.timeout_s);
+    check_client(
+        "eval.judge",
+        &ClientSettings {
+            api_key_env: j.api_key_env.as_deref(),
+            base_url: j.base_url.as_deref(),
+            temperature: j.temperature,
+            max_tokens: j.max_tokens,
+            prices: (j.price_input_per_mtok, j.price_output_per_mtok),
+            concurrency: j.concurrency,
+            timeout_s: j.timeout_s,
+        },
+        p,
+    );
     if let Some(b) = j.money_budget {
         p.non_negative("eval.judge.money_budget", b);
     }

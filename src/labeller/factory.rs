@@ -49,14 +49,19 @@ pub fn make_labeller(
     }
 }
 
+/// The experiment file's provider as the LLM client's.
+fn client_provider(p: Provider) -> llm_config::Provider {
+    match p {
+        Provider::Openai => llm_config::Provider::Openai,
+        Provider::Anthropic => llm_config::Provider::Anthropic,
+        Provider::Custom => llm_config::Provider::Custom,
+    }
+}
+
 /// The experiment's `[labeller]` table as the LLM client's settings.
 pub fn llm_config_of(exp: &Experiment, already_spent: f64) -> Result<LlmLabellerConfig> {
     let l = &exp.labeller;
-    let provider = match l.provider {
-        Some(Provider::Openai) | None => llm_config::Provider::Openai,
-        Some(Provider::Anthropic) => llm_config::Provider::Anthropic,
-        Some(Provider::Custom) => llm_config::Provider::Custom,
-    };
+    let provider = client_provider(l.provider.unwrap_or(Provider::Openai));
     let model = l
         .model
         .as_deref()
@@ -109,12 +114,7 @@ pub fn make_judge(exp: &Experiment) -> Result<Option<Judge>> {
     let Some(j) = &exp.eval.judge else {
         return Ok(None);
     };
-    let provider = match j.provider {
-        Provider::Openai => llm_config::Provider::Openai,
-        Provider::Anthropic => llm_config::Provider::Anthropic,
-        Provider::Custom => llm_config::Provider::Custom,
-    };
-    let mut cfg = LlmLabellerConfig::new(provider, &j.model);
+    let mut cfg = LlmLabellerConfig::new(client_provider(j.provider), &j.model);
     cfg.base_url = j.base_url.clone();
     cfg.api_key_env = j.api_key_env.clone();
     cfg.temperature = j.temperature;
