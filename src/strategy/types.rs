@@ -64,21 +64,15 @@ pub fn topk(v: &[f64], k: usize) -> Vec<usize> {
 
 /// Indices ordered by descending value, ties by ascending index, NaN last.
 pub fn argsort_desc(v: &[f64]) -> Vec<usize> {
-    let mut order: Vec<usize> = (0..v.len()).collect();
-    order.sort_by(|&a, &b| {
-        let (x, y) = (v[a], v[b]);
-        match (x.is_nan(), y.is_nan()) {
-            (true, true) => a.cmp(&b),
-            (true, false) => std::cmp::Ordering::Greater,
-            (false, true) => std::cmp::Ordering::Less,
-            _ => y.total_cmp(&x).then(a.cmp(&b)),
-        }
-    });
-    order
+    argsort(v, true)
 }
 
 /// Indices ordered by ascending value, ties by ascending index, NaN last.
 pub fn argsort_asc(v: &[f64]) -> Vec<usize> {
+    argsort(v, false)
+}
+
+fn argsort(v: &[f64], descending: bool) -> Vec<usize> {
     let mut order: Vec<usize> = (0..v.len()).collect();
     order.sort_by(|&a, &b| {
         let (x, y) = (v[a], v[b]);
@@ -86,6 +80,7 @@ pub fn argsort_asc(v: &[f64]) -> Vec<usize> {
             (true, true) => a.cmp(&b),
             (true, false) => std::cmp::Ordering::Greater,
             (false, true) => std::cmp::Ordering::Less,
+            _ if descending => y.total_cmp(&x).then(a.cmp(&b)),
             _ => x.total_cmp(&y).then(a.cmp(&b)),
         }
     });

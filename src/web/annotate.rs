@@ -3,7 +3,7 @@
 //! and back, and the batch's progress.
 use crate::labeller::human::{append_label, read_labels, read_pending, SavedLabel};
 use crate::web::browse::cell_dir;
-use crate::web::html::{escape, link, url_encode};
+use crate::web::html::{cell_url, escape, link};
 use crate::web::http::Reply;
 use crate::web::App;
 use anyhow::{Context, Result};
@@ -106,12 +106,7 @@ pub fn page(
         Ok(d) => d,
         Err(reply) => return Ok(reply),
     };
-    let base = format!(
-        "/exp/{}/{}/{}",
-        url_encode(exp),
-        url_encode(strategy),
-        url_encode(seed)
-    );
+    let base = cell_url(exp, strategy, seed);
     let cell_link = link(&base, &format!("{exp} · {strategy} · {seed}"));
     let title = format!("Annotate {strategy} · {seed}");
     let Some(batch) = read_pending(&dir)? else {
@@ -165,12 +160,7 @@ pub fn save(
         Ok(d) => d,
         Err(reply) => return Ok(reply),
     };
-    let base = format!(
-        "/exp/{}/{}/{}",
-        url_encode(exp),
-        url_encode(strategy),
-        url_encode(seed)
-    );
+    let base = cell_url(exp, strategy, seed);
     let field = |k: &str| {
         form.get(k)
             .with_context(|| format!("the annotation form has no `{k}` field"))

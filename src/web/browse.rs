@@ -2,7 +2,7 @@
 //! scores and the labels used), and the test-set generations next to their references.
 use crate::data::{Dataset, Example};
 use crate::runner::persist::{load_state, read_generations, read_selected, CellPaths};
-use crate::web::html::{escape, link, page, table, url_encode};
+use crate::web::html::{cell_url, escape, link, page, table, url_encode};
 use crate::web::http::Reply;
 use crate::web::results::{csv_table, fingerprint, CellProgress};
 use crate::web::safety::safe_join;
@@ -71,12 +71,7 @@ pub fn cell_page(
     let paths = CellPaths { dir: dir.clone() };
     let seed_number = crate::report::load::parse_seed_dir(seed).unwrap_or_default();
     let progress = CellProgress::read(&dir, strategy, seed_number);
-    let base = format!(
-        "/exp/{}/{}/{}",
-        url_encode(exp),
-        url_encode(strategy),
-        url_encode(seed)
-    );
+    let base = cell_url(exp, strategy, seed);
     let mut body = format!(
         "<p>{} · state: <span id=\"cell-state\">{}</span></p>",
         link(&format!("/exp/{}", url_encode(exp)), exp),
@@ -233,12 +228,7 @@ pub fn generations_page(
             row
         })
         .collect();
-    let back = format!(
-        "/exp/{}/{}/{}",
-        url_encode(exp),
-        url_encode(strategy),
-        url_encode(seed)
-    );
+    let back = cell_url(exp, strategy, seed);
     let body = format!(
         "<p>{}</p>{}",
         link(&back, "back to the cell"),

@@ -17,6 +17,16 @@ pub fn escape(text: &str) -> String {
 }
 
 /// Percent-encode one path segment or query value for a link.
+/// The page of one cell: `/exp/EXP/STRATEGY/SEED`, each part URL-encoded.
+pub fn cell_url(exp: &str, strategy: &str, seed: &str) -> String {
+    format!(
+        "/exp/{}/{}/{}",
+        url_encode(exp),
+        url_encode(strategy),
+        url_encode(seed)
+    )
+}
+
 pub fn url_encode(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for b in text.bytes() {
