@@ -5,13 +5,16 @@
 //! `[batch, heads, t, t]` tensors per layer (95 MB per layer at 8 × 256 tokens, 2.8 GB over
 //! SmolLM2's 30 layers), and five passes over them. This op keeps only its output, which the
 //! backward needs anyway: d scores = scale · p ⊙ (g − Σ g ⊙ p).
-use candle_core::{CpuStorage, CustomOp1, DType, Device, Layout, Result, Shape, Tensor, D};
+use candle_core::{
+    CpuStorage, CustomOp1, DType, Device, Layout, Result, Shape, Storage, Tensor, D,
+};
 use rayon::prelude::*;
 
 struct ScaledMaskedSoftmax {
     /// `[batch, 1, t or 1, keys]` additive mask (0 or a large negative), broadcast over heads
-    /// (and over queries when it has one row).
-    mask: Vec<f32>,
+    /// (and over queries when it has one row). Contiguous; read in place, not copied, since
+    /// every layer of a forward pass applies the same mask.
+    mask: Tensor,
     mask_batch: usize,
     mask_rows: usize,
     scale: f32,
@@ -30,10 +33,17 @@ impl CustomOp1 for ScaledMaskedSoftmax {
         let CpuStorage::F32(all) = storage else {
             candle_core::bail!("scaled-masked-softmax: scores must be f32");
         };
-        if self.mask_batch != b || self.mask.len() != b * self.mask_rows * keys {
+        let (mask_storage, mask_layout) = self.mask.storage_and_layout();
+        let (Storage::Cpu(CpuStorage::F32(mask_all)), Some((m0, m1))) =
+            (&*mask_storage, mask_layout.contiguous_offsets())
+        else {
+            candle_core::bail!("scaled-masked-softmax: the mask must be contiguous f32 on the CPU");
+        };
+        let mask = &mask_all[m0..m1];
+        if self.mask_batch != b || mask.len() != b * self.mask_rows * keys {
             candle_core::bail!(
                 "scaled-masked-softmax: mask of {} values for scores {:?}",
-                self.mask.len(),
+                mask.len(),
                 layout.shape()
             );
         }
@@ -47,7 +57,7 @@ impl CustomOp1 for ScaledMaskedSoftmax {
                 let qi = if self.mask_rows == 1 { 0 } else { row % t };
                 let bi = row / (h * t);
                 let at = (bi * self.mask_rows + qi) * keys;
-                let m = &self.mask[at..at + keys];
+                let m = &mask[at..at + keys];
                 let mut max = f32::NEG_INFINITY;
                 for ((o, &s), &m) in o.iter_mut().zip(s).zip(m) {
                     *o = s * self.scale + m;
@@ -91,9 +101,8 @@ pub fn scaled_masked_softmax(scores: &Tensor, mask: &Tensor, scale: f64) -> Resu
         let (b, _, t, keys) = scores.dims4()?;
         let (mb, mh, rows, mk) = mask.dims4()?;
         if (mb, mh, mk) == (b, 1, keys) && (rows == t || rows == 1) {
-            let mask_values = mask.flatten_all()?.to_vec1::<f32>()?;
             return scores.contiguous()?.apply_op1(ScaledMaskedSoftmax {
-                mask: mask_values,
+                mask: mask.contiguous()?,
                 mask_batch: b,
                 mask_rows: rows,
                 scale: scale as f32,
