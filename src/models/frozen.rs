@@ -28,13 +28,38 @@ impl CustomOp1 for FrozenMatmul {
         let Storage::Cpu(w) = &*storage else {
             candle_core::bail!("frozen matmul: the weight is not on the CPU");
         };
-        let y = x.matmul(w, (1, m, n, k), x_layout, w_layout)?;
+        let y = product(x, x_layout, w, w_layout, (m, k, n))?;
         Ok((y, Shape::from((m, n))))
     }
 
     fn bwd(&self, _x: &Tensor, _y: &Tensor, grad_y: &Tensor) -> Result<Option<Tensor>> {
         Ok(Some(grad_y.matmul(&self.weight.t()?)?))
     }
+}
+
+/// `x [m, k] @ w [k, n]` on the CPU: the skinny kernel for the few rows of a decoding step
+/// (where candle's gemm spends most of its time packing `w`), candle's gemm otherwise.
+fn product(
+    x: &CpuStorage,
+    x_layout: &Layout,
+    w: &CpuStorage,
+    w_layout: &Layout,
+    (m, k, n): (usize, usize, usize),
+) -> Result<CpuStorage> {
+    if let (CpuStorage::F32(xs), CpuStorage::F32(ws)) = (x, w) {
+        let skinny = m <= super::skinny_matmul::MAX_ROWS
+            && super::fused_train::fused("skinny")
+            && super::skinny_matmul::available();
+        if let (true, Some((x0, x1)), Some((w0, w1))) = (
+            skinny,
+            x_layout.contiguous_offsets(),
+            w_layout.contiguous_offsets(),
+        ) {
+            let y = super::skinny_matmul::skinny_matmul(&xs[x0..x1], &ws[w0..w1], m, k, n);
+            return Ok(CpuStorage::F32(y));
+        }
+    }
+    x.matmul(w, (1, m, n, k), x_layout, w_layout)
 }
 
 /// `x [m, k] @ weight [k, n]` with no gradient for `weight` (which must not be a variable).
@@ -91,7 +116,7 @@ impl candle_core::CustomOp3 for LoraLinearOut {
         let Storage::Cpu(w) = &*storage else {
             candle_core::bail!("lora-linear-out: the weight is not on the CPU");
         };
-        let base = x.matmul(w, (1, m, n, k), x_layout, w_layout)?;
+        let base = product(x, x_layout, w, w_layout, (m, k, n))?;
         let low = u.matmul(b, (1, m, n, r), u_layout, &b_layout.transpose(0, 1)?)?;
         let (CpuStorage::F32(mut y), CpuStorage::F32(low)) = (base, low) else {
             candle_core::bail!("lora-linear-out: f32 only");

@@ -7,7 +7,7 @@
 use candle_core::{CpuStorage, CustomOp1, DType, Device, Layout, Result, Shape, Tensor, D};
 use rayon::prelude::*;
 
-/// `LAB_UNFUSED=softmax,lora,rope,norm,swiglu,gelu` (or `all`) turns fused ops back into candle's composed
+/// `LAB_UNFUSED=softmax,lora,rope,norm,swiglu,gelu,skinny` (or `all`) turns fused ops back into candle's composed
 /// ones, to compare speed and memory side by side with `lab bench-host`.
 pub fn fused(op: &str) -> bool {
     static UNFUSED: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();

@@ -22,6 +22,7 @@ pub mod rope;
 pub mod schedule;
 pub mod score;
 pub mod setup;
+pub mod skinny_matmul;
 pub mod tokenizer;
 pub mod train;
 pub mod trainable;
