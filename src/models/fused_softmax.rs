@@ -49,6 +49,7 @@ impl CustomOp1 for ScaledMaskedSoftmax {
         }
         let scores = &all[start..end];
         let mut out = vec![0f32; scores.len()];
+        let fast_exp = super::fused_train::fused("exp");
         out.par_chunks_mut(keys)
             .zip(scores.par_chunks(keys))
             .enumerate()
@@ -63,14 +64,19 @@ impl CustomOp1 for ScaledMaskedSoftmax {
                     *o = s * self.scale + m;
                     max = max.max(*o);
                 }
-                let mut sum = 0f32;
-                for o in o.iter_mut() {
-                    // Masked keys sit ~1e30 below the max; libm's expf takes a slow
-                    // underflow path for them, so they are zeroed without it.
-                    let d = *o - max;
-                    *o = if d < -104.0 { 0.0 } else { d.exp() };
-                    sum += *o;
-                }
+                let sum = if fast_exp {
+                    super::fast_exp::exp_shifted_in_place(o, max)
+                } else {
+                    let mut sum = 0f32;
+                    for o in o.iter_mut() {
+                        // Masked keys sit ~1e30 below the max; libm's expf takes a slow
+                        // underflow path for them, so they are zeroed without it.
+                        let d = *o - max;
+                        *o = if d < -104.0 { 0.0 } else { d.exp() };
+                        sum += *o;
+                    }
+                    sum
+                };
                 let inv = 1.0 / sum;
                 for o in o.iter_mut() {
                     *o *= inv;

@@ -7,7 +7,7 @@
 use candle_core::{CpuStorage, CustomOp1, DType, Device, Layout, Result, Shape, Tensor, D};
 use rayon::prelude::*;
 
-/// `LAB_UNFUSED=softmax,lora,rope,norm,swiglu,gelu,skinny` (or `all`) turns fused ops back into candle's composed
+/// `LAB_UNFUSED=softmax,lora,rope,norm,swiglu,gelu,skinny,exp` (or `all`) turns fused ops back into candle's composed
 /// ones, to compare speed and memory side by side with `lab bench-host`.
 pub fn fused(op: &str) -> bool {
     static UNFUSED: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
@@ -197,8 +197,12 @@ impl candle_core::CustomOp2 for SwiGlu {
         out.par_chunks_mut(4096)
             .zip(g.par_chunks(4096).zip(u.par_chunks(4096)))
             .for_each(|(o, (g, u))| {
-                for ((o, &g), &u) in o.iter_mut().zip(g).zip(u) {
-                    *o = g / (1.0 + (-g).exp()) * u;
+                if fused("exp") {
+                    super::fast_exp::silu_mul(g, u, o);
+                } else {
+                    for ((o, &g), &u) in o.iter_mut().zip(g).zip(u) {
+                        *o = g / (1.0 + (-g).exp()) * u;
+                    }
                 }
             });
         Ok((CpuStorage::F32(out), gate_layout.shape().clone()))
@@ -213,6 +217,9 @@ impl candle_core::CustomOp2 for SwiGlu {
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
         let (gate, up) = (gate.detach(), up.detach());
+        if let Some(grads) = swiglu_backward_cpu(&gate, &up, grad)? {
+            return Ok(grads);
+        }
         let sig = candle_nn::ops::sigmoid(&gate)?;
         let silu = (&gate * &sig)?;
         let dsilu = (&sig * ((&gate * (1.0 - &sig)?)? + 1.0)?)?;
@@ -220,6 +227,42 @@ impl candle_core::CustomOp2 for SwiGlu {
         let d_up = (grad * silu)?;
         Ok((Some(d_gate), Some(d_up)))
     }
+}
+
+/// The SwiGLU backward in one pass over contiguous f32 CPU tensors (`None` otherwise, or when
+/// `LAB_UNFUSED=exp` asks for candle's composed ops).
+#[allow(clippy::type_complexity)]
+fn swiglu_backward_cpu(
+    gate: &Tensor,
+    up: &Tensor,
+    grad: &Tensor,
+) -> Result<Option<(Option<Tensor>, Option<Tensor>)>> {
+    let cpu_f32 = [gate, up, grad]
+        .iter()
+        .all(|t| matches!(t.device(), Device::Cpu) && t.dtype() == DType::F32);
+    if !cpu_f32 || !fused("exp") || gate.shape() != up.shape() || gate.shape() != grad.shape() {
+        return Ok(None);
+    }
+    let shape = gate.shape().clone();
+    let (g, u, gr) = (
+        gate.flatten_all()?.to_vec1::<f32>()?,
+        up.flatten_all()?.to_vec1::<f32>()?,
+        grad.flatten_all()?.to_vec1::<f32>()?,
+    );
+    let (mut d_gate, mut d_up) = (vec![0f32; g.len()], vec![0f32; g.len()]);
+    d_gate
+        .par_chunks_mut(4096)
+        .zip(d_up.par_chunks_mut(4096))
+        .zip(
+            g.par_chunks(4096)
+                .zip(u.par_chunks(4096))
+                .zip(gr.par_chunks(4096)),
+        )
+        .for_each(|((dg, du), ((g, u), gr))| super::fast_exp::silu_mul_backward(g, u, gr, dg, du));
+    Ok(Some((
+        Some(Tensor::from_vec(d_gate, shape.clone(), gate.device())?),
+        Some(Tensor::from_vec(d_up, shape, gate.device())?),
+    )))
 }
 
 /// `silu(gate) ⊙ up` with a backward pass: one op on the CPU in f32, composed elsewhere.

@@ -1,14 +1,15 @@
 //! Batched, KV-cached generation: greedy or sampled (temperature, top-p, n samples per
 //! prompt), with per-token log-probabilities and entropies of the full next-token distribution.
 use anyhow::{bail, Result};
-use candle_core::{Tensor, D};
+use candle_core::{DType, Tensor};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::decoder::{position_tensor, positions_from_mask, Decoder};
+use super::fast_exp::{row_stats, RowStats};
 use super::lora::ForwardMode;
-use super::score::logsumexp;
 use super::tokenizer::TextTokenizer;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -199,17 +200,19 @@ fn generate_batch(
     let hidden = decoder.forward_hidden(&ids, &positions, &masks, Some(&mut cache), mode)?;
     let mut logits = decoder.logits(&hidden.narrow(1, longest - 1, 1)?.squeeze(1)?)?;
     for step in 0..opts.max_new_tokens {
-        let (logprobs, entropies) = log_softmax_with_entropy(&logits)?;
+        let (flat, vocab, stats) = next_token_rows(&logits)?;
+        let entropies: Vec<f32> = stats.iter().map(|s| s.entropy).collect();
         let (tokens, chosen): (Vec<u32>, Vec<f32>) = if opts.temperature == 0.0 {
-            let best = logprobs.argmax(D::Minus1)?;
-            let chosen = logprobs.gather(&best.unsqueeze(1)?, 1)?.squeeze(1)?;
-            (best.to_vec1()?, chosen.to_vec1()?)
+            stats
+                .iter()
+                .map(|s| (s.argmax as u32, s.max - s.logsumexp))
+                .unzip()
         } else {
-            let host = logprobs.to_vec2::<f32>()?;
             rows.iter_mut()
-                .zip(&host)
-                .map(|(row, lp)| {
-                    let t = sample(lp, opts.temperature, opts.top_p, &mut row.rng);
+                .zip(flat.chunks(vocab).zip(&stats))
+                .map(|(row, (logits, s))| {
+                    let lp: Vec<f32> = logits.iter().map(|x| x - s.logsumexp).collect();
+                    let t = sample(&lp, opts.temperature, opts.top_p, &mut row.rng);
                     (t, lp[t as usize])
                 })
                 .unzip()
@@ -268,15 +271,16 @@ fn generate_batch(
         .collect()
 }
 
-/// Log-softmax `[b, vocab]` (kept on the device) and each row's entropy.
-fn log_softmax_with_entropy(logits: &Tensor) -> Result<(Tensor, Vec<f32>)> {
-    let lse = logsumexp(logits)?;
-    let logprobs = logits.broadcast_sub(&lse.unsqueeze(1)?)?;
-    let entropies = (logprobs.exp()? * &logprobs)?
-        .sum(D::Minus1)?
-        .neg()?
+/// The next-token logits `[b, vocab]` on the host (row-major) and each row's argmax,
+/// log-normaliser and entropy, rows in parallel.
+fn next_token_rows(logits: &Tensor) -> Result<(Vec<f32>, usize, Vec<RowStats>)> {
+    let (_, vocab) = logits.dims2()?;
+    let flat = logits
+        .to_dtype(DType::F32)?
+        .flatten_all()?
         .to_vec1::<f32>()?;
-    Ok((logprobs, entropies))
+    let stats = flat.par_chunks(vocab.max(1)).map(row_stats).collect();
+    Ok((flat, vocab, stats))
 }
 
 /// Draw from softmax(logprobs / temperature) restricted to the top-p nucleus.
@@ -336,13 +340,22 @@ mod tests {
 
     #[test]
     fn entropy_of_uniform_is_log_n() -> Result<()> {
-        let logits = Tensor::zeros((1, 8), candle_core::DType::F32, &candle_core::Device::Cpu)?;
-        let (lp, h) = log_softmax_with_entropy(&logits)?;
-        assert!((h[0] - 8f32.ln()).abs() < 1e-5);
-        assert!((lp.to_vec2::<f32>()?[0][3] + 8f32.ln()).abs() < 1e-5);
-        let peaked = Tensor::new(&[[0f32, 100.0, 0.0]], &candle_core::Device::Cpu)?;
-        let (lp, h) = log_softmax_with_entropy(&peaked)?;
-        assert!(h[0].abs() < 1e-6 && lp.to_vec2::<f32>()?[0][1].abs() < 1e-6);
+        let logits = Tensor::zeros((1, 8), DType::F32, &candle_core::Device::Cpu)?;
+        let (_, vocab, stats) = next_token_rows(&logits)?;
+        assert_eq!(vocab, 8);
+        assert!((stats[0].entropy - 8f32.ln()).abs() < 1e-5);
+        assert!((stats[0].logsumexp - 8f32.ln()).abs() < 1e-5);
+        let peaked = Tensor::new(
+            &[[0f32, 100.0, 0.0], [3.0, 1.0, 3.0]],
+            &candle_core::Device::Cpu,
+        )?;
+        let (_, _, stats) = next_token_rows(&peaked)?;
+        assert!(stats[0].entropy.abs() < 1e-6 && (stats[0].max - stats[0].logsumexp).abs() < 1e-6);
+        assert_eq!(
+            (stats[0].argmax, stats[1].argmax),
+            (1, 0),
+            "ties go to the first"
+        );
         Ok(())
     }
 }

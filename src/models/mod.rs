@@ -7,6 +7,7 @@ pub mod chat;
 pub mod decoder;
 pub mod decoder_config;
 pub mod encoder;
+pub mod fast_exp;
 pub mod fast_gelu;
 pub mod frozen;
 pub mod fused_softmax;

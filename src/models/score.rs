@@ -1,7 +1,10 @@
 //! Teacher-forced scoring: the log-probability of each token of a given output after its prompt,
 //! batched with left padding (logits are computed for output positions only).
 use anyhow::{bail, Result};
-use candle_core::{Tensor, D};
+use candle_core::Tensor;
+use rayon::prelude::*;
+
+use super::fast_exp::logsumexp;
 
 use super::decoder::{position_tensor, positions_from_mask, Decoder};
 use super::lora::ForwardMode;
@@ -87,34 +90,36 @@ fn score_batch(
     let hidden = decoder.forward_hidden(&ids, &positions, &masks, None, ForwardMode::default())?;
     // Position j predicts token j + 1: outputs occupy the last max_out tokens.
     let hidden = hidden.narrow(1, longest - 1 - max_out, max_out)?;
-    let targets = Tensor::from_vec(targets, (b, max_out, 1), device)?;
     // Logits over the vocabulary are the largest tensors here: take positions in chunks of
     // about 16M logits so peak memory stays bounded for long outputs.
     let vocab = decoder.config.vocab_size.max(1);
     let chunk = (logits_per_chunk / (b * vocab)).clamp(1, max_out);
-    let mut parts = Vec::new();
+    if let Some(bad) = targets.iter().find(|&&t| t as usize >= vocab) {
+        bail!("output token id {bad} is outside the model's vocabulary of {vocab}");
+    }
+    let mut lp = vec![vec![0f32; max_out]; b];
     for start in (0..max_out).step_by(chunk) {
         let len = chunk.min(max_out - start);
         let logits = decoder.logits(&hidden.narrow(1, start, len)?)?;
-        let lse = logsumexp(&logits)?;
-        let picked = logits
-            .gather(&targets.narrow(1, start, len)?.contiguous()?, D::Minus1)?
-            .squeeze(D::Minus1)?;
-        parts.push((picked - lse)?);
+        // Row (r, j) of the chunk predicts targets[r][start + j]: log p = logit − log Σ e^logit.
+        let flat = logits.flatten_all()?.to_vec1::<f32>()?;
+        let picked: Vec<f32> = flat
+            .par_chunks(vocab)
+            .enumerate()
+            .map(|(i, row)| {
+                let (r, j) = (i / len, i % len);
+                row[targets[r * max_out + start + j] as usize] - logsumexp(row)
+            })
+            .collect();
+        for (i, value) in picked.into_iter().enumerate() {
+            lp[i / len][start + i % len] = value;
+        }
     }
-    let lp = Tensor::cat(&parts, 1)?.to_vec2::<f32>()?;
     Ok(rows
         .iter()
         .zip(lp)
         .map(|((_, o), row)| row[max_out - o.len()..].to_vec())
         .collect())
-}
-
-/// `log Σ exp(x)` over the last dim, stably.
-pub fn logsumexp(x: &Tensor) -> Result<Tensor> {
-    let max = x.max_keepdim(D::Minus1)?;
-    let sum = x.broadcast_sub(&max)?.exp()?.sum_keepdim(D::Minus1)?;
-    Ok((sum.log()? + max)?.squeeze(D::Minus1)?)
 }
 
 #[cfg(test)]
