@@ -6,6 +6,8 @@ use anyhow::{bail, Context, Result};
 use candle_core::{DType, Device, Tensor};
 
 use super::decoder_config::{Activation, DecoderConfig};
+pub use super::kv_cache::KvCache;
+use super::kv_cache::LayerCache;
 use super::lora::{dense_forward, transpose, ForwardMode, LoraLinear};
 use super::rope::{self, RopeTables};
 
@@ -80,29 +82,6 @@ pub struct Layer {
     sliding: bool,
 }
 
-/// Keys and values seen so far, per layer: `[b, kv_heads, T, head_dim]`.
-#[derive(Debug, Clone, Default)]
-pub struct KvCache {
-    layers: Vec<Option<(Tensor, Tensor)>>,
-}
-
-impl KvCache {
-    pub fn new(num_layers: usize) -> Self {
-        Self {
-            layers: vec![None; num_layers],
-        }
-    }
-
-    /// Keep only the batch rows `rows` (finished rows leave the batch).
-    pub fn select_rows(&mut self, rows: &Tensor) -> Result<()> {
-        for entry in self.layers.iter_mut().flatten() {
-            entry.0 = entry.0.index_select(rows, 0)?;
-            entry.1 = entry.1.index_select(rows, 0)?;
-        }
-        Ok(())
-    }
-}
-
 /// Additive attention masks `[b, 1, t, T]` for the global and (if any) sliding-window layers.
 #[derive(Debug, Clone)]
 pub struct Masks {
@@ -155,7 +134,7 @@ impl Attention {
         x: &Tensor,
         cos_sin: &(Tensor, Tensor),
         mask: &Tensor,
-        cache: Option<&mut Option<(Tensor, Tensor)>>,
+        cache: Option<&mut Option<LayerCache>>,
         mode: ForwardMode,
         stream: u64,
     ) -> Result<Tensor> {
@@ -175,14 +154,7 @@ impl Attention {
         let q = rope::apply(&q, cos, sin, mode.train)?;
         let k = rope::apply(&k, cos, sin, mode.train)?;
         let (k, v) = match cache {
-            Some(slot) => {
-                let (k, v) = match slot.take() {
-                    Some((pk, pv)) => (Tensor::cat(&[&pk, &k], 2)?, Tensor::cat(&[&pv, &v], 2)?),
-                    None => (k, v),
-                };
-                *slot = Some((k.clone(), v.clone()));
-                (k, v)
-            }
+            Some(slot) => LayerCache::append(slot, &k, &v)?,
             None => (k, v),
         };
         let total = k.dim(2)?;
@@ -195,7 +167,7 @@ impl Attention {
         let probs = super::fused_softmax::scaled_masked_softmax(&raw, mask, self.scale)?;
         let out = probs
             .reshape((b, kvh, rep * t, total))?
-            .matmul(&v.contiguous()?)?
+            .matmul(&v)?
             .reshape((b, h, t, hd))?
             .transpose(1, 2)?
             .reshape((b, t, h * hd))?;

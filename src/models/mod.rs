@@ -12,6 +12,7 @@ pub mod fast_gelu;
 pub mod frozen;
 pub mod fused_softmax;
 pub mod fused_train;
+pub mod kv_cache;
 pub mod generate;
 pub mod gguf;
 pub mod lm;
