@@ -16,7 +16,11 @@ pub struct LayerCache {
 
 impl LayerCache {
     /// Append `k`, `v` (`[b, kv_heads, t, head_dim]`) and return views of everything so far.
-    pub fn append(slot: &mut Option<LayerCache>, k: &Tensor, v: &Tensor) -> Result<(Tensor, Tensor)> {
+    pub fn append(
+        slot: &mut Option<LayerCache>,
+        k: &Tensor,
+        v: &Tensor,
+    ) -> Result<(Tensor, Tensor)> {
         let t = k.dim(2)?;
         let entry = match slot.take() {
             None => LayerCache {
@@ -38,7 +42,10 @@ impl LayerCache {
                 c
             }
         };
-        let views = (entry.k.narrow(2, 0, entry.len)?, entry.v.narrow(2, 0, entry.len)?);
+        let views = (
+            entry.k.narrow(2, 0, entry.len)?,
+            entry.v.narrow(2, 0, entry.len)?,
+        );
         *slot = Some(entry);
         Ok(views)
     }
@@ -110,7 +117,10 @@ mod tests {
         let want = Tensor::cat(&[&rk.index_select(&rows, 0)?, &k], 2)?;
         let diff = (ck - want)?.abs()?.max_all()?.to_scalar::<f32>()?;
         assert_eq!(diff, 0.0);
-        assert_eq!(cache.layers[0].as_ref().map(|c| c.k.dtype()), Some(DType::F32));
+        assert_eq!(
+            cache.layers[0].as_ref().map(|c| c.k.dtype()),
+            Some(DType::F32)
+        );
         Ok(())
     }
 }
