@@ -301,8 +301,10 @@ pub fn count_flops(lm: &LanguageModel, w: &Workloads, encoder_dir: &Path) -> Res
         .iter()
         .map(|(_, l)| (w.lora_r * (l.in_features() + l.out_features())) as f64)
         .sum();
-    // Full logits (as the loss computes them), then backward; LoRA: forward + both gradients.
-    let train = 2.0 * forward(tt, tt, tp) + 3.0 * 2.0 * lora * tt;
+    // Logits only where the loss reads them (one per target token, as `train` computes
+    // them), then backward; LoRA: forward + both gradients.
+    let scored: f64 = w.train_targets.iter().map(|t| t.len() as f64).sum();
+    let train = 2.0 * forward(tt, scored, tp) + 3.0 * 2.0 * lora * tt;
     let embed = encoder_flops(encoder_dir, &w.encoder_texts)?;
     Ok(WorkloadFlops {
         score,

@@ -3,7 +3,9 @@
 //! It returns the final hidden states; pooling lives in `encoder.rs`.
 use anyhow::{bail, Context, Result};
 use candle_core::{DType, Device, Module, Tensor, D};
-use candle_nn::{embedding, layer_norm, linear, Embedding, LayerNorm, Linear, VarBuilder};
+use candle_nn::{embedding, linear, Embedding, Linear, VarBuilder};
+
+use super::layer_norm::InferenceLayerNorm;
 use serde::Deserialize;
 use std::path::Path;
 
@@ -88,7 +90,7 @@ struct Embeddings {
     word: Embedding,
     position: Embedding,
     token_type: Embedding,
-    norm: LayerNorm,
+    norm: InferenceLayerNorm,
 }
 
 impl Embeddings {
@@ -105,7 +107,7 @@ impl Embeddings {
                 c.hidden_size,
                 vb.pp("token_type_embeddings"),
             )?,
-            norm: layer_norm(c.hidden_size, c.layer_norm_eps, vb.pp("LayerNorm"))?,
+            norm: InferenceLayerNorm::load(c.hidden_size, c.layer_norm_eps, vb.pp("LayerNorm"))?,
         })
     }
 
@@ -126,10 +128,10 @@ struct Layer {
     key: Linear,
     value: Linear,
     attn_out: Linear,
-    attn_norm: LayerNorm,
+    attn_norm: InferenceLayerNorm,
     intermediate: Linear,
     output: Linear,
-    out_norm: LayerNorm,
+    out_norm: InferenceLayerNorm,
     heads: usize,
     head_dim: usize,
 }
@@ -143,10 +145,18 @@ impl Layer {
             key: linear(h, h, att.pp("self").pp("key"))?,
             value: linear(h, h, att.pp("self").pp("value"))?,
             attn_out: linear(h, h, att.pp("output").pp("dense"))?,
-            attn_norm: layer_norm(h, c.layer_norm_eps, att.pp("output").pp("LayerNorm"))?,
+            attn_norm: InferenceLayerNorm::load(
+                h,
+                c.layer_norm_eps,
+                att.pp("output").pp("LayerNorm"),
+            )?,
             intermediate: linear(h, c.intermediate_size, vb.pp("intermediate").pp("dense"))?,
             output: linear(c.intermediate_size, h, vb.pp("output").pp("dense"))?,
-            out_norm: layer_norm(h, c.layer_norm_eps, vb.pp("output").pp("LayerNorm"))?,
+            out_norm: InferenceLayerNorm::load(
+                h,
+                c.layer_norm_eps,
+                vb.pp("output").pp("LayerNorm"),
+            )?,
             heads: c.num_attention_heads,
             head_dim: h / c.num_attention_heads,
         })

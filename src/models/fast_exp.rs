@@ -52,7 +52,7 @@ macro_rules! multiversion {
                 unsafe fn wide($($arg: $ty),*) -> $ret {
                     body($($arg),*)
                 }
-                if avx512() {
+                if $crate::models::fast_exp::avx512() {
                     // SAFETY: the CPU has the features `wide` was compiled for.
                     return unsafe { wide($($arg),*) };
                 }
@@ -62,8 +62,10 @@ macro_rules! multiversion {
     };
 }
 
+pub(crate) use multiversion;
+
 #[cfg(target_arch = "x86_64")]
-fn avx512() -> bool {
+pub(crate) fn avx512() -> bool {
     static HAS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     *HAS.get_or_init(|| {
         std::arch::is_x86_feature_detected!("avx512f")
@@ -78,7 +80,7 @@ const LANES: usize = 16;
 /// Sum with 16 independent partial sums, so the loop vectorises (a single running sum
 /// cannot be reordered).
 #[inline(always)]
-fn lane_sum(values: impl Fn(usize) -> f32, len: usize) -> f32 {
+pub(crate) fn lane_sum(values: impl Fn(usize) -> f32, len: usize) -> f32 {
     let mut acc = [0f32; LANES];
     let full = len / LANES * LANES;
     for base in (0..full).step_by(LANES) {
@@ -94,7 +96,7 @@ fn lane_sum(values: impl Fn(usize) -> f32, len: usize) -> f32 {
 }
 
 #[inline(always)]
-fn lane_max(xs: &[f32]) -> f32 {
+pub(crate) fn lane_max(xs: &[f32]) -> f32 {
     let mut acc = [f32::NEG_INFINITY; LANES];
     let mut chunks = xs.chunks_exact(LANES);
     for chunk in &mut chunks {
@@ -110,12 +112,19 @@ fn lane_max(xs: &[f32]) -> f32 {
 }
 
 multiversion! {
-    /// `xs[i] ← e^(xs[i] − shift)`; returns their sum.
-    fn exp_shifted_in_place(xs: &mut [f32], shift: f32) -> f32 {
-        for x in xs.iter_mut() {
-            *x = exp(*x - shift);
+    /// One attention row: `out ← softmax(scale · scores + mask)`, three vectorised passes.
+    fn scaled_masked_softmax_row(scores: &[f32], mask: &[f32], scale: f32, out: &mut [f32]) -> () {
+        for ((o, &s), &m) in out.iter_mut().zip(scores).zip(mask) {
+            *o = s * scale + m;
         }
-        lane_sum(|i| xs[i], xs.len())
+        let max = lane_max(out);
+        for o in out.iter_mut() {
+            *o = exp(*o - max);
+        }
+        let inv = 1.0 / lane_sum(|i| out[i], out.len());
+        for o in out.iter_mut() {
+            *o *= inv;
+        }
     }
 }
 
@@ -211,12 +220,28 @@ mod tests {
         let xs: Vec<f32> = (0..1037)
             .map(|i| ((i * 37) % 101) as f32 * 0.173 - 9.0)
             .collect();
-        let mut shifted = xs.clone();
-        let sum = exp_shifted_in_place(&mut shifted, 3.0);
-        let want: f64 = xs.iter().map(|&x| ((x - 3.0) as f64).exp()).sum();
-        assert!((sum as f64 - want).abs() < 1e-5 * want);
-        for (s, &x) in shifted.iter().zip(&xs) {
-            assert!((s - (x - 3.0).exp()).abs() <= 1e-6 * (x - 3.0).exp());
+        let scores: Vec<f32> = xs.iter().rev().cloned().collect();
+        let mask: Vec<f32> = (0..xs.len())
+            .map(|i| if i % 5 == 0 { -1e30 } else { 0.0 })
+            .collect();
+        let mut probs = vec![0f32; xs.len()];
+        scaled_masked_softmax_row(&scores, &mask, 0.7, &mut probs);
+        let z: f64 = scores
+            .iter()
+            .zip(&mask)
+            .filter(|(_, &m)| m == 0.0)
+            .map(|(&s, _)| (0.7 * s as f64).exp())
+            .sum();
+        for i in 0..xs.len() {
+            let want = if mask[i] == 0.0 {
+                (0.7 * scores[i] as f64).exp() / z
+            } else {
+                0.0
+            };
+            assert!(
+                (probs[i] as f64 - want).abs() < 1e-6 * want.max(1e-3),
+                "prob {i}"
+            );
         }
 
         let up: Vec<f32> = xs.iter().map(|x| 0.5 - x * 0.1).collect();

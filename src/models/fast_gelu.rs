@@ -8,7 +8,9 @@
 use candle_core::{CpuStorage, CustomOp1, DType, Device, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-#[inline]
+use super::fast_exp::multiversion;
+
+#[inline(always)]
 fn erf_f32(x: f32) -> f32 {
     let x = x.clamp(-4.0, 4.0);
     let x2 = x * x;
@@ -23,6 +25,15 @@ fn erf_f32(x: f32) -> f32 {
     q = x2 * q + -7.373_329e-3;
     q = x2 * q + -1.426_474e-2;
     x * p / q
+}
+
+multiversion! {
+    /// `out[i] ← gelu(x[i])`, erf form.
+    fn gelu_slice(x: &[f32], out: &mut [f32]) -> () {
+        for (o, &v) in out.iter_mut().zip(x) {
+            *o = 0.5 * v * (1.0 + erf_f32(v * std::f32::consts::FRAC_1_SQRT_2));
+        }
+    }
 }
 
 struct GeluErf;
@@ -42,9 +53,7 @@ impl CustomOp1 for GeluErf {
         out.par_chunks_mut(4096)
             .zip(x.par_chunks(4096))
             .for_each(|(o, x)| {
-                for (o, &v) in o.iter_mut().zip(x) {
-                    *o = 0.5 * v * (1.0 + erf_f32(v * std::f32::consts::FRAC_1_SQRT_2));
-                }
+                gelu_slice(x, o);
             });
         Ok((CpuStorage::F32(out), layout.shape().clone()))
     }

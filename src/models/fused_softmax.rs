@@ -59,24 +59,23 @@ impl CustomOp1 for ScaledMaskedSoftmax {
                 let bi = row / (h * t);
                 let at = (bi * self.mask_rows + qi) * keys;
                 let m = &mask[at..at + keys];
+                if fast_exp {
+                    super::fast_exp::scaled_masked_softmax_row(s, m, self.scale, o);
+                    return;
+                }
                 let mut max = f32::NEG_INFINITY;
                 for ((o, &s), &m) in o.iter_mut().zip(s).zip(m) {
                     *o = s * self.scale + m;
                     max = max.max(*o);
                 }
-                let sum = if fast_exp {
-                    super::fast_exp::exp_shifted_in_place(o, max)
-                } else {
-                    let mut sum = 0f32;
-                    for o in o.iter_mut() {
-                        // Masked keys sit ~1e30 below the max; libm's expf takes a slow
-                        // underflow path for them, so they are zeroed without it.
-                        let d = *o - max;
-                        *o = if d < -104.0 { 0.0 } else { d.exp() };
-                        sum += *o;
-                    }
-                    sum
-                };
+                let mut sum = 0f32;
+                for o in o.iter_mut() {
+                    // Masked keys sit ~1e30 below the max; libm's expf takes a slow
+                    // underflow path for them, so they are zeroed without it.
+                    let d = *o - max;
+                    *o = if d < -104.0 { 0.0 } else { d.exp() };
+                    sum += *o;
+                }
                 let inv = 1.0 / sum;
                 for o in o.iter_mut() {
                     *o *= inv;

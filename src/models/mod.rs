@@ -15,6 +15,7 @@ pub mod fused_train;
 pub mod generate;
 pub mod gguf;
 pub mod kv_cache;
+pub mod layer_norm;
 pub mod lm;
 pub mod loader;
 pub mod lora;
