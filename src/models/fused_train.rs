@@ -7,8 +7,8 @@
 use candle_core::{CpuStorage, CustomOp1, DType, Device, Layout, Result, Shape, Tensor, D};
 use rayon::prelude::*;
 
-/// `LAB_UNFUSED=softmax,lora,rope,norm,swiglu,gelu,skinny,exp` (or `all`) turns fused ops back into candle's composed
-/// ones, to compare speed and memory side by side with `lab bench-host`.
+/// `LAB_UNFUSED=softmax,lora,rope,norm,swiglu,gelu,skinny,exp` (or `all`) turns fused ops back
+/// into candle's composed ones, to compare speed and memory side by side with `lab bench-host`.
 pub fn fused(op: &str) -> bool {
     static UNFUSED: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
     let off = UNFUSED.get_or_init(|| {
