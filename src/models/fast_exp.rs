@@ -95,6 +95,27 @@ pub(crate) fn lane_sum(values: impl Fn(usize) -> f32, len: usize) -> f32 {
     total
 }
 
+/// [`lane_sum`] of two quantities computed together.
+#[inline(always)]
+fn lane_sum_pair(values: impl Fn(usize) -> (f32, f32), len: usize) -> (f32, f32) {
+    let (mut a, mut b) = ([0f32; LANES], [0f32; LANES]);
+    let full = len / LANES * LANES;
+    for base in (0..full).step_by(LANES) {
+        for lane in 0..LANES {
+            let (x, y) = values(base + lane);
+            a[lane] += x;
+            b[lane] += y;
+        }
+    }
+    let (mut x_total, mut y_total): (f32, f32) = (a.iter().sum(), b.iter().sum());
+    for i in full..len {
+        let (x, y) = values(i);
+        x_total += x;
+        y_total += y;
+    }
+    (x_total, y_total)
+}
+
 #[inline(always)]
 pub(crate) fn lane_max(xs: &[f32]) -> f32 {
     let mut acc = [f32::NEG_INFINITY; LANES];
@@ -182,8 +203,15 @@ multiversion! {
     fn row_stats(row: &[f32]) -> RowStats {
         let max = lane_max(row);
         let argmax = row.iter().position(|&x| x == max).unwrap_or(0);
-        let sum = lane_sum(|i| exp(row[i] - max), row.len());
-        let weighted = lane_sum(|i| exp(row[i] - max) * (row[i] - max), row.len());
+        // One exp per element for both sums: Σ e^(x−max) and Σ e^(x−max)·(x−max).
+        let (sum, weighted) = lane_sum_pair(
+            |i| {
+                let d = row[i] - max;
+                let e = exp(d);
+                (e, e * d)
+            },
+            row.len(),
+        );
         let logsumexp = max + sum.ln();
         RowStats {
             argmax,

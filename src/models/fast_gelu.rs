@@ -8,6 +8,7 @@
 use candle_core::{CpuStorage, CustomOp1, DType, Device, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
+use super::cpu_slice::contiguous_f32;
 use super::fast_exp::multiversion;
 
 #[inline(always)]
@@ -44,11 +45,7 @@ impl CustomOp1 for GeluErf {
     }
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
-        let (Some((start, end)), CpuStorage::F32(all)) = (layout.contiguous_offsets(), storage)
-        else {
-            candle_core::bail!("gelu: x must be contiguous f32");
-        };
-        let x = &all[start..end];
+        let x = contiguous_f32(storage, layout, "gelu: x")?;
         let mut out = vec![0f32; x.len()];
         out.par_chunks_mut(4096)
             .zip(x.par_chunks(4096))

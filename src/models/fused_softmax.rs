@@ -10,6 +10,8 @@ use candle_core::{
 };
 use rayon::prelude::*;
 
+use super::cpu_slice::contiguous_f32;
+
 struct ScaledMaskedSoftmax {
     /// `[batch, 1, t or 1, keys]` additive mask (0 or a large negative), broadcast over heads
     /// (and over queries when it has one row). Contiguous; read in place, not copied, since
@@ -27,19 +29,12 @@ impl CustomOp1 for ScaledMaskedSoftmax {
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
         let (b, h, t, keys) = layout.shape().dims4()?;
-        let Some((start, end)) = layout.contiguous_offsets() else {
-            candle_core::bail!("scaled-masked-softmax: scores must be contiguous");
-        };
-        let CpuStorage::F32(all) = storage else {
-            candle_core::bail!("scaled-masked-softmax: scores must be f32");
-        };
+        let scores = contiguous_f32(storage, layout, "scaled-masked-softmax: scores")?;
         let (mask_storage, mask_layout) = self.mask.storage_and_layout();
-        let (Storage::Cpu(CpuStorage::F32(mask_all)), Some((m0, m1))) =
-            (&*mask_storage, mask_layout.contiguous_offsets())
-        else {
-            candle_core::bail!("scaled-masked-softmax: the mask must be contiguous f32 on the CPU");
+        let Storage::Cpu(mask_cpu) = &*mask_storage else {
+            candle_core::bail!("scaled-masked-softmax: the mask must be on the CPU");
         };
-        let mask = &mask_all[m0..m1];
+        let mask = contiguous_f32(mask_cpu, mask_layout, "scaled-masked-softmax: the mask")?;
         if self.mask_batch != b || mask.len() != b * self.mask_rows * keys {
             candle_core::bail!(
                 "scaled-masked-softmax: mask of {} values for scores {:?}",
@@ -47,7 +42,6 @@ impl CustomOp1 for ScaledMaskedSoftmax {
                 layout.shape()
             );
         }
-        let scores = &all[start..end];
         let mut out = vec![0f32; scores.len()];
         let fast_exp = super::fused_train::fused("exp");
         out.par_chunks_mut(keys)
@@ -93,8 +87,9 @@ impl CustomOp1 for ScaledMaskedSoftmax {
 }
 
 /// `softmax(scale · scores + mask, last dim)` for `scores [b, h, t, keys]` and
-/// `mask [b, 1, t, keys]` (or `[b, 1, 1, keys]`, the same for every query). On the CPU in f32 one fused op that keeps only its output for the
-/// backward pass; elsewhere the composed candle ops (same values).
+/// `mask [b, 1, t, keys]` (or `[b, 1, 1, keys]`, the same for every query). On the CPU in f32
+/// one fused op that keeps only its output for the backward pass; elsewhere the composed candle
+/// ops (same values).
 pub fn scaled_masked_softmax(scores: &Tensor, mask: &Tensor, scale: f64) -> Result<Tensor> {
     let cpu_f32 = matches!(scores.device(), Device::Cpu)
         && scores.dtype() == DType::F32

@@ -4,8 +4,12 @@
 //! which keep every intermediate until the step ends: five half- or full-size copies of q and k
 //! per layer for RoPE, three copies of the hidden state per norm. These ops keep only their
 //! output (their input is alive anyway) and make one pass instead of five.
-use candle_core::{CpuStorage, CustomOp1, DType, Device, Layout, Result, Shape, Tensor, D};
+use candle_core::{
+    CpuStorage, CustomOp1, DType, Device, Layout, Result, Shape, Storage, Tensor, D,
+};
 use rayon::prelude::*;
+
+use super::cpu_slice::contiguous_f32;
 
 /// `LAB_UNFUSED=softmax,lora,rope,norm,swiglu,gelu,skinny,exp` (or `all`) turns fused ops back
 /// into candle's composed ones, to compare speed and memory side by side with `lab bench-host`.
@@ -38,14 +42,10 @@ impl CustomOp1 for Rope {
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
         let (b, h, t, d) = layout.shape().dims4()?;
         let half = d / 2;
-        let (Some((start, end)), CpuStorage::F32(all)) = (layout.contiguous_offsets(), storage)
-        else {
-            candle_core::bail!("rope: x must be contiguous f32");
-        };
+        let x = contiguous_f32(storage, layout, "rope: x")?;
         if self.cos.len() != b * t * half {
             candle_core::bail!("rope: cos/sin do not match x {:?}", layout.shape());
         }
-        let x = &all[start..end];
         let sign = if self.inverse { -1.0 } else { 1.0 };
         let mut out = vec![0f32; x.len()];
         out.par_chunks_mut(d)
@@ -114,11 +114,7 @@ impl CustomOp1 for RmsNormOp {
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
         let d = self.weight.len();
-        let (Some((start, end)), CpuStorage::F32(all)) = (layout.contiguous_offsets(), storage)
-        else {
-            candle_core::bail!("rms norm: x must be contiguous f32");
-        };
-        let x = &all[start..end];
+        let x = contiguous_f32(storage, layout, "rms norm: x")?;
         let mut out = vec![0f32; x.len()];
         out.par_chunks_mut(d)
             .zip(x.par_chunks(d))
@@ -177,14 +173,8 @@ impl candle_core::CustomOp2 for SwiGlu {
         up: &CpuStorage,
         up_layout: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let (Some((g0, g1)), Some((u0, u1)), CpuStorage::F32(g), CpuStorage::F32(u)) = (
-            gate_layout.contiguous_offsets(),
-            up_layout.contiguous_offsets(),
-            gate,
-            up,
-        ) else {
-            candle_core::bail!("swiglu: gate and up must be contiguous f32");
-        };
+        let g = contiguous_f32(gate, gate_layout, "swiglu: gate")?;
+        let u = contiguous_f32(up, up_layout, "swiglu: up")?;
         if gate_layout.shape() != up_layout.shape() {
             candle_core::bail!(
                 "swiglu: gate {:?} and up {:?} differ",
@@ -192,12 +182,12 @@ impl candle_core::CustomOp2 for SwiGlu {
                 up_layout.shape()
             );
         }
-        let (g, u) = (&g[g0..g1], &u[u0..u1]);
         let mut out = vec![0f32; g.len()];
+        let fast_exp = fused("exp");
         out.par_chunks_mut(4096)
             .zip(g.par_chunks(4096).zip(u.par_chunks(4096)))
             .for_each(|(o, (g, u))| {
-                if fused("exp") {
+                if fast_exp {
                     super::fast_exp::silu_mul(g, u, o);
                 } else {
                     for ((o, &g), &u) in o.iter_mut().zip(g).zip(u) {
@@ -244,11 +234,17 @@ fn swiglu_backward_cpu(
         return Ok(None);
     }
     let shape = gate.shape().clone();
-    let (g, u, gr) = (
-        gate.flatten_all()?.to_vec1::<f32>()?,
-        up.flatten_all()?.to_vec1::<f32>()?,
-        grad.flatten_all()?.to_vec1::<f32>()?,
-    );
+    // Read in place (a copy only for a non-contiguous gradient).
+    let (gate, up, grad) = (gate.contiguous()?, up.contiguous()?, grad.contiguous()?);
+    let (gs, gl) = gate.storage_and_layout();
+    let (us, ul) = up.storage_and_layout();
+    let (rs, rl) = grad.storage_and_layout();
+    let (Storage::Cpu(gs), Storage::Cpu(us), Storage::Cpu(rs)) = (&*gs, &*us, &*rs) else {
+        return Ok(None);
+    };
+    let g = contiguous_f32(gs, gl, "swiglu backward: gate")?;
+    let u = contiguous_f32(us, ul, "swiglu backward: up")?;
+    let gr = contiguous_f32(rs, rl, "swiglu backward: grad")?;
     let (mut d_gate, mut d_up) = (vec![0f32; g.len()], vec![0f32; g.len()]);
     d_gate
         .par_chunks_mut(4096)

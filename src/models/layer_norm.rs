@@ -6,6 +6,7 @@ use candle_core::{CpuStorage, CustomOp1, DType, Device, Layout, Module, Result, 
 use candle_nn::LayerNorm;
 use rayon::prelude::*;
 
+use super::cpu_slice::contiguous_f32;
 use super::fast_exp::{lane_sum, multiversion};
 
 multiversion! {
@@ -33,12 +34,8 @@ impl CustomOp1 for RowLayerNorm {
     }
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
-        let (Some((start, end)), CpuStorage::F32(all)) = (layout.contiguous_offsets(), storage)
-        else {
-            candle_core::bail!("layer norm: x must be contiguous f32");
-        };
+        let x = contiguous_f32(storage, layout, "layer norm: x")?;
         let width = self.weight.len();
-        let x = &all[start..end];
         if width == 0 || x.len() % width != 0 {
             candle_core::bail!(
                 "layer norm: rows of {width} do not tile {:?}",

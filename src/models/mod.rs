@@ -4,6 +4,7 @@ pub mod bench_host;
 pub mod bert;
 pub mod cache;
 pub mod chat;
+pub mod cpu_slice;
 pub mod decoder;
 pub mod decoder_config;
 pub mod encoder;

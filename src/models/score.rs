@@ -4,9 +4,8 @@ use anyhow::{bail, Result};
 use candle_core::Tensor;
 use rayon::prelude::*;
 
-use super::fast_exp::logsumexp;
-
 use super::decoder::{position_tensor, positions_from_mask, Decoder};
+use super::fast_exp::logsumexp;
 use super::lora::ForwardMode;
 
 const LOGITS_PER_CHUNK: usize = 16 << 20;

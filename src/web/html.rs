@@ -16,7 +16,6 @@ pub fn escape(text: &str) -> String {
     out
 }
 
-/// Percent-encode one path segment or query value for a link.
 /// The page of one cell: `/exp/EXP/STRATEGY/SEED`, each part URL-encoded.
 pub fn cell_url(exp: &str, strategy: &str, seed: &str) -> String {
     format!(
@@ -27,6 +26,7 @@ pub fn cell_url(exp: &str, strategy: &str, seed: &str) -> String {
     )
 }
 
+/// Percent-encode one path segment or query value for a link.
 pub fn url_encode(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for b in text.bytes() {
