@@ -2,7 +2,7 @@
 //! layer norm, post-norm transformer layers with erf-GELU, padding-aware self-attention.
 //! It returns the final hidden states; pooling lives in `encoder.rs`.
 use anyhow::{bail, Context, Result};
-use candle_core::{DType, Device, Module, Tensor, D};
+use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::{embedding, linear, Embedding, Linear, VarBuilder};
 
 use super::layer_norm::InferenceLayerNorm;
@@ -111,22 +111,30 @@ impl Embeddings {
         })
     }
 
+    /// `input_ids` `[batch, seq]`, every row starting at position 0.
     fn forward(&self, input_ids: &Tensor) -> candle_core::Result<Tensor> {
         let (_batch, seq) = input_ids.dims2()?;
-        let device = input_ids.device();
-        let positions = Tensor::arange(0u32, seq as u32, device)?;
-        // Single-segment inputs: every token has type 0.
-        let types = Tensor::zeros(seq, DType::U32, device)?;
+        let positions = Tensor::arange(0u32, seq as u32, input_ids.device())?;
+        self.forward_at(input_ids, &positions)
+    }
+
+    /// Token embeddings plus the position embeddings of `positions` (broadcast over leading
+    /// dimensions), plus segment 0 (single-segment inputs), layer-normed.
+    fn forward_at(&self, input_ids: &Tensor, positions: &Tensor) -> candle_core::Result<Tensor> {
+        let types = Tensor::zeros(1, DType::U32, input_ids.device())?;
         let words = self.word.forward(input_ids)?;
-        let extra = (self.position.forward(&positions)? + self.token_type.forward(&types)?)?;
+        let extra = self
+            .position
+            .forward(positions)?
+            .broadcast_add(&self.token_type.forward(&types)?)?;
         self.norm.forward(&words.broadcast_add(&extra)?)
     }
 }
 
 struct Layer {
-    query: Linear,
-    key: Linear,
-    value: Linear,
+    /// Query, key and value in one `[3·hidden, hidden]` product (one gemm instead of three
+    /// narrow ones; the rows are query, then key, then value).
+    qkv: Linear,
     attn_out: Linear,
     attn_norm: InferenceLayerNorm,
     intermediate: Linear,
@@ -140,10 +148,19 @@ impl Layer {
     fn load(vb: VarBuilder, c: &BertConfig) -> candle_core::Result<Self> {
         let h = c.hidden_size;
         let att = vb.pp("attention");
+        let parts = ["query", "key", "value"]
+            .map(|name| linear(h, h, att.pp("self").pp(name)))
+            .into_iter()
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        let weight = Tensor::cat(&parts.iter().map(|l| l.weight()).collect::<Vec<_>>(), 0)?;
+        let bias = parts
+            .iter()
+            .map(|l| l.bias().cloned())
+            .collect::<Option<Vec<_>>>()
+            .map(|b| Tensor::cat(&b, 0))
+            .transpose()?;
         Ok(Self {
-            query: linear(h, h, att.pp("self").pp("query"))?,
-            key: linear(h, h, att.pp("self").pp("key"))?,
-            value: linear(h, h, att.pp("self").pp("value"))?,
+            qkv: Linear::new(weight, bias),
             attn_out: linear(h, h, att.pp("output").pp("dense"))?,
             attn_norm: InferenceLayerNorm::load(
                 h,
@@ -165,29 +182,184 @@ impl Layer {
     /// `mask_bias` is `[batch, 1, 1, seq]`: 0 for tokens, a large negative for padding.
     fn forward(&self, x: &Tensor, mask_bias: &Tensor) -> candle_core::Result<Tensor> {
         let (b, s, h) = x.dims3()?;
-        let split = |t: Tensor| -> candle_core::Result<Tensor> {
-            t.reshape((b, s, self.heads, self.head_dim))?
-                .transpose(1, 2)?
-                .contiguous()
+        // [b, s, 3, heads, head_dim] → [3, b, heads, s, head_dim]: one copy for all three.
+        let qkv = self
+            .qkv
+            .forward(x)?
+            .reshape((b, s, 3, self.heads, self.head_dim))?
+            .permute((2, 0, 3, 1, 4))?
+            .contiguous()?;
+        let (q, k, v) = (qkv.get(0)?, qkv.get(1)?, qkv.get(2)?);
+        let ctx = self
+            .attend(&q, &k, &v, mask_bias)?
+            .transpose(1, 2)?
+            .contiguous()?
+            .reshape((b, s, h))?;
+        self.feed_forward(x, &ctx)
+    }
+
+    /// The same layer over sequences laid end to end (`x` is `[tokens, hidden]`): every
+    /// product runs on real tokens only.
+    fn forward_packed(
+        &self,
+        x: &Tensor,
+        packing: &Packing,
+        fused_attention: bool,
+    ) -> candle_core::Result<Tensor> {
+        let (t, h) = x.dims2()?;
+        let qkv = self.qkv.forward(x)?;
+        let fused = match fused_attention {
+            true => self.packed_attention_cpu(&qkv, packing)?,
+            false => None,
         };
-        let q = split(self.query.forward(x)?)?;
-        let k = split(self.key.forward(x)?)?;
-        let v = split(self.value.forward(x)?)?;
+        let ctx = if let Some(ctx) = fused {
+            ctx
+        } else {
+            let rows = qkv.reshape((t * 3 * self.heads, self.head_dim))?;
+            let padded = packing.padded(x.device())?;
+            let block = (packing.batch(), self.heads, padded.width, self.head_dim);
+            let [q, k, v] = &padded.to_padded;
+            let (q, k, v) = (
+                rows.index_select(q, 0)?.reshape(block)?,
+                rows.index_select(k, 0)?.reshape(block)?,
+                rows.index_select(v, 0)?.reshape(block)?,
+            );
+            self.attend(&q, &k, &v, &padded.mask_bias)?
+                .reshape((packing.batch() * self.heads * padded.width, self.head_dim))?
+                .index_select(&padded.to_packed, 0)?
+                .reshape((t, h))?
+        };
+        self.feed_forward(x, &ctx)
+    }
+
+    /// Attention straight from the fused qkv rows on the CPU in f32 (see
+    /// `packed_attention.rs`); `None` on other devices and dtypes.
+    fn packed_attention_cpu(
+        &self,
+        qkv: &Tensor,
+        packing: &Packing,
+    ) -> candle_core::Result<Option<Tensor>> {
+        if !(qkv.device().is_cpu() && qkv.dtype() == DType::F32) {
+            return Ok(None);
+        }
+        let (storage, layout) = qkv.storage_and_layout();
+        let candle_core::Storage::Cpu(cpu) = &*storage else {
+            return Ok(None);
+        };
+        let values = super::cpu_slice::contiguous_f32(cpu, layout, "packed attention: qkv")?;
+        let ctx = super::packed_attention::packed_attention(
+            values,
+            &packing.lengths,
+            self.heads,
+            self.head_dim,
+        );
+        let tokens = qkv.dim(0)?;
+        Tensor::from_vec(ctx, (tokens, self.heads * self.head_dim), qkv.device()).map(Some)
+    }
+
+    /// Softmax attention over `[b, heads, s, head_dim]` blocks.
+    fn attend(
+        &self,
+        q: &Tensor,
+        k: &Tensor,
+        v: &Tensor,
+        mask_bias: &Tensor,
+    ) -> candle_core::Result<Tensor> {
         let scale = 1.0 / (self.head_dim as f64).sqrt();
         // The transposed view goes straight to gemm as strides; making it contiguous first
         // measured 8× slower for these small per-head blocks.
         let raw = q.matmul(&k.t()?)?;
         let probs = super::fused_softmax::scaled_masked_softmax(&raw, mask_bias, scale)?;
-        let ctx = probs
-            .matmul(&v)?
-            .transpose(1, 2)?
-            .contiguous()?
-            .reshape((b, s, h))?;
+        probs.matmul(v)
+    }
+
+    /// Attention output projection, then the feed-forward block, each with residual + norm.
+    fn feed_forward(&self, x: &Tensor, ctx: &Tensor) -> candle_core::Result<Tensor> {
         let x = self
             .attn_norm
-            .forward(&(self.attn_out.forward(&ctx)? + x)?)?;
+            .forward(&(self.attn_out.forward(ctx)? + x)?)?;
         let ff = super::fast_gelu::gelu_erf(&self.intermediate.forward(&x)?)?;
         self.out_norm.forward(&(self.output.forward(&ff)? + x)?)
+    }
+}
+
+/// The sequence lengths of a packed batch, and (built on first use, for devices without the
+/// fused CPU attention) where each token goes in padded head blocks and back.
+struct Packing {
+    lengths: Vec<usize>,
+    heads: usize,
+    padded: std::sync::OnceLock<PaddedBlocks>,
+}
+
+/// Padded slots point at a real token of their own sequence (finite values); the mask gives
+/// them zero weight as keys, and their rows as queries are never gathered back.
+struct PaddedBlocks {
+    width: usize,
+    /// Row indices into the qkv output viewed as `[tokens·3·heads, head_dim]`, in
+    /// `[batch, heads, width]` order: query, key, value.
+    to_padded: [Tensor; 3],
+    /// Row indices into the attention output viewed as `[batch·heads·width, head_dim]`, in
+    /// `[tokens, heads]` order.
+    to_packed: Tensor,
+    /// `[batch, 1, 1, width]`: 0 for tokens, a large negative for padding.
+    mask_bias: Tensor,
+}
+
+impl Packing {
+    fn new(lengths: &[usize], heads: usize) -> Result<Self> {
+        if let Some(seq) = lengths.iter().position(|&n| n == 0) {
+            bail!("sequence {seq} of a packed batch has no tokens");
+        }
+        Ok(Self {
+            lengths: lengths.to_vec(),
+            heads,
+            padded: std::sync::OnceLock::new(),
+        })
+    }
+
+    fn batch(&self) -> usize {
+        self.lengths.len()
+    }
+
+    fn padded(&self, device: &Device) -> candle_core::Result<&PaddedBlocks> {
+        if let Some(blocks) = self.padded.get() {
+            return Ok(blocks);
+        }
+        let blocks = self.build_padded(device)?;
+        Ok(self.padded.get_or_init(|| blocks))
+    }
+
+    fn build_padded(&self, device: &Device) -> candle_core::Result<PaddedBlocks> {
+        let (batch, heads) = (self.batch(), self.heads);
+        let width = self.lengths.iter().copied().max().unwrap_or(0);
+        let tokens: usize = self.lengths.iter().sum();
+        let mut to_padded = [(); 3].map(|_| Vec::with_capacity(batch * heads * width));
+        let mut to_packed = vec![0u32; tokens * heads];
+        let mut mask_bias = Vec::with_capacity(batch * width);
+        let mut start = 0;
+        for (seq, &len) in self.lengths.iter().enumerate() {
+            for head in 0..heads {
+                for pos in 0..width {
+                    let token = start + pos.min(len - 1);
+                    for (kind, idx) in to_padded.iter_mut().enumerate() {
+                        idx.push(((token * 3 + kind) * heads + head) as u32);
+                    }
+                    if pos < len {
+                        to_packed[token * heads + head] =
+                            ((seq * heads + head) * width + pos) as u32;
+                    }
+                }
+            }
+            mask_bias.extend((0..width).map(|pos| if pos < len { 0f32 } else { -1e9 }));
+            start += len;
+        }
+        let [q, k, v] = to_padded.map(|idx| Tensor::from_vec(idx, batch * heads * width, device));
+        Ok(PaddedBlocks {
+            width,
+            to_padded: [q?, k?, v?],
+            to_packed: Tensor::from_vec(to_packed, tokens * heads, device)?,
+            mask_bias: Tensor::from_vec(mask_bias, (batch, 1, 1, width), device)?,
+        })
     }
 }
 
@@ -270,15 +442,48 @@ impl Bert {
         }
         Ok(x)
     }
-}
 
-/// Mean of the hidden states over the attention mask: `[batch, seq, hidden]` → `[batch, hidden]`.
-pub fn mean_pool(hidden: &Tensor, attention_mask: &Tensor) -> Result<Tensor> {
-    let mask = attention_mask.to_dtype(DType::F32)?.unsqueeze(D::Minus1)?;
-    let summed = hidden.broadcast_mul(&mask)?.sum(1)?;
-    // sentence-transformers clamps the count at 1e-9 so an all-padding row stays finite.
-    let counts = mask.sum(1)?.clamp(1e-9, f64::MAX)?;
-    Ok(summed.broadcast_div(&counts)?)
+    /// Final hidden states `[tokens, hidden]` of sequences laid end to end: `ids` holds every
+    /// sequence's tokens in turn, `lengths` how many each has. The same values as [`forward`]
+    /// on the padded batch, without spending the linear layers on padding.
+    ///
+    /// [`forward`]: Bert::forward
+    pub fn forward_packed(&self, ids: &[u32], lengths: &[usize]) -> Result<Tensor> {
+        // `LAB_UNFUSED=attention`: candle's ops on padded head blocks (the side-by-side
+        // baseline of the fused kernel, and the path on devices without it).
+        self.forward_packed_with(ids, lengths, super::fused_train::fused("attention"))
+    }
+
+    fn forward_packed_with(
+        &self,
+        ids: &[u32],
+        lengths: &[usize],
+        fused_attention: bool,
+    ) -> Result<Tensor> {
+        let tokens: usize = lengths.iter().sum();
+        if tokens != ids.len() {
+            bail!(
+                "packed batch: lengths add up to {tokens} tokens but {} ids were given",
+                ids.len()
+            );
+        }
+        let longest = lengths.iter().copied().max().unwrap_or(0);
+        if longest > self.config.max_position_embeddings {
+            bail!(
+                "sequence of {longest} tokens is longer than the model's {} positions",
+                self.config.max_position_embeddings
+            );
+        }
+        let positions: Vec<u32> = lengths.iter().flat_map(|&n| 0..n as u32).collect();
+        let packing = Packing::new(lengths, self.config.num_attention_heads)?;
+        let ids = Tensor::from_slice(ids, tokens, &self.device)?;
+        let positions = Tensor::from_vec(positions, tokens, &self.device)?;
+        let mut x = self.embeddings.forward_at(&ids, &positions)?;
+        for layer in &self.layers {
+            x = layer.forward_packed(&x, &packing, fused_attention)?;
+        }
+        Ok(x)
+    }
 }
 
 /// Random weights of the shape `config` describes, saved as safetensors (for tests that
@@ -353,12 +558,61 @@ mod tests {
     }
 
     #[test]
-    fn mean_pool_ignores_padding() {
+    fn packed_batch_equals_the_padded_batch() {
+        let bert = tiny_bert();
+        let texts: [&[u32]; 3] = [&[5, 7, 9, 11, 2], &[3, 4], &[8, 1, 6]];
+        let lengths: Vec<usize> = texts.iter().map(|t| t.len()).collect();
+        let ids: Vec<u32> = texts.concat();
+        for fused_attention in [true, false] {
+            let packed: Vec<Vec<f32>> = bert
+                .forward_packed_with(&ids, &lengths, fused_attention)
+                .unwrap()
+                .to_vec2()
+                .unwrap();
+            assert_eq!(packed.len(), ids.len());
+            assert_packed_rows_match_padded(&bert, &texts, &packed);
+        }
+    }
+
+    fn assert_packed_rows_match_padded(bert: &Bert, texts: &[&[u32]], packed: &[Vec<f32>]) {
         let dev = Device::Cpu;
-        let hidden = Tensor::new(&[[[1f32, 2.], [3., 4.], [100., 100.]]], &dev).unwrap();
-        let mask = Tensor::new(&[[1u32, 1, 0]], &dev).unwrap();
-        let pooled: Vec<Vec<f32>> = mean_pool(&hidden, &mask).unwrap().to_vec2().unwrap();
-        assert_eq!(pooled, vec![vec![2.0, 3.0]]);
+        let mut row = 0;
+        for text in texts {
+            let mut padded = text.to_vec();
+            padded.resize(5, 0);
+            let mask: Vec<u32> = (0..5).map(|i| u32::from(i < text.len())).collect();
+            let hidden = bert
+                .forward(
+                    &Tensor::new(padded.as_slice(), &dev)
+                        .unwrap()
+                        .unsqueeze(0)
+                        .unwrap(),
+                    &Tensor::new(mask.as_slice(), &dev)
+                        .unwrap()
+                        .unsqueeze(0)
+                        .unwrap(),
+                )
+                .unwrap();
+            let expected: Vec<Vec<f32>> = hidden.get(0).unwrap().to_vec2().unwrap();
+            for want in &expected[..text.len()] {
+                let diff = want
+                    .iter()
+                    .zip(&packed[row])
+                    .map(|(a, b)| (a - b).abs())
+                    .fold(0f32, f32::max);
+                assert!(diff < 1e-5, "token {row} differs by {diff}");
+                row += 1;
+            }
+        }
+    }
+
+    #[test]
+    fn packed_batch_rejects_mismatched_lengths() {
+        let bert = tiny_bert();
+        let err = bert.forward_packed(&[1, 2, 3], &[2, 2]).unwrap_err();
+        assert!(err.to_string().contains("4 tokens but 3 ids"), "{err}");
+        let err = bert.forward_packed(&[1, 2], &[2, 0]).unwrap_err();
+        assert!(err.to_string().contains("no tokens"), "{err}");
     }
 
     #[test]

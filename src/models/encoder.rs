@@ -1,6 +1,6 @@
 //! Sentence embeddings the sentence-transformers way: BERT, mean pooling over the attention
 //! mask, L2 normalisation. Texts are batched by length so padding stays small.
-use crate::models::bert::{mean_pool, Bert, BertConfig};
+use crate::models::bert::{Bert, BertConfig};
 use crate::strategy::Matrix;
 use anyhow::{anyhow, bail, Context, Result};
 use candle_core::{Device, Tensor};
@@ -124,11 +124,11 @@ impl SentenceEncoder {
 
     /// One L2-normalised row per text, in input order.
     pub fn embed(&self, texts: &[String]) -> Result<Matrix> {
-        let mut out = Matrix::zeros(texts.len(), self.dim());
-        self.for_each_batch(texts, "embed", |rows, hidden, mask, _encodings| {
-            let pooled: Vec<Vec<f32>> = mean_pool(hidden, mask)?.to_vec2()?;
-            for (&row, values) in rows.iter().zip(pooled) {
-                out.row_mut(row).copy_from_slice(&values);
+        let dim = self.dim();
+        let mut out = Matrix::zeros(texts.len(), dim);
+        self.for_each_batch(texts, "embed", |rows, hidden, _encodings| {
+            for (&row, states) in rows.iter().zip(hidden) {
+                mean_pool_into(states, dim, out.row_mut(row));
             }
             Ok(())
         })?;
@@ -139,17 +139,15 @@ impl SentenceEncoder {
     /// Final hidden states of each text's word pieces, without [CLS] and [SEP] (for
     /// BERTScore): `result[text][token][dim]`. An empty text gives no tokens.
     pub fn token_embeddings(&self, texts: &[String]) -> Result<Vec<Vec<Vec<f32>>>> {
+        let dim = self.dim();
         let mut out = vec![Vec::new(); texts.len()];
-        self.for_each_batch(texts, "embed tokens", |rows, hidden, _mask, encodings| {
-            let hidden: Vec<Vec<Vec<f32>>> = hidden.to_vec3()?;
+        self.for_each_batch(texts, "embed tokens", |rows, hidden, encodings| {
             for ((&row, states), encoding) in rows.iter().zip(hidden).zip(encodings) {
-                let special = encoding.get_special_tokens_mask();
                 out[row] = states
-                    .into_iter()
-                    .zip(special)
-                    .take(encoding.get_ids().len())
-                    .filter(|(_, &s)| s == 0)
-                    .map(|(v, _)| v)
+                    .chunks_exact(dim)
+                    .zip(encoding.get_special_tokens_mask())
+                    .filter(|(_, &special)| special == 0)
+                    .map(|(v, _)| v.to_vec())
                     .collect();
             }
             Ok(())
@@ -157,13 +155,14 @@ impl SentenceEncoder {
         Ok(out)
     }
 
-    /// Tokenize, sort by length, and run BERT over right-padded batches. `visit` gets the
-    /// original row of each batch member, the hidden states, the mask and the encodings.
+    /// Tokenize, sort by length, and run BERT batch by batch. `visit` gets the original row
+    /// of each batch member, each member's hidden states (`tokens × hidden`, row-major, real
+    /// tokens only) and the encodings.
     fn for_each_batch(
         &self,
         texts: &[String],
         label: &str,
-        mut visit: impl FnMut(&[usize], &Tensor, &Tensor, &[&Encoding]) -> Result<()>,
+        mut visit: impl FnMut(&[usize], &[&[f32]], &[&Encoding]) -> Result<()>,
     ) -> Result<()> {
         if texts.is_empty() {
             return Ok(());
@@ -178,23 +177,25 @@ impl SentenceEncoder {
         order.sort_by_key(|&i| std::cmp::Reverse(encodings[i].get_ids().len()));
         let bar = (texts.len() > PROGRESS_THRESHOLD)
             .then(|| crate::util::progress::bar(texts.len() as u64, label));
+        let dim = self.dim();
         for rows in order.chunks(self.batch_size) {
             let batch: Vec<&Encoding> = rows.iter().map(|&i| &encodings[i]).collect();
-            let width = batch.iter().map(|e| e.get_ids().len()).max().unwrap_or(0);
-            let mut ids = Vec::with_capacity(rows.len() * width);
-            let mut mask = Vec::with_capacity(rows.len() * width);
-            for e in &batch {
-                let n = e.get_ids().len();
-                ids.extend_from_slice(e.get_ids());
-                ids.extend(std::iter::repeat_n(self.pad_id, width - n));
-                mask.extend_from_slice(e.get_attention_mask());
-                mask.extend(std::iter::repeat_n(0u32, width - n));
+            let lengths: Vec<usize> = batch.iter().map(|e| e.get_ids().len()).collect();
+            let hidden = if super::fused_train::fused("packed") {
+                let ids: Vec<u32> = batch.iter().flat_map(|e| e.get_ids()).copied().collect();
+                self.bert.forward_packed(&ids, &lengths)?
+            } else {
+                self.forward_padded(&batch, &lengths)?
+            };
+            let hidden: Vec<f32> = hidden.flatten_all()?.to_vec1()?;
+            let mut per_text = Vec::with_capacity(rows.len());
+            let mut rest = hidden.as_slice();
+            for &n in &lengths {
+                let (states, tail) = rest.split_at(n * dim);
+                per_text.push(states);
+                rest = tail;
             }
-            let device = self.bert.device();
-            let ids = Tensor::from_vec(ids, (rows.len(), width), device)?;
-            let mask = Tensor::from_vec(mask, (rows.len(), width), device)?;
-            let hidden = self.bert.forward(&ids, &mask)?;
-            visit(rows, &hidden, &mask, &batch)?;
+            visit(rows, &per_text, &batch)?;
             if let Some(bar) = &bar {
                 bar.inc(rows.len() as u64);
             }
@@ -204,6 +205,45 @@ impl SentenceEncoder {
         }
         Ok(())
     }
+
+    /// The batch right-padded to its longest member (the side-by-side baseline for packing,
+    /// `LAB_UNFUSED=packed`), hidden states of the real tokens laid end to end.
+    fn forward_padded(&self, batch: &[&Encoding], lengths: &[usize]) -> Result<Tensor> {
+        let width = lengths.iter().copied().max().unwrap_or(0);
+        let mut ids = Vec::with_capacity(batch.len() * width);
+        let mut mask = Vec::with_capacity(batch.len() * width);
+        for e in batch {
+            let n = e.get_ids().len();
+            ids.extend_from_slice(e.get_ids());
+            ids.extend(std::iter::repeat_n(self.pad_id, width - n));
+            mask.extend(std::iter::repeat_n(1u32, n));
+            mask.extend(std::iter::repeat_n(0u32, width - n));
+        }
+        let device = self.bert.device();
+        let ids = Tensor::from_vec(ids, (batch.len(), width), device)?;
+        let mask = Tensor::from_vec(mask, (batch.len(), width), device)?;
+        let hidden = self.bert.forward(&ids, &mask)?;
+        let rows = lengths
+            .iter()
+            .enumerate()
+            .map(|(i, &n)| hidden.get(i)?.narrow(0, 0, n))
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        Ok(Tensor::cat(&rows, 0)?)
+    }
+}
+
+/// sentence-transformers' mean pooling: the average of a text's token states (every real
+/// token, [CLS] and [SEP] included).
+fn mean_pool_into(states: &[f32], dim: usize, out: &mut [f32]) {
+    out.fill(0.0);
+    let mut count = 0usize;
+    for row in states.chunks_exact(dim) {
+        out.iter_mut().zip(row).for_each(|(o, v)| *o += v);
+        count += 1;
+    }
+    // sentence-transformers clamps the count at 1e-9 so an empty text stays finite.
+    let count = (count as f32).max(1e-9);
+    out.iter_mut().for_each(|o| *o /= count);
 }
 
 /// `max_seq_length` from `sentence_bert_config.json` when the folder has one.
@@ -303,6 +343,15 @@ mod tests {
 
     fn texts(items: &[&str]) -> Vec<String> {
         items.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn mean_pool_averages_every_token_state() {
+        let mut out = [7.0f32; 2];
+        mean_pool_into(&[1.0, 2.0, 3.0, 4.0, 5.0, 9.0], 2, &mut out);
+        assert_eq!(out, [3.0, 5.0]);
+        mean_pool_into(&[], 2, &mut out);
+        assert_eq!(out, [0.0, 0.0]);
     }
 
     #[test]

@@ -150,6 +150,20 @@ multiversion! {
 }
 
 multiversion! {
+    /// `row ← softmax(row)` in place (an unmasked attention row, already scaled).
+    fn softmax_row_in_place(row: &mut [f32]) -> () {
+        let max = lane_max(row);
+        for x in row.iter_mut() {
+            *x = exp(*x - max);
+        }
+        let inv = 1.0 / lane_sum(|i| row[i], row.len());
+        for x in row.iter_mut() {
+            *x *= inv;
+        }
+    }
+}
+
+multiversion! {
     /// `out[i] ← silu(gate[i]) · up[i]`.
     fn silu_mul(gate: &[f32], up: &[f32], out: &mut [f32]) -> () {
         for ((o, &g), &u) in out.iter_mut().zip(gate).zip(up) {

@@ -22,6 +22,7 @@ pub mod loader;
 pub mod lora;
 pub mod model_cli;
 pub mod optim;
+pub mod packed_attention;
 pub mod rope;
 pub mod schedule;
 pub mod score;
