@@ -42,6 +42,11 @@ pub struct BenchHostArgs {
     /// Timed rounds of every workload (ours and, with --compare, the reference).
     #[arg(long, default_value_t = 3)]
     pub rounds: usize,
+    /// Untimed full-size rounds first (ours and, with --compare, the reference): the first
+    /// round touches every buffer for the first time (training: ~9 GB of fresh pages the
+    /// kernel zeroes, twice the step time), which no later round or real run repeats.
+    #[arg(long, default_value_t = 1)]
+    pub warmup: usize,
     /// Print the results as JSON instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -144,12 +149,14 @@ pub fn run(args: &BenchHostArgs) -> Result<()> {
         None
     };
     let peak = measure_peak_gflops()?;
-    let bar = crate::util::progress::bar(args.rounds as u64, "bench-host");
+    let bar = crate::util::progress::bar((args.warmup + args.rounds) as u64, "bench-host");
     let (mut ours, mut theirs) = (Vec::new(), Vec::new());
-    for _ in 0..args.rounds {
-        ours.push(run_ours(&mut lm, &encoder, &work)?);
-        if let Some(r) = reference.as_mut() {
-            theirs.push(r.round()?);
+    for round in 0..args.warmup + args.rounds {
+        let mine = run_ours(&mut lm, &encoder, &work)?;
+        let reference = reference.as_mut().map(|r| r.round()).transpose()?;
+        if round >= args.warmup {
+            ours.push(mine);
+            theirs.extend(reference);
         }
         bar.inc(1);
     }
@@ -157,7 +164,8 @@ pub fn run(args: &BenchHostArgs) -> Result<()> {
     if let Some(r) = reference {
         r.finish()?;
     }
-    let summary = summarize(&work, &flops, peak, &ours, &theirs, threads);
+    let mut summary = summarize(&work, &flops, peak, &ours, &theirs, threads);
+    summary.warmup_rounds = args.warmup;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&summary)?);
     } else {
@@ -517,6 +525,8 @@ pub struct Row {
 pub struct Summary {
     pub threads: usize,
     pub rounds: usize,
+    /// Untimed rounds run first.
+    pub warmup_rounds: usize,
     pub peak_gflops: f64,
     pub rows: Vec<Row>,
     /// Max |ours − reference| over every scored token's log-probability.
@@ -630,6 +640,7 @@ fn summarize(
     Summary {
         threads,
         rounds: ours.len(),
+        warmup_rounds: 0,
         peak_gflops: peak,
         rows,
         logprob_max_abs_diff: b.filter(|_| w.runs(Workload::Scoring)).map(|b| {
@@ -674,8 +685,9 @@ fn cosine(x: &[f32], y: &[f32]) -> f64 {
 
 fn print_table(s: &Summary) {
     println!(
-        "f32 peak (1024×768·768×3072 gemm, {} threads): {:.0} GFLOP/s; {} rounds, medians",
-        s.threads, s.peak_gflops, s.rounds
+        "f32 peak (1024×768·768×3072 gemm, {} threads): {:.0} GFLOP/s; {} rounds after {} \
+         untimed, medians",
+        s.threads, s.peak_gflops, s.rounds, s.warmup_rounds
     );
     println!(
         "{:<14} {:>12} {:>10} {:>10} {:>22} {:>8} {:>7}",

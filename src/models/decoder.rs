@@ -157,7 +157,29 @@ impl Attention {
             Some(slot) => LayerCache::append(slot, &k, &v)?,
             None => (k, v),
         };
-        let total = k.dim(2)?;
+        let out = match super::fused_attention::fused_attention(
+            &q, &k, &v, mask, self.scale, mode.train,
+        )? {
+            Some(out) => out,
+            None => self.composed_attention(&q, &k, &v, mask)?,
+        };
+        let out = out.transpose(1, 2)?.reshape((b, t, h * hd))?;
+        self.o_proj.forward(&out, mode, stream + 3)
+    }
+}
+
+impl Attention {
+    /// `softmax(scale · q kᵀ + mask) v` as candle ops, `[b, h, t, hd]`: the path off the CPU
+    /// and the side-by-side baseline of the fused op (`LAB_UNFUSED=attention`).
+    fn composed_attention(
+        &self,
+        q: &Tensor,
+        k: &Tensor,
+        v: &Tensor,
+        mask: &Tensor,
+    ) -> Result<Tensor> {
+        let (b, h, t, hd) = q.dims4()?;
+        let (kvh, total) = (k.dim(1)?, k.dim(2)?);
         // Grouped-query attention without copying K/V: fold the query heads that share a
         // key/value head into the row dimension.
         let rep = h / kvh;
@@ -165,13 +187,10 @@ impl Attention {
         let raw = q.matmul(&k.t()?)?.reshape((b, h, t, total))?;
         // One pass for scale, mask and softmax (and, in training, one kept tensor).
         let probs = super::fused_softmax::scaled_masked_softmax(&raw, mask, self.scale)?;
-        let out = probs
+        Ok(probs
             .reshape((b, kvh, rep * t, total))?
-            .matmul(&v)?
-            .reshape((b, h, t, hd))?
-            .transpose(1, 2)?
-            .reshape((b, t, h * hd))?;
-        self.o_proj.forward(&out, mode, stream + 3)
+            .matmul(v)?
+            .reshape((b, h, t, hd))?)
     }
 }
 

@@ -11,6 +11,7 @@ pub mod encoder;
 pub mod fast_exp;
 pub mod fast_gelu;
 pub mod frozen;
+pub mod fused_attention;
 pub mod fused_softmax;
 pub mod fused_train;
 pub mod generate;
