@@ -151,12 +151,10 @@ pub fn run(args: &BenchHostArgs) -> Result<()> {
     let peak = measure_peak_gflops()?;
     let bar = crate::util::progress::bar((args.warmup + args.rounds) as u64, "bench-host");
     let (mut ours, mut theirs) = (Vec::new(), Vec::new());
-    for round in 0..args.warmup + args.rounds {
-        let mine = run_ours(&mut lm, &encoder, &work)?;
-        let reference = reference.as_mut().map(|r| r.round()).transpose()?;
-        if round >= args.warmup {
-            ours.push(mine);
-            theirs.extend(reference);
+    for _ in 0..args.warmup + args.rounds {
+        ours.push(run_ours(&mut lm, &encoder, &work)?);
+        if let Some(r) = reference.as_mut() {
+            theirs.push(r.round()?);
         }
         bar.inc(1);
     }
@@ -164,8 +162,7 @@ pub fn run(args: &BenchHostArgs) -> Result<()> {
     if let Some(r) = reference {
         r.finish()?;
     }
-    let mut summary = summarize(&work, &flops, peak, &ours, &theirs, threads);
-    summary.warmup_rounds = args.warmup;
+    let summary = summarize(&work, &flops, peak, &ours, &theirs, threads, args.warmup);
     if args.json {
         println!("{}", serde_json::to_string_pretty(&summary)?);
     } else {
@@ -553,10 +550,16 @@ fn summarize(
     w: &Workloads,
     flops: &WorkloadFlops,
     peak: f64,
-    ours: &[RoundResult],
-    theirs: &[RoundResult],
+    all_ours: &[RoundResult],
+    all_theirs: &[RoundResult],
     threads: usize,
+    warmup: usize,
 ) -> Summary {
+    // Agreement from each side's first round: the reference keeps training one adapter from
+    // round to round, so only its first round starts, as ours always does, from B = 0.
+    let (a, b) = (&all_ours[0], all_theirs.first());
+    let ours = &all_ours[warmup..];
+    let theirs = all_theirs.get(warmup..).unwrap_or_default();
     let score_tokens: usize = w
         .score_prompts
         .iter()
@@ -636,11 +639,10 @@ fn summarize(
             }
         })
         .collect();
-    let (a, b) = (&ours[0], theirs.first());
     Summary {
         threads,
-        rounds: ours.len(),
-        warmup_rounds: 0,
+        rounds: ours.len() - warmup,
+        warmup_rounds: warmup,
         peak_gflops: peak,
         rows,
         logprob_max_abs_diff: b.filter(|_| w.runs(Workload::Scoring)).map(|b| {

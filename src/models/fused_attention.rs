@@ -480,7 +480,11 @@ mod tests {
         let randn = |shape: (usize, usize, usize, usize)| {
             Var::from_tensor(&Tensor::randn(0f32, 1.0, shape, &dev).unwrap()).unwrap()
         };
-        let (q, k, v) = (randn((b, h, t, d)), randn((b, kvh, t, d)), randn((b, kvh, t, d)));
+        let (q, k, v) = (
+            randn((b, h, t, d)),
+            randn((b, kvh, t, d)),
+            randn((b, kvh, t, d)),
+        );
         let mask = causal_mask(&[0, 5], t, t);
         let scale = 0.3;
         let fused = fused_attention(&q, &k, &v, &mask, scale, true)
@@ -520,7 +524,9 @@ mod tests {
     #[test]
     fn skips_only_keys_the_mask_hides() {
         // Row 0 sees keys 0..=2 of 5; row 1 sees none (so all of them, uniformly).
-        let mask = [0.0, 0.0, 0.0, MASKED, MASKED, MASKED, MASKED, MASKED, MASKED, MASKED];
+        let mask = [
+            0.0, 0.0, 0.0, MASKED, MASKED, MASKED, MASKED, MASKED, MASKED, MASKED,
+        ];
         let dims = Dims {
             b: 1,
             h: 1,
