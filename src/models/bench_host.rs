@@ -641,7 +641,7 @@ fn summarize(
         .collect();
     Summary {
         threads,
-        rounds: ours.len() - warmup,
+        rounds: ours.len(),
         warmup_rounds: warmup,
         peak_gflops: peak,
         rows,
