@@ -11,8 +11,9 @@ use rayon::prelude::*;
 
 use super::cpu_slice::contiguous_f32;
 
-/// `LAB_UNFUSED=softmax,lora,rope,norm,swiglu,gelu,skinny,exp` (or `all`) turns fused ops back
-/// into candle's composed ones, to compare speed and memory side by side with `lab bench-host`.
+/// `LAB_UNFUSED=softmax,lora,rope,norm,swiglu,gelu,skinny,exp,attention,packed` (or `all`)
+/// turns fused ops back into candle's composed ones (`packed`: the encoder pads its batches
+/// again), to compare speed and memory side by side with `lab bench-host`.
 pub fn fused(op: &str) -> bool {
     static UNFUSED: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
     let off = UNFUSED.get_or_init(|| {
