@@ -243,10 +243,8 @@ impl Layer {
             return Ok(None);
         }
         let (storage, layout) = qkv.storage_and_layout();
-        let candle_core::Storage::Cpu(cpu) = &*storage else {
-            return Ok(None);
-        };
-        let values = super::cpu_slice::contiguous_f32(cpu, layout, "packed attention: qkv")?;
+        let values =
+            super::cpu_slice::cpu_contiguous_f32(&storage, layout, "packed attention: qkv")?;
         let ctx = super::packed_attention::packed_attention(
             values,
             &packing.lengths,

@@ -166,9 +166,7 @@ impl Attention {
         let out = out.transpose(1, 2)?.reshape((b, t, h * hd))?;
         self.o_proj.forward(&out, mode, stream + 3)
     }
-}
 
-impl Attention {
     /// `softmax(scale · q kᵀ + mask) v` as candle ops, `[b, h, t, hd]`: the path off the CPU
     /// and the side-by-side baseline of the fused op (`LAB_UNFUSED=attention`).
     fn composed_attention(

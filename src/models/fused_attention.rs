@@ -14,7 +14,7 @@ use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 use std::sync::Mutex;
 
-use super::cpu_slice::contiguous_f32;
+use super::cpu_slice::{contiguous_f32, cpu_contiguous_f32};
 
 /// Queries per block: gemm's register tile is 64 rows high on AVX-512.
 const BLOCK: usize = 64;
@@ -165,10 +165,6 @@ fn key_limits(mask: &[f32], dims: Dims) -> Vec<usize> {
 }
 
 impl FusedAttention {
-    fn mask_values<'a>(&self, storage: &'a CpuStorage, layout: &Layout) -> Result<&'a [f32]> {
-        contiguous_f32(storage, layout, "fused attention: the mask")
-    }
-
     fn dims(&self, q: &Layout, k: &Layout, v: &Layout) -> Result<Dims> {
         let (b, h, t, d) = q.shape().dims4()?;
         let (kb, kvh, keys, kd) = k.shape().dims4()?;
@@ -223,80 +219,76 @@ impl CustomOp3 for FusedAttention {
         let (k, v) = (f32_values(k_storage, "k")?, f32_values(v_storage, "v")?);
         let (k_rows, v_rows) = (HeadRows::of(k_layout, "k")?, HeadRows::of(v_layout, "v")?);
         let (mask_storage, mask_layout) = self.mask.storage_and_layout();
-        let candle_core::Storage::Cpu(mask_cpu) = &*mask_storage else {
-            candle_core::bail!("fused attention: the mask must be on the CPU");
-        };
-        let mask = self.mask_values(mask_cpu, mask_layout)?;
+        let mask = cpu_contiguous_f32(&mask_storage, mask_layout, "fused attention: the mask")?;
         let limits = key_limits(mask, dims);
+        let tasks = dims.b * dims.kvh;
         let mut out = vec![0f32; q.len()];
+        // Each task's share of the probabilities when they are kept, an empty slice otherwise.
         let mut probs = vec![0f32; if self.keep { q.len() / d * keys } else { 0 }];
-        let probs_chunk = if self.keep { rep * t * keys } else { 0 };
-        let tasks: Vec<(usize, &mut [f32], &mut [f32])> = out
-            .chunks_mut(rep * t * d)
-            .zip(
-                probs
-                    .chunks_mut(probs_chunk.max(1))
-                    .chain(std::iter::repeat_with(|| -> &mut [f32] { &mut [] })),
-            )
+        let probs_per_task: Vec<&mut [f32]> = if self.keep {
+            probs.chunks_mut(rep * t * keys).collect()
+        } else {
+            (0..tasks).map(|_| Default::default()).collect()
+        };
+        out.par_chunks_mut(rep * t * d)
+            .zip(probs_per_task)
             .enumerate()
-            .map(|(task, (o, p))| (task, o, p))
-            .collect();
-        tasks.into_par_iter().for_each(|(task, out, probs)| {
-            let (bi, g) = (task / dims.kvh, task % dims.kvh);
-            let k = &k[k_rows.at(bi, g)..];
-            let v = &v[v_rows.at(bi, g)..];
-            let mut scratch = if self.keep {
-                Vec::new()
-            } else {
-                vec![0f32; BLOCK * keys]
-            };
-            for r in 0..rep {
-                let hq = g * rep + r;
-                let q = &q[(bi * dims.h + hq) * t * d..][..t * d];
-                let out = &mut out[r * t * d..][..t * d];
-                for start in (0..t).step_by(BLOCK) {
-                    let rows = BLOCK.min(t - start);
-                    let row_limits = &limits[bi * t + start..][..rows];
-                    let cols = row_limits.iter().copied().max().unwrap_or(0);
-                    let scores: &mut [f32] = if self.keep {
-                        &mut probs[(r * t + start) * keys..][..rows * keys]
-                    } else {
-                        &mut scratch[..rows * keys]
-                    };
-                    // scores = scale · q kᵀ over the visible keys.
-                    product(
-                        scores,
-                        keys,
-                        false,
-                        (rows, cols, d),
-                        &q[start * d..],
-                        (d, 1),
-                        k,
-                        (1, k_rows.row_stride),
-                        self.scale,
-                    );
-                    for (i, row) in scores.chunks_exact_mut(keys).enumerate() {
-                        let query = start + i;
-                        let mask_row = if dims.mask_rows == 1 { 0 } else { query };
-                        let m = &mask[(bi * dims.mask_rows + mask_row) * keys..][..cols];
-                        let row = &mut row[..cols];
-                        row.iter_mut().zip(m).for_each(|(s, m)| *s += m);
-                        super::fast_exp::softmax_row_in_place(row);
+            .for_each(|(task, (out, probs))| {
+                let (bi, g) = (task / dims.kvh, task % dims.kvh);
+                let k = &k[k_rows.at(bi, g)..];
+                let v = &v[v_rows.at(bi, g)..];
+                let mut scratch = if self.keep {
+                    Vec::new()
+                } else {
+                    vec![0f32; BLOCK * keys]
+                };
+                for r in 0..rep {
+                    let hq = g * rep + r;
+                    let q = &q[(bi * dims.h + hq) * t * d..][..t * d];
+                    let out = &mut out[r * t * d..][..t * d];
+                    for start in (0..t).step_by(BLOCK) {
+                        let rows = BLOCK.min(t - start);
+                        let row_limits = &limits[bi * t + start..][..rows];
+                        let cols = row_limits.iter().copied().max().unwrap_or(0);
+                        let scores: &mut [f32] = if self.keep {
+                            &mut probs[(r * t + start) * keys..][..rows * keys]
+                        } else {
+                            &mut scratch[..rows * keys]
+                        };
+                        // scores = scale · q kᵀ over the visible keys.
+                        product(
+                            scores,
+                            keys,
+                            false,
+                            (rows, cols, d),
+                            &q[start * d..],
+                            (d, 1),
+                            k,
+                            (1, k_rows.row_stride),
+                            self.scale,
+                        );
+                        for (i, row) in scores.chunks_exact_mut(keys).enumerate() {
+                            let query = start + i;
+                            let mask_row = if dims.mask_rows == 1 { 0 } else { query };
+                            let m = &mask[(bi * dims.mask_rows + mask_row) * keys..][..cols];
+                            let row = &mut row[..cols];
+                            row.iter_mut().zip(m).for_each(|(s, m)| *s += m);
+                            super::fast_exp::softmax_row_in_place(row);
+                        }
+                        product(
+                            &mut out[start * d..],
+                            d,
+                            false,
+                            (rows, d, cols),
+                            scores,
+                            (keys, 1),
+                            v,
+                            (v_rows.row_stride, 1),
+                            1.0,
+                        );
                     }
-                    product(
-                        &mut out[start * d..],
-                        d,
-                        false,
-                        (rows, d, cols),
-                        scores,
-                        (keys, 1),
-                        v,
-                        (v_rows.row_stride, 1),
-                        1.0,
-                    );
                 }
-            }
-        });
+            });
         if self.keep {
             *self.saved.lock().expect("attention state") = Some((probs, limits));
         }
@@ -319,13 +311,18 @@ impl CustomOp3 for FusedAttention {
         let dims = self.dims(q.layout(), k.layout(), v.layout())?;
         let Dims { t, keys, d, .. } = dims;
         let rep = dims.rep();
-        let read = |x: &Tensor, what: &str| -> Result<Vec<f32>> {
-            x.flatten_all()?.to_vec1::<f32>().map_err(|e| {
-                candle_core::Error::Msg(format!("fused attention backward: {what}: {e}"))
-            })
-        };
-        let (qv, kv, vv) = (read(&q, "q")?, read(&k, "k")?, read(&v, "v")?);
-        let (ov, gv) = (read(out, "output")?, read(&grad_out, "gradient")?);
+        let out = out.contiguous()?;
+        // Read in place (the contiguous calls above copy only non-contiguous views).
+        let (qs, ql) = q.storage_and_layout();
+        let (ks, kl) = k.storage_and_layout();
+        let (vs, vl) = v.storage_and_layout();
+        let (os, ol) = out.storage_and_layout();
+        let (gs, gl) = grad_out.storage_and_layout();
+        let qv = cpu_contiguous_f32(&qs, ql, "fused attention backward: q")?;
+        let kv = cpu_contiguous_f32(&ks, kl, "fused attention backward: k")?;
+        let vv = cpu_contiguous_f32(&vs, vl, "fused attention backward: v")?;
+        let ov = cpu_contiguous_f32(&os, ol, "fused attention backward: output")?;
+        let gv = cpu_contiguous_f32(&gs, gl, "fused attention backward: gradient")?;
         let mut grad_q = vec![0f32; qv.len()];
         let mut grad_k = vec![0f32; kv.len()];
         let mut grad_v = vec![0f32; vv.len()];
@@ -404,7 +401,9 @@ pub fn fused_attention(
     let cpu_f32 = [q, k, v, mask]
         .iter()
         .all(|x| x.device().is_cpu() && x.dtype() == candle_core::DType::F32);
-    if !cpu_f32 || !super::fused_train::fused("attention") {
+    // Empty queries or keys: nothing to split into tasks; the composed ops handle them.
+    let empty = q.dim(2)? == 0 || k.dim(2)? == 0;
+    if !cpu_f32 || empty || !super::fused_train::fused("attention") {
         return Ok(None);
     }
     let op = FusedAttention {
@@ -419,6 +418,7 @@ pub fn fused_attention(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::models::cpu_slice::max_abs_diff as max_diff;
     use candle_core::{Device, Var, D};
 
     const MASKED: f32 = -1.0e30;
@@ -458,17 +458,6 @@ mod tests {
             }
         }
         Tensor::from_vec(data, (pad.len(), 1, t, keys), &Device::Cpu).unwrap()
-    }
-
-    fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
-        (a - b)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar()
-            .unwrap()
     }
 
     #[test]

@@ -5,12 +5,10 @@
 //! `[batch, heads, t, t]` tensors per layer (95 MB per layer at 8 × 256 tokens, 2.8 GB over
 //! SmolLM2's 30 layers), and five passes over them. This op keeps only its output, which the
 //! backward needs anyway: d scores = scale · p ⊙ (g − Σ g ⊙ p).
-use candle_core::{
-    CpuStorage, CustomOp1, DType, Device, Layout, Result, Shape, Storage, Tensor, D,
-};
+use candle_core::{CpuStorage, CustomOp1, DType, Device, Layout, Result, Shape, Tensor, D};
 use rayon::prelude::*;
 
-use super::cpu_slice::contiguous_f32;
+use super::cpu_slice::{contiguous_f32, cpu_contiguous_f32};
 
 struct ScaledMaskedSoftmax {
     /// `[batch, 1, t or 1, keys]` additive mask (0 or a large negative), broadcast over heads
@@ -31,10 +29,11 @@ impl CustomOp1 for ScaledMaskedSoftmax {
         let (b, h, t, keys) = layout.shape().dims4()?;
         let scores = contiguous_f32(storage, layout, "scaled-masked-softmax: scores")?;
         let (mask_storage, mask_layout) = self.mask.storage_and_layout();
-        let Storage::Cpu(mask_cpu) = &*mask_storage else {
-            candle_core::bail!("scaled-masked-softmax: the mask must be on the CPU");
-        };
-        let mask = contiguous_f32(mask_cpu, mask_layout, "scaled-masked-softmax: the mask")?;
+        let mask = cpu_contiguous_f32(
+            &mask_storage,
+            mask_layout,
+            "scaled-masked-softmax: the mask",
+        )?;
         if self.mask_batch != b || mask.len() != b * self.mask_rows * keys {
             candle_core::bail!(
                 "scaled-masked-softmax: mask of {} values for scores {:?}",
@@ -122,18 +121,7 @@ mod tests {
         candle_nn::ops::softmax(&(scores * scale)?.broadcast_add(mask)?, D::Minus1)
     }
 
-    fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
-        (a - b)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .max(0)
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap()
-    }
+    use crate::models::cpu_slice::max_abs_diff as max_diff;
 
     #[test]
     fn values_and_gradients_equal_the_composed_ops() -> Result<()> {

@@ -279,16 +279,7 @@ mod tests {
     use super::*;
     use candle_core::Var;
 
-    fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
-        (a - b)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap()
-    }
+    use crate::models::cpu_slice::max_abs_diff as max_diff;
 
     #[test]
     fn rope_values_and_gradient_equal_the_composed_form() -> Result<()> {
