@@ -129,6 +129,9 @@ impl Masks {
 }
 
 impl Attention {
+    /// Attention output `[b, queries, hidden]` for the last `queries` of the `t` positions in
+    /// `x` (`queries == t`: all of them). Keys and values always cover every position.
+    #[allow(clippy::too_many_arguments)]
     fn forward(
         &self,
         x: &Tensor,
@@ -137,13 +140,22 @@ impl Attention {
         cache: Option<&mut Option<LayerCache>>,
         mode: ForwardMode,
         stream: u64,
+        queries: usize,
     ) -> Result<Tensor> {
         let (b, t, _) = x.dims3()?;
         let (h, kvh, hd) = (self.num_heads, self.num_kv_heads, self.head_dim);
         let heads = |y: Tensor, n: usize| -> Result<Tensor> {
-            Ok(y.reshape((b, t, n, hd))?.transpose(1, 2)?.contiguous()?)
+            let rows = y.dim(1)?;
+            Ok(y.reshape((b, rows, n, hd))?.transpose(1, 2)?.contiguous()?)
         };
-        let mut q = heads(self.q_proj.forward(x, mode, stream)?, h)?;
+        let tail = |y: &Tensor| -> Result<Tensor> {
+            Ok(if queries == t {
+                y.clone()
+            } else {
+                y.narrow(1, t - queries, queries)?.contiguous()?
+            })
+        };
+        let mut q = heads(self.q_proj.forward(&tail(x)?, mode, stream)?, h)?;
         let mut k = heads(self.k_proj.forward(x, mode, stream + 1)?, kvh)?;
         let v = heads(self.v_proj.forward(x, mode, stream + 2)?, kvh)?;
         if let (Some(qn), Some(kn)) = (&self.q_norm, &self.k_norm) {
@@ -151,19 +163,25 @@ impl Attention {
             k = kn.forward(&k, mode.train)?;
         }
         let (cos, sin) = cos_sin;
-        let q = rope::apply(&q, cos, sin, mode.train)?;
+        let q = rope::apply(&q, &tail(cos)?, &tail(sin)?, mode.train)?;
         let k = rope::apply(&k, cos, sin, mode.train)?;
         let (k, v) = match cache {
             Some(slot) => LayerCache::append(slot, &k, &v)?,
             None => (k, v),
         };
+        // The mask's rows are the t queries; keep those of the last `queries`.
+        let mask = if queries == t {
+            mask.clone()
+        } else {
+            mask.narrow(2, t - queries, queries)?.contiguous()?
+        };
         let out = match super::fused_attention::fused_attention(
-            &q, &k, &v, mask, self.scale, mode.train,
+            &q, &k, &v, &mask, self.scale, mode.train,
         )? {
             Some(out) => out,
-            None => self.composed_attention(&q, &k, &v, mask)?,
+            None => self.composed_attention(&q, &k, &v, &mask)?,
         };
-        let out = out.transpose(1, 2)?.reshape((b, t, h * hd))?;
+        let out = out.transpose(1, 2)?.reshape((b, queries, h * hd))?;
         self.o_proj.forward(&out, mode, stream + 3)
     }
 
@@ -413,10 +431,36 @@ impl Decoder {
         ids: &Tensor,
         positions: &Tensor,
         masks: &Masks,
-        mut cache: Option<&mut KvCache>,
+        cache: Option<&mut KvCache>,
         mode: ForwardMode,
     ) -> Result<Tensor> {
+        let t = ids.dim(1)?;
+        self.forward_hidden_last(ids, positions, masks, cache, mode, t)
+    }
+
+    /// Final hidden states `[b, keep, hidden]` of the last `keep` positions only.
+    ///
+    /// The other positions still feed every layer's keys and values, but in the last layer
+    /// nothing reads their outputs: its queries, attention, output projection and MLP run on
+    /// the kept positions alone. Scoring keeps the output span, training the target span and
+    /// a generation prefill one position; the values equal `forward_hidden`'s kept rows.
+    pub fn forward_hidden_last(
+        &self,
+        ids: &Tensor,
+        positions: &Tensor,
+        masks: &Masks,
+        mut cache: Option<&mut KvCache>,
+        mode: ForwardMode,
+        keep: usize,
+    ) -> Result<Tensor> {
         let (b, t) = ids.dims2()?;
+        if keep > t || (keep == 0 && t > 0) {
+            bail!("forward_hidden_last: keep {keep} of {t} positions (must be 1..={t})");
+        }
+        if keep < t && !super::fused_train::fused("last") {
+            let full = self.forward_hidden_last(ids, positions, masks, cache, mode, t)?;
+            return Ok(full.narrow(1, t - keep, keep)?);
+        }
         let mut x = self.embed.index_select(&ids.flatten_all()?, 0)?.reshape((
             b,
             t,
@@ -440,12 +484,19 @@ impl Decoder {
             };
             let slot = cache.as_deref_mut().map(|c| &mut c.layers[i]);
             let stream = (i as u64) * 16;
-            let residual = &x;
+            let queries = if i + 1 == self.layers.len() { keep } else { t };
             let h = layer.input_norm.forward(&x, mode.train)?;
-            let mut h = layer.attn.forward(&h, cs, mask, slot, mode, stream)?;
+            let mut h = layer
+                .attn
+                .forward(&h, cs, mask, slot, mode, stream, queries)?;
             if let Some(n) = &layer.post_attn_norm {
                 h = n.forward(&h, mode.train)?;
             }
+            let residual = if queries == t {
+                x
+            } else {
+                x.narrow(1, t - queries, queries)?
+            };
             let x_mid = (residual + h)?;
             let h = layer.pre_mlp_norm.forward(&x_mid, mode.train)?;
             let mut h = layer.mlp.forward(&h, mode, stream + 8)?;

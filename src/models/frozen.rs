@@ -8,6 +8,10 @@
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp1, DType, Device, Layout, Result, Shape, Storage, Tensor};
 
+use std::sync::Mutex;
+
+use super::cpu_gemm::{self, Mat};
+
 struct FrozenMatmul {
     /// `[k, n]`, any strides.
     weight: Tensor,
@@ -33,7 +37,7 @@ impl CustomOp1 for FrozenMatmul {
     }
 
     fn bwd(&self, _x: &Tensor, _y: &Tensor, grad_y: &Tensor) -> Result<Option<Tensor>> {
-        Ok(Some(grad_y.matmul(&self.weight.t()?)?))
+        Ok(Some(input_gradient(grad_y, &self.weight)?))
     }
 }
 
@@ -58,8 +62,36 @@ fn product(
             let y = super::skinny_matmul::skinny_matmul(&xs[x0..x1], &ws[w0..w1], m, k, n);
             return Ok(CpuStorage::F32(y));
         }
+        let (a, b) = (
+            Mat::from_layout(xs, x_layout)?,
+            Mat::from_layout(ws, w_layout)?,
+        );
+        return Ok(CpuStorage::F32(cpu_gemm::product(a, b, 1.0)?));
     }
     x.matmul(w, (1, m, n, k), x_layout, w_layout)
+}
+
+/// `g @ wᵀ` for a frozen `w [k, n]` and an output gradient `g [m, n]`: the input gradient of
+/// `x @ w`, through gemm directly on the CPU in f32.
+fn input_gradient(g: &Tensor, weight: &Tensor) -> Result<Tensor> {
+    let g = g.contiguous()?;
+    let (m, _) = g.dims2()?;
+    let (k, _) = weight.dims2()?;
+    let values = {
+        let (gs, gl) = g.storage_and_layout();
+        let (ws, wl) = weight.storage_and_layout();
+        match (&*gs, &*ws) {
+            (Storage::Cpu(CpuStorage::F32(gv)), Storage::Cpu(CpuStorage::F32(wv))) => {
+                let (a, b) = (Mat::from_layout(gv, gl)?, Mat::from_layout(wv, wl)?);
+                Some(cpu_gemm::product(a, b.t(), 1.0)?)
+            }
+            _ => None,
+        }
+    };
+    match values {
+        Some(v) => Tensor::from_vec(v, (m, k), g.device()),
+        None => g.matmul(&weight.t()?),
+    }
 }
 
 /// `x [m, k] @ weight [k, n]` with no gradient for `weight` (which must not be a variable).
@@ -117,12 +149,15 @@ impl candle_core::CustomOp3 for LoraLinearOut {
             candle_core::bail!("lora-linear-out: the weight is not on the CPU");
         };
         let base = product(x, x_layout, w, w_layout, (m, k, n))?;
-        let low = u.matmul(b, (1, m, n, r), u_layout, &b_layout.transpose(0, 1)?)?;
-        let (CpuStorage::F32(mut y), CpuStorage::F32(low)) = (base, low) else {
+        let (CpuStorage::F32(mut y), CpuStorage::F32(us), CpuStorage::F32(bs)) = (base, u, b)
+        else {
             candle_core::bail!("lora-linear-out: f32 only");
         };
-        let scale = self.scale as f32;
-        y.iter_mut().zip(&low).for_each(|(y, l)| *y += scale * l);
+        let (u, b) = (
+            Mat::from_layout(us, u_layout)?,
+            Mat::from_layout(bs, b_layout)?,
+        );
+        cpu_gemm::add_product(&mut y, u, b.t(), self.scale as f32)?;
         Ok((CpuStorage::F32(y), Shape::from((m, n))))
     }
 
@@ -137,7 +172,7 @@ impl candle_core::CustomOp3 for LoraLinearOut {
         // Detached operands: a gradient must not hold on to the forward graph (with gradient
         // accumulation it would keep every micro-batch's activations alive).
         let (u, b) = (u.detach(), b.detach());
-        let grad_x = grad_y.matmul(&self.weight.t()?)?;
+        let grad_x = input_gradient(grad_y, &self.weight)?;
         let grad_u = (grad_y.matmul(&b)? * self.scale)?;
         let grad_b = (grad_y.t()?.matmul(&u)? * self.scale)?;
         Ok((Some(grad_x), Some(grad_u), Some(grad_b)))
@@ -169,6 +204,145 @@ pub fn lora_linear_out(
     } else {
         frozen_matmul(x, weight)? + (u.matmul(&b.t()?)? * scale)?
     }
+}
+
+/// A whole LoRA linear `x @ wt + scale · (x @ aᵀ) @ bᵀ` as one op, for a frozen `wt [k, n]`
+/// and the adapter's `a [r, k]`, `b [n, r]` (no dropout: with dropout the adapter reads a
+/// different input, and [`lora_linear_out`] takes its product instead).
+///
+/// Composed, the backward pass computes the input gradient twice (through the base and
+/// through `a`) in two fresh buffers and adds them in a third pass; here the second product
+/// accumulates into the first. The small `u = x @ aᵀ` is kept from the forward pass for `b`'s
+/// gradient.
+struct LoraLinear {
+    weight: Tensor,
+    scale: f32,
+    u: Mutex<Option<Vec<f32>>>,
+}
+
+fn f32_of<'a>(storage: &'a CpuStorage, what: &str) -> Result<&'a [f32]> {
+    match storage {
+        CpuStorage::F32(v) => Ok(v),
+        _ => candle_core::bail!("lora-linear: {what} must be f32"),
+    }
+}
+
+impl candle_core::CustomOp3 for LoraLinear {
+    fn name(&self) -> &'static str {
+        "lora-linear"
+    }
+
+    fn cpu_fwd(
+        &self,
+        x: &CpuStorage,
+        x_layout: &Layout,
+        a: &CpuStorage,
+        a_layout: &Layout,
+        b: &CpuStorage,
+        b_layout: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (m, k) = x_layout.shape().dims2()?;
+        let (r, k2) = a_layout.shape().dims2()?;
+        let (n, r2) = b_layout.shape().dims2()?;
+        let (k3, n2) = self.weight.dims2()?;
+        if k != k2 || k != k3 || n != n2 || r != r2 {
+            candle_core::bail!(
+                "lora-linear: x [{m}, {k}], a [{r}, {k2}], b [{n}, {r2}], weight [{k3}, {n2}]"
+            );
+        }
+        let (storage, w_layout) = self.weight.storage_and_layout();
+        let Storage::Cpu(w) = &*storage else {
+            candle_core::bail!("lora-linear: the weight is not on the CPU");
+        };
+        let xm = Mat::from_layout(f32_of(x, "x")?, x_layout)?;
+        let am = Mat::from_layout(f32_of(a, "a")?, a_layout)?;
+        let bm = Mat::from_layout(f32_of(b, "b")?, b_layout)?;
+        let u = cpu_gemm::product(xm, am.t(), 1.0)?;
+        let CpuStorage::F32(mut y) = product(x, x_layout, w, w_layout, (m, k, n))? else {
+            candle_core::bail!("lora-linear: f32 only");
+        };
+        cpu_gemm::add_product(&mut y, Mat::row_major(&u, m, r)?, bm.t(), self.scale)?;
+        *self
+            .u
+            .lock()
+            .map_err(|_| candle_core::Error::Msg("lora-linear: poisoned".into()))? = Some(u);
+        Ok((CpuStorage::F32(y), Shape::from((m, n))))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        a: &Tensor,
+        b: &Tensor,
+        _y: &Tensor,
+        grad_y: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let (m, k) = x.dims2()?;
+        let (n, r) = b.dims2()?;
+        let u = self
+            .u
+            .lock()
+            .map_err(|_| candle_core::Error::Msg("lora-linear: poisoned".into()))?
+            .clone();
+        let Some(u) = u else {
+            candle_core::bail!("lora-linear: backward before forward");
+        };
+        let grad_y = grad_y.contiguous()?;
+        let (gs, gl) = grad_y.storage_and_layout();
+        let (xs, xl) = x.storage_and_layout();
+        let (as_, al) = a.storage_and_layout();
+        let (bs, bl) = b.storage_and_layout();
+        let (ws, wl) = self.weight.storage_and_layout();
+        let (
+            Storage::Cpu(CpuStorage::F32(gv)),
+            Storage::Cpu(CpuStorage::F32(xv)),
+            Storage::Cpu(CpuStorage::F32(av)),
+            Storage::Cpu(CpuStorage::F32(bv)),
+            Storage::Cpu(CpuStorage::F32(wv)),
+        ) = (&*gs, &*xs, &*as_, &*bs, &*ws)
+        else {
+            candle_core::bail!("lora-linear: operands must be f32 on the CPU");
+        };
+        let g = Mat::from_layout(gv, gl)?;
+        let (xm, am) = (Mat::from_layout(xv, xl)?, Mat::from_layout(av, al)?);
+        let (bm, wm) = (Mat::from_layout(bv, bl)?, Mat::from_layout(wv, wl)?);
+        // The adapter's gradient path: gu = scale · g b, [m, r].
+        let gu = cpu_gemm::product(g, bm, self.scale)?;
+        let gum = Mat::row_major(&gu, m, r)?;
+        let mut grad_x = cpu_gemm::product(g, wm.t(), 1.0)?;
+        cpu_gemm::add_product(&mut grad_x, gum, am, 1.0)?;
+        let grad_a = cpu_gemm::product(gum.t(), xm, 1.0)?;
+        let grad_b = cpu_gemm::product(g.t(), Mat::row_major(&u, m, r)?, self.scale)?;
+        let device = x.device();
+        Ok((
+            Some(Tensor::from_vec(grad_x, (m, k), device)?),
+            Some(Tensor::from_vec(grad_a, (r, k), device)?),
+            Some(Tensor::from_vec(grad_b, (n, r), device)?),
+        ))
+    }
+}
+
+/// `x [m, k] @ weight [k, n] + scale · (x @ a [r, k]ᵀ) @ b [n, r]ᵀ`, the weight frozen: one op
+/// on the CPU in f32 (see [`LoraLinear`]); `None` elsewhere, where the caller composes it.
+pub fn lora_linear(
+    x: &Tensor,
+    weight: &Tensor,
+    a: &Tensor,
+    b: &Tensor,
+    scale: f64,
+) -> Result<Option<Tensor>> {
+    let cpu_f32 = [x, weight, a, b]
+        .iter()
+        .all(|t| matches!(t.device(), Device::Cpu) && t.dtype() == DType::F32);
+    if !(cpu_f32 && x.rank() == 2 && a.rank() == 2 && b.rank() == 2 && weight.rank() == 2) {
+        return Ok(None);
+    }
+    let op = LoraLinear {
+        weight: weight.clone(),
+        scale: scale as f32,
+        u: Mutex::new(None),
+    };
+    Ok(Some(x.apply_op3(a, b, op)?))
 }
 
 #[cfg(test)]
@@ -204,6 +378,45 @@ mod tests {
                 g_frozen.get(&weight).is_none(),
                 "the frozen weight gets no gradient"
             );
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn lora_linear_matches_the_composed_ops_and_their_gradients() -> Result<()> {
+        let dev = Device::Cpu;
+        // 70 rows: more than the skinny kernel's; 3 rows: the skinny kernel's forward.
+        for (m, k, n, r) in [(70, 33, 40, 4), (3, 7, 5, 2)] {
+            let x = Var::from_tensor(&Tensor::randn(0f32, 1.0, (m, k), &dev)?)?;
+            let a = Var::from_tensor(&Tensor::randn(0f32, 1.0, (r, k), &dev)?)?;
+            let b = Var::from_tensor(&Tensor::randn(0f32, 1.0, (n, r), &dev)?)?;
+            let w = Tensor::randn(0f32, 1.0, (n, k), &dev)?;
+            for wt in [w.t()?.contiguous()?, w.t()?] {
+                let scale = 1.5;
+                let (xt, at, bt) = (x.as_tensor(), a.as_tensor(), b.as_tensor());
+                let fused = lora_linear(xt, &wt, at, bt, scale)?.expect("CPU f32");
+                let composed =
+                    (xt.matmul(&wt)? + (xt.matmul(&at.t()?)?.matmul(&bt.t()?)? * scale)?)?;
+                let diff = crate::models::cpu_slice::max_abs_diff(&fused, &composed);
+                assert!(diff < 1e-3, "forward differs by {diff}");
+                // Weighted so every output element's gradient differs.
+                let weights = Tensor::randn(0f32, 1.0, (m, n), &dev)?;
+                let g_fused = (fused * &weights)?.sum_all()?.backward()?;
+                let g_composed = (composed * &weights)?.sum_all()?.backward()?;
+                for (name, var) in [("x", &x), ("a", &a), ("b", &b)] {
+                    let (p, q) = (
+                        g_fused.get(var.as_tensor()).expect("a gradient"),
+                        g_composed.get(var.as_tensor()).expect("a gradient"),
+                    );
+                    let diff = crate::models::cpu_slice::max_abs_diff(p, q);
+                    let size = q.abs()?.max_all()?.to_scalar::<f32>()?;
+                    assert!(size > 0.0 && diff <= 1e-4 * size.max(1.0), "{name}: {diff}");
+                }
+                assert!(
+                    g_fused.get(&wt).is_none(),
+                    "the frozen weight gets no gradient"
+                );
+            }
         }
         Ok(())
     }

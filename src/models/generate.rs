@@ -197,8 +197,10 @@ fn generate_batch(
     let ids = Tensor::from_vec(padded, (batch.len(), longest), device)?;
     let masks = decoder.build_masks(&keys, longest)?;
     let positions = position_tensor(&keys, longest, device)?;
-    let hidden = decoder.forward_hidden(&ids, &positions, &masks, Some(&mut cache), mode)?;
-    let mut logits = decoder.logits(&hidden.narrow(1, longest - 1, 1)?.squeeze(1)?)?;
+    // The prefill fills every position's keys and values; only the last one's logits are read.
+    let hidden =
+        decoder.forward_hidden_last(&ids, &positions, &masks, Some(&mut cache), mode, 1)?;
+    let mut logits = decoder.logits(&hidden.squeeze(1)?)?;
     for step in 0..opts.max_new_tokens {
         let (flat, vocab, stats) = next_token_rows(&logits)?;
         let entropies: Vec<f32> = stats.iter().map(|s| s.entropy).collect();

@@ -437,7 +437,8 @@ impl TrainableModel for Decoder {
         dropout_seed: u64,
     ) -> candle_core::Result<Tensor> {
         let run = || -> Result<Tensor> {
-            let hidden = self.train_hidden(input_ids, attention_mask, train, dropout_seed)?;
+            let t = input_ids.dim(1)?;
+            let hidden = self.train_hidden(input_ids, attention_mask, train, dropout_seed, t)?;
             self.logits(&hidden)
         };
         run().map_err(|e| candle_core::Error::Msg(format!("{e:#}")))
@@ -452,22 +453,39 @@ impl TrainableModel for Decoder {
         dropout_seed: u64,
     ) -> candle_core::Result<Tensor> {
         let run = || -> Result<Tensor> {
-            let hidden = self.train_hidden(input_ids, attention_mask, train, dropout_seed)?;
-            let (b, t, h) = hidden.dims3()?;
-            self.logits(&hidden.reshape((b * t, h))?.index_select(rows, 0)?)
+            let t = input_ids.dim(1)?;
+            // Targets end every left-padded row: only the positions from the first scored one
+            // on need final hidden states (the last layer skips the rest).
+            let flat = rows.to_dtype(DType::U32)?.to_vec1::<u32>()?;
+            let first = flat
+                .iter()
+                .map(|&r| r as usize % t.max(1))
+                .min()
+                .unwrap_or(0);
+            let keep = t - first;
+            let hidden = self.train_hidden(input_ids, attention_mask, train, dropout_seed, keep)?;
+            let (b, _, h) = hidden.dims3()?;
+            let tail: Vec<u32> = flat
+                .iter()
+                .map(|&r| ((r as usize / t) * keep + r as usize % t - first) as u32)
+                .collect();
+            let tail = Tensor::from_vec(tail, flat.len(), rows.device())?;
+            self.logits(&hidden.reshape((b * keep, h))?.index_select(&tail, 0)?)
         };
         run().map_err(|e| candle_core::Error::Msg(format!("{e:#}")))
     }
 }
 
 impl Decoder {
-    /// Final hidden states for a left-padded training batch (`attention_mask` 1 = token).
+    /// Final hidden states of the last `keep` positions of a left-padded training batch
+    /// (`attention_mask` 1 = token).
     fn train_hidden(
         &self,
         input_ids: &Tensor,
         attention_mask: &Tensor,
         train: bool,
         dropout_seed: u64,
+        keep: usize,
     ) -> Result<Tensor> {
         let (_, t) = input_ids.dims2()?;
         let mask: Vec<Vec<bool>> = attention_mask
@@ -483,7 +501,7 @@ impl Decoder {
             train,
             dropout_seed,
         };
-        self.forward_hidden(input_ids, &positions, &masks, None, mode)
+        self.forward_hidden_last(input_ids, &positions, &masks, None, mode, keep)
     }
 }
 

@@ -6,7 +6,7 @@ use candle_core::{DType, Module, Tensor, Var, D};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use super::frozen::{frozen_matmul, lora_linear_out};
+use super::frozen::{frozen_matmul, lora_linear, lora_linear_out};
 
 /// How the adapter is parametrised.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -187,7 +187,17 @@ impl LoraLinear {
         dropout_stream: u64,
     ) -> Result<Tensor> {
         let dtype = x2.dtype();
-        let xd = if mode.train && ad.dropout > 0.0 {
+        let dropout_on = mode.train && ad.dropout > 0.0;
+        if let (BaseWeight::Dense(wt), None, false) = (&self.base, &ad.magnitude, dropout_on) {
+            if super::fused_train::fused("lora") && super::fused_train::fused("lora_whole") {
+                // Plain LoRA on a dense base, adapter input = base input: one op for all of it.
+                let (a, b) = (ad.a.as_tensor(), ad.b.as_tensor());
+                if let Some(y) = lora_linear(x2, wt, a, b, ad.scale)? {
+                    return Ok(y);
+                }
+            }
+        }
+        let xd = if dropout_on {
             dropout(x2, ad.dropout, mode.dropout_seed, dropout_stream)?
         } else {
             x2.clone()

@@ -4,6 +4,7 @@ pub mod bench_host;
 pub mod bert;
 pub mod cache;
 pub mod chat;
+pub mod cpu_gemm;
 pub mod cpu_slice;
 pub mod decoder;
 pub mod decoder_config;
@@ -17,6 +18,8 @@ pub mod fused_train;
 pub mod generate;
 pub mod gguf;
 pub mod kv_cache;
+#[cfg(test)]
+mod last_positions_tests;
 pub mod layer_norm;
 pub mod lm;
 pub mod loader;

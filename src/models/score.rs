@@ -86,9 +86,18 @@ fn score_batch(
     let ids = Tensor::from_vec(ids, (b, longest), device)?;
     let masks = decoder.build_masks(&keys, longest)?;
     let positions = position_tensor(&keys, longest, device)?;
-    let hidden = decoder.forward_hidden(&ids, &positions, &masks, None, ForwardMode::default())?;
-    // Position j predicts token j + 1: outputs occupy the last max_out tokens.
-    let hidden = hidden.narrow(1, longest - 1 - max_out, max_out)?;
+    // Position j predicts token j + 1: outputs occupy the last max_out tokens, so the hidden
+    // states from position longest − 1 − max_out on are the only ones read.
+    let start = longest - 1 - max_out;
+    let hidden = decoder.forward_hidden_last(
+        &ids,
+        &positions,
+        &masks,
+        None,
+        ForwardMode::default(),
+        longest - start,
+    )?;
+    let hidden = hidden.narrow(1, 0, max_out)?;
     // Logits over the vocabulary are the largest tensors here: take positions in chunks of
     // about 16M logits so peak memory stays bounded for long outputs.
     let vocab = decoder.config.vocab_size.max(1);

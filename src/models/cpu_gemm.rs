@@ -1,0 +1,207 @@
+//! f32 products straight through the gemm crate, for the fused CPU ops.
+//!
+//! candle's matmul zero-fills every output buffer before gemm overwrites it, and adding a
+//! second product (a LoRA term, a second gradient path) costs another buffer and another pass
+//! over the output. Here a fresh product is written into an unfilled buffer, and
+//! `dst += β·a·b` accumulates in place (gemm reads the destination as it goes).
+use candle_core::{Layout, Result};
+use gemm::Parallelism;
+
+/// A read-only matrix view: `rows × cols` values at `row_stride`, `col_stride` apart.
+#[derive(Clone, Copy, Debug)]
+pub struct Mat<'a> {
+    data: &'a [f32],
+    rows: usize,
+    cols: usize,
+    row_stride: usize,
+    col_stride: usize,
+}
+
+impl<'a> Mat<'a> {
+    /// A contiguous row-major `rows × cols` matrix.
+    pub fn row_major(data: &'a [f32], rows: usize, cols: usize) -> Result<Self> {
+        if data.len() < rows * cols {
+            candle_core::bail!("gemm: {} values for a {rows} × {cols} matrix", data.len());
+        }
+        Ok(Self {
+            data,
+            rows,
+            cols,
+            row_stride: cols,
+            col_stride: 1,
+        })
+    }
+
+    /// The 2-D matrix a layout describes inside `storage` (any strides, e.g. a transposed
+    /// view).
+    pub fn from_layout(storage: &'a [f32], layout: &Layout) -> Result<Self> {
+        let (rows, cols) = layout.shape().dims2()?;
+        let (row_stride, col_stride) = (layout.stride()[0], layout.stride()[1]);
+        let start = layout.start_offset();
+        if rows > 0 && cols > 0 {
+            let last = start + (rows - 1) * row_stride + (cols - 1) * col_stride;
+            if last >= storage.len() {
+                candle_core::bail!("gemm: a layout reaches past its storage");
+            }
+        }
+        Ok(Self {
+            data: &storage[start.min(storage.len())..],
+            rows,
+            cols,
+            row_stride,
+            col_stride,
+        })
+    }
+
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+
+    /// The transpose, as a view (no copy).
+    pub fn t(self) -> Self {
+        Self {
+            rows: self.cols,
+            cols: self.rows,
+            row_stride: self.col_stride,
+            col_stride: self.row_stride,
+            ..self
+        }
+    }
+}
+
+/// `β·a·b` into a fresh row-major buffer.
+pub fn product(a: Mat, b: Mat, beta: f32) -> Result<Vec<f32>> {
+    let (m, n) = (a.rows, b.cols);
+    if a.cols == 0 {
+        return Ok(vec![0.0; m * n]);
+    }
+    let mut dst: Vec<f32> = Vec::with_capacity(m * n);
+    // SAFETY: gemm writes every one of the m·n values without reading them (read_dst false),
+    // and only then does the length cover them.
+    unsafe {
+        run(dst.as_mut_ptr(), false, a, b, beta)?;
+        dst.set_len(m * n);
+    }
+    Ok(dst)
+}
+
+/// `dst += β·a·b` for a row-major `dst` of `a.rows × b.cols`.
+pub fn add_product(dst: &mut [f32], a: Mat, b: Mat, beta: f32) -> Result<()> {
+    if dst.len() != a.rows * b.cols {
+        candle_core::bail!(
+            "gemm: a destination of {} values for a {} × {} product",
+            dst.len(),
+            a.rows,
+            b.cols
+        );
+    }
+    if a.cols == 0 {
+        return Ok(());
+    }
+    // SAFETY: dst holds exactly the m·n values gemm reads and writes.
+    unsafe { run(dst.as_mut_ptr(), true, a, b, beta) }
+}
+
+/// # Safety
+/// `dst` must have room for `a.rows · b.cols` values (initialised when `read_dst`).
+unsafe fn run(dst: *mut f32, read_dst: bool, a: Mat, b: Mat, beta: f32) -> Result<()> {
+    let (m, k, n) = (a.rows, a.cols, b.cols);
+    if b.rows != k {
+        candle_core::bail!("gemm: [{m}, {k}] times [{}, {n}]", b.rows);
+    }
+    // Small products stay on this thread: handing them to the pool costs more than they take.
+    let threads = candle_core::utils::get_num_threads();
+    let parallelism = if threads > 1 && m * n * k >= 1 << 18 {
+        Parallelism::Rayon(threads)
+    } else {
+        Parallelism::None
+    };
+    gemm::gemm(
+        m,
+        n,
+        k,
+        dst,
+        1,
+        n as isize,
+        read_dst,
+        a.data.as_ptr(),
+        a.col_stride as isize,
+        a.row_stride as isize,
+        b.data.as_ptr(),
+        b.col_stride as isize,
+        b.row_stride as isize,
+        1.0,
+        beta,
+        false,
+        false,
+        false,
+        parallelism,
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn naive(a: &Mat, b: &Mat) -> Vec<f32> {
+        let mut out = vec![0f32; a.rows * b.cols];
+        for i in 0..a.rows {
+            for j in 0..b.cols {
+                out[i * b.cols + j] = (0..a.cols)
+                    .map(|p| {
+                        a.data[i * a.row_stride + p * a.col_stride]
+                            * b.data[p * b.row_stride + j * b.col_stride]
+                    })
+                    .sum();
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn products_and_accumulation_match_the_definition_for_any_strides() -> Result<()> {
+        // Large enough (m·n·k ≥ 2^18) that the threaded path runs too.
+        for (m, k, n) in [(3, 5, 4), (70, 65, 66)] {
+            let av: Vec<f32> = (0..m * k).map(|i| ((i * 7 % 13) as f32) - 6.0).collect();
+            let bv: Vec<f32> = (0..k * n).map(|i| ((i * 5 % 11) as f32) * 0.5).collect();
+            let a = Mat::row_major(&av, m, k)?;
+            // b stored as its transpose [n, k]: read through a transposed view.
+            let bt: Vec<f32> = (0..n * k).map(|i| bv[(i % k) * n + i / k]).collect();
+            let b = Mat::row_major(&bt, n, k)?.t();
+            let want = naive(&a, &Mat::row_major(&bv, k, n)?);
+            let got = product(a, b, 2.0)?;
+            for (g, w) in got.iter().zip(&want) {
+                assert!(
+                    (g - 2.0 * w).abs() <= 1e-3 * w.abs().max(1.0),
+                    "{g} vs 2·{w}"
+                );
+            }
+            let mut acc = want.clone();
+            add_product(&mut acc, a, b, -0.5)?;
+            for (g, w) in acc.iter().zip(&want) {
+                assert!(
+                    (g - 0.5 * w).abs() <= 1e-3 * w.abs().max(1.0),
+                    "{g} vs {w}/2"
+                );
+            }
+        }
+        let v = [1f32; 6];
+        assert!(add_product(
+            &mut [0f32; 5],
+            Mat::row_major(&v, 2, 3)?,
+            Mat::row_major(&v, 3, 2)?,
+            1.0
+        )
+        .is_err());
+        assert_eq!(
+            product(Mat::row_major(&[], 2, 0)?, Mat::row_major(&[], 0, 3)?, 1.0)?,
+            vec![0.0; 6]
+        );
+        Ok(())
+    }
+}
