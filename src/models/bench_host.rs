@@ -264,10 +264,13 @@ fn build_workloads(
     })
 }
 
-/// FLOPs as the work is done: `2·params·tokens` for every linear (the LM head only where
-/// logits are computed), `4·(heads·head_dim)` per query–key pair per layer for the two
-/// attention products. Training counts forward + backward = 2× forward: the base weights are
-/// frozen, so backward computes input gradients only (plus the small LoRA weight gradients).
+/// FLOPs of the plain computation, as the reference does it: `2·params·tokens` for every
+/// linear (the LM head only where logits are read), `4·(heads·head_dim)` per query–key pair
+/// per layer for the two attention products, every pair of a row counted. Training counts
+/// forward + backward = 2× forward: the base weights are frozen, so backward computes input
+/// gradients only (plus the small LoRA weight gradients). Work we skip still counts (the
+/// causal upper half of attention, the last layer's positions nobody reads), so GFLOP/s is
+/// effective throughput, the same measure for both sides.
 pub fn count_flops(lm: &LanguageModel, w: &Workloads, encoder_dir: &Path) -> Result<WorkloadFlops> {
     let c = lm.config();
     let linear: f64 = lm

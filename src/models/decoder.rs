@@ -510,7 +510,9 @@ impl Decoder {
 
     /// Logits `[..., vocab]` (f32) from hidden states `[..., hidden]`.
     pub fn logits(&self, hidden: &Tensor) -> Result<Tensor> {
-        Ok(dense_forward(hidden, &self.lm_head_t)?.to_dtype(DType::F32)?)
+        // Tied embeddings are the head's `[vocab, hidden]` layout, which its backward reads.
+        let lm_head = self.config.tie_word_embeddings.then_some(&self.embed);
+        Ok(dense_forward(hidden, &self.lm_head_t, lm_head)?.to_dtype(DType::F32)?)
     }
 
     /// Every LoRA-aware linear with its module path, e.g. `model.layers.0.self_attn.q_proj`.

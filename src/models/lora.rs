@@ -307,12 +307,12 @@ pub fn transpose(w: &Tensor) -> Result<Tensor> {
 }
 
 /// `x @ wt` for `x` of shape `[..., in]` and a frozen `wt` `[in, out]` (no gradient), as one
-/// matmul over all rows.
-pub fn dense_forward(x: &Tensor, wt: &Tensor) -> Result<Tensor> {
+/// matmul over all rows; `w`, if given, is `wt` transposed and contiguous, for the backward.
+pub fn dense_forward(x: &Tensor, wt: &Tensor, w: Option<&Tensor>) -> Result<Tensor> {
     let dims = x.dims().to_vec();
     let inp = *dims.last().unwrap_or(&0);
     let rows = x.elem_count() / inp.max(1);
-    let y = frozen_matmul(&x.reshape((rows, inp))?, wt)?;
+    let y = super::frozen::frozen_matmul_with_transpose(&x.reshape((rows, inp))?, wt, w)?;
     let mut out = dims;
     let last = out.len() - 1;
     out[last] = y.dim(1)?;
