@@ -4,7 +4,7 @@
 //! second product (a LoRA term, a second gradient path) costs another buffer and another pass
 //! over the output. Here a fresh product is written into an unfilled buffer, and
 //! `dst += β·a·b` accumulates in place (gemm reads the destination as it goes).
-use candle_core::{Layout, Result};
+use candle_core::{CpuStorage, Layout, Result, Storage};
 use gemm::Parallelism;
 
 /// A read-only matrix view: `rows × cols` values at `row_stride`, `col_stride` apart.
@@ -51,6 +51,23 @@ impl<'a> Mat<'a> {
             row_stride,
             col_stride,
         })
+    }
+
+    /// The f32 matrix `layout` describes in a CPU storage; an error naming `what` otherwise.
+    pub fn of_cpu(storage: &'a CpuStorage, layout: &Layout, what: &str) -> Result<Self> {
+        match storage {
+            CpuStorage::F32(values) => Self::from_layout(values, layout),
+            _ => candle_core::bail!("{what} must be f32"),
+        }
+    }
+
+    /// [`Mat::of_cpu`] of a tensor's storage (from `storage_and_layout`), which must be on the
+    /// CPU.
+    pub fn of_storage(storage: &'a Storage, layout: &Layout, what: &str) -> Result<Self> {
+        match storage {
+            Storage::Cpu(cpu) => Self::of_cpu(cpu, layout, what),
+            _ => candle_core::bail!("{what} must be on the CPU"),
+        }
     }
 
     pub fn rows(&self) -> usize {

@@ -148,14 +148,15 @@ impl Attention {
             let rows = y.dim(1)?;
             Ok(y.reshape((b, rows, n, hd))?.transpose(1, 2)?.contiguous()?)
         };
-        let tail = |y: &Tensor| -> Result<Tensor> {
+        // The last `queries` of the t positions along `dim`.
+        let tail = |y: &Tensor, dim: usize| -> Result<Tensor> {
             Ok(if queries == t {
                 y.clone()
             } else {
-                y.narrow(1, t - queries, queries)?.contiguous()?
+                y.narrow(dim, t - queries, queries)?.contiguous()?
             })
         };
-        let mut q = heads(self.q_proj.forward(&tail(x)?, mode, stream)?, h)?;
+        let mut q = heads(self.q_proj.forward(&tail(x, 1)?, mode, stream)?, h)?;
         let mut k = heads(self.k_proj.forward(x, mode, stream + 1)?, kvh)?;
         let v = heads(self.v_proj.forward(x, mode, stream + 2)?, kvh)?;
         if let (Some(qn), Some(kn)) = (&self.q_norm, &self.k_norm) {
@@ -163,18 +164,14 @@ impl Attention {
             k = kn.forward(&k, mode.train)?;
         }
         let (cos, sin) = cos_sin;
-        let q = rope::apply(&q, &tail(cos)?, &tail(sin)?, mode.train)?;
+        let q = rope::apply(&q, &tail(cos, 1)?, &tail(sin, 1)?, mode.train)?;
         let k = rope::apply(&k, cos, sin, mode.train)?;
         let (k, v) = match cache {
             Some(slot) => LayerCache::append(slot, &k, &v)?,
             None => (k, v),
         };
-        // The mask's rows are the t queries; keep those of the last `queries`.
-        let mask = if queries == t {
-            mask.clone()
-        } else {
-            mask.narrow(2, t - queries, queries)?.contiguous()?
-        };
+        // The mask's rows (dimension 2) are the t queries.
+        let mask = tail(mask, 2)?;
         let out = match super::fused_attention::fused_attention(
             &q, &k, &v, &mask, self.scale, mode.train,
         )? {

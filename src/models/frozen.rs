@@ -81,24 +81,26 @@ fn product(
 /// `g @ wt` for an output gradient `g [m, n]` and `wt [n, k]` (the frozen `w [k, n]`
 /// transposed): the input gradient of `x @ w`, through gemm directly on the CPU in f32.
 fn input_gradient(g: &Tensor, weight_t: &Tensor) -> Result<Tensor> {
+    let cpu_f32 = [g, weight_t]
+        .iter()
+        .all(|t| matches!(t.device(), Device::Cpu) && t.dtype() == DType::F32);
+    if !cpu_f32 {
+        return g.matmul(weight_t);
+    }
     let g = g.contiguous()?;
     let (m, _) = g.dims2()?;
     let (_, k) = weight_t.dims2()?;
     let values = {
         let (gs, gl) = g.storage_and_layout();
         let (ws, wl) = weight_t.storage_and_layout();
-        match (&*gs, &*ws) {
-            (Storage::Cpu(CpuStorage::F32(gv)), Storage::Cpu(CpuStorage::F32(wv))) => {
-                let (a, b) = (Mat::from_layout(gv, gl)?, Mat::from_layout(wv, wl)?);
-                Some(cpu_gemm::product(a, b, 1.0)?)
-            }
-            _ => None,
-        }
+        let a = Mat::of_storage(&gs, gl, "frozen matmul: the gradient")?;
+        cpu_gemm::product(
+            a,
+            Mat::of_storage(&ws, wl, "frozen matmul: the weight")?,
+            1.0,
+        )?
     };
-    match values {
-        Some(v) => Tensor::from_vec(v, (m, k), g.device()),
-        None => g.matmul(weight_t),
-    }
+    Tensor::from_vec(values, (m, k), g.device())
 }
 
 /// `x [m, k] @ weight [k, n]` with no gradient for `weight` (which must not be a variable).
@@ -119,10 +121,10 @@ pub fn frozen_matmul_with_transpose(
         && x.dtype() == DType::F32
         && weight.dtype() == DType::F32;
     if cpu_f32 && x.rank() == 2 {
+        // A transpose of another shape or kind is not this weight's: read the view instead.
+        let (k, n) = weight.dims2()?;
         let weight_t = weight_t.filter(|w| {
-            w.dims() == [weight.dim(1).unwrap_or(0), weight.dim(0).unwrap_or(0)]
-                && w.dtype() == DType::F32
-                && matches!(w.device(), Device::Cpu)
+            w.dims() == [n, k] && w.dtype() == DType::F32 && matches!(w.device(), Device::Cpu)
         });
         x.apply_op1(FrozenMatmul {
             weight: weight.clone(),
@@ -172,14 +174,11 @@ impl candle_core::CustomOp3 for LoraLinearOut {
             candle_core::bail!("lora-linear-out: the weight is not on the CPU");
         };
         let base = product(x, x_layout, w, w_layout, (m, k, n))?;
-        let (CpuStorage::F32(mut y), CpuStorage::F32(us), CpuStorage::F32(bs)) = (base, u, b)
-        else {
+        let CpuStorage::F32(mut y) = base else {
             candle_core::bail!("lora-linear-out: f32 only");
         };
-        let (u, b) = (
-            Mat::from_layout(us, u_layout)?,
-            Mat::from_layout(bs, b_layout)?,
-        );
+        let u = Mat::of_cpu(u, u_layout, "lora-linear-out: u")?;
+        let b = Mat::of_cpu(b, b_layout, "lora-linear-out: b")?;
         cpu_gemm::add_product(&mut y, u, b.t(), self.scale as f32)?;
         Ok((CpuStorage::F32(y), Shape::from((m, n))))
     }
@@ -243,13 +242,6 @@ struct LoraLinear {
     u: Mutex<Option<Vec<f32>>>,
 }
 
-fn f32_of<'a>(storage: &'a CpuStorage, what: &str) -> Result<&'a [f32]> {
-    match storage {
-        CpuStorage::F32(v) => Ok(v),
-        _ => candle_core::bail!("lora-linear: {what} must be f32"),
-    }
-}
-
 impl candle_core::CustomOp3 for LoraLinear {
     fn name(&self) -> &'static str {
         "lora-linear"
@@ -277,9 +269,9 @@ impl candle_core::CustomOp3 for LoraLinear {
         let Storage::Cpu(w) = &*storage else {
             candle_core::bail!("lora-linear: the weight is not on the CPU");
         };
-        let xm = Mat::from_layout(f32_of(x, "x")?, x_layout)?;
-        let am = Mat::from_layout(f32_of(a, "a")?, a_layout)?;
-        let bm = Mat::from_layout(f32_of(b, "b")?, b_layout)?;
+        let xm = Mat::of_cpu(x, x_layout, "lora-linear: x")?;
+        let am = Mat::of_cpu(a, a_layout, "lora-linear: a")?;
+        let bm = Mat::of_cpu(b, b_layout, "lora-linear: b")?;
         let u = cpu_gemm::product(xm, am.t(), 1.0)?;
         let CpuStorage::F32(mut y) = product(x, x_layout, w, w_layout, (m, k, n))? else {
             candle_core::bail!("lora-linear: f32 only");
@@ -316,19 +308,11 @@ impl candle_core::CustomOp3 for LoraLinear {
         let (as_, al) = a.storage_and_layout();
         let (bs, bl) = b.storage_and_layout();
         let (ws, wl) = self.weight.storage_and_layout();
-        let (
-            Storage::Cpu(CpuStorage::F32(gv)),
-            Storage::Cpu(CpuStorage::F32(xv)),
-            Storage::Cpu(CpuStorage::F32(av)),
-            Storage::Cpu(CpuStorage::F32(bv)),
-            Storage::Cpu(CpuStorage::F32(wv)),
-        ) = (&*gs, &*xs, &*as_, &*bs, &*ws)
-        else {
-            candle_core::bail!("lora-linear: operands must be f32 on the CPU");
-        };
-        let g = Mat::from_layout(gv, gl)?;
-        let (xm, am) = (Mat::from_layout(xv, xl)?, Mat::from_layout(av, al)?);
-        let (bm, wm) = (Mat::from_layout(bv, bl)?, Mat::from_layout(wv, wl)?);
+        let g = Mat::of_storage(&gs, gl, "lora-linear: the gradient")?;
+        let xm = Mat::of_storage(&xs, xl, "lora-linear: x")?;
+        let am = Mat::of_storage(&as_, al, "lora-linear: a")?;
+        let bm = Mat::of_storage(&bs, bl, "lora-linear: b")?;
+        let wm = Mat::of_storage(&ws, wl, "lora-linear: the weight")?;
         // The adapter's gradient path: gu = scale · g b, [m, r].
         let gu = cpu_gemm::product(g, bm, self.scale)?;
         let gum = Mat::row_major(&gu, m, r)?;
