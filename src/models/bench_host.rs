@@ -151,7 +151,11 @@ pub fn run(args: &BenchHostArgs) -> Result<()> {
     let peak = measure_peak_gflops()?;
     let bar = crate::util::progress::bar((args.warmup + args.rounds) as u64, "bench-host");
     let (mut ours, mut theirs) = (Vec::new(), Vec::new());
-    for _ in 0..args.warmup + args.rounds {
+    for round in 0..args.warmup + args.rounds {
+        if round == args.warmup {
+            // The untimed rounds' products are not part of the trace.
+            let _ = super::cpu_gemm::trace::report();
+        }
         ours.push(run_ours(&mut lm, &encoder, &work)?);
         if let Some(r) = reference.as_mut() {
             theirs.push(r.round()?);
@@ -161,6 +165,9 @@ pub fn run(args: &BenchHostArgs) -> Result<()> {
     bar.finish_and_clear();
     if let Some(r) = reference {
         r.finish()?;
+    }
+    if super::cpu_gemm::trace::enabled() {
+        eprint!("{}", super::cpu_gemm::trace::report());
     }
     let summary = summarize(&work, &flops, peak, &ours, &theirs, threads, args.warmup);
     if args.json {

@@ -273,10 +273,22 @@ impl candle_core::CustomOp3 for LoraLinear {
         let am = Mat::of_cpu(a, a_layout, "lora-linear: a")?;
         let bm = Mat::of_cpu(b, b_layout, "lora-linear: b")?;
         let u = cpu_gemm::product(xm, am.t(), 1.0)?;
-        let CpuStorage::F32(mut y) = product(x, x_layout, w, w_layout, (m, k, n))? else {
-            candle_core::bail!("lora-linear: f32 only");
+        let um = Mat::row_major(&u, m, r)?;
+        let y = if m > super::skinny_matmul::MAX_ROWS {
+            // The rank-r term first: the big product then reads it inside its compute-bound
+            // kernel instead of a memory-bound pass over the output afterwards.
+            let mut y = cpu_gemm::product(um, bm.t(), self.scale)?;
+            let wm = Mat::of_cpu(w, w_layout, "lora-linear: the weight")?;
+            cpu_gemm::add_product(&mut y, xm, wm, 1.0)?;
+            y
+        } else {
+            // Decode-sized: the skinny kernel for the base, then the small adapter term.
+            let CpuStorage::F32(mut y) = product(x, x_layout, w, w_layout, (m, k, n))? else {
+                candle_core::bail!("lora-linear: f32 only");
+            };
+            cpu_gemm::add_product(&mut y, um, bm.t(), self.scale)?;
+            y
         };
-        cpu_gemm::add_product(&mut y, Mat::row_major(&u, m, r)?, bm.t(), self.scale)?;
         *self
             .u
             .lock()
@@ -316,13 +328,20 @@ impl candle_core::CustomOp3 for LoraLinear {
         // The adapter's gradient path: gu = scale · g b, [m, r].
         let gu = cpu_gemm::product(g, bm, self.scale)?;
         let gum = Mat::row_major(&gu, m, r)?;
-        let mut grad_x = cpu_gemm::product(g, wm.t(), 1.0)?;
-        cpu_gemm::add_product(&mut grad_x, gum, am, 1.0)?;
+        // The input of the first layer's projections (normed frozen embeddings) needs no
+        // gradient.
+        let grad_x = if x.track_op() {
+            let mut grad_x = cpu_gemm::product(gum, am, 1.0)?;
+            cpu_gemm::add_product(&mut grad_x, g, wm.t(), 1.0)?;
+            Some(Tensor::from_vec(grad_x, (m, k), x.device())?)
+        } else {
+            None
+        };
         let grad_a = cpu_gemm::product(gum.t(), xm, 1.0)?;
         let grad_b = cpu_gemm::product(g.t(), Mat::row_major(&u, m, r)?, self.scale)?;
         let device = x.device();
         Ok((
-            Some(Tensor::from_vec(grad_x, (m, k), device)?),
+            grad_x,
             Some(Tensor::from_vec(grad_a, (r, k), device)?),
             Some(Tensor::from_vec(grad_b, (n, r), device)?),
         ))
@@ -433,6 +452,36 @@ mod tests {
                     "the frozen weight gets no gradient"
                 );
             }
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn lora_linear_skips_the_gradient_of_an_input_nothing_trains() -> Result<()> {
+        // The first layer's case: x comes from frozen embeddings, so it tracks no op.
+        let dev = Device::Cpu;
+        let (m, k, n, r) = (70, 33, 40, 4);
+        let x = Tensor::randn(0f32, 1.0, (m, k), &dev)?;
+        let a = Var::from_tensor(&Tensor::randn(0f32, 1.0, (r, k), &dev)?)?;
+        let b = Var::from_tensor(&Tensor::randn(0f32, 1.0, (n, r), &dev)?)?;
+        let wt = Tensor::randn(0f32, 1.0, (k, n), &dev)?;
+        let (at, bt) = (a.as_tensor(), b.as_tensor());
+        let fused = lora_linear(&x, &wt, at, bt, 2.0)?.expect("CPU f32");
+        let composed = (x.matmul(&wt)? + (x.matmul(&at.t()?)?.matmul(&bt.t()?)? * 2.0)?)?;
+        let g_fused = fused.sqr()?.sum_all()?.backward()?;
+        let g_composed = composed.sqr()?.sum_all()?.backward()?;
+        assert!(
+            g_fused.get(&x).is_none(),
+            "no gradient for an untracked input"
+        );
+        for (name, var) in [("a", &a), ("b", &b)] {
+            let (p, q) = (
+                g_fused.get(var.as_tensor()).expect("a gradient"),
+                g_composed.get(var.as_tensor()).expect("a gradient"),
+            );
+            let diff = crate::models::cpu_slice::max_abs_diff(p, q);
+            let size = q.abs()?.max_all()?.to_scalar::<f32>()?;
+            assert!(size > 0.0 && diff <= 1e-4 * size.max(1.0), "{name}: {diff}");
         }
         Ok(())
     }
