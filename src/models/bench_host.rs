@@ -35,6 +35,11 @@ const ENCODER_TEXTS: usize = 256;
 const ENCODER_BATCH: usize = 64;
 
 #[derive(clap::Args, Debug)]
+#[command(
+    after_help = "Environment:\n  LAB_UNFUSED=<op,...>  run these ops as candle's composed ones, for side-by-side checks \
+(softmax, lora, lora_whole, rope, norm, swiglu, gelu, skinny, exp, attention, packed, last, or all)\n  \
+LAB_GEMM_TRACE=1      print every gemm shape's calls, seconds and GFLOP/s over the timed rounds"
+)]
 pub struct BenchHostArgs {
     /// Also run the PyTorch reference (transformers + peft + sentence-transformers), A B A B.
     #[arg(long)]
