@@ -35,7 +35,7 @@ impl CustomOp1 for FrozenMatmul {
         let Storage::Cpu(w) = &*storage else {
             candle_core::bail!("frozen matmul: the weight is not on the CPU");
         };
-        let y = product(x, x_layout, w, w_layout, (m, k, n))?;
+        let y = product(x, x_layout, w, w_layout, (m, k, n), self.weight.id())?;
         Ok((y, Shape::from((m, n))))
     }
 
@@ -56,6 +56,7 @@ fn product(
     w: &CpuStorage,
     w_layout: &Layout,
     (m, k, n): (usize, usize, usize),
+    weight_id: candle_core::TensorId,
 ) -> Result<CpuStorage> {
     if let (CpuStorage::F32(xs), CpuStorage::F32(ws)) = (x, w) {
         let skinny = m <= super::skinny_matmul::MAX_ROWS
@@ -66,7 +67,12 @@ fn product(
             x_layout.contiguous_offsets(),
             w_layout.contiguous_offsets(),
         ) {
-            let y = super::skinny_matmul::skinny_matmul(&xs[x0..x1], &ws[w0..w1], m, k, n);
+            let (x, w) = (&xs[x0..x1], &ws[w0..w1]);
+            // Inside a generation the weight streams from its packed copy.
+            let y = match super::decoding_weights::packed(weight_id, w, k, n) {
+                Some(packed) => super::skinny_matmul::skinny_matmul_packed(x, &packed, m, k, n),
+                None => super::skinny_matmul::skinny_matmul(x, w, m, k, n),
+            };
             return Ok(CpuStorage::F32(y));
         }
         let (a, b) = (
@@ -173,7 +179,7 @@ impl candle_core::CustomOp3 for LoraLinearOut {
         let Storage::Cpu(w) = &*storage else {
             candle_core::bail!("lora-linear-out: the weight is not on the CPU");
         };
-        let base = product(x, x_layout, w, w_layout, (m, k, n))?;
+        let base = product(x, x_layout, w, w_layout, (m, k, n), self.weight.id())?;
         let CpuStorage::F32(mut y) = base else {
             candle_core::bail!("lora-linear-out: f32 only");
         };
@@ -283,7 +289,9 @@ impl candle_core::CustomOp3 for LoraLinear {
             y
         } else {
             // Decode-sized: the skinny kernel for the base, then the small adapter term.
-            let CpuStorage::F32(mut y) = product(x, x_layout, w, w_layout, (m, k, n))? else {
+            let CpuStorage::F32(mut y) =
+                product(x, x_layout, w, w_layout, (m, k, n), self.weight.id())?
+            else {
                 candle_core::bail!("lora-linear: f32 only");
             };
             cpu_gemm::add_product(&mut y, um, bm.t(), self.scale)?;

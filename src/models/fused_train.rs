@@ -11,11 +11,12 @@ use rayon::prelude::*;
 
 use super::cpu_slice::contiguous_f32;
 
-/// `LAB_UNFUSED=softmax,lora,lora_whole,rope,norm,swiglu,gelu,skinny,exp,attention,packed,last`
-/// (or `all`) turns fused ops back into candle's composed ones (`packed`: the encoder pads its
-/// batches again; `last`: the decoder's last layer runs on every position; `lora_whole`: the
-/// adapter's input product `x @ aᵀ` runs outside the LoRA op again), to compare speed and
-/// memory side by side with `lab bench-host`.
+/// `LAB_UNFUSED=softmax,lora,lora_whole,rope,norm,swiglu,gelu,skinny,exp,attention,packed,last,
+/// decode_pack` (or `all`) turns fused ops back into candle's composed ones (`packed`: the
+/// encoder pads its batches again; `last`: the decoder's last layer runs on every position;
+/// `lora_whole`: the adapter's input product `x @ aᵀ` runs outside the LoRA op again;
+/// `decode_pack`: decoding reads weights in place instead of packed copies), to compare speed
+/// and memory side by side with `lab bench-host`.
 pub fn fused(op: &str) -> bool {
     static UNFUSED: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
     let off = UNFUSED.get_or_init(|| {

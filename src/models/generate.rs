@@ -116,6 +116,8 @@ pub fn generate_ids(
     jobs.sort_by_key(|j| j.ids.len());
     let mut out: Vec<Vec<Option<Generation>>> = vec![vec![None; distinct]; prompts.len()];
     let bar = crate::util::progress::bar(jobs.len() as u64, "generate");
+    // Decoding products read packed weights while these batches generate (dropped after).
+    let _packed = super::decoding_weights::decoding_scope();
     for batch in jobs.chunks(opts.batch_size) {
         let gens = generate_batch(decoder, tokenizer, batch, opts)?;
         for (job, g) in batch.iter().zip(gens) {

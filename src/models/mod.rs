@@ -8,6 +8,7 @@ pub mod cpu_gemm;
 pub mod cpu_slice;
 pub mod decoder;
 pub mod decoder_config;
+pub mod decoding_weights;
 pub mod encoder;
 pub mod fast_exp;
 pub mod fast_gelu;

@@ -60,6 +60,91 @@ pub fn skinny_matmul(x: &[f32], w: &[f32], m: usize, k: usize, n: usize) -> Vec<
     y
 }
 
+/// `w [k, n]` rearranged for [`skinny_matmul_packed`]: each block of 48 columns stored as one
+/// contiguous `k × 48` panel (the last padded with zeros).
+///
+/// In `[k, n]` order a block's rows are 192-byte pieces a whole matrix row apart, which memory
+/// delivers at a fraction of its streaming rate; a panel streams. Over the 211 weight matrices
+/// of a SmolLM2-135M decoding step (16 rows) the products took 25.6–29.1 ms packed against
+/// 60.4–70.2 ms in place (a micro-benchmark over three pairs).
+pub fn pack_for_streaming(w: &[f32], k: usize, n: usize) -> Vec<f32> {
+    assert_eq!(w.len(), k * n, "pack_for_streaming: shapes do not match");
+    let blocks = n.div_ceil(BLOCK_COLUMNS);
+    let mut packed = vec![0f32; blocks * k * BLOCK_COLUMNS];
+    for (b, panel) in packed.chunks_mut(k * BLOCK_COLUMNS).enumerate() {
+        let col = b * BLOCK_COLUMNS;
+        let width = (n - col).min(BLOCK_COLUMNS);
+        for (p, row) in panel.chunks_mut(BLOCK_COLUMNS).enumerate() {
+            row[..width].copy_from_slice(&w[p * n + col..p * n + col + width]);
+        }
+    }
+    packed
+}
+
+/// [`skinny_matmul`] with `w` packed by [`pack_for_streaming`]. Call only when [`available`].
+pub fn skinny_matmul_packed(x: &[f32], packed: &[f32], m: usize, k: usize, n: usize) -> Vec<f32> {
+    let blocks = n.div_ceil(BLOCK_COLUMNS);
+    assert!(
+        x.len() == m * k && packed.len() == blocks * k * BLOCK_COLUMNS,
+        "skinny_matmul_packed: shapes do not match"
+    );
+    assert!(available(), "skinny_matmul_packed needs AVX-512F");
+    let mut y = vec![0f32; m * n];
+    if m == 0 || n == 0 {
+        return y;
+    }
+    let chunks = (rayon::current_num_threads() * 4).min(blocks).max(1);
+    let per_chunk = blocks.div_ceil(chunks);
+    let out = SendPtr(y.as_mut_ptr());
+    (0..blocks.div_ceil(per_chunk))
+        .into_par_iter()
+        .for_each(|c| {
+            let out = &out;
+            for b in c * per_chunk..((c + 1) * per_chunk).min(blocks) {
+                let panel = &packed[b * k * BLOCK_COLUMNS..(b + 1) * k * BLOCK_COLUMNS];
+                let col = b * BLOCK_COLUMNS;
+                let width = (n - col).min(BLOCK_COLUMNS);
+                // SAFETY: blocks write disjoint columns of `y`; shapes checked above, AVX-512F
+                // guaranteed by `available()`.
+                unsafe { panel_columns(x, panel, out.0, m, k, n, col, width) };
+            }
+        });
+    y
+}
+
+/// One panel's `width` columns of `y` from column `col`, every row tile over the panel.
+#[allow(clippy::too_many_arguments)]
+unsafe fn panel_columns(
+    x: &[f32],
+    panel: &[f32],
+    y: *mut f32,
+    m: usize,
+    k: usize,
+    n: usize,
+    col: usize,
+    width: usize,
+) {
+    let vectors = width / 16;
+    let mut row = 0;
+    while row < m {
+        let rows = (m - row).min(TILE_ROWS);
+        let (xp, yp) = (x.as_ptr().add(row * k), y.add(row * n + col));
+        if vectors > 0 {
+            tile_dispatch(rows, vectors, xp, k, panel.as_ptr(), BLOCK_COLUMNS, yp, n);
+        }
+        for i in 0..rows {
+            for j in vectors * 16..width {
+                let mut acc = 0f32;
+                for p in 0..k {
+                    acc += *xp.add(i * k + p) * panel[p * BLOCK_COLUMNS + j];
+                }
+                *yp.add(i * n + j) = acc;
+            }
+        }
+        row += rows;
+    }
+}
+
 struct SendPtr(*mut f32);
 unsafe impl Send for SendPtr {}
 unsafe impl Sync for SendPtr {}
@@ -227,13 +312,16 @@ mod tests {
             for m in 1..=17 {
                 let x: Vec<f32> = (0..m * k).map(|_| rng.random_range(-1.0..1.0)).collect();
                 let w: Vec<f32> = (0..k * n).map(|_| rng.random_range(-1.0..1.0)).collect();
-                let got = skinny_matmul(&x, &w, m, k, n);
                 let want = naive(&x, &w, m, k, n);
-                for (idx, (g, e)) in got.iter().zip(&want).enumerate() {
-                    assert!(
-                        (g - e).abs() <= 1e-4 * (k as f32).sqrt(),
-                        "m {m} k {k} n {n}: y[{idx}] = {g}, expected {e}"
-                    );
+                let in_place = skinny_matmul(&x, &w, m, k, n);
+                let packed = skinny_matmul_packed(&x, &pack_for_streaming(&w, k, n), m, k, n);
+                for got in [in_place, packed] {
+                    for (idx, (g, e)) in got.iter().zip(&want).enumerate() {
+                        assert!(
+                            (g - e).abs() <= 1e-4 * (k as f32).sqrt(),
+                            "m {m} k {k} n {n}: y[{idx}] = {g}, expected {e}"
+                        );
+                    }
                 }
             }
         }
