@@ -425,6 +425,24 @@ mod tests {
         Ok(())
     }
 
+    /// Every variable's gradient, non-zero and within 1e-4 (relative) of the composed ops'.
+    fn assert_same_gradients(
+        fused: &candle_core::backprop::GradStore,
+        composed: &candle_core::backprop::GradStore,
+        vars: &[(&str, &Var)],
+    ) -> Result<()> {
+        for (name, var) in vars {
+            let (p, q) = (
+                fused.get(var.as_tensor()).expect("a gradient"),
+                composed.get(var.as_tensor()).expect("a gradient"),
+            );
+            let diff = crate::models::cpu_slice::max_abs_diff(p, q);
+            let size = q.abs()?.max_all()?.to_scalar::<f32>()?;
+            assert!(size > 0.0 && diff <= 1e-4 * size.max(1.0), "{name}: {diff}");
+        }
+        Ok(())
+    }
+
     #[test]
     fn lora_linear_matches_the_composed_ops_and_their_gradients() -> Result<()> {
         let dev = Device::Cpu;
@@ -446,15 +464,7 @@ mod tests {
                 let weights = Tensor::randn(0f32, 1.0, (m, n), &dev)?;
                 let g_fused = (fused * &weights)?.sum_all()?.backward()?;
                 let g_composed = (composed * &weights)?.sum_all()?.backward()?;
-                for (name, var) in [("x", &x), ("a", &a), ("b", &b)] {
-                    let (p, q) = (
-                        g_fused.get(var.as_tensor()).expect("a gradient"),
-                        g_composed.get(var.as_tensor()).expect("a gradient"),
-                    );
-                    let diff = crate::models::cpu_slice::max_abs_diff(p, q);
-                    let size = q.abs()?.max_all()?.to_scalar::<f32>()?;
-                    assert!(size > 0.0 && diff <= 1e-4 * size.max(1.0), "{name}: {diff}");
-                }
+                assert_same_gradients(&g_fused, &g_composed, &[("x", &x), ("a", &a), ("b", &b)])?;
                 assert!(
                     g_fused.get(&wt).is_none(),
                     "the frozen weight gets no gradient"
@@ -482,15 +492,7 @@ mod tests {
             g_fused.get(&x).is_none(),
             "no gradient for an untracked input"
         );
-        for (name, var) in [("a", &a), ("b", &b)] {
-            let (p, q) = (
-                g_fused.get(var.as_tensor()).expect("a gradient"),
-                g_composed.get(var.as_tensor()).expect("a gradient"),
-            );
-            let diff = crate::models::cpu_slice::max_abs_diff(p, q);
-            let size = q.abs()?.max_all()?.to_scalar::<f32>()?;
-            assert!(size > 0.0 && diff <= 1e-4 * size.max(1.0), "{name}: {diff}");
-        }
+        assert_same_gradients(&g_fused, &g_composed, &[("a", &a), ("b", &b)])?;
         Ok(())
     }
 

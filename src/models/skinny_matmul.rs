@@ -38,26 +38,8 @@ pub fn skinny_matmul(x: &[f32], w: &[f32], m: usize, k: usize, n: usize) -> Vec<
         "skinny_matmul: shapes do not match"
     );
     assert!(available(), "skinny_matmul needs AVX-512F");
-    let mut y = vec![0f32; m * n];
-    if m == 0 || n == 0 {
-        return y;
-    }
-    let blocks = n.div_ceil(BLOCK_COLUMNS);
-    // A few chunks per thread so uneven progress evens out; each chunk a run of column blocks.
-    let chunks = (rayon::current_num_threads() * 4).min(blocks).max(1);
-    let per_chunk = blocks.div_ceil(chunks);
-    let out = SendPtr(y.as_mut_ptr());
-    (0..blocks.div_ceil(per_chunk))
-        .into_par_iter()
-        .for_each(|c| {
-            let first = c * per_chunk * BLOCK_COLUMNS;
-            let last = ((c + 1) * per_chunk * BLOCK_COLUMNS).min(n);
-            let out = &out;
-            // SAFETY: chunks write disjoint column ranges of `y`; shapes were checked above and
-            // `available()` guarantees AVX-512F.
-            unsafe { columns(x, w, out.0, m, k, n, first, last) };
-        });
-    y
+    // Block b's columns start at column b·48 of every row.
+    blocks_product(x, w, n, |b| b * BLOCK_COLUMNS, m, k, n)
 }
 
 /// `w [k, n]` rearranged for [`skinny_matmul_packed`]: each block of 48 columns stored as one
@@ -89,10 +71,27 @@ pub fn skinny_matmul_packed(x: &[f32], packed: &[f32], m: usize, k: usize, n: us
         "skinny_matmul_packed: shapes do not match"
     );
     assert!(available(), "skinny_matmul_packed needs AVX-512F");
+    // Block b is the b-th contiguous k × 48 panel.
+    blocks_product(x, packed, BLOCK_COLUMNS, |b| b * k * BLOCK_COLUMNS, m, k, n)
+}
+
+/// `y = x @ w` block of 48 columns by block, where block `b` of `w` starts at
+/// `w[block_start(b)]` and its rows are `ldw` apart.
+fn blocks_product(
+    x: &[f32],
+    w: &[f32],
+    ldw: usize,
+    block_start: impl Fn(usize) -> usize + Sync,
+    m: usize,
+    k: usize,
+    n: usize,
+) -> Vec<f32> {
     let mut y = vec![0f32; m * n];
     if m == 0 || n == 0 {
         return y;
     }
+    let blocks = n.div_ceil(BLOCK_COLUMNS);
+    // A few chunks per thread so uneven progress evens out; each chunk a run of column blocks.
     let chunks = (rayon::current_num_threads() * 4).min(blocks).max(1);
     let per_chunk = blocks.div_ceil(chunks);
     let out = SendPtr(y.as_mut_ptr());
@@ -101,22 +100,32 @@ pub fn skinny_matmul_packed(x: &[f32], packed: &[f32], m: usize, k: usize, n: us
         .for_each(|c| {
             let out = &out;
             for b in c * per_chunk..((c + 1) * per_chunk).min(blocks) {
-                let panel = &packed[b * k * BLOCK_COLUMNS..(b + 1) * k * BLOCK_COLUMNS];
                 let col = b * BLOCK_COLUMNS;
                 let width = (n - col).min(BLOCK_COLUMNS);
-                // SAFETY: blocks write disjoint columns of `y`; shapes checked above, AVX-512F
-                // guaranteed by `available()`.
-                unsafe { panel_columns(x, panel, out.0, m, k, n, col, width) };
+                let wb = &w[block_start(b)..];
+                assert!(
+                    k == 0 || wb.len() >= (k - 1) * ldw + width,
+                    "skinny: block {b} out of bounds"
+                );
+                // SAFETY: blocks write disjoint columns of `y`; the block's extent is checked
+                // above, and callers checked `available()` (AVX-512F).
+                unsafe { block(x, wb.as_ptr(), ldw, out.0, m, k, n, col, width) };
             }
         });
     y
 }
 
-/// One panel's `width` columns of `y` from column `col`, every row tile over the panel.
+struct SendPtr(*mut f32);
+unsafe impl Send for SendPtr {}
+unsafe impl Sync for SendPtr {}
+
+/// Columns `col..col + width` of `y` from one block of `w` (rows `ldw` apart): every row tile
+/// of `x` passes over the block while it sits in cache.
 #[allow(clippy::too_many_arguments)]
-unsafe fn panel_columns(
+unsafe fn block(
     x: &[f32],
-    panel: &[f32],
+    w: *const f32,
+    ldw: usize,
     y: *mut f32,
     m: usize,
     k: usize,
@@ -130,65 +139,19 @@ unsafe fn panel_columns(
         let rows = (m - row).min(TILE_ROWS);
         let (xp, yp) = (x.as_ptr().add(row * k), y.add(row * n + col));
         if vectors > 0 {
-            tile_dispatch(rows, vectors, xp, k, panel.as_ptr(), BLOCK_COLUMNS, yp, n);
+            tile_dispatch(rows, vectors, xp, k, w, ldw, yp, n);
         }
+        // Columns past the last full vector (only when n is not a multiple of 16).
         for i in 0..rows {
             for j in vectors * 16..width {
                 let mut acc = 0f32;
                 for p in 0..k {
-                    acc += *xp.add(i * k + p) * panel[p * BLOCK_COLUMNS + j];
+                    acc += *xp.add(i * k + p) * *w.add(p * ldw + j);
                 }
                 *yp.add(i * n + j) = acc;
             }
         }
         row += rows;
-    }
-}
-
-struct SendPtr(*mut f32);
-unsafe impl Send for SendPtr {}
-unsafe impl Sync for SendPtr {}
-
-/// Columns `first..last` of `y`, block by block; every row tile reuses the block from L2.
-#[allow(clippy::too_many_arguments)]
-unsafe fn columns(
-    x: &[f32],
-    w: &[f32],
-    y: *mut f32,
-    m: usize,
-    k: usize,
-    n: usize,
-    first: usize,
-    last: usize,
-) {
-    let mut col = first;
-    while col < last {
-        let width = (last - col).min(BLOCK_COLUMNS);
-        let vectors = width / 16;
-        let mut row = 0;
-        while row < m {
-            let rows = (m - row).min(TILE_ROWS);
-            let (xp, wp, yp) = (
-                x.as_ptr().add(row * k),
-                w.as_ptr().add(col),
-                y.add(row * n + col),
-            );
-            if vectors > 0 {
-                tile_dispatch(rows, vectors, xp, k, wp, n, yp, n);
-            }
-            // Columns past the last full vector (only when n is not a multiple of 16).
-            for i in 0..rows {
-                for j in vectors * 16..width {
-                    let mut acc = 0f32;
-                    for p in 0..k {
-                        acc += *xp.add(i * k + p) * *wp.add(p * n + j);
-                    }
-                    *yp.add(i * n + j) = acc;
-                }
-            }
-            row += rows;
-        }
-        col += width;
     }
 }
 
