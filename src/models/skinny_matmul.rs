@@ -7,6 +7,12 @@
 //! every row tile of `x` passes over it, and multiplied from registers (AVX-512, 8 rows × 48
 //! columns of accumulators). Side by side: `LAB_UNFUSED=skinny lab bench-host --only
 //! generation` against the same without it (README, performance section).
+//!
+//! Read in place, a block's rows are short pieces a whole matrix row apart, which memory serves
+//! slowly; a generation therefore packs each weight once into contiguous panels
+//! ([`pack_for_streaming`], kept by `decoding_weights` for as long as it runs), and
+//! [`skinny_matmul_packed`] runs the same tiles over them — one copy per generation call
+//! instead of one per product.
 use rayon::prelude::*;
 
 /// Up to this many rows the skinny kernel beat candle's gemm (k 576, n 1536: 1.46× at 48 rows,
