@@ -9,7 +9,7 @@ use crate::config::{load_experiment, DataConfig};
 
 #[derive(clap::Args, Debug)]
 pub struct DataArgs {
-    /// Experiment file (.toml) whose [data] table to load.
+    /// Experiment file (.toml) whose `[data]` table to load.
     pub file: PathBuf,
     /// How many rendered examples to show.
     #[arg(long, default_value_t = 3)]

@@ -12,7 +12,7 @@ use tokenizers::{Encoding, Tokenizer, TruncationParams};
 pub const DEFAULT_ENCODER: &str = "all-minilm-l6-v2";
 
 /// sentence-transformers' `max_seq_length` for all-MiniLM-L6-v2 (its
-/// `sentence_bert_config.json`): 256 word pieces including [CLS] and [SEP]. The tokenizer.json
+/// `sentence_bert_config.json`): 256 word pieces including `[CLS]` and `[SEP]`. The tokenizer.json
 /// in the model folder says 128 with fixed padding, which sentence-transformers overrides.
 pub const DEFAULT_MAX_SEQ_LENGTH: usize = 256;
 
@@ -112,7 +112,7 @@ impl SentenceEncoder {
         self.bert.config()
     }
 
-    /// Word pieces per text after truncation, [CLS] and [SEP] included.
+    /// Word pieces per text after truncation, `[CLS]` and `[SEP]` included.
     pub fn token_counts(&self, texts: &[String]) -> Result<Vec<usize>> {
         let encodings = self
             .tokenizer
@@ -136,7 +136,7 @@ impl SentenceEncoder {
         Ok(out)
     }
 
-    /// Final hidden states of each text's word pieces, without [CLS] and [SEP] (for
+    /// Final hidden states of each text's word pieces, without `[CLS]` and `[SEP]` (for
     /// BERTScore): `result[text][token][dim]`. An empty text gives no tokens.
     pub fn token_embeddings(&self, texts: &[String]) -> Result<Vec<Vec<Vec<f32>>>> {
         let dim = self.dim();

@@ -357,7 +357,7 @@ impl candle_core::CustomOp3 for LoraLinear {
 }
 
 /// `x [m, k] @ weight [k, n] + scale · (x @ a [r, k]ᵀ) @ b [n, r]ᵀ`, the weight frozen: one op
-/// on the CPU in f32 (see [`LoraLinear`]); `None` elsewhere, where the caller composes it.
+/// on the CPU in f32 (see `LoraLinear`); `None` elsewhere, where the caller composes it.
 pub fn lora_linear(
     x: &Tensor,
     weight: &Tensor,

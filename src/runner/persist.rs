@@ -83,7 +83,7 @@ impl SelectedLine {
     }
 }
 
-/// One line of generations/iter-<t>.jsonl: a test example's prediction and its scores.
+/// One line of `generations/iter-<t>.jsonl`: a test example's prediction and its scores.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GenerationRecord {

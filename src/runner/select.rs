@@ -15,7 +15,7 @@ use std::path::PathBuf;
 pub struct SelectArgs {
     /// The experiment file giving data, model and encoder.
     pub experiment: PathBuf,
-    /// Strategy name (from the experiment's [[strategy]] list, or any strategies/NAME.rhai).
+    /// Strategy name (from the experiment's `[[strategy]]` list, or any strategies/NAME.rhai).
     #[arg(long)]
     pub strategy: String,
     /// How many ids to select.

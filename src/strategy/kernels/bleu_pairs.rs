@@ -3,7 +3,7 @@
 use rayon::prelude::*;
 
 /// For each item's samples y_1..y_n:
-/// Σ_{i≠j} (1 − BLEU(y_i, [y_j]) / 100)² / (n(n − 1)).
+/// Σ_{i≠j} (1 − BLEU(y_i, \[y_j\]) / 100)² / (n(n − 1)).
 ///
 /// `sentence_bleu(hypothesis, references)` is on sacreBLEU's 0–100 scale (the metrics module
 /// provides the exact one), hence the division by 100. BLEU is not symmetric, so both orders
