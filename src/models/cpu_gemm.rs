@@ -200,6 +200,13 @@ pub mod trace {
         }
     }
 
+    /// Forget the products timed so far.
+    pub fn clear() {
+        if let Ok(mut t) = TABLE.lock() {
+            *t = None;
+        }
+    }
+
     /// The table so far, slowest total first, then cleared.
     pub fn report() -> String {
         let Ok(mut t) = TABLE.lock() else {

@@ -14,8 +14,8 @@ use candle_core::TensorId;
 use super::skinny_matmul::pack_for_streaming;
 
 /// At most this much packed memory (all weights of the scope together); weights past it are
-/// read in place. SmolLM2-135M packs 537 MB; a model several times larger keeps most of the
-/// gain without doubling its memory.
+/// read in place, so a model with more than 2 GiB of f32 weights gets only part of the gain
+/// and never doubles its memory. SmolLM2-135M packs 537 MB.
 const BUDGET_BYTES: usize = 2 << 30;
 
 struct Packed {
