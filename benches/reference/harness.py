@@ -6,7 +6,9 @@ Usage: harness.py WORKLOADS.json   (started by `lab bench-host --compare`, not b
 Reads the workloads that `lab bench-host` wrote (token ids, texts, model paths), loads the same
 SmolLM2-135M-Instruct GGUF through transformers (`gguf_file=`, dequantized to f32) and MiniLM
 through sentence-transformers, warms up, prints `ready`, then for every `round` line on stdin
-runs the four workloads once and prints one JSON line with seconds and outputs. `quit` ends it.
+runs the four workloads once and prints one JSON line with seconds and outputs; for every `peak`
+line it times PyTorch's own large f32 gemm (the same shape as `lab bench-host` times for ours)
+and prints `{"peak_gflops": ...}`. `quit` ends it.
 """
 
 import json
@@ -162,6 +164,19 @@ def run_round(work, lm, trainer, encoder, pad_id):
     return result
 
 
+def peak_gflops():
+    """Best of 12 products 1024x768 . 768x3072 in f32 (MKL on x86 builds), in GFLOP/s."""
+    m, k, n = 1024, 768, 3072
+    a = torch.randn(m, k)
+    b = torch.randn(k, n)
+    best = float("inf")
+    for _ in range(12):
+        start = time.perf_counter()
+        torch.matmul(a, b)
+        best = min(best, time.perf_counter() - start)
+    return 2.0 * m * k * n / best / 1e9
+
+
 def main():
     if len(sys.argv) != 2:
         sys.exit("usage: harness.py WORKLOADS.json (written by `lab bench-host --compare`)")
@@ -185,8 +200,11 @@ def main():
         command = line.strip()
         if command == "quit":
             break
+        if command == "peak":
+            say({"peak_gflops": peak_gflops()})
+            continue
         if command != "round":
-            sys.exit(f"harness: unknown command `{command}` (expected round or quit)")
+            sys.exit(f"harness: unknown command `{command}` (expected round, peak or quit)")
         say(run_round(work, lm, trainer, encoder, pad_id))
 
 
