@@ -39,7 +39,9 @@ const ENCODER_BATCH: usize = 64;
 #[command(
     after_help = "Environment:\n  LAB_UNFUSED=<op,...>  run these ops as candle's composed ones, for side-by-side checks \
 (softmax, lora, lora_whole, rope, norm, swiglu, gelu, skinny, exp, attention, packed, last, decode_pack, or all)\n  \
-LAB_GEMM_TRACE=1      print every gemm shape's calls, seconds and GFLOP/s over the timed rounds"
+LAB_GEMM_TRACE=1      print every gemm shape's calls, seconds and GFLOP/s over the timed rounds\n\n\
+On Intel CPUs a build with MKL runs the products faster: bash scripts/fetch-mkl.sh, then\n  \
+MKLROOT=$PWD/target/mkl cargo build --release --features mkl"
 )]
 pub struct BenchHostArgs {
     /// Also run the PyTorch reference (transformers + peft + sentence-transformers), A B A B.
@@ -586,8 +588,10 @@ pub struct Summary {
     pub warmup_rounds: usize,
     /// The best of both sides' large-gemm rates; `share_of_peak` is of this.
     pub peak_gflops: f64,
-    /// Our gemm's (candle's gemm crate) large-gemm rate.
+    /// Our gemm's large-gemm rate.
     pub gemm_peak_gflops: f64,
+    /// Which gemm ran our products: the gemm crate, or MKL (`--features mkl`).
+    pub gemm_backend: &'static str,
     /// PyTorch's large-gemm rate (MKL on x86 builds), with `--compare`.
     pub reference_peak_gflops: Option<f64>,
     pub rows: Vec<Row>,
@@ -711,6 +715,7 @@ fn summarize(
         warmup_rounds: warmup,
         peak_gflops: peak,
         gemm_peak_gflops: peaks.ours,
+        gemm_backend: super::cpu_gemm::BACKEND,
         reference_peak_gflops: peaks.reference,
         rows,
         logprob_max_abs_diff: b.filter(|_| w.runs(Workload::Scoring)).map(|b| {
@@ -763,8 +768,8 @@ fn print_table(s: &Summary) {
     };
     println!(
         "f32 peak (1024×768·768×3072 gemm, {} threads, best before and after the rounds): {:.0} GFLOP/s{sides}; {} rounds \
-         after {} untimed, medians",
-        s.threads, s.peak_gflops, s.rounds, s.warmup_rounds
+         after {} untimed, medians; our products through {}",
+        s.threads, s.peak_gflops, s.rounds, s.warmup_rounds, s.gemm_backend
     );
     println!(
         "{:<14} {:>12} {:>10} {:>10} {:>22} {:>8} {:>7}",

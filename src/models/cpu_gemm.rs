@@ -7,6 +7,13 @@
 use candle_core::{CpuStorage, Layout, Result, Storage};
 use gemm::Parallelism;
 
+/// The library that runs every f32 product (ours here, and candle's matmul).
+pub const BACKEND: &str = if cfg!(feature = "mkl") {
+    "MKL (--features mkl)"
+} else {
+    "the gemm crate"
+};
+
 /// A read-only matrix view: `rows × cols` values at `row_stride`, `col_stride` apart.
 #[derive(Clone, Copy, Debug)]
 pub struct Mat<'a> {
@@ -138,6 +145,13 @@ unsafe fn run(dst: *mut f32, read_dst: bool, a: Mat, b: Mat, beta: f32) -> Resul
         Parallelism::None
     };
     let traced = trace::enabled().then(std::time::Instant::now);
+    #[cfg(feature = "mkl")]
+    if mkl::sgemm(dst, read_dst, &a, &b, beta) {
+        if let Some(start) = traced {
+            trace::record(m, n, k, &a, &b, read_dst, start.elapsed());
+        }
+        return Ok(());
+    }
     gemm::gemm(
         m,
         n,
@@ -163,6 +177,95 @@ unsafe fn run(dst: *mut f32, read_dst: bool, a: Mat, b: Mat, beta: f32) -> Resul
         trace::record(m, n, k, &a, &b, read_dst, start.elapsed());
     }
     Ok(())
+}
+
+/// With `--features mkl`, products go to MKL's sgemm, which on Intel CPUs outruns the gemm
+/// crate (README, performance section); the gemm crate stays the default because it needs no
+/// vendor library and matches MKL on AMD.
+#[cfg(feature = "mkl")]
+mod mkl {
+    use super::Mat;
+    use std::os::raw::{c_char, c_float, c_int};
+
+    // Linked by candle-core's `mkl` feature (intel-mkl-src).
+    extern "C" {
+        #[allow(clippy::too_many_arguments)]
+        fn sgemm_(
+            transa: *const c_char,
+            transb: *const c_char,
+            m: *const c_int,
+            n: *const c_int,
+            k: *const c_int,
+            alpha: *const c_float,
+            a: *const c_float,
+            lda: *const c_int,
+            b: *const c_float,
+            ldb: *const c_int,
+            beta: *const c_float,
+            c: *mut c_float,
+            ldc: *const c_int,
+        );
+    }
+
+    /// How BLAS (column-major) reads the matrix whose element (i, j) lies at
+    /// `i·rs + j·cs`: its transpose flag and leading dimension, or None when neither stride
+    /// is 1 (BLAS cannot read it).
+    fn blas_operand(rows: usize, cols: usize, rs: usize, cs: usize) -> Option<(c_char, c_int)> {
+        let ld = |stride: usize, min: usize| c_int::try_from(stride.max(min).max(1)).ok();
+        if rs == 1 || rows == 1 {
+            // Column-major in place; the leading dimension only matters with several columns.
+            let stride = if cols == 1 { rows } else { cs };
+            (stride >= rows)
+                .then_some(())
+                .and(ld(stride, rows).map(|l| (b'N' as c_char, l)))
+        } else if cs == 1 || cols == 1 {
+            let stride = if rows == 1 { cols } else { rs };
+            (stride >= cols)
+                .then_some(())
+                .and(ld(stride, cols).map(|l| (b'T' as c_char, l)))
+        } else {
+            None
+        }
+    }
+
+    /// `dst (row-major m × n) = β·a·b (+ dst when read_dst)` through MKL; false when a layout
+    /// is one BLAS cannot read, for the caller to use the gemm crate.
+    ///
+    /// # Safety
+    /// As `super::run`.
+    pub(super) unsafe fn sgemm(dst: *mut f32, read_dst: bool, a: &Mat, b: &Mat, beta: f32) -> bool {
+        let (m, k, n) = (a.rows, a.cols, b.cols);
+        // Row-major dst is column-major dstᵀ = bᵀ·aᵀ: bᵀ is n × k, aᵀ is k × m.
+        let (Some((ta, lda)), Some((tb, ldb))) = (
+            blas_operand(n, k, b.col_stride, b.row_stride),
+            blas_operand(k, m, a.col_stride, a.row_stride),
+        ) else {
+            return false;
+        };
+        let (Ok(mi), Ok(ni), Ok(ki)) = (c_int::try_from(n), c_int::try_from(m), c_int::try_from(k))
+        else {
+            return false;
+        };
+        let ldc = mi.max(1);
+        // BLAS does not read C when its beta is zero, so an unfilled dst is fine.
+        let keep = if read_dst { 1.0f32 } else { 0.0 };
+        sgemm_(
+            &ta,
+            &tb,
+            &mi,
+            &ni,
+            &ki,
+            &beta,
+            b.data.as_ptr(),
+            &lda,
+            a.data.as_ptr(),
+            &ldb,
+            &keep,
+            dst,
+            &ldc,
+        );
+        true
+    }
 }
 
 /// `LAB_GEMM_TRACE=1`: time every product by shape and layout, for finding the slow ones
@@ -247,31 +350,69 @@ mod tests {
         out
     }
 
+    /// `rows × cols` values of `values` (row-major) in three layouts: row-major, stored
+    /// transposed (read through `t()`), and every other element of a wider buffer (neither
+    /// stride 1, which BLAS cannot read, so the gemm crate takes it under `--features mkl`).
+    fn layouts(
+        values: &[f32],
+        rows: usize,
+        cols: usize,
+    ) -> Vec<(&'static str, Vec<f32>, usize, usize)> {
+        let transposed: Vec<f32> = (0..rows * cols)
+            .map(|i| values[(i % rows) * cols + i / rows])
+            .collect();
+        let mut spread = vec![f32::NAN; 2 * rows * cols];
+        for (i, v) in values.iter().enumerate() {
+            spread[2 * i] = *v;
+        }
+        vec![
+            ("row-major", values.to_vec(), cols, 1),
+            ("transposed", transposed, 1, rows),
+            ("strided", spread, 2 * cols, 2),
+        ]
+    }
+
     #[test]
     fn products_and_accumulation_match_the_definition_for_any_strides() -> Result<()> {
-        // Large enough (m·n·k ≥ 2^18) that the threaded path runs too.
-        for (m, k, n) in [(3, 5, 4), (70, 65, 66)] {
+        // Large enough (m·n·k ≥ 2^18) that the threaded path runs too; single rows and
+        // columns, where BLAS ignores a leading dimension.
+        for (m, k, n) in [(3, 5, 4), (1, 5, 4), (3, 5, 1), (4, 1, 3), (70, 65, 66)] {
             let av: Vec<f32> = (0..m * k).map(|i| ((i * 7 % 13) as f32) - 6.0).collect();
             let bv: Vec<f32> = (0..k * n).map(|i| ((i * 5 % 11) as f32) * 0.5).collect();
-            let a = Mat::row_major(&av, m, k)?;
-            // b stored as its transpose [n, k]: read through a transposed view.
-            let bt: Vec<f32> = (0..n * k).map(|i| bv[(i % k) * n + i / k]).collect();
-            let b = Mat::row_major(&bt, n, k)?.t();
-            let want = naive(&a, &Mat::row_major(&bv, k, n)?);
-            let got = product(a, b, 2.0)?;
-            for (g, w) in got.iter().zip(&want) {
-                assert!(
-                    (g - 2.0 * w).abs() <= 1e-3 * w.abs().max(1.0),
-                    "{g} vs 2·{w}"
-                );
-            }
-            let mut acc = want.clone();
-            add_product(&mut acc, a, b, -0.5)?;
-            for (g, w) in acc.iter().zip(&want) {
-                assert!(
-                    (g - 0.5 * w).abs() <= 1e-3 * w.abs().max(1.0),
-                    "{g} vs {w}/2"
-                );
+            let want = naive(&Mat::row_major(&av, m, k)?, &Mat::row_major(&bv, k, n)?);
+            for (a_name, a_data, a_rs, a_cs) in layouts(&av, m, k) {
+                for (b_name, b_data, b_rs, b_cs) in layouts(&bv, k, n) {
+                    let a = Mat {
+                        data: &a_data,
+                        rows: m,
+                        cols: k,
+                        row_stride: a_rs,
+                        col_stride: a_cs,
+                    };
+                    let b = Mat {
+                        data: &b_data,
+                        rows: k,
+                        cols: n,
+                        row_stride: b_rs,
+                        col_stride: b_cs,
+                    };
+                    let case = format!("{m}×{k}·{k}×{n}, a {a_name}, b {b_name}");
+                    let got = product(a, b, 2.0)?;
+                    for (g, w) in got.iter().zip(&want) {
+                        assert!(
+                            (g - 2.0 * w).abs() <= 1e-3 * w.abs().max(1.0),
+                            "{case}: {g} vs 2·{w}"
+                        );
+                    }
+                    let mut acc = want.clone();
+                    add_product(&mut acc, a, b, -0.5)?;
+                    for (g, w) in acc.iter().zip(&want) {
+                        assert!(
+                            (g - 0.5 * w).abs() <= 1e-3 * w.abs().max(1.0),
+                            "{case}: {g} vs {w}/2"
+                        );
+                    }
+                }
             }
         }
         let v = [1f32; 6];
