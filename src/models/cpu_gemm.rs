@@ -137,6 +137,26 @@ unsafe fn run(dst: *mut f32, read_dst: bool, a: Mat, b: Mat, beta: f32) -> Resul
     if b.rows != k {
         candle_core::bail!("gemm: [{m}, {k}] times [{}, {n}]", b.rows);
     }
+    let traced = trace::enabled().then(std::time::Instant::now);
+    #[cfg(feature = "mkl")]
+    let done = mkl::sgemm(dst, read_dst, &a, &b, beta);
+    #[cfg(not(feature = "mkl"))]
+    let done = false;
+    if !done {
+        gemm_crate(dst, read_dst, &a, &b, beta);
+    }
+    if let Some(start) = traced {
+        trace::record(m, n, k, &a, &b, read_dst, start.elapsed());
+    }
+    Ok(())
+}
+
+/// The product through the gemm crate.
+///
+/// # Safety
+/// As [`run`].
+unsafe fn gemm_crate(dst: *mut f32, read_dst: bool, a: &Mat, b: &Mat, beta: f32) {
+    let (m, k, n) = (a.rows, a.cols, b.cols);
     // Small products stay on this thread: handing them to the pool costs more than they take.
     let threads = candle_core::utils::get_num_threads();
     let parallelism = if threads > 1 && m * n * k >= 1 << 18 {
@@ -144,14 +164,6 @@ unsafe fn run(dst: *mut f32, read_dst: bool, a: Mat, b: Mat, beta: f32) -> Resul
     } else {
         Parallelism::None
     };
-    let traced = trace::enabled().then(std::time::Instant::now);
-    #[cfg(feature = "mkl")]
-    if mkl::sgemm(dst, read_dst, &a, &b, beta) {
-        if let Some(start) = traced {
-            trace::record(m, n, k, &a, &b, read_dst, start.elapsed());
-        }
-        return Ok(());
-    }
     gemm::gemm(
         m,
         n,
@@ -173,10 +185,6 @@ unsafe fn run(dst: *mut f32, read_dst: bool, a: Mat, b: Mat, beta: f32) -> Resul
         false,
         parallelism,
     );
-    if let Some(start) = traced {
-        trace::record(m, n, k, &a, &b, read_dst, start.elapsed());
-    }
-    Ok(())
 }
 
 /// With `--features mkl`, products go to MKL's sgemm, which on Intel CPUs outruns the gemm
@@ -211,21 +219,19 @@ mod mkl {
     /// `i·rs + j·cs`: its transpose flag and leading dimension, or None when neither stride
     /// is 1 (BLAS cannot read it).
     fn blas_operand(rows: usize, cols: usize, rs: usize, cs: usize) -> Option<(c_char, c_int)> {
-        let ld = |stride: usize, min: usize| c_int::try_from(stride.max(min).max(1)).ok();
-        if rs == 1 || rows == 1 {
-            // Column-major in place; the leading dimension only matters with several columns.
-            let stride = if cols == 1 { rows } else { cs };
-            (stride >= rows)
-                .then_some(())
-                .and(ld(stride, rows).map(|l| (b'N' as c_char, l)))
+        // BLAS ignores the leading dimension of a single stored column but still requires it
+        // to be at least the stored rows, so such a matrix gets exactly that.
+        let (trans, ld, min_ld) = if rs == 1 || rows == 1 {
+            (b'N', if cols == 1 { rows } else { cs }, rows)
         } else if cs == 1 || cols == 1 {
-            let stride = if rows == 1 { cols } else { rs };
-            (stride >= cols)
-                .then_some(())
-                .and(ld(stride, cols).map(|l| (b'T' as c_char, l)))
+            (b'T', if rows == 1 { cols } else { rs }, cols)
         } else {
-            None
+            return None;
+        };
+        if ld < min_ld {
+            return None;
         }
+        Some((trans as c_char, c_int::try_from(ld.max(1)).ok()?))
     }
 
     /// `dst (row-major m × n) = β·a·b (+ dst when read_dst)` through MKL; false when a layout
