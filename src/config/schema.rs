@@ -165,7 +165,9 @@ pub enum Dtype {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum DeviceKind {
+    /// The first CUDA GPU when built with `--features cuda` and one is present, else the CPU.
     #[default]
+    Auto,
     Cpu,
     Cuda,
 }
@@ -203,7 +205,7 @@ impl Default for ModelConfig {
             max_new_tokens: 16,
             batch_size: 16,
             dtype: Dtype::F32,
-            device: DeviceKind::Cpu,
+            device: DeviceKind::Auto,
             first_line_only: true,
         }
     }

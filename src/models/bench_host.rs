@@ -139,10 +139,16 @@ pub fn run(args: &BenchHostArgs) -> Result<()> {
     let encoder_dir = super::cache::default_model_dir(DEFAULT_ENCODER);
     super::setup::ensure_default_models(&[DEFAULT_LM, DEFAULT_ENCODER])?;
     let gguf = lm_dir.join(LM_FILE);
-    let mut lm = LanguageModel::load(&super::loader::ModelSource::parse(
-        gguf.to_str()
-            .context("the models cache path is not UTF-8")?,
-    ))?;
+    // On the CPU even in a CUDA build: the figures are CPU figures and the reference runs
+    // PyTorch on the CPU.
+    let mut lm = LanguageModel::load_on(
+        &super::loader::ModelSource::parse(
+            gguf.to_str()
+                .context("the models cache path is not UTF-8")?,
+        ),
+        candle_core::DType::F32,
+        &candle_core::Device::Cpu,
+    )?;
     let encoder = SentenceEncoder::load(&encoder_dir)?.with_batch_size(ENCODER_BATCH);
     let emails = read_texts(&args.texts)?;
     let mut work = build_workloads(&lm, &emails, gguf, encoder_dir.clone(), threads)?;

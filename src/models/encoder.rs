@@ -272,7 +272,7 @@ fn read_max_seq_length(dir: &Path) -> Result<usize> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::models::bert::save_random_bert;
 
@@ -319,7 +319,10 @@ mod tests {
     }
 
     /// A random 2-layer BERT with a 14-word vocabulary, in a model folder.
-    fn tiny_model(vocab_size: usize, max_seq_length: Option<usize>) -> tempfile::TempDir {
+    pub(crate) fn tiny_model(
+        vocab_size: usize,
+        max_seq_length: Option<usize>,
+    ) -> tempfile::TempDir {
         let dir = tempfile::tempdir().unwrap();
         let config = serde_json::json!({
             "vocab_size": vocab_size, "hidden_size": 16, "num_hidden_layers": 2,

@@ -104,11 +104,24 @@ impl LanguageModel {
     /// A tiny random model (2 layers, hidden 64) with a byte-level tokenizer and a ChatML
     /// template, for unit tests of other modules. Deterministic in `seed`.
     pub fn tiny_random(seed: u64, family: Family) -> Result<Self> {
+        Self::tiny_random_on(seed, family, DType::F32, &Device::Cpu)
+    }
+
+    /// [`Self::tiny_random`] in `dtype` on `device`: the weights are drawn on the CPU and
+    /// moved, so every device gets the same model for a seed.
+    pub fn tiny_random_on(
+        seed: u64,
+        family: Family,
+        dtype: DType,
+        device: &Device,
+    ) -> Result<Self> {
         let tokenizer = TextTokenizer::tiny_byte_level()?;
         let config = tiny_config(family, tokenizer.vocab_size());
-        let device = Device::Cpu;
-        let weights = super::loader::random_weights(&config, seed, &device)?;
-        let decoder = Decoder::from_weights(config, weights, false, DType::F32, &device)?;
+        let weights = super::loader::random_weights(&config, seed, &Device::Cpu)?
+            .into_iter()
+            .map(|(name, t)| Ok((name, t.to_device(device)?)))
+            .collect::<Result<_>>()?;
+        let decoder = Decoder::from_weights(config, weights, false, dtype, device)?;
         let chat = ChatTemplate::new(
             Some(TINY_CHATML.to_string()),
             tokenizer.bos_token.clone(),
@@ -507,13 +520,7 @@ impl Decoder {
 
 /// CUDA device 0 when built with `--features cuda` and one is present, else the CPU.
 pub fn default_device() -> Result<Device> {
-    #[cfg(feature = "cuda")]
-    {
-        if candle_core::utils::cuda_is_available() {
-            return Ok(Device::new_cuda(0)?);
-        }
-    }
-    Ok(Device::Cpu)
+    super::device::resolve_device(crate::config::DeviceKind::Auto)
 }
 
 pub(crate) const TINY_CHATML: &str = "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}";

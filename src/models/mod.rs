@@ -6,9 +6,12 @@ pub mod cache;
 pub mod chat;
 pub mod cpu_gemm;
 pub mod cpu_slice;
+#[cfg(all(test, feature = "cuda"))]
+mod cuda_tests;
 pub mod decoder;
 pub mod decoder_config;
 pub mod decoding_weights;
+pub mod device;
 pub mod encoder;
 pub mod fast_exp;
 pub mod fast_gelu;

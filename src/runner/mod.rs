@@ -41,7 +41,11 @@ pub const TINY_MODEL_PREFIX: &str = "tiny-random-";
 /// Load the experiment's acquisition model (a fresh copy, no adapter attached).
 pub fn load_model(exp: &Experiment) -> anyhow::Result<crate::models::lm::LanguageModel> {
     use crate::models::decoder_config::Family;
+    use crate::models::device::{resolve_device, resolve_dtype};
     use crate::models::lm::LanguageModel;
+    let device =
+        resolve_device(exp.model.device).map_err(|e| anyhow::anyhow!("model.device: {e}"))?;
+    let dtype = resolve_dtype(exp.model.dtype);
     if exp.model.path.is_none() && exp.model.hub_id.is_none() {
         if let Some(family) = exp.model.name.strip_prefix(TINY_MODEL_PREFIX) {
             let family = Family::parse(family).ok_or_else(|| {
@@ -51,10 +55,10 @@ pub fn load_model(exp: &Experiment) -> anyhow::Result<crate::models::lm::Languag
                     exp.model.name
                 )
             })?;
-            return LanguageModel::tiny_random(0, family);
+            return LanguageModel::tiny_random_on(0, family, dtype, &device);
         }
     }
-    LanguageModel::load(&model_source_of(exp))
+    LanguageModel::load_on(&model_source_of(exp), dtype, &device)
 }
 
 /// Where the acquisition model comes from: an explicit path, a hub id, or a default model.
@@ -127,4 +131,44 @@ pub fn dataset_key(exp: &Experiment, dataset: &Dataset) -> String {
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{DeviceKind, Dtype, Experiment};
+
+    fn tiny(device: DeviceKind, dtype: Dtype) -> Experiment {
+        let mut exp = Experiment::default();
+        exp.model.name = format!("{TINY_MODEL_PREFIX}llama");
+        exp.model.device = device;
+        exp.model.dtype = dtype;
+        exp
+    }
+
+    #[test]
+    fn model_device_and_dtype_are_honoured() {
+        let lm = load_model(&tiny(DeviceKind::Cpu, Dtype::Bf16)).unwrap();
+        assert_eq!(lm.decoder().dtype(), candle_core::DType::BF16);
+        assert!(lm.decoder().device().is_cpu());
+        let lm = load_model(&tiny(DeviceKind::Auto, Dtype::F32)).unwrap();
+        assert_eq!(lm.decoder().dtype(), candle_core::DType::F32);
+        assert_eq!(
+            lm.decoder().device().is_cuda(),
+            crate::models::device::cuda_available()
+        );
+    }
+
+    #[cfg(not(feature = "cuda"))]
+    #[test]
+    fn cuda_in_a_cpu_build_is_an_error_naming_the_key() {
+        let err = load_model(&tiny(DeviceKind::Cuda, Dtype::F32))
+            .err()
+            .unwrap();
+        let msg = format!("{err:#}");
+        assert!(
+            msg.contains("model.device") && msg.contains("--features cuda"),
+            "{msg}"
+        );
+    }
 }
