@@ -37,8 +37,8 @@ pub fn resolve_device(kind: DeviceKind) -> Result<Device> {
             if !cfg!(feature = "cuda") {
                 bail!(
                     "device \"cuda\" asked for, but this binary was built without CUDA; rebuild \
-                     with `cargo build --release --features cuda` (needs the CUDA toolkit's nvcc), \
-                     or set device = \"cpu\" or \"auto\""
+                     with `cargo build --release --features cuda` (needs nvcc: the CUDA toolkit, or \
+                     `bash scripts/fetch-cuda.sh`), or set device = \"cpu\" or \"auto\""
                 );
             }
             if !cuda_available() {
