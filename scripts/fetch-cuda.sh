@@ -11,27 +11,13 @@
 # the nvidia-cublas / nvidia-curand / nvidia-cuda-nvrtc wheels, on LD_LIBRARY_PATH) when it
 # first uses the GPU, so it also runs, on the CPU, where there is none. CUDA_COMPUTE_CAP picks the
 # GPU generation the kernels are compiled for: 90 (H100/H200) unless set; 80 for A100, 89 for
-# L4/RTX 40xx. Linux x86-64 only; about 400 MB unpacked.
+# L4/RTX 40xx. Linux x86-64 only; about 270 MB unpacked.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/.." && pwd)"
 dest="${1:-$root/target/cuda}"
-python="${PYTHON:-python3}"
-if ! command -v "$python" >/dev/null; then
-  echo "error: $python not found; install Python 3 with pip, or set PYTHON=/path/to/python" >&2
-  exit 1
-fi
-if [ "$(uname -s)-$(uname -m)" != "Linux-x86_64" ]; then
-  echo "error: the CUDA wheels pinned here are for Linux x86-64; this is $(uname -s)-$(uname -m)" >&2
-  exit 1
-fi
-mkdir -p "$dest/wheels"
-"$python" -m pip download --quiet --no-deps --require-hashes \
-  -r "$here/cuda-requirements.txt" -d "$dest/wheels"
-for wheel in "$dest"/wheels/*.whl; do
-  "$python" -m zipfile -e "$wheel" "$dest"
-done
-rm -rf "$dest/wheels"
+source "$here/fetch-wheels.sh"
+fetch_wheels "$here/cuda-requirements.txt" "$dest" CUDA
 cuda="$dest/nvidia/cu13"
 chmod +x "$cuda"/bin/* "$cuda"/nvvm/bin/*
 # The nvcc wheel keeps crt/ beside the binaries; the toolkit's headers include it from include/.

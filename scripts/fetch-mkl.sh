@@ -10,22 +10,8 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/.." && pwd)"
 dest="${1:-$root/target/mkl}"
-python="${PYTHON:-python3}"
-if ! command -v "$python" >/dev/null; then
-  echo "error: $python not found; install Python 3 with pip, or set PYTHON=/path/to/python" >&2
-  exit 1
-fi
-if [ "$(uname -s)-$(uname -m)" != "Linux-x86_64" ]; then
-  echo "error: the MKL wheels pinned here are for Linux x86-64; this is $(uname -s)-$(uname -m)" >&2
-  exit 1
-fi
-mkdir -p "$dest/wheels"
-"$python" -m pip download --quiet --no-deps --require-hashes \
-  -r "$here/mkl-requirements.txt" -d "$dest/wheels"
-for wheel in "$dest"/wheels/*.whl; do
-  "$python" -m zipfile -e "$wheel" "$dest"
-done
-rm -rf "$dest/wheels"
+source "$here/fetch-wheels.sh"
+fetch_wheels "$here/mkl-requirements.txt" "$dest" MKL
 # intel-mkl-src links whichever libiomp5 the linker meets first. Without the shared one it takes
 # the static one, so the binary runs without LD_LIBRARY_PATH.
 find "$dest" -name 'libiomp5*.so*' -delete

@@ -66,15 +66,6 @@ pub fn resolve_dtype(dtype: Dtype) -> DType {
     }
 }
 
-/// A short name for logs and results: `cpu` or `cuda:0`.
-pub fn device_name(device: &Device) -> String {
-    match device {
-        Device::Cpu => "cpu".into(),
-        Device::Cuda(_) => "cuda:0".into(),
-        Device::Metal(_) => "metal".into(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -85,7 +76,6 @@ mod tests {
         let auto = resolve_device(DeviceKind::Auto).unwrap();
         assert_eq!(auto.is_cuda(), cuda_available());
         assert_eq!(resolve_dtype(Dtype::Bf16), DType::BF16);
-        assert_eq!(device_name(&Device::Cpu), "cpu");
     }
 
     #[cfg(not(feature = "cuda"))]
