@@ -3,8 +3,9 @@
 //! It returns the final hidden states; pooling lives in `encoder.rs`.
 use anyhow::{bail, Context, Result};
 use candle_core::{DType, Device, Module, Tensor};
-use candle_nn::{embedding, linear, Embedding, Linear, VarBuilder};
+use candle_nn::{embedding, Embedding, VarBuilder};
 
+use super::encoder_dense::EncoderDense;
 use super::layer_norm::InferenceLayerNorm;
 use serde::Deserialize;
 use std::path::Path;
@@ -134,11 +135,11 @@ impl Embeddings {
 struct Layer {
     /// Query, key and value in one `[3·hidden, hidden]` product (one gemm instead of three
     /// narrow ones; the rows are query, then key, then value).
-    qkv: Linear,
-    attn_out: Linear,
+    qkv: EncoderDense,
+    attn_out: EncoderDense,
     attn_norm: InferenceLayerNorm,
-    intermediate: Linear,
-    output: Linear,
+    intermediate: EncoderDense,
+    output: EncoderDense,
     out_norm: InferenceLayerNorm,
     heads: usize,
     head_dim: usize,
@@ -148,27 +149,31 @@ impl Layer {
     fn load(vb: VarBuilder, c: &BertConfig) -> candle_core::Result<Self> {
         let h = c.hidden_size;
         let att = vb.pp("attention");
-        let parts = ["query", "key", "value"]
-            .map(|name| linear(h, h, att.pp("self").pp(name)))
-            .into_iter()
-            .collect::<candle_core::Result<Vec<_>>>()?;
-        let weight = Tensor::cat(&parts.iter().map(|l| l.weight()).collect::<Vec<_>>(), 0)?;
-        let bias = parts
-            .iter()
-            .map(|l| l.bias().cloned())
-            .collect::<Option<Vec<_>>>()
-            .map(|b| Tensor::cat(&b, 0))
-            .transpose()?;
+        let parts = ["query", "key", "value"].map(|name| {
+            let vb = att.pp("self").pp(name);
+            Ok::<_, candle_core::Error>((vb.get((h, h), "weight")?, vb.get(h, "bias")?))
+        });
+        let mut weights = Vec::with_capacity(3);
+        let mut biases = Vec::with_capacity(3);
+        for part in parts {
+            let (w, b) = part?;
+            weights.push(w);
+            biases.push(b);
+        }
         Ok(Self {
-            qkv: Linear::new(weight, bias),
-            attn_out: linear(h, h, att.pp("output").pp("dense"))?,
+            qkv: EncoderDense::new(&Tensor::cat(&weights, 0)?, &Tensor::cat(&biases, 0)?)?,
+            attn_out: EncoderDense::load(h, h, att.pp("output").pp("dense"))?,
             attn_norm: InferenceLayerNorm::load(
                 h,
                 c.layer_norm_eps,
                 att.pp("output").pp("LayerNorm"),
             )?,
-            intermediate: linear(h, c.intermediate_size, vb.pp("intermediate").pp("dense"))?,
-            output: linear(c.intermediate_size, h, vb.pp("output").pp("dense"))?,
+            intermediate: EncoderDense::load(
+                h,
+                c.intermediate_size,
+                vb.pp("intermediate").pp("dense"),
+            )?,
+            output: EncoderDense::load(c.intermediate_size, h, vb.pp("output").pp("dense"))?,
             out_norm: InferenceLayerNorm::load(
                 h,
                 c.layer_norm_eps,
@@ -185,7 +190,7 @@ impl Layer {
         // [b, s, 3, heads, head_dim] → [3, b, heads, s, head_dim]: one copy for all three.
         let qkv = self
             .qkv
-            .forward(x)?
+            .forward_bias(x)?
             .reshape((b, s, 3, self.heads, self.head_dim))?
             .permute((2, 0, 3, 1, 4))?
             .contiguous()?;
@@ -207,7 +212,7 @@ impl Layer {
         fused_attention: bool,
     ) -> candle_core::Result<Tensor> {
         let (t, h) = x.dims2()?;
-        let qkv = self.qkv.forward(x)?;
+        let qkv = self.qkv.forward_bias(x)?;
         let fused = match fused_attention {
             true => self.packed_attention_cpu(&qkv, packing)?,
             false => None,
@@ -274,10 +279,11 @@ impl Layer {
     /// Attention output projection, then the feed-forward block, each with residual + norm.
     fn feed_forward(&self, x: &Tensor, ctx: &Tensor) -> candle_core::Result<Tensor> {
         let x = self
-            .attn_norm
-            .forward(&(self.attn_out.forward(ctx)? + x)?)?;
-        let ff = super::fast_gelu::gelu_erf(&self.intermediate.forward(&x)?)?;
-        self.out_norm.forward(&(self.output.forward(&ff)? + x)?)
+            .attn_out
+            .forward_bias_residual_norm(ctx, x, &self.attn_norm)?;
+        let ff = self.intermediate.forward_bias_gelu(&x)?;
+        self.output
+            .forward_bias_residual_norm(&ff, &x, &self.out_norm)
     }
 }
 

@@ -28,11 +28,17 @@ fn erf_f32(x: f32) -> f32 {
     x * p / q
 }
 
+/// GELU, erf form, of one value (branch-free, so loops over it vectorise).
+#[inline(always)]
+pub(crate) fn gelu_f32(v: f32) -> f32 {
+    0.5 * v * (1.0 + erf_f32(v * std::f32::consts::FRAC_1_SQRT_2))
+}
+
 multiversion! {
     /// `out[i] ← gelu(x[i])`, erf form.
     fn gelu_slice(x: &[f32], out: &mut [f32]) -> () {
         for (o, &v) in out.iter_mut().zip(x) {
-            *o = 0.5 * v * (1.0 + erf_f32(v * std::f32::consts::FRAC_1_SQRT_2));
+            *o = gelu_f32(v);
         }
     }
 }

@@ -55,14 +55,36 @@ impl CustomOp1 for RowLayerNorm {
 pub struct InferenceLayerNorm {
     norm: LayerNorm,
     eps: f64,
+    /// The weight and bias as f32 values on the host, for fused row kernels.
+    row_params: Option<(Vec<f32>, Vec<f32>)>,
 }
 
 impl InferenceLayerNorm {
     pub fn load(size: usize, eps: f64, vb: candle_nn::VarBuilder) -> Result<Self> {
+        Self::new(candle_nn::layer_norm(size, eps, vb)?, eps)
+    }
+
+    pub fn new(norm: LayerNorm, eps: f64) -> Result<Self> {
+        let row_params = match norm.bias() {
+            Some(bias) => Some((
+                norm.weight().to_dtype(DType::F32)?.to_vec1()?,
+                bias.to_dtype(DType::F32)?.to_vec1()?,
+            )),
+            None => None,
+        };
         Ok(Self {
-            norm: candle_nn::layer_norm(size, eps, vb)?,
+            norm,
             eps,
+            row_params,
         })
+    }
+
+    /// `(weight, bias, eps)` for a row kernel that normalises in place (fused ops), when the
+    /// norm has a bias.
+    pub fn row_params(&self) -> Option<(&[f32], &[f32], f32)> {
+        self.row_params
+            .as_ref()
+            .map(|(w, b)| (w.as_slice(), b.as_slice(), self.eps as f32))
     }
 }
 
@@ -85,6 +107,18 @@ pub fn layer_norm_inference(norm: &LayerNorm, eps: f64, x: &Tensor) -> Result<Te
             eps: eps as f32,
         }),
         _ => norm.forward(x),
+    }
+}
+
+/// [`layer_norm_row`] in place: `row ← (row − mean) / √(var + eps) · weight + bias`.
+#[inline(always)]
+pub(crate) fn layer_norm_in_place(row: &mut [f32], weight: &[f32], bias: &[f32], eps: f32) {
+    let n = row.len() as f32;
+    let mean = lane_sum(|i| row[i], row.len()) / n;
+    let var = lane_sum(|i| (row[i] - mean) * (row[i] - mean), row.len()) / n;
+    let inv_std = 1.0 / (var + eps).sqrt();
+    for ((v, &w), &b) in row.iter_mut().zip(weight).zip(bias) {
+        *v = (*v - mean) * inv_std * w + b;
     }
 }
 

@@ -13,6 +13,7 @@ pub mod decoder_config;
 pub mod decoding_weights;
 pub mod device;
 pub mod encoder;
+pub mod encoder_dense;
 pub mod fast_exp;
 pub mod fast_gelu;
 pub mod frozen;
