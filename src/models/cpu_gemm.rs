@@ -39,6 +39,29 @@ impl<'a> Mat<'a> {
         })
     }
 
+    /// `rows × cols` values of `data` with element (i, j) at `i·row_stride + j·col_stride`.
+    pub fn strided(
+        data: &'a [f32],
+        rows: usize,
+        cols: usize,
+        row_stride: usize,
+        col_stride: usize,
+    ) -> Result<Self> {
+        if rows > 0 && cols > 0 && (rows - 1) * row_stride + (cols - 1) * col_stride >= data.len() {
+            candle_core::bail!(
+                "gemm: a {rows} × {cols} view reaches past its {} values",
+                data.len()
+            );
+        }
+        Ok(Self {
+            data,
+            rows,
+            cols,
+            row_stride,
+            col_stride,
+        })
+    }
+
     /// The 2-D matrix a layout describes inside `storage` (any strides, e.g. a transposed
     /// view).
     pub fn from_layout(storage: &'a [f32], layout: &Layout) -> Result<Self> {
@@ -130,6 +153,65 @@ pub fn add_product(dst: &mut [f32], a: Mat, b: Mat, beta: f32) -> Result<()> {
     unsafe { run(dst.as_mut_ptr(), true, a, b, beta) }
 }
 
+/// `dst = β·a·b` (or `dst += β·a·b` when `accumulate`) on the calling thread, where `dst` is
+/// row-major with rows `dst_row_stride` apart: for the many small products that parallel
+/// tasks run (attention blocks). MKL's sgemm on one thread with `--features mkl` (on Intel
+/// CPUs faster than the gemm crate at these sizes too), the gemm crate otherwise.
+pub fn product_on_this_thread(
+    dst: &mut [f32],
+    dst_row_stride: usize,
+    accumulate: bool,
+    a: Mat,
+    b: Mat,
+    beta: f32,
+) -> Result<()> {
+    let (m, k, n) = (a.rows, a.cols, b.cols);
+    if b.rows != k {
+        candle_core::bail!("gemm: [{m}, {k}] times [{}, {n}]", b.rows);
+    }
+    if m == 0 || n == 0 {
+        return Ok(());
+    }
+    if n > dst_row_stride || (m - 1) * dst_row_stride + n > dst.len() {
+        candle_core::bail!(
+            "gemm: {} values at row stride {dst_row_stride} for a {m} × {n} product",
+            dst.len()
+        );
+    }
+    if k == 0 {
+        if !accumulate {
+            dst.chunks_mut(dst_row_stride)
+                .take(m)
+                .for_each(|row| row[..n].fill(0.0));
+        }
+        return Ok(());
+    }
+    let traced = trace::enabled().then(std::time::Instant::now);
+    let dst = dst.as_mut_ptr();
+    // SAFETY: the checks above bound every destination element; `Mat`s bound their own.
+    unsafe {
+        #[cfg(feature = "mkl")]
+        let done = mkl::sgemm_on_this_thread(dst, dst_row_stride, accumulate, &a, &b, beta);
+        #[cfg(not(feature = "mkl"))]
+        let done = false;
+        if !done {
+            gemm_crate_strided(
+                dst,
+                dst_row_stride,
+                accumulate,
+                &a,
+                &b,
+                beta,
+                Parallelism::None,
+            );
+        }
+    }
+    if let Some(start) = traced {
+        trace::record(m, n, k, &a, &b, accumulate, start.elapsed());
+    }
+    Ok(())
+}
+
 /// # Safety
 /// `dst` must have room for `a.rows · b.cols` values (initialised when `read_dst`).
 unsafe fn run(dst: *mut f32, read_dst: bool, a: Mat, b: Mat, beta: f32) -> Result<()> {
@@ -164,13 +246,30 @@ unsafe fn gemm_crate(dst: *mut f32, read_dst: bool, a: &Mat, b: &Mat, beta: f32)
     } else {
         Parallelism::None
     };
+    gemm_crate_strided(dst, n, read_dst, a, b, beta, parallelism);
+}
+
+/// [`gemm_crate`] into a destination whose rows are `dst_rs` apart.
+///
+/// # Safety
+/// `dst` must reach `(a.rows − 1)·dst_rs + b.cols` values (initialised when `read_dst`).
+unsafe fn gemm_crate_strided(
+    dst: *mut f32,
+    dst_rs: usize,
+    read_dst: bool,
+    a: &Mat,
+    b: &Mat,
+    beta: f32,
+    parallelism: Parallelism,
+) {
+    let (m, k, n) = (a.rows, a.cols, b.cols);
     gemm::gemm(
         m,
         n,
         k,
         dst,
         1,
-        n as isize,
+        dst_rs as isize,
         read_dst,
         a.data.as_ptr(),
         a.col_stride as isize,
@@ -213,6 +312,10 @@ mod mkl {
             c: *mut c_float,
             ldc: *const c_int,
         );
+        /// Sets this thread's MKL thread count (0: back to the global one); returns the
+        /// previous thread-local setting. (`mkl_set_num_threads_local` in C is a macro for
+        /// this name; the lower-case symbol is the Fortran entry, which takes a pointer.)
+        fn MKL_Set_Num_Threads_Local(threads: c_int) -> c_int;
     }
 
     /// How BLAS (column-major) reads the matrix whose element (i, j) lies at
@@ -240,6 +343,37 @@ mod mkl {
     /// # Safety
     /// As `super::run`.
     pub(super) unsafe fn sgemm(dst: *mut f32, read_dst: bool, a: &Mat, b: &Mat, beta: f32) -> bool {
+        sgemm_strided(dst, b.cols, read_dst, a, b, beta)
+    }
+
+    /// [`sgemm`] on the calling thread only (MKL would otherwise start its own team of
+    /// threads inside a task that already runs in parallel with others), rows of `dst`
+    /// `dst_rs` apart.
+    ///
+    /// # Safety
+    /// `dst` must reach `(a.rows − 1)·dst_rs + b.cols` values (initialised when `read_dst`).
+    pub(super) unsafe fn sgemm_on_this_thread(
+        dst: *mut f32,
+        dst_rs: usize,
+        read_dst: bool,
+        a: &Mat,
+        b: &Mat,
+        beta: f32,
+    ) -> bool {
+        let before = MKL_Set_Num_Threads_Local(1);
+        let done = sgemm_strided(dst, dst_rs, read_dst, a, b, beta);
+        MKL_Set_Num_Threads_Local(before);
+        done
+    }
+
+    unsafe fn sgemm_strided(
+        dst: *mut f32,
+        dst_rs: usize,
+        read_dst: bool,
+        a: &Mat,
+        b: &Mat,
+        beta: f32,
+    ) -> bool {
         let (m, k, n) = (a.rows, a.cols, b.cols);
         // Row-major dst is column-major dstᵀ = bᵀ·aᵀ: bᵀ is n × k, aᵀ is k × m.
         let (Some((ta, lda)), Some((tb, ldb))) = (
@@ -252,7 +386,9 @@ mod mkl {
         else {
             return false;
         };
-        let ldc = mi.max(1);
+        let Ok(ldc) = c_int::try_from(dst_rs.max(n).max(1)) else {
+            return false;
+        };
         // BLAS does not read C when its beta is zero, so an unfilled dst is fine.
         let keep = if read_dst { 1.0f32 } else { 0.0 };
         sgemm_(

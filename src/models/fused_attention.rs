@@ -14,6 +14,7 @@ use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 use std::sync::Mutex;
 
+use super::cpu_gemm::{self, Mat};
 use super::cpu_slice::{contiguous_f32, cpu_contiguous_f32};
 
 /// Queries per block: gemm's register tile is 64 rows high on AVX-512.
@@ -100,53 +101,11 @@ fn product(
     (rhs_rs, rhs_cs): (usize, usize),
     beta: f32,
 ) {
-    if rows == 0 || cols == 0 {
-        return;
-    }
-    let extent = |r: usize, c: usize, rs: usize, cs: usize| (r - 1) * rs + (c - 1) * cs + 1;
-    assert!(extent(rows, cols, dst_rs, 1) <= dst.len(), "attention: dst");
-    if inner == 0 {
-        if !accumulate {
-            dst.chunks_mut(dst_rs)
-                .take(rows)
-                .for_each(|r| r[..cols].fill(0.0));
-        }
-        return;
-    }
-    assert!(
-        extent(rows, inner, lhs_rs, lhs_cs) <= lhs.len(),
-        "attention: lhs"
-    );
-    assert!(
-        extent(inner, cols, rhs_rs, rhs_cs) <= rhs.len(),
-        "attention: rhs"
-    );
-    // SAFETY: the asserts bound every element gemm reads or writes. Arguments: m, n, k, dst,
-    // dst column and row strides, read_dst, lhs (column, row strides), rhs (same), alpha,
-    // beta, conjugation flags, parallelism; dst = alpha·dst + beta·lhs·rhs when read_dst.
-    unsafe {
-        gemm::gemm(
-            rows,
-            cols,
-            inner,
-            dst.as_mut_ptr(),
-            1,
-            dst_rs as isize,
-            accumulate,
-            lhs.as_ptr(),
-            lhs_cs as isize,
-            lhs_rs as isize,
-            rhs.as_ptr(),
-            rhs_cs as isize,
-            rhs_rs as isize,
-            1.0,
-            beta,
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
-        );
-    }
+    // Every caller's views are in bounds by construction: a failure here is a bug.
+    let lhs = Mat::strided(lhs, rows, inner, lhs_rs, lhs_cs).expect("attention: lhs view");
+    let rhs = Mat::strided(rhs, inner, cols, rhs_rs, rhs_cs).expect("attention: rhs view");
+    cpu_gemm::product_on_this_thread(dst, dst_rs, accumulate, lhs, rhs, beta)
+        .expect("attention: dst view");
 }
 
 /// For every (row, query): one past the last key the mask shows; all keys when it shows none

@@ -10,6 +10,8 @@
 //! at the head's columns of the output. No padding, no mask, no copies.
 use rayon::prelude::*;
 
+use super::cpu_gemm::{self, Mat};
+
 /// `qkv` is `[tokens, 3·heads·head_dim]` row-major (each row: query, key, value, each split
 /// into heads); `lengths` splits the tokens into sequences. Returns the context
 /// `[tokens, heads·head_dim]`: per sequence and head, `softmax(q·kᵀ / √head_dim) · v`.
@@ -70,7 +72,7 @@ fn sequence_head(
         return;
     }
     let hidden = heads * head_dim;
-    let stride = 3 * hidden as isize;
+    let stride = 3 * hidden;
     let q = head * head_dim;
     let k = hidden + head * head_dim;
     let v = 2 * hidden + head * head_dim;
@@ -79,61 +81,27 @@ fn sequence_head(
     assert!(v + head_dim + (len - 1) * 3 * hidden <= input.len());
     assert!(head * head_dim + head_dim + (len - 1) * hidden <= output.len());
     assert_eq!(scores.len(), len * len);
-    // SAFETY (both calls): the asserts above bound every element gemm touches. gemm's
-    // arguments: m, n, k, dst, dst column stride, dst row stride, read_dst, lhs (+ strides),
-    // rhs (+ strides), alpha, beta, conj flags, parallelism; with read_dst = false it writes
-    // dst = beta · lhs · rhs.
-    unsafe {
-        // scores (i, j) = scale · Σ_d q[i][d] · k[j][d]: rhs (d, j) = k[j][d].
-        gemm::gemm(
-            len,
-            len,
-            head_dim,
-            scores.as_mut_ptr(),
-            1,
-            len as isize,
-            false,
-            input.as_ptr().add(q),
-            1,
-            stride,
-            input.as_ptr().add(k),
-            stride,
-            1,
-            0.0,
-            scale,
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
-        );
-    }
+    // The views below are in bounds by the asserts above: a failure is a bug.
+    // scores (i, j) = scale · Σ_d q[i][d] · k[j][d]: rhs (d, j) = k[j][d].
+    let q_rows = Mat::strided(&input[q..], len, head_dim, stride, 1).expect("attention: q");
+    let k_cols = Mat::strided(&input[k..], head_dim, len, 1, stride).expect("attention: kᵀ");
+    cpu_gemm::product_on_this_thread(scores, len, false, q_rows, k_cols, scale)
+        .expect("attention: scores");
     for row in scores.chunks_exact_mut(len) {
         super::fast_exp::softmax_row_in_place(row);
     }
-    unsafe {
-        // output (i, c) = Σ_j p[i][j] · v[j][c].
-        gemm::gemm(
-            len,
-            head_dim,
-            len,
-            output.as_mut_ptr().add(head * head_dim),
-            1,
-            hidden as isize,
-            false,
-            scores.as_ptr(),
-            1,
-            len as isize,
-            input.as_ptr().add(v),
-            1,
-            stride,
-            0.0,
-            1.0,
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
-        );
-    }
+    // output (i, c) = Σ_j p[i][j] · v[j][c].
+    let probs = Mat::row_major(scores, len, len).expect("attention: probabilities");
+    let v_rows = Mat::strided(&input[v..], len, head_dim, stride, 1).expect("attention: v");
+    cpu_gemm::product_on_this_thread(
+        &mut output[head * head_dim..],
+        hidden,
+        false,
+        probs,
+        v_rows,
+        1.0,
+    )
+    .expect("attention: output");
 }
 
 #[cfg(test)]
