@@ -120,18 +120,24 @@ impl<'a> Mat<'a> {
     }
 }
 
+/// Which threads a product may use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Threads {
+    /// MKL's team or rayon's pool (small products stay on the calling thread).
+    All,
+    /// Only the calling thread: for products inside tasks that already run in parallel.
+    This,
+}
+
 /// `β·a·b` into a fresh row-major buffer.
 pub fn product(a: Mat, b: Mat, beta: f32) -> Result<Vec<f32>> {
-    let (m, n) = (a.rows, b.cols);
-    if a.cols == 0 {
-        return Ok(vec![0.0; m * n]);
-    }
-    let mut dst: Vec<f32> = Vec::with_capacity(m * n);
-    // SAFETY: gemm writes every one of the m·n values without reading them (read_dst false),
-    // and only then does the length cover them.
+    let len = a.rows * b.cols;
+    let mut dst: Vec<f32> = Vec::with_capacity(len);
+    // SAFETY: `run` writes every one of the m·n values without reading them (read_dst
+    // false), and only then does the length cover them.
     unsafe {
-        run(dst.as_mut_ptr(), false, a, b, beta)?;
-        dst.set_len(m * n);
+        run(dst.as_mut_ptr(), b.cols, false, a, b, beta, Threads::All)?;
+        dst.set_len(len);
     }
     Ok(dst)
 }
@@ -146,11 +152,8 @@ pub fn add_product(dst: &mut [f32], a: Mat, b: Mat, beta: f32) -> Result<()> {
             b.cols
         );
     }
-    if a.cols == 0 {
-        return Ok(());
-    }
     // SAFETY: dst holds exactly the m·n values gemm reads and writes.
-    unsafe { run(dst.as_mut_ptr(), true, a, b, beta) }
+    unsafe { run(dst.as_mut_ptr(), b.cols, true, a, b, beta, Threads::All) }
 }
 
 /// `dst = β·a·b` (or `dst += β·a·b` when `accumulate`) on the calling thread, where `dst` is
@@ -165,6 +168,41 @@ pub fn product_on_this_thread(
     b: Mat,
     beta: f32,
 ) -> Result<()> {
+    let (m, n) = (a.rows, b.cols);
+    if m > 0 && n > 0 && (n > dst_row_stride || (m - 1) * dst_row_stride + n > dst.len()) {
+        candle_core::bail!(
+            "gemm: {} values at row stride {dst_row_stride} for a {m} × {n} product",
+            dst.len()
+        );
+    }
+    // SAFETY: the check above bounds every destination element; `Mat`s bound their own.
+    unsafe {
+        run(
+            dst.as_mut_ptr(),
+            dst_row_stride,
+            accumulate,
+            a,
+            b,
+            beta,
+            Threads::This,
+        )
+    }
+}
+
+/// `dst = β·a·b`, or `dst += β·a·b` when `read_dst`, for a row-major `dst` whose rows are
+/// `dst_rs` apart; with no inner dimension the product is zero.
+///
+/// # Safety
+/// `dst` must reach `(a.rows − 1)·dst_rs + b.cols` values (initialised when `read_dst`).
+unsafe fn run(
+    dst: *mut f32,
+    dst_rs: usize,
+    read_dst: bool,
+    a: Mat,
+    b: Mat,
+    beta: f32,
+    threads: Threads,
+) -> Result<()> {
     let (m, k, n) = (a.rows, a.cols, b.cols);
     if b.rows != k {
         candle_core::bail!("gemm: [{m}, {k}] times [{}, {n}]", b.rows);
@@ -172,60 +210,21 @@ pub fn product_on_this_thread(
     if m == 0 || n == 0 {
         return Ok(());
     }
-    if n > dst_row_stride || (m - 1) * dst_row_stride + n > dst.len() {
-        candle_core::bail!(
-            "gemm: {} values at row stride {dst_row_stride} for a {m} × {n} product",
-            dst.len()
-        );
-    }
     if k == 0 {
-        if !accumulate {
-            dst.chunks_mut(dst_row_stride)
-                .take(m)
-                .for_each(|row| row[..n].fill(0.0));
+        if !read_dst {
+            for row in 0..m {
+                std::ptr::write_bytes(dst.add(row * dst_rs), 0, n);
+            }
         }
         return Ok(());
     }
     let traced = trace::enabled().then(std::time::Instant::now);
-    let dst = dst.as_mut_ptr();
-    // SAFETY: the checks above bound every destination element; `Mat`s bound their own.
-    unsafe {
-        #[cfg(feature = "mkl")]
-        let done = mkl::sgemm_on_this_thread(dst, dst_row_stride, accumulate, &a, &b, beta);
-        #[cfg(not(feature = "mkl"))]
-        let done = false;
-        if !done {
-            gemm_crate_strided(
-                dst,
-                dst_row_stride,
-                accumulate,
-                &a,
-                &b,
-                beta,
-                Parallelism::None,
-            );
-        }
-    }
-    if let Some(start) = traced {
-        trace::record(m, n, k, &a, &b, accumulate, start.elapsed());
-    }
-    Ok(())
-}
-
-/// # Safety
-/// `dst` must have room for `a.rows · b.cols` values (initialised when `read_dst`).
-unsafe fn run(dst: *mut f32, read_dst: bool, a: Mat, b: Mat, beta: f32) -> Result<()> {
-    let (m, k, n) = (a.rows, a.cols, b.cols);
-    if b.rows != k {
-        candle_core::bail!("gemm: [{m}, {k}] times [{}, {n}]", b.rows);
-    }
-    let traced = trace::enabled().then(std::time::Instant::now);
     #[cfg(feature = "mkl")]
-    let done = mkl::sgemm(dst, read_dst, &a, &b, beta);
+    let done = mkl::sgemm(dst, dst_rs, read_dst, &a, &b, beta, threads);
     #[cfg(not(feature = "mkl"))]
     let done = false;
     if !done {
-        gemm_crate(dst, read_dst, &a, &b, beta);
+        gemm_crate(dst, dst_rs, read_dst, &a, &b, beta, threads);
     }
     if let Some(start) = traced {
         trace::record(m, n, k, &a, &b, read_dst, start.elapsed());
@@ -237,32 +236,23 @@ unsafe fn run(dst: *mut f32, read_dst: bool, a: Mat, b: Mat, beta: f32) -> Resul
 ///
 /// # Safety
 /// As [`run`].
-unsafe fn gemm_crate(dst: *mut f32, read_dst: bool, a: &Mat, b: &Mat, beta: f32) {
-    let (m, k, n) = (a.rows, a.cols, b.cols);
-    // Small products stay on this thread: handing them to the pool costs more than they take.
-    let threads = candle_core::utils::get_num_threads();
-    let parallelism = if threads > 1 && m * n * k >= 1 << 18 {
-        Parallelism::Rayon(threads)
-    } else {
-        Parallelism::None
-    };
-    gemm_crate_strided(dst, n, read_dst, a, b, beta, parallelism);
-}
-
-/// [`gemm_crate`] into a destination whose rows are `dst_rs` apart.
-///
-/// # Safety
-/// `dst` must reach `(a.rows − 1)·dst_rs + b.cols` values (initialised when `read_dst`).
-unsafe fn gemm_crate_strided(
+unsafe fn gemm_crate(
     dst: *mut f32,
     dst_rs: usize,
     read_dst: bool,
     a: &Mat,
     b: &Mat,
     beta: f32,
-    parallelism: Parallelism,
+    threads: Threads,
 ) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
+    // Small products stay on this thread: handing them to the pool costs more than they take.
+    let pool = candle_core::utils::get_num_threads();
+    let parallelism = if threads == Threads::All && pool > 1 && m * n * k >= 1 << 18 {
+        Parallelism::Rayon(pool)
+    } else {
+        Parallelism::None
+    };
     gemm::gemm(
         m,
         n,
@@ -291,7 +281,7 @@ unsafe fn gemm_crate_strided(
 /// vendor library and matches MKL on AMD.
 #[cfg(feature = "mkl")]
 mod mkl {
-    use super::Mat;
+    use super::{Mat, Threads};
     use std::os::raw::{c_char, c_float, c_int};
 
     // Linked by candle-core's `mkl` feature (intel-mkl-src).
@@ -337,43 +327,28 @@ mod mkl {
         Some((trans as c_char, c_int::try_from(ld.max(1)).ok()?))
     }
 
-    /// `dst (row-major m × n) = β·a·b (+ dst when read_dst)` through MKL; false when a layout
-    /// is one BLAS cannot read, for the caller to use the gemm crate.
+    /// `dst (row-major m × n, rows dst_rs apart) = β·a·b (+ dst when read_dst)` through MKL;
+    /// false when a layout is one BLAS cannot read, for the caller to use the gemm crate.
     ///
     /// # Safety
     /// As `super::run`.
-    pub(super) unsafe fn sgemm(dst: *mut f32, read_dst: bool, a: &Mat, b: &Mat, beta: f32) -> bool {
-        sgemm_strided(dst, b.cols, read_dst, a, b, beta)
-    }
-
-    /// [`sgemm`] on the calling thread only (MKL would otherwise start its own team of
-    /// threads inside a task that already runs in parallel with others), rows of `dst`
-    /// `dst_rs` apart.
-    ///
-    /// # Safety
-    /// `dst` must reach `(a.rows − 1)·dst_rs + b.cols` values (initialised when `read_dst`).
-    pub(super) unsafe fn sgemm_on_this_thread(
+    pub(super) unsafe fn sgemm(
         dst: *mut f32,
         dst_rs: usize,
         read_dst: bool,
         a: &Mat,
         b: &Mat,
         beta: f32,
+        threads: Threads,
     ) -> bool {
-        let before = MKL_Set_Num_Threads_Local(1);
-        let done = sgemm_strided(dst, dst_rs, read_dst, a, b, beta);
-        MKL_Set_Num_Threads_Local(before);
-        done
-    }
-
-    unsafe fn sgemm_strided(
-        dst: *mut f32,
-        dst_rs: usize,
-        read_dst: bool,
-        a: &Mat,
-        b: &Mat,
-        beta: f32,
-    ) -> bool {
+        // Inside a task that already runs in parallel with others, MKL must not start its
+        // own team of threads.
+        if threads == Threads::This {
+            let before = MKL_Set_Num_Threads_Local(1);
+            let done = sgemm(dst, dst_rs, read_dst, a, b, beta, Threads::All);
+            MKL_Set_Num_Threads_Local(before);
+            return done;
+        }
         let (m, k, n) = (a.rows, a.cols, b.cols);
         // Row-major dst is column-major dstᵀ = bᵀ·aᵀ: bᵀ is n × k, aᵀ is k × m.
         let (Some((ta, lda)), Some((tb, ldb))) = (
@@ -386,7 +361,8 @@ mod mkl {
         else {
             return false;
         };
-        let Ok(ldc) = c_int::try_from(dst_rs.max(n).max(1)) else {
+        // `run` returns before here when m or n is 0, and its callers keep dst_rs ≥ n ≥ 1.
+        let Ok(ldc) = c_int::try_from(dst_rs) else {
             return false;
         };
         // BLAS does not read C when its beta is zero, so an unfilled dst is fine.

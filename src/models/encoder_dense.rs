@@ -3,8 +3,8 @@
 //! As candle ops, a BERT layer's `norm(x·Wᵀ + b + residual)` is five passes over the output
 //! after gemm: candle zero-fills the product's buffer, adds the bias into a new tensor, adds
 //! the residual into another, and the norm writes a third (itself zero-filled first); GELU
-//! after the intermediate product is the same story. In MiniLM embeddings those passes,
-//! allocations and fills took about a tenth of the time. Here gemm writes into an unfilled
+//! after the intermediate product is the same story. In a profile of MiniLM embeddings (MKL
+//! build) the fills alone took 5.5% of the samples and the residual adds 4.4%. Here gemm writes into an unfilled
 //! buffer and one row pass adds the bias (and residual) and applies GELU or the norm in
 //! place, while the row is still in cache. Same arithmetic in the same order as the
 //! composed ops.
@@ -121,6 +121,14 @@ impl EncoderDense {
         let width = self.outputs();
         let mut out_dims = leading.to_vec();
         out_dims.push(width);
+        let residual = match residual {
+            Some(r) if r.dims() != out_dims.as_slice() => candle_core::bail!(
+                "dense layer: residual {:?} for an output {out_dims:?}",
+                r.dims()
+            ),
+            Some(r) => Some(r.contiguous()?),
+            None => None,
+        };
         let x2 = x.reshape((rows, inputs))?.contiguous()?;
         let (x_storage, x_layout) = x2.storage_and_layout();
         let (w_storage, w_layout) = self.weight_t.storage_and_layout();
@@ -129,18 +137,6 @@ impl EncoderDense {
             Mat::of_storage(&w_storage, w_layout, "dense layer: weight")?,
             1.0,
         )?;
-        let residual = match residual {
-            Some(r) => {
-                if r.dims() != out_dims.as_slice() {
-                    candle_core::bail!(
-                        "dense layer: residual {:?} for an output {out_dims:?}",
-                        r.dims()
-                    );
-                }
-                Some(r.contiguous()?)
-            }
-            None => None,
-        };
         let residual_storage = residual.as_ref().map(|r| r.storage_and_layout());
         let residual_values = match &residual_storage {
             Some((storage, layout)) => {

@@ -9,26 +9,33 @@ use rayon::prelude::*;
 use super::cpu_slice::contiguous_f32;
 use super::fast_exp::{lane_sum, multiversion};
 
-multiversion! {
-    /// `out ← (x − mean) / √(var + eps) · weight + bias` for one row.
-    fn layer_norm_row(x: &[f32], weight: &[f32], bias: &[f32], eps: f32, out: &mut [f32]) -> () {
-        let n = x.len() as f32;
-        let mean = lane_sum(|i| x[i], x.len()) / n;
-        let var = lane_sum(|i| (x[i] - mean) * (x[i] - mean), x.len()) / n;
-        let inv_std = 1.0 / (var + eps).sqrt();
-        for (((o, &v), &w), &b) in out.iter_mut().zip(x).zip(weight).zip(bias) {
-            *o = (v - mean) * inv_std * w + b;
-        }
+/// `row ← (row − mean) / √(var + eps) · weight + bias`, the row kernel of every fused layer
+/// norm (inlined into each caller's vectorised loop).
+#[inline(always)]
+pub(crate) fn layer_norm_in_place(row: &mut [f32], weight: &[f32], bias: &[f32], eps: f32) {
+    let n = row.len() as f32;
+    let mean = lane_sum(|i| row[i], row.len()) / n;
+    let var = lane_sum(|i| (row[i] - mean) * (row[i] - mean), row.len()) / n;
+    let inv_std = 1.0 / (var + eps).sqrt();
+    for ((v, &w), &b) in row.iter_mut().zip(weight).zip(bias) {
+        *v = (*v - mean) * inv_std * w + b;
     }
 }
 
-struct RowLayerNorm {
-    weight: Vec<f32>,
-    bias: Vec<f32>,
+multiversion! {
+    /// [`layer_norm_in_place`] compiled for the widest vectors the CPU has.
+    fn layer_norm_row(row: &mut [f32], weight: &[f32], bias: &[f32], eps: f32) -> () {
+        layer_norm_in_place(row, weight, bias, eps)
+    }
+}
+
+struct RowLayerNorm<'a> {
+    weight: &'a [f32],
+    bias: &'a [f32],
     eps: f32,
 }
 
-impl CustomOp1 for RowLayerNorm {
+impl CustomOp1 for RowLayerNorm<'_> {
     fn name(&self) -> &'static str {
         "layer-norm-rows"
     }
@@ -42,10 +49,9 @@ impl CustomOp1 for RowLayerNorm {
                 layout.shape()
             );
         }
-        let mut out = vec![0f32; x.len()];
+        let mut out = x.to_vec();
         out.par_chunks_mut(width)
-            .zip(x.par_chunks(width))
-            .for_each(|(o, x)| layer_norm_row(x, &self.weight, &self.bias, self.eps, o));
+            .for_each(|row| layer_norm_row(row, self.weight, self.bias, self.eps));
         Ok((CpuStorage::F32(out), layout.shape().clone()))
     }
 }
@@ -89,36 +95,19 @@ impl InferenceLayerNorm {
 }
 
 impl Module for InferenceLayerNorm {
+    /// The row kernel on the CPU in f32 without gradients, candle-nn's layer norm otherwise.
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        layer_norm_inference(&self.norm, self.eps, x)
-    }
-}
-
-/// `norm(x)`: the row kernel on the CPU in f32 without gradients, candle-nn's otherwise.
-pub fn layer_norm_inference(norm: &LayerNorm, eps: f64, x: &Tensor) -> Result<Tensor> {
-    let fast = matches!(x.device(), Device::Cpu)
-        && x.dtype() == DType::F32
-        && !x.track_op()
-        && super::fused_train::fused("norm");
-    match (fast, norm.bias()) {
-        (true, Some(bias)) => x.contiguous()?.apply_op1_no_bwd(&RowLayerNorm {
-            weight: norm.weight().to_dtype(DType::F32)?.to_vec1()?,
-            bias: bias.to_dtype(DType::F32)?.to_vec1()?,
-            eps: eps as f32,
-        }),
-        _ => norm.forward(x),
-    }
-}
-
-/// [`layer_norm_row`] in place: `row ← (row − mean) / √(var + eps) · weight + bias`.
-#[inline(always)]
-pub(crate) fn layer_norm_in_place(row: &mut [f32], weight: &[f32], bias: &[f32], eps: f32) {
-    let n = row.len() as f32;
-    let mean = lane_sum(|i| row[i], row.len()) / n;
-    let var = lane_sum(|i| (row[i] - mean) * (row[i] - mean), row.len()) / n;
-    let inv_std = 1.0 / (var + eps).sqrt();
-    for ((v, &w), &b) in row.iter_mut().zip(weight).zip(bias) {
-        *v = (*v - mean) * inv_std * w + b;
+        let fast = matches!(x.device(), Device::Cpu)
+            && x.dtype() == DType::F32
+            && !x.track_op()
+            && super::fused_train::fused("norm");
+        match self.row_params() {
+            Some((weight, bias, eps)) if fast => {
+                x.contiguous()?
+                    .apply_op1_no_bwd(&RowLayerNorm { weight, bias, eps })
+            }
+            _ => self.norm.forward(x),
+        }
     }
 }
 
@@ -134,7 +123,7 @@ mod tests {
         let weight = Tensor::randn(1f32, 0.2, width, &dev)?;
         let bias = Tensor::randn(0f32, 0.2, width, &dev)?;
         let norm = LayerNorm::new(weight, bias, 1e-12);
-        let fast = layer_norm_inference(&norm, 1e-12, &x)?;
+        let fast = InferenceLayerNorm::new(norm.clone(), 1e-12)?.forward(&x)?;
         let want = norm.forward(&x)?;
         let diff = (fast - want)?.abs()?.max_all()?.to_scalar::<f32>()?;
         assert!(diff < 1e-5, "differs by {diff}");
