@@ -8,7 +8,8 @@ SmolLM2-135M-Instruct GGUF through transformers (`gguf_file=`, dequantized to f3
 through sentence-transformers, warms up, prints `ready`, then for every `round` line on stdin
 runs the four workloads once and prints one JSON line with seconds and outputs; for every `peak`
 line it times PyTorch's own large f32 gemm (the same shape as `lab bench-host` times for ours)
-and prints `{"peak_gflops": ...}`. `quit` ends it.
+and prints `{"peak_gflops": ...}`. `quit` ends it. With `"device": "cuda"` in the workloads
+everything runs on the first GPU, in full f32 (no TF32), as ours does.
 """
 
 import json
@@ -25,6 +26,8 @@ from peft import LoraConfig, get_peft_model  # noqa: E402
 from sentence_transformers import SentenceTransformer  # noqa: E402
 from transformers import AutoModelForCausalLM  # noqa: E402
 
+DEVICE = torch.device("cpu")
+
 TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
 
@@ -34,10 +37,16 @@ def say(obj):
     PROTOCOL.flush()
 
 
+def sync():
+    """Waits for the GPU's queued work, so timers measure it."""
+    if DEVICE.type == "cuda":
+        torch.cuda.synchronize()
+
+
 def load_lm(gguf_path):
     folder, name = os.path.split(gguf_path)
     model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32)
-    return model.eval()
+    return model.to(DEVICE).eval()
 
 
 def left_pad(rows, pad_id):
@@ -47,7 +56,7 @@ def left_pad(rows, pad_id):
     for i, r in enumerate(rows):
         ids[i, width - len(r):] = torch.tensor(r, dtype=torch.long)
         mask[i, width - len(r):] = 1
-    return ids, mask
+    return ids.to(DEVICE), mask.to(DEVICE)
 
 
 def score(model, prompts, outputs, pad_id):
@@ -150,6 +159,7 @@ def run_round(work, lm, trainer, encoder, pad_id):
     if "Training" in runs:
         start = time.perf_counter()
         result["train_loss"] = trainer.step()
+        sync()
         result["train_s"] = time.perf_counter() - start
     if "Embeddings" in runs:
         start = time.perf_counter()
@@ -165,14 +175,17 @@ def run_round(work, lm, trainer, encoder, pad_id):
 
 
 def peak_gflops():
-    """Best of 12 products 1024x768 . 768x3072 in f32 (MKL on x86 builds), in GFLOP/s."""
-    m, k, n = 1024, 768, 3072
-    a = torch.randn(m, k)
-    b = torch.randn(k, n)
+    """Best of 12 f32 products (MKL on x86 builds, cuBLAS on a GPU), in GFLOP/s: 1024x768 .
+    768x3072 on the CPU, 4096x3072 . 3072x12288 on a GPU (the shapes `lab bench-host` times)."""
+    m, k, n = (1024, 768, 3072) if DEVICE.type == "cpu" else (4096, 3072, 12288)
+    a = torch.randn(m, k, device=DEVICE)
+    b = torch.randn(k, n, device=DEVICE)
+    sync()
     best = float("inf")
     for _ in range(12):
         start = time.perf_counter()
         torch.matmul(a, b)
+        sync()
         best = min(best, time.perf_counter() - start)
     return 2.0 * m * k * n / best / 1e9
 
@@ -182,12 +195,17 @@ def main():
         sys.exit("usage: harness.py WORKLOADS.json (written by `lab bench-host --compare`)")
     with open(sys.argv[1]) as f:
         work = json.load(f)
+    global DEVICE
+    DEVICE = torch.device(work.get("device", "cpu"))
+    if DEVICE.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = False
+        print(f"harness: {torch.cuda.get_device_name(0)}, torch {torch.__version__}")
     torch.set_num_threads(work["threads"])
     torch.manual_seed(0)
     lm = load_lm(work["gguf"])
     pad_id = lm.config.pad_token_id if lm.config.pad_token_id is not None else 0
     trainer = Trainer(load_lm(work["gguf"]), work, pad_id)
-    encoder = SentenceTransformer(work["encoder_dir"], device="cpu")
+    encoder = SentenceTransformer(work["encoder_dir"], device=str(DEVICE))
     encoder.max_seq_length = 256
 
     # Warm-up on small inputs so first-call costs stay out of the timed rounds.

@@ -4,15 +4,16 @@
 //! `--compare` runs the PyTorch reference (benches/reference/harness.py) alternately with ours
 //! on the same inputs and prints ratios and numeric agreement; the peak is then the faster of
 //! our gemm and PyTorch's (MKL on x86 builds, which on Intel CPUs outruns ours).
-use std::io::{BufRead, BufReader, Write};
+//! `--device cuda` (a `--features cuda` build) runs both sides on the GPU instead.
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use candle_core::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
+use super::bench_reference::Reference;
+use super::bench_summary::{print_table, summarize, Peaks, RunFacts};
 use super::encoder::{SentenceEncoder, DEFAULT_ENCODER};
 use super::generate::GenerateOptions;
 use super::lm::{LanguageModel, LoraSettings, PeftMethod};
@@ -70,6 +71,34 @@ pub struct BenchHostArgs {
     /// AESLC-style JSONL whose `email` texts feed every workload.
     #[arg(long, default_value = TEXTS_FILE)]
     pub texts: PathBuf,
+    /// Where both sides run: the CPU, or the first CUDA GPU (needs a `--features cuda` build,
+    /// and PyTorch with CUDA in the reference's Python).
+    #[arg(long, value_enum, default_value = "cpu")]
+    pub device: BenchDevice,
+    /// A SmolLM2-135M-shaped GGUF to load instead of the pinned one from the models cache.
+    #[arg(long, value_name = "FILE")]
+    pub lm: Option<PathBuf>,
+    /// A MiniLM-shaped sentence-encoder folder (config.json, model.safetensors,
+    /// tokenizer.json) instead of the pinned one from the models cache.
+    #[arg(long, value_name = "DIR")]
+    pub encoder: Option<PathBuf>,
+}
+
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BenchDevice {
+    Cpu,
+    Cuda,
+}
+
+impl BenchDevice {
+    fn open(self) -> Result<Device> {
+        let kind = match self {
+            BenchDevice::Cpu => crate::config::DeviceKind::Cpu,
+            BenchDevice::Cuda => crate::config::DeviceKind::Cuda,
+        };
+        super::device::resolve_device(kind)
+    }
 }
 
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -83,6 +112,7 @@ pub enum Workload {
 /// The inputs every implementation runs; written to JSON for the reference harness.
 #[derive(Debug, Clone, Serialize)]
 pub struct Workloads {
+    pub device: BenchDevice,
     pub gguf: PathBuf,
     pub encoder_dir: PathBuf,
     pub threads: usize,
@@ -102,7 +132,7 @@ pub struct Workloads {
 }
 
 impl Workloads {
-    fn runs(&self, w: Workload) -> bool {
+    pub fn runs(&self, w: Workload) -> bool {
         self.workloads.contains(&w)
     }
 }
@@ -135,23 +165,38 @@ pub fn run(args: &BenchHostArgs) -> Result<()> {
         bail!("--rounds must be at least 1");
     }
     let threads = candle_core::utils::get_num_threads();
-    let lm_dir = super::cache::default_model_dir(DEFAULT_LM);
-    let encoder_dir = super::cache::default_model_dir(DEFAULT_ENCODER);
-    super::setup::ensure_default_models(&[DEFAULT_LM, DEFAULT_ENCODER])?;
-    let gguf = lm_dir.join(LM_FILE);
-    // On the CPU even in a CUDA build: the figures are CPU figures and the reference runs
-    // PyTorch on the CPU.
+    let device = args.device.open()?;
+    // Only the pinned models the command line does not replace are fetched and checked.
+    let mut pinned = Vec::new();
+    let gguf = match &args.lm {
+        Some(path) => existing(path, "--lm")?,
+        None => {
+            pinned.push(DEFAULT_LM);
+            super::cache::default_model_dir(DEFAULT_LM).join(LM_FILE)
+        }
+    };
+    let encoder_dir = match &args.encoder {
+        Some(path) => existing(path, "--encoder")?,
+        None => {
+            pinned.push(DEFAULT_ENCODER);
+            super::cache::default_model_dir(DEFAULT_ENCODER)
+        }
+    };
+    super::setup::ensure_default_models(&pinned)?;
+    // On the CPU even in a CUDA build unless --device cuda: the reference runs PyTorch on the
+    // same device.
     let mut lm = LanguageModel::load_on(
         &super::loader::ModelSource::parse(
             gguf.to_str()
-                .context("the models cache path is not UTF-8")?,
+                .with_context(|| format!("the model path {} is not UTF-8", gguf.display()))?,
         ),
         candle_core::DType::F32,
-        &candle_core::Device::Cpu,
+        &device,
     )?;
-    let encoder = SentenceEncoder::load(&encoder_dir)?.with_batch_size(ENCODER_BATCH);
+    let encoder = SentenceEncoder::load_on(&encoder_dir, &device)?.with_batch_size(ENCODER_BATCH);
     let emails = read_texts(&args.texts)?;
     let mut work = build_workloads(&lm, &emails, gguf, encoder_dir.clone(), threads)?;
+    work.device = args.device;
     if !args.only.is_empty() {
         work.workloads = args.only.clone();
     }
@@ -164,7 +209,7 @@ pub fn run(args: &BenchHostArgs) -> Result<()> {
     };
     // The peak is the best large f32 gemm of either side: on a CPU where PyTorch's gemm (MKL)
     // is faster than ours, our share is taken of its rate, not of our own gemm's.
-    let mut gemm_peak = measure_peak_gflops()?;
+    let mut gemm_peak = measure_peak_gflops(&device)?;
     let mut reference_peak = match reference.as_mut() {
         Some(r) => Some(r.peak()?),
         None => None,
@@ -176,7 +221,7 @@ pub fn run(args: &BenchHostArgs) -> Result<()> {
             // The untimed rounds' products are not part of the trace.
             super::cpu_gemm::trace::clear();
         }
-        ours.push(run_ours(&mut lm, &encoder, &work)?);
+        ours.push(run_ours(&mut lm, &encoder, &work, &device)?);
         if let Some(r) = reference.as_mut() {
             theirs.push(r.round()?);
         }
@@ -185,7 +230,7 @@ pub fn run(args: &BenchHostArgs) -> Result<()> {
     bar.finish_and_clear();
     // Measured again after the rounds: one ~0.15 s measurement can land in a slow moment of
     // a shared machine (seen: 108 against the usual ~210 GFLOP/s), and the peak is the best.
-    gemm_peak = gemm_peak.max(measure_peak_gflops()?);
+    gemm_peak = gemm_peak.max(measure_peak_gflops(&device)?);
     if let Some(mut r) = reference {
         let again = r.peak()?;
         reference_peak = reference_peak.map(|p| p.max(again));
@@ -195,16 +240,42 @@ pub fn run(args: &BenchHostArgs) -> Result<()> {
         eprint!("{}", super::cpu_gemm::trace::report());
     }
     let peaks = Peaks {
+        shape: peak_shape(&device),
         ours: gemm_peak,
         reference: reference_peak,
     };
-    let summary = summarize(&work, &flops, peaks, &ours, &theirs, threads, args.warmup);
+    let facts = RunFacts {
+        device: device_name(&device),
+        threads,
+        warmup: args.warmup,
+        gemm_backend: if device.is_cpu() {
+            super::cpu_gemm::BACKEND
+        } else {
+            "cuBLAS"
+        },
+    };
+    let summary = summarize(&work, &flops, peaks, facts, &ours, &theirs);
     if args.json {
         println!("{}", serde_json::to_string_pretty(&summary)?);
     } else {
         print_table(&summary);
     }
     Ok(())
+}
+
+fn existing(path: &Path, flag: &str) -> Result<PathBuf> {
+    if !path.exists() {
+        bail!("{flag} {}: no such file or folder", path.display());
+    }
+    Ok(path.to_path_buf())
+}
+
+fn device_name(device: &Device) -> String {
+    match device.location() {
+        candle_core::DeviceLocation::Cpu => "cpu".into(),
+        candle_core::DeviceLocation::Cuda { gpu_id } => format!("cuda:{gpu_id}"),
+        candle_core::DeviceLocation::Metal { gpu_id } => format!("metal:{gpu_id}"),
+    }
 }
 
 /// `email` fields of a JSONL file, in file order.
@@ -277,6 +348,7 @@ fn build_workloads(
         tt.push(take(TRAIN_TARGET));
     }
     Ok(Workloads {
+        device: BenchDevice::Cpu,
         gguf,
         encoder_dir,
         threads,
@@ -377,15 +449,27 @@ fn encoder_flops(dir: &Path, texts: &[String]) -> Result<f64> {
     Ok(total)
 }
 
-/// Best of several large f32 gemms (1024×768 by 768×3072) in GFLOP/s.
-pub fn measure_peak_gflops() -> Result<f64> {
-    let (m, k, n) = (1024, 768, 3072);
-    let a = Tensor::randn(0f32, 1.0, (m, k), &Device::Cpu)?;
-    let b = Tensor::randn(0f32, 1.0, (k, n), &Device::Cpu)?;
+/// The peak-measuring gemm's shape (m, k, n) on `device`: on a GPU, 1024×768·768×3072 takes
+/// a few microseconds and measures launch latency, so it times a product 64 times larger.
+pub fn peak_shape(device: &Device) -> (usize, usize, usize) {
+    if device.is_cpu() {
+        (1024, 768, 3072)
+    } else {
+        (4096, 3072, 12288)
+    }
+}
+
+/// Best of several large f32 gemms (`peak_shape`) in GFLOP/s.
+pub fn measure_peak_gflops(device: &Device) -> Result<f64> {
+    let (m, k, n) = peak_shape(device);
+    let a = Tensor::randn(0f32, 1.0, (m, k), device)?;
+    let b = Tensor::randn(0f32, 1.0, (k, n), device)?;
+    device.synchronize()?;
     let mut best = f64::MAX;
     for _ in 0..12 {
         let start = Instant::now();
         let c = a.matmul(&b)?;
+        device.synchronize()?;
         std::hint::black_box(&c);
         best = best.min(start.elapsed().as_secs_f64());
     }
@@ -397,6 +481,7 @@ fn run_ours(
     lm: &mut LanguageModel,
     encoder: &SentenceEncoder,
     w: &Workloads,
+    device: &Device,
 ) -> Result<RoundResult> {
     let pad = lm.tokenizer().pad_id;
     let mut out = RoundResult::default();
@@ -454,6 +539,8 @@ fn run_ours(
         };
         let start = Instant::now();
         let report = train(&*lm, &examples, &[], &opts, None)?;
+        // The optimizer's last update may still be queued on a GPU.
+        device.synchronize()?;
         out.train_s = start.elapsed().as_secs_f64();
         lm.detach_lora();
         out.train_loss = report.losses.first().copied().unwrap_or(f32::NAN);
@@ -467,360 +554,23 @@ fn run_ours(
     Ok(out)
 }
 
-/// The reference harness as a child process: one JSON line per `round` command.
-struct Reference {
-    child: Child,
-    stdin: ChildStdin,
-    stdout: BufReader<ChildStdout>,
-    _workload_file: tempfile::NamedTempFile,
-}
-
-impl Reference {
-    fn start(python: &Path, harness: &Path, work: &Workloads) -> Result<Self> {
-        if !python.exists() {
-            bail!(
-                "the reference Python {} does not exist; run `bash benches/reference/setup.sh` \
-                 (it makes target/bench-venv) or pass --python",
-                python.display()
-            );
-        }
-        if !harness.exists() {
-            bail!(
-                "the reference harness {} does not exist; run from the repository root or pass --harness",
-                harness.display()
-            );
-        }
-        let file = tempfile::NamedTempFile::new()?;
-        std::fs::write(file.path(), serde_json::to_vec(work)?)?;
-        let mut child = Command::new(python)
-            .arg(harness)
-            .arg(file.path())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .with_context(|| format!("cannot start {}", python.display()))?;
-        let stdin = child.stdin.take().context("no stdin pipe to the harness")?;
-        let stdout = BufReader::new(child.stdout.take().context("no stdout pipe")?);
-        let mut reference = Self {
-            child,
-            stdin,
-            stdout,
-            _workload_file: file,
-        };
-        // The harness answers `ready` once models are loaded and warmed up.
-        let line = reference.read_line()?;
-        if line.trim() != "ready" {
-            bail!(
-                "the reference harness said `{}` instead of `ready`",
-                line.trim()
-            );
-        }
-        Ok(reference)
-    }
-
-    fn read_line(&mut self) -> Result<String> {
-        let mut line = String::new();
-        if self.stdout.read_line(&mut line)? == 0 {
-            let status = self.child.wait()?;
-            bail!("the reference harness exited ({status}); see its messages above");
-        }
-        Ok(line)
-    }
-
-    fn round(&mut self) -> Result<RoundResult> {
-        writeln!(self.stdin, "round")?;
-        self.stdin.flush()?;
-        let line = self.read_line()?;
-        serde_json::from_str(&line).context("the reference harness printed an unreadable result")
-    }
-
-    /// The reference's own large-gemm rate (`peak` command), in GFLOP/s.
-    fn peak(&mut self) -> Result<f64> {
-        #[derive(Deserialize)]
-        struct Peak {
-            peak_gflops: f64,
-        }
-        writeln!(self.stdin, "peak")?;
-        self.stdin.flush()?;
-        let line = self.read_line()?;
-        let peak: Peak = serde_json::from_str(&line)
-            .context("the reference harness printed an unreadable peak")?;
-        Ok(peak.peak_gflops)
-    }
-
-    fn finish(mut self) -> Result<()> {
-        writeln!(self.stdin, "quit")?;
-        self.stdin.flush()?;
-        self.child.wait()?;
-        Ok(())
-    }
-}
-
-/// One workload's figures over all rounds.
-#[derive(Debug, Clone, Serialize)]
-pub struct Row {
-    pub workload: &'static str,
-    pub unit: &'static str,
-    pub ours: f64,
-    pub reference: Option<f64>,
-    pub ratio_median: Option<f64>,
-    pub ratio_min: Option<f64>,
-    pub ratio_max: Option<f64>,
-    pub gflops: f64,
-    pub share_of_peak: f64,
-}
-
-/// The best large f32 gemm (1024×768 by 768×3072) of each side, in GFLOP/s.
-#[derive(Debug, Clone, Copy)]
-pub struct Peaks {
-    pub ours: f64,
-    /// PyTorch's, with `--compare`.
-    pub reference: Option<f64>,
-}
-
-impl Peaks {
-    /// What shares of peak are taken of: the faster of the two.
-    pub fn best(&self) -> f64 {
-        self.reference.map_or(self.ours, |r| r.max(self.ours))
-    }
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct Summary {
-    pub threads: usize,
-    pub rounds: usize,
-    /// Untimed rounds run first.
-    pub warmup_rounds: usize,
-    /// The best of both sides' large-gemm rates; `share_of_peak` is of this.
-    pub peak_gflops: f64,
-    /// Our gemm's large-gemm rate.
-    pub gemm_peak_gflops: f64,
-    /// Which gemm ran our products: the gemm crate, or MKL (`--features mkl`).
-    pub gemm_backend: &'static str,
-    /// PyTorch's large-gemm rate (MKL on x86 builds), with `--compare`.
-    pub reference_peak_gflops: Option<f64>,
-    pub rows: Vec<Row>,
-    /// Max |ours − reference| over every scored token's log-probability.
-    pub logprob_max_abs_diff: Option<f64>,
-    /// Lowest cosine between our embedding and the reference's, over all texts.
-    pub embedding_min_cosine: Option<f64>,
-    /// Share of generated tokens equal to the reference's greedy tokens (position by position).
-    pub greedy_token_agreement: Option<f64>,
-    /// |ours − reference| of the first training step's loss (same data, B = 0 at the start).
-    pub train_loss_abs_diff: Option<f64>,
-}
-
-fn median(mut xs: Vec<f64>) -> f64 {
-    xs.sort_by(f64::total_cmp);
-    let n = xs.len();
-    if n % 2 == 1 {
-        xs[n / 2]
-    } else {
-        (xs[n / 2 - 1] + xs[n / 2]) / 2.0
-    }
-}
-
-fn summarize(
-    w: &Workloads,
-    flops: &WorkloadFlops,
-    peaks: Peaks,
-    all_ours: &[RoundResult],
-    all_theirs: &[RoundResult],
-    threads: usize,
-    warmup: usize,
-) -> Summary {
-    // Agreement from each side's first round: the reference keeps training one adapter from
-    // round to round, so only its first round starts, as ours always does, from B = 0.
-    let (a, b) = (&all_ours[0], all_theirs.first());
-    let ours = &all_ours[warmup..];
-    let theirs = all_theirs.get(warmup..).unwrap_or_default();
-    let peak = peaks.best();
-    let score_tokens: usize = w
-        .score_prompts
-        .iter()
-        .zip(&w.score_outputs)
-        .map(|(p, o)| p.len() + o.len())
-        .sum();
-    let train_tokens: usize = w
-        .train_prompts
-        .iter()
-        .zip(&w.train_targets)
-        .map(|(p, t)| p.len() + t.len())
-        .sum();
-    // (workload, unit, FLOPs, amount of work and seconds of one round).
-    type Pick<'a> = Box<dyn Fn(&RoundResult) -> (f64, f64) + 'a>;
-    let specs: [(Workload, &str, &str, f64, Pick); 4] = [
-        (
-            Workload::Scoring,
-            "scoring",
-            "tokens/s",
-            flops.score,
-            Box::new(|r| (score_tokens as f64, r.score_s)),
-        ),
-        (
-            Workload::Generation,
-            "generation",
-            "tokens/s",
-            flops.generate,
-            Box::new(|r| (r.generated_tokens as f64, r.generate_s)),
-        ),
-        (
-            Workload::Training,
-            "lora training",
-            "tokens/s",
-            flops.train,
-            Box::new(|r| (train_tokens as f64, r.train_s)),
-        ),
-        (
-            Workload::Embeddings,
-            "embeddings",
-            "sentences/s",
-            flops.embed,
-            Box::new(|r| (r.embeddings.len() as f64, r.embed_s)),
-        ),
-    ];
-    let rows = specs
-        .iter()
-        .filter(|(workload, ..)| w.runs(*workload))
-        .map(|(_, name, unit, fl, pick)| {
-            let rate = |r: &RoundResult| {
-                let (amount, secs) = pick(r);
-                amount / secs
-            };
-            let ours_rates: Vec<f64> = ours.iter().map(rate).collect();
-            let ours_secs = median(ours.iter().map(|r| pick(r).1).collect());
-            let gflops = fl / ours_secs / 1e9;
-            let (reference, ratios) = if theirs.is_empty() {
-                (None, Vec::new())
-            } else {
-                let ref_rates: Vec<f64> = theirs.iter().map(rate).collect();
-                let ratios = ours_rates
-                    .iter()
-                    .zip(&ref_rates)
-                    .map(|(a, b)| a / b)
-                    .collect();
-                (Some(median(ref_rates)), ratios)
-            };
-            Row {
-                workload: name,
-                unit,
-                ours: median(ours_rates),
-                reference,
-                ratio_median: (!ratios.is_empty()).then(|| median(ratios.clone())),
-                ratio_min: ratios.iter().copied().reduce(f64::min),
-                ratio_max: ratios.iter().copied().reduce(f64::max),
-                gflops,
-                share_of_peak: gflops / peak,
-            }
-        })
-        .collect();
-    Summary {
-        threads,
-        rounds: ours.len(),
-        warmup_rounds: warmup,
-        peak_gflops: peak,
-        gemm_peak_gflops: peaks.ours,
-        gemm_backend: super::cpu_gemm::BACKEND,
-        reference_peak_gflops: peaks.reference,
-        rows,
-        logprob_max_abs_diff: b.filter(|_| w.runs(Workload::Scoring)).map(|b| {
-            a.score_logprobs
-                .iter()
-                .flatten()
-                .zip(b.score_logprobs.iter().flatten())
-                .map(|(x, y)| (x - y).abs() as f64)
-                .fold(0.0, f64::max)
-        }),
-        embedding_min_cosine: b.filter(|_| w.runs(Workload::Embeddings)).map(|b| {
-            a.embeddings
-                .iter()
-                .zip(&b.embeddings)
-                .map(|(x, y)| cosine(x, y))
-                .fold(1.0, f64::min)
-        }),
-        greedy_token_agreement: b.filter(|_| w.runs(Workload::Generation)).map(|b| {
-            let (mut same, mut total) = (0usize, 0usize);
-            for (x, y) in a.generated_ids.iter().zip(&b.generated_ids) {
-                total += x.len().max(y.len());
-                same += x.iter().zip(y).filter(|(p, q)| p == q).count();
-            }
-            same as f64 / total.max(1) as f64
-        }),
-        train_loss_abs_diff: b
-            .filter(|_| w.runs(Workload::Training))
-            .map(|b| (a.train_loss - b.train_loss).abs() as f64),
-    }
-}
-
-fn cosine(x: &[f32], y: &[f32]) -> f64 {
-    let dot: f64 = x
-        .iter()
-        .zip(y)
-        .map(|(a, b)| (*a as f64) * (*b as f64))
-        .sum();
-    let nx: f64 = x.iter().map(|a| (*a as f64).powi(2)).sum::<f64>().sqrt();
-    let ny: f64 = y.iter().map(|a| (*a as f64).powi(2)).sum::<f64>().sqrt();
-    dot / (nx * ny).max(f64::MIN_POSITIVE)
-}
-
-fn print_table(s: &Summary) {
-    let sides = match s.reference_peak_gflops {
-        Some(r) => format!(
-            " (the faster of ours {:.0} and PyTorch's {r:.0})",
-            s.gemm_peak_gflops
-        ),
-        None => String::new(),
-    };
-    println!(
-        "f32 peak (1024×768·768×3072 gemm, {} threads, best before and after the rounds): {:.0} GFLOP/s{sides}; {} rounds \
-         after {} untimed, medians; our products through {}",
-        s.threads, s.peak_gflops, s.rounds, s.warmup_rounds, s.gemm_backend
-    );
-    println!(
-        "{:<14} {:>12} {:>10} {:>10} {:>22} {:>8} {:>7}",
-        "workload", "unit", "ours", "reference", "ratio med (min–max)", "GFLOP/s", "% peak"
-    );
-    for r in &s.rows {
-        let reference = r.reference.map_or("-".into(), |v| format!("{v:.1}"));
-        let ratio = match (r.ratio_median, r.ratio_min, r.ratio_max) {
-            (Some(m), Some(lo), Some(hi)) => format!("{m:.2}× ({lo:.2}–{hi:.2})"),
-            _ => "-".into(),
-        };
-        println!(
-            "{:<14} {:>12} {:>10.1} {:>10} {:>22} {:>8.1} {:>6.1}%",
-            r.workload,
-            r.unit,
-            r.ours,
-            reference,
-            ratio,
-            r.gflops,
-            100.0 * r.share_of_peak
-        );
-    }
-    if let Some(d) = s.logprob_max_abs_diff {
-        println!("scoring log-probs: max |ours − reference| = {d:.2e}");
-    }
-    if let Some(c) = s.embedding_min_cosine {
-        println!("embeddings: min cosine(ours, reference) = {c:.6}");
-    }
-    if let Some(g) = s.greedy_token_agreement {
-        println!("greedy tokens equal to the reference's: {:.1}%", 100.0 * g);
-    }
-    if let Some(l) = s.train_loss_abs_diff {
-        println!("first training step loss: |ours − reference| = {l:.2e}");
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn shares_of_peak_are_taken_of_the_faster_gemm() {
-        let peaks = |ours, reference| Peaks { ours, reference };
-        assert_eq!(peaks(150.0, Some(240.0)).best(), 240.0);
-        assert_eq!(peaks(215.0, Some(180.0)).best(), 215.0);
-        assert_eq!(peaks(200.0, None).best(), 200.0);
+    fn a_missing_model_path_is_named_with_its_flag() {
+        let err = existing(Path::new("/no/such/model.gguf"), "--lm").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "--lm /no/such/model.gguf: no such file or folder"
+        );
+        let here = existing(Path::new("Cargo.toml"), "--lm").unwrap();
+        assert_eq!(here, Path::new("Cargo.toml"));
+    }
+
+    #[test]
+    fn the_peak_gemm_is_larger_off_the_cpu() {
+        assert_eq!(peak_shape(&Device::Cpu), (1024, 768, 3072));
     }
 }

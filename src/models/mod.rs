@@ -1,6 +1,8 @@
 //! The model host: our candle decoder with LoRA, generation, scoring, training, the sentence
 //! encoder, and the set-up step that fetches default models.
 pub mod bench_host;
+mod bench_reference;
+pub mod bench_summary;
 pub mod bert;
 pub mod cache;
 pub mod chat;
