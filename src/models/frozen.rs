@@ -1,10 +1,13 @@
 //! `x @ w` for a frozen weight `w`: the same forward product as `Tensor::matmul`, but its
 //! backward pass returns only the gradient of `x`.
 //!
-//! candle's matmul backward always computes both operand gradients. In LoRA training every
-//! base linear and the LM head sit on the gradient path, so candle would compute (and keep
+//! Upstream candle's matmul backward always computes both operand gradients. In LoRA training
+//! every base linear and the LM head sit on the gradient path, so it would compute (and keep
 //! until the step ends) a full-size gradient for each frozen weight — a third of the step's
-//! FLOPs and the size of the whole model in fresh memory, all thrown away.
+//! FLOPs and the size of the whole model in fresh memory, all thrown away. The vendored
+//! candle-core now skips gradients nothing reads (vendor/candle-core/PATCHED.md), which covers
+//! the GPU and bf16 paths; on the CPU in f32 this op also runs the products through our gemm
+//! and lets the backward pass read a contiguous transpose.
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp1, DType, Device, Layout, Result, Shape, Storage, Tensor};
 
@@ -384,6 +387,30 @@ mod tests {
     use super::*;
     use candle_core::Var;
 
+    /// The composed path (GPUs, bf16) relies on the vendored candle's backward pass skipping
+    /// the gradient of an operand nothing reads: a frozen weight's, in a product or a product
+    /// by a broadcast norm weight.
+    #[test]
+    fn the_backward_pass_skips_gradients_of_frozen_operands() -> Result<()> {
+        let dev = Device::Cpu;
+        let x = Var::from_tensor(&Tensor::randn(0f32, 1.0, (4, 6), &dev)?)?;
+        let w = Tensor::randn(0f32, 1.0, (6, 3), &dev)?;
+        let gain = Tensor::randn(0f32, 1.0, 3, &dev)?;
+        let y = x.as_tensor().matmul(&w)?.broadcast_mul(&gain)?;
+        let grads = y.sum_all()?.backward()?;
+        assert!(grads.get(&w).is_none(), "a frozen weight got a gradient");
+        assert!(grads.get(&gain).is_none(), "a frozen gain got a gradient");
+        // d/dx Σ (x w) ⊙ g = 1 (w diag(g))ᵀ: every row is w·g.
+        let expected = w.broadcast_mul(&gain)?.sum(1)?;
+        let got = grads.get(x.as_tensor()).expect("x has a gradient");
+        for row in got.to_vec2::<f32>()? {
+            for (a, b) in row.iter().zip(expected.to_vec1::<f32>()?) {
+                assert!((a - b).abs() < 1e-5, "{a} vs {b}");
+            }
+        }
+        Ok(())
+    }
+
     #[test]
     fn matches_matmul_forward_and_input_gradient_without_weight_gradient() -> Result<()> {
         let dev = Device::Cpu;
@@ -413,9 +440,10 @@ mod tests {
             );
             let diff = (a - b)?.abs()?.max_all()?.to_scalar::<f32>()?;
             assert!(diff < 1e-4, "input gradient differs by {diff}");
+            // Upstream candle's matmul would grad the weight too; the vendored copy does not.
             assert!(
-                g_plain.get(&weight).is_some(),
-                "candle's matmul grads the weight"
+                g_plain.get(&weight).is_none(),
+                "candle's matmul grads the frozen weight"
             );
             assert!(
                 g_frozen.get(&weight).is_none(),

@@ -22,17 +22,71 @@ impl Default for AdamWConfig {
     }
 }
 
-struct Slot {
-    var: Var,
+/// Variables of one dtype and one decay setting, whose state is kept as one flat vector so
+/// that a step costs a dozen whole-vector operations instead of a dozen per variable: on a GPU
+/// every operation is a kernel launch, and LoRA on every linear of a 30-layer model has 420
+/// variables (~6,000 launches a step before, ~900 now — the gathers and write-backs).
+struct Group {
+    vars: Vec<Var>,
+    /// Position of each variable's gradient in the caller's list.
+    indices: Vec<usize>,
     decay: bool,
     m: Tensor,
     v: Tensor,
 }
 
+impl Group {
+    fn gather(&self, tensors: &[Tensor]) -> Result<Tensor> {
+        let parts = self
+            .indices
+            .iter()
+            .map(|&i| tensors[i].flatten_all())
+            .collect::<Result<Vec<_>>>()?;
+        Tensor::cat(&parts, 0)
+    }
+}
+
 pub struct AdamW {
-    slots: Vec<Slot>,
+    groups: Vec<Group>,
+    n_vars: usize,
     config: AdamWConfig,
     steps: usize,
+}
+
+/// A step's gradients gathered into the optimizer's flat groups: norm and clipping are then
+/// one operation per group.
+pub struct FlatGrads {
+    groups: Vec<Tensor>,
+}
+
+impl FlatGrads {
+    /// Euclidean norm of all gradients taken as one vector, accumulated in f64.
+    pub fn norm(&self) -> Result<f64> {
+        let mut sum = 0f64;
+        for g in &self.groups {
+            sum += g
+                .to_dtype(candle_core::DType::F64)?
+                .sqr()?
+                .sum_all()?
+                .to_scalar::<f64>()?;
+        }
+        Ok(sum.sqrt())
+    }
+
+    /// Scale to a global norm of at most `max_norm` given the current `norm` (PyTorch
+    /// `clip_grad_norm_`: coefficient `max_norm / (norm + 1e-6)`, applied only when below 1).
+    /// `max_norm <= 0` disables clipping.
+    pub fn clip(&mut self, max_norm: f64, norm: f64) -> Result<()> {
+        if max_norm > 0.0 {
+            let coef = max_norm / (norm + 1e-6);
+            if coef < 1.0 {
+                for g in self.groups.iter_mut() {
+                    *g = (&*g * coef)?;
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 /// transformers' Trainer does not decay biases and norm weights; LoRA matrices are decayed.
@@ -44,19 +98,38 @@ fn decays(name: &str) -> bool {
 impl AdamW {
     /// `vars` are (name, variable) pairs; names decide which get weight decay.
     pub fn new(vars: &[(String, Var)], config: AdamWConfig) -> Result<Self> {
-        let slots = vars
-            .iter()
-            .map(|(name, var)| {
-                Ok(Slot {
-                    var: var.clone(),
-                    decay: decays(name),
-                    m: var.as_tensor().zeros_like()?,
-                    v: var.as_tensor().zeros_like()?,
+        // (decay, variables with their positions), one entry per dtype, device and decay.
+        let mut members: Vec<(bool, Vec<(usize, Var)>)> = Vec::new();
+        for (i, (name, var)) in vars.iter().enumerate() {
+            let decay = decays(name);
+            let same = |other: &Var| {
+                other.dtype() == var.dtype() && other.device().same_device(var.device())
+            };
+            match members
+                .iter_mut()
+                .find(|(d, vs)| *d == decay && same(&vs[0].1))
+            {
+                Some((_, vs)) => vs.push((i, var.clone())),
+                None => members.push((decay, vec![(i, var.clone())])),
+            }
+        }
+        let groups = members
+            .into_iter()
+            .map(|(decay, vs)| {
+                let len: usize = vs.iter().map(|(_, v)| v.elem_count()).sum();
+                let m = Tensor::zeros(len, vs[0].1.dtype(), vs[0].1.device())?;
+                Ok(Group {
+                    v: m.zeros_like()?,
+                    m,
+                    indices: vs.iter().map(|(i, _)| *i).collect(),
+                    vars: vs.into_iter().map(|(_, v)| v).collect(),
+                    decay,
                 })
             })
             .collect::<Result<Vec<_>>>()?;
         Ok(Self {
-            slots,
+            groups,
+            n_vars: vars.len(),
             config,
             steps: 0,
         })
@@ -66,66 +139,77 @@ impl AdamW {
         self.steps
     }
 
-    /// One update with learning rate `lr`; `grads[i]` belongs to the i-th variable.
-    pub fn step(&mut self, grads: &[Tensor], lr: f64) -> Result<()> {
-        if grads.len() != self.slots.len() {
+    /// `grads` (the i-th belongs to the i-th variable) times `scale`, gathered into the flat
+    /// groups that `step_flat` updates.
+    pub fn flatten(&self, grads: &[Tensor], scale: f64) -> Result<FlatGrads> {
+        if grads.len() != self.n_vars {
             candle_core::bail!(
                 "AdamW got {} gradients for {} variables",
                 grads.len(),
-                self.slots.len()
+                self.n_vars
             );
+        }
+        let groups = self
+            .groups
+            .iter()
+            .map(|g| {
+                let flat = g.gather(grads)?;
+                if scale == 1.0 {
+                    Ok(flat)
+                } else {
+                    flat * scale
+                }
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(FlatGrads { groups })
+    }
+
+    /// One update with learning rate `lr`; `grads[i]` belongs to the i-th variable.
+    pub fn step(&mut self, grads: &[Tensor], lr: f64) -> Result<()> {
+        let flat = self.flatten(grads, 1.0)?;
+        self.step_flat(&flat, lr)
+    }
+
+    /// One update with learning rate `lr` from gradients made by `flatten`.
+    pub fn step_flat(&mut self, grads: &FlatGrads, lr: f64) -> Result<()> {
+        if grads.groups.len() != self.groups.len() {
+            candle_core::bail!("AdamW got gradients flattened for another optimizer");
         }
         self.steps += 1;
         let c = &self.config;
         let t = self.steps as i32;
         let correction1 = 1.0 - c.beta1.powi(t);
         let correction2 = 1.0 - c.beta2.powi(t);
-        for (slot, g) in self.slots.iter_mut().zip(grads) {
-            slot.m = ((&slot.m * c.beta1)? + (g * (1.0 - c.beta1))?)?;
-            slot.v = ((&slot.v * c.beta2)? + (g.sqr()? * (1.0 - c.beta2))?)?;
-            let m_hat = (&slot.m / correction1)?;
-            let v_hat = (&slot.v / correction2)?;
+        for (group, g) in self.groups.iter_mut().zip(&grads.groups) {
+            group.m = ((&group.m * c.beta1)? + (g * (1.0 - c.beta1))?)?;
+            group.v = ((&group.v * c.beta2)? + (g.sqr()? * (1.0 - c.beta2))?)?;
+            let m_hat = (&group.m / correction1)?;
+            let v_hat = (&group.v / correction2)?;
             let update = (m_hat / (v_hat.sqrt()? + c.eps)?)?;
-            let theta = slot.var.as_tensor();
+            let vars: Vec<Tensor> = group.vars.iter().map(|v| v.as_tensor().clone()).collect();
+            let theta = Tensor::cat(
+                &vars
+                    .iter()
+                    .map(|v| v.flatten_all())
+                    .collect::<Result<Vec<_>>>()?,
+                0,
+            )?;
             // Decoupled decay: shrink the weights, independent of the gradient statistics.
-            let theta = if slot.decay && c.weight_decay != 0.0 {
+            let theta = if group.decay && c.weight_decay != 0.0 {
                 (theta * (1.0 - lr * c.weight_decay))?
             } else {
-                theta.clone()
+                theta
             };
-            slot.var.set(&(theta - (update * lr)?)?)?;
+            let theta = (theta - (update * lr)?)?;
+            let mut offset = 0;
+            for var in &group.vars {
+                let n = var.elem_count();
+                var.set(&theta.narrow(0, offset, n)?.reshape(var.shape())?)?;
+                offset += n;
+            }
         }
         Ok(())
     }
-}
-
-/// Euclidean norm of all gradients taken as one vector.
-pub fn global_norm(grads: &[Tensor]) -> Result<f64> {
-    let mut sum = 0f64;
-    for g in grads {
-        sum += g
-            .sqr()?
-            .sum_all()?
-            .to_dtype(candle_core::DType::F64)?
-            .to_scalar::<f64>()?;
-    }
-    Ok(sum.sqrt())
-}
-
-/// Scale `grads` so their global norm is at most `max_norm` (PyTorch `clip_grad_norm_`:
-/// coefficient `max_norm / (norm + 1e-6)`, applied only when below 1). Returns the norm before
-/// clipping. `max_norm <= 0` disables clipping.
-pub fn clip_grad_norm(grads: &mut [Tensor], max_norm: f64) -> Result<f64> {
-    let norm = global_norm(grads)?;
-    if max_norm > 0.0 {
-        let coef = max_norm / (norm + 1e-6);
-        if coef < 1.0 {
-            for g in grads.iter_mut() {
-                *g = (&*g * coef)?;
-            }
-        }
-    }
-    Ok(norm)
 }
 
 #[cfg(test)]
@@ -140,23 +224,42 @@ mod tests {
     #[test]
     fn clipping_scales_to_the_max_norm() {
         let dev = Device::Cpu;
-        let mut grads = vec![
-            Tensor::new(&[3f32], &dev).unwrap(),
-            Tensor::new(&[[4f32, 0.0]], &dev).unwrap(),
+        let vars = vec![
+            ("a".to_string(), Var::new(&[0f32], &dev).unwrap()),
+            (
+                "b_norm".to_string(),
+                Var::new(&[[0f32, 0.0]], &dev).unwrap(),
+            ),
         ];
-        let norm = clip_grad_norm(&mut grads, 1.0).unwrap();
+        let opt = AdamW::new(&vars, AdamWConfig::default()).unwrap();
+        let grads = [
+            Tensor::new(&[1.5f32], &dev).unwrap(),
+            Tensor::new(&[[2f32, 0.0]], &dev).unwrap(),
+        ];
+        // Scaled by 2 on the way in: (3, 4, 0) has norm 5.
+        let mut flat = opt.flatten(&grads, 2.0).unwrap();
+        let norm = flat.norm().unwrap();
         assert!((norm - 5.0).abs() < 1e-9);
-        let after = global_norm(&grads).unwrap();
+        flat.clip(1.0, norm).unwrap();
+        let after = flat.norm().unwrap();
         assert!((after - 1.0).abs() < 1e-5, "clipped norm {after}");
-        assert!((values(&grads[0])[0] - 0.6).abs() < 1e-6);
-        assert!((values(&grads[1])[0] - 0.8).abs() < 1e-6);
+        // Decayed and not decayed variables sit in separate groups, in the caller's order.
+        assert_eq!(flat.groups.len(), 2);
+        assert!((values(&flat.groups[0])[0] - 0.6).abs() < 1e-6);
+        assert!((values(&flat.groups[1])[0] - 0.8).abs() < 1e-6);
         // Below the limit, or disabled: unchanged.
-        let mut small = vec![Tensor::new(&[0.3f32, 0.4], &dev).unwrap()];
-        clip_grad_norm(&mut small, 1.0).unwrap();
-        assert_eq!(values(&small[0]), vec![0.3, 0.4]);
-        let mut big = vec![Tensor::new(&[30f32, 40.0], &dev).unwrap()];
-        clip_grad_norm(&mut big, 0.0).unwrap();
-        assert_eq!(values(&big[0]), vec![30.0, 40.0]);
+        for (max_norm, grad) in [(1.0, [0.3f32, 0.4]), (0.0, [30.0, 40.0])] {
+            let one = vec![("w".to_string(), Var::new(&[0f32, 0.0], &dev).unwrap())];
+            let opt = AdamW::new(&one, AdamWConfig::default()).unwrap();
+            let mut flat = opt
+                .flatten(&[Tensor::new(&grad, &dev).unwrap()], 1.0)
+                .unwrap();
+            let norm = flat.norm().unwrap();
+            flat.clip(max_norm, norm).unwrap();
+            assert_eq!(values(&flat.groups[0]), grad.to_vec());
+        }
+        // A gradient list that does not match the variables is an error, not a panic.
+        assert!(opt.flatten(&grads[..1], 1.0).is_err());
     }
 
     /// Two steps checked against the PyTorch AdamW formulas worked out by hand.

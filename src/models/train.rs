@@ -1,7 +1,7 @@
 //! The fine-tuning loop, model-agnostic over [`TrainableModel`]: left-padded batches, loss on
 //! the target tokens only, gradient accumulation, clipping by global norm, AdamW, warm-up and
 //! decay per optimizer step, seeded shuffling and dropout, early stopping on a dev set.
-use crate::models::optim::{clip_grad_norm, AdamW, AdamWConfig};
+use crate::models::optim::{AdamW, AdamWConfig};
 use crate::models::schedule::{LrSchedule, Schedule};
 use crate::models::trainable::TrainableModel;
 use anyhow::{bail, Context, Result};
@@ -189,6 +189,52 @@ pub fn build_batch(
     })
 }
 
+/// With `LAB_STEP_TIMES=1`, each step's seconds in forward, backward (with the gradients'
+/// accumulation) and update (norm, clipping, AdamW) on stderr; the device is synchronized at
+/// each lap so a GPU's queued work is counted where it was issued. Off, it does nothing.
+struct StepTimer<'a> {
+    device: &'a Device,
+    enabled: bool,
+    last: std::time::Instant,
+    laps: Vec<(&'static str, f64)>,
+}
+
+impl<'a> StepTimer<'a> {
+    fn start(device: &'a Device) -> Self {
+        Self {
+            device,
+            enabled: std::env::var_os("LAB_STEP_TIMES").is_some_and(|v| v != "0"),
+            last: std::time::Instant::now(),
+            laps: Vec::new(),
+        }
+    }
+
+    fn lap(&mut self, phase: &'static str) -> Result<()> {
+        if self.enabled {
+            self.device.synchronize()?;
+            let now = std::time::Instant::now();
+            let secs = (now - self.last).as_secs_f64();
+            match self.laps.iter_mut().find(|(p, _)| *p == phase) {
+                Some((_, total)) => *total += secs,
+                None => self.laps.push((phase, secs)),
+            }
+            self.last = now;
+        }
+        Ok(())
+    }
+
+    fn report(&self, step: usize) {
+        if self.enabled {
+            let laps: Vec<String> = self
+                .laps
+                .iter()
+                .map(|(phase, secs)| format!("{phase} {:.1} ms", secs * 1e3))
+                .collect();
+            eprintln!("step {step}: {}", laps.join(", "));
+        }
+    }
+}
+
 /// Summed cross-entropy over the batch's target tokens (a scalar tensor, differentiable).
 fn summed_loss(
     model: &impl TrainableModel,
@@ -312,6 +358,7 @@ pub fn train(
             .map(|c| c.iter().map(|&i| &train[i]).collect())
             .collect();
         for group in batches.chunks(opts.grad_accum) {
+            let mut timer = StepTimer::start(&device);
             let mut grads: Option<Vec<Tensor>> = None;
             let mut loss_sum = 0f64;
             for examples in group {
@@ -321,7 +368,9 @@ pub fn train(
                 let summed = summed_loss(model, &batch, true, seed)?;
                 let loss = (summed / batch.target_tokens.max(1) as f64)?;
                 loss_sum += loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+                timer.lap("forward")?;
                 let store = loss.backward()?;
+                timer.lap("backward")?;
                 let batch_grads = vars
                     .iter()
                     .map(|(_, v)| match store.get(v.as_tensor()) {
@@ -342,12 +391,8 @@ pub fn train(
                 });
             }
             let scale = 1.0 / group.len() as f64;
-            let mut grads = grads
-                .unwrap_or_default()
-                .iter()
-                .map(|g| g * scale)
-                .collect::<candle_core::Result<Vec<_>>>()?;
-            let norm = clip_grad_norm(&mut grads, opts.max_grad_norm)?;
+            let mut grads = optimizer.flatten(&grads.unwrap_or_default(), scale)?;
+            let norm = grads.norm()?;
             let loss = (loss_sum * scale) as f32;
             // Checked before the update so a NaN never reaches the weights.
             if !loss.is_finite() || !norm.is_finite() {
@@ -357,7 +402,10 @@ pub fn train(
                     report.steps
                 );
             }
-            optimizer.step(&grads, schedule.lr_at(report.steps))?;
+            grads.clip(opts.max_grad_norm, norm)?;
+            optimizer.step_flat(&grads, schedule.lr_at(report.steps))?;
+            timer.lap("update")?;
+            timer.report(report.steps);
             report.losses.push(loss);
             report.grad_norms.push(norm as f32);
             report.steps += 1;
