@@ -98,7 +98,10 @@ impl BenchDevice {
             BenchDevice::Cpu => crate::config::DeviceKind::Cpu,
             BenchDevice::Cuda => crate::config::DeviceKind::Cuda,
         };
-        super::device::resolve_device(kind)
+        super::device::resolve_device(kind).with_context(|| {
+            "bench-host --device cuda cannot run here: fix the cause below, or leave out \
+             --device to benchmark the CPU"
+        })
     }
 }
 

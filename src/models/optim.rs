@@ -25,7 +25,8 @@ impl Default for AdamWConfig {
 /// Variables of one dtype and one decay setting, whose state is kept as one flat vector so
 /// that a step costs a dozen whole-vector operations instead of a dozen per variable: on a GPU
 /// every operation is a kernel launch, and LoRA on every linear of a 30-layer model has 420
-/// variables (~6,000 launches a step before, ~900 now — the gathers and write-backs).
+/// variables (~6,000 launches a step before, ~1,300 now, nearly all of them the per-variable
+/// gathers and write-backs).
 struct Group {
     vars: Vec<Var>,
     /// Position of each variable's gradient in the caller's list.
