@@ -1,6 +1,7 @@
 //! AdamW with decoupled weight decay and bias correction (the PyTorch `torch.optim.AdamW`
-//! update), over candle `Var`s, taking gradients the caller has already accumulated and
-//! clipped; and clipping by global norm.
+//! update), over candle `Var`s, taking gradients the caller has already accumulated: `flatten`
+//! gathers them into the optimizer's flat groups, where `FlatGrads` gives their global norm and
+//! clips them (PyTorch `clip_grad_norm_`), and `step_flat` updates.
 use candle_core::{Result, Tensor, Var};
 
 #[derive(Clone, Debug, PartialEq)]
