@@ -7,7 +7,7 @@ Reads the workloads that `lab bench-host` wrote (token ids, texts, model paths),
 SmolLM2-135M-Instruct GGUF through transformers (`gguf_file=`, dequantized to f32) and MiniLM
 through sentence-transformers, warms up, prints `ready`, then for every `round` line on stdin
 runs the four workloads once and prints one JSON line with seconds and outputs; for every `peak`
-line it times PyTorch's own large f32 gemm (the same shape as `lab bench-host` times for ours)
+line it times PyTorch's own large f32 gemm (the workloads' `peak_shape`, which ours times too)
 and prints `{"peak_gflops": ...}`. `quit` ends it. With `"device": "cuda"` in the workloads
 everything runs on the first GPU, in full f32 (no TF32), as ours does.
 """
@@ -174,10 +174,10 @@ def run_round(work, lm, trainer, encoder, pad_id):
     return result
 
 
-def peak_gflops():
-    """Best of 12 f32 products (MKL on x86 builds, cuBLAS on a GPU), in GFLOP/s: 1024x768 .
-    768x3072 on the CPU, 4096x3072 . 3072x12288 on a GPU (the shapes `lab bench-host` times)."""
-    m, k, n = (1024, 768, 3072) if DEVICE.type == "cpu" else (4096, 3072, 12288)
+def peak_gflops(shape):
+    """Best of 12 f32 products of shape (m, k, n) (MKL on x86 builds, cuBLAS on a GPU), in
+    GFLOP/s."""
+    m, k, n = shape
     a = torch.randn(m, k, device=DEVICE)
     b = torch.randn(k, n, device=DEVICE)
     sync()
@@ -219,7 +219,7 @@ def main():
         if command == "quit":
             break
         if command == "peak":
-            say({"peak_gflops": peak_gflops()})
+            say({"peak_gflops": peak_gflops(work["peak_shape"])})
             continue
         if command != "round":
             sys.exit(f"harness: unknown command `{command}` (expected round, peak or quit)")

@@ -103,6 +103,16 @@ impl BenchDevice {
              --device to benchmark the CPU"
         })
     }
+
+    /// The peak-measuring gemm's shape (m, k, n), the same for both sides: on a GPU,
+    /// 1024×768·768×3072 takes a few microseconds and measures launch latency, so it times a
+    /// product 64 times larger.
+    pub fn peak_shape(self) -> (usize, usize, usize) {
+        match self {
+            BenchDevice::Cpu => (1024, 768, 3072),
+            BenchDevice::Cuda => (4096, 3072, 12288),
+        }
+    }
 }
 
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -117,6 +127,8 @@ pub enum Workload {
 #[derive(Debug, Clone, Serialize)]
 pub struct Workloads {
     pub device: BenchDevice,
+    /// (m, k, n) of the f32 product both sides time for the peak (`peak_shape`).
+    pub peak_shape: (usize, usize, usize),
     pub gguf: PathBuf,
     pub encoder_dir: PathBuf,
     pub threads: usize,
@@ -199,8 +211,14 @@ pub fn run(args: &BenchHostArgs) -> Result<()> {
     )?;
     let encoder = SentenceEncoder::load_on(&encoder_dir, &device)?.with_batch_size(ENCODER_BATCH);
     let emails = read_texts(&args.texts)?;
-    let mut work = build_workloads(&lm, &emails, gguf, encoder_dir.clone(), threads)?;
-    work.device = args.device;
+    let mut work = build_workloads(
+        &lm,
+        &emails,
+        gguf,
+        encoder_dir.clone(),
+        args.device,
+        threads,
+    )?;
     if !args.only.is_empty() {
         work.workloads = args.only.clone();
     }
@@ -213,7 +231,7 @@ pub fn run(args: &BenchHostArgs) -> Result<()> {
     };
     // The peak is the best large f32 gemm of either side: on a CPU where PyTorch's gemm (MKL)
     // is faster than ours, our share is taken of its rate, not of our own gemm's.
-    let mut gemm_peak = measure_peak_gflops(&device)?;
+    let mut gemm_peak = measure_peak_gflops(&device, work.peak_shape)?;
     let mut reference_peak = match reference.as_mut() {
         Some(r) => Some(r.peak()?),
         None => None,
@@ -234,7 +252,7 @@ pub fn run(args: &BenchHostArgs) -> Result<()> {
     bar.finish_and_clear();
     // Measured again after the rounds: one ~0.15 s measurement can land in a slow moment of
     // a shared machine (seen: 108 against the usual ~210 GFLOP/s), and the peak is the best.
-    gemm_peak = gemm_peak.max(measure_peak_gflops(&device)?);
+    gemm_peak = gemm_peak.max(measure_peak_gflops(&device, work.peak_shape)?);
     if let Some(mut r) = reference {
         let again = r.peak()?;
         reference_peak = reference_peak.map(|p| p.max(again));
@@ -244,7 +262,7 @@ pub fn run(args: &BenchHostArgs) -> Result<()> {
         eprint!("{}", super::cpu_gemm::trace::report());
     }
     let peaks = Peaks {
-        shape: peak_shape(&device),
+        shape: work.peak_shape,
         ours: gemm_peak,
         reference: reference_peak,
     };
@@ -319,6 +337,7 @@ fn build_workloads(
     emails: &[String],
     gguf: PathBuf,
     encoder_dir: PathBuf,
+    device: BenchDevice,
     threads: usize,
 ) -> Result<Workloads> {
     let mut stream = Vec::new();
@@ -352,7 +371,8 @@ fn build_workloads(
         tt.push(take(TRAIN_TARGET));
     }
     Ok(Workloads {
-        device: BenchDevice::Cpu,
+        device,
+        peak_shape: device.peak_shape(),
         gguf,
         encoder_dir,
         threads,
@@ -453,19 +473,8 @@ fn encoder_flops(dir: &Path, texts: &[String]) -> Result<f64> {
     Ok(total)
 }
 
-/// The peak-measuring gemm's shape (m, k, n) on `device`: on a GPU, 1024×768·768×3072 takes
-/// a few microseconds and measures launch latency, so it times a product 64 times larger.
-pub fn peak_shape(device: &Device) -> (usize, usize, usize) {
-    if device.is_cpu() {
-        (1024, 768, 3072)
-    } else {
-        (4096, 3072, 12288)
-    }
-}
-
-/// Best of several large f32 gemms (`peak_shape`) in GFLOP/s.
-pub fn measure_peak_gflops(device: &Device) -> Result<f64> {
-    let (m, k, n) = peak_shape(device);
+/// Best of several f32 gemms of `shape` (m, k, n) on `device`, in GFLOP/s.
+pub fn measure_peak_gflops(device: &Device, (m, k, n): (usize, usize, usize)) -> Result<f64> {
     let a = Tensor::randn(0f32, 1.0, (m, k), device)?;
     let b = Tensor::randn(0f32, 1.0, (k, n), device)?;
     device.synchronize()?;
@@ -575,6 +584,7 @@ mod tests {
 
     #[test]
     fn the_peak_gemm_is_larger_off_the_cpu() {
-        assert_eq!(peak_shape(&Device::Cpu), (1024, 768, 3072));
+        assert_eq!(BenchDevice::Cpu.peak_shape(), (1024, 768, 3072));
+        assert_eq!(BenchDevice::Cuda.peak_shape(), (4096, 3072, 12288));
     }
 }

@@ -38,14 +38,22 @@ struct Group {
 }
 
 impl Group {
+    /// This group's entries of `tensors` (one per variable of the caller's list), end to end.
     fn gather(&self, tensors: &[Tensor]) -> Result<Tensor> {
-        let parts = self
-            .indices
-            .iter()
-            .map(|&i| tensors[i].flatten_all())
-            .collect::<Result<Vec<_>>>()?;
-        Tensor::cat(&parts, 0)
+        concat_flat(self.indices.iter().map(|&i| &tensors[i]))
     }
+
+    /// This group's variables' values, end to end.
+    fn values(&self) -> Result<Tensor> {
+        concat_flat(self.vars.iter().map(|v| v.as_tensor()))
+    }
+}
+
+fn concat_flat<'a>(tensors: impl Iterator<Item = &'a Tensor>) -> Result<Tensor> {
+    let parts = tensors
+        .map(|t| t.flatten_all())
+        .collect::<Result<Vec<_>>>()?;
+    Tensor::cat(&parts, 0)
 }
 
 pub struct AdamW {
@@ -188,14 +196,7 @@ impl AdamW {
             let m_hat = (&group.m / correction1)?;
             let v_hat = (&group.v / correction2)?;
             let update = (m_hat / (v_hat.sqrt()? + c.eps)?)?;
-            let vars: Vec<Tensor> = group.vars.iter().map(|v| v.as_tensor().clone()).collect();
-            let theta = Tensor::cat(
-                &vars
-                    .iter()
-                    .map(|v| v.flatten_all())
-                    .collect::<Result<Vec<_>>>()?,
-                0,
-            )?;
+            let theta = group.values()?;
             // Decoupled decay: shrink the weights, independent of the gradient statistics.
             let theta = if group.decay && c.weight_decay != 0.0 {
                 (theta * (1.0 - lr * c.weight_decay))?

@@ -110,21 +110,18 @@ fn score_batch(
         let len = chunk.min(max_out - start);
         let logits = decoder.logits(&hidden.narrow(1, start, len)?)?;
         // Row (r, j) of the chunk predicts targets[r][start + j]: log p = logit − log Σ e^logit.
+        let wanted: Vec<u32> = (0..b * len)
+            .map(|i| targets[(i / len) * max_out + start + i % len])
+            .collect();
         let picked = if device.is_cpu() {
             let flat = logits.flatten_all()?.to_vec1::<f32>()?;
             flat.par_chunks(vocab)
-                .enumerate()
-                .map(|(i, row)| {
-                    let (r, j) = (i / len, i % len);
-                    row[targets[r * max_out + start + j] as usize] - logsumexp(row)
-                })
+                .zip(&wanted)
+                .map(|(row, &target)| row[target as usize] - logsumexp(row))
                 .collect()
         } else {
             // On a GPU the logits stay there: reading them back would copy b·len·vocab floats
             // (100 MB for 8 × 64 outputs of SmolLM2) to pick b·len of them.
-            let wanted: Vec<u32> = (0..b * len)
-                .map(|i| targets[(i / len) * max_out + start + i % len])
-                .collect();
             let wanted = Tensor::from_vec(wanted, (b * len, 1), device)?;
             let rows = logits.reshape((b * len, vocab))?.to_dtype(DType::F32)?;
             let picked = rows.gather(&wanted, 1)?.squeeze(1)?;

@@ -200,10 +200,14 @@ struct StepTimer<'a> {
 }
 
 impl<'a> StepTimer<'a> {
-    fn start(device: &'a Device) -> Self {
+    fn enabled_by_env() -> bool {
+        std::env::var_os("LAB_STEP_TIMES").is_some_and(|v| v != "0")
+    }
+
+    fn start(device: &'a Device, enabled: bool) -> Self {
         Self {
             device,
-            enabled: std::env::var_os("LAB_STEP_TIMES").is_some_and(|v| v != "0"),
+            enabled,
             last: std::time::Instant::now(),
             laps: Vec::new(),
         }
@@ -350,6 +354,7 @@ pub fn train(
     let mut best: Option<(f32, usize, Vec<Tensor>)> = None;
     let mut order: Vec<usize> = (0..train.len()).collect();
 
+    let step_times = StepTimer::enabled_by_env();
     for epoch in 0..opts.epochs {
         order.sort_unstable();
         order.shuffle(&mut shuffle_rng);
@@ -358,7 +363,7 @@ pub fn train(
             .map(|c| c.iter().map(|&i| &train[i]).collect())
             .collect();
         for group in batches.chunks(opts.grad_accum) {
-            let mut timer = StepTimer::start(&device);
+            let mut timer = StepTimer::start(&device, step_times);
             let mut grads: Option<Vec<Tensor>> = None;
             let mut loss_sum = 0f64;
             for examples in group {
