@@ -248,15 +248,103 @@ unsafe fn gemm_crate(
     let (m, k, n) = (a.rows, a.cols, b.cols);
     // Small products stay on this thread: handing them to the pool costs more than they take.
     let pool = candle_core::utils::get_num_threads();
-    let parallelism = if threads == Threads::All && pool > 1 && m * n * k >= 1 << 18 {
+    let parallel = threads == Threads::All && pool > 1 && m * n * k >= 1 << 18;
+    let split = m <= SPLIT_MAX_ROWS && n >= SPLIT_MIN_COLUMNS * pool;
+    if parallel && split && super::fused_train::fused("split") {
+        column_blocks(dst, dst_rs, read_dst, a, b, beta, pool);
+        return;
+    }
+    let parallelism = if parallel {
         Parallelism::Rayon(pool)
     } else {
         Parallelism::None
     };
+    gemm_crate_call(dst, dst_rs, read_dst, a, b, n, 0, beta, parallelism);
+}
+
+/// The narrowest column block [`column_blocks`] hands to a thread.
+const SPLIT_MIN_COLUMNS: usize = 64;
+/// Products with more rows go to the gemm crate's own threading, which shares one packed copy
+/// of `b` between the threads and was as fast or faster at 1,024–2,048 rows (a gemm
+/// micro-benchmark on the Intel CI machine); at 110–440 rows the column blocks were faster.
+const SPLIT_MAX_ROWS: usize = 512;
+
+/// The product as one single-threaded gemm per block of `b`'s columns, the blocks run in
+/// parallel, each thread packing its own columns. With a few hundred rows (a training batch of
+/// short examples) the gemm crate's own threading ran these products slower, above all when
+/// `b` is read through a transposed view, as every input gradient reads a frozen weight: in
+/// the quick start's training (~140 rows, `LAB_GEMM_TRACE`) 64–81 GFLOP/s against 104–116 in
+/// column blocks, and 101–119 against 122–134 with `b` row-major.
+///
+/// # Safety
+/// As [`run`].
+unsafe fn column_blocks(
+    dst: *mut f32,
+    dst_rs: usize,
+    read_dst: bool,
+    a: &Mat,
+    b: &Mat,
+    beta: f32,
+    pool: usize,
+) {
+    use rayon::prelude::*;
+    /// The destination, shared by tasks that write disjoint columns of it.
+    #[derive(Clone, Copy)]
+    struct Dst(*mut f32);
+    // SAFETY: every task writes only its own block of columns.
+    unsafe impl Send for Dst {}
+    unsafe impl Sync for Dst {}
+    impl Dst {
+        /// Through a method, so closures capture the `Send` wrapper, not its raw pointer.
+        fn at(self, column: usize) -> *mut f32 {
+            self.0.wrapping_add(column)
+        }
+    }
+    let n = b.cols;
+    let width = n.div_ceil(pool).next_multiple_of(16);
+    let out = Dst(dst);
+    (0..n.div_ceil(width)).into_par_iter().for_each(|block| {
+        let first = block * width;
+        let cols = width.min(n - first);
+        // SAFETY: columns first..first + cols of every row lie inside dst (`run`'s
+        // contract), and no other block touches them.
+        unsafe {
+            gemm_crate_call(
+                out.at(first),
+                dst_rs,
+                read_dst,
+                a,
+                b,
+                cols,
+                first,
+                beta,
+                Parallelism::None,
+            )
+        };
+    });
+}
+
+/// `gemm::gemm` on `cols` columns of `b` from column `first` on, into the same columns of
+/// `dst` (already offset to them).
+///
+/// # Safety
+/// As [`run`], for the columns taken.
+#[allow(clippy::too_many_arguments)]
+unsafe fn gemm_crate_call(
+    dst: *mut f32,
+    dst_rs: usize,
+    read_dst: bool,
+    a: &Mat,
+    b: &Mat,
+    cols: usize,
+    first: usize,
+    beta: f32,
+    parallelism: Parallelism,
+) {
     gemm::gemm(
-        m,
-        n,
-        k,
+        a.rows,
+        cols,
+        a.cols,
         dst,
         1,
         dst_rs as isize,
@@ -264,7 +352,7 @@ unsafe fn gemm_crate(
         a.data.as_ptr(),
         a.col_stride as isize,
         a.row_stride as isize,
-        b.data.as_ptr(),
+        b.data.as_ptr().add(first * b.col_stride),
         b.col_stride as isize,
         b.row_stride as isize,
         1.0,
@@ -492,9 +580,18 @@ mod tests {
 
     #[test]
     fn products_and_accumulation_match_the_definition_for_any_strides() -> Result<()> {
-        // Large enough (m·n·k ≥ 2^18) that the threaded path runs too; single rows and
-        // columns, where BLAS ignores a leading dimension.
-        for (m, k, n) in [(3, 5, 4), (1, 5, 4), (3, 5, 1), (4, 1, 3), (70, 65, 66)] {
+        // Large enough (m·n·k ≥ 2^18) that the threaded paths run too (with 150 columns
+        // and 50 rows the column blocks, one of them narrower); single rows and columns, where BLAS
+        // ignores a leading dimension.
+        let shapes = [
+            (3, 5, 4),
+            (1, 5, 4),
+            (3, 5, 1),
+            (4, 1, 3),
+            (70, 65, 66),
+            (50, 40, 150),
+        ];
+        for (m, k, n) in shapes {
             let av: Vec<f32> = (0..m * k).map(|i| ((i * 7 % 13) as f32) - 6.0).collect();
             let bv: Vec<f32> = (0..k * n).map(|i| ((i * 5 % 11) as f32) * 0.5).collect();
             let want = naive(&Mat::row_major(&av, m, k)?, &Mat::row_major(&bv, k, n)?);

@@ -16,7 +16,8 @@ pub struct RunArgs {
     #[arg(long, value_delimiter = ',')]
     pub strategy: Vec<String>,
     /// Print seconds per iteration and phase (training, pool generation, scoring, embeddings,
-    /// strategy script, evaluation, labelling).
+    /// strategy script, evaluation, labelling); with LAB_GEMM_TRACE=1 also every product
+    /// shape's calls, seconds and GFLOP/s.
     #[arg(long)]
     pub profile: bool,
 }
@@ -33,7 +34,8 @@ pub struct BenchArgs {
     #[arg(long)]
     pub fresh: bool,
     /// Print seconds per iteration and phase (training, pool generation, scoring, embeddings,
-    /// strategy script, evaluation, labelling).
+    /// strategy script, evaluation, labelling); with LAB_GEMM_TRACE=1 also every product
+    /// shape's calls, seconds and GFLOP/s.
     #[arg(long)]
     pub profile: bool,
 }

@@ -97,6 +97,9 @@ pub fn run_experiment(file: &Path, opts: &RunOptions) -> Result<ExperimentOutcom
             exp.name,
             p.table()
         );
+        if crate::models::cpu_gemm::trace::enabled() {
+            eprint!("{}", crate::models::cpu_gemm::trace::report());
+        }
     }
     let results_dir = exp.results_dir.join(&exp.name);
     if !opts.no_report && results_dir.exists() {
