@@ -276,6 +276,41 @@ fn adapters_save_load_merge_for_lora_dora_qlora() -> Result<()> {
 }
 
 #[test]
+fn adapters_on_a_clone_leave_the_original_unchanged() -> Result<()> {
+    // The runner gives every cell a clone of the experiment's model.
+    for method in [PeftMethod::Lora, PeftMethod::Dora, PeftMethod::Qlora] {
+        let original = LanguageModel::tiny_random(6, Family::Llama)?;
+        let before = probe_logits(&original)?.flatten_all()?.to_vec1::<f32>()?;
+        let mut clone = original.clone();
+        assert_eq!(
+            probe_logits(&clone)?.flatten_all()?.to_vec1::<f32>()?,
+            before
+        );
+        clone.attach_lora(&LoraSettings {
+            r: 4,
+            alpha: 8.0,
+            dropout: 0.0,
+            targets: Vec::new(),
+            method,
+            seed: 2,
+        })?;
+        perturb_adapters(&clone)?;
+        clone.merge_lora()?;
+        assert!(
+            max_diff(&probe_logits(&clone)?, &probe_logits(&original)?) > 1e-3,
+            "{method:?}: the merged adapter changes the clone"
+        );
+        assert_eq!(
+            probe_logits(&original)?.flatten_all()?.to_vec1::<f32>()?,
+            before,
+            "{method:?}: the original must not see the clone's adapter"
+        );
+        assert!(original.trainable_vars().is_empty());
+    }
+    Ok(())
+}
+
+#[test]
 fn training_forward_is_seeded_and_differentiable() -> Result<()> {
     let mut lm = LanguageModel::tiny_random(5, Family::Qwen2)?;
     lm.attach_lora(&LoraSettings {

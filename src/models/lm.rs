@@ -57,6 +57,10 @@ pub struct ModelInfo {
     pub chat_template: bool,
 }
 
+/// A clone shares the weights (tensors are reference-counted, and nothing writes into a
+/// weight in place): attaching, merging or quantizing adapters on a clone replaces the
+/// clone's own tensors and leaves the original as it was.
+#[derive(Clone)]
 pub struct LanguageModel {
     decoder: Decoder,
     tokenizer: TextTokenizer,

@@ -111,7 +111,8 @@ pub fn run_cell(
     let query_size = exp.al.query_size.resolve(pool.len());
     let prompter = Prompter::new(exp);
 
-    let mut model = crate::runner::load_model(exp)?;
+    // The experiment's model, shared rather than loaded again for every cell.
+    let mut model = ctx.base.clone();
     let lora: LoraSettings = lora_settings_of(exp, seed);
     model.attach_lora(&lora)?;
     if let Some(adapter) = &state.adapter_path {
