@@ -108,6 +108,17 @@ impl<'a> Mat<'a> {
         self.cols
     }
 
+    /// The values as one row-major slice, when they are stored that way.
+    pub fn as_row_major(&self) -> Option<&'a [f32]> {
+        let packed = self.col_stride == 1 && (self.row_stride == self.cols || self.rows <= 1);
+        packed.then(|| &self.data[..self.rows * self.cols])
+    }
+
+    /// Element `(i, j)`.
+    pub fn get(&self, i: usize, j: usize) -> f32 {
+        self.data[i * self.row_stride + j * self.col_stride]
+    }
+
     /// The transpose, as a view (no copy).
     pub fn t(self) -> Self {
         Self {

@@ -14,6 +14,7 @@ use candle_core::{CpuStorage, CustomOp1, DType, Device, Layout, Result, Shape, S
 use std::sync::Mutex;
 
 use super::cpu_gemm::{self, Mat};
+use super::dropout::{Dropout, DropoutMask};
 
 struct FrozenMatmul {
     /// `[k, n]`, any strides.
@@ -237,17 +238,20 @@ pub fn lora_linear_out(
     }
 }
 
-/// A whole LoRA linear `x @ wt + scale · (x @ aᵀ) @ bᵀ` as one op, for a frozen `wt [k, n]`
-/// and the adapter's `a [r, k]`, `b [n, r]` (no dropout: with dropout the adapter reads a
-/// different input, and [`lora_linear_out`] takes its product instead).
+/// A whole LoRA linear `x @ wt + scale · (d(x) @ aᵀ) @ bᵀ` as one op, for a frozen `wt [k, n]`,
+/// the adapter's `a [r, k]`, `b [n, r]` and `d` the adapter's dropout (or none).
 ///
 /// Composed, the backward pass computes the input gradient twice (through the base and
 /// through `a`) in two fresh buffers and adds them in a third pass; here the second product
-/// accumulates into the first. The small `u = x @ aᵀ` is kept from the forward pass for `b`'s
+/// accumulates into the first. The small `u = d(x) @ aᵀ` is kept from the forward pass for
+/// `b`'s gradient. Composed dropout is three more passes over `x`'s size in each direction
+/// (the mask, its product, its gradient) and keeps an f32 mask and the dropped input; here
+/// the mask is kept as one byte a value and the dropped input is formed again for `a`'s
 /// gradient.
 struct LoraLinear {
     weight: Tensor,
     scale: f32,
+    dropout: Option<DropoutMask>,
     u: Mutex<Option<Vec<f32>>>,
 }
 
@@ -281,7 +285,13 @@ impl candle_core::CustomOp3 for LoraLinear {
         let xm = Mat::of_cpu(x, x_layout, "lora-linear: x")?;
         let am = Mat::of_cpu(a, a_layout, "lora-linear: a")?;
         let bm = Mat::of_cpu(b, b_layout, "lora-linear: b")?;
-        let u = cpu_gemm::product(xm, am.t(), 1.0)?;
+        let dropped = self.dropout.as_ref().map(|d| d.apply_to(xm)).transpose()?;
+        let adapter_input = match &dropped {
+            Some(values) => Mat::row_major(values, m, k)?,
+            None => xm,
+        };
+        let u = cpu_gemm::product(adapter_input, am.t(), 1.0)?;
+        drop(dropped);
         let um = Mat::row_major(&u, m, r)?;
         let y = if m > super::skinny_matmul::MAX_ROWS {
             // The rank-r term first: the big product then reads it inside its compute-bound
@@ -343,12 +353,20 @@ impl candle_core::CustomOp3 for LoraLinear {
         // gradient.
         let grad_x = if x.track_op() {
             let mut grad_x = cpu_gemm::product(gum, am, 1.0)?;
+            if let Some(d) = &self.dropout {
+                d.apply_in_place(&mut grad_x)?;
+            }
             cpu_gemm::add_product(&mut grad_x, g, wm.t(), 1.0)?;
             Some(Tensor::from_vec(grad_x, (m, k), x.device())?)
         } else {
             None
         };
-        let grad_a = cpu_gemm::product(gum.t(), xm, 1.0)?;
+        let dropped = self.dropout.as_ref().map(|d| d.apply_to(xm)).transpose()?;
+        let adapter_input = match &dropped {
+            Some(values) => Mat::row_major(values, m, k)?,
+            None => xm,
+        };
+        let grad_a = cpu_gemm::product(gum.t(), adapter_input, 1.0)?;
         let grad_b = cpu_gemm::product(g.t(), Mat::row_major(&u, m, r)?, self.scale)?;
         let device = x.device();
         Ok((
@@ -359,14 +377,16 @@ impl candle_core::CustomOp3 for LoraLinear {
     }
 }
 
-/// `x [m, k] @ weight [k, n] + scale · (x @ a [r, k]ᵀ) @ b [n, r]ᵀ`, the weight frozen: one op
-/// on the CPU in f32 (see `LoraLinear`); `None` elsewhere, where the caller composes it.
+/// `x [m, k] @ weight [k, n] + scale · (d(x) @ a [r, k]ᵀ) @ b [n, r]ᵀ` with `d` the adapter's
+/// dropout (if any), the weight frozen: one op on the CPU in f32 (see `LoraLinear`); `None`
+/// elsewhere, where the caller composes it.
 pub fn lora_linear(
     x: &Tensor,
     weight: &Tensor,
     a: &Tensor,
     b: &Tensor,
     scale: f64,
+    dropout: Option<Dropout>,
 ) -> Result<Option<Tensor>> {
     let cpu_f32 = [x, weight, a, b]
         .iter()
@@ -377,6 +397,7 @@ pub fn lora_linear(
     let op = LoraLinear {
         weight: weight.clone(),
         scale: scale as f32,
+        dropout: dropout.map(|d| d.mask(x.elem_count())),
         u: Mutex::new(None),
     };
     Ok(Some(x.apply_op3(a, b, op)?))
@@ -483,7 +504,7 @@ mod tests {
             for wt in [w.t()?.contiguous()?, w.t()?] {
                 let scale = 1.5;
                 let (xt, at, bt) = (x.as_tensor(), a.as_tensor(), b.as_tensor());
-                let fused = lora_linear(xt, &wt, at, bt, scale)?.expect("CPU f32");
+                let fused = lora_linear(xt, &wt, at, bt, scale, None)?.expect("CPU f32");
                 let composed =
                     (xt.matmul(&wt)? + (xt.matmul(&at.t()?)?.matmul(&bt.t()?)? * scale)?)?;
                 let diff = crate::models::cpu_slice::max_abs_diff(&fused, &composed);
@@ -512,7 +533,7 @@ mod tests {
         let b = Var::from_tensor(&Tensor::randn(0f32, 1.0, (n, r), &dev)?)?;
         let wt = Tensor::randn(0f32, 1.0, (k, n), &dev)?;
         let (at, bt) = (a.as_tensor(), b.as_tensor());
-        let fused = lora_linear(&x, &wt, at, bt, 2.0)?.expect("CPU f32");
+        let fused = lora_linear(&x, &wt, at, bt, 2.0, None)?.expect("CPU f32");
         let composed = (x.matmul(&wt)? + (x.matmul(&at.t()?)?.matmul(&bt.t()?)? * 2.0)?)?;
         let g_fused = fused.sqr()?.sum_all()?.backward()?;
         let g_composed = composed.sqr()?.sum_all()?.backward()?;

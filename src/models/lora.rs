@@ -6,6 +6,7 @@ use candle_core::{DType, Module, Tensor, Var, D};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+use super::dropout::Dropout;
 use super::frozen::{frozen_matmul, lora_linear, lora_linear_out};
 
 /// How the adapter is parametrised.
@@ -187,20 +188,24 @@ impl LoraLinear {
         dropout_stream: u64,
     ) -> Result<Tensor> {
         let dtype = x2.dtype();
-        let dropout_on = mode.train && ad.dropout > 0.0;
-        if let (BaseWeight::Dense(wt), None, false) = (&self.base, &ad.magnitude, dropout_on) {
-            if super::fused_train::fused("lora") && super::fused_train::fused("lora_whole") {
-                // Plain LoRA on a dense base, adapter input = base input: one op for all of it.
+        let dropout = (mode.train && ad.dropout > 0.0).then_some(Dropout {
+            p: ad.dropout,
+            seed: mode.dropout_seed,
+            stream: dropout_stream,
+        });
+        if let (BaseWeight::Dense(wt), None) = (&self.base, &ad.magnitude) {
+            let fused = super::fused_train::fused;
+            if fused("lora") && fused("lora_whole") && (dropout.is_none() || fused("dropout")) {
+                // Plain LoRA on a dense base: one op for all of it, dropout included.
                 let (a, b) = (ad.a.as_tensor(), ad.b.as_tensor());
-                if let Some(y) = lora_linear(x2, wt, a, b, ad.scale)? {
+                if let Some(y) = lora_linear(x2, wt, a, b, ad.scale, dropout)? {
                     return Ok(y);
                 }
             }
         }
-        let xd = if dropout_on {
-            dropout(x2, ad.dropout, mode.dropout_seed, dropout_stream)?
-        } else {
-            x2.clone()
+        let xd = match dropout {
+            Some(d) => d.apply(x2)?,
+            None => x2.clone(),
         };
         let a = ad.a.as_tensor().to_dtype(dtype)?;
         let b = ad.b.as_tensor().to_dtype(dtype)?;
@@ -283,53 +288,6 @@ impl LoraLinear {
     }
 }
 
-/// Inverted dropout with a mask drawn from `(seed, stream)`, so a training step is reproducible.
-fn dropout(x: &Tensor, p: f32, seed: u64, stream: u64) -> Result<Tensor> {
-    let mask = dropout_mask(x.elem_count(), p, seed, stream);
-    let mask = Tensor::from_vec(mask, x.shape(), x.device())?.to_dtype(x.dtype())?;
-    Ok(x.mul(&mask)?)
-}
-
-/// Values drawn per chunk of the mask: each chunk seeks to its own place in the stream.
-const DROPOUT_CHUNK: usize = 1 << 14;
-
-/// rand's f32 from a word `u` is `(u >> 8)·2⁻²⁴`, exact in f32, so `f < keep` is
-/// `(u >> 8) < ⌈keep·2²⁴⌉` (for `keep = 1 − p` computed in f32, keep·2²⁴ is an integer).
-fn keep_threshold(keep: f32) -> u32 {
-    (keep as f64 * (1u64 << 24) as f64).ceil() as u32
-}
-
-/// `len` values, `1/(1 − p)` where the stream `(seed, stream)`'s next f32 is below `1 − p` and
-/// 0 elsewhere: value `i` comes from the stream's word `i`, so the mask is the same as one
-/// thread drawing `rng.random::<f32>()` in order (tested), but chunks are drawn in parallel,
-/// in blocks of words compared as integers. Drawn one f32 at a time on one thread, the masks
-/// took ~9 ns a value, ~10% of the quick start's training.
-fn dropout_mask(len: usize, p: f32, seed: u64, stream: u64) -> Vec<f32> {
-    use rayon::prelude::*;
-    let keep = 1.0 - p;
-    let kept = 1.0 / keep;
-    let below = keep_threshold(keep);
-    let mut mask = vec![0f32; len];
-    mask.par_chunks_mut(DROPOUT_CHUNK)
-        .enumerate()
-        .for_each(|(chunk, values)| {
-            let mut rng = ChaCha8Rng::seed_from_u64(seed);
-            rng.set_stream(stream);
-            rng.set_word_pos((chunk * DROPOUT_CHUNK) as u128);
-            let mut words = [0u32; 256];
-            for block in values.chunks_mut(words.len()) {
-                let words = &mut words[..block.len()];
-                rng.fill(words);
-                for (v, w) in block.iter_mut().zip(words.iter()) {
-                    if w >> 8 < below {
-                        *v = kept;
-                    }
-                }
-            }
-        });
-    mask
-}
-
 /// `[out, in]` → contiguous `[in, out]`.
 pub fn transpose(w: &Tensor) -> Result<Tensor> {
     Ok(w.t()?.contiguous()?)
@@ -390,61 +348,6 @@ mod tests {
             let again = l.forward(&x, ForwardMode::default(), 0)?;
             assert_eq!(again.to_vec3::<f32>()?, adapted.to_vec3::<f32>()?);
         }
-        Ok(())
-    }
-
-    #[test]
-    fn dropout_masks_drawn_in_chunks_equal_one_stream_drawn_in_order() {
-        // Two whole chunks and part of a third.
-        let len = 2 * DROPOUT_CHUNK + 1234;
-        let cases = [
-            (0.05, 7, 3),
-            (0.5, 11, 0),
-            (0.1, 5, 9),
-            (1.0 / 3.0, 2, 1),
-            (0.9, 4, 2),
-        ];
-        for (p, seed, stream) in cases {
-            let mut rng = ChaCha8Rng::seed_from_u64(seed);
-            rng.set_stream(stream);
-            let keep = 1.0 - p;
-            let in_order: Vec<f32> = (0..len)
-                .map(|_| {
-                    if rng.random::<f32>() < keep {
-                        1.0 / keep
-                    } else {
-                        0.0
-                    }
-                })
-                .collect();
-            let chunked = dropout_mask(len, p, seed, stream);
-            assert_eq!(chunked, in_order, "p {p}, seed {seed}, stream {stream}");
-            let dropped = chunked.iter().filter(|v| **v == 0.0).count() as f32 / len as f32;
-            assert!((dropped - p).abs() < 0.02, "dropped {dropped} of p {p}");
-            // The integer comparison agrees with rand's f32 at the threshold itself, where
-            // random words would almost never land.
-            let below = keep_threshold(keep);
-            for high in below.saturating_sub(2)..=below + 2 {
-                let word = high << 8 | 0xAB;
-                let as_rand = (word >> 8) as f32 * (1.0 / (1u32 << 24) as f32);
-                assert_eq!(
-                    word >> 8 < below,
-                    as_rand < keep,
-                    "keep {keep}, word {word:#x}"
-                );
-            }
-        }
-    }
-
-    #[test]
-    fn dropout_is_seeded() -> Result<()> {
-        let x = Tensor::ones((4, 32), DType::F32, &Device::Cpu)?;
-        let a = dropout(&x, 0.5, 3, 1)?.to_vec2::<f32>()?;
-        let b = dropout(&x, 0.5, 3, 1)?.to_vec2::<f32>()?;
-        let c = dropout(&x, 0.5, 4, 1)?.to_vec2::<f32>()?;
-        assert_eq!(a, b);
-        assert_ne!(a, c);
-        assert!(a.iter().flatten().all(|v| *v == 0.0 || *v == 2.0));
         Ok(())
     }
 

@@ -14,6 +14,7 @@ pub mod decoder;
 pub mod decoder_config;
 pub mod decoding_weights;
 pub mod device;
+pub mod dropout;
 pub mod encoder;
 pub mod encoder_dense;
 pub mod fast_exp;
