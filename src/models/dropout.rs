@@ -202,13 +202,10 @@ mod tests {
         Ok(())
     }
 
-    fn max_diff(a: &Tensor, b: &Tensor) -> Result<f32> {
-        (a - b)?.abs()?.max_all()?.to_scalar::<f32>()
-    }
-
     #[test]
     fn the_lora_op_with_dropout_matches_composed_dropout_and_its_gradients() -> Result<()> {
-        use crate::models::frozen::lora_linear;
+        use crate::models::cpu_slice::max_abs_diff;
+        use crate::models::frozen::{lora_linear, tests::assert_same_gradients};
         use candle_core::Var;
         let dev = Device::Cpu;
         // 70 rows: gemm; 3 rows: the skinny kernel's forward.
@@ -228,28 +225,17 @@ mod tests {
                 let fused = lora_linear(xt, &wt, at, bt, scale, Some(d))?.expect("CPU f32");
                 let adapter = d.apply(xt)?.matmul(&at.t()?)?.matmul(&bt.t()?)?;
                 let composed = (xt.matmul(&wt)? + (adapter * scale)?)?;
-                let diff = max_diff(&fused, &composed)?;
+                let diff = max_abs_diff(&fused, &composed);
                 assert!(diff < 1e-4, "{m} rows: forward differs by {diff}");
                 let undropped = lora_linear(xt, &wt, at, bt, scale, None)?.expect("CPU f32");
                 assert!(
-                    max_diff(&fused, &undropped)? > 1e-2,
+                    max_abs_diff(&fused, &undropped) > 1e-2,
                     "dropout dropped nothing"
                 );
                 let weights = Tensor::randn(0f32, 1.0, (m, n), &dev)?;
                 let g_fused = (fused * &weights)?.sum_all()?.backward()?;
                 let g_composed = (composed * &weights)?.sum_all()?.backward()?;
-                for (name, var) in [("x", &x), ("a", &a), ("b", &b)] {
-                    let (p, q) = (
-                        g_fused.get(var.as_tensor()).expect("a gradient"),
-                        g_composed.get(var.as_tensor()).expect("a gradient"),
-                    );
-                    let size = q.abs()?.max_all()?.to_scalar::<f32>()?;
-                    let diff = max_diff(p, q)?;
-                    assert!(
-                        diff <= 1e-4 * size.max(1.0),
-                        "{m} rows: gradient of {name} differs by {diff}"
-                    );
-                }
+                assert_same_gradients(&g_fused, &g_composed, &[("x", &x), ("a", &a), ("b", &b)])?;
             }
         }
         Ok(())

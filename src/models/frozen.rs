@@ -404,7 +404,7 @@ pub fn lora_linear(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use candle_core::Var;
 
@@ -475,7 +475,9 @@ mod tests {
     }
 
     /// Every variable's gradient, non-zero and within 1e-4 (relative) of the composed ops'.
-    fn assert_same_gradients(
+    /// Every named variable's gradient from `fused` equals `composed`'s (within 1e-4 of its
+    /// size), and is not zero.
+    pub(crate) fn assert_same_gradients(
         fused: &candle_core::backprop::GradStore,
         composed: &candle_core::backprop::GradStore,
         vars: &[(&str, &Var)],
