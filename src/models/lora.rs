@@ -260,13 +260,24 @@ impl LoraLinear {
         if self.is_merged() {
             return Ok(());
         }
+        let (a, b) = (ad.a.as_tensor(), ad.b.as_tensor());
+        if let (BaseWeight::Dense(wt), None) = (&self.base, &ad.magnitude) {
+            let on_cpu_f32 = [wt, a, b]
+                .iter()
+                .all(|t| t.device().is_cpu() && t.dtype() == DType::F32);
+            if on_cpu_f32 && super::fused_train::fused("merge") {
+                let merged = merged_on_cpu(wt, a, b, ad.scale)?;
+                self.unmerged = Some(std::mem::replace(&mut self.base, BaseWeight::Dense(merged)));
+                return Ok(());
+            }
+        }
         // Work in the stored `[in, out]` layout: (B·A)ᵀ = Aᵀ·Bᵀ, so the frozen weight is never
         // transposed back and forth (two copies of every matrix per merge).
         let (wt, dtype) = match &self.base {
             BaseWeight::Dense(wt) => (wt.to_dtype(DType::F32)?, wt.dtype()),
             BaseWeight::Quantized(..) => (transpose(&self.dense_weight(DType::F32)?)?, DType::F32),
         };
-        let delta_t = (ad.a.as_tensor().t()?.matmul(&ad.b.as_tensor().t()?)? * ad.scale)?;
+        let delta_t = (a.t()?.matmul(&b.t()?)? * ad.scale)?;
         let mut merged_t = (wt + delta_t)?;
         if let Some(m) = &ad.magnitude {
             // DoRA: each output row (a column here) rescaled to its learned magnitude.
@@ -286,6 +297,28 @@ impl LoraLinear {
             self.base = old;
         }
     }
+}
+
+/// `wtᵀ + scale·B·A` in the stored `[in, out]` layout (`wt + scale·Aᵀ·Bᵀ`) for an f32 CPU base:
+/// one parallel copy of the base, into which gemm accumulates the rank-r product. Composed
+/// from candle ops the merge wrote a zero-filled product, a scaled copy of it and the sum, each
+/// a full pass over every weight matrix, at every evaluation.
+fn merged_on_cpu(wt: &Tensor, a: &Tensor, b: &Tensor, scale: f64) -> Result<Tensor> {
+    use super::cpu_gemm::{self, Mat};
+    use rayon::prelude::*;
+    let (w_storage, w_layout) = wt.storage_and_layout();
+    let base = super::cpu_slice::cpu_contiguous_f32(&w_storage, w_layout, "merge: base weight")?;
+    let mut merged: Vec<f32> = Vec::with_capacity(base.len());
+    merged.par_extend(base.par_iter().copied());
+    let (a_storage, a_layout) = a.storage_and_layout();
+    let (b_storage, b_layout) = b.storage_and_layout();
+    cpu_gemm::add_product(
+        &mut merged,
+        Mat::of_storage(&a_storage, a_layout, "merge: adapter a")?.t(),
+        Mat::of_storage(&b_storage, b_layout, "merge: adapter b")?.t(),
+        scale as f32,
+    )?;
+    Ok(Tensor::from_vec(merged, wt.dims(), wt.device())?)
 }
 
 /// `[out, in]` → contiguous `[in, out]`.
@@ -348,6 +381,29 @@ mod tests {
             let again = l.forward(&x, ForwardMode::default(), 0)?;
             assert_eq!(again.to_vec3::<f32>()?, adapted.to_vec3::<f32>()?);
         }
+        Ok(())
+    }
+
+    #[test]
+    fn merged_weight_is_base_plus_scaled_adapter_product() -> Result<()> {
+        // Shapes above gemm's small-product cut-offs, so the merge goes through gemm proper.
+        let w = Tensor::randn(0f32, 1.0, (96, 80), &Device::Cpu)?;
+        let mut l = LoraLinear::new(w.clone(), None)?;
+        l.attach(16, 32.0, 0.0, false, 3)?;
+        perturb_b(&l)?;
+        let ad = l.adapter().unwrap().clone();
+        let expected = (&w + (ad.b.as_tensor().matmul(ad.a.as_tensor())? * 2.0)?)?;
+        l.merge()?;
+        let merged = l.dense_weight(DType::F32)?;
+        let diff = crate::models::cpu_slice::max_abs_diff(&merged, &expected);
+        assert!(diff < 1e-5, "merged weight off by {diff}");
+        let moved = crate::models::cpu_slice::max_abs_diff(&merged, &w);
+        assert!(moved > 0.1, "the adapter must change the weight, moved {moved}");
+        l.unmerge();
+        assert_eq!(
+            l.dense_weight(DType::F32)?.to_vec2::<f32>()?,
+            w.to_vec2::<f32>()?
+        );
         Ok(())
     }
 
