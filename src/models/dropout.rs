@@ -79,13 +79,13 @@ impl DropoutMask {
         self.kept.is_empty()
     }
 
-    /// The factor of a kept value, or 0.
+    /// The factor of a kept value, or 0, without a branch: the loops over masks then compile
+    /// to vector code. Branching on each value (5% dropped at random) kept them scalar and
+    /// mispredicting, 3.7-3.9 ns a value against 0.4 in a micro-benchmark: ~6% of a quick-start
+    /// cell's samples were in those loops.
+    #[inline(always)]
     fn factor(&self, kept: bool) -> f32 {
-        if kept {
-            self.scale
-        } else {
-            0.0
-        }
+        f32::from(u8::from(kept)) * self.scale
     }
 
     /// The mask as the values it multiplies by: `1/(1 − p)` or 0.
@@ -103,8 +103,20 @@ impl DropoutMask {
             );
         }
         if let Some(values) = x.as_row_major() {
-            let mut out = values.to_vec();
-            self.apply_in_place(&mut out)?;
+            // One pass writing into unfilled memory, not a copy then a pass over the copy.
+            let len = values.len();
+            let mut out: Vec<f32> = Vec::with_capacity(len);
+            out.spare_capacity_mut()[..len]
+                .par_chunks_mut(CHUNK)
+                .zip(values.par_chunks(CHUNK))
+                .zip(self.kept.par_chunks(CHUNK))
+                .for_each(|((out, values), kept)| {
+                    for ((o, &v), &k) in out.iter_mut().zip(values).zip(kept) {
+                        o.write(v * self.factor(k));
+                    }
+                });
+            // SAFETY: the chunks above cover all `len` values and wrote every one of them.
+            unsafe { out.set_len(len) };
             return Ok(out);
         }
         let mut out = Vec::with_capacity(rows * cols);
@@ -243,23 +255,28 @@ mod tests {
 
     #[test]
     fn applying_a_mask_reads_any_layout() -> Result<()> {
-        let (rows, cols) = (3, 5);
-        let x: Vec<f32> = (0..rows * cols).map(|i| i as f32 - 4.5).collect();
-        let mask = Dropout {
-            p: 0.4,
-            seed: 1,
-            stream: 2,
+        // One chunk, and several with a partial last one.
+        for (rows, cols) in [(3, 5), (5, CHUNK / 2 + 3)] {
+            let x: Vec<f32> = (0..rows * cols).map(|i| (i % 97) as f32 - 4.5).collect();
+            let mask = Dropout {
+                p: 0.4,
+                seed: 1,
+                stream: 2,
+            }
+            .mask(rows * cols);
+            let want: Vec<f32> = x.iter().zip(mask.values()).map(|(x, m)| x * m).collect();
+            let row_major = Mat::row_major(&x, rows, cols)?;
+            assert_eq!(mask.apply_to(row_major)?, want);
+            let mut in_place = x.clone();
+            mask.apply_in_place(&mut in_place)?;
+            assert_eq!(in_place, want);
+            let xt: Vec<f32> = (0..rows * cols)
+                .map(|i| x[(i % rows) * cols + i / rows])
+                .collect();
+            let transposed = Mat::strided(&xt, rows, cols, 1, rows)?;
+            assert_eq!(mask.apply_to(transposed)?, want);
+            assert!(mask.apply_to(Mat::row_major(&x, rows - 1, cols)?).is_err());
         }
-        .mask(rows * cols);
-        let want: Vec<f32> = x.iter().zip(mask.values()).map(|(x, m)| x * m).collect();
-        let row_major = Mat::row_major(&x, rows, cols)?;
-        assert_eq!(mask.apply_to(row_major)?, want);
-        let xt: Vec<f32> = (0..rows * cols)
-            .map(|i| x[(i % rows) * cols + i / rows])
-            .collect();
-        let transposed = Mat::strided(&xt, rows, cols, 1, rows)?;
-        assert_eq!(mask.apply_to(transposed)?, want);
-        assert!(mask.apply_to(Mat::row_major(&x, 2, 5)?).is_err());
         Ok(())
     }
 }
