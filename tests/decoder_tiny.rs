@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use anyhow::Result;
-use atgen_lab::models::generate::{generate_ids, GenerateOptions};
+use atgen_lab::models::generate::{generate_ids, generate_ids_with, GenerateOptions, PromptPrefix};
 use atgen_lab::models::lm::{Family, LanguageModel, LoraSettings, ModelSource, PeftMethod};
 use atgen_lab::models::loader::{random_weights, write_tiny_folder};
 use atgen_lab::models::score::score_ids;
@@ -132,6 +132,74 @@ fn kv_cached_generation_equals_full_recompute() -> Result<()> {
             assert_eq!(g[0].entropies.len(), expected.len());
             assert!(g[0].entropies.iter().all(|h| *h >= 0.0 && h.is_finite()));
             assert!(g[0].token_logprobs.iter().all(|l| *l <= 0.0));
+        }
+    }
+    Ok(())
+}
+
+/// Prompts that open alike (a chat template's system turn and instruction) computed once and
+/// shared give what every row running its whole prompt gives, greedy and sampled, in every
+/// family (Gemma 3's sliding window included).
+#[test]
+fn a_shared_prompt_opening_generates_as_separate_prompts() -> Result<()> {
+    for family in FAMILIES {
+        let lm = LanguageModel::tiny_random(4, family)?;
+        let opening = "You write short subject lines. Write one for this email: ";
+        let prompts: Vec<Vec<u32>> = texts()
+            .iter()
+            .map(|t| lm.encode(&format!("{opening}{t}")))
+            .collect::<Result<_>>()?;
+        let common = prompts[0]
+            .iter()
+            .zip(&prompts[1])
+            .take_while(|(a, b)| a == b)
+            .count();
+        assert!(
+            common >= 10,
+            "the prompts must open alike ({common} tokens)"
+        );
+        for opts in [
+            GenerateOptions {
+                max_new_tokens: 8,
+                batch_size: 3,
+                ..GenerateOptions::default()
+            },
+            GenerateOptions {
+                max_new_tokens: 8,
+                temperature: 1.0,
+                n: 2,
+                seed: 9,
+                batch_size: 4,
+                ..GenerateOptions::default()
+            },
+        ] {
+            let run =
+                |prefix| generate_ids_with(lm.decoder(), lm.tokenizer(), &prompts, &opts, prefix);
+            let shared = run(PromptPrefix::Shared)?;
+            let separate = run(PromptPrefix::Separate)?;
+            for (a, b) in shared.iter().flatten().zip(separate.iter().flatten()) {
+                assert_eq!(a.token_ids, b.token_ids, "{family:?}");
+                let d = vec_diff(&a.token_logprobs, &b.token_logprobs);
+                assert!(d < 1e-4, "{family:?}: log-probs differ by {d}");
+                let d = vec_diff(&a.entropies, &b.entropies);
+                assert!(d < 1e-4, "{family:?}: entropies differ by {d}");
+            }
+        }
+        // And as recomputing every step from scratch.
+        let opts = GenerateOptions {
+            max_new_tokens: 6,
+            batch_size: 5,
+            ..GenerateOptions::default()
+        };
+        let gens = generate_ids_with(
+            lm.decoder(),
+            lm.tokenizer(),
+            &prompts,
+            &opts,
+            PromptPrefix::Shared,
+        )?;
+        for (p, g) in prompts.iter().zip(&gens) {
+            assert_eq!(g[0].token_ids, greedy_recompute(&lm, p, 6)?, "{family:?}");
         }
     }
     Ok(())

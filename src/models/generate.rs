@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::decoder::{position_tensor, positions_from_mask, Decoder};
 use super::fast_exp::{row_stats, RowStats};
+use super::kv_cache::KvCache;
 use super::lora::ForwardMode;
 use super::tokenizer::TextTokenizer;
 
@@ -76,12 +77,40 @@ struct Job {
     ids: Vec<u32>,
 }
 
-/// Generate for already-tokenized prompts; returns `n` generations per prompt.
+/// Whether rows compute the tokens that open every prompt (a chat template's system turn and
+/// instruction) once and share them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PromptPrefix {
+    /// The longest run of tokens that every prompt of the call opens with goes through the
+    /// model once, and each batch starts from a copy of its keys and values.
+    Shared,
+    /// Every row runs its whole prompt (`LAB_UNFUSED=prefix`; the side-by-side baseline).
+    Separate,
+}
+
+/// Generate for already-tokenized prompts; returns `n` generations per prompt. The prompts'
+/// common opening is computed once ([`PromptPrefix::Shared`]).
 pub fn generate_ids(
     decoder: &Decoder,
     tokenizer: &TextTokenizer,
     prompts: &[Vec<u32>],
     opts: &GenerateOptions,
+) -> Result<Vec<Vec<Generation>>> {
+    let prefix = if super::fused_train::fused("prefix") {
+        PromptPrefix::Shared
+    } else {
+        PromptPrefix::Separate
+    };
+    generate_ids_with(decoder, tokenizer, prompts, opts, prefix)
+}
+
+/// [`generate_ids`] with the prompt prefix's handling chosen by the caller.
+pub fn generate_ids_with(
+    decoder: &Decoder,
+    tokenizer: &TextTokenizer,
+    prompts: &[Vec<u32>],
+    opts: &GenerateOptions,
+    prefix: PromptPrefix,
 ) -> Result<Vec<Vec<Generation>>> {
     if opts.batch_size == 0 || opts.n == 0 {
         bail!("generation needs batch_size ≥ 1 and n ≥ 1");
@@ -118,8 +147,17 @@ pub fn generate_ids(
     let bar = crate::util::progress::bar(jobs.len() as u64, "generate");
     // Decoding products read packed weights while these batches generate (dropped after).
     let _packed = super::decoding_weights::decoding_scope();
+    let shared = match prefix {
+        PromptPrefix::Shared => shared_prefix(&jobs),
+        PromptPrefix::Separate => 0,
+    };
+    let prefix_cache = match shared {
+        0 => None,
+        _ => Some(prefix_cache(decoder, &jobs[0].ids[..shared])?),
+    };
+    let prefix = prefix_cache.as_ref().map(|cache| (shared, cache));
     for batch in jobs.chunks(opts.batch_size) {
-        let gens = generate_batch(decoder, tokenizer, batch, opts)?;
+        let gens = generate_batch(decoder, tokenizer, batch, opts, prefix)?;
         for (job, g) in batch.iter().zip(gens) {
             out[job.prompt][job.sample] = Some(g);
         }
@@ -137,6 +175,50 @@ pub fn generate_ids(
             }
         })
         .collect())
+}
+
+/// How many opening tokens every job's prompt has in common, leaving each at least one of its
+/// own (the prefill must end on a token whose logits the row reads); 0 with fewer than two
+/// jobs, where there is nothing to share. In the quick start the chat template's system turn
+/// and instruction are 27 of each prompt's 64 tokens.
+fn shared_prefix(jobs: &[Job]) -> usize {
+    let Some((first, rest)) = jobs.split_first() else {
+        return 0;
+    };
+    if rest.is_empty() {
+        return 0;
+    }
+    let mut shared = first.ids.len() - 1;
+    for job in rest {
+        let common = first
+            .ids
+            .iter()
+            .zip(&job.ids)
+            .take_while(|(a, b)| a == b)
+            .count();
+        shared = shared.min(common).min(job.ids.len() - 1);
+    }
+    shared
+}
+
+/// Keys and values of the shared prefix `ids` (one row, positions from 0).
+fn prefix_cache(decoder: &Decoder, ids: &[u32]) -> Result<KvCache> {
+    let len = ids.len();
+    let keys = vec![(0..len as u32).map(Some).collect::<Vec<_>>()];
+    let masks = decoder.build_masks(&keys, len)?;
+    let positions = position_tensor(&keys, len, decoder.device())?;
+    let ids = Tensor::from_vec(ids.to_vec(), (1, len), decoder.device())?;
+    let mut cache = decoder.new_cache();
+    // Only the keys and values are kept; the one hidden state computed is not read.
+    decoder.forward_hidden_last(
+        &ids,
+        &positions,
+        &masks,
+        Some(&mut cache),
+        ForwardMode::default(),
+        1,
+    )?;
+    Ok(cache)
 }
 
 /// A sampler seeded by (seed, prompt tokens, sample index), so a prompt's samples do not
@@ -160,23 +242,42 @@ struct Row {
     gen: Generation,
 }
 
+/// One batch of jobs; `prefix` is the length and cache of the opening tokens every job shares,
+/// which the batch then does not run again. A row's keys are laid out as `[prefix][padding]
+/// [the rest of its prompt]`, positions counting real tokens only, so each row attends to
+/// exactly what it would see alone.
 fn generate_batch(
     decoder: &Decoder,
     tokenizer: &TextTokenizer,
     batch: &[Job],
     opts: &GenerateOptions,
+    prefix: Option<(usize, &KvCache)>,
 ) -> Result<Vec<Generation>> {
     let device = decoder.device();
-    let longest = batch.iter().map(|j| j.ids.len()).max().unwrap_or(0);
+    let shared = prefix.map_or(0, |(len, _)| len);
+    let longest = batch
+        .iter()
+        .map(|j| j.ids.len() - shared)
+        .max()
+        .unwrap_or(0);
     let mut padded = Vec::with_capacity(batch.len() * longest);
     let mut real = Vec::with_capacity(batch.len());
     for job in batch {
-        let pad = longest - job.ids.len();
+        let own = &job.ids[shared..];
+        let pad = longest - own.len();
         padded.extend(std::iter::repeat_n(tokenizer.pad_id, pad));
-        padded.extend(&job.ids);
+        padded.extend(own);
         real.push((0..longest).map(|i| i >= pad).collect::<Vec<bool>>());
     }
-    let keys = positions_from_mask(&real);
+    let keys: Vec<Vec<Option<u32>>> = positions_from_mask(&real)
+        .into_iter()
+        .map(|row| {
+            let opening = (0..shared as u32).map(Some);
+            opening
+                .chain(row.into_iter().map(|p| p.map(|p| p + shared as u32)))
+                .collect()
+        })
+        .collect();
     let mut rows: Vec<Row> = batch
         .iter()
         .enumerate()
@@ -194,7 +295,12 @@ fn generate_batch(
         })
         .collect();
     let mut done: Vec<Option<Generation>> = vec![None; batch.len()];
-    let mut cache = decoder.new_cache();
+    let mut cache = match prefix {
+        Some((_, shared_cache)) => {
+            shared_cache.repeated_rows(batch.len(), longest + opts.max_new_tokens)?
+        }
+        None => decoder.new_cache(),
+    };
     let mode = ForwardMode::default();
     let ids = Tensor::from_vec(padded, (batch.len(), longest), device)?;
     let masks = decoder.build_masks(&keys, longest)?;
@@ -322,6 +428,32 @@ fn sample(logprobs: &[f32], temperature: f64, top_p: f64, rng: &mut ChaCha8Rng) 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn jobs(prompts: &[&[u32]]) -> Vec<Job> {
+        prompts
+            .iter()
+            .map(|ids| Job {
+                prompt: 0,
+                sample: 0,
+                ids: ids.to_vec(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_shared_prefix_is_the_common_opening_leaving_every_row_a_token() {
+        assert_eq!(
+            shared_prefix(&jobs(&[&[1, 2, 3, 4], &[1, 2, 3, 9, 9], &[1, 2, 3]])),
+            2
+        );
+        assert_eq!(shared_prefix(&jobs(&[&[1, 2, 3, 4], &[1, 2, 5, 4]])), 2);
+        assert_eq!(shared_prefix(&jobs(&[&[7, 2], &[1, 2]])), 0);
+        // Identical prompts (samples of one prompt) share all but their last token.
+        assert_eq!(shared_prefix(&jobs(&[&[1, 2, 3], &[1, 2, 3]])), 2);
+        // One row alone has nothing to share.
+        assert_eq!(shared_prefix(&jobs(&[&[1, 2, 3]])), 0);
+        assert_eq!(shared_prefix(&jobs(&[])), 0);
+    }
 
     #[test]
     fn nucleus_of_one_is_greedy() {

@@ -51,6 +51,28 @@ impl LayerCache {
     }
 }
 
+impl LayerCache {
+    /// This one-row cache's filled positions repeated for `rows` rows, with room for `more`.
+    fn repeated(&self, rows: usize, more: usize) -> Result<LayerCache> {
+        let (one, h, _, d) = self.k.dims4()?;
+        if one != 1 {
+            anyhow::bail!("only a one-row cache can be repeated; this one has {one} rows");
+        }
+        let expand = |x: &Tensor| -> Result<Tensor> {
+            let filled = x
+                .narrow(2, 0, self.len)?
+                .broadcast_as((rows, h, self.len, d))?
+                .contiguous()?;
+            grown(&filled, self.len, self.len + more)
+        };
+        Ok(LayerCache {
+            k: expand(&self.k)?,
+            v: expand(&self.v)?,
+            len: self.len,
+        })
+    }
+}
+
 /// A `[b, h, capacity, d]` buffer whose first `len` positions are those of `x`.
 fn grown(x: &Tensor, len: usize, capacity: usize) -> Result<Tensor> {
     let (b, h, _, d) = x.dims4()?;
@@ -70,6 +92,17 @@ impl KvCache {
         Self {
             layers: vec![None; num_layers],
         }
+    }
+
+    /// A one-row cache (a prompt prefix that every row of a batch shares) repeated for
+    /// `rows` rows, each layer with room for `more` positions after it.
+    pub fn repeated_rows(&self, rows: usize, more: usize) -> Result<KvCache> {
+        let layers = self
+            .layers
+            .iter()
+            .map(|entry| entry.as_ref().map(|c| c.repeated(rows, more)).transpose())
+            .collect::<Result<_>>()?;
+        Ok(KvCache { layers })
     }
 
     /// Keep only the batch rows `rows` (finished rows leave the batch).
@@ -120,6 +153,47 @@ mod tests {
         assert_eq!(
             cache.layers[0].as_ref().map(|c| c.k.dtype()),
             Some(DType::F32)
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn a_repeated_prefix_is_every_row_and_takes_appends() -> Result<()> {
+        let dev = Device::Cpu;
+        let mut slot = None;
+        let k = Tensor::randn(0f32, 1.0, (1, 2, 6, 4), &dev)?;
+        let v = Tensor::randn(0f32, 1.0, (1, 2, 6, 4), &dev)?;
+        LayerCache::append(&mut slot, &k, &v)?;
+        let mut cache = KvCache {
+            layers: vec![slot, None],
+        }
+        .repeated_rows(3, 5)?;
+        assert!(cache.layers[1].is_none());
+        // Five more positions fit in the room asked for; a sixth makes the buffer grow.
+        for step in 0..6 {
+            let k_new = Tensor::randn(0f32, 1.0, (3, 2, 1, 4), &dev)?;
+            let (ck, cv) = LayerCache::append(&mut cache.layers[0], &k_new, &k_new)?;
+            assert_eq!(ck.dim(2)?, 7 + step);
+            for row in 0..3 {
+                for (got, want) in [(&ck, &k), (&cv, &v)] {
+                    let opening = got.narrow(0, row, 1)?.narrow(2, 0, 6)?;
+                    let diff = (opening - want)?.abs()?.max_all()?.to_scalar::<f32>()?;
+                    assert_eq!(diff, 0.0, "row {row}, step {step}");
+                }
+                let last = ck.narrow(0, row, 1)?.narrow(2, 6 + step, 1)?;
+                let diff = (last - k_new.narrow(0, row, 1)?)?
+                    .abs()?
+                    .max_all()?
+                    .to_scalar::<f32>()?;
+                assert_eq!(diff, 0.0);
+            }
+        }
+        let two_rows = KvCache {
+            layers: cache.layers.clone(),
+        };
+        assert!(
+            two_rows.repeated_rows(2, 1).is_err(),
+            "only one-row caches repeat"
         );
         Ok(())
     }

@@ -398,7 +398,10 @@ mod tests {
         let diff = crate::models::cpu_slice::max_abs_diff(&merged, &expected);
         assert!(diff < 1e-5, "merged weight off by {diff}");
         let moved = crate::models::cpu_slice::max_abs_diff(&merged, &w);
-        assert!(moved > 0.1, "the adapter must change the weight, moved {moved}");
+        assert!(
+            moved > 0.1,
+            "the adapter must change the weight, moved {moved}"
+        );
         l.unmerge();
         assert_eq!(
             l.dense_weight(DType::F32)?.to_vec2::<f32>()?,
