@@ -205,20 +205,33 @@ fn shared_prefix(jobs: &[Job]) -> usize {
 fn prefix_cache(decoder: &Decoder, ids: &[u32]) -> Result<KvCache> {
     let len = ids.len();
     let keys = vec![(0..len as u32).map(Some).collect::<Vec<_>>()];
-    let masks = decoder.build_masks(&keys, len)?;
-    let positions = position_tensor(&keys, len, decoder.device())?;
-    let ids = Tensor::from_vec(ids.to_vec(), (1, len), decoder.device())?;
     let mut cache = decoder.new_cache();
     // Only the keys and values are kept; the one hidden state computed is not read.
+    prefill(decoder, ids.to_vec(), &keys, len, &mut cache)?;
+    Ok(cache)
+}
+
+/// Run the last `t` of each row's `keys` (token ids `ids`, `[rows, t]` row-major) through the
+/// model into `cache`; the hidden state of each row's last position, `[rows, 1, hidden]`.
+fn prefill(
+    decoder: &Decoder,
+    ids: Vec<u32>,
+    keys: &[Vec<Option<u32>>],
+    t: usize,
+    cache: &mut KvCache,
+) -> Result<Tensor> {
+    let device = decoder.device();
+    let masks = decoder.build_masks(keys, t)?;
+    let positions = position_tensor(keys, t, device)?;
+    let ids = Tensor::from_vec(ids, (keys.len(), t), device)?;
     decoder.forward_hidden_last(
         &ids,
         &positions,
         &masks,
-        Some(&mut cache),
+        Some(cache),
         ForwardMode::default(),
         1,
-    )?;
-    Ok(cache)
+    )
 }
 
 /// A sampler seeded by (seed, prompt tokens, sample index), so a prompt's samples do not
@@ -302,12 +315,8 @@ fn generate_batch(
         None => decoder.new_cache(),
     };
     let mode = ForwardMode::default();
-    let ids = Tensor::from_vec(padded, (batch.len(), longest), device)?;
-    let masks = decoder.build_masks(&keys, longest)?;
-    let positions = position_tensor(&keys, longest, device)?;
     // The prefill fills every position's keys and values; only the last one's logits are read.
-    let hidden =
-        decoder.forward_hidden_last(&ids, &positions, &masks, Some(&mut cache), mode, 1)?;
+    let hidden = prefill(decoder, padded, &keys, longest, &mut cache)?;
     let mut logits = decoder.logits(&hidden.squeeze(1)?)?;
     for step in 0..opts.max_new_tokens {
         let (flat, vocab, stats) = next_token_rows(&logits)?;

@@ -58,11 +58,11 @@ impl LayerCache {
         if one != 1 {
             anyhow::bail!("only a one-row cache can be repeated; this one has {one} rows");
         }
+        // `grown` copies the broadcast view into its buffer: one copy of the prefix per row.
         let expand = |x: &Tensor| -> Result<Tensor> {
             let filled = x
                 .narrow(2, 0, self.len)?
-                .broadcast_as((rows, h, self.len, d))?
-                .contiguous()?;
+                .broadcast_as((rows, h, self.len, d))?;
             grown(&filled, self.len, self.len + more)
         };
         Ok(LayerCache {
