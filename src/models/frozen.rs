@@ -44,11 +44,11 @@ impl CustomOp1 for FrozenMatmul {
     }
 
     fn bwd(&self, _x: &Tensor, _y: &Tensor, grad_y: &Tensor) -> Result<Option<Tensor>> {
-        let weight_t = match &self.weight_t {
-            Some(w) => w.clone(),
-            None => self.weight.t()?,
-        };
-        Ok(Some(input_gradient(grad_y, &weight_t)?))
+        Ok(Some(input_gradient(
+            grad_y,
+            &self.weight,
+            self.weight_t.as_ref(),
+        )?))
     }
 }
 
@@ -88,29 +88,55 @@ fn product(
     x.matmul(w, (1, m, n, k), x_layout, w_layout)
 }
 
-/// `g @ wt` for an output gradient `g [m, n]` and `wt [n, k]` (the frozen `w [k, n]`
-/// transposed): the input gradient of `x @ w`, through gemm directly on the CPU in f32.
-fn input_gradient(g: &Tensor, weight_t: &Tensor) -> Result<Tensor> {
-    let cpu_f32 = [g, weight_t]
+/// `g @ wᵀ` for an output gradient `g [m, n]` and the frozen `w [k, n]`: the input gradient
+/// of `x @ w`, through gemm directly on the CPU in f32. `w`'s transpose is read from
+/// `weight_t [n, k]` when given, else from the training scope's contiguous copy
+/// ([`training_weights`](super::training_weights)), else through a transposed view.
+fn input_gradient(g: &Tensor, weight: &Tensor, weight_t: Option<&Tensor>) -> Result<Tensor> {
+    let cpu_f32 = [g, weight]
         .iter()
         .all(|t| matches!(t.device(), Device::Cpu) && t.dtype() == DType::F32);
     if !cpu_f32 {
-        return g.matmul(weight_t);
+        return match weight_t {
+            Some(wt) => g.matmul(wt),
+            None => g.matmul(&weight.t()?),
+        };
     }
     let g = g.contiguous()?;
     let (m, _) = g.dims2()?;
-    let (_, k) = weight_t.dims2()?;
+    let (k, n) = weight.dims2()?;
     let values = {
         let (gs, gl) = g.storage_and_layout();
-        let (ws, wl) = weight_t.storage_and_layout();
         let a = Mat::of_storage(&gs, gl, "frozen matmul: the gradient")?;
-        cpu_gemm::product(
-            a,
-            Mat::of_storage(&ws, wl, "frozen matmul: the weight")?,
-            1.0,
-        )?
+        if let Some(wt) = weight_t {
+            let (ws, wl) = wt.storage_and_layout();
+            cpu_gemm::product(
+                a,
+                Mat::of_storage(&ws, wl, "frozen matmul: the weight")?,
+                1.0,
+            )?
+        } else if let Some(copy) = transposed_copy(weight) {
+            cpu_gemm::product(a, Mat::row_major(&copy, n, k)?, 1.0)?
+        } else {
+            let (ws, wl) = weight.storage_and_layout();
+            let w = Mat::of_storage(&ws, wl, "frozen matmul: the weight")?;
+            cpu_gemm::product(a, w.t(), 1.0)?
+        }
     };
     Tensor::from_vec(values, (m, k), g.device())
+}
+
+/// The contiguous `[n, k]` copy of a frozen `weight [k, n]` that the current training scope
+/// keeps, made now if needed; `None` outside training, for a weight that is not a contiguous
+/// CPU f32 matrix, or past the copies' memory budget.
+fn transposed_copy(weight: &Tensor) -> Option<std::sync::Arc<Vec<f32>>> {
+    let (k, n) = weight.dims2().ok()?;
+    let (storage, layout) = weight.storage_and_layout();
+    let Storage::Cpu(CpuStorage::F32(values)) = &*storage else {
+        return None;
+    };
+    let (start, end) = layout.contiguous_offsets()?;
+    super::training_weights::transposed(weight.id(), &values[start..end], k, n)
 }
 
 /// `x [m, k] @ weight [k, n]` with no gradient for `weight` (which must not be a variable).
@@ -204,7 +230,7 @@ impl candle_core::CustomOp3 for LoraLinearOut {
         // Detached operands: a gradient must not hold on to the forward graph (with gradient
         // accumulation it would keep every micro-batch's activations alive).
         let (u, b) = (u.detach(), b.detach());
-        let grad_x = input_gradient(grad_y, &self.weight.t()?)?;
+        let grad_x = input_gradient(grad_y, &self.weight, None)?;
         let grad_u = (grad_y.matmul(&b)? * self.scale)?;
         let grad_b = (grad_y.t()?.matmul(&u)? * self.scale)?;
         Ok((Some(grad_x), Some(grad_u), Some(grad_b)))
@@ -335,6 +361,13 @@ impl candle_core::CustomOp3 for LoraLinear {
         let Some(u) = u else {
             candle_core::bail!("lora-linear: backward before forward");
         };
+        // Taken before the weight's storage is borrowed below (making it borrows it too); only
+        // where the input gradient is wanted (not for the first layer's projections).
+        let weight_t = if x.track_op() {
+            transposed_copy(&self.weight)
+        } else {
+            None
+        };
         let grad_y = grad_y.contiguous()?;
         let (gs, gl) = grad_y.storage_and_layout();
         let (xs, xl) = x.storage_and_layout();
@@ -356,7 +389,11 @@ impl candle_core::CustomOp3 for LoraLinear {
             if let Some(d) = &self.dropout {
                 d.apply_in_place(&mut grad_x)?;
             }
-            cpu_gemm::add_product(&mut grad_x, g, wm.t(), 1.0)?;
+            let w_t = match &weight_t {
+                Some(copy) => Mat::row_major(copy, n, k)?,
+                None => wm.t(),
+            };
+            cpu_gemm::add_product(&mut grad_x, g, w_t, 1.0)?;
             Some(Tensor::from_vec(grad_x, (m, k), x.device())?)
         } else {
             None
@@ -437,8 +474,14 @@ pub(crate) mod tests {
         let dev = Device::Cpu;
         let x = Var::from_tensor(&Tensor::randn(0f32, 1.0, (5, 7), &dev)?)?;
         let w = Tensor::randn(0f32, 1.0, (3, 7), &dev)?;
-        // Both layouts of the weight: contiguous [k, n] and a transposed view.
-        for weight in [w.t()?.contiguous()?, w.t()?] {
+        // Both layouts of the weight: contiguous [k, n] and a transposed view; the contiguous
+        // one again inside a training scope, where the backward reads a transposed copy.
+        for (weight, scoped) in [
+            (w.t()?.contiguous()?, false),
+            (w.t()?, false),
+            (w.t()?.contiguous()?, true),
+        ] {
+            let _scope = scoped.then(super::super::training_weights::training_scope);
             let plain = x.as_tensor().matmul(&weight)?;
             let frozen = frozen_matmul(x.as_tensor(), &weight)?;
             // Given the contiguous transpose too, the backward reads that instead.
@@ -497,8 +540,15 @@ pub(crate) mod tests {
     #[test]
     fn lora_linear_matches_the_composed_ops_and_their_gradients() -> Result<()> {
         let dev = Device::Cpu;
-        // 70 rows: more than the skinny kernel's; 3 rows: the skinny kernel's forward.
-        for (m, k, n, r) in [(70, 33, 40, 4), (3, 7, 5, 2)] {
+        // 70 rows: more than the skinny kernel's; 3 rows: the skinny kernel's forward. Inside
+        // a training scope the input gradient reads a contiguous transposed copy of the weight.
+        let cases = [
+            (70, 33, 40, 4, false),
+            (3, 7, 5, 2, false),
+            (70, 33, 40, 4, true),
+        ];
+        for (m, k, n, r, scoped) in cases {
+            let _scope = scoped.then(super::super::training_weights::training_scope);
             let x = Var::from_tensor(&Tensor::randn(0f32, 1.0, (m, k), &dev)?)?;
             let a = Var::from_tensor(&Tensor::randn(0f32, 1.0, (r, k), &dev)?)?;
             let b = Var::from_tensor(&Tensor::randn(0f32, 1.0, (n, r), &dev)?)?;
@@ -520,6 +570,12 @@ pub(crate) mod tests {
                     g_fused.get(&wt).is_none(),
                     "the frozen weight gets no gradient"
                 );
+                if scoped && wt.is_contiguous() {
+                    assert!(
+                        super::super::training_weights::is_copied(wt.id()),
+                        "the backward pass read the transposed copy"
+                    );
+                }
             }
         }
         Ok(())
@@ -557,6 +613,8 @@ pub(crate) mod tests {
         let w = Tensor::randn(0f32, 1.0, (n, k), &dev)?;
         let wt = w.t()?.contiguous()?;
         let scale = 2.5;
+        // The input gradient reads the training scope's transposed copy of the weight.
+        let _scope = super::super::training_weights::training_scope();
         let u = x.as_tensor().matmul(&a.as_tensor().t()?)?;
         let fused = lora_linear_out(x.as_tensor(), &wt, &u, b.as_tensor(), scale)?;
         let composed = (x.as_tensor().matmul(&wt)? + (u.matmul(&b.as_tensor().t()?)? * scale)?)?;

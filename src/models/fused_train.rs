@@ -12,14 +12,16 @@ use rayon::prelude::*;
 use super::cpu_slice::contiguous_f32;
 
 /// `LAB_UNFUSED=softmax,lora,lora_whole,rope,norm,swiglu,gelu,skinny,exp,attention,packed,last,
-/// decode_pack,dense,split,dropout` (or `all`) turns fused ops back into candle's composed ones (`packed`: the
+/// decode_pack,dense,split,dropout,merge,prefix,grad_transpose` (or `all`) turns fused ops back into candle's composed ones (`packed`: the
 /// encoder pads its batches again; `last`: the decoder's last layer runs on every position;
 /// `lora_whole`: the adapter's input product `x @ aᵀ` runs outside the LoRA op again;
 /// `decode_pack`: decoding reads weights in place instead of packed copies; `dense`: the
 /// encoder's bias, residual, GELU and norm run as passes of their own after each product;
 /// `split`: the gemm crate threads each product itself instead of one thread per column block;
 /// `dropout`: LoRA dropout runs as candle ops before the adapter instead of inside the LoRA
-/// op), to compare speed
+/// op; `merge`: merging an adapter uses candle's ops; `prefix`: generation runs every prompt
+/// whole instead of sharing their common opening; `grad_transpose`: input gradients read frozen
+/// weights through a transposed view instead of a contiguous copy), to compare speed
 /// and memory side by side with `lab bench-host`.
 pub fn fused(op: &str) -> bool {
     static UNFUSED: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();

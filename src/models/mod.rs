@@ -43,4 +43,5 @@ pub mod skinny_matmul;
 pub mod tokenizer;
 pub mod train;
 pub mod trainable;
+pub mod training_weights;
 pub mod wheels;

@@ -190,7 +190,7 @@ pub fn build_batch(
 }
 
 /// With `LAB_STEP_TIMES=1`, each step's seconds in forward, backward (with the gradients'
-/// accumulation) and update (norm, clipping, AdamW) on stderr; the device is synchronized at
+/// accumulation) and update (norm, clipping, AdamW), and its batches' shapes, on stderr; the device is synchronized at
 /// each lap so a GPU's queued work is counted where it was issued. Off, it does nothing.
 struct StepTimer<'a> {
     device: &'a Device,
@@ -227,14 +227,22 @@ impl<'a> StepTimer<'a> {
         Ok(())
     }
 
-    fn report(&self, step: usize) {
+    fn report(&self, step: usize, shapes: &[(usize, usize, usize)]) {
         if self.enabled {
+            let shapes: Vec<String> = shapes
+                .iter()
+                .map(|(rows, width, tokens)| format!("{rows}×{width} ({tokens} tokens)"))
+                .collect();
             let laps: Vec<String> = self
                 .laps
                 .iter()
                 .map(|(phase, secs)| format!("{phase} {:.1} ms", secs * 1e3))
                 .collect();
-            eprintln!("step {step}: {}", laps.join(", "));
+            eprintln!(
+                "step {step}: {}; batches {}",
+                laps.join(", "),
+                shapes.join(", ")
+            );
         }
     }
 }
@@ -330,6 +338,8 @@ pub fn train(
         return Ok(report);
     }
     let device = vars[0].1.device().clone();
+    // Input gradients read contiguous transposes of the frozen weights until training ends.
+    let _transposed = super::training_weights::training_scope();
     let batches_per_epoch = train.len().div_ceil(opts.batch_size);
     let steps_per_epoch = batches_per_epoch.div_ceil(opts.grad_accum);
     let schedule = LrSchedule::new(
@@ -366,9 +376,12 @@ pub fn train(
             let mut timer = StepTimer::start(&device, step_times);
             let mut grads: Option<Vec<Tensor>> = None;
             let mut loss_sum = 0f64;
+            let mut shapes = Vec::new();
             for examples in group {
                 let batch = build_batch(examples, opts.max_seq_len, opts.pad_id, &device)?;
                 report.tokens_seen += batch.tokens;
+                let (rows, width) = batch.input_ids.dims2()?;
+                shapes.push((rows, width, batch.tokens));
                 let seed = dropout_rng.next_u64();
                 let summed = summed_loss(model, &batch, true, seed)?;
                 let loss = (summed / batch.target_tokens.max(1) as f64)?;
@@ -410,7 +423,7 @@ pub fn train(
             grads.clip(opts.max_grad_norm, norm)?;
             optimizer.step_flat(&grads, schedule.lr_at(report.steps))?;
             timer.lap("update")?;
-            timer.report(report.steps);
+            timer.report(report.steps, &shapes);
             report.losses.push(loss);
             report.grad_norms.push(norm as f32);
             report.steps += 1;
