@@ -59,7 +59,15 @@ pub fn main() -> i32 {
     if cli.verbose {
         std::env::set_var("LAB_VERBOSE", "1");
     }
-    match dispatch(cli.command) {
+    let command = cli.command;
+    let result = match command {
+        // The web app serves pages and starts experiments as child processes of `lab`.
+        Command::Serve(_) => dispatch(command),
+        // `LAB_UNFUSED=worker` keeps the work on the main thread, to compare.
+        _ if !crate::models::fused_train::fused("worker") => dispatch(command),
+        _ => crate::util::worker::on_rayon_worker(move || dispatch(command)),
+    };
+    match result {
         Ok(()) => 0,
         Err(e) => {
             eprintln!("error: {e}");
