@@ -6,73 +6,33 @@
 //! last scope ends: the memory is held only while generating, and training or scoring never
 //! pays for it. Keys are candle tensor ids, which are never reused, so an entry cannot outlive
 //! the meaning of its key within a scope.
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use candle_core::TensorId;
 
+use super::scoped_copies::{Scope, ScopedCopies};
 use super::skinny_matmul::pack_for_streaming;
 
 /// At most this much packed memory (all weights of the scope together); weights past it are
 /// read in place, so a model with more than 2 GiB of f32 weights gets only part of the gain
 /// and never doubles its memory. SmolLM2-135M packs 537 MB.
-const BUDGET_BYTES: usize = 2 << 30;
-
-struct Packed {
-    scopes: usize,
-    bytes: usize,
-    weights: Option<HashMap<TensorId, Arc<Vec<f32>>>>,
-}
-
-static PACKED: Mutex<Packed> = Mutex::new(Packed {
-    scopes: 0,
-    bytes: 0,
-    weights: None,
-});
+static PACKED: ScopedCopies = ScopedCopies::new(2 << 30);
 
 /// While one of these is alive, decoding products use packed weights.
-pub struct DecodingScope(());
+pub type DecodingScope = Scope;
 
 /// Start packing weights for decoding (until the returned scope, and every other, is dropped).
 pub fn decoding_scope() -> DecodingScope {
-    if let Ok(mut p) = PACKED.lock() {
-        p.scopes += 1;
-    }
-    DecodingScope(())
-}
-
-impl Drop for DecodingScope {
-    fn drop(&mut self) {
-        if let Ok(mut p) = PACKED.lock() {
-            p.scopes = p.scopes.saturating_sub(1);
-            if p.scopes == 0 {
-                p.weights = None;
-                p.bytes = 0;
-            }
-        }
-    }
+    PACKED.scope()
 }
 
 /// The packed form of weight `id` (`w [k, n]`, contiguous), packing it now if needed; `None`
 /// outside a decoding scope, past the memory budget, or with `LAB_UNFUSED=decode_pack`.
 pub fn packed(id: TensorId, w: &[f32], k: usize, n: usize) -> Option<Arc<Vec<f32>>> {
-    let mut p = PACKED.lock().ok()?;
-    if p.scopes == 0 || !super::fused_train::fused("decode_pack") {
+    if !super::fused_train::fused("decode_pack") {
         return None;
     }
-    if let Some(found) = p.weights.as_ref().and_then(|ws| ws.get(&id)) {
-        return Some(found.clone());
-    }
-    let bytes = std::mem::size_of_val(w);
-    if p.bytes + bytes > BUDGET_BYTES {
-        return None;
-    }
-    let packed = Arc::new(pack_for_streaming(w, k, n));
-    p.bytes += bytes;
-    p.weights
-        .get_or_insert_with(HashMap::new)
-        .insert(id, packed.clone());
-    Some(packed)
+    PACKED.get_or_make(id, std::mem::size_of_val(w), || pack_for_streaming(w, k, n))
 }
 
 #[cfg(test)]
@@ -96,13 +56,7 @@ mod tests {
         let inside = {
             let _scope = decoding_scope();
             let y = super::super::frozen::frozen_matmul(&x, &w)?;
-            let p = PACKED.lock().expect("lock");
-            assert!(
-                p.weights
-                    .as_ref()
-                    .is_some_and(|ws| ws.contains_key(&w.id())),
-                "the weight was packed"
-            );
+            assert!(PACKED.holds(w.id()), "the weight was packed");
             y
         };
         let (a, b) = (outside.to_vec2::<f32>()?, inside.to_vec2::<f32>()?);

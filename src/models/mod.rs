@@ -37,6 +37,7 @@ pub mod optim;
 pub mod packed_attention;
 pub mod rope;
 pub mod schedule;
+pub mod scoped_copies;
 pub mod score;
 pub mod setup;
 pub mod skinny_matmul;

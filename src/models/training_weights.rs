@@ -10,51 +10,25 @@
 //! weight's first backward product inside a [`TrainingScope`] and dropped when the last scope
 //! ends: the memory is held only while training. Keys are candle tensor ids, which are never
 //! reused, so a merged weight (a new tensor) can never be served its unmerged transpose.
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use candle_core::TensorId;
 use rayon::prelude::*;
 
+use super::scoped_copies::{Scope, ScopedCopies};
+
 /// At most this much copied memory (all weights of the scope together); weights past it are
 /// read through the transposed view as before, so a large model gets only part of the gain
 /// and never doubles its memory. SmolLM2-135M's linear layers copy 425 MB.
-const BUDGET_BYTES: usize = 2 << 30;
-
-struct Copies {
-    scopes: usize,
-    bytes: usize,
-    weights: Option<HashMap<TensorId, Arc<Vec<f32>>>>,
-}
-
-static COPIES: Mutex<Copies> = Mutex::new(Copies {
-    scopes: 0,
-    bytes: 0,
-    weights: None,
-});
+static COPIES: ScopedCopies = ScopedCopies::new(2 << 30);
 
 /// While one of these is alive, input gradients read transposed copies of frozen weights.
-pub struct TrainingScope(());
+pub type TrainingScope = Scope;
 
 /// Start keeping transposed weights for the backward pass (until the returned scope, and
 /// every other, is dropped).
 pub fn training_scope() -> TrainingScope {
-    if let Ok(mut c) = COPIES.lock() {
-        c.scopes += 1;
-    }
-    TrainingScope(())
-}
-
-impl Drop for TrainingScope {
-    fn drop(&mut self) {
-        if let Ok(mut c) = COPIES.lock() {
-            c.scopes = c.scopes.saturating_sub(1);
-            if c.scopes == 0 {
-                c.weights = None;
-                c.bytes = 0;
-            }
-        }
-    }
+    COPIES.scope()
 }
 
 /// `w [k, n]` (row-major) as `[n, k]` row-major, copying it now if needed; `None` outside a
@@ -63,31 +37,13 @@ pub fn transposed(id: TensorId, w: &[f32], k: usize, n: usize) -> Option<Arc<Vec
     if w.len() != k * n || !super::fused_train::fused("grad_transpose") {
         return None;
     }
-    let mut c = COPIES.lock().ok()?;
-    if c.scopes == 0 {
-        return None;
-    }
-    if let Some(found) = c.weights.as_ref().and_then(|ws| ws.get(&id)) {
-        return Some(found.clone());
-    }
-    let bytes = std::mem::size_of_val(w);
-    if c.bytes + bytes > BUDGET_BYTES {
-        return None;
-    }
-    let copy = Arc::new(transpose(w, k, n));
-    c.bytes += bytes;
-    c.weights
-        .get_or_insert_with(HashMap::new)
-        .insert(id, copy.clone());
-    Some(copy)
+    COPIES.get_or_make(id, std::mem::size_of_val(w), || transpose(w, k, n))
 }
 
 /// Whether the current scopes hold a copy of weight `id` (for tests).
 #[cfg(test)]
 pub(crate) fn is_copied(id: TensorId) -> bool {
-    COPIES
-        .lock()
-        .is_ok_and(|c| c.weights.as_ref().is_some_and(|ws| ws.contains_key(&id)))
+    COPIES.holds(id)
 }
 
 /// Side of the square tiles the transpose moves: 32 × 32 f32 is 4 KiB read and 4 KiB
