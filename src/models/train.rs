@@ -190,8 +190,9 @@ pub fn build_batch(
 }
 
 /// With `LAB_STEP_TIMES=1`, each step's seconds in forward, backward (with the gradients'
-/// accumulation) and update (norm, clipping, AdamW), and its batches' shapes, on stderr; the device is synchronized at
-/// each lap so a GPU's queued work is counted where it was issued. Off, it does nothing.
+/// accumulation) and update (norm, clipping, AdamW), and its batches' shapes, on stderr; the
+/// device is synchronized at each lap so a GPU's queued work is counted where it was issued.
+/// Off, it does nothing.
 struct StepTimer<'a> {
     device: &'a Device,
     enabled: bool,

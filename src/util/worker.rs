@@ -5,10 +5,9 @@
 //! is done: a wake-up of the pool's threads and one of the caller per parallel call, and on a
 //! 2-core machine a third runnable thread beside the two workers. The forward and backward
 //! pass of one quick-start training batch makes ~1,540 products of ~250 µs on average
-//! (`LAB_GEMM_TRACE`). Called from a thread
-//! of the pool, the same loop runs part of the work on that thread and lets the other
-//! threads steal the rest, with no hand-off (rayon's documented behaviour for `join` and
-//! parallel iterators inside the pool).
+//! (`LAB_GEMM_TRACE`). Called from a thread of the pool, the same loop runs part of the work
+//! on that thread and lets the other threads steal the rest, with no hand-off (rayon's
+//! documented behaviour for `join` and parallel iterators inside the pool).
 use std::sync::Once;
 
 /// Rayon's threads get this much stack: the command's work now runs on one of them, and
