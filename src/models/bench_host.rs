@@ -39,7 +39,7 @@ const ENCODER_BATCH: usize = 64;
 #[derive(clap::Args, Debug)]
 #[command(
     after_help = "Environment:\n  LAB_UNFUSED=<op,...>  run these ops as candle's composed ones, for side-by-side checks \
-(softmax, lora, lora_whole, rope, norm, swiglu, gelu, skinny, exp, attention, packed, last, decode_pack, dense, split, dropout, merge, prefix, grad_transpose, worker, or all)\n  \
+(softmax, lora, lora_whole, rope, norm, swiglu, gelu, skinny, exp, attention, packed, last, decode_pack, dense, split, dropout, merge, prefix, grad_transpose, panels, worker, or all)\n  \
 LAB_GEMM_TRACE=1      print every gemm shape's calls, seconds and GFLOP/s over the timed rounds\n  \
 LAB_STEP_TIMES=1      print each training step's forward, backward and update time (device synchronized)\n\n\
 On Intel CPUs a build with MKL runs the products faster: bash scripts/fetch-mkl.sh, then\n  \

@@ -114,6 +114,11 @@ impl<'a> Mat<'a> {
         packed.then(|| &self.data[..self.rows * self.cols])
     }
 
+    /// The values and the distance between rows, when each row's values are contiguous.
+    pub fn rows_in_place(&self) -> Option<(&'a [f32], usize)> {
+        (self.col_stride == 1 || self.cols <= 1).then_some((self.data, self.row_stride))
+    }
+
     /// Element `(i, j)`.
     pub fn get(&self, i: usize, j: usize) -> f32 {
         self.data[i * self.row_stride + j * self.col_stride]
@@ -512,7 +517,15 @@ pub mod trace {
     }
 
     pub(super) fn record(m: usize, n: usize, k: usize, a: &Mat, b: &Mat, acc: bool, d: Duration) {
-        let key = (m, n, k, order(a), order(b), acc);
+        add((m, n, k, order(a), order(b), acc), d);
+    }
+
+    /// A product whose `b` was read as prepacked panels (shown as `P`).
+    pub fn record_panels(m: usize, n: usize, k: usize, acc: bool, d: Duration) {
+        add((m, n, k, 'R', 'P', acc), d);
+    }
+
+    fn add(key: Key, d: Duration) {
         if let Ok(mut t) = TABLE.lock() {
             let e = t.get_or_insert_with(HashMap::new).entry(key).or_default();
             e.0 += 1;

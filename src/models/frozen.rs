@@ -15,6 +15,7 @@ use std::sync::Mutex;
 
 use super::cpu_gemm::{self, Mat};
 use super::dropout::{Dropout, DropoutMask};
+use super::training_weights::FrozenOperand;
 
 struct FrozenMatmul {
     /// `[k, n]`, any strides.
@@ -79,13 +80,26 @@ fn product(
             };
             return Ok(CpuStorage::F32(y));
         }
-        let (a, b) = (
-            Mat::from_layout(xs, x_layout)?,
-            Mat::from_layout(ws, w_layout)?,
-        );
+        let a = Mat::from_layout(xs, x_layout)?;
+        // Inside training the weight is read from its panels.
+        if let Some(panels) = forward_panels(ws, w_layout, (k, n), weight_id) {
+            return Ok(CpuStorage::F32(panels.product(a, 1.0)?));
+        }
+        let b = Mat::from_layout(ws, w_layout)?;
         return Ok(CpuStorage::F32(cpu_gemm::product(a, b, 1.0)?));
     }
     x.matmul(w, (1, m, n, k), x_layout, w_layout)
+}
+
+/// The training scope's panels of a contiguous weight `w [k, n]` for forward products.
+fn forward_panels(
+    ws: &[f32],
+    w_layout: &Layout,
+    (k, n): (usize, usize),
+    weight_id: candle_core::TensorId,
+) -> Option<std::sync::Arc<FrozenOperand>> {
+    let (start, end) = w_layout.contiguous_offsets()?;
+    super::training_weights::forward(weight_id, &ws[start..end], k, n)
 }
 
 /// `g @ wᵀ` for an output gradient `g [m, n]` and the frozen `w [k, n]`: the input gradient
@@ -104,7 +118,7 @@ fn input_gradient(g: &Tensor, weight: &Tensor, weight_t: Option<&Tensor>) -> Res
     }
     let g = g.contiguous()?;
     let (m, _) = g.dims2()?;
-    let (k, n) = weight.dims2()?;
+    let (k, _) = weight.dims2()?;
     let values = {
         let (gs, gl) = g.storage_and_layout();
         let a = Mat::of_storage(&gs, gl, "frozen matmul: the gradient")?;
@@ -116,7 +130,7 @@ fn input_gradient(g: &Tensor, weight: &Tensor, weight_t: Option<&Tensor>) -> Res
                 1.0,
             )?
         } else if let Some(copy) = transposed_copy(weight) {
-            cpu_gemm::product(a, Mat::row_major(&copy, n, k)?, 1.0)?
+            copy.product(a, 1.0)?
         } else {
             let (ws, wl) = weight.storage_and_layout();
             let w = Mat::of_storage(&ws, wl, "frozen matmul: the weight")?;
@@ -126,10 +140,10 @@ fn input_gradient(g: &Tensor, weight: &Tensor, weight_t: Option<&Tensor>) -> Res
     Tensor::from_vec(values, (m, k), g.device())
 }
 
-/// The contiguous `[n, k]` copy of a frozen `weight [k, n]` that the current training scope
-/// keeps, made now if needed; `None` outside training, for a weight that is not a contiguous
-/// CPU f32 matrix, or past the copies' memory budget.
-fn transposed_copy(weight: &Tensor) -> Option<std::sync::Arc<Vec<f32>>> {
+/// The `[n, k]` transpose of a frozen `weight [k, n]` (panels or a contiguous copy) that the
+/// current training scope keeps, made now if needed; `None` outside training, for a weight
+/// that is not a contiguous CPU f32 matrix, or past the copies' memory budget.
+fn transposed_copy(weight: &Tensor) -> Option<std::sync::Arc<FrozenOperand>> {
     let (k, n) = weight.dims2().ok()?;
     let (storage, layout) = weight.storage_and_layout();
     let Storage::Cpu(CpuStorage::F32(values)) = &*storage else {
@@ -323,8 +337,16 @@ impl candle_core::CustomOp3 for LoraLinear {
             // The rank-r term first: the big product then reads it inside its compute-bound
             // kernel instead of a memory-bound pass over the output afterwards.
             let mut y = cpu_gemm::product(um, bm.t(), self.scale)?;
-            let wm = Mat::of_cpu(w, w_layout, "lora-linear: the weight")?;
-            cpu_gemm::add_product(&mut y, xm, wm, 1.0)?;
+            let CpuStorage::F32(ws) = w else {
+                candle_core::bail!("lora-linear: the weight must be f32");
+            };
+            match forward_panels(ws, w_layout, (k, n), self.weight.id()) {
+                Some(panels) => panels.add_product(&mut y, xm, 1.0)?,
+                None => {
+                    let wm = Mat::of_cpu(w, w_layout, "lora-linear: the weight")?;
+                    cpu_gemm::add_product(&mut y, xm, wm, 1.0)?;
+                }
+            }
             y
         } else {
             // Decode-sized: the skinny kernel for the base, then the small adapter term.
@@ -389,11 +411,10 @@ impl candle_core::CustomOp3 for LoraLinear {
             if let Some(d) = &self.dropout {
                 d.apply_in_place(&mut grad_x)?;
             }
-            let w_t = match &weight_t {
-                Some(copy) => Mat::row_major(copy, n, k)?,
-                None => wm.t(),
-            };
-            cpu_gemm::add_product(&mut grad_x, g, w_t, 1.0)?;
+            match &weight_t {
+                Some(copy) => copy.add_product(&mut grad_x, g, 1.0)?,
+                None => cpu_gemm::add_product(&mut grad_x, g, wm.t(), 1.0)?,
+            }
             Some(Tensor::from_vec(grad_x, (m, k), x.device())?)
         } else {
             None
@@ -574,6 +595,11 @@ pub(crate) mod tests {
                     assert!(
                         super::super::training_weights::is_copied(wt.id()),
                         "the backward pass read the transposed copy"
+                    );
+                    assert_eq!(
+                        super::super::training_weights::has_forward_panels(wt.id()),
+                        super::super::training_weights::panels_on(),
+                        "the forward product read panels where the CPU runs them"
                     );
                 }
             }

@@ -12,7 +12,7 @@ use rayon::prelude::*;
 use super::cpu_slice::contiguous_f32;
 
 /// `LAB_UNFUSED=softmax,lora,lora_whole,rope,norm,swiglu,gelu,skinny,exp,attention,packed,last,
-/// decode_pack,dense,split,dropout,merge,prefix,grad_transpose,worker` (or `all`) turns fused ops back into candle's composed ones (`packed`: the
+/// decode_pack,dense,split,dropout,merge,prefix,grad_transpose,panels,worker` (or `all`) turns fused ops back into candle's composed ones (`packed`: the
 /// encoder pads its batches again; `last`: the decoder's last layer runs on every position;
 /// `lora_whole`: the adapter's input product `x @ aᵀ` runs outside the LoRA op again;
 /// `decode_pack`: decoding reads weights in place instead of packed copies; `dense`: the
@@ -21,7 +21,9 @@ use super::cpu_slice::contiguous_f32;
 /// `dropout`: LoRA dropout runs as candle ops before the adapter instead of inside the LoRA
 /// op; `merge`: merging an adapter uses candle's ops; `prefix`: generation runs every prompt
 /// whole instead of sharing their common opening; `grad_transpose`: input gradients read frozen
-/// weights through a transposed view instead of a contiguous copy; `worker`: a command's work
+/// weights through a transposed view instead of a contiguous copy; `panels`: training's and
+/// scoring's products with frozen weights go through the gemm crate, which packs the weight at
+/// every call, instead of reading panels packed once; `worker`: a command's work
 /// runs on the main thread instead of a thread of rayon's pool), to compare speed
 /// and memory side by side with `lab bench-host`.
 pub fn fused(op: &str) -> bool {

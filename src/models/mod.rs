@@ -35,6 +35,7 @@ pub mod lora;
 pub mod model_cli;
 pub mod optim;
 pub mod packed_attention;
+pub mod panel_gemm;
 pub mod rope;
 pub mod schedule;
 pub mod scoped_copies;

@@ -1,6 +1,6 @@
 //! Copies of weights kept only while some work runs: made on first use inside a scope,
 //! dropped when the last scope ends, up to a memory budget. Decoding keeps packed weights this
-//! way ([`decoding_weights`](super::decoding_weights)), training keeps transposed ones
+//! way ([`decoding_weights`](super::decoding_weights)), training keeps panels and transposes
 //! ([`training_weights`](super::training_weights)). Keys are candle tensor ids, which are never
 //! reused, so an entry cannot outlive the meaning of its key within a scope.
 use std::collections::HashMap;
@@ -8,24 +8,22 @@ use std::sync::{Arc, Mutex};
 
 use candle_core::TensorId;
 
-type Copies = HashMap<TensorId, Arc<Vec<f32>>>;
-
-struct State {
+struct State<V> {
     scopes: usize,
     bytes: usize,
-    copies: Option<Copies>,
+    copies: Option<HashMap<TensorId, Arc<V>>>,
 }
 
 /// One kind of copy (a `static` per kind), with its memory budget.
-pub struct ScopedCopies {
+pub struct ScopedCopies<V: 'static = Vec<f32>> {
     budget_bytes: usize,
-    state: Mutex<State>,
+    state: Mutex<State<V>>,
 }
 
 /// While one of these is alive, its kind's copies are made and kept.
-pub struct Scope(&'static ScopedCopies);
+pub struct Scope<V: 'static = Vec<f32>>(&'static ScopedCopies<V>);
 
-impl Drop for Scope {
+impl<V> Drop for Scope<V> {
     fn drop(&mut self) {
         if let Ok(mut s) = self.0.state.lock() {
             s.scopes = s.scopes.saturating_sub(1);
@@ -37,7 +35,7 @@ impl Drop for Scope {
     }
 }
 
-impl ScopedCopies {
+impl<V> ScopedCopies<V> {
     /// At most `budget_bytes` of copies at a time (all weights together); weights past it get
     /// no copy, so a large model gets only part of the gain and never doubles its memory.
     pub const fn new(budget_bytes: usize) -> Self {
@@ -52,7 +50,7 @@ impl ScopedCopies {
     }
 
     /// Keep copies until the returned scope, and every other, is dropped.
-    pub fn scope(&'static self) -> Scope {
+    pub fn scope(&'static self) -> Scope<V> {
         if let Ok(mut s) = self.state.lock() {
             s.scopes += 1;
         }
@@ -65,8 +63,8 @@ impl ScopedCopies {
         &self,
         id: TensorId,
         bytes: usize,
-        make: impl FnOnce() -> Vec<f32>,
-    ) -> Option<Arc<Vec<f32>>> {
+        make: impl FnOnce() -> V,
+    ) -> Option<Arc<V>> {
         let mut s = self.state.lock().ok()?;
         if s.scopes == 0 {
             return None;

@@ -39,6 +39,8 @@ pub fn score_ids(
         .collect();
     order.sort_by_key(|i| prompts[*i].len() + outputs[*i].len());
     let mut result = vec![Vec::new(); prompts.len()];
+    // Every batch reads the weights from panels made once for the whole call.
+    let _panels = super::training_weights::forward_scope();
     let bar = crate::util::progress::bar(order.len() as u64, "score");
     for chunk in order.chunks(batch_size) {
         let rows: Vec<(&[u32], &[u32])> = chunk
