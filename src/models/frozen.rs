@@ -81,7 +81,7 @@ fn product(
             return Ok(CpuStorage::F32(y));
         }
         let a = Mat::from_layout(xs, x_layout)?;
-        // Inside training the weight is read from its panels.
+        // Inside a training or scoring call the weight is read from its panels.
         if let Some(panels) = forward_panels(ws, w_layout, (k, n), weight_id) {
             return Ok(CpuStorage::F32(panels.product(a, 1.0)?));
         }
@@ -91,7 +91,7 @@ fn product(
     x.matmul(w, (1, m, n, k), x_layout, w_layout)
 }
 
-/// The training scope's panels of a contiguous weight `w [k, n]` for forward products.
+/// The current forward scope's panels (training, scoring) of a contiguous weight `w [k, n]`.
 fn forward_panels(
     ws: &[f32],
     w_layout: &Layout,
@@ -104,7 +104,7 @@ fn forward_panels(
 
 /// `g @ wᵀ` for an output gradient `g [m, n]` and the frozen `w [k, n]`: the input gradient
 /// of `x @ w`, through gemm directly on the CPU in f32. `w`'s transpose is read from
-/// `weight_t [n, k]` when given, else from the training scope's contiguous copy
+/// `weight_t [n, k]` when given, else from the training scope's copy (panels or contiguous)
 /// ([`training_weights`](super::training_weights)), else through a transposed view.
 fn input_gradient(g: &Tensor, weight: &Tensor, weight_t: Option<&Tensor>) -> Result<Tensor> {
     let cpu_f32 = [g, weight]
