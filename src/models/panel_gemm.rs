@@ -121,6 +121,38 @@ pub fn product(
     beta: f32,
     threads: usize,
 ) -> candle_core::Result<()> {
+    // SAFETY: a slice is valid for reads and writes of all its values.
+    unsafe {
+        product_into(
+            dst.as_mut_ptr(),
+            dst.len(),
+            dst_rs,
+            accumulate,
+            x,
+            b,
+            beta,
+            threads,
+        )
+    }
+}
+
+/// [`product`] into `dst_len` values at `dst`, which need not be initialised unless
+/// `accumulate`: a fresh product is written into spare capacity, never filled first.
+///
+/// # Safety
+/// `dst` must be valid for writes of `dst_len` values, and for reads of them when
+/// `accumulate`. Without `accumulate` every value of the `m × n` block is written.
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn product_into(
+    dst: *mut f32,
+    dst_len: usize,
+    dst_rs: usize,
+    accumulate: bool,
+    x: Mat,
+    b: &Panels,
+    beta: f32,
+    threads: usize,
+) -> candle_core::Result<()> {
     let (m, k, n) = (x.rows(), b.k, b.n);
     if x.cols() != k {
         candle_core::bail!("panel gemm: x [{m}, {}] times [{k}, {n}]", x.cols());
@@ -128,11 +160,8 @@ pub fn product(
     if m == 0 || n == 0 {
         return Ok(());
     }
-    if dst_rs < n || (m - 1) * dst_rs + n > dst.len() {
-        candle_core::bail!(
-            "panel gemm: dst of {} values for {m} × {n} at stride {dst_rs}",
-            dst.len()
-        );
+    if dst_rs < n || (m - 1) * dst_rs + n > dst_len {
+        candle_core::bail!("panel gemm: dst of {dst_len} values for {m} × {n} at stride {dst_rs}");
     }
     // The micro-kernel reads each row of x as contiguous values (a rare strided x is copied).
     let copied;
@@ -150,8 +179,9 @@ pub fn product(
     }
     if k == 0 {
         if !accumulate {
-            for row in dst.chunks_mut(dst_rs).take(m) {
-                row[..n].fill(0.0);
+            for row in 0..m {
+                // SAFETY: row·dst_rs + n ≤ dst_len (checked above).
+                unsafe { std::ptr::write_bytes(dst.add(row * dst_rs), 0, n) };
             }
         }
         return Ok(());
@@ -172,7 +202,7 @@ pub fn product(
             self.0.wrapping_add(offset)
         }
     }
-    let out = Dst(dst.as_mut_ptr());
+    let out = Dst(dst);
     // Equal blocks of the inner dimension, none longer than MAX_DEPTH.
     let depth = k.div_ceil(k.div_ceil(MAX_DEPTH));
     let run = |range: std::ops::Range<usize>| {

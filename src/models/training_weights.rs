@@ -59,11 +59,10 @@ impl FrozenOperand {
             Self::Panels(panels) => {
                 let len = x.rows() * n;
                 let mut dst: Vec<f32> = Vec::with_capacity(len);
-                // SAFETY: `panel_product` writes all m·n values without reading them
-                // (accumulate false); only then does the length cover them.
+                // SAFETY: the spare capacity holds `len` values, which `panel_product` writes
+                // without reading (accumulate false); only then does the length cover them.
                 unsafe {
-                    let spare = std::slice::from_raw_parts_mut(dst.as_mut_ptr(), len);
-                    panel_product(spare, false, x, panels, beta)?;
+                    panel_product(dst.as_mut_ptr(), len, false, x, panels, beta)?;
                     dst.set_len(len);
                 }
                 Ok(dst)
@@ -78,25 +77,32 @@ impl FrozenOperand {
             Self::RowMajor { values, .. } => {
                 cpu_gemm::add_product(dst, x, Mat::row_major(values, k, n)?, beta)
             }
-            Self::Panels(panels) => panel_product(dst, true, x, panels, beta),
+            // SAFETY: a slice is valid for reads and writes of all its values.
+            Self::Panels(panels) => unsafe {
+                panel_product(dst.as_mut_ptr(), dst.len(), true, x, panels, beta)
+            },
         }
     }
 }
 
-/// `dst (+)= β·x·panels`, timed under `LAB_GEMM_TRACE`.
-fn panel_product(
-    dst: &mut [f32],
+/// `dst (+)= β·x·panels` for a row-major `dst` of `dst_len` values, timed under
+/// `LAB_GEMM_TRACE`.
+///
+/// # Safety
+/// As [`panel_gemm::product_into`].
+unsafe fn panel_product(
+    dst: *mut f32,
+    dst_len: usize,
     accumulate: bool,
     x: Mat,
     panels: &Panels,
     beta: f32,
 ) -> candle_core::Result<()> {
     let (m, k, n) = (x.rows(), panels.rows(), panels.cols());
-    if x.cols() != k || dst.len() != m * n {
+    if x.cols() != k || dst_len != m * n {
         candle_core::bail!(
-            "panel product: x [{m}, {}] times [{k}, {n}] into {} values",
-            x.cols(),
-            dst.len()
+            "panel product: x [{m}, {}] times [{k}, {n}] into {dst_len} values",
+            x.cols()
         );
     }
     let threads = if m * n * k >= 1 << 18 {
@@ -105,7 +111,8 @@ fn panel_product(
         1
     };
     let traced = cpu_gemm::trace::enabled().then(std::time::Instant::now);
-    panel_gemm::product(dst, n, accumulate, x, panels, beta, threads)?;
+    // SAFETY: passed on from the caller; dst_len is m·n at row stride n.
+    unsafe { panel_gemm::product_into(dst, dst_len, n, accumulate, x, panels, beta, threads)? };
     if let Some(start) = traced {
         cpu_gemm::trace::record_panels(m, n, k, accumulate, start.elapsed());
     }
