@@ -94,11 +94,6 @@ impl Panels {
         self.n
     }
 
-    /// Bytes held.
-    pub fn bytes(&self) -> usize {
-        std::mem::size_of_val(self.values.as_slice())
-    }
-
     fn panel(&self, p: usize) -> &[f32] {
         &self.values[p * self.k * PANEL..(p + 1) * self.k * PANEL]
     }
