@@ -278,6 +278,20 @@ unsafe fn gemm_crate(
     gemm_crate_call(dst, dst_rs, read_dst, a, b, n, 0, beta, parallelism);
 }
 
+/// A product's destination, shared by parallel tasks that each write their own disjoint part
+/// of it (whoever makes one keeps to that).
+#[derive(Clone, Copy)]
+pub(crate) struct SharedDst(pub(crate) *mut f32);
+// SAFETY: only the pointer crosses threads; its users write disjoint values.
+unsafe impl Send for SharedDst {}
+unsafe impl Sync for SharedDst {}
+impl SharedDst {
+    /// Through a method, so closures capture the `Send` wrapper, not its raw pointer.
+    pub(crate) fn at(self, offset: usize) -> *mut f32 {
+        self.0.wrapping_add(offset)
+    }
+}
+
 /// The narrowest column block [`column_blocks`] hands to a thread.
 const SPLIT_MIN_COLUMNS: usize = 64;
 /// Products with more rows go to the gemm crate's own threading, which shares one packed copy
@@ -304,21 +318,10 @@ unsafe fn column_blocks(
     pool: usize,
 ) {
     use rayon::prelude::*;
-    /// The destination, shared by tasks that write disjoint columns of it.
-    #[derive(Clone, Copy)]
-    struct Dst(*mut f32);
-    // SAFETY: every task writes only its own block of columns.
-    unsafe impl Send for Dst {}
-    unsafe impl Sync for Dst {}
-    impl Dst {
-        /// Through a method, so closures capture the `Send` wrapper, not its raw pointer.
-        fn at(self, column: usize) -> *mut f32 {
-            self.0.wrapping_add(column)
-        }
-    }
     let n = b.cols;
     let width = n.div_ceil(pool).next_multiple_of(16);
-    let out = Dst(dst);
+    // Every task writes only its own block of columns.
+    let out = SharedDst(dst);
     (0..n.div_ceil(width)).into_par_iter().for_each(|block| {
         let first = block * width;
         let cols = width.min(n - first);

@@ -15,7 +15,7 @@
 //! threads get equal shares whatever the number of panels.
 use rayon::prelude::*;
 
-use super::cpu_gemm::Mat;
+use super::cpu_gemm::{Mat, SharedDst};
 
 /// Columns of `b` per panel: the micro-kernel's rows (4 vectors of 16 f32).
 pub const PANEL: usize = 64;
@@ -38,50 +38,37 @@ pub struct Panels {
 impl Panels {
     /// The panels of a row-major `b [k, n]`.
     pub fn from_row_major(b: &[f32], k: usize, n: usize) -> Self {
-        assert_eq!(
-            b.len(),
-            k * n,
-            "panels: {} values for a {k} × {n} matrix",
-            b.len()
-        );
-        let count = n.div_ceil(PANEL);
-        let mut values = vec![0f32; count * k * PANEL];
-        values
-            .par_chunks_mut((k * PANEL).max(1))
-            .enumerate()
-            .for_each(|(p, panel)| {
-                let first = p * PANEL;
-                let width = PANEL.min(n - first);
-                for (row, out) in panel.chunks_exact_mut(PANEL).enumerate() {
-                    out[..width].copy_from_slice(&b[row * n + first..row * n + first + width]);
-                }
-            });
-        Self { k, n, values }
+        assert_eq!(b.len(), k * n, "panels: {} values for {k} × {n}", b.len());
+        Self::build(k, n, |first, width, panel| {
+            for (row, out) in panel.chunks_exact_mut(PANEL).enumerate() {
+                out[..width].copy_from_slice(&b[row * n + first..row * n + first + width]);
+            }
+        })
     }
 
     /// The panels of `wᵀ [k, n]` for a row-major `w [n, k]` (the input gradient's operand).
     pub fn from_transposed(w: &[f32], n: usize, k: usize) -> Self {
-        assert_eq!(
-            w.len(),
-            k * n,
-            "panels: {} values for a {n} × {k} matrix",
-            w.len()
-        );
-        let count = n.div_ceil(PANEL);
-        let mut values = vec![0f32; count * k * PANEL];
+        assert_eq!(w.len(), k * n, "panels: {} values for {n} × {k}", w.len());
+        Self::build(k, n, |first, width, panel| {
+            // Column c of the panel is row first + c of w, read contiguously.
+            for c in 0..width {
+                let src = &w[(first + c) * k..(first + c + 1) * k];
+                for (row, &v) in src.iter().enumerate() {
+                    panel[row * PANEL + c] = v;
+                }
+            }
+        })
+    }
+
+    /// Zeroed panels, each filled in parallel by `fill(first column, width, panel)`.
+    fn build(k: usize, n: usize, fill: impl Fn(usize, usize, &mut [f32]) + Sync) -> Self {
+        let mut values = vec![0f32; n.div_ceil(PANEL) * k * PANEL];
         values
             .par_chunks_mut((k * PANEL).max(1))
             .enumerate()
             .for_each(|(p, panel)| {
                 let first = p * PANEL;
-                let width = PANEL.min(n - first);
-                // Column c of the panel is row first + c of w, read contiguously.
-                for c in 0..width {
-                    let src = &w[(first + c) * k..(first + c + 1) * k];
-                    for (row, &v) in src.iter().enumerate() {
-                        panel[row * PANEL + c] = v;
-                    }
-                }
+                fill(first, PANEL.min(n - first), panel)
             });
         Self { k, n, values }
     }
@@ -187,17 +174,8 @@ pub unsafe fn product_into(
     let groups = m.div_ceil(NR);
     let jobs = panels * groups;
     let threads = threads.clamp(1, jobs);
-    #[derive(Clone, Copy)]
-    struct Dst(*mut f32);
-    // SAFETY: jobs write disjoint (panel, row group) blocks of dst.
-    unsafe impl Send for Dst {}
-    unsafe impl Sync for Dst {}
-    impl Dst {
-        fn at(self, offset: usize) -> *mut f32 {
-            self.0.wrapping_add(offset)
-        }
-    }
-    let out = Dst(dst);
+    // Jobs write disjoint (panel, row group) blocks of dst.
+    let out = SharedDst(dst);
     // Equal blocks of the inner dimension, none longer than MAX_DEPTH.
     let depth = k.div_ceil(k.div_ceil(MAX_DEPTH));
     let run = |range: std::ops::Range<usize>| {
