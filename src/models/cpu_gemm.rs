@@ -262,9 +262,8 @@ unsafe fn gemm_crate(
     threads: Threads,
 ) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
-    // Small products stay on this thread: handing them to the pool costs more than they take.
-    let pool = candle_core::utils::get_num_threads();
-    let parallel = threads == Threads::All && pool > 1 && m * n * k >= 1 << 18;
+    let pool = threads_for(m, n, k);
+    let parallel = threads == Threads::All && pool > 1;
     let split = m <= SPLIT_MAX_ROWS && n >= SPLIT_MIN_COLUMNS * pool;
     if parallel && split && super::fused_train::fused("split") {
         column_blocks(dst, dst_rs, read_dst, a, b, beta, pool);
@@ -276,6 +275,16 @@ unsafe fn gemm_crate(
         Parallelism::None
     };
     gemm_crate_call(dst, dst_rs, read_dst, a, b, n, 0, beta, parallelism);
+}
+
+/// How many threads an `m × k · k × n` product gets: candle's thread count, or 1 for a small
+/// product, where handing it to the pool costs more than it takes.
+pub(crate) fn threads_for(m: usize, n: usize, k: usize) -> usize {
+    if m * n * k >= 1 << 18 {
+        candle_core::utils::get_num_threads()
+    } else {
+        1
+    }
 }
 
 /// A product's destination, shared by parallel tasks that each write their own disjoint part

@@ -105,11 +105,7 @@ unsafe fn panel_product(
             x.cols()
         );
     }
-    let threads = if m * n * k >= 1 << 18 {
-        candle_core::utils::get_num_threads()
-    } else {
-        1
-    };
+    let threads = cpu_gemm::threads_for(m, n, k);
     let traced = cpu_gemm::trace::enabled().then(std::time::Instant::now);
     // SAFETY: passed on from the caller; dst_len is m·n at row stride n.
     unsafe { panel_gemm::product_into(dst, dst_len, n, accumulate, x, panels, beta, threads)? };
