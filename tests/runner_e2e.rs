@@ -227,3 +227,56 @@ fn required_performance_stops_once_reached() {
         serde_json::from_str(&std::fs::read_to_string(cell.join("state.json")).unwrap()).unwrap();
     assert_eq!(state["stop_reason"]["kind"], "performance");
 }
+
+#[test]
+fn cells_with_the_same_seed_and_initial_set_share_iteration_0_to_the_same_result() {
+    let dir = tempfile::tempdir().unwrap();
+    // random and mnlp both draw the initial set from the seed: mnlp's iteration 0 is random's.
+    let shared = experiment(dir.path(), "shared", "iterations = 1", &["random", "mnlp"]);
+    let alone = experiment(dir.path(), "alone", "iterations = 1", &["mnlp"]);
+    // Training that moves the adapter at iteration 0 (one warm-up step of one batch would
+    // not), so iteration 1 depends on what iteration 0 left.
+    for file in [&shared, &alone] {
+        let text = std::fs::read_to_string(file).unwrap().replace(
+            "epochs = 1\nbatch_size = 4\n",
+            "epochs = 2\nbatch_size = 2\nlearning_rate = 0.01\nwarmup_ratio = 0.0\n",
+        );
+        assert!(text.contains("warmup_ratio = 0.0"));
+        std::fs::write(file, text).unwrap();
+    }
+    let out = lab(&["run", shared.to_str().unwrap(), "--profile"]);
+    assert_ok(&out);
+    let printed = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        printed.contains("shared/mnlp/seed-0 iteration 0")
+            && printed.contains("(training and evaluation shared with random/seed-0)"),
+        "mnlp's iteration 0 was not taken from random's:\n{printed}"
+    );
+    assert!(
+        !printed.contains("iteration 1 (7 labeled): training 0.0s"),
+        "iteration 1 must train:\n{printed}"
+    );
+    assert_ok(&lab(&["run", alone.to_str().unwrap()]));
+    let cell = |name: &str| dir.path().join("results").join(name).join("mnlp/seed-0");
+    let read = |name: &str, file: &str| std::fs::read(cell(name).join(file)).unwrap();
+    assert_eq!(
+        curve_without_seconds(&cell("shared").join("curve.csv")),
+        curve_without_seconds(&cell("alone").join("curve.csv")),
+        "a shared iteration 0 changed the curve"
+    );
+    for file in [
+        "selected.jsonl",
+        "generations/iter-0.jsonl",
+        "generations/iter-1.jsonl",
+        "adapters/iter-1/adapter_model.safetensors",
+    ] {
+        assert!(
+            read("shared", file) == read("alone", file),
+            "{file} differs between the shared and the lone run"
+        );
+    }
+}

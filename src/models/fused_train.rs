@@ -24,7 +24,9 @@ use super::cpu_slice::contiguous_f32;
 /// weights through a transposed view instead of a contiguous copy; `panels`: training's and
 /// scoring's products with frozen weights go through the gemm crate, which packs the weight at
 /// every call, instead of reading panels packed once; `worker`: a command's work
-/// runs on the main thread instead of a thread of rayon's pool), to compare speed
+/// runs on the main thread instead of a thread of rayon's pool; `first_iteration`: every
+/// cell fine-tunes and evaluates its own iteration 0 instead of taking an identical one
+/// computed by an earlier cell of the experiment), to compare speed
 /// and memory side by side with `lab bench-host`.
 pub fn fused(op: &str) -> bool {
     static UNFUSED: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();

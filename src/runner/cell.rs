@@ -9,6 +9,7 @@ use crate::models::lm::{LanguageModel, LoraSettings};
 use crate::runner::curve::CurveRow;
 use crate::runner::evaluate::evaluate;
 use crate::runner::finetune::finetune;
+use crate::runner::first_iteration::{FirstIteration, FirstIterationKey, FirstIterations};
 use crate::runner::host::{LazyEncoder, ModelHost};
 use crate::runner::persist::{
     append_iteration, prepare_cell, write_state, CellPaths, IterationRecord, SelectedLine,
@@ -39,6 +40,8 @@ pub struct ExperimentContext<'a> {
     pub profile: Option<&'a Profile>,
     /// The `llm_judge` metric's LLM, when `[eval.judge]` is set.
     pub judge: Option<&'a crate::labeller::factory::Judge>,
+    /// Iteration 0 as computed by earlier cells, for cells that would compute it again.
+    pub first_iterations: &'a FirstIterations,
 }
 
 /// How a cell ended, for the bench table and the final line per cell.
@@ -125,6 +128,9 @@ pub fn run_cell(
     let mut rng = state.rng.restore()?;
     let started = Instant::now();
     let seconds_before = state.seconds;
+    // What a shared first iteration cost the cell that computed it: counted here too, so a
+    // cell's seconds do not depend on which cell ran first.
+    let mut credited_seconds = 0.0;
     let bars_label = format!("{}/{}/seed-{seed}", exp.name, strategy.key());
     let bars = CellProgress::new(
         &bars_label,
@@ -232,48 +238,73 @@ pub fn run_cell(
         });
         times.labelling = t_label.elapsed().as_secs_f64();
 
-        // 3. Fine-tune on everything labeled so far.
-        let t_train = Instant::now();
-        if exp.train.from_scratch {
-            model.detach_lora();
-            model.attach_lora(&lora)?;
-        }
-        if !labeled.is_empty() {
-            bars.start_step("train", 0);
-            finetune(
-                &model,
-                &prompter,
-                &labeled,
-                derive_seed(seed, t, 1),
-                Some(bars.step_bar()),
-            )?;
-        }
-        // One folder per iteration: state.json keeps pointing at the previous one until this
-        // iteration commits, so a crash here resumes from the right weights.
+        // 3–4. Fine-tune on everything labeled so far, evaluate on the fixed test subset; at
+        // iteration 0 take both from an earlier cell that computed exactly this.
+        let first_key = (t == 0 && crate::models::fused_train::fused("first_iteration"))
+            .then(|| FirstIterationKey::new(seed, &labeled));
+        let shared_first = first_key
+            .as_ref()
+            .and_then(|key| ctx.first_iterations.get(key));
         let adapter_dir = paths.dir.join("adapters").join(format!("iter-{t}"));
-        save_adapter_atomically(&model, &adapter_dir)?;
-        times.training = t_train.elapsed().as_secs_f64();
+        let eval = match &shared_first {
+            Some(first) => {
+                first.restore_into(&model)?;
+                save_adapter_atomically(&model, &adapter_dir)?;
+                credited_seconds += first.seconds;
+                first.evaluation.clone()
+            }
+            None => {
+                let t_train = Instant::now();
+                if exp.train.from_scratch {
+                    model.detach_lora();
+                    model.attach_lora(&lora)?;
+                }
+                if !labeled.is_empty() {
+                    bars.start_step("train", 0);
+                    finetune(
+                        &model,
+                        &prompter,
+                        &labeled,
+                        derive_seed(seed, t, 1),
+                        Some(bars.step_bar()),
+                    )?;
+                }
+                // One folder per iteration: state.json keeps pointing at the previous one
+                // until this iteration commits, so a crash here resumes from the right weights.
+                save_adapter_atomically(&model, &adapter_dir)?;
+                times.training = t_train.elapsed().as_secs_f64();
 
-        // 4. Evaluate on the fixed test subset.
-        let t_eval = Instant::now();
-        bars.start_step("evaluate", 0);
-        let embedder = ctx.encoder as &dyn crate::metrics::bertscore::TokenEmbedder;
-        model.merge_lora()?;
-        let eval = evaluate(
-            &model,
-            &prompter,
-            &ctx.dataset.test,
-            &exp.eval.metrics,
-            Some(embedder),
-            ctx.judge,
-        );
-        model.unmerge_lora();
-        let eval = eval?;
-        times.evaluation = t_eval.elapsed().as_secs_f64();
+                let t_eval = Instant::now();
+                bars.start_step("evaluate", 0);
+                let embedder = ctx.encoder as &dyn crate::metrics::bertscore::TokenEmbedder;
+                model.merge_lora()?;
+                let eval = evaluate(
+                    &model,
+                    &prompter,
+                    &ctx.dataset.test,
+                    &exp.eval.metrics,
+                    Some(embedder),
+                    ctx.judge,
+                );
+                model.unmerge_lora();
+                let eval = eval?;
+                times.evaluation = t_eval.elapsed().as_secs_f64();
+                if let Some(key) = first_key {
+                    let first = FirstIteration::capture(
+                        format!("{}/seed-{seed}", strategy.key()),
+                        &model,
+                        &eval,
+                        times.training + times.evaluation,
+                    )?;
+                    ctx.first_iterations.insert(key, first);
+                }
+                eval
+            }
+        };
 
         // 5. Commit the iteration.
         state.iterations_done = t + 1;
-        state.seconds = seconds_before + started.elapsed().as_secs_f64();
+        state.seconds = seconds_before + started.elapsed().as_secs_f64() + credited_seconds;
         state.adapter_path = Some(adapter_dir);
         state.rng = RngState::capture(&rng);
         let row = CurveRow {
@@ -314,7 +345,13 @@ pub fn run_cell(
         remove_older_adapters(&paths, t);
         if let Some(p) = ctx.profile {
             times.other = (t_iteration.elapsed().as_secs_f64() - times.total()).max(0.0);
-            let line = p.record(&bars_label, t, labeled.len(), times);
+            let mut line = p.record(&bars_label, t, labeled.len(), times);
+            if let Some(first) = &shared_first {
+                line.push_str(&format!(
+                    " (training and evaluation shared with {})",
+                    first.computed_by
+                ));
+            }
             bars.println(&line);
         }
         if stop.is_some() {

@@ -9,6 +9,7 @@ use crate::runner::persist::GenerationRecord;
 use crate::runner::prompting::Prompter;
 use anyhow::{Context, Result};
 
+#[derive(Clone, Debug)]
 pub struct Evaluation {
     /// `(metric, corpus value)` in the experiment's metric order.
     pub scores: Vec<(String, f64)>,

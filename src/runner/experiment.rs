@@ -61,8 +61,10 @@ pub fn run_experiment(file: &Path, opts: &RunOptions) -> Result<ExperimentOutcom
     let encoder = LazyEncoder::new(exp.encoder.batch_size);
     let profile = opts.profile.then(Profile::default);
     let judge = crate::labeller::factory::make_judge(&exp)?;
+    let first_iterations = crate::runner::first_iteration::FirstIterations::default();
     let ctx = ExperimentContext {
         judge: judge.as_ref(),
+        first_iterations: &first_iterations,
         exp: &exp,
         dataset: &dataset,
         base: &base,

@@ -7,6 +7,7 @@ pub mod embed;
 pub mod evaluate;
 pub mod experiment;
 pub mod finetune;
+pub mod first_iteration;
 pub mod host;
 pub mod memory;
 pub mod persist;
