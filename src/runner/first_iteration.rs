@@ -139,7 +139,7 @@ impl FirstIterations {
 mod tests {
     use super::*;
     use crate::models::decoder_config::Family;
-    use crate::models::lm::{LoraSettings, PeftMethod};
+    use crate::models::lm::LoraSettings;
 
     fn example(id: u64, output: &str) -> Example {
         Example {
@@ -155,10 +155,8 @@ mod tests {
         lm.attach_lora(&LoraSettings {
             r: 2,
             alpha: 4.0,
-            dropout: 0.0,
-            targets: vec![],
-            method: PeftMethod::Lora,
             seed,
+            ..Default::default()
         })
         .unwrap();
         lm
@@ -224,11 +222,7 @@ mod tests {
         let mut other = LanguageModel::tiny_random(0, Family::Llama)?;
         other.attach_lora(&LoraSettings {
             r: 4,
-            alpha: 8.0,
-            dropout: 0.0,
-            targets: vec![],
-            method: PeftMethod::Lora,
-            seed: 0,
+            ..Default::default()
         })?;
         let err = captured.restore_into(&other).unwrap_err().to_string();
         assert!(err.contains("does not match"), "{err}");
