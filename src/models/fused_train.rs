@@ -12,7 +12,7 @@ use rayon::prelude::*;
 use super::cpu_slice::contiguous_f32;
 
 /// `LAB_UNFUSED=softmax,lora,lora_whole,rope,norm,swiglu,gelu,skinny,exp,attention,packed,last,
-/// decode_pack,dense,split,dropout,merge,prefix,grad_transpose,panels,worker` (or `all`) turns fused ops back into candle's composed ones (`packed`: the
+/// decode_pack,dense,split,dropout,merge,prefix,grad_transpose,panels,worker,first_iteration,adamw` (or `all`) turns fused ops back into candle's composed ones (`packed`: the
 /// encoder pads its batches again; `last`: the decoder's last layer runs on every position;
 /// `lora_whole`: the adapter's input product `x @ aᵀ` runs outside the LoRA op again;
 /// `decode_pack`: decoding reads weights in place instead of packed copies; `dense`: the
@@ -26,7 +26,8 @@ use super::cpu_slice::contiguous_f32;
 /// every call, instead of reading panels packed once; `worker`: a command's work
 /// runs on the main thread instead of a thread of rayon's pool; `first_iteration`: every
 /// cell fine-tunes and evaluates its own iteration 0 instead of taking an identical one
-/// computed by an earlier cell of the experiment), to compare speed
+/// computed by an earlier cell of the experiment; `adamw`: the optimizer step and gradient
+/// norm run as composed candle ops instead of one pass each on the CPU), to compare speed
 /// and memory side by side with `lab bench-host`.
 pub fn fused(op: &str) -> bool {
     static UNFUSED: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();

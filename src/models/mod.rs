@@ -1,5 +1,6 @@
 //! The model host: our candle decoder with LoRA, generation, scoring, training, the sentence
 //! encoder, and the set-up step that fetches default models.
+mod adamw_cpu;
 pub mod bench_host;
 mod bench_reference;
 pub mod bench_summary;

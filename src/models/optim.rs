@@ -72,8 +72,19 @@ pub struct FlatGrads {
 impl FlatGrads {
     /// Euclidean norm of all gradients taken as one vector, accumulated in f64.
     pub fn norm(&self) -> Result<f64> {
+        self.norm_with(super::fused_train::fused("adamw"))
+    }
+
+    /// [`Self::norm`], in one pass per group on the CPU when `fused`.
+    fn norm_with(&self, fused: bool) -> Result<f64> {
         let mut sum = 0f64;
         for g in &self.groups {
+            if fused {
+                if let Some(part) = super::adamw_cpu::sum_of_squares(g)? {
+                    sum += part;
+                    continue;
+                }
+            }
             sum += g
                 .to_dtype(candle_core::DType::F64)?
                 .sqr()?
@@ -182,6 +193,11 @@ impl AdamW {
 
     /// One update with learning rate `lr` from gradients made by `flatten`.
     pub fn step_flat(&mut self, grads: &FlatGrads, lr: f64) -> Result<()> {
+        self.step_flat_with(grads, lr, super::fused_train::fused("adamw"))
+    }
+
+    /// [`Self::step_flat`], in one pass on the CPU when `fused` (same bits either way).
+    fn step_flat_with(&mut self, grads: &FlatGrads, lr: f64, fused: bool) -> Result<()> {
         if grads.groups.len() != self.groups.len() {
             candle_core::bail!("AdamW got gradients flattened for another optimizer");
         }
@@ -191,6 +207,22 @@ impl AdamW {
         let correction1 = 1.0 - c.beta1.powi(t);
         let correction2 = 1.0 - c.beta2.powi(t);
         for (group, g) in self.groups.iter_mut().zip(&grads.groups) {
+            if fused {
+                let scalars = super::adamw_cpu::StepScalars {
+                    beta1: c.beta1,
+                    beta2: c.beta2,
+                    eps: c.eps,
+                    correction1,
+                    correction2,
+                    lr,
+                    decay: (group.decay && c.weight_decay != 0.0).then_some(lr * c.weight_decay),
+                };
+                let fused = super::adamw_cpu::step(&group.m, &group.v, g, &group.vars, &scalars)?;
+                if let Some((m, v)) = fused {
+                    (group.m, group.v) = (m, v);
+                    continue;
+                }
+            }
             group.m = ((&group.m * c.beta1)? + (g * (1.0 - c.beta1))?)?;
             group.v = ((&group.v * c.beta2)? + (g.sqr()? * (1.0 - c.beta2))?)?;
             let m_hat = (&group.m / correction1)?;
@@ -321,5 +353,91 @@ mod tests {
         // The bias is not decayed: two unit-gradient steps move it by exactly 2·lr.
         assert!((values(b.as_tensor())[0] - 0.48).abs() < 1e-6);
         assert_eq!(opt.steps(), 2);
+    }
+
+    /// The one-pass CPU step and norm give the bits of the composed candle ops: three steps
+    /// over decayed and undecayed groups of several variables, one of them clipped.
+    #[test]
+    fn the_one_pass_cpu_step_equals_the_composed_ops_bit_for_bit() {
+        use rand::{Rng, SeedableRng};
+        let dev = Device::Cpu;
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+        let shapes: [(&str, &[usize]); 4] = [
+            ("l0.lora_A.weight", &[4, 33]),
+            ("l0.norm.weight", &[33]),
+            ("l0.lora_B.weight", &[17, 4]),
+            ("l1.lora_A.weight", &[4, 1000]),
+        ];
+        let mut draw = |n: usize, scale: f32| -> Vec<f32> {
+            (0..n).map(|_| rng.random_range(-scale..scale)).collect()
+        };
+        let initial: Vec<Vec<f32>> = shapes
+            .iter()
+            .map(|(_, s)| draw(s.iter().product(), 1.0))
+            .collect();
+        let steps: Vec<Vec<Vec<f32>>> = (0..3)
+            .map(|t| {
+                let scale = if t == 1 { 50.0 } else { 0.01 };
+                shapes
+                    .iter()
+                    .map(|(_, s)| draw(s.iter().product(), scale))
+                    .collect()
+            })
+            .collect();
+        let run = |fused: bool| -> (Vec<Vec<f32>>, Vec<f64>) {
+            let vars: Vec<(String, Var)> = shapes
+                .iter()
+                .zip(&initial)
+                .map(|((name, shape), init)| {
+                    let t = Tensor::from_vec(init.clone(), *shape, &dev).unwrap();
+                    (name.to_string(), Var::from_tensor(&t).unwrap())
+                })
+                .collect();
+            let config = AdamWConfig {
+                weight_decay: 0.05,
+                ..Default::default()
+            };
+            let mut opt = AdamW::new(&vars, config).unwrap();
+            let mut norms = Vec::new();
+            for (t, grads) in steps.iter().enumerate() {
+                let grads: Vec<Tensor> = grads
+                    .iter()
+                    .zip(&shapes)
+                    .map(|(g, (_, shape))| Tensor::from_vec(g.clone(), *shape, &dev).unwrap())
+                    .collect();
+                let mut flat = opt.flatten(&grads, 0.5).unwrap();
+                let norm = flat.norm_with(fused).unwrap();
+                flat.clip(1.0, norm).unwrap();
+                opt.step_flat_with(&flat, 1e-3 * (t + 1) as f64, fused)
+                    .unwrap();
+                norms.push(norm);
+            }
+            let mut state: Vec<Vec<f32>> =
+                vars.iter().map(|(_, v)| values(v.as_tensor())).collect();
+            for g in &opt.groups {
+                state.push(values(&g.m));
+                state.push(values(&g.v));
+            }
+            (state, norms)
+        };
+        let (composed, composed_norms) = run(false);
+        let (fused, fused_norms) = run(true);
+        assert!(
+            composed_norms[1] > 1.0,
+            "step 2 must clip: {composed_norms:?}"
+        );
+        assert_eq!(fused_norms, composed_norms);
+        assert_eq!(fused.len(), composed.len());
+        for (i, (a, b)) in fused.iter().zip(&composed).enumerate() {
+            let first = a
+                .iter()
+                .zip(b)
+                .position(|(x, y)| x.to_bits() != y.to_bits());
+            if let Some(j) = first {
+                panic!("tensor {i} differs at {j}: {} vs {}", a[j], b[j]);
+            }
+        }
+        // The initial weights moved: the comparison is not of two untouched copies.
+        assert_ne!(composed[0], initial[0]);
     }
 }
