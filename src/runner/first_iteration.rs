@@ -126,12 +126,10 @@ impl FirstIterations {
             .or_insert_with(|| Arc::new(first));
     }
 
-    pub fn len(&self) -> usize {
+    /// How many are kept (the tests' view of the memo).
+    #[cfg(test)]
+    fn len(&self) -> usize {
         self.done.lock().expect("first-iteration lock").len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
 
