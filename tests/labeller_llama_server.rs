@@ -165,10 +165,16 @@ fn labels_aeslc_emails_through_llama_cpp_python() {
     let paid = lab.spent();
     assert!((paid - labels.iter().map(|l| l.cost).sum::<f64>()).abs() < 1e-15);
 
-    // The cache: a repeated run pays nothing and gets the same labels.
+    // The cache: a repeated run sends nothing (so pays nothing) and gets the same labels,
+    // counted at the price they were bought for.
     let mut again = LlmLabeller::from_config(&cfg).unwrap();
     let second = again.label(&emails, &[]).unwrap();
-    assert_eq!(again.spent(), 0.0);
+    assert!((again.spent() - paid).abs() < 1e-15);
+    assert!(second
+        .labels()
+        .iter()
+        .zip(&labels)
+        .all(|(b, a)| b.cost == a.cost));
     let same: Vec<&str> = second.labels().iter().map(|l| l.output.as_str()).collect();
     let first: Vec<&str> = labels.iter().map(|l| l.output.as_str()).collect();
     assert_eq!(same, first);

@@ -170,7 +170,7 @@ fn budget_stop_keeps_labels_never_overshoots_and_ignores_timing() {
 }
 
 #[test]
-fn repeated_run_hits_the_cache_and_pays_nothing() {
+fn repeated_run_hits_the_cache_pays_nothing_and_counts_the_same_money() {
     let srv = server();
     let dir = tempfile::tempdir().unwrap();
     let cfg = setup(&srv, "LAB_TEST_KEY_O3", dir.path());
@@ -185,10 +185,13 @@ fn repeated_run_hits_the_cache_and_pays_nothing() {
     let mut again = LlmLabeller::from_config(&cfg).unwrap();
     let second = again.label(&items, &[]).unwrap();
     assert_eq!(srv.count("POST", "/v1/chat/completions"), 5, "no new calls");
-    assert_eq!(again.spent(), 0.0);
+    // No dollar is paid twice, but the run counts what its labels cost, so its money curve
+    // and budget stop do not depend on what an earlier run left in the cache.
+    assert_eq!(again.spent(), spent_first);
     for (a, b) in first.labels().iter().zip(second.labels()) {
         assert_eq!(a.output, b.output);
-        assert_eq!(b.cost, 0.0);
+        assert_eq!(b.cost, a.cost);
+        assert!(b.cost > 0.0);
     }
 
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_lab"))
@@ -354,13 +357,18 @@ fn paid_labels_survive_a_failure_later_in_the_run() {
     );
     let paid_first = lab.spent();
     assert!(paid_first > 0.0);
+    let calls = srv.count("POST", "/v1/chat/completions");
     let mut rerun = LlmLabeller::from_config(&cfg).unwrap();
     let out = rerun.label(&items[..3], &[]).unwrap();
     assert_eq!(out.labels().len(), 3);
     assert_eq!(
-        rerun.spent(),
-        0.0,
+        srv.count("POST", "/v1/chat/completions"),
+        calls,
         "the three paid labels come from the cache"
+    );
+    assert!(
+        (rerun.spent() - paid_first).abs() < 1e-15,
+        "counted at their price"
     );
 }
 
@@ -398,6 +406,17 @@ fn the_api_key_never_leaks() {
     srv.inject(Route::Chat, Fault::Unauthorized);
     let err = lab.label(&emails(5), &[]).unwrap_err();
     errors.push(format!("{err:#} {err:?}"));
+
+    // A page that echoes the key across the point where error bodies are cut.
+    srv.inject(Route::Chat, Fault::EchoHeaders);
+    let err = lab.label(&emails(7), &[]).unwrap_err();
+    let text = format!("{err:#} {err:?}");
+    assert!(text.contains("HTTP 400"), "{text}");
+    assert!(
+        !text.contains(&key[..12]),
+        "part of the key in error: {text}"
+    );
+    errors.push(text);
 
     for text in &errors {
         assert!(
@@ -471,4 +490,45 @@ fn a_token_counter_replaces_the_estimate_in_the_worst_case() {
     );
     let mut estimated = LlmLabeller::from_config(&cfg).unwrap();
     assert_eq!(estimated.label(&items, &[]).unwrap().labels().len(), 3);
+}
+
+#[test]
+fn the_budget_stops_at_the_same_label_whatever_the_cache_holds() {
+    let items = emails(12);
+    let srv = server();
+    let stop_with = |cache: &std::path::Path, prefill: usize| -> (usize, f64, usize) {
+        let mut cfg = setup(&srv, "LAB_TEST_KEY_O9", cache);
+        if prefill > 0 {
+            let mut unlimited = LlmLabeller::from_config(&cfg).unwrap();
+            unlimited.label(&items[..prefill], &[]).unwrap();
+        }
+        let lab0 = LlmLabeller::from_config(&cfg).unwrap();
+        let worst = worst_case_cost(&lab0.request(&items[0].input, &[]), None, &cfg.prices());
+        cfg.money_budget = Some(4.5 * worst);
+        let calls = srv.count("POST", "/v1/chat/completions");
+        let mut lab = LlmLabeller::from_config(&cfg).unwrap();
+        let LabelOutcome::BudgetReached(labels) = lab.label(&items, &[]).unwrap() else {
+            panic!("expected the budget to stop the run")
+        };
+        let sent = srv.count("POST", "/v1/chat/completions") - calls;
+        (labels.len(), lab.spent(), sent)
+    };
+    let empty = tempfile::tempdir().unwrap();
+    let (stop, spent, sent) = stop_with(empty.path(), 0);
+    assert!(stop > 4 && stop < 12, "{stop}");
+    assert_eq!(sent, stop);
+    for prefill in [3, 12] {
+        let dir = tempfile::tempdir().unwrap();
+        let (stop_c, spent_c, sent_c) = stop_with(dir.path(), prefill);
+        assert_eq!(
+            stop_c, stop,
+            "cache holding {prefill} labels moved the stop"
+        );
+        assert!((spent_c - spent).abs() < 1e-15, "{spent_c} vs {spent}");
+        assert_eq!(
+            sent_c,
+            stop.saturating_sub(prefill),
+            "cached labels are not bought again"
+        );
+    }
 }

@@ -280,3 +280,67 @@ fn cells_with_the_same_seed_and_initial_set_share_iteration_0_to_the_same_result
         );
     }
 }
+
+#[test]
+fn huds_chooses_its_initial_set_from_the_base_model_unless_told_to_draw_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = experiment(dir.path(), "start", "iterations = 1", &["random", "huds"]);
+    // A second HUDS cell that draws its initial set from the seed, as every other strategy.
+    let text = std::fs::read_to_string(&path).unwrap()
+        + &format!(
+            "\n[[strategy]]\nname = \"huds\"\nlabel = \"huds-drawn\"\nscript = \"{}\"\nparams = {{ initial = \"random\" }}\n",
+            repo().join("strategies/huds.rhai").display()
+        );
+    std::fs::write(&path, text).unwrap();
+    assert_ok(&lab(&["run", path.to_str().unwrap()]));
+    let first_ids = |strategy: &str| -> Vec<u64> {
+        let file = dir
+            .path()
+            .join("results/start")
+            .join(strategy)
+            .join("seed-0/selected.jsonl");
+        let text = std::fs::read_to_string(&file).unwrap();
+        let line: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+        assert_eq!(line["iteration"], 0);
+        // HUDS scores what it picks; a drawn set has no scores.
+        let scored = !line["scores"].is_null();
+        assert_eq!(scored, strategy == "huds", "{strategy}: {line}");
+        serde_json::from_value(line["ids"].clone()).unwrap()
+    };
+    let (random, huds, drawn) = (
+        first_ids("random"),
+        first_ids("huds"),
+        first_ids("huds-drawn"),
+    );
+    assert_eq!(random.len(), 4);
+    assert_eq!(huds.len(), 4);
+    assert_eq!(
+        drawn, random,
+        "initial = \"random\" must draw the seed's set"
+    );
+    assert_ne!(huds, random, "HUDS must choose its own initial set");
+}
+
+#[test]
+fn an_edited_strategy_script_is_not_resumed_as_if_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = experiment(dir.path(), "edited", "iterations = 1", &["random"]);
+    let original = repo().join("strategies/random.rhai");
+    let copy = dir.path().join("random.rhai");
+    std::fs::copy(&original, &copy).unwrap();
+    let text = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace(&original.display().to_string(), &copy.display().to_string());
+    std::fs::write(&path, text).unwrap();
+    assert_ok(&lab(&["run", path.to_str().unwrap()]));
+    // A comment changes nothing a run computes, but the tool cannot know that.
+    let edited = std::fs::read_to_string(&copy).unwrap() + "\n// tried something\n";
+    std::fs::write(&copy, edited).unwrap();
+    let out = lab(&["run", path.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("changed since"), "{err}");
+    assert!(err.contains("--fresh --strategy random"), "{err}");
+    assert_ok(&lab(&["run", path.to_str().unwrap(), "--fresh"]));
+    assert_ok(&lab(&["run", path.to_str().unwrap()]));
+}

@@ -255,3 +255,51 @@ fn a_thrown_error_reports_its_message_and_location() {
         "{m}"
     );
 }
+
+#[test]
+fn cosine_of_matrices_of_different_widths_is_a_script_error_not_a_crash() {
+    let body = "const KIND = \"al\";\nfn select(ctx, k) {\n  let a = stack_columns([float_vec([1.0, 2.0]), float_vec([3.0, 4.0])]);\n  let b = stack_columns([float_vec([1.0, 2.0])]);\n  a.cosine(b)\n}";
+    let m = run_err("widths", body, 1, &SandboxLimits::default());
+    assert!(
+        m.contains("rows of the first matrix have 2 values, rows of the second 1"),
+        "{m}"
+    );
+    assert!(m.contains("widths.rhai:5:"), "{m}");
+}
+
+#[test]
+fn huge_vectors_and_generate_options_are_refused_with_the_line() {
+    for (name, line, wanted) in [
+        (
+            "zeros",
+            "zeros(1 << 62)",
+            "zeros: 4611686018427387904 elements",
+        ),
+        ("full", "full(1 << 40, 1.0)", "full: 1099511627776 elements"),
+        (
+            "range",
+            "range_vec(1 << 40)",
+            "range_vec: 1099511627776 elements",
+        ),
+        (
+            "shuffle",
+            "ctx.rng().shuffle(1 << 62)",
+            "rng.shuffle: 4611686018427387904",
+        ),
+        (
+            "samples",
+            "ctx.generate(ctx.pool, #{ n: 1e9, temperature: 1.0 })",
+            "generate option `n` is 1000000000",
+        ),
+        (
+            "tokens",
+            "ctx.generate(ctx.pool, #{ max_new_tokens: 1e12 })",
+            "generate option `max_new_tokens` is 1000000000000",
+        ),
+    ] {
+        let body = format!("const KIND = \"al\";\nfn select(ctx, k) {{\n  let x = {line};\n  ctx.pool.ids().take(range_vec(k))\n}}");
+        let m = run_err(name, &body, 1, &SandboxLimits::default());
+        assert!(m.contains(wanted), "{name}: {m}");
+        assert!(m.contains(&format!("{name}.rhai:3:")), "{name}: {m}");
+    }
+}

@@ -302,3 +302,119 @@ fn check_rejects_unsupported_extensions_naming_supported_ones() {
         "{err}"
     );
 }
+
+#[test]
+fn pasted_api_keys_are_refused_as_variable_names() {
+    for key in [
+        "gsk_abcdefghijklmnopqrstuvwxyz0123456789",
+        "hf_AbCdEfGhIjKlMnOpQrStUvWxYz",
+        "3f9a0c1d2e4b5a6978c0d1e2f3a4b5c6",
+        "A1B2C3D4E5F6A7B8C9D0E1F2A3B4C5D6E7F8A9B0C1D2E3F4A5B6C7D8E9F0A1B2C3",
+    ] {
+        let text = format!(
+            "{MINIMAL}\n[labeller]\nkind = \"llm\"\nprovider = \"openai\"\nmodel = \"m\"\napi_key_env = \"{key}\"\n"
+        );
+        let err = error_of(&text);
+        assert!(err.contains("never the key itself"), "{key}: {err}");
+        assert!(
+            !err.contains(key),
+            "the error must not repeat the key: {err}"
+        );
+    }
+    let ok = format!(
+        "{MINIMAL}\n[labeller]\nkind = \"llm\"\nprovider = \"openai\"\nmodel = \"m\"\napi_key_env = \"GROQ_API_KEY_2\"\n"
+    );
+    parse(&ok).unwrap();
+}
+
+#[test]
+fn nan_and_infinite_numbers_are_refused_naming_the_key() {
+    for (table, line, key) in [
+        ("lora", "alpha = nan", "lora.alpha"),
+        ("lora", "alpha = inf", "lora.alpha"),
+        ("train", "learning_rate = nan", "train.learning_rate"),
+        ("train", "learning_rate = inf", "train.learning_rate"),
+        ("train", "max_seq_len = 1", "train.max_seq_len"),
+    ] {
+        let err = error_of(&format!("{MINIMAL}\n[{table}]\n{line}\n"));
+        assert!(
+            err.contains(&format!("`{key}` in experiments/x.toml")),
+            "{line}: {err}"
+        );
+    }
+    let budget = MINIMAL.replace("iterations = 3", "iterations = 3\nmoney_budget = nan");
+    let err = error_of(&budget);
+    assert!(err.contains("`al.money_budget`"), "{err}");
+    assert!(err.contains("finite number greater than 0"), "{err}");
+}
+
+#[test]
+fn a_misspelled_lora_target_is_refused_with_a_suggestion() {
+    let err = error_of(&format!(
+        "{MINIMAL}\n[lora]\ntarget_modules = [\"q_proj\", \"q_porj\"]\n"
+    ));
+    assert!(err.contains("`lora.target_modules`"), "{err}");
+    assert!(
+        err.contains("unknown module `q_porj`; did you mean `q_proj`?"),
+        "{err}"
+    );
+    assert!(!err.contains("unknown module `q_proj`"), "{err}");
+}
+
+#[test]
+fn llm_settings_without_kind_llm_are_refused_instead_of_using_gold_labels() {
+    let text = format!(
+        "{MINIMAL}\n[labeller]\nprovider = \"openai\"\nmodel = \"gpt-4o-mini\"\nprice_input_per_mtok = 0.15\n"
+    );
+    let err = error_of(&text);
+    for key in [
+        "labeller.provider",
+        "labeller.model",
+        "labeller.price_input_per_mtok",
+    ] {
+        assert!(err.contains(&format!("`{key}`")), "{key}: {err}");
+    }
+    assert!(
+        err.contains("labeller.kind is \"golden\" (the default): add kind = \"llm\""),
+        "{err}"
+    );
+    // A local labeller needs its model, and may not have LLM-only settings.
+    let local = format!("{MINIMAL}\n[labeller]\nkind = \"local\"\n");
+    assert!(error_of(&local).contains("`labeller.model`"));
+    let local_ok =
+        format!("{MINIMAL}\n[labeller]\nkind = \"local\"\nmodel = \"smollm2-135m-instruct\"\n");
+    parse(&local_ok).unwrap();
+}
+
+#[test]
+fn provider_limits_are_checked_before_the_run() {
+    let llm = |extra: &str, provider: &str| {
+        format!(
+            "{MINIMAL}\n[labeller]\nkind = \"llm\"\nprovider = \"{provider}\"\nmodel = \"m\"\n{extra}\n"
+        )
+    };
+    let err = error_of(&llm("temperature = 2.5", "openai"));
+    assert!(err.contains("`labeller.temperature`"), "{err}");
+    assert!(err.contains("above 2"), "{err}");
+    let err = error_of(&llm("temperature = 1.5", "anthropic"));
+    assert!(err.contains("above 1"), "{err}");
+    parse(&llm("temperature = 1.5", "openai")).unwrap();
+    let err = error_of(&llm("batch_api = true", "anthropic"));
+    assert!(err.contains("`labeller.batch_api`"), "{err}");
+}
+
+#[test]
+fn an_invisible_character_in_a_model_name_is_refused_not_a_crash() {
+    let text = format!(
+        "{MINIMAL}\n[labeller]\nkind = \"llm\"\nprovider = \"openai\"\nmodel = \"gpt-4o\\u200B\"\n"
+    );
+    let err = error_of(&text);
+    assert!(err.contains("`labeller.model`"), "{err}");
+    assert!(err.contains("U+200B"), "{err}");
+    // The client's own settings hold any string as data (this used to panic).
+    let cfg = crate::labeller::llm::LlmLabellerConfig::new(
+        crate::labeller::llm::Provider::Openai,
+        "gpt\u{0}\u{200b}\"x",
+    );
+    assert_eq!(cfg.model, "gpt\u{0}\u{200b}\"x");
+}

@@ -51,8 +51,17 @@ impl Problems {
         });
     }
     fn positive<T: PartialOrd + Default + std::fmt::Display>(&mut self, key: &str, v: T) {
-        if v <= T::default() {
+        // Written as "not greater" so that NaN (which TOML allows as `nan`) is rejected too.
+        if v.partial_cmp(&T::default()) != Some(std::cmp::Ordering::Greater) {
             self.add(key, format!("must be greater than 0 (got {v})"));
+        }
+    }
+    fn positive_finite(&mut self, key: &str, v: f64) {
+        if !(v > 0.0 && v.is_finite()) {
+            self.add(
+                key,
+                format!("must be a finite number greater than 0 (got {v})"),
+            );
         }
     }
     fn non_negative(&mut self, key: &str, v: f64) {
@@ -211,7 +220,7 @@ fn check_model(exp: &Experiment, p: &mut Problems) {
 fn check_training(exp: &Experiment, p: &mut Problems) {
     let l = &exp.lora;
     p.positive("lora.r", l.r);
-    p.positive("lora.alpha", l.alpha);
+    p.positive_finite("lora.alpha", l.alpha);
     p.fraction("lora.dropout", l.dropout, true, false);
     if l.target_modules.is_empty() {
         p.add(
@@ -219,15 +228,38 @@ fn check_training(exp: &Experiment, p: &mut Problems) {
             "needs at least one module name, e.g. [\"q_proj\", \"v_proj\"]",
         );
     }
+    let known = &crate::models::decoder::LINEAR_NAMES;
+    for m in &l.target_modules {
+        if !known.contains(&m.as_str()) {
+            let hint = suggest(m, known)
+                .map(|s| format!("did you mean `{s}`? "))
+                .unwrap_or_default();
+            p.add(
+                "lora.target_modules",
+                format!(
+                    "unknown module `{m}`; {hint}LoRA can target {}",
+                    known.join(", ")
+                ),
+            );
+        }
+    }
     let t = &exp.train;
-    p.positive("train.learning_rate", t.learning_rate);
+    p.positive_finite("train.learning_rate", t.learning_rate);
     p.positive("train.epochs", t.epochs);
     p.positive("train.batch_size", t.batch_size);
     p.positive("train.grad_accum", t.grad_accum);
     p.fraction("train.warmup_ratio", t.warmup_ratio, true, true);
     p.non_negative("train.weight_decay", t.weight_decay);
     p.non_negative("train.max_grad_norm", t.max_grad_norm);
-    p.positive("train.max_seq_len", t.max_seq_len);
+    if t.max_seq_len < 2 {
+        p.add(
+            "train.max_seq_len",
+            format!(
+                "must be at least 2 (a prompt token and a target token; got {})",
+                t.max_seq_len
+            ),
+        );
+    }
     if let Some(f) = t.dev_fraction {
         p.fraction("train.dev_fraction", f, false, false);
     }
@@ -253,15 +285,17 @@ fn check_al(exp: &Experiment, p: &mut Problems) {
         p.positive("al.label_budget", n);
     }
     if let Some(m) = a.money_budget {
-        p.positive("al.money_budget", m);
-        let priced =
-            exp.labeller.price_input_per_mtok > 0.0 || exp.labeller.price_output_per_mtok > 0.0;
+        p.positive_finite("al.money_budget", m);
+        // Only the LLM labeller charges: gold, local and human labels cost nothing.
+        let priced = exp.labeller.kind == LabellerKind::Llm
+            && (exp.labeller.price_input_per_mtok > 0.0
+                || exp.labeller.price_output_per_mtok > 0.0);
         if !priced
             && a.iterations.is_none()
             && a.label_budget.is_none()
             && a.required_performance.is_empty()
         {
-            p.add("al.money_budget", "is the only stopping criterion but labels cost nothing (labeller prices are 0): set labeller prices or another criterion");
+            p.add("al.money_budget", "is the only stopping criterion but labels cost nothing (only labeller.kind = \"llm\" with labeller prices > 0 charges): set the prices or another criterion");
         }
     }
     if a.iterations.is_none()
@@ -290,16 +324,101 @@ fn check_al(exp: &Experiment, p: &mut Problems) {
     }
 }
 
+/// An environment variable name as keys are conventionally stored: capitals, digits and `_`,
+/// not starting with a digit, at most 64 characters. Stricter than the shell on purpose: API
+/// keys are mostly lower-case (`sk-…`, `gsk_…`, `hf_…`, hex) or long, so a pasted key fails
+/// here instead of being written into every results folder's config.toml.
 fn looks_like_env_name(v: &str) -> bool {
     let mut chars = v.chars();
-    chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+    v.len() <= 64
+        && chars
+            .next()
+            .is_some_and(|c| c.is_ascii_uppercase() || c == '_')
+        && chars.all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+}
+
+/// A model name with a character no model name has: whitespace, a control character or an
+/// invisible one (zero-width space, byte-order mark), usually pasted along with the name.
+fn odd_char_in_model_name(name: &str) -> Option<char> {
+    name.chars().find(|&c| {
+        c.is_whitespace()
+            || c.is_control()
+            || matches!(c, '\u{200b}'..='\u{200f}' | '\u{2060}'..='\u{2064}' | '\u{feff}')
+    })
+}
+
+fn check_model_name(key: &str, name: &str, p: &mut Problems) {
+    if let Some(c) = odd_char_in_model_name(name) {
+        p.add(
+            key,
+            format!(
+                "contains the character U+{:04X}, which no model name has (pasted along with it?): retype the name",
+                c as u32
+            ),
+        );
+    }
+}
+
+fn kind_name(kind: LabellerKind) -> &'static str {
+    match kind {
+        LabellerKind::Golden => "golden",
+        LabellerKind::Llm => "llm",
+        LabellerKind::Local => "local",
+        LabellerKind::Human => "human",
+    }
 }
 
 fn check_labeller(exp: &Experiment, p: &mut Problems) {
     let l = &exp.labeller;
+    // Settings of another kind of labeller are a sign the kind line is missing: without it the
+    // run would silently label with the dataset's gold outputs.
+    let llm_only = [
+        ("labeller.provider", l.provider.is_some()),
+        ("labeller.base_url", l.base_url.is_some()),
+        ("labeller.api_key_env", l.api_key_env.is_some()),
+        ("labeller.batch_api", l.batch_api),
+        (
+            "labeller.price_input_per_mtok",
+            l.price_input_per_mtok != 0.0,
+        ),
+        (
+            "labeller.price_output_per_mtok",
+            l.price_output_per_mtok != 0.0,
+        ),
+        (
+            "labeller.model",
+            l.model.is_some() && matches!(l.kind, LabellerKind::Golden | LabellerKind::Human),
+        ),
+    ];
+    if l.kind != LabellerKind::Llm {
+        for (key, set) in llm_only {
+            if set {
+                p.add(
+                    key,
+                    format!(
+                        "is a setting of the LLM labeller, but labeller.kind is \"{}\"{}: add kind = \"llm\" to [labeller], or remove it",
+                        kind_name(l.kind),
+                        if l.kind == LabellerKind::Golden { " (the default)" } else { "" }
+                    ),
+                );
+            }
+        }
+    }
+    if l.kind == LabellerKind::Local && l.model.is_none() {
+        p.add(
+            "labeller.model",
+            "is required for kind = \"local\": a models-cache name, a .gguf file, a model folder or a hub id",
+        );
+    }
+    if let Some(m) = &l.model {
+        check_model_name("labeller.model", m, p);
+    }
+    if l.batch_api && l.provider == Some(Provider::Anthropic) {
+        p.add(
+            "labeller.batch_api",
+            "is supported for OpenAI-compatible providers only: set it to false for provider = \"anthropic\"",
+        );
+    }
     if l.kind == LabellerKind::Llm {
         if l.provider.is_none() {
             p.add(
@@ -320,6 +439,7 @@ fn check_labeller(exp: &Experiment, p: &mut Problems) {
     check_client(
         "labeller",
         &ClientSettings {
+            provider: l.provider,
             api_key_env: l.api_key_env.as_deref(),
             base_url: l.base_url.as_deref(),
             temperature: l.temperature,
@@ -334,6 +454,7 @@ fn check_labeller(exp: &Experiment, p: &mut Problems) {
 
 /// The HTTP client settings the LLM labeller and the LLM judge share.
 struct ClientSettings<'a> {
+    provider: Option<Provider>,
     api_key_env: Option<&'a str>,
     base_url: Option<&'a str>,
     temperature: f64,
@@ -346,7 +467,7 @@ struct ClientSettings<'a> {
 fn check_client(table: &str, c: &ClientSettings<'_>, p: &mut Problems) {
     if let Some(env) = c.api_key_env {
         if !looks_like_env_name(env) {
-            p.add(format!("{table}.api_key_env"), "must be the NAME of an environment variable holding the key (like OPENAI_API_KEY), never the key itself");
+            p.add(format!("{table}.api_key_env"), "must be the NAME of an environment variable holding the key, in capitals (like OPENAI_API_KEY), never the key itself");
         }
     }
     if let Some(url) = c.base_url {
@@ -358,6 +479,20 @@ fn check_client(table: &str, c: &ClientSettings<'_>, p: &mut Problems) {
         }
     }
     p.non_negative(&format!("{table}.temperature"), c.temperature);
+    let most = if c.provider == Some(Provider::Anthropic) {
+        1.0
+    } else {
+        2.0
+    };
+    if c.temperature > most {
+        p.add(
+            format!("{table}.temperature"),
+            format!(
+                "{} is above {most}, the most the provider accepts",
+                c.temperature
+            ),
+        );
+    }
     p.positive(&format!("{table}.max_tokens"), c.max_tokens);
     p.non_negative(&format!("{table}.price_input_per_mtok"), c.prices.0);
     p.non_negative(&format!("{table}.price_output_per_mtok"), c.prices.1);
@@ -383,6 +518,7 @@ fn check_judge(exp: &Experiment, p: &mut Problems) {
             "is required (the provider's model name)",
         );
     }
+    check_model_name("eval.judge.model", &j.model, p);
     if j.provider == Provider::Custom && j.base_url.is_none() {
         p.add(
             "eval.judge.base_url",
@@ -392,6 +528,7 @@ fn check_judge(exp: &Experiment, p: &mut Problems) {
     check_client(
         "eval.judge",
         &ClientSettings {
+            provider: Some(j.provider),
             api_key_env: j.api_key_env.as_deref(),
             base_url: j.base_url.as_deref(),
             temperature: j.temperature,
@@ -467,6 +604,14 @@ fn check_strategies(exp: &Experiment, p: &mut Problems) {
         }
         if let Some(size) = &s.pool_subsample {
             p.size(&format!("{at}.pool_subsample"), size);
+        }
+        if let Some(v) = s.params.get("initial") {
+            if !matches!(v.as_str(), Some("strategy" | "random")) {
+                p.add(
+                    format!("{at}.params.initial"),
+                    format!("is {v}: write \"strategy\" (the strategy picks the initial set from the base model) or \"random\" (drawn from the seed)"),
+                );
+            }
         }
     }
 }

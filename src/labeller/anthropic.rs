@@ -95,7 +95,7 @@ impl ChatApi for AnthropicApi {
         let json: Value = serde_json::from_str(&text).map_err(|e| {
             CallError::transient(format!(
                 "reply is not JSON ({e}): {}",
-                self.key.redact(&head(&text))
+                head(&self.key.redact(&text))
             ))
         })?;
         parse_message(&json)

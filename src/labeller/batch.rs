@@ -100,7 +100,7 @@ impl BatchApi {
         serde_json::from_str(&text).map_err(|e| {
             CallError::transient(format!(
                 "{method} {path}: reply is not JSON ({e}): {}",
-                self.endpoint.redact(&head(&text))
+                head(&self.endpoint.redact(&text))
             ))
         })
     }
@@ -434,15 +434,25 @@ pub(super) fn complete_batch(
         errors.extend(errs);
     }
 
-    // New job: cache misses in request order, each reserved, until one does not fit.
+    // New job: cache misses in request order, each reserved, until one does not fit. When
+    // hits are charged (see `LlmClient::treat_cache_hits_as_free`), a hit and a repeat of a
+    // request already in this call hold their worst case like a miss until the job is done,
+    // then count at their price: every request passes the same test whether or not its label
+    // was bought before, so the stop point does not depend on the cache.
+    let charged = client.charges_cache_hits();
     let mut stop_at = None;
     let mut reservations = HashMap::new();
+    let mut held_for_hits: Vec<(&str, Reservation)> = Vec::new();
+    let mut seen: HashSet<&str> = HashSet::new();
     let mut job_keys: Vec<String> = Vec::new();
     for (i, key) in keys.iter().enumerate() {
-        if paid.contains_key(key) || reservations.contains_key(key) {
+        let first = seen.insert(key.as_str());
+        let in_this_call = paid.contains_key(key) || reservations.contains_key(key);
+        if in_this_call && (first || !charged) {
             continue;
         }
-        if client.cache.peek(key).is_some() {
+        let hit = !in_this_call && client.cache.peek(key).is_some();
+        if hit && !charged {
             client.cache.count(true);
             continue;
         }
@@ -450,6 +460,12 @@ pub(super) fn complete_batch(
             .budget
             .try_reserve(client.worst_case(&requests[i], &prices))
         {
+            Some(r) if hit || in_this_call => {
+                if hit {
+                    client.cache.count(true);
+                }
+                held_for_hits.push((key.as_str(), r));
+            }
             Some(r) => {
                 client.cache.count(false);
                 reservations.insert(key.clone(), r);
@@ -520,6 +536,12 @@ pub(super) fn complete_batch(
         errors.extend(errs);
     }
 
+    for (key, r) in held_for_hits {
+        match client.cache.peek(key) {
+            Some(hit) => client.budget.settle(r, hit.cost),
+            None => client.budget.release(r),
+        }
+    }
     if !errors.is_empty() {
         bail!(
             "{} batch request(s) failed, first: {}; the {} replies received are in the label cache {} (rerun to retry the failed ones)",
@@ -542,14 +564,7 @@ pub(super) fn complete_batch(
                     .cache
                     .peek(key)
                     .with_context(|| format!("internal: no reply for request {key}"))?;
-                Reply {
-                    text: hit.text,
-                    cost: 0.0,
-                    input_tokens: 0,
-                    output_tokens: 0,
-                    seconds: 0.0,
-                    cached: true,
-                }
+                client.reply_from_cache(hit)
             }
         };
         replies.push(reply);

@@ -127,7 +127,10 @@ pub fn make_judge(exp: &Experiment) -> Result<Option<Judge>> {
     cfg.cache_dir = std::env::var_os("LAB_LABEL_CACHE").map(std::path::PathBuf::from);
     cfg.money_budget = j.money_budget;
     cfg.validate().context("in [eval.judge]")?;
-    let client = crate::labeller::llm::LlmClient::from_config(&cfg).context("in [eval.judge]")?;
+    let mut client =
+        crate::labeller::llm::LlmClient::from_config(&cfg).context("in [eval.judge]")?;
+    // The judge's budget caps the dollars one `lab run` pays: scores already bought are free.
+    client.treat_cache_hits_as_free();
     Ok(Some(Judge {
         client,
         rubric: j

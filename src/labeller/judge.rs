@@ -88,7 +88,7 @@ pub fn judge(
     let mut scores: Vec<Option<u8>> = first.replies.iter().map(|r| parse_score(&r.text)).collect();
     let budget_stop = |done: usize| {
         anyhow::anyhow!(
-            "llm_judge: the money budget was reached after {done} of {} scores; raise labeller.money_budget",
+            "llm_judge: the money budget was reached after {done} of {} scores; raise eval.judge.money_budget",
             inputs.len()
         )
     };

@@ -41,7 +41,9 @@ pub trait ChatApi: Send + Sync {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Reply {
     pub text: String,
-    /// Dollars paid in this call (0 for a cache hit).
+    /// Dollars this reply counts for: paid in this call, or, for a cache hit, what it cost
+    /// when it was bought (0 when the client treats hits as free, see
+    /// [`LlmClient::treat_cache_hits_as_free`]).
     pub cost: f64,
     pub input_tokens: u64,
     pub output_tokens: u64,
@@ -69,6 +71,9 @@ pub struct LlmClient {
     pub(super) retry: RetryPolicy,
     concurrency: usize,
     counter: Option<Box<TokenCounter>>,
+    /// Whether a cache hit counts against the budget at the price it was bought for (see
+    /// [`LlmClient::treat_cache_hits_as_free`]).
+    charge_cache_hits: bool,
     /// Sampling settings of the config, for requests the client builds itself (the judge).
     pub(super) temperature: f64,
     pub(super) max_tokens: u32,
@@ -154,6 +159,7 @@ impl LlmClient {
             },
             concurrency: cfg.concurrency,
             counter: None,
+            charge_cache_hits: true,
             temperature: cfg.temperature,
             max_tokens: cfg.max_tokens,
         })
@@ -164,12 +170,39 @@ impl LlmClient {
         self.counter = Some(counter);
     }
 
+    /// By default a label found in the cache counts against the budget (and in the replies'
+    /// costs) at the price it was bought for, and needs the same room in the budget as a call:
+    /// an AL run's money curve and the point where its budget stops it must not depend on
+    /// what earlier runs left in the cache (the dollars are still paid only once). The judge,
+    /// whose budget caps the dollars one `lab run` pays, treats hits as free.
+    pub fn treat_cache_hits_as_free(&mut self) {
+        self.charge_cache_hits = false;
+    }
+
+    pub(super) fn charges_cache_hits(&self) -> bool {
+        self.charge_cache_hits
+    }
+
+    /// The reply a cache hit gives: its text, and what it counts for.
+    pub(super) fn reply_from_cache(&self, hit: CachedReply) -> Reply {
+        let charged = self.charge_cache_hits;
+        Reply {
+            text: hit.text,
+            cost: if charged { hit.cost } else { 0.0 },
+            input_tokens: if charged { hit.input_tokens } else { 0 },
+            output_tokens: if charged { hit.output_tokens } else { 0 },
+            seconds: 0.0,
+            cached: true,
+        }
+    }
+
     /// `provider:model`.
     pub fn name(&self) -> String {
         format!("{}:{}", self.provider.name(), self.model)
     }
 
-    /// Dollars paid so far by this client (cache hits are free).
+    /// Dollars counted so far by this client: paid, plus cache hits at their price unless
+    /// hits are free.
     pub fn spent(&self) -> f64 {
         self.budget.spent()
     }
@@ -245,14 +278,7 @@ impl LlmClient {
                     let (i, reservation) = match self.next_job(&queue, &wake, requests, &keys) {
                         Job::Done => return,
                         Job::Hit(i, hit) => {
-                            *lock(&slots[i]) = Some(Reply {
-                                text: hit.text,
-                                cost: 0.0,
-                                input_tokens: 0,
-                                output_tokens: 0,
-                                seconds: 0.0,
-                                cached: true,
-                            });
+                            *lock(&slots[i]) = Some(self.reply_from_cache(hit));
                             bar.inc(1);
                             continue;
                         }
@@ -339,15 +365,23 @@ impl LlmClient {
                 return Job::Done;
             }
             let i = q.next;
-            if let Some(hit) = self.cache.peek(&keys[i]) {
+            let hit = self.cache.peek(&keys[i]);
+            if let Some(hit) = hit.clone().filter(|_| !self.charge_cache_hits) {
                 self.cache.count(true);
                 q.next += 1;
                 return Job::Hit(i, hit);
             }
+            // A charged hit passes the same test as a call (its worst case must fit), so the
+            // stop point is the same whether or not the label was bought before.
             let worst = self.worst_case(&requests[i], &self.prices);
             if let Some(r) = self.budget.try_reserve(worst) {
-                self.cache.count(false);
                 q.next += 1;
+                if let Some(hit) = hit {
+                    self.cache.count(true);
+                    self.budget.settle(r, hit.cost);
+                    return Job::Hit(i, hit);
+                }
+                self.cache.count(false);
                 q.in_flight += 1;
                 return Job::Call(i, r);
             }

@@ -134,9 +134,13 @@ fn default_system_prompt() -> String {
 impl LlmLabellerConfig {
     /// A config with every default, for `provider` and `model`.
     pub fn new(provider: Provider, model: &str) -> Self {
-        let text = format!("provider = \"{}\"\nmodel = {:?}", provider.name(), model);
+        // Built as a table, not as TOML text: a model name with characters TOML strings
+        // cannot hold unescaped (a pasted zero-width space, a control character) stays data.
+        let mut table = toml::Table::new();
+        table.insert("provider".into(), provider.name().into());
+        table.insert("model".into(), model.into());
         // Every other field has a serde default, so this cannot fail.
-        toml::from_str(&text).expect("defaults deserialize")
+        table.try_into().expect("defaults deserialize")
     }
 
     /// Check ranges and combinations; errors name the `labeller.` key and what to write.

@@ -133,7 +133,7 @@ impl ChatApi for OpenAiEndpoint {
         let json: Value = serde_json::from_str(&text).map_err(|e| {
             CallError::transient(format!(
                 "reply is not JSON ({e}): {}",
-                self.redact(&head(&text))
+                head(&self.redact(&text))
             ))
         })?;
         parse_completion(&json)

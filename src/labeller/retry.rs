@@ -160,8 +160,10 @@ pub fn classify_ureq(
         ureq::Error::Status(status, resp) => {
             let retry_after =
                 parse_retry_after(resp.header("retry-after"), resp.header("retry-after-ms"));
-            let body = resp.into_string().unwrap_or_default();
-            let detail = redact(&error_body_message(&body));
+            // Redact before the message is cut to length: a key cut in two would no longer
+            // match, and its first part would reach the error.
+            let body = redact(&resp.into_string().unwrap_or_default());
+            let detail = error_body_message(&body);
             if status_is_transient(status) {
                 return CallError::Transient {
                     message: format!("HTTP {status}: {detail}"),

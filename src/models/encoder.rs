@@ -5,7 +5,7 @@ use crate::strategy::Matrix;
 use anyhow::{anyhow, bail, Context, Result};
 use candle_core::{Device, Tensor};
 use sha2::{Digest, Sha256};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use tokenizers::{Encoding, Tokenizer, TruncationParams};
 
 /// The default encoder's folder name in the models cache.
@@ -21,6 +21,15 @@ pub const DEFAULT_BATCH_SIZE: usize = 64;
 
 /// Embedding more texts than this shows a progress bar.
 const PROGRESS_THRESHOLD: usize = 256;
+
+/// Where the sentence encoder comes from: `[encoder]`'s `path`, `hub_id`, or `name` (a model of
+/// the models cache that `lab setup` fetches).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EncoderSource {
+    Default(String),
+    Folder(PathBuf),
+    Hub(String),
+}
 
 pub struct SentenceEncoder {
     bert: Bert,
@@ -44,7 +53,43 @@ impl SentenceEncoder {
         Self::load(&crate::models::cache::default_model_dir(DEFAULT_ENCODER))
     }
 
+    /// Load from `source` on the CPU: a cached default (fetched first when missing), a
+    /// folder, or a hub repository (from the local Hugging Face cache first, see `HubFiles`).
+    pub fn load_source(source: &EncoderSource) -> Result<Self> {
+        match source {
+            EncoderSource::Default(name) => {
+                crate::models::setup::ensure_default_models(&[name.as_str()])?;
+                Self::load(&crate::models::cache::default_model_dir(name))
+            }
+            EncoderSource::Folder(dir) => {
+                Self::load(dir).with_context(|| format!("encoder.path = {}", dir.display()))
+            }
+            EncoderSource::Hub(id) => {
+                Self::load_hub_with(&crate::models::loader::HubAccess::from_env(), id)
+            }
+        }
+    }
+
+    fn load_hub_with(access: &crate::models::loader::HubAccess, id: &str) -> Result<Self> {
+        let load = || -> Result<Self> {
+            let hub = crate::models::loader::HubFiles::open(access, id, None)?;
+            let config = hub.get("config.json")?;
+            hub.get("model.safetensors")?;
+            hub.get("tokenizer.json")?;
+            for optional in ["sentence_bert_config.json", "1_Pooling/config.json"] {
+                // Absent is fine: defaults apply.
+                let _ = hub.get(optional);
+            }
+            let dir = config
+                .parent()
+                .context("hub cache path has no parent folder")?;
+            Self::load(dir)
+        };
+        load().with_context(|| format!("encoder.hub_id = {id}"))
+    }
+
     pub fn load_on(dir: &Path, device: &Device) -> Result<Self> {
+        check_mean_pooling(dir)?;
         let config = BertConfig::from_file(&dir.join("config.json"))?;
         let weights_path = dir.join("model.safetensors");
         let bytes = std::fs::read(&weights_path).with_context(|| {
@@ -247,6 +292,34 @@ fn mean_pool_into(states: &[f32], dim: usize, out: &mut [f32]) {
 }
 
 /// `max_seq_length` from `sentence_bert_config.json` when the folder has one.
+/// sentence-transformers models say how they pool in `1_Pooling/config.json`; this encoder
+/// mean-pools, so a model that pools otherwise (the [CLS] token, max) is refused rather than
+/// embedded wrongly. No file: mean pooling, as for a plain BERT folder.
+fn check_mean_pooling(dir: &Path) -> Result<()> {
+    let path = dir.join("1_Pooling/config.json");
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        return Ok(());
+    };
+    let value: serde_json::Value = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not valid JSON", path.display()))?;
+    let mode = |key: &str| value.get(key).and_then(|v| v.as_bool()).unwrap_or(false);
+    let others = [
+        "pooling_mode_cls_token",
+        "pooling_mode_max_tokens",
+        "pooling_mode_mean_sqrt_len_tokens",
+        "pooling_mode_weightedmean_tokens",
+        "pooling_mode_lasttoken",
+    ];
+    if !mode("pooling_mode_mean_tokens") || others.iter().any(|k| mode(k)) {
+        bail!(
+            "{} asks for a pooling other than the mean of the token states; this encoder \
+             mean-pools only: choose a mean-pooling sentence-transformers model",
+            path.display()
+        );
+    }
+    Ok(())
+}
+
 fn read_max_seq_length(dir: &Path) -> Result<usize> {
     let path = dir.join("sentence_bert_config.json");
     if !path.exists() {
@@ -406,6 +479,74 @@ pub(crate) mod tests {
         assert_eq!(encoder.max_seq_length(), 4);
         let tokens = encoder.token_embeddings(&input[3..]).unwrap();
         assert_eq!(tokens[0].len(), 2);
+    }
+
+    #[test]
+    fn an_encoder_loads_from_the_folder_or_hub_repository_the_experiment_names() {
+        let dir = tiny_model(14, None);
+        let texts = texts(&["hello world", "the cat sat on the mat"]);
+        let want = SentenceEncoder::load(dir.path())
+            .unwrap()
+            .embed(&texts)
+            .unwrap();
+        let folder = SentenceEncoder::load_source(&EncoderSource::Folder(dir.path().into()))
+            .unwrap()
+            .embed(&texts)
+            .unwrap();
+        assert_eq!(folder.data, want.data);
+        let err = SentenceEncoder::load_source(&EncoderSource::Folder("/no/such/encoder".into()))
+            .err()
+            .expect("no such folder");
+        assert!(
+            format!("{err:#}").contains("encoder.path = /no/such/encoder"),
+            "{err:#}"
+        );
+
+        // A hub repository, from a local Hugging Face cache, offline.
+        let cache = tempfile::tempdir().unwrap();
+        let repo = cache.path().join("models--someone--tiny-bert");
+        let snapshot = repo.join("snapshots/abc123");
+        std::fs::create_dir_all(&snapshot).unwrap();
+        for file in ["config.json", "model.safetensors", "tokenizer.json"] {
+            std::fs::copy(dir.path().join(file), snapshot.join(file)).unwrap();
+        }
+        std::fs::create_dir_all(repo.join("refs")).unwrap();
+        std::fs::write(repo.join("refs/main"), "abc123").unwrap();
+        let access = crate::models::loader::HubAccess {
+            cache: hf_hub::Cache::new(cache.path().to_path_buf()),
+            offline: true,
+        };
+        let hub = SentenceEncoder::load_hub_with(&access, "someone/tiny-bert")
+            .unwrap()
+            .embed(&texts)
+            .unwrap();
+        assert_eq!(hub.data, want.data);
+        let err = SentenceEncoder::load_hub_with(&access, "someone/missing")
+            .err()
+            .expect("not cached");
+        let err = format!("{err:#}");
+        assert!(
+            err.contains("encoder.hub_id = someone/missing") && err.contains("HF_HUB_OFFLINE"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_model_that_does_not_mean_pool_is_refused() {
+        let dir = tiny_model(14, None);
+        std::fs::create_dir_all(dir.path().join("1_Pooling")).unwrap();
+        let pooling = |cls: bool| {
+            serde_json::json!({"word_embedding_dimension": 16, "pooling_mode_cls_token": cls,
+                "pooling_mode_mean_tokens": !cls, "pooling_mode_max_tokens": false})
+            .to_string()
+        };
+        std::fs::write(dir.path().join("1_Pooling/config.json"), pooling(true)).unwrap();
+        let err = SentenceEncoder::load(dir.path())
+            .err()
+            .expect("CLS pooling");
+        assert!(format!("{err:#}").contains("mean-pools only"), "{err:#}");
+        std::fs::write(dir.path().join("1_Pooling/config.json"), pooling(false)).unwrap();
+        SentenceEncoder::load(dir.path()).unwrap();
     }
 
     #[test]

@@ -263,6 +263,55 @@ impl HubAccess {
     }
 }
 
+/// Files of one hub repository at one revision: from the local cache first (works offline,
+/// never waits on the network), else downloaded into it.
+pub struct HubFiles {
+    api: hf_hub::api::sync::ApiRepo,
+    cache: hf_hub::CacheRepo,
+    offline: bool,
+    id: String,
+    revision: String,
+}
+
+impl HubFiles {
+    pub fn open(access: &HubAccess, id: &str, revision: Option<&str>) -> Result<Self> {
+        use hf_hub::{Repo, RepoType};
+        let revision = revision.unwrap_or("main").to_string();
+        let repo_id = Repo::with_revision(id.to_string(), RepoType::Model, revision.clone());
+        let api = hf_hub::api::sync::ApiBuilder::from_cache(access.cache.clone())
+            .with_progress(std::env::var_os("LAB_QUIET").is_none())
+            .build()
+            .context("cannot start the Hugging Face hub client")?;
+        Ok(Self {
+            api: api.repo(repo_id.clone()),
+            cache: access.cache.repo(repo_id),
+            offline: access.offline,
+            id: id.to_string(),
+            revision,
+        })
+    }
+
+    /// The local path of `file`, fetched when missing.
+    pub fn get(&self, file: &str) -> Result<PathBuf> {
+        if let Some(path) = self.cache.get(file) {
+            return Ok(path);
+        }
+        let (id, revision) = (&self.id, &self.revision);
+        if self.offline {
+            bail!(
+                "`{file}` of `{id}@{revision}` is not in the Hugging Face cache and \
+                 HF_HUB_OFFLINE is set; unset it to download, or set HF_HOME to a cache that has it"
+            );
+        }
+        self.api.get(file).with_context(|| {
+            format!(
+                "cannot get `{file}` of `{id}` from the Hugging Face hub or its local cache \
+                 (offline? set HF_HOME to a cache that has it)"
+            )
+        })
+    }
+}
+
 fn load_hub(
     id: &str,
     revision: Option<&str>,
@@ -288,34 +337,8 @@ pub fn load_hub_with(
     dtype: DType,
     device: &Device,
 ) -> Result<LoadedModel> {
-    use hf_hub::{Repo, RepoType};
-    let revision = revision.unwrap_or("main").to_string();
-    let repo_id = Repo::with_revision(id.to_string(), RepoType::Model, revision.clone());
-    let api = hf_hub::api::sync::ApiBuilder::from_cache(access.cache.clone())
-        .with_progress(std::env::var_os("LAB_QUIET").is_none())
-        .build()
-        .context("cannot start the Hugging Face hub client")?;
-    let repo = api.repo(repo_id.clone());
-    let cache = access.cache.repo(repo_id);
-    let offline = access.offline;
-    // The local cache first: works offline and never waits on the network.
-    let fetch = |file: &str| -> Result<PathBuf> {
-        if let Some(path) = cache.get(file) {
-            return Ok(path);
-        }
-        if offline {
-            bail!(
-                "`{file}` of `{id}@{revision}` is not in the Hugging Face cache and \
-                 HF_HUB_OFFLINE is set; unset it to download, or set HF_HOME to a cache that has it"
-            );
-        }
-        repo.get(file).with_context(|| {
-            format!(
-                "cannot get `{file}` of `{id}` from the Hugging Face hub or its local cache \
-                 (offline? set HF_HOME to a cache that has it)"
-            )
-        })
-    };
+    let hub = HubFiles::open(access, id, revision)?;
+    let fetch = |file: &str| hub.get(file);
     if let Some(file) = gguf_file {
         return load_gguf(&fetch(file)?, dtype, device);
     }

@@ -17,6 +17,7 @@ use crate::runner::persist::{
 use crate::runner::profile::IterationTimes;
 use crate::runner::progress::CellProgress;
 use crate::runner::prompting::Prompter;
+use crate::runner::script_identity::{plans_from_stopping, script_fingerprint};
 use crate::runner::state::{CellState, RngState};
 use crate::runner::stopping::{next_query_size, should_stop, Progress, StopReason};
 use crate::runner::{criteria_of, lora_settings_of, memory, Profile};
@@ -84,19 +85,6 @@ pub fn run_cell(
     let exp = ctx.exp;
     let paths = CellPaths::new(&exp.results_dir, &exp.name, strategy.key(), seed);
     let config_toml = exp.to_toml_string()?;
-    let resumed = prepare_cell(&paths, &config_toml, fresh)?;
-    let mut state = match resumed {
-        Some(s) => s,
-        None => CellState::new(
-            &exp.name,
-            strategy.key(),
-            seed,
-            &ChaCha8Rng::seed_from_u64(seed),
-        ),
-    };
-    if state.finished {
-        return Ok(outcome_of(&paths, strategy, seed, &state, true));
-    }
     let script = strategy.script_path();
     if !script.exists() {
         bail!(
@@ -107,6 +95,34 @@ pub fn run_cell(
         );
     }
     let kind = script_kind(&script)?;
+    let fingerprint = script_fingerprint(&script)?;
+    let plans_ahead = plans_from_stopping(&script, &kind);
+    let resumed = prepare_cell(&paths, &config_toml, fresh, plans_ahead)?;
+    let mut state = match resumed {
+        Some(s) => s,
+        None => CellState::new(
+            &exp.name,
+            strategy.key(),
+            seed,
+            &ChaCha8Rng::seed_from_u64(seed),
+        ),
+    };
+    match &state.script_sha256 {
+        // Cells started before fingerprints were kept take the script as it is now.
+        None => state.script_sha256 = Some(fingerprint),
+        Some(old) if *old != fingerprint => bail!(
+            "{} (or a lib/ module it imports) changed since {} was started, so its results \
+             would mix two versions of the strategy: rerun with --fresh --strategy {} to redo \
+             this strategy, or restore the script",
+            script.display(),
+            paths.dir.display(),
+            strategy.key()
+        ),
+        Some(_) => {}
+    }
+    if state.finished {
+        return Ok(outcome_of(&paths, strategy, seed, &state, true));
+    }
     let pool: &[Example] = &ctx.dataset.train;
     let by_id: BTreeMap<u64, &Example> = pool.iter().map(|e| (e.id, e)).collect();
     let criteria = criteria_of(exp);
@@ -377,14 +393,15 @@ pub fn run_cell(
     Ok(out)
 }
 
-/// `params.initial = "strategy"` makes an AL strategy choose the initial set from the base
-/// model (HUDS does by default in its paper); otherwise the initial set is random.
-fn selects_initial_set(strategy: &StrategyConfig) -> bool {
-    strategy
-        .params
-        .get("initial")
-        .and_then(|v| v.as_str())
-        .is_some_and(|v| v == "strategy")
+/// Whether an AL strategy chooses the initial set itself, from the base model, instead of
+/// drawing it at random from the seed: `params.initial = "strategy"` or `"random"`; unset,
+/// HUDS chooses (its paper starts from the base model, and STRATEGIES.md asks for it) and
+/// every other strategy draws.
+pub(crate) fn selects_initial_set(strategy: &StrategyConfig) -> bool {
+    match strategy.params.get("initial").and_then(|v| v.as_str()) {
+        Some(v) => v == "strategy",
+        None => strategy.name == "huds",
+    }
 }
 
 #[allow(clippy::too_many_arguments)]

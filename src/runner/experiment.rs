@@ -52,13 +52,54 @@ pub fn ensure_models(exp: &Experiment) -> Result<()> {
     crate::models::setup::ensure_default_models(&names)
 }
 
+/// Everything that can be found wrong before any data or model is loaded: the whole
+/// validation (metric names included), strategy names asked for on the command line, and
+/// that every strategy script exists and compiles. Found later, a typo would surface only
+/// when its cell is reached, after the cells before it had run.
+fn preflight(exp: &Experiment, file: &Path, opts: &RunOptions) -> Result<()> {
+    crate::config::validate_with(exp, crate::metrics::registry::names())?;
+    let keys: Vec<&str> = exp.strategies.iter().map(|s| s.key()).collect();
+    for wanted in &opts.only_strategies {
+        if !keys.contains(&wanted.as_str()) {
+            let hint = crate::config::diagnose::suggest(wanted, &keys)
+                .map(|s| format!("did you mean `{s}`? "))
+                .unwrap_or_default();
+            anyhow::bail!(
+                "--strategy {wanted}: {} has no strategy `{wanted}`; {hint}its strategies are {}",
+                file.display(),
+                keys.join(", ")
+            );
+        }
+    }
+    let limits = crate::strategy::SandboxLimits::default();
+    for (i, s) in exp.strategies.iter().enumerate() {
+        let script = s.script_path();
+        if !script.is_file() {
+            anyhow::bail!(
+                "`strategy[{i}]` `{}` in {}: script {} does not exist (set `script` in its \
+                 [[strategy]] table, or run lab from the folder that holds strategies/)",
+                s.name,
+                file.display(),
+                script.display()
+            );
+        }
+        let engine = crate::strategy::engine::build_engine(
+            &limits,
+            &crate::strategy::engine::lib_dir_for(&script),
+        );
+        crate::strategy::engine::compile(&engine, &script)
+            .with_context(|| format!("`strategy[{i}]` `{}` in {}", s.name, file.display()))?;
+    }
+    Ok(())
+}
+
 pub fn run_experiment(file: &Path, opts: &RunOptions) -> Result<ExperimentOutcome> {
     let exp = load_experiment(file)?;
-    crate::config::validate(&exp)?;
+    preflight(&exp, file, opts)?;
     let dataset = load_experiment_data(&exp, file)?;
     ensure_models(&exp)?;
     let base = crate::runner::load_model(&exp)?;
-    let encoder = LazyEncoder::new(exp.encoder.batch_size);
+    let encoder = LazyEncoder::of(&exp);
     let profile = opts.profile.then(Profile::default);
     let judge = crate::labeller::factory::make_judge(&exp)?;
     let first_iterations = crate::runner::first_iteration::FirstIterations::default();

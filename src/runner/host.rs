@@ -2,7 +2,7 @@
 //! the base model, the sentence encoder, metrics) behind `StrategyHost`.
 use crate::data::Example;
 use crate::metrics::bertscore::TokenEmbedder;
-use crate::models::encoder::SentenceEncoder;
+use crate::models::encoder::{EncoderSource, SentenceEncoder};
 use crate::models::lm::{GenerateOptions, LanguageModel};
 use crate::runner::prompting::Prompter;
 use crate::strategy::host::{EmbedModel, GenOpts, GenerationRecord, Generations, StrategyHost};
@@ -13,20 +13,33 @@ use std::sync::{Arc, OnceLock};
 /// Loads the sentence encoder on first use: strategies that never embed never pay for it.
 pub struct LazyEncoder {
     cell: OnceLock<Result<SentenceEncoder, String>>,
+    source: EncoderSource,
     batch_size: usize,
 }
 
 impl LazyEncoder {
-    pub fn new(batch_size: usize) -> Self {
+    pub fn new(source: EncoderSource, batch_size: usize) -> Self {
         Self {
             cell: OnceLock::new(),
+            source,
             batch_size,
         }
     }
 
+    /// The encoder `[encoder]` names: `path`, `hub_id`, or the cached `name`.
+    pub fn of(exp: &crate::config::Experiment) -> Self {
+        let e = &exp.encoder;
+        let source = match (&e.path, &e.hub_id) {
+            (Some(p), _) => EncoderSource::Folder(p.clone()),
+            (None, Some(id)) => EncoderSource::Hub(id.clone()),
+            (None, None) => EncoderSource::Default(e.name.clone()),
+        };
+        Self::new(source, e.batch_size)
+    }
+
     pub fn get(&self) -> Result<&SentenceEncoder> {
         let loaded = self.cell.get_or_init(|| {
-            SentenceEncoder::load_default()
+            SentenceEncoder::load_source(&self.source)
                 .map(|e| e.with_batch_size(self.batch_size))
                 .map_err(|e| format!("{e:#}"))
         });

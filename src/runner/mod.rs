@@ -15,6 +15,7 @@ pub mod profile;
 pub mod progress;
 pub mod prompting;
 pub mod reconcile;
+pub mod script_identity;
 pub mod select;
 pub mod shard;
 pub mod state;

@@ -259,12 +259,14 @@ pub fn reset_cell(paths: &CellPaths) -> Result<()> {
 }
 
 /// Start or continue a cell: with `fresh` wipe it; otherwise refuse to mix results of a
-/// different configuration. Writes `config_toml` (the cell's resolved configuration, no
-/// secrets) and returns the resumed state, if any.
+/// different configuration, and, for a strategy that `plans_ahead` from the stopping
+/// criteria, of different stopping criteria. Writes `config_toml` (the cell's resolved
+/// configuration, no secrets) and returns the resumed state, if any.
 pub fn prepare_cell(
     paths: &CellPaths,
     config_toml: &str,
     fresh: bool,
+    plans_ahead: bool,
 ) -> Result<Option<CellState>> {
     let mut previous = None;
     if fresh {
@@ -281,6 +283,17 @@ pub fn prepare_cell(
                     diffs.join(", ")
                 );
             }
+        }
+        // Before config.toml is rewritten: a refused run must leave the cell as it was.
+        if plans_ahead && paths.state().exists() && reconcile::stopping_changed(&old, config_toml) {
+            bail!(
+                "the [al] stopping criteria changed since {} was started, and its strategy \
+                 plans its selections from them (it selects the whole budget at once, or reads \
+                 ctx.planned_iterations), so continuing would not give what a fresh run gives: \
+                 rerun with --fresh --strategy {} to redo it, or restore the stopping criteria",
+                paths.dir.display(),
+                paths.strategy_key()
+            );
         }
         previous = Some(old);
     }
@@ -482,7 +495,7 @@ mod tests {
     fn a_crash_between_any_two_files_resumes_to_the_same_result() {
         let tmp = tempfile::tempdir().unwrap();
         let reference = CellPaths::new(tmp.path(), "ref", "random", 3);
-        prepare_cell(&reference, "seed = 3\n", false).unwrap();
+        prepare_cell(&reference, "seed = 3\n", false, false).unwrap();
         for t in 0..3 {
             write(&reference, t, usize::MAX);
         }
@@ -494,7 +507,7 @@ mod tests {
             for steps in 0..4 {
                 let paths =
                     CellPaths::new(tmp.path(), &format!("c{crash_iter}-{steps}"), "random", 3);
-                prepare_cell(&paths, "seed = 3\n", false).unwrap();
+                prepare_cell(&paths, "seed = 3\n", false, false).unwrap();
                 for t in 0..crash_iter {
                     write(&paths, t, usize::MAX);
                 }
@@ -502,7 +515,7 @@ mod tests {
                 // A kill inside an atomic write leaves its temporary file behind.
                 std::fs::write(paths.dir.join(".tmpAbC123"), "partial").unwrap();
                 // Resume: the half-written iteration is gone; state says where to continue.
-                let state = prepare_cell(&paths, "seed = 3\n", false).unwrap();
+                let state = prepare_cell(&paths, "seed = 3\n", false, false).unwrap();
                 let done = state.as_ref().map_or(0, |s| s.iterations_done);
                 assert_eq!(done, crash_iter, "crash after {steps} files");
                 if done > 0 {
@@ -549,16 +562,18 @@ mod tests {
     fn changed_config_or_metrics_are_refused_and_fresh_starts_over() {
         let tmp = tempfile::tempdir().unwrap();
         let paths = CellPaths::new(tmp.path(), "exp", "random", 3);
-        prepare_cell(&paths, "a = 1\n", false).unwrap();
+        prepare_cell(&paths, "a = 1\n", false, false).unwrap();
         write(&paths, 0, usize::MAX);
-        let err = prepare_cell(&paths, "a = 2\n", false)
+        let err = prepare_cell(&paths, "a = 2\n", false, false)
             .unwrap_err()
             .to_string();
         assert!(
             err.contains("config.toml") && err.contains("--fresh"),
             "{err}"
         );
-        assert!(prepare_cell(&paths, "a = 2\n", true).unwrap().is_none());
+        assert!(prepare_cell(&paths, "a = 2\n", true, false)
+            .unwrap()
+            .is_none());
         assert!(!paths.curve().exists());
 
         write(&paths, 0, usize::MAX);

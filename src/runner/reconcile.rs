@@ -220,13 +220,20 @@ params = { lambda = 0.5 }
         use crate::runner::persist::{load_state, prepare_cell};
         let tmp = tempfile::tempdir().unwrap();
         let paths = CellPaths::new(tmp.path(), "exp", "random", 0);
-        assert!(prepare_cell(&paths, BASE, false).unwrap().is_none());
+        assert!(prepare_cell(&paths, BASE, false, false).unwrap().is_none());
         three_finished_iterations(&paths);
-        assert!(prepare_cell(&paths, BASE, false).unwrap().unwrap().finished);
+        assert!(
+            prepare_cell(&paths, BASE, false, false)
+                .unwrap()
+                .unwrap()
+                .finished
+        );
 
         // Two more iterations allowed: the cell continues from where it stopped.
         let longer = BASE.replace("iterations = 2", "iterations = 4");
-        let st = prepare_cell(&paths, &longer, false).unwrap().unwrap();
+        let st = prepare_cell(&paths, &longer, false, false)
+            .unwrap()
+            .unwrap();
         assert!(!st.finished && st.stop_reason.is_none());
         assert!(
             !load_state(&paths).unwrap().unwrap().finished,
@@ -235,7 +242,9 @@ params = { lambda = 0.5 }
 
         // Fewer iterations than done: closed again.
         let shorter = BASE.replace("iterations = 2", "iterations = 1");
-        let st = prepare_cell(&paths, &shorter, false).unwrap().unwrap();
+        let st = prepare_cell(&paths, &shorter, false, false)
+            .unwrap()
+            .unwrap();
         assert_eq!(st.stop_reason, Some(StopReason::Iterations { done: 3 }));
 
         // A performance target the last row (rouge1 = 0.3) already meets closes it too.
@@ -243,7 +252,9 @@ params = { lambda = 0.5 }
             "iterations = 2",
             "iterations = 9\nrequired_performance = { rouge1 = 0.25 }",
         );
-        let st = prepare_cell(&paths, &target, false).unwrap().unwrap();
+        let st = prepare_cell(&paths, &target, false, false)
+            .unwrap()
+            .unwrap();
         assert!(matches!(
             st.stop_reason,
             Some(StopReason::Performance { .. })
@@ -251,7 +262,39 @@ params = { lambda = 0.5 }
 
         // Results-shaping changes are still refused, naming the key.
         let lr = target.replace("0.0003", "0.001");
-        let err = prepare_cell(&paths, &lr, false).unwrap_err().to_string();
+        let err = prepare_cell(&paths, &lr, false, false)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("train.learning_rate changed"), "{err}");
+    }
+
+    #[test]
+    fn a_strategy_that_plans_from_the_stopping_criteria_is_not_extended() {
+        use crate::runner::persist::prepare_cell;
+        let tmp = tempfile::tempdir().unwrap();
+        let paths = CellPaths::new(tmp.path(), "exp", "idds", 0);
+        assert!(prepare_cell(&paths, BASE, false, true).unwrap().is_none());
+        three_finished_iterations(&paths);
+        // Same criteria: resumes as usual.
+        assert!(
+            prepare_cell(&paths, BASE, false, true)
+                .unwrap()
+                .unwrap()
+                .finished
+        );
+        let longer = BASE.replace("iterations = 2", "iterations = 4");
+        let err = format!(
+            "{:#}",
+            prepare_cell(&paths, &longer, false, true).unwrap_err()
+        );
+        assert!(err.contains("stopping criteria changed"), "{err}");
+        assert!(err.contains("--fresh --strategy idds"), "{err}");
+        assert_eq!(
+            std::fs::read_to_string(paths.config()).unwrap(),
+            BASE,
+            "a refused run leaves config.toml as it was"
+        );
+        // --fresh starts it over under the new criteria.
+        assert!(prepare_cell(&paths, &longer, true, true).unwrap().is_none());
     }
 }

@@ -56,7 +56,7 @@ pub fn run(args: &SelectArgs) -> Result<()> {
         pool = idx.into_iter().map(|i| pool[i].clone()).collect();
     }
     let lm = crate::runner::load_model(&exp)?;
-    let encoder = LazyEncoder::new(exp.encoder.batch_size);
+    let encoder = LazyEncoder::of(&exp);
     let host = ModelHost {
         model: &lm,
         base: &lm,

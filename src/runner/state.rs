@@ -40,6 +40,10 @@ pub struct CellState {
     pub rng: RngState,
     pub finished: bool,
     pub stop_reason: Option<StopReason>,
+    /// The strategy script's fingerprint (`script_identity`): resuming with an edited script
+    /// is refused. Absent in states written before it was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub script_sha256: Option<String>,
 }
 
 impl CellState {
@@ -61,6 +65,7 @@ impl CellState {
             rng: RngState::capture(rng),
             finished: false,
             stop_reason: None,
+            script_sha256: None,
         }
     }
 

@@ -3,7 +3,8 @@
 use crate::data::Example;
 use crate::strategy::host::{EmbedModel, GenOpts, GenerationRecord, Generations, StrategyHost};
 use crate::strategy::types::{
-    array_to_strings, err, position, strings_to_array, FloatVec, IntVec, MatrixRef, RhaiResult,
+    array_to_strings, err, position, strings_to_array, vector_len, FloatVec, IntVec, MatrixRef,
+    RhaiResult,
 };
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -12,6 +13,11 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+
+/// Bounds on `generate` options: beyond them a typo (`n: 1e9`) would allocate until the
+/// process aborts, where a clear script error is what the author needs.
+const MAX_SAMPLES_PER_ITEM: usize = 1000;
+const MAX_NEW_TOKENS: usize = 1 << 16;
 
 /// Values a strategy keeps between iterations (`ctx.remember` / `ctx.recall`); the runner saves
 /// them in state.json and hands them back next iteration.
@@ -147,10 +153,26 @@ impl Ctx {
                     })
             };
             match key.as_str() {
-                "max_new_tokens" => o.max_new_tokens = num(v)?.max(1.0) as usize,
+                "max_new_tokens" => {
+                    let n = num(v)?;
+                    if !(1.0..=MAX_NEW_TOKENS as f64).contains(&n) {
+                        return err(format!(
+                            "generate option `max_new_tokens` is {n}: use 1 to {MAX_NEW_TOKENS}"
+                        ));
+                    }
+                    o.max_new_tokens = n as usize;
+                }
                 "temperature" => o.temperature = num(v)?,
                 "top_p" => o.top_p = num(v)?,
-                "n" => o.n = num(v)?.max(1.0) as usize,
+                "n" => {
+                    let n = num(v)?;
+                    if !(1.0..=MAX_SAMPLES_PER_ITEM as f64).contains(&n) {
+                        return err(format!(
+                            "generate option `n` is {n}: ask for 1 to {MAX_SAMPLES_PER_ITEM} samples per item"
+                        ));
+                    }
+                    o.n = n as usize;
+                }
                 "seed" => o.seed = num(v)? as u64,
                 other => {
                     return err(format!(
@@ -478,17 +500,23 @@ fn register_rng(engine: &mut Engine) {
     engine.register_type_with_name::<Rng>("Rng");
     engine
         // `k` distinct positions out of 0..n, uniformly.
-        .register_fn("sample", |r: &mut Rng, n: INT, k: INT| {
-            let n = n.max(0) as usize;
-            let k = (k.max(0) as usize).min(n);
-            let mut g = r.0.lock().expect("rng lock");
-            IntVec::from_usize(&rand::seq::index::sample(&mut *g, n, k).into_vec())
-        })
-        .register_fn("shuffle", |r: &mut Rng, n: INT| {
+        .register_fn(
+            "sample",
+            |r: &mut Rng, n: INT, k: INT| -> RhaiResult<IntVec> {
+                let n = n.max(0) as usize;
+                let k = (k.max(0) as usize).min(n);
+                let k = vector_len(k as INT, "rng.sample")?;
+                let mut g = r.0.lock().expect("rng lock");
+                Ok(IntVec::from_usize(
+                    &rand::seq::index::sample(&mut *g, n, k).into_vec(),
+                ))
+            },
+        )
+        .register_fn("shuffle", |r: &mut Rng, n: INT| -> RhaiResult<IntVec> {
             use rand::seq::SliceRandom;
-            let mut p: Vec<usize> = (0..n.max(0) as usize).collect();
+            let mut p: Vec<usize> = (0..vector_len(n, "rng.shuffle")?).collect();
             p.shuffle(&mut *r.0.lock().expect("rng lock"));
-            IntVec::from_usize(&p)
+            Ok(IntVec::from_usize(&p))
         })
         .register_fn("uniform", |r: &mut Rng| -> FLOAT {
             use rand::Rng as _;

@@ -152,9 +152,22 @@ pub fn register(engine: &mut Engine) {
 
 fn register_similarity(engine: &mut Engine) {
     engine
-        .register_fn("cosine", |a: &mut MatrixRef, b: MatrixRef| {
-            MatrixRef::new(timed(|| kernels::cosine_block(&a.0, &b.0)))
-        })
+        .register_fn(
+            "cosine",
+            |a: &mut MatrixRef, b: MatrixRef| -> RhaiResult<MatrixRef> {
+                if a.0.rows == 0 || b.0.rows == 0 {
+                    return Ok(MatrixRef::new(Matrix::zeros(a.0.rows, b.0.rows)));
+                }
+                if a.0.cols != b.0.cols {
+                    return err(format!(
+                        "cosine: rows of the first matrix have {} values, rows of the second {}: \
+                         compare embeddings of the same model",
+                        a.0.cols, b.0.cols
+                    ));
+                }
+                Ok(MatrixRef::new(timed(|| kernels::cosine_block(&a.0, &b.0))))
+            },
+        )
         // Per item (row of self), the largest cosine to any row of `set` (−1 when empty).
         .register_fn(
             "max_similarity_to",

@@ -43,6 +43,23 @@ pub fn err<T>(msg: impl Into<String>) -> RhaiResult<T> {
     Err(msg.into().into())
 }
 
+/// The most elements a script may ask a native vector to hold (2^27: 1 GiB of floats). The
+/// sandbox's `max_array_size` limits Rhai arrays only; without this, `zeros(1 << 62)` would
+/// abort the process on allocation instead of failing the script with its line.
+pub const MAX_VECTOR_LEN: usize = 1 << 27;
+
+/// `n` as a vector length: negative counts as 0, above [`MAX_VECTOR_LEN`] is an error.
+pub fn vector_len(n: INT, what: &str) -> RhaiResult<usize> {
+    let n = n.max(0) as u64;
+    if n > MAX_VECTOR_LEN as u64 {
+        return err(format!(
+            "{what}: {n} elements is more than the {MAX_VECTOR_LEN} a vector may hold; \
+             pools are far smaller, so check the length passed"
+        ));
+    }
+    Ok(n as usize)
+}
+
 /// Check that `i` is a valid position in a sequence of length `len`.
 pub fn position(i: INT, len: usize, what: &str) -> RhaiResult<usize> {
     if i < 0 || i as usize >= len {
@@ -166,11 +183,11 @@ fn register_float_vec(engine: &mut Engine) {
         .register_fn("float_vec", |a: Array| -> RhaiResult<FloatVec> {
             Ok(FloatVec::new(array_to_floats(&a, "float_vec")?))
         })
-        .register_fn("full", |n: INT, v: FLOAT| {
-            FloatVec::new(vec![v; n.max(0) as usize])
+        .register_fn("full", |n: INT, v: FLOAT| -> RhaiResult<FloatVec> {
+            Ok(FloatVec::new(vec![v; vector_len(n, "full")?]))
         })
-        .register_fn("zeros", |n: INT| {
-            FloatVec::new(vec![0.0; n.max(0) as usize])
+        .register_fn("zeros", |n: INT| -> RhaiResult<FloatVec> {
+            Ok(FloatVec::new(vec![0.0; vector_len(n, "zeros")?]))
         })
         .register_fn("len", |v: &mut FloatVec| v.0.len() as INT)
         .register_fn("get", |v: &mut FloatVec, i: INT| -> RhaiResult<FLOAT> {
@@ -334,7 +351,11 @@ fn register_int_vec(engine: &mut Engine) {
                 .collect::<RhaiResult<Vec<i64>>>()
                 .map(IntVec::new)
         })
-        .register_fn("range_vec", |n: INT| IntVec::new((0..n.max(0)).collect()))
+        .register_fn("range_vec", |n: INT| -> RhaiResult<IntVec> {
+            Ok(IntVec::new(
+                (0..vector_len(n, "range_vec")? as INT).collect(),
+            ))
+        })
         .register_fn("len", |v: &mut IntVec| v.0.len() as INT)
         .register_fn("get", |v: &mut IntVec, i: INT| -> RhaiResult<INT> {
             Ok(v.0[position(i, v.0.len(), "IntVec.get")?])

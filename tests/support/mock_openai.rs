@@ -38,6 +38,10 @@ pub enum Fault {
     Empty,
     /// 401 whatever the key.
     Unauthorized,
+    /// 400 with an HTML page that echoes the request's authorization header, placed so the
+    /// key straddles the 300th character (where error bodies are cut), as a misconfigured
+    /// proxy might.
+    EchoHeaders,
 }
 
 /// A chat turn as the server received it.
@@ -522,11 +526,27 @@ pub(super) fn apply_fault(fault: Option<Fault>, anthropic: bool) -> Result<bool,
             "invalid_request_error",
             "invalid_api_key",
         )),
+        // Answered by `chat` itself, which has the request's headers.
+        Some(Fault::EchoHeaders) => Ok(false),
     }
 }
 
 fn chat(req: &Recorded, state: &Mutex<State>, o: &Options) -> Response {
-    let empty = match apply_fault(take_fault(state, Route::Chat), false) {
+    let fault = take_fault(state, Route::Chat);
+    if matches!(fault, Some(Fault::EchoHeaders)) {
+        let prefix = "<html><body>Bad request. Headers received: Authorization: Bearer ";
+        let padding = "x".repeat(280 - prefix.len());
+        let shown = req
+            .header("authorization")
+            .unwrap_or("")
+            .trim_start_matches("Bearer ");
+        return Response {
+            status: 400,
+            body: format!("{prefix}{padding}{shown}</body></html>"),
+            headers: vec![],
+        };
+    }
+    let empty = match apply_fault(fault, false) {
         Ok(e) => e,
         Err(r) => return r,
     };
