@@ -174,7 +174,7 @@ name = "random"
         "`seeds` in experiments/x.toml line 1: lists a seed twice",
         "`data.input_template` in experiments/x.toml line 4: must contain `{input}`",
         "`data.test_ratio` in experiments/x.toml line 5: must be in (0, 1) (got 1.5)",
-        "`train.learning_rate` in experiments/x.toml line 8: must be greater than 0 (got -1)",
+        "`train.learning_rate` in experiments/x.toml line 8: must be a finite number greater than 0 (got -1)",
         "`al.query_size` in experiments/x.toml line 11: a fraction of the pool must be in (0, 1]",
         "`al` in experiments/x.toml line 10: needs a stopping criterion",
     ] {
