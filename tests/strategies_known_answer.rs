@@ -237,3 +237,36 @@ fn hadas_diversity_term_prefers_profiles_unlike_the_labeled_ones() {
     let s = run("hadas", ctx(pool, labeled, 1), &host);
     assert_eq!(s.ids, vec![11]);
 }
+
+/// Both outputs copy their inputs word for word, so the two lexical measures are 0 and every
+/// profile points the same way (the diversity term is 0 for both): only the BERTScore term
+/// separates them. The output the encoder finds unsupported (P = 0.1) must win; scoring with
+/// P instead of 1 − P would pick the other.
+#[test]
+fn hadas_counts_low_bertscore_precision_as_unsupported() {
+    let pool = vec![ex(10, "alpha beta gamma"), ex(11, "delta epsilon zeta")];
+    let labeled = vec![Example {
+        id: 90,
+        input: "omega psi chi".into(),
+        output: "omega psi chi".into(),
+        references: vec!["omega psi chi".into()],
+    }];
+    let host = FakeHost::new(4)
+        .with_bertscore("omega psi chi", 0.5)
+        .with_greedy(
+            "alpha beta gamma",
+            "alpha beta gamma",
+            vec![-0.1],
+            vec![0.1],
+        )
+        .with_bertscore("alpha beta gamma", 0.9)
+        .with_greedy(
+            "delta epsilon zeta",
+            "delta epsilon zeta",
+            vec![-0.1],
+            vec![0.1],
+        )
+        .with_bertscore("delta epsilon zeta", 0.1);
+    let s = run("hadas", ctx(pool, labeled, 1), &host);
+    assert_eq!(s.ids, vec![11]);
+}
