@@ -34,11 +34,21 @@ impl Prices {
     }
 }
 
-/// Tokens of `text` when no tokenizer is known: characters / 3, rounded up. BPE vocabularies
-/// of current LLMs average 3.5–4.5 characters per token on English, so this over-counts, which
-/// is the safe side for a budget; text dense in digits or symbols can come close to it.
+/// Tokens of `text` when no tokenizer is known: ASCII characters / 3, rounded up, plus every
+/// UTF-8 byte of the other characters. BPE vocabularies of current LLMs average 3.5–4.5
+/// characters per token on English, so the first part over-counts, which is the safe side for
+/// a budget (text dense in digits or symbols can come close to it). Other scripts get far
+/// fewer characters per token — CJK often one token or more per character, emoji several — and
+/// a byte-level BPE token covers at least one byte, so bytes bound them from above.
 pub fn estimate_tokens(text: &str) -> u64 {
-    (text.chars().count() as u64).div_ceil(3)
+    let (ascii, other_bytes) = text.chars().fold((0u64, 0u64), |(a, o), c| {
+        if c.is_ascii() {
+            (a + 1, o)
+        } else {
+            (a, o + c.len_utf8() as u64)
+        }
+    });
+    ascii.div_ceil(3) + other_bytes
 }
 
 /// Upper bound of the input tokens a request is billed for: its texts counted with `counter`
@@ -155,6 +165,15 @@ impl Budget {
 mod tests {
     use super::*;
     use std::sync::Arc;
+
+    #[test]
+    fn the_estimate_bounds_text_in_other_scripts_by_its_bytes() {
+        assert_eq!(estimate_tokens("abcdef"), 2);
+        assert_eq!(estimate_tokens("abcdefg"), 3);
+        // Three CJK characters are 9 UTF-8 bytes; chars / 3 would have said 1 token.
+        assert_eq!(estimate_tokens("会议室"), 9);
+        assert_eq!(estimate_tokens("ok 👍"), 1 + 4);
+    }
 
     #[test]
     fn cost_is_usage_times_price() {
