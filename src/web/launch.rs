@@ -447,8 +447,23 @@ pub fn start_run(app: &App, name: &str, file: &Path) -> Result<()> {
     let dir = app.results.join(name);
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let log_path: PathBuf = dir.join("run.log");
-    let log = std::fs::File::create(&log_path)
-        .with_context(|| format!("cannot create {}", log_path.display()))?;
+    // Appended, not truncated: relaunching to resume a run that failed must not wipe the
+    // error that explains the failure.
+    let mut log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .with_context(|| format!("cannot open {}", log_path.display()))?;
+    let since_epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    use std::io::Write;
+    writeln!(
+        log,
+        "== lab run {} (started at unix time {since_epoch})",
+        file.display()
+    )
+    .with_context(|| format!("cannot write {}", log_path.display()))?;
     let log_err = log.try_clone().context("cannot share the run log")?;
     let exe = lab_executable()?;
     let child = std::process::Command::new(exe)
