@@ -142,7 +142,9 @@ fn first_unlabeled(
     from: usize,
 ) -> Option<usize> {
     let n = batch.items.len();
-    (0..n).map(|k| (from + k) % n).find(|&i| {
+    // `from` comes from the form: reduce it first so no sum can overflow.
+    let start = from.checked_rem(n).unwrap_or(0);
+    (0..n).map(|k| (start + k) % n).find(|&i| {
         saved
             .get(&batch.items[i].id)
             .is_none_or(|l| l.output.trim().is_empty())
@@ -205,10 +207,47 @@ pub fn save(
         },
     )?;
     let saved = read_labels(&dir)?;
-    let next = first_unlabeled(&batch, &saved, index + 1);
+    let next = first_unlabeled(&batch, &saved, index.saturating_add(1));
     Ok(match next {
         Some(i) => Reply::redirect(&format!("{base}/annotate?i={i}&saved=1")),
         // The batch is complete: the run picks it up within its poll interval.
         None => Reply::redirect(&format!("{base}?batch=complete")),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::labeller::human::{PendingBatch, PendingItem};
+
+    #[test]
+    fn the_next_item_wraps_around_and_survives_any_index_from_the_form() {
+        let item = |id| PendingItem {
+            id,
+            input: format!("input {id}"),
+            system_prompt: String::new(),
+            guess: String::new(),
+        };
+        let batch = PendingBatch {
+            items: vec![item(1), item(2), item(3)],
+        };
+        let mut saved = HashMap::new();
+        saved.insert(
+            2,
+            SavedLabel {
+                id: 2,
+                output: "done".into(),
+                seconds: 1.0,
+            },
+        );
+        assert_eq!(first_unlabeled(&batch, &saved, 1), Some(2));
+        assert_eq!(first_unlabeled(&batch, &saved, 3), Some(0));
+        // A crafted `i` used to overflow `from + k` (a panic in debug builds).
+        // usize::MAX = 2^64 − 1 is a multiple of 3: the search starts at item 0.
+        assert_eq!(first_unlabeled(&batch, &saved, usize::MAX), Some(0));
+        assert_eq!(
+            first_unlabeled(&PendingBatch { items: vec![] }, &saved, usize::MAX),
+            None
+        );
+    }
 }
