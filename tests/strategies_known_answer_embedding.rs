@@ -99,7 +99,9 @@ fn kmeans_takes_the_central_item_of_each_cluster() {
     assert_eq!(s, vec![10, 14, 17]);
 }
 
-/// A dense region near L (ids 10–12), an equally dense one away from L (13–15), an outlier.
+/// A dense region near L (ids 10–12), an equally dense one away from L (13–15), and an outlier
+/// (16) that is the farthest of all from L: diversity alone (λ = 0) would take the outlier, so
+/// the pick shows the typicality term at work.
 #[test]
 fn idds_prefers_the_dense_region_away_from_the_labeled_set() {
     let (host, pool) = items(
@@ -113,7 +115,7 @@ fn idds_prefers_the_dense_region_away_from_the_labeled_set() {
             [0.0, 1.0, 0.0, 0.1],
             [0.05, 1.0, 0.0, 0.1],
             [-0.05, 1.0, 0.0, 0.1],
-            [0.0, 0.0, 0.0, 1.0],
+            [-0.3, 0.0, 0.0, 1.0],
         ],
     );
     let (host, labeled) = items(host, 90, "l", &[E1, E1, E1]);
