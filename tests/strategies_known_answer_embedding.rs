@@ -75,6 +75,30 @@ fn cluster_of(id: u64) -> usize {
     }
 }
 
+/// Two opposite clusters (cosine ≈ −1 between them) and one item orthogonal to both. With the
+/// spec's similarity (1 + cos)/2 the orthogonal item covers everything at 1/2 and is the best
+/// single pick (objective 4 against ≈ 3.5 for a cluster member); with raw cosine, whose
+/// negative values the max clips to 0, a cluster member would win (≈ 3 against 1).
+#[test]
+fn facility_location_counts_opposite_items_through_the_shifted_similarity() {
+    let (host, pool) = items(
+        FakeHost::new(4),
+        10,
+        "q",
+        &[
+            [1.0, 0.0, 0.0, 0.0],
+            [1.0, 0.1, 0.0, 0.0],
+            [1.0, -0.1, 0.0, 0.0],
+            [-1.0, 0.0, 0.0, 0.0],
+            [-1.0, 0.1, 0.0, 0.0],
+            [-1.0, -0.1, 0.0, 0.0],
+            [0.0, 1.0, 0.0, 0.0],
+        ],
+    );
+    let s = run("facility_location", ctx(pool, vec![], 1), &host);
+    assert_eq!(s.ids, vec![16]);
+}
+
 #[test]
 fn facility_location_takes_one_item_per_well_separated_cluster() {
     let (host, pool) = three_clusters(FakeHost::new(4));
