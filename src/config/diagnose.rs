@@ -120,6 +120,13 @@ pub fn explain(err: &toml::de::Error, source: &Source) -> anyhow::Error {
     anyhow::anyhow!("`{key}` in {file} line {line}: {message}")
 }
 
+/// "did you mean `x`? " when `word` is close to one of `candidates`, else "".
+pub fn did_you_mean<S: AsRef<str>>(word: &str, candidates: &[S]) -> String {
+    suggest(word, candidates)
+        .map(|s| format!("did you mean `{s}`? "))
+        .unwrap_or_default()
+}
+
 /// The nearest candidate to `word` by edit distance, if it is close enough to be a typo.
 /// Case is ignored so `rouge_l` finds `rougeL` rather than `rouge1`.
 pub fn suggest<'a, S: AsRef<str>>(word: &str, candidates: &'a [S]) -> Option<&'a str> {

@@ -2,7 +2,7 @@
 //! names. All problems are reported at once, each naming its key, file and line.
 use std::collections::BTreeSet;
 
-use super::diagnose::{location, suggest};
+use super::diagnose::{did_you_mean, location};
 use super::labeller::{LabellerKind, Provider};
 use super::{Experiment, Size};
 
@@ -231,9 +231,7 @@ fn check_training(exp: &Experiment, p: &mut Problems) {
     let known = &crate::models::decoder::LINEAR_NAMES;
     for m in &l.target_modules {
         if !known.contains(&m.as_str()) {
-            let hint = suggest(m, known)
-                .map(|s| format!("did you mean `{s}`? "))
-                .unwrap_or_default();
+            let hint = did_you_mean(m, known);
             p.add(
                 "lora.target_modules",
                 format!(
@@ -559,9 +557,7 @@ fn check_eval(exp: &Experiment, known: Option<&[&str]>, p: &mut Problems) {
         }
         if let Some(known) = known {
             if !known.contains(&m.as_str()) {
-                let hint = suggest(m, known)
-                    .map(|s| format!("did you mean `{s}`? "))
-                    .unwrap_or_default();
+                let hint = did_you_mean(m, known);
                 p.add(
                     "eval.metrics",
                     format!(

@@ -61,9 +61,7 @@ fn preflight(exp: &Experiment, file: &Path, opts: &RunOptions) -> Result<()> {
     let keys: Vec<&str> = exp.strategies.iter().map(|s| s.key()).collect();
     for wanted in &opts.only_strategies {
         if !keys.contains(&wanted.as_str()) {
-            let hint = crate::config::diagnose::suggest(wanted, &keys)
-                .map(|s| format!("did you mean `{s}`? "))
-                .unwrap_or_default();
+            let hint = crate::config::diagnose::did_you_mean(wanted, &keys);
             anyhow::bail!(
                 "--strategy {wanted}: {} has no strategy `{wanted}`; {hint}its strategies are {}",
                 file.display(),

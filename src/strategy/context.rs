@@ -152,27 +152,18 @@ impl Ctx {
                         format!("generate option `{key}`: expected a number, got {t}").into()
                     })
             };
-            match key.as_str() {
-                "max_new_tokens" => {
-                    let n = num(v)?;
-                    if !(1.0..=MAX_NEW_TOKENS as f64).contains(&n) {
-                        return err(format!(
-                            "generate option `max_new_tokens` is {n}: use 1 to {MAX_NEW_TOKENS}"
-                        ));
-                    }
-                    o.max_new_tokens = n as usize;
+            let count = |n: f64, most: usize| -> RhaiResult<usize> {
+                if (1.0..=most as f64).contains(&n) {
+                    Ok(n as usize)
+                } else {
+                    err(format!("generate option `{key}` is {n}: use 1 to {most}"))
                 }
+            };
+            match key.as_str() {
+                "max_new_tokens" => o.max_new_tokens = count(num(v)?, MAX_NEW_TOKENS)?,
                 "temperature" => o.temperature = num(v)?,
                 "top_p" => o.top_p = num(v)?,
-                "n" => {
-                    let n = num(v)?;
-                    if !(1.0..=MAX_SAMPLES_PER_ITEM as f64).contains(&n) {
-                        return err(format!(
-                            "generate option `n` is {n}: ask for 1 to {MAX_SAMPLES_PER_ITEM} samples per item"
-                        ));
-                    }
-                    o.n = n as usize;
-                }
+                "n" => o.n = count(num(v)?, MAX_SAMPLES_PER_ITEM)?,
                 "seed" => o.seed = num(v)? as u64,
                 other => {
                     return err(format!(
