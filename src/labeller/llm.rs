@@ -366,10 +366,12 @@ impl LlmClient {
             }
             let i = q.next;
             let hit = self.cache.peek(&keys[i]);
-            if let Some(hit) = hit.clone().filter(|_| !self.charge_cache_hits) {
-                self.cache.count(true);
-                q.next += 1;
-                return Job::Hit(i, hit);
+            if !self.charge_cache_hits {
+                if let Some(hit) = hit {
+                    self.cache.count(true);
+                    q.next += 1;
+                    return Job::Hit(i, hit);
+                }
             }
             // A charged hit passes the same test as a call (its worst case must fit), so the
             // stop point is the same whether or not the label was bought before.
