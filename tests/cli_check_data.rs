@@ -27,7 +27,7 @@ fn project() -> tempfile::TempDir {
     std::fs::create_dir_all(root.join("strategies")).unwrap();
     std::fs::write(
         root.join("strategies/random.rhai"),
-        "fn select(ctx, k) { [] }\n",
+        "const KIND = \"al\";\nfn select(ctx, k) { let n = ctx.param(\"picks\", 1); [] }\n",
     )
     .unwrap();
     let rows = |n: usize| -> String {
@@ -89,6 +89,22 @@ fn check_accepts_a_valid_file_and_rejects_a_typo_naming_the_fix() {
         good.replace("\"random\"", "\"nosuch\""),
     )
     .unwrap();
+    // A strategy param the script never reads (a typo) and one of the wrong type.
+    std::fs::write(
+        dir.path().join("params.toml"),
+        format!("{good}params = {{ pics = 2, initial = \"random\" }}\n[[strategy]]\nname = \"random\"\nlabel = \"r2\"\nparams = {{ picks = 2.5 }}\n"),
+    )
+    .unwrap();
+    let out = text(&lab(dir.path(), &["check", "params.toml"]));
+    assert!(
+        out.contains("`strategy[0].params.pics` in params.toml line 11 (script strategies/random.rhai): the script never reads `pics`, so it would be ignored; did you mean `picks`?"),
+        "{out}"
+    );
+    assert!(
+        out.contains("`strategy[1].params.picks` in params.toml line 15 (script strategies/random.rhai): [strategy.params] picks = 2.5: expected an integer like the default 1"),
+        "{out}"
+    );
+
     let missing = lab(dir.path(), &["check", "noscript.toml"]);
     assert_eq!(missing.status.code(), Some(1));
     assert!(

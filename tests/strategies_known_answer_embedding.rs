@@ -227,6 +227,65 @@ fn huds_mixes_stratified_uncertainty_and_distance_to_centroid() {
     );
 }
 
+/// HUDS on `(mnlp, embedding)` items with ids from 10 and the given params.
+fn huds_pick(items_u_e: &[(f32, [f32; 4])], k: usize, params: &[(&str, toml::Value)]) -> Vec<u64> {
+    let vecs: Vec<[f32; 4]> = items_u_e.iter().map(|(_, e)| *e).collect();
+    let (mut host, pool) = items(FakeHost::new(4), 10, "u", &vecs);
+    for (e, (u, _)) in pool.iter().zip(items_u_e) {
+        host = host.with_greedy(&e.input, "y", vec![-u], vec![0.0]);
+    }
+    let mut c = ctx(pool, vec![], k);
+    for (name, v) in params {
+        c.params.insert((*name).into(), v.clone());
+    }
+    run("huds", c, &host).ids
+}
+
+/// The uncertainty term spans 0–10, the distance term 0–0.55. Normalised (the spec), the
+/// item far from its stratum's centroid at slightly lower uncertainty wins (id 12: 0.95
+/// against 0.60 for id 10); with ATGen's raw sum the larger range drowns the distance and the
+/// most uncertain item wins (10: 5.05 against 4.78).
+#[test]
+fn huds_normalises_both_terms_before_mixing() {
+    let picked = huds_pick(
+        &[
+            (10.0, E1), // 10: most uncertain, near the top stratum's centroid
+            (9.5, E1),  // 11: its twin
+            (9.0, E2),  // 12: top stratum, far from the centroid
+            (0.0, E3),  // 13: alone in the bottom stratum
+        ],
+        1,
+        &[("clusters", toml::Value::Integer(1))],
+    );
+    assert_eq!(picked, vec![12]);
+}
+
+/// One stratum of seven: a spread group around E1 and four far singles. With the default
+/// c = min(5, 7) clusters the singles are their own centroids (distance 0) and the group's
+/// off-centre members are the most diverse (ids 11, then 12); one centroid for the stratum
+/// (ATGen's setting) would make the singles the far ones.
+#[test]
+fn huds_clusters_each_stratum_into_up_to_five_centroids_by_default() {
+    let pool = [
+        (1.0, E1),                    // 10: the group's centre
+        (1.1, [1.0, 0.2, 0.0, 0.0]),  // 11: farthest from the group's centroid
+        (1.2, [1.0, -0.1, 0.0, 0.0]), // 12: next
+        (1.3, E2),
+        (1.4, E3),
+        (1.5, [0.0, 0.0, 0.0, 1.0]),
+        (1.6, [0.0, -1.0, 0.0, 0.0]),
+    ];
+    let one_stratum = [
+        ("strata", toml::Value::Integer(1)),
+        ("lambda", toml::Value::Float(1.0)),
+    ];
+    assert_eq!(huds_pick(&pool, 2, &one_stratum), vec![11, 12]);
+    let mut one_centroid = one_stratum.to_vec();
+    one_centroid.push(("clusters", toml::Value::Integer(1)));
+    let far = huds_pick(&pool, 2, &one_centroid);
+    assert!(far.iter().all(|&id| id >= 13), "one centroid: {far:?}");
+}
+
 #[test]
 fn dual_keeps_the_most_uncertain_half_of_idds_proposals() {
     // k = pool: IDDS proposes everything, BLEUVar keeps the two most variable, in order.

@@ -70,6 +70,7 @@ pub fn check_experiment(path: &Path, base_dir: &Path) -> Result<String> {
     validate_with(&exp, crate::metrics::registry::names())?;
     check_files_exist(&exp, base_dir)
         .with_context(|| format!("{} names a missing file", path.display()))?;
+    crate::strategy::experiment_scripts::check_experiment_scripts(&exp, path, base_dir)?;
     Ok(format!(
         "{} strategies × {} seeds",
         exp.strategies.len(),
@@ -89,16 +90,6 @@ fn check_files_exist(exp: &Experiment, base_dir: &Path) -> Result<()> {
         let model = resolve(base_dir, model);
         if !model.exists() {
             bail!("`model.path` = {} does not exist", model.display());
-        }
-    }
-    for (i, s) in exp.strategies.iter().enumerate() {
-        let script = resolve(base_dir, &s.script_path());
-        if !script.is_file() {
-            bail!(
-                "`strategy[{i}]` `{}`: script {} does not exist (see strategies/ for the built-in ones)",
-                s.name,
-                script.display()
-            );
         }
     }
     Ok(())

@@ -69,26 +69,7 @@ fn preflight(exp: &Experiment, file: &Path, opts: &RunOptions) -> Result<()> {
             );
         }
     }
-    let limits = crate::strategy::SandboxLimits::default();
-    for (i, s) in exp.strategies.iter().enumerate() {
-        let script = s.script_path();
-        if !script.is_file() {
-            anyhow::bail!(
-                "`strategy[{i}]` `{}` in {}: script {} does not exist (set `script` in its \
-                 [[strategy]] table, or run lab from the folder that holds strategies/)",
-                s.name,
-                file.display(),
-                script.display()
-            );
-        }
-        let engine = crate::strategy::engine::build_engine(
-            &limits,
-            &crate::strategy::engine::lib_dir_for(&script),
-        );
-        crate::strategy::engine::compile(&engine, &script)
-            .with_context(|| format!("`strategy[{i}]` `{}` in {}", s.name, file.display()))?;
-    }
-    Ok(())
+    crate::strategy::experiment_scripts::check_experiment_scripts(exp, file, Path::new("."))
 }
 
 pub fn run_experiment(file: &Path, opts: &RunOptions) -> Result<ExperimentOutcome> {

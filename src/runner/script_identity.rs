@@ -5,7 +5,6 @@
 //! makes extending a finished cell differ from running it fresh.
 use anyhow::{Context, Result};
 use sha2::{Digest, Sha256};
-use std::collections::BTreeSet;
 use std::path::Path;
 
 /// sha256 over the script and, recursively, the `lib/` modules it imports (in name order).
@@ -13,8 +12,7 @@ pub fn script_fingerprint(script: &Path) -> Result<String> {
     let text = std::fs::read_to_string(script)
         .with_context(|| format!("cannot read strategy script {}", script.display()))?;
     let lib = crate::strategy::engine::lib_dir_for(script);
-    let mut modules = BTreeSet::new();
-    collect_imports(&text, &lib, &mut modules);
+    let modules = crate::strategy::engine::imported_modules(&text, &lib);
     let mut hash = Sha256::new();
     hash.update(text.as_bytes());
     for name in &modules {
@@ -30,28 +28,6 @@ pub fn script_fingerprint(script: &Path) -> Result<String> {
 /// Whether the script's selections depend on the stopping criteria.
 pub fn plans_from_stopping(script: &Path, kind: &str) -> bool {
     kind == "ed" || std::fs::read_to_string(script).is_ok_and(|t| t.contains("planned_iterations"))
-}
-
-/// Names of modules `import "name"` loads, followed into the modules themselves.
-fn collect_imports(text: &str, lib: &Path, seen: &mut BTreeSet<String>) {
-    for name in imported_names(text) {
-        if seen.insert(name.clone()) {
-            if let Ok(module) = std::fs::read_to_string(lib.join(format!("{name}.rhai"))) {
-                collect_imports(&module, lib, seen);
-            }
-        }
-    }
-}
-
-fn imported_names(text: &str) -> Vec<String> {
-    text.lines()
-        .filter_map(|line| {
-            let rest = line.trim_start().strip_prefix("import")?;
-            let rest = rest.trim_start().strip_prefix('"')?;
-            let end = rest.find('"')?;
-            Some(rest[..end].to_string())
-        })
-        .collect()
 }
 
 #[cfg(test)]

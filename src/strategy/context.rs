@@ -213,28 +213,44 @@ impl Ctx {
     }
 
     fn param(&self, name: &str, default: Dynamic) -> RhaiResult<Dynamic> {
-        let Some(v) = self.0.params.get(name) else {
-            return Ok(default);
-        };
-        let wrong = |what: &str| {
-            err(format!(
-                "[strategy.params] {name} = {v}: expected {what} like the default {default}"
-            ))
-        };
-        let d = match v {
-            toml::Value::Integer(i) if default.is_float() => Dynamic::from_float(*i as f64),
-            toml::Value::Integer(i) => Dynamic::from_int(*i),
-            toml::Value::Float(f) if default.is_int() => return wrong("an integer"),
-            toml::Value::Float(f) => Dynamic::from_float(*f),
-            toml::Value::Boolean(b) => Dynamic::from_bool(*b),
-            toml::Value::String(s) => Dynamic::from(s.clone()),
-            _ => return wrong("a number, boolean or string"),
-        };
-        if !default.is_unit() && d.type_id() != default.type_id() {
-            return wrong(default.type_name());
+        match self.0.params.get(name) {
+            None => Ok(default),
+            Some(v) => param_value(name, v, &default).or_else(err),
         }
-        Ok(d)
     }
+}
+
+/// A `[strategy.params]` value as the script sees it, type-checked against the default the
+/// script passes to `ctx.param` (an integer is accepted where a float is expected; a unit
+/// default accepts anything). Also used before a run, on the defaults written in the script.
+pub fn param_value(name: &str, v: &toml::Value, default: &Dynamic) -> Result<Dynamic, String> {
+    let wrong = |what: &str| {
+        format!("[strategy.params] {name} = {v}: expected {what} like the default {default:?}")
+    };
+    let d = match v {
+        toml::Value::Integer(i) if default.is_float() => Dynamic::from_float(*i as f64),
+        toml::Value::Integer(i) => Dynamic::from_int(*i),
+        toml::Value::Float(_) if default.is_int() => return Err(wrong("an integer")),
+        toml::Value::Float(f) => Dynamic::from_float(*f),
+        toml::Value::Boolean(b) => Dynamic::from_bool(*b),
+        toml::Value::String(s) => Dynamic::from(s.clone()),
+        _ => return Err(wrong("a number, boolean or string")),
+    };
+    if !default.is_unit() && d.type_id() != default.type_id() {
+        let what = if default.is_string() {
+            "a string"
+        } else if default.is_bool() {
+            "true or false"
+        } else if default.is_int() {
+            "an integer"
+        } else if default.is_float() {
+            "a number"
+        } else {
+            default.type_name()
+        };
+        return Err(wrong(what));
+    }
+    Ok(d)
 }
 
 fn first_sample(g: &GenerationsRef) -> impl Iterator<Item = &GenerationRecord> {

@@ -7,6 +7,7 @@ use crate::strategy::types::{self, FloatVec, IntVec};
 use crate::strategy::{kernel_api, text, validate};
 use anyhow::{anyhow, bail, Context, Result};
 use rhai::{Dynamic, Engine, EvalAltResult, Position, Scope, AST};
+use std::collections::BTreeSet;
 use std::path::Path;
 
 /// The answer of one query step.
@@ -77,6 +78,35 @@ pub fn script_name(path: &Path) -> String {
 /// The folder `import` resolves in: `lib/` beside the script.
 pub fn lib_dir_for(script: &Path) -> std::path::PathBuf {
     script.parent().unwrap_or(Path::new(".")).join("lib")
+}
+
+/// Names of the `lib/` modules a script's text imports, followed into the modules themselves
+/// (a line `import "name" as alias;`).
+pub fn imported_modules(text: &str, lib: &Path) -> BTreeSet<String> {
+    let mut seen = BTreeSet::new();
+    collect_imports(text, lib, &mut seen);
+    seen
+}
+
+fn collect_imports(text: &str, lib: &Path, seen: &mut BTreeSet<String>) {
+    for name in imported_names(text) {
+        if seen.insert(name.clone()) {
+            if let Ok(module) = std::fs::read_to_string(lib.join(format!("{name}.rhai"))) {
+                collect_imports(&module, lib, seen);
+            }
+        }
+    }
+}
+
+fn imported_names(text: &str) -> Vec<String> {
+    text.lines()
+        .filter_map(|line| {
+            let rest = line.trim_start().strip_prefix("import")?;
+            let rest = rest.trim_start().strip_prefix('"')?;
+            let end = rest.find('"')?;
+            Some(rest[..end].to_string())
+        })
+        .collect()
 }
 
 /// Compile a script, check it defines `select(ctx, k)` and `const KIND = "al" | "ed"`.

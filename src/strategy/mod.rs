@@ -5,11 +5,13 @@
 pub mod cli;
 pub mod context;
 pub mod engine;
+pub mod experiment_scripts;
 pub mod fake_host;
 pub mod host;
 pub mod kernel_api;
 pub mod kernels;
 pub mod matrix;
+pub mod params_read;
 pub mod registry;
 pub mod sandbox;
 pub mod text;

@@ -271,14 +271,10 @@ pub fn check_experiment(
     if let Err(e) = crate::runner::experiment::load_experiment_data(&exp, file) {
         errors.entry("dataset").or_default().push(format!("{e:#}"));
     }
-    for s in &exp.strategies {
-        if !s.script_path().exists() {
-            errors.entry("strategy").or_default().push(format!(
-                "strategy `{}`: no script at {}",
-                s.name,
-                s.script_path().display()
-            ));
-        }
+    let scripts =
+        crate::strategy::experiment_scripts::check_experiment_scripts(&exp, file, Path::new("."));
+    if let Err(e) = scripts {
+        errors.entry("strategy").or_default().push(format!("{e:#}"));
     }
     if errors.is_empty() {
         Ok(exp)

@@ -1,0 +1,49 @@
+//! The checks an experiment's strategy scripts get before anything is loaded (`lab run`,
+//! `lab bench`, `lab check`): each script exists and compiles, and its `[strategy.params]`
+//! are all read by it, with values of the types its defaults have.
+use crate::config::Experiment;
+use anyhow::{bail, Context, Result};
+use std::path::{Path, PathBuf};
+
+/// Scripts resolve against `base_dir` (the directory `lab` runs in; `.` leaves paths as
+/// written). Every params problem of every strategy is reported together.
+pub fn check_experiment_scripts(exp: &Experiment, file: &Path, base_dir: &Path) -> Result<()> {
+    let limits = super::SandboxLimits::default();
+    let mut problems = Vec::new();
+    for (i, s) in exp.strategies.iter().enumerate() {
+        let script = resolve(base_dir, &s.script_path());
+        if !script.is_file() {
+            bail!(
+                "`strategy[{i}]` `{}` in {}: script {} does not exist (set `script` in its \
+                 [[strategy]] table, or run lab from the folder that holds strategies/)",
+                s.name,
+                file.display(),
+                script.display()
+            );
+        }
+        let engine = super::engine::build_engine(&limits, &super::engine::lib_dir_for(&script));
+        super::engine::compile(&engine, &script)
+            .with_context(|| format!("`strategy[{i}]` `{}` in {}", s.name, file.display()))?;
+        let read = super::params_read::params_read(&engine, &script)?;
+        for (key, message) in super::params_read::param_problems(&read, &s.params) {
+            let at = format!("strategy[{i}].params.{key}");
+            let place = crate::config::diagnose::location(exp.source.as_ref(), &at);
+            problems.push(format!(
+                "`{at}` in {place} (script {}): {message}",
+                script.display()
+            ));
+        }
+    }
+    if !problems.is_empty() {
+        bail!("{}", problems.join("\n"));
+    }
+    Ok(())
+}
+
+fn resolve(base_dir: &Path, path: &Path) -> PathBuf {
+    if base_dir == Path::new(".") {
+        path.to_path_buf()
+    } else {
+        base_dir.join(path)
+    }
+}
