@@ -276,3 +276,91 @@ fn tag_end(s: &str) -> Option<usize> {
     }
     None
 }
+
+/// Write a cell's config.toml as the runner does (the whole experiment).
+fn write_config(dir: &Path, strategy: &str, seed: u64, text: &str) {
+    let path = dir
+        .join(strategy)
+        .join(format!("seed-{seed}"))
+        .join("config.toml");
+    std::fs::write(path, text).unwrap();
+}
+
+const CONFIG: &str = r#"
+name = "toy"
+seeds = [0, 1, 2]
+[model]
+path = "models/a.gguf"
+[train]
+learning_rate = 0.0003
+[al]
+iterations = 3
+[[strategy]]
+name = "random"
+[[strategy]]
+name = "huds"
+params = { lambda = 0.5 }
+[[strategy]]
+name = "mnlp"
+"#;
+
+#[test]
+fn the_report_names_cells_run_with_other_settings() {
+    std::env::set_var("LAB_QUIET", "1");
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("toy");
+    fixture(&dir, 0.0);
+    let cells = [
+        ("random", 0),
+        ("random", 1),
+        ("random", 2),
+        ("huds", 0),
+        ("huds", 1),
+        ("huds", 2),
+        ("mnlp", 0),
+        ("mnlp", 1),
+    ];
+    // Free changes (seeds, stopping, description) between cells are not a mix.
+    for (i, (strategy, seed)) in cells.iter().enumerate() {
+        let text = CONFIG.replace("iterations = 3", &format!("iterations = {}", 3 + i));
+        write_config(&dir, strategy, *seed, &text);
+    }
+    let report = write_report(&dir, "random").unwrap();
+    assert!(
+        report.mixed_settings.is_empty(),
+        "{:?}",
+        report.mixed_settings
+    );
+    let md = std::fs::read_to_string(dir.join("report.md")).unwrap();
+    assert!(!md.contains("mix settings"), "{md}");
+
+    // mnlp seed 1 after the model changed; huds seed 2 with another lambda.
+    write_config(
+        &dir,
+        "mnlp",
+        1,
+        &CONFIG.replace("models/a.gguf", "models/b.gguf"),
+    );
+    write_config(
+        &dir,
+        "huds",
+        2,
+        &CONFIG.replace("lambda = 0.5", "lambda = 0.9"),
+    );
+    let report = write_report(&dir, "random").unwrap();
+    assert_eq!(
+        report.mixed_settings,
+        [
+            "`huds` seed-2 ran with other `[[strategy]]` settings than seed-0, seed-1 in: \
+             params.lambda (its mean curve averages both)",
+            "mnlp/seed-1 ran with other settings than huds/seed-0, huds/seed-1, huds/seed-2, \
+             mnlp/seed-0, random/seed-0, random/seed-1 and 1 more in: model.path",
+        ]
+    );
+    let md = std::fs::read_to_string(dir.join("report.md")).unwrap();
+    assert!(
+        md.contains("**Warning: these results mix settings.**"),
+        "{md}"
+    );
+    assert!(md.contains("- mnlp/seed-1 ran with other settings"), "{md}");
+}

@@ -23,6 +23,9 @@ pub fn run(args: &ReportArgs) -> Result<()> {
     };
     for dir in experiment_dirs(&args.results_dir)? {
         let summary = write_report_with(&dir, &options)?;
+        for line in &summary.mixed_settings {
+            eprintln!("warning: {}: {line}", dir.display());
+        }
         println!(
             "report: {} ({} strategies, {} metrics) → {}",
             summary.experiment,

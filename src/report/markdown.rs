@@ -11,6 +11,7 @@ pub struct SeedCount<'a> {
 pub fn render_report(
     experiment: &str,
     seeds: &[SeedCount<'_>],
+    mixed_settings: &[String],
     tables: &[SavingsTable],
     figures: &[String],
 ) -> String {
@@ -26,6 +27,19 @@ pub fn render_report(
             .collect::<Vec<_>>()
             .join(", ")
     );
+    if !mixed_settings.is_empty() {
+        let _ = writeln!(
+            md,
+            "**Warning: these results mix settings.** Cells below were run with different \
+             configurations (their `config.toml`), so the curves compare or average unlike \
+             runs. Rerun the odd cells with the current file (`lab run FILE --fresh --strategy \
+             NAME`) or move them out of this folder.\n"
+        );
+        for line in mixed_settings {
+            let _ = writeln!(md, "- {line}");
+        }
+        md.push('\n');
+    }
     let _ = writeln!(
         md,
         "Columns: **AUC** is the area under the mean curve (trapezoid over labeled examples) \

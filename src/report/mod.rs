@@ -7,6 +7,7 @@ pub mod load;
 pub mod markdown;
 pub mod plot;
 pub mod savings;
+pub mod settings;
 pub mod stats;
 pub mod summary;
 
@@ -44,6 +45,8 @@ pub struct ReportSummary {
     pub files: Vec<PathBuf>,
     /// One label-efficiency table per metric.
     pub tables: Vec<savings::SavingsTable>,
+    /// Cells run with settings other than the rest (empty when all agree); also in report.md.
+    pub mixed_settings: Vec<String>,
 }
 
 /// Write summary.csv, figures by labeled count and report.md into `experiment_dir`.
@@ -121,10 +124,11 @@ pub fn write_report_with(experiment_dir: &Path, options: &ReportOptions) -> Resu
             seeds: s.seeds.len(),
         })
         .collect();
+    let mixed_settings = settings::mixed_settings(&curves);
     let report_path = experiment_dir.join("report.md");
     atomic_write_string(
         &report_path,
-        &markdown::render_report(&curves.name, &seeds, &tables, &figures),
+        &markdown::render_report(&curves.name, &seeds, &mixed_settings, &tables, &figures),
     )?;
     files.push(report_path);
     Ok(ReportSummary {
@@ -137,6 +141,7 @@ pub fn write_report_with(experiment_dir: &Path, options: &ReportOptions) -> Resu
         metrics: curves.metrics.clone(),
         files,
         tables,
+        mixed_settings,
     })
 }
 

@@ -116,6 +116,33 @@ fn comparable(text: &str, strategy: &str) -> Result<Table> {
     Ok(table)
 }
 
+/// The settings every cell of an experiment folder should share for its curves to be
+/// compared: the configuration without the seeds, description, stopping criteria and
+/// `[[strategy]]` entries.
+pub fn shared_settings(text: &str) -> Result<Table> {
+    let mut table = comparable(text, "")?;
+    table.remove("strategy");
+    Ok(table)
+}
+
+/// The `[[strategy]]` entry whose results key is `strategy`, if the configuration has one.
+pub fn strategy_entry(text: &str, strategy: &str) -> Option<Table> {
+    let table: Table = text.parse().ok()?;
+    let entries = table.get("strategy")?.as_array()?;
+    entries
+        .iter()
+        .find(|e| strategy_key(e).as_deref() == Some(strategy))
+        .and_then(Value::as_table)
+        .cloned()
+}
+
+/// Dotted keys whose values differ between two tables.
+pub fn table_differences(a: &Table, b: &Table) -> Vec<String> {
+    let mut diffs = Vec::new();
+    differences("", a, b, &mut diffs);
+    diffs
+}
+
 /// A `[[strategy]]` entry's results key: its label, or its name.
 fn strategy_key(entry: &Value) -> Option<String> {
     let t = entry.as_table()?;
