@@ -234,3 +234,68 @@ fn a_job_whose_id_was_never_saved_is_found_by_its_metadata() {
         32
     );
 }
+
+/// A request repeated inside one call goes into the batch once, and each copy counts at the
+/// price of that one label, after passing the same worst-case budget test as a new request:
+/// with room for 3.5 worst cases, [a, b, a, c, a] stops before c, as five distinct requests
+/// would, and the job holds a and b only.
+#[test]
+fn repeats_inside_one_call_are_bought_once_and_each_counted_at_its_price() {
+    let srv = MockServer::start(Options::default());
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = setup(&srv, "LAB_TEST_KEY_B6", dir.path());
+    let distinct = emails(3);
+    let copy = |id: u64, from: usize| example(id, &distinct[from].input);
+    let items = vec![
+        distinct[0].clone(),
+        distinct[1].clone(),
+        copy(10, 0),
+        distinct[2].clone(),
+        copy(11, 0),
+    ];
+
+    let mut lab = LlmLabeller::from_config(&cfg).unwrap();
+    let LabelOutcome::Complete(labels) = lab.label(&items, &[]).unwrap() else {
+        panic!("no budget set: everything is labelled")
+    };
+    assert_eq!(labels.len(), 5);
+    let files = submitted_files(&srv);
+    assert_eq!(files.len(), 1);
+    assert_eq!(files[0].len(), 3, "one line per distinct request");
+    for (ex, l) in items.iter().zip(&labels) {
+        assert_eq!(l.output, expected_label(&ex.input));
+    }
+    assert_eq!(labels[2].cost, labels[0].cost);
+    assert_eq!(labels[4].cost, labels[0].cost);
+    let total: f64 = labels.iter().map(|l| l.cost).sum();
+    assert!(
+        (lab.spent() - total).abs() < 1e-15,
+        "{} vs {total}",
+        lab.spent()
+    );
+    assert!(labels[0].cost > 0.0);
+
+    let srv = MockServer::start(Options::default());
+    let dir = tempfile::tempdir().unwrap();
+    cfg = setup(&srv, "LAB_TEST_KEY_B6", dir.path());
+    let worst = worst_case_cost(
+        &lab.request(&items[0].input, &[]),
+        None,
+        &cfg.prices().scaled(0.5),
+    );
+    cfg.money_budget = Some(3.5 * worst);
+    let mut lab = LlmLabeller::from_config(&cfg).unwrap();
+    let LabelOutcome::BudgetReached(labels) = lab.label(&items, &[]).unwrap() else {
+        panic!("3.5 worst cases cannot label five requests")
+    };
+    assert_eq!(labels.len(), 3, "a, b and the repeat of a; c does not fit");
+    assert_eq!(submitted_files(&srv)[0].len(), 2, "the job holds a and b");
+    assert_eq!(labels[2].output, labels[0].output);
+    let total: f64 = labels.iter().map(|l| l.cost).sum();
+    assert!(
+        (lab.spent() - total).abs() < 1e-15,
+        "{} vs {total}",
+        lab.spent()
+    );
+    assert!(lab.spent() <= 3.5 * worst);
+}
