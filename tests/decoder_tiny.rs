@@ -446,6 +446,16 @@ fn folder_round_trip_equals_in_process_model() -> Result<()> {
 
 /// llama.cpp's converter permutes Q/K rows; write a GGUF the same way and read it back.
 fn write_tiny_gguf(path: &Path, seed: u64, vocab_override: Option<usize>) -> Result<()> {
+    write_tiny_gguf_edited(path, seed, vocab_override, |_| {})
+}
+
+/// [`write_tiny_gguf`] with its metadata changed by `edit` before writing.
+fn write_tiny_gguf_edited(
+    path: &Path,
+    seed: u64,
+    vocab_override: Option<usize>,
+    edit: impl Fn(&mut Vec<(&str, gguf_file::Value)>),
+) -> Result<()> {
     let lm = LanguageModel::tiny_random(seed, Family::Llama)?;
     let c = lm.config().clone();
     let weights: HashMap<String, Tensor> = random_weights(&c, seed, &Device::Cpu)?;
@@ -491,7 +501,7 @@ fn write_tiny_gguf(path: &Path, seed: u64, vocab_override: Option<usize>) -> Res
         .map(|i| gguf_file::Value::I32(if i < 3 { 3 } else { 1 }))
         .collect();
     use gguf_file::Value as V;
-    let meta: Vec<(&str, V)> = vec![
+    let mut meta: Vec<(&str, V)> = vec![
         ("general.architecture", V::String("llama".into())),
         ("llama.block_count", V::U32(c.num_layers as u32)),
         ("llama.embedding_length", V::U32(c.hidden_size as u32)),
@@ -522,6 +532,7 @@ fn write_tiny_gguf(path: &Path, seed: u64, vocab_override: Option<usize>) -> Res
         ("tokenizer.ggml.eos_token_id", V::U32(2)),
         ("tokenizer.ggml.padding_token_id", V::U32(2)),
     ];
+    edit(&mut meta);
     let meta_refs: Vec<(&str, &V)> = meta.iter().map(|(k, v)| (*k, v)).collect();
     let tensor_refs: Vec<(&str, &QTensor)> = tensors.iter().map(|(k, v)| (k.as_str(), v)).collect();
     let mut file = std::fs::File::create(path)?;
@@ -540,6 +551,53 @@ fn gguf_round_trip_undoes_the_llama_cpp_permutation() -> Result<()> {
     assert!(d < 1e-5, "GGUF model differs by {d}");
     assert!(!loaded.info().chat_template);
     assert_eq!(loaded.render_prompt(None, "hello")?, "hello\n");
+    Ok(())
+}
+
+#[test]
+fn corrupt_gguf_metadata_is_refused_naming_the_key_instead_of_panicking() -> Result<()> {
+    use gguf_file::Value as V;
+    let dir = tempfile::tempdir()?;
+    let set = |key: &'static str, value: V| {
+        move |meta: &mut Vec<(&str, V)>| {
+            meta.retain(|(k, _)| *k != key);
+            meta.push((key, value.clone()));
+        }
+    };
+    let cases: Vec<(&str, Box<dyn Fn(&mut Vec<(&str, V)>)>, &str)> = vec![
+        (
+            "alignment",
+            Box::new(set("general.alignment", V::U32(0))),
+            "general.alignment is 0",
+        ),
+        (
+            "heads",
+            Box::new(set("llama.attention.head_count", V::U32(0))),
+            "llama.attention.head_count",
+        ),
+        (
+            "types",
+            Box::new(set(
+                "tokenizer.ggml.token_type",
+                V::Array(vec![V::I32(1); 5000]),
+            )),
+            "tokenizer.ggml.token_type",
+        ),
+    ];
+    for (name, edit, expected) in cases {
+        let path = dir.path().join(format!("{name}.gguf"));
+        write_tiny_gguf_edited(&path, 1, None, edit)?;
+        let msg = format!(
+            "{:#}",
+            LanguageModel::load(&ModelSource::Gguf(path.clone()))
+                .err()
+                .expect("must fail")
+        );
+        assert!(
+            msg.contains(expected) && msg.contains(&format!("{name}.gguf")),
+            "{name}: {msg}"
+        );
+    }
     Ok(())
 }
 
@@ -674,5 +732,22 @@ fn bf16_weights_track_f32() -> Result<()> {
     );
     let gens = bf16_model.generate(&["hello".to_string()], &GenerateOptions::default())?;
     assert!(!gens[0][0].token_ids.is_empty());
+    Ok(())
+}
+
+#[test]
+fn nan_or_infinite_sampling_options_are_refused_with_the_values() -> Result<()> {
+    let lm = LanguageModel::tiny_random(3, Family::Llama)?;
+    let prompts: Vec<String> = texts();
+    for (temperature, top_p) in [(f64::NAN, 0.9), (f64::INFINITY, 0.9), (1.0, f64::NAN)] {
+        let opts = GenerateOptions {
+            max_new_tokens: 2,
+            temperature,
+            top_p,
+            ..GenerateOptions::default()
+        };
+        let err = lm.generate(&prompts[..1], &opts).unwrap_err().to_string();
+        assert!(err.contains("temperature must be a finite number"), "{err}");
+    }
     Ok(())
 }

@@ -105,13 +105,16 @@ impl RetryPolicy {
 /// Parse `Retry-After` (seconds, possibly fractional; HTTP dates are not used by LLM APIs and
 /// fall back to backoff) or OpenAI's `retry-after-ms`.
 pub fn parse_retry_after(seconds: Option<&str>, millis: Option<&str>) -> Option<Duration> {
+    // Clamped before conversion: a server saying "1e30" must mean "wait the longest we wait",
+    // not overflow `Duration` and abort the run.
+    let capped = |secs: f64| Duration::from_secs_f64(secs.min(MAX_RETRY_AFTER.as_secs_f64()));
     if let Some(ms) = millis.and_then(|v| v.trim().parse::<f64>().ok()) {
         if ms.is_finite() && ms >= 0.0 {
-            return Some(Duration::from_secs_f64(ms / 1000.0));
+            return Some(capped(ms / 1000.0));
         }
     }
     let s = seconds?.trim().parse::<f64>().ok()?;
-    (s.is_finite() && s >= 0.0).then(|| Duration::from_secs_f64(s))
+    (s.is_finite() && s >= 0.0).then(|| capped(s))
 }
 
 /// Whether an HTTP status is worth retrying: rate limits, timeouts, conflicts, server errors
@@ -228,6 +231,21 @@ mod tests {
         assert_eq!(told, Duration::from_secs(3));
         let absurd = p.delay(0, Some(Duration::from_secs(100_000)), &mut rng);
         assert_eq!(absurd, MAX_RETRY_AFTER);
+    }
+
+    #[test]
+    fn absurd_retry_after_headers_wait_the_longest_we_wait_instead_of_overflowing() {
+        assert_eq!(parse_retry_after(Some("1e30"), None), Some(MAX_RETRY_AFTER));
+        assert_eq!(
+            parse_retry_after(None, Some("1e300")),
+            Some(MAX_RETRY_AFTER)
+        );
+        assert_eq!(
+            parse_retry_after(Some("2.5"), None),
+            Some(Duration::from_millis(2500))
+        );
+        assert_eq!(parse_retry_after(Some("-1"), None), None);
+        assert_eq!(parse_retry_after(Some("inf"), None), None);
     }
 
     #[test]

@@ -225,6 +225,13 @@ impl DecoderConfig {
         let key = |k: &str| format!("{arch}.{k}");
         let hidden_size = gguf.usize(&key("embedding_length"))?;
         let num_heads = gguf.usize(&key("attention.head_count"))?;
+        if num_heads == 0 {
+            bail!(
+                "{}: `{}` is 0; a decoder needs at least one attention head (the file is corrupt)",
+                gguf.path.display(),
+                key("attention.head_count")
+            );
+        }
         let num_kv_heads = gguf
             .opt_usize(&key("attention.head_count_kv"))?
             .unwrap_or(num_heads);

@@ -115,9 +115,11 @@ pub fn generate_ids_with(
     if opts.batch_size == 0 || opts.n == 0 {
         bail!("generation needs batch_size ≥ 1 and n ≥ 1");
     }
-    if opts.temperature < 0.0 || !(0.0..=1.0).contains(&opts.top_p) || opts.top_p == 0.0 {
+    // Written as positive ranges so NaN (which compares false to everything) is refused too.
+    let temperature_ok = opts.temperature.is_finite() && opts.temperature >= 0.0;
+    if !temperature_ok || !(opts.top_p > 0.0 && opts.top_p <= 1.0) {
         bail!(
-            "temperature must be ≥ 0 and top_p in (0, 1]; got {} and {}",
+            "temperature must be a finite number ≥ 0 and top_p in (0, 1]; got {} and {}",
             opts.temperature,
             opts.top_p
         );

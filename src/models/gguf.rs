@@ -31,9 +31,26 @@ impl GgufFile {
             )
         })?;
         for (name, info) in &content.tensor_infos {
-            let block = info.ggml_dtype.block_size();
-            let bytes = info.shape.elem_count() / block * info.ggml_dtype.type_size();
-            let end = content.tensor_data_offset + info.offset + bytes as u64;
+            let block = info.ggml_dtype.block_size() as u64;
+            // Checked: a corrupt header's dimensions or offset must not overflow into a
+            // small, plausible end.
+            let end = info
+                .shape
+                .dims()
+                .iter()
+                .try_fold(1u64, |n, &d| n.checked_mul(d as u64))
+                .and_then(|elems| (elems / block).checked_mul(info.ggml_dtype.type_size() as u64))
+                .and_then(|bytes| bytes.checked_add(info.offset))
+                .and_then(|end| end.checked_add(content.tensor_data_offset));
+            let Some(end) = end else {
+                bail!(
+                    "{} is corrupt: tensor `{name}` (shape {:?}, offset {}) overflows a 64-bit \
+                     file size; delete it and run `lab setup` again",
+                    path.display(),
+                    info.shape.dims(),
+                    info.offset
+                );
+            };
             if end > file_len {
                 bail!(
                     "{} is truncated: tensor `{name}` ends at byte {end} but the file has {file_len} \

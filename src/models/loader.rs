@@ -125,7 +125,10 @@ pub fn load_gguf(path: &Path, dtype: DType, device: &Device) -> Result<LoadedMod
         .get("token_embd.weight")
         .with_context(|| format!("{}: tensor `token_embd.weight` is missing", path.display()))?
         .shape
-        .dims()[0];
+        .dims()
+        .first()
+        .copied()
+        .with_context(|| format!("{}: tensor `token_embd.weight` has no rows", path.display()))?;
     let has_output = gguf.content.tensor_infos.contains_key("output.weight");
     let mut config = DecoderConfig::from_gguf(&gguf, embed_rows, has_output)?;
     if gguf.content.tensor_infos.contains_key("rope_freqs.weight") {

@@ -55,6 +55,14 @@ impl TextTokenizer {
             .get("tokenizer.ggml.pre")
             .and_then(|v| v.to_string().ok().cloned())
             .unwrap_or_else(|| "gpt2".to_string());
+        if let Some(types) = types.as_ref().filter(|t| t.len() != tokens.len()) {
+            bail!(
+                "{path}: `tokenizer.ggml.token_type` lists {} types but `tokenizer.ggml.tokens` has \
+                 {} tokens; the file is corrupt: delete it and fetch it again",
+                types.len(),
+                tokens.len()
+            );
+        }
         let special: Vec<u32> = match &types {
             Some(types) => types
                 .iter()

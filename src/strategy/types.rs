@@ -312,7 +312,8 @@ fn register_float_vec(engine: &mut Engine) {
                 let n = v.0.len();
                 let mut out = vec![0i64; n];
                 for (r, i) in argsort_asc(&v.0).into_iter().enumerate() {
-                    out[i] = (r as i64 * levels) / n.max(1) as i64;
+                    // In i128 so a huge `levels` cannot overflow; the level is < levels.
+                    out[i] = ((r as i128 * levels as i128) / n.max(1) as i128) as i64;
                 }
                 Ok(IntVec::new(out))
             },
@@ -539,6 +540,15 @@ mod tests {
             .eval("float_vec([4.0, 1.0, 3.0, 2.0]).quantile_levels(4)")
             .unwrap();
         assert_eq!(*q.0, vec![3, 0, 2, 1]);
+        // A huge level count keeps the ranks' order instead of overflowing.
+        let q: IntVec = e
+            .eval("float_vec([4.0, 1.0, 3.0, 2.0]).quantile_levels(9223372036854775807)")
+            .unwrap();
+        assert!(
+            q.0[1] < q.0[3] && q.0[3] < q.0[2] && q.0[2] < q.0[0],
+            "{:?}",
+            q.0
+        );
         let bad = e.eval::<FloatVec>("float_vec([1.0]) + float_vec([1.0, 2.0])");
         assert!(bad.unwrap_err().to_string().contains("lengths differ"));
     }

@@ -557,6 +557,10 @@ impl Content {
             Some(Value::I32(v)) if *v >= 0 => *v as u64,
             _ => DEFAULT_ALIGNMENT,
         };
+        // atgen-lab patch: a zero alignment would divide by zero below.
+        if alignment == 0 {
+            crate::bail!("gguf: general.alignment is 0; it must be a positive power of two")
+        }
         let tensor_data_offset = position.div_ceil(alignment) * alignment;
         Ok(Self {
             magic,
