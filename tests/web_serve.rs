@@ -79,6 +79,15 @@ fn loopback_needs_no_token_and_paths_stay_inside_results() {
         let code = get(bad);
         assert!(code == 404 || code == 400, "{bad} answered {code}");
     }
+    // A page that rebound its own name to 127.0.0.1 can neither read nor post.
+    let rebound = ureq::get(&format!("{}/", serve.url))
+        .set("Host", "evil.example:7878")
+        .call();
+    assert_eq!(status(rebound), 403);
+    let localhost = ureq::get(&format!("{}/", serve.url))
+        .set("Host", "localhost:7878")
+        .call();
+    assert_eq!(status(localhost), 200);
     // A form on another site cannot launch runs on this one.
     let forged = ureq::post(&format!("{}/launch", serve.url))
         .set("Origin", "https://evil.example")

@@ -103,17 +103,21 @@ impl LlmClient {
             |default: &str| cfg.base_url.clone().unwrap_or_else(|| default.to_string());
         let api: Box<dyn ChatApi> = match cfg.provider {
             Provider::Anthropic => {
-                let key = key
-                    .clone()
-                    .ok_or_else(|| anyhow!("labeller.api_key_env is required for anthropic"))?;
                 let base = cfg
                     .base_url
                     .clone()
-                    .unwrap_or_else(|| "https://api.anthropic.com".into());
+                    .unwrap_or_else(|| super::llm_config::ANTHROPIC_URL.into());
+                let key = key.clone().ok_or_else(|| {
+                    anyhow!(
+                        "labeller.api_key_env is required: base_url {base} is not Anthropic's API, \
+                         and ANTHROPIC_API_KEY is sent only there; name the variable holding \
+                         this server's key"
+                    )
+                })?;
                 Box::new(AnthropicApi::new(&base, &cfg.model, key, timeout))
             }
             Provider::Openai | Provider::Custom => Box::new(OpenAiEndpoint::new(
-                &openai_base("https://api.openai.com/v1"),
+                &openai_base(super::llm_config::OPENAI_URL),
                 &cfg.model,
                 key.clone(),
                 timeout,
@@ -123,7 +127,7 @@ impl LlmClient {
         let mut client = Self::with_api(cfg, api)?;
         if cfg.batch_api {
             let endpoint = OpenAiEndpoint::new(
-                &openai_base("https://api.openai.com/v1"),
+                &openai_base(super::llm_config::OPENAI_URL),
                 &cfg.model,
                 key,
                 timeout,

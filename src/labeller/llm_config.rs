@@ -48,8 +48,9 @@ pub struct LlmLabellerConfig {
     #[serde(default)]
     pub base_url: Option<String>,
     pub model: String,
-    /// Environment variable holding the API key. Default `OPENAI_API_KEY` / `ANTHROPIC_API_KEY`;
-    /// `custom` servers get no key unless this is set.
+    /// Environment variable holding the API key. Default `OPENAI_API_KEY` / `ANTHROPIC_API_KEY`
+    /// when requests go to that provider's own API; `custom` servers, and a `base_url` pointing
+    /// elsewhere, get no key unless this is set.
     #[serde(default)]
     pub api_key_env: Option<String>,
     #[serde(default)]
@@ -214,11 +215,30 @@ impl LlmLabellerConfig {
         }
     }
 
-    pub(super) fn key_env(&self) -> Option<String> {
-        self.api_key_env.clone().or(match self.provider {
-            Provider::Openai => Some("OPENAI_API_KEY".into()),
-            Provider::Anthropic => Some("ANTHROPIC_API_KEY".into()),
+    /// The provider's own endpoint, used when `base_url` is not set.
+    pub(super) fn official_url(&self) -> Option<&'static str> {
+        match self.provider {
+            Provider::Openai => Some(OPENAI_URL),
+            Provider::Anthropic => Some(ANTHROPIC_URL),
             Provider::Custom => None,
+        }
+    }
+
+    /// The variable the key is read from. The provider's default variable is used only when
+    /// requests go to that provider: a `base_url` elsewhere must name its variable, so an
+    /// OpenAI or Anthropic key is never sent to a third-party server by accident.
+    pub(super) fn key_env(&self) -> Option<String> {
+        if let Some(var) = &self.api_key_env {
+            return Some(var.clone());
+        }
+        let official = self.official_url()?;
+        let goes_to_provider = self
+            .base_url
+            .as_deref()
+            .is_none_or(|url| url.trim_end_matches('/') == official);
+        goes_to_provider.then(|| match self.provider {
+            Provider::Anthropic => "ANTHROPIC_API_KEY".to_string(),
+            _ => "OPENAI_API_KEY".to_string(),
         })
     }
 
@@ -228,6 +248,9 @@ impl LlmLabellerConfig {
             .unwrap_or_else(super::cache::default_dir)
     }
 }
+
+pub(super) const OPENAI_URL: &str = "https://api.openai.com/v1";
+pub(super) const ANTHROPIC_URL: &str = "https://api.anthropic.com";
 
 /// An API key read from the environment. Never printed: `Debug` names only the variable, and
 /// [`ApiKey::redact`] removes it from any text a server echoed back.
@@ -273,5 +296,38 @@ impl ApiKey {
 impl std::fmt::Debug for ApiKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "ApiKey(from ${})", self.var)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_providers_default_key_goes_only_to_the_providers_own_api() {
+        let mut openai = LlmLabellerConfig::new(Provider::Openai, "m");
+        assert_eq!(openai.key_env().as_deref(), Some("OPENAI_API_KEY"));
+        openai.base_url = Some(format!("{OPENAI_URL}/"));
+        assert_eq!(openai.key_env().as_deref(), Some("OPENAI_API_KEY"));
+        openai.base_url = Some("https://proxy.example/v1".into());
+        assert_eq!(openai.key_env(), None, "no OpenAI key to a third party");
+        openai.api_key_env = Some("PROXY_KEY".into());
+        assert_eq!(openai.key_env().as_deref(), Some("PROXY_KEY"));
+
+        let mut anthropic = LlmLabellerConfig::new(Provider::Anthropic, "m");
+        assert_eq!(anthropic.key_env().as_deref(), Some("ANTHROPIC_API_KEY"));
+        anthropic.base_url = Some("http://127.0.0.1:9/".into());
+        assert_eq!(anthropic.key_env(), None);
+        let err = crate::labeller::llm::LlmClient::from_config(&anthropic)
+            .err()
+            .expect("needs a key variable")
+            .to_string();
+        assert!(
+            err.contains("api_key_env") && err.contains("127.0.0.1:9"),
+            "{err}"
+        );
+
+        let custom = LlmLabellerConfig::new(Provider::Custom, "m");
+        assert_eq!(custom.key_env(), None);
     }
 }

@@ -140,7 +140,15 @@ fn respond(app: &App, mut request: tiny_http::Request) {
             };
             let forged = method == tiny_http::Method::Post
                 && !safety::same_origin(header("Origin").as_deref(), header("Host").as_deref());
-            if forged {
+            let rebound = app.token.is_none() && !safety::host_is_local(header("Host").as_deref());
+            if rebound {
+                Reply::error(
+                    403,
+                    "this server listens on loopback and answers only requests addressed to \
+                     localhost or 127.0.0.1 (another name here means a page used DNS rebinding); \
+                     open http://127.0.0.1:PORT/ instead, or bind beyond loopback to use a token",
+                )
+            } else if forged {
                 Reply::error(403, "a form on another site cannot post to this server")
             } else if !allowed {
                 Reply::error(

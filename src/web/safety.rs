@@ -60,6 +60,28 @@ pub fn same_origin(origin: Option<&str>, host: Option<&str>) -> bool {
     host.is_some_and(|h| h.eq_ignore_ascii_case(origin_host))
 }
 
+/// Whether a request to a loopback-bound server names this machine in `Host`. A page on
+/// another site can make a browser resolve its own name to 127.0.0.1 (DNS rebinding) and then
+/// read and post as if it were ours; its requests still carry that site's name in `Host`.
+/// Requests without `Host` (HTTP/1.0 tools) are let through: browsers always send it.
+pub fn host_is_local(host: Option<&str>) -> bool {
+    let Some(host) = host else {
+        return true;
+    };
+    let host = host.trim();
+    let name = if let Some(rest) = host.strip_prefix('[') {
+        // `[::1]:7878`: the address is inside the brackets.
+        rest.split_once(']').map_or(rest, |(inside, _)| inside)
+    } else {
+        host.rsplit_once(':').map_or(host, |(name, _)| name)
+    };
+    let name = name.trim_end_matches('.');
+    name.eq_ignore_ascii_case("localhost")
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 /// Decode `%XX` escapes (and `+` as a space when `plus_is_space`). Invalid escapes and
 /// invalid UTF-8 are errors, never guessed at.
 pub fn percent_decode(text: &str, plus_is_space: bool) -> Result<String> {
@@ -143,6 +165,31 @@ pub fn check_name(name: &str, what: &str) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_this_machines_names_pass_the_loopback_host_check() {
+        for ok in [
+            None,
+            Some("localhost:7878"),
+            Some("LOCALHOST"),
+            Some("127.0.0.1:7878"),
+            Some("127.0.0.2"),
+            Some("[::1]:7878"),
+            Some("localhost."),
+        ] {
+            assert!(host_is_local(ok), "{ok:?}");
+        }
+        for bad in [
+            Some("evil.example:7878"),
+            Some("localhost.evil.example"),
+            Some("127.0.0.1.nip.io"),
+            Some("192.168.1.4:7878"),
+            Some("[2001:db8::1]:7878"),
+            Some(""),
+        ] {
+            assert!(!host_is_local(bad), "{bad:?}");
+        }
+    }
 
     #[test]
     fn loopback_detection() {
