@@ -117,7 +117,8 @@ pub fn generate_ids_with(
     }
     // Written as positive ranges so NaN (which compares false to everything) is refused too.
     let temperature_ok = opts.temperature.is_finite() && opts.temperature >= 0.0;
-    if !temperature_ok || !(opts.top_p > 0.0 && opts.top_p <= 1.0) {
+    let top_p_ok = opts.top_p > 0.0 && opts.top_p <= 1.0;
+    if !(temperature_ok && top_p_ok) {
         bail!(
             "temperature must be a finite number ≥ 0 and top_p in (0, 1]; got {} and {}",
             opts.temperature,
