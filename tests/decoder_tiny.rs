@@ -564,7 +564,8 @@ fn corrupt_gguf_metadata_is_refused_naming_the_key_instead_of_panicking() -> Res
             meta.push((key, value.clone()));
         }
     };
-    let cases: Vec<(&str, Box<dyn Fn(&mut Vec<(&str, V)>)>, &str)> = vec![
+    type Edit = Box<dyn Fn(&mut Vec<(&str, V)>)>;
+    let cases: Vec<(&str, Edit, &str)> = vec![
         (
             "alignment",
             Box::new(set("general.alignment", V::U32(0))),
