@@ -45,15 +45,30 @@ pub fn store_upload(
     }
     let dir = results.join(UPLOAD_DIR);
     let path = dir.join(filename);
-    crate::util::atomic_write(&path, body)?;
-    let cfg = upload_data_config(&path, input_field, output_field);
-    match crate::data::load_dataset(&cfg, Path::new(".")) {
-        Ok(d) => Ok((path, d.train.len() + d.dev.len() + d.test.len())),
+    // Checked under a hidden name first (same extension, so the same loader reads it): a bad
+    // upload never replaces or deletes a good file of the same name.
+    let staged = dir.join(format!(".staged-{}-{filename}", std::process::id()));
+    crate::util::atomic_write(&staged, body)?;
+    let cfg = upload_data_config(&staged, input_field, output_field);
+    let rows = match crate::data::load_dataset(&cfg, Path::new(".")) {
+        Ok(d) => d.train.len() + d.dev.len() + d.test.len(),
         Err(e) => {
-            // A file the lab cannot read is not kept around to be picked by mistake.
-            let _ = std::fs::remove_file(&path);
-            Err(e.context(format!("upload {filename:?} cannot be used")))
+            let _ = std::fs::remove_file(&staged);
+            return Err(e.context(format!("upload {filename:?} cannot be used")));
         }
+    };
+    // Experiments written earlier point at the stored file: it is never changed under them.
+    // `hard_link` fails if the name exists, so two uploads cannot both win.
+    let linked = std::fs::hard_link(&staged, &path);
+    let _ = std::fs::remove_file(&staged);
+    match linked {
+        Ok(()) => Ok((path, rows)),
+        Err(_) if std::fs::read(&path).is_ok_and(|held| held == body) => Ok((path, rows)),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => bail!(
+            "an upload named {filename:?} already exists with other contents (experiments may \
+             use it): rename your file and upload it again"
+        ),
+        Err(e) => Err(anyhow::Error::new(e).context(format!("cannot store {}", path.display()))),
     }
 }
 
@@ -64,6 +79,10 @@ pub fn uploaded_files(results: &Path) -> Vec<PathBuf> {
             rd.flatten()
                 .map(|e| e.path())
                 .filter(|p| p.is_file())
+                .filter(|p| {
+                    !p.file_name()
+                        .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+                })
                 .collect()
         })
         .unwrap_or_default();
@@ -98,13 +117,37 @@ mod tests {
         let (path, rows) =
             store_upload(dir.path(), "mine.csv", "question", "answer", csv.as_bytes()).unwrap();
         assert_eq!(rows, 10);
-        assert_eq!(uploaded_files(dir.path()), [path]);
+        assert_eq!(uploaded_files(dir.path()), [path.clone()]);
 
         // A wrong field name is refused with the loader's message, and the file is dropped.
         let err =
             store_upload(dir.path(), "bad.csv", "prompt", "answer", csv.as_bytes()).unwrap_err();
         assert!(format!("{err:#}").contains("prompt"), "{err:#}");
         assert!(!dir.path().join(UPLOAD_DIR).join("bad.csv").exists());
+
+        // The same name again: a bad file leaves the good one, other contents are refused,
+        // the same contents are accepted as they are.
+        let kept = std::fs::read(&path).unwrap();
+        let err =
+            store_upload(dir.path(), "mine.csv", "prompt", "answer", csv.as_bytes()).unwrap_err();
+        assert!(format!("{err:#}").contains("prompt"), "{err:#}");
+        let other = csv.replace("q9,a9", "q9,changed");
+        let err = store_upload(
+            dir.path(),
+            "mine.csv",
+            "question",
+            "answer",
+            other.as_bytes(),
+        )
+        .unwrap_err();
+        assert!(format!("{err:#}").contains("already exists"), "{err:#}");
+        assert_eq!(std::fs::read(&path).unwrap(), kept);
+        store_upload(dir.path(), "mine.csv", "question", "answer", csv.as_bytes()).unwrap();
+        assert_eq!(
+            uploaded_files(dir.path()),
+            [path.clone()],
+            "no staged files left"
+        );
 
         for (name, why) in [("../x.csv", "name"), ("x.exe", "extension")] {
             assert!(
