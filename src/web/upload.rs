@@ -117,7 +117,7 @@ mod tests {
         let (path, rows) =
             store_upload(dir.path(), "mine.csv", "question", "answer", csv.as_bytes()).unwrap();
         assert_eq!(rows, 10);
-        assert_eq!(uploaded_files(dir.path()), [path.clone()]);
+        assert_eq!(uploaded_files(dir.path()), std::slice::from_ref(&path));
 
         // A wrong field name is refused with the loader's message, and the file is dropped.
         let err =
