@@ -145,7 +145,7 @@ mod tests {
         store_upload(dir.path(), "mine.csv", "question", "answer", csv.as_bytes()).unwrap();
         assert_eq!(
             uploaded_files(dir.path()),
-            [path.clone()],
+            std::slice::from_ref(&path),
             "no staged files left"
         );
 
