@@ -126,3 +126,36 @@ fn data_prints_counts_lengths_and_rendered_examples() {
     assert_eq!(out.matches("--- pool example id").count(), 3, "{out}");
     assert!(out.contains("Echo: input number 0"), "{out}");
 }
+
+#[test]
+fn check_and_data_read_a_relative_data_path_beside_the_experiment_like_run_does() {
+    let dir = project();
+    // From a folder where `data/toy` is not, the experiment file's own folder is used.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let script = dir.path().join("strategies/random.rhai");
+    let good = std::fs::read_to_string(dir.path().join("good.toml"))
+        .unwrap()
+        .replace(
+            "name = \"random\"\n",
+            &format!(
+                "name = \"random\"\nscript = {:?}\n",
+                script.display().to_string()
+            ),
+        );
+    std::fs::write(dir.path().join("good.toml"), good).unwrap();
+    let file = dir.path().join("good.toml");
+    let file = file.to_str().unwrap();
+    let check = lab(elsewhere.path(), &["check", file]);
+    assert!(check.status.success(), "{}", text(&check));
+    let data = lab(elsewhere.path(), &["data", file]);
+    assert!(data.status.success(), "{}", text(&data));
+    assert!(text(&data).contains("pool       20"), "{}", text(&data));
+    // A path found in neither place is named as written, with both places to look.
+    std::fs::remove_dir_all(dir.path().join("data/toy")).unwrap();
+    let missing = text(&lab(elsewhere.path(), &["check", file]));
+    assert!(
+        missing.contains("`data.path` = data/toy does not exist")
+            && missing.contains("experiment file's folder"),
+        "{missing}"
+    );
+}

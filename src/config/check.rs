@@ -68,7 +68,7 @@ pub fn check_experiment(path: &Path, base_dir: &Path) -> Result<String> {
     // Parse, then validate once with the registry, so every problem is reported together.
     let exp = parse_experiment(&text, path)?;
     validate_with(&exp, crate::metrics::registry::names())?;
-    check_files_exist(&exp, base_dir)
+    check_files_exist(&exp, path, base_dir)
         .with_context(|| format!("{} names a missing file", path.display()))?;
     crate::strategy::experiment_scripts::check_experiment_scripts(&exp, path, base_dir)?;
     Ok(format!(
@@ -78,12 +78,19 @@ pub fn check_experiment(path: &Path, base_dir: &Path) -> Result<String> {
     ))
 }
 
-fn check_files_exist(exp: &Experiment, base_dir: &Path) -> Result<()> {
-    let data = resolve(base_dir, &exp.data.path);
+fn check_files_exist(exp: &Experiment, file: &Path, base_dir: &Path) -> Result<()> {
+    // Data is looked for where `lab run` looks: here, then beside the experiment file.
+    let data_base = if base_dir == Path::new(".") {
+        crate::data::layout::experiment_data_base(&exp.data.path, file)
+    } else {
+        base_dir.to_path_buf()
+    };
+    let data = resolve(&data_base, &exp.data.path);
     if !data.exists() {
         bail!(
-            "`data.path` = {} does not exist (relative paths are read from the directory you run `lab` in)",
-            data.display()
+            "`data.path` = {} does not exist (a relative path is read from the directory you \
+             run `lab` in, then from the experiment file's folder)",
+            exp.data.path.display()
         );
     }
     if let Some(model) = &exp.model.path {

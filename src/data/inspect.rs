@@ -1,8 +1,8 @@
 //! `lab data FILE.toml`: what an experiment's data looks like before anything runs — the files,
 //! split sizes, length statistics and a few inputs exactly as the model will get them.
-use anyhow::Result;
+use anyhow::{Context, Result};
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use super::{load_dataset, render_input, Dataset, Example};
 use crate::config::{load_experiment, DataConfig};
@@ -18,7 +18,9 @@ pub struct DataArgs {
 
 pub fn run(args: &DataArgs) -> Result<()> {
     let exp = load_experiment(&args.file)?;
-    let dataset = load_dataset(&exp.data, Path::new("."))?;
+    let base = super::layout::experiment_data_base(&exp.data.path, &args.file);
+    let dataset = load_dataset(&exp.data, &base)
+        .with_context(|| format!("loading the data of {}", args.file.display()))?;
     print!("{}", summary(&dataset, &exp.data, args.examples));
     Ok(())
 }

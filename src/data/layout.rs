@@ -35,6 +35,23 @@ impl Split {
 
 const DATA_EXTENSIONS: &[&str] = &["jsonl", "ndjson", "json", "csv", "tsv", "parquet"];
 
+/// The folder a relative `data.path` in experiment `file` is read from: the directory `lab`
+/// runs in when the path exists there, else the experiment file's folder (so an experiment
+/// kept beside its data runs from anywhere). One rule for `lab run`, `lab check` and
+/// `lab data`.
+pub fn experiment_data_base(data_path: &Path, file: &Path) -> PathBuf {
+    match file.parent() {
+        Some(folder) if data_path.is_relative() && !data_path.exists() => {
+            if folder.as_os_str().is_empty() {
+                PathBuf::from(".")
+            } else {
+                folder.to_path_buf()
+            }
+        }
+        _ => PathBuf::from("."),
+    }
+}
+
 /// Locate the split files for `cfg`, reading a relative `data.path` from `base_dir`.
 pub fn find_split_files(cfg: &DataConfig, base_dir: &Path) -> Result<SplitFiles> {
     // Joining "." would only add noise to every path shown to the user.

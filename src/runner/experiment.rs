@@ -29,12 +29,7 @@ pub struct ExperimentOutcome {
 /// The dataset as the experiment sees it (paths relative to the current directory first,
 /// then to the experiment file's folder).
 pub fn load_experiment_data(exp: &Experiment, file: &Path) -> Result<Dataset> {
-    let base = file.parent().unwrap_or(Path::new("."));
-    let base = if exp.data.path.is_relative() && !exp.data.path.exists() {
-        base.to_path_buf()
-    } else {
-        PathBuf::from(".")
-    };
+    let base = crate::data::layout::experiment_data_base(&exp.data.path, file);
     load_dataset(&exp.data, &base)
         .with_context(|| format!("loading the data of {}", file.display()))
 }
