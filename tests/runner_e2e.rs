@@ -206,6 +206,26 @@ fn label_budget_trims_the_last_query_and_stops() {
         serde_json::from_str(&std::fs::read_to_string(cell.join("state.json")).unwrap()).unwrap();
     assert_eq!(state["finished"], true);
     assert_eq!(state["stop_reason"]["kind"], "label_budget");
+    assert_eq!(state["last_query_cut"], true);
+    // A fresh run with budget 12 labels 4, 7, 10, 12: extending this one (…, 9, 12) would not.
+    let text = std::fs::read_to_string(&exp)
+        .unwrap()
+        .replace("label_budget = 9", "label_budget = 12");
+    std::fs::write(&exp, text).unwrap();
+    let out = lab(&["run", exp.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("cut short") && err.contains("--fresh --strategy random"),
+        "{err}"
+    );
+    assert_ok(&lab(&["run", exp.to_str().unwrap(), "--fresh"]));
+    let curve = curve_without_seconds(&cell.join("curve.csv"));
+    let labeled: Vec<&str> = curve[1..]
+        .iter()
+        .map(|l| l.split(',').nth(1).unwrap())
+        .collect();
+    assert_eq!(labeled, ["4", "7", "10", "12"]);
 }
 
 #[test]
@@ -343,4 +363,37 @@ fn an_edited_strategy_script_is_not_resumed_as_if_unchanged() {
     assert!(err.contains("--fresh --strategy random"), "{err}");
     assert_ok(&lab(&["run", path.to_str().unwrap(), "--fresh"]));
     assert_ok(&lab(&["run", path.to_str().unwrap()]));
+}
+
+#[test]
+fn changed_data_files_are_not_resumed_as_if_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("emails");
+    std::fs::create_dir_all(&data).unwrap();
+    let head = |split: &str, n: usize| -> String {
+        let text = std::fs::read_to_string(repo().join("data/aeslc").join(split)).unwrap();
+        text.lines().take(n).map(|l| format!("{l}\n")).collect()
+    };
+    std::fs::write(data.join("train.jsonl"), head("train.jsonl", 60)).unwrap();
+    let test = head("test.jsonl", 20);
+    std::fs::write(data.join("test.jsonl"), &test).unwrap();
+    let path = experiment(dir.path(), "data", "iterations = 1", &["random"]);
+    let text = std::fs::read_to_string(&path).unwrap().replace(
+        &repo().join("data/aeslc").display().to_string(),
+        &data.display().to_string(),
+    );
+    std::fs::write(&path, text).unwrap();
+    assert_ok(&lab(&["run", path.to_str().unwrap()]));
+    // Same files: the finished cell is taken as it is.
+    assert_ok(&lab(&["run", path.to_str().unwrap()]));
+    // Every test reference edited: the cell's scores no longer describe these files.
+    let edited = test.replace("\"subject\": \"", "\"subject\": \"Re: ");
+    assert_ne!(edited, test);
+    std::fs::write(data.join("test.jsonl"), edited).unwrap();
+    let out = lab(&["run", path.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("the data of data changed"), "{err}");
+    assert!(err.contains("--fresh"), "{err}");
+    assert_ok(&lab(&["run", path.to_str().unwrap(), "--fresh"]));
 }

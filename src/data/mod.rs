@@ -40,6 +40,34 @@ pub struct Dataset {
     pub skipped_rows: usize,
 }
 
+impl Dataset {
+    /// sha256 over every example the experiment uses (pool, dev and test: ids, inputs,
+    /// outputs, references), for telling whether a resumed cell still sees the same data.
+    /// Each string is length-prefixed so moving text between fields changes the hash.
+    pub fn fingerprint(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let mut hash = Sha256::new();
+        for (tag, split) in [
+            ("train", &self.train),
+            ("dev", &self.dev),
+            ("test", &self.test),
+        ] {
+            hash.update(tag.as_bytes());
+            hash.update((split.len() as u64).to_le_bytes());
+            for e in split.iter() {
+                hash.update(e.id.to_le_bytes());
+                let texts = [&e.input, &e.output].into_iter().chain(&e.references);
+                hash.update((e.references.len() as u64).to_le_bytes());
+                for text in texts {
+                    hash.update((text.len() as u64).to_le_bytes());
+                    hash.update(text.as_bytes());
+                }
+            }
+        }
+        hex::encode(hash.finalize())
+    }
+}
+
 /// Load the dataset `cfg` describes; a relative `data.path` is read from `base_dir`.
 pub fn load_dataset(cfg: &DataConfig, base_dir: &Path) -> Result<Dataset> {
     let files = find_split_files(cfg, base_dir)?;

@@ -12,7 +12,7 @@ use crate::runner::finetune::finetune;
 use crate::runner::first_iteration::{FirstIteration, FirstIterationKey, FirstIterations};
 use crate::runner::host::{LazyEncoder, ModelHost};
 use crate::runner::persist::{
-    append_iteration, prepare_cell, write_state, CellPaths, IterationRecord, SelectedLine,
+    append_iteration, prepare_cell, CellPaths, IterationRecord, SelectedLine,
 };
 use crate::runner::profile::IterationTimes;
 use crate::runner::progress::CellProgress;
@@ -43,6 +43,8 @@ pub struct ExperimentContext<'a> {
     pub judge: Option<&'a crate::labeller::factory::Judge>,
     /// Iteration 0 as computed by earlier cells, for cells that would compute it again.
     pub first_iterations: &'a FirstIterations,
+    /// [`Dataset::fingerprint`] of `dataset`, computed once per experiment.
+    pub data_fingerprint: String,
 }
 
 /// How a cell ended, for the bench table and the final line per cell.
@@ -117,6 +119,17 @@ pub fn run_cell(
             script.display(),
             paths.dir.display(),
             strategy.key()
+        ),
+        Some(_) => {}
+    }
+    match &state.data_sha256 {
+        None => state.data_sha256 = Some(ctx.data_fingerprint.clone()),
+        Some(old) if *old != ctx.data_fingerprint => bail!(
+            "the data of {} changed since {} was started (the files under data.path hold \
+             other rows now), so its results would mix two datasets: rerun with --fresh to \
+             redo the experiment on the new data, or restore the files",
+            exp.name,
+            paths.dir.display()
         ),
         Some(_) => {}
     }
@@ -331,6 +344,8 @@ pub fn run_cell(
             seconds: state.seconds,
             metrics: eval.scores.iter().map(|(_, v)| *v).collect(),
         };
+        let untrimmed = if t == 0 { init_size } else { query_size };
+        state.last_query_cut = added.len() < untrimmed.min(remaining.len());
         let selected = SelectedLine::new(t, added.clone(), added_scores);
         let remaining_after = pool.len() - labeled.len();
         let progress = Progress {
@@ -341,7 +356,12 @@ pub fn run_cell(
             labeller_budget_reached: budget_hit,
             metrics: &eval.scores,
         };
-        let stop = should_stop(&criteria, &progress);
+        let mut stop = should_stop(&criteria, &progress);
+        if stop.is_none() && added.is_empty() {
+            // Nothing could be labeled (e.g. a budget stop before the first label): stop
+            // rather than loop without progress, recorded in the same write as the row.
+            stop = Some(StopReason::PoolExhausted);
+        }
         if let Some(reason) = &stop {
             state.finished = true;
             state.stop_reason = Some(reason.clone());
@@ -371,14 +391,6 @@ pub fn run_cell(
             bars.println(&line);
         }
         if stop.is_some() {
-            break;
-        }
-        if added.is_empty() {
-            // Nothing could be labeled (e.g. a budget stop before the first label): stop
-            // rather than loop without progress.
-            state.finished = true;
-            state.stop_reason = Some(StopReason::PoolExhausted);
-            write_state(&paths, &state)?;
             break;
         }
     }

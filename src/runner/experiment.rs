@@ -85,6 +85,7 @@ pub fn run_experiment(file: &Path, opts: &RunOptions) -> Result<ExperimentOutcom
         base: &base,
         encoder: &encoder,
         profile: profile.as_ref(),
+        data_fingerprint: dataset.fingerprint(),
     };
     let mut cells = Vec::new();
     for s in &exp.strategies {

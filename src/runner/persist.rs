@@ -251,6 +251,14 @@ pub fn resume_cell(paths: &CellPaths) -> Result<Option<CellState>> {
 
 /// Delete everything in the cell folder (for `--fresh`).
 pub fn reset_cell(paths: &CellPaths) -> Result<()> {
+    // state.json first: a --fresh killed part-way must not leave a state that a plain run
+    // would resume from.
+    match std::fs::remove_file(paths.state()) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(e).with_context(|| format!("cannot remove {}", paths.state().display()))
+        }
+        _ => {}
+    }
     match std::fs::remove_dir_all(&paths.dir) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
@@ -271,6 +279,13 @@ pub fn prepare_cell(
     let mut previous = None;
     if fresh {
         reset_cell(paths)?;
+    } else if !paths.config().exists() && paths.state().exists() {
+        // reset_cell removes state.json first, so this is damage, not an interrupted --fresh.
+        bail!(
+            "{} has a state.json but no config.toml, so what it was run with is unknown: \
+             rerun with --fresh to start this cell over",
+            paths.dir.display()
+        );
     } else if let Ok(old) = std::fs::read_to_string(paths.config()) {
         if old != config_toml && paths.state().exists() {
             let diffs = reconcile::result_differences(&old, config_toml, &paths.strategy_key())
@@ -297,7 +312,6 @@ pub fn prepare_cell(
         }
         previous = Some(old);
     }
-    atomic_write_string(&paths.config(), config_toml)?;
     let mut state = resume_cell(paths)?;
     if let (Some(st), Some(old)) = (state.as_mut(), previous) {
         if reconcile::stopping_changed(&old, config_toml)
@@ -306,6 +320,9 @@ pub fn prepare_cell(
             write_state(paths, st)?;
         }
     }
+    // Last: until the new configuration is stored, a killed run compares against the old one
+    // again next time and re-opens or closes the cell then.
+    atomic_write_string(&paths.config(), config_toml)?;
     Ok(state)
 }
 
@@ -590,6 +607,27 @@ mod tests {
             err.contains("metric columns") && err.contains("bleu"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_state_without_its_config_is_refused_and_fresh_removes_the_state_first() {
+        let tmp = tempfile::tempdir().unwrap();
+        let paths = CellPaths::new(tmp.path(), "exp", "random", 3);
+        prepare_cell(&paths, "a = 1\n", false, false).unwrap();
+        write(&paths, 0, usize::MAX);
+        // What a --fresh killed after removing config.toml but not state.json would leave.
+        std::fs::remove_file(paths.config()).unwrap();
+        let err = prepare_cell(&paths, "a = 2\n", false, false)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("no config.toml") && err.contains("--fresh"),
+            "{err}"
+        );
+        assert!(prepare_cell(&paths, "a = 2\n", true, false)
+            .unwrap()
+            .is_none());
+        assert!(!paths.state().exists());
     }
 
     #[test]

@@ -47,7 +47,9 @@ pub fn stopping_changed(old: &str, new: &str) -> bool {
 }
 
 /// Re-check a resumed cell against the stopping criteria of `config_toml`: re-open it when
-/// they no longer stop it, close it when they now do. A pool that ran out stays finished.
+/// they no longer stop it, close it when they now do. A pool that ran out stays finished, and
+/// so does a cell whose labeller spent an unchanged money budget. A cell whose last query a
+/// budget cut short is not re-opened (an error): a fresh run would differ there.
 /// Returns whether the state changed.
 pub fn restop(paths: &CellPaths, state: &mut CellState, config_toml: &str) -> Result<bool> {
     if matches!(state.stop_reason, Some(StopReason::PoolExhausted)) {
@@ -91,6 +93,31 @@ pub fn restop(paths: &CellPaths, state: &mut CellState, config_toml: &str) -> Re
             metrics: &last,
         },
     );
+    let mut reason = reason;
+    let reopening = state.finished && reason.is_none();
+    if reopening {
+        if let Some(StopReason::MoneyBudget { budget, .. }) = &state.stop_reason {
+            // The labeller found the money spent (a request's worst case no longer fits);
+            // the same budget cannot buy more, whatever else changed.
+            if criteria.money_budget == Some(*budget) {
+                reason = state.stop_reason.clone();
+            }
+        }
+    }
+    if state.finished && reason.is_none() && state.last_query_cut {
+        anyhow::bail!(
+            "{} stopped when its last query was cut short ({}); under the new stopping \
+             criteria a fresh run would have labeled the whole query there, so continuing \
+             would not give what a fresh run gives: rerun with --fresh --strategy {} to redo \
+             it, or restore the stopping criteria",
+            paths.dir.display(),
+            state
+                .stop_reason
+                .as_ref()
+                .map_or("budget reached".to_string(), |r| r.to_string()),
+            paths.strategy_key()
+        );
+    }
     let finished = reason.is_some();
     if finished == state.finished && reason == state.stop_reason {
         return Ok(false);
@@ -212,6 +239,11 @@ params = { lambda = 0.5 }
     }
 
     fn three_finished_iterations(paths: &CellPaths) {
+        finished_after_three(paths, StopReason::Iterations { done: 3 }, false, 0.0);
+    }
+
+    /// Three iterations of 10 labels each, the last one stopped by `reason`.
+    fn finished_after_three(paths: &CellPaths, reason: StopReason, cut: bool, spent: f64) {
         use crate::runner::curve::CurveRow;
         use crate::runner::persist::{append_iteration, IterationRecord, SelectedLine};
         use rand::SeedableRng;
@@ -222,7 +254,9 @@ params = { lambda = 0.5 }
             st.iterations_done = t + 1;
             if t == 2 {
                 st.finished = true;
-                st.stop_reason = Some(StopReason::Iterations { done: 3 });
+                st.stop_reason = Some(reason.clone());
+                st.last_query_cut = cut;
+                st.money_spent = spent;
             }
             let row = CurveRow {
                 iteration: t,
@@ -293,6 +327,72 @@ params = { lambda = 0.5 }
             .unwrap_err()
             .to_string();
         assert!(err.contains("train.learning_rate changed"), "{err}");
+    }
+
+    #[test]
+    fn a_cell_whose_last_query_a_budget_cut_is_not_extended_and_a_spent_budget_stays_spent() {
+        use crate::runner::persist::{load_state, prepare_cell};
+        let tmp = tempfile::tempdir().unwrap();
+        // Label budget 25 with queries of 10: the last query was cut to 5. A fresh run with
+        // 40 would label 10, 20, 30, 40; continuing would give 10, 20, 25, 35, 40.
+        let cut = BASE.replace("iterations = 2", "label_budget = 25");
+        let paths = CellPaths::new(tmp.path(), "exp", "random", 0);
+        prepare_cell(&paths, &cut, false, false).unwrap();
+        let reason = StopReason::LabelBudget {
+            labeled: 25,
+            budget: 25,
+        };
+        finished_after_three(&paths, reason.clone(), true, 0.0);
+        let more = BASE.replace("iterations = 2", "label_budget = 40");
+        let err = format!(
+            "{:#}",
+            prepare_cell(&paths, &more, false, false).unwrap_err()
+        );
+        assert!(
+            err.contains("cut short") && err.contains("--fresh --strategy random"),
+            "{err}"
+        );
+        assert!(
+            load_state(&paths).unwrap().unwrap().finished,
+            "left as it was"
+        );
+        assert_eq!(std::fs::read_to_string(paths.config()).unwrap(), cut);
+        // Had the budget fallen on a query boundary, extending it is what a fresh run does.
+        let tmp = tempfile::tempdir().unwrap();
+        let paths = CellPaths::new(tmp.path(), "exp", "random", 0);
+        prepare_cell(&paths, &cut, false, false).unwrap();
+        finished_after_three(&paths, reason, false, 0.0);
+        assert!(
+            !prepare_cell(&paths, &more, false, false)
+                .unwrap()
+                .unwrap()
+                .finished
+        );
+
+        // The labeller's money ran out part-way ($0.95 of $1: the next request's worst case
+        // did not fit). More iterations cannot buy more with the same budget.
+        let money = BASE.replace("iterations = 2", "iterations = 2\nmoney_budget = 1.0");
+        let tmp = tempfile::tempdir().unwrap();
+        let paths = CellPaths::new(tmp.path(), "exp", "random", 0);
+        prepare_cell(&paths, &money, false, false).unwrap();
+        let spent = StopReason::MoneyBudget {
+            spent: 0.95,
+            budget: 1.0,
+        };
+        finished_after_three(&paths, spent.clone(), true, 0.95);
+        let longer = money.replace("iterations = 2", "iterations = 6");
+        let st = prepare_cell(&paths, &longer, false, false)
+            .unwrap()
+            .unwrap();
+        assert!(st.finished, "same budget: stays stopped");
+        assert_eq!(st.stop_reason, Some(spent));
+        // A larger budget would have bought the rest of that query: refused, not continued.
+        let richer = longer.replace("money_budget = 1.0", "money_budget = 2.0");
+        let err = format!(
+            "{:#}",
+            prepare_cell(&paths, &richer, false, false).unwrap_err()
+        );
+        assert!(err.contains("cut short"), "{err}");
     }
 
     #[test]

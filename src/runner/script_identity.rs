@@ -25,9 +25,23 @@ pub fn script_fingerprint(script: &Path) -> Result<String> {
     Ok(hex::encode(hash.finalize()))
 }
 
-/// Whether the script's selections depend on the stopping criteria.
+/// Whether the script's selections depend on the stopping criteria: an `ed` script, or one
+/// that (itself or through a `lib/` module it imports) reads `planned_iterations`.
 pub fn plans_from_stopping(script: &Path, kind: &str) -> bool {
-    kind == "ed" || std::fs::read_to_string(script).is_ok_and(|t| t.contains("planned_iterations"))
+    if kind == "ed" {
+        return true;
+    }
+    let Ok(text) = std::fs::read_to_string(script) else {
+        return false;
+    };
+    let reads = |t: &str| t.contains("planned_iterations");
+    let lib = crate::strategy::engine::lib_dir_for(script);
+    reads(&text)
+        || crate::strategy::engine::imported_modules(&text, &lib)
+            .iter()
+            .any(|name| {
+                std::fs::read_to_string(lib.join(format!("{name}.rhai"))).is_ok_and(|m| reads(&m))
+            })
 }
 
 #[cfg(test)]
@@ -73,6 +87,19 @@ mod tests {
         assert!(!plans_from_stopping(&script, "al"));
         assert!(plans_from_stopping(&script, "ed"));
         std::fs::write(&script, "fn select(ctx, k) { ctx.planned_iterations }").unwrap();
+        assert!(plans_from_stopping(&script, "al"));
+        // Read in a module the script imports counts too.
+        std::fs::create_dir_all(dir.path().join("lib")).unwrap();
+        std::fs::write(
+            dir.path().join("lib/schedule.rhai"),
+            "fn rounds(ctx) { ctx.planned_iterations }",
+        )
+        .unwrap();
+        std::fs::write(
+            &script,
+            "import \"schedule\" as s;\nfn select(ctx, k) { s::rounds(ctx) }",
+        )
+        .unwrap();
         assert!(plans_from_stopping(&script, "al"));
     }
 }

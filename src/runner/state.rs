@@ -44,6 +44,15 @@ pub struct CellState {
     /// is refused. Absent in states written before it was kept.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub script_sha256: Option<String>,
+    /// [`Dataset::fingerprint`](crate::data::Dataset::fingerprint) of the data the cell was
+    /// started on: resuming on changed files is refused. Absent in older states.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_sha256: Option<String>,
+    /// The last iteration labeled fewer examples than its query size (and the pool) allowed:
+    /// the label budget trimmed it or the labeller's money ran out part-way. A run under
+    /// larger budgets would have labeled more there, so such a cell is not extended.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub last_query_cut: bool,
 }
 
 impl CellState {
@@ -66,6 +75,8 @@ impl CellState {
             finished: false,
             stop_reason: None,
             script_sha256: None,
+            data_sha256: None,
+            last_query_cut: false,
         }
     }
 
