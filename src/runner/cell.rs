@@ -99,6 +99,7 @@ pub fn run_cell(
     let kind = script_kind(&script)?;
     let fingerprint = script_fingerprint(&script)?;
     let plans_ahead = plans_from_stopping(&script, &kind);
+    let _lock = crate::runner::persist::lock_cell(&paths)?;
     let resumed = prepare_cell(&paths, &config_toml, fresh, plans_ahead)?;
     let mut state = match resumed {
         Some(s) => s,

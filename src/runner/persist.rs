@@ -249,6 +249,40 @@ pub fn resume_cell(paths: &CellPaths) -> Result<Option<CellState>> {
     Ok(state)
 }
 
+/// Held while a process runs a cell, so two runs of one experiment (a second terminal, the
+/// web form, overlapping shards) never write the same cell at once.
+#[derive(Debug)]
+pub struct CellLock {
+    _file: std::fs::File,
+}
+
+/// Take the cell's lock: `<strategy>/seed-<n>.lock`, beside the cell folder so `--fresh`
+/// can remove the folder while holding it. The file stays; only the OS lock matters.
+pub fn lock_cell(paths: &CellPaths) -> Result<CellLock> {
+    let path = paths.dir.with_extension("lock");
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("cannot create folder {}", parent.display()))?;
+    }
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(false)
+        .open(&path)
+        .with_context(|| format!("cannot open the lock file {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(CellLock { _file: file }),
+        Err(std::fs::TryLockError::WouldBlock) => bail!(
+            "{} is being run by another lab process right now (it holds {}); wait for it to \
+             finish or stop it, then run again — two runs writing one cell would mix results",
+            paths.dir.display(),
+            path.display()
+        ),
+        // A file system without locks (some network mounts): run unguarded, as before.
+        Err(std::fs::TryLockError::Error(_)) => Ok(CellLock { _file: file }),
+    }
+}
+
 /// Delete everything in the cell folder (for `--fresh`).
 pub fn reset_cell(paths: &CellPaths) -> Result<()> {
     // state.json first: a --fresh killed part-way must not leave a state that a plain run
@@ -628,6 +662,24 @@ mod tests {
             .unwrap()
             .is_none());
         assert!(!paths.state().exists());
+    }
+
+    #[test]
+    fn a_cell_is_run_by_one_process_at_a_time() {
+        let tmp = tempfile::tempdir().unwrap();
+        let paths = CellPaths::new(tmp.path(), "exp", "random", 3);
+        let held = lock_cell(&paths).unwrap();
+        // flock belongs to the open file, so a second open in this process is refused too.
+        let err = lock_cell(&paths).unwrap_err().to_string();
+        assert!(
+            err.contains("another lab process") && err.contains("seed-3"),
+            "{err}"
+        );
+        // --fresh removes the cell folder, not the lock beside it.
+        reset_cell(&paths).unwrap();
+        assert!(lock_cell(&paths).is_err());
+        drop(held);
+        lock_cell(&paths).unwrap();
     }
 
     #[test]

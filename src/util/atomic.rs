@@ -22,6 +22,13 @@ pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
     tmp.persist(path)
         .map_err(|e| e.error)
         .with_context(|| format!("cannot move the new {} into place", path.display()))?;
+    // The rename lives in the folder: without syncing it, a power cut can bring back the old
+    // file even though the new one's data was on disk. Not every file system can sync a
+    // folder; the data itself is synced above, so that failure is not fatal.
+    #[cfg(unix)]
+    if let Ok(folder) = std::fs::File::open(parent) {
+        let _ = folder.sync_all();
+    }
     Ok(())
 }
 
