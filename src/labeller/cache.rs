@@ -68,15 +68,23 @@ impl LabelCache {
             .append(true)
             .open(&path)
             .with_context(|| format!("cannot open the label cache {}", path.display()))?;
-        let (entries, complete_len) = read_entries(&file, &path)?;
-        let len = file.metadata()?.len();
-        if complete_len < len {
-            // Appending after a torn line would glue the next entry onto it.
-            file.set_len(complete_len).with_context(|| {
-                format!("cannot repair the torn last line of {}", path.display())
-            })?;
-            file.seek(SeekFrom::End(0))?;
-        }
+        // Another process may be appending right now: its half-written line is not a torn
+        // one to cut off. The OS lock makes reading and repairing wait for its append.
+        // (A file system without locks just runs unguarded.)
+        let _ = file.lock();
+        let read = read_entries(&file, &path).and_then(|(entries, complete_len)| {
+            let len = file.metadata()?.len();
+            if complete_len < len {
+                // Appending after a torn line would glue the next entry onto it.
+                file.set_len(complete_len).with_context(|| {
+                    format!("cannot repair the torn last line of {}", path.display())
+                })?;
+                file.seek(SeekFrom::End(0))?;
+            }
+            Ok(entries)
+        });
+        let _ = file.unlock();
+        let entries = read?;
         Ok(LabelCache {
             dir: dir.to_path_buf(),
             entries: Mutex::new(entries),
@@ -128,10 +136,17 @@ impl LabelCache {
         {
             let mut f = self.file.lock().unwrap_or_else(|e| e.into_inner());
             let path = self.dir.join(LABELS_FILE);
-            f.write_all(line.as_bytes())
-                .with_context(|| format!("cannot append to {}", path.display()))?;
-            f.sync_data()
-                .with_context(|| format!("cannot sync {}", path.display()))?;
+            // Held across the append so a process opening the cache meanwhile waits.
+            let _ = f.lock();
+            let written = f
+                .write_all(line.as_bytes())
+                .with_context(|| format!("cannot append to {}", path.display()))
+                .and_then(|()| {
+                    f.sync_data()
+                        .with_context(|| format!("cannot sync {}", path.display()))
+                });
+            let _ = f.unlock();
+            written?;
         }
         self.entries().insert(reply.key.clone(), reply);
         Ok(())
@@ -309,6 +324,32 @@ mod tests {
         assert_eq!(s.counts, HitCounts { hits: 2, misses: 1 });
         assert!((s.hit_rate().unwrap() - 2.0 / 3.0).abs() < 1e-12);
         assert_eq!(s.by_model, vec![("openai".into(), "m".into(), 2, 0.75)]);
+    }
+
+    #[test]
+    fn opening_waits_for_another_process_append_instead_of_cutting_it() {
+        let dir = tempfile::tempdir().unwrap();
+        LabelCache::open(dir.path())
+            .unwrap()
+            .insert(reply("a", 1.0))
+            .unwrap();
+        // Another writer, mid-append under its lock (as `insert` holds it).
+        let path = dir.path().join(LABELS_FILE);
+        let mut writer = OpenOptions::new().append(true).open(&path).unwrap();
+        writer.lock().unwrap();
+        let line = serde_json::to_string(&reply("b", 2.0)).unwrap() + "\n";
+        let (head, tail) = line.split_at(line.len() / 2);
+        writer.write_all(head.as_bytes()).unwrap();
+        let opener = {
+            let dir = dir.path().to_path_buf();
+            std::thread::spawn(move || LabelCache::open(&dir).unwrap().len())
+        };
+        // Without the wait, the opener would take "b"'s first half for a torn line and cut it.
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        writer.write_all(tail.as_bytes()).unwrap();
+        writer.unlock().unwrap();
+        assert_eq!(opener.join().unwrap(), 2);
+        assert_eq!(LabelCache::open(dir.path()).unwrap().len(), 2);
     }
 
     #[test]
