@@ -67,7 +67,16 @@ fn overload_and_rate_limits_are_retried() {
     let out = lab.label(&emails(2), &[]).unwrap();
     assert_eq!(out.labels().len(), 2);
     assert_eq!(srv.count("POST", "/v1/messages"), 5);
-    assert_eq!(srv.served().len(), 2);
+    // Errors are free; the empty reply was billed and is counted in the labels' cost.
+    let served = srv.served();
+    assert_eq!(served.len(), 3);
+    let paid: f64 = served
+        .iter()
+        .map(|s| cfg.prices().cost(s.input_tokens, s.output_tokens))
+        .sum();
+    assert!((lab.spent() - paid).abs() < 1e-15);
+    let label_costs: f64 = out.labels().iter().map(|l| l.cost).sum();
+    assert!((label_costs - paid).abs() < 1e-15);
 }
 
 #[test]

@@ -217,7 +217,7 @@ fn repeated_run_hits_the_cache_pays_nothing_and_counts_the_same_money() {
 }
 
 #[test]
-fn transient_failures_are_retried_and_cost_nothing() {
+fn transient_failures_are_retried_and_only_billed_replies_cost() {
     let srv = server();
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = setup(&srv, "LAB_TEST_KEY_O4", dir.path());
@@ -247,9 +247,62 @@ fn transient_failures_are_retried_and_cost_nothing() {
     assert_eq!(labels[1].output, expected_label(&items[1].input));
     assert_eq!(srv.count("POST", "/v1/chat/completions"), 7);
     let served = srv.served();
-    assert_eq!(served.len(), 2, "only successful completions are paid");
+    assert_eq!(
+        served.len(),
+        3,
+        "errors cost nothing; the two labels and the empty completion were billed"
+    );
+    assert_eq!(served.iter().filter(|s| s.empty).count(), 1);
     let paid: f64 = served.iter().map(|s| served_cost(&cfg, s)).sum();
     assert!((lab.spent() - paid).abs() < 1e-15);
+    // The label whose first reply was empty cost both replies.
+    let label_costs: f64 = labels.iter().map(|l| l.cost).sum();
+    assert!(
+        (label_costs - paid).abs() < 1e-15,
+        "{label_costs} vs {paid}"
+    );
+}
+
+#[test]
+fn empty_replies_are_billed_and_stop_the_run_when_the_budget_cannot_cover_another_try() {
+    let srv = server();
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = setup(&srv, "LAB_TEST_KEY_O9", dir.path());
+    cfg.concurrency = 1;
+    cfg.max_retries = 20;
+    cfg.retry_base_s = 0.01;
+    cfg.retry_max_s = 0.02;
+    // Input priced high: an empty reply (input tokens only) costs most of a request's worst
+    // case, so the budget pays for a few of them and then cannot hold the next try's.
+    cfg.price_input_per_mtok = 100.0;
+    cfg.money_budget = Some(0.03);
+    let items = emails(2);
+    for _ in 0..20 {
+        srv.inject(Route::Chat, Fault::Empty);
+    }
+    let mut lab = LlmLabeller::from_config(&cfg).unwrap();
+    let out = lab.label(&items, &[]).unwrap();
+    let LabelOutcome::BudgetReached(labels) = out else {
+        panic!("{out:?}")
+    };
+    assert!(labels.is_empty());
+    let served = srv.served();
+    assert!(
+        served.len() >= 2 && served.iter().all(|s| s.empty),
+        "{}",
+        served.len()
+    );
+    let paid: f64 = served.iter().map(|s| served_cost(&cfg, s)).sum();
+    assert!(
+        (lab.spent() - paid).abs() < 1e-15,
+        "{} vs {paid}",
+        lab.spent()
+    );
+    assert!(lab.spent() <= 0.03, "the budget holds: {}", lab.spent());
+    assert!(
+        served.len() < 20,
+        "stopped by the budget, not by running out of retries"
+    );
 }
 
 #[test]
@@ -322,10 +375,17 @@ fn fatal_errors_are_clear_immediate_and_free() {
         for _ in 0..3 {
             srv.inject(Route::Chat, fault.clone());
         }
+        let before = srv.served().len();
         let mut lab = LlmLabeller::from_config(&cfg).unwrap();
         let err = format!("{:#}", lab.label(&emails(1), &[]).unwrap_err());
         assert!(err.contains(words) && err.contains("3 attempts"), "{err}");
-        assert_eq!(lab.spent(), 0.0);
+        // Malformed bodies were not billed; empty completions were, each one.
+        let billed: f64 = srv.served()[before..]
+            .iter()
+            .map(|s| served_cost(&cfg, s))
+            .sum();
+        assert_eq!(billed > 0.0, matches!(fault, Fault::Empty));
+        assert!((lab.spent() - billed).abs() < 1e-15);
     }
 }
 
@@ -355,7 +415,15 @@ fn paid_labels_survive_a_failure_later_in_the_run() {
         err.contains("item 4 of 4") && err.contains("kept in the label cache"),
         "{err}"
     );
-    let paid_first = lab.spent();
+    // The poison's two empty replies were billed too, but bought no label.
+    let wasted: f64 = srv
+        .served()
+        .iter()
+        .filter(|s| s.empty)
+        .map(|s| served_cost(&cfg, s))
+        .sum();
+    assert!(wasted > 0.0);
+    let paid_first = lab.spent() - wasted;
     assert!(paid_first > 0.0);
     let calls = srv.count("POST", "/v1/chat/completions");
     let mut rerun = LlmLabeller::from_config(&cfg).unwrap();

@@ -7,15 +7,16 @@ use std::path::PathBuf;
 use std::process::Command;
 use support::mock_openai::{MockServer, Options};
 
-#[test]
-fn money_budget_stops_the_cell_and_is_never_exceeded() {
-    let server = MockServer::start(Options::default());
+/// `lab run` of a one-cell experiment labelled by `server` under `budget` dollars.
+fn run_under_budget(
+    server: &MockServer,
+    dir: &std::path::Path,
+    (price_in, price_out): (f64, f64),
+    budget: f64,
+) -> std::process::Output {
     let key = Options::default().api_key;
-    let dir = tempfile::tempdir().unwrap();
     let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let (price_in, price_out) = (100.0, 200.0);
-    let budget = 0.2;
-    let exp = dir.path().join("llm.toml");
+    let exp = dir.join("llm.toml");
     std::fs::write(
         &exp,
         format!(
@@ -63,21 +64,31 @@ metrics = ["rouge1"]
 name = "random"
 script = "{script}"
 "#,
-            results = dir.path().join("results").display(),
+            results = dir.join("results").display(),
             data = repo.join("data/aeslc").display(),
             base = server.base_url(),
             script = repo.join("strategies/random.rhai").display(),
         ),
     )
     .unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_lab"))
+    Command::new(env!("CARGO_BIN_EXE_lab"))
         .args(["run", exp.to_str().unwrap()])
         .env("LAB_QUIET", "1")
         .env("LAB_TEST_LLM_KEY", &key)
-        .env("LAB_LABEL_CACHE", dir.path().join("label-cache"))
+        .env("LAB_LABEL_CACHE", dir.join("label-cache"))
         .current_dir(&repo)
         .output()
-        .unwrap();
+        .unwrap()
+}
+
+#[test]
+fn money_budget_stops_the_cell_and_is_never_exceeded() {
+    let server = MockServer::start(Options::default());
+    let key = Options::default().api_key;
+    let dir = tempfile::tempdir().unwrap();
+    let (price_in, price_out) = (100.0, 200.0);
+    let budget = 0.2;
+    let out = run_under_budget(&server, dir.path(), (price_in, price_out), budget);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "lab run failed:\n{stdout}\n{stderr}");
@@ -127,4 +138,49 @@ script = "{script}"
     for (path, text) in support::all_file_text(dir.path()) {
         assert!(!text.contains(&key), "the key leaked into {path}");
     }
+}
+
+#[test]
+fn money_spent_on_empty_replies_is_counted_in_the_cell() {
+    // From the 3rd request on the server bills empty replies only: the labeller retries them,
+    // pays each, and stops when the budget cannot hold another try.
+    let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = calls.clone();
+    let server = MockServer::start(Options {
+        responder: std::sync::Arc::new(move |turns| {
+            if counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst) >= 2 {
+                String::new()
+            } else {
+                support::mock_openai::subject_reply(&support::mock_openai::last_user(turns))
+            }
+        }),
+        ..Options::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    // A budget that two labels and a few empty replies (input tokens only) use up.
+    let (price_in, price_out) = (100.0, 200.0);
+    let out = run_under_budget(&server, dir.path(), (price_in, price_out), 0.12);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let cell = dir.path().join("results/llm/random/seed-0");
+    let state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(cell.join("state.json")).unwrap()).unwrap();
+    assert_eq!(state["stop_reason"]["kind"], "money_budget", "{state}");
+    let served = server.served();
+    assert!(served.iter().any(|s| s.empty), "empty replies were billed");
+    let paid: f64 = served
+        .iter()
+        .map(|s| (s.input_tokens as f64 * price_in + s.output_tokens as f64 * price_out) / 1e6)
+        .sum();
+    let spent = state["money_spent"].as_f64().unwrap();
+    assert!(
+        (paid - spent).abs() < 1e-9,
+        "server billed {paid}, cell recorded {spent}"
+    );
+    assert!(spent <= 0.12 + 1e-12);
+    let labeled = state["labeled_ids"].as_array().unwrap().len();
+    assert_eq!(labeled, 2, "only the two usable replies became labels");
 }

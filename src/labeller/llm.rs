@@ -87,6 +87,16 @@ struct Queue {
     failure: Option<(usize, anyhow::Error)>,
 }
 
+/// How one live request ended.
+enum Called {
+    /// A usable reply, the reservation still held for it, and what its empty attempts cost.
+    Reply(Completion, super::budget::Reservation, f64),
+    /// Failed; the reservation, if one is still held, is to be released.
+    Failed(anyhow::Error, Option<super::budget::Reservation>),
+    /// Empty replies spent the money the next attempt needed: stop before this request.
+    OutOfMoney,
+}
+
 enum Job {
     Hit(usize, CachedReply),
     Call(usize, super::budget::Reservation),
@@ -250,17 +260,49 @@ impl LlmClient {
         Ok(out)
     }
 
-    /// One request with retries; an empty reply (nothing left after reasoning) is retried.
-    fn call(&self, index: usize, key: &str, req: &ChatRequest) -> Result<Completion> {
+    /// One request with retries, holding `reservation` for it. An empty reply (nothing left
+    /// after reasoning) is retried, but it was billed: its cost is counted and the next
+    /// attempt's worst case must fit the budget like any call, or the run stops here.
+    fn call(
+        &self,
+        index: usize,
+        key: &str,
+        req: &ChatRequest,
+        reservation: super::budget::Reservation,
+    ) -> Called {
         let seed = u64::from_str_radix(&key[..16], 16).unwrap_or(index as u64);
         let what = format!("request {} to {}", index + 1, self.name());
-        self.retry.run(seed, &what, || {
+        let mut held = Some(reservation);
+        let mut wasted = 0.0;
+        let mut out_of_money = false;
+        let result = self.retry.run(seed, &what, || {
             let c = self.api.complete(req)?;
             if strip_think(&c.text).trim().is_empty() {
+                let usage = self.usage_or_estimate(req, &c);
+                let cost = self.prices.cost(usage.input_tokens, usage.output_tokens);
+                if let Some(r) = held.take() {
+                    self.budget.settle(r, cost);
+                }
+                wasted += cost;
+                match self.budget.try_reserve(self.worst_case(req, &self.prices)) {
+                    Some(r) => held = Some(r),
+                    None => {
+                        out_of_money = true;
+                        return Err(CallError::Fatal("the money budget ran out".into()));
+                    }
+                }
                 return Err(CallError::transient("empty completion"));
             }
             Ok(c)
-        })
+        });
+        match (result, held) {
+            _ if out_of_money => Called::OutOfMoney,
+            (Ok(c), Some(r)) => Called::Reply(c, r, wasted),
+            (Ok(_), None) => {
+                Called::Failed(anyhow!("internal: a reply without its reservation"), None)
+            }
+            (Err(e), held) => Called::Failed(e, held),
+        }
     }
 
     fn complete_live(&self, requests: &[ChatRequest]) -> Result<Replies> {
@@ -289,31 +331,41 @@ impl LlmClient {
                         Job::Call(i, r) => (i, r),
                     };
                     let start = Instant::now();
-                    let outcome = match self.call(i, &keys[i], &requests[i]) {
-                        Err(e) => {
-                            self.budget.release(reservation);
+                    let outcome = match self.call(i, &keys[i], &requests[i], reservation) {
+                        Called::Failed(e, held) => {
+                            if let Some(r) = held {
+                                self.budget.release(r);
+                            }
                             Err(e)
                         }
-                        Ok(c) => {
+                        Called::OutOfMoney => Ok(None),
+                        Called::Reply(c, reservation, wasted) => {
                             let usage = self.usage_or_estimate(&requests[i], &c);
                             let cost = self.prices.cost(usage.input_tokens, usage.output_tokens);
                             // Paid whether or not the cache write below succeeds.
                             self.budget.settle(reservation, cost);
-                            self.record(&keys[i], &c.text, usage, cost).map(|()| Reply {
-                                text: c.text,
-                                cost,
-                                input_tokens: usage.input_tokens,
-                                output_tokens: usage.output_tokens,
-                                seconds: start.elapsed().as_secs_f64(),
-                                cached: false,
+                            // The label cost what its empty attempts cost too.
+                            let cost = cost + wasted;
+                            self.record(&keys[i], &c.text, usage, cost).map(|()| {
+                                Some(Reply {
+                                    text: c.text,
+                                    cost,
+                                    input_tokens: usage.input_tokens,
+                                    output_tokens: usage.output_tokens,
+                                    seconds: start.elapsed().as_secs_f64(),
+                                    cached: false,
+                                })
                             })
                         }
                     };
                     let mut q = lock(&queue);
                     match outcome {
-                        Ok(reply) => {
+                        Ok(Some(reply)) => {
                             *lock(&slots[i]) = Some(reply);
                             bar.inc(1);
+                        }
+                        Ok(None) => {
+                            q.stop_at = Some(q.stop_at.map_or(i, |s| s.min(i)));
                         }
                         Err(e) => {
                             if q.failure.as_ref().is_none_or(|(j, _)| i < *j) {

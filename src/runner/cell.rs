@@ -244,6 +244,7 @@ pub fn run_cell(
             .context("internal error: a selected id is not in the pool")?;
         let few_shot_n = exp.labeller.few_shot.min(labeled.len());
         let few_shot = &labeled[labeled.len() - few_shot_n..];
+        let spent_before = labeller.spent();
         let outcome = labeller.label(&items, few_shot)?;
         let budget_hit = matches!(outcome, LabelOutcome::BudgetReached(_));
         let golden = labeller.name() == "golden";
@@ -257,6 +258,12 @@ pub fn run_cell(
                 state.labels.push(label.clone());
             }
             labeled.push(e);
+        }
+        // Money that bought no label (empty replies before the budget ran out) is still spent.
+        let unlabelled =
+            labeller.spent() - spent_before - outcome.labels().iter().map(|l| l.cost).sum::<f64>();
+        if unlabelled > 1e-9 {
+            state.money_spent += unlabelled;
         }
         let added: Vec<u64> = outcome.labels().iter().map(|l| l.id).collect();
         let added_scores = scores.map(|s| {

@@ -182,6 +182,7 @@ pub(super) fn get_batch(id: &str, state: &Mutex<State>, o: &Options) -> Response
                     input_tokens: i,
                     output_tokens: t,
                     batch: true,
+                    empty: text.is_empty(),
                 });
                 let body = completion_object(&format!("chatcmpl-b{n}"), &o.model, &text, i, t);
                 out.push_str(&json!({"id": format!("batch_req_{n}"), "custom_id": custom_id,

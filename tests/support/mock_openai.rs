@@ -116,13 +116,16 @@ impl Recorded {
     }
 }
 
-/// A completion the server answered with success, and the usage it reported.
+/// A completion the server answered with success (and billed), and the usage it reported.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Served {
     pub input: String,
     pub input_tokens: u64,
     pub output_tokens: u64,
     pub batch: bool,
+    /// An empty completion: billed like any (providers charge for the tokens, reasoning
+    /// included), though the client cannot use it.
+    pub empty: bool,
 }
 
 pub(super) struct Batch {
@@ -560,15 +563,14 @@ fn chat(req: &Recorded, state: &Mutex<State>, o: &Options) -> Response {
     };
     match complete(&body, o, empty) {
         Ok((text, input_tokens, output_tokens, input)) => {
-            // An empty reply is a failed call for the client: not listed as paid.
-            if !text.is_empty() {
-                state.lock().unwrap().served.push(Served {
-                    input,
-                    input_tokens,
-                    output_tokens,
-                    batch: false,
-                });
-            }
+            // An empty reply is useless to the client but billed all the same.
+            state.lock().unwrap().served.push(Served {
+                input,
+                input_tokens,
+                output_tokens,
+                batch: false,
+                empty: text.is_empty(),
+            });
             json_response(
                 200,
                 completion_object(
@@ -617,15 +619,14 @@ fn messages(req: &Recorded, state: &Mutex<State>, o: &Options) -> Response {
     }
     match complete(&body, o, empty) {
         Ok((text, input_tokens, output_tokens, input)) => {
-            // An empty reply is a failed call for the client: not listed as paid.
-            if !text.is_empty() {
-                state.lock().unwrap().served.push(Served {
-                    input,
-                    input_tokens,
-                    output_tokens,
-                    batch: false,
-                });
-            }
+            // An empty reply is useless to the client but billed all the same.
+            state.lock().unwrap().served.push(Served {
+                input,
+                input_tokens,
+                output_tokens,
+                batch: false,
+                empty: text.is_empty(),
+            });
             let content = if text.is_empty() {
                 json!([])
             } else {
