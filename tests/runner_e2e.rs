@@ -397,3 +397,36 @@ fn changed_data_files_are_not_resumed_as_if_unchanged() {
     assert!(err.contains("--fresh"), "{err}");
     assert_ok(&lab(&["run", path.to_str().unwrap(), "--fresh"]));
 }
+
+#[test]
+fn references_a_metric_cannot_score_are_refused_before_training() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = experiment(dir.path(), "gsm", "iterations = 1", &["random"]);
+    // Email subjects hold no GSM8K answer ("#### 18" or a number).
+    let text = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace(
+            "reference_fields = [\"subject\", \"annotations\"]",
+            "reference_fields = [\"subject\"]",
+        )
+        .replace(
+            "metrics = [\"rouge1\", \"rouge2\"]",
+            "metrics = [\"gsm8k_accuracy\"]",
+        );
+    std::fs::write(&path, text).unwrap();
+    let out = lab(&["run", path.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("gsm8k_accuracy")
+            && err.contains("test example id")
+            && err.contains("gsm.toml"),
+        "{err}"
+    );
+    assert!(
+        !dir.path()
+            .join("results/gsm/random/seed-0/curve.csv")
+            .exists(),
+        "nothing was trained or written"
+    );
+}

@@ -10,7 +10,7 @@
 use crate::data::Example;
 use crate::labeller::{Label, LabelOutcome, Labeller};
 use crate::util::atomic_write_string;
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::io::Write;
@@ -76,8 +76,9 @@ pub fn read_pending(cell_dir: &Path) -> Result<Option<PendingBatch>> {
     Ok(Some(batch))
 }
 
-/// Every saved label, the latest per id. A torn last line (a crash mid-append) is ignored:
-/// only that one label is lost and the page asks for it again.
+/// Every saved label, the latest per id. A torn line (a crash mid-append) is ignored: only
+/// that one label is lost and the page asks for it again. Any other unreadable line is an
+/// error naming the file and line.
 pub fn read_labels(cell_dir: &Path) -> Result<HashMap<u64, SavedLabel>> {
     let path = labels_path(cell_dir);
     let text = match std::fs::read_to_string(&path) {
@@ -86,9 +87,26 @@ pub fn read_labels(cell_dir: &Path) -> Result<HashMap<u64, SavedLabel>> {
         Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
     };
     let mut labels = HashMap::new();
-    for line in text.lines().filter(|l| !l.trim().is_empty()) {
-        if let Ok(label) = serde_json::from_str::<SavedLabel>(line) {
-            labels.insert(label.id, label);
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() {
+            continue;
+        }
+        match serde_json::from_str::<SavedLabel>(line) {
+            Ok(label) => {
+                labels.insert(label.id, label);
+            }
+            // Cut short by a crash (later appends start on a fresh line, so it may not be
+            // last): that label is asked for again.
+            Err(_) if !line.ends_with('}') => {}
+            // A whole line that does not read is an edit gone wrong: skipping it would lose
+            // a person's work without a word.
+            Err(e) => bail!(
+                "{} line {}: not a saved label ({e}); fix the line (fields id, output) or \
+                 delete it to label that example again",
+                path.display(),
+                n + 1
+            ),
         }
     }
     Ok(labels)
@@ -329,5 +347,16 @@ mod tests {
             .unwrap();
         let outputs: Vec<&str> = out.labels().iter().map(|l| l.output.as_str()).collect();
         assert_eq!(outputs, ["kept", "after crash"]);
+
+        // A whole line that does not read (a hand edit) is named, not silently dropped.
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(labels_path(cell))
+            .unwrap();
+        f.write_all(b"{\"id\": \"three\", \"output\": \"x\"}\n")
+            .unwrap();
+        drop(f);
+        let err = format!("{:#}", read_labels(cell).unwrap_err());
+        assert!(err.contains("labels.jsonl line 4"), "{err}");
     }
 }

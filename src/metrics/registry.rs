@@ -146,6 +146,34 @@ const NAMES: &[&str] = &[
 ];
 
 /// Every registered metric name.
+/// Refuse, before any training, references a metric cannot score: every test reference
+/// needs a GSM8K answer for `gsm8k_accuracy`. `source` names where the rows came from.
+pub fn check_references(
+    metrics: &[String],
+    test: &[crate::data::Example],
+    source: &str,
+) -> Result<()> {
+    if !metrics.iter().any(|m| m == "gsm8k_accuracy") {
+        return Ok(());
+    }
+    for example in test {
+        if let Some(bad) = example
+            .references
+            .iter()
+            .find(|r| exact::gsm8k_answer(r).is_none())
+        {
+            bail!(
+                "metric `gsm8k_accuracy`: test example id {} ({source}) has the reference {:?} \
+                 with no answer in it; it needs `#### <number>` or a number. Fix that row, \
+                 point data.reference_fields at the answer, or drop the metric",
+                example.id,
+                bad.chars().take(80).collect::<String>()
+            );
+        }
+    }
+    Ok(())
+}
+
 pub fn names() -> &'static [&'static str] {
     NAMES
 }

@@ -71,6 +71,8 @@ pub fn run_experiment(file: &Path, opts: &RunOptions) -> Result<ExperimentOutcom
     let exp = load_experiment(file)?;
     preflight(&exp, file, opts)?;
     let dataset = load_experiment_data(&exp, file)?;
+    crate::metrics::registry::check_references(&exp.eval.metrics, &dataset.test, &dataset.source)
+        .with_context(|| format!("checking the data of {}", file.display()))?;
     ensure_models(&exp)?;
     let base = crate::runner::load_model(&exp)?;
     let encoder = LazyEncoder::of(&exp);
