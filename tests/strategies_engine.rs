@@ -168,13 +168,20 @@ fn a_corrupt_embedding_cache_is_reported_with_its_path() {
         .unwrap()
         .unwrap()
         .path();
+    let good = std::fs::read(&file).unwrap();
     std::fs::write(&file, b"ATGE garbage").unwrap();
-    let e = select(&p, c, &FakeHost::new(4), &SandboxLimits::default()).unwrap_err();
+    let e = select(&p, c.clone(), &FakeHost::new(4), &SandboxLimits::default()).unwrap_err();
     let m = format!("{e:#}");
     assert!(
         m.contains("is corrupt") && m.contains(&file.display().to_string()),
         "{m}"
     );
+    // A header whose row count overflows the length arithmetic: corrupt, not a panic.
+    let mut huge = good.clone();
+    huge[8..16].copy_from_slice(&u64::MAX.to_le_bytes());
+    std::fs::write(&file, &huge).unwrap();
+    let e = select(&p, c, &FakeHost::new(4), &SandboxLimits::default()).unwrap_err();
+    assert!(format!("{e:#}").contains("is corrupt"), "{e:#}");
 }
 
 #[test]

@@ -360,7 +360,9 @@ impl EmbeddingDiskCache {
         let dims = u32::from_le_bytes(bytes[4..8].try_into().expect("4 bytes")) as usize;
         let count = u64::from_le_bytes(bytes[8..16].try_into().expect("8 bytes")) as usize;
         let rec = 32 + 4 * dims;
-        if bytes.len() != 16 + count * rec {
+        // Checked: a damaged header's count must not overflow into a matching length.
+        let expected = count.checked_mul(rec).and_then(|n| n.checked_add(16));
+        if expected != Some(bytes.len()) {
             return Err(corrupt());
         }
         st.dims = dims;
