@@ -124,6 +124,20 @@ fn te_delfy_combines_entropy_and_novelty_by_rank_sum() {
     assert_eq!(run("mte", ctx(pool, labeled, 1), &host).ids, vec![10]);
 }
 
+/// Three words each seen once in U and never in L: delfy ties them all, so the entropy decides
+/// (c, the most uncertain). Ties split by id would give delfy ranks 1, 2, 3 against entropy's
+/// 3, 2, 1: equal sums, and the lowest id, the least uncertain item, would win.
+#[test]
+fn te_delfy_lets_entropy_decide_between_items_delfy_ties() {
+    let pool = vec![ex(10, "apple"), ex(11, "banana"), ex(12, "cherry")];
+    let host = FakeHost::new(4)
+        .with_greedy("apple", "y", vec![-0.1], vec![0.1])
+        .with_greedy("banana", "y", vec![-0.1], vec![0.2])
+        .with_greedy("cherry", "y", vec![-0.1], vec![0.3]);
+    let s = run("te_delfy", ctx(pool, vec![], 1), &host);
+    assert_eq!(s.ids, vec![12]);
+}
+
 #[test]
 fn bleuvar_ranks_disagreeing_samples_above_agreeing_ones() {
     let host = FakeHost::new(4)

@@ -169,6 +169,28 @@ pub fn strings_to_array(v: &[String]) -> Array {
     v.iter().map(|s| Dynamic::from(s.clone())).collect()
 }
 
+/// Rank 1 for the largest value; equal values (NaNs among themselves) get the mean rank of
+/// their group.
+fn fractional_ranks(values: &[f64]) -> Vec<f64> {
+    let order = argsort_desc(values);
+    let same = |a: f64, b: f64| a == b || (a.is_nan() && b.is_nan());
+    let mut ranks = vec![0.0; values.len()];
+    let mut start = 0;
+    while start < order.len() {
+        let mut end = start + 1;
+        while end < order.len() && same(values[order[end]], values[order[start]]) {
+            end += 1;
+        }
+        // Positions start..end hold ranks start+1..=end; their mean:
+        let mean = (start + 1 + end) as f64 / 2.0;
+        for &i in &order[start..end] {
+            ranks[i] = mean;
+        }
+        start = end;
+    }
+    ranks
+}
+
 /// Register `FloatVec`, `IntVec` and `Matrix` with their native methods.
 pub fn register(engine: &mut Engine) {
     register_float_vec(engine);
@@ -218,14 +240,11 @@ fn register_float_vec(engine: &mut Engine) {
         .register_fn("argsort_desc", |v: &mut FloatVec| {
             IntVec::from_usize(&argsort_desc(&v.0))
         })
-        // Rank 1 is the largest value (ties: lower index first), so a rank-sum is "smaller is
-        // better", as in TE-delfy.
+        // Rank 1 is the largest value, so a rank-sum is "smaller is better", as in TE-delfy.
+        // Tied values share the mean of their ranks: splitting ties by position would act as
+        // an extra ranking by id inside a rank-sum. NaN ranks after every number.
         .register_fn("rank", |v: &mut FloatVec| {
-            let mut r = vec![0.0; v.0.len()];
-            for (rank, i) in argsort_desc(&v.0).into_iter().enumerate() {
-                r[i] = (rank + 1) as f64;
-            }
-            FloatVec::new(r)
+            FloatVec::new(fractional_ranks(&v.0))
         })
         .register_fn("minmax", |v: &mut FloatVec| FloatVec::new(minmax(&v.0)))
         .register_fn("zscore", |v: &mut FloatVec| FloatVec::new(zscore(&v.0)))
@@ -540,6 +559,14 @@ mod tests {
             .eval("float_vec([4.0, 1.0, 3.0, 2.0]).quantile_levels(4)")
             .unwrap();
         assert_eq!(*q.0, vec![3, 0, 2, 1]);
+        let r: FloatVec = e
+            .eval("float_vec([3.0, 1.0, 3.0, 0.0 / 0.0, 2.0]).rank()")
+            .unwrap();
+        assert_eq!(
+            *r.0,
+            vec![1.5, 4.0, 1.5, 5.0, 3.0],
+            "ties share their mean rank"
+        );
         // A huge level count keeps the ranks' order instead of overflowing.
         let q: IntVec = e
             .eval("float_vec([4.0, 1.0, 3.0, 2.0]).quantile_levels(9223372036854775807)")
