@@ -355,7 +355,7 @@ fn ldcal_follows_the_curriculum_and_least_certainty_gain_with_cluster_caps() {
     c.iteration = 0;
     let first = run("ldcal", c, &host);
     assert_eq!(first.ids, vec![11, 10]);
-    assert!(first.memory.contains_key("difficulty_level") && first.memory.contains_key("mnlp"));
+    assert!(first.memory.contains_key("base_mnlp") && first.memory.contains_key("mnlp"));
 
     // Iteration 2: levels ≤ 2 → ids 12..15. mnlp drops: 12: 0.0, 13: 0.0 (same cluster as
     // 12), 14: 0.1, 15: 0.4; 17 (level 3) gained least of all but is not allowed yet.
@@ -369,4 +369,24 @@ fn ldcal_follows_the_curriculum_and_least_certainty_gain_with_cluster_caps() {
         vec![12, 14],
         "one per cluster: 13 shares 12's cluster"
     );
+}
+
+/// With `pool_subsample` an item can be seen for the first time late: it gets its own
+/// difficulty (the base model's mnlp, among every item seen) and its gain since the base
+/// model, not "hardest" and "no gain".
+#[test]
+fn ldcal_gives_items_first_seen_late_their_own_difficulty_and_gain() {
+    // Iteration 0 saw ids 12..17 only.
+    let mut c = ctx(ldcal_pool()[2..].to_vec(), vec![], 2);
+    c.iteration = 0;
+    let first = run("ldcal", c, &ldcal_host([0.5; 8]));
+    // Iteration 1 of 4 (levels ≤ 1 of the eight seen: ids 10..13). 10 and 11 are new and
+    // easy. Gains: 10 none since the base (0.1 → 0.1), 11 0.15, 12 0.05, 13 0.4; least gain
+    // first, one per cluster: 10 (E1), 12 (E3).
+    let host = ldcal_host([0.1, 0.05, 0.45, 0.1, 0.5, 0.5, 0.5, 0.5]);
+    let pool = ldcal_pool();
+    let mut c = ctx(pool[..6].to_vec(), pool[6..].to_vec(), 2);
+    c.iteration = 1;
+    c.memory = first.memory;
+    assert_eq!(run("ldcal", c, &host).ids, vec![10, 12]);
 }

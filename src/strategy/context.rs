@@ -361,21 +361,41 @@ fn register_ctx(engine: &mut Engine) {
                 .expect("memory lock")
                 .insert(key.into(), r);
         })
-        // Values keyed by example id, so they can be looked up after the pool shrinks.
+        // Values keyed by example id, so they can be looked up after the pool shrinks. Ids
+        // already remembered under `key` are updated and the others kept, so values gathered
+        // over several iterations (a new pool_subsample draw each time) add up.
         .register_fn(
             "remember",
             |c: &mut Ctx, key: &str, ids: IntVec, v: FloatVec| -> RhaiResult<()> {
                 if ids.0.len() != v.0.len() {
                     return err(format!("remember {key:?}: ids and values differ in length"));
                 }
-                let r = Remembered {
-                    ids: Some(ids.0.iter().map(|&i| i as u64).collect()),
-                    values: v.0.as_ref().clone(),
-                };
-                c.0.memory
-                    .lock()
-                    .expect("memory lock")
-                    .insert(key.into(), r);
+                let mut memory = c.0.memory.lock().expect("memory lock");
+                let entry = memory.entry(key.into()).or_insert_with(|| Remembered {
+                    ids: Some(Vec::new()),
+                    values: Vec::new(),
+                });
+                if entry.ids.is_none() {
+                    // Remembered without ids before: the keyed values replace it.
+                    *entry = Remembered {
+                        ids: Some(Vec::new()),
+                        values: Vec::new(),
+                    };
+                }
+                let known = entry.ids.as_mut().expect("keyed entry");
+                let mut at: std::collections::HashMap<u64, usize> =
+                    known.iter().enumerate().map(|(p, &id)| (id, p)).collect();
+                for (&id, &value) in ids.0.iter().zip(v.0.iter()) {
+                    let id = id as u64;
+                    match at.get(&id) {
+                        Some(&p) => entry.values[p] = value,
+                        None => {
+                            at.insert(id, known.len());
+                            known.push(id);
+                            entry.values.push(value);
+                        }
+                    }
+                }
                 Ok(())
             },
         )
