@@ -121,6 +121,28 @@ fn kmeans_takes_the_central_item_of_each_cluster() {
     let mut s = run("kmeans", ctx(pool, vec![], 3), &host).ids;
     s.sort();
     assert_eq!(s, vec![10, 14, 17]);
+    // The same clusters with each central item at a middle id (12, 15, 18), so "the lowest
+    // id of each cluster" cannot pass for "the item nearest the centroid".
+    let (host, pool) = items(
+        FakeHost::new(4),
+        10,
+        "m",
+        &[
+            [1.0, 0.1, 0.0, 0.05],
+            [1.0, -0.1, 0.0, 0.05],
+            [1.0, 0.0, 0.0, 0.0],
+            [1.0, 0.0, 0.1, -0.05],
+            [0.1, 1.0, 0.0, 0.05],
+            [0.0, 1.0, 0.0, 0.0],
+            [-0.1, 1.0, 0.0, -0.05],
+            [0.0, 0.1, 1.0, 0.1],
+            [0.0, 0.0, 1.0, 0.0],
+            [0.0, -0.1, 1.0, -0.1],
+        ],
+    );
+    let mut s = run("kmeans", ctx(pool, vec![], 3), &host).ids;
+    s.sort();
+    assert_eq!(s, vec![12, 15, 18]);
 }
 
 /// A dense region near L (ids 10–12), an equally dense one away from L (13–15), and an outlier
@@ -159,6 +181,23 @@ fn coreset_takes_the_items_farthest_from_the_labeled_set() {
     let (host, labeled) = items(host, 90, "l", &[E1]);
     let s = run("coreset", ctx(pool, labeled, 2), &host);
     assert_eq!(s.ids, vec![13, 12]);
+    // Greedy, not the k farthest at once: after 180° is taken, 200° is close to a chosen item,
+    // so the second pick is 90° although 200° is farther from L.
+    let (host, pool) = items(
+        FakeHost::new(4),
+        10,
+        "g",
+        &[
+            [-1.0, 0.0, 0.0, 0.0],
+            [-0.94, -0.342, 0.0, 0.0],
+            [0.0, 1.0, 0.0, 0.0],
+        ],
+    );
+    let (host, labeled) = items(host, 90, "l", &[E1]);
+    assert_eq!(
+        run("coreset", ctx(pool, labeled, 2), &host).ids,
+        vec![10, 12]
+    );
 }
 
 /// Five near-identical items on e1, two on e2. Gain of j: coverage − λ(2·r_j + s_jj).
@@ -177,6 +216,17 @@ fn graph_cut_trades_coverage_for_diversity_with_lambda() {
     c.params.insert("lambda".into(), toml::Value::Float(2.0));
     let s = run("graph_cut", c, &host);
     assert!(s.ids[0] < 20 && s.ids[1] >= 20, "{:?}", s.ids);
+    // Five against three: a second e1 item gains 5 − 3λ, an e2 item 3 − λ, so the default
+    // λ = 0.5 stays representative where any default of 1 or more would diversify.
+    let (host, mut pool) = items(FakeHost::new(4), 10, "a", &a);
+    let (host, more) = items(host, 20, "b", &[[0.0, 1.0, 0.0, 0.0]; 3]);
+    pool.extend(more);
+    let s = run("graph_cut", ctx(pool.clone(), vec![], 2), &host);
+    assert!(s.ids.iter().all(|&i| i < 20), "{:?}", s.ids);
+    let mut c = ctx(pool, vec![], 2);
+    c.params.insert("lambda".into(), toml::Value::Float(1.2));
+    let s = run("graph_cut", c, &host);
+    assert!(s.ids[1] >= 20, "λ = 1.2 diversifies: {:?}", s.ids);
 }
 
 /// Two strata: uncertain (ids 10–12, mnlp 1.0) and certain (13–15, mnlp 0.1); in each, two
