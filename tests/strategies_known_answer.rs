@@ -173,6 +173,11 @@ fn bleuvar_scores_a_subsample_of_max_10k_and_10_percent() {
         .generated_items
         .load(std::sync::atomic::Ordering::Relaxed);
     assert_eq!(generated, 50);
+    // STRATEGIES.md's sampling: n = 10 at temperature 1, top_p 0.95.
+    let calls = host.generate_options.lock().unwrap().clone();
+    assert_eq!(calls.len(), 1);
+    let o = &calls[0];
+    assert_eq!((o.n, o.temperature, o.top_p), (10, 1.0, 0.95), "{o:?}");
 }
 
 /// n-gram coverage: b and c are identical and share frequent n-grams; after b is picked they

@@ -22,6 +22,8 @@ pub struct FakeHost {
     pub generated_items: AtomicUsize,
     /// Texts passed to `embed`, summed over calls.
     pub embedded_texts: AtomicUsize,
+    /// The options of every `generate` call, in order (to test a strategy's defaults).
+    pub generate_options: std::sync::Mutex<Vec<GenOpts>>,
 }
 
 fn hash_bytes(text: &str) -> [u8; 32] {
@@ -140,6 +142,10 @@ impl StrategyHost for FakeHost {
     fn generate(&self, items: &[Example], opts: &GenOpts, base: bool) -> Result<Arc<Generations>> {
         self.generated_items
             .fetch_add(items.len(), Ordering::Relaxed);
+        self.generate_options
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(opts.clone());
         let stochastic = opts.temperature > 0.0 && opts.n > 1;
         let per_item = items
             .iter()
