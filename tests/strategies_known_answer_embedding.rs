@@ -165,8 +165,13 @@ fn idds_prefers_the_dense_region_away_from_the_labeled_set() {
         ],
     );
     let (host, labeled) = items(host, 90, "l", &[E1, E1, E1]);
-    let s = run("idds", ctx(pool, labeled, 1), &host);
+    let s = run("idds", ctx(pool.clone(), labeled.clone(), 1), &host);
     assert!((13..=15).contains(&s.ids[0]), "{:?}", s.ids);
+    // Three picks, against a direct evaluation of STRATEGIES.md's formula (λ = 0.667): 15 (the
+    // far side of the region away from L), then 14, then — the region now counted as chosen —
+    // 11 from the other region. Without the L ∪ Q term (λ = 1) it would be 14, 11, 13.
+    let s = run("idds", ctx(pool, labeled, 3), &host);
+    assert_eq!(s.ids, vec![15, 14, 11]);
 }
 
 #[test]
