@@ -159,3 +159,51 @@ fn check_and_data_read_a_relative_data_path_beside_the_experiment_like_run_does(
         "{missing}"
     );
 }
+
+#[test]
+fn check_names_an_unknown_model_and_bench_runs_nothing_when_any_file_is_bad() {
+    let dir = project();
+    let good = std::fs::read_to_string(dir.path().join("good.toml")).unwrap();
+    std::fs::write(
+        dir.path().join("typo-model.toml"),
+        format!("{good}[model]\nname = \"smollm2-135m-instruc\"\n"),
+    )
+    .unwrap();
+    let out = lab(dir.path(), &["check", "typo-model.toml"]);
+    assert!(!out.status.success());
+    let msg = text(&out);
+    assert!(
+        msg.contains("model.name = \"smollm2-135m-instruc\"")
+            && msg.contains("did you mean `smollm2-135m-instruct`"),
+        "{msg}"
+    );
+    // `lab bench` checks every file before running any: the good first file is not run.
+    let out = lab(dir.path(), &["bench", "good.toml", "typo-model.toml"]);
+    assert!(!out.status.success());
+    let msg = text(&out);
+    assert!(
+        msg.contains("1 of 2 experiment files have problems, so nothing was run")
+            && msg.contains("typo-model.toml"),
+        "{msg}"
+    );
+    assert!(!dir.path().join("results").exists(), "nothing ran");
+}
+
+#[test]
+fn a_field_no_row_has_is_named_with_the_fields_rows_have() {
+    let dir = project();
+    let good = std::fs::read_to_string(dir.path().join("good.toml")).unwrap();
+    std::fs::write(
+        dir.path().join("field.toml"),
+        good.replace("input_field = \"text\"", "input_field = \"txt\""),
+    )
+    .unwrap();
+    let msg = text(&lab(dir.path(), &["data", "field.toml"]));
+    assert!(
+        msg.contains(
+            "input field `txt` is missing (the row has fields text, label; did you mean `text`?)"
+        ) && msg.contains("Set data.input_field")
+            && !msg.contains("on_bad_row"),
+        "{msg}"
+    );
+}

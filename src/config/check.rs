@@ -68,6 +68,8 @@ pub fn check_experiment(path: &Path, base_dir: &Path) -> Result<String> {
     // Parse, then validate once with the registry, so every problem is reported together.
     let exp = parse_experiment(&text, path)?;
     validate_with(&exp, crate::metrics::registry::names())?;
+    crate::runner::experiment::check_model_names(&exp)
+        .with_context(|| format!("in {}", path.display()))?;
     check_files_exist(&exp, path, base_dir)
         .with_context(|| format!("{} names a missing file", path.display()))?;
     crate::strategy::experiment_scripts::check_experiment_scripts(&exp, path, base_dir)?;

@@ -43,6 +43,19 @@ fn lookup_segments<'a>(value: &'a Value, path: &str) -> Option<&'a Value> {
     }
 }
 
+/// " (the row has fields a, b; did you mean `a`?)" for a row object, else nothing.
+fn fields_hint(row: &Value, path: &str) -> String {
+    let Value::Object(map) = row else {
+        return String::new();
+    };
+    let names: Vec<&str> = map.keys().map(String::as_str).collect();
+    let first = path.split('.').next().unwrap_or(path);
+    let hint = crate::config::diagnose::did_you_mean(first, &names);
+    let hint = hint.trim_end();
+    let sep = if hint.is_empty() { "" } else { "; " };
+    format!(" (the row has fields {}{sep}{hint})", names.join(", "))
+}
+
 fn kind(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",
@@ -57,7 +70,11 @@ fn kind(value: &Value) -> &'static str {
 /// The text at `path`, which must be present and a non-empty string.
 fn text_field(row: &Value, path: &str, role: &str) -> Result<String, String> {
     match lookup(row, path) {
-        None | Some(Value::Null) => Err(format!("{role} field `{path}` is missing")),
+        None => Err(format!(
+            "{role} field `{path}` is missing{}",
+            fields_hint(row, path)
+        )),
+        Some(Value::Null) => Err(format!("{role} field `{path}` is missing")),
         Some(Value::String(s)) if s.trim().is_empty() => {
             Err(format!("{role} field `{path}` is empty"))
         }
@@ -175,7 +192,14 @@ mod tests {
     fn bad_fields_are_explained() {
         let m = map("q", "a", &["refs"]);
         let err = |row: Value| to_example(&row, 0, &m).unwrap_err();
-        assert_eq!(err(json!({"a": "x"})), "input field `q` is missing");
+        assert_eq!(
+            err(json!({"answer": "x"})),
+            "input field `q` is missing (the row has fields answer)"
+        );
+        assert_eq!(
+            err(json!({"qq": "x", "zzz": "y"})),
+            "input field `q` is missing (the row has fields qq, zzz; did you mean `qq`?)"
+        );
         assert_eq!(
             err(json!({"q": 3, "a": "x"})),
             "input field `q` is a number, expected text"

@@ -176,6 +176,13 @@ fn load_split(
                 .and_then(|value| fields::to_example(&value, id, map));
             match (result, cfg.on_bad_row) {
                 (Ok(example), _) => examples.push(example),
+                // A field missing from the very first row is a mapping to fix, not a row to
+                // skip (skipping would drop them all).
+                (Err(why), OnBadRow::Fail) if examples.is_empty() && skipped == 0 && why.contains(" is missing") => bail!(
+                    "{} {unit} {}: {why}. Set data.input_field, data.output_field or data.reference_fields to fields the rows have",
+                    path.display(),
+                    row.number
+                ),
                 (Err(why), OnBadRow::Fail) => bail!(
                     "{} {unit} {}: {why}. Fix the row, map other fields (data.input_field, data.output_field, data.reference_fields), or set data.on_bad_row = \"skip\"",
                     path.display(),

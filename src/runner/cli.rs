@@ -72,6 +72,25 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
         profile: args.profile,
         ..RunOptions::default()
     };
+    // Every file is checked before any runs: a typo in the last of many files must not
+    // surface hours later, after the others ran.
+    let problems: Vec<String> = args
+        .experiments
+        .iter()
+        .filter_map(|file| {
+            crate::config::check::check_experiment(file, std::path::Path::new("."))
+                .err()
+                .map(|e| format!("{}: {e:#}", file.display()))
+        })
+        .collect();
+    if !problems.is_empty() {
+        anyhow::bail!(
+            "{} of {} experiment files have problems, so nothing was run:\n\n{}",
+            problems.len(),
+            args.experiments.len(),
+            problems.join("\n\n")
+        );
+    }
     let mut rows = Vec::new();
     let mut failures = 0;
     for file in &args.experiments {

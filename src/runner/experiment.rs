@@ -34,6 +34,47 @@ pub fn load_experiment_data(exp: &Experiment, file: &Path) -> Result<Dataset> {
         .with_context(|| format!("loading the data of {}", file.display()))
 }
 
+/// `model.name` and `encoder.name` name models this build knows (a default model, or a tiny
+/// in-process family), when no path or hub id replaces them. Checked without loading
+/// anything, by `lab check` too.
+pub fn check_model_names(exp: &Experiment) -> Result<()> {
+    use crate::models::decoder_config::Family;
+    let known: Vec<String> = crate::models::setup::known_models()
+        .into_iter()
+        .map(|m| m.name)
+        .collect();
+    let candidates: Vec<&str> = known.iter().map(String::as_str).collect();
+    let check = |key: &str, name: &str| -> Result<()> {
+        if known.iter().any(|k| k == name) {
+            return Ok(());
+        }
+        let hint = crate::config::diagnose::did_you_mean(name, &candidates);
+        anyhow::bail!(
+            "{key} = {name:?} is not a model this lab knows; {hint}the default models are {} \
+             (set {}.path to a folder or .gguf file, or {}.hub_id, for any other)",
+            known.join(", "),
+            key.split('.').next().unwrap_or("model"),
+            key.split('.').next().unwrap_or("model"),
+        )
+    };
+    let m = &exp.model;
+    if m.path.is_none() && m.hub_id.is_none() {
+        match m.name.strip_prefix(crate::runner::TINY_MODEL_PREFIX) {
+            Some(family) if Family::parse(family).is_none() => anyhow::bail!(
+                "model.name = {:?}: unknown tiny model family; use tiny-random-llama, \
+                 tiny-random-qwen2, tiny-random-qwen3 or tiny-random-gemma3",
+                m.name
+            ),
+            Some(_) => {}
+            None => check("model.name", &m.name)?,
+        }
+    }
+    if exp.encoder.path.is_none() && exp.encoder.hub_id.is_none() {
+        check("encoder.name", &exp.encoder.name)?;
+    }
+    Ok(())
+}
+
 /// The default models an experiment needs, fetched by `lab setup` when missing.
 pub fn ensure_models(exp: &Experiment) -> Result<()> {
     let mut names: Vec<&str> = Vec::new();
@@ -53,6 +94,7 @@ pub fn ensure_models(exp: &Experiment) -> Result<()> {
 /// when its cell is reached, after the cells before it had run.
 fn preflight(exp: &Experiment, file: &Path, opts: &RunOptions) -> Result<()> {
     crate::config::validate_with(exp, crate::metrics::registry::names())?;
+    check_model_names(exp).with_context(|| format!("in {}", file.display()))?;
     let keys: Vec<&str> = exp.strategies.iter().map(|s| s.key()).collect();
     for wanted in &opts.only_strategies {
         if !keys.contains(&wanted.as_str()) {
