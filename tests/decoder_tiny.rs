@@ -626,6 +626,24 @@ fn bad_files_give_clear_errors() -> Result<()> {
             "{msg}"
         );
     }
+    // Not a GGUF file at all (a data file passed as --model): the advice is about --model, and
+    // no backtrace rides along in the message.
+    let path = dir.path().join("rows.jsonl");
+    std::fs::write(&path, "{\"a\": 1}\n")?;
+    let msg = format!(
+        "{:#}",
+        LanguageModel::load(&ModelSource::Gguf(path.clone()))
+            .err()
+            .expect("must fail")
+    );
+    assert!(
+        msg.contains("rows.jsonl") && msg.contains("--model takes") && !msg.contains("lab setup"),
+        "{msg}"
+    );
+    assert!(
+        !msg.contains("backtrace") && !msg.contains("   0: "),
+        "{msg}"
+    );
     // Truncated safetensors in a model folder.
     let folder = dir.path().join("cut-folder");
     write_tiny_folder(&folder, Family::Qwen3, 1)?;

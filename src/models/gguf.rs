@@ -24,9 +24,23 @@ impl GgufFile {
         let file_len = file.metadata()?.len();
         let mut reader = BufReader::new(file);
         let content = Content::read(&mut reader).map_err(|e| {
+            // The message only: with RUST_BACKTRACE set, candle's Display adds its backtrace.
+            let e = match e {
+                candle_core::Error::WithBacktrace { inner, .. } => *inner,
+                other => other,
+            };
+            let named_gguf = path
+                .extension()
+                .is_some_and(|x| x.eq_ignore_ascii_case("gguf"));
+            let advice = if named_gguf {
+                "it may be truncated or corrupt: if `lab setup` fetched it, delete it and run \
+                 `lab setup` again; otherwise fetch the file again"
+            } else {
+                "--model takes a .gguf file, a model folder (config.json, tokenizer.json, \
+                 *.safetensors), a default model name or a hub id"
+            };
             anyhow::anyhow!(
-                "{} is not a readable GGUF file ({e}); it may be truncated or corrupt: \
-                 delete it and run `lab setup` again",
+                "{} is not a readable GGUF file ({e}); {advice}",
                 path.display()
             )
         })?;
