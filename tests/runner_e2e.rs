@@ -430,3 +430,34 @@ fn references_a_metric_cannot_score_are_refused_before_training() {
         "nothing was trained or written"
     );
 }
+
+#[test]
+fn sizes_that_cannot_work_are_refused_before_training() {
+    let dir = tempfile::tempdir().unwrap();
+    // The pool holds 30 items.
+    let path = experiment(dir.path(), "sizes", "iterations = 1", &["random"]);
+    let text = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace("init_size = 4", "init_size = 40");
+    std::fs::write(&path, text).unwrap();
+    let out = lab(&["run", path.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("al.init_size = 40 but the pool has only 30 items"),
+        "{err}"
+    );
+    // A label budget below the initial set is caught by the check itself.
+    let text = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace("init_size = 40", "init_size = 4")
+        .replace("iterations = 1", "label_budget = 2");
+    std::fs::write(&path, text).unwrap();
+    let out = lab(&["check", path.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("al.label_budget") && err.contains("fewer than al.init_size = 4"),
+        "{err}"
+    );
+}

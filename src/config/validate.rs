@@ -281,6 +281,18 @@ fn check_al(exp: &Experiment, p: &mut Problems) {
     }
     if let Some(n) = a.label_budget {
         p.positive("al.label_budget", n);
+        if let crate::config::Size::Count(init) = a.init_size {
+            if n > 0 && n < init {
+                p.add(
+                    "al.label_budget",
+                    format!(
+                        "is {n}, fewer than al.init_size = {init}: the run would stop after a \
+                         cut-down initial set, with no query at all; raise label_budget or \
+                         lower init_size"
+                    ),
+                );
+            }
+        }
     }
     if let Some(m) = a.money_budget {
         p.positive_finite("al.money_budget", m);

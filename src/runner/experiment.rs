@@ -115,6 +115,18 @@ pub fn run_experiment(file: &Path, opts: &RunOptions) -> Result<ExperimentOutcom
     let dataset = load_experiment_data(&exp, file)?;
     crate::metrics::registry::check_references(&exp.eval.metrics, &dataset.test, &dataset.source)
         .with_context(|| format!("checking the data of {}", file.display()))?;
+    if let crate::config::Size::Count(init) = exp.al.init_size {
+        if init > dataset.train.len() {
+            anyhow::bail!(
+                "{}: al.init_size = {init} but the pool has only {} items ({}): the first \
+                 iteration would label the whole pool and stop; lower init_size (or use a \
+                 fraction like 0.1)",
+                file.display(),
+                dataset.train.len(),
+                dataset.source
+            );
+        }
+    }
     ensure_models(&exp)?;
     let base = crate::runner::load_model(&exp)?;
     let encoder = LazyEncoder::of(&exp);
