@@ -6,6 +6,9 @@ use std::path::{Path, PathBuf};
 use super::{parse_experiment, validate_with, Experiment};
 
 #[derive(clap::Args, Debug)]
+#[command(
+    after_help = "Examples:\n  lab check experiments/quickstart.toml          every key, metric, script and param; data and model paths\n  lab check experiments/*.toml strategies/huds.rhai\n\nNothing is loaded or run; the exit status is non-zero if any file has a problem."
+)]
 pub struct CheckArgs {
     /// Experiment files (.toml) and strategy scripts (.rhai) to validate.
     #[arg(required = true)]

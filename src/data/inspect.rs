@@ -8,6 +8,9 @@ use super::{load_dataset, render_input, Dataset, Example};
 use crate::config::{load_experiment, DataConfig};
 
 #[derive(clap::Args, Debug)]
+#[command(
+    after_help = "Example:\n  lab data experiments/quickstart.toml --examples 5\n\nA relative data.path is read from the current folder, then from the experiment file's folder."
+)]
 pub struct DataArgs {
     /// Experiment file (.toml) whose `[data]` table to load.
     pub file: PathBuf,

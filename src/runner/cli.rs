@@ -6,6 +6,9 @@ use clap::Args;
 use std::path::PathBuf;
 
 #[derive(Args, Debug)]
+#[command(
+    after_help = "Examples:\n  lab run experiments/quickstart.toml                   every strategy x seed, resumable\n  lab run experiments/quickstart.toml --strategy huds   one strategy (by its results key)\n  lab run experiments/quickstart.toml --fresh --profile  start over; time each iteration's parts\n\nResults go to <results_dir>/<name>/<strategy>/seed-<n>/ (results_dir defaults to results/); a killed run resumes where it stopped when run again."
+)]
 pub struct RunArgs {
     /// The experiment file (see experiments/quickstart.toml).
     pub experiment: PathBuf,
@@ -23,6 +26,9 @@ pub struct RunArgs {
 }
 
 #[derive(Args, Debug)]
+#[command(
+    after_help = "Examples:\n  lab bench experiments/*.toml                 check every file, then run them one after another\n  lab bench experiments/*.toml --shard 2/4     this machine's quarter of the cells (deterministic)\n\nEach experiment's report.md, summary.csv and figures are written when its cells are done."
+)]
 pub struct BenchArgs {
     /// Experiment files, e.g. experiments/*.toml.
     #[arg(required = true)]
