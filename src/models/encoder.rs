@@ -31,6 +31,23 @@ pub enum EncoderSource {
     Hub(String),
 }
 
+impl EncoderSource {
+    /// As `--encoder` takes it: an existing folder or a path-like spec is a folder, a spec
+    /// with `/` a hub id, anything else a models-cache name (like `--model`).
+    pub fn parse(spec: &str) -> Self {
+        let path = std::path::Path::new(spec);
+        let looks_like_path =
+            spec.starts_with('/') || spec.starts_with('.') || spec.starts_with('~');
+        if path.is_dir() || looks_like_path {
+            EncoderSource::Folder(path.to_path_buf())
+        } else if spec.contains('/') {
+            EncoderSource::Hub(spec.to_string())
+        } else {
+            EncoderSource::Default(spec.to_string())
+        }
+    }
+}
+
 pub struct SentenceEncoder {
     bert: Bert,
     tokenizer: Tokenizer,
@@ -348,6 +365,28 @@ fn read_max_seq_length(dir: &Path) -> Result<usize> {
 pub(crate) mod tests {
     use super::*;
     use crate::models::bert::save_random_bert;
+
+    #[test]
+    fn encoder_specs_parse_like_model_specs() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(
+            EncoderSource::parse("all-minilm-l6-v2"),
+            EncoderSource::Default("all-minilm-l6-v2".into())
+        );
+        assert_eq!(
+            EncoderSource::parse("sentence-transformers/all-MiniLM-L6-v2"),
+            EncoderSource::Hub("sentence-transformers/all-MiniLM-L6-v2".into())
+        );
+        let folder = dir.path().to_str().unwrap();
+        assert_eq!(
+            EncoderSource::parse(folder),
+            EncoderSource::Folder(dir.path().to_path_buf())
+        );
+        assert_eq!(
+            EncoderSource::parse("./enc"),
+            EncoderSource::Folder("./enc".into())
+        );
+    }
 
     const WORDS: &[&str] = &[
         "[PAD]", "[UNK]", "[CLS]", "[SEP]", "hello", "world", "the", "cat", "sat", "on", "mat",

@@ -42,10 +42,11 @@ pub enum ModelCommand {
     /// Sentence embeddings (mean pooling, L2-normalised) from the encoder; prints the first
     /// values of each vector and the cosine between consecutive texts.
     Embed {
-        /// A folder with config.json, model.safetensors and tokenizer.json; default: the
+        /// A models-cache name (all-minilm-l6-v2), a folder with config.json,
+        /// model.safetensors and tokenizer.json, or a hub id `owner/name`; default: the
         /// all-MiniLM-L6-v2 encoder from `lab setup`.
         #[arg(long)]
-        encoder: Option<std::path::PathBuf>,
+        encoder: Option<String>,
         /// Texts to embed (repeatable).
         #[arg(long = "text", required = true)]
         texts: Vec<String>,
@@ -196,7 +197,9 @@ pub fn run(args: ModelArgs) -> Result<()> {
         }
         ModelCommand::Embed { encoder, texts } => {
             let enc = match encoder {
-                Some(dir) => crate::models::encoder::SentenceEncoder::load(&dir)?,
+                Some(spec) => crate::models::encoder::SentenceEncoder::load_source(
+                    &crate::models::encoder::EncoderSource::parse(&spec),
+                )?,
                 None => crate::models::encoder::SentenceEncoder::load_default()?,
             };
             let start = Instant::now();
