@@ -207,3 +207,15 @@ fn a_field_no_row_has_is_named_with_the_fields_rows_have() {
         "{msg}"
     );
 }
+
+#[test]
+fn strategies_only_names_an_unknown_strategy_with_the_nearest() {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = lab(repo, &["strategies", "--bench", "50", "--only", "mnlpp"]);
+    assert!(!out.status.success());
+    let msg = text(&out);
+    assert!(
+        msg.contains("--only mnlpp: no such strategy") && msg.contains("did you mean `mnlp`"),
+        "{msg}"
+    );
+}

@@ -144,14 +144,16 @@ pub fn check_script(path: &Path) -> Result<String> {
 fn bench(args: &StrategiesArgs, n: usize) -> Result<()> {
     let mut infos = registry::list(&args.dir)?;
     if !args.only.is_empty() {
-        infos.retain(|i| args.only.contains(&i.name));
-        if infos.is_empty() {
+        let names: Vec<String> = infos.iter().map(|i| i.name.clone()).collect();
+        if let Some(unknown) = args.only.iter().find(|o| !names.contains(o)) {
+            let hint = crate::config::diagnose::did_you_mean(unknown, &names);
             bail!(
-                "--only {:?} matches no strategy in {}",
-                args.only,
-                args.dir.display()
+                "--only {unknown}: no such strategy in {}; {hint}they are {}",
+                args.dir.display(),
+                names.join(", ")
             );
         }
+        infos.retain(|i| args.only.contains(&i.name));
     }
     let limits = SandboxLimits::default();
     let host = FakeHost::new(384);
