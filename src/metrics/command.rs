@@ -86,6 +86,13 @@ pub fn run(args: &MetricsArgs) -> Result<()> {
         bail!("both --predictions and --references are needed");
     };
     let predictions = read_predictions(predictions_path, args.prediction_field.as_deref())?;
+    if predictions.is_empty() {
+        bail!(
+            "{} has no predictions (no rows); a score over zero examples means nothing, so \
+             check that --predictions names the file the model's outputs were written to",
+            predictions_path.display()
+        );
+    }
     let references = read_references(references_path, &args.reference_fields)?;
     if predictions.len() != references.len() {
         bail!(
@@ -206,6 +213,19 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("did you mean `rougeL`"), "{err}");
+    }
+
+    #[test]
+    fn empty_predictions_file_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let empty = dir.path().join("empty.jsonl");
+        std::fs::write(&empty, "").unwrap();
+        let err = run(&args(empty.clone(), empty.clone(), &["rouge1"]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("has no predictions"), "{err}");
+        assert!(err.contains(&empty.display().to_string()), "{err}");
+        assert!(err.contains("--predictions"), "{err}");
     }
 
     #[test]
