@@ -101,3 +101,50 @@ fn a_folder_without_results_is_a_clear_error() {
     let out = lab(&["report", "/definitely/not/here"]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("is not a folder"));
 }
+
+#[test]
+fn an_unknown_reference_strategy_is_refused_with_the_strategies_present() {
+    let tmp = tempfile::tempdir().unwrap();
+    let exp = tmp.path().join("exp");
+    for strategy in ["random", "mnlp"] {
+        for seed in 0..2 {
+            let p = exp
+                .join(strategy)
+                .join(format!("seed-{seed}"))
+                .join("curve.csv");
+            write_curve(&p, &[0.1, 0.2 + 0.01 * seed as f64]);
+        }
+    }
+    let out = lab(&["report", exp.to_str().unwrap(), "--reference", "mnlpp"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("--reference mnlpp"), "{stderr}");
+    assert!(stderr.contains("did you mean `mnlp`?"), "{stderr}");
+    assert!(stderr.contains("mnlp, random"), "{stderr}");
+    // Refused before anything is written.
+    assert!(!exp.join("report.md").exists());
+
+    // A strategy that is there works, and so does the default when `random` is there.
+    let out = lab(&["report", exp.to_str().unwrap(), "--reference", "mnlp"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let md = std::fs::read_to_string(exp.join("report.md")).unwrap();
+    assert!(md.contains("mnlp (reference)"), "{md}");
+
+    // Below a folder of experiments, the one lacking it is named.
+    let other = tmp.path().join("other");
+    write_curve(&other.join("idds/seed-0/curve.csv"), &[0.1, 0.2]);
+    let out = lab(&[
+        "report",
+        tmp.path().to_str().unwrap(),
+        "--reference",
+        "random",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("other"), "{stderr}");
+    assert!(stderr.contains("idds"), "{stderr}");
+}

@@ -11,17 +11,29 @@ pub struct ReportArgs {
     /// X axis of the figures.
     #[arg(long, value_enum, default_value = "labeled")]
     pub x: XAxis,
-    /// The strategy others are compared with.
-    #[arg(long, default_value = "random")]
-    pub reference: String,
+    /// The strategy others are compared with [default: random]. Named explicitly, it must
+    /// be a strategy of every experiment reported.
+    #[arg(long)]
+    pub reference: Option<String>,
 }
 
 pub fn run(args: &ReportArgs) -> Result<()> {
     let options = ReportOptions {
-        reference: args.reference.clone(),
+        reference: args
+            .reference
+            .clone()
+            .unwrap_or_else(|| ReportOptions::default().reference),
         x: args.x,
     };
-    for dir in experiment_dirs(&args.results_dir)? {
+    let dirs = experiment_dirs(&args.results_dir)?;
+    // An explicit --reference that is not there is a typo or the wrong folder: refuse it
+    // before writing anything. The default (`random`) may be absent; report.md says so.
+    if let Some(wanted) = &args.reference {
+        for dir in &dirs {
+            check_reference(dir, wanted)?;
+        }
+    }
+    for dir in dirs {
         let summary = write_report_with(&dir, &options)?;
         for line in &summary.mixed_settings {
             eprintln!("warning: {}: {line}", dir.display());
@@ -35,6 +47,26 @@ pub fn run(args: &ReportArgs) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// Fail unless `wanted` is one of the strategies with curves in experiment folder `dir`.
+fn check_reference(dir: &Path, wanted: &str) -> Result<()> {
+    let curves = load::load_experiment_curves(dir)?;
+    let present: Vec<&str> = curves
+        .strategies
+        .iter()
+        .map(|s| s.strategy.as_str())
+        .collect();
+    if present.contains(&wanted) {
+        return Ok(());
+    }
+    let hint = crate::config::diagnose::did_you_mean(wanted, &present);
+    bail!(
+        "--reference {wanted}: {} has no curves of strategy `{wanted}`; {hint}its strategies \
+         are {}; pass one of them to --reference (or leave it out to compare with `random`)",
+        dir.display(),
+        present.join(", ")
+    );
 }
 
 /// `dir` itself when it is an experiment folder, otherwise its experiment subfolders.
