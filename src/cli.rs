@@ -60,13 +60,14 @@ pub fn main() -> i32 {
         std::env::set_var("LAB_VERBOSE", "1");
     }
     let command = cli.command;
-    let result = match command {
+    // A mistyped LAB_UNFUSED name would silently leave everything fused; refuse it first.
+    let result = crate::models::fused_train::check_unfused_env().and_then(|()| match command {
         // The web app serves pages and starts experiments as child processes of `lab`.
         Command::Serve(_) => dispatch(command),
         // `LAB_UNFUSED=worker` keeps the work on the main thread, to compare.
         _ if !crate::models::fused_train::fused("worker") => dispatch(command),
         _ => crate::util::worker::on_rayon_worker(move || dispatch(command)),
-    };
+    });
     match result {
         Ok(()) => 0,
         Err(e) => {

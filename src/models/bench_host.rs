@@ -36,14 +36,23 @@ const LORA_ALPHA: f64 = 32.0;
 const ENCODER_TEXTS: usize = 256;
 const ENCODER_BATCH: usize = 64;
 
-#[derive(clap::Args, Debug)]
-#[command(
-    after_help = "Environment:\n  LAB_UNFUSED=<op,...>  run these ops as candle's composed ones, for side-by-side checks \
-(softmax, lora, lora_whole, rope, norm, swiglu, gelu, skinny, exp, attention, packed, last, decode_pack, dense, split, dropout, merge, prefix, grad_transpose, panels, worker, or all)\n  \
+/// `lab bench-host --help`'s environment section; the op names come from the list
+/// `LAB_UNFUSED` is checked against, so it cannot fall behind.
+fn after_help() -> String {
+    format!(
+        "Environment:\n  LAB_UNFUSED=<op,...>  run these ops as candle's composed ones, for side-by-side \
+checks ({}, or all)\n  \
 LAB_GEMM_TRACE=1      print every gemm shape's calls, seconds and GFLOP/s over the timed rounds\n  \
 LAB_STEP_TIMES=1      print each training step's forward, backward and update time (device synchronized)\n\n\
 On Intel CPUs a build with MKL runs the products faster: bash scripts/fetch-mkl.sh, then\n  \
-MKLROOT=$PWD/target/mkl cargo build --release --features mkl"
+MKLROOT=$PWD/target/mkl cargo build --release --features mkl",
+        super::fused_train::UNFUSED_NAMES.join(", ")
+    )
+}
+
+#[derive(clap::Args, Debug)]
+#[command(
+    after_help = after_help()
 )]
 pub struct BenchHostArgs {
     /// Also run the PyTorch reference (transformers + peft + sentence-transformers), A B A B.

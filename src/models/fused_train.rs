@@ -11,24 +11,59 @@ use rayon::prelude::*;
 
 use super::cpu_slice::contiguous_f32;
 
-/// `LAB_UNFUSED=softmax,lora,lora_whole,rope,norm,swiglu,gelu,skinny,exp,attention,packed,last,
-/// decode_pack,dense,split,dropout,merge,prefix,grad_transpose,panels,worker,first_iteration,adamw` (or `all`) turns fused ops back into candle's composed ones (`packed`: the
-/// encoder pads its batches again; `last`: the decoder's last layer runs on every position;
-/// `lora_whole`: the adapter's input product `x @ aᵀ` runs outside the LoRA op again;
-/// `decode_pack`: decoding reads weights in place instead of packed copies; `dense`: the
-/// encoder's bias, residual, GELU and norm run as passes of their own after each product;
-/// `split`: the gemm crate threads each product itself instead of one thread per column block;
-/// `dropout`: LoRA dropout runs as candle ops before the adapter instead of inside the LoRA
-/// op; `merge`: merging an adapter uses candle's ops; `prefix`: generation runs every prompt
-/// whole instead of sharing their common opening; `grad_transpose`: input gradients read frozen
-/// weights through a transposed view instead of a contiguous copy; `panels`: training's and
-/// scoring's products with frozen weights go through the gemm crate, which packs the weight at
-/// every call, instead of reading panels packed once; `worker`: a command's work
-/// runs on the main thread instead of a thread of rayon's pool; `first_iteration`: every
-/// cell fine-tunes and evaluates its own iteration 0 instead of taking an identical one
-/// computed by an earlier cell of the experiment; `adamw`: the optimizer step and gradient
-/// norm run as composed candle ops instead of one pass each on the CPU), to compare speed
-/// and memory side by side with `lab bench-host`.
+/// Every name `fused` is asked about, i.e. every op `LAB_UNFUSED=<name,...>` (or `all`) can
+/// turn back into candle's composed ones, to compare speed and memory side by side with
+/// `lab bench-host`:
+/// - `softmax`, `rope`, `norm`, `swiglu`, `gelu`, `exp`, `attention`, `skinny`: the fused
+///   CPU kernels of those ops;
+/// - `lora`: the LoRA op; `lora_whole`: the adapter's input product `x @ aᵀ` runs outside the
+///   LoRA op again; `dropout`: LoRA dropout runs as candle ops before the adapter instead of
+///   inside the LoRA op; `merge`: merging an adapter uses candle's ops;
+/// - `packed`: the encoder pads its batches again; `dense`: the encoder's bias, residual, GELU
+///   and norm run as passes of their own after each product;
+/// - `last`: the decoder's last layer runs on every position; `decode_pack`: decoding reads
+///   weights in place instead of packed copies; `prefix`: generation runs every prompt whole
+///   instead of sharing their common opening;
+/// - `split`: the gemm crate threads each product itself instead of one thread per column
+///   block; `grad_transpose`: input gradients read frozen weights through a transposed view
+///   instead of a contiguous copy; `panels`: training's and scoring's products with frozen
+///   weights go through the gemm crate, which packs the weight at every call, instead of
+///   reading panels packed once;
+/// - `worker`: a command's work runs on the main thread instead of a thread of rayon's pool;
+///   `first_iteration`: every cell fine-tunes and evaluates its own iteration 0 instead of
+///   taking an identical one computed by an earlier cell of the experiment; `adamw`: the
+///   optimizer step and gradient norm run as composed candle ops instead of one pass each on
+///   the CPU.
+///
+/// A test checks that every `fused("…")` in src/ names one of these.
+pub const UNFUSED_NAMES: &[&str] = &[
+    "softmax",
+    "lora",
+    "lora_whole",
+    "rope",
+    "norm",
+    "swiglu",
+    "gelu",
+    "skinny",
+    "exp",
+    "attention",
+    "packed",
+    "last",
+    "decode_pack",
+    "dense",
+    "split",
+    "dropout",
+    "merge",
+    "prefix",
+    "grad_transpose",
+    "panels",
+    "worker",
+    "first_iteration",
+    "adamw",
+];
+
+/// False when `LAB_UNFUSED` names `op` (one of [`UNFUSED_NAMES`]) or `all`: run candle's
+/// composed ops instead of the fused path. `check_unfused_env` refuses unknown names up front.
 pub fn fused(op: &str) -> bool {
     static UNFUSED: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
     let off = UNFUSED.get_or_init(|| {
@@ -39,6 +74,31 @@ pub fn fused(op: &str) -> bool {
             .collect()
     });
     !off.iter().any(|o| o == op || o == "all")
+}
+
+/// Refuse a `LAB_UNFUSED` that names an op no fused path checks: a typo would otherwise
+/// leave everything fused and make an A/B comparison look like "no difference".
+pub fn check_unfused_env() -> anyhow::Result<()> {
+    check_unfused(std::env::var("LAB_UNFUSED").ok().as_deref())
+}
+
+/// The check behind [`check_unfused_env`], on the variable's value (`None`: not set).
+pub fn check_unfused(value: Option<&str>) -> anyhow::Result<()> {
+    let Some(value) = value else {
+        return Ok(());
+    };
+    for name in value.split(',').map(str::trim) {
+        if name.is_empty() || name == "all" || UNFUSED_NAMES.contains(&name) {
+            continue;
+        }
+        let hint = crate::config::diagnose::did_you_mean(name, UNFUSED_NAMES);
+        anyhow::bail!(
+            "LAB_UNFUSED={value}: `{name}` is not an op that can be unfused; {hint}use \
+             comma-separated names from: {}, or all (or unset LAB_UNFUSED)",
+            UNFUSED_NAMES.join(", ")
+        );
+    }
+    Ok(())
 }
 
 /// Rotary embedding of `x [b, heads, t, d]` with per-row `cos`/`sin [b, t, d/2]`
@@ -295,6 +355,57 @@ mod tests {
     use candle_core::Var;
 
     use crate::models::cpu_slice::max_abs_diff as max_diff;
+
+    #[test]
+    fn unfused_names_are_checked() {
+        assert!(check_unfused(None).is_ok());
+        assert!(check_unfused(Some("")).is_ok());
+        assert!(check_unfused(Some("all")).is_ok());
+        assert!(check_unfused(Some("softmax, adamw,first_iteration")).is_ok());
+        let err = check_unfused(Some("softmax,sofmax"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("LAB_UNFUSED=softmax,sofmax"), "{err}");
+        assert!(err.contains("`sofmax` is not an op"), "{err}");
+        assert!(err.contains("did you mean `softmax`?"), "{err}");
+        assert!(err.contains(&UNFUSED_NAMES.join(", ")), "{err}");
+        let err = check_unfused(Some("worker,xyz")).unwrap_err().to_string();
+        assert!(err.contains("`xyz`"), "{err}");
+    }
+
+    /// Every name passed to `fused` in src/ is in UNFUSED_NAMES and every entry is used, so the
+    /// check and `lab bench-host --help` list exactly the names that do something.
+    #[test]
+    fn unfused_names_match_the_calls_in_src() {
+        fn walk(dir: &std::path::Path, found: &mut Vec<String>) {
+            for entry in std::fs::read_dir(dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    walk(&path, found);
+                } else if path.extension().is_some_and(|e| e == "rs") {
+                    let text = std::fs::read_to_string(&path).unwrap();
+                    for piece in text.split("fused(\"").skip(1) {
+                        let name = piece.split('"').next().unwrap_or_default();
+                        if !name.is_empty()
+                            && name.chars().all(|c| c.is_ascii_lowercase() || c == '_')
+                        {
+                            found.push(name.to_string());
+                        }
+                    }
+                }
+            }
+        }
+        let mut found = Vec::new();
+        walk(
+            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
+            &mut found,
+        );
+        found.sort();
+        found.dedup();
+        let mut listed: Vec<String> = UNFUSED_NAMES.iter().map(|s| s.to_string()).collect();
+        listed.sort();
+        assert_eq!(found, listed);
+    }
 
     #[test]
     fn rope_values_and_gradient_equal_the_composed_form() -> Result<()> {
