@@ -9,7 +9,7 @@ use crate::strategy::context::SelectionContext;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 #[derive(Args, Debug)]
 pub struct SelectArgs {
@@ -18,10 +18,10 @@ pub struct SelectArgs {
     /// Strategy name (from the experiment's `[[strategy]]` list, or any strategies/NAME.rhai).
     #[arg(long)]
     pub strategy: String,
-    /// How many ids to select.
+    /// How many ids to select (at least 1; more than the pool selects the whole pool).
     #[arg(long, default_value_t = 20)]
     pub k: usize,
-    /// Score only a random subsample of the pool of this size (faster prototyping).
+    /// Score only a random subsample of the pool of this size (at least 1; faster prototyping).
     #[arg(long)]
     pub pool: Option<usize>,
     #[arg(long, default_value_t = 0)]
@@ -29,9 +29,8 @@ pub struct SelectArgs {
 }
 
 pub fn run(args: &SelectArgs) -> Result<()> {
+    check_sizes(args.k, args.pool)?;
     let exp = load_experiment(&args.experiment)?;
-    let dataset = load_experiment_data(&exp, &args.experiment)?;
-    ensure_models(&exp)?;
     let (script, params) = match exp.strategies.iter().find(|s| s.key() == args.strategy) {
         Some(s) => (s.script_path(), s.params.clone()),
         None => (
@@ -40,21 +39,49 @@ pub fn run(args: &SelectArgs) -> Result<()> {
         ),
     };
     if !script.exists() {
+        let mut names: Vec<String> = exp.strategies.iter().map(|s| s.key().to_string()).collect();
+        names.extend(script_names(Path::new("strategies")));
+        names.sort();
+        names.dedup();
+        let hint = crate::config::diagnose::did_you_mean(&args.strategy, &names);
         bail!(
-            "no strategy `{}`: {} does not exist (see `lab strategies`)",
+            "--strategy {}: no strategy `{}` in {} and {} does not exist; {hint}pass one of {} \
+             (see `lab strategies`)",
             args.strategy,
-            script.display()
+            args.strategy,
+            args.experiment.display(),
+            script.display(),
+            names.join(", ")
         );
     }
+    let dataset = load_experiment_data(&exp, &args.experiment)?;
+    ensure_models(&exp)?;
     let mut pool = dataset.train.clone();
     if let Some(n) = args.pool {
         use rand::seq::index::sample;
         use rand::SeedableRng;
+        if n > pool.len() {
+            eprintln!(
+                "note: --pool {n} is more than the {} examples in the pool; using all of them",
+                pool.len()
+            );
+        }
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(args.seed);
         let mut idx = sample(&mut rng, pool.len(), n.min(pool.len())).into_vec();
         idx.sort_unstable();
         pool = idx.into_iter().map(|i| pool[i].clone()).collect();
     }
+    let k = if args.k > pool.len() {
+        eprintln!(
+            "note: --k {} is more than the {} examples in the pool; selecting all {}",
+            args.k,
+            pool.len(),
+            pool.len()
+        );
+        pool.len()
+    } else {
+        args.k
+    };
     let lm = crate::runner::load_model(&exp)?;
     let encoder = LazyEncoder::of(&exp);
     let host = ModelHost {
@@ -68,7 +95,7 @@ pub fn run(args: &SelectArgs) -> Result<()> {
     let ctx = SelectionContext {
         pool: pool.clone(),
         labeled: Vec::new(),
-        k: args.k,
+        k,
         iteration: 0,
         planned_iterations: crate::runner::criteria_of(&exp)
             .planned_iterations()
@@ -110,4 +137,30 @@ pub fn run(args: &SelectArgs) -> Result<()> {
         started.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+/// `--k 0` or `--pool 0` would select nothing and print an empty table.
+fn check_sizes(k: usize, pool: Option<usize>) -> Result<()> {
+    if k == 0 {
+        bail!("--k 0 selects nothing: pass how many ids to select, 1 or more (default 20)");
+    }
+    if pool == Some(0) {
+        bail!(
+            "--pool 0 leaves nothing to select from: pass a subsample size of 1 or more, or \
+             leave --pool out to use the whole pool"
+        );
+    }
+    Ok(())
+}
+
+/// The names of the `*.rhai` scripts in `dir` (none when it cannot be read).
+fn script_names(dir: &Path) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_file() && p.extension().is_some_and(|x| x == "rhai"))
+        .filter_map(|p| p.file_stem().and_then(|s| s.to_str()).map(str::to_string))
+        .collect()
 }
