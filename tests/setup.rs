@@ -320,5 +320,13 @@ fn check_mode_fails_on_an_empty_cache_without_fetching() {
     };
     let msg = format!("{:#}", run(&args).unwrap_err());
     assert!(msg.contains("4 model file(s) missing"), "{msg}");
+    // The advice is this command without --check, folder included.
+    assert!(
+        msg.contains(&format!(
+            "run `lab setup --models-dir {}`",
+            dir.path().display()
+        )),
+        "{msg}"
+    );
     assert!(files_in(dir.path()).is_empty(), "check mode must not write");
 }

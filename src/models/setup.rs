@@ -447,7 +447,15 @@ pub fn run(args: &SetupArgs) -> Result<()> {
         }
     }
     if problems > 0 {
-        bail!("{problems} model file(s) missing or damaged; run `lab setup` to fetch them");
+        // The command to run is this one without --check (same folder, same models).
+        let mut command = "lab setup".to_string();
+        if args.with_gemma {
+            command.push_str(" --with-gemma");
+        }
+        if let Some(dir) = &args.models_dir {
+            command.push_str(&format!(" --models-dir {}", dir.display()));
+        }
+        bail!("{problems} model file(s) missing or damaged; run `{command}` to fetch them");
     }
     Ok(())
 }
