@@ -445,3 +445,27 @@ fn ldcal_gives_items_first_seen_late_their_own_difficulty_and_gain() {
     c.memory = first.memory;
     assert_eq!(run("ldcal", c, &host).ids, vec![10, 12]);
 }
+
+/// DUAL's other half comes at random from U, not from IDDS's remaining proposals: over ten
+/// seeds some filler is outside the proposals (if it never were, each seed would have a 1 in
+/// 153 chance), and one seed gives the same picks twice.
+#[test]
+fn dual_fills_the_rest_at_random_from_the_pool() {
+    let pool: Vec<Example> = (0..20).map(|i| ex(10 + i, &format!("w{i}"))).collect();
+    let host = FakeHost::new(4);
+    let proposals = run("idds", ctx(pool.clone(), vec![], 4), &host).ids;
+    let mut outside = 0;
+    for seed in 0..10 {
+        let mut c = ctx(pool.clone(), vec![], 4);
+        c.seed = seed;
+        let picks = run("dual", c.clone(), &host).ids;
+        assert_eq!(picks.len(), 4);
+        assert!(proposals.contains(&picks[0]) && proposals.contains(&picks[1]));
+        outside += picks[2..]
+            .iter()
+            .filter(|id| !proposals.contains(id))
+            .count();
+        assert_eq!(run("dual", c, &host).ids, picks, "seeded");
+    }
+    assert!(outside > 0, "every filler came from the proposals");
+}
