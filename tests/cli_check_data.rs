@@ -158,6 +158,13 @@ fn check_and_data_read_a_relative_data_path_beside_the_experiment_like_run_does(
             && missing.contains("experiment file's folder"),
         "{missing}"
     );
+    let missing = text(&lab(elsewhere.path(), &["data", file]));
+    assert!(
+        missing.contains("was looked for at")
+            && missing.contains(&elsewhere.path().join("data/toy").display().to_string())
+            && missing.contains(&dir.path().join("data/toy").display().to_string()),
+        "{missing}"
+    );
 }
 
 #[test]

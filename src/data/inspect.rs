@@ -21,7 +21,7 @@ pub struct DataArgs {
 
 pub fn run(args: &DataArgs) -> Result<()> {
     let exp = load_experiment(&args.file)?;
-    let base = super::layout::experiment_data_base(&exp.data.path, &args.file);
+    let base = super::layout::find_experiment_data_base(&exp.data.path, &args.file)?;
     let dataset = load_dataset(&exp.data, &base)
         .with_context(|| format!("loading the data of {}", args.file.display()))?;
     print!("{}", summary(&dataset, &exp.data, args.examples));

@@ -52,6 +52,31 @@ pub fn experiment_data_base(data_path: &Path, file: &Path) -> PathBuf {
     }
 }
 
+/// [`experiment_data_base`], or an error naming both places looked in when neither holds
+/// the data.
+pub fn find_experiment_data_base(data_path: &Path, file: &Path) -> anyhow::Result<PathBuf> {
+    let base = experiment_data_base(data_path, file);
+    let found = if base == Path::new(".") {
+        data_path.exists()
+    } else {
+        base.join(data_path).exists()
+    };
+    if !found && data_path.is_relative() && base != Path::new(".") {
+        let here = std::env::current_dir()
+            .map(|d| d.join(data_path).display().to_string())
+            .unwrap_or_else(|_| data_path.display().to_string());
+        anyhow::bail!(
+            "`data.path` = {} was looked for at {here} (from the folder `lab` runs in) and at {} \
+             (beside {}); neither exists: run `lab` from the folder the path is relative to, or \
+             make data.path absolute",
+            data_path.display(),
+            base.join(data_path).display(),
+            file.display()
+        );
+    }
+    Ok(base)
+}
+
 /// Locate the split files for `cfg`, reading a relative `data.path` from `base_dir`.
 pub fn find_split_files(cfg: &DataConfig, base_dir: &Path) -> Result<SplitFiles> {
     // Joining "." would only add noise to every path shown to the user.

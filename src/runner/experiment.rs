@@ -29,7 +29,7 @@ pub struct ExperimentOutcome {
 /// The dataset as the experiment sees it (paths relative to the current directory first,
 /// then to the experiment file's folder).
 pub fn load_experiment_data(exp: &Experiment, file: &Path) -> Result<Dataset> {
-    let base = crate::data::layout::experiment_data_base(&exp.data.path, file);
+    let base = crate::data::layout::find_experiment_data_base(&exp.data.path, file)?;
     load_dataset(&exp.data, &base)
         .with_context(|| format!("loading the data of {}", file.display()))
 }
