@@ -70,7 +70,14 @@ impl CellProgress {
             }
         }
         if let Ok(Some(batch)) = human::read_pending(dir) {
-            let saved = human::read_labels(dir).unwrap_or_default();
+            // A labels file that does not read would otherwise show as "0 labelled": say why.
+            let saved = match human::read_labels(dir) {
+                Ok(saved) => saved,
+                Err(e) => {
+                    p.problem = Some(format!("{e:#}"));
+                    return p;
+                }
+            };
             let done = batch
                 .items
                 .iter()
@@ -448,5 +455,15 @@ mod tests {
         assert_eq!((cells[0].strategy.as_str(), cells[0].seed), ("random", 3));
         assert_eq!(cells[0].waiting, Some((1, 4)));
         assert_eq!(cells[0].state_text(), "waiting for labels (1 / 4)");
+
+        // A hand-edited line that no longer reads is shown, not counted as unlabelled.
+        let labels = human::labels_path(&cell);
+        let mut text = std::fs::read_to_string(&labels).unwrap();
+        text.push_str("{\"id\": \"three\"}\n");
+        std::fs::write(&labels, text).unwrap();
+        let cells = cells_of(&dir.path().join("exp"));
+        let shown = cells[0].state_text();
+        assert!(shown.starts_with("unreadable: "), "{shown}");
+        assert!(shown.contains("line 2"), "{shown}");
     }
 }
