@@ -289,3 +289,34 @@ fn hadas_counts_low_bertscore_precision_as_unsupported() {
     let s = run("hadas", ctx(pool, labeled, 1), &host);
     assert_eq!(s.ids, vec![11]);
 }
+
+/// The README's "Adding a strategy" example, taken from the README itself so the two cannot
+/// drift apart: it must pick the shortest inputs, ties to the lower id.
+#[test]
+fn readme_example_strategy_picks_the_shortest_inputs() {
+    let readme =
+        std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("README.md"))
+            .unwrap();
+    let section = &readme[readme.find("## Adding a strategy").expect("README section")..];
+    let start = section.find("```rhai\n").expect("rhai block") + "```rhai\n".len();
+    let source = &section[start..start + section[start..].find("```").unwrap()];
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("short_first.rhai");
+    std::fs::write(&path, source).unwrap();
+    let pool = vec![
+        ex(10, "a fairly long input text"),
+        ex(11, "tiny"),
+        ex(12, "medium text"),
+        ex(13, "also tiny"),
+        ex(14, "tiny"),
+    ];
+    let s = select(
+        &path,
+        ctx(pool, vec![], 3),
+        &FakeHost::new(4),
+        &SandboxLimits::default(),
+    )
+    .unwrap_or_else(|e| panic!("README example: {e:#}"));
+    assert_eq!(s.ids, vec![11, 14, 13]);
+    assert_eq!(s.scores.unwrap(), vec![-4.0, -4.0, -9.0]);
+}
