@@ -196,6 +196,37 @@ fn check_names_an_unknown_model_and_bench_runs_nothing_when_any_file_is_bad() {
     assert!(!dir.path().join("results").exists(), "nothing ran");
 }
 
+/// A file asking for CUDA is valid, but this (CPU) build cannot run it: `lab check` says so
+/// and passes, `lab bench` refuses before running any file.
+#[cfg(not(feature = "cuda"))]
+#[test]
+fn a_cuda_experiment_is_noted_by_check_and_refused_by_bench_on_a_cpu_build() {
+    let dir = project();
+    let good = std::fs::read_to_string(dir.path().join("good.toml")).unwrap();
+    std::fs::write(
+        dir.path().join("gpu.toml"),
+        format!("{good}[model]\ndevice = \"cuda\"\n"),
+    )
+    .unwrap();
+    let out = lab(dir.path(), &["check", "gpu.toml"]);
+    let msg = text(&out);
+    assert!(out.status.success(), "{msg}");
+    assert!(
+        msg.contains("ok: gpu.toml (1 strategies × 3 seeds; note: `model.device`: device \"cuda\" asked for, but this binary was built without CUDA"),
+        "{msg}"
+    );
+    let out = lab(dir.path(), &["bench", "good.toml", "gpu.toml"]);
+    let msg = text(&out);
+    assert!(!out.status.success(), "{msg}");
+    assert!(
+        msg.contains("1 of 2 experiment files have problems, so nothing was run")
+            && msg.contains("gpu.toml: `model.device`: device \"cuda\" asked for")
+            && msg.contains("--features cuda"),
+        "{msg}"
+    );
+    assert!(!dir.path().join("results").exists(), "nothing ran");
+}
+
 #[test]
 fn a_field_no_row_has_is_named_with_the_fields_rows_have() {
     let dir = project();

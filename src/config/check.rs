@@ -7,7 +7,7 @@ use super::{parse_experiment, validate_with, Experiment};
 
 #[derive(clap::Args, Debug)]
 #[command(
-    after_help = "Examples:\n  lab check experiments/quickstart.toml          every key, metric, script and param; data and model paths\n  lab check experiments/*.toml strategies/huds.rhai\n\nNothing is loaded or run; the exit status is non-zero if any file has a problem."
+    after_help = "Examples:\n  lab check experiments/quickstart.toml          every key, metric, script and param; data and model paths\n  lab check experiments/*.toml strategies/huds.rhai\n\nNo model or data is loaded and nothing is trained; a script is run once on a synthetic pool (twice, to check it is deterministic). The exit status is non-zero if any file has a problem."
 )]
 pub struct CheckArgs {
     /// Experiment files (.toml) and strategy scripts (.rhai) to validate.
@@ -66,6 +66,27 @@ pub fn check_file(path: &Path) -> Result<String> {
 /// Validate an experiment file completely, including that the files it names exist
 /// (relative paths resolve against `base_dir`, the directory `lab` runs in).
 pub fn check_experiment(path: &Path, base_dir: &Path) -> Result<String> {
+    let (exp, summary) = check_experiment_file(path, base_dir)?;
+    // The file is fine; whether this binary can run it on this machine is worth a word.
+    Ok(
+        match crate::models::device::unusable_device(exp.model.device) {
+            Some(problem) => format!("{summary}; note: `model.device`: {problem}"),
+            None => summary,
+        },
+    )
+}
+
+/// `check_experiment`, and also refuse a `model.device` this binary or machine cannot use:
+/// what `lab bench` needs before it runs anything.
+pub fn check_experiment_runnable(path: &Path, base_dir: &Path) -> Result<String> {
+    let (exp, summary) = check_experiment_file(path, base_dir)?;
+    if let Some(problem) = crate::models::device::unusable_device(exp.model.device) {
+        bail!("`model.device`: {problem}");
+    }
+    Ok(summary)
+}
+
+fn check_experiment_file(path: &Path, base_dir: &Path) -> Result<(Experiment, String)> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read experiment file {}", path.display()))?;
     // Parse, then validate once with the registry, so every problem is reported together.
@@ -76,11 +97,12 @@ pub fn check_experiment(path: &Path, base_dir: &Path) -> Result<String> {
     check_files_exist(&exp, path, base_dir)
         .with_context(|| format!("{} names a missing file", path.display()))?;
     crate::strategy::experiment_scripts::check_experiment_scripts(&exp, path, base_dir)?;
-    Ok(format!(
+    let summary = format!(
         "{} strategies × {} seeds",
         exp.strategies.len(),
         exp.seeds.len()
-    ))
+    );
+    Ok((exp, summary))
 }
 
 fn check_files_exist(exp: &Experiment, file: &Path, base_dir: &Path) -> Result<()> {

@@ -21,6 +21,31 @@ pub fn cuda_available() -> bool {
     }
 }
 
+/// Why this binary on this machine cannot use `kind`, found without opening a device (so
+/// `lab check` and `lab bench` can say it before anything runs); `None` when it may work.
+pub fn unusable_device(kind: DeviceKind) -> Option<String> {
+    if kind != DeviceKind::Cuda {
+        return None;
+    }
+    if !cfg!(feature = "cuda") {
+        return Some(
+            "device \"cuda\" asked for, but this binary was built without CUDA; rebuild with \
+             `cargo build --release --features cuda` (needs nvcc: the CUDA toolkit, or \
+             `bash scripts/fetch-cuda.sh`), or set device = \"cpu\" or \"auto\""
+                .to_string(),
+        );
+    }
+    if !cuda_available() {
+        return Some(
+            "device \"cuda\" asked for, but the CUDA driver library (libcuda.so) cannot be \
+             loaded: check that an NVIDIA driver is installed and `nvidia-smi` works, or set \
+             device = \"cpu\" or \"auto\""
+                .to_string(),
+        );
+    }
+    None
+}
+
 /// The device for `kind`; `Auto` falls back to the CPU when no GPU can be used.
 pub fn resolve_device(kind: DeviceKind) -> Result<Device> {
     match kind {
@@ -34,19 +59,8 @@ pub fn resolve_device(kind: DeviceKind) -> Result<Device> {
             Ok(Device::Cpu)
         }
         DeviceKind::Cuda => {
-            if !cfg!(feature = "cuda") {
-                bail!(
-                    "device \"cuda\" asked for, but this binary was built without CUDA; rebuild \
-                     with `cargo build --release --features cuda` (needs nvcc: the CUDA toolkit, or \
-                     `bash scripts/fetch-cuda.sh`), or set device = \"cpu\" or \"auto\""
-                );
-            }
-            if !cuda_available() {
-                bail!(
-                    "device \"cuda\" asked for, but the CUDA driver library (libcuda.so) cannot be \
-                     loaded: check that an NVIDIA driver is installed and `nvidia-smi` works, or \
-                     set device = \"cpu\" or \"auto\""
-                );
+            if let Some(problem) = unusable_device(kind) {
+                bail!("{problem}");
             }
             Device::new_cuda(0).map_err(|e| {
                 anyhow::anyhow!(

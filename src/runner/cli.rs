@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 #[derive(Args, Debug)]
 #[command(
-    after_help = "Examples:\n  lab run experiments/quickstart.toml                   every strategy x seed, resumable\n  lab run experiments/quickstart.toml --strategy huds   one strategy (by its results key)\n  lab run experiments/quickstart.toml --fresh --profile  start over; time each iteration's parts\n\nResults go to <results_dir>/<name>/<strategy>/seed-<n>/ (results_dir defaults to results/); a killed run resumes where it stopped when run again."
+    after_help = "Examples:\n  lab run experiments/quickstart.toml                   every strategy x seed, resumable\n  lab run experiments/quickstart.toml --strategy idds   one strategy (by its results key)\n  lab run experiments/quickstart.toml --fresh --profile  start over; time each iteration's parts\n\nResults go to <results_dir>/<name>/<strategy>/seed-<n>/ (results_dir defaults to results/); a killed run resumes where it stopped when run again."
 )]
 pub struct RunArgs {
     /// The experiment file (see experiments/quickstart.toml).
@@ -84,7 +84,7 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
         .experiments
         .iter()
         .filter_map(|file| {
-            crate::config::check::check_experiment(file, std::path::Path::new("."))
+            crate::config::check::check_experiment_runnable(file, std::path::Path::new("."))
                 .err()
                 .map(|e| format!("{}: {e:#}", file.display()))
         })
