@@ -207,11 +207,17 @@ pub fn cell_line(out: &CellOutcome) -> String {
         .as_ref()
         .map(|r| format!(", stopped: {r}"))
         .unwrap_or_default();
+    // Iteration 0 trains on the initial set; `al.iterations` counts the queries after it.
+    let iterations = match out.iterations {
+        0 => "no iterations".to_string(),
+        1 => "iteration 0".to_string(),
+        n => format!("iterations 0–{}", n - 1),
+    };
     format!(
-        "{:<20} seed {:<3} {} iterations, {} labeled, {}{}{} [{:.0}s]",
+        "{:<20} seed {:<3} {}, {} labeled, {}{}{} [{:.0}s]",
         out.strategy,
         out.seed,
-        out.iterations,
+        iterations,
         out.labeled,
         scores.join(" "),
         reason,

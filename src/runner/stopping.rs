@@ -131,7 +131,14 @@ pub enum StopReason {
 impl fmt::Display for StopReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            StopReason::Iterations { done } => write!(f, "{done} iterations done"),
+            // `done` counts the initial round too; `al.iterations` counts the queries after it.
+            StopReason::Iterations { done } => {
+                let queries = done.saturating_sub(1);
+                write!(
+                    f,
+                    "al.iterations = {queries} reached (the initial set, then {queries} queries)"
+                )
+            }
             StopReason::LabelBudget { labeled, budget } => {
                 write!(f, "label budget reached ({labeled}/{budget})")
             }
@@ -257,6 +264,10 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(simulate(&cfg), (4, 40, StopReason::Iterations { done: 4 }));
+        assert_eq!(
+            StopReason::Iterations { done: 4 }.to_string(),
+            "al.iterations = 3 reached (the initial set, then 3 queries)"
+        );
         assert_eq!(cfg.planned_iterations(), Some(4));
         assert_eq!(cfg.planned_labels(10, 10, 1000), 40);
     }
