@@ -89,6 +89,23 @@ fn reports_every_experiment_below_a_results_folder() {
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("--x labeled"), "{stderr}");
+
+    // A run that failed before its first curve row leaves a folder with no curves: the
+    // others are still reported, and the exit status says one was not.
+    std::fs::create_dir_all(tmp.path().join("aaa-failed/random/seed-0")).unwrap();
+    std::fs::remove_file(tmp.path().join("beta/report.md")).unwrap();
+    let out = lab(&["report", tmp.path().to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("aaa-failed: no curves found"), "{stderr}");
+    assert!(
+        stderr.contains("1 of 3 experiment folders could not be reported"),
+        "{stderr}"
+    );
+    assert!(
+        tmp.path().join("beta/report.md").exists(),
+        "beta reported after the failure"
+    );
 }
 
 #[test]

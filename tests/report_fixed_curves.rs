@@ -364,3 +364,43 @@ fn the_report_names_cells_run_with_other_settings() {
     );
     assert!(md.contains("- mnlp/seed-1 ran with other settings"), "{md}");
 }
+
+#[test]
+fn the_report_notes_curves_that_end_at_different_labeled_counts() {
+    std::env::set_var("LAB_QUIET", "1");
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("toy");
+    fixture(&dir, 0.0);
+    let report = write_report(&dir, "random").unwrap();
+    assert_eq!(report.uneven_ends, None);
+    let md = std::fs::read_to_string(dir.join("report.md")).unwrap();
+    assert!(!md.contains("end at different labeled counts"), "{md}");
+
+    // random was extended by one query; huds and mnlp were not.
+    for seed in 0..3 {
+        write_curve(
+            &dir,
+            "random",
+            seed,
+            &[
+                (10, 0.0, 0.1),
+                (20, 0.0, 0.2),
+                (30, 0.0, 0.3),
+                (40, 0.0, 0.4),
+            ],
+        );
+    }
+    let report = write_report(&dir, "random").unwrap();
+    let note = report.uneven_ends.expect("a note");
+    assert!(
+        note.starts_with(
+            "The curves end at different labeled counts (random at 40; huds, mnlp at 30)"
+        ),
+        "{note}"
+    );
+    let md = std::fs::read_to_string(dir.join("report.md")).unwrap();
+    assert!(
+        md.contains("**Note:** The curves end at different labeled counts"),
+        "{md}"
+    );
+}

@@ -33,10 +33,24 @@ pub fn run(args: &ReportArgs) -> Result<()> {
             check_reference(dir, wanted)?;
         }
     }
-    for dir in dirs {
-        let summary = write_report_with(&dir, &options)?;
+    let mut failed = Vec::new();
+    for dir in &dirs {
+        let summary = match write_report_with(dir, &options) {
+            Ok(summary) => summary,
+            Err(e) if dirs.len() == 1 => return Err(e),
+            // One broken folder (a run that failed before its first row) must not keep the
+            // others below results/ from being reported.
+            Err(e) => {
+                eprintln!("error: {}: {e:#}", dir.display());
+                failed.push(dir.display().to_string());
+                continue;
+            }
+        };
         for line in &summary.mixed_settings {
             eprintln!("warning: {}: {line}", dir.display());
+        }
+        if let Some(note) = &summary.uneven_ends {
+            eprintln!("note: {}: {note}", dir.display());
         }
         println!(
             "report: {} ({} strategies, {} metrics) → {}",
@@ -44,6 +58,14 @@ pub fn run(args: &ReportArgs) -> Result<()> {
             summary.strategies.len(),
             summary.metrics.len(),
             dir.join("report.md").display()
+        );
+    }
+    if !failed.is_empty() {
+        bail!(
+            "{} of {} experiment folders could not be reported (see above): {}",
+            failed.len(),
+            dirs.len(),
+            failed.join(", ")
         );
     }
     Ok(())

@@ -12,6 +12,7 @@ pub fn render_report(
     experiment: &str,
     seeds: &[SeedCount<'_>],
     mixed_settings: &[String],
+    uneven_ends: Option<&str>,
     tables: &[SavingsTable],
     figures: &[String],
 ) -> String {
@@ -39,6 +40,9 @@ pub fn render_report(
             let _ = writeln!(md, "- {line}");
         }
         md.push('\n');
+    }
+    if let Some(note) = uneven_ends {
+        let _ = writeln!(md, "**Note:** {note}\n");
     }
     let _ = writeln!(
         md,

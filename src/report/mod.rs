@@ -47,6 +47,8 @@ pub struct ReportSummary {
     pub tables: Vec<savings::SavingsTable>,
     /// Cells run with settings other than the rest (empty when all agree); also in report.md.
     pub mixed_settings: Vec<String>,
+    /// Said when the strategies' curves end at different labeled counts; also in report.md.
+    pub uneven_ends: Option<String>,
 }
 
 /// Write summary.csv, figures by labeled count and report.md into `experiment_dir`.
@@ -125,10 +127,18 @@ pub fn write_report_with(experiment_dir: &Path, options: &ReportOptions) -> Resu
         })
         .collect();
     let mixed_settings = settings::mixed_settings(&curves);
+    let uneven_ends = settings::uneven_ends(&curves);
     let report_path = experiment_dir.join("report.md");
     atomic_write_string(
         &report_path,
-        &markdown::render_report(&curves.name, &seeds, &mixed_settings, &tables, &figures),
+        &markdown::render_report(
+            &curves.name,
+            &seeds,
+            &mixed_settings,
+            uneven_ends.as_deref(),
+            &tables,
+            &figures,
+        ),
     )?;
     files.push(report_path);
     Ok(ReportSummary {
@@ -142,6 +152,7 @@ pub fn write_report_with(experiment_dir: &Path, options: &ReportOptions) -> Resu
         files,
         tables,
         mixed_settings,
+        uneven_ends,
     })
 }
 

@@ -85,3 +85,39 @@ fn names(cells: &[String]) -> String {
         )
     }
 }
+
+/// A line when the strategies' curves end at different labeled counts (the cells stopped
+/// under other stopping criteria, or ran out of money at other points): the reference's final
+/// score, which the savings table targets, then lies where other curves have no points.
+/// Stopping criteria are not a settings mix (a cell may be extended), so this is said apart.
+pub fn uneven_ends(curves: &ExperimentCurves) -> Option<String> {
+    let mut ends: Vec<(usize, Vec<&str>)> = Vec::new();
+    for s in &curves.strategies {
+        let Some(end) = s
+            .seeds
+            .iter()
+            .filter_map(|seed| seed.curve.rows.last().map(|r| r.labeled))
+            .max()
+        else {
+            continue;
+        };
+        match ends.iter_mut().find(|(e, _)| *e == end) {
+            Some((_, names)) => names.push(&s.strategy),
+            None => ends.push((end, vec![&s.strategy])),
+        }
+    }
+    if ends.len() < 2 {
+        return None;
+    }
+    ends.sort_by_key(|(end, _)| std::cmp::Reverse(*end));
+    let parts: Vec<String> = ends
+        .iter()
+        .map(|(end, names)| format!("{} at {end}", names.join(", ")))
+        .collect();
+    Some(format!(
+        "The curves end at different labeled counts ({}): final scores and label savings \
+         compare different budgets. Extend the shorter ones (raise the stopping criterion and \
+         `lab run` again: finished cells resume) or compare at the smallest count.",
+        parts.join("; ")
+    ))
+}

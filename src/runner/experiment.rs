@@ -182,6 +182,9 @@ pub fn run_experiment(file: &Path, opts: &RunOptions) -> Result<ExperimentOutcom
         for line in &report.mixed_settings {
             eprintln!("warning: {}: {line}", results_dir.display());
         }
+        if let Some(note) = &report.uneven_ends {
+            eprintln!("note: {}: {note}", results_dir.display());
+        }
     }
     Ok(ExperimentOutcome {
         name: exp.name.clone(),
