@@ -76,65 +76,192 @@ pub fn read_pending(cell_dir: &Path) -> Result<Option<PendingBatch>> {
     Ok(Some(batch))
 }
 
-/// Every saved label, the latest per id. A torn line (a crash mid-append) is ignored: only
-/// that one label is lost and the page asks for it again. Any other unreadable line is an
-/// error naming the file and line.
+/// Every saved label, the latest per id. The last line without its newline is an append
+/// still being written (or cut short by a crash): it counts only once it reads in full, else
+/// that one label is asked for again. Any complete line that does not read (not UTF-8, not a
+/// label) is an error naming the file and line: skipping it would lose a person's work.
 pub fn read_labels(cell_dir: &Path) -> Result<HashMap<u64, SavedLabel>> {
     let path = labels_path(cell_dir);
-    let text = match std::fs::read_to_string(&path) {
-        Ok(t) => t,
+    let bytes = match std::fs::read(&path) {
+        Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(HashMap::new()),
         Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
     };
+    parse_labels(&bytes, &path)
+}
+
+fn parse_labels(bytes: &[u8], path: &Path) -> Result<HashMap<u64, SavedLabel>> {
     let mut labels = HashMap::new();
-    for (n, line) in text.lines().enumerate() {
-        let line = line.trim();
-        if line.is_empty() {
+    let mut segments: Vec<&[u8]> = bytes.split(|&b| b == b'\n').collect();
+    // After the last newline: empty for a whole file, else an unfinished append.
+    let tail = segments.pop().unwrap_or_default();
+    for (n, line) in segments.iter().enumerate() {
+        let fix =
+            "fix the line (fields id, output, seconds) or delete it to label that example again";
+        let text = std::str::from_utf8(line).map_err(|e| {
+            anyhow::anyhow!(
+                "{} line {}: not UTF-8 text ({e}); {fix}",
+                path.display(),
+                n + 1
+            )
+        })?;
+        let text = text.trim();
+        if text.is_empty() {
             continue;
         }
-        match serde_json::from_str::<SavedLabel>(line) {
+        match serde_json::from_str::<SavedLabel>(text) {
             Ok(label) => {
                 labels.insert(label.id, label);
             }
-            // Cut short by a crash (later appends start on a fresh line, so it may not be
-            // last): that label is asked for again.
-            Err(_) if !line.ends_with('}') => {}
-            // A whole line that does not read is an edit gone wrong: skipping it would lose
-            // a person's work without a word.
             Err(e) => bail!(
-                "{} line {}: not a saved label ({e}); fix the line (fields id, output) or \
-                 delete it to label that example again",
+                "{} line {}: not a saved label ({e}); {fix}",
                 path.display(),
                 n + 1
             ),
         }
     }
+    if let Some(label) = whole_label(tail) {
+        labels.insert(label.id, label);
+    }
     Ok(labels)
 }
 
-/// Append one label durably (the web app calls this on every save).
-pub fn append_label(cell_dir: &Path, label: &SavedLabel) -> Result<()> {
-    let dir = annotation_dir(cell_dir);
-    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let path = labels_path(cell_dir);
-    let mut line = serde_json::to_string(label).context("cannot encode a label as JSON")?;
-    line.push('\n');
-    let mut file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&path)
-        .with_context(|| format!("cannot open {} to append a label", path.display()))?;
-    // A torn line from an earlier crash must not swallow this one: start on a fresh line.
-    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
-    if len > 0 {
-        let text = std::fs::read(&path).unwrap_or_default();
-        if text.last() != Some(&b'\n') {
-            line.insert(0, '\n');
+/// `tail` (an unterminated last line) as a label, when it was written in full.
+fn whole_label(tail: &[u8]) -> Option<SavedLabel> {
+    let text = std::str::from_utf8(tail).ok()?.trim();
+    if text.is_empty() {
+        return None;
+    }
+    serde_json::from_str(text).ok()
+}
+
+/// A stamp of the label saved for one item (`"none"` when there is none), so a page can tell
+/// whether the label changed since it was shown (another tab saved meanwhile).
+pub fn label_version(saved: Option<&SavedLabel>) -> String {
+    match saved {
+        None => "none".to_string(),
+        Some(l) => {
+            // FNV-1a: stable across processes and builds, unlike the std hasher.
+            let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+            for b in l.output.as_bytes() {
+                h ^= u64::from(*b);
+                h = h.wrapping_mul(0x0100_0000_01b3);
+            }
+            format!("{h:016x}")
         }
     }
+}
+
+/// What became of a label handed to [`save_label`].
+#[derive(Debug, PartialEq)]
+pub enum SaveOutcome {
+    /// Appended and on disk.
+    Saved,
+    /// No batch is waiting (`pending.json` is gone: the run took the batch, or `--fresh`
+    /// reset the cell): nothing was written.
+    BatchGone,
+    /// The item's label is not the version the caller expected: nothing was written. Holds
+    /// the label saved now.
+    Changed(Option<SavedLabel>),
+}
+
+/// The exclusive lock on `labels.jsonl` that orders saves against each other and against
+/// the run taking the batch. A file system without locks runs unguarded.
+fn lock_labels(file: &std::fs::File) {
+    let _ = file.lock();
+}
+
+/// Append one label durably (the web app calls this on every save) while the batch waits,
+/// and, when `expected` is given, only if the item's saved label still has that
+/// [`label_version`]. Never creates the cell or annotation folder: a save landing after a
+/// `--fresh` reset must not bring old labels back.
+pub fn save_label(
+    cell_dir: &Path,
+    label: &SavedLabel,
+    expected: Option<&str>,
+) -> Result<SaveOutcome> {
+    let dir = annotation_dir(cell_dir);
+    let pending = pending_path(cell_dir);
+    if !pending.exists() {
+        return Ok(SaveOutcome::BatchGone);
+    }
+    let path = labels_path(cell_dir);
+    let open = |new: bool| {
+        std::fs::OpenOptions::new()
+            .create_new(new)
+            .read(true)
+            .append(true)
+            .open(&path)
+    };
+    let (mut file, created) = match open(true) {
+        Ok(f) => (f, true),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => match open(false) {
+            Ok(f) => (f, false),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(SaveOutcome::BatchGone)
+            }
+            Err(e) => {
+                return Err(e)
+                    .with_context(|| format!("cannot open {} to append a label", path.display()))
+            }
+        },
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(SaveOutcome::BatchGone),
+        Err(e) => {
+            return Err(e)
+                .with_context(|| format!("cannot open {} to append a label", path.display()))
+        }
+    };
+    if created {
+        // The new file's name must survive a crash too, not only its contents.
+        std::fs::File::open(&dir)
+            .and_then(|d| d.sync_all())
+            .with_context(|| format!("cannot sync folder {}", dir.display()))?;
+    }
+    lock_labels(&file);
+    // Checked again under the lock: the run removes pending.json while holding it.
+    if !pending.exists() {
+        return Ok(SaveOutcome::BatchGone);
+    }
+    let mut text = Vec::new();
+    std::io::Read::read_to_end(&mut file, &mut text)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    if let Some(expected) = expected {
+        let saved = parse_labels(&text, &path)?.remove(&label.id);
+        if label_version(saved.as_ref()) != expected {
+            return Ok(SaveOutcome::Changed(saved));
+        }
+    }
+    let mut line = serde_json::to_string(label).context("cannot encode a label as JSON")?;
+    line.push('\n');
+    // An append cut short by a crash was never confirmed to anyone: cut it off, so every
+    // line in the file is whole. One written in full but for its newline is kept.
+    if text.last().is_some_and(|&b| b != b'\n') {
+        let start = text.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+        if whole_label(&text[start..]).is_some() {
+            line.insert(0, '\n');
+        } else {
+            file.set_len(start as u64)
+                .with_context(|| format!("cannot cut a torn line off {}", path.display()))?;
+        }
+    }
+    // One write: a reader never sees this label's line mixed with another.
     file.write_all(line.as_bytes())
         .and_then(|()| file.sync_all())
-        .with_context(|| format!("cannot write a label to {}", path.display()))
+        .with_context(|| format!("cannot write a label to {}", path.display()))?;
+    Ok(SaveOutcome::Saved)
+}
+
+/// Append one label durably while its batch waits; an error when no batch is waiting.
+pub fn append_label(cell_dir: &Path, label: &SavedLabel) -> Result<()> {
+    match save_label(cell_dir, label, None)? {
+        SaveOutcome::Saved => Ok(()),
+        _ => bail!(
+            "{} is gone: the run already took this batch (or the cell was reset), so the \
+             label for example {} was not saved",
+            pending_path(cell_dir).display(),
+            label.id
+        ),
+    }
 }
 
 pub struct HumanLabeller {
@@ -201,9 +328,8 @@ impl Labeller for HumanLabeller {
         let batch = self.pending_batch(items);
         let text = serde_json::to_string_pretty(&batch).context("cannot encode the batch")?;
         atomic_write_string(&pending_path(&self.cell_dir), &text)?;
-        let labels = loop {
-            let saved = read_labels(&self.cell_dir)?;
-            let done: Option<Vec<Label>> = items
+        let complete = |saved: &HashMap<u64, SavedLabel>| -> Option<Vec<Label>> {
+            items
                 .iter()
                 .map(|e| {
                     saved
@@ -218,16 +344,26 @@ impl Labeller for HumanLabeller {
                             seconds: l.seconds,
                         })
                 })
-                .collect();
-            if let Some(labels) = done {
-                break labels;
-            }
-            std::thread::sleep(self.poll);
+                .collect()
         };
         let pending = pending_path(&self.cell_dir);
-        std::fs::remove_file(&pending)
-            .with_context(|| format!("cannot remove {} after labelling", pending.display()))?;
-        Ok(LabelOutcome::Complete(labels))
+        loop {
+            if complete(&read_labels(&self.cell_dir)?).is_some() {
+                // Take the batch under the labels lock: a save either lands before (and is
+                // read here) or finds pending.json gone and says it was not saved.
+                let path = labels_path(&self.cell_dir);
+                let file = std::fs::File::open(&path)
+                    .with_context(|| format!("cannot open {}", path.display()))?;
+                lock_labels(&file);
+                if let Some(labels) = complete(&read_labels(&self.cell_dir)?) {
+                    std::fs::remove_file(&pending).with_context(|| {
+                        format!("cannot remove {} after labelling", pending.display())
+                    })?;
+                    return Ok(LabelOutcome::Complete(labels));
+                }
+            }
+            std::thread::sleep(self.poll);
+        }
     }
 
     fn spent(&self) -> f64 {
@@ -312,35 +448,47 @@ mod tests {
         assert!(!pending_path(&cell).exists(), "a finished batch is removed");
     }
 
-    #[test]
-    fn labels_saved_before_a_crash_count_and_a_torn_line_is_skipped() {
-        let dir = tempfile::tempdir().unwrap();
-        let cell = dir.path();
-        append_label(
-            cell,
-            &SavedLabel {
-                id: 1,
-                output: "kept".into(),
-                seconds: 3.0,
-            },
-        )
-        .unwrap();
-        // A crash mid-append leaves half a line; the next save starts a fresh line.
+    fn pending_one(cell: &Path, ids: &[u64]) {
+        std::fs::create_dir_all(annotation_dir(cell)).unwrap();
+        let batch = PendingBatch {
+            items: ids
+                .iter()
+                .map(|&id| PendingItem {
+                    id,
+                    input: format!("in {id}"),
+                    system_prompt: String::new(),
+                    guess: String::new(),
+                })
+                .collect(),
+        };
+        atomic_write_string(&pending_path(cell), &serde_json::to_string(&batch).unwrap()).unwrap();
+    }
+
+    fn label(id: u64, output: &str) -> SavedLabel {
+        SavedLabel {
+            id,
+            output: output.into(),
+            seconds: 1.0,
+        }
+    }
+
+    fn append_raw(cell: &Path, bytes: &[u8]) {
         let mut f = std::fs::OpenOptions::new()
             .append(true)
             .open(labels_path(cell))
             .unwrap();
-        f.write_all(b"{\"id\": 2, \"outp").unwrap();
-        drop(f);
-        append_label(
-            cell,
-            &SavedLabel {
-                id: 2,
-                output: "after crash".into(),
-                seconds: 1.0,
-            },
-        )
-        .unwrap();
+        f.write_all(bytes).unwrap();
+    }
+
+    #[test]
+    fn labels_saved_before_a_crash_count_and_a_torn_line_is_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        let cell = dir.path();
+        pending_one(cell, &[1, 2]);
+        append_label(cell, &label(1, "kept")).unwrap();
+        // A crash mid-append leaves half a line; the next save cuts it off.
+        append_raw(cell, b"{\"id\": 2, \"outp");
+        append_label(cell, &label(2, "after crash")).unwrap();
         let mut labeller = HumanLabeller::new(cell.to_path_buf(), Duration::from_millis(1));
         let out = labeller
             .label(&[example(1, "a"), example(2, "b")], &[])
@@ -349,14 +497,93 @@ mod tests {
         assert_eq!(outputs, ["kept", "after crash"]);
 
         // A whole line that does not read (a hand edit) is named, not silently dropped.
-        let mut f = std::fs::OpenOptions::new()
-            .append(true)
-            .open(labels_path(cell))
-            .unwrap();
-        f.write_all(b"{\"id\": \"three\", \"output\": \"x\"}\n")
-            .unwrap();
-        drop(f);
+        append_raw(cell, b"{\"id\": \"three\", \"output\": \"x\"}\n");
         let err = format!("{:#}", read_labels(cell).unwrap_err());
-        assert!(err.contains("labels.jsonl line 4"), "{err}");
+        assert!(err.contains("labels.jsonl line 3"), "{err}");
+    }
+
+    #[test]
+    fn a_torn_last_line_never_stops_labelling_whatever_it_ends_with() {
+        let dir = tempfile::tempdir().unwrap();
+        let cell = dir.path();
+        pending_one(cell, &[1, 2, 3]);
+        append_label(cell, &label(1, "café")).unwrap();
+        // Cut inside a multi-byte character (not UTF-8), and cut right after a `}` inside
+        // the text: both are unfinished appends, asked for again.
+        for torn in [
+            &b"{\"id\":2,\"output\":\"caf\xc3"[..],
+            b"{\"id\":2,\"output\":\"a}",
+        ] {
+            let before = std::fs::read(labels_path(cell)).unwrap();
+            let known = read_labels(cell).unwrap();
+            append_raw(cell, torn);
+            assert_eq!(read_labels(cell).unwrap(), known, "{torn:?}");
+            append_label(cell, &label(2, "b}")).unwrap();
+            let saved = read_labels(cell).unwrap();
+            assert_eq!(saved[&2].output, "b}");
+            let after = std::fs::read(labels_path(cell)).unwrap();
+            assert!(after.starts_with(&before) && after.ends_with(b"\n"));
+            assert!(!after.windows(torn.len()).any(|w| w == torn), "cut off");
+        }
+        // A label written in full but for its newline counts, and is kept by the next save.
+        append_raw(cell, b"{\"id\":3,\"output\":\"whole\",\"seconds\":2.0}");
+        assert_eq!(read_labels(cell).unwrap()[&3].output, "whole");
+        append_label(cell, &label(1, "again")).unwrap();
+        let saved = read_labels(cell).unwrap();
+        assert_eq!(
+            (saved[&3].output.as_str(), saved[&1].output.as_str()),
+            ("whole", "again")
+        );
+
+        // A complete line that is not UTF-8 is an error with the file and line.
+        append_raw(cell, b"{\"id\":4,\"output\":\"\xff\"}\n");
+        let err = format!("{:#}", read_labels(cell).unwrap_err());
+        assert!(
+            err.contains("labels.jsonl line 6") && err.contains("UTF-8"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn saves_need_a_waiting_batch_and_the_version_shown() {
+        let dir = tempfile::tempdir().unwrap();
+        let cell = dir.path().join("seed-0");
+        pending_one(&cell, &[1]);
+        let v0 = label_version(None);
+        assert_eq!(
+            save_label(&cell, &label(1, "a"), Some(&v0)).unwrap(),
+            SaveOutcome::Saved
+        );
+        // A second tab still showing "none" is told what is saved now.
+        assert_eq!(
+            save_label(&cell, &label(1, "b"), Some(&v0)).unwrap(),
+            SaveOutcome::Changed(Some(label(1, "a")))
+        );
+        let v1 = label_version(Some(&label(1, "a")));
+        assert_ne!(v1, v0);
+        assert_eq!(
+            save_label(&cell, &label(1, "c"), Some(&v1)).unwrap(),
+            SaveOutcome::Saved
+        );
+        assert_eq!(read_labels(&cell).unwrap()[&1].output, "c");
+
+        // The run took the batch: nothing is written.
+        std::fs::remove_file(pending_path(&cell)).unwrap();
+        let before = std::fs::read(labels_path(&cell)).unwrap();
+        assert_eq!(
+            save_label(&cell, &label(1, "d"), None).unwrap(),
+            SaveOutcome::BatchGone
+        );
+        let err = format!("{:#}", append_label(&cell, &label(1, "d")).unwrap_err());
+        assert!(err.contains("was not saved"), "{err}");
+        assert_eq!(std::fs::read(labels_path(&cell)).unwrap(), before);
+
+        // `--fresh` removed the cell: a late save does not bring its folder back.
+        std::fs::remove_dir_all(&cell).unwrap();
+        assert_eq!(
+            save_label(&cell, &label(1, "e"), None).unwrap(),
+            SaveOutcome::BatchGone
+        );
+        assert!(!cell.exists());
     }
 }
