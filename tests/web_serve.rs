@@ -50,10 +50,27 @@ fn token_is_required_beyond_loopback() {
     assert_eq!(status(with_cookie), 200);
 }
 
+/// Status and body, for answers of any status.
+fn answer(resp: Result<ureq::Response, ureq::Error>) -> (u16, String) {
+    match resp {
+        Ok(r) => (r.status(), r.into_string().unwrap()),
+        Err(ureq::Error::Status(code, r)) => (code, r.into_string().unwrap()),
+        Err(e) => panic!("request failed: {e}"),
+    }
+}
+
 #[test]
 fn loopback_needs_no_token_and_paths_stay_inside_results() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("secret.txt"), "do not serve").unwrap();
+    // Files beyond the results folder that a path check must keep out of reach: each
+    // would be served (a figure, a run log) if a URL could climb out.
+    let secret = "SECRET-OUTSIDE-RESULTS";
+    std::fs::write(
+        dir.path().join("secret.svg"),
+        format!("<svg xmlns=\"http://www.w3.org/2000/svg\"><!--{secret}--></svg>"),
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("run.log"), secret).unwrap();
     let serve = Serve::start(dir.path(), "127.0.0.1").unwrap();
     assert!(serve.token.is_none());
     let cell = serve.results.join("exp/random/seed-0");
@@ -63,27 +80,40 @@ fn loopback_needs_no_token_and_paths_stay_inside_results() {
         "<svg xmlns=\"http://www.w3.org/2000/svg\"/>",
     )
     .unwrap();
-    let get = |path: &str| status(ureq::get(&format!("{}{path}", serve.url)).call());
-    assert_eq!(get("/"), 200);
-    assert_eq!(get("/exp/exp"), 200);
-    assert_eq!(get("/exp/exp/file/a.svg"), 200);
-    assert_eq!(get("/exp/exp/random/seed-0"), 200);
+    // A link inside the results folder pointing out of it.
+    std::os::unix::fs::symlink(dir.path(), serve.results.join("out")).unwrap();
+    let get = |path: &str| answer(ureq::get(&format!("{}{path}", serve.url)).call());
+    assert_eq!(get("/").0, 200);
+    assert_eq!(get("/exp/exp").0, 200);
+    assert_eq!(get("/exp/exp/file/a.svg").0, 200);
+    assert_eq!(get("/exp/exp/random/seed-0").0, 200);
     for bad in [
-        "/exp/%2e%2e/file/secret.txt",
-        "/exp/..%2F..%2Fsecret.txt",
-        "/exp/exp/file/..%2F..%2Fsecret.txt",
+        "/exp/%2e%2e/file/secret.svg",
+        "/exp/%2E%2E/file/secret.svg",
+        "/exp/%2e%2e/log",
+        "/exp/exp/file/..%2Fsecret.svg",
+        "/exp/exp/file/..%2F..%2Fsecret.svg",
+        "/exp/exp/file/%2e%2e%2f%2e%2e%2fsecret.svg",
+        "/exp/..%2F/file/secret.svg",
+        "/exp/out/file/secret.svg",
+        "/exp/out/log",
         "/exp/%2E%2E%2F%2E%2E/random/seed-0",
         "/exp/exp/..%5C..%5Csecret.txt/seed-0",
-        "/exp/exp/file/%2e%2e%2f%2e%2e%2fsecret.svg",
     ] {
-        let code = get(bad);
+        let (code, body) = get(bad);
         assert!(code == 404 || code == 400, "{bad} answered {code}");
+        assert!(!body.contains(secret), "{bad} served the secret");
     }
     // A page that rebound its own name to 127.0.0.1 can neither read nor post.
     let rebound = ureq::get(&format!("{}/", serve.url))
         .set("Host", "evil.example:7878")
         .call();
     assert_eq!(status(rebound), 403);
+    let rebound_post = ureq::post(&format!("{}/launch", serve.url))
+        .set("Host", "evil.example:7878")
+        .set("Origin", "http://evil.example:7878")
+        .send_string("name=x");
+    assert_eq!(status(rebound_post), 403);
     let localhost = ureq::get(&format!("{}/", serve.url))
         .set("Host", "localhost:7878")
         .call();
@@ -93,6 +123,7 @@ fn loopback_needs_no_token_and_paths_stay_inside_results() {
         .set("Origin", "https://evil.example")
         .send_string("name=x");
     assert_eq!(status(forged), 403);
+    assert!(!serve.experiments.join("web-x.toml").exists());
     // A body over the upload limit is refused before it is read.
     let big = vec![b'a'; 20 * 1024 * 1024 + 1];
     let resp = ureq::post(&format!(
@@ -135,4 +166,141 @@ fn uploads_are_checked_by_the_loaders_and_offered_in_the_launch_form() {
         form.contains(&format!("<option value=\"{path}\"")),
         "the upload is a dataset choice"
     );
+}
+
+/// A cell waiting for labels on items 7 and 8, as a run leaves it.
+fn waiting_cell(results: &std::path::Path) -> std::path::PathBuf {
+    let cell = results.join("exp/random/seed-0");
+    std::fs::create_dir_all(cell.join("annotation")).unwrap();
+    let item = |id: u64| serde_json::json!({"id": id, "input": format!("in {id}"), "system_prompt": "", "guess": ""});
+    std::fs::write(
+        cell.join("annotation/pending.json"),
+        serde_json::json!({"items": [item(7), item(8)]}).to_string(),
+    )
+    .unwrap();
+    cell
+}
+
+#[test]
+fn annotation_posts_are_checked_and_never_lose_what_was_typed() {
+    let dir = tempfile::tempdir().unwrap();
+    let serve = Serve::start(dir.path(), "127.0.0.1").unwrap();
+    let cell = waiting_cell(&serve.results);
+    let labels = cell.join("annotation/labels.jsonl");
+    let url = format!("{}/exp/exp/random/seed-0/annotate", serve.url);
+    let agent = ureq::AgentBuilder::new().redirects(0).build();
+    let post = |form: &str| {
+        answer(
+            agent
+                .post(&url)
+                .set("Content-Type", "application/x-www-form-urlencoded")
+                .send_string(form),
+        )
+    };
+    let results_abs = serve.results.canonicalize().unwrap();
+    let results_abs = results_abs.to_str().unwrap();
+
+    // The page carries the version it shows; a label starting with a newline keeps it.
+    let (code, page) = answer(agent.get(&format!("{url}?i=0")).call());
+    assert_eq!(code, 200);
+    assert!(page.contains("name=\"version\" value=\"none\""), "{page}");
+    let (code, _) = post("i=0&id=7&shown_ms=0&version=none&output=%0Afirst+line");
+    assert_eq!(code, 303);
+    let (_, page) = answer(agent.get(&format!("{url}?i=0")).call());
+    assert!(
+        page.contains("rows=\"4\">\n\nfirst line</textarea>"),
+        "the textarea must keep the leading newline: {page}"
+    );
+
+    // A second tab that still shows "none" is refused, with both texts shown.
+    let (code, body) = post("i=0&id=7&shown_ms=0&version=none&output=second+tab");
+    assert_eq!(code, 409, "{body}");
+    assert!(
+        body.contains("first line") && body.contains("second tab"),
+        "{body}"
+    );
+    assert!(std::fs::read_to_string(&labels)
+        .unwrap()
+        .contains("first line"));
+    assert!(!std::fs::read_to_string(&labels)
+        .unwrap()
+        .contains("second tab"));
+
+    // Blank → 422; cross-site → 403; an id not in the batch → 409 with the text shown.
+    assert_eq!(post("i=1&id=8&shown_ms=0&version=none&output=+++").0, 422);
+    let forged = agent
+        .post(&url)
+        .set("Origin", "https://evil.example")
+        .send_string("i=1&id=8&version=none&output=forged");
+    assert_eq!(status(forged), 403);
+    let (code, body) = post("i=0&id=999&version=none&output=stale+text");
+    assert_eq!(code, 409, "{body}");
+    assert!(
+        body.contains("stale text") && body.contains("not saved"),
+        "{body}"
+    );
+
+    // Forms the page did not send: 400 with a reason, never 500.
+    for bad in [
+        "i=0&id=abc&output=x",
+        "i=0&id=7",
+        "i=0&output=x",
+        "i=0&id=7&output=%zz",
+        "i=99999999999999999999999999&id=7&output=x",
+        "i=-1&id=7&output=x",
+    ] {
+        let (code, body) = post(bad);
+        assert_eq!(code, 400, "{bad}: {body}");
+        assert!(body.contains("reload"), "{bad}: {body}");
+    }
+    assert!(!std::fs::read_to_string(&labels).unwrap().contains("forged"));
+
+    // A torn last line (a crash mid-append) neither breaks the page nor the next save.
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&labels)
+        .unwrap();
+    std::io::Write::write_all(&mut f, b"{\"id\":8,\"output\":\"caf\xc3").unwrap();
+    drop(f);
+    assert_eq!(answer(agent.get(&url).call()).0, 200);
+    assert_eq!(
+        post("i=1&id=8&shown_ms=0&version=none&output=caf%C3%A9").0,
+        303
+    );
+
+    // A hand edit gone wrong is named by its path inside the results folder only.
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&labels)
+        .unwrap();
+    std::io::Write::write_all(&mut f, b"{\"id\": \"x\"}\n").unwrap();
+    drop(f);
+    let (code, body) = answer(agent.get(&url).call());
+    assert_eq!(code, 500);
+    assert!(
+        body.contains("exp/random/seed-0/annotation/labels.jsonl line 3"),
+        "{body}"
+    );
+    assert!(!body.contains(results_abs), "{body}");
+    let fixed: String = std::fs::read_to_string(&labels)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.contains("\"x\""))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(&labels, fixed).unwrap();
+
+    // The run took the batch: the save is refused with 409 and the text shown to copy.
+    std::fs::remove_file(cell.join("annotation/pending.json")).unwrap();
+    let before = std::fs::read(&labels).unwrap();
+    let (code, body) = post("i=0&id=7&shown_ms=0&output=typed+too+late");
+    assert_eq!(code, 409, "{body}");
+    assert!(body.contains("typed too late"), "{body}");
+    assert!(body.contains("already took this batch"), "{body}");
+    assert_eq!(std::fs::read(&labels).unwrap(), before);
+
+    // `--fresh` removed the annotation folder: a late save does not bring it back.
+    std::fs::remove_dir_all(cell.join("annotation")).unwrap();
+    assert_eq!(post("i=0&id=7&output=after+reset").0, 409);
+    assert!(!cell.join("annotation").exists());
 }

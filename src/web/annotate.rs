@@ -1,12 +1,14 @@
 //! The annotation page: one item of the waiting batch at a time (input, system prompt, the
 //! model's guess or the saved label as a starting point), saved on every submit, with skip
 //! and back, and the batch's progress.
-use crate::labeller::human::{append_label, read_labels, read_pending, SavedLabel};
+use crate::labeller::human::{
+    label_version, read_labels, read_pending, save_label, SaveOutcome, SavedLabel,
+};
 use crate::web::browse::cell_dir;
 use crate::web::html::{cell_url, escape, link};
 use crate::web::http::Reply;
 use crate::web::App;
-use anyhow::{Context, Result};
+use anyhow::Result;
 use std::collections::HashMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -14,6 +16,20 @@ fn now_ms() -> u128 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis())
+}
+
+/// A text box holding `text` exactly: HTML drops one newline right after `<textarea>`, so one
+/// is written there and a label that starts with a newline keeps it.
+fn textarea(id: &str, name: Option<&str>, text: &str) -> String {
+    let attrs = match name {
+        Some(n) => format!("name=\"{}\" rows=\"4\"", escape(n)),
+        None => "rows=\"4\" readonly".to_string(),
+    };
+    format!(
+        "<textarea id=\"{}\" {attrs}>\n{}</textarea>",
+        escape(id),
+        escape(text)
+    )
 }
 
 pub fn page_html(
@@ -80,7 +96,8 @@ pub fn page_html(
          <input type=\"hidden\" name=\"i\" value=\"{index}\">\
          <input type=\"hidden\" name=\"id\" value=\"{id}\">\
          <input type=\"hidden\" name=\"shown_ms\" value=\"{shown}\">\
-         <h3>Output</h3><textarea id=\"output\" name=\"output\" rows=\"4\">{prefill}</textarea>\
+         <input type=\"hidden\" name=\"version\" value=\"{version}\">\
+         <h3>Output</h3>{textarea}\
          <p><button id=\"save\" type=\"submit\">Save</button> {back} {skip}</p></form>",
         msg = message
             .map(|m| format!("<p class=\"notice\">{}</p>", escape(m)))
@@ -90,7 +107,8 @@ pub fn page_html(
         input = escape(&item.input),
         action = escape(&format!("{base}/annotate")),
         shown = now_ms(),
-        prefill = escape(prefill),
+        version = escape(&label_version(saved.get(&item.id))),
+        textarea = textarea("output", Some("output"), prefill),
     );
     crate::web::html::page(title, &body, None)
 }
@@ -151,6 +169,30 @@ fn first_unlabeled(
     })
 }
 
+/// 400 for a form the annotation page did not send.
+fn bad_form(what: &str) -> Reply {
+    Reply::error(
+        400,
+        &format!(
+            "the annotation form {what}: nothing was saved; reload the annotation page and \
+             save again"
+        ),
+    )
+}
+
+/// 409: the label was not saved because no batch is waiting (or not this item); the typed
+/// text is shown so it can be copied.
+fn not_saved_page(title: &str, cell_link: &str, why: &str, id: u64, output: &str) -> Reply {
+    let body = format!(
+        "<p>{cell_link}</p><p id=\"not-saved\" class=\"notice\">{why} This change was \
+         <strong>not saved</strong>. Your text for example {id} is below, to copy.</p>\
+         <h3>Your text (not saved)</h3>{}",
+        textarea("unsaved", None, output),
+        why = escape(why),
+    );
+    Reply::html(crate::web::html::page(title, &body, None)).status(409)
+}
+
 pub fn save(
     app: &App,
     exp: &str,
@@ -163,28 +205,49 @@ pub fn save(
         Err(reply) => return Ok(reply),
     };
     let base = cell_url(exp, strategy, seed);
-    let field = |k: &str| {
-        form.get(k)
-            .with_context(|| format!("the annotation form has no `{k}` field"))
+    let cell_link = link(&base, &format!("{exp} · {strategy} · {seed}"));
+    let title = format!("Annotate {strategy} · {seed}");
+    let (Some(id), Some(index), Some(output)) = (form.get("id"), form.get("i"), form.get("output"))
+    else {
+        let missing: Vec<&str> = ["id", "i", "output"]
+            .into_iter()
+            .filter(|k| !form.contains_key(*k))
+            .collect();
+        return Ok(bad_form(&format!(
+            "has no `{}` field",
+            missing.join("`, `")
+        )));
     };
-    let id: u64 = field("id")?.parse().context("`id` must be a number")?;
-    let index: usize = field("i")?.parse().context("`i` must be a number")?;
-    let output = field("output")?.replace("\r\n", "\n");
+    let Ok(id) = id.trim().parse::<u64>() else {
+        return Ok(bad_form(&format!(
+            "has `id` = {id:?}, not an example id (a whole number)"
+        )));
+    };
+    let Ok(index) = index.trim().parse::<usize>() else {
+        return Ok(bad_form(&format!(
+            "has `i` = {index:?}, not an item position (a whole number)"
+        )));
+    };
+    let output = output.replace("\r\n", "\n");
+    let gone = "The run already took this batch (it is no longer waiting for labels), or the \
+                cell was reset.";
     let Some(batch) = read_pending(&dir)? else {
-        return Ok(Reply::redirect(&format!("{base}/annotate")));
+        return Ok(not_saved_page(&title, &cell_link, gone, id, &output));
     };
     if !batch.items.iter().any(|i| i.id == id) {
-        return Ok(Reply::error(
-            409,
-            "this example is not in the waiting batch (the batch may be complete): reload the page",
+        return Ok(not_saved_page(
+            &title,
+            &cell_link,
+            "This example is not in the waiting batch (the run took the batch it was in).",
+            id,
+            &output,
         ));
     }
+    let index = index.min(batch.items.len() - 1);
     if output.trim().is_empty() {
         let saved = read_labels(&dir)?;
-        let cell_link = link(&base, &format!("{exp} · {strategy} · {seed}"));
-        let index = index.min(batch.items.len() - 1);
         return Ok(Reply::html(page_html(
-            &format!("Annotate {strategy} · {seed}"),
+            &title,
             &base,
             &cell_link,
             &batch,
@@ -198,21 +261,70 @@ pub fn save(
         .get("shown_ms")
         .and_then(|s| s.parse::<u128>().ok())
         .map_or(0.0, |shown| now_ms().saturating_sub(shown) as f64 / 1000.0);
-    append_label(
-        &dir,
-        &SavedLabel {
-            id,
-            output,
-            seconds,
-        },
-    )?;
-    let saved = read_labels(&dir)?;
-    let next = first_unlabeled(&batch, &saved, index.saturating_add(1));
+    let label = SavedLabel {
+        id,
+        output,
+        seconds,
+    };
+    // A form from before versions were sent (an old tab) saves as before.
+    let expected = form.get("version").map(String::as_str);
+    match save_label(&dir, &label, expected)? {
+        SaveOutcome::Saved => {}
+        SaveOutcome::BatchGone => {
+            return Ok(not_saved_page(&title, &cell_link, gone, id, &label.output))
+        }
+        SaveOutcome::Changed(now) => {
+            return Ok(changed_page(&title, &base, &cell_link, index, &label, now))
+        }
+    }
+    // Saved: whatever happens now, the person is told so (the page shows any trouble).
+    let next = match read_labels(&dir) {
+        Ok(saved) => first_unlabeled(&batch, &saved, index.saturating_add(1)),
+        Err(_) => Some(index),
+    };
     Ok(match next {
         Some(i) => Reply::redirect(&format!("{base}/annotate?i={i}&saved=1")),
         // The batch is complete: the run picks it up within its poll interval.
         None => Reply::redirect(&format!("{base}?batch=complete")),
     })
+}
+
+/// 409: another tab saved a different label for this item after this one was shown. Both
+/// texts are shown; saving again from here replaces the other.
+fn changed_page(
+    title: &str,
+    base: &str,
+    cell_link: &str,
+    index: usize,
+    mine: &SavedLabel,
+    now: Option<SavedLabel>,
+) -> Reply {
+    let saved_now = now.as_ref().map_or("(no label)", |l| l.output.as_str());
+    let body = format!(
+        "<p>{cell_link}</p><p id=\"changed\" class=\"notice\">Another tab saved a different \
+         label for example {id} after this page was shown. Yours was <strong>not \
+         saved</strong>: compare the two, then save yours to replace the other, or \
+         {reload}.</p>\
+         <h3>Saved now</h3>{saved}\
+         <form method=\"post\" action=\"{action}\">\
+         <input type=\"hidden\" name=\"i\" value=\"{index}\">\
+         <input type=\"hidden\" name=\"id\" value=\"{id}\">\
+         <input type=\"hidden\" name=\"shown_ms\" value=\"{shown}\">\
+         <input type=\"hidden\" name=\"version\" value=\"{version}\">\
+         <h3>Yours (not saved)</h3>{mine}\
+         <p><button id=\"save\" type=\"submit\">Save mine instead</button></p></form>",
+        id = mine.id,
+        reload = link(
+            &format!("{base}/annotate?i={index}"),
+            "keep the saved one and go back"
+        ),
+        saved = textarea("saved-now", None, saved_now),
+        action = escape(&format!("{base}/annotate")),
+        shown = now_ms().saturating_sub((mine.seconds * 1000.0) as u128),
+        version = escape(&label_version(now.as_ref())),
+        mine = textarea("output", Some("output"), &mine.output),
+    );
+    Reply::html(crate::web::html::page(title, &body, None)).status(409)
 }
 
 #[cfg(test)]

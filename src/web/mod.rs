@@ -164,8 +164,10 @@ fn respond(app: &App, mut request: tiny_http::Request) {
                 };
                 match read_body(request.as_reader(), content_length, limit) {
                     Err(reply) => reply,
-                    Ok(body) => route(app, &method, &target, &body)
-                        .unwrap_or_else(|e| Reply::error(500, &format!("error: {e:#}"))),
+                    Ok(body) => route(app, &method, &target, &body).unwrap_or_else(|e| {
+                        let message = within_results(&format!("{e:#}"), &app.results);
+                        Reply::error(500, &format!("error: {message}"))
+                    }),
                 }
             }
         }
@@ -191,6 +193,27 @@ fn respond(app: &App, mut request: tiny_http::Request) {
     }
     // The client may have gone away; there is nobody left to tell.
     let _ = request.respond(response);
+}
+
+/// `message` with the results folder's absolute path left out: paths read from inside it
+/// (`exp/random/seed-0/...`), and the page shows nothing about the machine beyond it.
+fn within_results(message: &str, results: &Path) -> String {
+    let root = results.display().to_string();
+    if root.is_empty() || !message.contains(&root) {
+        return message.to_string();
+    }
+    let relative = message.replace(&format!("{root}/"), "").replace(&root, ".");
+    format!("{relative}\n(paths are inside the results folder)")
+}
+
+/// 400 for a form body that does not decode.
+fn bad_form(e: &anyhow::Error) -> Reply {
+    Reply::error(
+        400,
+        &format!(
+            "the form did not decode ({e:#}): nothing was saved; reload the page and send it again"
+        ),
+    )
 }
 
 /// The request body, refused with 413 when longer than `limit` bytes.
@@ -247,11 +270,15 @@ fn route(app: &App, method: &tiny_http::Method, target: &Target, body: &[u8]) ->
         (Get, ["exp", exp, strategy, seed, "annotate"]) => {
             annotate::page(app, exp, strategy, seed, &target.query)?
         }
-        (Post, ["exp", exp, strategy, seed, "annotate"]) => {
-            annotate::save(app, exp, strategy, seed, &form()?)?
-        }
+        (Post, ["exp", exp, strategy, seed, "annotate"]) => match form() {
+            Ok(form) => annotate::save(app, exp, strategy, seed, &form)?,
+            Err(e) => bad_form(&e),
+        },
         (Get, ["launch"]) => launch::form_page(app)?,
-        (Post, ["launch"]) => launch::submit(app, &form()?)?,
+        (Post, ["launch"]) => match form() {
+            Ok(form) => launch::submit(app, &form)?,
+            Err(e) => bad_form(&e),
+        },
         (Post, ["upload"]) => upload::receive(app, &target.query, body),
         _ => Reply::error(404, "no such page"),
     })
@@ -260,6 +287,22 @@ fn route(app: &App, method: &tiny_http::Method, target: &Target, body: &[u8]) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn error_pages_show_paths_inside_the_results_folder_only() {
+        let results = Path::new("/home/someone/lab/results");
+        let shown = within_results(
+            "/home/someone/lab/results/exp/random/seed-0/annotation/labels.jsonl line 2: bad \
+             (in /home/someone/lab/results)",
+            results,
+        );
+        assert!(!shown.contains("/home/someone"), "{shown}");
+        assert!(
+            shown.starts_with("exp/random/seed-0/annotation/labels.jsonl line 2"),
+            "{shown}"
+        );
+        assert_eq!(within_results("no path here", results), "no path here");
+    }
 
     #[test]
     fn bodies_over_the_limit_are_refused() {
