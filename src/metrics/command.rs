@@ -9,6 +9,7 @@ use super::registry::{self, MetricScores};
 
 #[derive(Args, Debug)]
 #[command(
+    override_usage = "lab metrics --predictions <FILE> --references <FILE> --metrics <NAME,...> [OPTIONS]\n       lab metrics --list",
     after_help = "Example:\n  lab metrics --predictions data/aeslc/dev.jsonl --prediction-field subject \\\n    --references data/aeslc/dev.jsonl --reference-fields annotations.0 \\\n    --metrics rouge1,rouge2,rougeL,sacrebleu"
 )]
 pub struct MetricsArgs {

@@ -111,6 +111,39 @@ fn load(choice: &ModelChoice) -> Result<LanguageModel> {
     Ok(lm)
 }
 
+/// What `model info` says about an applied adapter (its config was read by `load` already).
+fn adapter_summary(dir: &std::path::Path) -> String {
+    let config: serde_json::Value = std::fs::read_to_string(dir.join("adapter_config.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_default();
+    let method = config["atgen_method"]
+        .as_str()
+        .map(str::to_string)
+        .unwrap_or_else(|| {
+            if config["use_dora"].as_bool() == Some(true) {
+                "dora".into()
+            } else {
+                "lora".into()
+            }
+        });
+    let targets = config["target_modules"]
+        .as_array()
+        .map(|t| {
+            t.iter()
+                .filter_map(|v| v.as_str())
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .unwrap_or_default();
+    format!(
+        "{} ({method}, r {}, alpha {}, targets {targets}; merged into the weights above)",
+        dir.display(),
+        config["r"],
+        config["lora_alpha"]
+    )
+}
+
 fn render(lm: &LanguageModel, p: &PromptArgs) -> Result<Vec<String>> {
     p.prompt
         .iter()
@@ -148,6 +181,9 @@ pub fn run(args: ModelArgs) -> Result<()> {
                     "no (plain format)"
                 }
             );
+            if let Some(dir) = &model.adapter {
+                println!("adapter:       {}", adapter_summary(dir));
+            }
             Ok(())
         }
         ModelCommand::Generate {
@@ -254,5 +290,33 @@ pub fn run(args: ModelArgs) -> Result<()> {
             eprintln!("scored {tokens} tokens in {secs:.2}s");
             Ok(())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn info_names_the_applied_adapter_and_its_settings() -> Result<()> {
+        let mut lm = LanguageModel::tiny_random(3, crate::models::lm::Family::Llama)?;
+        lm.attach_lora(&crate::models::lm::LoraSettings {
+            r: 4,
+            alpha: 8.0,
+            dropout: 0.0,
+            targets: vec!["q_proj".into(), "v_proj".into()],
+            method: crate::models::lora::PeftMethod::Dora,
+            seed: 1,
+        })?;
+        let dir = tempfile::tempdir()?;
+        lm.save_adapter(dir.path())?;
+        let line = adapter_summary(dir.path());
+        assert!(
+            line.ends_with(
+                "(dora, r 4, alpha 8.0, targets q_proj,v_proj; merged into the weights above)"
+            ),
+            "{line}"
+        );
+        Ok(())
     }
 }
