@@ -91,14 +91,15 @@ impl ChatApi for AnthropicApi {
             .map_err(|e| classify_ureq(e, Some(self.key.var()), &|t| self.key.redact(t)))?;
         let text = resp
             .into_string()
-            .map_err(|e| CallError::transient(format!("reply cut off: {e}")))?;
+            .map_err(|e| CallError::Unanswered(format!("reply cut off: {e}")))?;
+        // A 200 whose body is not a reply: billed, most likely, though unreadable.
         let json: Value = serde_json::from_str(&text).map_err(|e| {
-            CallError::transient(format!(
+            CallError::Unanswered(format!(
                 "reply is not JSON ({e}): {}",
                 head(&self.key.redact(&text))
             ))
         })?;
-        parse_message(&json)
+        parse_message(&json).map_err(|e| CallError::Unanswered(e.message().to_string()))
     }
 }
 

@@ -77,6 +77,8 @@ pub struct LlmClient {
     /// Sampling settings of the config, for requests the client builds itself (the judge).
     pub(super) temperature: f64,
     pub(super) max_tokens: u32,
+    /// See [`LlmClient::unlabelled_spent`].
+    unlabelled: Mutex<f64>,
 }
 
 /// Hands out request indices in order and decides the budget stop (see `next_job`).
@@ -176,6 +178,7 @@ impl LlmClient {
             charge_cache_hits: true,
             temperature: cfg.temperature,
             max_tokens: cfg.max_tokens,
+            unlabelled: Mutex::new(0.0),
         })
     }
 
@@ -262,7 +265,12 @@ impl LlmClient {
 
     /// One request with retries, holding `reservation` for it. An empty reply (nothing left
     /// after reasoning) is retried, but it was billed: its cost is counted and the next
-    /// attempt's worst case must fit the budget like any call, or the run stops here.
+    /// attempt's worst case must fit the budget like any call, or the run stops here. An
+    /// attempt whose reply never arrived or could not be read (a timeout after sending, a
+    /// cut-off body, a 200 that is not a completion) is counted the same way at its worst
+    /// case, the reservation it held: the provider usually bills the tokens it generated
+    /// whether or not they reached us, and what it billed is unknown, so the budget assumes
+    /// the most it can have been.
     fn call(
         &self,
         index: usize,
@@ -276,24 +284,34 @@ impl LlmClient {
         let mut wasted = 0.0;
         let mut out_of_money = false;
         let result = self.retry.run(seed, &what, || {
-            let c = self.api.complete(req)?;
-            if strip_think(&c.text).trim().is_empty() {
-                let usage = self.usage_or_estimate(req, &c);
-                let cost = self.prices.cost(usage.input_tokens, usage.output_tokens);
-                if let Some(r) = held.take() {
-                    self.budget.settle(r, cost);
+            let (cost, error) = match self.api.complete(req) {
+                Ok(c) if strip_think(&c.text).trim().is_empty() => {
+                    let usage = self.usage_or_estimate(req, &c);
+                    (
+                        self.prices.cost(usage.input_tokens, usage.output_tokens),
+                        CallError::transient("empty completion"),
+                    )
                 }
-                wasted += cost;
-                match self.budget.try_reserve(self.worst_case(req, &self.prices)) {
-                    Some(r) => held = Some(r),
-                    None => {
-                        out_of_money = true;
-                        return Err(CallError::Fatal("the money budget ran out".into()));
-                    }
-                }
-                return Err(CallError::transient("empty completion"));
+                Ok(c) => return Ok(c),
+                Err(CallError::Unanswered(message)) => (
+                    held.as_ref().map_or(0.0, |r| r.amount()),
+                    CallError::Unanswered(message),
+                ),
+                Err(e) => return Err(e),
+            };
+            if let Some(r) = held.take() {
+                self.budget.settle(r, cost);
             }
-            Ok(c)
+            wasted += cost;
+            self.add_unlabelled(cost);
+            match self.budget.try_reserve(self.worst_case(req, &self.prices)) {
+                Some(r) => held = Some(r),
+                None => {
+                    out_of_money = true;
+                    return Err(CallError::Fatal("the money budget ran out".into()));
+                }
+            }
+            Err(error)
         });
         match (result, held) {
             _ if out_of_money => Called::OutOfMoney,
@@ -303,6 +321,19 @@ impl LlmClient {
             }
             (Err(e), held) => Called::Failed(e, held),
         }
+    }
+
+    /// Count money spent on attempts that bought no label (see [`LlmClient::unlabelled_spent`]).
+    fn add_unlabelled(&self, cost: f64) {
+        *lock(&self.unlabelled) += cost;
+    }
+
+    /// Dollars this client spent on attempts that bought no label: empty replies and
+    /// replies that never arrived, also those before a label that came in the end (the
+    /// cache keeps only a label's own tokens). A run that fails must still record them,
+    /// or a resumed run would spend them again under the same budget.
+    pub fn unlabelled_spent(&self) -> f64 {
+        *lock(&self.unlabelled)
     }
 
     fn complete_live(&self, requests: &[ChatRequest]) -> Result<Replies> {
@@ -550,5 +581,9 @@ impl Labeller for LlmLabeller {
 
     fn spent(&self) -> f64 {
         self.client.spent()
+    }
+
+    fn unlabelled_spent(&self) -> f64 {
+        self.client.unlabelled_spent()
     }
 }

@@ -41,6 +41,13 @@ pub trait Labeller: Send {
     fn label(&mut self, items: &[Example], few_shot: &[Example]) -> Result<LabelOutcome>;
     /// Dollars spent so far by this labeller in this cell (including cached labels: 0).
     fn spent(&self) -> f64;
+    /// Dollars spent so far that bought no label a rerun would find in a cache: empty
+    /// replies, replies that never arrived. When `label` fails, the runner adds what this
+    /// grew by to the cell's recorded spend before the error ends the cell, so a resumed
+    /// run's budget does not count that money as still available.
+    fn unlabelled_spent(&self) -> f64 {
+        0.0
+    }
 }
 
 pub mod anthropic;

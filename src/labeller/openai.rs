@@ -129,14 +129,15 @@ impl ChatApi for OpenAiEndpoint {
             .map_err(|e| self.classify(e))?;
         let text = resp
             .into_string()
-            .map_err(|e| CallError::transient(format!("reply cut off: {e}")))?;
+            .map_err(|e| CallError::Unanswered(format!("reply cut off: {e}")))?;
+        // A 200 whose body is not a reply: billed, most likely, though unreadable.
         let json: Value = serde_json::from_str(&text).map_err(|e| {
-            CallError::transient(format!(
+            CallError::Unanswered(format!(
                 "reply is not JSON ({e}): {}",
                 head(&self.redact(&text))
             ))
         })?;
-        parse_completion(&json)
+        parse_completion(&json).map_err(|e| CallError::Unanswered(e.message().to_string()))
     }
 }
 

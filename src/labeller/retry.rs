@@ -18,6 +18,12 @@ pub enum CallError {
     },
     /// A bad key, an unknown model, a rejected request: trying again cannot help.
     Fatal(String),
+    /// The request went out but its reply never arrived or could not be read: a timeout or a
+    /// dropped connection after sending, a cut-off body, a 200 whose body is not a reply.
+    /// Retried like [`CallError::Transient`], but the provider has most likely billed it (it
+    /// bills what it generated, whether or not the answer reached us), so the LLM client
+    /// counts such an attempt at its worst case.
+    Unanswered(String),
 }
 
 impl CallError {
@@ -30,7 +36,9 @@ impl CallError {
 
     pub fn message(&self) -> &str {
         match self {
-            CallError::Transient { message, .. } | CallError::Fatal(message) => message,
+            CallError::Transient { message, .. }
+            | CallError::Fatal(message)
+            | CallError::Unanswered(message) => message,
         }
     }
 }
@@ -76,28 +84,28 @@ impl RetryPolicy {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let mut attempt = 0;
         loop {
-            match call() {
+            let (message, retry_after) = match call() {
                 Ok(v) => return Ok(v),
                 Err(CallError::Fatal(msg)) => return Err(anyhow!("{what}: {msg}")),
                 Err(CallError::Transient {
                     message,
                     retry_after,
-                }) => {
-                    if attempt >= self.max_retries {
-                        return Err(anyhow!(
-                            "{what}: still failing after {} attempts; last error: {message} \
-                             (raise max_retries or check the server)",
-                            attempt + 1
-                        ));
-                    }
-                    let wait = self.delay(attempt, retry_after, &mut rng);
-                    if std::env::var_os("LAB_VERBOSE").is_some() {
-                        eprintln!("{what}: {message}; retrying in {:.2}s", wait.as_secs_f64());
-                    }
-                    std::thread::sleep(wait);
-                    attempt += 1;
-                }
+                }) => (message, retry_after),
+                Err(CallError::Unanswered(message)) => (message, None),
+            };
+            if attempt >= self.max_retries {
+                return Err(anyhow!(
+                    "{what}: still failing after {} attempts; last error: {message} \
+                     (raise max_retries or check the server)",
+                    attempt + 1
+                ));
             }
+            let wait = self.delay(attempt, retry_after, &mut rng);
+            if std::env::var_os("LAB_VERBOSE").is_some() {
+                eprintln!("{what}: {message}; retrying in {:.2}s", wait.as_secs_f64());
+            }
+            std::thread::sleep(wait);
+            attempt += 1;
         }
     }
 }
@@ -186,9 +194,13 @@ pub fn classify_ureq(
             };
             CallError::Fatal(format!("HTTP {status}: {detail}{advice}"))
         }
-        ureq::Error::Transport(t) => {
+        // Not connected: the request never reached the server.
+        ureq::Error::Transport(t) if t.kind() != ureq::ErrorKind::Io => {
             CallError::transient(redact(&format!("connection failed: {t}")))
         }
+        // Connected, then the connection failed or timed out: the request may have been
+        // received (and billed) with its reply lost.
+        ureq::Error::Transport(t) => CallError::Unanswered(redact(&format!("no reply: {t}"))),
     }
 }
 

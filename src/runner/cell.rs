@@ -12,7 +12,7 @@ use crate::runner::finetune::finetune;
 use crate::runner::first_iteration::{FirstIteration, FirstIterationKey, FirstIterations};
 use crate::runner::host::{LazyEncoder, ModelHost};
 use crate::runner::persist::{
-    append_iteration, prepare_cell, CellPaths, IterationRecord, SelectedLine,
+    append_iteration, prepare_cell, write_state, CellPaths, IterationRecord, SelectedLine,
 };
 use crate::runner::profile::IterationTimes;
 use crate::runner::progress::CellProgress;
@@ -169,6 +169,9 @@ pub fn run_cell(
     );
 
     loop {
+        // The state as last written: selection below may change it (strategy memory) before
+        // the iteration is committed.
+        let committed = state.clone();
         let t = state.iterations_done;
         let t_iteration = Instant::now();
         let mut times = IterationTimes::default();
@@ -245,7 +248,29 @@ pub fn run_cell(
         let few_shot_n = exp.labeller.few_shot.min(labeled.len());
         let few_shot = &labeled[labeled.len() - few_shot_n..];
         let spent_before = labeller.spent();
-        let outcome = labeller.label(&items, few_shot)?;
+        let unlabelled_before = labeller.unlabelled_spent();
+        let outcome = match labeller.label(&items, few_shot) {
+            Ok(outcome) => outcome,
+            Err(e) => {
+                // Money the failed call spent without buying a label stays spent: record it
+                // with the last committed state, or the resumed run's budget would count it
+                // as still available (labels it did buy are in the label cache and counted
+                // again when the resumed run takes them from there).
+                let lost = labeller.unlabelled_spent() - unlabelled_before;
+                if lost > 1e-12 {
+                    let mut committed = committed;
+                    committed.money_spent += lost;
+                    if let Err(w) = write_state(&paths, &committed) {
+                        return Err(e.context(format!(
+                            "and the ${lost:.6} spent on replies that bought no label could not \
+                             be recorded in {} ({w:#})",
+                            paths.state().display()
+                        )));
+                    }
+                }
+                return Err(e);
+            }
+        };
         let budget_hit = matches!(outcome, LabelOutcome::BudgetReached(_));
         let golden = labeller.name() == "golden";
         for label in outcome.labels() {

@@ -1,0 +1,164 @@
+//! `lab run` with an LLM labeller whose call fails after the server billed replies that
+//! bought no label: that money is recorded in the cell before the error ends it, so reruns
+//! resume under what is really left of the money budget.
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use support::mock_openai::{last_user, subject_reply, MockServer, Options};
+
+const PRICES: (f64, f64) = (100.0, 200.0);
+
+/// Write a one-cell experiment labelled by `server` under `budget` dollars, retrying an
+/// empty reply once.
+fn experiment(server: &MockServer, dir: &Path, budget: f64) -> PathBuf {
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let exp = dir.join("llm.toml");
+    std::fs::write(
+        &exp,
+        format!(
+            r#"name = "llm"
+seeds = [0]
+results_dir = "{results}"
+
+[data]
+path = "{data}"
+input_field = "email"
+output_field = "subject"
+test_size = 3
+pool_size = 20
+max_input_chars = 200
+
+[model]
+name = "tiny-random-llama"
+max_input_tokens = 64
+max_new_tokens = 4
+
+[train]
+epochs = 1
+
+[al]
+init_size = 4
+query_size = 4
+iterations = 5
+money_budget = {budget}
+
+[labeller]
+kind = "llm"
+provider = "custom"
+base_url = "{base}"
+model = "mock-model"
+api_key_env = "LAB_TEST_RESUME_KEY"
+max_tokens = 32
+max_retries = 1
+price_input_per_mtok = {}
+price_output_per_mtok = {}
+concurrency = 1
+
+[eval]
+metrics = ["rouge1"]
+
+[[strategy]]
+name = "random"
+script = "{script}"
+"#,
+            PRICES.0,
+            PRICES.1,
+            results = dir.join("results").display(),
+            data = repo.join("data/aeslc").display(),
+            base = server.base_url(),
+            script = repo.join("strategies/random.rhai").display(),
+        ),
+    )
+    .unwrap();
+    exp
+}
+
+fn lab_run(exp: &Path, dir: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_lab"))
+        .args(["run", exp.to_str().unwrap()])
+        .env("LAB_QUIET", "1")
+        .env("LAB_TEST_RESUME_KEY", Options::default().api_key)
+        .env("LAB_LABEL_CACHE", dir.join("label-cache"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap()
+}
+
+fn billed(server: &MockServer) -> f64 {
+    server
+        .served()
+        .iter()
+        .map(|s| (s.input_tokens as f64 * PRICES.0 + s.output_tokens as f64 * PRICES.1) / 1e6)
+        .sum()
+}
+
+#[test]
+fn money_billed_in_a_failed_call_is_recorded_and_reruns_stay_within_the_budget() {
+    // Two usable replies, then empty ones only: the third item's two tries are billed and
+    // the call fails (max_retries = 1), every run, until the budget cannot hold a try.
+    let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = calls.clone();
+    let server = MockServer::start(Options {
+        responder: std::sync::Arc::new(move |turns| {
+            if counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst) >= 2 {
+                String::new()
+            } else {
+                subject_reply(&last_user(turns))
+            }
+        }),
+        ..Options::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    // Two labels and two empty replies cost about $0.11, each later run's two empties $0.03:
+    // the budget holds the first run and a few reruns; unrecorded, reruns would pass it.
+    let budget = 0.2;
+    let exp = experiment(&server, dir.path(), budget);
+    let cell = dir.path().join("results/llm/random/seed-0");
+    let mut failures = 0;
+    let mut finished = false;
+    for run in 1..=8 {
+        let out = lab_run(&exp, dir.path());
+        let paid = billed(&server);
+        assert!(
+            paid <= budget + 1e-12,
+            "run {run}: the server billed ${paid} against a ${budget} budget"
+        );
+        if out.status.success() {
+            finished = true;
+            break;
+        }
+        failures += 1;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("empty completion"), "run {run}: {stderr}");
+        // What the failed runs paid for nothing is recorded; the two labels bought are in
+        // the label cache, to be counted when a run takes them from there.
+        let state: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(cell.join("state.json")).unwrap())
+                .unwrap();
+        let wasted: f64 = server
+            .served()
+            .iter()
+            .filter(|s| s.empty)
+            .map(|s| (s.input_tokens as f64 * PRICES.0 + s.output_tokens as f64 * PRICES.1) / 1e6)
+            .sum();
+        let spent = state["money_spent"].as_f64().unwrap();
+        assert!(
+            (spent - wasted).abs() < 1e-9,
+            "run {run}: state records {spent}, empty replies cost {wasted}"
+        );
+        assert_eq!(state["iterations_done"], 0);
+    }
+    assert!(failures >= 1, "the scenario must fail at least once");
+    assert!(finished, "the budget never stopped the reruns");
+    let state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(cell.join("state.json")).unwrap()).unwrap();
+    assert_eq!(state["stop_reason"]["kind"], "money_budget", "{state}");
+    let spent = state["money_spent"].as_f64().unwrap();
+    let paid = billed(&server);
+    assert!(
+        (spent - paid).abs() < 1e-9,
+        "server billed {paid}, cell recorded {spent}"
+    );
+    assert_eq!(state["labeled_ids"].as_array().unwrap().len(), 2);
+}
