@@ -5,9 +5,10 @@ use crate::config::DataConfig;
 use crate::web::http::Reply;
 use crate::web::safety::check_name;
 use crate::web::App;
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use serde_json::json;
 use std::collections::HashMap;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 pub const UPLOAD_DIR: &str = "uploads";
@@ -46,23 +47,34 @@ pub fn store_upload(
     let dir = results.join(UPLOAD_DIR);
     let path = dir.join(filename);
     // Checked under a hidden name first (same extension, so the same loader reads it): a bad
-    // upload never replaces or deletes a good file of the same name.
-    let staged = dir.join(format!(".staged-{}-{filename}", std::process::id()));
-    crate::util::atomic_write(&staged, body)?;
-    let cfg = upload_data_config(&staged, input_field, output_field);
+    // upload never replaces or deletes a good file of the same name. The name is unique to
+    // this request, so two uploads at once never read or store each other's bytes.
+    std::fs::create_dir_all(&dir)
+        .with_context(|| format!("cannot create folder {}", dir.display()))?;
+    let mut staged = tempfile::Builder::new()
+        .prefix(".staged-")
+        .suffix(&format!("-{filename}"))
+        .tempfile_in(&dir)
+        .with_context(|| format!("cannot create a file in {}", dir.display()))?;
+    staged
+        .write_all(body)
+        .and_then(|()| staged.as_file().sync_all())
+        .with_context(|| format!("cannot write {}", staged.path().display()))?;
+    let cfg = upload_data_config(staged.path(), input_field, output_field);
     let rows = match crate::data::load_dataset(&cfg, Path::new(".")) {
         Ok(d) => d.train.len() + d.dev.len() + d.test.len(),
-        Err(e) => {
-            let _ = std::fs::remove_file(&staged);
-            return Err(e.context(format!("upload {filename:?} cannot be used")));
-        }
+        Err(e) => return Err(e.context(format!("upload {filename:?} cannot be used"))),
     };
     // Experiments written earlier point at the stored file: it is never changed under them.
-    // `hard_link` fails if the name exists, so two uploads cannot both win.
-    let linked = std::fs::hard_link(&staged, &path);
-    let _ = std::fs::remove_file(&staged);
-    match linked {
-        Ok(()) => Ok((path, rows)),
+    // `hard_link` fails if the name exists, so two uploads cannot both win. The staged name
+    // goes when `staged` is dropped.
+    match std::fs::hard_link(staged.path(), &path) {
+        Ok(()) => {
+            if let Ok(folder) = std::fs::File::open(&dir) {
+                let _ = folder.sync_all();
+            }
+            Ok((path, rows))
+        }
         Err(_) if std::fs::read(&path).is_ok_and(|held| held == body) => Ok((path, rows)),
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => bail!(
             "an upload named {filename:?} already exists with other contents (experiments may \
@@ -155,5 +167,59 @@ mod tests {
                 "{why}"
             );
         }
+    }
+
+    #[test]
+    fn two_uploads_of_one_name_at_once_store_exactly_the_winner() {
+        let dir = tempfile::tempdir().unwrap();
+        let csv = |rows: usize, tag: &str| -> String {
+            std::iter::once("question,answer\n".to_string())
+                .chain((0..rows).map(|i| format!("{tag}{i},a{i}\n")))
+                .collect()
+        };
+        // Big enough that writing and parsing overlap between the two threads.
+        let bodies = [csv(3000, "first"), csv(5000, "second")];
+        for round in 0..20 {
+            let name = format!("race{round}.csv");
+            let barrier = std::sync::Barrier::new(2);
+            let results: Vec<_> = std::thread::scope(|s| {
+                let handles: Vec<_> = bodies
+                    .iter()
+                    .map(|body| {
+                        let (barrier, name, root) = (&barrier, &name, dir.path());
+                        s.spawn(move || {
+                            barrier.wait();
+                            store_upload(root, name, "question", "answer", body.as_bytes())
+                                .map(|(_, rows)| rows)
+                                .map_err(|e| format!("{e:#}"))
+                        })
+                    })
+                    .collect();
+                handles.into_iter().map(|h| h.join().unwrap()).collect()
+            });
+            let won: Vec<usize> = results
+                .iter()
+                .filter_map(|r| r.as_ref().ok().copied())
+                .collect();
+            assert_eq!(won.len(), 1, "round {round}: {results:?}");
+            let loser = results.iter().find_map(|r| r.as_ref().err()).unwrap();
+            assert!(loser.contains("already exists"), "round {round}: {loser}");
+            let stored = std::fs::read_to_string(dir.path().join(UPLOAD_DIR).join(&name)).unwrap();
+            let winner = if won[0] == 3000 {
+                &bodies[0]
+            } else {
+                &bodies[1]
+            };
+            assert_eq!(
+                &stored, winner,
+                "round {round}: the stored file is the winner's"
+            );
+        }
+        let left: Vec<_> = std::fs::read_dir(dir.path().join(UPLOAD_DIR))
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with('.'))
+            .collect();
+        assert!(left.is_empty(), "no staged files left: {left:?}");
     }
 }
