@@ -108,6 +108,13 @@ impl Problems {
 fn problems(exp: &Experiment, known_metrics: Option<&[&str]>) -> Vec<Problem> {
     let mut p = Problems::default();
     p.name("name", &exp.name, "the experiment name");
+    // `lab serve` keeps uploaded datasets in <results>/uploads (crate::web::upload::UPLOAD_DIR).
+    if exp.name == "uploads" {
+        p.add(
+            "name",
+            "`uploads` is reserved: the results folder keeps uploaded datasets there; choose another name",
+        );
+    }
     if exp.seeds.is_empty() {
         p.add("seeds", "needs at least one seed, e.g. seeds = [0]");
     }

@@ -159,6 +159,12 @@ pub fn check_name(name: &str, what: &str) -> Result<()> {
             "{what} {name:?}: use 1 to 64 letters, digits, '-', '_' or '.', not starting with '.'"
         );
     }
+    if name == crate::web::upload::UPLOAD_DIR {
+        bail!(
+            "{what} {name:?} is reserved: the results folder keeps uploaded datasets in \
+             `{name}/`; choose another name"
+        );
+    }
     Ok(())
 }
 
@@ -278,6 +284,20 @@ mod tests {
     fn names_for_new_files() {
         assert!(check_name("aeslc-human_2", "experiment").is_ok());
         assert!(check_name("data.csv", "upload").is_ok());
+        let err = check_name("uploads", "experiment name")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("reserved"), "{err}");
+        // The run's own check says the same, naming the key.
+        let exp = crate::config::parse_experiment(
+            "name = \"uploads\"\nseeds = [0]\n[data]\npath = \"data/aeslc\"\n",
+            std::path::Path::new("uploads.toml"),
+        );
+        let err = match exp {
+            Ok(exp) => format!("{:#}", crate::config::validate::validate(&exp).unwrap_err()),
+            Err(e) => format!("{e:#}"),
+        };
+        assert!(err.contains("name") && err.contains("reserved"), "{err}");
         for bad in ["", "../x", ".hidden", "a b", "x/y", &"n".repeat(65)] {
             assert!(check_name(bad, "experiment").is_err(), "{bad:?}");
         }
