@@ -636,3 +636,80 @@ fn the_budget_stops_at_the_same_label_whatever_the_cache_holds() {
         );
     }
 }
+
+#[test]
+fn inputs_are_cut_to_max_input_chars_and_a_refused_item_is_named() {
+    let srv = MockServer::start(Options {
+        context_chars: Some(400),
+        ..Options::default()
+    });
+    let long = "Budget review ".repeat(60);
+    let mut items = emails(2);
+    items.push(example(77, &long));
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = setup(&srv, "LAB_TEST_KEY_O10", dir.path());
+    cfg.concurrency = 1;
+    // Uncut, the long input is refused: the error names the item and what to change.
+    let mut lab = LlmLabeller::from_config(&cfg).unwrap();
+    let err = format!("{:#}", lab.label(&items, &[]).unwrap_err());
+    assert!(
+        err.contains("item id 77")
+            && err.contains("context_length_exceeded")
+            && err.contains("data.max_input_chars lower (not set)"),
+        "{err}"
+    );
+    // Cut as data.max_input_chars cuts it for the model and the annotator, it is labelled.
+    cfg.max_input_chars = Some(120);
+    let mut lab = LlmLabeller::from_config(&cfg).unwrap();
+    let out = lab.label(&items, &[]).unwrap();
+    assert_eq!(out.labels().len(), 3);
+    let cut = atgen_lab::data::render_input("{input}", &long, Some(120));
+    assert_eq!(out.labels()[2].output, expected_label(&cut));
+    let last: serde_json::Value =
+        serde_json::from_str(&srv.requests().last().unwrap().body).unwrap();
+    assert_eq!(last["messages"][1]["content"], cut.as_str());
+}
+
+#[test]
+fn a_failure_after_the_budget_stop_point_keeps_the_clean_stop() {
+    // Item 0 gets only empty replies, which use up the budget; item 1, in flight at the
+    // same time, is refused (too long). The budget stops the run at item 0, before item 1,
+    // so item 1's failure is no reason to abort.
+    let srv = MockServer::start(Options {
+        context_chars: Some(400),
+        responder: std::sync::Arc::new(|turns| {
+            let input = support::mock_openai::last_user(turns);
+            if input.contains("EMPTY") {
+                String::new()
+            } else {
+                support::mock_openai::subject_reply(&input)
+            }
+        }),
+        ..Options::default()
+    });
+    let items = vec![
+        example(1, "EMPTY reply for this one"),
+        example(2, &"Too long for the context ".repeat(40)),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = setup(&srv, "LAB_TEST_KEY_O11", dir.path());
+    cfg.concurrency = 2;
+    cfg.max_retries = 50;
+    cfg.price_input_per_mtok = 100.0;
+    let lab0 = LlmLabeller::from_config(&cfg).unwrap();
+    let worst_long = worst_case_cost(&lab0.request(&items[1].input, &[]), None, &cfg.prices());
+    let worst_short = worst_case_cost(&lab0.request(&items[0].input, &[]), None, &cfg.prices());
+    drop(lab0);
+    cfg.money_budget = Some(worst_long + 3.0 * worst_short);
+    let mut lab = LlmLabeller::from_config(&cfg).unwrap();
+    let out = lab.label(&items, &[]).unwrap();
+    assert_eq!(out, LabelOutcome::BudgetReached(vec![]));
+    assert_eq!(
+        srv.requests()
+            .iter()
+            .filter(|r| r.body.contains("Too long"))
+            .count(),
+        1,
+        "the long item was sent (and refused)"
+    );
+}

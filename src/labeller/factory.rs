@@ -78,6 +78,7 @@ pub fn llm_config_of(exp: &Experiment, already_spent: f64) -> Result<LlmLabeller
     cfg.max_retries = l.max_retries;
     cfg.batch_api = l.batch_api;
     cfg.few_shot = l.few_shot;
+    cfg.max_input_chars = exp.data.max_input_chars;
     if let Some(s) = l
         .system_prompt
         .clone()

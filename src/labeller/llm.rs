@@ -11,6 +11,7 @@ use super::openai::OpenAiEndpoint;
 use super::prompt::{clean_reply, strip_think, ChatRequest, ReplyPart};
 use super::retry::{CallError, RetryPolicy};
 use super::{Label, LabelOutcome, Labeller};
+use crate::data::render::render_input;
 use crate::data::Example;
 use anyhow::{anyhow, Context, Result};
 use std::sync::{Condvar, Mutex};
@@ -411,13 +412,21 @@ impl LlmClient {
         });
         bar.finish_and_clear();
         let q = queue.into_inner().unwrap_or_else(|e| e.into_inner());
-        if let Some((i, e)) = q.failure {
+        // A request after the budget's stop point was not going to be kept: its failure
+        // does not turn the budget stop into an error.
+        let failure = q
+            .failure
+            .filter(|(i, _)| q.stop_at.is_none_or(|stop| *i < stop));
+        if let Some((i, e)) = failure {
             let paid = slots.iter().filter(|s| lock(s).is_some()).count();
-            return Err(e.context(format!(
-                "labelling stopped at item {} of {n}; the {paid} replies received are kept in the label cache {} and will not be paid for again",
-                i + 1,
-                self.cache.dir().display()
-            )));
+            return Err(e.context(RequestFailed {
+                index: i,
+                message: format!(
+                    "labelling stopped at item {} of {n}; the {paid} replies received are kept in the label cache {} and will not be paid for again",
+                    i + 1,
+                    self.cache.dir().display()
+                ),
+            }));
         }
         let end = q.stop_at.unwrap_or(n);
         let replies = slots[..end]
@@ -497,6 +506,20 @@ impl LlmClient {
     }
 }
 
+/// The context of an error that ended a call at request `index` (0-based), so the labeller
+/// can name the item.
+#[derive(Debug)]
+pub struct RequestFailed {
+    pub index: usize,
+    message: String,
+}
+
+impl std::fmt::Display for RequestFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
 /// Lock a mutex whose data stays consistent even if a holder panicked (plain slots/counters).
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
@@ -510,6 +533,7 @@ pub struct LlmLabeller {
     reply: ReplyPart,
     temperature: f64,
     max_tokens: u32,
+    max_input_chars: Option<usize>,
 }
 
 impl LlmLabeller {
@@ -525,6 +549,7 @@ impl LlmLabeller {
             reply: cfg.reply,
             temperature: cfg.temperature,
             max_tokens: cfg.max_tokens,
+            max_input_chars: cfg.max_input_chars,
         }
     }
 
@@ -536,13 +561,21 @@ impl LlmLabeller {
         &mut self.client
     }
 
-    /// The request that labels `input`, showing the first `few_shot` examples given.
+    /// The request that labels `input`, showing the first `few_shot` examples given. Inputs
+    /// are cut to `max_input_chars` as `data.max_input_chars` cuts them everywhere else.
     pub fn request(&self, input: &str, few_shot: &[Example]) -> ChatRequest {
-        let shown = &few_shot[..self.few_shot.min(few_shot.len())];
+        let cut = |text: &str| render_input("{input}", text, self.max_input_chars);
+        let shown: Vec<Example> = few_shot[..self.few_shot.min(few_shot.len())]
+            .iter()
+            .map(|ex| Example {
+                input: cut(&ex.input),
+                ..ex.clone()
+            })
+            .collect();
         ChatRequest::for_label(
             &self.system_prompt,
-            shown,
-            input,
+            &shown,
+            &cut(input),
             self.temperature,
             self.max_tokens,
         )
@@ -559,7 +592,31 @@ impl Labeller for LlmLabeller {
             .iter()
             .map(|ex| self.request(&ex.input, few_shot))
             .collect();
-        let out = self.client.complete_all(&requests)?;
+        let out = self.client.complete_all(&requests).map_err(|e| {
+            let Some(failed) = e.downcast_ref::<RequestFailed>() else {
+                return e;
+            };
+            let id = items.get(failed.index).map_or(0, |ex| ex.id);
+            let text = format!("{e:#}");
+            let refused = ["HTTP 400", "HTTP 413", "HTTP 422", "context"]
+                .iter()
+                .any(|w| text.contains(w));
+            let advice = if refused {
+                let cut = match self.max_input_chars {
+                    Some(n) => format!("now {n}"),
+                    None => "not set".to_string(),
+                };
+                format!(
+                    ": if the server refused it as too long for the model's context, set \
+                     data.max_input_chars lower ({cut}) or use a model with a longer context"
+                )
+            } else {
+                String::new()
+            };
+            e.context(format!(
+                "labelling item id {id} failed, and a rerun selects it again{advice}"
+            ))
+        })?;
         let labels = items
             .iter()
             .zip(out.replies)

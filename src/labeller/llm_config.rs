@@ -93,6 +93,10 @@ pub struct LlmLabellerConfig {
     /// Which part of the reply is the label: `first_line` or `whole`.
     #[serde(default)]
     pub reply: ReplyPart,
+    /// Inputs (the item's and the few-shot examples') are cut to this many characters, as
+    /// the experiment's `data.max_input_chars` cuts them for the model and the annotator.
+    #[serde(default)]
+    pub max_input_chars: Option<usize>,
     /// Dollars this labeller may spend; `None`: unlimited.
     #[serde(default)]
     pub money_budget: Option<f64>,

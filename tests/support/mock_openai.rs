@@ -56,6 +56,9 @@ pub struct Options {
     pub batch_polls: usize,
     /// Batch lines whose last user turn contains this go to the error file.
     pub batch_fail_marker: Option<String>,
+    /// The model's context, in characters of the prompt's turns: a longer request is refused
+    /// with 400 `context_length_exceeded`, as OpenAI refuses one.
+    pub context_chars: Option<usize>,
     pub responder: Responder,
 }
 
@@ -66,6 +69,7 @@ impl Default for Options {
             model: "mock-model".into(),
             batch_polls: 2,
             batch_fail_marker: None,
+            context_chars: None,
             responder: Arc::new(|turns: &[Turn]| subject_reply(&last_user(turns))),
         }
     }
@@ -445,6 +449,17 @@ pub(super) fn complete(
             "'messages' is a required property",
             "invalid_request_error",
             "invalid_value",
+        ));
+    }
+    let chars: usize = turns.iter().map(|(_, c)| c.chars().count()).sum();
+    if let Some(limit) = o.context_chars.filter(|l| chars > *l) {
+        return Err(openai_error(
+            400,
+            &format!(
+                "This model's maximum context length is {limit} characters. However, your messages resulted in {chars} characters. Please reduce the length of the messages."
+            ),
+            "invalid_request_error",
+            "context_length_exceeded",
         ));
     }
     let text = if empty {
