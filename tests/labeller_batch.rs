@@ -40,9 +40,19 @@ fn submitted_files(server: &MockServer) -> Vec<Vec<Value>> {
         .collect()
 }
 
+/// Jobs saved as still to be read (`batches/<id>.json`; read jobs leave a `.read` marker).
 fn saved_jobs(cache: &std::path::Path) -> usize {
     std::fs::read_dir(cache.join("batches"))
-        .map(|d| d.count())
+        .map(|d| {
+            d.filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .path()
+                    .extension()
+                    .is_some_and(|x| x == "json")
+            })
+            .count()
+        })
         .unwrap_or(0)
 }
 
@@ -155,7 +165,7 @@ fn the_budget_limits_what_goes_into_the_batch() {
 }
 
 #[test]
-fn failed_lines_are_reported_and_only_they_are_resent() {
+fn failed_lines_are_reported_and_only_they_are_resent_on_every_rerun() {
     let opts = Options {
         batch_fail_marker: Some("POISON".into()),
         ..Options::default()
@@ -192,6 +202,14 @@ fn failed_lines_are_reported_and_only_they_are_resent() {
         (rerun.spent() - paid).abs() < 1e-15,
         "the three cached labels count at their price, the failed one at nothing"
     );
+    // The second rerun holds the same request as the first rerun's job, which is finished
+    // and read: the request is sent again, not re-attached to that job.
+    let mut again = LlmLabeller::from_config(&cfg).unwrap();
+    assert!(again.label(&items, &[]).is_err());
+    let files = submitted_files(&srv);
+    assert_eq!(files.len(), 3, "every rerun resends the failed line");
+    assert_eq!(files[2].len(), 1);
+    assert_eq!(files[2][0]["custom_id"], files[1][0]["custom_id"]);
 }
 
 #[test]

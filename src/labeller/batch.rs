@@ -145,11 +145,14 @@ impl BatchApi {
         string_field(&v, "id").map_err(CallError::transient)
     }
 
-    /// A live job (not failed, expired or cancelled) among the 100 most recent whose metadata
-    /// carries `tag`: returns its id and input file id.
+    /// A job among the 100 most recent whose metadata carries `tag` and whose results no run
+    /// has read yet: still running (validating, in progress, finalizing), or completed with no
+    /// read marker in `dir` (see [`read_marker`]). Returns its id and input file id. A job
+    /// whose results were read is never taken again: its failed lines must be sent anew.
     fn find_submitted(
         &self,
         tag: &str,
+        dir: &Path,
     ) -> std::result::Result<Option<(String, String)>, CallError> {
         let list = self.send_json("GET", "batches?limit=100", None)?;
         let found = list
@@ -159,10 +162,18 @@ impl BatchApi {
             .flatten()
             .find(|b| {
                 let status = b.get("status").and_then(Value::as_str).unwrap_or("");
+                let unread = match status {
+                    "validating" | "in_progress" | "finalizing" => true,
+                    "completed" => b
+                        .get("id")
+                        .and_then(Value::as_str)
+                        .is_some_and(|id| !read_marker(dir, id).exists()),
+                    _ => false,
+                };
                 b.pointer(&format!("/metadata/{TAG_FIELD}"))
                     .and_then(Value::as_str)
                     == Some(tag)
-                    && !matches!(status, "failed" | "expired" | "cancelled" | "cancelling")
+                    && unread
             });
         Ok(found.and_then(|b| {
             Some((
@@ -293,6 +304,12 @@ fn saved_path(dir: &Path, batch_id: &str) -> PathBuf {
     dir.join(BATCHES_DIR).join(format!("{batch_id}.json"))
 }
 
+/// Left when a job's results have been read into the label cache, so a rerun that submits
+/// the same requests again (its failed lines) does not re-attach to the finished job.
+fn read_marker(dir: &Path, batch_id: &str) -> PathBuf {
+    dir.join(BATCHES_DIR).join(format!("{batch_id}.read"))
+}
+
 /// Jobs saved by earlier runs of this cache.
 fn saved_batches(dir: &Path) -> Result<Vec<SavedBatch>> {
     let folder = dir.join(BATCHES_DIR);
@@ -371,6 +388,8 @@ fn run_job(
         }
     }
     // Everything the job produced is in the label cache now; the job is finished.
+    let marker = read_marker(client.cache.dir(), &saved.batch_id);
+    atomic_write(&marker, b"").with_context(|| format!("cannot write {}", marker.display()))?;
     let path = saved_path(client.cache.dir(), &saved.batch_id);
     std::fs::remove_file(&path).with_context(|| format!("cannot remove {}", path.display()))?;
     Ok((replies, errors))
@@ -487,7 +506,9 @@ pub(super) fn complete_batch(
         // A run that died between creating the job and saving its id finds it here.
         let earlier = client
             .retry
-            .run(0, "listing batches", || api.find_submitted(&tag))
+            .run(0, "listing batches", || {
+                api.find_submitted(&tag, client.cache.dir())
+            })
             .unwrap_or_else(|e| {
                 if std::env::var_os("LAB_VERBOSE").is_some() {
                     eprintln!("cannot list earlier batches ({e:#}); submitting a new one");
