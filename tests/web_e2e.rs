@@ -206,20 +206,22 @@ fn launch_annotate_and_watch_a_run_in_chromium() {
         &std::fs::read_to_string(serve.results.join("e2e/random/seed-0/state.json")).unwrap(),
     )
     .unwrap();
-    let outputs: Vec<&str> = state["labels"]
+    let mut outputs: Vec<&str> = state["labels"]
         .as_array()
         .unwrap()
         .iter()
         .map(|l| l["output"].as_str().unwrap())
         .collect();
-    assert_eq!(outputs.len(), 4);
-    assert!(
-        outputs.iter().all(|o| typed.iter().any(|t| t == o)),
-        "{outputs:?}"
+    outputs.sort_unstable();
+    let mut typed: Vec<&str> = typed.iter().map(String::as_str).collect();
+    typed.sort_unstable();
+    assert_eq!(
+        outputs, typed,
+        "every typed label, each once, and nothing else"
     );
-    assert!(state["labels"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .all(|l| l["seconds"].as_f64().unwrap() >= 0.0));
+    // The time between showing an item and saving it: a person (here the driver) takes some.
+    for l in state["labels"].as_array().unwrap() {
+        let seconds = l["seconds"].as_f64().unwrap();
+        assert!(seconds > 0.0 && seconds < 3600.0, "{l}");
+    }
 }
