@@ -304,3 +304,23 @@ fn annotation_posts_are_checked_and_never_lose_what_was_typed() {
     assert_eq!(post("i=0&id=7&output=after+reset").0, 409);
     assert!(!cell.join("annotation").exists());
 }
+
+#[test]
+fn a_batch_left_by_a_stopped_run_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let serve = Serve::start(dir.path(), "127.0.0.1").unwrap();
+    let cell = waiting_cell(&serve.results);
+    let url = format!("{}/exp/exp/random/seed-0/annotate", serve.url);
+    let page = || answer(ureq::get(&url).call());
+    let (code, body) = page();
+    assert_eq!(code, 200);
+    assert!(body.contains("The run is not running"), "{body}");
+    // A run holds the cell's lock while it works on the cell (as lab run does).
+    let lock = std::fs::File::create(cell.with_extension("lock")).unwrap();
+    lock.lock().unwrap();
+    let (code, body) = page();
+    assert_eq!(code, 200);
+    assert!(!body.contains("The run is not running"), "{body}");
+    lock.unlock().unwrap();
+    assert!(page().1.contains("The run is not running"));
+}
