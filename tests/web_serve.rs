@@ -87,6 +87,27 @@ fn loopback_needs_no_token_and_paths_stay_inside_results() {
     assert_eq!(get("/exp/exp").0, 200);
     assert_eq!(get("/exp/exp/file/a.svg").0, 200);
     assert_eq!(get("/exp/exp/random/seed-0").0, 200);
+    // ureq (WHATWG URL rules) turns `%2e%2e` into `..` and drops it: send those raw.
+    let raw = |path: &str| {
+        use std::io::{Read, Write};
+        let addr = serve.url.trim_start_matches("http://");
+        let mut tcp = std::net::TcpStream::connect(addr).unwrap();
+        write!(tcp, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").unwrap();
+        let mut reply = String::new();
+        tcp.read_to_string(&mut reply).unwrap();
+        let code: u16 = reply.split(' ').nth(1).unwrap().parse().unwrap();
+        (code, reply)
+    };
+    assert_eq!(raw("/exp/exp/file/a.svg").0, 200, "raw requests work");
+    for bad in [
+        "/exp/%2e%2e/file/secret.svg",
+        "/exp/%2E%2E/log",
+        "/exp/exp/file/%2e%2e%2fsecret.svg",
+    ] {
+        let (code, reply) = raw(bad);
+        assert!(code == 404 || code == 400, "{bad} answered {code}");
+        assert!(!reply.contains(secret), "{bad} served the secret");
+    }
     for bad in [
         "/exp/%2e%2e/file/secret.svg",
         "/exp/%2E%2E/file/secret.svg",
