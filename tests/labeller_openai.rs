@@ -713,3 +713,75 @@ fn a_failure_after_the_budget_stop_point_keeps_the_clean_stop() {
         "the long item was sent (and refused)"
     );
 }
+
+#[test]
+fn a_cached_label_counts_its_own_tokens_at_the_current_prices_and_mode() {
+    let srv = server();
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = setup(&srv, "LAB_TEST_KEY_O12", dir.path());
+    cfg.concurrency = 1;
+    let items = emails(2);
+    // Item 0's first reply is empty: its label cost both replies when it was bought.
+    srv.inject(Route::Chat, Fault::Empty);
+    let first = LlmLabeller::from_config(&cfg)
+        .unwrap()
+        .label(&items, &[])
+        .unwrap();
+    let served = srv.served();
+    let own = |ex: &atgen_lab::data::Example| {
+        served
+            .iter()
+            .find(|s| s.input == ex.input && !s.empty)
+            .unwrap()
+            .clone()
+    };
+    let wasted: f64 = served
+        .iter()
+        .filter(|s| s.empty)
+        .map(|s| served_cost(&cfg, s))
+        .sum();
+    assert!(wasted > 0.0);
+    assert!((first.labels()[0].cost - served_cost(&cfg, &own(&items[0])) - wasted).abs() < 1e-15);
+
+    // From the cache: each label counts its own tokens (not the empty reply before it) ...
+    let again = LlmLabeller::from_config(&cfg)
+        .unwrap()
+        .label(&items, &[])
+        .unwrap();
+    for (ex, l) in items.iter().zip(again.labels()) {
+        assert!(
+            (l.cost - served_cost(&cfg, &own(ex))).abs() < 1e-15,
+            "{l:?}"
+        );
+    }
+    // ... at today's prices ...
+    let mut dearer = cfg.clone();
+    dearer.price_output_per_mtok = 6.0;
+    let again = LlmLabeller::from_config(&dearer)
+        .unwrap()
+        .label(&items, &[])
+        .unwrap();
+    for (ex, l) in items.iter().zip(again.labels()) {
+        assert!(
+            (l.cost - served_cost(&dearer, &own(ex))).abs() < 1e-15,
+            "{l:?}"
+        );
+    }
+    // ... and in today's mode: a batch run counts them at the batch discount.
+    let mut batch = cfg.clone();
+    batch.batch_api = true;
+    let mut lab = LlmLabeller::from_config(&batch).unwrap();
+    let again = lab.label(&items, &[]).unwrap();
+    let mut total = 0.0;
+    for (ex, l) in items.iter().zip(again.labels()) {
+        let s = own(ex);
+        let half = cfg
+            .prices()
+            .scaled(0.5)
+            .cost(s.input_tokens, s.output_tokens);
+        assert!((l.cost - half).abs() < 1e-15, "{l:?}");
+        total += half;
+    }
+    assert!((lab.spent() - total).abs() < 1e-15);
+    assert_eq!(srv.served().len(), served.len(), "nothing bought again");
+}

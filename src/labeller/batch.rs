@@ -559,7 +559,7 @@ pub(super) fn complete_batch(
 
     for (key, r) in held_for_hits {
         match client.cache.peek(key) {
-            Some(hit) => client.budget.settle(r, hit.cost),
+            Some(hit) => client.budget.settle(r, client.cached_cost(&hit)),
             None => client.budget.release(r),
         }
     }

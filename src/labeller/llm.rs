@@ -42,8 +42,8 @@ pub trait ChatApi: Send + Sync {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Reply {
     pub text: String,
-    /// Dollars this reply counts for: paid in this call, or, for a cache hit, what it cost
-    /// when it was bought (0 when the client treats hits as free, see
+    /// Dollars this reply counts for: paid in this call, or, for a cache hit, its tokens at
+    /// the current prices and mode (0 when the client treats hits as free, see
     /// [`LlmClient::treat_cache_hits_as_free`]).
     pub cost: f64,
     pub input_tokens: u64,
@@ -72,7 +72,7 @@ pub struct LlmClient {
     pub(super) retry: RetryPolicy,
     concurrency: usize,
     counter: Option<Box<TokenCounter>>,
-    /// Whether a cache hit counts against the budget at the price it was bought for (see
+    /// Whether a cache hit counts against the budget at what its tokens cost now (see
     /// [`LlmClient::treat_cache_hits_as_free`]).
     charge_cache_hits: bool,
     /// Sampling settings of the config, for requests the client builds itself (the judge).
@@ -189,7 +189,7 @@ impl LlmClient {
     }
 
     /// By default a label found in the cache counts against the budget (and in the replies'
-    /// costs) at the price it was bought for, and needs the same room in the budget as a call:
+    /// costs) at what its tokens cost now ([`LlmClient::cached_cost`]), and needs the same room in the budget as a call:
     /// an AL run's money curve and the point where its budget stops it must not depend on
     /// what earlier runs left in the cache (the dollars are still paid only once). The judge,
     /// whose budget caps the dollars one `lab run` pays, treats hits as free.
@@ -201,12 +201,25 @@ impl LlmClient {
         self.charge_cache_hits
     }
 
-    /// The reply a cache hit gives: its text, and what it counts for.
+    /// What a cache hit counts for when hits are charged: its own tokens at this client's
+    /// prices, in this client's mode (batch-discounted or live). Not the dollars it was
+    /// bought for, which depend on the prices and mode of that run and include its empty
+    /// attempts: a run's money curve must not depend on what the cache holds, and a hit
+    /// must not count for more than the worst case reserved for it.
+    pub(super) fn cached_cost(&self, hit: &CachedReply) -> f64 {
+        let prices = match self.batch {
+            Some(_) => self.prices.scaled(self.batch_discount),
+            None => self.prices,
+        };
+        prices.cost(hit.input_tokens, hit.output_tokens)
+    }
+
+    /// The reply a cache hit gives: its text, and what it counts for ([`Self::cached_cost`]).
     pub(super) fn reply_from_cache(&self, hit: CachedReply) -> Reply {
         let charged = self.charge_cache_hits;
         Reply {
+            cost: if charged { self.cached_cost(&hit) } else { 0.0 },
             text: hit.text,
-            cost: if charged { hit.cost } else { 0.0 },
             input_tokens: if charged { hit.input_tokens } else { 0 },
             output_tokens: if charged { hit.output_tokens } else { 0 },
             seconds: 0.0,
@@ -476,7 +489,7 @@ impl LlmClient {
                 q.next += 1;
                 if let Some(hit) = hit {
                     self.cache.count(true);
-                    self.budget.settle(r, hit.cost);
+                    self.budget.settle(r, self.cached_cost(&hit));
                     return Job::Hit(i, hit);
                 }
                 self.cache.count(false);
