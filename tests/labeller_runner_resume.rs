@@ -110,9 +110,10 @@ fn money_billed_in_a_failed_call_is_recorded_and_reruns_stay_within_the_budget()
         ..Options::default()
     });
     let dir = tempfile::tempdir().unwrap();
-    // Two labels and two empty replies cost about $0.11, each later run's two empties $0.03:
-    // the budget holds the first run and a few reruns; unrecorded, reruns would pass it.
-    let budget = 0.2;
+    // Two labels and two empty replies cost about $0.038, each later run's two empties
+    // $0.015: the budget holds the first run and a few reruns; unrecorded, the reruns'
+    // spending would pass it by the fifth run.
+    let budget = 0.09;
     let exp = experiment(&server, dir.path(), budget);
     let cell = dir.path().join("results/llm/random/seed-0");
     let mut failures = 0;
