@@ -129,7 +129,19 @@ fn loopback_needs_no_token_and_paths_stay_inside_results() {
     let rebound = ureq::get(&format!("{}/", serve.url))
         .set("Host", "evil.example:7878")
         .call();
-    assert_eq!(status(rebound), 403);
+    match rebound {
+        Err(ureq::Error::Status(403, r)) => {
+            let body = r.into_string().unwrap();
+            assert!(
+                body.contains("open http://127.0.0.1:7878/ instead"),
+                "{body}"
+            );
+        }
+        other => panic!(
+            "a rebound Host must get 403, got {:?}",
+            other.map(|r| r.status())
+        ),
+    }
     let rebound_post = ureq::post(&format!("{}/launch", serve.url))
         .set("Host", "evil.example:7878")
         .set("Origin", "http://evil.example:7878")

@@ -142,11 +142,20 @@ fn respond(app: &App, mut request: tiny_http::Request) {
                 && !safety::same_origin(header("Origin").as_deref(), header("Host").as_deref());
             let rebound = app.token.is_none() && !safety::host_is_local(header("Host").as_deref());
             if rebound {
+                // The port the browser used is this server's, whatever name it was reached by.
+                let host = header("Host").unwrap_or_default();
+                let port = host
+                    .rsplit_once(':')
+                    .and_then(|(_, p)| p.parse::<u16>().ok())
+                    .unwrap_or(80);
                 Reply::error(
                     403,
-                    "this server listens on loopback and answers only requests addressed to \
-                     localhost or 127.0.0.1 (another name here means a page used DNS rebinding); \
-                     open http://127.0.0.1:PORT/ instead, or bind beyond loopback to use a token",
+                    &format!(
+                        "this server listens on loopback and answers only requests addressed to \
+                         localhost or 127.0.0.1 (another name here means a page used DNS \
+                         rebinding); open http://127.0.0.1:{port}/ instead, or bind beyond \
+                         loopback to use a token"
+                    ),
                 )
             } else if forged {
                 Reply::error(403, "a form on another site cannot post to this server")
