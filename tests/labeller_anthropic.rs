@@ -107,6 +107,49 @@ fn unknown_model_and_bad_key_fail_clearly_without_leaking() {
         err.contains("HTTP 401") && err.contains("LAB_TEST_KEY_A3_WRONG"),
         "{err}"
     );
-    assert!(!err.contains("sk-ant-wrong-XYZ987"));
+    // The mock's 401 echoes the key it was sent: the error must not carry it.
+    assert!(!err.contains("sk-ant-wrong-XYZ987"), "{err}");
     assert_eq!(srv.count("POST", "/v1/messages"), 2, "neither is retried");
+}
+
+#[test]
+fn a_redirect_is_an_error_and_the_key_never_reaches_where_it_points() {
+    let target = MockServer::start(Options::default());
+    let key = Options::default().api_key;
+    for status in [302, 307] {
+        let (port, seen) = support::mock_openai::redirector(status, target.host_url());
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = setup(&target, "LAB_TEST_KEY_A4", dir.path());
+        cfg.base_url = Some(format!("http://127.0.0.1:{port}"));
+        let mut lab = LlmLabeller::from_config(&cfg).unwrap();
+        let err = format!("{:#}", lab.label(&emails(1), &[]).unwrap_err());
+        assert!(
+            err.contains("redirects")
+                && err.contains(&target.host_url())
+                && err.contains("base_url"),
+            "{err}"
+        );
+        assert!(!err.contains(&key), "{err}");
+        assert_eq!(seen.lock().unwrap().len(), 1, "not retried");
+        assert!(
+            target.requests().is_empty(),
+            "HTTP {status}: the redirect was followed"
+        );
+        assert_eq!(lab.spent(), 0.0);
+    }
+    // The OpenAI-compatible client follows no redirect either.
+    let (port, _) = support::mock_openai::redirector(302, target.base_url());
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = setup(&target, "LAB_TEST_KEY_A4", dir.path());
+    cfg.provider = Provider::Custom;
+    cfg.base_url = Some(format!("http://127.0.0.1:{port}/v1"));
+    let err = format!(
+        "{:#}",
+        LlmLabeller::from_config(&cfg)
+            .unwrap()
+            .label(&emails(1), &[])
+            .unwrap_err()
+    );
+    assert!(err.contains("redirects"), "{err}");
+    assert!(target.requests().is_empty(), "the redirect was followed");
 }

@@ -1,7 +1,7 @@
 //! Anthropic messages API (`POST {base_url}/v1/messages`, `x-api-key`,
 //! `anthropic-version: 2023-06-01`, system prompt as a top-level field).
 use super::llm::{ApiKey, ChatApi, Completion, Usage};
-use super::openai::head;
+use super::openai::{head, refuse_redirect};
 use super::prompt::{ChatRequest, Role};
 use super::retry::{classify_ureq, CallError};
 use serde_json::{json, Value};
@@ -21,8 +21,10 @@ pub struct AnthropicApi {
 impl AnthropicApi {
     pub fn new(base_url: &str, model: &str, key: ApiKey, timeout: Duration) -> Self {
         AnthropicApi {
+            // Never follow a redirect: ureq would forward the x-api-key header with it.
             agent: ureq::AgentBuilder::new()
                 .timeout_connect(timeout.min(Duration::from_secs(10)))
+                .redirects(0)
                 .build(),
             base_url: base_url.trim_end_matches('/').to_string(),
             model: model.to_string(),
@@ -89,6 +91,7 @@ impl ChatApi for AnthropicApi {
             .set("content-type", "application/json")
             .send_string(&self.body(req).to_string())
             .map_err(|e| classify_ureq(e, Some(self.key.var()), &|t| self.key.redact(t)))?;
+        refuse_redirect(&resp, &url, &|t| self.key.redact(t))?;
         let text = resp
             .into_string()
             .map_err(|e| CallError::Unanswered(format!("reply cut off: {e}")))?;

@@ -94,6 +94,9 @@ impl BatchApi {
             None => req.call(),
         }
         .map_err(|e| self.endpoint.classify(e))?;
+        super::openai::refuse_redirect(&resp, &self.endpoint.url(path), &|t| {
+            self.endpoint.redact(t)
+        })?;
         let text = resp
             .into_string()
             .map_err(|e| CallError::transient(format!("reply cut off: {e}")))?;

@@ -28,8 +28,10 @@ impl OpenAiEndpoint {
         official: bool,
     ) -> Self {
         OpenAiEndpoint {
+            // Never follow a redirect: the key would go to wherever it points.
             agent: ureq::AgentBuilder::new()
                 .timeout_connect(timeout.min(Duration::from_secs(10)))
+                .redirects(0)
                 .build(),
             base_url: base_url.trim_end_matches('/').to_string(),
             model: model.to_string(),
@@ -127,6 +129,7 @@ impl ChatApi for OpenAiEndpoint {
             .set("Content-Type", "application/json")
             .send_string(&body)
             .map_err(|e| self.classify(e))?;
+        refuse_redirect(&resp, &self.url("chat/completions"), &|t| self.redact(t))?;
         let text = resp
             .into_string()
             .map_err(|e| CallError::Unanswered(format!("reply cut off: {e}")))?;
@@ -139,6 +142,24 @@ impl ChatApi for OpenAiEndpoint {
         })?;
         parse_completion(&json).map_err(|e| CallError::Unanswered(e.message().to_string()))
     }
+}
+
+/// A 3xx reply (the agents follow no redirect, so the key never goes where it points) as an
+/// error that says where `url` redirects.
+pub(super) fn refuse_redirect(
+    resp: &ureq::Response,
+    url: &str,
+    redact: &dyn Fn(&str) -> String,
+) -> Result<(), CallError> {
+    if !(300..400).contains(&resp.status()) {
+        return Ok(());
+    }
+    let to = resp.header("location").unwrap_or("(no Location header)");
+    Err(CallError::Fatal(redact(&format!(
+        "{url} redirects (HTTP {}) to {to}; redirects are not followed, so the API key is not \
+         sent there: set the labeller's base_url to the address it should use",
+        resp.status()
+    ))))
 }
 
 /// The start of a long text, for error messages.

@@ -603,7 +603,13 @@ fn chat(req: &Recorded, state: &Mutex<State>, o: &Options) -> Response {
 
 fn messages(req: &Recorded, state: &Mutex<State>, o: &Options) -> Response {
     if req.header("x-api-key") != Some(o.api_key.as_str()) {
-        return anthropic_error(401, "authentication_error", "invalid x-api-key");
+        // Echoes the key it was given, as some gateways do, so tests can check it is redacted.
+        let shown = req.header("x-api-key").unwrap_or("");
+        return anthropic_error(
+            401,
+            "authentication_error",
+            &format!("invalid x-api-key: {shown}"),
+        );
     }
     if req.header("anthropic-version") != Some("2023-06-01") {
         return anthropic_error(
@@ -661,4 +667,29 @@ fn messages(req: &Recorded, state: &Mutex<State>, o: &Options) -> Response {
             anthropic_error(404, "not_found_error", &format!("model: {model}"))
         }
     }
+}
+
+/// A server that answers every request with `status` and `Location: {to}{path}`, and
+/// records what it received (to check what a client sent it). Runs until the test ends.
+pub fn redirector(status: u16, to: String) -> (u16, Arc<Mutex<Vec<Recorded>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+    let port = listener.local_addr().unwrap().port();
+    let seen: Arc<Mutex<Vec<Recorded>>> = Arc::default();
+    let log = seen.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let Some(req) = read_request(&mut stream) else {
+                continue;
+            };
+            let head = format!(
+                "HTTP/1.1 {status} Redirect\r\nLocation: {to}{}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                req.path
+            );
+            log.lock().unwrap().push(req);
+            let _ = stream.write_all(head.as_bytes());
+            let _ = stream.flush();
+        }
+    });
+    (port, seen)
 }
