@@ -785,3 +785,18 @@ fn a_cached_label_counts_its_own_tokens_at_the_current_prices_and_mode() {
     assert!((lab.spent() - total).abs() < 1e-15);
     assert_eq!(srv.served().len(), served.len(), "nothing bought again");
 }
+
+#[test]
+fn an_unreadable_stats_file_does_not_turn_paid_labels_into_an_error() {
+    let srv = server();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = setup(&srv, "LAB_TEST_KEY_O13", dir.path());
+    std::fs::write(dir.path().join("stats.json"), "not json").unwrap();
+    let items = emails(2);
+    let mut lab = LlmLabeller::from_config(&cfg).unwrap();
+    let out = lab.label(&items, &[]).unwrap();
+    assert_eq!(out.labels().len(), 2);
+    for (ex, l) in items.iter().zip(out.labels()) {
+        assert_eq!(l.output, expected_label(&ex.input));
+    }
+}

@@ -271,10 +271,19 @@ impl LlmClient {
             Some(batch) => super::batch::complete_batch(self, batch, requests),
             None => self.complete_live(requests),
         };
-        let saved = self.cache.save_counts();
-        let out = out?;
-        saved?;
-        Ok(out)
+        // The hit counts are for `lab labels stats` only: a stats.json that cannot be read or
+        // written must not turn the labels just paid for into an error.
+        if let Err(e) = self.cache.save_counts() {
+            static WARNED: std::sync::Once = std::sync::Once::new();
+            WARNED.call_once(|| {
+                eprintln!(
+                    "warning: the label cache's hit counts were not saved ({e:#}); labels are \
+                     unaffected; delete {} to start the counts over",
+                    self.cache.dir().join(super::cache::STATS_FILE).display()
+                )
+            });
+        }
+        out
     }
 
     /// One request with retries, holding `reservation` for it. An empty reply (nothing left
