@@ -63,6 +63,8 @@ pub struct Replies {
 pub struct LlmClient {
     pub(super) provider: Provider,
     pub(super) model: String,
+    /// `base_url` as part of the cache key (see `LlmLabellerConfig::cache_endpoint`).
+    endpoint: String,
     api: Box<dyn ChatApi>,
     pub(super) batch: Option<BatchApi>,
     pub(super) prices: Prices,
@@ -162,6 +164,7 @@ impl LlmClient {
         Ok(LlmClient {
             provider: cfg.provider,
             model: cfg.model.clone(),
+            endpoint: cfg.cache_endpoint(),
             api,
             batch: None,
             prices: cfg.prices(),
@@ -247,7 +250,7 @@ impl LlmClient {
     }
 
     pub(super) fn key_of(&self, req: &ChatRequest) -> String {
-        req.cache_key(self.provider.name(), &self.model)
+        req.cache_key_at(self.provider.name(), &self.model, &self.endpoint)
     }
 
     pub(super) fn worst_case(&self, req: &ChatRequest, prices: &Prices) -> f64 {

@@ -246,6 +246,32 @@ impl LlmLabellerConfig {
         })
     }
 
+    /// The server as part of the label cache key: empty for the provider's own API, else
+    /// `base_url` without credentials, query or trailing `/`, scheme and host in lower case
+    /// (llama.cpp ignores the model name, so two local servers often share one).
+    pub(super) fn cache_endpoint(&self) -> String {
+        let Some(url) = self.base_url.as_deref().map(str::trim) else {
+            return String::new();
+        };
+        let url = url
+            .split(['?', '#'])
+            .next()
+            .unwrap_or("")
+            .trim_end_matches('/');
+        if Some(url) == self.official_url() {
+            return String::new();
+        }
+        let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+        let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+        let host = authority.rsplit('@').next().unwrap_or(authority);
+        let mut out = format!("{}://{}", scheme.to_lowercase(), host.to_lowercase());
+        if !path.is_empty() {
+            out.push('/');
+            out.push_str(path);
+        }
+        out
+    }
+
     pub(super) fn cache_dir(&self) -> PathBuf {
         self.cache_dir
             .clone()
@@ -333,5 +359,43 @@ mod tests {
 
         let custom = LlmLabellerConfig::new(Provider::Custom, "m");
         assert_eq!(custom.key_env(), None);
+    }
+
+    #[test]
+    fn two_servers_answering_to_one_model_name_do_not_share_cached_labels() {
+        let cache = tempfile::tempdir().unwrap();
+        let server = |url: &str| {
+            let mut cfg = LlmLabellerConfig::new(Provider::Custom, "local");
+            cfg.base_url = Some(url.into());
+            cfg.cache_dir = Some(cache.path().to_path_buf());
+            cfg
+        };
+        assert_eq!(
+            server("HTTP://user:pw@LocalHost:8080/v1/?x=1").cache_endpoint(),
+            "http://localhost:8080/v1"
+        );
+        let mut openai = LlmLabellerConfig::new(Provider::Openai, "m");
+        assert_eq!(
+            openai.cache_endpoint(),
+            "",
+            "the provider's own API keeps old keys"
+        );
+        openai.base_url = Some(format!("{OPENAI_URL}/"));
+        assert_eq!(openai.cache_endpoint(), "");
+
+        let req = crate::labeller::prompt::ChatRequest {
+            system: None,
+            messages: vec![crate::labeller::prompt::Message::user("Label this.")],
+            temperature: 0.0,
+            max_tokens: 16,
+        };
+        let key = |cfg: &LlmLabellerConfig| {
+            crate::labeller::llm::LlmClient::from_config(cfg)
+                .unwrap()
+                .key_of(&req)
+        };
+        let a = key(&server("http://127.0.0.1:8080/v1"));
+        assert_eq!(a, key(&server("http://127.0.0.1:8080/v1/")));
+        assert_ne!(a, key(&server("http://127.0.0.1:8081/v1")));
     }
 }

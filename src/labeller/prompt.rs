@@ -84,10 +84,21 @@ impl ChatRequest {
     /// Cache key: sha256 over provider, model and the full request (prompt, temperature,
     /// max_tokens), so a change to any of them is a different label.
     pub fn cache_key(&self, provider: &str, model: &str) -> String {
+        self.cache_key_at(provider, model, "")
+    }
+
+    /// [`ChatRequest::cache_key`] for a server at `endpoint` (a normalised `base_url`): two
+    /// servers answering to one model name are different models. An empty `endpoint` (the
+    /// provider's own API) gives the key `cache_key` gives, so existing caches stay valid.
+    pub fn cache_key_at(&self, provider: &str, model: &str, endpoint: &str) -> String {
         let mut h = Sha256::new();
         // serde_json of a struct of strings and numbers cannot fail.
         let body = serde_json::to_string(self).expect("ChatRequest serializes");
-        for part in [provider, model, body.as_str()] {
+        let mut parts = vec![provider, model, body.as_str()];
+        if !endpoint.is_empty() {
+            parts.push(endpoint);
+        }
+        for part in parts {
             h.update((part.len() as u64).to_le_bytes());
             h.update(part.as_bytes());
         }
@@ -197,6 +208,13 @@ mod tests {
         assert_ne!(k, y.cache_key("openai", "m"));
         // Boundaries between parts matter: ("ab","c") is not ("a","bc").
         assert_ne!(r.cache_key("ab", "c"), r.cache_key("a", "bc"));
+        assert_eq!(k, r.cache_key_at("openai", "m", ""));
+        let here = r.cache_key_at("custom", "m", "http://127.0.0.1:8080/v1");
+        assert_ne!(here, r.cache_key("custom", "m"));
+        assert_ne!(
+            here,
+            r.cache_key_at("custom", "m", "http://127.0.0.1:8081/v1")
+        );
     }
 
     #[test]
