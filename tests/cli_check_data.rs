@@ -257,3 +257,32 @@ fn strategies_only_names_an_unknown_strategy_with_the_nearest() {
         "{msg}"
     );
 }
+
+/// Before any LLM labelling the cache folder is simply empty; it follows LAB_LABEL_CACHE as
+/// runs do; a --cache folder without a cache is an error naming where runs keep it.
+#[test]
+fn labels_stats_reads_the_folder_runs_use_and_is_calm_when_it_is_empty() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("label-cache");
+    let stats = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_lab"))
+            .args(["labels", "stats"])
+            .args(args)
+            .env("LAB_LABEL_CACHE", &cache)
+            .output()
+            .unwrap()
+    };
+    let out = stats(&[]);
+    let msg = text(&out);
+    assert!(out.status.success(), "{msg}");
+    assert!(
+        msg.contains(&format!("label cache: {}", cache.display()))
+            && msg.contains("entries:     0 (no LLM labels cached yet)"),
+        "{msg}"
+    );
+    let elsewhere = dir.path().join("nothing-here");
+    let out = stats(&["--cache", elsewhere.to_str().unwrap()]);
+    let msg = text(&out);
+    assert!(!out.status.success(), "{msg}");
+    assert!(msg.contains("$LAB_LABEL_CACHE"), "{msg}");
+}

@@ -20,9 +20,14 @@ pub const STATS_FILE: &str = "stats.json";
 
 /// One paid reply as the provider sent it (before reasoning removal or line picking, so a
 /// change of those settings does not need a new call).
-/// Where labels are cached when the labeller config names no folder:
-/// `<user cache dir>/atgen-lab/labels`.
+/// The environment variable that moves the label cache (every run and `lab labels stats`).
+pub const CACHE_ENV: &str = "LAB_LABEL_CACHE";
+
+/// Where labels are cached: `$LAB_LABEL_CACHE`, else `<user cache dir>/atgen-lab/labels`.
 pub fn default_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os(CACHE_ENV).filter(|d| !d.is_empty()) {
+        return PathBuf::from(dir);
+    }
     dirs::cache_dir()
         .unwrap_or_else(|| PathBuf::from(".cache"))
         .join("atgen-lab")
@@ -253,7 +258,8 @@ pub fn summarize(dir: &Path) -> Result<CacheSummary> {
     let path = dir.join(LABELS_FILE);
     if !path.exists() {
         bail!(
-            "no label cache at {} (no {LABELS_FILE}); pass the labeller's cache_dir with --cache",
+            "no label cache at {} (no {LABELS_FILE}); pass the folder runs used with --cache \
+             (they use ${CACHE_ENV} when set, else <user cache>/atgen-lab/labels)",
             dir.display()
         );
     }

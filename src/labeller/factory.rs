@@ -22,7 +22,9 @@ pub fn make_labeller(
         LabellerKind::Golden => Ok(Box::new(GoldenLabeller::new())),
         LabellerKind::Llm => {
             let cfg = llm_config_of(exp, already_spent)?;
-            Ok(Box::new(LlmLabeller::from_config(&cfg)?))
+            Ok(Box::new(
+                LlmLabeller::from_config(&cfg).context("in [labeller]")?,
+            ))
         }
         LabellerKind::Local => {
             let model = l.model.as_deref().context(

@@ -170,8 +170,13 @@ impl LlmClient {
             prices: cfg.prices(),
             batch_discount: cfg.batch_discount,
             budget: Budget::new(cfg.money_budget),
-            cache: LabelCache::open(&dir)
-                .with_context(|| format!("label cache {} (labeller.cache_dir)", dir.display()))?,
+            cache: LabelCache::open(&dir).with_context(|| {
+                format!(
+                    "label cache {} (set by ${}, else the default folder)",
+                    dir.display(),
+                    super::cache::CACHE_ENV
+                )
+            })?,
             retry: RetryPolicy {
                 max_retries: cfg.max_retries,
                 base: Duration::from_secs_f64(cfg.retry_base_s),

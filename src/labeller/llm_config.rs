@@ -297,8 +297,8 @@ impl ApiKey {
                 var: var.to_string(),
                 value: v.trim().to_string(),
             }),
-            Ok(_) => bail!("the environment variable {var} (labeller.api_key_env) is empty: put the API key in it"),
-            Err(_) => bail!("the environment variable {var} (labeller.api_key_env) is not set: export {var}=<your API key>"),
+            Ok(_) => bail!("the environment variable {var} is empty: put the API key in it (or name another variable with this section's api_key_env)"),
+            Err(_) => bail!("the environment variable {var} is not set: export {var}=<your API key> (or name another variable with this section's api_key_env)"),
         }
     }
 
@@ -359,6 +359,22 @@ mod tests {
 
         let custom = LlmLabellerConfig::new(Provider::Custom, "m");
         assert_eq!(custom.key_env(), None);
+    }
+
+    #[test]
+    fn a_missing_key_names_the_variable_not_another_sections_key() {
+        // The judge's section reads its key the same way: the message must not send the
+        // reader to [labeller] (the caller says which section, e.g. "in [eval.judge]").
+        let err = ApiKey::from_env("LAB_TEST_KEY_THAT_IS_NEVER_SET")
+            .err()
+            .expect("unset")
+            .to_string();
+        assert!(
+            err.contains("LAB_TEST_KEY_THAT_IS_NEVER_SET is not set")
+                && err.contains("this section's api_key_env")
+                && !err.contains("labeller."),
+            "{err}"
+        );
     }
 
     #[test]

@@ -13,7 +13,8 @@ pub struct LabelsArgs {
 pub enum LabelsCommand {
     /// Entries, total spend and hit rate of a label cache.
     Stats {
-        /// The cache folder (the labeller's cache_dir); default <user cache>/atgen-lab/labels.
+        /// The cache folder; default $LAB_LABEL_CACHE, else <user cache>/atgen-lab/labels
+        /// (where runs cache their LLM labels).
         #[arg(long, value_name = "DIR")]
         cache: Option<PathBuf>,
     },
@@ -22,7 +23,22 @@ pub enum LabelsCommand {
 pub fn run(args: LabelsArgs) -> Result<()> {
     match args.command {
         LabelsCommand::Stats { cache } => {
-            let dir = cache.unwrap_or_else(default_dir);
+            // The default folder before any LLM labelling is simply empty; a folder named
+            // with --cache that holds no cache is more likely a wrong path, so that errs.
+            let dir = match cache {
+                Some(dir) => dir,
+                None => {
+                    let dir = default_dir();
+                    if !dir.join(super::cache::LABELS_FILE).exists() {
+                        println!(
+                            "label cache: {}\nentries:     0 (no LLM labels cached yet)",
+                            dir.display()
+                        );
+                        return Ok(());
+                    }
+                    dir
+                }
+            };
             let summary = summarize(&dir)?;
             print!("{}", render(&dir.display().to_string(), &summary));
             Ok(())
