@@ -365,10 +365,10 @@ mod tests {
     fn a_missing_key_names_the_variable_not_another_sections_key() {
         // The judge's section reads its key the same way: the message must not send the
         // reader to [labeller] (the caller says which section, e.g. "in [eval.judge]").
-        let err = ApiKey::from_env("LAB_TEST_KEY_THAT_IS_NEVER_SET")
-            .err()
-            .expect("unset")
-            .to_string();
+        let Err(err) = ApiKey::from_env("LAB_TEST_KEY_THAT_IS_NEVER_SET") else {
+            panic!("an unset variable must be an error");
+        };
+        let err = err.to_string();
         assert!(
             err.contains("LAB_TEST_KEY_THAT_IS_NEVER_SET is not set")
                 && err.contains("this section's api_key_env")
