@@ -76,7 +76,12 @@ pub fn parse_message(body: &Value) -> Result<Completion, CallError> {
             output_tokens: u.get("output_tokens")?.as_u64()?,
         })
     });
-    Ok(Completion { text, usage })
+    let cut_off = body.get("stop_reason").and_then(Value::as_str) == Some("max_tokens");
+    Ok(Completion {
+        text,
+        usage,
+        cut_off,
+    })
 }
 
 impl ChatApi for AnthropicApi {
@@ -151,5 +156,9 @@ mod tests {
             })
         );
         assert!(parse_message(&json!({"type":"message"})).is_err());
+        assert!(!c.cut_off);
+        let cut = json!({"content":[{"type":"text","text":"Meeting moved"}],
+            "stop_reason":"max_tokens","usage":{"input_tokens":20,"output_tokens":2}});
+        assert!(parse_message(&cut).unwrap().cut_off);
     }
 }

@@ -31,6 +31,9 @@ pub struct Usage {
 pub struct Completion {
     pub text: String,
     pub usage: Option<Usage>,
+    /// The reply stopped at the request's `max_tokens` (OpenAI `finish_reason: "length"`,
+    /// Anthropic `stop_reason: "max_tokens"`): the label may be cut short.
+    pub cut_off: bool,
 }
 
 /// One chat request over one provider's wire format.
@@ -82,6 +85,8 @@ pub struct LlmClient {
     pub(super) max_tokens: u32,
     /// See [`LlmClient::unlabelled_spent`].
     unlabelled: Mutex<f64>,
+    /// Replies that stopped at `max_tokens`, counted for [`LlmClient::cut_off_replies`].
+    cut_off: std::sync::atomic::AtomicUsize,
 }
 
 /// Hands out request indices in order and decides the budget stop (see `next_job`).
@@ -188,6 +193,7 @@ impl LlmClient {
             temperature: cfg.temperature,
             max_tokens: cfg.max_tokens,
             unlabelled: Mutex::new(0.0),
+            cut_off: std::sync::atomic::AtomicUsize::new(0),
         })
     }
 
@@ -252,6 +258,25 @@ impl LlmClient {
 
     pub fn cache(&self) -> &LabelCache {
         &self.cache
+    }
+
+    /// Replies so far that stopped at `max_tokens`. They are kept as labels (they were paid
+    /// for, and a label may simply be long), with one warning on the first.
+    pub fn cut_off_replies(&self) -> usize {
+        self.cut_off.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    pub(super) fn note_cut_off(&self, max_tokens: u32) {
+        if self
+            .cut_off
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            == 0
+        {
+            eprintln!(
+                "warning: an LLM reply stopped at max_tokens = {max_tokens} and is kept cut \
+                 short as a label; raise the labeller's max_tokens if labels are longer"
+            );
+        }
     }
 
     pub(super) fn key_of(&self, req: &ChatRequest) -> String {
@@ -408,6 +433,9 @@ impl LlmClient {
                             self.budget.settle(reservation, cost);
                             // The label cost what its empty attempts cost too.
                             let cost = cost + wasted;
+                            if c.cut_off {
+                                self.note_cut_off(requests[i].max_tokens);
+                            }
                             self.record(&keys[i], &c.text, usage, cost).map(|()| {
                                 Some(Reply {
                                     text: c.text,

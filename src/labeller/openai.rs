@@ -118,7 +118,12 @@ pub fn parse_completion(body: &Value) -> Result<Completion, CallError> {
             output_tokens: u.get("completion_tokens")?.as_u64()?,
         })
     });
-    Ok(Completion { text, usage })
+    let cut_off = choice.get("finish_reason").and_then(Value::as_str) == Some("length");
+    Ok(Completion {
+        text,
+        usage,
+        cut_off,
+    })
 }
 
 impl ChatApi for OpenAiEndpoint {
@@ -215,5 +220,41 @@ mod tests {
         let null = json!({"choices":[{"message":{"role":"assistant","content":null}}]});
         assert_eq!(parse_completion(&null).unwrap().text, "");
         assert!(parse_completion(&json!({"object":"list"})).is_err());
+        assert!(!c.cut_off);
+    }
+
+    /// Answers every request with the same reply, stopped at max_tokens.
+    struct CutOffApi;
+    impl ChatApi for CutOffApi {
+        fn complete(&self, _req: &ChatRequest) -> Result<Completion, CallError> {
+            Ok(parse_completion(&json!({
+                "choices":[{"message":{"role":"assistant","content":"Meeting moved to"},
+                            "finish_reason":"length"}],
+                "usage":{"prompt_tokens":10,"completion_tokens":4}
+            }))
+            .unwrap())
+        }
+    }
+
+    #[test]
+    fn replies_cut_off_at_max_tokens_are_kept_and_counted() {
+        let cache = tempfile::tempdir().unwrap();
+        let mut cfg = crate::labeller::llm_config::LlmLabellerConfig::new(
+            crate::labeller::llm_config::Provider::Custom,
+            "m",
+        );
+        cfg.base_url = Some("http://127.0.0.1:9/v1".into());
+        cfg.cache_dir = Some(cache.path().to_path_buf());
+        let client = crate::labeller::llm::LlmClient::with_api(&cfg, Box::new(CutOffApi)).unwrap();
+        let req = |q: &str| ChatRequest {
+            system: None,
+            messages: vec![Message::user(q)],
+            temperature: 0.0,
+            max_tokens: 4,
+        };
+        let out = client.complete_all(&[req("a"), req("b")]).unwrap();
+        assert_eq!(out.replies.len(), 2);
+        assert_eq!(out.replies[0].text, "Meeting moved to");
+        assert_eq!(client.cut_off_replies(), 2);
     }
 }
