@@ -143,6 +143,7 @@ impl LabelCache {
             let path = self.dir.join(LABELS_FILE);
             // Held across the append so a process opening the cache meanwhile waits.
             let _ = f.lock();
+            let before = f.metadata().map(|m| m.len());
             let written = f
                 .write_all(line.as_bytes())
                 .with_context(|| format!("cannot append to {}", path.display()))
@@ -150,6 +151,13 @@ impl LabelCache {
                     f.sync_data()
                         .with_context(|| format!("cannot sync {}", path.display()))
                 });
+            if written.is_err() {
+                // A short write (disk full) would leave a torn line that the next append
+                // glues onto, making one unreadable line in the middle: cut it back off.
+                if let Ok(len) = before {
+                    let _ = f.set_len(len);
+                }
+            }
             let _ = f.unlock();
             written?;
         }
