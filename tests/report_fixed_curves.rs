@@ -404,3 +404,42 @@ fn the_report_notes_curves_that_end_at_different_labeled_counts() {
         "{md}"
     );
 }
+
+/// Read summary.csv rows as (strategy, labeled, mean, n) for `metric`.
+fn summary_rows(dir: &Path, metric: &str) -> Vec<(String, String, f64, usize)> {
+    let csv = std::fs::read_to_string(dir.join("summary.csv")).unwrap();
+    csv.lines()
+        .skip(1)
+        .map(|l| l.split(',').map(str::to_string).collect::<Vec<_>>())
+        .filter(|r| r[2] == metric)
+        .map(|r| {
+            (
+                r[0].clone(),
+                r[1].clone(),
+                r[3].parse().unwrap(),
+                r[7].parse().unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_seed_with_two_rows_at_one_labeled_count_is_one_seed() {
+    std::env::set_var("LAB_QUIET", "1");
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("dup");
+    write_curve(&dir, "random", 0, &[(10, 0.0, 0.1), (20, 0.0, 0.2)]);
+    // An iteration that added no labels repeats 20; the last row is the one kept.
+    write_curve(
+        &dir,
+        "random",
+        1,
+        &[(10, 0.0, 0.3), (20, 0.0, 0.5), (20, 0.0, 0.4)],
+    );
+    write_report(&dir, "random").unwrap();
+    let rows = summary_rows(&dir, "rouge1");
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    let (_, labeled, mean, n) = &rows[1];
+    assert_eq!((labeled.as_str(), *n), ("20", 2), "{rows:?}");
+    assert!(close(*mean, 0.3, 1e-12), "{rows:?}");
+}

@@ -55,15 +55,21 @@ pub fn mean_curves(curves: &ExperimentCurves, metric: &str, x: XAxis) -> Vec<Mea
             let Some(col) = seed.curve.metrics.iter().position(|m| m == metric) else {
                 continue;
             };
+            // One row per key and seed, the last: an iteration that added no labels (empty
+            // LLM replies, a budget stop) repeats the labeled count, and must not count as
+            // another seed.
+            let mut own: BTreeMap<usize, (f64, f64)> = BTreeMap::new();
             for row in &seed.curve.rows {
-                let value = row.metrics[col];
-                if !value.is_finite() {
-                    continue;
-                }
                 let (key, xv) = match x {
                     XAxis::Labeled => (row.labeled, row.labeled as f64),
                     XAxis::Cost => (row.iteration, row.cost),
                 };
+                own.insert(key, (xv, row.metrics[col]));
+            }
+            for (key, (xv, value)) in own {
+                if !value.is_finite() {
+                    continue;
+                }
                 let g = groups.entry(key).or_default();
                 g.0.push(xv);
                 g.1.push(value);
