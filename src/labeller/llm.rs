@@ -95,6 +95,8 @@ struct Queue {
     in_flight: usize,
     stop_at: Option<usize>,
     failure: Option<(usize, anyhow::Error)>,
+    /// Requests being called now, by index (see `next_job`).
+    calling: Vec<usize>,
 }
 
 /// How one live request ended.
@@ -401,6 +403,7 @@ impl LlmClient {
             in_flight: 0,
             stop_at: None,
             failure: None,
+            calling: Vec::new(),
         });
         let wake = Condvar::new();
         let bar = crate::util::progress::bar(n as u64, "labelling");
@@ -464,6 +467,7 @@ impl LlmClient {
                         }
                     }
                     q.in_flight -= 1;
+                    q.calling.retain(|&j| j != i);
                     wake.notify_all();
                 });
             }
@@ -519,6 +523,13 @@ impl LlmClient {
                 return Job::Done;
             }
             let i = q.next;
+            // The same request already being called: wait for its reply to reach the cache,
+            // so a repeated input is bought once and gets the same label at any concurrency
+            // (as it does one at a time).
+            if q.calling.iter().any(|&j| keys[j] == keys[i]) {
+                q = wake.wait(q).unwrap_or_else(|e| e.into_inner());
+                continue;
+            }
             let hit = self.cache.peek(&keys[i]);
             if !self.charge_cache_hits {
                 if let Some(hit) = hit {
@@ -539,6 +550,7 @@ impl LlmClient {
                 }
                 self.cache.count(false);
                 q.in_flight += 1;
+                q.calling.push(i);
                 return Job::Call(i, r);
             }
             if q.in_flight == 0 {

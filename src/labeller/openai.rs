@@ -236,6 +236,62 @@ mod tests {
         }
     }
 
+    /// Numbers its replies, so a second call for one request gets another label.
+    struct CountingApi(std::sync::atomic::AtomicUsize);
+    impl ChatApi for CountingApi {
+        fn complete(&self, _req: &ChatRequest) -> Result<Completion, CallError> {
+            let n = self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            std::thread::sleep(Duration::from_millis(30));
+            Ok(parse_completion(&json!({
+                "choices":[{"message":{"role":"assistant","content":format!("label {n}")},
+                            "finish_reason":"stop"}],
+                "usage":{"prompt_tokens":10,"completion_tokens":2}
+            }))
+            .unwrap())
+        }
+    }
+
+    #[test]
+    fn a_repeated_input_is_bought_once_at_any_concurrency() {
+        let cache = tempfile::tempdir().unwrap();
+        let mut cfg = crate::labeller::llm_config::LlmLabellerConfig::new(
+            crate::labeller::llm_config::Provider::Custom,
+            "m",
+        );
+        cfg.base_url = Some("http://127.0.0.1:9/v1".into());
+        cfg.cache_dir = Some(cache.path().to_path_buf());
+        cfg.concurrency = 4;
+        cfg.temperature = 0.7;
+        let api = std::sync::Arc::new(CountingApi(Default::default()));
+        struct Shared(std::sync::Arc<CountingApi>);
+        impl ChatApi for Shared {
+            fn complete(&self, req: &ChatRequest) -> Result<Completion, CallError> {
+                self.0.complete(req)
+            }
+        }
+        let client =
+            crate::labeller::llm::LlmClient::with_api(&cfg, Box::new(Shared(api.clone()))).unwrap();
+        let req = |q: &str| ChatRequest {
+            system: None,
+            messages: vec![Message::user(q)],
+            temperature: 0.7,
+            max_tokens: 4,
+        };
+        let out = client
+            .complete_all(&[req("a"), req("a"), req("b"), req("a")])
+            .unwrap();
+        assert_eq!(
+            api.0.load(std::sync::atomic::Ordering::SeqCst),
+            2,
+            "a and b once each"
+        );
+        let texts: Vec<&str> = out.replies.iter().map(|r| r.text.as_str()).collect();
+        assert_eq!(texts[0], texts[1]);
+        assert_eq!(texts[0], texts[3]);
+        assert_ne!(texts[0], texts[2]);
+        assert!(!out.replies[0].cached && out.replies[1].cached && out.replies[3].cached);
+    }
+
     #[test]
     fn replies_cut_off_at_max_tokens_are_kept_and_counted() {
         let cache = tempfile::tempdir().unwrap();
