@@ -1,6 +1,6 @@
 //! Parquet through the `parquet` crate's record API (no arrow): string, numeric, list and struct
 //! columns become JSON values so nested field paths work the same as for JSON data.
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use parquet::file::reader::{FileReader, SerializedFileReader};
 use parquet::record::{Field, Row};
 use serde_json::{Map, Value};
@@ -8,6 +8,9 @@ use std::path::Path;
 
 use super::rows::RawRow;
 
+/// Every row of `path`. Any read error (a corrupt page, a bad row group) fails the whole file,
+/// naming it: the row iterator cannot resume after an error (parquet 53 yields the same error
+/// forever), so there is no row to skip past.
 pub fn read_parquet(path: &Path) -> Result<Vec<RawRow>> {
     let file = std::fs::File::open(path)
         .with_context(|| format!("cannot open data file {}", path.display()))?;
@@ -16,15 +19,21 @@ pub fn read_parquet(path: &Path) -> Result<Vec<RawRow>> {
     let rows = reader
         .get_row_iter(None)
         .with_context(|| format!("{}: cannot read Parquet rows", path.display()))?;
-    Ok(rows
-        .enumerate()
-        .map(|(i, row)| RawRow {
-            number: i + 1,
-            value: row
-                .map(|r| row_to_json(&r))
-                .map_err(|e| format!("unreadable Parquet row: {e}")),
-        })
-        .collect())
+    let mut out = Vec::new();
+    for (i, row) in rows.enumerate() {
+        match row {
+            Ok(row) => out.push(RawRow {
+                number: i + 1,
+                value: Ok(row_to_json(&row)),
+            }),
+            Err(e) => bail!(
+                "{}: the Parquet file is corrupt or unreadable at row {}: {e}",
+                path.display(),
+                i + 1
+            ),
+        }
+    }
+    Ok(out)
 }
 
 fn row_to_json(row: &Row) -> Value {

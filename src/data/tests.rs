@@ -460,3 +460,31 @@ fn shipped_gsm8k_loads_questions_and_reasoned_answers() {
     assert!(d.train[0].output.ends_with("#### 72"));
     assert!(d.test.iter().all(|e| e.output.contains("####")));
 }
+
+#[test]
+fn a_corrupt_parquet_page_fails_the_file_by_name_even_when_skipping_bad_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let train = dir.path().join("train.parquet");
+    let rows: Vec<ParquetRow> = (0..50).map(|_| ("q", Some("a"), None)).collect();
+    write_parquet(&train, &rows);
+    // Garble the first page header (right after the `PAR1` magic); the footer stays intact,
+    // so the file opens and fails only when its rows are read.
+    let mut bytes = fs::read(&train).unwrap();
+    for b in &mut bytes[4..24] {
+        *b = 0xff;
+    }
+    fs::write(&train, &bytes).unwrap();
+    write(dir.path(), "test.jsonl", &jsonl([("t".into(), "u".into())]));
+    let mut c = cfg(dir.path());
+    c.input_field = "question".into();
+    c.output_field = "answer.text".into();
+    for policy in [OnBadRow::Fail, OnBadRow::Skip] {
+        c.on_bad_row = policy;
+        // Before the fix this never returned: the row iterator repeats its error forever.
+        let err = load_dataset(&c, dir.path()).unwrap_err().to_string();
+        assert!(
+            err.contains("train.parquet") && err.contains("corrupt or unreadable"),
+            "{err}"
+        );
+    }
+}
