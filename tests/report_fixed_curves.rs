@@ -443,3 +443,58 @@ fn a_seed_with_two_rows_at_one_labeled_count_is_one_seed() {
     assert_eq!((labeled.as_str(), *n), ("20", 2), "{rows:?}");
     assert!(close(*mean, 0.3, 1e-12), "{rows:?}");
 }
+
+#[test]
+fn seeds_with_different_labeled_counts_are_aligned_not_interleaved() {
+    std::env::set_var("LAB_QUIET", "1");
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("misaligned");
+    for seed in 0..2 {
+        write_curve(
+            &dir,
+            "random",
+            seed,
+            &[(10, 0.0, 0.1), (20, 0.0, 0.2), (30, 0.0, 0.3)],
+        );
+    }
+    write_curve(
+        &dir,
+        "llm",
+        0,
+        &[(10, 0.0, 0.1), (20, 0.0, 0.3), (30, 0.0, 0.5)],
+    );
+    write_curve(
+        &dir,
+        "llm",
+        1,
+        &[(8, 0.0, 0.3), (17, 0.0, 0.32), (26, 0.0, 0.34)],
+    );
+    let report = write_report(&dir, "random").unwrap();
+    let llm: Vec<_> = summary_rows(&dir, "rouge1")
+        .into_iter()
+        .filter(|r| r.0 == "llm")
+        .collect();
+    // Only 10..=26 is covered by both seeds; 8 and 30 are one seed's and left out.
+    let labeled: Vec<&str> = llm.iter().map(|r| r.1.as_str()).collect();
+    assert_eq!(labeled, ["10", "17", "20", "26"], "{llm:?}");
+    assert!(llm.iter().all(|r| r.3 == 2), "{llm:?}");
+    // Seed 0 at 17: 0.1 + 0.7·0.2 = 0.24; seed 1 at 10: 0.3 + (2/9)·0.02.
+    let mean = |l: &str| llm.iter().find(|r| r.1 == l).unwrap().2;
+    assert!(close(mean("17"), (0.24 + 0.32) / 2.0, 1e-12), "{llm:?}");
+    assert!(close(
+        mean("10"),
+        (0.1 + 0.3 + 0.02 * 2.0 / 9.0) / 2.0,
+        1e-12
+    ));
+    // Seed 0 at 26: 0.3 + 0.6·0.2 = 0.42; seed 1: 0.34.
+    assert!(close(mean("26"), (0.42 + 0.34) / 2.0, 1e-12), "{llm:?}");
+    // The curve rises monotonically (the interleaved one zigzagged) and ends at 26.
+    assert!(llm.windows(2).all(|w| w[1].2 > w[0].2), "{llm:?}");
+    let row = report.tables[0]
+        .rows
+        .iter()
+        .find(|r| r.strategy == "llm")
+        .unwrap();
+    assert_eq!(row.final_labeled, 26.0);
+    assert!(close(row.final_score, 0.38, 1e-12));
+}
