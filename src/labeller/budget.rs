@@ -34,21 +34,36 @@ impl Prices {
     }
 }
 
-/// Tokens of `text` when no tokenizer is known: ASCII characters / 3, rounded up, plus every
-/// UTF-8 byte of the other characters. BPE vocabularies of current LLMs average 3.5–4.5
-/// characters per token on English, so the first part over-counts, which is the safe side for
-/// a budget (text dense in digits or symbols can come close to it). Other scripts get far
-/// fewer characters per token — CJK often one token or more per character, emoji several — and
-/// a byte-level BPE token covers at least one byte, so bytes bound them from above.
+/// Tokens of `text` when no tokenizer is known, meant to be at least what a provider bills.
+/// BPE vocabularies of current LLMs average 3.5–4.5 characters per token on English words, so
+/// letters count a third of a token each, which over-counts. Digits are split into groups of
+/// at most three (so each run of n digits counts n/3 rounded up), and punctuation, symbols and
+/// white space mostly stand alone, so each of those counts a whole token — except a single
+/// space before a letter, which joins the word. Other scripts get far fewer characters per
+/// token — CJK often one token or more per character, emoji several — and a byte-level BPE
+/// token covers at least one byte, so bytes bound them from above.
 pub fn estimate_tokens(text: &str) -> u64 {
-    let (ascii, other_bytes) = text.chars().fold((0u64, 0u64), |(a, o), c| {
-        if c.is_ascii() {
-            (a + 1, o)
-        } else {
-            (a, o + c.len_utf8() as u64)
+    let chars: Vec<char> = text.chars().collect();
+    let (mut letters, mut tokens) = (0u64, 0u64);
+    let mut digit_run = 0u64;
+    for (i, &c) in chars.iter().enumerate() {
+        if c.is_ascii_digit() {
+            digit_run += 1;
+            continue;
         }
-    });
-    ascii.div_ceil(3) + other_bytes
+        tokens += digit_run.div_ceil(3);
+        digit_run = 0;
+        if c.is_ascii_alphabetic() {
+            letters += 1;
+        } else if c == ' ' && chars.get(i + 1).is_some_and(char::is_ascii_alphabetic) {
+            // Joins the word after it.
+        } else if c.is_ascii() {
+            tokens += 1;
+        } else {
+            tokens += c.len_utf8() as u64;
+        }
+    }
+    tokens + digit_run.div_ceil(3) + letters.div_ceil(3)
 }
 
 /// Upper bound of the input tokens a request is billed for: its texts counted with `counter`
@@ -170,9 +185,15 @@ mod tests {
     fn the_estimate_bounds_text_in_other_scripts_by_its_bytes() {
         assert_eq!(estimate_tokens("abcdef"), 2);
         assert_eq!(estimate_tokens("abcdefg"), 3);
+        // Digit- and punctuation-dense text is about a token per one or two characters: the
+        // old chars/3 said 3 for "1,2,3,4" (billed 7: 1 , 2 , 3 , 4) and 6 for the date
+        // (billed about 11).
+        assert_eq!(estimate_tokens("1,2,3,4"), 7);
+        assert_eq!(estimate_tokens("2019-03-14, 12:30"), 11);
+        assert_eq!(estimate_tokens("Hello there"), 4);
         // Three CJK characters are 9 UTF-8 bytes; chars / 3 would have said 1 token.
         assert_eq!(estimate_tokens("会议室"), 9);
-        assert_eq!(estimate_tokens("ok 👍"), 1 + 4);
+        assert_eq!(estimate_tokens("ok 👍"), 1 + 1 + 4);
     }
 
     #[test]
