@@ -498,3 +498,43 @@ fn seeds_with_different_labeled_counts_are_aligned_not_interleaved() {
     assert_eq!(row.final_labeled, 26.0);
     assert!(close(row.final_score, 0.38, 1e-12));
 }
+
+#[test]
+fn one_seed_running_longer_sets_neither_the_target_nor_the_end() {
+    std::env::set_var("LAB_QUIET", "1");
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("dropout");
+    let three = [(10, 0.0, 0.1), (20, 0.0, 0.2), (30, 0.0, 0.3)];
+    write_curve(&dir, "random", 0, &three);
+    // Seed 1 alone went one query further, to a high score.
+    write_curve(
+        &dir,
+        "random",
+        1,
+        &[three[0], three[1], three[2], (40, 0.0, 0.9)],
+    );
+    for seed in 0..2 {
+        write_curve(
+            &dir,
+            "s",
+            seed,
+            &[
+                (10, 0.0, 0.2),
+                (20, 0.0, 0.3),
+                (30, 0.0, 0.4),
+                (40, 0.0, 0.5),
+            ],
+        );
+    }
+    let report = write_report(&dir, "random").unwrap();
+    let t = &report.tables[0];
+    // The target is the mean both seeds reach at 30, not seed 1's 0.9 at 40.
+    assert!(close(t.target.unwrap(), 0.3, 1e-12), "{t:?}");
+    assert!(close(t.reference_labels.unwrap(), 30.0, 1e-9), "{t:?}");
+    let s = t.rows.iter().find(|r| r.strategy == "s").unwrap();
+    assert!(close(s.labels_to_reach.unwrap(), 20.0, 1e-9), "{s:?}");
+    assert!(close(s.saving.unwrap(), 1.5, 1e-9), "{s:?}");
+    // The note describes the mean curves: random ends at 30 (every seed), s at 40.
+    let note = report.uneven_ends.expect("a note");
+    assert!(note.contains("(s at 40; random at 30)"), "{note}");
+}

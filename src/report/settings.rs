@@ -90,14 +90,16 @@ fn names(cells: &[String]) -> String {
 /// under other stopping criteria, or ran out of money at other points): the reference's final
 /// score, which the savings table targets, then lies where other curves have no points.
 /// Stopping criteria are not a settings mix (a cell may be extended), so this is said apart.
+/// A strategy's end is the one every seed reaches (the smallest seed end), where its mean
+/// curve ends.
 pub fn uneven_ends(curves: &ExperimentCurves) -> Option<String> {
     let mut ends: Vec<(usize, Vec<&str>)> = Vec::new();
     for s in &curves.strategies {
         let Some(end) = s
             .seeds
             .iter()
-            .filter_map(|seed| seed.curve.rows.last().map(|r| r.labeled))
-            .max()
+            .filter_map(|seed| seed.curve.rows.iter().map(|r| r.labeled).max())
+            .min()
         else {
             continue;
         };
