@@ -94,13 +94,21 @@ pub fn find_split_files(cfg: &DataConfig, base_dir: &Path) -> Result<SplitFiles>
     let root = hub_snapshot(&given)?.unwrap_or_else(|| given.clone());
     let name = dataset_name(&given);
     if root.is_file() {
+        if let Some(train) = &cfg.train {
+            bail!(
+                "`data.train` = \"{train}\" is set but `data.path` = {} is a file, which is the train split itself; remove data.train, or point data.path at the folder holding {train}",
+                given.display()
+            );
+        }
         let folder = root.parent().unwrap_or(Path::new("."));
-        return Ok(SplitFiles {
+        let files = SplitFiles {
             name,
             train: vec![root.clone()],
             dev: explicit(folder, cfg.dev.as_deref(), Split::Dev)?,
             test: explicit(folder, cfg.test.as_deref(), Split::Test)?,
-        });
+        };
+        check_disjoint(&files, "data.path")?;
+        return Ok(files);
     }
     let wanted: Vec<Split> = [
         (Split::Train, &cfg.train),
@@ -134,7 +142,35 @@ pub fn find_split_files(cfg: &DataConfig, base_dir: &Path) -> Result<SplitFiles>
             root.display()
         );
     }
+    check_disjoint(&files, Split::Train.key())?;
     Ok(files)
+}
+
+/// Refuse a file that serves two splits (the test split would be the pool). Files are compared
+/// by canonical path, so `./test.jsonl` and a link to it count as the same file. `train_key`
+/// is the key the train files came from (`data.path` when it is a file).
+fn check_disjoint(files: &SplitFiles, train_key: &str) -> Result<()> {
+    let canonical = |p: &PathBuf| p.canonicalize().unwrap_or_else(|_| p.clone());
+    let splits = [
+        ("train", train_key, &files.train),
+        ("dev", Split::Dev.key(), &files.dev),
+        ("test", Split::Test.key(), &files.test),
+    ];
+    for (i, (name_a, key_a, a)) in splits.iter().enumerate() {
+        for (name_b, key_b, b) in &splits[i + 1..] {
+            for path_b in b.iter() {
+                if a.iter()
+                    .any(|path_a| canonical(path_a) == canonical(path_b))
+                {
+                    bail!(
+                        "{} is in both the {name_a} split (`{key_a}`) and the {name_b} split (`{key_b}`); a file may serve one split only: point {key_b} at another file, or use data.{name_b}_ratio to split it from train",
+                        path_b.display()
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// An explicitly named split: a file, or a folder whose data files are the shards.

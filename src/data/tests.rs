@@ -488,3 +488,43 @@ fn a_corrupt_parquet_page_fails_the_file_by_name_even_when_skipping_bad_rows() {
         );
     }
 }
+
+#[test]
+fn a_file_serving_two_splits_or_data_train_beside_a_file_path_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    numbered_dataset(dir.path(), 10, 5);
+    // The test split named as the train file: the pool would be the test set.
+    let mut c = cfg(dir.path());
+    c.test = Some("train.jsonl".into());
+    let err = load_dataset(&c, Path::new("/")).unwrap_err().to_string();
+    assert!(
+        err.contains("train.jsonl is in both the train split (`data.train`) and the test split (`data.test`)"),
+        "{err}"
+    );
+    // Also through another spelling of the same file.
+    let mut c = cfg(dir.path());
+    c.dev = Some("./test.jsonl".into());
+    let err = load_dataset(&c, Path::new("/")).unwrap_err().to_string();
+    assert!(
+        err.contains("in both the dev split (`data.dev`) and the test split (`data.test`)"),
+        "{err}"
+    );
+    // data.path a file and data.test the same file.
+    let mut c = cfg(&dir.path().join("train.jsonl"));
+    c.test = Some("train.jsonl".into());
+    let err = load_dataset(&c, Path::new("/")).unwrap_err().to_string();
+    assert!(
+        err.contains("in both the train split (`data.path`) and the test split (`data.test`)"),
+        "{err}"
+    );
+    // data.path a file: data.train cannot name another train file.
+    let mut c = cfg(&dir.path().join("test.jsonl"));
+    c.train = Some("train.jsonl".into());
+    c.test_ratio = Some(0.2);
+    let err = load_dataset(&c, Path::new("/")).unwrap_err().to_string();
+    assert!(
+        err.contains("`data.train` = \"train.jsonl\" is set but `data.path` =")
+            && err.contains("is a file"),
+        "{err}"
+    );
+}
