@@ -152,13 +152,15 @@ fn columns_to_records(path: &Path, columns: Map<String, Value>) -> Result<Vec<Va
     Ok(records.into_iter().map(Value::Object).collect())
 }
 
-/// CSV (or TSV by extension) with a header row; every value is text.
+/// CSV (or TSV by extension, read without quoting) with a header row; every value is text.
 fn read_csv(path: &Path) -> Result<Vec<RawRow>> {
     let tab = path
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("tsv"));
     let mut reader = csv::ReaderBuilder::new()
         .delimiter(if tab { b'\t' } else { b',' })
+        // TSV has no quoting: a `"` is text (quoting would strip it and merge rows).
+        .quoting(!tab)
         .flexible(true)
         .from_path(path)
         .with_context(|| format!("cannot read data file {}", path.display()))?;

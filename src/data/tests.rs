@@ -528,3 +528,32 @@ fn a_file_serving_two_splits_or_data_train_beside_a_file_path_is_refused() {
         "{err}"
     );
 }
+
+#[test]
+fn tsv_quotes_are_text_and_do_not_merge_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "train.tsv",
+        "q\ta\n\"quoted\" start\tone\nan \"open quote\tt\"wo\nthird\tthree\n",
+    );
+    write(dir.path(), "test.tsv", "q\ta\n\"t\"\t\"u\"\n");
+    let d = load_dataset(&cfg(dir.path()), Path::new("/")).unwrap();
+    let got: Vec<(&str, &str)> = d
+        .train
+        .iter()
+        .map(|e| (e.input.as_str(), e.output.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("\"quoted\" start", "one"),
+            ("an \"open quote", "t\"wo"),
+            ("third", "three")
+        ]
+    );
+    assert_eq!(
+        (d.test[0].input.as_str(), d.test[0].output.as_str()),
+        ("\"t\"", "\"u\"")
+    );
+}
