@@ -120,10 +120,10 @@ fn summary_ci_auc_and_savings_match_hand_computation() {
     assert!(close(t.reference_labels.unwrap(), 30.0, 1e-9));
     let row = |s: &str| t.rows.iter().find(|r| r.strategy == s).unwrap();
     // random AUC: (0.25·10 + 0.35·10) / 20 = 0.3; huds: (0.35·10 + 0.525·10) / 20 = 0.4375.
-    assert!(close(row("random").auc, 0.3, 1e-12));
-    assert!(close(row("huds").auc, 0.4375, 1e-12));
+    assert!(close(row("random").auc.unwrap(), 0.3, 1e-12));
+    assert!(close(row("huds").auc.unwrap(), 0.4375, 1e-12));
     // mnlp AUC: (0.15·10 + 0.2625·10) / 20 = 0.20625.
-    assert!(close(row("mnlp").auc, 0.20625, 1e-12));
+    assert!(close(row("mnlp").auc.unwrap(), 0.20625, 1e-12));
     // huds crosses 0.4 between (10, 0.25) and (20, 0.45): 10 + 0.15/0.2·10 = 17.5 labels.
     assert!(close(row("huds").labels_to_reach.unwrap(), 17.5, 1e-9));
     assert!(close(row("huds").saving.unwrap(), 30.0 / 17.5, 1e-9));
@@ -537,4 +537,70 @@ fn one_seed_running_longer_sets_neither_the_target_nor_the_end() {
     // The note describes the mean curves: random ends at 30 (every seed), s at 40.
     let note = report.uneven_ends.expect("a note");
     assert!(note.contains("(s at 40; random at 30)"), "{note}");
+}
+
+#[test]
+fn auc_is_over_the_range_all_strategies_share() {
+    std::env::set_var("LAB_QUIET", "1");
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("ranges");
+    write_curve(&dir, "random", 0, &[(10, 0.0, 0.1), (100, 0.0, 0.5)]);
+    write_curve(
+        &dir,
+        "short",
+        0,
+        &[(10, 0.0, 0.1), (30, 0.0, 0.3), (70, 0.0, 0.4)],
+    );
+    write_curve(
+        &dir,
+        "latestart",
+        0,
+        &[(30, 0.0, 0.2), (50, 0.0, 0.3), (100, 0.0, 0.5)],
+    );
+    let report = write_report(&dir, "random").unwrap();
+    let t = &report.tables[0];
+    assert_eq!(t.auc_range, Some((30.0, 70.0)));
+    let auc = |s: &str| {
+        t.rows
+            .iter()
+            .find(|r| r.strategy == s)
+            .unwrap()
+            .auc
+            .unwrap()
+    };
+    // random is a straight line 0.1 → 0.5 over 10..100: its mean height over 30..70 is its
+    // value at 50, 0.1 + 0.4·40/90.
+    assert!(close(auc("random"), 0.1 + 0.4 * 40.0 / 90.0, 1e-12));
+    // short over 30..70: 0.3 → 0.4, mean 0.35 (over its own 10..70 it would be 0.2833).
+    assert!(close(auc("short"), 0.35, 1e-12));
+    // latestart: (0.2+0.3)/2·20 + (0.3+0.38)/2·20 over 40, with 0.38 its value at 70.
+    assert!(close(auc("latestart"), (5.0 + 6.8) / 40.0, 1e-12));
+    let md = std::fs::read_to_string(dir.join("report.md")).unwrap();
+    assert!(
+        md.contains("AUC over labeled 30–70, the range all strategies cover."),
+        "{md}"
+    );
+    let note = report.uneven_ends.expect("a note");
+    assert!(
+        note.starts_with(
+            "The curves end at different labeled counts (latestart, random at 100; short at \
+             70) and start at different labeled counts (latestart at 30; random, short at 10)"
+        ),
+        "{note}"
+    );
+    assert!(
+        note.contains("AUC is computed only over the labeled range"),
+        "{note}"
+    );
+
+    // Disjoint ranges: no AUC, said in report.md.
+    let dir = tmp.path().join("disjoint");
+    write_curve(&dir, "random", 0, &[(10, 0.0, 0.1), (20, 0.0, 0.5)]);
+    write_curve(&dir, "late", 0, &[(30, 0.0, 0.1), (40, 0.0, 0.5)]);
+    let report = write_report(&dir, "random").unwrap();
+    assert_eq!(report.tables[0].auc_range, None);
+    assert!(report.tables[0].rows.iter().all(|r| r.auc.is_none()));
+    let md = std::fs::read_to_string(dir.join("report.md")).unwrap();
+    assert!(md.contains("share no labeled range"), "{md}");
+    assert!(md.contains("| late | – | 40 |"), "{md}");
 }

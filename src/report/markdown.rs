@@ -47,7 +47,9 @@ pub fn render_report(
     let _ = writeln!(
         md,
         "Columns: **AUC** is the area under the mean curve (trapezoid over labeled examples) \
-         divided by its labeled range, i.e. the curve's average height. **Final** is the mean \
+         over the labeled range that every strategy's curve covers (given under each metric; \
+         the same range for all, so AUCs compare), divided by that range, i.e. the curve's \
+         average height there; `–` when the curves share no range. **Final** is the mean \
          score at the largest labeled count. **Labels to reach** is the first labeled count \
          where the mean curve reaches the reference strategy's final mean score (linear \
          interpolation between iterations); `≤ n` means it was already reached at the first \
@@ -75,6 +77,29 @@ pub fn render_report(
                 );
             }
         }
+        match t.auc_range {
+            Some((lo, hi)) if lo < hi => {
+                let _ = writeln!(
+                    md,
+                    "AUC over labeled {}–{}, the range all strategies cover.\n",
+                    fmt_labels(lo),
+                    fmt_labels(hi)
+                );
+            }
+            Some((lo, _)) => {
+                let _ = writeln!(
+                    md,
+                    "The strategies' curves share only labeled {}: AUC is the value there.\n",
+                    fmt_labels(lo)
+                );
+            }
+            None => {
+                let _ = writeln!(
+                    md,
+                    "The strategies' curves share no labeled range: AUC is not computed.\n"
+                );
+            }
+        }
         let _ = writeln!(
             md,
             "| strategy | AUC | final labeled | final score | labels to reach | saving |"
@@ -99,7 +124,7 @@ pub fn render_report(
             let _ = writeln!(
                 md,
                 "| {name} | {} | {} | {} | {reach} | {saving} |",
-                fmt_score(r.auc),
+                r.auc.map_or_else(|| "–".to_string(), fmt_score),
                 fmt_labels(r.final_labeled),
                 fmt_score(r.final_score)
             );

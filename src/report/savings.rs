@@ -17,6 +17,34 @@ pub fn normalized_auc(points: &[(f64, f64)]) -> Option<f64> {
     Some(area / range)
 }
 
+/// The average height of the piecewise-linear curve through `points` (sorted by x) over
+/// `lo..=hi`: its trapezoid area there divided by `hi - lo`, or its value at `lo` when the
+/// range is one point. `None` when the curve does not cover the range.
+pub fn auc_over(points: &[(f64, f64)], lo: f64, hi: f64) -> Option<f64> {
+    let (first, last) = (points.first()?, points.last()?);
+    if lo < first.0 || hi > last.0 || lo > hi {
+        return None;
+    }
+    if hi == lo {
+        return value_at(points, lo);
+    }
+    let mut clipped = vec![(lo, value_at(points, lo)?)];
+    clipped.extend(points.iter().copied().filter(|p| lo < p.0 && p.0 < hi));
+    clipped.push((hi, value_at(points, hi)?));
+    normalized_auc(&clipped)
+}
+
+/// The piecewise-linear curve through `points` (sorted by x) at `x`, inside its range.
+fn value_at(points: &[(f64, f64)], x: f64) -> Option<f64> {
+    let i = points.partition_point(|p| p.0 < x);
+    let (x1, y1) = *points.get(i)?;
+    if x1 == x {
+        return Some(y1);
+    }
+    let (x0, y0) = *points.get(i.checked_sub(1)?)?;
+    Some(y0 + (y1 - y0) * (x - x0) / (x1 - x0))
+}
+
 /// The smallest x at which the piecewise-linear curve through `points` (sorted by x) reaches
 /// `target`; `None` when it never does.
 pub fn x_to_reach(points: &[(f64, f64)], target: f64) -> Option<f64> {
@@ -34,7 +62,8 @@ pub fn x_to_reach(points: &[(f64, f64)], target: f64) -> Option<f64> {
 #[derive(Clone, Debug, PartialEq)]
 pub struct SavingsRow {
     pub strategy: String,
-    pub auc: f64,
+    /// Average height over the table's `auc_range`; `None` when the curves share no range.
+    pub auc: Option<f64>,
     pub final_labeled: f64,
     pub final_score: f64,
     /// Labels needed to reach the reference's final mean score; `None`: not reached.
@@ -54,6 +83,9 @@ pub struct SavingsTable {
     pub target: Option<f64>,
     /// Labels the reference itself needs to first reach `target`.
     pub reference_labels: Option<f64>,
+    /// The labeled range every strategy's mean curve covers, over which AUC is computed (the
+    /// same range for all, so their AUCs compare); `None` when there is none.
+    pub auc_range: Option<(f64, f64)>,
     pub rows: Vec<SavingsRow>,
 }
 
@@ -66,6 +98,13 @@ pub fn savings_table(metric: &str, curves: &[MeanCurve], reference: &str) -> Sav
     let reference_labels = reference_curve
         .zip(target)
         .and_then(|(c, t)| x_to_reach(&c.means(), t));
+    let starts = curves.iter().filter_map(|c| c.points.first().map(|p| p.x));
+    let ends = curves.iter().filter_map(|c| c.points.last().map(|p| p.x));
+    let auc_range = Some((
+        starts.fold(f64::MIN, f64::max),
+        ends.fold(f64::MAX, f64::min),
+    ))
+    .filter(|(lo, hi)| lo <= hi);
     let rows = curves
         .iter()
         .filter_map(|c| {
@@ -79,7 +118,7 @@ pub fn savings_table(metric: &str, curves: &[MeanCurve], reference: &str) -> Sav
             };
             Some(SavingsRow {
                 strategy: c.strategy.clone(),
-                auc: normalized_auc(&means)?,
+                auc: auc_range.and_then(|(lo, hi)| auc_over(&means, lo, hi)),
                 final_labeled: last.0,
                 final_score: last.1,
                 labels_to_reach,
@@ -93,6 +132,7 @@ pub fn savings_table(metric: &str, curves: &[MeanCurve], reference: &str) -> Sav
         reference: reference.to_string(),
         target,
         reference_labels,
+        auc_range,
         rows,
     }
 }
@@ -108,6 +148,17 @@ mod tests {
         assert!((normalized_auc(&pts).unwrap() - 11.0 / 30.0).abs() < 1e-15);
         assert_eq!(normalized_auc(&[(5.0, 0.3)]), Some(0.3));
         assert_eq!(normalized_auc(&[]), None);
+    }
+
+    #[test]
+    fn auc_over_a_shared_range_clips_and_interpolates() {
+        let pts = [(10.0, 0.2), (20.0, 0.4), (40.0, 0.4)];
+        assert_eq!(auc_over(&pts, 10.0, 40.0), normalized_auc(&pts));
+        // 15..30: (0.3+0.4)/2·5 + 0.4·10 = 5.75 over 15.
+        assert!((auc_over(&pts, 15.0, 30.0).unwrap() - 5.75 / 15.0).abs() < 1e-15);
+        assert!((auc_over(&pts, 15.0, 15.0).unwrap() - 0.3).abs() < 1e-15);
+        assert_eq!(auc_over(&pts, 5.0, 30.0), None);
+        assert_eq!(auc_over(&pts, 30.0, 20.0), None);
     }
 
     #[test]

@@ -90,36 +90,67 @@ fn names(cells: &[String]) -> String {
 /// under other stopping criteria, or ran out of money at other points): the reference's final
 /// score, which the savings table targets, then lies where other curves have no points.
 /// Stopping criteria are not a settings mix (a cell may be extended), so this is said apart.
-/// A strategy's end is the one every seed reaches (the smallest seed end), where its mean
-/// curve ends.
+/// Curves that start at different labeled counts are named too: AUC then covers only the
+/// range all share. A strategy's end is the one every seed reaches (the smallest seed end) and
+/// its start the largest seed start: where its mean curve ends and starts.
 pub fn uneven_ends(curves: &ExperimentCurves) -> Option<String> {
-    let mut ends: Vec<(usize, Vec<&str>)> = Vec::new();
+    let mut ends: Vec<(usize, Vec<String>)> = Vec::new();
+    let mut starts: Vec<(usize, Vec<String>)> = Vec::new();
     for s in &curves.strategies {
-        let Some(end) = s
-            .seeds
-            .iter()
-            .filter_map(|seed| seed.curve.rows.iter().map(|r| r.labeled).max())
-            .min()
-        else {
+        let labeled = |seed: &crate::report::load::SeedCurve| {
+            let counts = seed.curve.rows.iter().map(|r| r.labeled);
+            Some((counts.clone().min()?, counts.max()?))
+        };
+        let spans: Vec<(usize, usize)> = s.seeds.iter().filter_map(labeled).collect();
+        let (Some(start), Some(end)) = (
+            spans.iter().map(|p| p.0).max(),
+            spans.iter().map(|p| p.1).min(),
+        ) else {
             continue;
         };
-        match ends.iter_mut().find(|(e, _)| *e == end) {
-            Some((_, names)) => names.push(&s.strategy),
-            None => ends.push((end, vec![&s.strategy])),
-        }
+        add_to_group(&mut ends, end, s.strategy.clone());
+        add_to_group(&mut starts, start, s.strategy.clone());
     }
-    if ends.len() < 2 {
+    let list = |groups: &mut Vec<(usize, Vec<String>)>| {
+        groups.sort_by_key(|(count, _)| std::cmp::Reverse(*count));
+        groups
+            .iter()
+            .map(|(count, names)| format!("{} at {count}", names.join(", ")))
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    let (uneven_ends, uneven_starts) = (ends.len() > 1, starts.len() > 1);
+    let mut what = Vec::new();
+    if uneven_ends {
+        what.push(format!(
+            "end at different labeled counts ({})",
+            list(&mut ends)
+        ));
+    }
+    if uneven_starts {
+        what.push(format!(
+            "start at different labeled counts ({})",
+            list(&mut starts)
+        ));
+    }
+    if what.is_empty() {
         return None;
     }
-    ends.sort_by_key(|(end, _)| std::cmp::Reverse(*end));
-    let parts: Vec<String> = ends
-        .iter()
-        .map(|(end, names)| format!("{} at {end}", names.join(", ")))
-        .collect();
-    Some(format!(
-        "The curves end at different labeled counts ({}): final scores and label savings \
-         compare different budgets. Extend the shorter ones (raise the stopping criterion and \
-         `lab run` again: finished cells resume) or compare at the smallest count.",
-        parts.join("; ")
-    ))
+    let mut note = format!("The curves {}: ", what.join(" and "));
+    if uneven_ends {
+        note.push_str("final scores and label savings compare different budgets, and ");
+    }
+    note.push_str("AUC is computed only over the labeled range all curves share.");
+    if uneven_ends {
+        note.push_str(
+            " Extend the shorter ones (raise the stopping criterion and `lab run` again: \
+             finished cells resume) or compare at the smallest count.",
+        );
+    }
+    if uneven_starts {
+        note.push_str(
+            " A curve that starts later cannot show whether fewer labels would have sufficed.",
+        );
+    }
+    Some(note)
 }
