@@ -55,22 +55,41 @@ pub fn read_rows(path: &Path, format: DataFormat) -> Result<Vec<RawRow>> {
     }
 }
 
-fn read_text(path: &Path) -> Result<String> {
-    std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read data file {}", path.display()))
+fn read_bytes(path: &Path) -> Result<Vec<u8>> {
+    let mut bytes =
+        std::fs::read(path).with_context(|| format!("cannot read data file {}", path.display()))?;
+    // A UTF-8 byte order mark (as Windows tools write) is no part of the data.
+    if bytes.starts_with(b"\xEF\xBB\xBF") {
+        bytes.drain(..3);
+    }
+    Ok(bytes)
 }
 
 fn read_jsonl(path: &Path) -> Result<Vec<RawRow>> {
-    Ok(jsonl_rows(&read_text(path)?))
+    Ok(jsonl_rows(&read_bytes(path)?))
 }
 
-fn jsonl_rows(text: &str) -> Vec<RawRow> {
-    text.lines()
+/// One row per non-blank line, each decoded on its own, so a line with invalid UTF-8 is a bad
+/// row with its number (skippable by policy), not a failed file.
+fn jsonl_rows(bytes: &[u8]) -> Vec<RawRow> {
+    let mut lines: Vec<&[u8]> = bytes.split(|&b| b == b'\n').collect();
+    if lines.last().is_some_and(|l| l.is_empty()) {
+        lines.pop();
+    }
+    lines
+        .into_iter()
         .enumerate()
-        .filter(|(_, line)| !line.trim().is_empty())
+        .map(|(i, line)| (i, line.strip_suffix(b"\r").unwrap_or(line)))
+        .filter(|(_, line)| !line.trim_ascii().is_empty())
         .map(|(i, line)| RawRow {
             number: i + 1,
-            value: serde_json::from_str(line).map_err(|e| format!("invalid JSON: {e}")),
+            value: match std::str::from_utf8(line) {
+                Ok(line) => serde_json::from_str(line).map_err(|e| format!("invalid JSON: {e}")),
+                Err(e) => Err(format!(
+                    "invalid UTF-8 at byte {} of the line (the file must be UTF-8 text)",
+                    e.valid_up_to() + 1
+                )),
+            },
         })
         .collect()
 }
@@ -78,14 +97,21 @@ fn jsonl_rows(text: &str) -> Vec<RawRow> {
 /// A JSON array of records, `{"data": [...]}` / `{"rows": [...]}`, or column-oriented
 /// `{"field": [v1, v2, ...], ...}`. A `.json` file that is really JSON Lines is read as such.
 fn read_json(path: &Path) -> Result<Vec<RawRow>> {
-    let text = read_text(path)?;
-    let document: Value = match serde_json::from_str(&text) {
+    let bytes = read_bytes(path)?;
+    let text = String::from_utf8_lossy(&bytes);
+    if looks_like_jsonl(&text) && serde_json::from_slice::<Value>(&bytes).is_err() {
+        return Ok(jsonl_rows(&bytes));
+    }
+    let text = match std::str::from_utf8(&bytes) {
+        Ok(text) => text,
+        Err(e) => bail!(
+            "{}: invalid UTF-8 at byte {} (the file must be UTF-8 text)",
+            path.display(),
+            e.valid_up_to() + 1
+        ),
+    };
+    let document: Value = match serde_json::from_str(text) {
         Ok(v) => v,
-        Err(e)
-            if e.classify() == serde_json::error::Category::Syntax && looks_like_jsonl(&text) =>
-        {
-            return Ok(jsonl_rows(&text));
-        }
         Err(e) => bail!("{}: invalid JSON: {e}", path.display()),
     };
     let records = match document {

@@ -557,3 +557,42 @@ fn tsv_quotes_are_text_and_do_not_merge_rows() {
         ("\"t\"", "\"u\"")
     );
 }
+
+#[test]
+fn a_utf8_byte_order_mark_is_not_part_of_jsonl_or_json_data() {
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(
+        dir.path().join("train.jsonl"),
+        "\u{feff}{\"q\": \"x\", \"a\": \"1\"}\n{\"q\": \"y\", \"a\": \"2\"}\n",
+    )
+    .unwrap();
+    fs::write(
+        dir.path().join("test.json"),
+        "\u{feff}[{\"q\": \"t\", \"a\": \"u\"}]",
+    )
+    .unwrap();
+    let d = load_dataset(&cfg(dir.path()), Path::new("/")).unwrap();
+    assert_eq!(ids(&d.train), vec![0, 1]);
+    assert_eq!(d.train[0].input, "x");
+    assert_eq!(d.test[0].output, "u");
+}
+
+#[test]
+fn invalid_utf8_in_one_jsonl_line_is_a_bad_row_with_its_line_number() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut bytes = b"{\"q\": \"x\", \"a\": \"1\"}\r\n{\"q\": \"caf".to_vec();
+    bytes.extend_from_slice(b"\xe9\", \"a\": \"2\"}\r\n{\"q\": \"z\", \"a\": \"3\"}\r\n");
+    fs::write(dir.path().join("train.jsonl"), bytes).unwrap();
+    write(dir.path(), "test.jsonl", &jsonl([("t".into(), "u".into())]));
+    let mut c = cfg(dir.path());
+    let err = load_dataset(&c, Path::new("/")).unwrap_err().to_string();
+    assert!(
+        err.contains("train.jsonl line 2: invalid UTF-8 at byte 11 of the line"),
+        "{err}"
+    );
+    c.on_bad_row = OnBadRow::Skip;
+    let d = load_dataset(&c, Path::new("/")).unwrap();
+    assert_eq!(ids(&d.train), vec![0, 2]);
+    assert_eq!(d.train[1].output, "3");
+    assert_eq!(d.skipped_rows, 1);
+}
