@@ -604,3 +604,84 @@ fn auc_is_over_the_range_all_strategies_share() {
     assert!(md.contains("share no labeled range"), "{md}");
     assert!(md.contains("| late | – | 40 |"), "{md}");
 }
+
+#[test]
+fn savings_from_a_bound_are_printed_as_bounds() {
+    std::env::set_var("LAB_QUIET", "1");
+    let tmp = tempfile::tempdir().unwrap();
+    // The reference reaches its final score at its first point: its count is a bound.
+    let dir = tmp.path().join("flat");
+    let flat = [(10, 0.0, 0.3), (20, 0.0, 0.3), (30, 0.0, 0.3)];
+    write_curve(&dir, "random", 0, &flat);
+    write_curve(
+        &dir,
+        "above",
+        0,
+        &[(10, 0.0, 0.35), (20, 0.0, 0.4), (30, 0.0, 0.5)],
+    );
+    write_curve(
+        &dir,
+        "tie",
+        0,
+        &[(10, 0.0, 0.1), (20, 0.0, 0.3), (30, 0.0, 0.3)],
+    );
+    let report = write_report(&dir, "random").unwrap();
+    assert!(report.tables[0].reference_reached_at_first_point);
+    let md = std::fs::read_to_string(dir.join("report.md")).unwrap();
+    assert!(
+        md.contains("final mean 0.3000 reached with ≤ 10 labels."),
+        "{md}"
+    );
+    // Both sides bounds: unknown.
+    assert!(
+        md.contains("| above | 0.4125 | 30 | 0.5000 | ≤ 10 | – |"),
+        "{md}"
+    );
+    // Only the reference's side is a bound: at most 10/20.
+    assert!(
+        md.contains("| tie | 0.2500 | 30 | 0.3000 | 20 | ≤ 0.50× |"),
+        "{md}"
+    );
+    assert!(
+        md.contains("| random (reference) | 0.3000 | 30 | 0.3000 | ≤ 10 | 1.00× |"),
+        "{md}"
+    );
+
+    // Only the strategy's side is a bound: at least 20/10.
+    let dir = tmp.path().join("tq");
+    write_curve(&dir, "random", 0, &[(10, 0.0, 0.3), (20, 0.0, 0.4)]);
+    write_curve(&dir, "n1", 0, &[(10, 0.0, 0.5), (20, 0.0, 0.6)]);
+    write_report(&dir, "random").unwrap();
+    let md = std::fs::read_to_string(dir.join("report.md")).unwrap();
+    assert!(
+        md.contains("final mean 0.4000 reached with 20 labels."),
+        "{md}"
+    );
+    assert!(
+        md.contains("| n1 | 0.5500 | 20 | 0.6000 | ≤ 10 | ≥ 2.00× |"),
+        "{md}"
+    );
+
+    // The reference needs no labels at all (its first point is at 0): no ratio, and 0 is
+    // exact, not a bound.
+    let dir = tmp.path().join("zero");
+    write_curve(
+        &dir,
+        "random",
+        0,
+        &[(0, 0.0, 0.3), (10, 0.0, 0.3), (20, 0.0, 0.3)],
+    );
+    write_curve(
+        &dir,
+        "s",
+        0,
+        &[(0, 0.0, 0.2), (10, 0.0, 0.3), (20, 0.0, 0.4)],
+    );
+    write_report(&dir, "random").unwrap();
+    let md = std::fs::read_to_string(dir.join("report.md")).unwrap();
+    assert!(
+        md.contains("final mean 0.3000 reached with 0 labels."),
+        "{md}"
+    );
+    assert!(md.contains("| s | 0.3000 | 20 | 0.4000 | 10 | – |"), "{md}");
+}

@@ -1,5 +1,5 @@
 //! `report.md`: per metric, a table of label efficiency against the reference strategy.
-use crate::report::savings::SavingsTable;
+use crate::report::savings::{SavingBound, SavingsTable};
 use std::fmt::Write;
 
 /// Seeds per strategy, for the header of the report.
@@ -54,7 +54,9 @@ pub fn render_report(
          where the mean curve reaches the reference strategy's final mean score (linear \
          interpolation between iterations); `≤ n` means it was already reached at the first \
          evaluated point, so fewer labels may suffice. **Saving** is the reference's labels-to-reach \
-         divided by the strategy's (above 1: fewer labels than the reference). Per-point \
+         divided by the strategy's (above 1: fewer labels than the reference); `≥`: the strategy's \
+         count is only a bound (`≤ n`), so the saving is at least this; `≤`: the reference's count \
+         is a bound, so at most this; `–`: both are bounds, or one needs no labels at all. Per-point \
          means, standard deviations and 95% confidence intervals are in `summary.csv`.\n"
     );
     for t in tables {
@@ -63,9 +65,14 @@ pub fn render_report(
             (Some(target), Some(labels)) => {
                 let _ = writeln!(
                     md,
-                    "Reference `{}`: final mean {} reached with {} labels.\n",
+                    "Reference `{}`: final mean {} reached with {}{} labels.\n",
                     t.reference,
                     fmt_score(target),
+                    if t.reference_reached_at_first_point {
+                        "≤ "
+                    } else {
+                        ""
+                    },
                     fmt_labels(labels)
                 );
             }
@@ -112,9 +119,14 @@ pub fn render_report(
                 (Some(_), Some(l)) if r.reached_at_first_point => format!("≤ {}", fmt_labels(l)),
                 (Some(_), Some(l)) => fmt_labels(l),
             };
+            let bound = match r.saving_bound {
+                SavingBound::Exact => "",
+                SavingBound::AtLeast => "≥ ",
+                SavingBound::AtMost => "≤ ",
+            };
             let saving = r
                 .saving
-                .map(|s| format!("{s:.2}×"))
+                .map(|s| format!("{bound}{s:.2}×"))
                 .unwrap_or_else(|| "–".to_string());
             let name = if r.strategy == t.reference {
                 format!("{} (reference)", r.strategy)

@@ -70,8 +70,21 @@ pub struct SavingsRow {
     pub labels_to_reach: Option<f64>,
     /// Already reached at the first evaluated point, so fewer labels may have sufficed.
     pub reached_at_first_point: bool,
-    /// Reference's labels-to-reach divided by this strategy's.
+    /// Reference's labels-to-reach divided by this strategy's; `None` when both are only
+    /// bounds, or either needs no labels.
     pub saving: Option<f64>,
+    /// Whether `saving` is exact or a bound (one side reached at its first point).
+    pub saving_bound: SavingBound,
+}
+
+/// How a saving ratio relates to the true one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SavingBound {
+    Exact,
+    /// The strategy may have needed fewer labels than its count: the saving is at least this.
+    AtLeast,
+    /// The reference may have needed fewer labels than its count: the saving is at most this.
+    AtMost,
 }
 
 /// The label-efficiency table of one metric.
@@ -83,6 +96,9 @@ pub struct SavingsTable {
     pub target: Option<f64>,
     /// Labels the reference itself needs to first reach `target`.
     pub reference_labels: Option<f64>,
+    /// The reference reached `target` at its first point (above 0 labels), so
+    /// `reference_labels` is only an upper bound.
+    pub reference_reached_at_first_point: bool,
     /// The labeled range every strategy's mean curve covers, over which AUC is computed (the
     /// same range for all, so their AUCs compare); `None` when there is none.
     pub auc_range: Option<(f64, f64)>,
@@ -105,16 +121,30 @@ pub fn savings_table(metric: &str, curves: &[MeanCurve], reference: &str) -> Sav
         ends.fold(f64::MAX, f64::min),
     ))
     .filter(|(lo, hi)| lo <= hi);
+    let reference_reached_at_first_point = reference_curve
+        .zip(reference_labels)
+        .is_some_and(|(c, r)| at_first_point(&c.means(), r));
     let rows = curves
         .iter()
         .filter_map(|c| {
             let means = c.means();
             let last = *means.last()?;
             let labels_to_reach = target.and_then(|t| x_to_reach(&means, t));
-            let reached_at_first_point = labels_to_reach.is_some_and(|l| l <= means[0].0);
-            let saving = match (reference_labels, labels_to_reach) {
-                (Some(r), Some(s)) if s > 0.0 => Some(r / s),
-                _ => None,
+            let reached_at_first_point = labels_to_reach.is_some_and(|l| at_first_point(&means, l));
+            // A count reached at the first point is only an upper bound on the labels needed,
+            // so the ratio is a bound on one side, and unknown when both are bounds. The
+            // reference compared with itself is exactly 1 all the same.
+            let (saving, saving_bound) = match (reference_labels, labels_to_reach) {
+                (Some(r), Some(s)) if r > 0.0 && s > 0.0 => {
+                    match (reference_reached_at_first_point, reached_at_first_point) {
+                        _ if c.strategy == reference => (Some(1.0), SavingBound::Exact),
+                        (false, false) => (Some(r / s), SavingBound::Exact),
+                        (false, true) => (Some(r / s), SavingBound::AtLeast),
+                        (true, false) => (Some(r / s), SavingBound::AtMost),
+                        (true, true) => (None, SavingBound::Exact),
+                    }
+                }
+                _ => (None, SavingBound::Exact),
             };
             Some(SavingsRow {
                 strategy: c.strategy.clone(),
@@ -124,6 +154,7 @@ pub fn savings_table(metric: &str, curves: &[MeanCurve], reference: &str) -> Sav
                 labels_to_reach,
                 reached_at_first_point,
                 saving,
+                saving_bound,
             })
         })
         .collect();
@@ -132,9 +163,16 @@ pub fn savings_table(metric: &str, curves: &[MeanCurve], reference: &str) -> Sav
         reference: reference.to_string(),
         target,
         reference_labels,
+        reference_reached_at_first_point,
         auc_range,
         rows,
     }
+}
+
+/// `labels` is the first point of `means` and above 0: fewer labels than that might have
+/// done, so it is only an upper bound (at 0 labels it is exact).
+fn at_first_point(means: &[(f64, f64)], labels: f64) -> bool {
+    means.first().is_some_and(|p| labels <= p.0 && p.0 > 0.0)
 }
 
 #[cfg(test)]
@@ -195,12 +233,14 @@ mod tests {
         let good = t.rows.iter().find(|r| r.strategy == "good").unwrap();
         assert_eq!(good.labels_to_reach, Some(10.0));
         assert!(good.reached_at_first_point);
+        // good may have needed fewer than 10 labels: the saving is at least 3.
         assert!((good.saving.unwrap() - 3.0).abs() < 1e-12);
+        assert_eq!(good.saving_bound, SavingBound::AtLeast);
         let random = t.rows.iter().find(|r| r.strategy == "random").unwrap();
         assert!(!random.reached_at_first_point);
         let md = crate::report::markdown::render_report("e", &[], &[], None, &[t], &[]);
         assert!(
-            md.contains("| good | 0.4125 | 30 | 0.5000 | ≤ 10 | 3.00× |"),
+            md.contains("| good | 0.4125 | 30 | 0.5000 | ≤ 10 | ≥ 3.00× |"),
             "{md}"
         );
     }
