@@ -117,9 +117,15 @@ fn read_json(path: &Path) -> Result<Vec<RawRow>> {
     let records = match document {
         Value::Array(items) => items,
         Value::Object(mut object) => {
-            if let Some(Value::Array(items)) =
-                object.remove("data").or_else(|| object.remove("rows"))
-            {
+            // `data`/`rows` wrap records only when they hold objects; else they may be
+            // columns of a column-oriented file.
+            let wrapper = ["data", "rows"].into_iter().find(|key| {
+                object
+                    .get(*key)
+                    .and_then(Value::as_array)
+                    .is_some_and(|items| items.iter().all(Value::is_object))
+            });
+            if let Some(Value::Array(items)) = wrapper.and_then(|key| object.remove(key)) {
                 items
             } else if !object.is_empty() && object.values().all(Value::is_array) {
                 columns_to_records(path, object)?
@@ -179,26 +185,56 @@ fn columns_to_records(path: &Path, columns: Map<String, Value>) -> Result<Vec<Va
 }
 
 /// CSV (or TSV by extension, read without quoting) with a header row; every value is text.
+/// Row numbers are the file's line numbers, counted from the byte where each record starts.
 fn read_csv(path: &Path) -> Result<Vec<RawRow>> {
     let tab = path
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("tsv"));
+    let bytes =
+        std::fs::read(path).with_context(|| format!("cannot read data file {}", path.display()))?;
     let mut reader = csv::ReaderBuilder::new()
         .delimiter(if tab { b'\t' } else { b',' })
         // TSV has no quoting: a `"` is text (quoting would strip it and merge rows).
         .quoting(!tab)
         .flexible(true)
-        .from_path(path)
-        .with_context(|| format!("cannot read data file {}", path.display()))?;
+        .from_reader(bytes.as_slice());
     let header = reader
         .headers()
         .with_context(|| format!("{}: cannot read the header row", path.display()))?
         .clone();
+    for (i, name) in header.iter().enumerate() {
+        if header.iter().take(i).any(|earlier| earlier == name) {
+            bail!(
+                "{}: the header names column `{name}` twice; rename one of them so each field has one value",
+                path.display()
+            );
+        }
+    }
+    // Lines before byte `byte`, counted incrementally (records come in file order).
+    let (mut counted_to, mut newlines) = (0usize, 0usize);
+    let mut line_at = |byte: u64| -> usize {
+        // After a CRLF the reader places the next record at the `\n`; a record never starts
+        // with a line break, so skip past them.
+        let mut byte = (byte as usize).min(bytes.len());
+        while byte < bytes.len() && matches!(bytes[byte], b'\r' | b'\n') {
+            byte += 1;
+        }
+        if byte >= counted_to {
+            newlines += bytes[counted_to..byte]
+                .iter()
+                .filter(|&&b| b == b'\n')
+                .count();
+        } else {
+            newlines = bytes[..byte].iter().filter(|&&b| b == b'\n').count();
+        }
+        counted_to = byte;
+        newlines + 1
+    };
     let mut rows = Vec::new();
     for (i, record) in reader.records().enumerate() {
         let (number, value) = match record {
             Ok(record) => {
-                let line = record.position().map_or(i + 2, |p| p.line() as usize);
+                let line = record.position().map_or(i + 2, |p| line_at(p.byte()));
                 let value = if record.len() != header.len() {
                     Err(format!(
                         "has {} values but the header has {} columns",
@@ -217,7 +253,7 @@ fn read_csv(path: &Path) -> Result<Vec<RawRow>> {
                 (line, value)
             }
             Err(e) => {
-                let line = e.position().map_or(i + 2, |p| p.line() as usize);
+                let line = e.position().map_or(i + 2, |p| line_at(p.byte()));
                 (line, Err(format!("invalid CSV: {e}")))
             }
         };

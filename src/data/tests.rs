@@ -596,3 +596,58 @@ fn invalid_utf8_in_one_jsonl_line_is_a_bad_row_with_its_line_number() {
     assert_eq!(d.train[1].output, "3");
     assert_eq!(d.skipped_rows, 1);
 }
+
+#[test]
+fn crlf_csv_reports_true_line_numbers() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "train.csv",
+        "q,a\r\n\"first,\r\nemail\",s1\r\nsecond,s2\r\nthird,\r\n",
+    );
+    write(dir.path(), "test.csv", "q,a\r\nt,u\r\n");
+    let err = load_dataset(&cfg(dir.path()), Path::new("/"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("train.csv line 5: output field `a` is empty"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_csv_header_naming_a_column_twice_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "train.csv", "q,a,q\nx,1,y\n");
+    write(dir.path(), "test.csv", "q,a\nt,u\n");
+    let err = load_dataset(&cfg(dir.path()), Path::new("/"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("train.csv: the header names column `q` twice"),
+        "{err}"
+    );
+}
+
+#[test]
+fn column_oriented_json_may_have_a_column_named_data_or_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    for key in ["data", "rows"] {
+        let path = dir.path().join("d.json");
+        fs::write(
+            &path,
+            format!(r#"{{"q": ["x", "y"], "{key}": ["1", "2"]}}"#),
+        )
+        .unwrap();
+        let rows = rows::read_rows(&path, DataFormat::Auto).unwrap();
+        let got: Vec<serde_json::Value> = rows.into_iter().map(|r| r.value.unwrap()).collect();
+        assert_eq!(
+            got,
+            vec![
+                serde_json::json!({"q": "x", key: "1"}),
+                serde_json::json!({"q": "y", key: "2"})
+            ],
+            "{key}"
+        );
+    }
+}
