@@ -286,3 +286,29 @@ fn labels_stats_reads_the_folder_runs_use_and_is_calm_when_it_is_empty() {
     assert!(!out.status.success(), "{msg}");
     assert!(msg.contains("$LAB_LABEL_CACHE"), "{msg}");
 }
+
+#[test]
+fn check_resolves_split_files_as_run_does() {
+    let dir = project();
+    let good = std::fs::read_to_string(dir.path().join("good.toml")).unwrap();
+    let with = |extra: &str| good.replace("[al]", &format!("{extra}\n[al]"));
+    // The test split named as the train file: the pool would be the test set.
+    std::fs::write(dir.path().join("same.toml"), with("test = \"train.jsonl\"")).unwrap();
+    let out = lab(dir.path(), &["check", "same.toml"]);
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out)
+            .contains("is in both the train split (`data.train`) and the test split (`data.test`)"),
+        "{}",
+        text(&out)
+    );
+    // A named split file that does not exist.
+    std::fs::write(dir.path().join("gone.toml"), with("dev = \"dev.jsonl\"")).unwrap();
+    let out = lab(dir.path(), &["check", "gone.toml"]);
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("`data.dev` = \"dev.jsonl\"") && text(&out).contains("does not exist"),
+        "{}",
+        text(&out)
+    );
+}

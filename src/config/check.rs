@@ -120,6 +120,9 @@ fn check_files_exist(exp: &Experiment, file: &Path, base_dir: &Path) -> Result<(
             exp.data.path.display()
         );
     }
+    // The split files as `lab run` finds them (no rows read): a missing `data.test`, an
+    // ambiguous folder or a file serving two splits fails here, not after `lab run` starts.
+    crate::data::find_split_files(&exp.data, &data_base)?;
     if let Some(model) = &exp.model.path {
         let model = resolve(base_dir, model);
         if !model.exists() {
