@@ -76,15 +76,10 @@ pub fn load_dataset(cfg: &DataConfig, base_dir: &Path) -> Result<Dataset> {
         output: cfg.output_field.clone(),
         references: cfg.effective_reference_fields(),
     };
-    let mut skipped_rows = 0;
-    let mut load = |paths: &[PathBuf]| -> Result<Vec<Example>> {
-        let (examples, skipped) = load_split(paths, cfg, &map)?;
-        skipped_rows += skipped;
-        Ok(examples)
-    };
-    let mut train = load(&files.train)?;
-    let mut dev = load(&files.dev)?;
-    let mut test = load(&files.test)?;
+    let (mut train, train_skipped) = load_split(&files.train, cfg, &map)?;
+    let (mut dev, dev_skipped) = load_split(&files.dev, cfg, &map)?;
+    let (mut test, test_skipped) = load_split(&files.test, cfg, &map)?;
+    let skipped_rows = train_skipped + dev_skipped + test_skipped;
 
     if cfg.test_ratio.is_some() && !files.test.is_empty() {
         bail!(
@@ -112,6 +107,15 @@ pub fn load_dataset(cfg: &DataConfig, base_dir: &Path) -> Result<Dataset> {
         if dev_ratio > 0.0 {
             dev = split_dev;
         }
+    }
+    if test.is_empty() && !files.test.is_empty() {
+        let shown: Vec<String> = files.test.iter().map(|p| p.display().to_string()).collect();
+        bail!(
+            "the test split {} gave 0 usable rows ({test_skipped} skipped): check the field mapping (data.input_field = `{}`, data.output_field = `{}`) against the fields its rows have",
+            shown.join(" + "),
+            cfg.input_field,
+            cfg.output_field
+        );
     }
     if test.is_empty() {
         bail!(

@@ -651,3 +651,27 @@ fn column_oriented_json_may_have_a_column_named_data_or_rows() {
         );
     }
 }
+
+#[test]
+fn a_test_file_with_no_usable_rows_is_named_not_called_missing() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "train.jsonl",
+        &jsonl([("q".into(), "a".into())]),
+    );
+    write(
+        dir.path(),
+        "test.jsonl",
+        "{\"question\": \"t\", \"a\": \"u\"}\n{\"question\": \"v\", \"a\": \"w\"}\n",
+    );
+    let mut c = cfg(dir.path());
+    c.on_bad_row = OnBadRow::Skip;
+    let err = load_dataset(&c, Path::new("/")).unwrap_err().to_string();
+    assert!(
+        err.contains("test.jsonl gave 0 usable rows (2 skipped)")
+            && err.contains("data.input_field = `q`")
+            && !err.contains("has no test split"),
+        "{err}"
+    );
+}
