@@ -165,3 +165,28 @@ fn an_unknown_reference_strategy_is_refused_with_the_strategies_present() {
     assert!(stderr.contains("other"), "{stderr}");
     assert!(stderr.contains("idds"), "{stderr}");
 }
+
+#[test]
+fn a_curve_with_a_non_finite_or_negative_cost_is_refused_naming_file_and_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let exp = tmp.path().join("nancost");
+    let good = exp.join("random/seed-1/curve.csv");
+    write_curve(&good, &[0.1, 0.3]);
+    for bad in ["NaN", "-1"] {
+        let path = exp.join("random/seed-0/curve.csv");
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(
+            &path,
+            format!("iteration,labeled,cost,tokens,seconds,rougeL\n0,10,{bad},0,0,0.1\n1,20,2.0,0,1,0.2\n"),
+        )
+        .unwrap();
+        let out = lab(&["report", exp.to_str().unwrap(), "--x", "cost"]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(
+            stderr.contains(&format!("{} line 2", path.display())),
+            "{stderr}"
+        );
+        assert!(stderr.contains("(cost) must be a finite"), "{stderr}");
+    }
+}

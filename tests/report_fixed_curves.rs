@@ -685,3 +685,45 @@ fn savings_from_a_bound_are_printed_as_bounds() {
     );
     assert!(md.contains("| s | 0.3000 | 20 | 0.4000 | 10 | – |"), "{md}");
 }
+
+#[test]
+fn the_cost_axis_aligns_seeds_that_stop_at_different_iterations() {
+    use atgen_lab::report::{aggregate::mean_curves, load::load_experiment_curves};
+    std::env::set_var("LAB_QUIET", "1");
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("cost");
+    write_curve(
+        &dir,
+        "llm",
+        0,
+        &[
+            (10, 1.0, 0.1),
+            (20, 2.0, 0.2),
+            (30, 3.0, 0.3),
+            (40, 10.0, 0.5),
+        ],
+    );
+    write_curve(&dir, "llm", 1, &[(10, 9.0, 0.3), (20, 12.0, 0.4)]);
+    let curves = load_experiment_curves(&dir).unwrap();
+    let mean = mean_curves(&curves, "rouge1", XAxis::Cost);
+    let pts: Vec<(f64, f64, usize)> = mean[0]
+        .points
+        .iter()
+        .map(|p| (p.x, p.summary.mean, p.summary.n))
+        .collect();
+    // Both seeds cover $9..$10 only; seed 0 at $9 is 0.3 + 0.2·6/7, seed 1 at $10 is
+    // 0.3 + 0.1/3. Grouping by iteration placed iteration 2 (seed 0 alone, $3) left of
+    // iteration 0 (mean of $1 and $9) with values from different seed subsets.
+    assert_eq!(pts.len(), 2, "{pts:?}");
+    assert_eq!((pts[0].0, pts[0].2), (9.0, 2), "{pts:?}");
+    assert!(close(pts[0].1, (0.3 + 0.2 * 6.0 / 7.0 + 0.3) / 2.0, 1e-12));
+    assert_eq!((pts[1].0, pts[1].2), (10.0, 2), "{pts:?}");
+    assert!(close(pts[1].1, (0.5 + 0.3 + 0.1 / 3.0) / 2.0, 1e-12));
+    // The figure is drawn from these points.
+    let options = ReportOptions {
+        reference: "llm".into(),
+        x: XAxis::Cost,
+    };
+    write_report_with(&dir, &options).unwrap();
+    assert!(dir.join("rouge1-by-cost.svg").is_file());
+}

@@ -155,10 +155,17 @@ fn parse_row(line: &str, columns: usize) -> Result<CurveRow> {
             )
         })
     };
+    let cost = float(2)?;
+    if !cost.is_finite() || cost < 0.0 {
+        bail!(
+            "column 3 (cost) must be a finite dollar amount of 0 or more, found `{}`",
+            fields[2]
+        );
+    }
     Ok(CurveRow {
         iteration: int(0)? as usize,
         labeled: int(1)? as usize,
-        cost: float(2)?,
+        cost,
         tokens: int(3)?,
         seconds: float(4)?,
         metrics: (FIXED_COLUMNS.len()..fields.len())
@@ -231,6 +238,25 @@ mod tests {
             .unwrap_err()
         );
         assert!(err.contains("expected 6"), "{err}");
+    }
+
+    #[test]
+    fn non_finite_or_negative_cost_is_refused_with_file_and_line() {
+        for bad in ["NaN", "inf", "-inf", "-0.5"] {
+            let text = format!(
+                "iteration,labeled,cost,tokens,seconds,m\n0,10,0.1,0,0,0.1\n1,20,{bad},0,1,0.2\n"
+            );
+            let err = format!(
+                "{:#}",
+                Curve::parse(&text, Path::new("r/s/seed-0/curve.csv")).unwrap_err()
+            );
+            assert!(err.contains("r/s/seed-0/curve.csv line 3"), "{err}");
+            assert!(err.contains("(cost) must be a finite"), "{err}");
+            assert!(err.contains(&format!("`{bad}`")), "{err}");
+        }
+        // Metric values may still be NaN (a metric that could not be computed).
+        let text = "iteration,labeled,cost,tokens,seconds,m\n0,10,0,0,0,NaN\n";
+        assert!(Curve::parse(text, Path::new("c.csv")).unwrap().rows[0].metrics[0].is_nan());
     }
 
     #[test]
