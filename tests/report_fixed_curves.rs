@@ -727,3 +727,32 @@ fn the_cost_axis_aligns_seeds_that_stop_at_different_iterations() {
     write_report_with(&dir, &options).unwrap();
     assert!(dir.join("rouge1-by-cost.svg").is_file());
 }
+
+#[test]
+fn a_floating_point_tie_with_the_target_is_reached() {
+    std::env::set_var("LAB_QUIET", "1");
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("tiefloat");
+    write_curve(&dir, "random", 0, &[(10, 0.0, 0.1), (20, 0.0, 0.4)]);
+    // Mean at 20: (0.7 + 0.1) / 2 = 0.39999999999999997.
+    write_curve(&dir, "s", 0, &[(10, 0.0, 0.1), (20, 0.0, 0.7)]);
+    write_curve(&dir, "s", 1, &[(10, 0.0, 0.1), (20, 0.0, 0.1)]);
+    let report = write_report(&dir, "random").unwrap();
+    let s = report.tables[0]
+        .rows
+        .iter()
+        .find(|r| r.strategy == "s")
+        .unwrap();
+    assert!(
+        s.final_score < 0.4,
+        "the tie is not exact: {}",
+        s.final_score
+    );
+    assert_eq!(s.labels_to_reach, Some(20.0));
+    assert!(close(s.saving.unwrap(), 1.0, 1e-12));
+    let md = std::fs::read_to_string(dir.join("report.md")).unwrap();
+    assert!(
+        md.contains("| s | 0.2500 | 20 | 0.4000 | 20 | 1.00× |"),
+        "{md}"
+    );
+}

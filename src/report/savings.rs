@@ -45,16 +45,26 @@ fn value_at(points: &[(f64, f64)], x: f64) -> Option<f64> {
     Some(y0 + (y1 - y0) * (x - x0) / (x1 - x0))
 }
 
+/// Relative tolerance of "reaches the target": means of the same scores summed in another
+/// order differ in the last bits (0.7 + 0.1 over 2 is 0.39999999999999997, not 0.4).
+const REACH_TOLERANCE: f64 = 1e-9;
+
+/// Whether `y` reaches `target`, within the relative tolerance.
+fn reaches(y: f64, target: f64) -> bool {
+    y >= target - REACH_TOLERANCE * target.abs().max(y.abs())
+}
+
 /// The smallest x at which the piecewise-linear curve through `points` (sorted by x) reaches
-/// `target`; `None` when it never does.
+/// `target` (within a relative tolerance of 1e-9); `None` when it never does.
 pub fn x_to_reach(points: &[(f64, f64)], target: f64) -> Option<f64> {
     let first = points.first()?;
-    if first.1 >= target {
+    if reaches(first.1, target) {
         return Some(first.0);
     }
     points.windows(2).find_map(|w| {
         let ((x0, y0), (x1, y1)) = (w[0], w[1]);
-        (y1 >= target).then(|| x0 + (target - y0) / (y1 - y0) * (x1 - x0))
+        // Reached within the tolerance only: the crossing is at x1, not past it.
+        reaches(y1, target).then(|| x0 + ((target - y0) / (y1 - y0)).clamp(0.0, 1.0) * (x1 - x0))
     })
 }
 
@@ -207,6 +217,11 @@ mod tests {
         assert_eq!(x_to_reach(&pts, 0.05), Some(10.0));
         assert_eq!(x_to_reach(&pts, 0.5), Some(40.0));
         assert_eq!(x_to_reach(&pts, 0.51), None);
+        // A floating-point tie is reached, at the point itself.
+        let tie = [(10.0, 0.1), (20.0, (0.7 + 0.1) / 2.0)];
+        assert!(tie[1].1 < 0.4);
+        assert_eq!(x_to_reach(&tie, 0.4), Some(20.0));
+        assert_eq!(x_to_reach(&tie, 0.4 + 1e-6), None);
     }
 
     #[test]
