@@ -43,17 +43,90 @@ fn lookup_segments<'a>(value: &'a Value, path: &str) -> Option<&'a Value> {
     }
 }
 
-/// " (the row has fields a, b; did you mean `a`?)" for a row object, else nothing.
+/// " (the row has fields a, b; did you mean `a`?)" for a row object, else nothing. A name is
+/// suggested only when it is closer to the path's first segment than that segment is long.
 fn fields_hint(row: &Value, path: &str) -> String {
     let Value::Object(map) = row else {
         return String::new();
     };
     let names: Vec<&str> = map.keys().map(String::as_str).collect();
     let first = path.split('.').next().unwrap_or(path);
-    let hint = crate::config::diagnose::did_you_mean(first, &names);
-    let hint = hint.trim_end();
-    let sep = if hint.is_empty() { "" } else { "; " };
-    format!(" (the row has fields {}{sep}{hint})", names.join(", "))
+    let hint = crate::config::diagnose::suggest(first, &names)
+        .filter(|name| {
+            strsim::damerau_levenshtein(&first.to_lowercase(), &name.to_lowercase())
+                < first.chars().count()
+        })
+        .map(|name| format!("; did you mean `{name}`?"))
+        .unwrap_or_default();
+    format!(" (the row has fields {}{hint})", names.join(", "))
+}
+
+/// Why `path` finds nothing when its first segment does exist, to follow the field's name: the
+/// first step that fails inside a present value (": list `answers.text` has no item 0"), or
+/// " is missing (`answer` is null)". `None` when the first segment itself is absent (then the
+/// row's fields are the hint).
+fn missing_inside(row: &Value, path: &str) -> Option<String> {
+    let segments: Vec<&str> = path.split('.').collect();
+    let mut current = row;
+    let mut i = 0;
+    while i < segments.len() {
+        let prefix = segments[..i].join(".");
+        match current {
+            Value::Object(object) => {
+                // The longest run of segments that is a key, so dotted keys are found too.
+                let found = (i + 1..=segments.len())
+                    .rev()
+                    .find_map(|j| object.get(&segments[i..j].join(".")).map(|v| (j, v)));
+                match found {
+                    Some((j, value)) => {
+                        current = value;
+                        i = j;
+                    }
+                    None if i == 0 => return None,
+                    None => {
+                        let names: Vec<&str> = object.keys().map(String::as_str).collect();
+                        return Some(format!(
+                            ": object `{prefix}` has no field `{}` (it has {})",
+                            segments[i],
+                            if names.is_empty() {
+                                "none".to_string()
+                            } else {
+                                names.join(", ")
+                            }
+                        ));
+                    }
+                }
+            }
+            Value::Array(items) => match segments[i].parse::<usize>() {
+                Ok(n) if n < items.len() => {
+                    current = &items[n];
+                    i += 1;
+                }
+                Ok(n) => {
+                    return Some(format!(
+                        ": list `{prefix}` has no item {n} (it has {} item{})",
+                        items.len(),
+                        if items.len() == 1 { "" } else { "s" }
+                    ))
+                }
+                Err(_) => {
+                    return Some(format!(
+                        ": `{prefix}` is a list, so `{}` cannot name a field in it; pick an item by number (`{prefix}.0`)",
+                        segments[i]
+                    ))
+                }
+            },
+            Value::Null => return Some(format!(" is missing (`{prefix}` is null)")),
+            other => {
+                return Some(format!(
+                    ": `{prefix}` is {}, so it has no `{}`",
+                    kind(other),
+                    segments[i]
+                ))
+            }
+        }
+    }
+    None
 }
 
 fn kind(value: &Value) -> &'static str {
@@ -70,10 +143,12 @@ fn kind(value: &Value) -> &'static str {
 /// The text at `path`, which must be present and a non-empty string.
 fn text_field(row: &Value, path: &str, role: &str) -> Result<String, String> {
     match lookup(row, path) {
-        None => Err(format!(
-            "{role} field `{path}` is missing{}",
-            fields_hint(row, path)
-        )),
+        // Not "is missing": a path failing inside a present value is a row's content (an
+        // empty list), not a mapping to fix.
+        None => Err(match missing_inside(row, path) {
+            Some(why) => format!("{role} field `{path}`{why}"),
+            None => format!("{role} field `{path}` is missing{}", fields_hint(row, path)),
+        }),
         Some(Value::Null) => Err(format!("{role} field `{path}` is missing")),
         Some(Value::String(s)) if s.trim().is_empty() => {
             Err(format!("{role} field `{path}` is empty"))
@@ -198,7 +273,13 @@ mod tests {
         );
         assert_eq!(
             err(json!({"qq": "x", "zzz": "y"})),
-            "input field `q` is missing (the row has fields qq, zzz; did you mean `qq`?)"
+            "input field `q` is missing (the row has fields qq, zzz)",
+            "no suggestion as far from the name as it is long"
+        );
+        let long = map("question", "a", &[]);
+        assert_eq!(
+            to_example(&json!({"qestion": "x", "id": "y"}), 0, &long).unwrap_err(),
+            "input field `question` is missing (the row has fields qestion, id; did you mean `qestion`?)"
         );
         assert_eq!(
             err(json!({"q": 3, "a": "x"})),
@@ -216,6 +297,29 @@ mod tests {
         assert_eq!(
             err(json!(["q"])),
             "the row is a list, expected an object with named fields"
+        );
+    }
+
+    #[test]
+    fn a_path_failing_inside_a_present_value_says_where() {
+        let m = map("q", "answers.text.0", &[]);
+        let err = |row: Value| to_example(&row, 0, &m).unwrap_err();
+        assert_eq!(
+            err(json!({"q": "x", "answers": {"text": []}})),
+            "output field `answers.text.0`: list `answers.text` has no item 0 (it has 0 items)"
+        );
+        assert_eq!(
+            err(json!({"q": "x", "answers": {"start": [3]}})),
+            "output field `answers.text.0`: object `answers` has no field `text` (it has start)"
+        );
+        assert_eq!(
+            err(json!({"q": "x", "answers": "y"})),
+            "output field `answers.text.0`: `answers` is text, so it has no `text`"
+        );
+        // The first segment absent: the row's fields, and no far-fetched suggestion.
+        assert_eq!(
+            err(json!({"q": "x", "id": "y"})),
+            "output field `answers.text.0` is missing (the row has fields q, id)"
         );
     }
 }
