@@ -312,3 +312,22 @@ fn check_resolves_split_files_as_run_does() {
         text(&out)
     );
 }
+
+#[test]
+fn check_rejects_template_placeholders_other_than_input() {
+    let dir = project();
+    let good = std::fs::read_to_string(dir.path().join("good.toml")).unwrap();
+    std::fs::write(
+        dir.path().join("tmpl.toml"),
+        good.replace("Echo: {input}", "Context: {context}\\n{input} {{input}}"),
+    )
+    .unwrap();
+    let out = lab(dir.path(), &["check", "tmpl.toml"]);
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("data.input_template")
+            && text(&out).contains("placeholder(s) `{context}` but only `{input}` is filled in"),
+        "{}",
+        text(&out)
+    );
+}

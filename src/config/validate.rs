@@ -189,6 +189,28 @@ fn check_data(exp: &Experiment, p: &mut Problems) {
             "must contain `{input}` where the example's input goes",
         );
     }
+    // Only `{input}` is filled in (braces are not escaped: `{{` stays `{{`); any other
+    // `{name}` would reach the model as written.
+    let placeholder = regex::Regex::new(r"\{([A-Za-z_][A-Za-z0-9_]*)\}").expect("a valid regex");
+    let mut others: Vec<&str> = placeholder
+        .captures_iter(&d.input_template)
+        .filter_map(|c| c.get(1).map(|m| m.as_str()))
+        .filter(|name| *name != "input")
+        .collect();
+    others.dedup();
+    if !others.is_empty() {
+        p.add(
+            "data.input_template",
+            format!(
+                "has placeholder(s) {} but only `{{input}}` is filled in; the others would be sent to the model as written: remove them or write the text itself",
+                others
+                    .iter()
+                    .map(|n| format!("`{{{n}}}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        );
+    }
 }
 
 fn check_model(exp: &Experiment, p: &mut Problems) {
