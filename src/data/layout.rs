@@ -298,9 +298,91 @@ fn auto_detect(root: &Path, wanted: &[Split]) -> Result<BTreeMap<Split, Vec<Path
         }
         let mut files = by_place.into_values().next().unwrap_or_default();
         files.sort();
+        check_shard_set(split, &files)?;
         found.insert(split, files);
     }
     Ok(found)
+}
+
+/// Hub shards `<split>-NNNNN-of-MMMMM...` must be one complete set: one MMMMM, every index
+/// 0..MMMMM-1 once (leftovers of an earlier download would otherwise be loaded too).
+fn check_shard_set(split: Split, files: &[PathBuf]) -> Result<()> {
+    let pattern = regex::Regex::new(r"-(\d+)-of-(\d+)").expect("a valid regex");
+    let name = |p: &PathBuf| {
+        p.file_name()
+            .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
+    };
+    let shards: Vec<(usize, usize, String)> = files
+        .iter()
+        .filter_map(|p| {
+            let n = name(p);
+            let c = pattern.captures(&n)?;
+            Some((c[1].parse().ok()?, c[2].parse().ok()?, n))
+        })
+        .collect();
+    if shards.is_empty() {
+        return Ok(());
+    }
+    let label = format!("{split:?}").to_lowercase();
+    let folder = files[0].parent().unwrap_or(Path::new(".")).display();
+    if shards.len() != files.len() {
+        let plain: Vec<String> = files
+            .iter()
+            .map(name)
+            .filter(|n| !pattern.is_match(n))
+            .collect();
+        bail!(
+            "{folder}: the {label} shards are mixed with other {label} files ({}); remove the leftovers or set `{}`",
+            plain.join(", "),
+            split.key()
+        );
+    }
+    let mut totals: Vec<usize> = shards.iter().map(|s| s.1).collect();
+    totals.sort_unstable();
+    totals.dedup();
+    if totals.len() > 1 {
+        let sets: Vec<String> = totals
+            .iter()
+            .map(|t| {
+                let members: Vec<&str> = shards
+                    .iter()
+                    .filter(|s| s.1 == *t)
+                    .map(|s| s.2.as_str())
+                    .collect();
+                format!("of {t}: {}", members.join(", "))
+            })
+            .collect();
+        bail!(
+            "{folder}: the {label} shards come from more than one download ({}); delete the leftover set",
+            sets.join("; ")
+        );
+    }
+    let total = totals[0];
+    let mut seen = vec![0usize; total];
+    let mut stray = Vec::new();
+    for (index, _, n) in &shards {
+        match seen.get_mut(*index) {
+            Some(count) => *count += 1,
+            None => stray.push(n.clone()),
+        }
+    }
+    let missing: Vec<String> = (0..total)
+        .filter(|i| seen[*i] == 0)
+        .map(|i| format!("{i:05}"))
+        .collect();
+    let doubled: Vec<String> = (0..total)
+        .filter(|i| seen[*i] > 1)
+        .map(|i| format!("{i:05}"))
+        .collect();
+    if !missing.is_empty() || !doubled.is_empty() || !stray.is_empty() {
+        bail!(
+            "{folder}: the {label} shards are not one complete set of {total}: missing [{}], present twice [{}], out of range [{}]",
+            missing.join(", "),
+            doubled.join(", "),
+            stray.join(", ")
+        );
+    }
+    Ok(())
 }
 
 /// For a hub cache folder `datasets--org--name`, its snapshot (the one `refs/main` names, else

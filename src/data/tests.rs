@@ -675,3 +675,38 @@ fn a_test_file_with_no_usable_rows_is_named_not_called_missing() {
         "{err}"
     );
 }
+
+#[test]
+fn leftover_or_missing_hub_shards_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let rows = jsonl([("q".into(), "a".into())]);
+    write(dir.path(), "data/test-00000-of-00001.jsonl", &rows);
+    write(dir.path(), "data/train-00000-of-00002.jsonl", &rows);
+    write(dir.path(), "data/train-00001-of-00002.jsonl", &rows);
+    assert_eq!(
+        load_dataset(&cfg(dir.path()), Path::new("/"))
+            .unwrap()
+            .files
+            .train
+            .len(),
+        2
+    );
+    // A leftover shard of an earlier download (one shard in all).
+    write(dir.path(), "data/train-00000-of-00001.jsonl", &rows);
+    let err = load_dataset(&cfg(dir.path()), Path::new("/"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("more than one download") && err.contains("of 1: train-00000-of-00001.jsonl"),
+        "{err}"
+    );
+    fs::remove_file(dir.path().join("data/train-00000-of-00001.jsonl")).unwrap();
+    fs::remove_file(dir.path().join("data/train-00001-of-00002.jsonl")).unwrap();
+    let err = load_dataset(&cfg(dir.path()), Path::new("/"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("not one complete set of 2: missing [00001]"),
+        "{err}"
+    );
+}
