@@ -756,3 +756,63 @@ fn a_floating_point_tie_with_the_target_is_reached() {
         "{md}"
     );
 }
+
+#[test]
+fn non_finite_metric_values_are_counted_in_the_report() {
+    std::env::set_var("LAB_QUIET", "1");
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("nan");
+    write_curve(
+        &dir,
+        "random",
+        0,
+        &[(10, 0.0, 0.1), (20, 0.0, 0.2), (30, 0.0, 0.3)],
+    );
+    write_curve(
+        &dir,
+        "random",
+        1,
+        &[(10, 0.0, 0.2), (20, 0.0, f64::NAN), (30, 0.0, 0.4)],
+    );
+    write_curve(
+        &dir,
+        "s",
+        0,
+        &[
+            (10, 0.0, f64::NAN),
+            (20, 0.0, f64::NAN),
+            (30, 0.0, f64::INFINITY),
+        ],
+    );
+    let report = write_report(&dir, "random").unwrap();
+    assert_eq!(
+        report.non_finite,
+        [
+            "`random` rouge1: 1 of 6 values not finite",
+            "`s` rouge1: 3 of 3 values not finite"
+        ]
+    );
+    let md = std::fs::read_to_string(dir.join("report.md")).unwrap();
+    assert!(
+        md.contains("**Note:** some metric values are not finite"),
+        "{md}"
+    );
+    assert!(
+        md.contains("- `s` rouge1: 3 of 3 values not finite"),
+        "{md}"
+    );
+    // random at 20 is the one finite value: n = 1.
+    let rows = summary_rows(&dir, "rouge1");
+    assert!(
+        rows.contains(&("random".into(), "20".into(), 0.2, 1)),
+        "{rows:?}"
+    );
+
+    // All finite: no note.
+    let dir = tmp.path().join("finite");
+    fixture(&dir, 0.0);
+    let report = write_report(&dir, "random").unwrap();
+    assert!(report.non_finite.is_empty());
+    let md = std::fs::read_to_string(dir.join("report.md")).unwrap();
+    assert!(!md.contains("not finite"), "{md}");
+}

@@ -101,6 +101,37 @@ pub fn mean_curves(curves: &ExperimentCurves, metric: &str, x: XAxis) -> Vec<Mea
     out
 }
 
+/// One line per strategy and metric with values that are not finite (NaN or ±inf: a metric
+/// that could not be computed, or overflowed), which the means leave out, counted over every
+/// row of every seed; empty when all are finite.
+pub fn non_finite_values(curves: &ExperimentCurves) -> Vec<String> {
+    let mut lines = Vec::new();
+    for strategy in &curves.strategies {
+        for metric in &curves.metrics {
+            let (mut bad, mut total) = (0usize, 0usize);
+            for seed in &strategy.seeds {
+                let Some(col) = seed.curve.metrics.iter().position(|m| m == metric) else {
+                    continue;
+                };
+                total += seed.curve.rows.len();
+                bad += seed
+                    .curve
+                    .rows
+                    .iter()
+                    .filter(|r| !r.metrics[col].is_finite())
+                    .count();
+            }
+            if bad > 0 {
+                lines.push(format!(
+                    "`{}` {metric}: {bad} of {total} values not finite",
+                    strategy.strategy
+                ));
+            }
+        }
+    }
+    lines
+}
+
 /// One seed's curve: one `(x, value)` per x (the last row with it), sorted by x, and the range
 /// of its finite values.
 struct SeedPoints {

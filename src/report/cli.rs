@@ -52,6 +52,9 @@ pub fn run(args: &ReportArgs) -> Result<()> {
         if let Some(note) = &summary.uneven_ends {
             eprintln!("note: {}: {note}", dir.display());
         }
+        for line in &summary.non_finite {
+            eprintln!("note: {}: {line} (left out of the means)", dir.display());
+        }
         println!(
             "report: {} ({} strategies, {} metrics) → {}",
             summary.experiment,

@@ -13,6 +13,7 @@ pub fn render_report(
     seeds: &[SeedCount<'_>],
     mixed_settings: &[String],
     uneven_ends: Option<&str>,
+    non_finite: &[String],
     tables: &[SavingsTable],
     figures: &[String],
 ) -> String {
@@ -43,6 +44,17 @@ pub fn render_report(
     }
     if let Some(note) = uneven_ends {
         let _ = writeln!(md, "**Note:** {note}\n");
+    }
+    if !non_finite.is_empty() {
+        let _ = writeln!(
+            md,
+            "**Note:** some metric values are not finite (NaN or ±inf: the metric could not be \
+             computed, or overflowed); the means, tables and figures leave them out:\n"
+        );
+        for line in non_finite {
+            let _ = writeln!(md, "- {line}");
+        }
+        md.push('\n');
     }
     let _ = writeln!(
         md,

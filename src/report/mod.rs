@@ -49,6 +49,9 @@ pub struct ReportSummary {
     pub mixed_settings: Vec<String>,
     /// Said when the strategies' curves end at different labeled counts; also in report.md.
     pub uneven_ends: Option<String>,
+    /// Strategies and metrics with values that are not finite, left out of the means; also in
+    /// report.md.
+    pub non_finite: Vec<String>,
 }
 
 /// Write summary.csv, figures by labeled count and report.md into `experiment_dir`.
@@ -128,6 +131,7 @@ pub fn write_report_with(experiment_dir: &Path, options: &ReportOptions) -> Resu
         .collect();
     let mixed_settings = settings::mixed_settings(&curves);
     let uneven_ends = settings::uneven_ends(&curves);
+    let non_finite = aggregate::non_finite_values(&curves);
     let report_path = experiment_dir.join("report.md");
     atomic_write_string(
         &report_path,
@@ -136,6 +140,7 @@ pub fn write_report_with(experiment_dir: &Path, options: &ReportOptions) -> Resu
             &seeds,
             &mixed_settings,
             uneven_ends.as_deref(),
+            &non_finite,
             &tables,
             &figures,
         ),
@@ -153,6 +158,7 @@ pub fn write_report_with(experiment_dir: &Path, options: &ReportOptions) -> Resu
         tables,
         mixed_settings,
         uneven_ends,
+        non_finite,
     })
 }
 
