@@ -95,7 +95,7 @@ fn check_experiment_file(path: &Path, base_dir: &Path) -> Result<(Experiment, St
     crate::runner::experiment::check_model_names(&exp)
         .with_context(|| format!("in {}", path.display()))?;
     check_files_exist(&exp, path, base_dir)
-        .with_context(|| format!("{} names a missing file", path.display()))?;
+        .with_context(|| format!("checking the data and model files of {}", path.display()))?;
     crate::strategy::experiment_scripts::check_experiment_scripts(&exp, path, base_dir)?;
     let summary = format!(
         "{} strategies × {} seeds",
