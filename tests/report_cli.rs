@@ -190,3 +190,55 @@ fn a_curve_with_a_non_finite_or_negative_cost_is_refused_naming_file_and_line() 
         assert!(stderr.contains("(cost) must be a finite"), "{stderr}");
     }
 }
+
+/// Run `lab` with a time limit: a report that spins forever must fail, not hang the suite.
+fn lab_within(args: &[&str], limit: std::time::Duration) -> std::process::Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_lab"))
+        .args(args)
+        .env("LAB_QUIET", "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > limit {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            panic!("lab {args:?} still running after {limit:?}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn huge_metric_values_are_plotted_and_the_report_finishes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let exp = tmp.path().join("huge");
+    // Seeds of ±1e200: the sample variance overflows, so the CI is infinite.
+    for (seed, first) in [(0, "1e200"), (1, "-1e200")] {
+        let path = exp.join(format!("random/seed-{seed}/curve.csv"));
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(
+            &path,
+            format!(
+                "iteration,labeled,cost,tokens,seconds,pred_words\n0,10,0,0,0,{first}\n\
+                 1,20,0,0,1,1e200\n"
+            ),
+        )
+        .unwrap();
+    }
+    let out = lab_within(
+        &["report", exp.to_str().unwrap()],
+        std::time::Duration::from_secs(60),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let svg = std::fs::read_to_string(exp.join("pred_words.svg")).unwrap();
+    assert!(!svg.contains("inf") && !svg.contains("NaN"), "{svg}");
+    assert!(exp.join("pred_words.png").is_file());
+}

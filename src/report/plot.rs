@@ -66,6 +66,16 @@ fn draw<DB: DrawingBackend>(
     let bounds = metric_bounds(spec.metric);
     let clip = |v: f64| bounds.map_or(v, |(lo, hi)| v.clamp(lo, hi));
     let (xr, yr) = ranges(curves, &clip);
+    // Whatever is not finite (an infinite CI from huge values, whose variance overflows) is
+    // left out of the ranges above; drawn, it is held to the y range, so the axes stay finite.
+    let (y_lo, y_hi) = (yr.start, yr.end);
+    let clip = move |v: f64| {
+        if v.is_nan() {
+            v
+        } else {
+            clip(v).clamp(y_lo, y_hi)
+        }
+    };
     let mut chart = ChartBuilder::on(root)
         .caption(
             format!("{} — {}", spec.experiment, spec.metric),
@@ -109,17 +119,26 @@ fn draw<DB: DrawingBackend>(
     for &(i, c) in &ordered {
         if c.points.iter().any(|p| p.summary.ci95.is_some()) {
             let color = color_of(c, i, spec.reference);
-            let mut band: Vec<(f64, f64)> = c
+            let drawable: Vec<_> = c
                 .points
                 .iter()
-                .map(|p| (p.x, clip(p.summary.ci95.map_or(p.summary.mean, |ci| ci.1))))
+                .filter(|p| p.x.is_finite() && p.summary.mean.is_finite())
                 .collect();
-            band.extend(
-                c.points
-                    .iter()
-                    .rev()
-                    .map(|p| (p.x, clip(p.summary.ci95.map_or(p.summary.mean, |ci| ci.0)))),
-            );
+            let bound = |p: &&crate::report::aggregate::MeanPoint, hi: bool| {
+                let v = p
+                    .summary
+                    .ci95
+                    .map_or(p.summary.mean, |ci| if hi { ci.1 } else { ci.0 });
+                // A NaN bound (inf − inf) is drawn as the mean.
+                if v.is_nan() {
+                    clip(p.summary.mean)
+                } else {
+                    clip(v)
+                }
+            };
+            let mut band: Vec<(f64, f64)> =
+                drawable.iter().map(|p| (p.x, bound(p, true))).collect();
+            band.extend(drawable.iter().rev().map(|p| (p.x, bound(p, false))));
             chart
                 .draw_series(std::iter::once(Polygon::new(
                     band,
@@ -130,7 +149,12 @@ fn draw<DB: DrawingBackend>(
     }
     for &(i, c) in &ordered {
         let color = color_of(c, i, spec.reference);
-        let pts = c.means();
+        let pts: Vec<(f64, f64)> = c
+            .means()
+            .into_iter()
+            .filter(|p| p.0.is_finite() && p.1.is_finite())
+            .map(|(x, y)| (x, clip(y)))
+            .collect();
         let style = color.stroke_width(2);
         if c.strategy == spec.reference {
             chart
@@ -182,19 +206,27 @@ fn metric_bounds(metric: &str) -> Option<(f64, f64)> {
     Some((lo.parse().ok()?, hi.parse().ok()?))
 }
 
-/// Axis ranges covering every mean and CI bound, padded so lines do not touch the frame.
+/// Axis ranges covering every finite mean and CI bound, padded so lines do not touch the
+/// frame. Values not finite are left out, and magnitudes are held to ±1e300 so the padded span
+/// stays finite: the axes of huge values are drawn instead of never finishing.
 fn ranges(
     curves: &[MeanCurve],
     clip: &dyn Fn(f64) -> f64,
 ) -> (std::ops::Range<f64>, std::ops::Range<f64>) {
+    const LIMIT: f64 = 1e300;
     let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
+    let finite = |v: f64| v.is_finite().then(|| v.clamp(-LIMIT, LIMIT));
     for p in curves.iter().flat_map(|c| &c.points) {
-        let (lo, hi) = p.summary.ci95.unwrap_or((p.summary.mean, p.summary.mean));
-        let (lo, hi) = (clip(lo), clip(hi));
-        x0 = x0.min(p.x);
-        x1 = x1.max(p.x);
-        y0 = y0.min(lo.min(p.summary.mean));
-        y1 = y1.max(hi.max(p.summary.mean));
+        let (Some(x), Some(mean)) = (finite(p.x), finite(clip(p.summary.mean))) else {
+            continue;
+        };
+        let (lo, hi) = p.summary.ci95.unwrap_or((mean, mean));
+        let lo = finite(clip(lo)).unwrap_or(mean);
+        let hi = finite(clip(hi)).unwrap_or(mean);
+        x0 = x0.min(x);
+        x1 = x1.max(x);
+        y0 = y0.min(lo.min(mean));
+        y1 = y1.max(hi.max(mean));
     }
     if x0 > x1 {
         return (0.0..1.0, 0.0..1.0);
