@@ -816,3 +816,46 @@ fn non_finite_metric_values_are_counted_in_the_report() {
     let md = std::fs::read_to_string(dir.join("report.md")).unwrap();
     assert!(!md.contains("not finite"), "{md}");
 }
+
+#[test]
+fn twenty_strategies_and_a_long_name_keep_a_readable_legend() {
+    use atgen_lab::report::plot::PALETTE;
+    std::env::set_var("LAB_QUIET", "1");
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("many");
+    let long = format!("a_very_long_strategy_name_{}", "x".repeat(120));
+    for i in 0..20 {
+        let name = if i == 3 {
+            long.clone()
+        } else {
+            format!("strategy_{i:02}")
+        };
+        let y = 0.1 + 0.01 * i as f64;
+        write_curve(&dir, &name, 0, &[(10, 0.0, y), (20, 0.0, y + 0.1)]);
+    }
+    write_curve(&dir, "random", 0, &[(10, 0.0, 0.1), (20, 0.0, 0.2)]);
+    write_report(&dir, "random").unwrap();
+    let svg = std::fs::read_to_string(dir.join("rouge1.svg")).unwrap();
+    assert!(!svg.contains(&long), "the full 146-character name is drawn");
+    assert!(svg.contains(&format!("{}…", &long[..39])), "no cut label");
+    // Every line is black (the reference) or a palette colour; none is a near-white tint.
+    let allowed: Vec<String> = PALETTE
+        .iter()
+        .map(|c| format!("#{:02X}{:02X}{:02X}", c.0, c.1, c.2))
+        .chain(["#000000".to_string()])
+        .collect();
+    let mut lines = 0;
+    for poly in svg.split("<polyline").skip(1) {
+        let stroke = poly
+            .split("stroke=\"")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap();
+        assert!(allowed.iter().any(|a| a == stroke), "line colour {stroke}");
+        lines += 1;
+    }
+    assert!(lines >= 21, "{lines} lines");
+    assert!(!svg.contains("#FFFAC8"), "a Palette99 tint is still used");
+}

@@ -160,7 +160,7 @@ fn draw<DB: DrawingBackend>(
             chart
                 .draw_series(DashedLineSeries::new(pts.clone(), 10, 6, style))
                 .map_err(|e| failed("reference line", &e))?
-                .label(format!("{} (reference)", c.strategy))
+                .label(legend_label(&format!("{} (reference)", c.strategy)))
                 .legend(move |(x, y)| {
                     // Dashed like the line it stands for.
                     EmptyElement::at((x, y))
@@ -171,31 +171,73 @@ fn draw<DB: DrawingBackend>(
             chart
                 .draw_series(LineSeries::new(pts.clone(), style))
                 .map_err(|e| failed("line", &e))?
-                .label(c.strategy.clone())
+                .label(legend_label(&c.strategy))
                 .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 21, y)], style));
         }
         chart
             .draw_series(pts.iter().map(|&p| Circle::new(p, 3, color.filled())))
             .map_err(|e| failed("points", &e))?;
     }
+    // Upper left: learning curves rise to the right, so their ends stay clear of the legend,
+    // whose font shrinks when there are many strategies.
+    let legend_font = if curves.len() > 10 { 11 } else { 14 };
     chart
         .configure_series_labels()
-        .position(SeriesLabelPosition::LowerRight)
+        .position(SeriesLabelPosition::UpperLeft)
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK)
-        .label_font((FAMILY, 14))
+        .label_font((FAMILY, legend_font))
         .draw()
         .map_err(|e| failed("legend", &e))?;
     root.present().map_err(|e| failed("file", &e))?;
     Ok(())
 }
 
+/// Line colours of the strategies other than the reference (black): Tableau 10 with its light
+/// hues darkened, then darker shades of each, every one at least 3:1 against white (the WCAG
+/// contrast for graphics) so no line fades into the background. Reused in turn past 20.
+pub const PALETTE: [RGBColor; 20] = [
+    RGBColor(0x1f, 0x77, 0xb4),
+    RGBColor(0xd9, 0x5f, 0x02),
+    RGBColor(0x2c, 0xa0, 0x2c),
+    RGBColor(0xd6, 0x27, 0x28),
+    RGBColor(0x94, 0x67, 0xbd),
+    RGBColor(0x8c, 0x56, 0x4b),
+    RGBColor(0xc2, 0x34, 0x8f),
+    RGBColor(0x6b, 0x6b, 0x6b),
+    RGBColor(0x7f, 0x80, 0x00),
+    RGBColor(0x0e, 0x7c, 0x86),
+    RGBColor(0x17, 0x40, 0x7a),
+    RGBColor(0xa0, 0x40, 0x00),
+    RGBColor(0x1b, 0x6b, 0x1b),
+    RGBColor(0x8b, 0x1a, 0x1a),
+    RGBColor(0x5e, 0x3c, 0x8f),
+    RGBColor(0x5c, 0x3a, 0x30),
+    RGBColor(0x8e, 0x1f, 0x6b),
+    RGBColor(0x9c, 0x6b, 0x00),
+    RGBColor(0x4f, 0x5a, 0x00),
+    RGBColor(0x0b, 0x5c, 0x63),
+];
+
 fn color_of(curve: &MeanCurve, index: usize, reference: &str) -> RGBColor {
     if curve.strategy == reference {
         BLACK
     } else {
-        let c = Palette99::pick(index).to_rgba();
-        RGBColor(c.0, c.1, c.2)
+        PALETTE[index % PALETTE.len()]
+    }
+}
+
+/// Legend labels longer than this many characters are cut, ending in `…`.
+pub const MAX_LABEL_CHARS: usize = 40;
+
+/// `name` cut to [`MAX_LABEL_CHARS`] characters (the last one `…`) when longer.
+pub fn legend_label(name: &str) -> String {
+    if name.chars().count() <= MAX_LABEL_CHARS {
+        name.to_string()
+    } else {
+        let mut cut: String = name.chars().take(MAX_LABEL_CHARS - 1).collect();
+        cut.push('…');
+        cut
     }
 }
 
@@ -245,7 +287,49 @@ fn ranges(
 
 #[cfg(test)]
 mod tests {
-    use super::metric_bounds;
+    use super::{legend_label, metric_bounds, PALETTE};
+
+    /// WCAG contrast ratio of a colour against white.
+    fn contrast_on_white(c: &plotters::style::RGBColor) -> f64 {
+        let lin = |v: u8| {
+            let v = v as f64 / 255.0;
+            if v <= 0.039_28 {
+                v / 12.92
+            } else {
+                ((v + 0.055) / 1.055).powf(2.4)
+            }
+        };
+        let l = 0.2126 * lin(c.0) + 0.7152 * lin(c.1) + 0.0722 * lin(c.2);
+        1.05 / (l + 0.05)
+    }
+
+    #[test]
+    fn every_line_colour_stands_out_on_white_and_differs() {
+        for c in &PALETTE {
+            let ratio = contrast_on_white(c);
+            assert!(ratio >= 3.0, "{c:?}: contrast {ratio:.2} on white");
+            // Not black either: black is the reference's.
+            assert_ne!((c.0, c.1, c.2), (0, 0, 0));
+        }
+        for (i, a) in PALETTE.iter().enumerate() {
+            for b in &PALETTE[i + 1..] {
+                let d = (a.0 as i32 - b.0 as i32).abs()
+                    + (a.1 as i32 - b.1 as i32).abs()
+                    + (a.2 as i32 - b.2 as i32).abs();
+                assert!(d >= 40, "{a:?} and {b:?} are too alike");
+            }
+        }
+    }
+
+    #[test]
+    fn long_legend_labels_are_cut() {
+        assert_eq!(legend_label("random"), "random");
+        let long = format!("a_very_long_strategy_name_{}", "x".repeat(120));
+        let cut = legend_label(&long);
+        assert_eq!(cut.chars().count(), 40);
+        assert!(cut.ends_with('…') && cut.starts_with("a_very_long_strategy_name_xxx"));
+        assert_eq!(legend_label(&"y".repeat(40)), "y".repeat(40));
+    }
 
     #[test]
     fn bands_are_clipped_to_each_metric_scale() {
