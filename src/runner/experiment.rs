@@ -210,12 +210,7 @@ pub fn cell_line(out: &CellOutcome) -> String {
         .as_ref()
         .map(|r| format!(", stopped: {r}"))
         .unwrap_or_default();
-    // Iteration 0 trains on the initial set; `al.iterations` counts the queries after it.
-    let iterations = match out.iterations {
-        0 => "no iterations".to_string(),
-        1 => "iteration 0".to_string(),
-        n => format!("iterations 0–{}", n - 1),
-    };
+    let iterations = crate::runner::progress::iteration_span(out.iterations);
     format!(
         "{:<20} seed {:<3} {}, {} labeled, {}{}{} [{:.0}s]",
         out.strategy,

@@ -110,7 +110,7 @@ impl CellProgress {
     }
 }
 
-/// `exp/huds/seed-0: rouge1 0.3120 · 5 iterations · 50 labeled · 3m 12s · label budget reached (50/50)`
+/// `exp/huds/seed-0: rouge1 0.3120 · iterations 0–4 · 50 labeled · 3m 12s · label budget reached (50/50)`
 pub fn final_line(
     name: &str,
     iterations: usize,
@@ -123,16 +123,23 @@ pub fn final_line(
     if let Some((metric, value)) = score {
         parts.push(format!("{metric} {value:.4}"));
     }
-    parts.push(format!(
-        "{iterations} iteration{}",
-        if iterations == 1 { "" } else { "s" }
-    ));
+    parts.push(iteration_span(iterations));
     parts.push(format!("{labeled} labeled"));
     parts.push(format_duration(elapsed));
     if let Some(reason) = stop {
         parts.push(reason.to_string());
     }
     format!("{name}: {}", parts.join(" · "))
+}
+
+/// The iterations a cell evaluated: iteration 0 trains on the initial set, and
+/// `al.iterations` counts the queries after it, so `iterations = 3` shows `iterations 0–3`.
+pub fn iteration_span(done: usize) -> String {
+    match done {
+        0 => "no iterations".to_string(),
+        1 => "iteration 0".to_string(),
+        n => format!("iterations 0–{}", n - 1),
+    }
 }
 
 /// `45s`, `3m 12s`, `2h 05m`.
@@ -166,11 +173,11 @@ mod tests {
         );
         assert_eq!(
             line,
-            "exp/huds/seed-0: rouge1 0.3120 · 5 iterations · 50 labeled · 3m 12s · \
+            "exp/huds/seed-0: rouge1 0.3120 · iterations 0–4 · 50 labeled · 3m 12s · \
              label budget reached (50/50)"
         );
         let line = final_line("c", 1, 10, None, Duration::from_millis(2500), None);
-        assert_eq!(line, "c: 1 iteration · 10 labeled · 2.5s");
+        assert_eq!(line, "c: iteration 0 · 10 labeled · 2.5s");
         assert_eq!(format_duration(Duration::from_secs(7500)), "2h 05m");
     }
 
