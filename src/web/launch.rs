@@ -358,7 +358,7 @@ pub fn form_html(app: &App, form: &HashMap<String, String>, errors: &FieldErrors
     body.push_str(&format!(
         "<div class=\"field\"><label for=\"advanced\">Advanced TOML</label>\
          <p>Any experiment keys, merged over the fields above, e.g. <code>[al]\nrequired_performance = {{ rouge1 = 0.3 }}</code></p>\
-         <textarea id=\"advanced\" name=\"advanced\" rows=\"6\">{}</textarea>",
+         <textarea id=\"advanced\" name=\"advanced\" rows=\"6\">\n{}</textarea>",
         escape(&value("advanced", ""))
     ));
     for e in errors.get("advanced").into_iter().flatten() {
@@ -559,5 +559,8 @@ mod tests {
         assert!(!html.contains("<script>x"));
         assert!(html.contains("value=\"&quot;&gt;&lt;script&gt;x&lt;/script&gt;\""));
         assert!(html.contains("<div class=\"error\" id=\"error-name\">bad &lt;name&gt;</div>"));
+        // HTML drops one newline after <textarea>: the one written there keeps the text's own.
+        let html = form_html(&app, &form(&[("advanced", "\n[al]\n")]), &errors);
+        assert!(html.contains("rows=\"6\">\n\n[al]\n</textarea>"), "{html}");
     }
 }
