@@ -251,15 +251,22 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_repeated_input_is_bought_once_at_any_concurrency() {
-        let cache = tempfile::tempdir().unwrap();
+    /// A custom-server labeller config with its cache in `cache` (the server is never called:
+    /// the tests give the client an in-process API).
+    fn local_config(cache: &std::path::Path) -> crate::labeller::llm_config::LlmLabellerConfig {
         let mut cfg = crate::labeller::llm_config::LlmLabellerConfig::new(
             crate::labeller::llm_config::Provider::Custom,
             "m",
         );
         cfg.base_url = Some("http://127.0.0.1:9/v1".into());
-        cfg.cache_dir = Some(cache.path().to_path_buf());
+        cfg.cache_dir = Some(cache.to_path_buf());
+        cfg
+    }
+
+    #[test]
+    fn a_repeated_input_is_bought_once_at_any_concurrency() {
+        let cache = tempfile::tempdir().unwrap();
+        let mut cfg = local_config(cache.path());
         cfg.concurrency = 4;
         cfg.temperature = 0.7;
         let api = std::sync::Arc::new(CountingApi(Default::default()));
@@ -295,12 +302,7 @@ mod tests {
     #[test]
     fn replies_cut_off_at_max_tokens_are_kept_and_counted() {
         let cache = tempfile::tempdir().unwrap();
-        let mut cfg = crate::labeller::llm_config::LlmLabellerConfig::new(
-            crate::labeller::llm_config::Provider::Custom,
-            "m",
-        );
-        cfg.base_url = Some("http://127.0.0.1:9/v1".into());
-        cfg.cache_dir = Some(cache.path().to_path_buf());
+        let cfg = local_config(cache.path());
         let client = crate::labeller::llm::LlmClient::with_api(&cfg, Box::new(CutOffApi)).unwrap();
         let req = |q: &str| ChatRequest {
             system: None,
