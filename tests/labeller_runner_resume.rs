@@ -4,93 +4,47 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 use support::mock_openai::{last_user, subject_reply, MockServer, Options};
+use support::tiny_run::{lab_with, llm_labeller_table, TinyExperiment};
 
 const PRICES: (f64, f64) = (100.0, 200.0);
 
 /// Write a one-cell experiment labelled by `server` under `budget` dollars, retrying an
 /// empty reply once.
 fn experiment(server: &MockServer, dir: &Path, budget: f64) -> PathBuf {
-    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let exp = dir.join("llm.toml");
-    std::fs::write(
-        &exp,
-        format!(
-            r#"name = "llm"
-seeds = [0]
-results_dir = "{results}"
-
-[data]
-path = "{data}"
-input_field = "email"
-output_field = "subject"
-test_size = 3
-pool_size = 20
-max_input_chars = 200
-
-[model]
-name = "tiny-random-llama"
-max_input_tokens = 64
-max_new_tokens = 4
-
-[train]
-epochs = 1
-
-[al]
-init_size = 4
-query_size = 4
-iterations = 5
-money_budget = {budget}
-
-[labeller]
-kind = "llm"
-provider = "custom"
-base_url = "{base}"
-model = "mock-model"
-api_key_env = "LAB_TEST_RESUME_KEY"
-max_tokens = 32
-max_retries = 1
-price_input_per_mtok = {}
-price_output_per_mtok = {}
-concurrency = 1
-
-[eval]
-metrics = ["rouge1"]
-
-[[strategy]]
-name = "random"
-script = "{script}"
-"#,
-            PRICES.0,
-            PRICES.1,
-            results = dir.join("results").display(),
-            data = repo.join("data/aeslc").display(),
-            base = server.base_url(),
-            script = repo.join("strategies/random.rhai").display(),
+    TinyExperiment {
+        name: "llm",
+        test_size: 3,
+        pool_size: 20,
+        max_input_chars: 200,
+        max_input_tokens: 64,
+        max_new_tokens: 4,
+        query_size: 4,
+        al: &format!("iterations = 5\nmoney_budget = {budget}"),
+        tables: &llm_labeller_table(
+            &server.base_url(),
+            "LAB_TEST_RESUME_KEY",
+            PRICES,
+            "max_retries = 1\nconcurrency = 1",
         ),
-    )
-    .unwrap();
-    exp
+        ..TinyExperiment::default()
+    }
+    .write(dir)
 }
 
 fn lab_run(exp: &Path, dir: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_lab"))
-        .args(["run", exp.to_str().unwrap()])
-        .env("LAB_QUIET", "1")
-        .env("LAB_TEST_RESUME_KEY", Options::default().api_key)
-        .env("LAB_LABEL_CACHE", dir.join("label-cache"))
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .unwrap()
+    lab_with(
+        &["run", exp.to_str().unwrap()],
+        &[
+            ("LAB_TEST_RESUME_KEY", Options::default().api_key.into()),
+            ("LAB_LABEL_CACHE", dir.join("label-cache").into_os_string()),
+        ],
+    )
 }
 
 fn billed(server: &MockServer) -> f64 {
-    server
-        .served()
-        .iter()
-        .map(|s| (s.input_tokens as f64 * PRICES.0 + s.output_tokens as f64 * PRICES.1) / 1e6)
-        .sum()
+    server.served().iter().map(|s| s.price(PRICES)).sum()
 }
 
 #[test]
@@ -141,7 +95,7 @@ fn money_billed_in_a_failed_call_is_recorded_and_reruns_stay_within_the_budget()
             .served()
             .iter()
             .filter(|s| s.empty)
-            .map(|s| (s.input_tokens as f64 * PRICES.0 + s.output_tokens as f64 * PRICES.1) / 1e6)
+            .map(|s| s.price(PRICES))
             .sum();
         let spent = state["money_spent"].as_f64().unwrap();
         assert!(

@@ -1,80 +1,24 @@
 //! End to end through the `lab` binary with the tiny in-process model: curves and report are
 //! written, a run killed in the middle of a cell resumes to the same curve and selections as
 //! an uninterrupted run, and stopping criteria stop where they should.
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+use support::tiny_run::{assert_ok, lab, repo, TinyExperiment};
 
 fn experiment(dir: &Path, name: &str, extra_al: &str, strategies: &[&str]) -> PathBuf {
-    let data = repo().join("data/aeslc");
-    let mut text = format!(
-        r#"name = "{name}"
-seeds = [0]
-results_dir = "{results}"
-
-[data]
-path = "{data}"
-input_field = "email"
-output_field = "subject"
-reference_fields = ["subject", "annotations"]
-test_size = 4
-pool_size = 30
-max_input_chars = 300
-
-[model]
-name = "tiny-random-llama"
-max_input_tokens = 96
-max_new_tokens = 6
-
-[train]
-epochs = 1
-batch_size = 4
-
-[al]
-init_size = 4
-query_size = 3
-{extra_al}
-
-[eval]
-metrics = ["rouge1", "rouge2"]
-"#,
-        results = dir.join("results").display(),
-        data = data.display(),
-    );
-    for s in strategies {
-        text.push_str(&format!(
-            "\n[[strategy]]\nname = \"{s}\"\nscript = \"{}\"\n",
-            repo()
-                .join("strategies")
-                .join(format!("{s}.rhai"))
-                .display()
-        ));
+    TinyExperiment {
+        name,
+        data: r#"reference_fields = ["subject", "annotations"]"#,
+        train: "epochs = 1\nbatch_size = 4",
+        al: extra_al,
+        metrics: &["rouge1", "rouge2"],
+        strategies,
+        ..TinyExperiment::default()
     }
-    let path = dir.join(format!("{name}.toml"));
-    std::fs::write(&path, text).unwrap();
-    path
-}
-
-fn lab(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_lab"))
-        .args(args)
-        .env("LAB_QUIET", "1")
-        .current_dir(repo())
-        .output()
-        .expect("the lab binary runs")
-}
-
-fn assert_ok(out: &std::process::Output) {
-    assert!(
-        out.status.success(),
-        "lab failed:\nstdout:\n{}\nstderr:\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    .write(dir)
 }
 
 /// curve.csv without the wall-clock column, which legitimately differs between runs.
@@ -307,10 +251,11 @@ fn huds_chooses_its_initial_set_from_the_base_model_unless_told_to_draw_it() {
     let path = experiment(dir.path(), "start", "iterations = 1", &["random", "huds"]);
     // A second HUDS cell that draws its initial set from the seed, as every other strategy.
     let text = std::fs::read_to_string(&path).unwrap()
-        + &format!(
+        + format!(
             "\n[[strategy]]\nname = \"huds\"\nlabel = \"huds-drawn\"\nscript = \"{}\"\nparams = {{ initial = \"random\" }}\n",
             repo().join("strategies/huds.rhai").display()
-        );
+        )
+        .as_str();
     std::fs::write(&path, text).unwrap();
     assert_ok(&lab(&["run", path.to_str().unwrap()]));
     let first_ids = |strategy: &str| -> Vec<u64> {

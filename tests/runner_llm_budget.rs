@@ -3,82 +3,41 @@
 //! usage times the prices, the budget is never crossed, and the API key is written nowhere.
 mod support;
 
-use std::path::PathBuf;
-use std::process::Command;
 use support::mock_openai::{MockServer, Options};
+use support::tiny_run::{lab_with, llm_labeller_table, TinyExperiment};
 
 /// `lab run` of a one-cell experiment labelled by `server` under `budget` dollars.
 fn run_under_budget(
     server: &MockServer,
     dir: &std::path::Path,
-    (price_in, price_out): (f64, f64),
+    prices: (f64, f64),
     budget: f64,
 ) -> std::process::Output {
-    let key = Options::default().api_key;
-    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let exp = dir.join("llm.toml");
-    std::fs::write(
-        &exp,
-        format!(
-            r#"name = "llm"
-seeds = [0]
-results_dir = "{results}"
-
-[data]
-path = "{data}"
-input_field = "email"
-output_field = "subject"
-test_size = 3
-pool_size = 20
-max_input_chars = 200
-
-[model]
-name = "tiny-random-llama"
-max_input_tokens = 64
-max_new_tokens = 4
-
-[train]
-epochs = 1
-
-[al]
-init_size = 4
-query_size = 4
-iterations = 5
-money_budget = {budget}
-
-[labeller]
-kind = "llm"
-provider = "custom"
-base_url = "{base}"
-model = "mock-model"
-api_key_env = "LAB_TEST_LLM_KEY"
-max_tokens = 32
-price_input_per_mtok = {price_in}
-price_output_per_mtok = {price_out}
-concurrency = 2
-
-[eval]
-metrics = ["rouge1"]
-
-[[strategy]]
-name = "random"
-script = "{script}"
-"#,
-            results = dir.join("results").display(),
-            data = repo.join("data/aeslc").display(),
-            base = server.base_url(),
-            script = repo.join("strategies/random.rhai").display(),
+    let exp = TinyExperiment {
+        name: "llm",
+        test_size: 3,
+        pool_size: 20,
+        max_input_chars: 200,
+        max_input_tokens: 64,
+        max_new_tokens: 4,
+        query_size: 4,
+        al: &format!("iterations = 5\nmoney_budget = {budget}"),
+        tables: &llm_labeller_table(
+            &server.base_url(),
+            "LAB_TEST_LLM_KEY",
+            prices,
+            "concurrency = 2",
         ),
+        ..TinyExperiment::default()
+    }
+    .write(dir);
+    lab_with(
+        &["run", exp.to_str().unwrap()],
+        &[
+            ("LAB_TEST_LLM_KEY", Options::default().api_key.into()),
+            ("LAB_LABEL_CACHE", dir.join("label-cache").into_os_string()),
+        ],
     )
-    .unwrap();
-    Command::new(env!("CARGO_BIN_EXE_lab"))
-        .args(["run", exp.to_str().unwrap()])
-        .env("LAB_QUIET", "1")
-        .env("LAB_TEST_LLM_KEY", &key)
-        .env("LAB_LABEL_CACHE", dir.join("label-cache"))
-        .current_dir(&repo)
-        .output()
-        .unwrap()
 }
 
 #[test]
@@ -109,10 +68,7 @@ fn money_budget_stops_the_cell_and_is_never_exceeded() {
 
     // What the server served, priced by its usage, is exactly what the cell paid.
     let served = server.served();
-    let paid: f64 = served
-        .iter()
-        .map(|s| (s.input_tokens as f64 * price_in + s.output_tokens as f64 * price_out) / 1e6)
-        .sum();
+    let paid: f64 = served.iter().map(|s| s.price((price_in, price_out))).sum();
     assert!(
         (paid - spent).abs() < 1e-9,
         "server priced {paid}, cell recorded {spent}"
@@ -171,10 +127,7 @@ fn money_spent_on_empty_replies_is_counted_in_the_cell() {
     assert_eq!(state["stop_reason"]["kind"], "money_budget", "{state}");
     let served = server.served();
     assert!(served.iter().any(|s| s.empty), "empty replies were billed");
-    let paid: f64 = served
-        .iter()
-        .map(|s| (s.input_tokens as f64 * price_in + s.output_tokens as f64 * price_out) / 1e6)
-        .sum();
+    let paid: f64 = served.iter().map(|s| s.price((price_in, price_out))).sum();
     let spent = state["money_spent"].as_f64().unwrap();
     assert!(
         (paid - spent).abs() < 1e-9,

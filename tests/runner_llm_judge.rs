@@ -4,10 +4,9 @@
 //! evaluation comes from the label cache without new requests.
 mod support;
 
-use std::path::PathBuf;
-use std::process::Command;
 use std::sync::Arc;
 use support::mock_openai::{last_user, MockServer, Options, Turn};
+use support::tiny_run::{lab_with, TinyExperiment};
 
 /// The candidate output the judge prompt carries.
 fn candidate(prompt: &str) -> String {
@@ -43,69 +42,36 @@ fn llm_judge_scores_each_prediction_and_reaches_the_curve() {
     });
     let key = Options::default().api_key;
     let dir = tempfile::tempdir().unwrap();
-    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let exp = dir.path().join("judge.toml");
-    std::fs::write(
-        &exp,
-        format!(
-            r#"name = "judge"
-seeds = [0]
-results_dir = "{results}"
-
-[data]
-path = "{data}"
-input_field = "email"
-output_field = "subject"
-test_size = 4
-pool_size = 12
-max_input_chars = 200
-
-[model]
-name = "tiny-random-llama"
-max_input_tokens = 48
-max_new_tokens = 6
-
-[train]
-epochs = 1
-
-[al]
-init_size = 4
-query_size = 4
-iterations = 1
-
-[eval]
-metrics = ["rouge1", "llm_judge"]
-
-[eval.judge]
-provider = "custom"
-base_url = "{base}"
-model = "mock-model"
-api_key_env = "LAB_TEST_JUDGE_KEY"
-price_input_per_mtok = 1.0
-price_output_per_mtok = 2.0
-
-[[strategy]]
-name = "random"
-script = "{script}"
-"#,
-            results = dir.path().join("results").display(),
-            data = repo.join("data/aeslc").display(),
-            base = server.base_url(),
-            script = repo.join("strategies/random.rhai").display(),
-        ),
-    )
-    .unwrap();
+    let judge = format!(
+        "[eval.judge]\nprovider = \"custom\"\nbase_url = \"{}\"\nmodel = \"mock-model\"\n\
+         api_key_env = \"LAB_TEST_JUDGE_KEY\"\nprice_input_per_mtok = 1.0\n\
+         price_output_per_mtok = 2.0",
+        server.base_url()
+    );
+    let exp = TinyExperiment {
+        name: "judge",
+        pool_size: 12,
+        max_input_chars: 200,
+        max_input_tokens: 48,
+        query_size: 4,
+        metrics: &["rouge1", "llm_judge"],
+        tables: &judge,
+        ..TinyExperiment::default()
+    }
+    .write(dir.path());
     let run = |extra: &[&str]| {
         let mut args = vec!["run", exp.to_str().unwrap()];
         args.extend_from_slice(extra);
-        let out = Command::new(env!("CARGO_BIN_EXE_lab"))
-            .args(&args)
-            .env("LAB_QUIET", "1")
-            .env("LAB_TEST_JUDGE_KEY", &key)
-            .env("LAB_LABEL_CACHE", dir.path().join("label-cache"))
-            .current_dir(&repo)
-            .output()
-            .unwrap();
+        let out = lab_with(
+            &args,
+            &[
+                ("LAB_TEST_JUDGE_KEY", key.clone().into()),
+                (
+                    "LAB_LABEL_CACHE",
+                    dir.path().join("label-cache").into_os_string(),
+                ),
+            ],
+        );
         let stdout = String::from_utf8_lossy(&out.stdout).to_string();
         let stderr = String::from_utf8_lossy(&out.stderr).to_string();
         assert!(out.status.success(), "lab run failed:\n{stdout}\n{stderr}");

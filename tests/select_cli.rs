@@ -1,64 +1,26 @@
 //! `lab select` refuses sizes that select nothing, says when k is cut to the pool, and
 //! suggests the nearest strategy name.
-use std::path::{Path, PathBuf};
-use std::process::Command;
+mod support;
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+use std::path::{Path, PathBuf};
+use support::tiny_run::{self, TinyExperiment};
 
 fn experiment(dir: &Path) -> PathBuf {
-    let text = format!(
-        r#"name = "select-cli"
-seeds = [0]
-results_dir = "{results}"
-
-[data]
-path = "{data}"
-input_field = "email"
-output_field = "subject"
-reference_fields = ["subject", "annotations"]
-test_size = 4
-pool_size = 30
-max_input_chars = 300
-
-[model]
-name = "tiny-random-llama"
-max_input_tokens = 96
-max_new_tokens = 6
-
-[al]
-init_size = 4
-query_size = 3
-iterations = 1
-
-[eval]
-metrics = ["rouge1"]
-
-[[strategy]]
-name = "random"
-script = "{script}"
-"#,
-        results = dir.join("results").display(),
-        data = repo().join("data/aeslc").display(),
-        script = repo().join("strategies/random.rhai").display(),
-    );
-    let path = dir.join("select-cli.toml");
-    std::fs::write(&path, text).unwrap();
-    path
+    TinyExperiment {
+        name: "select-cli",
+        data: r#"reference_fields = ["subject", "annotations"]"#,
+        train: "",
+        ..TinyExperiment::default()
+    }
+    .write(dir)
 }
 
 fn lab(args: &[&str]) -> (Option<i32>, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_lab"))
-        .args(args)
-        .current_dir(repo())
-        .env("LAB_QUIET", "1")
-        .output()
-        .unwrap();
+    let out = tiny_run::lab(args);
     (
         out.status.code(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
+        tiny_run::stdout(&out),
+        tiny_run::stderr(&out),
     )
 }
 

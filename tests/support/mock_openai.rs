@@ -132,6 +132,14 @@ pub struct Served {
     pub empty: bool,
 }
 
+impl Served {
+    /// What this completion cost at `(input, output)` dollars per million tokens.
+    pub fn price(&self, (per_input_mtok, per_output_mtok): (f64, f64)) -> f64 {
+        (self.input_tokens as f64 * per_input_mtok + self.output_tokens as f64 * per_output_mtok)
+            / 1e6
+    }
+}
+
 pub(super) struct Batch {
     pub(super) object: Value,
     pub(super) polls: usize,

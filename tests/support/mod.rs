@@ -1,7 +1,8 @@
-//! Shared by the labeller integration tests: the mock API server and small builders.
+//! Shared by the integration tests: the mock API server, a tiny-model experiment, small builders.
 #![allow(dead_code)]
 pub mod mock_batch;
 pub mod mock_openai;
+pub mod tiny_run;
 
 use atgen_lab::data::Example;
 use atgen_lab::labeller::llm::{LlmLabellerConfig, Provider};
