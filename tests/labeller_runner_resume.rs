@@ -5,7 +5,7 @@ mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
-use support::mock_openai::{last_user, subject_reply, MockServer, Options};
+use support::mock_openai::{usable_then_empty, MockServer, Options};
 use support::tiny_run::{lab_with, llm_labeller_table, TinyExperiment};
 
 const PRICES: (f64, f64) = (100.0, 200.0);
@@ -51,16 +51,8 @@ fn billed(server: &MockServer) -> f64 {
 fn money_billed_in_a_failed_call_is_recorded_and_reruns_stay_within_the_budget() {
     // Two usable replies, then empty ones only: the third item's two tries are billed and
     // the call fails (max_retries = 1), every run, until the budget cannot hold a try.
-    let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let counter = calls.clone();
     let server = MockServer::start(Options {
-        responder: std::sync::Arc::new(move |turns| {
-            if counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst) >= 2 {
-                String::new()
-            } else {
-                subject_reply(&last_user(turns))
-            }
-        }),
+        responder: usable_then_empty(2),
         ..Options::default()
     });
     let dir = tempfile::tempdir().unwrap();

@@ -3,7 +3,7 @@
 //! usage times the prices, the budget is never crossed, and the API key is written nowhere.
 mod support;
 
-use support::mock_openai::{MockServer, Options};
+use support::mock_openai::{usable_then_empty, MockServer, Options};
 use support::tiny_run::{lab_with, llm_labeller_table, TinyExperiment};
 
 /// `lab run` of a one-cell experiment labelled by `server` under `budget` dollars.
@@ -100,16 +100,8 @@ fn money_budget_stops_the_cell_and_is_never_exceeded() {
 fn money_spent_on_empty_replies_is_counted_in_the_cell() {
     // From the 3rd request on the server bills empty replies only: the labeller retries them,
     // pays each, and stops when the budget cannot hold another try.
-    let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let counter = calls.clone();
     let server = MockServer::start(Options {
-        responder: std::sync::Arc::new(move |turns| {
-            if counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst) >= 2 {
-                String::new()
-            } else {
-                support::mock_openai::subject_reply(&support::mock_openai::last_user(turns))
-            }
-        }),
+        responder: usable_then_empty(2),
         ..Options::default()
     });
     let dir = tempfile::tempdir().unwrap();

@@ -15,21 +15,6 @@ pub struct CheckArgs {
     pub files: Vec<PathBuf>,
 }
 
-/// Metric names used by this module's tests (the registry, `crate::metrics::names()`, is what
-/// `lab check` uses; a test keeps the two in step).
-pub const KNOWN_METRICS: &[&str] = &[
-    "exact_match",
-    "exact_match_strict",
-    "gsm8k_accuracy",
-    "rouge1",
-    "rouge2",
-    "rougeL",
-    "rougeLsum",
-    "sacrebleu",
-    "sentence_bleu",
-    "bertscore_minilm",
-];
-
 pub fn run(args: &CheckArgs) -> Result<()> {
     let mut failed = 0;
     for file in &args.files {

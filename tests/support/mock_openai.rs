@@ -75,6 +75,19 @@ impl Default for Options {
     }
 }
 
+/// Subject replies to the first `usable` requests, empty completions (billed all the same)
+/// from then on.
+pub fn usable_then_empty(usable: usize) -> Responder {
+    let calls = std::sync::atomic::AtomicUsize::new(0);
+    Arc::new(move |turns: &[Turn]| {
+        if calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) >= usable {
+            String::new()
+        } else {
+            subject_reply(&last_user(turns))
+        }
+    })
+}
+
 /// The default reply: reasoning, then `re: <first four words>` of the input, then more text.
 pub fn subject_reply(input: &str) -> String {
     format!(
