@@ -102,7 +102,8 @@ fn random_is_seeded_uniform_and_returns_ids() {
 }
 
 /// Pool inputs by word: a's words are frequent in L (5 copies), d's less (2), b's and c's are
-/// new. Entropy ranks a > b > d > c; delfy ranks b = c > d > a. Rank sums: a 5, b 3, c 6, d 6.
+/// new. Entropy ranks a > b > d > c; delfy ranks b = c (1.5 each) > d > a. Rank sums: a 5, b 3.5,
+/// c 5.5, d 6.
 #[test]
 fn te_delfy_combines_entropy_and_novelty_by_rank_sum() {
     let pool = vec![
@@ -288,6 +289,47 @@ fn hadas_counts_low_bertscore_precision_as_unsupported() {
         .with_bertscore("delta epsilon zeta", 0.1);
     let s = run("hadas", ctx(pool, labeled, 1), &host);
     assert_eq!(s.ids, vec![11]);
+}
+
+/// The weights: 0.67 on the hallucination level, 0.33 on diversity. a copies its input but
+/// the encoder finds none of it supported (h = [1, 0, 0], level 0.33, the profile of L, so no
+/// diversity); b adds one novel word and is mostly supported (h ≈ [0.3, 0.09, 0.1], level
+/// 0.16, a profile unlike L's). The level decides at the spec's weights (a); swapped, the
+/// diversity term would (b).
+#[test]
+fn hadas_weighs_the_hallucination_level_twice_the_diversity() {
+    let pool = vec![
+        ex(10, "alpha beta gamma"),
+        ex(11, "delta epsilon zeta eta theta iota kappa lambda mu nu"),
+    ];
+    let labeled = vec![Example {
+        id: 90,
+        input: "omega psi chi".into(),
+        output: "omega psi chi".into(),
+        references: vec!["omega psi chi".into()],
+    }];
+    let b_output = "delta epsilon zeta eta theta iota kappa lambda mu nu omicron";
+    let host = FakeHost::new(4)
+        .with_bertscore("omega psi chi", 0.5)
+        .with_greedy(
+            "alpha beta gamma",
+            "alpha beta gamma",
+            vec![-0.1],
+            vec![0.1],
+        )
+        .with_bertscore("alpha beta gamma", 0.0)
+        .with_greedy(&pool[1].input, b_output, vec![-0.1], vec![0.1])
+        .with_bertscore(b_output, 0.7);
+    let c = ctx(pool, labeled, 1);
+    assert_eq!(run("hadas", c.clone(), &host).ids, vec![10]);
+    let mut swapped = c;
+    swapped
+        .params
+        .insert("w_div".into(), toml::Value::Float(0.67));
+    swapped
+        .params
+        .insert("w_halu".into(), toml::Value::Float(0.33));
+    assert_eq!(run("hadas", swapped, &host).ids, vec![11]);
 }
 
 /// The README's "Adding a strategy" example, taken from the README itself so the two cannot

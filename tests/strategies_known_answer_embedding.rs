@@ -341,6 +341,35 @@ fn huds_clusters_each_stratum_into_up_to_five_centroids_by_default() {
     assert!(far.iter().all(|&id| id >= 13), "one centroid: {far:?}");
 }
 
+/// Ten strata by default. Uncertainties over [0, 1]: with strata of width 0.1 the bottom one
+/// holds 10, 11 (E1) and 12 (E2), and 12 is far from their centroid; with 5 strata 13 and 14
+/// (E2) join it and pull the centroid to E2's side (10 is then the far one); with 20 every
+/// stratum holds one direction and nothing is far.
+#[test]
+fn huds_splits_the_uncertainty_range_into_ten_strata_by_default() {
+    let pool = [
+        (0.0, E1),
+        (0.04, E1),
+        (0.08, E2),
+        (0.12, E2),
+        (0.15, E2),
+        (1.0, E1),
+    ];
+    let params = |strata: Option<i64>| {
+        let mut p = vec![
+            ("clusters", toml::Value::Integer(1)),
+            ("lambda", toml::Value::Float(1.0)),
+        ];
+        if let Some(b) = strata {
+            p.push(("strata", toml::Value::Integer(b)));
+        }
+        p
+    };
+    assert_eq!(huds_pick(&pool, 1, &params(None)), vec![12]);
+    assert_eq!(huds_pick(&pool, 1, &params(Some(5))), vec![10]);
+    assert_eq!(huds_pick(&pool, 1, &params(Some(20))), vec![10]);
+}
+
 #[test]
 fn dual_keeps_the_most_uncertain_half_of_idds_proposals() {
     // k = pool: IDDS proposes everything, BLEUVar keeps the two most variable, in order.
@@ -424,6 +453,19 @@ fn ldcal_follows_the_curriculum_and_least_certainty_gain_with_cluster_caps() {
         vec![12, 14],
         "one per cluster: 13 shares 12's cluster"
     );
+}
+
+/// The first query after a random initial set (iteration 1, nothing scored before): the gain
+/// is measured from the base model, which has just scored every item, not skipped.
+#[test]
+fn ldcal_measures_the_first_querys_gain_from_the_base_model() {
+    // Iteration 1 of 4: levels ≤ 1 → ids 10..13 (base mnlp 0.1..0.4), one per cluster
+    // (E1, E2, E3, E3). mnlp now: 10 rose by 0.2, 11 by 0.15, 12 and 13 fell. Least gain
+    // first gives 10, 11; the most uncertain now would give 11, 10.
+    let host = ldcal_host([0.3, 0.35, 0.2, 0.25, 0.5, 0.6, 0.7, 0.8]);
+    let c = ctx(ldcal_pool(), vec![], 2);
+    assert_eq!(c.iteration, 1);
+    assert_eq!(run("ldcal", c, &host).ids, vec![10, 11]);
 }
 
 /// With `pool_subsample` an item can be seen for the first time late: it gets its own

@@ -427,6 +427,11 @@ fn register_int_vec(engine: &mut Engine) {
             let drop: std::collections::HashSet<i64> = other.0.iter().copied().collect();
             IntVec::new(v.0.iter().copied().filter(|x| !drop.contains(x)).collect())
         })
+        .register_fn("sorted", |v: &mut IntVec| {
+            let mut values = v.0.to_vec();
+            values.sort_unstable();
+            IntVec::new(values)
+        })
         .register_fn("unique_count", |v: &mut IntVec| {
             v.0.iter().collect::<std::collections::HashSet<_>>().len() as INT
         })
