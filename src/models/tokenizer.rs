@@ -103,8 +103,15 @@ impl TextTokenizer {
     /// Load `tokenizer.json` (and special tokens from `tokenizer_config.json` when present).
     pub fn from_folder(dir: &Path) -> Result<Self> {
         let file = dir.join("tokenizer.json");
-        let inner = tokenizers::Tokenizer::from_file(&file)
+        let mut inner = tokenizers::Tokenizer::from_file(&file)
             .map_err(|e| anyhow::anyhow!("cannot load tokenizer {}: {e}", file.display()))?;
+        // A tokenizer.json saved with truncation or padding would silently cut prompts and
+        // outputs or pad them past the context; lengths are ours to decide (as transformers
+        // ignores them unless asked).
+        inner.with_padding(None);
+        inner
+            .with_truncation(None)
+            .map_err(|e| anyhow::anyhow!("cannot turn off truncation in {}: {e}", file.display()))?;
         let config = read_json_opt(&dir.join("tokenizer_config.json"))?;
         let token = |key: &str| -> Option<String> {
             let v = config.as_ref()?.get(key)?;
@@ -337,6 +344,33 @@ mod tests {
         assert_eq!(tok.decode(&ids, false)?, text);
         assert_eq!(tok.decode(&ids, true)?, "user\nHé 12!");
         assert_eq!(tok.eos_ids, vec![2, 0]);
+        Ok(())
+    }
+
+    /// A tokenizer.json saved with truncation to 4 tokens and fixed padding to 128 (as an
+    /// encoder's is): a decoder folder must neither cut nor pad.
+    #[test]
+    fn a_folder_tokenizer_saved_with_truncation_and_padding_does_neither() -> Result<()> {
+        let mut tokens: Vec<String> = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        tokens.extend(byte_alphabet());
+        let mut json = byte_level_bpe_json(&tokens, &[], &[0, 1, 2], "gpt2")?;
+        json["truncation"] = serde_json::json!({
+            "direction": "Right", "max_length": 4, "strategy": "LongestFirst", "stride": 0
+        });
+        json["padding"] = serde_json::json!({
+            "strategy": {"Fixed": 128}, "direction": "Right", "pad_to_multiple_of": null,
+            "pad_id": 0, "pad_type_id": 0, "pad_token": "<|endoftext|>"
+        });
+        let dir = tempfile::tempdir()?;
+        std::fs::write(dir.path().join("tokenizer.json"), serde_json::to_vec(&json)?)?;
+        let saved = tokenizers::Tokenizer::from_file(dir.path().join("tokenizer.json"))
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        assert_eq!(saved.encode("abcdefg", false).unwrap().get_ids().len(), 128);
+        let tok = TextTokenizer::from_folder(dir.path())?;
+        assert_eq!(tok.encode("abcdefg")?.len(), 7);
         Ok(())
     }
 
