@@ -275,6 +275,34 @@ impl Weights<'_> {
     }
 }
 
+/// Layer tensors left after building mean the config describes a smaller model than the
+/// weights (fewer layers, no biases): running it would silently compute something else.
+/// Other leftovers (a vision tower, precomputed rotary frequencies) are not the decoder's.
+fn refuse_unused_layer_tensors(map: &HashMap<String, Tensor>, num_layers: usize) -> Result<()> {
+    let mut unused: Vec<&str> = map
+        .keys()
+        .map(String::as_str)
+        .filter(|n| n.starts_with("model.layers.") && !n.ends_with("rotary_emb.inv_freq"))
+        .collect();
+    if unused.is_empty() {
+        return Ok(());
+    }
+    unused.sort_unstable();
+    let shown = unused
+        .iter()
+        .take(3)
+        .map(|n| format!("`{n}`"))
+        .collect::<Vec<_>>();
+    bail!(
+        "the weights hold {} layer tensor(s) the config does not use ({}{}): the config \
+         (config.json, or the GGUF header) describes another model than these weights — check \
+         its layer count ({num_layers}) and attention_bias against the checkpoint",
+        unused.len(),
+        shown.join(", "),
+        if unused.len() > 3 { ", …" } else { "" }
+    )
+}
+
 impl Decoder {
     /// Build from Hugging Face-named tensors. `gemma_norm_offset` is true for Hugging Face Gemma
     /// weights, whose norms multiply by `1 + w` (GGUF files already store `1 + w`).
@@ -368,6 +396,7 @@ impl Decoder {
             });
         }
         let norm = w.norm("model.norm", hsz, eps)?;
+        refuse_unused_layer_tensors(&map, c.num_layers)?;
         let max_pos = c.max_position_embeddings.clamp(1, 32_768);
         let rope_global =
             RopeTables::new(hd, c.rope_theta, &c.rope_scaling, max_pos, dtype, device)?;

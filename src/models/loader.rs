@@ -470,7 +470,7 @@ pub fn write_tiny_folder(dir: &Path, family: Family, seed: u64) -> Result<()> {
         &dir.join("config.json"),
         &serde_json::to_string_pretty(&config.to_hf_json())?,
     )?;
-    let tmp = tempfile::NamedTempFile::new_in(dir)?;
+    let tmp = crate::util::atomic::shareable_temp_file(dir, ".tmp", "")?;
     candle_core::safetensors::save(&weights, tmp.path())?;
     tmp.persist(dir.join("model.safetensors"))
         .map_err(|e| e.error)
@@ -517,6 +517,28 @@ mod tests {
                 gguf_file: None
             }
         );
+    }
+
+    /// A config with fewer layers than the weights (or no biases where they have some) is
+    /// refused, naming a tensor it would ignore.
+    #[test]
+    fn weights_the_config_does_not_use_are_refused() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        write_tiny_folder(dir.path(), Family::Llama, 3)?;
+        let path = dir.path().join("config.json");
+        let mut config: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path)?)?;
+        let layers = config["num_hidden_layers"].as_u64().unwrap();
+        config["num_hidden_layers"] = (layers - 1).into();
+        std::fs::write(&path, config.to_string())?;
+        let err = load_folder(dir.path(), DType::F32, &Device::Cpu)
+            .err()
+            .expect("a truncated config must not load");
+        let msg = format!("{err:#}");
+        assert!(
+            msg.contains(&format!("`model.layers.{}.", layers - 1)) && msg.contains("layer count"),
+            "{msg}"
+        );
+        Ok(())
     }
 
     #[test]

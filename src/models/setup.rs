@@ -306,8 +306,7 @@ fn assemble(wheels: &mut Wheels, file: &ModelFile, path: &Path) -> Result<()> {
     let parent = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(parent)
         .with_context(|| format!("cannot create folder {}", parent.display()))?;
-    let mut tmp = tempfile::NamedTempFile::new_in(parent)
-        .with_context(|| format!("cannot create a temporary file in {}", parent.display()))?;
+    let mut tmp = crate::util::atomic::shareable_temp_file(parent, ".tmp", "")?;
     let mut hasher = Sha256::new();
     let mut sizes = Vec::with_capacity(file.pieces.len());
     for piece in &file.pieces {

@@ -109,9 +109,9 @@ impl TextTokenizer {
         // outputs or pad them past the context; lengths are ours to decide (as transformers
         // ignores them unless asked).
         inner.with_padding(None);
-        inner
-            .with_truncation(None)
-            .map_err(|e| anyhow::anyhow!("cannot turn off truncation in {}: {e}", file.display()))?;
+        inner.with_truncation(None).map_err(|e| {
+            anyhow::anyhow!("cannot turn off truncation in {}: {e}", file.display())
+        })?;
         let config = read_json_opt(&dir.join("tokenizer_config.json"))?;
         let token = |key: &str| -> Option<String> {
             let v = config.as_ref()?.get(key)?;
@@ -365,7 +365,10 @@ mod tests {
             "pad_id": 0, "pad_type_id": 0, "pad_token": "<|endoftext|>"
         });
         let dir = tempfile::tempdir()?;
-        std::fs::write(dir.path().join("tokenizer.json"), serde_json::to_vec(&json)?)?;
+        std::fs::write(
+            dir.path().join("tokenizer.json"),
+            serde_json::to_vec(&json)?,
+        )?;
         let saved = tokenizers::Tokenizer::from_file(dir.path().join("tokenizer.json"))
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         assert_eq!(saved.encode("abcdefg", false).unwrap().get_ids().len(), 128);

@@ -35,10 +35,7 @@ pub fn write_png(curves: &[MeanCurve], spec: &FigureSpec<'_>, path: &Path) -> Re
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     // The bitmap encoder picks the format from the extension, so the temporary keeps `.png`.
-    let tmp = tempfile::Builder::new()
-        .suffix(".png")
-        .tempfile_in(dir)
-        .with_context(|| format!("cannot create a temporary file in {}", dir.display()))?;
+    let tmp = crate::util::atomic::shareable_temp_file(dir, ".tmp", ".png")?;
     {
         let root = BitMapBackend::new(tmp.path(), FIGURE_SIZE).into_drawing_area();
         draw(&root, curves, spec)?;

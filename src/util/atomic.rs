@@ -3,6 +3,26 @@ use anyhow::{Context, Result};
 use std::io::Write;
 use std::path::Path;
 
+/// A temporary file in `dir` (name starting with `prefix`, ending in `suffix`) that, once persisted, is an ordinary
+/// file: mode 0666 less the umask, as `File::create` makes, where tempfile's default is 0600
+/// (results, figures and models other users or a web server must be able to read).
+pub fn shareable_temp_file(
+    dir: &Path,
+    prefix: &str,
+    suffix: &str,
+) -> Result<tempfile::NamedTempFile> {
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(prefix).suffix(suffix);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        builder.permissions(std::fs::Permissions::from_mode(0o666));
+    }
+    builder
+        .tempfile_in(dir)
+        .with_context(|| format!("cannot create a temporary file in {}", dir.display()))
+}
+
 /// Write `bytes` to `path` atomically (temp file in the same folder, fsync, rename).
 /// Creates the parent folder when missing.
 pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
@@ -12,8 +32,7 @@ pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
     };
     std::fs::create_dir_all(parent)
         .with_context(|| format!("cannot create folder {}", parent.display()))?;
-    let mut tmp = tempfile::NamedTempFile::new_in(parent)
-        .with_context(|| format!("cannot create a temporary file in {}", parent.display()))?;
+    let mut tmp = shareable_temp_file(parent, ".tmp", "")?;
     tmp.write_all(bytes)
         .with_context(|| format!("cannot write {}", path.display()))?;
     tmp.as_file()
@@ -50,5 +69,21 @@ mod tests {
         // no temporary files left behind
         let n = std::fs::read_dir(p.parent().unwrap()).unwrap().count();
         assert_eq!(n, 1);
+    }
+
+    /// Written files get the umask's usual mode, not tempfile's owner-only 0600.
+    #[cfg(unix)]
+    #[test]
+    fn written_files_are_readable_as_the_umask_allows() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let probe = dir.path().join("probe");
+        std::fs::File::create(&probe).unwrap();
+        let usual = probe.metadata().unwrap().permissions().mode() & 0o777;
+        let p = dir.path().join("out.txt");
+        atomic_write_string(&p, "x").unwrap();
+        let mode = p.metadata().unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, usual, "{mode:o} vs {usual:o}");
+        assert_ne!(mode, 0o600, "this test needs a umask that is not 077");
     }
 }

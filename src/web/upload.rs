@@ -51,11 +51,8 @@ pub fn store_upload(
     // this request, so two uploads at once never read or store each other's bytes.
     std::fs::create_dir_all(&dir)
         .with_context(|| format!("cannot create folder {}", dir.display()))?;
-    let mut staged = tempfile::Builder::new()
-        .prefix(".staged-")
-        .suffix(&format!("-{filename}"))
-        .tempfile_in(&dir)
-        .with_context(|| format!("cannot create a file in {}", dir.display()))?;
+    let mut staged =
+        crate::util::atomic::shareable_temp_file(&dir, ".staged-", &format!("-{filename}"))?;
     staged
         .write_all(body)
         .and_then(|()| staged.as_file().sync_all())
