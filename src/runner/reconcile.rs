@@ -1,7 +1,8 @@
 //! What may change between two runs of the same cell. Settings that shape results (data,
 //! model, training, metrics, this strategy's parameters) must match what the cell was started
 //! with; the seed list, other strategies, the description and the stopping criteria may
-//! change. Extending a stopping criterion re-opens a finished cell, tightening one closes it.
+//! change. Extending a stopping criterion re-opens a finished cell; tightening one closes it
+//! when the cell stands on the new limit, and is refused when the cell already went past it.
 use crate::config::AlConfig;
 use crate::runner::curve::Curve;
 use crate::runner::persist::CellPaths;
@@ -66,20 +67,24 @@ pub fn restop(paths: &CellPaths, state: &mut CellState, config_toml: &str) -> Re
         None => AlConfig::default(),
     };
     let criteria = StoppingCriteria::from(&al);
-    let last: Vec<(String, f64)> = match Curve::read(&paths.curve()) {
-        Ok(curve) => match curve.rows.last() {
-            Some(row) => curve
-                .metrics
-                .iter()
-                .cloned()
-                .zip(row.metrics.iter().copied())
-                .collect(),
-            None => Vec::new(),
-        },
-        Err(_) => Vec::new(),
+    let curve = Curve::read(&paths.curve()).ok();
+    let last: Vec<(String, f64)> = match curve.as_ref().and_then(|c| c.rows.last()) {
+        Some(row) => row_metrics(curve.as_ref().unwrap(), row),
+        None => Vec::new(),
     };
     if state.iterations_done == 0 {
         return Ok(false);
+    }
+    if let Some(curve) = &curve {
+        if let Some(why) = went_past(&criteria, curve) {
+            anyhow::bail!(
+                "{} went past the new stopping criteria: {why}. A fresh run would have \
+                 stopped there, so its curve is not what the experiment file now describes: \
+                 rerun with --fresh --strategy {} to redo it, or restore the stopping criteria",
+                paths.dir.display(),
+                paths.strategy_key()
+            );
+        }
     }
     let reason = should_stop(
         &criteria,
@@ -125,6 +130,56 @@ pub fn restop(paths: &CellPaths, state: &mut CellState, config_toml: &str) -> Re
     state.finished = finished;
     state.stop_reason = reason;
     Ok(true)
+}
+
+fn row_metrics(curve: &Curve, row: &crate::runner::curve::CurveRow) -> Vec<(String, f64)> {
+    curve
+        .metrics
+        .iter()
+        .cloned()
+        .zip(row.metrics.iter().copied())
+        .collect()
+}
+
+/// Where a cell's curve goes beyond what a fresh run under `criteria` would do: a row before
+/// the last at which it would have stopped, or a row with more labels or dollars than a
+/// budget allows (a fresh run trims its last query to the budget).
+fn went_past(criteria: &StoppingCriteria, curve: &Curve) -> Option<String> {
+    let rows = &curve.rows;
+    for (i, row) in rows.iter().enumerate() {
+        if let Some(budget) = criteria.label_budget.filter(|b| row.labeled > *b) {
+            return Some(format!(
+                "iteration {} has {} labels, over al.label_budget = {budget}",
+                row.iteration, row.labeled
+            ));
+        }
+        if let Some(budget) = criteria.money_budget.filter(|b| row.cost > b + 1e-9) {
+            return Some(format!(
+                "iteration {} spent ${:.4}, over al.money_budget = {budget}",
+                row.iteration, row.cost
+            ));
+        }
+        if i + 1 == rows.len() {
+            break;
+        }
+        let metrics = row_metrics(curve, row);
+        let progress = Progress {
+            iterations_done: i + 1,
+            labeled: row.labeled,
+            pool_remaining: usize::MAX,
+            money_spent: row.cost,
+            labeller_budget_reached: false,
+            metrics: &metrics,
+        };
+        if let Some(reason) = should_stop(criteria, &progress) {
+            return Some(format!(
+                "after iteration {} ({reason}) it went on to iteration {}",
+                row.iteration,
+                rows.last().map_or(0, |r| r.iteration)
+            ));
+        }
+    }
+    None
 }
 
 /// The parsed configuration without what may change between runs of a cell.
@@ -277,7 +332,7 @@ params = { lambda = 0.5 }
     }
 
     #[test]
-    fn extending_a_criterion_reopens_and_tightening_closes() {
+    fn extending_a_criterion_reopens_and_tightening_closes_or_is_refused() {
         use crate::runner::persist::{load_state, prepare_cell};
         let tmp = tempfile::tempdir().unwrap();
         let paths = CellPaths::new(tmp.path(), "exp", "random", 0);
@@ -301,14 +356,46 @@ params = { lambda = 0.5 }
             "written back"
         );
 
-        // Fewer iterations than done: closed again.
-        let shorter = BASE.replace("iterations = 2", "iterations = 1");
-        let st = prepare_cell(&paths, &shorter, false, false)
-            .unwrap()
-            .unwrap();
+        // Back to the iterations done: closed again.
+        let st = prepare_cell(&paths, BASE, false, false).unwrap().unwrap();
         assert_eq!(st.stop_reason, Some(StopReason::Iterations { done: 3 }));
 
-        // A performance target the last row (rouge1 = 0.3) already meets closes it too.
+        // Fewer iterations than done: a fresh run would have stopped earlier; refused, and
+        // the cell is left as it was.
+        let shorter = BASE.replace("iterations = 2", "iterations = 1");
+        let err = format!(
+            "{:#}",
+            prepare_cell(&paths, &shorter, false, false).unwrap_err()
+        );
+        assert!(
+            err.contains("after iteration 1 (al.iterations = 1 reached")
+                && err.contains("went on to iteration 2")
+                && err.contains("--fresh --strategy random"),
+            "{err}"
+        );
+        assert_eq!(std::fs::read_to_string(paths.config()).unwrap(), BASE);
+        // So is a target an earlier row (rouge1 = 0.1, 0.2, 0.3) already met, and a label
+        // budget the curve went over.
+        for (criterion, says) in [
+            (
+                "iterations = 9\nrequired_performance = { rouge1 = 0.15 }",
+                "after iteration 1 (required performance reached",
+            ),
+            (
+                "label_budget = 25",
+                "iteration 2 has 30 labels, over al.label_budget = 25",
+            ),
+        ] {
+            let changed = BASE.replace("iterations = 2", criterion);
+            let err = format!(
+                "{:#}",
+                prepare_cell(&paths, &changed, false, false).unwrap_err()
+            );
+            assert!(err.contains(says), "{err}");
+        }
+
+        // A performance target the last row (rouge1 = 0.3) meets, and no earlier one does,
+        // closes it where a fresh run would stop.
         let target = BASE.replace(
             "iterations = 2",
             "iterations = 9\nrequired_performance = { rouge1 = 0.25 }",
