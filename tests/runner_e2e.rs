@@ -406,3 +406,47 @@ fn sizes_that_cannot_work_are_refused_before_training() {
         "{err}"
     );
 }
+
+/// A strategy whose script fails at its first query ends its own cell only: the next cell
+/// runs, the report is written, and the run exits non-zero naming the failed cell.
+#[test]
+fn a_failing_cell_does_not_stop_the_other_cells() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("broken.rhai");
+    // Passes `lab check`'s synthetic pool of 60 items; fails on this 30-item pool.
+    std::fs::write(
+        &script,
+        "// Fails on small pools, on purpose.\nconst KIND = \"al\";\n\
+         fn select(ctx, k) {\n    if ctx.pool.len() < 40 { throw \"broken on purpose\"; }\n\
+         \x20   ctx.pool.ids().take(range_vec(k))\n}\n",
+    )
+    .unwrap();
+    let path = experiment(dir.path(), "failing", "iterations = 1", &[]);
+    let text = std::fs::read_to_string(&path).unwrap()
+        + format!(
+            "\n[[strategy]]\nname = \"broken\"\nscript = \"{}\"\n\n[[strategy]]\nname = \"random\"\nscript = \"{}\"\n",
+            script.display(),
+            repo().join("strategies/random.rhai").display()
+        )
+        .as_str();
+    std::fs::write(&path, text).unwrap();
+    let out = lab(&["run", path.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("failing/broken/seed-0 failed") && stderr.contains("broken on purpose"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("1 of 2 cells of failing failed"),
+        "{stderr}"
+    );
+    let results = dir.path().join("results/failing");
+    let random = curve_without_seconds(&results.join("random/seed-0/curve.csv"));
+    assert_eq!(random.len(), 3, "random ran both iterations: {random:?}");
+    // The broken cell keeps its committed first iteration, and the report covers both.
+    let broken = curve_without_seconds(&results.join("broken/seed-0/curve.csv"));
+    assert_eq!(broken.len(), 2, "{broken:?}");
+    assert!(results.join("report.md").exists());
+}

@@ -57,13 +57,19 @@ pub fn run(args: &RunArgs) -> Result<()> {
     for c in &out.cells {
         println!("{}", crate::runner::experiment::cell_line(c));
     }
+    for (strategy, seed, _) in &out.failed {
+        println!("{strategy:<20} seed {seed:<3} FAILED (the error is above)");
+    }
     println!(
         "{}: {} cells; results in {} (report.md, summary.csv, figures)",
         out.name,
-        out.cells.len(),
+        out.cells.len() + out.failed.len(),
         out.results_dir.display()
     );
-    Ok(())
+    match out.failure() {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
 }
 
 pub fn bench(args: &BenchArgs) -> Result<()> {
@@ -109,6 +115,15 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
                         crate::runner::experiment::cell_line(c)
                     ));
                 }
+                for (strategy, seed, e) in &out.failed {
+                    rows.push(format!(
+                        "{:<24} {strategy:<20} seed {seed:<3} FAILED: {e}",
+                        out.name
+                    ));
+                }
+                if !out.failed.is_empty() {
+                    failures += 1;
+                }
             }
             Err(e) => {
                 failures += 1;
@@ -119,7 +134,7 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
     println!("\n{}", rows.join("\n"));
     if failures > 0 {
         anyhow::bail!(
-            "{failures} of {} experiment files failed (see above)",
+            "{failures} of {} experiment files failed or had failed cells (see above)",
             args.experiments.len()
         );
     }

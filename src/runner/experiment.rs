@@ -24,6 +24,28 @@ pub struct ExperimentOutcome {
     pub name: String,
     pub results_dir: PathBuf,
     pub cells: Vec<CellOutcome>,
+    /// Cells that ended in an error, `(strategy, seed, error)`; the others still ran.
+    pub failed: Vec<(String, u64, String)>,
+}
+
+impl ExperimentOutcome {
+    /// The error to exit with when a cell failed.
+    pub fn failure(&self) -> Option<anyhow::Error> {
+        (!self.failed.is_empty()).then(|| {
+            anyhow::anyhow!(
+                "{} of {} cells of {} failed (their finished iterations are kept; rerun to \
+                 resume them once fixed): {}",
+                self.failed.len(),
+                self.failed.len() + self.cells.len(),
+                self.name,
+                self.failed
+                    .iter()
+                    .map(|(s, seed, _)| format!("{s}/seed-{seed}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        })
+    }
 }
 
 /// The dataset as the experiment sees it (paths relative to the current directory first,
@@ -156,14 +178,26 @@ pub fn run_experiment(file: &Path, opts: &RunOptions) -> Result<ExperimentOutcom
         cells = shard_cells(&cells, shard);
     }
     let mut outcomes = Vec::new();
+    let mut failed = Vec::new();
     for cell in &cells {
         let strategy = exp
             .strategies
             .iter()
             .find(|s| s.key() == cell.strategy)
             .expect("cells are built from the experiment's strategies");
-        let out = run_cell(&ctx, strategy, cell.seed, opts.fresh)?;
-        outcomes.push(out);
+        // One cell's failure (a script error at some iteration, a refused resume) must not
+        // cost an overnight sweep every cell after it.
+        match run_cell(&ctx, strategy, cell.seed, opts.fresh) {
+            Ok(out) => outcomes.push(out),
+            Err(e) => {
+                let e = format!("{e:#}");
+                eprintln!(
+                    "error: {}/{}/seed-{} failed: {e}",
+                    exp.name, cell.strategy, cell.seed
+                );
+                failed.push((cell.strategy.clone(), cell.seed, e));
+            }
+        }
     }
     if let Some(p) = &profile {
         println!(
@@ -190,6 +224,7 @@ pub fn run_experiment(file: &Path, opts: &RunOptions) -> Result<ExperimentOutcom
         name: exp.name.clone(),
         results_dir,
         cells: outcomes,
+        failed,
     })
 }
 
