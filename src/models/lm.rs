@@ -1,7 +1,5 @@
 //! The language model other modules use: load, render prompts, generate, score, and fine-tune
 //! through LoRA adapters saved with PEFT's tensor names.
-use std::collections::HashMap;
-use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use candle_core::{DType, Device, Tensor, Var};
@@ -13,6 +11,7 @@ pub use super::generate::{GenerateOptions, Generation};
 pub use super::loader::ModelSource;
 pub use super::lora::PeftMethod;
 
+use super::adapter::PEFT_PREFIX;
 use super::decoder::{Decoder, LINEAR_NAMES};
 use super::lora::{Adapter, ForwardMode};
 use super::tokenizer::TextTokenizer;
@@ -62,16 +61,13 @@ pub struct ModelInfo {
 /// clone's own tensors and leaves the original as it was.
 #[derive(Clone)]
 pub struct LanguageModel {
-    decoder: Decoder,
+    pub(super) decoder: Decoder,
     tokenizer: TextTokenizer,
     chat: ChatTemplate,
     source: String,
-    lora: Option<LoraSettings>,
+    /// Read by the adapter files' code (`adapter.rs`).
+    pub(super) lora: Option<LoraSettings>,
 }
-
-const ADAPTER_WEIGHTS: &str = "adapter_model.safetensors";
-const ADAPTER_CONFIG: &str = "adapter_config.json";
-const PEFT_PREFIX: &str = "base_model.model.";
 
 impl LanguageModel {
     /// Load in f32 on the CPU (or the first CUDA device when built with `--features cuda`).
@@ -299,101 +295,6 @@ impl LanguageModel {
             l.unmerge();
         }
     }
-
-    /// Write `adapter_model.safetensors` and `adapter_config.json` into folder `dir` (PEFT layout).
-    pub fn save_adapter(&self, dir: &Path) -> Result<()> {
-        let settings = self.lora.as_ref().context("no LoRA adapter is attached")?;
-        let vars = self.trainable_vars();
-        let tensors: HashMap<String, Tensor> = vars
-            .iter()
-            .map(|(n, v)| (n.clone(), v.as_tensor().clone()))
-            .collect();
-        let tmp = tempfile::NamedTempFile::new()?;
-        candle_core::safetensors::save(&tensors, tmp.path())?;
-        let bytes = std::fs::read(tmp.path())?;
-        crate::util::atomic_write(&dir.join(ADAPTER_WEIGHTS), &bytes)?;
-        let targets: Vec<String> = if settings.targets.is_empty() {
-            LINEAR_NAMES.iter().map(|s| s.to_string()).collect()
-        } else {
-            settings.targets.clone()
-        };
-        let config = serde_json::json!({
-            "peft_type": "LORA",
-            "r": settings.r,
-            "lora_alpha": settings.alpha,
-            "lora_dropout": settings.dropout,
-            "target_modules": targets,
-            "use_dora": settings.method == PeftMethod::Dora,
-            "bias": "none",
-            "task_type": "CAUSAL_LM",
-            "atgen_method": settings.method,
-            "atgen_seed": settings.seed,
-        });
-        crate::util::atomic_write_string(
-            &dir.join(ADAPTER_CONFIG),
-            &serde_json::to_string_pretty(&config)?,
-        )
-    }
-
-    /// Load an adapter folder written by `save_adapter` (or by PEFT with the same targets).
-    pub fn load_adapter(&mut self, dir: &Path) -> Result<()> {
-        let config_path = dir.join(ADAPTER_CONFIG);
-        let text = std::fs::read_to_string(&config_path)
-            .with_context(|| format!("cannot read adapter config {}", config_path.display()))?;
-        let config: PeftConfig = serde_json::from_str(&text)
-            .with_context(|| format!("adapter config {} is not valid", config_path.display()))?;
-        let method = config.atgen_method.unwrap_or(if config.use_dora {
-            PeftMethod::Dora
-        } else {
-            PeftMethod::Lora
-        });
-        let settings = LoraSettings {
-            r: config.r,
-            alpha: config.lora_alpha,
-            dropout: config.lora_dropout,
-            targets: config.target_modules,
-            method,
-            seed: config.atgen_seed.unwrap_or(0),
-        };
-        let weights_path = dir.join(ADAPTER_WEIGHTS);
-        let mut tensors = candle_core::safetensors::load(&weights_path, self.decoder.device())
-            .map_err(|e| {
-                anyhow::anyhow!(
-                    "cannot read adapter weights {} ({e}); the file may be truncated or corrupt",
-                    weights_path.display()
-                )
-            })?;
-        self.attach_lora(&settings)
-            .with_context(|| format!("adapter config {}", config_path.display()))?;
-        for (name, var) in self.trainable_vars() {
-            let t = tensors.remove(&name).with_context(|| {
-                format!("adapter {} lacks tensor `{name}`", weights_path.display())
-            })?;
-            if t.dims() != var.dims() {
-                bail!(
-                    "adapter {}: tensor `{name}` has shape {:?}, expected {:?}",
-                    weights_path.display(),
-                    t.dims(),
-                    var.dims()
-                );
-            }
-            var.set(&t.to_dtype(var.dtype())?)?;
-        }
-        Ok(())
-    }
-}
-
-#[derive(Deserialize)]
-struct PeftConfig {
-    r: usize,
-    lora_alpha: f64,
-    #[serde(default)]
-    lora_dropout: f32,
-    target_modules: Vec<String>,
-    #[serde(default)]
-    use_dora: bool,
-    atgen_method: Option<PeftMethod>,
-    atgen_seed: Option<u64>,
 }
 
 impl TrainableModel for LanguageModel {

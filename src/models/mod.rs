@@ -1,6 +1,7 @@
 //! The model host: our candle decoder with LoRA, generation, scoring, training, the sentence
 //! encoder, and the set-up step that fetches default models.
 mod adamw_cpu;
+pub mod adapter;
 pub mod bench_host;
 mod bench_reference;
 pub mod bench_summary;
