@@ -450,3 +450,37 @@ fn a_failing_cell_does_not_stop_the_other_cells() {
     assert_eq!(broken.len(), 2, "{broken:?}");
     assert!(results.join("report.md").exists());
 }
+
+/// A results folder moved elsewhere (results_dir changed to follow it) resumes from its own
+/// adapter; a finished cell's stray adapters from a kill before clean-up are removed.
+#[test]
+fn a_moved_results_folder_resumes_from_its_own_adapter() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = experiment(dir.path(), "moved", "iterations = 1", &["random"]);
+    assert_ok(&lab(&["run", path.to_str().unwrap()]));
+    let old = dir.path().join("results");
+    let new = dir.path().join("elsewhere");
+    std::fs::rename(&old, &new).unwrap();
+    let cell = new.join("moved/random/seed-0");
+    let state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(cell.join("state.json")).unwrap()).unwrap();
+    assert_eq!(state["adapter_path"], "adapters/iter-1", "{state}");
+    // What a kill between a finished cell's commit and its clean-up would leave.
+    std::fs::create_dir_all(cell.join("adapters/iter-0")).unwrap();
+    let text = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace(&old.display().to_string(), &new.display().to_string());
+    std::fs::write(&path, &text).unwrap();
+    assert_ok(&lab(&["run", path.to_str().unwrap()]));
+    assert!(!cell.join("adapters/iter-0").exists(), "stray adapter kept");
+    std::fs::write(&path, text.replace("iterations = 1", "iterations = 2")).unwrap();
+    assert_ok(&lab(&["run", path.to_str().unwrap()]));
+    let curve = curve_without_seconds(&cell.join("curve.csv"));
+    assert_eq!(curve.len(), 4, "{curve:?}");
+    assert!(!old.exists());
+    let adapters: Vec<_> = std::fs::read_dir(cell.join("adapters"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(adapters, ["iter-2"]);
+}

@@ -6,6 +6,7 @@ use crate::config::{Experiment, StrategyConfig};
 use crate::data::{Dataset, Example};
 use crate::labeller::LabelOutcome;
 use crate::models::lm::{LanguageModel, LoraSettings};
+use crate::runner::adapters;
 use crate::runner::curve::CurveRow;
 use crate::runner::evaluate::evaluate;
 use crate::runner::finetune::finetune;
@@ -28,7 +29,7 @@ use rand::seq::index::sample;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use std::collections::{BTreeMap, HashSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 
 /// Everything shared by the cells of one experiment.
@@ -135,6 +136,8 @@ pub fn run_cell(
         Some(_) => {}
     }
     if state.finished {
+        // A kill between the last commit and its clean-up leaves older adapters behind.
+        adapters::remove_unused(&paths, state.adapter_path.as_deref());
         return Ok(outcome_of(&paths, strategy, seed, &state, true));
     }
     let pool: &[Example] = &ctx.dataset.train;
@@ -149,9 +152,7 @@ pub fn run_cell(
     let lora: LoraSettings = lora_settings_of(exp, seed);
     model.attach_lora(&lora)?;
     if let Some(adapter) = &state.adapter_path {
-        model.load_adapter(adapter).with_context(|| {
-            format!("resuming {}: cannot load its adapter", paths.dir.display())
-        })?;
+        adapters::load_for_resume(&mut model, &paths, adapter)?;
     }
     let mut labeller = crate::labeller::factory::make_labeller(exp, &paths.dir, state.money_spent)?;
     let mut labeled: Vec<Example> = labeled_examples(&state, &by_id)?;
@@ -307,11 +308,11 @@ pub fn run_cell(
         let shared_first = first_key
             .as_ref()
             .and_then(|key| ctx.first_iterations.get(key));
-        let adapter_dir = paths.dir.join("adapters").join(format!("iter-{t}"));
+        let adapter_dir = paths.dir.join(adapters::relative_dir(t));
         let eval = match &shared_first {
             Some(first) => {
                 first.restore_into(&model)?;
-                save_adapter_atomically(&model, &adapter_dir)?;
+                adapters::save_atomically(&model, &adapter_dir)?;
                 credited_seconds += first.seconds;
                 first.evaluation.clone()
             }
@@ -333,7 +334,7 @@ pub fn run_cell(
                 }
                 // One folder per iteration: state.json keeps pointing at the previous one
                 // until this iteration commits, so a crash here resumes from the right weights.
-                save_adapter_atomically(&model, &adapter_dir)?;
+                adapters::save_atomically(&model, &adapter_dir)?;
                 times.training = t_train.elapsed().as_secs_f64();
 
                 let t_eval = Instant::now();
@@ -367,7 +368,7 @@ pub fn run_cell(
         // 5. Commit the iteration.
         state.iterations_done = t + 1;
         state.seconds = seconds_before + started.elapsed().as_secs_f64() + credited_seconds;
-        state.adapter_path = Some(adapter_dir);
+        state.adapter_path = Some(adapters::relative_dir(t));
         state.rng = RngState::capture(&rng);
         let row = CurveRow {
             iteration: t,
@@ -411,7 +412,7 @@ pub fn run_cell(
             },
             &state,
         )?;
-        remove_older_adapters(&paths, t);
+        adapters::remove_unused(&paths, state.adapter_path.as_deref());
         if let Some(p) = ctx.profile {
             times.other = (t_iteration.elapsed().as_secs_f64() - times.total()).max(0.0);
             let mut line = p.record(&bars_label, t, labeled.len(), times);
@@ -569,27 +570,6 @@ fn labeled_examples(state: &CellState, by_id: &BTreeMap<u64, &Example>) -> Resul
             Ok(e)
         })
         .collect()
-}
-
-/// Write the adapter to a sibling folder, then swap it in, so a crash never leaves a
-/// half-written adapter where state.json points.
-fn save_adapter_atomically(model: &LanguageModel, dir: &Path) -> Result<()> {
-    let tmp: PathBuf = dir.with_extension("tmp");
-    let _ = std::fs::remove_dir_all(&tmp);
-    model.save_adapter(&tmp)?;
-    // A leftover from a crashed attempt at this same iteration is not referenced by
-    // state.json, so it can go.
-    let _ = std::fs::remove_dir_all(dir);
-    std::fs::rename(&tmp, dir)
-        .with_context(|| format!("cannot move the new adapter to {}", dir.display()))?;
-    Ok(())
-}
-
-/// Only the adapter state.json points at is needed for resume.
-fn remove_older_adapters(paths: &CellPaths, current: usize) {
-    for old in 0..current {
-        let _ = std::fs::remove_dir_all(paths.dir.join("adapters").join(format!("iter-{old}")));
-    }
 }
 
 fn outcome_of(

@@ -1,5 +1,6 @@
 //! The experiment runner: the AL loop per (strategy, seed) cell, persistence and resume,
 //! stopping criteria, shards for spreading a batch over machines, `lab run` / `lab bench`.
+pub mod adapters;
 pub mod cell;
 pub mod cli;
 pub mod curve;

@@ -325,11 +325,18 @@ pub fn prepare_cell(
             let diffs = reconcile::result_differences(&old, config_toml, &paths.strategy_key())
                 .with_context(|| format!("comparing with {}", paths.config().display()))?;
             if !diffs.is_empty() {
+                // A change to this strategy's own entry leaves the other strategies' cells
+                // valid: start over only its cells.
+                let fresh = if diffs.iter().all(|d| d.starts_with("strategy[")) {
+                    format!("--fresh --strategy {}", paths.strategy_key())
+                } else {
+                    "--fresh".to_string()
+                };
                 bail!(
                     "{} was written by a different configuration ({} changed); rerun with \
-                     --fresh to start this cell over, or restore the experiment file",
+                     {fresh} to start over, or restore the experiment file",
                     paths.config().display(),
-                    diffs.join(", ")
+                    diffs.join(", "),
                 );
             }
         }

@@ -187,6 +187,8 @@ fn comparable(text: &str, strategy: &str) -> Result<Table> {
     let mut table: Table = text.parse()?;
     table.remove("seeds");
     table.remove("description");
+    // Where results go does not shape them: a moved or copied results folder resumes.
+    table.remove("results_dir");
     if let Some(Value::Table(al)) = table.get_mut("al") {
         for key in STOPPING_KEYS {
             al.remove(key);
@@ -246,6 +248,17 @@ fn differences(prefix: &str, old: &Table, new: &Table, out: &mut Vec<String>) {
         };
         match (old.get(key), new.get(key)) {
             (Some(Value::Table(a)), Some(Value::Table(b))) => differences(&path, a, b, out),
+            // The cell's own `[[strategy]]` entry (the others are dropped): name its key.
+            (Some(Value::Array(a)), Some(Value::Array(b))) if path == "strategy" => {
+                match (a.as_slice(), b.as_slice()) {
+                    ([Value::Table(ta)], [Value::Table(tb)]) => {
+                        let name = strategy_key(&a[0]).unwrap_or_default();
+                        differences(&format!("strategy[{name}]"), ta, tb, out)
+                    }
+                    _ if a != b => out.push(path),
+                    _ => {}
+                }
+            }
             (a, b) if a != b => out.push(path),
             _ => {}
         }
@@ -282,8 +295,14 @@ params = { lambda = 0.5 }
             .is_empty());
         assert_eq!(
             result_differences(BASE, &more, "huds").unwrap(),
-            ["strategy"]
+            ["strategy[huds].params.lambda"]
         );
+        // Where results go is free too.
+        let moved = BASE.replace(
+            "seeds = [0, 1]",
+            "seeds = [0, 1]\nresults_dir = \"elsewhere\"",
+        );
+        assert!(result_differences(BASE, &moved, "huds").unwrap().is_empty());
         let lr = BASE.replace("0.0003", "0.001");
         assert_eq!(
             result_differences(BASE, &lr, "random").unwrap(),
@@ -480,6 +499,37 @@ params = { lambda = 0.5 }
             prepare_cell(&paths, &richer, false, false).unwrap_err()
         );
         assert!(err.contains("cut short"), "{err}");
+    }
+
+    /// A change to the cell's own strategy entry names the key and advises starting over
+    /// only that strategy; a change every cell shares advises --fresh for all.
+    #[test]
+    fn a_changed_setting_is_named_with_the_fresh_command_that_fits() {
+        use crate::runner::persist::prepare_cell;
+        let tmp = tempfile::tempdir().unwrap();
+        let paths = CellPaths::new(tmp.path(), "exp", "huds", 0);
+        prepare_cell(&paths, BASE, false, false).unwrap();
+        three_finished_iterations(&paths);
+        let own = BASE.replace("lambda = 0.5", "lambda = 0.9");
+        let err = format!(
+            "{:#}",
+            prepare_cell(&paths, &own, false, false).unwrap_err()
+        );
+        assert!(
+            err.contains("(strategy[huds].params.lambda changed)")
+                && err.contains("rerun with --fresh --strategy huds to start over"),
+            "{err}"
+        );
+        let shared = BASE.replace("0.0003", "0.001");
+        let err = format!(
+            "{:#}",
+            prepare_cell(&paths, &shared, false, false).unwrap_err()
+        );
+        assert!(
+            err.contains("(train.learning_rate changed)")
+                && err.contains("rerun with --fresh to start over"),
+            "{err}"
+        );
     }
 
     #[test]
