@@ -101,6 +101,11 @@ impl Profile {
     /// One row per iteration (seconds per phase), then the total of each phase and its share.
     pub fn table(&self) -> String {
         let rows = self.rows.lock().expect("profile lock");
+        if rows.is_empty() {
+            return "no iteration ran in this run (every cell was already finished; \
+                    --fresh times them again)\n"
+                .to_string();
+        }
         let width = rows.iter().map(|r| r.cell.len()).max().unwrap_or(4).max(4);
         let mut out = format!("{:<width$} {:>4} {:>7}", "cell", "iter", "labeled");
         for p in PHASES {
@@ -159,6 +164,7 @@ mod tests {
     #[test]
     fn table_has_a_row_per_iteration_and_shares_summing_to_100() {
         let p = Profile::default();
+        assert!(p.table().starts_with("no iteration ran"), "{}", p.table());
         let line = p.record(
             "q/random/seed-0",
             0,

@@ -45,6 +45,8 @@ impl CellProgress {
         self.step.set_length(len as u64);
         self.step.set_position(0);
         self.step.set_prefix(what.to_string());
+        // The previous step's message (the training loss) would stay beside this one.
+        self.step.set_message("");
     }
 
     /// The step bar, for loops that drive a bar themselves (the training loop).
