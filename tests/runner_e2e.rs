@@ -484,3 +484,22 @@ fn a_moved_results_folder_resumes_from_its_own_adapter() {
         .collect();
     assert_eq!(adapters, ["iter-2"]);
 }
+
+/// The report averages every cell on disk: one whose seed the file dropped is named.
+#[test]
+fn cells_the_file_no_longer_lists_are_named_beside_the_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = experiment(dir.path(), "strays", "iterations = 1", &["random"]);
+    assert_ok(&lab(&["run", path.to_str().unwrap()]));
+    let text = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace("seeds = [0]", "seeds = [1]");
+    std::fs::write(&path, text).unwrap();
+    let out = lab(&["run", path.to_str().unwrap()]);
+    assert_ok(&out);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("also averages cells the experiment file no longer lists (random/seed-0)"),
+        "{stderr}"
+    );
+}

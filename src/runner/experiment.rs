@@ -219,6 +219,15 @@ pub fn run_experiment(file: &Path, opts: &RunOptions) -> Result<ExperimentOutcom
         if let Some(note) = &report.uneven_ends {
             eprintln!("note: {}: {note}", results_dir.display());
         }
+        let strays = cells_not_in(&results_dir, &exp);
+        if !strays.is_empty() {
+            eprintln!(
+                "note: {}: report.md also averages cells the experiment file no longer lists \
+                 ({}); delete their folders to leave them out",
+                results_dir.display(),
+                strays.join(", ")
+            );
+        }
     }
     Ok(ExperimentOutcome {
         name: exp.name.clone(),
@@ -226,6 +235,35 @@ pub fn run_experiment(file: &Path, opts: &RunOptions) -> Result<ExperimentOutcom
         cells: outcomes,
         failed,
     })
+}
+
+/// Cells with a curve under `dir` whose strategy or seed the experiment no longer has (the
+/// report reads every cell on disk).
+fn cells_not_in(dir: &Path, exp: &Experiment) -> Vec<String> {
+    let mut strays = Vec::new();
+    let Ok(strategies) = std::fs::read_dir(dir) else {
+        return strays;
+    };
+    for strategy in strategies.flatten() {
+        let name = strategy.file_name().to_string_lossy().into_owned();
+        let listed = exp.strategies.iter().any(|s| s.key() == name);
+        let Ok(seeds) = std::fs::read_dir(strategy.path()) else {
+            continue;
+        };
+        for seed_dir in seeds.flatten() {
+            let Some(seed) =
+                crate::report::load::parse_seed_dir(&seed_dir.file_name().to_string_lossy())
+            else {
+                continue;
+            };
+            if seed_dir.path().join("curve.csv").exists() && !(listed && exp.seeds.contains(&seed))
+            {
+                strays.push(format!("{name}/seed-{seed}"));
+            }
+        }
+    }
+    strays.sort();
+    strays
 }
 
 /// The final line per cell: its last scores, labels and time.
