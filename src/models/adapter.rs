@@ -46,6 +46,7 @@ impl LanguageModel {
             "lora_dropout": settings.dropout,
             "target_modules": targets,
             "use_dora": settings.method == PeftMethod::Dora,
+            "use_rslora": self.rslora,
             "bias": "none",
             "task_type": "CAUSAL_LM",
             "atgen_method": settings.method,
@@ -66,6 +67,7 @@ impl LanguageModel {
             .with_context(|| format!("cannot read adapter config {}", config_path.display()))?;
         let config: PeftConfig = serde_json::from_str(&text)
             .with_context(|| format!("adapter config {} is not valid", config_path.display()))?;
+        config.refuse_unsupported(&config_path)?;
         let method = config.atgen_method.unwrap_or(if config.use_dora {
             PeftMethod::Dora
         } else {
@@ -89,6 +91,9 @@ impl LanguageModel {
             })?;
         self.attach_lora(&settings)
             .with_context(|| format!("adapter config {}", config_path.display()))?;
+        if config.use_rslora {
+            self.use_rslora_scale();
+        }
         for (name, var) in self.trainable_vars() {
             let t = tensors.remove(&name).with_context(|| {
                 format!("adapter {} lacks tensor `{name}`", weights_path.display())
@@ -114,6 +119,26 @@ impl LanguageModel {
             );
         }
         Ok(())
+    }
+}
+
+impl LanguageModel {
+    /// Scale every attached adapter by alpha/√r (rank-stabilised LoRA) instead of alpha/r.
+    fn use_rslora_scale(&mut self) {
+        let Some(settings) = self.lora.clone() else {
+            return;
+        };
+        let scale = settings.alpha / (settings.r as f64).sqrt();
+        for (_, linear) in self.decoder.linears_mut() {
+            if let Some(adapter) = linear.adapter() {
+                let rescaled = super::lora::Adapter {
+                    scale,
+                    ..adapter.clone()
+                };
+                linear.set_adapter(Some(rescaled));
+            }
+        }
+        self.rslora = true;
     }
 }
 
@@ -182,8 +207,72 @@ struct PeftConfig {
     target_modules: Vec<String>,
     #[serde(default)]
     use_dora: bool,
+    /// Rank-stabilised LoRA: the update is scaled by alpha/√r instead of alpha/r.
+    #[serde(default)]
+    use_rslora: bool,
+    /// PEFT options this loader does not implement; each must be unset, null or empty.
+    rank_pattern: Option<serde_json::Value>,
+    alpha_pattern: Option<serde_json::Value>,
+    layers_to_transform: Option<serde_json::Value>,
+    layers_pattern: Option<serde_json::Value>,
+    modules_to_save: Option<serde_json::Value>,
     atgen_method: Option<PeftMethod>,
     atgen_seed: Option<u64>,
+}
+
+impl PeftConfig {
+    /// Refuse a PEFT option that would change which weights are adapted, or how much, in a
+    /// way this loader does not reproduce (loading without it would give another model).
+    fn refuse_unsupported(&self, path: &Path) -> Result<()> {
+        let modules_to_save = "stores whole trained copies of modules (e.g. the LM head)";
+        let options = [
+            (
+                "rank_pattern",
+                &self.rank_pattern,
+                "gives some modules another `r`",
+            ),
+            (
+                "alpha_pattern",
+                &self.alpha_pattern,
+                "gives some modules another `lora_alpha`",
+            ),
+            (
+                "layers_to_transform",
+                &self.layers_to_transform,
+                "adapts only some layers",
+            ),
+            (
+                "layers_pattern",
+                &self.layers_pattern,
+                "adapts only some layers",
+            ),
+            ("modules_to_save", &self.modules_to_save, modules_to_save),
+        ];
+        for (key, value, meaning) in options {
+            let Some(value) = value.as_ref().filter(|v| is_set(v)) else {
+                continue;
+            };
+            bail!(
+                "adapter config {}: `{key}` = {value} {meaning}; this loader does not support \
+                 `{key}`: use an adapter trained without it (one `r` and `lora_alpha` for every \
+                 target module of every layer, no modules_to_save)",
+                path.display()
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Whether an optional PEFT value says anything: null, `{}`, `[]` and `""` are PEFT's "unset".
+fn is_set(value: &serde_json::Value) -> bool {
+    use serde_json::Value;
+    match value {
+        Value::Null => false,
+        Value::Object(map) => !map.is_empty(),
+        Value::Array(items) => !items.is_empty(),
+        Value::String(text) => !text.is_empty(),
+        Value::Bool(_) | Value::Number(_) => true,
+    }
 }
 
 #[cfg(test)]
@@ -271,5 +360,121 @@ mod tests {
                 && msg.contains("and 3 more"),
             "{msg}"
         );
+    }
+
+    /// Rewrite keys of the saved adapter's adapter_config.json.
+    fn edit_config(dir: &Path, edits: serde_json::Value) -> Result<()> {
+        let path = dir.join(ADAPTER_CONFIG);
+        let mut config: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path)?)?;
+        for (key, value) in edits.as_object().expect("edits are an object") {
+            config[key] = value.clone();
+        }
+        Ok(std::fs::write(&path, config.to_string())?)
+    }
+
+    /// An adapter with non-zero B (a fresh one changes nothing, whatever its scale).
+    fn trained_adapter(r: usize, alpha: f64) -> Result<tempfile::TempDir> {
+        let dir = tempfile::tempdir()?;
+        let mut lm = LanguageModel::tiny_random(3, Family::Llama)?;
+        lm.attach_lora(&LoraSettings {
+            r,
+            alpha,
+            ..settings(&["q_proj", "v_proj"])
+        })?;
+        for (name, var) in lm.trainable_vars() {
+            if name.contains("lora_B") {
+                var.set(&Tensor::randn(
+                    0f32,
+                    0.5,
+                    var.dims(),
+                    &candle_core::Device::Cpu,
+                )?)?;
+            }
+        }
+        lm.save_adapter(dir.path())?;
+        Ok(dir)
+    }
+
+    fn logits_with(dir: &Path) -> Result<Vec<f32>> {
+        let mut lm = LanguageModel::tiny_random(3, Family::Llama)?;
+        lm.load_adapter(dir)?;
+        let ids = Tensor::new(&[[5u32, 17, 99, 42]], &candle_core::Device::Cpu)?;
+        let mask = Tensor::ones((1, 4), candle_core::DType::U32, &candle_core::Device::Cpu)?;
+        Ok(lm.forward_logits(&ids, &mask)?.flatten_all()?.to_vec1()?)
+    }
+
+    fn max_diff(a: &[f32], b: &[f32]) -> f32 {
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0, f32::max)
+    }
+
+    /// rsLoRA scales by alpha/√r: r 4, alpha 8 is plain LoRA's alpha 16 (scale 4), not alpha 8.
+    #[test]
+    fn rslora_adapters_scale_by_alpha_over_root_r() -> Result<()> {
+        let dir = trained_adapter(4, 8.0)?;
+        let plain = logits_with(dir.path())?;
+        edit_config(dir.path(), serde_json::json!({"use_rslora": true}))?;
+        let rslora = logits_with(dir.path())?;
+        edit_config(
+            dir.path(),
+            serde_json::json!({"use_rslora": false, "lora_alpha": 16.0}),
+        )?;
+        let doubled = logits_with(dir.path())?;
+        assert!(
+            max_diff(&plain, &doubled) > 1e-3,
+            "the test adapter must matter"
+        );
+        assert!(
+            max_diff(&rslora, &doubled) < 1e-5,
+            "{}",
+            max_diff(&rslora, &doubled)
+        );
+        Ok(())
+    }
+
+    /// A loaded rsLoRA adapter saved again keeps its scale.
+    #[test]
+    fn rslora_adapters_save_as_rslora() -> Result<()> {
+        let dir = trained_adapter(4, 8.0)?;
+        edit_config(dir.path(), serde_json::json!({"use_rslora": true}))?;
+        let before = logits_with(dir.path())?;
+        let mut lm = LanguageModel::tiny_random(3, Family::Llama)?;
+        lm.load_adapter(dir.path())?;
+        let again = tempfile::tempdir()?;
+        lm.save_adapter(again.path())?;
+        assert!(max_diff(&before, &logits_with(again.path())?) < 1e-6);
+        Ok(())
+    }
+
+    #[test]
+    fn peft_options_this_loader_lacks_are_refused_by_key() -> Result<()> {
+        let dir = trained_adapter(4, 8.0)?;
+        for (key, value) in [
+            ("rank_pattern", serde_json::json!({"q_proj": 8})),
+            ("alpha_pattern", serde_json::json!({"v_proj": 32})),
+            ("layers_to_transform", serde_json::json!([0])),
+            ("layers_pattern", serde_json::json!("layers")),
+            ("modules_to_save", serde_json::json!(["lm_head"])),
+        ] {
+            edit_config(dir.path(), serde_json::json!({ key: value }))?;
+            let msg = load_error(dir.path());
+            assert!(
+                msg.contains(&format!("`{key}` = {value}"))
+                    && msg.contains("adapter_config.json")
+                    && msg.contains("does not support"),
+                "{msg}"
+            );
+            edit_config(dir.path(), serde_json::json!({ key: null }))?;
+        }
+        // PEFT's own defaults for the same keys load.
+        edit_config(
+            dir.path(),
+            serde_json::json!({"rank_pattern": {}, "alpha_pattern": {}, "layers_to_transform": null,
+                               "layers_pattern": null, "modules_to_save": null}),
+        )?;
+        LanguageModel::tiny_random(3, Family::Llama)?.load_adapter(dir.path())?;
+        Ok(())
     }
 }

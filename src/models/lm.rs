@@ -67,6 +67,8 @@ pub struct LanguageModel {
     source: String,
     /// Read by the adapter files' code (`adapter.rs`).
     pub(super) lora: Option<LoraSettings>,
+    /// The attached adapters scale by alpha/√r (a PEFT `use_rslora` adapter was loaded).
+    pub(super) rslora: bool,
 }
 
 impl LanguageModel {
@@ -98,6 +100,7 @@ impl LanguageModel {
             chat,
             source,
             lora: None,
+            rslora: false,
         }
     }
 
@@ -272,6 +275,7 @@ impl LanguageModel {
             }
         }
         self.lora = Some(s.clone());
+        self.rslora = false;
         Ok(())
     }
 
@@ -281,6 +285,7 @@ impl LanguageModel {
             l.set_adapter(None);
         }
         self.lora = None;
+        self.rslora = false;
     }
 
     pub fn merge_lora(&mut self) -> Result<()> {
