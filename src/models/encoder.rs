@@ -82,14 +82,14 @@ impl SentenceEncoder {
                 Self::load(dir).with_context(|| format!("encoder.path = {}", dir.display()))
             }
             EncoderSource::Hub(id) => {
-                Self::load_hub_with(&crate::models::loader::HubAccess::from_env(), id)
+                Self::load_hub_with(&crate::models::hub::HubAccess::from_env(), id)
             }
         }
     }
 
-    fn load_hub_with(access: &crate::models::loader::HubAccess, id: &str) -> Result<Self> {
+    fn load_hub_with(access: &crate::models::hub::HubAccess, id: &str) -> Result<Self> {
         let load = || -> Result<Self> {
-            let hub = crate::models::loader::HubFiles::open(access, id, None)?;
+            let hub = crate::models::hub::HubFiles::open(access, id, None)?;
             let config = hub.get("config.json")?;
             hub.get("model.safetensors")?;
             hub.get("tokenizer.json")?;
@@ -551,7 +551,7 @@ pub(crate) mod tests {
         }
         std::fs::create_dir_all(repo.join("refs")).unwrap();
         std::fs::write(repo.join("refs/main"), "abc123").unwrap();
-        let access = crate::models::loader::HubAccess {
+        let access = crate::models::hub::HubAccess {
             cache: hf_hub::Cache::new(cache.path().to_path_buf()),
             offline: true,
         };

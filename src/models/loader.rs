@@ -12,6 +12,7 @@ use super::chat::ChatTemplate;
 use super::decoder::Decoder;
 use super::decoder_config::{DecoderConfig, Family};
 use super::gguf::GgufFile;
+use super::hub::{HubAccess, HubFiles};
 use super::tokenizer::TextTokenizer;
 
 /// Where a language model comes from.
@@ -250,71 +251,6 @@ fn safetensors_files(dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-/// Where the hub loader looks and whether it may use the network.
-pub struct HubAccess {
-    pub cache: hf_hub::Cache,
-    pub offline: bool,
-}
-
-impl HubAccess {
-    /// `HF_HOME` / `HF_HUB_CACHE` for the cache, `HF_HUB_OFFLINE=1` to stay off the network.
-    pub fn from_env() -> Self {
-        Self {
-            cache: hf_hub::Cache::from_env(),
-            offline: std::env::var("HF_HUB_OFFLINE").is_ok_and(|v| v != "0" && !v.is_empty()),
-        }
-    }
-}
-
-/// Files of one hub repository at one revision: from the local cache first (works offline,
-/// never waits on the network), else downloaded into it.
-pub struct HubFiles {
-    api: hf_hub::api::sync::ApiRepo,
-    cache: hf_hub::CacheRepo,
-    offline: bool,
-    id: String,
-    revision: String,
-}
-
-impl HubFiles {
-    pub fn open(access: &HubAccess, id: &str, revision: Option<&str>) -> Result<Self> {
-        use hf_hub::{Repo, RepoType};
-        let revision = revision.unwrap_or("main").to_string();
-        let repo_id = Repo::with_revision(id.to_string(), RepoType::Model, revision.clone());
-        let api = hf_hub::api::sync::ApiBuilder::from_cache(access.cache.clone())
-            .with_progress(std::env::var_os("LAB_QUIET").is_none())
-            .build()
-            .context("cannot start the Hugging Face hub client")?;
-        Ok(Self {
-            api: api.repo(repo_id.clone()),
-            cache: access.cache.repo(repo_id),
-            offline: access.offline,
-            id: id.to_string(),
-            revision,
-        })
-    }
-
-    /// The local path of `file`, fetched when missing.
-    pub fn get(&self, file: &str) -> Result<PathBuf> {
-        if let Some(path) = self.cache.get(file) {
-            return Ok(path);
-        }
-        let (id, revision) = (&self.id, &self.revision);
-        if self.offline {
-            bail!(
-                "`{file}` of `{id}@{revision}` is not in the Hugging Face cache and \
-                 HF_HUB_OFFLINE is set; unset it to download, or set HF_HOME to a cache that has it"
-            );
-        }
-        self.api.get(file).with_context(|| {
-            format!(
-                "cannot get `{file}` of `{id}` from the Hugging Face hub or its local cache \
-                 (offline? set HF_HOME to a cache that has it)"
-            )
-        })
-    }
-}
-
 fn load_hub(
     id: &str,
     revision: Option<&str>,
@@ -538,43 +474,6 @@ mod tests {
             msg.contains(&format!("`model.layers.{}.", layers - 1)) && msg.contains("layer count"),
             "{msg}"
         );
-        Ok(())
-    }
-
-    #[test]
-    fn offline_hub_miss_is_a_clear_error() {
-        let dir = tempfile::tempdir().unwrap();
-        let access = HubAccess {
-            cache: hf_hub::Cache::new(dir.path().to_path_buf()),
-            offline: true,
-        };
-        let err = load_hub_with(
-            &access,
-            "nobody/nothing",
-            None,
-            None,
-            DType::F32,
-            &Device::Cpu,
-        )
-        .err()
-        .expect("nothing is cached");
-        assert!(format!("{err:#}").contains("HF_HUB_OFFLINE"), "{err:#}");
-    }
-
-    #[test]
-    fn hub_model_loads_from_the_local_cache_offline() -> Result<()> {
-        let dir = tempfile::tempdir()?;
-        let repo = dir.path().join("models--tiny--llama");
-        write_tiny_folder(&repo.join("snapshots/abc123"), Family::Llama, 3)?;
-        std::fs::create_dir_all(repo.join("refs"))?;
-        std::fs::write(repo.join("refs/main"), "abc123")?;
-        let access = HubAccess {
-            cache: hf_hub::Cache::new(dir.path().to_path_buf()),
-            offline: true,
-        };
-        let loaded = load_hub_with(&access, "tiny/llama", None, None, DType::F32, &Device::Cpu)?;
-        assert_eq!(loaded.decoder.config.num_layers, 2);
-        assert!(loaded.chat.has_template());
         Ok(())
     }
 }

@@ -27,6 +27,7 @@ pub mod fused_softmax;
 pub mod fused_train;
 pub mod generate;
 pub mod gguf;
+pub mod hub;
 pub mod kv_cache;
 #[cfg(test)]
 mod last_positions_tests;

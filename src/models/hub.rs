@@ -1,0 +1,277 @@
+//! Files of Hugging Face hub repositories: read from the local Hugging Face cache first (works
+//! offline, never waits on the network), else downloaded into it.
+//!
+//! The cache lookup is our own rather than hf-hub's `CacheRepo::get`, which only follows
+//! `refs/<revision>`: a revision given as a commit hash has a `snapshots/<hash>/` folder but no
+//! ref, and a ref naming a snapshot that is gone must be reported, not taken for a miss.
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+
+/// Where the hub loader looks and whether it may use the network.
+pub struct HubAccess {
+    /// The hub cache folder itself: the one holding `models--owner--name` folders.
+    pub cache: hf_hub::Cache,
+    pub offline: bool,
+}
+
+impl HubAccess {
+    /// `HF_HUB_CACHE` (the hub folder itself) or else `HF_HOME` (its parent; the cache is
+    /// `$HF_HOME/hub`) for the cache, `HF_HUB_OFFLINE=1` to stay off the network.
+    pub fn from_env() -> Self {
+        Self {
+            cache: hf_hub::Cache::new(cache_dir_from(
+                std::env::var_os("HF_HUB_CACHE"),
+                std::env::var_os("HF_HOME"),
+            )),
+            offline: std::env::var("HF_HUB_OFFLINE").is_ok_and(|v| v != "0" && !v.is_empty()),
+        }
+    }
+}
+
+/// The hub cache folder the Hugging Face tools use for these variables: `HF_HUB_CACHE` as
+/// is, else `HF_HOME/hub`, else `~/.cache/huggingface/hub`. Empty values count as unset.
+fn cache_dir_from(hub_cache: Option<OsString>, hf_home: Option<OsString>) -> PathBuf {
+    let set = |v: Option<OsString>| v.filter(|v| !v.is_empty()).map(PathBuf::from);
+    if let Some(dir) = set(hub_cache) {
+        return dir;
+    }
+    if let Some(home) = set(hf_home) {
+        return home.join("hub");
+    }
+    dirs::home_dir()
+        .unwrap_or_else(|| PathBuf::from("."))
+        .join(".cache")
+        .join("huggingface")
+        .join("hub")
+}
+
+/// What the cache holds for one repository at one revision.
+#[derive(Debug, PartialEq)]
+enum Snapshot {
+    Found(PathBuf),
+    /// Neither `refs/<revision>` nor `snapshots/<revision>/`.
+    Missing,
+    /// `refs/<revision>` names a commit whose snapshot folder is not there.
+    BrokenRef {
+        ref_file: PathBuf,
+        commit: String,
+    },
+}
+
+/// Files of one hub repository at one revision.
+pub struct HubFiles {
+    api: hf_hub::api::sync::ApiRepo,
+    /// `<cache>/models--owner--name`.
+    repo_dir: PathBuf,
+    cache_dir: PathBuf,
+    offline: bool,
+    id: String,
+    revision: String,
+}
+
+impl HubFiles {
+    pub fn open(access: &HubAccess, id: &str, revision: Option<&str>) -> Result<Self> {
+        use hf_hub::{Repo, RepoType};
+        let revision = revision.unwrap_or("main").to_string();
+        let repo_id = Repo::with_revision(id.to_string(), RepoType::Model, revision.clone());
+        let api = hf_hub::api::sync::ApiBuilder::from_cache(access.cache.clone())
+            .with_progress(std::env::var_os("LAB_QUIET").is_none())
+            .build()
+            .context("cannot start the Hugging Face hub client")?;
+        let cache_dir = access.cache.path().clone();
+        Ok(Self {
+            repo_dir: cache_dir.join(repo_id.folder_name()),
+            api: api.repo(repo_id),
+            cache_dir,
+            offline: access.offline,
+            id: id.to_string(),
+            revision,
+        })
+    }
+
+    /// The snapshot folder of this revision: through `refs/<revision>` (a branch or tag), or
+    /// `snapshots/<revision>/` itself when the revision is a commit hash.
+    fn snapshot(&self) -> Result<Snapshot> {
+        let ref_file = self.repo_dir.join("refs").join(&self.revision);
+        if ref_file.is_file() {
+            let text = std::fs::read_to_string(&ref_file)
+                .with_context(|| format!("cannot read {}", ref_file.display()))?;
+            // Tools differ on a trailing newline.
+            let commit = text.trim().to_string();
+            let dir = self.repo_dir.join("snapshots").join(&commit);
+            return Ok(if !commit.is_empty() && dir.is_dir() {
+                Snapshot::Found(dir)
+            } else {
+                Snapshot::BrokenRef { ref_file, commit }
+            });
+        }
+        let by_hash = self.repo_dir.join("snapshots").join(&self.revision);
+        Ok(if by_hash.is_dir() {
+            Snapshot::Found(by_hash)
+        } else {
+            Snapshot::Missing
+        })
+    }
+
+    /// The local path of `file`, fetched when missing.
+    pub fn get(&self, file: &str) -> Result<PathBuf> {
+        let (id, revision) = (&self.id, &self.revision);
+        let snapshot = self.snapshot()?;
+        // Where the cache was searched, for the messages below.
+        let searched = match &snapshot {
+            Snapshot::Found(dir) => {
+                let path = dir.join(file);
+                // A snapshot entry is a link into blobs/: a dangling one is a miss.
+                if path.exists() {
+                    return Ok(path);
+                }
+                format!("{} has no `{file}`", dir.display())
+            }
+            Snapshot::Missing => format!(
+                "the Hugging Face cache {} has no `{id}` at revision `{revision}` \
+                 (looked for {} and {})",
+                self.cache_dir.display(),
+                self.repo_dir.join("refs").join(revision).display(),
+                self.repo_dir.join("snapshots").join(revision).display()
+            ),
+            Snapshot::BrokenRef { ref_file, commit } => format!(
+                "{} points to commit `{commit}`, but its snapshot folder {} does not exist \
+                 (the cache is incomplete: delete {} and download the model again, or fix the ref)",
+                ref_file.display(),
+                self.repo_dir.join("snapshots").join(commit).display(),
+                self.repo_dir.display()
+            ),
+        };
+        if self.offline {
+            bail!(
+                "`{file}` of `{id}@{revision}` is not in the local cache: {searched}; \
+                 HF_HUB_OFFLINE is set, so nothing is downloaded: unset it to download, or set \
+                 HF_HUB_CACHE (the hub folder) or HF_HOME (its parent) to a cache that has it"
+            );
+        }
+        self.api.get(file).with_context(|| {
+            format!(
+                "cannot get `{file}` of `{id}@{revision}` from the Hugging Face hub, and {searched} \
+                 (offline? set HF_HUB_CACHE or HF_HOME to a cache that has it)"
+            )
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+    use crate::models::decoder_config::Family;
+    use crate::models::loader::{load_hub_with, write_tiny_folder};
+    use candle_core::{DType, Device};
+
+    fn offline(cache: &Path) -> HubAccess {
+        HubAccess {
+            cache: hf_hub::Cache::new(cache.to_path_buf()),
+            offline: true,
+        }
+    }
+
+    #[test]
+    fn offline_hub_miss_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = load_hub_with(
+            &offline(dir.path()),
+            "nobody/nothing",
+            None,
+            None,
+            DType::F32,
+            &Device::Cpu,
+        )
+        .err()
+        .expect("nothing is cached");
+        let msg = format!("{err:#}");
+        assert!(msg.contains("HF_HUB_OFFLINE"), "{msg}");
+        assert!(
+            msg.contains(&format!("cache {}", dir.path().display()))
+                && msg.contains("models--nobody--nothing"),
+            "the message names the folder searched: {msg}"
+        );
+    }
+
+    #[test]
+    fn hub_model_loads_from_the_local_cache_offline() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let repo = dir.path().join("models--tiny--llama");
+        write_tiny_folder(&repo.join("snapshots/abc123"), Family::Llama, 3)?;
+        std::fs::create_dir_all(repo.join("refs"))?;
+        // As some tools write it, with a newline.
+        std::fs::write(repo.join("refs/main"), "abc123\n")?;
+        let access = offline(dir.path());
+        let loaded = load_hub_with(&access, "tiny/llama", None, None, DType::F32, &Device::Cpu)?;
+        assert_eq!(loaded.decoder.config.num_layers, 2);
+        assert!(loaded.chat.has_template());
+        Ok(())
+    }
+
+    /// `owner/name@<commit hash>`: the snapshot folder is there, no ref names it.
+    #[test]
+    fn a_commit_hash_revision_is_found_without_a_ref() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let hash = "0123456789abcdef0123456789abcdef01234567";
+        let repo = dir.path().join("models--tiny--llama");
+        write_tiny_folder(&repo.join("snapshots").join(hash), Family::Llama, 3)?;
+        let loaded = load_hub_with(
+            &offline(dir.path()),
+            "tiny/llama",
+            Some(hash),
+            None,
+            DType::F32,
+            &Device::Cpu,
+        )?;
+        assert_eq!(loaded.decoder.config.num_layers, 2);
+        Ok(())
+    }
+
+    #[test]
+    fn a_ref_to_a_missing_snapshot_is_named() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let repo = dir.path().join("models--tiny--llama");
+        std::fs::create_dir_all(repo.join("refs"))?;
+        std::fs::create_dir_all(repo.join("snapshots"))?;
+        std::fs::write(repo.join("refs/main"), "feedbeef")?;
+        let err = load_hub_with(
+            &offline(dir.path()),
+            "tiny/llama",
+            None,
+            None,
+            DType::F32,
+            &Device::Cpu,
+        )
+        .err()
+        .expect("the snapshot is gone");
+        let msg = format!("{err:#}");
+        assert!(
+            msg.contains("refs/main points to commit `feedbeef`")
+                && msg.contains("snapshots/feedbeef does not exist"),
+            "{msg}"
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn hub_cache_folder_follows_hf_hub_cache_then_hf_home() {
+        let os = |s: &str| Some(OsString::from(s));
+        assert_eq!(
+            cache_dir_from(os("/hub-cache"), os("/hf-home")),
+            PathBuf::from("/hub-cache")
+        );
+        assert_eq!(
+            cache_dir_from(None, os("/hf-home")),
+            PathBuf::from("/hf-home/hub")
+        );
+        assert_eq!(
+            cache_dir_from(os(""), os("/hf-home")),
+            PathBuf::from("/hf-home/hub")
+        );
+        assert!(cache_dir_from(None, None).ends_with(".cache/huggingface/hub"));
+    }
+}
