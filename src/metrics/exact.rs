@@ -23,26 +23,49 @@ pub fn exact_match_strict<S: AsRef<str>>(prediction: &str, references: &[S]) -> 
     f64::from(u8::from(hit))
 }
 
-static NUMBER: Lazy<Regex> =
-    Lazy::new(|| Regex::new(r"-?\$?[0-9][0-9,]*(?:\.[0-9]+)?").expect("static regex"));
+static NUMBER: Lazy<Regex> = Lazy::new(|| {
+    Regex::new(r"[-−]?\$?(?:[0-9][0-9,]*(?:\.[0-9]+)?|\.[0-9]+)").expect("static regex")
+});
 
-/// Canonical form of a number: no `,` or `$`, and no all-zero fractional part (`18.00` → `18`).
+/// Canonical form of a number, so equal values compare equal: no `,` or `$`, an ASCII minus,
+/// no leading zeros, no trailing fractional zeros (`18.00` → `18`, `3.50` → `3.5`,
+/// `.5` → `0.5`, `-0` → `0`).
 fn canonical_number(raw: &str) -> String {
-    let cleaned: String = raw.chars().filter(|c| !matches!(c, ',' | '$')).collect();
-    let cleaned = cleaned.trim().trim_end_matches('.').to_string();
-    match cleaned.split_once('.') {
-        Some((whole, fraction)) if !fraction.is_empty() && fraction.chars().all(|c| c == '0') => {
-            whole.to_string()
-        }
-        _ => cleaned,
+    let cleaned: String = raw
+        .chars()
+        .filter(|c| !matches!(c, ',' | '$'))
+        .map(|c| if c == '−' { '-' } else { c })
+        .collect();
+    let cleaned = cleaned.trim().trim_end_matches('.');
+    let (negative, digits) = match cleaned.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, cleaned),
+    };
+    if digits.is_empty() || !digits.chars().all(|c| c.is_ascii_digit() || c == '.') {
+        // Not a plain number (text after `####`): compared as written.
+        return cleaned.to_string();
     }
+    let (whole, fraction) = digits.split_once('.').unwrap_or((digits, ""));
+    let whole = whole.trim_start_matches('0');
+    let fraction = fraction.trim_end_matches('0');
+    let mut out = if whole.is_empty() { "0" } else { whole }.to_string();
+    if !fraction.is_empty() {
+        out.push('.');
+        out.push_str(fraction);
+    }
+    if negative && out != "0" {
+        out.insert(0, '-');
+    }
+    out
 }
 
-/// The final answer of a GSM8K-style solution: the first number after the last `####` (or the
-/// text after it when it holds no number), else the last number anywhere in the text. `None`
-/// when there is neither.
+/// The final answer of a GSM8K-style solution: the first number after the first `####` (or
+/// the text after it when it holds no number), else the last number anywhere in the text.
+/// `None` when there is neither. The first `####`, as OpenAI's and lm-eval's extractors take:
+/// a model that answers and then invents another question with its own `####` is scored on
+/// its answer.
 pub fn gsm8k_answer(text: &str) -> Option<String> {
-    if let Some(position) = text.rfind("####") {
+    if let Some(position) = text.find("####") {
         let tail = &text[position + 4..];
         if let Some(number) = NUMBER.find(tail) {
             return Some(canonical_number(number.as_str()));
@@ -103,7 +126,25 @@ mod tests {
             gsm8k_answer("so the answer is $1,250.00.").as_deref(),
             Some("1250")
         );
-        assert_eq!(gsm8k_answer("#### -3.50").as_deref(), Some("-3.50"));
+        assert_eq!(gsm8k_answer("#### -3.50").as_deref(), Some("-3.5"));
+        for (written, canonical) in [
+            ("#### 3.50", "3.5"),
+            ("#### .5", "0.5"),
+            ("#### -0", "0"),
+            ("#### 05", "5"),
+            ("#### −3", "-3"),
+            ("#### 0.0", "0"),
+            ("#### 1,000.10", "1000.1"),
+        ] {
+            assert_eq!(
+                gsm8k_answer(written).as_deref(),
+                Some(canonical),
+                "{written}"
+            );
+        }
+        // The first `####` is the answer; what a model invents after it is not.
+        let rambling = "clips in May.\n#### 72\n\nQuestion: Weng earns $12\nAnswer: 10\n#### 10";
+        assert_eq!(gsm8k_answer(rambling).as_deref(), Some("72"));
         assert_eq!(gsm8k_answer("5 apples and 7 pears").as_deref(), Some("7"));
         assert_eq!(gsm8k_answer("no numbers here"), None);
     }

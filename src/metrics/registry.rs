@@ -57,7 +57,7 @@ const METRICS: &[MetricInfo] = &[
     info(
         "gsm8k_accuracy",
         "0-1",
-        "final numeric answer (#### or last number) matches",
+        "final numeric answer (after the first ####, else the last number) matches",
         true,
     ),
     info(
