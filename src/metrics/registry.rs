@@ -63,25 +63,25 @@ const METRICS: &[MetricInfo] = &[
     info(
         "rouge1",
         "0-1",
-        "ROUGE-1 F1 (rouge-score, Porter stemmer), best reference",
+        "ROUGE-1 F1 (rouge-score: Porter stemmer, ASCII letters and digits only), best reference",
         true,
     ),
     info(
         "rouge2",
         "0-1",
-        "ROUGE-2 F1 (rouge-score, Porter stemmer), best reference",
+        "ROUGE-2 F1 (rouge-score: Porter stemmer, ASCII letters and digits only), best reference",
         true,
     ),
     info(
         "rougeL",
         "0-1",
-        "ROUGE-L F1 (rouge-score, Porter stemmer), best reference",
+        "ROUGE-L F1 (rouge-score: Porter stemmer, ASCII letters and digits only), best reference",
         true,
     ),
     info(
         "rougeLsum",
         "0-1",
-        "ROUGE-Lsum F1 over newline-split sentences",
+        "ROUGE-Lsum F1 over newline-split sentences (ASCII letters and digits only)",
         true,
     ),
     info(
@@ -145,16 +145,34 @@ const NAMES: &[&str] = &[
     "length_ratio",
 ];
 
-/// Every registered metric name.
 /// Refuse, before any training, references a metric cannot score: every test reference
 /// needs a GSM8K answer for `gsm8k_accuracy`. `source` names where the rows came from.
+/// Returns warnings about references a metric would silently score 0: ROUGE reads ASCII
+/// letters and digits only (as rouge-score), so text in other scripts has no tokens.
 pub fn check_references(
     metrics: &[String],
     test: &[crate::data::Example],
     source: &str,
-) -> Result<()> {
+) -> Result<Vec<String>> {
+    let mut warnings = Vec::new();
+    if let Some(rouge) = metrics.iter().find(|m| m.starts_with("rouge")) {
+        let references: Vec<&String> = test.iter().flat_map(|e| &e.references).collect();
+        let tokenless = references
+            .iter()
+            .filter(|r| !r.trim().is_empty() && super::tokenize::rouge_tokens(r).is_empty())
+            .count();
+        if tokenless > 0 {
+            warnings.push(format!(
+                "{tokenless} of {} test references ({source}) have no ASCII letters or digits, \
+                 all that `{rouge}` reads (as rouge-score does): their ROUGE is 0 whatever the \
+                 model writes. For text in other scripts use sentence_bleu, sacrebleu or \
+                 bertscore_minilm",
+                references.len()
+            ));
+        }
+    }
     if !metrics.iter().any(|m| m == "gsm8k_accuracy") {
-        return Ok(());
+        return Ok(warnings);
     }
     for example in test {
         if let Some(bad) = example
@@ -171,9 +189,10 @@ pub fn check_references(
             );
         }
     }
-    Ok(())
+    Ok(warnings)
 }
 
+/// Every registered metric name.
 pub fn names() -> &'static [&'static str] {
     NAMES
 }
@@ -305,6 +324,36 @@ mod tests {
 
     fn strings(items: &[&str]) -> Vec<String> {
         items.iter().map(|s| s.to_string()).collect()
+    }
+
+    /// References ROUGE cannot read (no ASCII letters or digits) are counted in a warning;
+    /// other metrics, and readable references, give none.
+    #[test]
+    fn references_rouge_cannot_read_are_warned_about() {
+        let example = |id, reference: &str| crate::data::Example {
+            id,
+            input: "x".into(),
+            output: reference.into(),
+            references: vec![reference.into()],
+        };
+        let test = vec![
+            example(1, "我喜欢猫"),
+            example(2, "Café au lait"),
+            example(3, "🙂"),
+        ];
+        let warnings = check_references(&strings(&["rougeL"]), &test, "t.jsonl").unwrap();
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(
+            warnings[0].starts_with("2 of 3 test references (t.jsonl)")
+                && warnings[0].contains("`rougeL`"),
+            "{warnings:?}"
+        );
+        assert!(check_references(&strings(&["sentence_bleu"]), &test, "t")
+            .unwrap()
+            .is_empty());
+        assert!(check_references(&strings(&["rouge1"]), &test[1..2], "t")
+            .unwrap()
+            .is_empty());
     }
 
     #[test]

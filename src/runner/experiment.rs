@@ -135,8 +135,15 @@ pub fn run_experiment(file: &Path, opts: &RunOptions) -> Result<ExperimentOutcom
     let exp = load_experiment(file)?;
     preflight(&exp, file, opts)?;
     let dataset = load_experiment_data(&exp, file)?;
-    crate::metrics::registry::check_references(&exp.eval.metrics, &dataset.test, &dataset.source)
-        .with_context(|| format!("checking the data of {}", file.display()))?;
+    let warnings = crate::metrics::registry::check_references(
+        &exp.eval.metrics,
+        &dataset.test,
+        &dataset.source,
+    )
+    .with_context(|| format!("checking the data of {}", file.display()))?;
+    for warning in warnings {
+        eprintln!("warning: {}: {warning}", file.display());
+    }
     if let crate::config::Size::Count(init) = exp.al.init_size {
         if init > dataset.train.len() {
             anyhow::bail!(
