@@ -397,18 +397,24 @@ impl Decoder {
         }
         let norm = w.norm("model.norm", hsz, eps)?;
         refuse_unused_layer_tensors(&map, c.num_layers)?;
-        let max_pos = c.max_position_embeddings.clamp(1, 32_768);
+        let max_pos = c
+            .max_position_embeddings
+            .clamp(1, super::rope::MAX_TABLE_POSITIONS);
         let rope_global =
-            RopeTables::new(hd, c.rope_theta, &c.rope_scaling, max_pos, dtype, device)?;
+            RopeTables::new(hd, c.rope_theta, &c.rope_scaling, max_pos, dtype, device)?
+                .with_configured_context(c.max_position_embeddings);
         let rope_local = if c.sliding_layers.iter().any(|s| *s) {
-            Some(RopeTables::new(
-                hd,
-                c.rope_local_theta,
-                &super::rope::RopeScaling::None,
-                max_pos,
-                dtype,
-                device,
-            )?)
+            Some(
+                RopeTables::new(
+                    hd,
+                    c.rope_local_theta,
+                    &super::rope::RopeScaling::None,
+                    max_pos,
+                    dtype,
+                    device,
+                )?
+                .with_configured_context(c.max_position_embeddings),
+            )
         } else {
             None
         };
@@ -433,8 +439,15 @@ impl Decoder {
         &self.device
     }
 
+    /// The longest sequence (prompt and output tokens) this decoder runs: the configured
+    /// context, or `rope::MAX_TABLE_POSITIONS` when that is shorter.
     pub fn max_positions(&self) -> usize {
         self.rope_global.max_positions()
+    }
+
+    /// The context as error messages should state it (see `rope::describe_context`).
+    pub fn describe_context(&self) -> String {
+        super::rope::describe_context(self.max_positions(), self.config.max_position_embeddings)
     }
 
     pub fn new_cache(&self) -> KvCache {

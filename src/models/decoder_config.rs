@@ -260,6 +260,14 @@ impl DecoderConfig {
             ),
             _ => RopeScaling::None,
         };
+        let context_length = gguf.opt_usize(&key("context_length"))?.unwrap_or(4096);
+        if context_length == 0 {
+            bail!(
+                "{}: `{}` is 0; a model's context must be at least one token (the file is corrupt)",
+                gguf.path.display(),
+                key("context_length")
+            );
+        }
         let sliding_window = gguf.opt_usize(&key("attention.sliding_window"))?;
         let gemma = family == Family::Gemma3;
         let sliding_layers = (0..num_layers)
@@ -278,7 +286,7 @@ impl DecoderConfig {
             rope_theta,
             rope_local_theta: if gemma { 1e4 } else { rope_theta },
             rope_scaling,
-            max_position_embeddings: gguf.opt_usize(&key("context_length"))?.unwrap_or(4096),
+            max_position_embeddings: context_length,
             tie_word_embeddings: !has_output,
             activation: if gemma {
                 Activation::GeluTanh
@@ -326,6 +334,12 @@ struct HfConfig {
 
 impl HfConfig {
     fn into_config(self, family: Family) -> Result<DecoderConfig> {
+        if self.max_position_embeddings == Some(0) {
+            bail!(
+                "`max_position_embeddings` is 0: the model's context must be at least one \
+                 token; set it to the model's context length (or remove the key for 4096)"
+            );
+        }
         let gemma = family == Family::Gemma3;
         let head_dim = self
             .head_dim

@@ -137,6 +137,18 @@ pub fn generate_ids_with(
             Some(max) if ids.len() > max => ids[ids.len() - max..].to_vec(),
             _ => ids.clone(),
         };
+        // Refused before any batch runs: sorted by length, the longest prompts go last, and
+        // the overflow would otherwise surface only after the shorter ones were generated.
+        if ids.len() + opts.max_new_tokens > decoder.max_positions() {
+            bail!(
+                "prompt {p} takes {} tokens and max_new_tokens is {}: {} tokens, more than {}; \
+                 shorten the input (max_input_tokens) or lower max_new_tokens",
+                ids.len(),
+                opts.max_new_tokens,
+                ids.len() + opts.max_new_tokens,
+                decoder.describe_context()
+            );
+        }
         for s in 0..distinct {
             jobs.push(Job {
                 prompt: p,
@@ -503,6 +515,31 @@ mod tests {
             (stats[0].argmax, stats[1].argmax),
             (1, 0),
             "ties go to the first"
+        );
+        Ok(())
+    }
+
+    /// The runner's view: the message names the experiment keys and the numbers, and comes
+    /// from the up-front check (naming the prompt) rather than half-way through.
+    #[test]
+    fn prompts_past_the_context_are_refused_before_generating() -> Result<()> {
+        let lm =
+            crate::models::lm::LanguageModel::tiny_random(3, crate::models::lm::Family::Llama)?;
+        let context = lm.decoder().max_positions();
+        let prompts = vec![vec![5u32; 4], vec![5u32; context - 2]];
+        let opts = GenerateOptions {
+            max_new_tokens: 3,
+            ..GenerateOptions::default()
+        };
+        let err = generate_ids(lm.decoder(), lm.tokenizer(), &prompts, &opts)
+            .expect_err("prompt 1 does not fit");
+        let msg = format!("{err:#}");
+        assert!(
+            msg.contains(&format!(
+                "prompt 1 takes {} tokens and max_new_tokens is 3",
+                context - 2
+            )) && msg.contains("max_input_tokens"),
+            "{msg}"
         );
         Ok(())
     }

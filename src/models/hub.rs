@@ -163,10 +163,10 @@ impl HubFiles {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::Path;
     use crate::models::decoder_config::Family;
     use crate::models::loader::{load_hub_with, write_tiny_folder};
     use candle_core::{DType, Device};
+    use std::path::Path;
 
     fn offline(cache: &Path) -> HubAccess {
         HubAccess {

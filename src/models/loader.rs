@@ -476,4 +476,23 @@ mod tests {
         );
         Ok(())
     }
+
+    #[test]
+    fn a_zero_context_in_config_json_is_refused() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        write_tiny_folder(dir.path(), Family::Llama, 3)?;
+        let path = dir.path().join("config.json");
+        let mut config: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path)?)?;
+        config["max_position_embeddings"] = 0.into();
+        std::fs::write(&path, config.to_string())?;
+        let err = load_folder(dir.path(), DType::F32, &Device::Cpu)
+            .err()
+            .expect("a zero context must not load");
+        let msg = format!("{err:#}");
+        assert!(
+            msg.contains("`max_position_embeddings` is 0") && msg.contains("config.json"),
+            "{msg}"
+        );
+        Ok(())
+    }
 }

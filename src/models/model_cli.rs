@@ -157,6 +157,71 @@ fn render(lm: &LanguageModel, p: &PromptArgs) -> Result<Vec<String>> {
         .collect()
 }
 
+/// How a prompt's token count is described: rendered prompts include the chat template.
+fn prompt_tokens_phrase(p: &PromptArgs, tokens: usize) -> String {
+    if p.raw {
+        format!("{tokens} tokens")
+    } else {
+        format!("{tokens} tokens with the chat template")
+    }
+}
+
+/// Refuse, before generating anything, a prompt whose tokens plus `--max-new-tokens` exceed
+/// the context, naming the flag (the library's own message names experiment keys).
+fn refuse_overflowing_generation(
+    lm: &LanguageModel,
+    rendered: &[String],
+    p: &PromptArgs,
+    max_new_tokens: usize,
+) -> Result<()> {
+    let context = lm.decoder().max_positions();
+    for (i, prompt) in rendered.iter().enumerate() {
+        let tokens = lm.encode(prompt)?.len();
+        if tokens + max_new_tokens <= context {
+            continue;
+        }
+        let advice = if tokens < context {
+            format!(
+                "lower --max-new-tokens to {} or less, or shorten the prompt",
+                context - tokens
+            )
+        } else {
+            "shorten the prompt: it alone fills the context".to_string()
+        };
+        bail!(
+            "--prompt [{i}] takes {} and --max-new-tokens is {max_new_tokens}: {} tokens, more \
+             than {}; {advice}",
+            prompt_tokens_phrase(p, tokens),
+            tokens + max_new_tokens,
+            lm.decoder().describe_context()
+        );
+    }
+    Ok(())
+}
+
+/// Refuse a prompt and output that together exceed the context, naming the two flags.
+fn refuse_overflowing_scores(
+    lm: &LanguageModel,
+    rendered: &[String],
+    p: &PromptArgs,
+    outputs: &[String],
+) -> Result<()> {
+    let context = lm.decoder().max_positions();
+    for (i, (prompt, output)) in rendered.iter().zip(outputs).enumerate() {
+        let (prompt_tokens, output_tokens) = (lm.encode(prompt)?.len(), lm.encode(output)?.len());
+        if prompt_tokens + output_tokens > context {
+            bail!(
+                "--prompt [{i}] takes {} and its --output {output_tokens} tokens: {} tokens, \
+                 more than {}; shorten the --prompt or the --output",
+                prompt_tokens_phrase(p, prompt_tokens),
+                prompt_tokens + output_tokens,
+                lm.decoder().describe_context()
+            );
+        }
+    }
+    Ok(())
+}
+
 pub fn run(args: ModelArgs) -> Result<()> {
     match args.command {
         ModelCommand::Info { model } => {
@@ -209,6 +274,7 @@ pub fn run(args: ModelArgs) -> Result<()> {
                 batch_size,
                 max_input_tokens: None,
             };
+            refuse_overflowing_generation(&lm, &rendered, &prompts, max_new_tokens)?;
             let start = Instant::now();
             let gens = lm.generate(&all, &opts)?;
             let secs = start.elapsed().as_secs_f64();
@@ -269,6 +335,7 @@ pub fn run(args: ModelArgs) -> Result<()> {
             }
             let lm = load(&model)?;
             let rendered = render(&lm, &prompts)?;
+            refuse_overflowing_scores(&lm, &rendered, &prompts, &output)?;
             let start = Instant::now();
             let scores = lm.score(&rendered, &output, batch_size)?;
             let secs = start.elapsed().as_secs_f64();
@@ -316,6 +383,95 @@ mod tests {
                 "(dora, r 4, alpha 8.0, targets q_proj,v_proj; merged into the weights above)"
             ),
             "{line}"
+        );
+        Ok(())
+    }
+
+    /// A tiny llama folder whose config.json allows `context` positions.
+    fn tiny_folder_with_context(context: usize) -> Result<tempfile::TempDir> {
+        let dir = tempfile::tempdir()?;
+        crate::models::loader::write_tiny_folder(dir.path(), crate::models::lm::Family::Llama, 3)?;
+        let path = dir.path().join("config.json");
+        let mut config: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path)?)?;
+        config["max_position_embeddings"] = context.into();
+        std::fs::write(&path, config.to_string())?;
+        Ok(dir)
+    }
+
+    fn choice(dir: &std::path::Path) -> ModelChoice {
+        ModelChoice {
+            model: dir.display().to_string(),
+            adapter: None,
+        }
+    }
+
+    fn prompts(text: &str) -> PromptArgs {
+        PromptArgs {
+            prompt: vec!["short".into(), text.into()],
+            system: None,
+            raw: true,
+        }
+    }
+
+    fn generate_error(dir: &std::path::Path, text: &str, max_new_tokens: usize) -> String {
+        let command = ModelCommand::Generate {
+            model: choice(dir),
+            prompts: prompts(text),
+            max_new_tokens,
+            temperature: 0.0,
+            top_p: 1.0,
+            n: 1,
+            seed: 0,
+            batch_size: 16,
+            repeat: 1,
+        };
+        let err = run(ModelArgs { command }).expect_err("the prompt must not fit");
+        format!("{err:#}")
+    }
+
+    /// The tiny tokenizer is byte-level: a raw prompt of n ASCII letters is n tokens.
+    #[test]
+    fn generate_past_the_context_names_the_numbers_and_the_flag() -> Result<()> {
+        let dir = tiny_folder_with_context(512)?;
+        let msg = generate_error(dir.path(), &"a".repeat(500), 64);
+        assert!(
+            msg.contains("--prompt [1] takes 500 tokens and --max-new-tokens is 64: 564 tokens")
+                && msg.contains("the model's context of 512 tokens")
+                && msg.contains("lower --max-new-tokens to 12 or less, or shorten the prompt")
+                && !msg.contains("max_input_tokens"),
+            "{msg}"
+        );
+        Ok(())
+    }
+
+    /// A context past the rotary tables' cap is not reported as the cap.
+    #[test]
+    fn generate_past_the_table_cap_names_the_configured_context() -> Result<()> {
+        let dir = tiny_folder_with_context(40_000)?;
+        let msg = generate_error(dir.path(), "abc", 40_000);
+        assert!(
+            msg.contains("more than the 32768 positions this decoder runs")
+                && msg.contains("the model's config allows 40000"),
+            "{msg}"
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn score_past_the_context_names_prompt_and_output_lengths() -> Result<()> {
+        let dir = tiny_folder_with_context(512)?;
+        let command = ModelCommand::Score {
+            model: choice(dir.path()),
+            prompts: prompts(&"a".repeat(300)),
+            output: vec!["x".into(), "b".repeat(250)],
+            batch_size: 8,
+        };
+        let msg = format!("{:#}", run(ModelArgs { command }).expect_err("too long"));
+        assert!(
+            msg.contains("--prompt [1] takes 300 tokens and its --output 250 tokens: 550 tokens")
+                && msg.contains("shorten the --prompt or the --output")
+                && !msg.contains("max_new_tokens"),
+            "{msg}"
         );
         Ok(())
     }

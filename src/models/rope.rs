@@ -3,12 +3,32 @@
 use anyhow::{bail, Result};
 use candle_core::{DType, Device, Tensor};
 
+/// The most positions rotary tables are computed for. A model configured for a longer context
+/// (128k is common) runs up to this: its full tables would cost memory and start-up time for
+/// lengths this lab does not use.
+pub const MAX_TABLE_POSITIONS: usize = 32_768;
+
+/// How messages state a context of `usable` tokens when the model's config says `configured`:
+/// plainly when they agree, else naming the cap so a longer model's context is not misstated.
+pub fn describe_context(usable: usize, configured: usize) -> String {
+    if configured > usable {
+        format!(
+            "the {usable} positions this decoder runs (the model's config allows {configured}; \
+             rotary tables are capped at {MAX_TABLE_POSITIONS} positions)"
+        )
+    } else {
+        format!("the model's context of {usable} tokens")
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct RopeTables {
     /// `[max_positions, head_dim / 2]`
     cos: Tensor,
     sin: Tensor,
     max_positions: usize,
+    /// The model's configured context, when the tables cover less (see `MAX_TABLE_POSITIONS`).
+    configured_positions: usize,
 }
 
 /// How rotary frequencies are stretched for long contexts.
@@ -100,7 +120,14 @@ impl RopeTables {
             cos: Tensor::from_vec(cos, (max_positions, half), device)?.to_dtype(dtype)?,
             sin: Tensor::from_vec(sin, (max_positions, half), device)?.to_dtype(dtype)?,
             max_positions,
+            configured_positions: max_positions,
         })
+    }
+
+    /// Note the model's configured context, for messages when it is longer than the tables.
+    pub fn with_configured_context(mut self, configured: usize) -> Self {
+        self.configured_positions = configured;
+        self
     }
 
     pub fn max_positions(&self) -> usize {
@@ -114,9 +141,9 @@ impl RopeTables {
         let max = flat.max(0)?.to_scalar::<u32>()? as usize;
         if max >= self.max_positions {
             bail!(
-                "position {max} is beyond the model's context of {} tokens; shorten the input \
-                 (max_input_tokens) or max_new_tokens",
-                self.max_positions
+                "position {max} is beyond {}; shorten the input (max_input_tokens) or \
+                 max_new_tokens",
+                describe_context(self.max_positions, self.configured_positions)
             );
         }
         let half = self.cos.dim(1)?;
@@ -165,6 +192,24 @@ mod tests {
             .gather(&Tensor::new(&[[4u32]], &Device::Cpu)?)
             .unwrap_err();
         assert!(err.to_string().contains("context"));
+        Ok(())
+    }
+
+    /// A model configured past the tables' cap is not said to have the cap as its context.
+    #[test]
+    fn past_the_cap_the_error_names_the_configured_context() -> Result<()> {
+        let tables = RopeTables::new(4, 10_000.0, &RopeScaling::None, 4, DType::F32, &Device::Cpu)?
+            .with_configured_context(131_072);
+        let err = tables
+            .gather(&Tensor::new(&[[4u32]], &Device::Cpu)?)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("the 4 positions this decoder runs")
+                && err.contains("the model's config allows 131072")
+                && err.contains("capped"),
+            "{err}"
+        );
         Ok(())
     }
 

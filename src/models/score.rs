@@ -29,9 +29,19 @@ pub fn score_ids(
     if batch_size == 0 {
         bail!("scoring needs batch_size ≥ 1");
     }
-    for (i, p) in prompts.iter().enumerate() {
+    for (i, (p, o)) in prompts.iter().zip(outputs).enumerate() {
         if p.is_empty() {
             bail!("prompt {i} is empty after tokenization: nothing to condition on");
+        }
+        if p.len() + o.len() > decoder.max_positions() {
+            bail!(
+                "prompt {i} takes {} tokens and its output {}: {} tokens, more than {}; \
+                 shorten the prompt or the output",
+                p.len(),
+                o.len(),
+                p.len() + o.len(),
+                decoder.describe_context()
+            );
         }
     }
     let mut order: Vec<usize> = (0..prompts.len())
@@ -165,6 +175,25 @@ mod tests {
                 assert!((x - y).abs() < 1e-5, "{x} vs {y}");
             }
         }
+        Ok(())
+    }
+
+    #[test]
+    fn rows_past_the_context_name_prompt_and_output_lengths() -> Result<()> {
+        let lm = LanguageModel::tiny_random(7, Family::Llama)?;
+        let context = lm.decoder().max_positions();
+        let prompts = vec![vec![5u32; context - 10]];
+        let outputs = vec![vec![6u32; 11]];
+        let err = score_ids(lm.decoder(), 2, &prompts, &outputs, 4).expect_err("too long");
+        let msg = format!("{err:#}");
+        assert!(
+            msg.contains(&format!(
+                "prompt 0 takes {} tokens and its output 11: {} tokens",
+                context - 10,
+                context + 1
+            )) && !msg.contains("max_new_tokens"),
+            "{msg}"
+        );
         Ok(())
     }
 }
