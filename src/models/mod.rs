@@ -35,6 +35,7 @@ pub mod layer_norm;
 pub mod lm;
 pub mod loader;
 pub mod lora;
+pub mod masks;
 pub mod model_cli;
 pub mod optim;
 pub mod packed_attention;
