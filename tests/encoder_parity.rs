@@ -60,7 +60,7 @@ fn matches_sentence_transformers() {
 }
 
 #[test]
-fn token_embeddings_skip_special_tokens() {
+fn token_embeddings_flag_special_tokens() {
     let encoder = SentenceEncoder::load_default().expect("default encoder (run `lab setup`)");
     let texts = vec![
         "hello world".to_string(),
@@ -68,17 +68,22 @@ fn token_embeddings_skip_special_tokens() {
         "unbelievable".to_string(),
     ];
     let tokens = encoder.token_embeddings(&texts).unwrap();
-    // "hello world" → 2 word pieces; "" → none; "unbelievable" → one or more pieces.
-    assert_eq!(tokens[0].len(), 2);
-    assert!(tokens[1].is_empty());
-    assert!(!tokens[2].is_empty());
-    assert!(tokens.iter().flatten().all(|t| t.len() == 384));
+    let content = |i: usize| tokens[i].content.iter().filter(|&&c| c).count();
+    // "hello world" → [CLS] 2 word pieces [SEP]; "" → [CLS] [SEP]; "unbelievable" → pieces.
+    assert_eq!((content(0), tokens[0].vectors.len()), (2, 4));
+    assert_eq!((content(1), tokens[1].vectors.len()), (0, 2));
+    assert!(content(2) > 0);
+    assert!(tokens
+        .iter()
+        .flat_map(|t| &t.vectors)
+        .all(|v| v.len() == 384));
     // The same text alone gives the same token states as in the batch.
     let alone = encoder.token_embeddings(&texts[..1]).unwrap();
     let diff = alone[0]
+        .vectors
         .iter()
         .flatten()
-        .zip(tokens[0].iter().flatten())
+        .zip(tokens[0].vectors.iter().flatten())
         .map(|(a, b)| (a - b).abs())
         .fold(0f32, f32::max);
     assert!(diff < 1e-4, "batched token states differ by {diff}");
@@ -129,4 +134,53 @@ fn bench_sentences_per_second() {
          {matmul_gflops:.1} GFLOP/s",
         1000.0 / secs
     );
+}
+
+/// `lab metrics` computes BERTScore with the encoder `lab setup` fetched: identical texts
+/// score 1, a paraphrase scores above an unrelated text.
+#[test]
+fn lab_metrics_computes_bertscore_with_the_default_encoder() {
+    let dir = tempfile::tempdir().unwrap();
+    let predictions = dir.path().join("p.txt");
+    let references = dir.path().join("r.txt");
+    std::fs::write(
+        &predictions,
+        "The meeting moved to Friday.\nThe meeting is now on Friday.\nBananas are yellow.\n",
+    )
+    .unwrap();
+    std::fs::write(
+        &references,
+        "The meeting moved to Friday.\nThe meeting moved to Friday.\nThe meeting moved to Friday.\n",
+    )
+    .unwrap();
+    let score = |file: &std::path::Path| -> Vec<f64> {
+        let per_example = dir.path().join("scores.jsonl");
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_lab"))
+            .args(["metrics", "--metrics", "bertscore_minilm", "--json"])
+            .arg("--predictions")
+            .arg(file)
+            .arg("--references")
+            .arg(&references)
+            .arg("--per-example")
+            .arg(&per_example)
+            .env("LAB_QUIET", "1")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::fs::read_to_string(&per_example)
+            .unwrap()
+            .lines()
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                v["bertscore_minilm"].as_f64().unwrap()
+            })
+            .collect()
+    };
+    let s = score(&predictions);
+    assert!((s[0] - 1.0).abs() < 1e-5, "{s:?}");
+    assert!(s[1] > s[2] && s[1] < 1.0, "{s:?}");
 }

@@ -3,11 +3,38 @@
 //! practice in [0, 1]; with several references the best F1 counts, as in `bert_score`.
 use anyhow::{bail, Context, Result};
 
+/// One text's token embeddings: every word piece the encoder saw, and which are content.
+/// As in `bert_score`, `[CLS]` and `[SEP]` take part as matches for the other side's tokens
+/// but carry no weight in the averages (its idf weights are 0 for them, with or without idf).
+#[derive(Clone, Debug, Default)]
+pub struct TokenVectors {
+    pub vectors: Vec<Vec<f32>>,
+    /// Per vector: true for a content token, false for a special one.
+    pub content: Vec<bool>,
+}
+
+impl TokenVectors {
+    /// Content tokens only (no special tokens to match against).
+    pub fn content_only(vectors: Vec<Vec<f32>>) -> Self {
+        let content = vec![true; vectors.len()];
+        TokenVectors { vectors, content }
+    }
+
+    fn has_content(&self) -> bool {
+        self.content.iter().any(|&c| c)
+    }
+
+    fn normalised(&self) -> Self {
+        TokenVectors {
+            vectors: self.vectors.iter().map(|v| unit(v)).collect(),
+            content: self.content.clone(),
+        }
+    }
+}
+
 /// Anything that turns texts into one embedding per token (the encoder model implements it).
-/// Return only content tokens: special tokens such as `[CLS]`/`[SEP]` should be left out, as
-/// `bert_score` gives them zero weight.
 pub trait TokenEmbedder {
-    fn token_embeddings(&self, texts: &[String]) -> Result<Vec<Vec<Vec<f32>>>>;
+    fn token_embeddings(&self, texts: &[String]) -> Result<Vec<TokenVectors>>;
 }
 
 fn unit(vector: &[f32]) -> Vec<f32> {
@@ -25,27 +52,29 @@ fn dot(a: &[f32], b: &[f32]) -> f64 {
         .sum()
 }
 
-/// Mean over `from` tokens of the best cosine similarity to any `to` token.
-fn greedy_mean(from: &[Vec<f32>], to: &[Vec<f32>]) -> f64 {
-    let total: f64 = from
-        .iter()
-        .map(|a| {
-            to.iter()
-                .map(|b| dot(a, b))
-                .fold(f64::NEG_INFINITY, f64::max)
-        })
-        .sum();
-    total / from.len() as f64
+/// Mean over `from`'s content tokens of the best cosine similarity to any `to` token,
+/// special tokens included (unit vectors in).
+fn greedy_mean(from: &TokenVectors, to: &TokenVectors) -> f64 {
+    let mut total = 0.0;
+    let mut count = 0usize;
+    for (a, _) in from.vectors.iter().zip(&from.content).filter(|(_, &c)| c) {
+        total += to
+            .vectors
+            .iter()
+            .map(|b| dot(a, b))
+            .fold(f64::NEG_INFINITY, f64::max);
+        count += 1;
+    }
+    total / count.max(1) as f64
 }
 
 /// BERTScore F1 of one candidate against one reference, from their token embeddings.
-/// Zero when either side has no tokens.
-pub fn bertscore_f1(candidate: &[Vec<f32>], reference: &[Vec<f32>]) -> f64 {
-    if candidate.is_empty() || reference.is_empty() {
+/// Zero when either side has no content tokens (`bert_score` warns and gives 0 too).
+pub fn bertscore_f1(candidate: &TokenVectors, reference: &TokenVectors) -> f64 {
+    if !candidate.has_content() || !reference.has_content() {
         return 0.0;
     }
-    let candidate: Vec<Vec<f32>> = candidate.iter().map(|v| unit(v)).collect();
-    let reference: Vec<Vec<f32>> = reference.iter().map(|v| unit(v)).collect();
+    let (candidate, reference) = (candidate.normalised(), reference.normalised());
     let precision = greedy_mean(&candidate, &reference);
     let recall = greedy_mean(&reference, &candidate);
     if precision + recall == 0.0 {
@@ -120,12 +149,10 @@ pub fn bertscore_precision(
         .iter()
         .zip(refs)
         .map(|(h, r)| {
-            if h.is_empty() || r.is_empty() {
+            if !h.has_content() || !r.has_content() {
                 return 0.0;
             }
-            let h: Vec<Vec<f32>> = h.iter().map(|v| unit(v)).collect();
-            let r: Vec<Vec<f32>> = r.iter().map(|v| unit(v)).collect();
-            greedy_mean(&h, &r)
+            greedy_mean(&h.normalised(), &r.normalised())
         })
         .collect())
 }
@@ -139,7 +166,7 @@ mod tests {
     struct OneHot;
 
     impl TokenEmbedder for OneHot {
-        fn token_embeddings(&self, texts: &[String]) -> Result<Vec<Vec<Vec<f32>>>> {
+        fn token_embeddings(&self, texts: &[String]) -> Result<Vec<TokenVectors>> {
             let vocab = ["cat", "sat", "mat", "dog", "the"];
             texts
                 .iter()
@@ -152,7 +179,8 @@ mod tests {
                             v[i] = 3.0;
                             Ok(v)
                         })
-                        .collect()
+                        .collect::<Result<Vec<_>>>()
+                        .map(TokenVectors::content_only)
                 })
                 .collect()
         }
@@ -174,9 +202,39 @@ mod tests {
     #[test]
     fn partial_similarity_uses_cosine() {
         // Candidate token at 60 degrees to the reference token: cos = 0.5.
-        let c = vec![vec![1.0, 0.0]];
-        let r = vec![vec![0.5, 3f32.sqrt() / 2.0]];
+        let c = TokenVectors::content_only(vec![vec![1.0, 0.0]]);
+        let r = TokenVectors::content_only(vec![vec![0.5, 3f32.sqrt() / 2.0]]);
         assert!((bertscore_f1(&c, &r) - 0.5).abs() < 1e-6);
-        assert_eq!(bertscore_f1(&[], &r), 0.0);
+        assert_eq!(bertscore_f1(&TokenVectors::default(), &r), 0.0);
+    }
+
+    /// As in `bert_score`: a content token may find its best match in the other side's
+    /// `[CLS]`/`[SEP]`, which are never averaged themselves; a text of special tokens only
+    /// scores 0.
+    #[test]
+    fn special_tokens_are_matched_but_not_averaged() {
+        let with_specials = |content: Vec<Vec<f32>>| {
+            let mut vectors = vec![vec![0.0, 0.0, 1.0]];
+            vectors.extend(content);
+            vectors.push(vec![0.0, 0.0, 1.0]);
+            let n = vectors.len();
+            let flags = (0..n).map(|i| i != 0 && i + 1 != n).collect();
+            TokenVectors {
+                vectors,
+                content: flags,
+            }
+        };
+        // The candidate's token points the way of the reference's [CLS]/[SEP] (cos 0.8) and
+        // away from its content token (cos 0): P = 0.8 through the specials, R = 0.
+        let c = with_specials(vec![vec![0.6, 0.0, 0.8]]);
+        let r = with_specials(vec![vec![0.0, 1.0, 0.0]]);
+        let p = bertscore_precision_of(&c, &r);
+        assert!((p - 0.8).abs() < 1e-6, "{p}");
+        assert!((greedy_mean(&r.normalised(), &c.normalised()) - 0.0).abs() < 1e-6);
+        assert_eq!(bertscore_f1(&with_specials(vec![]), &r), 0.0);
+    }
+
+    fn bertscore_precision_of(h: &TokenVectors, r: &TokenVectors) -> f64 {
+        greedy_mean(&h.normalised(), &r.normalised())
     }
 }

@@ -76,12 +76,6 @@ pub fn run(args: &MetricsArgs) -> Result<()> {
             );
         }
     }
-    if names.contains(&"bertscore_minilm") {
-        bail!(
-            "`lab metrics` does not load the MiniLM encoder yet, so it cannot compute \
-             bertscore_minilm; drop it from --metrics"
-        );
-    }
     let (Some(predictions_path), Some(references_path)) = (&args.predictions, &args.references)
     else {
         bail!("both --predictions and --references are needed");
@@ -105,11 +99,23 @@ pub fn run(args: &MetricsArgs) -> Result<()> {
             references.len()
         );
     }
+    // The encoder `lab setup` fetched (fetched now when missing), as runs use by default.
+    let encoder = if names.contains(&"bertscore_minilm") {
+        Some(
+            crate::models::encoder::SentenceEncoder::load_default()
+                .context("bertscore_minilm needs the MiniLM encoder")?,
+        )
+    } else {
+        None
+    };
+    let embedder = encoder
+        .as_ref()
+        .map(|e| e as &dyn crate::metrics::bertscore::TokenEmbedder);
     let bar = crate::util::progress::bar(names.len() as u64, "metrics");
     let mut results: Vec<(&str, MetricScores)> = Vec::with_capacity(names.len());
     for name in &names {
         bar.set_message(name.to_string());
-        let scores = registry::compute(name, &predictions, &references, None)
+        let scores = registry::compute(name, &predictions, &references, embedder)
             .with_context(|| format!("computing `{name}`"))?;
         results.push((name, scores));
         bar.inc(1);

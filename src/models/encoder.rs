@@ -1,5 +1,6 @@
 //! Sentence embeddings the sentence-transformers way: BERT, mean pooling over the attention
 //! mask, L2 normalisation. Texts are batched by length so padding stays small.
+use crate::metrics::bertscore::TokenVectors;
 use crate::models::bert::{Bert, BertConfig};
 use crate::strategy::Matrix;
 use anyhow::{anyhow, bail, Context, Result};
@@ -198,19 +199,21 @@ impl SentenceEncoder {
         Ok(out)
     }
 
-    /// Final hidden states of each text's word pieces, without `[CLS]` and `[SEP]` (for
-    /// BERTScore): `result[text][token][dim]`. An empty text gives no tokens.
-    pub fn token_embeddings(&self, texts: &[String]) -> Result<Vec<Vec<Vec<f32>>>> {
+    /// Final hidden states of each text's word pieces, `[CLS]` and `[SEP]` included and
+    /// flagged (for BERTScore, which matches against them but does not average them).
+    pub fn token_embeddings(&self, texts: &[String]) -> Result<Vec<TokenVectors>> {
         let dim = self.dim();
-        let mut out = vec![Vec::new(); texts.len()];
+        let mut out = vec![TokenVectors::default(); texts.len()];
         self.for_each_batch(texts, "embed tokens", |rows, hidden, encodings| {
             for ((&row, states), encoding) in rows.iter().zip(hidden).zip(encodings) {
-                out[row] = states
-                    .chunks_exact(dim)
-                    .zip(encoding.get_special_tokens_mask())
-                    .filter(|(_, &special)| special == 0)
-                    .map(|(v, _)| v.to_vec())
-                    .collect();
+                out[row] = TokenVectors {
+                    vectors: states.chunks_exact(dim).map(<[f32]>::to_vec).collect(),
+                    content: encoding
+                        .get_special_tokens_mask()
+                        .iter()
+                        .map(|&special| special == 0)
+                        .collect(),
+                };
             }
             Ok(())
         })?;
@@ -361,6 +364,12 @@ fn read_max_seq_length(dir: &Path) -> Result<usize> {
     }
 }
 
+impl crate::metrics::bertscore::TokenEmbedder for SentenceEncoder {
+    fn token_embeddings(&self, texts: &[String]) -> Result<Vec<TokenVectors>> {
+        SentenceEncoder::token_embeddings(self, texts)
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -503,21 +512,25 @@ pub(crate) mod tests {
         let dir = tiny_model(14, None);
         let encoder = SentenceEncoder::load(dir.path()).unwrap();
         let input = texts(&["hello world", "", "unbelievable", "the cat sat on the mat"]);
-        let lens: Vec<usize> = encoder
-            .token_embeddings(&input)
-            .unwrap()
+        let tokens = encoder.token_embeddings(&input).unwrap();
+        let content: Vec<usize> = tokens
             .iter()
-            .map(Vec::len)
+            .map(|t| t.content.iter().filter(|&&c| c).count())
             .collect();
-        // "unbelievable" → un ##believ ##able.
-        assert_eq!(lens, vec![2, 0, 3, 6]);
+        // "unbelievable" → un ##believ ##able; [CLS] and [SEP] come too, flagged.
+        assert_eq!(content, vec![2, 0, 3, 6]);
+        let all: Vec<usize> = tokens.iter().map(|t| t.vectors.len()).collect();
+        assert_eq!(all, vec![4, 2, 5, 8]);
+        assert!(tokens
+            .iter()
+            .all(|t| !t.content[0] && !t.content[t.content.len() - 1]));
         assert_eq!(encoder.token_counts(&input).unwrap(), vec![4, 2, 5, 8]);
         // max_seq_length 4 keeps [CLS] + 2 word pieces + [SEP].
         let short = tiny_model(14, Some(4));
         let encoder = SentenceEncoder::load(short.path()).unwrap();
         assert_eq!(encoder.max_seq_length(), 4);
         let tokens = encoder.token_embeddings(&input[3..]).unwrap();
-        assert_eq!(tokens[0].len(), 2);
+        assert_eq!(tokens[0].content, [false, true, true, false]);
     }
 
     #[test]

@@ -51,7 +51,10 @@ impl LazyEncoder {
 }
 
 impl TokenEmbedder for LazyEncoder {
-    fn token_embeddings(&self, texts: &[String]) -> Result<Vec<Vec<Vec<f32>>>> {
+    fn token_embeddings(
+        &self,
+        texts: &[String],
+    ) -> Result<Vec<crate::metrics::bertscore::TokenVectors>> {
         self.get()?.token_embeddings(texts)
     }
 }
