@@ -270,7 +270,19 @@ pub fn lock_cell(paths: &CellPaths) -> Result<CellLock> {
         .truncate(false)
         .open(&path)
         .with_context(|| format!("cannot open the lock file {}", path.display()))?;
-    match file.try_lock() {
+    // `lab serve` probes the lock for a moment to tell a stopped run from a running one:
+    // wait that out before calling the cell taken.
+    let mut tries = 0;
+    let taken = loop {
+        match file.try_lock() {
+            Err(std::fs::TryLockError::WouldBlock) if tries < 20 => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            other => break other,
+        }
+    };
+    match taken {
         Ok(()) => Ok(CellLock { _file: file }),
         Err(std::fs::TryLockError::WouldBlock) => bail!(
             "{} is being run by another lab process right now (it holds {}); wait for it to \
@@ -280,6 +292,25 @@ pub fn lock_cell(paths: &CellPaths) -> Result<CellLock> {
         ),
         // A file system without locks (some network mounts): run unguarded, as before.
         Err(std::fs::TryLockError::Error(_)) => Ok(CellLock { _file: file }),
+    }
+}
+
+/// Whether a `lab run` holds the cell's lock right now: `Some(false)` for a cell no run
+/// works on (a stopped run), `None` when unknown (no lock support). Probed with a shared lock
+/// released at once; `lock_cell` waits such a probe out.
+pub fn run_holds_cell(cell_dir: &Path) -> Option<bool> {
+    let file = match std::fs::File::open(cell_dir.with_extension("lock")) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Some(false),
+        Err(_) => return None,
+    };
+    match file.try_lock_shared() {
+        Ok(()) => {
+            let _ = file.unlock();
+            Some(false)
+        }
+        Err(std::fs::TryLockError::WouldBlock) => Some(true),
+        Err(std::fs::TryLockError::Error(_)) => None,
     }
 }
 

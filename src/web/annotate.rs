@@ -147,7 +147,7 @@ pub fn page(
         .and_then(|i| i.parse::<usize>().ok())
         .unwrap_or_else(|| first_unlabeled(&batch, &saved, 0).unwrap_or(0))
         .min(batch.items.len() - 1);
-    let message = if run_is_stopped(&dir) {
+    let message = if run_is_stopped_at(&dir) {
         Some(
             "The run is not running: labels saved here are kept, and read when it is resumed \
              (lab run on the same experiment file, without --fresh).",
@@ -160,22 +160,10 @@ pub fn page(
     )))
 }
 
-/// True when no `lab run` holds the cell's lock (`<strategy>/seed-<n>.lock`, taken while a
-/// run works on the cell): the batch is left from a run that stopped. Probed with a shared
-/// lock released at once; unknown (a file system without locks) counts as running.
-fn run_is_stopped(cell_dir: &std::path::Path) -> bool {
-    let path = cell_dir.with_extension("lock");
-    let file = match std::fs::File::open(&path) {
-        Ok(f) => f,
-        Err(e) => return e.kind() == std::io::ErrorKind::NotFound,
-    };
-    match file.try_lock_shared() {
-        Ok(()) => {
-            let _ = file.unlock();
-            true
-        }
-        Err(_) => false,
-    }
+/// True when no `lab run` works on the cell: the batch is left from a run that stopped.
+/// Unknown (a file system without locks) counts as running.
+fn run_is_stopped_at(cell_dir: &std::path::Path) -> bool {
+    crate::runner::persist::run_holds_cell(cell_dir) == Some(false)
 }
 
 /// The first item at or after `from` (wrapping) without a label.

@@ -31,6 +31,8 @@ pub struct CellProgress {
     pub waiting: Option<(usize, usize)>,
     /// Why the cell's files could not be read.
     pub problem: Option<String>,
+    /// Unfinished, and no `lab run` works on it (the run was stopped or failed).
+    pub stopped: bool,
 }
 
 impl CellProgress {
@@ -55,6 +57,8 @@ impl CellProgress {
                 p.labeled = state.labeled_ids.len();
                 p.finished = state.finished;
                 p.stop_reason = state.stop_reason.map(|r| r.to_string());
+                p.stopped =
+                    !state.finished && crate::runner::persist::run_holds_cell(dir) == Some(false);
             }
             Ok(None) => {}
             Err(e) => p.problem = Some(format!("{e:#}")),
@@ -105,6 +109,10 @@ impl CellProgress {
         match (&self.stop_reason, self.finished) {
             (Some(r), _) => format!("finished: {r}"),
             (None, true) => "finished".into(),
+            (None, false) if self.stopped => format!(
+                "stopped after {} iteration(s); lab run resumes it",
+                self.iterations_done
+            ),
             (None, false) if self.iterations_done == 0 => "starting".into(),
             (None, false) => "running".into(),
         }
@@ -465,5 +473,38 @@ mod tests {
         let shown = cells[0].state_text();
         assert!(shown.starts_with("unreadable: "), "{shown}");
         assert!(shown.contains("line 2"), "{shown}");
+    }
+
+    /// An unfinished cell no run holds is shown as stopped; while `lab run` holds its lock,
+    /// as running (and the probe does not make that run's lock fail).
+    #[test]
+    fn an_unfinished_cell_no_run_holds_is_stopped() {
+        use crate::runner::persist::{lock_cell, write_state};
+        use rand::SeedableRng;
+        let dir = tempfile::tempdir().unwrap();
+        let paths = CellPaths::new(dir.path(), "exp", "random", 0);
+        let rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+        let mut state = crate::runner::state::CellState::new("exp", "random", 0, &rng);
+        state.iterations_done = 2;
+        std::fs::create_dir_all(&paths.dir).unwrap();
+        write_state(&paths, &state).unwrap();
+        let shown = || cells_of(&dir.path().join("exp"))[0].state_text();
+        assert_eq!(shown(), "stopped after 2 iteration(s); lab run resumes it");
+        let lock = lock_cell(&paths).unwrap();
+        assert_eq!(shown(), "running");
+        drop(lock);
+        // A probe in flight while a run starts: the run waits it out.
+        let probing = std::thread::spawn({
+            let dir = paths.dir.clone();
+            move || {
+                for _ in 0..200 {
+                    crate::runner::persist::run_holds_cell(&dir);
+                }
+            }
+        });
+        for _ in 0..20 {
+            drop(lock_cell(&paths).expect("a probe must not refuse the run"));
+        }
+        probing.join().unwrap();
     }
 }
