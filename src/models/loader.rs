@@ -1,18 +1,17 @@
 //! Loading a decoder, its tokenizer and chat template from a GGUF file, a Hugging Face style
-//! folder, the Hugging Face hub, or the models cache; and writing tiny random models for tests.
+//! folder (or one holding a single GGUF file), the Hugging Face hub, or the models cache.
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use candle_core::{DType, Device, Tensor};
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
+use candle_core::{DType, Device};
 
 use super::chat::ChatTemplate;
 use super::decoder::Decoder;
 use super::decoder_config::{DecoderConfig, Family};
 use super::gguf::GgufFile;
 use super::hub::{HubAccess, HubFiles};
+pub use super::tiny_models::{random_weights, write_tiny_folder};
 use super::tokenizer::TextTokenizer;
 
 /// Where a language model comes from.
@@ -32,9 +31,15 @@ pub enum ModelSource {
 
 impl ModelSource {
     /// Interpret a command-line value: a `.gguf` file, a folder (an existing one, or anything
-    /// starting with `/`, `.` or `~`), a hub id `owner/name[@revision]`, else a cache name.
+    /// starting with `/`, `.` or `~`; `~/` is the home folder, as a shell would expand it), a
+    /// hub id `owner/name[@revision]`, else a cache name.
     pub fn parse(spec: &str) -> Self {
-        let path = Path::new(spec);
+        let home = std::env::var_os("HOME")
+            .filter(|h| !h.is_empty())
+            .map(PathBuf::from)
+            .or_else(dirs::home_dir);
+        let expanded = expand_home(spec, home.as_deref());
+        let path = expanded.as_path();
         let looks_like_path =
             spec.starts_with('/') || spec.starts_with('.') || spec.starts_with('~');
         if spec.ends_with(".gguf") || path.is_file() {
@@ -55,6 +60,21 @@ impl ModelSource {
             };
         }
         Self::Default(spec.to_string())
+    }
+}
+
+/// `~` or `~/rest` with `home` put in place of the `~`; anything else (including `~user`)
+/// unchanged. Programs get `~` literally when it is quoted or written in a config file.
+fn expand_home(spec: &str, home: Option<&Path>) -> PathBuf {
+    let Some(home) = home else {
+        return PathBuf::from(spec);
+    };
+    if spec == "~" {
+        return home.to_path_buf();
+    }
+    match spec.strip_prefix("~/") {
+        Some(rest) => home.join(rest),
+        None => PathBuf::from(spec),
     }
 }
 
@@ -80,7 +100,16 @@ pub struct LoadedModel {
 pub fn load(source: &ModelSource, dtype: DType, device: &Device) -> Result<LoadedModel> {
     match source {
         ModelSource::Gguf(path) => load_gguf(path, dtype, device),
-        ModelSource::Folder(dir) => load_folder(dir, dtype, device),
+        ModelSource::Folder(dir) => match folder_contents(dir)? {
+            FolderModel::Weights => load_folder(dir, dtype, device),
+            FolderModel::Gguf(file) => load_gguf(&file, dtype, device),
+            FolderModel::Nothing => bail!(
+                "model folder {} has neither config.json (a Hugging Face folder: config.json, \
+                 tokenizer.json, *.safetensors) nor a .gguf file; pass a model folder, a .gguf \
+                 file, a models-cache name or a hub id `owner/name`",
+                dir.display()
+            ),
+        },
         ModelSource::Default(name) => {
             let dir = super::cache::default_model_dir(name);
             if !dir.is_dir() {
@@ -106,6 +135,35 @@ pub fn load(source: &ModelSource, dtype: DType, device: &Device) -> Result<Loade
     }
 }
 
+/// What a model folder holds that the loader can read.
+enum FolderModel {
+    /// config.json (with tokenizer.json and safetensors weights beside it).
+    Weights,
+    /// A single GGUF file, e.g. a folder `lab setup` filled.
+    Gguf(PathBuf),
+    Nothing,
+}
+
+/// A folder's model: config.json first (a Hugging Face folder), else its one .gguf file.
+fn folder_contents(dir: &Path) -> Result<FolderModel> {
+    if !dir.is_dir() {
+        bail!(
+            "model folder {} does not exist; pass a model folder, a .gguf file, a models-cache \
+             name or a hub id `owner/name`",
+            dir.display()
+        );
+    }
+    if dir.join("config.json").exists() {
+        return Ok(FolderModel::Weights);
+    }
+    Ok(match find_gguf(dir)? {
+        Some(file) => FolderModel::Gguf(file),
+        None => FolderModel::Nothing,
+    })
+}
+
+/// The folder's one `.gguf` file, if any; several are refused, since picking one would be a
+/// guess.
 fn find_gguf(dir: &Path) -> Result<Option<PathBuf>> {
     let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
         .with_context(|| format!("cannot list {}", dir.display()))?
@@ -113,7 +171,18 @@ fn find_gguf(dir: &Path) -> Result<Option<PathBuf>> {
         .filter(|p| p.extension().is_some_and(|x| x == "gguf"))
         .collect();
     found.sort();
-    Ok(found.into_iter().next())
+    if found.len() > 1 {
+        let names: Vec<String> = found
+            .iter()
+            .map(|p| format!("`{}`", p.file_name().unwrap_or_default().to_string_lossy()))
+            .collect();
+        bail!(
+            "{} holds several .gguf files ({}); pass the one to load as --model (its path)",
+            dir.display(),
+            names.join(", ")
+        );
+    }
+    Ok(found.pop())
 }
 
 pub fn load_gguf(path: &Path, dtype: DType, device: &Device) -> Result<LoadedModel> {
@@ -317,116 +386,6 @@ pub fn load_hub_with(
     load_folder(dir, dtype, device)
 }
 
-/// Random weights (normal, std 0.2; norms near 1) under Hugging Face names, for tiny test models.
-pub fn random_weights(
-    config: &DecoderConfig,
-    seed: u64,
-    device: &Device,
-) -> Result<HashMap<String, Tensor>> {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let mut out = HashMap::new();
-    let mut put = |name: String, shape: Vec<usize>, norm: bool| -> Result<()> {
-        let n: usize = shape.iter().product();
-        let data: Vec<f32> = (0..n)
-            .map(|_| {
-                // Box-Muller, std 0.2.
-                let (u1, u2): (f32, f32) = (rng.random_range(1e-7..1.0), rng.random());
-                let x = 0.2 * (-2.0 * u1.ln()).sqrt() * (std::f32::consts::TAU * u2).cos();
-                if norm {
-                    1.0 + x * 0.1
-                } else {
-                    x
-                }
-            })
-            .collect();
-        out.insert(name, Tensor::from_vec(data, shape, device)?);
-        Ok(())
-    };
-    let c = config;
-    let (h, hd) = (c.hidden_size, c.head_dim);
-    put(
-        "model.embed_tokens.weight".into(),
-        vec![c.vocab_size, h],
-        false,
-    )?;
-    if !c.tie_word_embeddings {
-        put("lm_head.weight".into(), vec![c.vocab_size, h], false)?;
-    }
-    for i in 0..c.num_layers {
-        let p = format!("model.layers.{i}");
-        let (q, kv) = (c.num_heads * hd, c.num_kv_heads * hd);
-        for (name, out_dim, in_dim) in [
-            ("self_attn.q_proj", q, h),
-            ("self_attn.k_proj", kv, h),
-            ("self_attn.v_proj", kv, h),
-            ("self_attn.o_proj", h, q),
-            ("mlp.gate_proj", c.intermediate_size, h),
-            ("mlp.up_proj", c.intermediate_size, h),
-            ("mlp.down_proj", h, c.intermediate_size),
-        ] {
-            put(format!("{p}.{name}.weight"), vec![out_dim, in_dim], false)?;
-            if c.attention_bias
-                && ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"].contains(&name)
-            {
-                put(format!("{p}.{name}.bias"), vec![out_dim], false)?;
-            }
-        }
-        let mut norms = vec!["input_layernorm", "post_attention_layernorm"];
-        if c.sandwich_norms {
-            norms.extend(["pre_feedforward_layernorm", "post_feedforward_layernorm"]);
-        }
-        for n in norms {
-            put(format!("{p}.{n}.weight"), vec![h], true)?;
-        }
-        if c.qk_norm {
-            put(format!("{p}.self_attn.q_norm.weight"), vec![hd], true)?;
-            put(format!("{p}.self_attn.k_norm.weight"), vec![hd], true)?;
-        }
-    }
-    put("model.norm.weight".into(), vec![h], true)?;
-    Ok(out)
-}
-
-/// Write a Hugging Face style folder (config.json, model.safetensors, tokenizer.json,
-/// tokenizer_config.json) holding the same model as `LanguageModel::tiny_random(seed, family)`.
-pub fn write_tiny_folder(dir: &Path, family: Family, seed: u64) -> Result<()> {
-    let tokenizer = TextTokenizer::tiny_byte_level()?;
-    let config = super::lm::tiny_config(family, tokenizer.vocab_size());
-    let mut weights = random_weights(&config, seed, &Device::Cpu)?;
-    if family == Family::Gemma3 {
-        // Hugging Face Gemma stores norms as w with the effective scale 1 + w.
-        for (name, t) in weights.iter_mut() {
-            if name.ends_with("norm.weight") {
-                *t = (&*t - 1.0)?;
-            }
-        }
-    }
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    crate::util::atomic_write_string(
-        &dir.join("config.json"),
-        &serde_json::to_string_pretty(&config.to_hf_json())?,
-    )?;
-    let tmp = crate::util::atomic::shareable_temp_file(dir, ".tmp", "")?;
-    candle_core::safetensors::save(&weights, tmp.path())?;
-    tmp.persist(dir.join("model.safetensors"))
-        .map_err(|e| e.error)
-        .with_context(|| format!("cannot write weights into {}", dir.display()))?;
-    tokenizer
-        .inner()
-        .save(dir.join("tokenizer.json"), false)
-        .map_err(|e| anyhow::anyhow!("cannot write tokenizer.json: {e}"))?;
-    let tok_config = serde_json::json!({
-        "bos_token": tokenizer.bos_token,
-        "eos_token": tokenizer.eos_token,
-        "pad_token": "<|im_end|>",
-        "chat_template": super::lm::TINY_CHATML,
-    });
-    crate::util::atomic_write_string(
-        &dir.join("tokenizer_config.json"),
-        &serde_json::to_string_pretty(&tok_config)?,
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -494,5 +453,75 @@ mod tests {
             "{msg}"
         );
         Ok(())
+    }
+
+    /// What `lab setup` leaves: a cache folder holding one .gguf file and nothing else.
+    #[test]
+    fn a_folder_holding_one_gguf_file_loads_it() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        super::super::tiny_models::write_tiny_gguf(&dir.path().join("tiny.gguf"), 8)?;
+        let source = ModelSource::parse(&dir.path().display().to_string());
+        assert_eq!(source, ModelSource::Folder(dir.path().to_path_buf()));
+        let loaded = load(&source, DType::F32, &Device::Cpu)?;
+        assert_eq!(loaded.decoder.config.num_layers, 2);
+        Ok(())
+    }
+
+    #[test]
+    fn a_folder_holding_several_gguf_files_names_them() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        for name in ["a.gguf", "b.gguf"] {
+            super::super::tiny_models::write_tiny_gguf(&dir.path().join(name), 8)?;
+        }
+        let err = load(
+            &ModelSource::Folder(dir.path().to_path_buf()),
+            DType::F32,
+            &Device::Cpu,
+        )
+        .err()
+        .expect("which file is meant is unclear");
+        let msg = format!("{err:#}");
+        assert!(
+            msg.contains("several .gguf files (`a.gguf`, `b.gguf`)") && msg.contains("--model"),
+            "{msg}"
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn an_empty_folder_says_what_a_model_folder_holds() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let err = load(
+            &ModelSource::Folder(dir.path().to_path_buf()),
+            DType::F32,
+            &Device::Cpu,
+        )
+        .err()
+        .expect("nothing to load");
+        let msg = format!("{err:#}");
+        assert!(
+            msg.contains("neither config.json") && msg.contains("nor a .gguf file"),
+            "{msg}"
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn a_leading_tilde_is_the_home_folder() {
+        let home = Path::new("/home/someone");
+        assert_eq!(
+            expand_home("~/models/x.gguf", Some(home)),
+            PathBuf::from("/home/someone/models/x.gguf")
+        );
+        assert_eq!(expand_home("~", Some(home)), home.to_path_buf());
+        for unchanged in ["~other/x", "a/~/b", "./~"] {
+            assert_eq!(expand_home(unchanged, Some(home)), PathBuf::from(unchanged));
+        }
+        if let Some(home) = std::env::var_os("HOME").filter(|h| !h.is_empty()) {
+            assert_eq!(
+                ModelSource::parse("~/no-such-model.gguf"),
+                ModelSource::Gguf(PathBuf::from(home).join("no-such-model.gguf"))
+            );
+        }
     }
 }

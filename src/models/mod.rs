@@ -46,6 +46,7 @@ pub mod scoped_copies;
 pub mod score;
 pub mod setup;
 pub mod skinny_matmul;
+pub mod tiny_models;
 pub mod tokenizer;
 pub mod train;
 pub mod trainable;
