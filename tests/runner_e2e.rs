@@ -448,7 +448,12 @@ fn a_failing_cell_does_not_stop_the_other_cells() {
     // The broken cell keeps its committed first iteration, and the report covers both.
     let broken = curve_without_seconds(&results.join("broken/seed-0/curve.csv"));
     assert_eq!(broken.len(), 2, "{broken:?}");
-    assert!(results.join("report.md").exists());
+    let report = std::fs::read_to_string(results.join("report.md")).unwrap();
+    assert!(
+        report.contains("some cells have not finished")
+            && report.contains("broken/seed-0: stopped after iteration 0"),
+        "{report}"
+    );
 }
 
 /// A results folder moved elsewhere (results_dir changed to follow it) resumes from its own

@@ -49,6 +49,9 @@ pub fn run(args: &ReportArgs) -> Result<()> {
         for line in &summary.mixed_settings {
             eprintln!("warning: {}: {line}", dir.display());
         }
+        for line in &summary.unfinished {
+            eprintln!("note: {}: {line}", dir.display());
+        }
         if let Some(note) = &summary.uneven_ends {
             eprintln!("note: {}: {note}", dir.display());
         }

@@ -8,15 +8,28 @@ pub struct SeedCount<'a> {
     pub seeds: usize,
 }
 
+/// What report.md warns about before its tables (each empty or `None` when all is well).
+#[derive(Default)]
+pub struct ReportNotes<'a> {
+    pub mixed_settings: &'a [String],
+    pub unfinished: &'a [String],
+    pub uneven_ends: Option<&'a str>,
+    pub non_finite: &'a [String],
+}
+
 pub fn render_report(
     experiment: &str,
     seeds: &[SeedCount<'_>],
-    mixed_settings: &[String],
-    uneven_ends: Option<&str>,
-    non_finite: &[String],
+    notes: &ReportNotes<'_>,
     tables: &[SavingsTable],
     figures: &[String],
 ) -> String {
+    let ReportNotes {
+        mixed_settings,
+        unfinished,
+        uneven_ends,
+        non_finite,
+    } = *notes;
     let mut md = String::new();
     // Writing to a String cannot fail.
     let _ = writeln!(md, "# {experiment}: active-learning report\n");
@@ -38,6 +51,17 @@ pub fn render_report(
              NAME`) or move them out of this folder.\n"
         );
         for line in mixed_settings {
+            let _ = writeln!(md, "- {line}");
+        }
+        md.push('\n');
+    }
+    if !unfinished.is_empty() {
+        let _ = writeln!(
+            md,
+            "**Note: some cells have not finished**, so their curves end early and the means \
+             past that point leave them out:\n"
+        );
+        for line in unfinished {
             let _ = writeln!(md, "- {line}");
         }
         md.push('\n');

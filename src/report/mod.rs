@@ -47,6 +47,8 @@ pub struct ReportSummary {
     pub tables: Vec<savings::SavingsTable>,
     /// Cells run with settings other than the rest (empty when all agree); also in report.md.
     pub mixed_settings: Vec<String>,
+    /// Cells that have not finished (stopped, failed or still running); also in report.md.
+    pub unfinished: Vec<String>,
     /// Said when the strategies' curves end at different labeled counts; also in report.md.
     pub uneven_ends: Option<String>,
     /// Strategies and metrics with values that are not finite, left out of the means; also in
@@ -130,20 +132,19 @@ pub fn write_report_with(experiment_dir: &Path, options: &ReportOptions) -> Resu
         })
         .collect();
     let mixed_settings = settings::mixed_settings(&curves);
+    let unfinished = settings::unfinished_cells(&curves);
     let uneven_ends = settings::uneven_ends(&curves);
     let non_finite = aggregate::non_finite_values(&curves);
     let report_path = experiment_dir.join("report.md");
+    let notes = markdown::ReportNotes {
+        mixed_settings: &mixed_settings,
+        unfinished: &unfinished,
+        uneven_ends: uneven_ends.as_deref(),
+        non_finite: &non_finite,
+    };
     atomic_write_string(
         &report_path,
-        &markdown::render_report(
-            &curves.name,
-            &seeds,
-            &mixed_settings,
-            uneven_ends.as_deref(),
-            &non_finite,
-            &tables,
-            &figures,
-        ),
+        &markdown::render_report(&curves.name, &seeds, &notes, &tables, &figures),
     )?;
     files.push(report_path);
     Ok(ReportSummary {
@@ -157,6 +158,7 @@ pub fn write_report_with(experiment_dir: &Path, options: &ReportOptions) -> Resu
         files,
         tables,
         mixed_settings,
+        unfinished,
         uneven_ends,
         non_finite,
     })

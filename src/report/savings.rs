@@ -253,7 +253,13 @@ mod tests {
         assert_eq!(good.saving_bound, SavingBound::AtLeast);
         let random = t.rows.iter().find(|r| r.strategy == "random").unwrap();
         assert!(!random.reached_at_first_point);
-        let md = crate::report::markdown::render_report("e", &[], &[], None, &[], &[t], &[]);
+        let md = crate::report::markdown::render_report(
+            "e",
+            &[],
+            &crate::report::markdown::ReportNotes::default(),
+            &[t],
+            &[],
+        );
         assert!(
             md.contains("| good | 0.4125 | 30 | 0.5000 | ≤ 10 | ≥ 3.00× |"),
             "{md}"

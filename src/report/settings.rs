@@ -86,6 +86,40 @@ fn names(cells: &[String]) -> String {
     }
 }
 
+/// One line per cell whose state.json says it has not finished: still running, or stopped
+/// (interrupted, or failed — a script error, a refused resume) after some iterations. Its
+/// curve is shorter for that, not because a budget ended it. Cells without a state.json
+/// (hand-made folders) are left out.
+pub fn unfinished_cells(curves: &ExperimentCurves) -> Vec<String> {
+    let mut lines = Vec::new();
+    for s in &curves.strategies {
+        for seed in &s.seeds {
+            let Some(dir) = seed.path.parent() else {
+                continue;
+            };
+            let paths = crate::runner::persist::CellPaths {
+                dir: dir.to_path_buf(),
+            };
+            let Ok(Some(state)) = crate::runner::persist::load_state(&paths) else {
+                continue;
+            };
+            if state.finished {
+                continue;
+            }
+            let cell = format!("{}/seed-{}", s.strategy, seed.seed);
+            let done = crate::runner::progress::iteration_span(state.iterations_done);
+            lines.push(match crate::runner::persist::run_holds_cell(dir) {
+                Some(true) => format!("{cell}: still running ({done} so far)"),
+                _ => format!(
+                    "{cell}: stopped after {done} — interrupted, or failed (the error is \
+                         in the `lab run` output); `lab run` resumes it"
+                ),
+            });
+        }
+    }
+    lines
+}
+
 /// A line when the strategies' curves end at different labeled counts (the cells stopped
 /// under other stopping criteria, or ran out of money at other points): the reference's final
 /// score, which the savings table targets, then lies where other curves have no points.
@@ -143,8 +177,9 @@ pub fn uneven_ends(curves: &ExperimentCurves) -> Option<String> {
     note.push_str("AUC is computed only over the labeled range all curves share.");
     if uneven_ends {
         note.push_str(
-            " Extend the shorter ones (raise the stopping criterion and `lab run` again: \
-             finished cells resume) or compare at the smallest count.",
+            " Extend the shorter ones (resume unfinished cells with `lab run`, or raise the \
+             stopping criterion and `lab run` again: finished cells resume) or compare at the \
+             smallest count.",
         );
     }
     if uneven_starts {
