@@ -15,6 +15,40 @@ pub struct GgufFile {
     pub content: Content,
 }
 
+/// The type number when candle refused a tensor type it has no reader for (its message is
+/// "unknown dtype for tensor N"); a truncated or corrupt file fails differently.
+fn unsupported_tensor_type(e: &candle_core::Error) -> Option<u32> {
+    e.to_string()
+        .strip_prefix("unknown dtype for tensor ")?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// ggml's names for the tensor types candle cannot read (ggml.h's `ggml_type`).
+fn ggml_type_name(type_number: u32) -> Option<&'static str> {
+    Some(match type_number {
+        16 => "IQ2_XXS",
+        17 => "IQ2_XS",
+        18 => "IQ3_XXS",
+        19 => "IQ1_S",
+        20 => "IQ4_NL",
+        21 => "IQ3_S",
+        22 => "IQ2_S",
+        23 => "IQ4_XS",
+        24 => "I8",
+        25 => "I16",
+        26 => "I32",
+        27 => "I64",
+        28 => "F64",
+        29 => "IQ1_M",
+        34 => "TQ1_0",
+        35 => "TQ2_0",
+        39 => "MXFP4",
+        _ => return None,
+    })
+}
+
 impl GgufFile {
     /// Parse the header and check that every tensor lies inside the file, so a truncated
     /// download is reported up front instead of half-way through loading.
@@ -29,6 +63,18 @@ impl GgufFile {
                 candle_core::Error::WithBacktrace { inner, .. } => *inner,
                 other => other,
             };
+            if let Some(type_number) = unsupported_tensor_type(&e) {
+                return anyhow::anyhow!(
+                    "{}: a tensor is stored as GGUF type {type_number}{}, which this loader cannot \
+                     read (it reads F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0 and the K-quants \
+                     Q2_K to Q6_K); use a GGUF of this model in one of those, e.g. Q8_0, Q4_K_M \
+                     or F16/F32, or convert it (llama.cpp's llama-quantize)",
+                    path.display(),
+                    ggml_type_name(type_number)
+                        .map(|name| format!(" ({name})"))
+                        .unwrap_or_default()
+                );
+            }
             let named_gguf = path
                 .extension()
                 .is_some_and(|x| x.eq_ignore_ascii_case("gguf"));
@@ -325,6 +371,58 @@ mod tests {
             .reshape((rows, cols))?;
         let back = unpermute_rows(&permuted, n_head)?;
         assert_eq!(back.to_vec2::<f32>()?, w.to_vec2::<f32>()?);
+        Ok(())
+    }
+
+    /// A GGUF whose `output_norm.weight` claims `type_number` (the tiny model otherwise).
+    fn tiny_gguf_with_tensor_type(dir: &Path, type_number: u32) -> Result<PathBuf> {
+        let path = dir.join("tiny.gguf");
+        crate::models::tiny_models::write_tiny_gguf(&path, 8)?;
+        let mut bytes = std::fs::read(&path)?;
+        // A tensor info: name (u64 length, bytes), u32 dimension count, u64 dimensions,
+        // u32 type, u64 offset. The norm has one dimension.
+        let name = b"output_norm.weight";
+        let at = bytes
+            .windows(name.len())
+            .position(|w| w == name)
+            .expect("the tensor info is in the header");
+        let type_at = at + name.len() + 4 + 8;
+        assert_eq!(
+            bytes[type_at..type_at + 4],
+            0u32.to_le_bytes(),
+            "written as F32"
+        );
+        bytes[type_at..type_at + 4].copy_from_slice(&type_number.to_le_bytes());
+        std::fs::write(&path, bytes)?;
+        Ok(path)
+    }
+
+    #[test]
+    fn an_unsupported_quant_type_is_named_with_what_to_use_instead() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let path = tiny_gguf_with_tensor_type(dir.path(), 20)?;
+        let msg = format!(
+            "{:#}",
+            GgufFile::open(&path).err().expect("IQ4_NL is unsupported")
+        );
+        assert!(
+            msg.contains("GGUF type 20 (IQ4_NL)")
+                && msg.contains("Q8_0, Q4_K_M or F16/F32")
+                && !msg.contains("corrupt")
+                && !msg.contains("lab setup"),
+            "{msg}"
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn the_tiny_gguf_reads_before_its_type_is_changed() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let path = tiny_gguf_with_tensor_type(dir.path(), 0)?;
+        assert!(GgufFile::open(&path)?
+            .content
+            .tensor_infos
+            .contains_key("output_norm.weight"));
         Ok(())
     }
 }
