@@ -6,41 +6,27 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 use support::mock_openai::{usable_then_empty, MockServer, Options};
-use support::tiny_run::{lab_with, llm_labeller_table, TinyExperiment};
+use support::tiny_run::{lab_run_with_key, llm_budget_experiment};
 
 const PRICES: (f64, f64) = (100.0, 200.0);
+
+const KEY_ENV: &str = "LAB_TEST_RESUME_KEY";
 
 /// Write a one-cell experiment labelled by `server` under `budget` dollars, retrying an
 /// empty reply once.
 fn experiment(server: &MockServer, dir: &Path, budget: f64) -> PathBuf {
-    TinyExperiment {
-        name: "llm",
-        test_size: 3,
-        pool_size: 20,
-        max_input_chars: 200,
-        max_input_tokens: 64,
-        max_new_tokens: 4,
-        query_size: 4,
-        al: &format!("iterations = 5\nmoney_budget = {budget}"),
-        tables: &llm_labeller_table(
-            &server.base_url(),
-            "LAB_TEST_RESUME_KEY",
-            PRICES,
-            "max_retries = 1\nconcurrency = 1",
-        ),
-        ..TinyExperiment::default()
-    }
-    .write(dir)
+    llm_budget_experiment(
+        dir,
+        &server.base_url(),
+        KEY_ENV,
+        PRICES,
+        budget,
+        "max_retries = 1\nconcurrency = 1",
+    )
 }
 
 fn lab_run(exp: &Path, dir: &Path) -> Output {
-    lab_with(
-        &["run", exp.to_str().unwrap()],
-        &[
-            ("LAB_TEST_RESUME_KEY", Options::default().api_key.into()),
-            ("LAB_LABEL_CACHE", dir.join("label-cache").into_os_string()),
-        ],
-    )
+    lab_run_with_key(exp, dir, KEY_ENV, &Options::default().api_key)
 }
 
 fn billed(server: &MockServer) -> f64 {

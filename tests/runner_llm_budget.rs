@@ -4,7 +4,7 @@
 mod support;
 
 use support::mock_openai::{usable_then_empty, MockServer, Options};
-use support::tiny_run::{lab_with, llm_labeller_table, TinyExperiment};
+use support::tiny_run::{lab_run_with_key, llm_budget_experiment};
 
 /// `lab run` of a one-cell experiment labelled by `server` under `budget` dollars.
 fn run_under_budget(
@@ -13,31 +13,16 @@ fn run_under_budget(
     prices: (f64, f64),
     budget: f64,
 ) -> std::process::Output {
-    let exp = TinyExperiment {
-        name: "llm",
-        test_size: 3,
-        pool_size: 20,
-        max_input_chars: 200,
-        max_input_tokens: 64,
-        max_new_tokens: 4,
-        query_size: 4,
-        al: &format!("iterations = 5\nmoney_budget = {budget}"),
-        tables: &llm_labeller_table(
-            &server.base_url(),
-            "LAB_TEST_LLM_KEY",
-            prices,
-            "concurrency = 2",
-        ),
-        ..TinyExperiment::default()
-    }
-    .write(dir);
-    lab_with(
-        &["run", exp.to_str().unwrap()],
-        &[
-            ("LAB_TEST_LLM_KEY", Options::default().api_key.into()),
-            ("LAB_LABEL_CACHE", dir.join("label-cache").into_os_string()),
-        ],
-    )
+    let key_env = "LAB_TEST_LLM_KEY";
+    let exp = llm_budget_experiment(
+        dir,
+        &server.base_url(),
+        key_env,
+        prices,
+        budget,
+        "concurrency = 2",
+    );
+    lab_run_with_key(&exp, dir, key_env, &Options::default().api_key)
 }
 
 #[test]

@@ -119,6 +119,43 @@ pub fn llm_labeller_table(
     )
 }
 
+/// A one-cell experiment `llm` (the tiny model, 20 pool items, queries of 4, up to 5 of
+/// them) labelled by the OpenAI-compatible server at `base_url` under `budget` dollars, with
+/// `labeller_extra` lines in its `[labeller]` table.
+pub fn llm_budget_experiment(
+    dir: &Path,
+    base_url: &str,
+    key_env: &str,
+    prices: (f64, f64),
+    budget: f64,
+    labeller_extra: &str,
+) -> PathBuf {
+    TinyExperiment {
+        name: "llm",
+        test_size: 3,
+        pool_size: 20,
+        max_input_chars: 200,
+        max_input_tokens: 64,
+        max_new_tokens: 4,
+        query_size: 4,
+        al: &format!("iterations = 5\nmoney_budget = {budget}"),
+        tables: &llm_labeller_table(base_url, key_env, prices, labeller_extra),
+        ..TinyExperiment::default()
+    }
+    .write(dir)
+}
+
+/// `lab run <experiment>` with `key` in `key_env` and the label cache under `dir`.
+pub fn lab_run_with_key(experiment: &Path, dir: &Path, key_env: &str, key: &str) -> Output {
+    lab_with(
+        &["run", experiment.to_str().unwrap()],
+        &[
+            (key_env, OsStr::new(key)),
+            ("LAB_LABEL_CACHE", dir.join("label-cache").as_os_str()),
+        ],
+    )
+}
+
 fn push_lines(text: &mut String, lines: &str) {
     if !lines.is_empty() {
         text.push_str(lines.trim_end_matches('\n'));
