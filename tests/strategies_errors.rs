@@ -303,3 +303,25 @@ fn huge_vectors_and_generate_options_are_refused_with_the_line() {
         assert!(m.contains(&format!("{name}.rhai:3:")), "{name}: {m}");
     }
 }
+
+#[test]
+fn an_unknown_method_suggests_host_names_and_points_at_the_readme() {
+    let body = "const KIND = \"al\";\nfn select(ctx, k) {\n  let v = float_vec([1.0, 2.0]);\n  v.argmax()\n}";
+    let m = run_err("unknown", body, 1, &SandboxLimits::default());
+    assert!(m.contains("unknown.rhai:4:5"), "{m}");
+    assert!(m.contains("Function not found: argmax (FloatVec)"), "{m}");
+    assert!(m.contains("did you mean `argsort_desc`, `topk`"), "{m}");
+    assert!(m.contains("strategies/README.md"), "{m}");
+}
+
+#[test]
+fn an_operator_on_the_wrong_types_lists_the_types_it_takes() {
+    let body =
+        "const KIND = \"al\";\nfn select(ctx, k) {\n  let ids = ctx.pool.ids();\n  ids + 1\n}";
+    let m = run_err("plus", body, 1, &SandboxLimits::default());
+    assert!(m.contains("plus.rhai:4:"), "{m}");
+    assert!(
+        m.contains("`+` takes (IntVec, IntVec) but was given (IntVec, i64)"),
+        "{m}"
+    );
+}

@@ -3,10 +3,11 @@
 use crate::strategy::context::{self, Ctx, HostRef, Memory, SelectionContext};
 use crate::strategy::host::{CachingHost, EmbeddingDiskCache, StrategyHost};
 use crate::strategy::sandbox::{self, SandboxLimits};
+use crate::strategy::script_errors::{describe_error, location};
 use crate::strategy::types::{self, FloatVec, IntVec};
 use crate::strategy::{kernel_api, text, validate};
 use anyhow::{anyhow, bail, Context, Result};
-use rhai::{Dynamic, Engine, EvalAltResult, Position, Scope, AST};
+use rhai::{Dynamic, Engine, Scope, AST};
 use std::collections::BTreeSet;
 use std::path::Path;
 
@@ -154,80 +155,6 @@ pub fn compile(engine: &Engine, path: &Path) -> Result<Script> {
     })
 }
 
-fn location(path: &Path, pos: Position) -> String {
-    match (pos.line(), pos.position()) {
-        (Some(l), Some(c)) => format!("{}:{l}:{c}", path.display()),
-        (Some(l), None) => format!("{}:{l}", path.display()),
-        _ => path.display().to_string(),
-    }
-}
-
-/// Imported modules are named by their import path (`"common"`); show the file.
-fn module_file(script: &Path, src: &str) -> String {
-    if Path::new(src).is_file() {
-        return src.to_string();
-    }
-    lib_dir_for(script)
-        .join(format!("{src}.rhai"))
-        .display()
-        .to_string()
-}
-
-/// Turn a Rhai error into one message: the innermost error with its file:line:column, then
-/// the chain of script functions it happened in.
-pub fn describe_error(script: &Script, err: &EvalAltResult, limits: &SandboxLimits) -> String {
-    let mut frames = Vec::new();
-    let mut e = err;
-    let mut file = script.path.display().to_string();
-    loop {
-        match e {
-            EvalAltResult::ErrorInFunctionCall(f, src, inner, pos) => {
-                frames.push(format!(
-                    "in fn {f} called at {}",
-                    location(Path::new(&file), *pos)
-                ));
-                if !src.is_empty() {
-                    file = module_file(&script.path, src);
-                }
-                e = inner;
-            }
-            EvalAltResult::ErrorInModule(m, inner, pos) => {
-                frames.push(format!(
-                    "in module {m:?} imported at {}",
-                    location(Path::new(&file), *pos)
-                ));
-                e = inner;
-            }
-            _ => break,
-        }
-    }
-    let at = location(Path::new(&file), e.position());
-    let mut msg = match e {
-        EvalAltResult::ErrorTooManyOperations(_) => format!(
-            "strategy {} exceeded {} operations (sandbox max_operations) in {at}; loop over \
-             vectors with native methods (topk, take, ...) instead of element by element",
-            script.name, limits.max_operations
-        ),
-        EvalAltResult::ErrorStackOverflow(_) => format!(
-            "strategy {} exceeded {} nested calls (sandbox max_call_levels) at {at}",
-            script.name, limits.max_call_levels
-        ),
-        EvalAltResult::ErrorRuntime(d, _) => {
-            format!("strategy {} failed at {at}: {d}", script.name)
-        }
-        other => {
-            let text = other.to_string();
-            let suffix = format!(" ({})", other.position());
-            let what = text.strip_suffix(&suffix).unwrap_or(&text);
-            format!("strategy {} failed at {at}: {what}", script.name)
-        }
-    };
-    for f in frames.iter().rev() {
-        msg.push_str(&format!("\n  {f}"));
-    }
-    msg
-}
-
 /// Run `script`'s `select(ctx, k)` against `host` and validate the answer.
 pub fn select(
     script: &Path,
@@ -280,7 +207,7 @@ pub fn run_compiled(
             "select",
             (rhai_ctx.clone(), k as i64),
         );
-        let r = r.map_err(|e| anyhow!(describe_error(script, &e, limits)));
+        let r = r.map_err(|e| anyhow!(describe_error(engine, script, &e, limits)));
         let memory = rhai_ctx.0.memory.lock().expect("memory lock").clone();
         let logs = rhai_ctx.0.logs.lock().expect("log lock").clone();
         (r.and_then(|d| parse_answer(&script.name, d)), memory, logs)
