@@ -222,6 +222,23 @@ fn refuse_overflowing_scores(
     Ok(())
 }
 
+/// One output's line: sum and mean log-probability, then each token's.
+fn score_line(i: usize, logprobs: &[f32]) -> String {
+    // An empty sum of f32 is -0.0, which would print as "-0.0000"; adding 0.0 makes it 0.0.
+    let sum: f32 = logprobs.iter().sum::<f32>() + 0.0;
+    let mean = if logprobs.is_empty() {
+        0.0
+    } else {
+        sum / logprobs.len() as f32
+    };
+    let rounded: Vec<String> = logprobs.iter().map(|x| format!("{x:.4}")).collect();
+    format!(
+        "[{i}] sum {sum:.4}, mean {mean:.4}, {} tokens: [{}]",
+        logprobs.len(),
+        rounded.join(", ")
+    )
+}
+
 pub fn run(args: ModelArgs) -> Result<()> {
     match args.command {
         ModelCommand::Info { model } => {
@@ -341,18 +358,7 @@ pub fn run(args: ModelArgs) -> Result<()> {
             let secs = start.elapsed().as_secs_f64();
             let tokens: usize = scores.iter().map(Vec::len).sum();
             for (i, lp) in scores.iter().enumerate() {
-                let sum: f32 = lp.iter().sum();
-                let mean = if lp.is_empty() {
-                    0.0
-                } else {
-                    sum / lp.len() as f32
-                };
-                let rounded: Vec<String> = lp.iter().map(|x| format!("{x:.4}")).collect();
-                println!(
-                    "[{i}] sum {sum:.4}, mean {mean:.4}, {} tokens: [{}]",
-                    lp.len(),
-                    rounded.join(", ")
-                );
+                println!("{}", score_line(i, lp));
             }
             eprintln!("scored {tokens} tokens in {secs:.2}s");
             Ok(())
@@ -474,5 +480,17 @@ mod tests {
             "{msg}"
         );
         Ok(())
+    }
+
+    #[test]
+    fn an_empty_output_scores_a_plain_zero() {
+        assert_eq!(
+            score_line(0, &[]),
+            "[0] sum 0.0000, mean 0.0000, 0 tokens: []"
+        );
+        assert_eq!(
+            score_line(1, &[-0.5, -1.25]),
+            "[1] sum -1.7500, mean -0.8750, 2 tokens: [-0.5000, -1.2500]"
+        );
     }
 }
