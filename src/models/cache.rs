@@ -87,9 +87,12 @@ fn not_cached_message(models_dir: &Path, name: &str) -> String {
     };
     format!(
         "no model `{name}` in the models cache ({}); {hint}--model takes a models-cache name \
-         ({}), a .gguf file, a model folder or a hub id `owner/name`",
+         ({}; `lab setup` fetches {}, `lab setup --with-gemma` also {}), a .gguf file, a model \
+         folder or a hub id `owner/name`",
         models_dir.display(),
-        known.join(", ")
+        known.join(", "),
+        super::setup::DEFAULT_LANGUAGE_MODEL,
+        super::setup::GEMMA_MODEL
     )
 }
 
@@ -142,8 +145,8 @@ mod tests {
         let short = cached_error(cache.path(), "smollm2");
         assert!(
             short.contains("did you mean `smollm2-135m-instruct`?")
-                && short.contains("gemma3-270m, my-finetune, smollm2-135m-instruct")
-                && !short.contains("lab setup"),
+                && short.contains("gemma3-270m, my-finetune, smollm2-135m-instruct;")
+                && !short.contains("run `lab setup`"),
             "{short}"
         );
         let typo = cached_error(cache.path(), "gemma3-207m");

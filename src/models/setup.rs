@@ -65,8 +65,10 @@ pub struct ModelSpec {
     pub files: Vec<ModelFile>,
 }
 
+/// The language model `lab setup` installs without flags.
+pub const DEFAULT_LANGUAGE_MODEL: &str = "smollm2-135m-instruct";
 /// The models `lab setup` installs without flags.
-pub const DEFAULT_MODELS: &[&str] = &["smollm2-135m-instruct", "all-minilm-l6-v2"];
+pub const DEFAULT_MODELS: &[&str] = &[DEFAULT_LANGUAGE_MODEL, "all-minilm-l6-v2"];
 /// The optional larger decoder (`--with-gemma`).
 pub const GEMMA_MODEL: &str = "gemma3-270m";
 
