@@ -109,6 +109,46 @@ fn infinite_loop_stops_at_the_operation_limit() {
 }
 
 #[test]
+fn the_operation_limit_names_the_line_the_call_chain_and_the_key_to_raise() {
+    let limits = SandboxLimits {
+        max_operations: 20_000,
+        ..SandboxLimits::default()
+    };
+    let body = "const KIND = \"al\";\nfn spin(n) {\n  let i = 0;\n  while i >= 0 { i += n; }\n}\nfn select(ctx, k) {\n  spin(1)\n}";
+    let m = run_err("spinfn", body, 1, &limits);
+    assert!(m.contains("exceeded 20000 operations"), "{m}");
+    assert!(m.contains("spinfn.rhai:4:"), "the line of the loop: {m}");
+    assert!(m.contains("in fn spin called at "), "{m}");
+    assert!(m.contains("spinfn.rhai:7:3"), "the call in select: {m}");
+    assert!(m.contains("`max_operations` under `[sandbox]`"), "{m}");
+}
+
+#[test]
+fn the_call_depth_limit_names_the_recursive_call_once_and_the_key_to_raise() {
+    let body = "const KIND = \"al\";\nfn down(n) { down(n + 1) }\nfn select(ctx, k) { down(0) }";
+    let m = run_err("deeper", body, 1, &SandboxLimits::default());
+    assert!(m.contains("exceeded 64 nested calls"), "{m}");
+    assert!(m.contains("deeper.rhai:2:"), "{m}");
+    assert!(
+        m.contains("in fn down called at ") && m.contains(" times)"),
+        "{m}"
+    );
+    assert!(m.lines().count() < 6, "repeated frames are collapsed: {m}");
+    assert!(m.contains("`max_call_levels` under `[sandbox]`"), "{m}");
+}
+
+#[test]
+fn a_caught_limit_error_does_not_let_the_script_go_on() {
+    let limits = SandboxLimits {
+        max_operations: 20_000,
+        ..SandboxLimits::default()
+    };
+    let body = "const KIND = \"al\";\nfn select(ctx, k) {\n  let i = 0;\n  try { loop { i += 1; } } catch (e) { i = 0; }\n  ctx.pool.ids().take(range_vec(k))\n}";
+    let m = run_err("catcher", body, 1, &limits);
+    assert!(m.contains("exceeded 20000 operations"), "{m}");
+}
+
+#[test]
 fn runaway_recursion_stops_at_the_call_depth_limit() {
     let body = "const KIND = \"al\";\nfn down(n) { down(n + 1) }\nfn select(ctx, k) { down(0) }";
     let m = run_err("deep", body, 1, &SandboxLimits::default());
@@ -324,4 +364,16 @@ fn an_operator_on_the_wrong_types_lists_the_types_it_takes() {
         m.contains("`+` takes (IntVec, IntVec) but was given (IntVec, i64)"),
         "{m}"
     );
+}
+
+#[test]
+fn a_data_size_limit_names_the_key_to_raise() {
+    let limits = SandboxLimits {
+        max_string_size: 1000,
+        ..SandboxLimits::default()
+    };
+    let body = "const KIND = \"al\";\nfn select(ctx, k) {\n  let s = \"x\";\n  loop { s += s; }\n}";
+    let m = run_err("grow", body, 1, &limits);
+    assert!(m.contains("max_string_size = 1000"), "{m}");
+    assert!(m.contains("`max_string_size` under `[sandbox]`"), "{m}");
 }

@@ -1,11 +1,12 @@
 //! What a strategy script may do: no files, network or processes (the engine has none of those
 //! functions), no `eval`, `import` only from `strategies/lib/`, and bounded work and data.
 use rhai::module_resolvers::FileModuleResolver;
-use rhai::{Engine, EvalAltResult, Module, ModuleResolver, Position, Shared};
+use rhai::{Dynamic, Engine, EvalAltResult, Module, ModuleResolver, Position, Shared};
 use serde::{Deserialize, Serialize};
 use std::path::{Component, Path, PathBuf};
 
-/// Limits for one query step; the experiment file may override them under `[strategy.limits]`.
+/// Limits for one query step. The experiment file's `[sandbox]` table sets all but
+/// `max_expr_depth` (keys of the same names; `crate::runner::sandbox_limits` copies them).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SandboxLimits {
@@ -34,8 +35,9 @@ impl Default for SandboxLimits {
 /// Apply the limits and the restrictions to an engine. `lib_dir` is `strategies/lib`.
 pub fn apply(engine: &mut Engine, limits: &SandboxLimits, lib_dir: &Path) {
     engine
-        .set_max_operations(limits.max_operations)
-        .set_max_call_levels(limits.max_call_levels)
+        // One more than the limits: the watchdog below stops the script at the limit itself.
+        .set_max_operations(limits.max_operations.saturating_add(1))
+        .set_max_call_levels(limits.max_call_levels.saturating_add(1))
         .set_max_string_size(limits.max_string_size)
         .set_max_array_size(limits.max_array_size)
         .set_max_map_size(limits.max_map_size)
@@ -43,6 +45,7 @@ pub fn apply(engine: &mut Engine, limits: &SandboxLimits, lib_dir: &Path) {
         .set_max_modules(32)
         .set_strict_variables(true);
     engine.disable_symbol("eval");
+    watch_limits(engine, limits);
     engine.set_module_resolver(LibResolver::new(lib_dir));
     // print/debug would write to the host's stdout; strategies log through ctx.log.
     engine.on_print(|s| {
@@ -53,6 +56,46 @@ pub fn apply(engine: &mut Engine, limits: &SandboxLimits, lib_dir: &Path) {
     engine.on_debug(|s, _, pos| {
         if std::env::var_os("LAB_VERBOSE").is_some() {
             eprintln!("[strategy {pos}] {s}");
+        }
+    });
+}
+
+/// A sandbox limit a script ran into, carried in a runtime error (see `watch_limits`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LimitHit {
+    Operations,
+    CallLevels,
+}
+
+/// Stop a script at its operation and call-depth limits with an error that keeps its position.
+///
+/// Rhai's own limit errors are "system" errors: on their way out of every script function
+/// they take the position of the call, so at the top, where `select` was called from Rust,
+/// the position is gone (`Position::NONE`) and the message could not say where the loop is.
+/// A catchable runtime error raised on a variable access instead gets that variable's
+/// position, and Rhai wraps it in `ErrorInFunctionCall` with the call site at every level, so
+/// the message names the line and the chain of calls. Rhai's own limits stay one above ours
+/// as the backstop: for a loop that reads no variable (`while true {}`), and so that a script
+/// which catches the error cannot go on (its next operation or call is over Rhai's limit).
+fn watch_limits(engine: &mut Engine, limits: &SandboxLimits) {
+    let (max_operations, max_call_levels) = (limits.max_operations, limits.max_call_levels);
+    // Rhai flags `on_var` as volatile (its signature may change), not as going away.
+    #[allow(deprecated)]
+    engine.on_var(move |_name, _index, context| {
+        let hit = if max_operations > 0
+            && context.global_runtime_state().num_operations() > max_operations
+        {
+            Some(LimitHit::Operations)
+        } else if context.call_level() > max_call_levels {
+            Some(LimitHit::CallLevels)
+        } else {
+            None
+        };
+        match hit {
+            Some(hit) => {
+                Err(EvalAltResult::ErrorRuntime(Dynamic::from(hit), Position::NONE).into())
+            }
+            None => Ok(None),
         }
     });
 }

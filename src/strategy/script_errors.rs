@@ -3,7 +3,7 @@
 //! common mistakes (an unknown function, a sandbox limit).
 use crate::strategy::engine::{lib_dir_for, Script};
 use crate::strategy::fn_hints;
-use crate::strategy::sandbox::SandboxLimits;
+use crate::strategy::sandbox::{LimitHit, SandboxLimits};
 use rhai::{Engine, EvalAltResult, Position};
 use std::path::Path;
 
@@ -63,15 +63,31 @@ pub fn describe_error(
     }
     let at = location(Path::new(&file), e.position());
     let mut msg = match e {
-        EvalAltResult::ErrorTooManyOperations(_) => format!(
-            "strategy {} exceeded {} operations (sandbox max_operations) in {at}; loop over \
-             vectors with native methods (topk, take, ...) instead of element by element",
-            script.name, limits.max_operations
+        EvalAltResult::ErrorRuntime(d, _) if d.is::<LimitHit>() => {
+            limit_message(script, d.clone_cast::<LimitHit>(), &at, limits)
+        }
+        // Rhai's own limit errors (the backstop of `sandbox::watch_limits`) carry no position.
+        EvalAltResult::ErrorTooManyOperations(_) => limit_message(
+            script,
+            LimitHit::Operations,
+            &format!("{at} (in a loop that reads no variable, so the line is unknown)"),
+            limits,
         ),
-        EvalAltResult::ErrorStackOverflow(_) => format!(
-            "strategy {} exceeded {} nested calls (sandbox max_call_levels) at {at}",
-            script.name, limits.max_call_levels
-        ),
+        EvalAltResult::ErrorStackOverflow(_) => {
+            limit_message(script, LimitHit::CallLevels, &at, limits)
+        }
+        EvalAltResult::ErrorDataTooLarge(what, _) => {
+            let (key, value) = match what.as_str() {
+                "Length of string" => ("max_string_size", limits.max_string_size),
+                "Size of object map" => ("max_map_size", limits.max_map_size),
+                _ => ("max_array_size", limits.max_array_size),
+            };
+            format!(
+                "strategy {} failed in {at}: {what} too large (over the sandbox limit {key} = {value}): {}",
+                script.name,
+                raise_advice(key)
+            )
+        }
         EvalAltResult::ErrorRuntime(d, _) => {
             format!("strategy {} failed at {at}: {d}", script.name)
         }
@@ -87,8 +103,50 @@ pub fn describe_error(
             format!("strategy {} failed at {at}: {what}", script.name)
         }
     };
-    for f in frames.iter().rev() {
-        msg.push_str(&format!("\n  {f}"));
+    for (frame, times) in collapse_repeats(frames.iter().rev()) {
+        msg.push_str(&format!("\n  {frame}"));
+        if times > 1 {
+            msg.push_str(&format!(" ({times} times)"));
+        }
     }
     msg
+}
+
+/// Runaway recursion gives one identical frame per level: show each run of them once.
+fn collapse_repeats<'a>(frames: impl Iterator<Item = &'a String>) -> Vec<(&'a String, usize)> {
+    let mut out: Vec<(&String, usize)> = Vec::new();
+    for f in frames {
+        match out.last_mut() {
+            Some((last, n)) if *last == f => *n += 1,
+            _ => out.push((f, 1)),
+        }
+    }
+    out
+}
+
+/// How to raise a sandbox limit: its key in the experiment file.
+fn raise_advice(key: &str) -> String {
+    format!(
+        "set `{key}` under `[sandbox]` in the experiment file to raise the limit (`lab check` \
+         of a lone script uses the defaults)"
+    )
+}
+
+fn limit_message(script: &Script, hit: LimitHit, at: &str, limits: &SandboxLimits) -> String {
+    match hit {
+        LimitHit::Operations => format!(
+            "strategy {} exceeded {} operations (sandbox max_operations) at {at}: loop over \
+             vectors with native methods (topk, take, ...) instead of element by element, or {}",
+            script.name,
+            limits.max_operations,
+            raise_advice("max_operations")
+        ),
+        LimitHit::CallLevels => format!(
+            "strategy {} exceeded {} nested calls (sandbox max_call_levels) at {at}: does a \
+             recursion lack its base case? If the depth is needed, {}",
+            script.name,
+            limits.max_call_levels,
+            raise_advice("max_call_levels")
+        ),
+    }
 }
