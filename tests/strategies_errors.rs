@@ -55,6 +55,47 @@ fn duplicate_id_is_rejected_naming_the_id() {
 }
 
 #[test]
+fn answer_errors_name_the_script_file_and_a_labeled_id_is_called_labeled() {
+    let m = run_err(
+        "dupfile",
+        "const KIND = \"al\";\nfn select(ctx, k) { [101, 101] }",
+        2,
+        &SandboxLimits::default(),
+    );
+    assert!(
+        m.contains("dupfile.rhai: strategy dupfile returned id 101"),
+        "{m}"
+    );
+    assert!(m.contains("return each id once"), "{m}");
+    let dir = tempfile::tempdir().unwrap();
+    let p = script(
+        &dir,
+        "relabel",
+        "const KIND = \"al\";\nfn select(ctx, k) { ctx.labeled.ids() }",
+    );
+    let mut c = ctx(1);
+    c.labeled = vec![Example {
+        id: 1057,
+        input: "labeled".into(),
+        output: "x".into(),
+        references: vec!["x".into()],
+    }];
+    let m = format!(
+        "{:#}",
+        select(&p, c, &FakeHost::new(4), &SandboxLimits::default()).unwrap_err()
+    );
+    assert!(
+        m.contains("relabel.rhai: strategy relabel returned id 1057"),
+        "{m}"
+    );
+    assert!(
+        m.contains("already labeled: select from ctx.pool only"),
+        "{m}"
+    );
+    assert!(!m.contains("not positions"), "{m}");
+}
+
+#[test]
 fn id_outside_the_pool_is_rejected_as_probably_a_position() {
     let m = run_err(
         "pos",

@@ -8,7 +8,7 @@ use crate::strategy::types::{self, FloatVec, IntVec};
 use crate::strategy::{kernel_api, text, validate};
 use anyhow::{anyhow, bail, Context, Result};
 use rhai::{Dynamic, Engine, Scope, AST};
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 use std::path::Path;
 
 /// The answer of one query step.
@@ -195,6 +195,10 @@ pub fn run_compiled(
     let started = std::time::Instant::now();
     kernel_api::take_kernel_seconds();
     let pool_ids: Vec<u64> = ctx.pool.iter().map(|e| e.id).collect();
+    let labeled_ids: HashSet<u64> = ctx.labeled.iter().map(|e| e.id).collect();
+    // Answer errors name the file too: under `lab select` or a run, the name alone may not say
+    // which script (a strategy's `script` can point anywhere).
+    let who = format!("{}: strategy {}", script.path.display(), script.name);
     let k = ctx.k;
     let (result, memory, logs) = {
         // SAFETY: `rhai_ctx`, the scope and every value the script creates are dropped at the
@@ -210,7 +214,7 @@ pub fn run_compiled(
         let r = r.map_err(|e| anyhow!(describe_error(engine, script, &e, limits)));
         let memory = rhai_ctx.0.memory.lock().expect("memory lock").clone();
         let logs = rhai_ctx.0.logs.lock().expect("log lock").clone();
-        (r.and_then(|d| parse_answer(&script.name, d)), memory, logs)
+        (r.and_then(|d| parse_answer(&who, d)), memory, logs)
     };
     let (ids, scores) = result?;
     let host = caching.host_seconds();
@@ -225,7 +229,12 @@ pub fn run_compiled(
     caching
         .flush()
         .context("cannot update the embedding cache")?;
-    validate::check_selection(&script.name, &ids, &pool_ids, k)?;
+    let expected = validate::Expected {
+        pool_ids: &pool_ids,
+        labeled_ids: &labeled_ids,
+        k,
+    };
+    validate::check_selection(&who, &ids, &expected)?;
     Ok(Selection {
         ids,
         scores,
@@ -237,17 +246,17 @@ pub fn run_compiled(
 
 type Answer = (Vec<u64>, Option<Vec<f64>>);
 
-fn parse_answer(name: &str, d: Dynamic) -> Result<Answer> {
+fn parse_answer(who: &str, d: Dynamic) -> Result<Answer> {
     let shape = || {
         anyhow!(
-            "strategy {name}: select must return pool ids (an array or IntVec) or \
+            "{who}: select must return pool ids (an array or IntVec) or \
              #{{ids: [...], scores: [...]}}"
         )
     };
     if d.is_map() {
         let mut m = d.cast::<rhai::Map>();
         let ids = m.remove("ids").ok_or_else(shape)?;
-        let ids = parse_ids(name, ids)?.ok_or_else(shape)?;
+        let ids = parse_ids(who, ids)?.ok_or_else(shape)?;
         let scores = match m.remove("scores") {
             None => None,
             Some(s) => {
@@ -255,36 +264,32 @@ fn parse_answer(name: &str, d: Dynamic) -> Result<Answer> {
                     f.0.as_ref().clone()
                 } else if s.is_array() {
                     types::array_to_floats(&s.cast::<rhai::Array>(), "scores")
-                        .map_err(|e| anyhow!("strategy {name}: {e}"))?
+                        .map_err(|e| anyhow!("{who}: {e}"))?
                 } else {
-                    bail!("strategy {name}: `scores` must be an array or FloatVec");
+                    bail!("{who}: `scores` must be an array or FloatVec");
                 };
                 if s.len() != ids.len() {
-                    bail!(
-                        "strategy {name} returned {} scores for {} ids",
-                        s.len(),
-                        ids.len()
-                    );
+                    bail!("{who} returned {} scores for {} ids", s.len(), ids.len());
                 }
                 Some(s)
             }
         };
         if let Some(extra) = m.keys().next() {
-            bail!("strategy {name}: unexpected key `{extra}` in the answer (use ids, scores)");
+            bail!("{who}: unexpected key `{extra}` in the answer (use ids, scores)");
         }
         return Ok((ids, scores));
     }
-    Ok((parse_ids(name, d)?.ok_or_else(shape)?, None))
+    Ok((parse_ids(who, d)?.ok_or_else(shape)?, None))
 }
 
-fn parse_ids(name: &str, d: Dynamic) -> Result<Option<Vec<u64>>> {
+fn parse_ids(who: &str, d: Dynamic) -> Result<Option<Vec<u64>>> {
     let raw: Vec<i64> = if let Some(v) = d.clone().try_cast::<IntVec>() {
         v.0.as_ref().clone()
     } else if d.is_array() {
         let mut out = Vec::new();
         for (i, x) in d.cast::<rhai::Array>().into_iter().enumerate() {
             out.push(x.as_int().map_err(|t| {
-                anyhow!("strategy {name}: answer element {i} is a {t}, expected an integer id")
+                anyhow!("{who}: answer element {i} is a {t}, expected an integer id")
             })?);
         }
         out
@@ -292,7 +297,7 @@ fn parse_ids(name: &str, d: Dynamic) -> Result<Option<Vec<u64>>> {
         return Ok(None);
     };
     raw.into_iter()
-        .map(|i| u64::try_from(i).map_err(|_| anyhow!("strategy {name} returned negative id {i}")))
+        .map(|i| u64::try_from(i).map_err(|_| anyhow!("{who} returned negative id {i}")))
         .collect::<Result<Vec<_>>>()
         .map(Some)
 }
