@@ -1,15 +1,14 @@
 //! Tiny random decoders (2 layers, hidden 64) of every family: batching, KV cache, sampling,
 //! adapters, loading from folders and GGUF, and clear errors on bad files.
-use std::collections::HashMap;
 use std::path::Path;
 
 use anyhow::Result;
 use atgen_lab::models::generate::{generate_ids, generate_ids_with, GenerateOptions, PromptPrefix};
 use atgen_lab::models::lm::{Family, LanguageModel, LoraSettings, ModelSource, PeftMethod};
-use atgen_lab::models::loader::{random_weights, write_tiny_folder};
+use atgen_lab::models::loader::write_tiny_folder;
 use atgen_lab::models::score::score_ids;
 use atgen_lab::models::trainable::TrainableModel;
-use candle_core::quantized::{gguf_file, GgmlDType, QTensor};
+use candle_core::quantized::gguf_file;
 use candle_core::{Device, Tensor, D};
 
 const FAMILIES: [Family; 4] = [Family::Llama, Family::Qwen2, Family::Qwen3, Family::Gemma3];
@@ -444,100 +443,9 @@ fn folder_round_trip_equals_in_process_model() -> Result<()> {
     Ok(())
 }
 
-/// llama.cpp's converter permutes Q/K rows; write a GGUF the same way and read it back.
+/// The library's tiny GGUF writer (Q/K rows permuted as llama.cpp's converter does).
 fn write_tiny_gguf(path: &Path, seed: u64, vocab_override: Option<usize>) -> Result<()> {
-    write_tiny_gguf_edited(path, seed, vocab_override, |_| {})
-}
-
-/// [`write_tiny_gguf`] with its metadata changed by `edit` before writing.
-fn write_tiny_gguf_edited(
-    path: &Path,
-    seed: u64,
-    vocab_override: Option<usize>,
-    edit: impl Fn(&mut Vec<(&str, gguf_file::Value)>),
-) -> Result<()> {
-    let lm = LanguageModel::tiny_random(seed, Family::Llama)?;
-    let c = lm.config().clone();
-    let weights: HashMap<String, Tensor> = random_weights(&c, seed, &Device::Cpu)?;
-    let permute = |w: &Tensor, heads: usize| -> Result<Tensor> {
-        let (rows, cols) = w.dims2()?;
-        Ok(w.reshape((heads, 2, rows / heads / 2, cols))?
-            .transpose(1, 2)?
-            .contiguous()?
-            .reshape((rows, cols))?)
-    };
-    let mut tensors: Vec<(String, QTensor)> = Vec::new();
-    for (name, t) in &weights {
-        let gguf_name = name
-            .replace("model.embed_tokens", "token_embd")
-            .replace("model.norm", "output_norm")
-            .replace("model.layers.", "blk.")
-            .replace("self_attn.q_proj", "attn_q")
-            .replace("self_attn.k_proj", "attn_k")
-            .replace("self_attn.v_proj", "attn_v")
-            .replace("self_attn.o_proj", "attn_output")
-            .replace("mlp.gate_proj", "ffn_gate")
-            .replace("mlp.up_proj", "ffn_up")
-            .replace("mlp.down_proj", "ffn_down")
-            .replace("post_attention_layernorm", "ffn_norm")
-            .replace("input_layernorm", "attn_norm");
-        let t = if gguf_name.ends_with("attn_q.weight") {
-            permute(t, c.num_heads)?
-        } else if gguf_name.ends_with("attn_k.weight") {
-            permute(t, c.num_kv_heads)?
-        } else {
-            t.clone()
-        };
-        tensors.push((gguf_name, QTensor::quantize(&t, GgmlDType::F32)?));
-    }
-    let tok = lm.tokenizer().inner();
-    let n = vocab_override.unwrap_or(tok.get_vocab_size(true));
-    let tokens: Vec<gguf_file::Value> = (0..n as u32)
-        .map(|i| {
-            gguf_file::Value::String(tok.id_to_token(i).unwrap_or_else(|| format!("<extra_{i}>")))
-        })
-        .collect();
-    let types: Vec<gguf_file::Value> = (0..n)
-        .map(|i| gguf_file::Value::I32(if i < 3 { 3 } else { 1 }))
-        .collect();
-    use gguf_file::Value as V;
-    let mut meta: Vec<(&str, V)> = vec![
-        ("general.architecture", V::String("llama".into())),
-        ("llama.block_count", V::U32(c.num_layers as u32)),
-        ("llama.embedding_length", V::U32(c.hidden_size as u32)),
-        (
-            "llama.feed_forward_length",
-            V::U32(c.intermediate_size as u32),
-        ),
-        ("llama.attention.head_count", V::U32(c.num_heads as u32)),
-        (
-            "llama.attention.head_count_kv",
-            V::U32(c.num_kv_heads as u32),
-        ),
-        ("llama.rope.freq_base", V::F32(c.rope_theta as f32)),
-        (
-            "llama.attention.layer_norm_rms_epsilon",
-            V::F32(c.rms_norm_eps as f32),
-        ),
-        (
-            "llama.context_length",
-            V::U32(c.max_position_embeddings as u32),
-        ),
-        ("tokenizer.ggml.model", V::String("gpt2".into())),
-        ("tokenizer.ggml.pre", V::String("gpt2".into())),
-        ("tokenizer.ggml.tokens", V::Array(tokens)),
-        ("tokenizer.ggml.token_type", V::Array(types)),
-        ("tokenizer.ggml.merges", V::Array(Vec::new())),
-        ("tokenizer.ggml.bos_token_id", V::U32(1)),
-        ("tokenizer.ggml.eos_token_id", V::U32(2)),
-        ("tokenizer.ggml.padding_token_id", V::U32(2)),
-    ];
-    edit(&mut meta);
-    let meta_refs: Vec<(&str, &V)> = meta.iter().map(|(k, v)| (*k, v)).collect();
-    let tensor_refs: Vec<(&str, &QTensor)> = tensors.iter().map(|(k, v)| (k.as_str(), v)).collect();
-    let mut file = std::fs::File::create(path)?;
-    gguf_file::write(&mut file, &meta_refs, &tensor_refs)?;
-    Ok(())
+    atgen_lab::models::tiny_models::write_tiny_gguf_with(path, seed, vocab_override, |_| {})
 }
 
 #[test]
@@ -587,7 +495,7 @@ fn corrupt_gguf_metadata_is_refused_naming_the_key_instead_of_panicking() -> Res
     ];
     for (name, edit, expected) in cases {
         let path = dir.path().join(format!("{name}.gguf"));
-        write_tiny_gguf_edited(&path, 1, None, edit)?;
+        atgen_lab::models::tiny_models::write_tiny_gguf_with(&path, 1, None, edit)?;
         let msg = format!(
             "{:#}",
             LanguageModel::load(&ModelSource::Gguf(path.clone()))

@@ -126,6 +126,19 @@ pub fn write_tiny_folder(dir: &Path, family: Family, seed: u64) -> Result<()> {
 
 /// A GGUF file of the same model as `LanguageModel::tiny_random(seed, Family::Llama)`.
 pub fn write_tiny_gguf(path: &Path, seed: u64) -> Result<()> {
+    write_tiny_gguf_with(path, seed, None, |_| {})
+}
+
+/// [`write_tiny_gguf`] with `vocab_tokens` tokenizer entries instead of the tokenizer's own
+/// count (padded with `<extra_i>`), and its metadata changed by `edit` before writing: for
+/// tests of how the loader meets odd files. Q/K rows are permuted as llama.cpp's converter
+/// does.
+pub fn write_tiny_gguf_with(
+    path: &Path,
+    seed: u64,
+    vocab_tokens: Option<usize>,
+    edit: impl Fn(&mut Vec<(&str, gguf_file::Value)>),
+) -> Result<()> {
     let lm = LanguageModel::tiny_random(seed, Family::Llama)?;
     let c = lm.config().clone();
     let permute = |w: &Tensor, heads: usize| -> Result<Tensor> {
@@ -165,14 +178,14 @@ pub fn write_tiny_gguf(path: &Path, seed: u64) -> Result<()> {
         tensors.push((gguf_name, QTensor::quantize(&t, GgmlDType::F32)?));
     }
     let tok = lm.tokenizer().inner();
-    let n = tok.get_vocab_size(true);
+    let n = vocab_tokens.unwrap_or(tok.get_vocab_size(true));
     use gguf_file::Value as V;
     let tokens: Vec<V> = (0..n as u32)
         .map(|i| V::String(tok.id_to_token(i).unwrap_or_else(|| format!("<extra_{i}>"))))
         .collect();
     let types: Vec<V> = (0..n).map(|i| V::I32(if i < 3 { 3 } else { 1 })).collect();
     let count = |n: usize| V::U32(n as u32);
-    let meta: Vec<(&str, V)> = vec![
+    let mut meta: Vec<(&str, V)> = vec![
         ("general.architecture", V::String("llama".into())),
         ("llama.block_count", count(c.num_layers)),
         ("llama.embedding_length", count(c.hidden_size)),
@@ -194,6 +207,7 @@ pub fn write_tiny_gguf(path: &Path, seed: u64) -> Result<()> {
         ("tokenizer.ggml.eos_token_id", V::U32(2)),
         ("tokenizer.ggml.padding_token_id", V::U32(2)),
     ];
+    edit(&mut meta);
     let meta_refs: Vec<(&str, &V)> = meta.iter().map(|(k, v)| (*k, v)).collect();
     let tensor_refs: Vec<(&str, &QTensor)> = tensors.iter().map(|(k, v)| (k.as_str(), v)).collect();
     let mut file = std::fs::File::create(path)?;
