@@ -15,7 +15,8 @@ use std::path::{Path, PathBuf};
 pub struct SelectArgs {
     /// The experiment file giving data, model and encoder.
     pub experiment: PathBuf,
-    /// Strategy name (from the experiment's `[[strategy]]` list, or any strategies/NAME.rhai).
+    /// Strategy name (from the experiment's `[[strategy]]` list, or any strategies/NAME.rhai), or
+    /// the path of a script (anything ending in .rhai or holding a path separator).
     #[arg(long)]
     pub strategy: String,
     /// How many ids to select (at least 1; more than the pool selects the whole pool).
@@ -31,29 +32,7 @@ pub struct SelectArgs {
 pub fn run(args: &SelectArgs) -> Result<()> {
     check_sizes(args.k, args.pool)?;
     let exp = load_experiment(&args.experiment)?;
-    let (script, params) = match exp.strategies.iter().find(|s| s.key() == args.strategy) {
-        Some(s) => (s.script_path(), s.params.clone()),
-        None => (
-            PathBuf::from(format!("strategies/{}.rhai", args.strategy)),
-            toml::Table::new(),
-        ),
-    };
-    if !script.exists() {
-        let mut names: Vec<String> = exp.strategies.iter().map(|s| s.key().to_string()).collect();
-        names.extend(script_names(Path::new("strategies")));
-        names.sort();
-        names.dedup();
-        let hint = crate::config::diagnose::did_you_mean(&args.strategy, &names);
-        bail!(
-            "--strategy {}: no strategy `{}` in {} and {} does not exist; {hint}pass one of {} \
-             (see `lab strategies`)",
-            args.strategy,
-            args.strategy,
-            args.experiment.display(),
-            script.display(),
-            names.join(", ")
-        );
-    }
+    let (script, params) = resolve_strategy(&args.strategy, &exp, &args.experiment)?;
     let dataset = load_experiment_data(&exp, &args.experiment)?;
     ensure_models(&exp)?;
     let mut pool = dataset.train.clone();
@@ -109,7 +88,7 @@ pub fn run(args: &SelectArgs) -> Result<()> {
     };
     let started = std::time::Instant::now();
     let sel = crate::strategy::engine::select(&script, ctx, &host, &sandbox_limits(&exp))
-        .with_context(|| format!("strategy `{}`", args.strategy))?;
+        .with_context(|| format!("strategy `{}` ({})", args.strategy, script.display()))?;
     let by_id: HashMap<u64, &crate::data::Example> = pool.iter().map(|e| (e.id, e)).collect();
     println!("{:>4} {:>8} {:>10}  input", "rank", "id", "score");
     for (rank, id) in sel.ids.iter().enumerate() {
@@ -139,6 +118,67 @@ pub fn run(args: &SelectArgs) -> Result<()> {
     Ok(())
 }
 
+/// The script and `[strategy.params]` that `--strategy` names. An argument ending in `.rhai` or
+/// holding a path separator is a script path (with the params of the experiment's strategy
+/// that runs that script, if any); otherwise a `[[strategy]]` key of the experiment, else
+/// `strategies/NAME.rhai`. Error messages show the argument as given, never a path built from
+/// a path.
+fn resolve_strategy(
+    arg: &str,
+    exp: &crate::config::Experiment,
+    experiment: &Path,
+) -> Result<(PathBuf, toml::Table)> {
+    let is_path = arg.ends_with(".rhai") || arg.contains('/') || arg.contains('\\');
+    if is_path {
+        let script = PathBuf::from(arg);
+        if !script.is_file() {
+            let folder = match script.parent() {
+                Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+                _ => PathBuf::from("."),
+            };
+            let names = script_names(&folder);
+            let stem = script.file_stem().and_then(|s| s.to_str()).unwrap_or(arg);
+            let hint = crate::config::diagnose::did_you_mean(stem, &names);
+            let there = if names.is_empty() {
+                format!("{} holds no .rhai scripts", folder.display())
+            } else {
+                format!("scripts in {}: {}", folder.display(), names.join(", "))
+            };
+            bail!("--strategy {arg}: script {arg} does not exist; {hint}{there} (see `lab strategies`)");
+        }
+        let same_file = |p: &Path| match (p.canonicalize(), script.canonicalize()) {
+            (Ok(a), Ok(b)) => a == b,
+            _ => false,
+        };
+        let params = exp
+            .strategies
+            .iter()
+            .find(|s| same_file(&s.script_path()))
+            .map(|s| s.params.clone())
+            .unwrap_or_default();
+        return Ok((script, params));
+    }
+    if let Some(s) = exp.strategies.iter().find(|s| s.key() == arg) {
+        return Ok((s.script_path(), s.params.clone()));
+    }
+    let script = PathBuf::from(format!("strategies/{arg}.rhai"));
+    if !script.is_file() {
+        let mut names: Vec<String> = exp.strategies.iter().map(|s| s.key().to_string()).collect();
+        names.extend(script_names(Path::new("strategies")));
+        names.sort();
+        names.dedup();
+        let hint = crate::config::diagnose::did_you_mean(arg, &names);
+        bail!(
+            "--strategy {arg}: no strategy `{arg}` in {} and no script {}; {hint}pass one of {} \
+             (see `lab strategies`), or the path of a .rhai script",
+            experiment.display(),
+            script.display(),
+            names.join(", ")
+        );
+    }
+    Ok((script, toml::Table::new()))
+}
+
 /// `--k 0` or `--pool 0` would select nothing and print an empty table.
 fn check_sizes(k: usize, pool: Option<usize>) -> Result<()> {
     if k == 0 {
@@ -153,7 +193,7 @@ fn check_sizes(k: usize, pool: Option<usize>) -> Result<()> {
     Ok(())
 }
 
-/// The names of the `*.rhai` scripts in `dir` (none when it cannot be read).
+/// The names of the `*.rhai` scripts in `dir` (none when it cannot be read), sorted.
 fn script_names(dir: &Path) -> Vec<String> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Vec::new();
@@ -162,5 +202,52 @@ fn script_names(dir: &Path) -> Vec<String> {
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.is_file() && p.extension().is_some_and(|x| x == "rhai"))
         .filter_map(|p| p.file_stem().and_then(|s| s.to_str()).map(str::to_string))
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_script_path_is_taken_as_a_path() {
+        let exp = crate::config::Experiment::default();
+        let (script, params) =
+            resolve_strategy("strategies/random.rhai", &exp, Path::new("e.toml")).unwrap();
+        assert_eq!(script, PathBuf::from("strategies/random.rhai"));
+        assert!(params.is_empty());
+        let dir = tempfile::tempdir().unwrap();
+        let outside = dir.path().join("mine.rhai");
+        std::fs::write(&outside, "const KIND = \"al\";").unwrap();
+        let arg = outside.display().to_string();
+        assert_eq!(
+            resolve_strategy(&arg, &exp, Path::new("e.toml")).unwrap().0,
+            outside
+        );
+        let (by_name, _) = resolve_strategy("random", &exp, Path::new("e.toml")).unwrap();
+        assert_eq!(by_name, PathBuf::from("strategies/random.rhai"));
+    }
+
+    #[test]
+    fn a_missing_script_path_is_named_as_given_with_its_neighbours() {
+        let exp = crate::config::Experiment::default();
+        let e = resolve_strategy("strategies/randon.rhai", &exp, Path::new("e.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("script strategies/randon.rhai does not exist"),
+            "{e}"
+        );
+        assert!(e.contains("did you mean `random`?"), "{e}");
+        assert!(
+            !e.contains("strategies/strategies") && !e.contains(".rhai.rhai"),
+            "{e}"
+        );
+        let e = resolve_strategy("randon", &exp, Path::new("e.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("no script strategies/randon.rhai"), "{e}");
+    }
 }
