@@ -418,3 +418,34 @@ fn a_data_size_limit_names_the_key_to_raise() {
     assert!(m.contains("max_string_size = 1000"), "{m}");
     assert!(m.contains("`max_string_size` under `[sandbox]`"), "{m}");
 }
+
+#[test]
+fn a_missing_module_names_the_folder_searched_and_the_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("outside.rhai");
+    std::fs::write(
+        &p,
+        "const KIND = \"al\";\nimport \"common\" as c;\nfn select(ctx, k) { ctx.pool.ids().take(range_vec(k)) }",
+    )
+    .unwrap();
+    let m = format!(
+        "{:#}",
+        select(&p, ctx(1), &FakeHost::new(4), &SandboxLimits::default()).unwrap_err()
+    );
+    let lib = dir.path().join("lib");
+    assert!(
+        m.contains(&format!("no module common.rhai in {}", lib.display())),
+        "{m}"
+    );
+    assert!(m.contains("that folder does not exist"), "{m}");
+    assert!(m.contains("copy strategies/lib next to the script"), "{m}");
+    assert!(m.contains("outside.rhai:2:"), "{m}");
+    // With a lib/ that lacks the module, the modules it does hold are listed.
+    std::fs::create_dir_all(&lib).unwrap();
+    std::fs::write(lib.join("commons.rhai"), "fn f() { 1 }").unwrap();
+    let m = format!(
+        "{:#}",
+        select(&p, ctx(1), &FakeHost::new(4), &SandboxLimits::default()).unwrap_err()
+    );
+    assert!(m.contains("did you mean `commons`?"), "{m}");
+}

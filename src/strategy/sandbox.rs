@@ -116,6 +116,37 @@ impl LibResolver {
     }
 }
 
+impl LibResolver {
+    /// Where `import "path"` looked and how to make it resolve: modules come only from `lib/`
+    /// beside the script, so a script copied out of `strategies/` loses them.
+    fn missing_module(&self, path: &str) -> String {
+        let looked = format!(
+            "import {path:?}: no module {path}.rhai in {} (modules are looked up only in lib/ \
+             beside the script)",
+            self.dir.display()
+        );
+        let fix = "copy strategies/lib next to the script, or keep the script in strategies/";
+        let mut modules: Vec<String> = std::fs::read_dir(&self.dir)
+            .map(|entries| {
+                entries
+                    .filter_map(|e| e.ok().map(|e| e.path()))
+                    .filter(|p| p.extension().is_some_and(|x| x == "rhai"))
+                    .filter_map(|p| p.file_stem().and_then(|s| s.to_str()).map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
+        modules.sort();
+        if !self.dir.is_dir() {
+            format!("{looked}; that folder does not exist: {fix}")
+        } else if modules.is_empty() {
+            format!("{looked}; it holds no modules: {fix}")
+        } else {
+            let hint = crate::config::diagnose::did_you_mean(path, &modules);
+            format!("{looked}; {hint}it holds {}; or {fix}", modules.join(", "))
+        }
+    }
+}
+
 impl ModuleResolver for LibResolver {
     fn resolve(
         &self,
@@ -136,6 +167,10 @@ impl ModuleResolver for LibResolver {
                 pos,
             )
             .into());
+        }
+        let file = self.dir.join(format!("{path}.rhai"));
+        if !file.is_file() {
+            return Err(EvalAltResult::ErrorRuntime(self.missing_module(path).into(), pos).into());
         }
         // The source argument is ignored so relative imports always start at the lib folder.
         self.files.resolve(engine, None, path, pos)
