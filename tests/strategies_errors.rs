@@ -449,3 +449,78 @@ fn a_missing_module_names_the_folder_searched_and_the_fix() {
     );
     assert!(m.contains("did you mean `commons`?"), "{m}");
 }
+
+/// `lab check` of a script written to a temp folder.
+fn check(name: &str, body: &str) -> Result<String, String> {
+    let dir = tempfile::tempdir().unwrap();
+    let p = script(&dir, name, body);
+    atgen_lab::strategy::cli::check_script(&p).map_err(|e| format!("{e:#}"))
+}
+
+const HEADER: &str = "// Picks the first k.\n// Deviation: none.\nconst KIND = \"al\";\n";
+
+#[test]
+fn lab_check_also_runs_the_script_with_an_empty_labeled_set() {
+    let body = format!(
+        "{HEADER}fn select(ctx, k) {{\n  let newest = ctx.labeled.ids()[0];\n  ctx.pool.ids().take(range_vec(k))\n}}"
+    );
+    let m = check("nolabels", &body).unwrap_err();
+    assert!(
+        m.contains("with an empty labeled set (initial = \"strategy\")"),
+        "{m}"
+    );
+    let ok = check(
+        "fine",
+        &format!("{HEADER}fn select(ctx, k) {{ ctx.pool.ids().take(range_vec(k)) }}"),
+    )
+    .unwrap();
+    assert!(!ok.contains("warning"), "{ok}");
+}
+
+#[test]
+fn lab_check_warns_when_scores_cannot_rank() {
+    for (name, scores) in [
+        ("flat", "zeros(ctx.pool.len())"),
+        ("nan", "full(ctx.pool.len(), 0.0) / 0.0"),
+    ] {
+        let body = format!(
+            "{HEADER}fn select(ctx, k) {{\n  let s = {scores};\n  let top = s.topk(k);\n  #{{ids: ctx.pool.ids().take(top), scores: s.take(top)}}\n}}"
+        );
+        let ok = check(name, &body).unwrap();
+        let want = if name == "nan" {
+            "are all NaN"
+        } else {
+            "are all equal"
+        };
+        assert!(
+            ok.contains(&format!("warning: the returned scores {want}")),
+            "{name}: {ok}"
+        );
+    }
+}
+
+#[test]
+fn lab_check_warns_when_the_header_lines_are_missing() {
+    let ok = check(
+        "bare",
+        "const KIND = \"al\";\nfn select(ctx, k) { ctx.pool.ids().take(range_vec(k)) }",
+    )
+    .unwrap();
+    assert!(
+        ok.contains("warning: the script does not open with the two comment lines"),
+        "{ok}"
+    );
+}
+
+#[test]
+fn every_built_in_strategy_passes_lab_check_without_warnings() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("strategies");
+    for e in std::fs::read_dir(&dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "rhai") {
+            let s = atgen_lab::strategy::cli::check_script(&p)
+                .unwrap_or_else(|e| panic!("{}: {e:#}", p.display()));
+            assert!(!s.contains("warning"), "{}: {s}", p.display());
+        }
+    }
+}

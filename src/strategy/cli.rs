@@ -104,7 +104,9 @@ pub fn synthetic_examples(n: usize, first_id: u64, seed: u64) -> Vec<Example> {
 }
 
 /// Compile `path` and run it twice on a synthetic pool (60 items, 8 labeled, k = 6, second
-/// iteration of 4) with a `FakeHost`; the answer must validate and repeat exactly.
+/// iteration of 4) with a `FakeHost`; the answer must validate and repeat exactly. Then once
+/// more with no labeled examples, as when the strategy chooses the initial set. Returns a
+/// summary, with warnings for what works but is probably not meant (see `script_warnings`).
 pub fn check_script(path: &Path) -> Result<String> {
     let limits = SandboxLimits::default();
     let engine = build_engine(&limits, &lib_dir_for(path));
@@ -124,7 +126,8 @@ pub fn check_script(path: &Path) -> Result<String> {
     let a = run_compiled(&engine, &script, ctx.clone(), &host, &limits)
         .with_context(|| format!("checking {} on a synthetic pool", path.display()))?;
     let ms = t.elapsed().as_secs_f64() * 1e3;
-    let b = run_compiled(&engine, &script, ctx, &host, &limits)?;
+    show_logs(&script.name, &a.logs);
+    let b = run_compiled(&engine, &script, ctx.clone(), &host, &limits)?;
     if a.ids != b.ids {
         bail!(
             "strategy {} is not deterministic: same seed gave {:?} then {:?}",
@@ -133,10 +136,79 @@ pub fn check_script(path: &Path) -> Result<String> {
             b.ids
         );
     }
-    Ok(format!(
-        "{} ({}) chose {:?} from 60 synthetic items in {ms:.1} ms, same again with the same seed",
-        script.name, script.kind, a.ids
-    ))
+    // The runner calls the script with nothing labeled when it chooses the initial set.
+    let mut params = toml::Table::new();
+    params.insert("initial".into(), toml::Value::String("strategy".into()));
+    let initial = SelectionContext {
+        labeled: Vec::new(),
+        iteration: 0,
+        params,
+        ..ctx
+    };
+    let c = run_compiled(&engine, &script, initial, &host, &limits).with_context(|| {
+        format!(
+            "checking {} on a synthetic pool with an empty labeled set (initial = \"strategy\")",
+            path.display()
+        )
+    })?;
+    let mut summary = format!(
+        "{} ({}) chose {:?} from 60 synthetic items in {ms:.1} ms, same again with the same \
+         seed, and {} with nothing labeled",
+        script.name,
+        script.kind,
+        a.ids,
+        c.ids.len()
+    );
+    for w in script_warnings(path, &[&a, &c]) {
+        summary.push_str("; warning: ");
+        summary.push_str(&w);
+    }
+    Ok(summary)
+}
+
+/// `ctx.log` lines go to stderr as they are written under `--verbose`; otherwise `lab check`
+/// shows those of its first run here, since checking a script is when they are wanted.
+fn show_logs(name: &str, logs: &[String]) {
+    if std::env::var_os("LAB_VERBOSE").is_none() {
+        for line in logs {
+            eprintln!("[strategy {name}] {line}");
+        }
+    }
+}
+
+/// What works but is probably not meant: returned scores that cannot rank in any of `runs` (all
+/// NaN or all equal, so the ranking falls back to the lowest ids), and a header without the description
+/// and deviation lines `lab strategies` prints.
+pub fn script_warnings(path: &Path, runs: &[&crate::strategy::Selection]) -> Vec<String> {
+    let mut out = Vec::new();
+    // Warn only when no run ranks: a script may legitimately tie everything in one situation
+    // (LDCAL's certainty gain is 0 while the fake host's model equals its base model).
+    let problems: Vec<Option<&str>> = runs
+        .iter()
+        .map(|s| match s.scores.as_deref() {
+            Some(v) if v.len() > 1 && v.iter().all(|x| x.is_nan()) => Some("are all NaN"),
+            Some(v) if v.len() > 1 && v.iter().all(|x| *x == v[0]) => Some("are all equal"),
+            _ => None,
+        })
+        .collect();
+    if !problems.is_empty() && problems.iter().all(Option::is_some) {
+        out.push(format!(
+            "the returned scores {} on the synthetic pool (with and without labeled examples), \
+             so they do not rank anything (ties go to the lowest ids); check the computation \
+             before `top`/`topk`",
+            problems[0].unwrap_or_default()
+        ));
+    }
+    match registry::describe(path) {
+        Ok(info) if info.description.is_empty() || info.deviation.is_none() => out.push(
+            "the script does not open with the two comment lines `// what it selects and why; \
+             the source paper` and `// Deviation: ...` (see strategies/README.md); `lab \
+             strategies` shows them"
+                .to_string(),
+        ),
+        _ => {}
+    }
+    out
 }
 
 /// Time every strategy (or `--only`) on one synthetic pool: total, model host, kernels, and
