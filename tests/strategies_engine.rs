@@ -238,3 +238,47 @@ fn timing_splits_a_query_into_host_kernel_and_script_time() {
     assert!(t.host_s + t.kernel_s <= t.total_s, "{t:?}");
     assert!((t.script_s() - (t.total_s - t.host_s - t.kernel_s)).abs() < 1e-12);
 }
+
+/// The scores a one-line script returns for a pool of 3 (ids 0..3, nothing labeled).
+fn scores_of(expr: &str) -> Vec<f64> {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("probe.rhai");
+    let body = format!(
+        "const KIND = \"al\";\nfn select(ctx, k) {{\n  let s = {expr};\n  #{{ids: ctx.pool.ids(), scores: s}}\n}}"
+    );
+    std::fs::write(&p, body).unwrap();
+    let mut c = ctx(synthetic_examples(3, 0, 1), 3, 1);
+    c.labeled.clear();
+    select(&p, c, &FakeHost::new(4), &SandboxLimits::default())
+        .unwrap_or_else(|e| panic!("{expr}: {e:#}"))
+        .scores
+        .unwrap()
+}
+
+#[test]
+fn float_vecs_have_element_wise_max_and_min() {
+    let a = "float_vec([1.0, 5.0, 0.0 / 0.0])";
+    let b = "float_vec([3.0, 2.0, 4.0])";
+    assert_eq!(scores_of(&format!("{a}.max_with({b})")), [3.0, 5.0, 4.0]);
+    assert_eq!(scores_of(&format!("{a}.min_with({b})")), [1.0, 2.0, 4.0]);
+    assert_eq!(scores_of(&format!("{b}.max_with(2.5)")), [3.0, 2.5, 4.0]);
+    assert_eq!(scores_of(&format!("{b}.min_with(2.5)")), [2.5, 2.0, 2.5]);
+}
+
+#[test]
+fn documented_vector_edge_values_hold() {
+    // The similarity of each item to an empty set is -1, the lowest cosine: greedy diversity
+    // scripts can start from an empty labeled set.
+    let empty = "ctx.embed(ctx.pool).max_similarity_to(ctx.embed(ctx.labeled))";
+    assert_eq!(scores_of(empty), [-1.0, -1.0, -1.0]);
+    assert_eq!(scores_of("full(3, 7.0).minmax()"), [0.0, 0.0, 0.0]);
+    // FloatVec + FloatVec adds; IntVec + IntVec concatenates; NaN ranks last in topk.
+    let sum = "float_vec([1.0, 2.0, 3.0]) + float_vec([3.0, 4.0, 5.0])";
+    assert_eq!(scores_of(sum), [4.0, 6.0, 8.0]);
+    assert_eq!(
+        scores_of("(int_vec([1]) + int_vec([2, 3])).to_float()"),
+        [1.0, 2.0, 3.0]
+    );
+    let nan_last = "float_vec([0.0 / 0.0, 1.0, 2.0]).topk(3).to_float()";
+    assert_eq!(scores_of(nan_last), [2.0, 1.0, 0.0]);
+}

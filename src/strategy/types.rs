@@ -357,6 +357,21 @@ fn register_float_arithmetic(engine: &mut Engine) {
     scalar_ops!(engine, "-", |x: f64, y: f64| x - y);
     scalar_ops!(engine, "*", |x: f64, y: f64| x * y);
     scalar_ops!(engine, "/", |x: f64, y: f64| x / y);
+    // Element-wise larger / smaller (`+` etc. are arithmetic, so this needs names). As with
+    // f64::max, a number beats NaN: a NaN in one vector is filled from the other.
+    engine
+        .register_fn("max_with", |a: &mut FloatVec, b: FloatVec| {
+            zip_with(a, &b, "max_with", f64::max)
+        })
+        .register_fn("min_with", |a: &mut FloatVec, b: FloatVec| {
+            zip_with(a, &b, "min_with", f64::min)
+        })
+        .register_fn("max_with", |a: &mut FloatVec, s: FLOAT| {
+            map(a, |x| x.max(s))
+        })
+        .register_fn("min_with", |a: &mut FloatVec, s: FLOAT| {
+            map(a, |x| x.min(s))
+        });
 }
 
 fn register_int_vec(engine: &mut Engine) {
