@@ -20,13 +20,16 @@ pub struct SandboxLimits {
 }
 
 impl Default for SandboxLimits {
+    /// The experiment file's `[sandbox]` defaults, so `lab check` on a lone script allows
+    /// exactly what a run allows.
     fn default() -> Self {
+        let c = crate::config::SandboxConfig::default();
         Self {
-            max_operations: 50_000_000,
-            max_call_levels: 64,
-            max_string_size: 10_000_000,
-            max_array_size: 2_000_000,
-            max_map_size: 100_000,
+            max_operations: c.max_operations,
+            max_call_levels: c.max_call_levels,
+            max_string_size: c.max_string_size,
+            max_array_size: c.max_array_size,
+            max_map_size: c.max_map_size,
             max_expr_depth: 128,
         }
     }
