@@ -12,6 +12,7 @@ pub mod host;
 pub mod kernel_api;
 pub mod kernels;
 pub mod matrix;
+pub mod matrix_methods;
 pub mod params_read;
 pub mod registry;
 pub mod sandbox;
