@@ -392,6 +392,23 @@ fn sizes_that_cannot_work_are_refused_before_training() {
         err.contains("al.init_size = 40 but the pool has only 30 items"),
         "{err}"
     );
+    // A prompt and its generation that cannot fit in the model's context (512 tokens for the
+    // tiny model) are refused before any training.
+    let fits = std::fs::read_to_string(&path).unwrap();
+    let text = fits
+        .replace("max_input_tokens = 96", "max_input_tokens = 510")
+        .replace("init_size = 40", "init_size = 4");
+    std::fs::write(&path, text).unwrap();
+    let out = lab(&["run", path.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("model.max_input_tokens = 510 plus model.max_new_tokens = 6 is 516")
+            && err.contains("is 516 tokens, beyond the model's context of 512"),
+        "{err}"
+    );
+    assert!(!dir.path().join("results/sizes").exists(), "nothing ran");
+    std::fs::write(&path, fits).unwrap();
     // A label budget below the initial set is caught by the check itself.
     let text = std::fs::read_to_string(&path)
         .unwrap()

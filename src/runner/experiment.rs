@@ -158,6 +158,7 @@ pub fn run_experiment(file: &Path, opts: &RunOptions) -> Result<ExperimentOutcom
     }
     ensure_models(&exp)?;
     let base = crate::runner::load_model(&exp)?;
+    check_fits_context(&exp, &base, file)?;
     let encoder = LazyEncoder::of(&exp);
     let profile = opts.profile.then(Profile::default);
     let judge = crate::labeller::factory::make_judge(&exp)?;
@@ -242,6 +243,27 @@ pub fn run_experiment(file: &Path, opts: &RunOptions) -> Result<ExperimentOutcom
         cells: outcomes,
         failed,
     })
+}
+
+/// A prompt of `model.max_input_tokens` plus `model.max_new_tokens` generated tokens must fit
+/// in the model's context; found at the first generation it would end a run after training.
+fn check_fits_context(
+    exp: &Experiment,
+    lm: &crate::models::lm::LanguageModel,
+    file: &Path,
+) -> Result<()> {
+    let (input, new) = (exp.model.max_input_tokens, exp.model.max_new_tokens);
+    let context = lm.decoder().max_positions();
+    if input + new > context {
+        anyhow::bail!(
+            "{}: model.max_input_tokens = {input} plus model.max_new_tokens = {new} is {} \
+             tokens, beyond {}; lower either so they sum to {context} or less",
+            file.display(),
+            input + new,
+            lm.decoder().describe_context()
+        );
+    }
+    Ok(())
 }
 
 /// Cells with a curve under `dir` whose strategy or seed the experiment no longer has (the
