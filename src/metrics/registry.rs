@@ -99,7 +99,7 @@ const METRICS: &[MetricInfo] = &[
     info(
         "bertscore_minilm",
         "0-1",
-        "BERTScore F1, all-MiniLM-L6-v2 last layer, no idf or rescaling, texts cut at 256 word pieces",
+        "BERTScore F1, all-MiniLM-L6-v2 last layer, no idf or rescaling, texts cut at 512 word pieces (as bert_score)",
         true,
     ),
     info(

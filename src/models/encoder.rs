@@ -51,7 +51,11 @@ impl EncoderSource {
 
 pub struct SentenceEncoder {
     bert: Bert,
+    /// Cuts texts at `max_seq_length`, as sentence-transformers does for sentence embeddings.
     tokenizer: Tokenizer,
+    /// Cuts texts only at the model's positions (512 for MiniLM), as `bert_score` does for
+    /// the token embeddings BERTScore matches.
+    token_tokenizer: Tokenizer,
     pad_id: u32,
     batch_size: usize,
     max_seq_length: usize,
@@ -142,10 +146,19 @@ impl SentenceEncoder {
             );
         }
         let pad_id = tokenizer.token_to_id("[PAD]").unwrap_or(0);
+        let mut token_tokenizer = tokenizer.clone();
+        token_tokenizer
+            .with_truncation(Some(TruncationParams {
+                max_length: config.max_position_embeddings,
+                ..Default::default()
+            }))
+            .map_err(|e| anyhow!("{e}"))
+            .with_context(|| format!("cannot set truncation on {}", tokenizer_path.display()))?;
         let bert = Bert::from_safetensors(bytes, config, device, &weights_path)?;
         Ok(Self {
             bert,
             tokenizer,
+            token_tokenizer,
             pad_id,
             batch_size: DEFAULT_BATCH_SIZE,
             max_seq_length,
@@ -189,34 +202,46 @@ impl SentenceEncoder {
     pub fn embed(&self, texts: &[String]) -> Result<Matrix> {
         let dim = self.dim();
         let mut out = Matrix::zeros(texts.len(), dim);
-        self.for_each_batch(texts, "embed", |rows, hidden, _encodings| {
-            for (&row, states) in rows.iter().zip(hidden) {
-                mean_pool_into(states, dim, out.row_mut(row));
-            }
-            Ok(())
-        })?;
+        self.for_each_batch(
+            &self.tokenizer,
+            texts,
+            "embed",
+            |rows, hidden, _encodings| {
+                for (&row, states) in rows.iter().zip(hidden) {
+                    mean_pool_into(states, dim, out.row_mut(row));
+                }
+                Ok(())
+            },
+        )?;
         out.l2_normalize_rows();
         Ok(out)
     }
 
     /// Final hidden states of each text's word pieces, `[CLS]` and `[SEP]` included and
-    /// flagged (for BERTScore, which matches against them but does not average them).
+    /// flagged (for BERTScore, which matches against them but does not average them). Texts
+    /// are cut at the model's positions, not at `max_seq_length`, as `bert_score` cuts them.
     pub fn token_embeddings(&self, texts: &[String]) -> Result<Vec<TokenVectors>> {
         let dim = self.dim();
         let mut out = vec![TokenVectors::default(); texts.len()];
-        self.for_each_batch(texts, "embed tokens", |rows, hidden, encodings| {
-            for ((&row, states), encoding) in rows.iter().zip(hidden).zip(encodings) {
-                out[row] = TokenVectors {
-                    vectors: states.chunks_exact(dim).map(<[f32]>::to_vec).collect(),
-                    content: encoding
-                        .get_special_tokens_mask()
-                        .iter()
-                        .map(|&special| special == 0)
-                        .collect(),
-                };
-            }
-            Ok(())
-        })?;
+        let tokenizer = &self.token_tokenizer;
+        self.for_each_batch(
+            tokenizer,
+            texts,
+            "embed tokens",
+            |rows, hidden, encodings| {
+                for ((&row, states), encoding) in rows.iter().zip(hidden).zip(encodings) {
+                    out[row] = TokenVectors {
+                        vectors: states.chunks_exact(dim).map(<[f32]>::to_vec).collect(),
+                        content: encoding
+                            .get_special_tokens_mask()
+                            .iter()
+                            .map(|&special| special == 0)
+                            .collect(),
+                    };
+                }
+                Ok(())
+            },
+        )?;
         Ok(out)
     }
 
@@ -225,6 +250,7 @@ impl SentenceEncoder {
     /// tokens only) and the encodings.
     fn for_each_batch(
         &self,
+        tokenizer: &Tokenizer,
         texts: &[String],
         label: &str,
         mut visit: impl FnMut(&[usize], &[&[f32]], &[&Encoding]) -> Result<()>,
@@ -232,8 +258,7 @@ impl SentenceEncoder {
         if texts.is_empty() {
             return Ok(());
         }
-        let encodings = self
-            .tokenizer
+        let encodings = tokenizer
             .encode_batch(texts.iter().map(String::as_str).collect::<Vec<_>>(), true)
             .map_err(|e| anyhow!("{e}"))
             .context("cannot tokenize texts for the sentence encoder")?;
@@ -525,12 +550,22 @@ pub(crate) mod tests {
             .iter()
             .all(|t| !t.content[0] && !t.content[t.content.len() - 1]));
         assert_eq!(encoder.token_counts(&input).unwrap(), vec![4, 2, 5, 8]);
-        // max_seq_length 4 keeps [CLS] + 2 word pieces + [SEP].
+        // max_seq_length 4 keeps [CLS] + 2 word pieces + [SEP] for sentence embeddings;
+        // BERTScore's token embeddings are cut only at the model's 32 positions.
         let short = tiny_model(14, Some(4));
         let encoder = SentenceEncoder::load(short.path()).unwrap();
         assert_eq!(encoder.max_seq_length(), 4);
+        assert_eq!(encoder.token_counts(&input[3..]).unwrap(), [4]);
         let tokens = encoder.token_embeddings(&input[3..]).unwrap();
-        assert_eq!(tokens[0].content, [false, true, true, false]);
+        assert_eq!(
+            tokens[0].content,
+            [false, true, true, true, true, true, true, false]
+        );
+        let long = texts(&[&"word ".repeat(40)]);
+        assert_eq!(
+            encoder.token_embeddings(&long).unwrap()[0].vectors.len(),
+            32
+        );
     }
 
     #[test]
