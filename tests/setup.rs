@@ -285,7 +285,7 @@ fn pip_failure_reports_exit_code_and_last_lines() {
     let f = fixture();
     let python = fake_python(
         &f.house,
-        "echo 'Looking in indexes: https://pypi.org/simple' \
+        "echo 'Looking in indexes: https://index.example/simple' \
          \necho 'ERROR: Could not find a version that satisfies the requirement' >&2\nexit 3",
     );
     let o = SetupOptions {
