@@ -1,14 +1,12 @@
 //! What a script sees: the `ctx` object (pool and labeled views, k, iteration, parameters, rng,
-//! memory across iterations, the host primitives) and the `Generations` it gets back.
+//! memory across iterations, the host primitives); `script_values` registers the views,
+//! generations and rng it hands out.
 use crate::data::Example;
-use crate::strategy::host::{EmbedModel, GenOpts, GenerationRecord, Generations, StrategyHost};
-use crate::strategy::types::{
-    array_to_strings, err, position, strings_to_array, vector_len, FloatVec, IntVec, MatrixRef,
-    RhaiResult,
-};
+use crate::strategy::host::{EmbedModel, GenOpts, Generations, StrategyHost};
+use crate::strategy::types::{array_to_strings, err, FloatVec, IntVec, MatrixRef, RhaiResult};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use rhai::{Array, Dynamic, Engine, Map, FLOAT, INT};
+use rhai::{Array, Dynamic, Engine, Map, INT};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -253,22 +251,11 @@ pub fn param_value(name: &str, v: &toml::Value, default: &Dynamic) -> Result<Dyn
     Ok(d)
 }
 
-fn first_sample(g: &GenerationsRef) -> impl Iterator<Item = &GenerationRecord> {
-    g.0.per_item.iter().map(|s| &s[0])
-}
-
-fn mean(v: &[f32]) -> f64 {
-    if v.is_empty() {
-        return 0.0;
-    }
-    v.iter().map(|&x| x as f64).sum::<f64>() / v.len() as f64
-}
-
 pub fn register(engine: &mut Engine) {
     register_ctx(engine);
-    register_view(engine);
-    register_generations(engine);
-    register_rng(engine);
+    super::script_values::register_view(engine);
+    super::script_values::register_generations(engine);
+    super::script_values::register_rng(engine);
 }
 
 fn register_ctx(engine: &mut Engine) {
@@ -427,132 +414,6 @@ fn register_ctx(engine: &mut Engine) {
                 )))
             },
         );
-}
-
-fn register_view(engine: &mut Engine) {
-    engine.register_type_with_name::<View>("View");
-    engine
-        .register_fn("len", |v: &mut View| v.0.len() as INT)
-        .register_fn("ids", |v: &mut View| {
-            IntVec::new(v.0.iter().map(|e| e.id as i64).collect())
-        })
-        .register_fn("inputs", |v: &mut View| {
-            strings_to_array(&v.0.iter().map(|e| e.input.clone()).collect::<Vec<_>>())
-        })
-        .register_fn("outputs", |v: &mut View| {
-            strings_to_array(&v.0.iter().map(|e| e.output.clone()).collect::<Vec<_>>())
-        })
-        .register_fn("take", |v: &mut View, idx: IntVec| -> RhaiResult<View> {
-            let mut out = Vec::with_capacity(idx.0.len());
-            for &i in idx.0.iter() {
-                out.push(v.0[position(i, v.0.len(), "View.take")?].clone());
-            }
-            Ok(View(Arc::new(out)))
-        })
-        // `n` items drawn without replacement (all of them when n ≥ len), kept in pool order.
-        .register_fn("subsample", |v: &mut View, n: INT, seed: INT| {
-            let n = n.max(0) as usize;
-            if n >= v.0.len() {
-                return v.clone();
-            }
-            let mut rng = ChaCha8Rng::seed_from_u64(mix_seed(seed as u64));
-            let mut pick = rand::seq::index::sample(&mut rng, v.0.len(), n).into_vec();
-            pick.sort_unstable();
-            View(Arc::new(pick.into_iter().map(|i| v.0[i].clone()).collect()))
-        })
-        .register_fn("to_string", |v: &mut View| {
-            format!("View({} items)", v.0.len())
-        })
-        .register_fn("to_debug", |v: &mut View| {
-            format!("View({} items)", v.0.len())
-        });
-}
-
-fn register_generations(engine: &mut Engine) {
-    engine.register_type_with_name::<GenerationsRef>("Generations");
-    engine
-        .register_fn("len", |g: &mut GenerationsRef| g.0.per_item.len() as INT)
-        .register_fn("texts", |g: &mut GenerationsRef| {
-            strings_to_array(&first_sample(g).map(|r| r.text.clone()).collect::<Vec<_>>())
-        })
-        .register_fn("sum_logprob", |g: &mut GenerationsRef| {
-            FloatVec::new(
-                first_sample(g)
-                    .map(|r| r.token_logprobs.iter().map(|&x| x as f64).sum())
-                    .collect(),
-            )
-        })
-        .register_fn("mean_logprob", |g: &mut GenerationsRef| {
-            FloatVec::new(first_sample(g).map(|r| mean(&r.token_logprobs)).collect())
-        })
-        .register_fn("mean_entropy", |g: &mut GenerationsRef| {
-            FloatVec::new(first_sample(g).map(|r| mean(&r.entropies)).collect())
-        })
-        .register_fn("token_logprobs", |g: &mut GenerationsRef| -> Array {
-            first_sample(g)
-                .map(|r| {
-                    Dynamic::from(FloatVec::new(
-                        r.token_logprobs.iter().map(|&x| x as f64).collect(),
-                    ))
-                })
-                .collect()
-        })
-        // Per item, the texts of every sample.
-        .register_fn("samples", |g: &mut GenerationsRef| -> Array {
-            g.0.per_item
-                .iter()
-                .map(|s| {
-                    Dynamic::from_array(strings_to_array(
-                        &s.iter().map(|r| r.text.clone()).collect::<Vec<_>>(),
-                    ))
-                })
-                .collect()
-        })
-        .register_fn("samples", |g: &mut GenerationsRef, n: INT| -> Array {
-            g.0.per_item
-                .iter()
-                .map(|s| {
-                    Dynamic::from_array(strings_to_array(
-                        &s.iter()
-                            .take(n.max(0) as usize)
-                            .map(|r| r.text.clone())
-                            .collect::<Vec<_>>(),
-                    ))
-                })
-                .collect()
-        });
-}
-
-fn register_rng(engine: &mut Engine) {
-    engine.register_type_with_name::<Rng>("Rng");
-    engine
-        // `k` distinct positions out of 0..n, uniformly.
-        .register_fn(
-            "sample",
-            |r: &mut Rng, n: INT, k: INT| -> RhaiResult<IntVec> {
-                let n = n.max(0) as usize;
-                let k = (k.max(0) as usize).min(n);
-                let k = vector_len(k as INT, "rng.sample")?;
-                let mut g = r.0.lock().expect("rng lock");
-                Ok(IntVec::from_usize(
-                    &rand::seq::index::sample(&mut *g, n, k).into_vec(),
-                ))
-            },
-        )
-        .register_fn("shuffle", |r: &mut Rng, n: INT| -> RhaiResult<IntVec> {
-            use rand::seq::SliceRandom;
-            let mut p: Vec<usize> = (0..vector_len(n, "rng.shuffle")?).collect();
-            p.shuffle(&mut *r.0.lock().expect("rng lock"));
-            Ok(IntVec::from_usize(&p))
-        })
-        .register_fn("uniform", |r: &mut Rng| -> FLOAT {
-            use rand::Rng as _;
-            r.0.lock().expect("rng lock").random::<f64>()
-        })
-        .register_fn("next_seed", |r: &mut Rng| -> INT {
-            use rand::Rng as _;
-            (r.0.lock().expect("rng lock").random::<u64>() >> 1) as INT
-        });
 }
 
 #[cfg(test)]

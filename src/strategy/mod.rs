@@ -17,6 +17,7 @@ pub mod params_read;
 pub mod registry;
 pub mod sandbox;
 pub mod script_errors;
+pub mod script_values;
 pub mod text;
 pub mod types;
 pub mod validate;
