@@ -167,7 +167,11 @@ fn launch_annotate_and_watch_a_run_in_chromium() {
             .and_then(|e| e.text())
             .is_ok_and(|t| t.starts_with("finished"))
     })
-    .unwrap();
+    .unwrap_or_else(|e| {
+        let cell = serve.results.join("e2e/random/seed-0");
+        let state = std::fs::read_to_string(cell.join("state.json")).unwrap_or_default();
+        panic!("{e:#}\nrun log:\n{}\nstate.json:\n{state}", run_log(&serve))
+    });
     let curve_rows = s.find_all("#curve tbody tr").unwrap();
     assert_eq!(curve_rows.len(), 2, "iterations 0 and 1 are on the curve");
     assert_eq!(

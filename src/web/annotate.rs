@@ -120,6 +120,9 @@ pub fn page(
     seed: &str,
     query: &HashMap<String, String>,
 ) -> Result<Reply> {
+    // Before reading what the page shows: a change while it renders then still differs
+    // from this fingerprint, so the page reloads instead of keeping a stale view.
+    let live = crate::web::results::fingerprint(app)?;
     let dir = match cell_dir(app, exp, strategy, seed) {
         Ok(d) => d,
         Err(reply) => return Ok(reply),
@@ -135,7 +138,7 @@ pub fn page(
         return Ok(Reply::html(crate::web::html::page(
             &title,
             &body,
-            Some(&crate::web::results::fingerprint(app)?),
+            Some(&live),
         )));
     };
     if batch.items.is_empty() {

@@ -64,6 +64,9 @@ pub fn cell_page(
     seed: &str,
     complete: bool,
 ) -> Result<Reply> {
+    // Before reading what the page shows: a change while it renders then still differs
+    // from this fingerprint, so the page reloads instead of keeping a stale view.
+    let live = fingerprint(app)?;
     let dir = match cell_dir(app, exp, strategy, seed) {
         Ok(d) => d,
         Err(reply) => return Ok(reply),
@@ -172,7 +175,7 @@ pub fn cell_page(
     Ok(Reply::html(page(
         &format!("{strategy} · {seed}"),
         &body,
-        Some(&fingerprint(app)?),
+        Some(&live),
     )))
 }
 

@@ -279,6 +279,9 @@ const CELL_HEADER: [&str; 6] = [
 ];
 
 pub fn list_page(app: &App) -> Result<Reply> {
+    // Before reading what the page shows: a change while it renders then still differs
+    // from this fingerprint, so the page reloads instead of keeping a stale view.
+    let live = fingerprint(app)?;
     let names = experiment_names(&app.results)?;
     let mut body = String::new();
     if names.is_empty() {
@@ -304,14 +307,13 @@ pub fn list_page(app: &App) -> Result<Reply> {
         ));
         body.push_str("</section>");
     }
-    Ok(Reply::html(page(
-        "Experiments",
-        &body,
-        Some(&fingerprint(app)?),
-    )))
+    Ok(Reply::html(page("Experiments", &body, Some(&live))))
 }
 
 pub fn experiment_page(app: &App, exp: &str) -> Result<Reply> {
+    // Before reading what the page shows: a change while it renders then still differs
+    // from this fingerprint, so the page reloads instead of keeping a stale view.
+    let live = fingerprint(app)?;
     let Ok(dir) = safe_join(&app.results, &[exp]) else {
         return Ok(Reply::error(404, "no such experiment"));
     };
@@ -345,7 +347,7 @@ pub fn experiment_page(app: &App, exp: &str) -> Result<Reply> {
         body.push_str("<h2>Summary</h2>");
         body.push_str(&csv_table("summary", &text));
     }
-    Ok(Reply::html(page(exp, &body, Some(&fingerprint(app)?))))
+    Ok(Reply::html(page(exp, &body, Some(&live))))
 }
 
 /// The report's figures (SVG) in an experiment folder.
@@ -381,6 +383,9 @@ pub fn csv_table(id: &str, text: &str) -> String {
 }
 
 pub fn log_page(app: &App, exp: &str) -> Result<Reply> {
+    // Before reading what the page shows: a change while it renders then still differs
+    // from this fingerprint, so the page reloads instead of keeping a stale view.
+    let live = fingerprint(app)?;
     let Ok(path) = safe_join(&app.results, &[exp, "run.log"]) else {
         return Ok(Reply::error(404, "this experiment has no run log"));
     };
@@ -395,7 +400,7 @@ pub fn log_page(app: &App, exp: &str) -> Result<Reply> {
     Ok(Reply::html(page(
         &format!("{exp}: run log"),
         &body,
-        Some(&fingerprint(app)?),
+        Some(&live),
     )))
 }
 
