@@ -120,8 +120,7 @@ pub fn page(
     seed: &str,
     query: &HashMap<String, String>,
 ) -> Result<Reply> {
-    // Before reading what the page shows: a change while it renders then still differs
-    // from this fingerprint, so the page reloads instead of keeping a stale view.
+    // First, before the page's contents are read (see `fingerprint`).
     let live = crate::web::results::fingerprint(app)?;
     let dir = match cell_dir(app, exp, strategy, seed) {
         Ok(d) => d,

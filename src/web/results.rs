@@ -159,6 +159,8 @@ pub fn cells_of(exp_dir: &Path) -> Vec<CellProgress> {
 }
 
 /// A summary of everything the pages show, so a page reloads only when it would change.
+/// A page takes it before reading what it shows: a change while it renders then still
+/// differs from the page's fingerprint, so the page reloads instead of keeping a stale view.
 pub fn fingerprint(app: &App) -> Result<String> {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     for name in experiment_names(&app.results)? {
@@ -279,8 +281,7 @@ const CELL_HEADER: [&str; 6] = [
 ];
 
 pub fn list_page(app: &App) -> Result<Reply> {
-    // Before reading what the page shows: a change while it renders then still differs
-    // from this fingerprint, so the page reloads instead of keeping a stale view.
+    // First, before the page's contents are read (see `fingerprint`).
     let live = fingerprint(app)?;
     let names = experiment_names(&app.results)?;
     let mut body = String::new();
@@ -311,8 +312,7 @@ pub fn list_page(app: &App) -> Result<Reply> {
 }
 
 pub fn experiment_page(app: &App, exp: &str) -> Result<Reply> {
-    // Before reading what the page shows: a change while it renders then still differs
-    // from this fingerprint, so the page reloads instead of keeping a stale view.
+    // First, before the page's contents are read (see `fingerprint`).
     let live = fingerprint(app)?;
     let Ok(dir) = safe_join(&app.results, &[exp]) else {
         return Ok(Reply::error(404, "no such experiment"));
@@ -383,8 +383,7 @@ pub fn csv_table(id: &str, text: &str) -> String {
 }
 
 pub fn log_page(app: &App, exp: &str) -> Result<Reply> {
-    // Before reading what the page shows: a change while it renders then still differs
-    // from this fingerprint, so the page reloads instead of keeping a stale view.
+    // First, before the page's contents are read (see `fingerprint`).
     let live = fingerprint(app)?;
     let Ok(path) = safe_join(&app.results, &[exp, "run.log"]) else {
         return Ok(Reply::error(404, "this experiment has no run log"));
