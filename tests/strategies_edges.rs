@@ -1,55 +1,26 @@
 //! Every shipped strategy at the edges of its input: pools of one to three items, k at or
 //! past the pool's size, duplicate inputs, with and without a labeled set. And the
 //! tie-breaking and iteration rules STRATEGIES.md states for all of them.
+mod support;
+
 use atgen_lab::data::Example;
 use atgen_lab::strategy::fake_host::FakeHost;
-use atgen_lab::strategy::{select, SandboxLimits, Selection, SelectionContext};
+use atgen_lab::strategy::SelectionContext;
 use std::collections::HashSet;
-use std::path::PathBuf;
+use support::shipped_strategies::{
+    pool_item, run_strategy as run, selection_context, shipped_strategy_names as shipped,
+};
 
 fn ex(id: u64, input: &str) -> Example {
-    Example {
-        id,
-        input: input.into(),
-        output: format!("out {input}"),
-        references: vec![format!("out {input}")],
-    }
-}
-
-fn script(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("strategies/{name}.rhai"))
-}
-
-fn run(name: &str, c: SelectionContext, host: &FakeHost) -> Selection {
-    select(&script(name), c, host, &SandboxLimits::default())
-        .unwrap_or_else(|e| panic!("{name}: {e:#}"))
+    pool_item(id, input, "out")
 }
 
 fn ctx(pool: Vec<Example>, labeled: Vec<Example>, k: usize, iteration: usize) -> SelectionContext {
     SelectionContext {
-        pool,
-        labeled,
-        k,
         iteration,
-        planned_iterations: 4,
-        seed: 5,
         max_new_tokens: 8,
-        ..SelectionContext::default()
+        ..selection_context(pool, labeled, k, 5)
     }
-}
-
-/// Every script under strategies/, by name.
-fn shipped() -> Vec<String> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("strategies");
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .filter_map(|e| {
-            let p = e.unwrap().path();
-            (p.extension()? == "rhai").then(|| p.file_stem()?.to_str().map(String::from))?
-        })
-        .collect();
-    names.sort();
-    names
 }
 
 #[test]

@@ -1,39 +1,19 @@
 //! Each built-in strategy on a tiny pool built so the right answer is known, through the real
 //! engine with a `FakeHost` (fixed embeddings, log-probabilities, entropies and samples).
+mod support;
+
 use atgen_lab::data::Example;
 use atgen_lab::strategy::fake_host::FakeHost;
-use atgen_lab::strategy::{select, SandboxLimits, Selection, SelectionContext};
+use atgen_lab::strategy::{select, SandboxLimits, SelectionContext};
 use std::path::PathBuf;
+use support::shipped_strategies::{pool_item, run_strategy as run, selection_context};
 
 fn ex(id: u64, input: &str) -> Example {
-    Example {
-        id,
-        input: input.into(),
-        output: format!("summary of {input}"),
-        references: vec![format!("summary of {input}")],
-    }
-}
-
-fn script(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("strategies/{name}.rhai"))
+    pool_item(id, input, "summary of")
 }
 
 fn ctx(pool: Vec<Example>, labeled: Vec<Example>, k: usize) -> SelectionContext {
-    SelectionContext {
-        pool,
-        labeled,
-        k,
-        iteration: 1,
-        planned_iterations: 4,
-        seed: 7,
-        max_new_tokens: 16,
-        ..SelectionContext::default()
-    }
-}
-
-fn run(name: &str, c: SelectionContext, host: &FakeHost) -> Selection {
-    select(&script(name), c, host, &SandboxLimits::default())
-        .unwrap_or_else(|e| panic!("{name}: {e:#}"))
+    selection_context(pool, labeled, k, 7)
 }
 
 /// Pool ids 10.. with inputs "item a", "item b", ...

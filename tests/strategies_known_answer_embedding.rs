@@ -1,34 +1,17 @@
 //! Embedding-based strategies on pools whose geometry fixes the right answer.
+mod support;
+
 use atgen_lab::data::Example;
 use atgen_lab::strategy::fake_host::FakeHost;
-use atgen_lab::strategy::{select, SandboxLimits, Selection, SelectionContext};
-use std::path::PathBuf;
+use atgen_lab::strategy::SelectionContext;
+use support::shipped_strategies::{pool_item, run_strategy as run, selection_context};
 
 fn ex(id: u64, input: &str) -> Example {
-    Example {
-        id,
-        input: input.into(),
-        output: format!("out {input}"),
-        references: vec![format!("out {input}")],
-    }
-}
-
-fn run(name: &str, c: SelectionContext, host: &FakeHost) -> Selection {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("strategies/{name}.rhai"));
-    select(&p, c, host, &SandboxLimits::default()).unwrap_or_else(|e| panic!("{name}: {e:#}"))
+    pool_item(id, input, "out")
 }
 
 fn ctx(pool: Vec<Example>, labeled: Vec<Example>, k: usize) -> SelectionContext {
-    SelectionContext {
-        pool,
-        labeled,
-        k,
-        iteration: 1,
-        planned_iterations: 4,
-        seed: 3,
-        max_new_tokens: 16,
-        ..SelectionContext::default()
-    }
+    selection_context(pool, labeled, k, 3)
 }
 
 /// Items `first_id..` named `{tag}{i}` with the given embeddings.

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 pub mod mock_batch;
 pub mod mock_openai;
+pub mod shipped_strategies;
 pub mod tiny_run;
 
 use atgen_lab::data::Example;
