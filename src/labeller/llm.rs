@@ -1,6 +1,6 @@
 //! The LLM labeller and its client, which sends chat requests with a money budget, a label
-//! cache, retries and a concurrency limit. Settings are in `llm_config.rs`; the wire formats in
-//! `openai.rs`, `anthropic.rs` and `batch.rs`.
+//! cache, retries and a concurrency limit. Settings are in `llm_config.rs`; live sending in
+//! `live.rs`; the wire formats in `openai.rs`, `anthropic.rs` and `batch.rs`.
 use super::anthropic::AnthropicApi;
 use super::batch::BatchApi;
 use super::budget::{
@@ -8,14 +8,14 @@ use super::budget::{
 };
 use super::cache::{CachedReply, LabelCache};
 use super::openai::OpenAiEndpoint;
-use super::prompt::{clean_reply, strip_think, ChatRequest, ReplyPart};
+use super::prompt::{clean_reply, ChatRequest, ReplyPart};
 use super::retry::{CallError, RetryPolicy};
 use super::{Label, LabelOutcome, Labeller};
 use crate::data::render::render_input;
 use crate::data::Example;
 use anyhow::{anyhow, Context, Result};
-use std::sync::{Condvar, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Mutex;
+use std::time::Duration;
 
 pub use super::llm_config::{ApiKey, LlmLabellerConfig, Provider};
 
@@ -68,51 +68,25 @@ pub struct LlmClient {
     pub(super) model: String,
     /// `base_url` as part of the cache key (see `LlmLabellerConfig::cache_endpoint`).
     endpoint: String,
-    api: Box<dyn ChatApi>,
+    pub(super) api: Box<dyn ChatApi>,
     pub(super) batch: Option<BatchApi>,
     pub(super) prices: Prices,
     pub(super) batch_discount: f64,
     pub(super) budget: Budget,
     pub(super) cache: LabelCache,
     pub(super) retry: RetryPolicy,
-    concurrency: usize,
+    pub(super) concurrency: usize,
     counter: Option<Box<TokenCounter>>,
     /// Whether a cache hit counts against the budget at what its tokens cost now (see
     /// [`LlmClient::treat_cache_hits_as_free`]).
-    charge_cache_hits: bool,
+    pub(super) charge_cache_hits: bool,
     /// Sampling settings of the config, for requests the client builds itself (the judge).
     pub(super) temperature: f64,
     pub(super) max_tokens: u32,
     /// See [`LlmClient::unlabelled_spent`].
-    unlabelled: Mutex<f64>,
+    pub(super) unlabelled: Mutex<f64>,
     /// Replies that stopped at `max_tokens`, counted for [`LlmClient::cut_off_replies`].
     cut_off: std::sync::atomic::AtomicUsize,
-}
-
-/// Hands out request indices in order and decides the budget stop (see `next_job`).
-struct Queue {
-    next: usize,
-    in_flight: usize,
-    stop_at: Option<usize>,
-    failure: Option<(usize, anyhow::Error)>,
-    /// Requests being called now, by index (see `next_job`).
-    calling: Vec<usize>,
-}
-
-/// How one live request ended.
-enum Called {
-    /// A usable reply, the reservation still held for it, and what its empty attempts cost.
-    Reply(Completion, super::budget::Reservation, f64),
-    /// Failed; the reservation, if one is still held, is to be released.
-    Failed(anyhow::Error, Option<super::budget::Reservation>),
-    /// Empty replies spent the money the next attempt needed: stop before this request.
-    OutOfMoney,
-}
-
-enum Job {
-    Hit(usize, CachedReply),
-    Call(usize, super::budget::Reservation),
-    Done,
 }
 
 impl LlmClient {
@@ -321,68 +295,8 @@ impl LlmClient {
         out
     }
 
-    /// One request with retries, holding `reservation` for it. An empty reply (nothing left
-    /// after reasoning) is retried, but it was billed: its cost is counted and the next
-    /// attempt's worst case must fit the budget like any call, or the run stops here. An
-    /// attempt whose reply never arrived or could not be read (a timeout after sending, a
-    /// cut-off body, a 200 that is not a completion) is counted the same way at its worst
-    /// case, the reservation it held: the provider usually bills the tokens it generated
-    /// whether or not they reached us, and what it billed is unknown, so the budget assumes
-    /// the most it can have been.
-    fn call(
-        &self,
-        index: usize,
-        key: &str,
-        req: &ChatRequest,
-        reservation: super::budget::Reservation,
-    ) -> Called {
-        let seed = u64::from_str_radix(&key[..16], 16).unwrap_or(index as u64);
-        let what = format!("request {} to {}", index + 1, self.name());
-        let mut held = Some(reservation);
-        let mut wasted = 0.0;
-        let mut out_of_money = false;
-        let result = self.retry.run(seed, &what, || {
-            let (cost, error) = match self.api.complete(req) {
-                Ok(c) if strip_think(&c.text).trim().is_empty() => {
-                    let usage = self.usage_or_estimate(req, &c);
-                    (
-                        self.prices.cost(usage.input_tokens, usage.output_tokens),
-                        CallError::transient("empty completion"),
-                    )
-                }
-                Ok(c) => return Ok(c),
-                Err(CallError::Unanswered(message)) => (
-                    held.as_ref().map_or(0.0, |r| r.amount()),
-                    CallError::Unanswered(message),
-                ),
-                Err(e) => return Err(e),
-            };
-            if let Some(r) = held.take() {
-                self.budget.settle(r, cost);
-            }
-            wasted += cost;
-            self.add_unlabelled(cost);
-            match self.budget.try_reserve(self.worst_case(req, &self.prices)) {
-                Some(r) => held = Some(r),
-                None => {
-                    out_of_money = true;
-                    return Err(CallError::Fatal("the money budget ran out".into()));
-                }
-            }
-            Err(error)
-        });
-        match (result, held) {
-            _ if out_of_money => Called::OutOfMoney,
-            (Ok(c), Some(r)) => Called::Reply(c, r, wasted),
-            (Ok(_), None) => {
-                Called::Failed(anyhow!("internal: a reply without its reservation"), None)
-            }
-            (Err(e), held) => Called::Failed(e, held),
-        }
-    }
-
     /// Count money spent on attempts that bought no label (see [`LlmClient::unlabelled_spent`]).
-    fn add_unlabelled(&self, cost: f64) {
+    pub(super) fn add_unlabelled(&self, cost: f64) {
         *lock(&self.unlabelled) += cost;
     }
 
@@ -392,174 +306,6 @@ impl LlmClient {
     /// or a resumed run would spend them again under the same budget.
     pub fn unlabelled_spent(&self) -> f64 {
         *lock(&self.unlabelled)
-    }
-
-    fn complete_live(&self, requests: &[ChatRequest]) -> Result<Replies> {
-        let n = requests.len();
-        let keys: Vec<String> = requests.iter().map(|r| self.key_of(r)).collect();
-        let slots: Vec<Mutex<Option<Reply>>> = (0..n).map(|_| Mutex::new(None)).collect();
-        let queue = Mutex::new(Queue {
-            next: 0,
-            in_flight: 0,
-            stop_at: None,
-            failure: None,
-            calling: Vec::new(),
-        });
-        let wake = Condvar::new();
-        let bar = crate::util::progress::bar(n as u64, "labelling");
-        let workers = self.concurrency.min(n).max(1);
-        std::thread::scope(|s| {
-            for _ in 0..workers {
-                s.spawn(|| loop {
-                    let (i, reservation) = match self.next_job(&queue, &wake, requests, &keys) {
-                        Job::Done => return,
-                        Job::Hit(i, hit) => {
-                            *lock(&slots[i]) = Some(self.reply_from_cache(hit));
-                            bar.inc(1);
-                            continue;
-                        }
-                        Job::Call(i, r) => (i, r),
-                    };
-                    let start = Instant::now();
-                    let outcome = match self.call(i, &keys[i], &requests[i], reservation) {
-                        Called::Failed(e, held) => {
-                            if let Some(r) = held {
-                                self.budget.release(r);
-                            }
-                            Err(e)
-                        }
-                        Called::OutOfMoney => Ok(None),
-                        Called::Reply(c, reservation, wasted) => {
-                            let usage = self.usage_or_estimate(&requests[i], &c);
-                            let cost = self.prices.cost(usage.input_tokens, usage.output_tokens);
-                            // Paid whether or not the cache write below succeeds.
-                            self.budget.settle(reservation, cost);
-                            // The label cost what its empty attempts cost too.
-                            let cost = cost + wasted;
-                            if c.cut_off {
-                                self.note_cut_off(requests[i].max_tokens);
-                            }
-                            self.record(&keys[i], &c.text, usage, cost).map(|()| {
-                                Some(Reply {
-                                    text: c.text,
-                                    cost,
-                                    input_tokens: usage.input_tokens,
-                                    output_tokens: usage.output_tokens,
-                                    seconds: start.elapsed().as_secs_f64(),
-                                    cached: false,
-                                })
-                            })
-                        }
-                    };
-                    let mut q = lock(&queue);
-                    match outcome {
-                        Ok(Some(reply)) => {
-                            *lock(&slots[i]) = Some(reply);
-                            bar.inc(1);
-                        }
-                        Ok(None) => {
-                            q.stop_at = Some(q.stop_at.map_or(i, |s| s.min(i)));
-                        }
-                        Err(e) => {
-                            if q.failure.as_ref().is_none_or(|(j, _)| i < *j) {
-                                q.failure = Some((i, e));
-                            }
-                        }
-                    }
-                    q.in_flight -= 1;
-                    q.calling.retain(|&j| j != i);
-                    wake.notify_all();
-                });
-            }
-        });
-        bar.finish_and_clear();
-        let q = queue.into_inner().unwrap_or_else(|e| e.into_inner());
-        // A request after the budget's stop point was not going to be kept: its failure
-        // does not turn the budget stop into an error.
-        let failure = q
-            .failure
-            .filter(|(i, _)| q.stop_at.is_none_or(|stop| *i < stop));
-        if let Some((i, e)) = failure {
-            let paid = slots.iter().filter(|s| lock(s).is_some()).count();
-            return Err(e.context(RequestFailed {
-                index: i,
-                message: format!(
-                    "labelling stopped at item {} of {n}; the {paid} replies received are kept in the label cache {} and will not be paid for again",
-                    i + 1,
-                    self.cache.dir().display()
-                ),
-            }));
-        }
-        let end = q.stop_at.unwrap_or(n);
-        let replies = slots[..end]
-            .iter()
-            .enumerate()
-            .map(|(i, s)| {
-                lock(s)
-                    .take()
-                    .ok_or_else(|| anyhow!("internal: request {} got no reply", i + 1))
-            })
-            .collect::<Result<Vec<_>>>()?;
-        Ok(Replies {
-            replies,
-            budget_reached: q.stop_at.is_some(),
-        })
-    }
-
-    /// The next request to work on. Requests are handed out in order; one whose worst case
-    /// does not fit waits until the requests before it have settled their actual costs, and
-    /// stops the run only if it still does not fit. So the stop point depends on actual costs
-    /// alone, not on timing: the same run stops at the same item at any concurrency.
-    fn next_job(
-        &self,
-        queue: &Mutex<Queue>,
-        wake: &Condvar,
-        requests: &[ChatRequest],
-        keys: &[String],
-    ) -> Job {
-        let mut q = lock(queue);
-        loop {
-            if q.failure.is_some() || q.stop_at.is_some() || q.next >= requests.len() {
-                return Job::Done;
-            }
-            let i = q.next;
-            // The same request already being called: wait for its reply to reach the cache,
-            // so a repeated input is bought once and gets the same label at any concurrency
-            // (as it does one at a time).
-            if q.calling.iter().any(|&j| keys[j] == keys[i]) {
-                q = wake.wait(q).unwrap_or_else(|e| e.into_inner());
-                continue;
-            }
-            let hit = self.cache.peek(&keys[i]);
-            if !self.charge_cache_hits {
-                if let Some(hit) = hit {
-                    self.cache.count(true);
-                    q.next += 1;
-                    return Job::Hit(i, hit);
-                }
-            }
-            // A charged hit passes the same test as a call (its worst case must fit), so the
-            // stop point is the same whether or not the label was bought before.
-            let worst = self.worst_case(&requests[i], &self.prices);
-            if let Some(r) = self.budget.try_reserve(worst) {
-                q.next += 1;
-                if let Some(hit) = hit {
-                    self.cache.count(true);
-                    self.budget.settle(r, self.cached_cost(&hit));
-                    return Job::Hit(i, hit);
-                }
-                self.cache.count(false);
-                q.in_flight += 1;
-                q.calling.push(i);
-                return Job::Call(i, r);
-            }
-            if q.in_flight == 0 {
-                q.stop_at = Some(i);
-                wake.notify_all();
-                return Job::Done;
-            }
-            q = wake.wait(q).unwrap_or_else(|e| e.into_inner());
-        }
     }
 
     /// Put a paid reply in the cache.
@@ -581,7 +327,7 @@ impl LlmClient {
 #[derive(Debug)]
 pub struct RequestFailed {
     pub index: usize,
-    message: String,
+    pub(super) message: String,
 }
 
 impl std::fmt::Display for RequestFailed {
@@ -591,7 +337,7 @@ impl std::fmt::Display for RequestFailed {
 }
 
 /// Lock a mutex whose data stays consistent even if a holder panicked (plain slots/counters).
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(super) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 

@@ -58,6 +58,7 @@ pub mod factory;
 pub mod golden;
 pub mod human;
 pub mod judge;
+pub mod live;
 pub mod llm;
 pub mod llm_config;
 pub mod local;
