@@ -217,7 +217,7 @@ mod tests {
     #[test]
     fn the_lora_op_with_dropout_matches_composed_dropout_and_its_gradients() -> Result<()> {
         use crate::models::cpu_slice::max_abs_diff;
-        use crate::models::frozen::{lora_linear, tests::assert_same_gradients};
+        use crate::models::fused_lora_linear::{lora_linear, tests::assert_same_gradients};
         use candle_core::Var;
         let dev = Device::Cpu;
         // 70 rows: gemm; 3 rows: the skinny kernel's forward.

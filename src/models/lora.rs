@@ -7,7 +7,8 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use super::dropout::Dropout;
-use super::frozen::{frozen_matmul, lora_linear, lora_linear_out};
+use super::frozen::frozen_matmul;
+use super::fused_lora_linear::{lora_linear, lora_linear_out};
 
 /// How the adapter is parametrised.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

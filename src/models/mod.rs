@@ -23,6 +23,7 @@ pub mod fast_exp;
 pub mod fast_gelu;
 pub mod frozen;
 pub mod fused_attention;
+pub mod fused_lora_linear;
 pub mod fused_softmax;
 pub mod fused_train;
 pub mod generate;
