@@ -357,3 +357,85 @@ fn a_batch_left_by_a_stopped_run_says_so() {
     lock.unlock().unwrap();
     assert!(page().1.contains("The run is not running"));
 }
+
+/// A form sent twice (a double click on Save, a second tab typing the same text, a reload
+/// that resends it, also after the run took the batch) is saved once and never reported as
+/// lost or as a conflict; a different text for a taken batch still is refused.
+#[test]
+fn a_form_sent_again_is_saved_once_and_never_reported_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let serve = Serve::start(dir.path(), "127.0.0.1").unwrap();
+    let cell = waiting_cell(&serve.results);
+    let labels = cell.join("annotation/labels.jsonl");
+    let url = format!("{}/exp/exp/random/seed-0/annotate", serve.url);
+    let agent = ureq::AgentBuilder::new().redirects(0).build();
+    let post = |form: &str| {
+        let resp = agent
+            .post(&url)
+            .set("Content-Type", "application/x-www-form-urlencoded")
+            .send_string(form);
+        let r = match resp {
+            Ok(r) => r,
+            Err(ureq::Error::Status(_, r)) => r,
+            Err(e) => panic!("request failed: {e}"),
+        };
+        let location = r.header("Location").unwrap_or_default().to_string();
+        (r.status(), location, r.into_string().unwrap())
+    };
+    let first = "i=0&id=7&shown_ms=0&version=none&output=same+text%0Asecond+line";
+    let (code, location, _) = post(first);
+    assert_eq!(
+        (code, location.as_str()),
+        (303, "/exp/exp/random/seed-0/annotate?i=1&saved=1")
+    );
+    // The same form again: the page it came from still carries version "none".
+    let (code, location, body) = post(first);
+    assert_eq!(code, 303, "a resent form is no conflict: {body}");
+    assert!(location.ends_with("saved=1"), "{location}");
+    let lines = std::fs::read_to_string(&labels).unwrap();
+    assert_eq!(lines.lines().count(), 1, "saved once: {lines}");
+    assert!(lines.contains("same text\\nsecond line"), "{lines}");
+
+    // The last item completes the batch; the run takes it (removes pending.json); the form
+    // arrives again: it was saved, and the person is told so.
+    let last = "i=1&id=8&shown_ms=0&version=none&output=last";
+    assert_eq!(post(last).1, "/exp/exp/random/seed-0?batch=complete");
+    std::fs::remove_file(cell.join("annotation/pending.json")).unwrap();
+    let (code, location, body) = post(last);
+    assert_eq!(code, 303, "{body}");
+    assert_eq!(location, "/exp/exp/random/seed-0?batch=complete");
+    // Another text for the taken batch is not saved, and says so.
+    let (code, _, body) = post("i=1&id=8&shown_ms=0&version=none&output=changed+late");
+    assert_eq!(code, 409, "{body}");
+    assert!(
+        body.contains("not saved") && body.contains("changed late"),
+        "{body}"
+    );
+
+    // The run moved on to the next batch: a resent form of the old one is no loss either.
+    let item = |id: u64| serde_json::json!({"id": id, "input": format!("in {id}"), "system_prompt": "", "guess": ""});
+    std::fs::write(
+        cell.join("annotation/pending.json"),
+        serde_json::json!({"items": [item(9), item(10)]}).to_string(),
+    )
+    .unwrap();
+    let (code, location, body) = post(first);
+    assert_eq!(code, 303, "{body}");
+    assert_eq!(location, "/exp/exp/random/seed-0/annotate?already=1");
+    let (code, page) = answer(agent.get(&format!("{}{location}", serve.url)).call());
+    assert_eq!(code, 200);
+    assert!(page.contains("saved already"), "{page}");
+    assert!(page.contains("example id 9"), "{page}");
+    let (code, _, body) = post("i=0&id=7&shown_ms=0&version=none&output=other");
+    assert_eq!(code, 409, "{body}");
+    let saved = std::fs::read_to_string(&labels).unwrap();
+    assert_eq!(
+        saved.lines().count(),
+        2,
+        "nothing added by resent forms: {saved}"
+    );
+    assert!(
+        !saved.contains("changed late") && !saved.contains("other"),
+        "{saved}"
+    );
+}

@@ -155,7 +155,7 @@ pub fn label_version(saved: Option<&SavedLabel>) -> String {
 /// What became of a label handed to [`save_label`].
 #[derive(Debug, PartialEq)]
 pub enum SaveOutcome {
-    /// Appended and on disk.
+    /// On disk: appended, or the item already had exactly this text (nothing written).
     Saved,
     /// No batch is waiting (`pending.json` is gone: the run took the batch, or `--fresh`
     /// reset the cell): nothing was written.
@@ -225,25 +225,34 @@ pub fn save_label(
     let mut text = Vec::new();
     std::io::Read::read_to_end(&mut file, &mut text)
         .with_context(|| format!("cannot read {}", path.display()))?;
+    // An append cut short by a crash was never confirmed to anyone: cut it off, so every
+    // line in the file is whole. One written in full but for its newline is kept.
+    let mut separator = "";
+    if text.last().is_some_and(|&b| b != b'\n') {
+        let start = text.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+        if whole_label(&text[start..]).is_some() {
+            separator = "\n";
+        } else {
+            file.set_len(start as u64)
+                .with_context(|| format!("cannot cut a torn line off {}", path.display()))?;
+            text.truncate(start);
+        }
+    }
+    let saved = parse_labels(&text, &path)?.remove(&label.id);
+    // The same text again (a double click on Save, a second tab typing the same label, a
+    // browser resending the form) is saved already: nothing to refuse, nothing to add.
+    if saved.as_ref().is_some_and(|s| s.output == label.output) {
+        return Ok(SaveOutcome::Saved);
+    }
     if let Some(expected) = expected {
-        let saved = parse_labels(&text, &path)?.remove(&label.id);
         if label_version(saved.as_ref()) != expected {
             return Ok(SaveOutcome::Changed(saved));
         }
     }
-    let mut line = serde_json::to_string(label).context("cannot encode a label as JSON")?;
-    line.push('\n');
-    // An append cut short by a crash was never confirmed to anyone: cut it off, so every
-    // line in the file is whole. One written in full but for its newline is kept.
-    if text.last().is_some_and(|&b| b != b'\n') {
-        let start = text.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-        if whole_label(&text[start..]).is_some() {
-            line.insert(0, '\n');
-        } else {
-            file.set_len(start as u64)
-                .with_context(|| format!("cannot cut a torn line off {}", path.display()))?;
-        }
-    }
+    let line = format!(
+        "{separator}{}\n",
+        serde_json::to_string(label).context("cannot encode a label as JSON")?
+    );
     // One write: a reader never sees this label's line mixed with another.
     file.write_all(line.as_bytes())
         .and_then(|()| file.sync_all())
@@ -535,11 +544,12 @@ mod tests {
             ("whole", "again")
         );
 
-        // A complete line that is not UTF-8 is an error with the file and line.
+        // A complete line that is not UTF-8 is an error with the file and line (line 5: the
+        // second save of "b}" above found that text saved already and added no line).
         append_raw(cell, b"{\"id\":4,\"output\":\"\xff\"}\n");
         let err = format!("{:#}", read_labels(cell).unwrap_err());
         assert!(
-            err.contains("labels.jsonl line 6") && err.contains("UTF-8"),
+            err.contains("labels.jsonl line 5") && err.contains("UTF-8"),
             "{err}"
         );
     }
@@ -566,6 +576,18 @@ mod tests {
             SaveOutcome::Saved
         );
         assert_eq!(read_labels(&cell).unwrap()[&1].output, "c");
+
+        // The same text again from a page that still shows an older version (a double
+        // click on Save, a second tab typing the same label) is saved already: no conflict,
+        // and no second line.
+        let lines = std::fs::read_to_string(labels_path(&cell)).unwrap();
+        for stale in [&v0, &v1] {
+            assert_eq!(
+                save_label(&cell, &label(1, "c"), Some(stale)).unwrap(),
+                SaveOutcome::Saved
+            );
+        }
+        assert_eq!(std::fs::read_to_string(labels_path(&cell)).unwrap(), lines);
 
         // The run took the batch: nothing is written.
         std::fs::remove_file(pending_path(&cell)).unwrap();

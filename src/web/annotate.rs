@@ -149,7 +149,11 @@ pub fn page(
         .and_then(|i| i.parse::<usize>().ok())
         .unwrap_or_else(|| first_unlabeled(&batch, &saved, 0).unwrap_or(0))
         .min(batch.items.len() - 1);
-    let message = if run_is_stopped_at(&dir) {
+    let already = query.contains_key("already").then_some(
+        "That label was saved already, and the run took the batch it belonged to. This is \
+         the batch waiting now.",
+    );
+    let state = if run_is_stopped_at(&dir) {
         Some(
             "The run is not running: labels saved here are kept, and read when it is resumed \
              (lab run on the same experiment file, without --fresh).",
@@ -157,6 +161,12 @@ pub fn page(
     } else {
         query.get("saved").map(|_| "Saved.")
     };
+    let message = [already, state]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join(" ");
+    let message = (!message.is_empty()).then_some(message.as_str());
     Ok(Reply::html(page_html(
         &title, &base, &cell_link, &batch, &saved, index, message,
     )))
@@ -182,6 +192,15 @@ fn first_unlabeled(
             .get(&batch.items[i].id)
             .is_none_or(|l| l.output.trim().is_empty())
     })
+}
+
+/// Whether `output` is the label saved for example `id`: a form sent again (a double click
+/// on Save, a reload that resends it) after the run took the batch it completed is no loss.
+fn already_saved(cell_dir: &std::path::Path, id: u64, output: &str) -> bool {
+    read_labels(cell_dir)
+        .ok()
+        .and_then(|saved| saved.get(&id).map(|l| l.output == output))
+        .unwrap_or(false)
 }
 
 /// 400 for a form the annotation page did not send.
@@ -247,9 +266,15 @@ pub fn save(
     let gone = "The run already took this batch (it is no longer waiting for labels), or the \
                 cell was reset.";
     let Some(batch) = read_pending(&dir)? else {
+        if already_saved(&dir, id, &output) {
+            return Ok(Reply::redirect(&format!("{base}?batch=complete")));
+        }
         return Ok(not_saved_page(&title, &cell_link, gone, id, &output));
     };
     if !batch.items.iter().any(|i| i.id == id) {
+        if already_saved(&dir, id, &output) {
+            return Ok(Reply::redirect(&format!("{base}/annotate?already=1")));
+        }
         return Ok(not_saved_page(
             &title,
             &cell_link,
@@ -285,6 +310,9 @@ pub fn save(
     let expected = form.get("version").map(String::as_str);
     match save_label(&dir, &label, expected)? {
         SaveOutcome::Saved => {}
+        SaveOutcome::BatchGone if already_saved(&dir, id, &label.output) => {
+            return Ok(Reply::redirect(&format!("{base}?batch=complete")))
+        }
         SaveOutcome::BatchGone => {
             return Ok(not_saved_page(&title, &cell_link, gone, id, &label.output))
         }
