@@ -25,6 +25,8 @@ pub struct SelectArgs {
     /// Score only a random subsample of the pool of this size (at least 1; faster prototyping).
     #[arg(long)]
     pub pool: Option<usize>,
+    /// Seeds the pool subsample (`--pool`) and the strategy's own randomness (`ctx.seed`):
+    /// the same seed gives the same ids
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
 }
