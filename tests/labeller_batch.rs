@@ -6,7 +6,10 @@ use atgen_lab::labeller::budget::worst_case_cost;
 use atgen_lab::labeller::llm::{LlmLabeller, LlmLabellerConfig, Provider};
 use atgen_lab::labeller::{LabelOutcome, Labeller};
 use serde_json::Value;
-use support::mock_openai::{expected_label, Fault, MockServer, Options, Route};
+use std::sync::Arc;
+use support::mock_openai::{
+    expected_label, last_user, subject_reply, Fault, MockServer, Options, Route, Turn,
+};
 use support::{config, emails, example};
 
 fn setup(server: &MockServer, var: &str, cache: &std::path::Path) -> LlmLabellerConfig {
@@ -316,4 +319,146 @@ fn repeats_inside_one_call_are_bought_once_and_each_counted_at_its_price() {
         lab.spent()
     );
     assert!(lab.spent() <= 3.5 * worst);
+}
+
+/// A job an earlier run submitted for more requests than this call wants (the run died while
+/// polling, and the resumed call wants only some of them, or the others were bought
+/// meanwhile) is collected: the wanted replies are used, the others go into the cache, and
+/// nothing in the job is bought again. It used to be skipped unless every one of its requests
+/// was wanted, so the wanted ones were submitted (and paid) a second time, and the job's
+/// other replies never reached the cache.
+#[test]
+fn a_job_only_partly_wanted_is_collected_and_nothing_in_it_is_bought_again() {
+    let srv = MockServer::start(Options::default());
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = setup(&srv, "LAB_TEST_KEY_B7", dir.path());
+    let items = emails(4);
+    srv.inject(Route::BatchGet, Fault::Unauthorized);
+    assert!(LlmLabeller::from_config(&cfg)
+        .unwrap()
+        .label(&items, &[])
+        .is_err());
+    assert_eq!(saved_jobs(dir.path()), 1);
+
+    let half = cfg.prices().scaled(0.5);
+    let price_of = |srv: &MockServer, input: &str| {
+        let s = srv.served().into_iter().find(|s| s.input == input).unwrap();
+        half.cost(s.input_tokens, s.output_tokens)
+    };
+    let mut resumed = LlmLabeller::from_config(&cfg).unwrap();
+    let LabelOutcome::Complete(labels) = resumed.label(&items[..2], &[]).unwrap() else {
+        panic!("no budget set")
+    };
+    for (ex, l) in items[..2].iter().zip(&labels) {
+        assert_eq!(l.output, expected_label(&ex.input));
+        assert_eq!(l.cost, price_of(&srv, &ex.input));
+    }
+    assert_eq!(
+        srv.count("POST", "/v1/batches"),
+        1,
+        "the wanted requests came from the first job"
+    );
+    assert_eq!(saved_jobs(dir.path()), 0, "the job was collected");
+    let wanted: f64 = labels.iter().map(|l| l.cost).sum();
+    assert!(
+        (resumed.spent() - wanted).abs() < 1e-15,
+        "only the wanted replies count in this call: {} vs {wanted}",
+        resumed.spent()
+    );
+
+    let mut later = LlmLabeller::from_config(&cfg).unwrap();
+    let out = later.label(&items[2..], &[]).unwrap();
+    for (ex, l) in items[2..].iter().zip(out.labels()) {
+        assert_eq!(l.output, expected_label(&ex.input));
+        assert_eq!(l.cost, price_of(&srv, &ex.input), "counted when taken");
+    }
+    assert_eq!(srv.count("POST", "/v1/batches"), 1, "the rest was cached");
+    assert_eq!(srv.served().len(), 4, "each request answered once");
+}
+
+/// A batch line answered with an empty completion was billed (its usage is in the reply): it
+/// is counted as money that bought no label, so a failed call records it and a resumed run's
+/// budget does not spend it again. It used to count as nothing, like a line the server never
+/// ran.
+#[test]
+fn an_empty_batch_reply_counts_as_money_that_bought_no_label() {
+    let opts = Options {
+        responder: Arc::new(|turns: &[Turn]| {
+            let input = last_user(turns);
+            if input.contains("SILENT") {
+                String::new()
+            } else {
+                subject_reply(&input)
+            }
+        }),
+        ..Options::default()
+    };
+    let srv = MockServer::start(opts);
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = setup(&srv, "LAB_TEST_KEY_B8", dir.path());
+    let mut items = emails(2);
+    items.push(example(9, "SILENT email that gets an empty answer"));
+    let mut lab = LlmLabeller::from_config(&cfg).unwrap();
+    let err = format!("{:#}", lab.label(&items, &[]).unwrap_err());
+    assert!(err.contains("empty completion"), "{err}");
+    let half = cfg.prices().scaled(0.5);
+    let served = srv.served();
+    let empty = served.iter().find(|s| s.empty).expect("one empty reply");
+    let billed = half.cost(empty.input_tokens, empty.output_tokens);
+    assert!(billed > 0.0);
+    assert!(
+        (lab.unlabelled_spent() - billed).abs() < 1e-15,
+        "{} vs {billed}",
+        lab.unlabelled_spent()
+    );
+    let all: f64 = served
+        .iter()
+        .map(|s| half.cost(s.input_tokens, s.output_tokens))
+        .sum();
+    assert!(
+        (lab.spent() - all).abs() < 1e-15,
+        "{} vs {all}",
+        lab.spent()
+    );
+}
+
+/// Two runs sharing a cache both re-attach to one saved job: the one that finishes second
+/// finds the job already forgotten by the other, which is not an error (it used to fail on
+/// removing the saved job's file, after its labels were cached).
+#[test]
+fn two_runs_collecting_one_job_both_succeed() {
+    let srv = MockServer::start(Options {
+        batch_polls: 6,
+        ..Options::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = setup(&srv, "LAB_TEST_KEY_B9", dir.path());
+    let items = emails(3);
+    srv.inject(Route::BatchGet, Fault::Unauthorized);
+    assert!(LlmLabeller::from_config(&cfg)
+        .unwrap()
+        .label(&items, &[])
+        .is_err());
+    let start = std::sync::Barrier::new(2);
+    let outcomes: Vec<_> = std::thread::scope(|s| {
+        let runs: Vec<_> = (0..2)
+            .map(|_| {
+                let mut lab = LlmLabeller::from_config(&cfg).unwrap();
+                let (start, items) = (&start, &items);
+                s.spawn(move || {
+                    start.wait();
+                    lab.label(items, &[]).map_err(|e| format!("{e:#}"))
+                })
+            })
+            .collect();
+        runs.into_iter().map(|r| r.join().unwrap()).collect()
+    });
+    for out in outcomes {
+        let out = out.unwrap();
+        for (ex, l) in items.iter().zip(out.labels()) {
+            assert_eq!(l.output, expected_label(&ex.input));
+        }
+    }
+    assert_eq!(srv.count("POST", "/v1/batches"), 1);
+    assert_eq!(saved_jobs(dir.path()), 0);
 }

@@ -43,8 +43,9 @@ pub struct SavedBatch {
     pub keys: Vec<String>,
 }
 
-/// The result of one request in a job.
-type Outcome = std::result::Result<(String, Usage), String>;
+/// The result of one request in a job: its text and usage, or why it bought no label and,
+/// when the provider answered it all the same (an empty or refused reply), what it billed.
+type Outcome = std::result::Result<(String, Usage), (String, Option<Usage>)>;
 
 impl BatchApi {
     pub fn new(endpoint: OpenAiEndpoint, poll: Duration, poll_max: Duration) -> Self {
@@ -278,8 +279,9 @@ fn string_field(v: &Value, field: &str) -> std::result::Result<String, String> {
 /// "error": null | {"code", "message"}}`.
 fn result_line(v: &Value) -> Outcome {
     if let Some(err) = v.get("error").filter(|e| !e.is_null()) {
-        return Err(super::retry::error_body_message(
-            &json!({"error": err}).to_string(),
+        return Err((
+            super::retry::error_body_message(&json!({"error": err}).to_string()),
+            None,
         ));
     }
     let status = v
@@ -288,18 +290,22 @@ fn result_line(v: &Value) -> Outcome {
         .unwrap_or(0);
     let body = v.pointer("/response/body").cloned().unwrap_or(Value::Null);
     if status != 200 {
-        return Err(format!(
-            "HTTP {status}: {}",
-            super::retry::error_body_message(&body.to_string())
+        return Err((
+            format!(
+                "HTTP {status}: {}",
+                super::retry::error_body_message(&body.to_string())
+            ),
+            None,
         ));
     }
-    let c = parse_completion(&body).map_err(|e| e.message().to_string())?;
+    let c = parse_completion(&body).map_err(|e| (e.message().to_string(), None))?;
+    // Answered, so billed, but no label: the caller counts what it cost.
     if super::prompt::strip_think(&c.text).trim().is_empty() {
-        return Err("empty completion".into());
+        return Err(("empty completion".into(), c.usage));
     }
     let usage = c
         .usage
-        .ok_or_else(|| "no usage in the batch reply".to_string())?;
+        .ok_or_else(|| ("no usage in the batch reply".to_string(), None))?;
     Ok((c.text, usage))
 }
 
@@ -339,7 +345,15 @@ fn saved_batches(dir: &Path) -> Result<Vec<SavedBatch>> {
     Ok(out)
 }
 
-/// Run one job to the end and return the replies by key, each settled against its reservation.
+/// Run one job to the end and return the replies by key, each settled against its
+/// reservation, with the errors of the requests this call holds a reservation for.
+///
+/// Every reply the job produced goes into the label cache, also those of requests this call
+/// does not want (a job an earlier run submitted for other items): they were paid for, and a
+/// later call takes them from the cache, counting them then, instead of buying them again. A
+/// reply whose key the cache already holds (bought meanwhile by another run) is not written
+/// over, so a label never changes once cached; if this call wanted it, what it cost counts as
+/// money that bought no label.
 fn run_job(
     client: &LlmClient,
     api: &BatchApi,
@@ -360,12 +374,21 @@ fn run_job(
     for key in &saved.keys {
         let reservation = reservations.remove(key);
         match results.remove(key) {
+            Some(Ok((_, usage))) if client.cache.peek(key).is_some() => {
+                if let Some(r) = reservation {
+                    let cost = prices.cost(usage.input_tokens, usage.output_tokens);
+                    client.budget.settle(r, cost);
+                    client.add_unlabelled(cost);
+                }
+            }
             Some(Ok((text, usage))) => {
                 let cost = prices.cost(usage.input_tokens, usage.output_tokens);
-                match reservation {
-                    Some(r) => client.budget.settle(r, cost),
-                    None => client.budget.settle(client.budget.force_reserve(0.0), cost),
-                }
+                let Some(r) = reservation else {
+                    // Not wanted by this call: kept for the call that wants it.
+                    client.record(key, &text, usage, cost)?;
+                    continue;
+                };
+                client.budget.settle(r, cost);
                 client.record(key, &text, usage, cost)?;
                 let reply = Reply {
                     text,
@@ -378,11 +401,20 @@ fn run_job(
                 replies.insert(key.clone(), reply);
             }
             other => {
-                if let Some(r) = reservation {
-                    client.budget.release(r);
-                }
+                let Some(r) = reservation else {
+                    continue;
+                };
+                let billed = match &other {
+                    Some(Err((_, Some(usage)))) => {
+                        prices.cost(usage.input_tokens, usage.output_tokens)
+                    }
+                    _ => 0.0,
+                };
+                // An empty reply was answered and billed: it stays spent.
+                client.budget.settle(r, billed);
+                client.add_unlabelled(billed);
                 let why = match other {
-                    Some(Err(e)) => e,
+                    Some(Err((e, _))) => e,
                     _ if status == "failed" => batch_errors(&batch),
                     _ => format!("no result (batch {status})"),
                 };
@@ -394,7 +426,11 @@ fn run_job(
     let marker = read_marker(client.cache.dir(), &saved.batch_id);
     atomic_write(&marker, b"").with_context(|| format!("cannot write {}", marker.display()))?;
     let path = saved_path(client.cache.dir(), &saved.batch_id);
-    std::fs::remove_file(&path).with_context(|| format!("cannot remove {}", path.display()))?;
+    match std::fs::remove_file(&path) {
+        // Another run sharing the cache collected the same job first.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        other => other.with_context(|| format!("cannot remove {}", path.display()))?,
+    }
     Ok((replies, errors))
 }
 
@@ -415,8 +451,9 @@ fn batch_errors(batch: &Value) -> String {
     }
 }
 
-/// The batch counterpart of `LlmClient::complete_live`: re-attach to saved jobs whose requests
-/// are all still wanted, then send the remaining cache misses that fit the budget as one job.
+/// The batch counterpart of `LlmClient::complete_live`: re-attach to saved jobs holding any
+/// request this call still needs (collecting all their replies into the cache), then send the
+/// remaining cache misses that fit the budget as one job.
 pub(super) fn complete_batch(
     client: &LlmClient,
     api: &BatchApi,
@@ -435,13 +472,16 @@ pub(super) fn complete_batch(
         .filter(|k| client.cache.peek(k).is_none())
         .collect();
     for saved in saved_batches(client.cache.dir())? {
-        if saved.keys.is_empty() || !saved.keys.iter().all(|k| missing.contains(k.as_str())) {
+        // A job holding none of them is left to the run that wants it.
+        if !saved.keys.iter().any(|k| missing.contains(k.as_str())) {
             continue;
         }
-        // Already submitted and being paid for: hold its money even past the limit.
+        // Already submitted and being paid for: hold the money of the requests this call
+        // wants, even past the limit.
         let reservations = saved
             .keys
             .iter()
+            .filter(|k| missing.contains(k.as_str()))
             .map(|k| {
                 (
                     k.clone(),
