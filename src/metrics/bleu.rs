@@ -7,6 +7,7 @@ use regex::Regex;
 use std::collections::HashMap;
 
 use super::normalize::python_split;
+use super::tokenize::TokenInterner;
 
 const MAX_NGRAM_ORDER: usize = 4;
 
@@ -50,24 +51,6 @@ fn preprocess(segment: &str) -> Vec<String> {
 type Ngram = [u32; MAX_NGRAM_ORDER];
 const PAD: u32 = u32::MAX;
 type NgramCounts = HashMap<Ngram, usize>;
-
-/// Gives each distinct token of one segment's hypothesis and references a small id.
-#[derive(Default)]
-struct Interner {
-    ids: HashMap<String, u32>,
-}
-
-impl Interner {
-    fn ids_of(&mut self, tokens: Vec<String>) -> Vec<u32> {
-        tokens
-            .into_iter()
-            .map(|t| {
-                let next = self.ids.len() as u32;
-                *self.ids.entry(t).or_insert(next)
-            })
-            .collect()
-    }
-}
 
 fn order(gram: &Ngram) -> usize {
     gram.iter().take_while(|&&t| t != PAD).count()
@@ -124,7 +107,7 @@ fn closest_ref_len(hyp_len: usize, ref_lens: &[usize]) -> usize {
 
 /// Statistics of one hypothesis against its references (n-gram counts merged by maximum).
 pub fn segment_stats<S: AsRef<str>>(hypothesis: &str, references: &[S]) -> BleuStats {
-    let mut interner = Interner::default();
+    let mut interner = TokenInterner::default();
     let mut ref_ngrams = NgramCounts::new();
     let mut ref_lens = Vec::with_capacity(references.len());
     for reference in references {

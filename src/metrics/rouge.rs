@@ -4,7 +4,7 @@
 //! the highest F1 wins). All values are in [0, 1].
 use std::collections::HashMap;
 
-use super::tokenize::rouge_tokens;
+use super::tokenize::{rouge_tokens, TokenInterner};
 
 /// Precision, recall and F1 of one ROUGE comparison, each in [0, 1].
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -66,39 +66,22 @@ struct Tokenized {
     sentences: Vec<Vec<u32>>,
 }
 
-/// Maps token strings to small integers so LCS and n-gram counting compare integers.
-#[derive(Default)]
-struct Interner {
-    ids: HashMap<String, u32>,
-}
-
-impl Interner {
-    fn ids_of(&mut self, tokens: Vec<String>) -> Vec<u32> {
-        tokens
-            .into_iter()
-            .map(|t| {
-                let next = self.ids.len() as u32;
-                *self.ids.entry(t).or_insert(next)
-            })
-            .collect()
-    }
-
-    fn tokenize(&mut self, text: &str, rouge_type: RougeType) -> Tokenized {
-        match rouge_type {
-            RougeType::Lsum => Tokenized {
-                tokens: Vec::new(),
-                // rouge-score: `text.split("\n")`, keeping non-empty lines.
-                sentences: text
-                    .split('\n')
-                    .filter(|s| !s.is_empty())
-                    .map(|s| self.ids_of(rouge_tokens(s)))
-                    .collect(),
-            },
-            _ => Tokenized {
-                tokens: self.ids_of(rouge_tokens(text)),
-                sentences: Vec::new(),
-            },
-        }
+/// ROUGE's tokens of `text`: one list, or one per non-empty line for rougeLsum.
+fn tokenize(interner: &mut TokenInterner, text: &str, rouge_type: RougeType) -> Tokenized {
+    match rouge_type {
+        RougeType::Lsum => Tokenized {
+            tokens: Vec::new(),
+            // rouge-score: `text.split("\n")`, keeping non-empty lines.
+            sentences: text
+                .split('\n')
+                .filter(|s| !s.is_empty())
+                .map(|s| interner.ids_of(rouge_tokens(s)))
+                .collect(),
+        },
+        _ => Tokenized {
+            tokens: interner.ids_of(rouge_tokens(text)),
+            sentences: Vec::new(),
+        },
     }
 }
 
@@ -114,11 +97,11 @@ pub fn score_multi<S: AsRef<str>>(
     targets: &[S],
     prediction: &str,
 ) -> RougeScore {
-    let mut interner = Interner::default();
-    let predicted = interner.tokenize(prediction, rouge_type);
+    let mut interner = TokenInterner::default();
+    let predicted = tokenize(&mut interner, prediction, rouge_type);
     let mut best: Option<RougeScore> = None;
     for target in targets {
-        let target = interner.tokenize(target.as_ref(), rouge_type);
+        let target = tokenize(&mut interner, target.as_ref(), rouge_type);
         let s = score_tokenized(rouge_type, &target, &predicted);
         if best.is_none_or(|b| s.fmeasure > b.fmeasure) {
             best = Some(s);

@@ -94,3 +94,22 @@ mod tests {
         );
     }
 }
+
+/// Gives each distinct token a small integer, in order of first sight, so that n-gram
+/// counting and LCS compare integers instead of strings (one interner per segment).
+#[derive(Default)]
+pub(crate) struct TokenInterner {
+    ids: HashMap<String, u32>,
+}
+
+impl TokenInterner {
+    pub(crate) fn ids_of(&mut self, tokens: Vec<String>) -> Vec<u32> {
+        tokens
+            .into_iter()
+            .map(|t| {
+                let next = self.ids.len() as u32;
+                *self.ids.entry(t).or_insert(next)
+            })
+            .collect()
+    }
+}
