@@ -5,7 +5,7 @@ mod support;
 use atgen_lab::labeller::llm::{LlmLabeller, LlmLabellerConfig, Provider};
 use atgen_lab::labeller::{LabelOutcome, Labeller};
 use serde_json::Value;
-use support::mock_openai::{expected_label, Fault, MockServer, Options, Route};
+use support::mock_openai::{expected_label, Fault, MockServer, Options, Route, REFUSAL};
 use support::{config, emails};
 
 fn setup(server: &MockServer, var: &str, cache: &std::path::Path) -> LlmLabellerConfig {
@@ -152,4 +152,29 @@ fn a_redirect_is_an_error_and_the_key_never_reaches_where_it_points() {
     );
     assert!(err.contains("redirects"), "{err}");
     assert!(target.requests().is_empty(), "the redirect was followed");
+}
+
+/// `stop_reason: "refusal"` ends the call at once, billed, with an error saying what to do
+/// (it used to be taken for an empty reply and asked again).
+#[test]
+fn a_refusal_stop_reason_ends_the_call_at_once() {
+    let srv = MockServer::start(Options::default());
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = setup(&srv, "LAB_TEST_KEY_A_REFUSAL", dir.path());
+    cfg.concurrency = 1;
+    srv.inject(Route::Messages, Fault::Refusal);
+    let mut lab = LlmLabeller::from_config(&cfg).unwrap();
+    let err = format!("{:#}", lab.label(&emails(2), &[]).unwrap_err());
+    assert!(
+        err.contains("stop_reason refusal") && err.contains("labeller.system_prompt"),
+        "{err}"
+    );
+    assert!(
+        !err.contains(REFUSAL),
+        "the mock's Anthropic refusal has no text"
+    );
+    assert_eq!(srv.count("POST", "/v1/messages"), 1, "not asked again");
+    let s = &srv.served()[0];
+    let billed = cfg.prices().cost(s.input_tokens, s.output_tokens);
+    assert!(billed > 0.0 && (lab.unlabelled_spent() - billed).abs() < 1e-15);
 }

@@ -6,7 +6,7 @@ use atgen_lab::labeller::budget::worst_case_cost;
 use atgen_lab::labeller::llm::{LlmLabeller, LlmLabellerConfig, Provider};
 use atgen_lab::labeller::{LabelOutcome, Labeller};
 use std::time::{Duration, Instant};
-use support::mock_openai::{expected_label, Fault, MockServer, Options, Route, Served};
+use support::mock_openai::{expected_label, Fault, MockServer, Options, Route, Served, REFUSAL};
 use support::{all_file_text, config, emails, example};
 
 fn server() -> MockServer {
@@ -799,4 +799,37 @@ fn an_unreadable_stats_file_does_not_turn_paid_labels_into_an_error() {
     for (ex, l) in items.iter().zip(out.labels()) {
         assert_eq!(l.output, expected_label(&ex.input));
     }
+}
+
+/// A refusal (`message.refusal`, no content) is billed but no label, and asking again would be
+/// refused and billed again: the call ends at once with an error that quotes it and says what
+/// to do, its cost counted as money that bought no label. It used to be taken for an empty
+/// reply and asked again up to max_retries times, ending in "empty completion".
+#[test]
+fn a_refusal_ends_the_call_at_once_with_what_to_do_and_its_cost_counted() {
+    let srv = server();
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = setup(&srv, "LAB_TEST_KEY_O_REFUSAL", dir.path());
+    cfg.concurrency = 1;
+    let items = emails(3);
+    srv.inject(Route::Chat, Fault::Refusal);
+    let mut lab = LlmLabeller::from_config(&cfg).unwrap();
+    let err = format!("{:#}", lab.label(&items, &[]).unwrap_err());
+    assert!(
+        err.contains("labelling item id 0")
+            && err.contains("refused")
+            && err.contains(REFUSAL)
+            && err.contains("take the item out of the data"),
+        "{err}"
+    );
+    assert_eq!(
+        srv.count("POST", "/v1/chat/completions"),
+        1,
+        "not asked again"
+    );
+    let served = srv.served();
+    let billed = served_cost(&cfg, &served[0]);
+    assert!(billed > 0.0);
+    assert!((lab.unlabelled_spent() - billed).abs() < 1e-15);
+    assert!((lab.spent() - billed).abs() < 1e-15);
 }

@@ -76,11 +76,22 @@ pub fn parse_message(body: &Value) -> Result<Completion, CallError> {
             output_tokens: u.get("output_tokens")?.as_u64()?,
         })
     });
-    let cut_off = body.get("stop_reason").and_then(Value::as_str) == Some("max_tokens");
+    let stop = body.get("stop_reason").and_then(Value::as_str);
+    let cut_off = stop == Some("max_tokens");
+    // The safety classifier stopped it: any text before the stop is not a label.
+    let refusal = (stop == Some("refusal")).then(|| {
+        let said = text.trim();
+        if said.is_empty() {
+            "stop_reason refusal".to_string()
+        } else {
+            format!("stop_reason refusal after {:?}", head(said))
+        }
+    });
     Ok(Completion {
         text,
         usage,
         cut_off,
+        refusal,
     })
 }
 

@@ -299,6 +299,9 @@ fn result_line(v: &Value) -> Outcome {
         ));
     }
     let c = parse_completion(&body).map_err(|e| (e.message().to_string(), None))?;
+    if let Some(refusal) = &c.refusal {
+        return Err((super::llm::refusal_message(refusal), c.usage));
+    }
     // Answered, so billed, but no label: the caller counts what it cost.
     if super::prompt::strip_think(&c.text).trim().is_empty() {
         return Err(("empty completion".into(), c.usage));

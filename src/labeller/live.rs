@@ -3,7 +3,7 @@
 //! budget stop point that does not depend on timing.
 use super::budget::Reservation;
 use super::cache::CachedReply;
-use super::llm::{lock, Completion, LlmClient, Replies, Reply, RequestFailed};
+use super::llm::{lock, refusal_message, Completion, LlmClient, Replies, Reply, RequestFailed};
 use super::prompt::{strip_think, ChatRequest};
 use super::retry::CallError;
 use anyhow::{anyhow, Result};
@@ -53,6 +53,17 @@ impl LlmClient {
         let mut out_of_money = false;
         let result = self.retry.run(seed, &what, || {
             let (cost, error) = match self.api.complete(req) {
+                Ok(c) if c.refusal.is_some() => {
+                    // Billed, and not asked again: the request ends here.
+                    let usage = self.usage_or_estimate(req, &c);
+                    let cost = self.prices.cost(usage.input_tokens, usage.output_tokens);
+                    if let Some(r) = held.take() {
+                        self.budget.settle(r, cost);
+                    }
+                    self.add_unlabelled(cost);
+                    let refusal = c.refusal.as_deref().unwrap_or_default();
+                    return Err(CallError::Fatal(refusal_message(refusal)));
+                }
                 Ok(c) if strip_think(&c.text).trim().is_empty() => {
                     let usage = self.usage_or_estimate(req, &c);
                     (

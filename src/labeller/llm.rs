@@ -34,6 +34,20 @@ pub struct Completion {
     /// The reply stopped at the request's `max_tokens` (OpenAI `finish_reason: "length"`,
     /// Anthropic `stop_reason: "max_tokens"`): the label may be cut short.
     pub cut_off: bool,
+    /// The model refused, or the provider's filter stopped the reply: OpenAI's
+    /// `message.refusal` (with no content) or `finish_reason: "content_filter"`, Anthropic's
+    /// `stop_reason: "refusal"`. What it said, or what stopped it. Billed, but no label, and
+    /// asking again would most likely be refused (and billed) again.
+    pub refusal: Option<String>,
+}
+
+/// The error of a refused request, saying what to do (see [`Completion::refusal`]).
+pub fn refusal_message(refusal: &str) -> String {
+    format!(
+        "the model refused to label it ({refusal:?}); it is not asked again, since a refusal \
+         is billed and most likely repeated: take the item out of the data, or change \
+         labeller.system_prompt or labeller.model"
+    )
 }
 
 /// One chat request over one provider's wire format.

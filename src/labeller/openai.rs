@@ -118,11 +118,28 @@ pub fn parse_completion(body: &Value) -> Result<Completion, CallError> {
             output_tokens: u.get("completion_tokens")?.as_u64()?,
         })
     });
-    let cut_off = choice.get("finish_reason").and_then(Value::as_str) == Some("length");
+    let finish = choice.get("finish_reason").and_then(Value::as_str);
+    let cut_off = finish == Some("length");
+    let said = choice
+        .pointer("/message/refusal")
+        .and_then(Value::as_str)
+        .filter(|r| !r.trim().is_empty());
+    let refusal = if finish == Some("content_filter") {
+        Some(said.map_or_else(
+            || "the provider's content filter stopped the reply".to_string(),
+            str::to_string,
+        ))
+    } else if super::prompt::strip_think(&text).trim().is_empty() {
+        // A refusal with text besides is still a reply: the text is the label.
+        said.map(str::to_string)
+    } else {
+        None
+    };
     Ok(Completion {
         text,
         usage,
         cut_off,
+        refusal,
     })
 }
 
@@ -221,6 +238,31 @@ mod tests {
         assert_eq!(parse_completion(&null).unwrap().text, "");
         assert!(parse_completion(&json!({"object":"list"})).is_err());
         assert!(!c.cut_off);
+    }
+
+    #[test]
+    fn refusals_and_filtered_replies_are_told_apart_from_labels() {
+        let reply = |message: Value, finish: &str| {
+            parse_completion(
+                &json!({"choices":[{"message": message, "finish_reason": finish}],
+                                     "usage":{"prompt_tokens":9,"completion_tokens":5}}),
+            )
+            .unwrap()
+        };
+        let refused = reply(json!({"content": null, "refusal": "No."}), "stop");
+        assert_eq!(refused.refusal.as_deref(), Some("No."));
+        assert!(refused.usage.is_some(), "billed");
+        let filtered = reply(json!({"content": "Half a"}), "content_filter");
+        assert!(filtered.refusal.unwrap().contains("content filter"));
+        // Text besides a refusal is the label; a null refusal is none.
+        assert_eq!(
+            reply(json!({"content": "re: x", "refusal": "No."}), "stop").refusal,
+            None
+        );
+        assert_eq!(
+            reply(json!({"content": "re: x", "refusal": null}), "stop").refusal,
+            None
+        );
     }
 
     /// Answers every request with the same reply, stopped at max_tokens.

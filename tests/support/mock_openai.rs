@@ -42,7 +42,13 @@ pub enum Fault {
     /// key straddles the 300th character (where error bodies are cut), as a misconfigured
     /// proxy might.
     EchoHeaders,
+    /// 200 with a refusal, billed: OpenAI's `message.refusal` with `content: null`, Anthropic's
+    /// `stop_reason: "refusal"` with no text.
+    Refusal,
 }
+
+/// What the mock says when it refuses.
+pub const REFUSAL: &str = "I'm sorry, I can't help with that.";
 
 /// A chat turn as the server received it.
 pub type Turn = (String, String);
@@ -567,6 +573,8 @@ pub(super) fn apply_fault(fault: Option<Fault>, anthropic: bool) -> Result<bool,
         )),
         // Answered by `chat` itself, which has the request's headers.
         Some(Fault::EchoHeaders) => Ok(false),
+        // Answered by `chat` and `messages`, as an empty reply in their own shape.
+        Some(Fault::Refusal) => Ok(true),
     }
 }
 
@@ -585,6 +593,7 @@ fn chat(req: &Recorded, state: &Mutex<State>, o: &Options) -> Response {
             headers: vec![],
         };
     }
+    let refused = matches!(fault, Some(Fault::Refusal));
     let empty = match apply_fault(fault, false) {
         Ok(e) => e,
         Err(r) => return r,
@@ -607,16 +616,18 @@ fn chat(req: &Recorded, state: &Mutex<State>, o: &Options) -> Response {
                 batch: false,
                 empty: text.is_empty(),
             });
-            json_response(
-                200,
-                completion_object(
-                    "chatcmpl-mock",
-                    &o.model,
-                    &text,
-                    input_tokens,
-                    output_tokens,
-                ),
-            )
+            let mut reply = completion_object(
+                "chatcmpl-mock",
+                &o.model,
+                &text,
+                input_tokens,
+                output_tokens,
+            );
+            if refused {
+                reply["choices"][0]["message"]["content"] = Value::Null;
+                reply["choices"][0]["message"]["refusal"] = json!(REFUSAL);
+            }
+            json_response(200, reply)
         }
         Err(r) => r,
     }
@@ -639,7 +650,9 @@ fn messages(req: &Recorded, state: &Mutex<State>, o: &Options) -> Response {
             "anthropic-version: header is required",
         );
     }
-    let empty = match apply_fault(take_fault(state, Route::Messages), true) {
+    let fault = take_fault(state, Route::Messages);
+    let refused = matches!(fault, Some(Fault::Refusal));
+    let empty = match apply_fault(fault, true) {
         Ok(e) => e,
         Err(r) => return r,
     };
@@ -678,7 +691,9 @@ fn messages(req: &Recorded, state: &Mutex<State>, o: &Options) -> Response {
                 200,
                 json!({
                     "id": "msg_mock", "type": "message", "role": "assistant", "model": o.model,
-                    "content": content, "stop_reason": "end_turn", "stop_sequence": null,
+                    "content": content,
+                    "stop_reason": if refused { "refusal" } else { "end_turn" },
+                    "stop_sequence": null,
                     "usage": {"input_tokens": input_tokens, "output_tokens": output_tokens}
                 }),
             )
