@@ -2,7 +2,7 @@
 //! scores and the labels used), and the test-set generations next to their references.
 use crate::data::{Dataset, Example};
 use crate::runner::persist::{load_state, read_generations, read_selected, CellPaths};
-use crate::web::html::{cell_url, escape, link, page, table, url_encode};
+use crate::web::html::{cell_url, escape, link, page, table, text_cell, url_encode};
 use crate::web::http::Reply;
 use crate::web::results::{csv_table, fingerprint, CellProgress};
 use crate::web::safety::safe_join;
@@ -153,13 +153,14 @@ pub fn cell_page(
                     .and_then(|s| s.get(i).copied().flatten())
                     .map_or("–".to_string(), |v| format!("{v:.4}"));
                 let example = by_id.get(id);
-                let input = example.map_or(String::new(), |e| shorten(&e.input, 400));
+                // Unknown (the dataset did not load) stays blank; an empty text is marked.
+                let input = example.map_or(String::new(), |e| text_cell(&shorten(&e.input, 400)));
                 let label = given
                     .get(id)
                     .cloned()
                     .or_else(|| example.map(|e| e.output.clone()))
-                    .unwrap_or_default();
-                vec![id.to_string(), score, escape(&input), escape(&label)]
+                    .map_or(String::new(), |l| text_cell(&l));
+                vec![id.to_string(), score, input, label]
             })
             .collect();
         body.push_str(&table(
@@ -213,11 +214,13 @@ pub fn generations_page(
         .map(|r| {
             let mut row = vec![
                 r.id.to_string(),
-                escape(&shorten(inputs.get(&r.id).copied().unwrap_or(""), 300)),
-                escape(&r.prediction),
+                inputs
+                    .get(&r.id)
+                    .map_or(String::new(), |input| text_cell(&shorten(input, 300))),
+                text_cell(&r.prediction),
                 r.references
                     .iter()
-                    .map(|s| escape(s))
+                    .map(|s| text_cell(s))
                     .collect::<Vec<_>>()
                     .join("<hr>"),
             ];

@@ -76,6 +76,17 @@ pub fn table(id: &str, header: &[&str], rows: &[Vec<String>]) -> String {
     out
 }
 
+/// A table cell's text (a dataset input, a label, a model output) as written: its newlines
+/// and spaces kept, long words wrapped, and an empty text said to be empty rather than left
+/// as a blank that looks like a rendering fault.
+pub fn text_cell(text: &str) -> String {
+    if text.is_empty() {
+        "<div class=\"cell-text empty\">(empty)</div>".to_string()
+    } else {
+        format!("<div class=\"cell-text\">{}</div>", escape(text))
+    }
+}
+
 /// A link whose target and text are escaped.
 pub fn link(href: &str, text: &str) -> String {
     format!("<a href=\"{}\">{}</a>", escape(href), escape(text))
@@ -100,6 +111,15 @@ mod tests {
         assert!(p.contains("<h1>&lt;b&gt;x&lt;/b&gt;</h1>"));
         assert!(p.contains("data-live=\"&quot;&gt;&lt;script&gt;\""));
         assert!(!p.contains("<b>x</b>"));
+    }
+
+    #[test]
+    fn text_cells_escape_and_mark_empty_texts() {
+        assert_eq!(
+            text_cell("a\n<b>"),
+            "<div class=\"cell-text\">a\n&lt;b&gt;</div>"
+        );
+        assert!(text_cell("").contains("(empty)"));
     }
 
     #[test]

@@ -169,6 +169,11 @@ impl Session {
             .unwrap_or_default())
     }
 
+    /// Run `script` (a function body; `return` gives the value) in the page.
+    pub fn execute(&self, script: &str) -> Result<Value> {
+        self.post("/execute/sync", json!({"script": script, "args": []}))
+    }
+
     /// The page's visible text.
     pub fn body_text(&self) -> Result<String> {
         self.find("body")?.text()

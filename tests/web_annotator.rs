@@ -1,0 +1,131 @@
+//! What a person labelling in a browser sees and saves, in headless Chromium: dataset texts
+//! with markup, Unicode, tabs, runs of spaces and newlines are shown as written (never as
+//! markup), a label typed with newlines and non-ASCII letters is saved exactly, a very long
+//! word does not push the page sideways, and model outputs keep their lines and say when
+//! they are empty. No run is started: the cell's files are written as a run leaves them.
+mod web_support;
+use std::time::Duration;
+use web_support::serve::Serve;
+use web_support::webdriver::{find_browser, Driver, Session};
+
+/// Markup a page must show as text; `window.pwned` is set if any of it ever runs.
+const HOSTILE: &str = "<script>window.pwned=1</script><img src=x onerror=\"window.pwned=2\"></textarea><b>bold?</b> & &amp;";
+
+fn item(id: u64, input: &str, system: &str) -> serde_json::Value {
+    serde_json::json!({"id": id, "input": input, "system_prompt": system, "guess": ""})
+}
+
+#[test]
+fn texts_show_and_save_as_written_in_chromium() {
+    let (driver_bin, browser) = find_browser().unwrap_or_else(|e| panic!("{e:#}"));
+    let dir = tempfile::tempdir().unwrap();
+    let serve = Serve::start(dir.path(), "127.0.0.1").unwrap();
+    let cell = serve.results.join("exp/random/seed-0");
+    std::fs::create_dir_all(cell.join("annotation")).unwrap();
+    std::fs::create_dir_all(cell.join("generations")).unwrap();
+    let input = format!("Dear Ünïcødé 中文 team,\n\n  indented\tand  two spaces\n{HOSTILE}\nBest");
+    let system = format!("Be brief {HOSTILE}\nsecond rule");
+    let long_word = "x".repeat(6000);
+    let long_input = format!("start {long_word} end");
+    std::fs::write(
+        cell.join("annotation/pending.json"),
+        serde_json::json!({"items": [item(7, &input, &system), item(8, &long_input, "")]})
+            .to_string(),
+    )
+    .unwrap();
+    let generation = |id: u64, prediction: &str| {
+        serde_json::json!({"id": id, "prediction": prediction,
+            "references": [format!("ref {id}\nline two {HOSTILE}")], "metrics": {"rouge1": 0.25}})
+        .to_string()
+    };
+    let prediction = format!("first line\n  second {HOSTILE}");
+    std::fs::write(
+        cell.join("generations/iter-0.jsonl"),
+        [
+            generation(1, &prediction),
+            generation(2, ""),
+            generation(3, &long_word),
+        ]
+        .join("\n")
+            + "\n",
+    )
+    .unwrap();
+
+    let driver = Driver::start(&driver_bin).unwrap();
+    let s = Session::new(&driver, &browser).unwrap();
+    let no_markup_ran = |s: &Session, page: &str| {
+        let v = s
+            .execute(
+                "return [typeof window.pwned, document.querySelectorAll('main b, main img, \
+                 main script').length, document.querySelectorAll('script').length];",
+            )
+            .unwrap();
+        assert_eq!(v, serde_json::json!(["undefined", 0, 1]), "{page}");
+    };
+    let fits_the_window = |s: &Session, page: &str| {
+        let v = s
+            .execute("return document.documentElement.scrollWidth <= window.innerWidth;")
+            .unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!(true),
+            "{page} is wider than the window"
+        );
+    };
+
+    let annotate = format!("{}/exp/exp/random/seed-0/annotate", serve.url);
+    s.goto(&format!("{annotate}?i=0")).unwrap();
+    // (WebDriver reports a shown tab as a space.)
+    assert_eq!(
+        s.find("#input").unwrap().text().unwrap(),
+        input.replace('\t', " ")
+    );
+    assert_eq!(s.find("#system-prompt").unwrap().text().unwrap(), system);
+    no_markup_ran(&s, "the annotation page");
+
+    // Typed with a newline and letters beyond ASCII, saved exactly (the browser sends CRLF).
+    let typed = "Überschrift: 中文 — ok\nzweite Zeile  mit Leerzeichen";
+    s.find("#output").unwrap().set(typed).unwrap();
+    s.find("#save").unwrap().click().unwrap();
+    s.wait_for("the next item", Duration::from_secs(10), |s| {
+        s.find("#progress")
+            .and_then(|p| p.text())
+            .is_ok_and(|t| t == "1 / 2 labeled")
+    })
+    .unwrap();
+    let saved = std::fs::read_to_string(cell.join("annotation/labels.jsonl")).unwrap();
+    let line: serde_json::Value = serde_json::from_str(saved.trim()).unwrap();
+    assert_eq!(line["output"], typed, "{saved}");
+    // The long item wraps inside its box rather than widening the page.
+    assert_eq!(
+        s.find("#input").unwrap().text().unwrap().len(),
+        long_input.len()
+    );
+    fits_the_window(&s, "the annotation page with a 6,000-character word");
+    // Back: the saved label is shown as saved, newline and all.
+    s.find("#back").unwrap().click().unwrap();
+    s.wait_for("the first item again", Duration::from_secs(10), |s| {
+        s.find("#output")
+            .and_then(|o| o.property("value"))
+            .is_ok_and(|v| v == typed)
+    })
+    .unwrap();
+
+    // Test generations: lines kept, markup shown as text, an empty output said to be empty.
+    s.goto(&format!("{}/exp/exp/random/seed-0/gen/0", serve.url))
+        .unwrap();
+    let cell_text = |row: usize, col: usize| {
+        s.find(&format!(
+            "#generations tbody tr:nth-child({row}) td:nth-child({col})"
+        ))
+        .unwrap()
+        .text()
+        .unwrap()
+    };
+    assert_eq!(cell_text(1, 3), prediction);
+    assert_eq!(cell_text(1, 4), format!("ref 1\nline two {HOSTILE}"));
+    assert_eq!(cell_text(2, 3), "(empty)");
+    assert_eq!(cell_text(1, 5), "0.2500");
+    no_markup_ran(&s, "the generations page");
+    fits_the_window(&s, "the generations page with a 6,000-character output");
+}
