@@ -242,3 +242,92 @@ fn huge_metric_values_are_plotted_and_the_report_finishes() {
     assert!(!svg.contains("inf") && !svg.contains("NaN"), "{svg}");
     assert!(exp.join("pred_words.png").is_file());
 }
+
+#[test]
+fn damaged_cell_files_are_named_and_the_other_cells_still_reported() {
+    let tmp = tempfile::tempdir().unwrap();
+    let exp = tmp.path().join("exp");
+    let cell = |s: &str, seed: u64| exp.join(s).join(format!("seed-{seed}"));
+    write_curve(&cell("random", 0).join("curve.csv"), &[0.1, 0.3]);
+    write_curve(&cell("random", 1).join("curve.csv"), &[0.3, 0.5]);
+    write_curve(&cell("mnlp", 0).join("curve.csv"), &[0.3, 0.5]);
+    write_curve(&cell("mnlp", 1).join("curve.csv"), &[0.3, 0.7]);
+    // random seed 2: a curve cut inside its last row; mnlp seed 1: its state.json and
+    // config.toml are damaged, its curve is fine.
+    let cut = cell("random", 2).join("curve.csv");
+    std::fs::create_dir_all(cut.parent().unwrap()).unwrap();
+    std::fs::write(
+        &cut,
+        "iteration,labeled,cost,tokens,seconds,rougeL\n0,10,0,0,0,0.9\n1,20,0,0",
+    )
+    .unwrap();
+    std::fs::write(cell("mnlp", 1).join("state.json"), "{\"version\": ").unwrap();
+    std::fs::write(
+        cell("mnlp", 1).join("config.toml"),
+        "name = \"exp\"\nseeds = [0,\n",
+    )
+    .unwrap();
+
+    let out = lab(&["report", exp.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // Written, but the exit status says something was not read.
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("{} line 3", cut.display())),
+        "the damaged file and line are named: {stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("delete {}", cut.parent().unwrap().display())),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("mnlp/seed-1") && stderr.contains("state.json"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("config.toml line 2 is not valid TOML"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("report.md lists them"), "{stderr}");
+
+    // By hand, without random seed 2: random means 0.2, 0.4 (AUC 0.3); mnlp means 0.3, 0.6
+    // (AUC 0.45), reaching random's 0.4 at 10 + 0.1/0.3·10 = 13.3 labels: saving 20/13.3.
+    let md = std::fs::read_to_string(exp.join("report.md")).unwrap();
+    assert!(
+        md.contains("Strategies (seeds): mnlp (2), random (2)."),
+        "{md}"
+    );
+    assert!(
+        md.contains("**Warning: some files of the cells could not be read.**"),
+        "{md}"
+    );
+    assert!(md.contains("- random/seed-2 is left out:"), "{md}");
+    assert!(
+        md.contains("| random (reference) | 0.3000 | 20 | 0.4000 | 20 | 1.00× |"),
+        "{md}"
+    );
+    assert!(
+        md.contains("| mnlp | 0.4500 | 20 | 0.6000 | 13.3 | 1.50× |"),
+        "{md}"
+    );
+    let summary = std::fs::read_to_string(exp.join("summary.csv")).unwrap();
+    assert!(summary.contains("random,20,rougeL,0.4,"), "{summary}");
+    assert!(summary
+        .lines()
+        .all(|l| !l.starts_with("random") || l.ends_with(",2")));
+
+    // Nothing readable at all: an error naming the file, no report.
+    let bad = tmp.path().join("bad");
+    let only = bad.join("random/seed-0/curve.csv");
+    std::fs::create_dir_all(only.parent().unwrap()).unwrap();
+    std::fs::write(&only, "garbage\n").unwrap();
+    let out = lab(&["report", bad.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("no readable curves"), "{stderr}");
+    assert!(
+        stderr.contains(&format!("{} line 1", only.display())),
+        "{stderr}"
+    );
+    assert!(!bad.join("report.md").exists());
+}

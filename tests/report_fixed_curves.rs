@@ -859,3 +859,162 @@ fn twenty_strategies_and_a_long_name_keep_a_readable_legend() {
     assert!(lines >= 21, "{lines} lines");
     assert!(!svg.contains("#FFFAC8"), "a Palette99 tint is still used");
 }
+
+/// Write `<dir>/<strategy>/seed-<seed>/curve.csv` with `metrics` columns and rows
+/// (labeled, values), free labels.
+fn write_metrics_curve(
+    dir: &Path,
+    strategy: &str,
+    seed: u64,
+    metrics: &[&str],
+    rows: &[(usize, &[f64])],
+) {
+    let mut curve = Curve::new(metrics.iter().map(|m| m.to_string()).collect());
+    for (i, &(labeled, values)) in rows.iter().enumerate() {
+        curve
+            .push(CurveRow {
+                iteration: i,
+                labeled,
+                cost: 0.0,
+                tokens: 0,
+                seconds: i as f64,
+                metrics: values.to_vec(),
+            })
+            .unwrap();
+    }
+    let path = dir
+        .join(strategy)
+        .join(format!("seed-{seed}"))
+        .join("curve.csv");
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, curve.to_csv_string()).unwrap();
+}
+
+#[test]
+fn a_loss_is_reached_by_falling_and_a_length_by_nothing() {
+    std::env::set_var("LAB_QUIET", "1");
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("lower");
+    let metrics = ["eval_loss", "pred_words"];
+    // random: loss means 0.8, 0.6, 0.4; words means 10, 11, 12.
+    write_metrics_curve(
+        &dir,
+        "random",
+        0,
+        &metrics,
+        &[(10, &[0.9, 9.0]), (20, &[0.7, 10.0]), (30, &[0.5, 11.0])],
+    );
+    write_metrics_curve(
+        &dir,
+        "random",
+        1,
+        &metrics,
+        &[(10, &[0.7, 11.0]), (20, &[0.5, 12.0]), (30, &[0.3, 13.0])],
+    );
+    // good: loss 0.6, 0.3, 0.2; words 8, 11, 14.
+    write_metrics_curve(
+        &dir,
+        "good",
+        0,
+        &metrics,
+        &[(10, &[0.6, 8.0]), (20, &[0.3, 11.0]), (30, &[0.2, 14.0])],
+    );
+    let report = write_report(&dir, "random").unwrap();
+    let md = std::fs::read_to_string(dir.join("report.md")).unwrap();
+
+    // The loss: random's final mean 0.4 is first reached (from above) by good between
+    // (10, 0.6) and (20, 0.3): 10 + 0.2/0.3·10 = 16.7 labels, a saving of 30/16.7 = 1.80.
+    // AUC: good ((0.6+0.3)/2·10 + (0.3+0.2)/2·10)/20 = 0.35; random (0.7·10 + 0.5·10)/20.
+    let loss = &report.tables[0];
+    assert_eq!(loss.metric, "eval_loss");
+    let good = loss.rows.iter().find(|r| r.strategy == "good").unwrap();
+    assert!(
+        close(good.labels_to_reach.unwrap(), 50.0 / 3.0, 1e-9),
+        "{good:?}"
+    );
+    assert!(!good.reached_at_first_point);
+    assert!(close(good.saving.unwrap(), 1.8, 1e-9), "{good:?}");
+    assert!(close(good.auc.unwrap(), 0.35, 1e-12));
+    assert!(
+        md.contains("Lower is better (assumed from its name"),
+        "{md}"
+    );
+    assert!(
+        md.contains("| good | 0.3500 | 30 | 0.2000 | 16.7 | 1.80× |"),
+        "{md}"
+    );
+    assert!(
+        md.contains("| random (reference) | 0.6000 | 30 | 0.4000 | 30 | 1.00× |"),
+        "{md}"
+    );
+
+    // Words describe the outputs: finals and AUC, but no target to reach.
+    let words = &report.tables[1];
+    assert_eq!(words.metric, "pred_words");
+    assert_eq!(words.target, None);
+    assert!(words
+        .rows
+        .iter()
+        .all(|r| r.labels_to_reach.is_none() && r.saving.is_none()));
+    assert!(md.contains("neither higher nor lower is better"), "{md}");
+    assert!(!md.contains("No `random` curve"), "{md}");
+    // good: (8+11)/2·10 + (11+14)/2·10 over 20 = 11.
+    assert!(
+        md.contains("| good | 11.0000 | 30 | 14.0000 | – | – |"),
+        "{md}"
+    );
+}
+
+#[test]
+fn the_figure_and_report_say_the_band_is_a_95_ci_of_the_mean() {
+    use atgen_lab::report::plot::BAND_LABEL;
+    std::env::set_var("LAB_QUIET", "1");
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("toy");
+    fixture(&dir, 0.0);
+    write_report(&dir, "random").unwrap();
+    let svg = std::fs::read_to_string(dir.join("rouge1.svg")).unwrap();
+    assert!(svg.contains(BAND_LABEL), "the legend names the band");
+    assert!(BAND_LABEL.contains("95% CI"));
+    let md = std::fs::read_to_string(dir.join("report.md")).unwrap();
+    assert!(
+        md.contains("The shaded band is the Student-t 95% confidence interval of that mean"),
+        "{md}"
+    );
+
+    // One seed each: no band, so the legend does not name one.
+    let dir = tmp.path().join("single");
+    write_curve(&dir, "random", 0, &[(10, 0.0, 0.1), (20, 0.0, 0.2)]);
+    write_curve(&dir, "s", 0, &[(10, 0.0, 0.2), (20, 0.0, 0.3)]);
+    write_report(&dir, "random").unwrap();
+    let svg = std::fs::read_to_string(dir.join("rouge1.svg")).unwrap();
+    assert!(!svg.contains(BAND_LABEL));
+}
+
+#[test]
+fn the_same_results_give_byte_identical_files() {
+    std::env::set_var("LAB_QUIET", "1");
+    let tmp = tempfile::tempdir().unwrap();
+    // The same curves in two places (the experiment name, drawn in the caption, is the same),
+    // and the second reported twice.
+    let (a, b) = (tmp.path().join("a/toy"), tmp.path().join("b/toy"));
+    fixture(&a, 0.002);
+    fixture(&b, 0.002);
+    for options in [
+        ReportOptions::default(),
+        ReportOptions {
+            reference: "random".into(),
+            x: XAxis::Cost,
+        },
+    ] {
+        let first = write_report_with(&a, &options).unwrap();
+        write_report_with(&b, &options).unwrap();
+        let again = write_report_with(&b, &options).unwrap();
+        assert_eq!(first.files.len(), 4, "{:?}", first.files);
+        for (fa, fb) in first.files.iter().zip(&again.files) {
+            assert_eq!(fa.file_name(), fb.file_name());
+            let (ba, bb) = (std::fs::read(fa).unwrap(), std::fs::read(fb).unwrap());
+            assert!(ba == bb, "{} differs between runs", fa.display());
+        }
+    }
+}

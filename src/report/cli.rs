@@ -34,6 +34,8 @@ pub fn run(args: &ReportArgs) -> Result<()> {
         }
     }
     let mut failed = Vec::new();
+    // Reported, but with files of some cells that could not be read.
+    let mut partial = Vec::new();
     for dir in &dirs {
         let summary = match write_report_with(dir, &options) {
             Ok(summary) => summary,
@@ -46,6 +48,16 @@ pub fn run(args: &ReportArgs) -> Result<()> {
                 continue;
             }
         };
+        for line in &summary.unreadable {
+            eprintln!("error: {}: {line}", dir.display());
+        }
+        if !summary.unreadable.is_empty() {
+            partial.push(format!(
+                "{} ({} files)",
+                dir.display(),
+                summary.unreadable.len()
+            ));
+        }
         for line in &summary.mixed_settings {
             eprintln!("warning: {}: {line}", dir.display());
         }
@@ -66,13 +78,24 @@ pub fn run(args: &ReportArgs) -> Result<()> {
             dir.join("report.md").display()
         );
     }
+    let mut problems = Vec::new();
     if !failed.is_empty() {
-        bail!(
+        problems.push(format!(
             "{} of {} experiment folders could not be reported (see above): {}",
             failed.len(),
             dirs.len(),
             failed.join(", ")
-        );
+        ));
+    }
+    if !partial.is_empty() {
+        problems.push(format!(
+            "reported, but files of some cells could not be read (see above; report.md lists \
+             them): {}",
+            partial.join(", ")
+        ));
+    }
+    if !problems.is_empty() {
+        bail!("{}", problems.join("; "));
     }
     Ok(())
 }

@@ -18,6 +18,32 @@ pub struct StrategyCurves {
     pub seeds: Vec<SeedCurve>,
 }
 
+/// A cell whose curve.csv exists but could not be read (edited or damaged: the runner
+/// writes it atomically). The report leaves it out and says so.
+#[derive(Clone, Debug)]
+pub struct UnreadableCell {
+    pub strategy: String,
+    pub seed: u64,
+    pub path: PathBuf,
+    /// The reading error, naming the file (and line).
+    pub error: String,
+}
+
+impl UnreadableCell {
+    /// What report.md and stderr say about it: the error and what to do.
+    pub fn describe(&self) -> String {
+        let dir = self.path.parent().unwrap_or(&self.path);
+        format!(
+            "{}/seed-{} is left out: {}. Restore the file, or delete {} and rerun `lab run` \
+             on the experiment file to compute the cell again",
+            self.strategy,
+            self.seed,
+            self.error,
+            dir.display()
+        )
+    }
+}
+
 /// All curves of one experiment.
 #[derive(Clone, Debug)]
 pub struct ExperimentCurves {
@@ -27,6 +53,18 @@ pub struct ExperimentCurves {
     pub strategies: Vec<StrategyCurves>,
     /// Metric columns in the order of the first curve read, then any others in order seen.
     pub metrics: Vec<String>,
+    /// Cells whose curve.csv could not be read, sorted by strategy then seed.
+    pub unreadable: Vec<UnreadableCell>,
+}
+
+impl ExperimentCurves {
+    /// `(strategy, seed)` of every cell whose curve was read, sorted.
+    pub fn cells(&self) -> Vec<(String, u64)> {
+        self.strategies
+            .iter()
+            .flat_map(|s| s.seeds.iter().map(|seed| (s.strategy.clone(), seed.seed)))
+            .collect()
+    }
 }
 
 /// The seed number of a folder named `seed-<n>`.
@@ -51,7 +89,9 @@ pub fn is_experiment_dir(dir: &Path) -> bool {
 }
 
 /// Read every curve below `dir`. Seed folders without a curve.csv yet (a cell that has not
-/// finished its first iteration) and curves with no rows are skipped.
+/// finished its first iteration) and curves with no rows are skipped; a curve.csv that
+/// cannot be read or parsed is listed in `unreadable` and the others are still read. Fails
+/// when no curve could be read.
 pub fn load_experiment_curves(dir: &Path) -> Result<ExperimentCurves> {
     let name = dir
         .file_name()
@@ -59,6 +99,7 @@ pub fn load_experiment_curves(dir: &Path) -> Result<ExperimentCurves> {
         .unwrap_or_else(|| dir.display().to_string());
     let mut strategies = Vec::new();
     let mut metrics: Vec<String> = Vec::new();
+    let mut unreadable = Vec::new();
     for strategy_dir in sorted_subdirs(dir)? {
         let Some(strategy) = strategy_dir.file_name().and_then(|n| n.to_str()) else {
             continue;
@@ -76,7 +117,18 @@ pub fn load_experiment_curves(dir: &Path) -> Result<ExperimentCurves> {
             if !path.is_file() {
                 continue;
             }
-            let curve = Curve::read(&path)?;
+            let curve = match Curve::read(&path) {
+                Ok(curve) => curve,
+                Err(e) => {
+                    unreadable.push(UnreadableCell {
+                        strategy: strategy.to_string(),
+                        seed,
+                        path,
+                        error: format!("{e:#}"),
+                    });
+                    continue;
+                }
+            };
             if curve.rows.is_empty() {
                 continue;
             }
@@ -95,6 +147,18 @@ pub fn load_experiment_curves(dir: &Path) -> Result<ExperimentCurves> {
             });
         }
     }
+    unreadable.sort_by(|a, b| (&a.strategy, a.seed).cmp(&(&b.strategy, b.seed)));
+    if strategies.is_empty() && !unreadable.is_empty() {
+        bail!(
+            "no readable curves in {}: {}",
+            dir.display(),
+            unreadable
+                .iter()
+                .map(UnreadableCell::describe)
+                .collect::<Vec<_>>()
+                .join("; ")
+        );
+    }
     if strategies.is_empty() {
         bail!(
             "no curves found in {}: expected <strategy>/seed-<n>/curve.csv below it \
@@ -107,6 +171,7 @@ pub fn load_experiment_curves(dir: &Path) -> Result<ExperimentCurves> {
         dir: dir.to_path_buf(),
         strategies,
         metrics,
+        unreadable,
     })
 }
 

@@ -1,4 +1,5 @@
 //! `report.md`: per metric, a table of label efficiency against the reference strategy.
+use crate::report::direction::Direction;
 use crate::report::savings::{SavingBound, SavingsTable};
 use std::fmt::Write;
 
@@ -11,6 +12,7 @@ pub struct SeedCount<'a> {
 /// What report.md warns about before its tables (each empty or `None` when all is well).
 #[derive(Default)]
 pub struct ReportNotes<'a> {
+    pub unreadable: &'a [String],
     pub mixed_settings: &'a [String],
     pub unfinished: &'a [String],
     pub uneven_ends: Option<&'a str>,
@@ -25,6 +27,7 @@ pub fn render_report(
     figures: &[String],
 ) -> String {
     let ReportNotes {
+        unreadable,
         mixed_settings,
         unfinished,
         uneven_ends,
@@ -42,6 +45,17 @@ pub fn render_report(
             .collect::<Vec<_>>()
             .join(", ")
     );
+    if !unreadable.is_empty() {
+        let _ = writeln!(
+            md,
+            "**Warning: some files of the cells could not be read.** A cell whose curve.csv \
+             cannot be read is left out of everything below (its seed is not counted above):\n"
+        );
+        for line in unreadable {
+            let _ = writeln!(md, "- {line}");
+        }
+        md.push('\n');
+    }
     if !mixed_settings.is_empty() {
         let _ = writeln!(
             md,
@@ -97,6 +111,36 @@ pub fn render_report(
     );
     for t in tables {
         let _ = writeln!(md, "## {}\n", t.metric);
+        let assumed = if t.direction_known {
+            String::new()
+        } else {
+            format!(
+                " (assumed from its name: `{}` is not a metric this lab computes)",
+                t.metric
+            )
+        };
+        match t.direction {
+            Direction::Higher if t.direction_known => {}
+            Direction::Higher => {
+                let _ = writeln!(md, "Higher is better{assumed}.\n");
+            }
+            Direction::Lower => {
+                let _ = writeln!(
+                    md,
+                    "Lower is better{assumed}: labels to reach is the first labeled count where \
+                     the mean curve falls to the reference's final mean, and a lower AUC is \
+                     better.\n"
+                );
+            }
+            Direction::Neither => {
+                let _ = writeln!(
+                    md,
+                    "`{}` describes the outputs; neither higher nor lower is better, so \
+                     labels-to-reach and savings are not computed.\n",
+                    t.metric
+                );
+            }
+        }
         match (t.target, t.reference_labels) {
             (Some(target), Some(labels)) => {
                 let _ = writeln!(
@@ -112,6 +156,7 @@ pub fn render_report(
                     fmt_labels(labels)
                 );
             }
+            _ if t.direction == Direction::Neither => {}
             _ => {
                 let _ = writeln!(
                     md,
@@ -181,6 +226,15 @@ pub fn render_report(
     }
     if !figures.is_empty() {
         let _ = writeln!(md, "## Figures\n");
+        let _ = writeln!(
+            md,
+            "Each line is a strategy's mean over its seeds, by labeled examples (by cumulative \
+             labelling cost in dollars in `*-by-cost` figures); the reference is the black \
+             dashed line. The shaded band is the Student-t 95% confidence interval of that \
+             mean, not the seeds' standard deviation (which is in `summary.csv`): none with \
+             one seed, and wide with few (t = 12.71 for two seeds, 4.30 for three). Bands are \
+             cut at the metric's range (0–1 for ROUGE).\n"
+        );
         for f in figures {
             let _ = writeln!(md, "![{f}]({f})\n");
         }

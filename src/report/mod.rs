@@ -2,6 +2,7 @@
 //! `summary.csv`, `<metric>.svg|png` and `report.md` in `results/<experiment>/`.
 pub mod aggregate;
 pub mod cli;
+pub mod direction;
 pub mod font;
 pub mod load;
 pub mod markdown;
@@ -54,6 +55,12 @@ pub struct ReportSummary {
     /// Strategies and metrics with values that are not finite, left out of the means; also in
     /// report.md.
     pub non_finite: Vec<String>,
+    /// `(strategy, seed)` of every cell whose curve the report read, sorted: what it averages.
+    pub cells: Vec<(String, u64)>,
+    /// Files of cells that could not be read or parsed, each with the error, what the report
+    /// could not do for want of it and what to do; also in report.md. A cell whose
+    /// curve.csv is unreadable is left out; the report covers the others.
+    pub unreadable: Vec<String>,
 }
 
 /// Write summary.csv, figures by labeled count and report.md into `experiment_dir`.
@@ -77,9 +84,15 @@ pub fn write_report_with(experiment_dir: &Path, options: &ReportOptions) -> Resu
             .flat_map(|s| &s.curve.rows)
             .any(|r| r.cost > 0.0);
         if !any_cost {
+            // The cells left out may be the paid ones: name them too.
+            let unreadable: String = curves
+                .unreadable
+                .iter()
+                .map(|u| format!("; {}", u.describe()))
+                .collect();
             bail!(
                 "every curve in {} has cost 0 (golden labels are free): plotting by cost needs \
-                 a labeller that charges; use `--x labeled`",
+                 a labeller that charges; use `--x labeled`{unreadable}",
                 experiment_dir.display()
             );
         }
@@ -135,8 +148,15 @@ pub fn write_report_with(experiment_dir: &Path, options: &ReportOptions) -> Resu
     let unfinished = settings::unfinished_cells(&curves);
     let uneven_ends = settings::uneven_ends(&curves);
     let non_finite = aggregate::non_finite_values(&curves);
+    let mut unreadable: Vec<String> = curves
+        .unreadable
+        .iter()
+        .map(load::UnreadableCell::describe)
+        .collect();
+    unreadable.extend(settings::damaged_files(&curves));
     let report_path = experiment_dir.join("report.md");
     let notes = markdown::ReportNotes {
+        unreadable: &unreadable,
         mixed_settings: &mixed_settings,
         unfinished: &unfinished,
         uneven_ends: uneven_ends.as_deref(),
@@ -161,6 +181,8 @@ pub fn write_report_with(experiment_dir: &Path, options: &ReportOptions) -> Resu
         unfinished,
         uneven_ends,
         non_finite,
+        cells: curves.cells(),
+        unreadable,
     })
 }
 

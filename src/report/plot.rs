@@ -1,11 +1,16 @@
-//! Figures: one line per strategy (mean over seeds) with its 95% CI band; the reference
-//! strategy is drawn as a black dashed line on top of the others.
+//! Figures: one line per strategy (mean over seeds) with the Student-t 95% confidence interval
+//! of that mean as a shaded band (said in the legend); the reference strategy is drawn as a
+//! black dashed line on top of the others.
 use crate::report::aggregate::{MeanCurve, XAxis};
+use crate::report::direction::{direction_of, Direction};
 use crate::report::font::{register_bundled_font, FAMILY};
 use anyhow::{anyhow, Context, Result};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use std::path::Path;
+
+/// The legend entry of the shaded bands (drawn when some strategy has two seeds or more).
+pub const BAND_LABEL: &str = "shaded: 95% CI of the mean over seeds (Student t)";
 
 /// Figure size in pixels (SVG user units).
 pub const FIGURE_SIZE: (u32, u32) = (960, 600);
@@ -175,12 +180,26 @@ fn draw<DB: DrawingBackend>(
             .draw_series(pts.iter().map(|&p| Circle::new(p, 3, color.filled())))
             .map_err(|e| failed("points", &e))?;
     }
-    // Upper left: learning curves rise to the right, so their ends stay clear of the legend,
-    // whose font shrinks when there are many strategies.
+    if curves.iter().any(|c| c.points.iter().any(|p| p.summary.ci95.is_some())) {
+        // Say what the shaded bands are, in the figure itself.
+        chart
+            .draw_series(std::iter::empty::<Circle<(f64, f64), u32>>())
+            .map_err(|e| failed("legend", &e))?
+            .label(BAND_LABEL)
+            .legend(|(x, y)| {
+                Rectangle::new([(x, y - 5), (x + 21, y + 5)], BLACK.mix(0.15).filled())
+            });
+    }
+    // Learning curves rise to the right (fall, when lower is better), so their ends stay clear
+    // of a legend in the upper left (right); its font shrinks when there are many strategies.
     let legend_font = if curves.len() > 10 { 11 } else { 14 };
+    let position = match direction_of(spec.metric).0 {
+        Direction::Lower => SeriesLabelPosition::UpperRight,
+        Direction::Higher | Direction::Neither => SeriesLabelPosition::UpperLeft,
+    };
     chart
         .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
+        .position(position)
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK)
         .label_font((FAMILY, legend_font))

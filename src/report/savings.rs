@@ -1,6 +1,7 @@
 //! Label-efficiency numbers of a mean curve: normalised area under the curve, the labels
 //! needed to reach the reference strategy's final score, and the resulting saving ratio.
 use crate::report::aggregate::MeanCurve;
+use crate::report::direction::{direction_of, Direction};
 
 /// Trapezoid area under `(x, y)` points (sorted by x) divided by the x range, i.e. the
 /// average height of the curve. A single point gives its own value.
@@ -101,8 +102,14 @@ pub enum SavingBound {
 #[derive(Clone, Debug, PartialEq)]
 pub struct SavingsTable {
     pub metric: String,
+    /// Which way the metric improves; "reaches" means at or below the target when lower is
+    /// better, and nothing is reached for a metric that is neither.
+    pub direction: Direction,
+    /// Whether `direction` is the lab's own (a registered metric) or guessed from the name.
+    pub direction_known: bool,
     pub reference: String,
-    /// The reference strategy's final mean score, when the reference has this metric.
+    /// The reference strategy's final mean score, when the reference has this metric and
+    /// the metric has a better direction.
     pub target: Option<f64>,
     /// Labels the reference itself needs to first reach `target`.
     pub reference_labels: Option<f64>,
@@ -117,13 +124,25 @@ pub struct SavingsTable {
 
 /// Build the table from mean curves keyed by labeled count. Every strategy, the reference
 /// included, is measured the same way (first crossing of the target), so the reference's own
-/// saving is exactly 1.
+/// saving is exactly 1. Which way the metric improves comes from [`direction_of`].
 pub fn savings_table(metric: &str, curves: &[MeanCurve], reference: &str) -> SavingsTable {
+    let (direction, direction_known) = direction_of(metric);
+    // The crossing is found on curves oriented so that higher is better.
+    let sign = if direction == Direction::Lower {
+        -1.0
+    } else {
+        1.0
+    };
+    let oriented = |c: &MeanCurve| -> Vec<(f64, f64)> {
+        c.means().into_iter().map(|(x, y)| (x, sign * y)).collect()
+    };
     let reference_curve = curves.iter().find(|c| c.strategy == reference);
-    let target = reference_curve.and_then(|c| c.points.last().map(|p| p.summary.mean));
+    let target = reference_curve
+        .and_then(|c| c.points.last().map(|p| p.summary.mean))
+        .filter(|_| direction != Direction::Neither);
     let reference_labels = reference_curve
         .zip(target)
-        .and_then(|(c, t)| x_to_reach(&c.means(), t));
+        .and_then(|(c, t)| x_to_reach(&oriented(c), sign * t));
     let starts = curves.iter().filter_map(|c| c.points.first().map(|p| p.x));
     let ends = curves.iter().filter_map(|c| c.points.last().map(|p| p.x));
     let auc_range = Some((
@@ -139,7 +158,7 @@ pub fn savings_table(metric: &str, curves: &[MeanCurve], reference: &str) -> Sav
         .filter_map(|c| {
             let means = c.means();
             let last = *means.last()?;
-            let labels_to_reach = target.and_then(|t| x_to_reach(&means, t));
+            let labels_to_reach = target.and_then(|t| x_to_reach(&oriented(c), sign * t));
             let reached_at_first_point = labels_to_reach.is_some_and(|l| at_first_point(&means, l));
             // A count reached at the first point is only an upper bound on the labels needed,
             // so the ratio is a bound on one side, and unknown when both are bounds. The
@@ -170,6 +189,8 @@ pub fn savings_table(metric: &str, curves: &[MeanCurve], reference: &str) -> Sav
         .collect();
     SavingsTable {
         metric: metric.to_string(),
+        direction,
+        direction_known,
         reference: reference.to_string(),
         target,
         reference_labels,

@@ -86,6 +86,58 @@ fn names(cells: &[String]) -> String {
     }
 }
 
+/// One line per cell whose config.toml or state.json exists but cannot be read or parsed
+/// (edited or damaged: the runner writes both atomically), with what the report could not
+/// do for it and what to do. Missing files (hand-made folders) are not named.
+pub fn damaged_files(curves: &ExperimentCurves) -> Vec<String> {
+    let mut lines = Vec::new();
+    for s in &curves.strategies {
+        for seed in &s.seeds {
+            let Some(dir) = seed.path.parent() else {
+                continue;
+            };
+            let cell = format!("{}/seed-{}", s.strategy, seed.seed);
+            let config = dir.join("config.toml");
+            let problem = match std::fs::read_to_string(&config) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+                Err(e) => Some(format!("cannot read {}: {e}", config.display())),
+                Ok(text) => text.parse::<Table>().err().map(|e| {
+                    // One line: the error's own text draws the line with a caret.
+                    // A span at the very end (an unclosed array) counts on the last line.
+                    let end = text.trim_end().len();
+                    let line = e
+                        .span()
+                        .map(|r| text[..r.start.min(end)].matches('\n').count() + 1);
+                    format!(
+                        "{}{} is not valid TOML: {}",
+                        config.display(),
+                        line.map(|l| format!(" line {l}")).unwrap_or_default(),
+                        e.message().trim().replace('\n', "; ")
+                    )
+                }),
+            };
+            if let Some(problem) = problem {
+                lines.push(format!(
+                    "{cell}: {problem}, so its settings are not compared with the other \
+                     cells'. Restore the file, or delete {} and rerun `lab run` on the \
+                     experiment file to compute the cell again",
+                    dir.display()
+                ));
+            }
+            let paths = crate::runner::persist::CellPaths {
+                dir: dir.to_path_buf(),
+            };
+            if let Err(e) = crate::runner::persist::load_state(&paths) {
+                lines.push(format!(
+                    "{cell}: {}; whether the cell finished is unknown",
+                    format!("{e:#}").replace('\n', " ")
+                ));
+            }
+        }
+    }
+    lines
+}
+
 /// One line per cell whose state.json says it has not finished: still running, or stopped
 /// (interrupted, or failed — a script error, a refused resume) after some iterations. Its
 /// curve is shorter for that, not because a budget ended it. Cells without a state.json

@@ -227,7 +227,11 @@ pub fn run_experiment(file: &Path, opts: &RunOptions) -> Result<ExperimentOutcom
         if let Some(note) = &report.uneven_ends {
             eprintln!("note: {}: {note}", results_dir.display());
         }
-        let strays = cells_not_in(&results_dir, &exp);
+        for line in &report.unreadable {
+            eprintln!("warning: {}: {line}", results_dir.display());
+        }
+        // The cells the report read: listing the folders again would read them twice.
+        let strays = cells_not_in(&report.cells, &exp);
         if !strays.is_empty() {
             eprintln!(
                 "note: {}: report.md also averages cells the experiment file no longer lists \
@@ -266,31 +270,16 @@ fn check_fits_context(
     Ok(())
 }
 
-/// Cells with a curve under `dir` whose strategy or seed the experiment no longer has (the
-/// report reads every cell on disk).
-fn cells_not_in(dir: &Path, exp: &Experiment) -> Vec<String> {
-    let mut strays = Vec::new();
-    let Ok(strategies) = std::fs::read_dir(dir) else {
-        return strays;
-    };
-    for strategy in strategies.flatten() {
-        let name = strategy.file_name().to_string_lossy().into_owned();
-        let listed = exp.strategies.iter().any(|s| s.key() == name);
-        let Ok(seeds) = std::fs::read_dir(strategy.path()) else {
-            continue;
-        };
-        for seed_dir in seeds.flatten() {
-            let Some(seed) =
-                crate::report::load::parse_seed_dir(&seed_dir.file_name().to_string_lossy())
-            else {
-                continue;
-            };
-            if seed_dir.path().join("curve.csv").exists() && !(listed && exp.seeds.contains(&seed))
-            {
-                strays.push(format!("{name}/seed-{seed}"));
-            }
-        }
-    }
+/// Cells the report read (`(strategy, seed)`) whose strategy or seed the experiment no
+/// longer has (the report reads every cell on disk).
+fn cells_not_in(cells: &[(String, u64)], exp: &Experiment) -> Vec<String> {
+    let mut strays: Vec<String> = cells
+        .iter()
+        .filter(|(name, seed)| {
+            !(exp.strategies.iter().any(|s| s.key() == name) && exp.seeds.contains(seed))
+        })
+        .map(|(name, seed)| format!("{name}/seed-{seed}"))
+        .collect();
     strays.sort();
     strays
 }
@@ -324,4 +313,33 @@ pub fn cell_line(out: &CellOutcome) -> String {
         state,
         out.seconds
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cells_not_in_names_cells_of_strategies_or_seeds_no_longer_listed() {
+        let text = "name = \"x\"\nseeds = [0, 1]\n[data]\npath = \"d\"\n\
+                    [[strategy]]\nname = \"random\"\n\
+                    [[strategy]]\nname = \"huds\"\nlabel = \"huds-b\"\n";
+        let exp = crate::config::parse_experiment(text, Path::new("x.toml")).unwrap();
+        let cells: Vec<(String, u64)> = [
+            ("huds", 0),
+            ("huds-b", 1),
+            ("mnlp", 0),
+            ("random", 0),
+            ("random", 1),
+            ("random", 2),
+        ]
+        .iter()
+        .map(|(s, n)| (s.to_string(), *n))
+        .collect();
+        // `huds` runs under its label `huds-b`; seed 2 was dropped from the file.
+        assert_eq!(
+            cells_not_in(&cells, &exp),
+            ["huds/seed-0", "mnlp/seed-0", "random/seed-2"]
+        );
+    }
 }
