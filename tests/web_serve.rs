@@ -439,3 +439,73 @@ fn a_form_sent_again_is_saved_once_and_never_reported_lost() {
         "{saved}"
     );
 }
+
+/// Two launches of one experiment at once (a double click on Launch) start one run: the
+/// other is told it is running already. Before, both started; the second failed on the
+/// first one's cells and the pages showed the experiment as failed while it ran.
+#[test]
+fn a_double_click_on_launch_starts_one_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let serve = Serve::start(dir.path(), "127.0.0.1").unwrap();
+    let form = [
+        ("name", "twice"),
+        ("dataset", "data/aeslc"),
+        ("pool_size", "20"),
+        ("test_size", "4"),
+        ("model", "tiny-random-llama"),
+        ("strategy", "random"),
+        ("seeds", "0"),
+        ("init_size", "2"),
+        ("query_size", "2"),
+        ("iterations", "1"),
+        ("epochs", "1"),
+        ("labeller", "golden"),
+        ("advanced", "[eval]\nmetrics = [\"rouge1\"]\n"),
+    ];
+    let agent = ureq::AgentBuilder::new().redirects(0).build();
+    let barrier = std::sync::Barrier::new(2);
+    let mut codes: Vec<u16> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..2)
+            .map(|_| {
+                let (agent, barrier, url) = (&agent, &barrier, &serve.url);
+                s.spawn(move || {
+                    barrier.wait();
+                    let (code, body) =
+                        answer(agent.post(&format!("{url}/launch")).send_form(&form));
+                    if code == 422 {
+                        assert!(body.contains("running already"), "{body}");
+                    }
+                    code
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    codes.sort_unstable();
+    assert_eq!(codes, [303, 422], "one launch starts, the other is refused");
+    let log = std::fs::read_to_string(serve.results.join("twice/run.log")).unwrap();
+    assert_eq!(log.matches("== lab run").count(), 1, "{log}");
+    // The run that started is the one the pages follow, and it finishes.
+    let started = std::time::Instant::now();
+    loop {
+        let status: serde_json::Value = ureq::get(&format!("{}/api/status", serve.url))
+            .call()
+            .unwrap()
+            .into_json()
+            .unwrap();
+        let run = status["experiments"][0]["run"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        assert!(
+            !run.starts_with("failed"),
+            "{run}\n{}",
+            std::fs::read_to_string(serve.results.join("twice/run.log")).unwrap()
+        );
+        if run == "finished" {
+            break;
+        }
+        assert!(started.elapsed().as_secs() < 240, "still {run}");
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+}

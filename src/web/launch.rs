@@ -414,7 +414,16 @@ pub fn submit(app: &App, form: &HashMap<String, String>) -> Result<Reply> {
         .with_context(|| format!("cannot create {}", app.experiments.display()))?;
     let header = "# Written by the launch form of `lab serve`.\n";
     crate::util::atomic_write_string(&file, &format!("{header}{text}"))?;
-    start_run(app, &exp.name, &file)?;
+    if !start_run(app, &exp.name, &file)? {
+        // Another request (a double click on Launch) started it between the check above
+        // and here.
+        let mut errors = FieldErrors::new();
+        errors.insert(
+            "name",
+            vec![format!("experiment `{}` is running already", exp.name)],
+        );
+        return invalid(errors);
+    }
     Ok(Reply::redirect(&format!(
         "/exp/{}",
         crate::web::html::url_encode(&exp.name)
@@ -438,8 +447,17 @@ fn lab_executable() -> Result<PathBuf> {
     }
 }
 
-/// Start `lab run FILE` in the background, its output in `<results>/<name>/run.log`.
-pub fn start_run(app: &App, name: &str, file: &Path) -> Result<()> {
+/// Start `lab run FILE` in the background, its output in `<results>/<name>/run.log`; false
+/// (and nothing started) when a run of `name` started here is still running. The check and
+/// the start happen under one lock: two launches at once (a double click) start one run,
+/// not a second that fails on the first one's cells and hides it from the pages.
+pub fn start_run(app: &App, name: &str, file: &Path) -> Result<bool> {
+    let mut runs = app.runs.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(child) = runs.get_mut(name) {
+        if matches!(child.try_wait(), Ok(None)) {
+            return Ok(false);
+        }
+    }
     let dir = app.results.join(name);
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let log_path: PathBuf = dir.join("run.log");
@@ -471,11 +489,8 @@ pub fn start_run(app: &App, name: &str, file: &Path) -> Result<()> {
         .stderr(log_err)
         .spawn()
         .with_context(|| format!("cannot start `lab run {}`", file.display()))?;
-    app.runs
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .insert(name.to_string(), child);
-    Ok(())
+    runs.insert(name.to_string(), child);
+    Ok(true)
 }
 
 #[cfg(test)]
