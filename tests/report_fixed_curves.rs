@@ -1018,3 +1018,43 @@ fn the_same_results_give_byte_identical_files() {
         }
     }
 }
+
+#[test]
+fn a_curve_row_its_state_json_does_not_record_is_left_out() {
+    use rand::SeedableRng;
+    std::env::set_var("LAB_QUIET", "1");
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("killed");
+    let rows = [(10, 0.0, 0.1), (20, 0.0, 0.2), (30, 0.0, 0.3)];
+    write_curve(&dir, "random", 0, &rows);
+    write_curve(
+        &dir,
+        "random",
+        1,
+        &[(10, 0.0, 0.3), (20, 0.0, 0.4), (30, 0.0, 0.9)],
+    );
+    // Seed 1 was killed after writing the row of iteration 2 but before state.json, which
+    // still records 2 finished iterations: resuming recomputes that row.
+    let rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
+    let mut state = atgen_lab::runner::state::CellState::new("killed", "random", 1, &rng);
+    state.iterations_done = 2;
+    std::fs::write(
+        dir.join("random/seed-1/state.json"),
+        state.to_json().unwrap(),
+    )
+    .unwrap();
+    let report = write_report(&dir, "random").unwrap();
+    // The mean curve ends at 20 (both seeds finished it): (0.2 + 0.4) / 2.
+    let rows = summary_rows(&dir, "rouge1");
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert_eq!((rows[1].1.as_str(), rows[1].3), ("20", 2), "{rows:?}");
+    assert!(close(rows[1].2, 0.3, 1e-12), "{rows:?}");
+    assert!(close(report.tables[0].target.unwrap(), 0.3, 1e-12));
+    assert_eq!(
+        report.unfinished,
+        [
+            "random/seed-1: stopped after iterations 0–1 — interrupted, or failed (the error is \
+          in the `lab run` output); `lab run` resumes it"
+        ]
+    );
+}

@@ -1,5 +1,6 @@
 //! Find and read every `<strategy>/seed-<n>/curve.csv` below an experiment folder.
 use crate::runner::curve::Curve;
+use crate::runner::state::CellState;
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 
@@ -9,6 +10,18 @@ pub struct SeedCurve {
     pub seed: u64,
     pub path: PathBuf,
     pub curve: Curve,
+    /// The cell's state.json, read once here for the curve and the report's notes.
+    pub state: StateFile,
+}
+
+/// What a cell's state.json holds.
+#[derive(Clone, Debug)]
+pub enum StateFile {
+    /// No state.json (a hand-made folder).
+    Missing,
+    Read(Box<CellState>),
+    /// It exists but cannot be read or parsed: the error, naming the file and what to do.
+    Damaged(String),
 }
 
 /// Every seed of one strategy, sorted by seed.
@@ -88,8 +101,9 @@ pub fn is_experiment_dir(dir: &Path) -> bool {
     })
 }
 
-/// Read every curve below `dir`. Seed folders without a curve.csv yet (a cell that has not
-/// finished its first iteration) and curves with no rows are skipped; a curve.csv that
+/// Read every curve below `dir`, each up to the iterations its state.json records as
+/// finished. Seed folders without a curve.csv yet (a cell that has not finished its first
+/// iteration) and curves with no rows are skipped; a curve.csv that
 /// cannot be read or parsed is listed in `unreadable` and the others are still read. Fails
 /// when no curve could be read.
 pub fn load_experiment_curves(dir: &Path) -> Result<ExperimentCurves> {
@@ -117,7 +131,7 @@ pub fn load_experiment_curves(dir: &Path) -> Result<ExperimentCurves> {
             if !path.is_file() {
                 continue;
             }
-            let curve = match Curve::read(&path) {
+            let mut curve = match Curve::read(&path) {
                 Ok(curve) => curve,
                 Err(e) => {
                     unreadable.push(UnreadableCell {
@@ -129,6 +143,21 @@ pub fn load_experiment_curves(dir: &Path) -> Result<ExperimentCurves> {
                     continue;
                 }
             };
+            // state.json is the commit point: a row past its finished iterations (a run
+            // killed between writing curve.csv and state.json) is not a finished iteration,
+            // and resuming recomputes it. Without a readable state.json (hand-made folders,
+            // or damaged: reported apart) every row counts.
+            let paths = crate::runner::persist::CellPaths {
+                dir: seed_dir.clone(),
+            };
+            let state = match crate::runner::persist::load_state(&paths) {
+                Ok(None) => StateFile::Missing,
+                Ok(Some(state)) => StateFile::Read(Box::new(state)),
+                Err(e) => StateFile::Damaged(format!("{e:#}").replace('\n', " ")),
+            };
+            if let StateFile::Read(state) = &state {
+                curve.rows.retain(|r| r.iteration < state.iterations_done);
+            }
             if curve.rows.is_empty() {
                 continue;
             }
@@ -137,7 +166,12 @@ pub fn load_experiment_curves(dir: &Path) -> Result<ExperimentCurves> {
                     metrics.push(m.clone());
                 }
             }
-            seeds.push(SeedCurve { seed, path, curve });
+            seeds.push(SeedCurve {
+                seed,
+                path,
+                curve,
+                state,
+            });
         }
         if !seeds.is_empty() {
             seeds.sort_by_key(|s| s.seed);

@@ -4,7 +4,7 @@
 //! model changed, a strategy rerun alone with other params). Averaging or comparing such
 //! cells is misleading, so the report names them. Cells without a readable config.toml
 //! (hand-made folders) are left out of the comparison.
-use crate::report::load::ExperimentCurves;
+use crate::report::load::{ExperimentCurves, StateFile};
 use crate::runner::reconcile::{shared_settings, strategy_entry, table_differences};
 use toml::Table;
 
@@ -124,14 +124,8 @@ pub fn damaged_files(curves: &ExperimentCurves) -> Vec<String> {
                     dir.display()
                 ));
             }
-            let paths = crate::runner::persist::CellPaths {
-                dir: dir.to_path_buf(),
-            };
-            if let Err(e) = crate::runner::persist::load_state(&paths) {
-                lines.push(format!(
-                    "{cell}: {}; whether the cell finished is unknown",
-                    format!("{e:#}").replace('\n', " ")
-                ));
+            if let StateFile::Damaged(e) = &seed.state {
+                lines.push(format!("{cell}: {e}; whether the cell finished is unknown"));
             }
         }
     }
@@ -149,10 +143,7 @@ pub fn unfinished_cells(curves: &ExperimentCurves) -> Vec<String> {
             let Some(dir) = seed.path.parent() else {
                 continue;
             };
-            let paths = crate::runner::persist::CellPaths {
-                dir: dir.to_path_buf(),
-            };
-            let Ok(Some(state)) = crate::runner::persist::load_state(&paths) else {
+            let StateFile::Read(state) = &seed.state else {
                 continue;
             };
             if state.finished {
