@@ -64,7 +64,13 @@ mod tests {
 
     #[test]
     fn registered_metrics_and_names_from_elsewhere() {
-        for m in ["rouge2", "sacrebleu", "gsm8k_accuracy", "llm_judge", "exact_match"] {
+        for m in [
+            "rouge2",
+            "sacrebleu",
+            "gsm8k_accuracy",
+            "llm_judge",
+            "exact_match",
+        ] {
             assert_eq!(direction_of(m), (Direction::Higher, true), "{m}");
         }
         for m in ["pred_words", "ref_words", "length_ratio"] {

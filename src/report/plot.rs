@@ -180,7 +180,10 @@ fn draw<DB: DrawingBackend>(
             .draw_series(pts.iter().map(|&p| Circle::new(p, 3, color.filled())))
             .map_err(|e| failed("points", &e))?;
     }
-    if curves.iter().any(|c| c.points.iter().any(|p| p.summary.ci95.is_some())) {
+    if curves
+        .iter()
+        .any(|c| c.points.iter().any(|p| p.summary.ci95.is_some()))
+    {
         // Say what the shaded bands are, in the figure itself.
         chart
             .draw_series(std::iter::empty::<Circle<(f64, f64), u32>>())
