@@ -362,6 +362,7 @@ fn run_job(
     api: &BatchApi,
     saved: &SavedBatch,
     mut reservations: HashMap<String, Reservation>,
+    by_key: &HashMap<&str, &ChatRequest>,
 ) -> Result<(HashMap<String, Reply>, Vec<String>)> {
     let started = Instant::now();
     let batch = api.wait(client, &saved.batch_id, saved.keys.len())?;
@@ -376,7 +377,15 @@ fn run_job(
     let mut errors = Vec::new();
     for key in &saved.keys {
         let reservation = reservations.remove(key);
-        match results.remove(key) {
+        let result = results.remove(key);
+        let billed = match &result {
+            Some(Ok((_, usage))) | Some(Err((_, Some(usage)))) => Some(usage.input_tokens),
+            _ => None,
+        };
+        if let (Some(req), Some(tokens)) = (by_key.get(key.as_str()), billed) {
+            client.observe_input(req, tokens);
+        }
+        match result {
             Some(Ok((_, usage))) if client.cache.peek(key).is_some() => {
                 if let Some(r) = reservation {
                     let cost = prices.cost(usage.input_tokens, usage.output_tokens);
@@ -494,7 +503,7 @@ pub(super) fn complete_batch(
                 )
             })
             .collect();
-        let (replies, errs) = run_job(client, api, &saved, reservations)?;
+        let (replies, errs) = run_job(client, api, &saved, reservations, &by_key)?;
         paid.extend(replies);
         errors.extend(errs);
     }
@@ -598,7 +607,7 @@ pub(super) fn complete_batch(
                 saved.batch_id
             )));
         }
-        let (replies, errs) = run_job(client, api, &saved, reservations)?;
+        let (replies, errs) = run_job(client, api, &saved, reservations, &by_key)?;
         paid.extend(replies);
         errors.extend(errs);
     }

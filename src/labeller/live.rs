@@ -253,6 +253,8 @@ impl LlmClient {
                 q.next += 1;
                 if let Some(hit) = hit {
                     self.cache.count(true);
+                    // As a call's reply would (the stop point must not depend on the cache).
+                    self.observe_input(&requests[i], hit.input_tokens);
                     self.budget.settle(r, self.cached_cost(&hit));
                     return Job::Hit(i, hit);
                 }
@@ -268,5 +270,61 @@ impl LlmClient {
             }
             q = wake.wait(q).unwrap_or_else(|e| e.into_inner());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::labeller::llm::{ChatApi, Completion, LlmClient, Usage};
+    use crate::labeller::llm_config::{LlmLabellerConfig, Provider};
+    use crate::labeller::prompt::{ChatRequest, Message};
+    use crate::labeller::retry::CallError;
+
+    /// Bills 1000 input tokens for any request: far more than the estimate of a short one.
+    struct Overbilling;
+    impl ChatApi for Overbilling {
+        fn complete(&self, _req: &ChatRequest) -> Result<Completion, CallError> {
+            Ok(Completion {
+                text: "label".into(),
+                usage: Some(Usage {
+                    input_tokens: 1000,
+                    output_tokens: 1,
+                }),
+                cut_off: false,
+                refusal: None,
+            })
+        }
+    }
+
+    /// A server billing more input tokens than the worst-case estimate: the first reply
+    /// raises the later requests' worst case, so the run stops within the budget. Without it
+    /// each request kept reserving the estimate (about 30 tokens) while paying 1000, and the
+    /// third request took the spending to $0.003 against a $0.0025 budget.
+    #[test]
+    fn a_server_billing_more_than_the_estimate_raises_later_worst_cases() {
+        let cache = tempfile::tempdir().unwrap();
+        let mut cfg = LlmLabellerConfig::new(Provider::Custom, "m");
+        cfg.base_url = Some("http://127.0.0.1:9/v1".into());
+        cfg.cache_dir = Some(cache.path().to_path_buf());
+        cfg.price_input_per_mtok = 1.0;
+        cfg.price_output_per_mtok = 1.0;
+        cfg.max_tokens = 1;
+        cfg.concurrency = 1;
+        cfg.money_budget = Some(0.0025);
+        let client = LlmClient::with_api(&cfg, Box::new(Overbilling)).unwrap();
+        let req = |q: &str| ChatRequest {
+            system: None,
+            messages: vec![Message::user(q)],
+            temperature: 0.0,
+            max_tokens: 1,
+        };
+        let requests: Vec<ChatRequest> = ["a b", "c d", "e f", "g h", "i j"]
+            .iter()
+            .map(|q| req(q))
+            .collect();
+        let out = client.complete_all(&requests).unwrap();
+        assert!(out.budget_reached);
+        assert_eq!(out.replies.len(), 2);
+        assert!(client.spent() <= 0.0025, "{}", client.spent());
     }
 }

@@ -101,6 +101,9 @@ pub struct LlmClient {
     pub(super) unlabelled: Mutex<f64>,
     /// Replies that stopped at `max_tokens`, counted for [`LlmClient::cut_off_replies`].
     cut_off: std::sync::atomic::AtomicUsize,
+    /// How many times the worst-case input estimate the server has billed at most so far (1
+    /// until it bills more than the estimate; see [`LlmClient::worst_case`]).
+    input_scale: Mutex<f64>,
 }
 
 impl LlmClient {
@@ -184,6 +187,7 @@ impl LlmClient {
             max_tokens: cfg.max_tokens,
             unlabelled: Mutex::new(0.0),
             cut_off: std::sync::atomic::AtomicUsize::new(0),
+            input_scale: Mutex::new(1.0),
         })
     }
 
@@ -273,13 +277,46 @@ impl LlmClient {
         req.cache_key_at(self.provider.name(), &self.model, &self.endpoint)
     }
 
+    /// The most `req` can cost: its worst-case input and `max_tokens` of output. Without the
+    /// model's tokenizer the input is an estimate meant to be an upper bound; once a server
+    /// bills more input tokens than estimated (text of many short words, a tokenizer with a
+    /// small vocabulary), later estimates are scaled up by the largest ratio seen, so the
+    /// budget can be overrun only by requests reserved before that reply came.
     pub(super) fn worst_case(&self, req: &ChatRequest, prices: &Prices) -> f64 {
-        worst_case_cost(req, self.counter.as_deref(), prices)
+        let scale = *lock(&self.input_scale);
+        if scale <= 1.0 {
+            return worst_case_cost(req, self.counter.as_deref(), prices);
+        }
+        let input = worst_case_input_tokens(req, self.counter.as_deref()) as f64 * scale;
+        prices.cost(input.ceil() as u64, u64::from(req.max_tokens))
+    }
+
+    /// Learn from a server's (or a cached reply's) input tokens for `req`: see
+    /// [`Self::worst_case`]. Warns once.
+    pub(super) fn observe_input(&self, req: &ChatRequest, input_tokens: u64) {
+        let estimate = worst_case_input_tokens(req, self.counter.as_deref()).max(1);
+        if input_tokens <= estimate {
+            return;
+        }
+        let ratio = input_tokens as f64 / estimate as f64;
+        let mut scale = lock(&self.input_scale);
+        if *scale <= 1.0 {
+            eprintln!(
+                "warning: the server billed {input_tokens} input tokens for a request estimated \
+                 at {estimate} at most; later requests reserve {ratio:.2} times the estimate, \
+                 but requests already sent may take the spending past the money budget by \
+                 the difference"
+            );
+        }
+        *scale = scale.max(ratio);
     }
 
     /// Usage as reported, or (when a server sends none) the worst-case input and the
     /// estimated output, so money is never under-counted.
     pub(super) fn usage_or_estimate(&self, req: &ChatRequest, c: &Completion) -> Usage {
+        if let Some(usage) = c.usage {
+            self.observe_input(req, usage.input_tokens);
+        }
         c.usage.unwrap_or_else(|| Usage {
             input_tokens: worst_case_input_tokens(req, self.counter.as_deref()),
             output_tokens: estimate_tokens(&c.text).min(u64::from(req.max_tokens)),
