@@ -525,3 +525,75 @@ fn cells_the_file_no_longer_lists_are_named_beside_the_report() {
         "{stderr}"
     );
 }
+
+/// An `ed` strategy selects the whole label budget in its first query: later iterations take
+/// the next slices of that order, each id with the score the query gave it. A
+/// `pool_subsample` smaller than the budget would leave later iterations nothing to take, so
+/// it is refused before the cell trains.
+#[test]
+fn an_ed_strategy_labels_its_order_in_slices_with_its_scores() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("longest_first.rhai");
+    std::fs::write(
+        &script,
+        "// Longest inputs first, selected once.\n// Deviation: none.\nconst KIND = \"ed\";\n\
+         fn select(ctx, k) {\n\
+         \x20   let u = float_vec(ctx.pool.inputs().map(|text| text.len().to_float()));\n\
+         \x20   let t = u.topk(k);\n\
+         \x20   #{ ids: ctx.pool.ids().take(t), scores: u.take(t) }\n}\n",
+    )
+    .unwrap();
+    let path = experiment(dir.path(), "ed", "iterations = 2", &[]);
+    let with_strategy = std::fs::read_to_string(&path).unwrap()
+        + format!(
+            "\n[[strategy]]\nname = \"longest\"\nscript = \"{}\"\n",
+            script.display()
+        )
+        .as_str();
+    std::fs::write(&path, &with_strategy).unwrap();
+    assert_ok(&lab(&["run", path.to_str().unwrap()]));
+
+    let selected =
+        std::fs::read_to_string(dir.path().join("results/ed/longest/seed-0/selected.jsonl"))
+            .unwrap();
+    let lines: Vec<serde_json::Value> = selected
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let sizes: Vec<usize> = lines
+        .iter()
+        .map(|l| l["ids"].as_array().unwrap().len())
+        .collect();
+    assert_eq!(sizes, vec![4, 3, 3], "{selected}");
+    let scores: Vec<f64> = lines
+        .iter()
+        .flat_map(|l| {
+            l["scores"]
+                .as_array()
+                .unwrap_or_else(|| panic!("no scores: {selected}"))
+                .iter()
+                .map(|s| s.as_f64().expect("a score"))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    // One order, longest first, dealt out across the iterations.
+    assert!(
+        scores.windows(2).all(|w| w[0] >= w[1]) && scores[0] > scores[9],
+        "{scores:?}"
+    );
+
+    let subsampled = with_strategy.replace(
+        "name = \"longest\"\n",
+        "name = \"longest\"\npool_subsample = 5\n",
+    );
+    std::fs::write(&path, subsampled).unwrap();
+    let out = lab(&["run", path.to_str().unwrap(), "--fresh"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("strategy[longest].pool_subsample = 5 draws 5 of the 30 pool items")
+            && err.contains("all 10 planned labels")
+            && err.contains("at least 10"),
+        "{err}"
+    );
+}

@@ -2,7 +2,7 @@
 //! choose ids (initial set, then strategy queries), label them, fine-tune, evaluate, persist,
 //! check the stopping criteria. Every iteration is committed atomically; a killed cell resumes
 //! from its last finished iteration and reproduces the same selections.
-use crate::config::{Experiment, StrategyConfig};
+use crate::config::{Experiment, Size, StrategyConfig};
 use crate::data::{Dataset, Example};
 use crate::labeller::LabelOutcome;
 use crate::models::lm::{LanguageModel, LoraSettings};
@@ -28,7 +28,7 @@ use anyhow::{bail, Context, Result};
 use rand::seq::index::sample;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 use std::time::Instant;
 
@@ -98,6 +98,9 @@ pub fn run_cell(
         );
     }
     let kind = script_kind(&script)?;
+    if kind == "ed" {
+        check_ed_subsample(exp, strategy, ctx.dataset.train.len())?;
+    }
     let fingerprint = script_fingerprint(&script)?;
     let plans_ahead = plans_from_stopping(&script, &kind);
     let _lock = crate::runner::persist::lock_cell(&paths)?;
@@ -209,7 +212,8 @@ pub fn run_cell(
                 .filter(|id| !taken.contains(id))
                 .take(k)
                 .collect();
-            (next, None)
+            let scores = ed_scores_of(&state, &order, &next);
+            (next, scores)
         } else if t == 0 && !selects_initial_set(strategy) {
             let k = next_query_size(init_size, 0, remaining.len(), criteria.label_budget);
             let mut init_rng = rng.clone();
@@ -537,7 +541,56 @@ fn ed_order(
         KEY.to_string(),
         sel.ids.iter().map(|&id| id as f64).collect(),
     );
+    if let Some(scores) = &sel.scores {
+        state
+            .strategy_memory
+            .insert(ED_SCORES_KEY.to_string(), scores.clone());
+    }
     Ok((sel.ids, Some(sel.timing)))
+}
+
+/// Where an `ed` strategy's scores for its order are kept, beside the order itself.
+const ED_SCORES_KEY: &str = "__ed_scores";
+
+/// The scores the `ed` query gave to `ids` (each taken from its place in `order`), when the
+/// script returned scores; cells started before scores were kept have none.
+fn ed_scores_of(state: &CellState, order: &[u64], ids: &[u64]) -> Option<Vec<f64>> {
+    let scores = state.strategy_memory.get(ED_SCORES_KEY)?;
+    if scores.len() != order.len() {
+        return None;
+    }
+    let at: HashMap<u64, f64> = order.iter().copied().zip(scores.iter().copied()).collect();
+    ids.iter().map(|id| at.get(id).copied()).collect()
+}
+
+/// An `ed` strategy selects the whole label budget in one query, from one `pool_subsample`
+/// draw: a draw smaller than the budget would leave later iterations nothing to label.
+fn check_ed_subsample(exp: &Experiment, strategy: &StrategyConfig, pool_n: usize) -> Result<()> {
+    let Some(size) = &strategy.pool_subsample else {
+        return Ok(());
+    };
+    let budget = criteria_of(exp).planned_labels(
+        exp.al.init_size.resolve(pool_n),
+        exp.al.query_size.resolve(pool_n),
+        pool_n,
+    );
+    match ed_subsample_problem(strategy.key(), size, pool_n, budget) {
+        Some(problem) => bail!("{problem}"),
+        None => Ok(()),
+    }
+}
+
+fn ed_subsample_problem(key: &str, size: &Size, pool_n: usize, budget: usize) -> Option<String> {
+    let drawn = size.resolve(pool_n);
+    (drawn < budget).then(|| {
+        format!(
+            "strategy[{key}].pool_subsample = {size} draws {drawn} of the {pool_n} pool items, \
+             but `{key}` is an `ed` strategy: it selects all {budget} planned labels \
+             (init_size plus iterations × query_size, capped by label_budget and the pool) in \
+             one query, from that one draw. Set pool_subsample to at least {budget}, or remove \
+             it"
+        )
+    })
 }
 
 fn subsample(items: &[Example], n: usize, seed: u64) -> Vec<Example> {
