@@ -76,10 +76,37 @@ pub fn load_dataset(cfg: &DataConfig, base_dir: &Path) -> Result<Dataset> {
         output: cfg.output_field.clone(),
         references: cfg.effective_reference_fields(),
     };
-    let (mut train, train_skipped) = load_split(&files.train, cfg, &map)?;
-    let (mut dev, dev_skipped) = load_split(&files.dev, cfg, &map)?;
-    let (mut test, test_skipped) = load_split(&files.test, cfg, &map)?;
+    let (mut train, train_skipped, train_read) = load_split(&files.train, cfg, &map)?;
+    let (mut dev, dev_skipped, _) = load_split(&files.dev, cfg, &map)?;
+    let (mut test, test_skipped, test_read) = load_split(&files.test, cfg, &map)?;
     let skipped_rows = train_skipped + dev_skipped + test_skipped;
+    let shown = |paths: &[PathBuf]| -> String {
+        let names: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+        names.join(" + ")
+    };
+    // An empty file is named as such, not taken for a field mapping to fix.
+    const NO_ROWS: &str =
+        "has no rows (the file is empty, or holds only blank lines or a CSV header)";
+    if train_read == 0 {
+        bail!(
+            "the train split {} {NO_ROWS}: put the examples there, or point data.path (or data.train) at the file that has them",
+            shown(&files.train)
+        );
+    }
+    if test_read == 0 && !files.test.is_empty() {
+        bail!(
+            "the test split {} {NO_ROWS}: put the test examples there, or remove it and set data.test_ratio (e.g. 0.1) to split a test set from train",
+            shown(&files.test)
+        );
+    }
+    if train.is_empty() {
+        bail!(
+            "the train split {} gave 0 usable rows (all {train_skipped} skipped as bad): check the field mapping (data.input_field = `{}`, data.output_field = `{}`) against the fields its rows have",
+            shown(&files.train),
+            cfg.input_field,
+            cfg.output_field
+        );
+    }
 
     if cfg.test_ratio.is_some() && !files.test.is_empty() {
         bail!(
@@ -109,10 +136,9 @@ pub fn load_dataset(cfg: &DataConfig, base_dir: &Path) -> Result<Dataset> {
         }
     }
     if test.is_empty() && !files.test.is_empty() {
-        let shown: Vec<String> = files.test.iter().map(|p| p.display().to_string()).collect();
         bail!(
             "the test split {} gave 0 usable rows ({test_skipped} skipped): check the field mapping (data.input_field = `{}`, data.output_field = `{}`) against the fields its rows have",
-            shown.join(" + "),
+            shown(&files.test),
             cfg.input_field,
             cfg.output_field
         );
@@ -158,12 +184,12 @@ pub fn load_dataset(cfg: &DataConfig, base_dir: &Path) -> Result<Dataset> {
 }
 
 /// Read the rows of one split (its shards in order) into examples; ids count rows across
-/// shards. Returns the examples and how many rows were skipped.
+/// shards. Returns the examples, how many rows were skipped and how many were read.
 fn load_split(
     paths: &[PathBuf],
     cfg: &DataConfig,
     map: &FieldMap,
-) -> Result<(Vec<Example>, usize)> {
+) -> Result<(Vec<Example>, usize, u64)> {
     const SHOWN_WARNINGS: usize = 5;
     let mut examples = Vec::new();
     let mut skipped = 0;
@@ -209,7 +235,7 @@ fn load_split(
         }
         skipped += skipped_here;
     }
-    Ok((examples, skipped))
+    Ok((examples, skipped, next_id))
 }
 
 fn describe(cfg: &DataConfig, files: &SplitFiles) -> String {

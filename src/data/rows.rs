@@ -84,7 +84,7 @@ fn jsonl_rows(bytes: &[u8]) -> Vec<RawRow> {
         .map(|(i, line)| RawRow {
             number: i + 1,
             value: match std::str::from_utf8(line) {
-                Ok(line) => serde_json::from_str(line).map_err(|e| format!("invalid JSON: {e}")),
+                Ok(line) => serde_json::from_str(line).map_err(|e| json_row_error(&e)),
                 Err(e) => Err(format!(
                     "invalid UTF-8 at byte {} of the line (the file must be UTF-8 text)",
                     e.valid_up_to() + 1
@@ -94,10 +94,25 @@ fn jsonl_rows(bytes: &[u8]) -> Vec<RawRow> {
         .collect()
 }
 
+/// serde_json's message for one line of JSON Lines, with the position as a column: its own
+/// "at line 1 column 28" counts within the line, which beside the file's line number reads as
+/// a contradiction.
+fn json_row_error(e: &serde_json::Error) -> String {
+    let text = e.to_string();
+    let what = text
+        .rsplit_once(" at line ")
+        .map_or(text.as_str(), |(w, _)| w);
+    format!("invalid JSON at column {}: {what}", e.column())
+}
+
 /// A JSON array of records, `{"data": [...]}` / `{"rows": [...]}`, or column-oriented
 /// `{"field": [v1, v2, ...], ...}`. A `.json` file that is really JSON Lines is read as such.
 fn read_json(path: &Path) -> Result<Vec<RawRow>> {
     let bytes = read_bytes(path)?;
+    if bytes.trim_ascii().is_empty() {
+        // An empty file has no rows; the caller says so naming it.
+        return Ok(Vec::new());
+    }
     let text = String::from_utf8_lossy(&bytes);
     if looks_like_jsonl(&text) && serde_json::from_slice::<Value>(&bytes).is_err() {
         return Ok(jsonl_rows(&bytes));
@@ -254,7 +269,15 @@ fn read_csv(path: &Path) -> Result<Vec<RawRow>> {
             }
             Err(e) => {
                 let line = e.position().map_or(i + 2, |p| line_at(p.byte()));
-                (line, Err(format!("invalid CSV: {e}")))
+                let why = match e.kind() {
+                    csv::ErrorKind::Utf8 { err, .. } => format!(
+                        "invalid UTF-8 in column `{}` (the file must be UTF-8 text: save it \
+                         as UTF-8)",
+                        header.get(err.field()).unwrap_or("?")
+                    ),
+                    _ => format!("invalid CSV: {e}"),
+                };
+                (line, Err(why))
             }
         };
         rows.push(RawRow { number, value });

@@ -710,3 +710,99 @@ fn leftover_or_missing_hub_shards_are_named() {
         "{err}"
     );
 }
+
+/// An empty file (or one with only blank lines or a CSV header) is named as having no rows,
+/// not called a field mapping to fix or a missing split.
+#[test]
+fn an_empty_data_file_is_named_as_having_no_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let rows = jsonl([("q".into(), "a".into())]);
+    for (name, text) in [
+        ("train.jsonl", ""),
+        ("train.jsonl", "\n \n\r\n"),
+        ("train.csv", "q,a\n"),
+        ("train.json", "  \n"),
+        ("train.json", "[]"),
+    ] {
+        let _ = fs::remove_dir_all(dir.path());
+        write(dir.path(), name, text);
+        write(dir.path(), "test.jsonl", &rows);
+        let err = load_dataset(&cfg(dir.path()), Path::new("/"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(&format!(
+                "the train split {} has no rows",
+                dir.path().join(name).display()
+            )) && err.contains("point data.path"),
+            "{name} {text:?}: {err}"
+        );
+    }
+    let _ = fs::remove_dir_all(dir.path());
+    write(dir.path(), "train.jsonl", &rows);
+    write(dir.path(), "test.jsonl", "");
+    let err = load_dataset(&cfg(dir.path()), Path::new("/"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("the test split")
+            && err.contains("test.jsonl has no rows")
+            && err.contains("data.test_ratio")
+            && !err.contains("field mapping"),
+        "{err}"
+    );
+    // Every train row skipped as bad is named too.
+    write(
+        dir.path(),
+        "train.jsonl",
+        "{\"x\": \"1\"}\n{\"x\": \"2\"}\n",
+    );
+    write(dir.path(), "test.jsonl", &rows);
+    let mut c = cfg(dir.path());
+    c.on_bad_row = OnBadRow::Skip;
+    let err = load_dataset(&c, Path::new("/")).unwrap_err().to_string();
+    assert!(
+        err.contains("train.jsonl gave 0 usable rows (all 2 skipped as bad)")
+            && err.contains("data.input_field = `q`"),
+        "{err}"
+    );
+}
+
+/// serde_json counts lines within the one line it was given; the message gives the column, so
+/// it does not read "line 3: ... at line 1".
+#[test]
+fn a_bad_jsonl_line_names_its_column_not_a_line_within_the_line() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "train.jsonl",
+        "{\"q\": \"x\", \"a\": \"1\"}\n\n{\"q\": \"y\", \"a\": \"2\",}\n",
+    );
+    write(dir.path(), "test.jsonl", &jsonl([("t".into(), "u".into())]));
+    let err = load_dataset(&cfg(dir.path()), Path::new("/"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("train.jsonl line 3: invalid JSON at column 21: trailing comma.")
+            && !err.contains("at line 1"),
+        "{err}"
+    );
+}
+
+#[test]
+fn invalid_utf8_in_a_csv_row_names_the_column_and_the_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(dir.path().join("train.csv"), b"q,a\nok,1\ncaf\xe9,2\n").unwrap();
+    write(dir.path(), "test.csv", "q,a\nt,u\n");
+    let mut c = cfg(dir.path());
+    let err = load_dataset(&c, Path::new("/")).unwrap_err().to_string();
+    assert!(
+        err.contains("train.csv line 3: invalid UTF-8 in column `q` (the file must be UTF-8 text: save it as UTF-8)"),
+        "{err}"
+    );
+    c.on_bad_row = OnBadRow::Skip;
+    assert_eq!(
+        ids(&load_dataset(&c, Path::new("/")).unwrap().train),
+        vec![0]
+    );
+}
