@@ -331,3 +331,57 @@ fn check_rejects_template_placeholders_other_than_input() {
         text(&out)
     );
 }
+
+/// `lab check` reports every problem of a file in one go — keys, values, the model name, the
+/// data's rows and sizes — instead of one per run; and it reads the rows as `lab run` does, so
+/// a bad row or a test_size beyond the test split fails here, not after `lab run` starts.
+#[test]
+fn check_reports_every_problem_at_once_and_reads_the_rows() {
+    let dir = project();
+    let good = std::fs::read_to_string(dir.path().join("good.toml")).unwrap();
+    std::fs::write(
+        dir.path().join("many.toml"),
+        good.replace("input_template", "test_size = 11\ninput_template")
+            .replace(
+                "[al]",
+                "[model]\nname = \"smollm2-135m-instruc\"\nbatch_size = -1\n[train]\nlerning_rate = 1e-4\nepochs = 0\n[al]\ninit_size = 0",
+            ),
+    )
+    .unwrap();
+    let out = lab(dir.path(), &["check", "many.toml"]);
+    assert_eq!(out.status.code(), Some(1));
+    let msg = text(&out);
+    for needle in [
+        "`model.batch_size` in many.toml line 10: must be a whole number ≥ 0, not negative (got -1)",
+        "unknown key `train.lerning_rate` in many.toml line 12; did you mean `learning_rate`?",
+        "`train.epochs` in many.toml line 13: must be greater than 0 (got 0)",
+        "`al.init_size` in many.toml line 15: must be at least 1",
+        "`data.test_size` = 11 but the test split has only 10 rows",
+    ] {
+        assert!(msg.contains(needle), "missing {needle:?} in:\n{msg}");
+    }
+
+    // Rows are read: a bad row in the train file, and an initial set larger than the pool.
+    std::fs::write(
+        dir.path().join("big-init.toml"),
+        good.replace("[al]", "[al]\ninit_size = 21"),
+    )
+    .unwrap();
+    let msg = text(&lab(dir.path(), &["check", "big-init.toml"]));
+    assert!(
+        msg.contains(
+            "`al.init_size` in big-init.toml line 8: is 21 but the pool has only 20 items"
+        ),
+        "{msg}"
+    );
+    let train = dir.path().join("data/toy/train.jsonl");
+    let rows = std::fs::read_to_string(&train).unwrap();
+    std::fs::write(&train, format!("{rows}{{\"text\": \"no label\"}}\n")).unwrap();
+    let out = lab(dir.path(), &["check", "good.toml"]);
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("train.jsonl line 21: output field `label` is missing"),
+        "{}",
+        text(&out)
+    );
+}

@@ -3,11 +3,12 @@
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 
-use super::{parse_experiment, validate_with, Experiment};
+use super::validate::problem_list;
+use super::{parse_with_problems, Experiment};
 
 #[derive(clap::Args, Debug)]
 #[command(
-    after_help = "Examples:\n  lab check experiments/quickstart.toml          every key, metric, script and param; data and model paths\n  lab check experiments/*.toml strategies/huds.rhai\n\nNo model or data is loaded and nothing is trained; a script is run once on a synthetic pool (twice, to check it is deterministic). The exit status is non-zero if any file has a problem."
+    after_help = "Examples:\n  lab check experiments/quickstart.toml          every key, metric, script and param; data and model paths\n  lab check experiments/*.toml strategies/huds.rhai\n\nEvery problem found is reported, not only the first. The data is read (every row, as `lab run` reads it); no model is loaded and nothing is trained; a script is run on a synthetic pool (more than once, to check it is deterministic). The exit status is non-zero if any file has a problem."
 )]
 pub struct CheckArgs {
     /// Experiment files (.toml) and strategy scripts (.rhai) to validate.
@@ -74,14 +75,53 @@ pub fn check_experiment_runnable(path: &Path, base_dir: &Path) -> Result<String>
 fn check_experiment_file(path: &Path, base_dir: &Path) -> Result<(Experiment, String)> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read experiment file {}", path.display()))?;
-    // Parse, then validate once with the registry, so every problem is reported together.
-    let exp = parse_experiment(&text, path)?;
-    validate_with(&exp, crate::metrics::registry::names())?;
-    crate::runner::experiment::check_model_names(&exp)
-        .with_context(|| format!("in {}", path.display()))?;
-    check_files_exist(&exp, path, base_dir)
-        .with_context(|| format!("checking the data and model files of {}", path.display()))?;
-    crate::strategy::experiment_scripts::check_experiment_scripts(&exp, path, base_dir)?;
+    // Every problem is gathered before reporting: the file's structural ones, the semantic
+    // ones of the tables they leave alone, then the checks of models, data and scripts whose
+    // tables are sound (a table with a problem is checked further once it is fixed).
+    let parsed = parse_with_problems(&text, path)?;
+    let mut problems = parsed.errors.clone();
+    let mut troubled: Vec<String> = parsed.keys.clone();
+    for problem in problem_list(&parsed.experiment, Some(crate::metrics::registry::names())) {
+        if !parsed.affected(&problem.key, problem.own_value) {
+            problems.push(problem.line);
+            troubled.push(problem.key);
+        }
+    }
+    let sound = |sections: &[&str]| {
+        !troubled.iter().any(|key| {
+            let section = key.split(['.', '[']).next().unwrap_or(key);
+            sections.contains(&section)
+        })
+    };
+    let exp = parsed.experiment;
+    if sound(&["model", "encoder"]) {
+        if let Err(e) = crate::runner::experiment::check_model_names(&exp) {
+            problems.push(format!("in {}: {e:#}", path.display()));
+        }
+    }
+    if sound(&["data"]) {
+        match check_files_and_rows(&exp, path, base_dir) {
+            Ok(pool) => {
+                if let Some(problem) = init_size_problem(&exp, pool).filter(|_| sound(&["al"])) {
+                    problems.push(problem);
+                }
+            }
+            Err(e) => problems.push(format!(
+                "checking the data and model files of {}: {e:#}",
+                path.display()
+            )),
+        }
+    }
+    if sound(&["strategy", "sandbox"]) {
+        if let Err(e) =
+            crate::strategy::experiment_scripts::check_experiment_scripts(&exp, path, base_dir)
+        {
+            problems.push(format!("{e:#}"));
+        }
+    }
+    if !problems.is_empty() {
+        bail!("{}", problems.join("\n"));
+    }
     let summary = format!(
         "{} strategies × {} seeds",
         exp.strategies.len(),
@@ -90,7 +130,10 @@ fn check_experiment_file(path: &Path, base_dir: &Path) -> Result<(Experiment, St
     Ok((exp, summary))
 }
 
-fn check_files_exist(exp: &Experiment, file: &Path, base_dir: &Path) -> Result<()> {
+/// The data and model files exist, and the data loads as `lab run` would load it: every row
+/// maps to an example, `data.test_size` and `data.pool_size` fit the splits. Returns the
+/// pool's size.
+fn check_files_and_rows(exp: &Experiment, file: &Path, base_dir: &Path) -> Result<usize> {
     // Data is looked for where `lab run` looks: here, then beside the experiment file.
     let data_base = if base_dir == Path::new(".") {
         crate::data::layout::experiment_data_base(&exp.data.path, file)
@@ -105,16 +148,28 @@ fn check_files_exist(exp: &Experiment, file: &Path, base_dir: &Path) -> Result<(
             exp.data.path.display()
         );
     }
-    // The split files as `lab run` finds them (no rows read): a missing `data.test`, an
-    // ambiguous folder or a file serving two splits fails here, not after `lab run` starts.
-    crate::data::find_split_files(&exp.data, &data_base)?;
     if let Some(model) = &exp.model.path {
         let model = resolve(base_dir, model);
         if !model.exists() {
             bail!("`model.path` = {} does not exist", model.display());
         }
     }
-    Ok(())
+    Ok(crate::data::load_dataset(&exp.data, &data_base)?
+        .train
+        .len())
+}
+
+/// An `al.init_size` count larger than the pool: the first iteration would label the whole
+/// pool and stop (`lab run` refuses it after loading the data).
+pub fn init_size_problem(exp: &Experiment, pool: usize) -> Option<String> {
+    match exp.al.init_size {
+        crate::config::Size::Count(init) if init > pool => Some(format!(
+            "`al.init_size` in {}: is {init} but the pool has only {pool} items: the first \
+             iteration would label the whole pool and stop; lower it (or use a fraction like 0.1)",
+            crate::config::diagnose::location(exp.source.as_ref(), "al.init_size")
+        )),
+        _ => None,
+    }
 }
 
 /// `path` as read from `base_dir`; `.` is left out so messages show the path as written.

@@ -70,54 +70,120 @@ impl Source {
 
 /// Turn a serde error from parsing `source` into advice that names the file, key and line.
 pub fn explain(err: &toml::de::Error, source: &Source) -> anyhow::Error {
-    let file = source.path.display();
+    anyhow::anyhow!("{}", explain_in(err, source, source).1)
+}
+
+/// [`explain`] for an error found in `working`, a rewrite of `original` (the file the user
+/// wrote, with keys already reported left out): the key is found in `working`, its line in
+/// `original`. Returns the key path (None for a syntax error) and the message.
+pub fn explain_in(
+    err: &toml::de::Error,
+    working: &Source,
+    original: &Source,
+) -> (Option<String>, String) {
+    let file = original.path.display();
     let message = err.message().trim();
     let Some(span) = err.span() else {
-        return anyhow::anyhow!("{file}: {message}");
+        return (None, format!("{file}: {message}"));
     };
-    let line = source.line_of(span.start);
-    let Some(key) = source.key_at(&span) else {
+    let Some(key) = working.key_at(&span) else {
         // The document is not valid TOML, so there is no key to name.
+        let source = working;
+        let line = source.line_of(span.start);
         let column = span.start - source.text[..span.start].rfind('\n').map_or(0, |i| i + 1) + 1;
-        return anyhow::anyhow!("{file} line {line}, column {column}: invalid TOML: {message}");
+        return (
+            None,
+            format!("{file} line {line}, column {column}: invalid TOML: {message}"),
+        );
     };
-    if let Some(rest) = message.strip_prefix("unknown field ") {
+    let line = if std::ptr::eq(working, original) || working.text == original.text {
+        working.line_of(span.start)
+    } else {
+        original.line_of_key(&key).unwrap_or(1)
+    };
+    let text = if let Some(rest) = message.strip_prefix("unknown field ") {
         let (word, valid) = split_expected(rest);
         let advice = match suggest(&word, &valid) {
             Some(best) => format!("did you mean `{best}`?"),
             None if valid.is_empty() => "this table takes no keys".to_string(),
             None => format!("valid keys here: {}", valid.join(", ")),
         };
-        return anyhow::anyhow!("unknown key `{key}` in {file} line {line}; {advice}");
-    }
-    if let Some(rest) = message.strip_prefix("unknown variant ") {
+        format!("unknown key `{key}` in {file} line {line}; {advice}")
+    } else if let Some(rest) = message.strip_prefix("unknown variant ") {
         let (word, valid) = split_expected(rest);
         let hint = suggest(&word, &valid)
             .map(|best| format!(" (did you mean `{best}`?)"))
             .unwrap_or_default();
-        return anyhow::anyhow!(
+        format!(
             "`{key}` in {file} line {line}: unknown value `{word}`; valid values: {}{hint}",
             valid.join(", ")
-        );
-    }
-    if let Some(rest) = message.strip_prefix("missing field ") {
+        )
+    } else if let Some(rest) = message.strip_prefix("missing field ") {
         let field = rest.trim_matches('`');
         let full = if key.is_empty() {
             field.to_string()
         } else {
             format!("{key}.{field}")
         };
-        return anyhow::anyhow!(
-            "`{full}` is required but missing in {file} (table at line {line})"
+        let (key, message) = (
+            full.clone(),
+            format!("`{full}` is required but missing in {file} (table at line {line})"),
         );
-    }
-    if message.starts_with("invalid type: map, expected a sequence") {
+        return (Some(key), message);
+    } else if message.starts_with("invalid type: map, expected a sequence") {
         let table = key.rsplit('.').next().unwrap_or(&key);
-        return anyhow::anyhow!(
+        format!(
             "`{key}` in {file} line {line}: expected a list of tables; write each entry under its own [[{table}]] header (double brackets)"
-        );
+        )
+    } else {
+        format!(
+            "`{key}` in {file} line {line}: {}",
+            plain_type_error(message)
+        )
+    };
+    (Some(key), text)
+}
+
+/// serde's "invalid type: floating point `2.5`, expected usize" in the words of the file:
+/// "expected a whole number like 3 (got 2.5)"; a negative count says it must not be.
+fn plain_type_error(message: &str) -> String {
+    let Some((got, expected)) = message
+        .strip_prefix("invalid type: ")
+        .or_else(|| message.strip_prefix("invalid value: "))
+        .and_then(|rest| rest.split_once(", expected "))
+    else {
+        return message.to_string();
+    };
+    let got_value = got
+        .split_once(' ')
+        .map_or(got, |(_, value)| value)
+        .trim_start_matches("point ")
+        .trim_matches('`');
+    let got_value = if got.starts_with("string ") {
+        got_value.to_string()
+    } else if got == "map" {
+        "a table".to_string()
+    } else if got == "sequence" {
+        "a list".to_string()
+    } else {
+        got_value.to_string()
+    };
+    let whole = matches!(expected, "usize" | "u64" | "u32" | "u16" | "u8");
+    if whole && got.starts_with("integer ") && got_value.starts_with('-') {
+        return format!("must be a whole number ≥ 0, not negative (got {got_value})");
     }
-    anyhow::anyhow!("`{key}` in {file} line {line}: {message}")
+    let wanted = match expected {
+        _ if whole => "a whole number ≥ 0, like 3".to_string(),
+        "i64" | "i32" => "a whole number, like 3".to_string(),
+        "f64" | "f32" => "a number, like 0.5".to_string(),
+        "a string" | "a borrowed string" | "a path string" => {
+            "text in quotes, like \"…\"".to_string()
+        }
+        "a boolean" => "true or false".to_string(),
+        "a sequence" => "a list in brackets, like [0, 1]".to_string(),
+        other => other.to_string(),
+    };
+    format!("expected {wanted} (got {got_value})")
 }
 
 /// "did you mean `x`? " when `word` is close to one of `candidates`, else "".

@@ -4,6 +4,7 @@ pub mod al;
 pub mod check;
 pub mod diagnose;
 pub mod labeller;
+pub mod parse;
 pub mod schema;
 pub mod training;
 pub mod validate;
@@ -22,31 +23,60 @@ use std::path::Path;
 
 /// Read an experiment file: parse, fill defaults (the name defaults to the file stem), and
 /// validate everything but metric names (see [`validate_with`], which callers holding the
-/// metrics registry run as well).
+/// metrics registry run as well). Every problem is reported, not only the first.
 pub fn load_experiment(path: &Path) -> anyhow::Result<Experiment> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read experiment file {}", path.display()))?;
-    let experiment = parse_experiment(&text, path)?;
-    validate(&experiment)?;
-    Ok(experiment)
+    parse_and_validate(&text, path, None)
 }
 
 /// Parse experiment TOML read from `path` (used only for messages and the default name).
+/// Reports every unknown key, wrong type and bad value in the file at once.
 pub fn parse_experiment(text: &str, path: &Path) -> anyhow::Result<Experiment> {
-    let source = diagnose::Source {
-        path: path.to_path_buf(),
-        text: text.to_string(),
-    };
-    let mut experiment: Experiment =
-        toml::from_str(text).map_err(|e| diagnose::explain(&e, &source))?;
+    let parsed = parse_with_problems(text, path)?;
+    if !parsed.errors.is_empty() {
+        anyhow::bail!("{}", parsed.errors.join("\n"));
+    }
+    Ok(parsed.experiment)
+}
+
+/// [`parse_experiment`] and [`validate`] (or [`validate_with`] given `known_metrics`) in one
+/// report: the file's structural problems and, beside them, the semantic problems of the
+/// tables they do not touch (a table with a bad key is checked once that key is fixed).
+pub fn parse_and_validate(
+    text: &str,
+    path: &Path,
+    known_metrics: Option<&[&str]>,
+) -> anyhow::Result<Experiment> {
+    let parsed = parse_with_problems(text, path)?;
+    let mut lines = parsed.errors.clone();
+    for problem in validate::problem_list(&parsed.experiment, known_metrics) {
+        if !parsed.affected(&problem.key, problem.own_value) {
+            lines.push(problem.line);
+        }
+    }
+    if !lines.is_empty() {
+        anyhow::bail!("{}", lines.join("\n"));
+    }
+    Ok(parsed.experiment)
+}
+
+/// [`parse::parse_all`] with the name defaulted to the file stem and the source kept. Errors
+/// only on a TOML syntax error or a problem it cannot go past; the others are in `errors`.
+pub fn parse_with_problems(text: &str, path: &Path) -> anyhow::Result<parse::Parsed> {
+    let mut parsed = parse::parse_all(text, path)?;
+    let experiment = &mut parsed.experiment;
     if experiment.name.is_empty() {
         experiment.name = path
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_default();
     }
-    experiment.source = Some(source);
-    Ok(experiment)
+    experiment.source = Some(diagnose::Source {
+        path: path.to_path_buf(),
+        text: text.to_string(),
+    });
+    Ok(parsed)
 }
 
 #[cfg(test)]

@@ -25,10 +25,9 @@ iterations = 3
 name = "random"
 "#;
 
+/// Parse and validate as `lab check` does: every problem in one report.
 fn parse(text: &str) -> anyhow::Result<Experiment> {
-    let exp = parse_experiment(text, Path::new("experiments/x.toml"))?;
-    validate_with(&exp, METRICS)?;
-    Ok(exp)
+    parse_and_validate(text, Path::new("experiments/x.toml"), Some(METRICS))
 }
 
 fn error_of(text: &str) -> String {
@@ -114,9 +113,118 @@ fn bad_enum_value_lists_valid_values() {
 #[test]
 fn wrong_type_names_key_and_line() {
     let err = error_of(&format!("{MINIMAL}\n[model]\nbatch_size = \"big\"\n"));
+    assert_eq!(
+        err,
+        "`model.batch_size` in experiments/x.toml line 12: expected a whole number ≥ 0, like 3 (got \"big\")"
+    );
+}
+
+/// serde's own words ("invalid value: integer `-5`, expected usize") name Rust types; the
+/// messages say what to write instead.
+#[test]
+fn type_errors_say_what_to_write_in_the_files_terms() {
+    let with = |table: &str, line: &str| error_of(&format!("{MINIMAL}\n[{table}]\n{line}\n"));
+    for (table, line, expected) in [
+        (
+            "train",
+            "epochs = 2.5",
+            "expected a whole number ≥ 0, like 3 (got 2.5)",
+        ),
+        (
+            "train",
+            "epochs = -2",
+            "must be a whole number ≥ 0, not negative (got -2)",
+        ),
+        (
+            "train",
+            "learning_rate = \"fast\"",
+            "expected a number, like 0.5 (got \"fast\")",
+        ),
+        (
+            "train",
+            "from_scratch = 1",
+            "expected true or false (got 1)",
+        ),
+        (
+            "model",
+            "name = 3",
+            "expected text in quotes, like \"…\" (got 3)",
+        ),
+        (
+            "eval",
+            "metrics = \"rouge2\"",
+            "expected a list in brackets, like [0, 1] (got \"rouge2\")",
+        ),
+    ] {
+        let err = with(table, line);
+        let key = line.split(' ').next().unwrap();
+        assert_eq!(
+            err,
+            format!("`{table}.{key}` in experiments/x.toml line 12: {expected}"),
+            "{line}"
+        );
+    }
+}
+
+/// A file with several mistakes gets them all in one report, each with its line, instead of
+/// one per `lab check`; the checks a left-out key would make misleading are held back.
+#[test]
+fn every_problem_in_a_file_is_reported_at_once() {
+    let text = r#"seeds = [1, 1]
+[data]
+path = "data/aeslc"
+input_feild = "email"
+[model]
+batch_size = "big"
+device = "gpu"
+[train]
+epochs = 0
+[al]
+iterations = "three"
+query_size = 0
+label_budget = -5
+[eval]
+metrics = ["rouge_2"]
+[[strategy]]
+name = "random"
+[[strategy]]
+label = "second"
+"#;
+    let err = error_of(text);
+    let lines: Vec<&str> = err.lines().collect();
+    for needle in [
+        "unknown key `data.input_feild` in experiments/x.toml line 4; did you mean `input_field`?",
+        "`model.batch_size` in experiments/x.toml line 6: expected a whole number",
+        "`model.device` in experiments/x.toml line 7: unknown value `gpu`; valid values: auto, cpu, cuda",
+        "`al.iterations` in experiments/x.toml line 11: expected a whole number",
+        "`al.label_budget` in experiments/x.toml line 13: must be a whole number ≥ 0, not negative (got -5)",
+        "`strategy[1].name` is required but missing in experiments/x.toml (table at line 18)",
+        // Semantic problems beside them: in untouched tables, or with a value as written.
+        "`seeds` in experiments/x.toml line 1: lists a seed twice",
+        "`train.epochs` in experiments/x.toml line 9: must be greater than 0 (got 0)",
+        "`al.query_size` in experiments/x.toml line 12: must be at least 1",
+        "`eval.metrics` in experiments/x.toml line 15: unknown metric `rouge_2`",
+    ] {
+        assert!(
+            lines.iter().any(|l| l.starts_with(needle)),
+            "missing {needle:?} in:\n{err}"
+        );
+    }
+    assert_eq!(lines.len(), 10, "{err}");
+    // `al.iterations` was left out as unreadable: [al] is not also said to lack a stopping
+    // criterion, nor strategy[1] to have an empty name.
+    assert!(!err.contains("stopping criterion"), "{err}");
+    assert!(!err.contains("must be non-empty"), "{err}");
+    // `lab run` (load_experiment) reports the same set.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("x.toml");
+    std::fs::write(&file, text).unwrap();
+    let run = format!("{:#}", load_experiment(&file).unwrap_err());
     assert!(
-        err.starts_with("`model.batch_size` in experiments/x.toml line 12: invalid type"),
-        "{err}"
+        run.contains("input_feild")
+            && run.contains("lists a seed twice")
+            && run.contains("label_budget"),
+        "{run}"
     );
 }
 
@@ -417,4 +525,115 @@ fn an_invisible_character_in_a_model_name_is_refused_not_a_crash() {
         "gpt\u{0}\u{200b}\"x",
     );
     assert_eq!(cfg.model, "gpt\u{0}\u{200b}\"x");
+}
+
+/// The README's block of every experiment key: each key it shows is accepted, every key the
+/// schema accepts is shown, and a value not marked `e.g.` is the default.
+#[test]
+fn readme_documents_every_experiment_key_with_its_default() {
+    use serde::de::DeserializeOwned;
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let start = readme
+        .find("Every key, with its default")
+        .expect("README has the key reference");
+    let block = readme[start..]
+        .split("```toml\n")
+        .nth(1)
+        .and_then(|rest| rest.split("\n```").next())
+        .expect("a toml block follows");
+    let documented: Experiment =
+        toml::from_str(block).unwrap_or_else(|e| panic!("the README's key block is refused: {e}"));
+    let table: toml::Table = toml::from_str(block).unwrap();
+
+    /// The keys serde accepts for `T`, from its unknown-field error.
+    fn accepted<T: DeserializeOwned>() -> Vec<String> {
+        let err = toml::from_str::<T>("not_a_key_of_any_table = 1")
+            .map(|_| ())
+            .unwrap_err();
+        let message = err.message().to_string();
+        let (_, list) = message
+            .split_once("expected one of ")
+            .unwrap_or_else(|| panic!("{message}"));
+        list.split('`')
+            .skip(1)
+            .step_by(2)
+            .map(String::from)
+            .collect()
+    }
+    let sub = |path: &[&str]| -> toml::Table {
+        let mut t = table.clone();
+        for p in path {
+            t = match t.get(*p) {
+                Some(toml::Value::Table(x)) => x.clone(),
+                Some(toml::Value::Array(items)) => items[0].as_table().unwrap().clone(),
+                _ => panic!("the README's block has no [{}]", path.join(".")),
+            };
+        }
+        t
+    };
+    let tables: Vec<(&[&str], Vec<String>)> = vec![
+        (&[], accepted::<Experiment>()),
+        (&["data"], accepted::<DataConfig>()),
+        (&["model"], accepted::<ModelConfig>()),
+        (&["encoder"], accepted::<EncoderConfig>()),
+        (&["lora"], accepted::<LoraConfig>()),
+        (&["train"], accepted::<TrainConfig>()),
+        (&["al"], accepted::<AlConfig>()),
+        (&["labeller"], accepted::<LabellerConfig>()),
+        (&["eval"], accepted::<EvalConfig>()),
+        (&["eval", "judge"], accepted::<JudgeConfig>()),
+        (&["sandbox"], accepted::<SandboxConfig>()),
+        (&["strategy"], accepted::<StrategyConfig>()),
+    ];
+    for (path, keys) in &tables {
+        let shown = sub(path);
+        for key in keys {
+            assert!(
+                shown.contains_key(key),
+                "README's key block lacks `{key}` in [{}]",
+                path.join(".")
+            );
+        }
+    }
+    assert_eq!(documented.strategies.len(), 1);
+
+    // Values not marked `e.g.` are the defaults.
+    let mut defaults = toml::Table::try_from(Experiment::default()).unwrap();
+    let judge = toml::Table::try_from(JudgeConfig::default()).unwrap();
+    defaults
+        .get_mut("eval")
+        .and_then(toml::Value::as_table_mut)
+        .unwrap()
+        .insert("judge".into(), toml::Value::Table(judge));
+    let mut header: Vec<String> = Vec::new();
+    let mut checked = 0;
+    for line in block.lines() {
+        let code = line.split(" # ").next().unwrap().trim();
+        if let Some(h) = code.strip_prefix('[') {
+            header = h
+                .trim_matches(['[', ']'])
+                .split('.')
+                .map(String::from)
+                .collect();
+            continue;
+        }
+        if code.is_empty() || line.contains("e.g.") {
+            continue;
+        }
+        let parsed: toml::Table = toml::from_str(code).unwrap();
+        let (key, value) = parsed.into_iter().next().unwrap();
+        let mut want = &defaults;
+        for h in &header {
+            want = want[h.as_str()].as_table().unwrap();
+        }
+        assert_eq!(
+            want.get(&key),
+            Some(&value),
+            "README shows [{}] {key} = {value} as the default",
+            header.join(".")
+        );
+        checked += 1;
+    }
+    assert!(checked > 50, "{checked} defaults checked");
 }

@@ -26,24 +26,51 @@ pub fn validate_with(exp: &Experiment, known_metrics: &[&str]) -> anyhow::Result
 struct Problem {
     key: String,
     message: String,
+    /// About the key's own value alone (a range), not about how it combines with others.
+    own_value: bool,
+}
+
+/// One problem as reported: the key it is about and the line shown to the user.
+pub struct ProblemLine {
+    pub key: String,
+    pub line: String,
+    /// The check looked at this key's own value only (`must be greater than 0`), so the
+    /// problem stands whatever other keys hold.
+    pub own_value: bool,
 }
 
 fn report(exp: &Experiment, problems: Vec<Problem>) -> anyhow::Result<()> {
-    if problems.is_empty() {
+    let lines = messages(exp, problems);
+    if lines.is_empty() {
         return Ok(());
     }
-    let lines: Vec<String> = problems
-        .iter()
+    let lines: Vec<String> = lines.into_iter().map(|p| p.line).collect();
+    anyhow::bail!("{}", lines.join("\n"))
+}
+
+fn messages(exp: &Experiment, problems: Vec<Problem>) -> Vec<ProblemLine> {
+    problems
+        .into_iter()
         .map(|p| {
-            format!(
+            let line = format!(
                 "`{}` in {}: {}",
                 p.key,
                 location(exp.source.as_ref(), &p.key),
                 p.message
-            )
+            );
+            ProblemLine {
+                key: p.key,
+                line,
+                own_value: p.own_value,
+            }
         })
-        .collect();
-    anyhow::bail!("{}", lines.join("\n"))
+        .collect()
+}
+
+/// Every problem [`validate_with`] (or, without `known_metrics`, [`validate`]) reports, each
+/// with the key it is about, for callers that leave some out or add their own.
+pub fn problem_list(exp: &Experiment, known_metrics: Option<&[&str]>) -> Vec<ProblemLine> {
+    messages(exp, problems(exp, known_metrics))
 }
 
 #[derive(Default)]
@@ -54,17 +81,26 @@ impl Problems {
         self.0.push(Problem {
             key: key.into(),
             message: message.into(),
+            own_value: false,
+        });
+    }
+    /// A problem with the key's own value, whatever the other keys hold.
+    fn own(&mut self, key: &str, message: impl Into<String>) {
+        self.0.push(Problem {
+            key: key.into(),
+            message: message.into(),
+            own_value: true,
         });
     }
     fn positive<T: PartialOrd + Default + std::fmt::Display>(&mut self, key: &str, v: T) {
         // Written as "not greater" so that NaN (which TOML allows as `nan`) is rejected too.
         if v.partial_cmp(&T::default()) != Some(std::cmp::Ordering::Greater) {
-            self.add(key, format!("must be greater than 0 (got {v})"));
+            self.own(key, format!("must be greater than 0 (got {v})"));
         }
     }
     fn positive_finite(&mut self, key: &str, v: f64) {
         if !(v > 0.0 && v.is_finite()) {
-            self.add(
+            self.own(
                 key,
                 format!("must be a finite number greater than 0 (got {v})"),
             );
@@ -72,7 +108,7 @@ impl Problems {
     }
     fn non_negative(&mut self, key: &str, v: f64) {
         if !(v >= 0.0 && v.is_finite()) {
-            self.add(key, format!("must be a finite number ≥ 0 (got {v})"));
+            self.own(key, format!("must be a finite number ≥ 0 (got {v})"));
         }
     }
     fn fraction(&mut self, key: &str, v: f64, allow_zero: bool, allow_one: bool) {
@@ -83,13 +119,13 @@ impl Problems {
                 if allow_zero { "[0" } else { "(0" },
                 if allow_one { "1]" } else { "1)" },
             );
-            self.add(key, format!("must be in {l}, {h} (got {v})"));
+            self.own(key, format!("must be in {l}, {h} (got {v})"));
         }
     }
     fn size(&mut self, key: &str, size: &Size) {
         match *size {
-            Size::Count(0) => self.add(key, "must be at least 1"),
-            Size::Fraction(f) if !(f > 0.0 && f <= 1.0) => self.add(
+            Size::Count(0) => self.own(key, "must be at least 1"),
+            Size::Fraction(f) if !(f > 0.0 && f <= 1.0) => self.own(
                 key,
                 format!("a fraction of the pool must be in (0, 1] (got {f}); write an integer like 10 for a count"),
             ),
@@ -103,7 +139,7 @@ impl Problems {
             && v.chars()
                 .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
         if !ok {
-            self.add(
+            self.own(
                 key,
                 format!("{what} `{v}` must be non-empty and use only letters, digits, `-`, `_`, `.` (it names a results folder)"),
             );
