@@ -1,11 +1,13 @@
-//! Text helpers for scripts: words, stems, n-grams, sentence BLEU, and the lexical support
-//! measures HADAS uses (how much of an output is absent from its input).
+//! Text helpers for scripts: words, stems, n-grams, sentence BLEU and ROUGE, counts over
+//! stemmed documents, and the lexical support measures HADAS uses (how much of an output is
+//! absent from its input).
+use crate::metrics::rouge::{score_multi, RougeType};
 use crate::strategy::context::{Ctx, View};
 use crate::strategy::kernel_api::timed;
 use crate::strategy::types::{array_to_strings, strings_to_array, FloatVec, RhaiResult};
 use once_cell::sync::Lazy;
 use regex::Regex;
-use rhai::{Array, Engine, INT};
+use rhai::{Array, Dynamic, Engine, INT};
 use std::collections::HashSet;
 use std::sync::Arc;
 
@@ -101,6 +103,43 @@ fn pairwise(c: &Ctx, hyps: &Array, srcs: &Array, what: &str, f: Novelty) -> Rhai
     })))
 }
 
+/// Per document, the fraction of its distinct n-grams that no document of `seen` has; 0 for a
+/// document with no n-gram of order `n`.
+pub fn novel_ngram_fraction(docs: &[Vec<String>], seen: &[Vec<String>], n: usize) -> Vec<f64> {
+    let known: HashSet<String> = seen.iter().flat_map(|d| ngrams(d, n)).collect();
+    docs.iter()
+        .map(|d| {
+            let own: HashSet<String> = ngrams(d, n).into_iter().collect();
+            if own.is_empty() {
+                0.0
+            } else {
+                own.iter().filter(|g| !known.contains(*g)).count() as f64 / own.len() as f64
+            }
+        })
+        .collect()
+}
+
+fn rouge_type(kind: &str) -> RhaiResult<RougeType> {
+    RougeType::parse(kind).ok_or_else(|| {
+        format!("rouge: unknown kind `{kind}`: use rouge1 … rouge9, rougeL or rougeLsum").into()
+    })
+}
+
+/// A reference argument: one string, or an array of strings (the best F1 counts).
+fn references(r: &Dynamic, what: &str) -> RhaiResult<Vec<String>> {
+    if let Some(s) = r.clone().try_cast::<rhai::ImmutableString>() {
+        return Ok(vec![s.to_string()]);
+    }
+    match r.clone().try_cast::<Array>() {
+        Some(a) => array_to_strings(&a, what),
+        None => Err(format!(
+            "{what}: a reference is a string or an array of strings, not {}",
+            r.type_name()
+        )
+        .into()),
+    }
+}
+
 pub fn register(engine: &mut Engine) {
     engine.register_type_with_name::<Docs>("Docs");
     engine
@@ -110,6 +149,55 @@ pub fn register(engine: &mut Engine) {
             Ok(strings_to_array(&ngrams(&w, n.max(0) as usize)))
         })
         .register_fn("len", |d: &mut Docs| d.0.len() as INT)
+        // Words per document.
+        .register_fn("lengths", |d: &mut Docs| {
+            FloatVec::new(d.0.iter().map(|w| w.len() as f64).collect())
+        })
+        .register_fn(
+            "novel_ngram_fraction",
+            |d: &mut Docs, seen: Docs, n: INT| -> RhaiResult<FloatVec> {
+                if n < 1 {
+                    return Err(format!("novel_ngram_fraction: n = {n}, must be at least 1").into());
+                }
+                Ok(FloatVec::new(timed(|| {
+                    novel_ngram_fraction(&d.0, &seen.0, n as usize)
+                })))
+            },
+        )
+        // rouge-score's F1 (with its stemmer, as the rouge metrics), best over the references.
+        .register_fn(
+            "rouge",
+            |_c: &mut Ctx, kind: &str, hyp: &str, refs: Dynamic| -> RhaiResult<f64> {
+                let refs = references(&refs, "rouge")?;
+                Ok(score_multi(rouge_type(kind)?, &refs, hyp).fmeasure)
+            },
+        )
+        // Pairwise: `refs[i]` (a string or an array of strings) for `hyps[i]`.
+        .register_fn(
+            "rouge",
+            |_c: &mut Ctx, kind: &str, hyps: Array, refs: Array| -> RhaiResult<FloatVec> {
+                let kind = rouge_type(kind)?;
+                let h = array_to_strings(&hyps, "rouge")?;
+                if h.len() != refs.len() {
+                    return Err(format!(
+                        "rouge: {} hypotheses for {} references",
+                        h.len(),
+                        refs.len()
+                    )
+                    .into());
+                }
+                let r = refs
+                    .iter()
+                    .map(|r| references(r, "rouge"))
+                    .collect::<RhaiResult<Vec<_>>>()?;
+                Ok(FloatVec::new(timed(|| {
+                    h.iter()
+                        .zip(&r)
+                        .map(|(h, r)| score_multi(kind, r, h).fmeasure)
+                        .collect()
+                })))
+            },
+        )
         .register_fn("stem", |c: &mut Ctx, t: &str| {
             strings_to_array(&c.host().stem_words(t))
         })
