@@ -20,6 +20,16 @@ fn token_is_required_beyond_loopback() {
         .clone()
         .expect("a token is printed when not on loopback");
     assert_eq!(token.len(), 32);
+    // What binding every interface means is said at start.
+    let started = std::time::Instant::now();
+    while !serve.printed().join("\n").contains("plain HTTP") && started.elapsed().as_secs() < 5 {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let printed = serve.printed().join("\n");
+    assert!(
+        printed.contains("every interface") && printed.contains("plain HTTP"),
+        "{printed}"
+    );
     let agent = ureq::AgentBuilder::new().redirects(0).build();
     assert_eq!(status(agent.get(&format!("{}/", serve.url)).call()), 403);
     assert_eq!(
@@ -73,6 +83,11 @@ fn loopback_needs_no_token_and_paths_stay_inside_results() {
     std::fs::write(dir.path().join("run.log"), secret).unwrap();
     let serve = Serve::start(dir.path(), "127.0.0.1").unwrap();
     assert!(serve.token.is_none());
+    let printed = serve.printed().join("\n");
+    assert!(
+        !printed.contains("plain HTTP"),
+        "no warning on loopback: {printed}"
+    );
     let cell = serve.results.join("exp/random/seed-0");
     std::fs::create_dir_all(&cell).unwrap();
     std::fs::write(

@@ -28,7 +28,11 @@ pub struct ServeArgs {
     /// Results directory to show (and where launched runs write).
     #[arg(long, default_value = "results")]
     pub results: PathBuf,
-    /// Address to listen on. Anything but loopback requires the printed token on every request.
+    /// Address to listen on. The default, loopback, is reachable from this machine only.
+    /// Any other address (e.g. 0.0.0.0:7878, every interface) lets other machines in, each
+    /// request carrying the access token printed at start; the token grants everything the
+    /// pages do (launch runs, label). It is plain HTTP: use it on a network you trust, or
+    /// keep the default and reach it through an SSH tunnel (ssh -L 7878:127.0.0.1:7878).
     #[arg(long, default_value = "127.0.0.1:7878")]
     pub bind: SocketAddr,
     /// Where the launch form writes experiment files (`web-<name>.toml`).
@@ -89,6 +93,20 @@ pub fn run(args: &ServeArgs) -> Result<()> {
         ),
         None => writeln!(out, "lab serve: http://{shown}/"),
     };
+    if token.is_some() {
+        let every = args.bind.ip().is_unspecified();
+        let _ = writeln!(
+            out,
+            "{}plain HTTP: the token and everything shown travel unencrypted; use a network \
+             you trust, or an SSH tunnel to the loopback default",
+            if every {
+                "listening on every interface: from another machine, put this machine's \
+                 address in place of the one above. "
+            } else {
+                ""
+            }
+        );
+    }
     let _ = writeln!(out, "results: {}", app.results.display());
     let _ = out.flush();
     let workers: Vec<_> = (0..args.threads.max(1))

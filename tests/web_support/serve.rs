@@ -4,6 +4,7 @@ use anyhow::{bail, Context, Result};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Runs `start` again while it fails with "text file busy" (ETXTBSY). Tests run in threads:
@@ -31,6 +32,7 @@ pub struct Serve {
     pub token: Option<String>,
     pub results: PathBuf,
     pub experiments: PathBuf,
+    printed: Arc<Mutex<Vec<String>>>,
 }
 
 impl Serve {
@@ -72,8 +74,14 @@ impl Serve {
         let stdout = child.stdout.take().context("no stdout")?;
         let mut lines = BufReader::new(stdout).lines();
         let first = lines.next().context("lab serve printed nothing")??;
-        // Keep draining what the server prints, so it never writes into a closed pipe.
-        std::thread::spawn(move || lines.for_each(drop));
+        // Keep reading what the server prints, so it never writes into a closed pipe.
+        let printed = Arc::new(Mutex::new(vec![first.clone()]));
+        let sink = Arc::clone(&printed);
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                sink.lock().unwrap().push(line);
+            }
+        });
         let token = first
             .split_once("?token=")
             .map(|(_, t)| t.trim().to_string());
@@ -95,7 +103,13 @@ impl Serve {
             token,
             results,
             experiments,
+            printed,
         })
+    }
+
+    /// What the server printed on its standard output so far, line by line.
+    pub fn printed(&self) -> Vec<String> {
+        self.printed.lock().unwrap().clone()
     }
 }
 
