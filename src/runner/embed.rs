@@ -62,3 +62,72 @@ pub fn mean_hidden_states(
     out.l2_normalize_rows();
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::models::decoder_config::Family;
+
+    /// The mean of the final hidden states over `text`'s tokens alone (no padding, no batch),
+    /// L2-normalised: what each row must be however the texts are batched.
+    fn alone(lm: &LanguageModel, text: &str) -> Result<Vec<f32>> {
+        let ids = lm.encode(text)?;
+        let n = ids.len();
+        let device = lm.decoder().device();
+        let keys = positions_from_mask(&[vec![true; n]]);
+        let masks = lm.decoder().build_masks(&keys, n)?;
+        let positions = position_tensor(&keys, n, device)?;
+        let hidden = lm
+            .decoder()
+            .forward_hidden(
+                &Tensor::from_vec(ids, (1, n), device)?,
+                &positions,
+                &masks,
+                None,
+                ForwardMode::default(),
+            )?
+            .to_dtype(DType::F32)?
+            .squeeze(0)?
+            .to_vec2::<f32>()?;
+        let mut mean = vec![0f32; hidden[0].len()];
+        for row in &hidden {
+            for (m, v) in mean.iter_mut().zip(row) {
+                *m += v / n as f32;
+            }
+        }
+        let norm = mean.iter().map(|v| v * v).sum::<f32>().sqrt();
+        Ok(mean.into_iter().map(|v| v / norm).collect())
+    }
+
+    #[test]
+    fn rows_are_each_texts_own_normalised_mean_whatever_the_batch_pads() -> Result<()> {
+        let lm = LanguageModel::tiny_random(0, Family::Llama)?;
+        let texts: Vec<String> = [
+            "short",
+            "a much longer text with many more words in it than the others",
+            "two words",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        // Batches of 3 pad the short texts to the long one's length.
+        let m = mean_hidden_states(&lm, &texts, 3)?;
+        assert_eq!((m.rows, m.cols), (3, lm.config().hidden_size));
+        for (i, text) in texts.iter().enumerate() {
+            let want = alone(&lm, text)?;
+            let got = m.row(i);
+            let diff = got
+                .iter()
+                .zip(&want)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0f32, f32::max);
+            assert!(diff < 1e-4, "text {i}: max difference {diff}");
+            let norm = got.iter().map(|v| v * v).sum::<f32>().sqrt();
+            assert!((norm - 1.0).abs() < 1e-5, "text {i}: norm {norm}");
+        }
+        // Texts that differ give different rows (the pooling does not wash them out).
+        let cos: f32 = m.row(0).iter().zip(m.row(1)).map(|(a, b)| a * b).sum();
+        assert!(cos < 0.999, "cosine {cos}");
+        Ok(())
+    }
+}
