@@ -302,6 +302,20 @@ fn annotation_posts_are_checked_and_never_lose_what_was_typed() {
         assert!(body.contains("reload"), "{bad}: {body}");
     }
     assert!(!std::fs::read_to_string(&labels).unwrap().contains("forged"));
+    // Raw bytes that are not UTF-8 are refused, not saved with replacement characters.
+    let latin1 = agent
+        .post(&url)
+        .set("Content-Type", "application/x-www-form-urlencoded")
+        .send_bytes(b"i=1&id=8&version=none&output=caf\xe9");
+    let (code, body) = answer(latin1);
+    assert_eq!(code, 400, "{body}");
+    assert!(
+        body.contains("UTF-8") && body.contains("nothing was saved"),
+        "{body}"
+    );
+    assert!(!std::fs::read_to_string(&labels)
+        .unwrap()
+        .contains("caf\u{fffd}"));
 
     // A torn last line (a crash mid-append) neither breaks the page nor the next save.
     let mut f = std::fs::OpenOptions::new()

@@ -275,7 +275,13 @@ fn read_body(
 fn route(app: &App, method: &tiny_http::Method, target: &Target, body: &[u8]) -> Result<Reply> {
     use tiny_http::Method::{Get, Post};
     let seg: Vec<&str> = target.segments.iter().map(String::as_str).collect();
-    let form = || http::parse_form(&String::from_utf8_lossy(body));
+    // Not UTF-8 is refused, never patched with replacement characters: a label would be
+    // saved with them in place of what was typed.
+    let form = || {
+        std::str::from_utf8(body)
+            .map_err(|e| anyhow::anyhow!("the body is not UTF-8 text ({e})"))
+            .and_then(http::parse_form)
+    };
     Ok(match (method, seg.as_slice()) {
         (Get, ["static", "app.js"]) => Reply::with_type(
             200,
