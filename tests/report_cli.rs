@@ -4,13 +4,18 @@ use std::path::Path;
 use std::process::Command;
 
 fn write_curve(path: &Path, values: &[f64]) {
+    write_priced_curve(path, values, 0.0);
+}
+
+/// A curve whose labels cost `dollars_per_label` each.
+fn write_priced_curve(path: &Path, values: &[f64], dollars_per_label: f64) {
     let mut curve = Curve::new(vec!["rougeL".to_string()]);
     for (i, v) in values.iter().enumerate() {
         curve
             .push(CurveRow {
                 iteration: i,
                 labeled: 10 * (i + 1),
-                cost: 0.0,
+                cost: dollars_per_label * (10 * (i + 1)) as f64,
                 tokens: 0,
                 seconds: 0.0,
                 metrics: vec![*v],
@@ -330,4 +335,37 @@ fn damaged_cell_files_are_named_and_the_other_cells_still_reported() {
         "{stderr}"
     );
     assert!(!bad.join("report.md").exists());
+}
+
+/// The report `lab run` writes (and `lab report` without `--x`) draws curves a paid labeller
+/// made by cost as well as by labeled count; free curves only by labeled count.
+#[test]
+fn paid_curves_are_also_drawn_by_cost_and_free_ones_are_not() {
+    let tmp = tempfile::tempdir().unwrap();
+    for (exp, price) in [("paid", 0.002), ("free", 0.0)] {
+        for strategy in ["random", "idds"] {
+            let p = tmp
+                .path()
+                .join(exp)
+                .join(strategy)
+                .join("seed-0")
+                .join("curve.csv");
+            write_priced_curve(&p, &[0.1, 0.2], price);
+        }
+    }
+    let out = lab(&["report", tmp.path().to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for file in ["rougeL.svg", "rougeL-by-cost.svg", "rougeL-by-cost.png"] {
+        assert!(tmp.path().join("paid").join(file).exists(), "paid/{file}");
+    }
+    let md = std::fs::read_to_string(tmp.path().join("paid/report.md")).unwrap();
+    assert!(md.contains("rougeL-by-cost.svg"), "{md}");
+    let svg = std::fs::read_to_string(tmp.path().join("paid/rougeL-by-cost.svg")).unwrap();
+    assert!(svg.contains("labelling cost ($)"), "the x axis is dollars");
+    assert!(tmp.path().join("free/rougeL.svg").exists());
+    assert!(!tmp.path().join("free/rougeL-by-cost.svg").exists());
 }

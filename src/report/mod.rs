@@ -23,7 +23,9 @@ use std::path::{Path, PathBuf};
 pub struct ReportOptions {
     /// The strategy the others are compared with (normally `random`).
     pub reference: String,
-    /// The x axis of the figures. Tables and summary.csv are always by labeled count.
+    /// The x axis of the figures: by labeled count, which adds figures by cost when any
+    /// labelling cost money, or by cost only. Tables and summary.csv are always by labeled
+    /// count.
     pub x: XAxis,
 }
 
@@ -63,7 +65,8 @@ pub struct ReportSummary {
     pub unreadable: Vec<String>,
 }
 
-/// Write summary.csv, figures by labeled count and report.md into `experiment_dir`.
+/// Write summary.csv, figures by labeled count (and by cost when any labelling cost money)
+/// and report.md into `experiment_dir`.
 pub fn write_report(experiment_dir: &Path, reference_strategy: &str) -> Result<ReportSummary> {
     write_report_with(
         experiment_dir,
@@ -76,27 +79,32 @@ pub fn write_report(experiment_dir: &Path, reference_strategy: &str) -> Result<R
 
 pub fn write_report_with(experiment_dir: &Path, options: &ReportOptions) -> Result<ReportSummary> {
     let curves = load::load_experiment_curves(experiment_dir)?;
-    if options.x == XAxis::Cost {
-        let any_cost = curves
-            .strategies
+    let any_cost = curves
+        .strategies
+        .iter()
+        .flat_map(|s| &s.seeds)
+        .flat_map(|s| &s.curve.rows)
+        .any(|r| r.cost > 0.0);
+    if options.x == XAxis::Cost && !any_cost {
+        // The cells left out may be the paid ones: name them too.
+        let unreadable: String = curves
+            .unreadable
             .iter()
-            .flat_map(|s| &s.seeds)
-            .flat_map(|s| &s.curve.rows)
-            .any(|r| r.cost > 0.0);
-        if !any_cost {
-            // The cells left out may be the paid ones: name them too.
-            let unreadable: String = curves
-                .unreadable
-                .iter()
-                .map(|u| format!("; {}", u.describe()))
-                .collect();
-            bail!(
-                "every curve in {} has cost 0 (golden labels are free): plotting by cost needs \
-                 a labeller that charges; use `--x labeled`{unreadable}",
-                experiment_dir.display()
-            );
-        }
+            .map(|u| format!("; {}", u.describe()))
+            .collect();
+        bail!(
+            "every curve in {} has cost 0 (golden labels are free): plotting by cost needs \
+             a labeller that charges; use `--x labeled`{unreadable}",
+            experiment_dir.display()
+        );
     }
+    // By labeled count, the default, also by cost once any labelling cost money: a paid
+    // labeller's curves are compared by what they spent as much as by what they labeled.
+    let axes: &[XAxis] = match (options.x, any_cost) {
+        (XAxis::Labeled, true) => &[XAxis::Labeled, XAxis::Cost],
+        (XAxis::Labeled, false) => &[XAxis::Labeled],
+        (XAxis::Cost, _) => &[XAxis::Cost],
+    };
     let mut files = Vec::new();
     let mut by_labeled = Vec::new();
     let mut tables = Vec::new();
@@ -107,27 +115,29 @@ pub fn write_report_with(experiment_dir: &Path, options: &ReportOptions) -> Resu
             continue;
         }
         tables.push(savings::savings_table(metric, &mean, &options.reference));
-        let plotted = match options.x {
-            XAxis::Labeled => mean.clone(),
-            XAxis::Cost => aggregate::mean_curves(&curves, metric, XAxis::Cost),
-        };
-        let spec = plot::FigureSpec {
-            experiment: &curves.name,
-            metric,
-            reference: &options.reference,
-            x: options.x,
-        };
-        let stem = match options.x {
-            XAxis::Labeled => file_stem(metric),
-            XAxis::Cost => format!("{}-by-cost", file_stem(metric)),
-        };
-        let svg_path = experiment_dir.join(format!("{stem}.svg"));
-        atomic_write_string(&svg_path, &plot::render_svg(&plotted, &spec)?)?;
-        let png_path = experiment_dir.join(format!("{stem}.png"));
-        plot::write_png(&plotted, &spec, &png_path)?;
-        figures.push(format!("{stem}.svg"));
-        files.push(svg_path);
-        files.push(png_path);
+        for &x in axes {
+            let plotted = match x {
+                XAxis::Labeled => mean.clone(),
+                XAxis::Cost => aggregate::mean_curves(&curves, metric, XAxis::Cost),
+            };
+            let spec = plot::FigureSpec {
+                experiment: &curves.name,
+                metric,
+                reference: &options.reference,
+                x,
+            };
+            let stem = match x {
+                XAxis::Labeled => file_stem(metric),
+                XAxis::Cost => format!("{}-by-cost", file_stem(metric)),
+            };
+            let svg_path = experiment_dir.join(format!("{stem}.svg"));
+            atomic_write_string(&svg_path, &plot::render_svg(&plotted, &spec)?)?;
+            let png_path = experiment_dir.join(format!("{stem}.png"));
+            plot::write_png(&plotted, &spec, &png_path)?;
+            figures.push(format!("{stem}.svg"));
+            files.push(svg_path);
+            files.push(png_path);
+        }
         by_labeled.extend(mean);
     }
     // Stable sort: rows grouped by strategy, metrics in config order within each.
