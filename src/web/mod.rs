@@ -191,10 +191,7 @@ fn respond(app: &App, mut request: tiny_http::Request) {
                 };
                 match read_body(request.as_reader(), content_length, limit) {
                     Err(reply) => reply,
-                    Ok(body) => route(app, &method, &target, &body).unwrap_or_else(|e| {
-                        let message = within_results(&format!("{e:#}"), &app.results);
-                        Reply::error(500, &format!("error: {message}"))
-                    }),
+                    Ok(body) => answer_or_500(|| route(app, &method, &target, &body), &app.results),
                 }
             }
         }
@@ -220,6 +217,33 @@ fn respond(app: &App, mut request: tiny_http::Request) {
     }
     // The client may have gone away; there is nobody left to tell.
     let _ = request.respond(response);
+}
+
+/// The handler's reply; its error, or a panic inside it, as a 500 page. A panic must not end
+/// the worker thread: the server has a few, and each lost one would leave requests unanswered.
+fn answer_or_500(handler: impl FnOnce() -> Result<Reply>, results: &Path) -> Reply {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(handler)) {
+        Ok(Ok(reply)) => reply,
+        Ok(Err(e)) => {
+            let message = within_results(&format!("{e:#}"), results);
+            Reply::error(500, &format!("error: {message}"))
+        }
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "no message".into());
+            Reply::error(
+                500,
+                &format!(
+                    "internal error (a bug in lab serve: {}); the server goes on: go back, or \
+                     report it with the page's address",
+                    within_results(&what, results)
+                ),
+            )
+        }
+    }
 }
 
 /// `message` with the results folder's absolute path left out: paths read from inside it
@@ -320,6 +344,25 @@ fn route(app: &App, method: &tiny_http::Method, target: &Target, body: &[u8]) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_panicking_handler_becomes_a_500_page_and_the_worker_goes_on() {
+        let results = Path::new("/srv/results");
+        let reply = answer_or_500(
+            || -> Result<Reply> { panic!("index out of range in /srv/results/x/state.json") },
+            results,
+        );
+        assert_eq!(reply.status, 500);
+        let body = String::from_utf8_lossy(&reply.body);
+        assert!(
+            body.contains("internal error (a bug in lab serve: index out of range in x/state.json")
+                && !body.contains("/srv/results"),
+            "{body}"
+        );
+        // The same thread answers the next request.
+        let next = answer_or_500(|| Ok(Reply::error(404, "no such page")), results);
+        assert_eq!(next.status, 404);
+    }
 
     #[test]
     fn error_pages_show_paths_inside_the_results_folder_only() {
