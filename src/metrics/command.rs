@@ -80,6 +80,22 @@ pub fn run(args: &MetricsArgs) -> Result<()> {
     else {
         bail!("both --predictions and --references are needed");
     };
+    for (flag, path) in [
+        ("--predictions", predictions_path),
+        ("--references", references_path),
+    ] {
+        if !path.is_file() {
+            let what = if path.exists() {
+                "is not a file"
+            } else {
+                "does not exist"
+            };
+            bail!(
+                "{flag} {}: {what}; pass a .jsonl, .json, .csv or .txt file",
+                path.display()
+            );
+        }
+    }
     let predictions = read_predictions(predictions_path, args.prediction_field.as_deref())?;
     if predictions.is_empty() {
         bail!(
@@ -233,6 +249,31 @@ mod tests {
         assert!(err.contains("has no predictions"), "{err}");
         assert!(err.contains(&empty.display().to_string()), "{err}");
         assert!(err.contains("--predictions"), "{err}");
+    }
+
+    #[test]
+    fn a_missing_file_is_named_with_its_flag() {
+        let dir = tempfile::tempdir().unwrap();
+        let refs = dir.path().join("r.txt");
+        std::fs::write(&refs, "x\n").unwrap();
+        let missing = dir.path().join("p.jsonl");
+        let err = run(&args(missing.clone(), refs.clone(), &["rouge1"]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with(&format!(
+                "--predictions {}: does not exist",
+                missing.display()
+            )),
+            "{err}"
+        );
+        let err = run(&args(refs, dir.path().to_path_buf(), &["rouge1"]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("--references ") && err.contains("is not a file"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -40,9 +40,37 @@ fn format_of(path: &Path) -> Result<Format> {
     })
 }
 
+/// The file's text without a leading byte-order mark (editors on Windows write one), or an
+/// error naming the first line that is not UTF-8.
+fn read_text(path: &Path) -> Result<String> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
+    match std::str::from_utf8(bytes) {
+        Ok(text) => Ok(text.to_string()),
+        Err(e) => {
+            let before = &bytes[..e.valid_up_to()];
+            let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+            let line_start = before
+                .iter()
+                .rposition(|&b| b == b'\n')
+                .map_or(0, |i| i + 1);
+            // Characters before the bad byte on its line (the prefix is valid UTF-8).
+            let column = String::from_utf8_lossy(&before[line_start..])
+                .chars()
+                .count()
+                + 1;
+            bail!(
+                "{} line {line}, column {column}: byte 0x{:02X} is not UTF-8 text; save the \
+                 file as UTF-8 (e.g. `iconv -f latin1 -t utf-8`)",
+                path.display(),
+                bytes[e.valid_up_to()]
+            )
+        }
+    }
+}
+
 fn read_records(path: &Path, format: Format) -> Result<Vec<Record>> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let text = read_text(path)?;
     match format {
         Format::JsonLines => text
             .lines()
@@ -239,6 +267,16 @@ pub fn read_references(path: &Path, fields: &[String]) -> Result<Vec<Vec<String>
                 let name = field.unwrap_or("references");
                 references.extend(texts_of(path, record.line, name, value)?);
             }
+            if references.is_empty() {
+                let names: Vec<&str> = fields.iter().map(|f| f.unwrap_or("references")).collect();
+                bail!(
+                    "{} line {}: no reference (`{}` is an empty list); every example needs at \
+                     least one: fill it in, or name another field with --reference-fields",
+                    path.display(),
+                    record.line,
+                    names.join("`, `")
+                );
+            }
             Ok(references)
         })
         .collect()
@@ -312,8 +350,48 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("e.jsonl line 2: not valid JSON"), "{err}");
+        let none = write(
+            &dir,
+            "n.jsonl",
+            "{\"references\": [\"x\"]}\n{\"references\": []}\n",
+        );
+        let err = read_references(&none, &[]).unwrap_err().to_string();
+        assert!(
+            err.contains("n.jsonl line 2: no reference (`references` is an empty list)")
+                && err.contains("--reference-fields"),
+            "{err}"
+        );
         let odd = write(&dir, "d.xlsx", "");
         let err = read_predictions(&odd, None).unwrap_err().to_string();
         assert!(err.contains("use .jsonl, .json, .csv or .txt"), "{err}");
+    }
+
+    /// A byte-order mark (Notepad's "UTF-8 with BOM") is not part of the first record: a
+    /// prediction read from such a .txt file matched nothing before.
+    #[test]
+    fn a_byte_order_mark_is_not_part_of_the_first_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let txt = write(&dir, "p.txt", "\u{feff}hello\nworld\n");
+        assert_eq!(
+            read_predictions(&txt, None).unwrap(),
+            vec!["hello", "world"]
+        );
+        let jsonl = write(&dir, "p.jsonl", "\u{feff}{\"prediction\": \"a\"}\n");
+        assert_eq!(read_predictions(&jsonl, None).unwrap(), vec!["a"]);
+        let json = write(&dir, "p.json", "\u{feff}[\"a\"]");
+        assert_eq!(read_predictions(&json, None).unwrap(), vec!["a"]);
+    }
+
+    #[test]
+    fn text_that_is_not_utf8_names_the_line_and_the_fix() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("latin1.txt");
+        std::fs::write(&path, b"ok\ncaf\xe9 au lait\n").unwrap();
+        let err = format!("{:#}", read_predictions(&path, None).unwrap_err());
+        assert!(
+            err.contains("latin1.txt line 2, column 4: byte 0xE9 is not UTF-8 text")
+                && err.contains("save the file as UTF-8"),
+            "{err}"
+        );
     }
 }
