@@ -82,13 +82,71 @@ const SELECTIONS: [Kernel; 5] = [
 ];
 
 pub fn run(args: &BenchKernelsArgs) -> Result<()> {
-    if args.n == 0 || args.dim == 0 || args.clusters == 0 {
-        bail!("bench-kernels needs --n, --dim and --clusters above 0");
-    }
+    check_args(args, mem_total_bytes())?;
     match args.only {
         Some(kernel) => run_child(args, kernel),
         None => run_parent(args),
     }
+}
+
+/// Refuse sizes that select nothing or cannot be held: `--k 0` made k-means panic, and a pool
+/// larger than memory would only be killed by the OS after a long wait.
+fn check_args(args: &BenchKernelsArgs, mem_total: Option<u64>) -> Result<()> {
+    for (flag, value) in [
+        ("--n", args.n),
+        ("--dim", args.dim),
+        ("--k", args.k),
+        ("--clusters", args.clusters),
+    ] {
+        if value == 0 {
+            bail!("{flag} 0 leaves nothing to benchmark: pass 1 or more");
+        }
+    }
+    // The pool plus the coreset's 1% labeled rows, f32.
+    let bytes = args
+        .n
+        .checked_add((args.n / 100).max(1))
+        .and_then(|rows| rows.checked_mul(args.dim))
+        .and_then(|values| values.checked_mul(4))
+        .map(|b| b as u64);
+    let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
+    match (bytes, mem_total) {
+        (None, _) => bail!(
+            "--n {} × --dim {} is too large to hold in memory; use smaller sizes",
+            args.n,
+            args.dim
+        ),
+        (Some(b), Some(total)) if b > total => bail!(
+            "--n {} × --dim {}: the pool alone needs {:.1} GiB, more than this machine's \
+             {:.1} GiB of memory; use a smaller --n or --dim",
+            args.n,
+            args.dim,
+            gib(b),
+            gib(total)
+        ),
+        _ => {}
+    }
+    if args.k > args.n && args.only.is_none() {
+        eprintln!(
+            "note: --k {} is more than --n {}: every kernel picks the whole pool",
+            args.k, args.n
+        );
+    }
+    Ok(())
+}
+
+/// MemTotal of /proc/meminfo in bytes; `None` where it cannot be read.
+fn mem_total_bytes() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let kib: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    kib.checked_mul(1024)
 }
 
 fn run_parent(args: &BenchKernelsArgs) -> Result<()> {
@@ -270,8 +328,10 @@ fn run_child(args: &BenchKernelsArgs, kernel: Kernel) -> Result<()> {
 fn compare_matmul(pool: &Matrix) -> Result<()> {
     use candle_core::{Device, Tensor};
     let mut fields = Vec::new();
-    for block in [256usize, 1024] {
-        let block = block.min(pool.rows);
+    // A pool smaller than a block would time the same product twice.
+    let mut blocks: Vec<usize> = [256usize, 1024].map(|b| b.min(pool.rows)).to_vec();
+    blocks.dedup();
+    for block in blocks {
         let rhs = pool.take_rows(&(0..block).collect::<Vec<_>>());
         let flops = 2.0 * pool.rows as f64 * block as f64 * pool.cols as f64;
         let mut out = vec![0.0f32; pool.rows * block];
@@ -369,6 +429,38 @@ mod tests {
         let stat = "42 (my lab) x) S 1 42 42 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 3 0";
         assert_eq!(parse_cpu_seconds(stat), Some(3.0));
         assert_eq!(parse_cpu_seconds("garbage"), None);
+    }
+
+    fn sizes(n: usize, dim: usize, k: usize) -> BenchKernelsArgs {
+        BenchKernelsArgs {
+            n,
+            dim,
+            k,
+            clusters: 5,
+            seed: 0,
+            kmeans_iter: 5,
+            only: Some(Kernel::Kmeans),
+        }
+    }
+
+    /// `--k 0` made the k-means child panic ("the clustering covers 0 rows").
+    #[test]
+    fn sizes_that_select_nothing_or_do_not_fit_are_refused_naming_the_flag() {
+        let err = run(&sizes(50, 4, 0)).unwrap_err().to_string();
+        assert!(err.starts_with("--k 0 leaves nothing"), "{err}");
+        let err = check_args(&sizes(usize::MAX / 2, 384, 10), None)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("too large to hold in memory"), "{err}");
+        let err = check_args(&sizes(1_000_000, 384, 10), Some(1 << 30))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("the pool alone needs 1.4 GiB, more than this machine's 1.0 GiB"),
+            "{err}"
+        );
+        assert!(check_args(&sizes(1_000, 384, 10), Some(1 << 30)).is_ok());
+        assert!(run(&sizes(50, 4, 3)).is_ok());
     }
 
     #[test]
