@@ -2,7 +2,7 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 
 use super::generate::GenerateOptions;
@@ -32,8 +32,8 @@ pub struct PromptArgs {
     /// System text for the chat template.
     #[arg(long)]
     pub system: Option<String>,
-    /// Feed the prompt as is, without the chat template.
-    #[arg(long)]
+    /// Feed the prompt as is, without the chat template (so without --system).
+    #[arg(long, conflicts_with = "system")]
     pub raw: bool,
 }
 
@@ -62,11 +62,14 @@ pub enum ModelCommand {
         model: ModelChoice,
         #[command(flatten)]
         prompts: PromptArgs,
+        /// Tokens to generate at most per sample (1 or more).
         #[arg(long, default_value_t = 64)]
         max_new_tokens: usize,
-        /// 0 = greedy.
+        /// 0 = greedy; above 0 samples (`--temperature=0.7`).
         #[arg(long, default_value_t = 0.0)]
         temperature: f64,
+        /// Nucleus sampling: keep the smallest set of tokens whose probability reaches this,
+        /// in (0, 1]; used when --temperature is above 0.
         #[arg(long, default_value_t = 1.0)]
         top_p: f64,
         /// Samples per prompt.
@@ -94,6 +97,98 @@ pub enum ModelCommand {
     },
 }
 
+/// Refuse, before loading the model, flags that would generate nothing or that sampling cannot
+/// use, naming the flag (the library's messages name its own options).
+fn check_generate_flags(
+    max_new_tokens: usize,
+    temperature: f64,
+    top_p: f64,
+    n: usize,
+    batch_size: usize,
+) -> Result<()> {
+    if max_new_tokens == 0 {
+        bail!("--max-new-tokens 0 generates nothing: pass 1 or more (default 64)");
+    }
+    if n == 0 {
+        bail!("--n 0 asks for no samples: pass 1 or more samples per prompt (default 1)");
+    }
+    check_batch_size(batch_size, 16)?;
+    if !(temperature.is_finite() && temperature >= 0.0) {
+        bail!(
+            "--temperature {temperature}: pass 0 for greedy decoding or a number above 0 to sample"
+        );
+    }
+    if !(top_p > 0.0 && top_p <= 1.0) {
+        bail!("--top-p {top_p}: pass a probability above 0 and at most 1 (1 keeps every token)");
+    }
+    Ok(())
+}
+
+fn check_batch_size(batch_size: usize, default: usize) -> Result<()> {
+    if batch_size == 0 {
+        bail!("--batch-size 0 runs nothing: pass 1 or more (default {default})");
+    }
+    Ok(())
+}
+
+/// The sentence encoder `--encoder` names: as experiments' `[encoder]` reads it, but a
+/// language model's name or an unknown cache name is refused naming the flag, and `~/` is the
+/// home folder.
+fn load_encoder(spec: Option<&str>) -> Result<crate::models::encoder::SentenceEncoder> {
+    load_encoder_in(spec, &crate::models::cache::models_dir())
+}
+
+fn load_encoder_in(
+    spec: Option<&str>,
+    models_dir: &std::path::Path,
+) -> Result<crate::models::encoder::SentenceEncoder> {
+    use crate::models::encoder::{EncoderSource, SentenceEncoder, DEFAULT_ENCODER};
+    const TAKES: &str =
+        "--encoder takes a sentence encoder: a models-cache name (all-minilm-l6-v2, \
+                         from `lab setup`), a folder with config.json, model.safetensors and \
+                         tokenizer.json, or a hub id `owner/name`";
+    let Some(spec) = spec else {
+        return SentenceEncoder::load_default();
+    };
+    let expanded = match spec.strip_prefix("~/") {
+        Some(rest) => dirs::home_dir().map_or_else(|| PathBuf::from(spec), |h| h.join(rest)),
+        None => PathBuf::from(spec),
+    };
+    match EncoderSource::parse(&expanded.to_string_lossy()) {
+        EncoderSource::Default(name) if name != DEFAULT_ENCODER => {
+            let dir = models_dir.join(&name);
+            if dir.join("config.json").is_file() {
+                return SentenceEncoder::load(&dir)
+                    .with_context(|| format!("--encoder {spec}: cannot load {}", dir.display()));
+            }
+            let is_language_model = super::setup::setup_command(&name).is_some()
+                || name.starts_with("tiny-random")
+                || dir.is_dir();
+            if is_language_model {
+                bail!(
+                    "--encoder {spec} is a language model (`lab model info|generate|score \
+                     --model {spec}` use it), not a sentence encoder; {TAKES}"
+                );
+            }
+            let hint = crate::config::diagnose::did_you_mean(&name, &[DEFAULT_ENCODER.to_string()]);
+            bail!(
+                "--encoder {spec}: no sentence encoder `{name}` in the models cache ({}); \
+                 {hint}{TAKES}",
+                models_dir.display()
+            )
+        }
+        EncoderSource::Folder(dir) => SentenceEncoder::load(&dir).with_context(|| {
+            format!(
+                "--encoder {spec}: cannot load a sentence encoder from {} (it needs \
+                 config.json, model.safetensors and tokenizer.json)",
+                dir.display()
+            )
+        }),
+        source => SentenceEncoder::load_source(&source)
+            .with_context(|| format!("--encoder {spec}: cannot load the sentence encoder")),
+    }
+}
+
 fn load(choice: &ModelChoice) -> Result<LanguageModel> {
     let start = Instant::now();
     let mut lm = LanguageModel::load(&ModelSource::parse(&choice.model))?;
@@ -105,7 +200,8 @@ fn load(choice: &ModelChoice) -> Result<LanguageModel> {
         );
     }
     if let Some(dir) = &choice.adapter {
-        lm.load_adapter(dir)?;
+        lm.load_adapter(dir)
+            .with_context(|| format!("--adapter {}", dir.display()))?;
         lm.merge_lora()?;
     }
     Ok(lm)
@@ -279,6 +375,7 @@ pub fn run(args: ModelArgs) -> Result<()> {
             batch_size,
             repeat,
         } => {
+            check_generate_flags(max_new_tokens, temperature, top_p, n, batch_size)?;
             let lm = load(&model)?;
             let rendered = render(&lm, &prompts)?;
             let all: Vec<String> = (0..repeat.max(1)).flat_map(|_| rendered.clone()).collect();
@@ -315,12 +412,7 @@ pub fn run(args: ModelArgs) -> Result<()> {
             Ok(())
         }
         ModelCommand::Embed { encoder, texts } => {
-            let enc = match encoder {
-                Some(spec) => crate::models::encoder::SentenceEncoder::load_source(
-                    &crate::models::encoder::EncoderSource::parse(&spec),
-                )?,
-                None => crate::models::encoder::SentenceEncoder::load_default()?,
-            };
+            let enc = load_encoder(encoder.as_deref())?;
             let start = Instant::now();
             let m = enc.embed(&texts)?;
             let secs = start.elapsed().as_secs_f64();
@@ -350,6 +442,7 @@ pub fn run(args: ModelArgs) -> Result<()> {
                     output.len()
                 );
             }
+            check_batch_size(batch_size, 8)?;
             let lm = load(&model)?;
             let rendered = render(&lm, &prompts)?;
             refuse_overflowing_scores(&lm, &rendered, &prompts, &output)?;
@@ -480,6 +573,109 @@ mod tests {
             "{msg}"
         );
         Ok(())
+    }
+
+    /// Flags that generate nothing are refused naming the flag, before any model loads (the
+    /// model named here does not exist, so reaching the loader would fail otherwise).
+    #[test]
+    fn generation_flags_are_checked_before_the_model_loads() {
+        let generate = |max_new_tokens, temperature, top_p, n, batch_size| {
+            let command = ModelCommand::Generate {
+                model: ModelChoice {
+                    model: "no-such-model".into(),
+                    adapter: None,
+                },
+                prompts: prompts("x"),
+                max_new_tokens,
+                temperature,
+                top_p,
+                n,
+                seed: 0,
+                batch_size,
+                repeat: 1,
+            };
+            format!("{:#}", run(ModelArgs { command }).unwrap_err())
+        };
+        for (msg, start) in [
+            (
+                generate(0, 0.0, 1.0, 1, 16),
+                "--max-new-tokens 0 generates nothing",
+            ),
+            (generate(8, 0.0, 1.0, 0, 16), "--n 0 asks for no samples"),
+            (generate(8, 0.0, 1.0, 1, 0), "--batch-size 0 runs nothing"),
+            (
+                generate(8, -1.0, 1.0, 1, 16),
+                "--temperature -1: pass 0 for greedy",
+            ),
+            (generate(8, f64::NAN, 1.0, 1, 16), "--temperature NaN"),
+            (
+                generate(8, 0.7, 0.0, 1, 16),
+                "--top-p 0: pass a probability",
+            ),
+            (generate(8, 0.7, 1.5, 1, 16), "--top-p 1.5"),
+        ] {
+            assert!(msg.starts_with(start), "{msg}");
+        }
+        let command = ModelCommand::Score {
+            model: ModelChoice {
+                model: "no-such-model".into(),
+                adapter: None,
+            },
+            prompts: prompts("x"),
+            output: vec!["a".into(), "b".into()],
+            batch_size: 0,
+        };
+        let msg = format!("{:#}", run(ModelArgs { command }).unwrap_err());
+        assert!(msg.starts_with("--batch-size 0 runs nothing"), "{msg}");
+    }
+
+    #[test]
+    fn raw_and_system_conflict() {
+        use clap::Parser;
+        let parse = |args: &[&str]| crate::cli::Cli::try_parse_from(args).map(|_| ());
+        let err = parse(&[
+            "lab", "model", "generate", "--raw", "--system", "s", "--prompt", "p",
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("--raw") && err.contains("--system"), "{err}");
+        assert!(
+            parse(&["lab", "model", "score", "--raw", "--prompt", "p", "--output", "o"]).is_ok()
+        );
+    }
+
+    /// A language model's name or an unknown name given to --encoder is refused naming the
+    /// flag and what it takes (a language model's name read a missing BERT config, an unknown
+    /// one was 'unknown default model', listing the language models).
+    #[test]
+    fn a_wrong_encoder_name_names_the_flag_and_what_it_takes() {
+        let models = tempfile::tempdir().unwrap();
+        let load = |spec: &str| {
+            format!(
+                "{:#}",
+                load_encoder_in(Some(spec), models.path()).err().unwrap()
+            )
+        };
+        let lm = load("smollm2-135m-instruct");
+        let unknown = load("minilm");
+        let arg = models.path().join("nothing-here").display().to_string();
+        let empty = load(&arg);
+        assert!(
+            lm.starts_with("--encoder smollm2-135m-instruct is a language model")
+                && lm.contains("all-minilm-l6-v2"),
+            "{lm}"
+        );
+        assert!(
+            unknown
+                .starts_with("--encoder minilm: no sentence encoder `minilm` in the models cache")
+                && unknown.contains("--encoder takes a sentence encoder"),
+            "{unknown}"
+        );
+        assert!(
+            empty.starts_with(&format!("--encoder {arg}: cannot load a sentence encoder"))
+                && empty.contains("config.json"),
+            "{empty}"
+        );
     }
 
     #[test]
