@@ -133,6 +133,22 @@ fn resolve_strategy(
     let is_path = arg.ends_with(".rhai") || arg.contains('/') || arg.contains('\\');
     if is_path {
         let script = PathBuf::from(arg);
+        if script.is_dir() {
+            let names = script_names(&script);
+            let there = if names.is_empty() {
+                "it holds no .rhai scripts".to_string()
+            } else {
+                format!("its scripts: {}", names.join(", "))
+            };
+            bail!("--strategy {arg} is a folder, not a script; pass a .rhai file ({there})");
+        }
+        let extension = script.extension().and_then(|e| e.to_str());
+        if script.is_file() && extension.is_some_and(|e| e != "rhai") {
+            bail!(
+                "--strategy {arg} is not a strategy script (a .rhai file); pass a script's \
+                 name (see `lab strategies`) or the path of a .rhai file"
+            );
+        }
         if !script.is_file() {
             let folder = match script.parent() {
                 Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
@@ -230,6 +246,27 @@ mod tests {
         );
         let (by_name, _) = resolve_strategy("random", &exp, Path::new("e.toml")).unwrap();
         assert_eq!(by_name, PathBuf::from("strategies/random.rhai"));
+    }
+
+    /// A data file or a folder given as --strategy was compiled as Rhai ('syntax error at
+    /// train.jsonl:1:6') or called missing.
+    #[test]
+    fn a_file_or_folder_that_is_no_script_is_named_as_such() {
+        let exp = crate::config::Experiment::default();
+        let e = resolve_strategy("data/aeslc/train.jsonl", &exp, Path::new("e.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("--strategy data/aeslc/train.jsonl is not a strategy script"),
+            "{e}"
+        );
+        let e = resolve_strategy("strategies/lib", &exp, Path::new("e.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("--strategy strategies/lib is a folder, not a script"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -16,17 +16,17 @@ pub struct StrategiesArgs {
     #[arg(long, default_value = "strategies")]
     pub dir: PathBuf,
     /// Also run each script against a synthetic pool (as `lab check` does).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "bench")]
     pub check: bool,
     /// Instead of listing, time each strategy on a synthetic pool of this many items (384-d
     /// fake embeddings, fixed fake generations) and print where the time goes.
     #[arg(long, value_name = "POOL_SIZE")]
     pub bench: Option<usize>,
     /// Query size for --bench.
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = 100, requires = "bench")]
     pub k: usize,
     /// Only these strategies (comma-separated) for --bench.
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',', requires = "bench")]
     pub only: Vec<String>,
 }
 
@@ -214,6 +214,10 @@ pub fn script_warnings(path: &Path, runs: &[&crate::strategy::Selection]) -> Vec
 /// Time every strategy (or `--only`) on one synthetic pool: total, model host, kernels, and
 /// the script's own share (interpretation and vector glue), which should stay under 5%.
 fn bench(args: &StrategiesArgs, n: usize) -> Result<()> {
+    if n == 0 || args.k == 0 {
+        let flag = if n == 0 { "--bench" } else { "--k" };
+        bail!("{flag} 0 leaves nothing to time: pass a pool size and a --k of 1 or more");
+    }
     let mut infos = registry::list(&args.dir)?;
     if !args.only.is_empty() {
         let names: Vec<String> = infos.iter().map(|i| i.name.clone()).collect();
@@ -275,4 +279,49 @@ fn bench(args: &StrategiesArgs, n: usize) -> Result<()> {
     }
     pb.finish_and_clear();
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn parse(args: &[&str]) -> std::result::Result<StrategiesArgs, String> {
+        let mut all = vec!["lab", "strategies"];
+        all.extend_from_slice(args);
+        match crate::cli::Cli::try_parse_from(all) {
+            Ok(cli) => match cli.command {
+                crate::cli::Command::Strategies(a) => Ok(a),
+                other => panic!("parsed as {other:?}"),
+            },
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    /// --k and --only only shape --bench, and --check does not run under --bench: given alone
+    /// they were silently ignored and the plain list printed.
+    #[test]
+    fn bench_flags_without_bench_are_refused() {
+        for flags in [
+            &["--k", "5"][..],
+            &["--only", "random"],
+            &["--check", "--bench", "10"],
+        ] {
+            let err = parse(flags).expect_err("must not parse");
+            assert!(err.contains("--bench"), "{flags:?}: {err}");
+        }
+        assert!(parse(&["--bench", "10", "--k", "5", "--only", "random"]).is_ok());
+        assert!(parse(&["--check"]).is_ok());
+    }
+
+    #[test]
+    fn an_empty_bench_is_refused_naming_the_flag() {
+        let mut args = parse(&["--bench", "0"]).unwrap();
+        let err = run(&args).unwrap_err().to_string();
+        assert!(err.starts_with("--bench 0 leaves nothing to time"), "{err}");
+        args.bench = Some(10);
+        args.k = 0;
+        let err = run(&args).unwrap_err().to_string();
+        assert!(err.starts_with("--k 0 leaves nothing to time"), "{err}");
+    }
 }
