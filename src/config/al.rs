@@ -92,6 +92,9 @@ impl Default for AlConfig {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StrategyConfig {
+    /// Runs `strategies/<name>.rhai` unless `script` says otherwise; left out, the stem of
+    /// `script` (filled in when the file is read).
+    #[serde(default)]
     pub name: String,
     /// Defaults to `strategies/<name>.rhai`.
     #[serde(default)]

@@ -72,6 +72,13 @@ pub fn parse_with_problems(text: &str, path: &Path) -> anyhow::Result<parse::Par
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_default();
     }
+    for strategy in &mut experiment.strategies {
+        if strategy.name.is_empty() {
+            if let Some(stem) = strategy.script.as_deref().and_then(Path::file_stem) {
+                strategy.name = stem.to_string_lossy().into_owned();
+            }
+        }
+    }
     experiment.source = Some(diagnose::Source {
         path: path.to_path_buf(),
         text: text.to_string(),

@@ -198,7 +198,7 @@ label = "second"
         "`model.device` in experiments/x.toml line 7: unknown value `gpu`; valid values: auto, cpu, cuda",
         "`al.iterations` in experiments/x.toml line 11: expected a whole number",
         "`al.label_budget` in experiments/x.toml line 13: must be a whole number ≥ 0, not negative (got -5)",
-        "`strategy[1].name` is required but missing in experiments/x.toml (table at line 18)",
+        "`strategy[1].name` in experiments/x.toml line 18: is required",
         // Semantic problems beside them: in untouched tables, or with a value as written.
         "`seeds` in experiments/x.toml line 1: lists a seed twice",
         "`train.epochs` in experiments/x.toml line 9: must be greater than 0 (got 0)",
@@ -232,9 +232,27 @@ label = "second"
 fn missing_strategy_name_is_reported() {
     let err = error_of(&format!("{MINIMAL}\n[[strategy]]\nlabel = \"b\"\n"));
     assert!(
-        err.contains("`strategy[1].name` is required but missing in experiments/x.toml"),
+        err.contains("`strategy[1].name` in experiments/x.toml line 11: is required")
+            && err.contains("`script = \"path/to/x.rhai\"`"),
         "{err}"
     );
+}
+
+/// `script = "path/x.rhai"` alone names the strategy `x`, as README says.
+#[test]
+fn a_strategy_given_only_its_script_is_named_after_the_file() {
+    let exp = parse_and_validate(
+        &format!("{MINIMAL}\n[[strategy]]\nscript = \"my/longest_first.rhai\"\n"),
+        Path::new("experiments/x.toml"),
+        Some(METRICS),
+    )
+    .unwrap();
+    let s = &exp.strategies[1];
+    assert_eq!(
+        (s.name.as_str(), s.key()),
+        ("longest_first", "longest_first")
+    );
+    assert_eq!(s.script_path(), PathBuf::from("my/longest_first.rhai"));
 }
 
 #[test]

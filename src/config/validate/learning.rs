@@ -168,6 +168,13 @@ pub(super) fn check_strategies(exp: &Experiment, p: &mut Problems) {
     let mut keys = BTreeSet::new();
     for (i, s) in exp.strategies.iter().enumerate() {
         let at = format!("strategy[{i}]");
+        if s.name.is_empty() && s.script.is_none() {
+            p.add(
+                format!("{at}.name"),
+                "is required: `name = \"idds\"` runs strategies/idds.rhai; `script = \"path/to/x.rhai\"` runs that file (named `x` unless `name` is given)",
+            );
+            continue;
+        }
         p.name(&format!("{at}.name"), &s.name, "the strategy name");
         if let Some(label) = &s.label {
             p.name(&format!("{at}.label"), label, "the strategy label");
