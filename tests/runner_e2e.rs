@@ -596,4 +596,13 @@ fn an_ed_strategy_labels_its_order_in_slices_with_its_scores() {
             && err.contains("at least 10"),
         "{err}"
     );
+    // `lab check` (and so `lab bench`, before running anything) says so too, at its line.
+    let out = lab(&["check", path.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("`strategy[0].pool_subsample` in ")
+            && err.contains("draws 5 of the 30 pool items"),
+        "{err}"
+    );
 }

@@ -99,10 +99,12 @@ fn check_experiment_file(path: &Path, base_dir: &Path) -> Result<(Experiment, St
             problems.push(format!("in {}: {e:#}", path.display()));
         }
     }
+    let mut pool = None;
     if sound(&["data"]) {
         match check_files_and_rows(&exp, path, base_dir) {
-            Ok(pool) => {
-                if let Some(problem) = init_size_problem(&exp, pool).filter(|_| sound(&["al"])) {
+            Ok(n) => {
+                pool = Some(n);
+                if let Some(problem) = init_size_problem(&exp, n).filter(|_| sound(&["al"])) {
                     problems.push(problem);
                 }
             }
@@ -117,6 +119,9 @@ fn check_experiment_file(path: &Path, base_dir: &Path) -> Result<(Experiment, St
             crate::strategy::experiment_scripts::check_experiment_scripts(&exp, path, base_dir)
         {
             problems.push(format!("{e:#}"));
+        }
+        if let Some(pool) = pool.filter(|_| sound(&["al"])) {
+            problems.extend(ed_subsample_problems(&exp, pool, base_dir));
         }
     }
     if !problems.is_empty() {
@@ -170,6 +175,27 @@ pub fn init_size_problem(exp: &Experiment, pool: usize) -> Option<String> {
         )),
         _ => None,
     }
+}
+
+/// `ed` strategies whose `pool_subsample` is smaller than the labels they select at once
+/// (`lab run` refuses them as their cells start). A script that cannot be read is left to
+/// the scripts' own check.
+fn ed_subsample_problems(exp: &Experiment, pool: usize, base_dir: &Path) -> Vec<String> {
+    exp.strategies
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.pool_subsample.is_some())
+        .filter(|(_, s)| {
+            crate::strategy::registry::describe(&resolve(base_dir, &s.script_path()))
+                .is_ok_and(|d| d.kind == "ed")
+        })
+        .filter_map(|(i, s)| {
+            let problem = crate::runner::cell::ed_subsample_problem(exp, s, pool)?;
+            let key = format!("strategy[{i}].pool_subsample");
+            let place = crate::config::diagnose::location(exp.source.as_ref(), &key);
+            Some(format!("`{key}` in {place}: {problem}"))
+        })
+        .collect()
 }
 
 /// `path` as read from `base_dir`; `.` is left out so messages show the path as written.

@@ -2,7 +2,7 @@
 //! choose ids (initial set, then strategy queries), label them, fine-tune, evaluate, persist,
 //! check the stopping criteria. Every iteration is committed atomically; a killed cell resumes
 //! from its last finished iteration and reproduces the same selections.
-use crate::config::{Experiment, Size, StrategyConfig};
+use crate::config::{Experiment, StrategyConfig};
 use crate::data::{Dataset, Example};
 use crate::labeller::LabelOutcome;
 use crate::models::lm::{LanguageModel, LoraSettings};
@@ -566,29 +566,39 @@ fn ed_scores_of(state: &CellState, order: &[u64], ids: &[u64]) -> Option<Vec<f64
 /// An `ed` strategy selects the whole label budget in one query, from one `pool_subsample`
 /// draw: a draw smaller than the budget would leave later iterations nothing to label.
 fn check_ed_subsample(exp: &Experiment, strategy: &StrategyConfig, pool_n: usize) -> Result<()> {
-    let Some(size) = &strategy.pool_subsample else {
-        return Ok(());
-    };
+    match (
+        &strategy.pool_subsample,
+        ed_subsample_problem(exp, strategy, pool_n),
+    ) {
+        (Some(size), Some(problem)) => bail!(
+            "strategy[{}].pool_subsample = {size} {problem}",
+            strategy.key()
+        ),
+        _ => Ok(()),
+    }
+}
+
+/// Why the `pool_subsample` of `strategy`, an `ed` strategy, cannot hold its planned labels
+/// on a pool of `pool_n` items (said after the key and its value), if it cannot.
+pub fn ed_subsample_problem(
+    exp: &Experiment,
+    strategy: &StrategyConfig,
+    pool_n: usize,
+) -> Option<String> {
+    let size = strategy.pool_subsample.as_ref()?;
     let budget = criteria_of(exp).planned_labels(
         exp.al.init_size.resolve(pool_n),
         exp.al.query_size.resolve(pool_n),
         pool_n,
     );
-    match ed_subsample_problem(strategy.key(), size, pool_n, budget) {
-        Some(problem) => bail!("{problem}"),
-        None => Ok(()),
-    }
-}
-
-fn ed_subsample_problem(key: &str, size: &Size, pool_n: usize, budget: usize) -> Option<String> {
     let drawn = size.resolve(pool_n);
+    let key = strategy.key();
     (drawn < budget).then(|| {
         format!(
-            "strategy[{key}].pool_subsample = {size} draws {drawn} of the {pool_n} pool items, \
-             but `{key}` is an `ed` strategy: it selects all {budget} planned labels \
-             (init_size plus iterations × query_size, capped by label_budget and the pool) in \
-             one query, from that one draw. Set pool_subsample to at least {budget}, or remove \
-             it"
+            "draws {drawn} of the {pool_n} pool items, but `{key}` is an `ed` strategy: it \
+             selects all {budget} planned labels (init_size plus iterations × query_size, \
+             capped by label_budget and the pool) in one query, from that one draw. Set \
+             pool_subsample to at least {budget}, or remove it"
         )
     })
 }
