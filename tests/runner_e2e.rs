@@ -389,7 +389,7 @@ fn sizes_that_cannot_work_are_refused_before_training() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("al.init_size = 40 but the pool has only 30 items"),
+        err.contains("`al.init_size` in ") && err.contains("is 40 but the pool has only 30 items"),
         "{err}"
     );
     // A prompt and its generation that cannot fit in the model's context (512 tokens for the
@@ -591,7 +591,8 @@ fn an_ed_strategy_labels_its_order_in_slices_with_its_scores() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("strategy[longest].pool_subsample = 5 draws 5 of the 30 pool items")
+        err.contains("`strategy[0].pool_subsample` in ")
+            && err.contains("draws 5 of the 30 pool items, but `longest` is an `ed` strategy")
             && err.contains("all 10 planned labels")
             && err.contains("at least 10"),
         "{err}"

@@ -180,7 +180,7 @@ pub fn init_size_problem(exp: &Experiment, pool: usize) -> Option<String> {
 /// `ed` strategies whose `pool_subsample` is smaller than the labels they select at once
 /// (`lab run` refuses them as their cells start). A script that cannot be read is left to
 /// the scripts' own check.
-fn ed_subsample_problems(exp: &Experiment, pool: usize, base_dir: &Path) -> Vec<String> {
+pub fn ed_subsample_problems(exp: &Experiment, pool: usize, base_dir: &Path) -> Vec<String> {
     exp.strategies
         .iter()
         .enumerate()

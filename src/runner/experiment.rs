@@ -144,17 +144,23 @@ pub fn run_experiment(file: &Path, opts: &RunOptions) -> Result<ExperimentOutcom
     for warning in warnings {
         eprintln!("warning: {}: {warning}", file.display());
     }
-    if let crate::config::Size::Count(init) = exp.al.init_size {
-        if init > dataset.train.len() {
-            anyhow::bail!(
-                "{}: al.init_size = {init} but the pool has only {} items ({}): the first \
-                 iteration would label the whole pool and stop; lower init_size (or use a \
-                 fraction like 0.1)",
-                file.display(),
-                dataset.train.len(),
-                dataset.source
-            );
-        }
+    // Sizes that cannot work on this pool are refused before any cell trains.
+    let pool = dataset.train.len();
+    let mut refusals: Vec<String> = crate::config::check::init_size_problem(&exp, pool)
+        .into_iter()
+        .collect();
+    refusals.extend(crate::config::check::ed_subsample_problems(
+        &exp,
+        pool,
+        Path::new("."),
+    ));
+    if !refusals.is_empty() {
+        anyhow::bail!(
+            "{} ({}):\n{}",
+            file.display(),
+            dataset.source,
+            refusals.join("\n")
+        );
     }
     ensure_models(&exp)?;
     let base = crate::runner::load_model(&exp)?;
