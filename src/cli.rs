@@ -21,7 +21,8 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Show where the lab keeps models (set LAB_MODELS to move them).
+    /// Show where the lab keeps models (LAB_MODELS moves them), sentence embeddings (beside
+    /// the models) and LLM labels (LAB_LABEL_CACHE moves them).
     Paths,
     /// Aggregate results over seeds: summary.csv, figures (SVG, PNG) and report.md.
     Report(crate::report::cli::ReportArgs),
@@ -80,10 +81,20 @@ pub fn main() -> i32 {
     }
 }
 
+/// What `lab paths` prints: every folder the lab writes outside the project.
+fn paths_report() -> String {
+    format!(
+        "models:     {}\nembeddings: {}\nlabels:     {}\n",
+        crate::models::cache::models_dir().display(),
+        crate::runner::embedding_cache_dir().display(),
+        crate::labeller::cache::default_dir().display()
+    )
+}
+
 fn dispatch(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Paths => {
-            println!("models: {}", crate::models::cache::models_dir().display());
+            print!("{}", paths_report());
             Ok(())
         }
         Command::Report(args) => crate::report::cli::run(&args),

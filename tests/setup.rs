@@ -330,3 +330,47 @@ fn check_mode_fails_on_an_empty_cache_without_fetching() {
     );
     assert!(files_in(dir.path()).is_empty(), "check mode must not write");
 }
+
+/// A file given as the models folder was reported as four missing files with the advice to
+/// run `lab setup --models-dir FILE`, which then failed with 'Not a directory'.
+#[test]
+fn a_file_as_the_models_folder_is_named_as_such() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("models.txt");
+    std::fs::write(&file, "").unwrap();
+    for check in [true, false] {
+        let args = SetupArgs {
+            with_gemma: false,
+            models_dir: Some(file.clone()),
+            check,
+        };
+        let msg = format!("{:#}", run(&args).unwrap_err());
+        assert!(
+            msg.starts_with(&format!(
+                "--models-dir {} is a file, not a folder",
+                file.display()
+            )),
+            "{msg}"
+        );
+    }
+}
+
+/// The advice to fetch quotes a folder with a space, so it can be pasted.
+#[test]
+fn check_mode_advice_quotes_a_folder_with_a_space() {
+    let dir = tempfile::tempdir().unwrap();
+    let models = dir.path().join("my models");
+    let args = SetupArgs {
+        with_gemma: false,
+        models_dir: Some(models.clone()),
+        check: true,
+    };
+    let msg = format!("{:#}", run(&args).unwrap_err());
+    assert!(
+        msg.contains(&format!(
+            "run `lab setup --models-dir '{}'`",
+            models.display()
+        )),
+        "{msg}"
+    );
+}

@@ -26,7 +26,7 @@ pub fn run(args: LabelsArgs) -> Result<()> {
             // The default folder before any LLM labelling is simply empty; a folder named
             // with --cache that holds no cache is more likely a wrong path, so that errs.
             let dir = match cache {
-                Some(dir) => dir,
+                Some(path) => cache_folder(path)?,
                 None => {
                     let dir = default_dir();
                     if !dir.join(super::cache::LABELS_FILE).exists() {
@@ -44,6 +44,25 @@ pub fn run(args: LabelsArgs) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// The folder `--cache` names: the cache's own labels.jsonl stands for its folder; another
+/// file is refused (it was reported as 'no label cache at FILE (no labels.jsonl)').
+fn cache_folder(path: PathBuf) -> Result<PathBuf> {
+    if !path.is_file() {
+        return Ok(path);
+    }
+    if path.file_name() == Some(std::ffi::OsStr::new(super::cache::LABELS_FILE)) {
+        return Ok(match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        });
+    }
+    anyhow::bail!(
+        "--cache {} is a file; pass the folder that holds the cache's {}",
+        path.display(),
+        super::cache::LABELS_FILE
+    )
 }
 
 /// The report `lab labels stats` prints.
@@ -73,6 +92,30 @@ pub fn render(dir: &str, s: &CacheSummary) -> String {
 mod tests {
     use super::*;
     use crate::labeller::cache::HitCounts;
+
+    #[test]
+    fn cache_takes_its_labels_file_as_its_folder_and_refuses_other_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let labels = dir.path().join("labels.jsonl");
+        std::fs::write(&labels, "").unwrap();
+        assert_eq!(cache_folder(labels.clone()).unwrap(), dir.path());
+        assert!(run(LabelsArgs {
+            command: LabelsCommand::Stats {
+                cache: Some(labels)
+            }
+        })
+        .is_ok());
+        let other = dir.path().join("notes.txt");
+        std::fs::write(&other, "").unwrap();
+        let err = cache_folder(other.clone()).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            format!(
+                "--cache {} is a file; pass the folder that holds the cache's labels.jsonl",
+                other.display()
+            )
+        );
+    }
 
     #[test]
     fn report_shows_spend_and_hit_rate() {

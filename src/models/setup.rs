@@ -427,6 +427,18 @@ pub fn run(args: &SetupArgs) -> Result<()> {
     if let Some(dir) = &args.models_dir {
         opts.models_dir = dir.clone();
     }
+    if opts.models_dir.exists() && !opts.models_dir.is_dir() {
+        let source = if args.models_dir.is_some() {
+            "--models-dir"
+        } else {
+            "LAB_MODELS"
+        };
+        bail!(
+            "{source} {} is a file, not a folder; name a folder for the models (it is created \
+             when missing)",
+            opts.models_dir.display()
+        );
+    }
     let mut names: Vec<&str> = DEFAULT_MODELS.to_vec();
     if args.with_gemma {
         names.push(GEMMA_MODEL);
@@ -465,16 +477,40 @@ pub fn run(args: &SetupArgs) -> Result<()> {
             command.push_str(" --with-gemma");
         }
         if let Some(dir) = &args.models_dir {
-            command.push_str(&format!(" --models-dir {}", dir.display()));
+            command.push_str(&format!(
+                " --models-dir {}",
+                shell_word(&dir.display().to_string())
+            ));
         }
         bail!("{problems} model file(s) missing or damaged; run `{command}` to fetch them");
     }
     Ok(())
 }
 
+/// `word` as a shell reads it back: unchanged when it holds nothing special, else in single
+/// quotes (a folder with a space in the advice would be two arguments).
+fn shell_word(word: &str) -> String {
+    let plain = !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_alphanumeric() || "/._-+,:@%=~".contains(c));
+    if plain {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shell_words_are_quoted_only_when_needed() {
+        assert_eq!(shell_word("/tmp/models-1"), "/tmp/models-1");
+        assert_eq!(shell_word("/tmp/my models"), "'/tmp/my models'");
+        assert_eq!(shell_word("/tmp/it's"), r"'/tmp/it'\''s'");
+    }
 
     #[test]
     fn wheel_stem_normalises_names() {
