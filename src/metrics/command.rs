@@ -56,12 +56,13 @@ pub fn run(args: &MetricsArgs) -> Result<()> {
         print!("{}", metric_list());
         return Ok(());
     }
-    let names: Vec<&str> = args
-        .metrics
-        .iter()
-        .map(|m| m.trim())
-        .filter(|m| !m.is_empty())
-        .collect();
+    let mut names: Vec<&str> = Vec::new();
+    for name in args.metrics.iter().map(|m| m.trim()) {
+        // A name given twice is computed and printed once.
+        if !name.is_empty() && !names.contains(&name) {
+            names.push(name);
+        }
+    }
     if names.is_empty() {
         bail!(
             "--metrics is empty; name at least one of: {}",
@@ -94,6 +95,24 @@ pub fn run(args: &MetricsArgs) -> Result<()> {
                 "{flag} {}: {what}; pass a .jsonl, .json, .csv or .txt file",
                 path.display()
             );
+        }
+    }
+    if let Some(out) = &args.per_example {
+        let same = |input: &PathBuf| match (out.canonicalize(), input.canonicalize()) {
+            (Ok(a), Ok(b)) => a == b,
+            _ => false,
+        };
+        for (flag, input) in [
+            ("--predictions", predictions_path),
+            ("--references", references_path),
+        ] {
+            if same(input) {
+                bail!(
+                    "--per-example {} is the {flag} file: writing the scores there would \
+                     replace it; name another file",
+                    out.display()
+                );
+            }
         }
     }
     let predictions = read_predictions(predictions_path, args.prediction_field.as_deref())?;
@@ -274,6 +293,32 @@ mod tests {
             err.contains("--references ") && err.contains("is not a file"),
             "{err}"
         );
+    }
+
+    /// `--per-example` naming an input file replaced it with the scores.
+    #[test]
+    fn per_example_never_overwrites_an_input_and_names_are_computed_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let preds = dir.path().join("p.jsonl");
+        let refs = dir.path().join("r.jsonl");
+        std::fs::write(&preds, "{\"out\": \"the cat\"}\n").unwrap();
+        std::fs::write(&refs, "{\"gold\": \"the cat\"}\n").unwrap();
+        for target in [&preds, &refs] {
+            let mut a = args(preds.clone(), refs.clone(), &["rouge1"]);
+            a.per_example = Some(target.clone());
+            let err = run(&a).unwrap_err().to_string();
+            assert!(err.contains("would replace it"), "{err}");
+        }
+        assert_eq!(
+            std::fs::read_to_string(&preds).unwrap(),
+            "{\"out\": \"the cat\"}\n"
+        );
+        let mut a = args(preds, refs, &["rouge1", "rouge1", "exact_match"]);
+        let out = dir.path().join("scores.jsonl");
+        a.per_example = Some(out.clone());
+        run(&a).unwrap();
+        let line = std::fs::read_to_string(&out).unwrap();
+        assert_eq!(line, "{\"row\":0,\"rouge1\":1.0,\"exact_match\":1.0}\n");
     }
 
     #[test]
