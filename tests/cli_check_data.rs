@@ -197,10 +197,11 @@ fn check_names_an_unknown_model_and_bench_runs_nothing_when_any_file_is_bad() {
 }
 
 /// A file asking for CUDA is valid, but this (CPU) build cannot run it: `lab check` says so
-/// and passes, `lab bench` refuses before running any file.
+/// and passes; `lab bench` skips it, runs the others, and exits non-zero naming it, so
+/// `lab bench experiments/*.toml` runs what this build can.
 #[cfg(not(feature = "cuda"))]
 #[test]
-fn a_cuda_experiment_is_noted_by_check_and_refused_by_bench_on_a_cpu_build() {
+fn a_cuda_experiment_is_noted_by_check_and_skipped_by_bench_on_a_cpu_build() {
     let dir = project();
     let good = std::fs::read_to_string(dir.path().join("good.toml")).unwrap();
     std::fs::write(
@@ -215,16 +216,45 @@ fn a_cuda_experiment_is_noted_by_check_and_refused_by_bench_on_a_cpu_build() {
         msg.contains("ok: gpu.toml (1 strategies × 3 seeds; note: `model.device`: device \"cuda\" asked for, but this binary was built without CUDA"),
         "{msg}"
     );
-    let out = lab(dir.path(), &["bench", "good.toml", "gpu.toml"]);
+    // Alone, nothing can run.
+    let out = lab(dir.path(), &["bench", "gpu.toml"]);
     let msg = text(&out);
     assert!(!out.status.success(), "{msg}");
     assert!(
-        msg.contains("1 of 2 experiment files have problems, so nothing was run")
-            && msg.contains("gpu.toml: `model.device`: device \"cuda\" asked for")
+        msg.contains("this build can run none of the 1 experiment files")
             && msg.contains("--features cuda"),
         "{msg}"
     );
     assert!(!dir.path().join("results").exists(), "nothing ran");
+    // Beside a file it can run: that one runs.
+    std::fs::write(
+        dir.path().join("strategies/first.rhai"),
+        "// The first ids.\n// Deviation: none.\nconst KIND = \"al\";\n\
+         fn select(ctx, k) { ctx.pool.ids().take(range_vec(k)) }\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("tiny.toml"),
+        "seeds = [0]\n[data]\npath = \"data/toy\"\ninput_field = \"text\"\n\
+         output_field = \"label\"\n[model]\nname = \"tiny-random-llama\"\n\
+         max_input_tokens = 32\nmax_new_tokens = 4\n[al]\ninit_size = 2\nquery_size = 2\n\
+         iterations = 1\n[[strategy]]\nname = \"first\"\n",
+    )
+    .unwrap();
+    let out = lab(dir.path(), &["bench", "gpu.toml", "tiny.toml"]);
+    let msg = text(&out);
+    assert!(!out.status.success(), "{msg}");
+    assert!(
+        msg.contains("skipping gpu.toml: `model.device`: device \"cuda\" asked for")
+            && msg.contains("1 of 2 experiment files were skipped, as this build cannot run them")
+            && !msg.contains("failed or had failed cells"),
+        "{msg}"
+    );
+    let report = std::fs::read_dir(dir.path().join("results"))
+        .unwrap()
+        .map(|e| e.unwrap().path().join("report.md"))
+        .find(|p| p.exists());
+    assert!(report.is_some(), "tiny.toml ran and was reported: {msg}");
 }
 
 #[test]

@@ -62,14 +62,13 @@ pub fn check_experiment(path: &Path, base_dir: &Path) -> Result<String> {
     )
 }
 
-/// `check_experiment`, and also refuse a `model.device` this binary or machine cannot use:
-/// what `lab bench` needs before it runs anything.
-pub fn check_experiment_runnable(path: &Path, base_dir: &Path) -> Result<String> {
-    let (exp, summary) = check_experiment_file(path, base_dir)?;
-    if let Some(problem) = crate::models::device::unusable_device(exp.model.device) {
-        bail!("`model.device`: {problem}");
-    }
-    Ok(summary)
+/// What `lab bench` needs before it runs anything: `check_experiment`'s verdict (an error
+/// when the file has problems) and, for a sound file, why this binary or machine cannot run
+/// it (a `model.device` it lacks), or `None` when it can.
+pub fn check_experiment_for_bench(path: &Path, base_dir: &Path) -> Result<Option<String>> {
+    let (exp, _) = check_experiment_file(path, base_dir)?;
+    Ok(crate::models::device::unusable_device(exp.model.device)
+        .map(|problem| format!("`model.device`: {problem}")))
 }
 
 fn check_experiment_file(path: &Path, base_dir: &Path) -> Result<(Experiment, String)> {

@@ -27,7 +27,7 @@ pub struct RunArgs {
 
 #[derive(Args, Debug)]
 #[command(
-    after_help = "Examples:\n  lab bench experiments/*.toml                 check every file, then run them one after another\n  lab bench experiments/*.toml --shard 2/4     this machine's quarter of the cells (deterministic)\n\nEach experiment's report.md, summary.csv and figures are written when its cells are done."
+    after_help = "Examples:\n  lab bench experiments/*.toml                 check every file, then run them one after another\n  lab bench experiments/*.toml --shard 2/4     this machine's quarter of the cells (deterministic)\n\nEach experiment's report.md, summary.csv and figures are written when its cells are done. Any file with a problem stops the batch before it starts; a sound file this build cannot run (device = \"cuda\" without --features cuda) is skipped and named, the others run, and the exit status is non-zero."
 )]
 pub struct BenchArgs {
     /// Experiment files, e.g. experiments/*.toml.
@@ -85,16 +85,18 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
         ..RunOptions::default()
     };
     // Every file is checked before any runs: a typo in the last of many files must not
-    // surface hours later, after the others ran.
-    let problems: Vec<String> = args
-        .experiments
-        .iter()
-        .filter_map(|file| {
-            crate::config::check::check_experiment_runnable(file, std::path::Path::new("."))
-                .err()
-                .map(|e| format!("{}: {e:#}", file.display()))
-        })
-        .collect();
+    // surface hours later, after the others ran. A sound file this build cannot run (a CUDA
+    // experiment on a CPU build) is skipped, so `experiments/*.toml` runs what it can.
+    let mut problems = Vec::new();
+    let mut skipped = Vec::new();
+    let mut runnable = Vec::new();
+    for file in &args.experiments {
+        match crate::config::check::check_experiment_for_bench(file, std::path::Path::new(".")) {
+            Err(e) => problems.push(format!("{}: {e:#}", file.display())),
+            Ok(Some(reason)) => skipped.push(format!("{}: {reason}", file.display())),
+            Ok(None) => runnable.push(file),
+        }
+    }
     if !problems.is_empty() {
         anyhow::bail!(
             "{} of {} experiment files have problems, so nothing was run:\n\n{}",
@@ -103,9 +105,19 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
             problems.join("\n\n")
         );
     }
+    if runnable.is_empty() {
+        anyhow::bail!(
+            "this build can run none of the {} experiment files:\n\n{}",
+            args.experiments.len(),
+            skipped.join("\n\n")
+        );
+    }
+    for s in &skipped {
+        eprintln!("skipping {s}");
+    }
     let mut rows = Vec::new();
     let mut failures = 0;
-    for file in &args.experiments {
+    for file in runnable {
         match run_experiment(file, &opts) {
             Ok(out) => {
                 for c in &out.cells {
@@ -132,11 +144,24 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
         }
     }
     println!("\n{}", rows.join("\n"));
+    let mut unfinished = Vec::new();
     if failures > 0 {
-        anyhow::bail!(
+        unfinished.push(format!(
             "{failures} of {} experiment files failed or had failed cells (see above)",
             args.experiments.len()
-        );
+        ));
+    }
+    if !skipped.is_empty() {
+        // Exit non-zero all the same: a batch script must not take skipped files as run.
+        unfinished.push(format!(
+            "{} of {} experiment files were skipped, as this build cannot run them:\n{}",
+            skipped.len(),
+            args.experiments.len(),
+            skipped.join("\n")
+        ));
+    }
+    if !unfinished.is_empty() {
+        anyhow::bail!("{}", unfinished.join("\n"));
     }
     Ok(())
 }
