@@ -415,3 +415,34 @@ fn check_reports_every_problem_at_once_and_reads_the_rows() {
         text(&out)
     );
 }
+
+/// Every strategy's script problem is reported in one `lab check`: two missing scripts and one
+/// that does not compile, not only the first.
+#[test]
+fn check_names_every_missing_or_broken_script_at_once() {
+    let dir = project();
+    std::fs::write(
+        dir.path().join("strategies/broken.rhai"),
+        "const KIND = \"al\";\nfn select(ctx, k) { let = ; }\n",
+    )
+    .unwrap();
+    let good = std::fs::read_to_string(dir.path().join("good.toml")).unwrap();
+    std::fs::write(
+        dir.path().join("scripts.toml"),
+        format!(
+            "{good}[[strategy]]\nname = \"nowhere\"\n[[strategy]]\nname = \"broken\"\n\
+             [[strategy]]\nname = \"missing_too\"\n"
+        ),
+    )
+    .unwrap();
+    let out = lab(dir.path(), &["check", "scripts.toml"]);
+    let msg = text(&out);
+    assert!(!out.status.success(), "{msg}");
+    for needle in [
+        "`strategy[1]` `nowhere` in scripts.toml: script strategies/nowhere.rhai does not exist",
+        "`strategy[2]` `broken` in scripts.toml:",
+        "`strategy[3]` `missing_too` in scripts.toml: script strategies/missing_too.rhai does not exist",
+    ] {
+        assert!(msg.contains(needle), "missing {needle:?} in:\n{msg}");
+    }
+}

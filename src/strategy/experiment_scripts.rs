@@ -2,29 +2,43 @@
 //! `lab bench`, `lab check`): each script exists and compiles, and its `[strategy.params]`
 //! are all read by it, with values of the types its defaults have.
 use crate::config::Experiment;
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use std::path::{Path, PathBuf};
 
 /// Scripts resolve against `base_dir` (the directory `lab` runs in; `.` leaves paths as
-/// written). Every params problem of every strategy is reported together.
+/// written). Every problem of every strategy (a missing script, one that does not compile, a
+/// params mismatch) is reported together.
 pub fn check_experiment_scripts(exp: &Experiment, file: &Path, base_dir: &Path) -> Result<()> {
     let limits = super::SandboxLimits::default();
     let mut problems = Vec::new();
     for (i, s) in exp.strategies.iter().enumerate() {
         let script = resolve(base_dir, &s.script_path());
         if !script.is_file() {
-            bail!(
+            problems.push(format!(
                 "`strategy[{i}]` `{}` in {}: script {} does not exist (set `script` in its \
                  [[strategy]] table, or run lab from the folder that holds strategies/)",
                 s.name,
                 file.display(),
                 script.display()
-            );
+            ));
+            continue;
         }
         let engine = super::engine::build_engine(&limits, &super::engine::lib_dir_for(&script));
-        super::engine::compile(&engine, &script)
-            .with_context(|| format!("`strategy[{i}]` `{}` in {}", s.name, file.display()))?;
-        let read = super::params_read::params_read(&engine, &script)?;
+        if let Err(e) = super::engine::compile(&engine, &script) {
+            problems.push(format!(
+                "`strategy[{i}]` `{}` in {}: {e:#}",
+                s.name,
+                file.display()
+            ));
+            continue;
+        }
+        let read = match super::params_read::params_read(&engine, &script) {
+            Ok(read) => read,
+            Err(e) => {
+                problems.push(format!("{e:#}"));
+                continue;
+            }
+        };
         for (key, message) in super::params_read::param_problems(&read, &s.params) {
             let at = format!("strategy[{i}].params.{key}");
             let place = crate::config::diagnose::location(exp.source.as_ref(), &at);
