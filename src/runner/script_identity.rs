@@ -3,14 +3,13 @@
 //! as if nothing changed), and whether it plans from the stopping criteria (an `ed` script
 //! chooses the whole budget at once; `ctx.planned_iterations` is read from them), which
 //! makes extending a finished cell differ from running it fresh.
-use anyhow::{Context, Result};
+use anyhow::Result;
 use sha2::{Digest, Sha256};
 use std::path::Path;
 
 /// sha256 over the script and, recursively, the `lib/` modules it imports (in name order).
 pub fn script_fingerprint(script: &Path) -> Result<String> {
-    let text = std::fs::read_to_string(script)
-        .with_context(|| format!("cannot read strategy script {}", script.display()))?;
+    let text = crate::strategy::engine::read_script(script)?;
     let lib = crate::strategy::engine::lib_dir_for(script);
     let modules = crate::strategy::engine::imported_modules(&text, &lib);
     let mut hash = Sha256::new();

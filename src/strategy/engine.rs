@@ -110,11 +110,32 @@ fn imported_names(text: &str) -> Vec<String> {
         .collect()
 }
 
+/// A script's text; one that is not UTF-8 is named with the line and column of its first
+/// bad byte (Rhai reads UTF-8 only).
+pub fn read_script(path: &Path) -> Result<String> {
+    let bytes = std::fs::read(path)
+        .with_context(|| format!("cannot read strategy script {}", path.display()))?;
+    String::from_utf8(bytes).map_err(|e| {
+        let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+        let line = valid.iter().filter(|&&b| b == b'\n').count() + 1;
+        let line_start = valid.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+        let column = String::from_utf8_lossy(&valid[line_start..])
+            .chars()
+            .count()
+            + 1;
+        anyhow!(
+            "strategy script {} is not UTF-8 text: byte 0x{:02x} at line {line}, column \
+             {column}; save the file as UTF-8",
+            path.display(),
+            e.as_bytes()[valid.len()]
+        )
+    })
+}
+
 /// Compile a script, check it defines `select(ctx, k)` and `const KIND = "al" | "ed"`.
 pub fn compile(engine: &Engine, path: &Path) -> Result<Script> {
     let name = script_name(path);
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read strategy script {}", path.display()))?;
+    let text = read_script(path)?;
     let mut ast = engine.compile(&text).map_err(|e| {
         anyhow!(
             "strategy {name}: syntax error at {}: {}",

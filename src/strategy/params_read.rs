@@ -26,8 +26,7 @@ pub struct ParamsRead {
 /// Params read by `script` and, recursively, the `lib/` modules it imports.
 pub fn params_read(engine: &Engine, script: &Path) -> Result<ParamsRead> {
     let lib = lib_dir_for(script);
-    let text = std::fs::read_to_string(script)
-        .map_err(|e| anyhow!("cannot read {}: {e}", script.display()))?;
+    let text = super::engine::read_script(script)?;
     let mut sources = vec![(script.to_path_buf(), text)];
     for name in imported_modules(&sources[0].1, &lib) {
         let file = lib.join(format!("{name}.rhai"));

@@ -126,8 +126,21 @@ fn primitives_of(text: &str, lib_dir: &Path) -> BTreeSet<String> {
 
 /// Read one script's header and compile it.
 pub fn describe(path: &Path) -> Result<StrategyInfo> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read strategy script {}", path.display()))?;
+    let text = match crate::strategy::engine::read_script(path) {
+        Ok(text) => text,
+        // Listed with its problem, so one bad file does not hide the others.
+        Err(e) => {
+            return Ok(StrategyInfo {
+                name: script_name(path),
+                path: path.to_path_buf(),
+                kind: String::new(),
+                description: String::new(),
+                deviation: None,
+                primitives: Vec::new(),
+                problem: Some(format!("{e:#}")),
+            })
+        }
+    };
     let comments: Vec<&str> = text
         .lines()
         .map(str::trim)
@@ -196,6 +209,31 @@ pub fn find(dir: &Path, name: &str) -> Result<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A script saved in another encoding is listed with where its first bad byte is, beside
+    /// the scripts that are fine.
+    #[test]
+    fn a_script_that_is_not_utf8_is_listed_with_its_line_and_column() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("good.rhai"),
+            "// Fine.\nconst KIND = \"al\";\nfn select(ctx, k) { ctx.pool.ids().take(range_vec(k)) }\n",
+        )
+        .unwrap();
+        // "é" in Latin-1 on line 2, after "// ca" and "f".
+        let mut latin1 = b"// Not UTF-8.\n// caf".to_vec();
+        latin1.extend([0xe9, b'\n']);
+        std::fs::write(dir.path().join("latin1.rhai"), latin1).unwrap();
+        let infos = list(dir.path()).unwrap();
+        assert_eq!(infos.len(), 2);
+        assert!(infos[0].problem.is_none(), "{:?}", infos[0].problem);
+        let problem = infos[1].problem.as_deref().unwrap_or_default();
+        assert!(
+            problem.contains("latin1.rhai is not UTF-8 text: byte 0xe9 at line 2, column 7")
+                && problem.contains("save the file as UTF-8"),
+            "{problem}"
+        );
+    }
 
     #[test]
     fn primitives_follow_imported_functions_actually_called() {
