@@ -189,7 +189,7 @@ pub fn ed_subsample_problems(exp: &Experiment, pool: usize, base_dir: &Path) -> 
                 .is_ok_and(|d| d.kind == "ed")
         })
         .filter_map(|(i, s)| {
-            let problem = crate::runner::cell::ed_subsample_problem(exp, s, pool)?;
+            let problem = crate::runner::ed_order::ed_subsample_problem(exp, s, pool)?;
             let key = format!("strategy[{i}].pool_subsample");
             let place = crate::config::diagnose::location(exp.source.as_ref(), &key);
             Some(format!("`{key}` in {place}: {problem}"))

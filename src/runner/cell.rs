@@ -8,6 +8,7 @@ use crate::labeller::LabelOutcome;
 use crate::models::lm::{LanguageModel, LoraSettings};
 use crate::runner::adapters;
 use crate::runner::curve::CurveRow;
+use crate::runner::ed_order::{check_ed_subsample, ed_order, ed_scores_of};
 use crate::runner::evaluate::evaluate;
 use crate::runner::finetune::finetune;
 use crate::runner::first_iteration::{FirstIteration, FirstIterationKey, FirstIterations};
@@ -23,12 +24,12 @@ use crate::runner::state::{CellState, RngState};
 use crate::runner::stopping::{next_query_size, should_stop, Progress, StopReason};
 use crate::runner::{criteria_of, lora_settings_of, memory, Profile};
 use crate::strategy::context::SelectionContext;
-use crate::strategy::engine::{SelectTiming, Selection};
+use crate::strategy::engine::Selection;
 use anyhow::{bail, Context, Result};
 use rand::seq::index::sample;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 use std::time::Instant;
 
@@ -455,7 +456,7 @@ pub(crate) fn selects_initial_set(strategy: &StrategyConfig) -> bool {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn query(
+pub(super) fn query(
     ctx: &ExperimentContext<'_>,
     strategy: &StrategyConfig,
     state: &mut CellState,
@@ -509,98 +510,6 @@ fn query(
         })?;
     state.strategy_memory = memory::to_state(&sel.memory);
     Ok(sel)
-}
-
-/// ED strategies select the whole label budget once, from the base model; the order is kept
-/// in the cell's memory so later iterations (and a resumed run) take the next slice.
-fn ed_order(
-    ctx: &ExperimentContext<'_>,
-    strategy: &StrategyConfig,
-    state: &mut CellState,
-    model: &LanguageModel,
-    remaining: &[Example],
-    labeled: &[Example],
-    seed: u64,
-) -> Result<(Vec<u64>, Option<SelectTiming>)> {
-    const KEY: &str = "__ed_order";
-    if let Some(order) = state.strategy_memory.get(KEY) {
-        return Ok((order.iter().map(|v| *v as u64).collect(), None));
-    }
-    let exp = ctx.exp;
-    let criteria = criteria_of(exp);
-    let pool_n = ctx.dataset.train.len();
-    let budget = criteria.planned_labels(
-        exp.al.init_size.resolve(pool_n),
-        exp.al.query_size.resolve(pool_n),
-        pool_n,
-    );
-    let sel = query(
-        ctx, strategy, state, model, remaining, labeled, budget, 0, seed,
-    )?;
-    state.strategy_memory.insert(
-        KEY.to_string(),
-        sel.ids.iter().map(|&id| id as f64).collect(),
-    );
-    if let Some(scores) = &sel.scores {
-        state
-            .strategy_memory
-            .insert(ED_SCORES_KEY.to_string(), scores.clone());
-    }
-    Ok((sel.ids, Some(sel.timing)))
-}
-
-/// Where an `ed` strategy's scores for its order are kept, beside the order itself.
-const ED_SCORES_KEY: &str = "__ed_scores";
-
-/// The scores the `ed` query gave to `ids` (each taken from its place in `order`), when the
-/// script returned scores; cells started before scores were kept have none.
-fn ed_scores_of(state: &CellState, order: &[u64], ids: &[u64]) -> Option<Vec<f64>> {
-    let scores = state.strategy_memory.get(ED_SCORES_KEY)?;
-    if scores.len() != order.len() {
-        return None;
-    }
-    let at: HashMap<u64, f64> = order.iter().copied().zip(scores.iter().copied()).collect();
-    ids.iter().map(|id| at.get(id).copied()).collect()
-}
-
-/// An `ed` strategy selects the whole label budget in one query, from one `pool_subsample`
-/// draw: a draw smaller than the budget would leave later iterations nothing to label.
-fn check_ed_subsample(exp: &Experiment, strategy: &StrategyConfig, pool_n: usize) -> Result<()> {
-    match (
-        &strategy.pool_subsample,
-        ed_subsample_problem(exp, strategy, pool_n),
-    ) {
-        (Some(size), Some(problem)) => bail!(
-            "strategy[{}].pool_subsample = {size} {problem}",
-            strategy.key()
-        ),
-        _ => Ok(()),
-    }
-}
-
-/// Why the `pool_subsample` of `strategy`, an `ed` strategy, cannot hold its planned labels
-/// on a pool of `pool_n` items (said after the key and its value), if it cannot.
-pub fn ed_subsample_problem(
-    exp: &Experiment,
-    strategy: &StrategyConfig,
-    pool_n: usize,
-) -> Option<String> {
-    let size = strategy.pool_subsample.as_ref()?;
-    let budget = criteria_of(exp).planned_labels(
-        exp.al.init_size.resolve(pool_n),
-        exp.al.query_size.resolve(pool_n),
-        pool_n,
-    );
-    let drawn = size.resolve(pool_n);
-    let key = strategy.key();
-    (drawn < budget).then(|| {
-        format!(
-            "draws {drawn} of the {pool_n} pool items, but `{key}` is an `ed` strategy: it \
-             selects all {budget} planned labels (init_size plus iterations × query_size, \
-             capped by label_budget and the pool) in one query, from that one draw. Set \
-             pool_subsample to at least {budget}, or remove it"
-        )
-    })
 }
 
 fn subsample(items: &[Example], n: usize, seed: u64) -> Vec<Example> {

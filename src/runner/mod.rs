@@ -4,6 +4,7 @@ pub mod adapters;
 pub mod cell;
 pub mod cli;
 pub mod curve;
+pub mod ed_order;
 pub mod embed;
 pub mod evaluate;
 pub mod experiment;
