@@ -328,7 +328,7 @@ impl LlmClient {
     /// the budget; everything before it is returned.
     pub fn complete_all(&self, requests: &[ChatRequest]) -> Result<Replies> {
         let out = match &self.batch {
-            Some(batch) => super::batch::complete_batch(self, batch, requests),
+            Some(batch) => super::batch_jobs::complete_batch(self, batch, requests),
             None => self.complete_live(requests),
         };
         // The hit counts are for `lab labels stats` only: a stats.json that cannot be read or

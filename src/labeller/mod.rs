@@ -52,6 +52,7 @@ pub trait Labeller: Send {
 
 pub mod anthropic;
 pub mod batch;
+mod batch_jobs;
 pub mod budget;
 pub mod cache;
 pub mod factory;

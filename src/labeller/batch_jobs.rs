@@ -1,0 +1,329 @@
+//! Batch jobs across runs: a submitted job is saved in the label cache folder
+//! (`batches/<id>.json`, with the keys of its requests) before polling starts, so a run killed
+//! while waiting re-attaches to it on resume instead of submitting (and paying) again; a
+//! call collects every saved job holding a request it needs, then sends its remaining cache
+//! misses that fit the budget as one new job.
+use super::batch::{
+    batch_errors, job_tag, read_marker, saved_path, BatchApi, SavedBatch, BATCHES_DIR,
+};
+use super::budget::Reservation;
+use super::llm::{LlmClient, Replies, Reply};
+use super::prompt::ChatRequest;
+use crate::util::atomic_write;
+use anyhow::{bail, Context, Result};
+use serde_json::Value;
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::time::Instant;
+
+/// Jobs saved by earlier runs of this cache.
+fn saved_batches(dir: &Path) -> Result<Vec<SavedBatch>> {
+    let folder = dir.join(BATCHES_DIR);
+    let Ok(entries) = std::fs::read_dir(&folder) else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::new();
+    for entry in entries {
+        let path = entry?.path();
+        if path.extension().and_then(|e| e.to_str()) != Some("json") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        let saved: SavedBatch = serde_json::from_str(&text).with_context(|| {
+            format!(
+                "{} is not a saved batch job; delete it if the job is no longer wanted",
+                path.display()
+            )
+        })?;
+        out.push(saved);
+    }
+    out.sort_by(|a, b| a.batch_id.cmp(&b.batch_id));
+    Ok(out)
+}
+
+/// Run one job to the end and return the replies by key, each settled against its
+/// reservation, with the errors of the requests this call holds a reservation for.
+///
+/// Every reply the job produced goes into the label cache, also those of requests this call
+/// does not want (a job an earlier run submitted for other items): they were paid for, and a
+/// later call takes them from the cache, counting them then, instead of buying them again. A
+/// reply whose key the cache already holds (bought meanwhile by another run) is not written
+/// over, so a label never changes once cached; if this call wanted it, what it cost counts as
+/// money that bought no label.
+fn run_job(
+    client: &LlmClient,
+    api: &BatchApi,
+    saved: &SavedBatch,
+    mut reservations: HashMap<String, Reservation>,
+    by_key: &HashMap<&str, &ChatRequest>,
+) -> Result<(HashMap<String, Reply>, Vec<String>)> {
+    let started = Instant::now();
+    let batch = api.wait(client, &saved.batch_id, saved.keys.len())?;
+    let status = batch
+        .get("status")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    let mut results = api.results(client, &batch)?;
+    let prices = client.prices.scaled(client.batch_discount);
+    let mut replies = HashMap::new();
+    let mut errors = Vec::new();
+    for key in &saved.keys {
+        let reservation = reservations.remove(key);
+        let result = results.remove(key);
+        let billed = match &result {
+            Some(Ok((_, usage))) | Some(Err((_, Some(usage)))) => Some(usage.input_tokens),
+            _ => None,
+        };
+        if let (Some(req), Some(tokens)) = (by_key.get(key.as_str()), billed) {
+            client.observe_input(req, tokens);
+        }
+        match result {
+            Some(Ok((_, usage))) if client.cache.peek(key).is_some() => {
+                if let Some(r) = reservation {
+                    let cost = prices.cost(usage.input_tokens, usage.output_tokens);
+                    client.budget.settle(r, cost);
+                    client.add_unlabelled(cost);
+                }
+            }
+            Some(Ok((text, usage))) => {
+                let cost = prices.cost(usage.input_tokens, usage.output_tokens);
+                let Some(r) = reservation else {
+                    // Not wanted by this call: kept for the call that wants it.
+                    client.record(key, &text, usage, cost)?;
+                    continue;
+                };
+                client.budget.settle(r, cost);
+                client.record(key, &text, usage, cost)?;
+                let reply = Reply {
+                    text,
+                    cost,
+                    input_tokens: usage.input_tokens,
+                    output_tokens: usage.output_tokens,
+                    seconds: started.elapsed().as_secs_f64(),
+                    cached: false,
+                };
+                replies.insert(key.clone(), reply);
+            }
+            other => {
+                let Some(r) = reservation else {
+                    continue;
+                };
+                let billed = match &other {
+                    Some(Err((_, Some(usage)))) => {
+                        prices.cost(usage.input_tokens, usage.output_tokens)
+                    }
+                    _ => 0.0,
+                };
+                // An empty reply was answered and billed: it stays spent.
+                client.budget.settle(r, billed);
+                client.add_unlabelled(billed);
+                let why = match other {
+                    Some(Err((e, _))) => e,
+                    _ if status == "failed" => batch_errors(&batch),
+                    _ => format!("no result (batch {status})"),
+                };
+                errors.push(why);
+            }
+        }
+    }
+    // Everything the job produced is in the label cache now; the job is finished.
+    let marker = read_marker(client.cache.dir(), &saved.batch_id);
+    atomic_write(&marker, b"").with_context(|| format!("cannot write {}", marker.display()))?;
+    let path = saved_path(client.cache.dir(), &saved.batch_id);
+    match std::fs::remove_file(&path) {
+        // Another run sharing the cache collected the same job first.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        other => other.with_context(|| format!("cannot remove {}", path.display()))?,
+    }
+    Ok((replies, errors))
+}
+
+/// The batch counterpart of `LlmClient::complete_live`: re-attach to saved jobs holding any
+/// request this call still needs (collecting all their replies into the cache), then send the
+/// remaining cache misses that fit the budget as one job.
+pub(super) fn complete_batch(
+    client: &LlmClient,
+    api: &BatchApi,
+    requests: &[ChatRequest],
+) -> Result<Replies> {
+    let keys: Vec<String> = requests.iter().map(|r| client.key_of(r)).collect();
+    let by_key: HashMap<&str, &ChatRequest> =
+        keys.iter().map(String::as_str).zip(requests).collect();
+    let prices = client.prices.scaled(client.batch_discount);
+    let mut paid: HashMap<String, Reply> = HashMap::new();
+    let mut errors: Vec<String> = Vec::new();
+
+    let missing: HashSet<&str> = keys
+        .iter()
+        .map(String::as_str)
+        .filter(|k| client.cache.peek(k).is_none())
+        .collect();
+    for saved in saved_batches(client.cache.dir())? {
+        // A job holding none of them is left to the run that wants it.
+        if !saved.keys.iter().any(|k| missing.contains(k.as_str())) {
+            continue;
+        }
+        // Already submitted and being paid for: hold the money of the requests this call
+        // wants, even past the limit.
+        let reservations = saved
+            .keys
+            .iter()
+            .filter(|k| missing.contains(k.as_str()))
+            .map(|k| {
+                (
+                    k.clone(),
+                    client
+                        .budget
+                        .force_reserve(client.worst_case(by_key[k.as_str()], &prices)),
+                )
+            })
+            .collect();
+        let (replies, errs) = run_job(client, api, &saved, reservations, &by_key)?;
+        paid.extend(replies);
+        errors.extend(errs);
+    }
+
+    // New job: cache misses in request order, each reserved, until one does not fit. When
+    // hits are charged (see `LlmClient::treat_cache_hits_as_free`), a hit and a repeat of a
+    // request already in this call hold their worst case like a miss until the job is done,
+    // then count at their price: every request passes the same test whether or not its label
+    // was bought before, so the stop point does not depend on the cache.
+    let charged = client.charges_cache_hits();
+    let mut stop_at = None;
+    let mut reservations = HashMap::new();
+    let mut held_for_hits: Vec<(&str, Reservation)> = Vec::new();
+    let mut seen: HashSet<&str> = HashSet::new();
+    let mut job_keys: Vec<String> = Vec::new();
+    for (i, key) in keys.iter().enumerate() {
+        let first = seen.insert(key.as_str());
+        let in_this_call = paid.contains_key(key) || reservations.contains_key(key);
+        if in_this_call && (first || !charged) {
+            continue;
+        }
+        let hit = !in_this_call && client.cache.peek(key).is_some();
+        if hit && !charged {
+            client.cache.count(true);
+            continue;
+        }
+        match client
+            .budget
+            .try_reserve(client.worst_case(&requests[i], &prices))
+        {
+            Some(r) if hit || in_this_call => {
+                if hit {
+                    client.cache.count(true);
+                }
+                held_for_hits.push((key.as_str(), r));
+            }
+            Some(r) => {
+                client.cache.count(false);
+                reservations.insert(key.clone(), r);
+                job_keys.push(key.clone());
+            }
+            None => {
+                stop_at = Some(i);
+                break;
+            }
+        }
+    }
+    if !job_keys.is_empty() {
+        let jobs: Vec<(&str, &ChatRequest)> = job_keys
+            .iter()
+            .map(|k| (k.as_str(), by_key[k.as_str()]))
+            .collect();
+        let content = api.input_file(&jobs);
+        let tag = job_tag(&job_keys);
+        // A run that died between creating the job and saving its id finds it here.
+        let earlier = client
+            .retry
+            .run(0, "listing batches", || {
+                api.find_submitted(&tag, client.cache.dir())
+            })
+            .unwrap_or_else(|e| {
+                if std::env::var_os("LAB_VERBOSE").is_some() {
+                    eprintln!("cannot list earlier batches ({e:#}); submitting a new one");
+                }
+                None
+            });
+        let submitted = match earlier {
+            Some((batch_id, file_id)) => Ok((file_id, batch_id)),
+            None => client
+                .retry
+                .run(0, "uploading the batch input file", || api.upload(&content))
+                .and_then(|file_id| {
+                    let id = client
+                        .retry
+                        .run(0, "creating the batch", || api.create(&file_id, &tag))?;
+                    Ok((file_id, id))
+                }),
+        };
+        let (input_file_id, batch_id) = match submitted {
+            Ok(ids) => ids,
+            Err(e) => {
+                for (_, r) in reservations {
+                    client.budget.release(r);
+                }
+                return Err(e);
+            }
+        };
+        let saved = SavedBatch {
+            batch_id,
+            input_file_id,
+            keys: job_keys,
+        };
+        let path = saved_path(client.cache.dir(), &saved.batch_id);
+        let json = serde_json::to_string_pretty(&saved).context("cannot encode the batch job")?;
+        if let Err(e) = atomic_write(&path, json.as_bytes()) {
+            for (_, r) in reservations {
+                client.budget.release(r);
+            }
+            return Err(e.context(format!(
+                "batch {} was submitted but its id could not be saved (a rerun finds it by its metadata)",
+                saved.batch_id
+            )));
+        }
+        let (replies, errs) = run_job(client, api, &saved, reservations, &by_key)?;
+        paid.extend(replies);
+        errors.extend(errs);
+    }
+
+    for (key, r) in held_for_hits {
+        match client.cache.peek(key) {
+            Some(hit) => client.budget.settle(r, client.cached_cost(&hit)),
+            None => client.budget.release(r),
+        }
+    }
+    if !errors.is_empty() {
+        bail!(
+            "{} batch request(s) failed, first: {}; the {} replies received are in the label cache {} (rerun to retry the failed ones)",
+            errors.len(),
+            errors[0],
+            paid.len(),
+            client.cache.dir().display()
+        );
+    }
+    let end = stop_at.unwrap_or(requests.len());
+    let mut replies = Vec::with_capacity(end);
+    let mut taken: HashSet<&str> = HashSet::new();
+    for key in &keys[..end] {
+        // A request repeated in one call is paid once: later copies are cache hits.
+        let fresh = taken.insert(key.as_str());
+        let reply = match paid.get(key) {
+            Some(r) if fresh => r.clone(),
+            _ => {
+                let hit = client
+                    .cache
+                    .peek(key)
+                    .with_context(|| format!("internal: no reply for request {key}"))?;
+                client.reply_from_cache(hit)
+            }
+        };
+        replies.push(reply);
+    }
+    Ok(Replies {
+        replies,
+        budget_reached: stop_at.is_some(),
+    })
+}
