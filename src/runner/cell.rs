@@ -8,7 +8,7 @@ use crate::labeller::LabelOutcome;
 use crate::models::lm::{LanguageModel, LoraSettings};
 use crate::runner::adapters;
 use crate::runner::curve::CurveRow;
-use crate::runner::ed_order::{check_ed_subsample, ed_order, ed_scores_of};
+use crate::runner::ed_order::{ed_order, ed_scores_of};
 use crate::runner::evaluate::evaluate;
 use crate::runner::finetune::finetune;
 use crate::runner::first_iteration::{FirstIteration, FirstIterationKey, FirstIterations};
@@ -99,9 +99,6 @@ pub fn run_cell(
         );
     }
     let kind = script_kind(&script)?;
-    if kind == "ed" {
-        check_ed_subsample(exp, strategy, ctx.dataset.train.len())?;
-    }
     let fingerprint = script_fingerprint(&script)?;
     let plans_ahead = plans_from_stopping(&script, &kind);
     let _lock = crate::runner::persist::lock_cell(&paths)?;

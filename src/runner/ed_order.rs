@@ -8,7 +8,7 @@ use crate::runner::cell::{query, ExperimentContext};
 use crate::runner::criteria_of;
 use crate::runner::state::CellState;
 use crate::strategy::engine::SelectTiming;
-use anyhow::{bail, Result};
+use anyhow::Result;
 use std::collections::HashMap;
 
 /// ED strategies select the whole label budget once, from the base model; the order is kept
@@ -63,27 +63,11 @@ pub(super) fn ed_scores_of(state: &CellState, order: &[u64], ids: &[u64]) -> Opt
     ids.iter().map(|id| at.get(id).copied()).collect()
 }
 
-/// An `ed` strategy selects the whole label budget in one query, from one `pool_subsample`
-/// draw: a draw smaller than the budget would leave later iterations nothing to label.
-pub(super) fn check_ed_subsample(
-    exp: &Experiment,
-    strategy: &StrategyConfig,
-    pool_n: usize,
-) -> Result<()> {
-    match (
-        &strategy.pool_subsample,
-        ed_subsample_problem(exp, strategy, pool_n),
-    ) {
-        (Some(size), Some(problem)) => bail!(
-            "strategy[{}].pool_subsample = {size} {problem}",
-            strategy.key()
-        ),
-        _ => Ok(()),
-    }
-}
-
 /// Why the `pool_subsample` of `strategy`, an `ed` strategy, cannot hold its planned labels
-/// on a pool of `pool_n` items (said after the key and its value), if it cannot.
+/// on a pool of `pool_n` items (said after the key and its value), if it cannot: it selects
+/// the whole budget in one query from one draw, so later iterations would have nothing to
+/// label. `lab check` and `lab run` refuse it before any cell trains
+/// (`config::check::ed_subsample_problems`).
 pub fn ed_subsample_problem(
     exp: &Experiment,
     strategy: &StrategyConfig,
