@@ -56,13 +56,9 @@ pub fn read_rows(path: &Path, format: DataFormat) -> Result<Vec<RawRow>> {
 }
 
 fn read_bytes(path: &Path) -> Result<Vec<u8>> {
-    let mut bytes =
+    let bytes =
         std::fs::read(path).with_context(|| format!("cannot read data file {}", path.display()))?;
-    // A UTF-8 byte order mark (as Windows tools write) is no part of the data.
-    if bytes.starts_with(b"\xEF\xBB\xBF") {
-        bytes.drain(..3);
-    }
-    Ok(bytes)
+    Ok(crate::util::text::without_bom(bytes))
 }
 
 fn read_jsonl(path: &Path) -> Result<Vec<RawRow>> {

@@ -44,29 +44,16 @@ fn format_of(path: &Path) -> Result<Format> {
 /// error naming the first line that is not UTF-8.
 fn read_text(path: &Path) -> Result<String> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
-    match std::str::from_utf8(bytes) {
-        Ok(text) => Ok(text.to_string()),
-        Err(e) => {
-            let before = &bytes[..e.valid_up_to()];
-            let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
-            let line_start = before
-                .iter()
-                .rposition(|&b| b == b'\n')
-                .map_or(0, |i| i + 1);
-            // Characters before the bad byte on its line (the prefix is valid UTF-8).
-            let column = String::from_utf8_lossy(&before[line_start..])
-                .chars()
-                .count()
-                + 1;
-            bail!(
-                "{} line {line}, column {column}: byte 0x{:02X} is not UTF-8 text; save the \
-                 file as UTF-8 (e.g. `iconv -f latin1 -t utf-8`)",
-                path.display(),
-                bytes[e.valid_up_to()]
-            )
-        }
-    }
+    crate::util::text::utf8_text(crate::util::text::without_bom(bytes)).map_err(|at| {
+        anyhow::anyhow!(
+            "{} line {}, column {}: byte 0x{:02X} is not UTF-8 text; save the file as UTF-8 \
+             (e.g. `iconv -f latin1 -t utf-8`)",
+            path.display(),
+            at.line,
+            at.column,
+            at.byte
+        )
+    })
 }
 
 fn read_records(path: &Path, format: Format) -> Result<Vec<Record>> {

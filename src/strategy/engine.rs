@@ -115,19 +115,14 @@ fn imported_names(text: &str) -> Vec<String> {
 pub fn read_script(path: &Path) -> Result<String> {
     let bytes = std::fs::read(path)
         .with_context(|| format!("cannot read strategy script {}", path.display()))?;
-    String::from_utf8(bytes).map_err(|e| {
-        let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
-        let line = valid.iter().filter(|&&b| b == b'\n').count() + 1;
-        let line_start = valid.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-        let column = String::from_utf8_lossy(&valid[line_start..])
-            .chars()
-            .count()
-            + 1;
+    crate::util::text::utf8_text(bytes).map_err(|at| {
         anyhow!(
-            "strategy script {} is not UTF-8 text: byte 0x{:02x} at line {line}, column \
-             {column}; save the file as UTF-8",
+            "strategy script {} is not UTF-8 text: byte 0x{:02x} at line {}, column {}; save \
+             the file as UTF-8",
             path.display(),
-            e.as_bytes()[valid.len()]
+            at.byte,
+            at.line,
+            at.column
         )
     })
 }

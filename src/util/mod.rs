@@ -2,6 +2,7 @@
 //! rayon's pool.
 pub mod atomic;
 pub mod progress;
+pub mod text;
 pub mod worker;
 
 pub use atomic::{atomic_write, atomic_write_string};
