@@ -34,11 +34,7 @@ impl ModelSource {
     /// starting with `/`, `.` or `~`; `~/` is the home folder, as a shell would expand it), a
     /// hub id `owner/name[@revision]`, else a cache name.
     pub fn parse(spec: &str) -> Self {
-        let home = std::env::var_os("HOME")
-            .filter(|h| !h.is_empty())
-            .map(PathBuf::from)
-            .or_else(dirs::home_dir);
-        let expanded = expand_home(spec, home.as_deref());
+        let expanded = expand_user_home(spec);
         let path = expanded.as_path();
         let looks_like_path =
             spec.starts_with('/') || spec.starts_with('.') || spec.starts_with('~');
@@ -61,6 +57,16 @@ impl ModelSource {
         }
         Self::Default(spec.to_string())
     }
+}
+
+/// `spec` with a leading `~` or `~/` made the user's home folder (`$HOME`, else the
+/// system's record of it), as a shell would expand it.
+pub(crate) fn expand_user_home(spec: &str) -> PathBuf {
+    let home = std::env::var_os("HOME")
+        .filter(|h| !h.is_empty())
+        .map(PathBuf::from)
+        .or_else(dirs::home_dir);
+    expand_home(spec, home.as_deref())
 }
 
 /// `~` or `~/rest` with `home` put in place of the `~`; anything else (including `~user`)

@@ -150,10 +150,7 @@ fn load_encoder_in(
     let Some(spec) = spec else {
         return SentenceEncoder::load_default();
     };
-    let expanded = match spec.strip_prefix("~/") {
-        Some(rest) => dirs::home_dir().map_or_else(|| PathBuf::from(spec), |h| h.join(rest)),
-        None => PathBuf::from(spec),
-    };
+    let expanded = super::loader::expand_user_home(spec);
     match EncoderSource::parse(&expanded.to_string_lossy()) {
         EncoderSource::Default(name) if name != DEFAULT_ENCODER => {
             let dir = models_dir.join(&name);
