@@ -308,7 +308,7 @@ pub(super) fn result_line(v: &Value) -> Outcome {
         return Err((super::llm::refusal_message(refusal), c.usage));
     }
     // Answered, so billed, but no label: the caller counts what it cost.
-    if super::prompt::strip_think(&c.text).trim().is_empty() {
+    if super::prompt::says_nothing(&c.text) {
         return Err(("empty completion".into(), c.usage));
     }
     let usage = c

@@ -4,7 +4,7 @@
 use super::budget::Reservation;
 use super::cache::CachedReply;
 use super::llm::{lock, refusal_message, Completion, LlmClient, Replies, Reply, RequestFailed};
-use super::prompt::{strip_think, ChatRequest};
+use super::prompt::{says_nothing, ChatRequest};
 use super::retry::CallError;
 use anyhow::{anyhow, Result};
 use std::sync::{Condvar, Mutex};
@@ -64,7 +64,7 @@ impl LlmClient {
                     let refusal = c.refusal.as_deref().unwrap_or_default();
                     return Err(CallError::Fatal(refusal_message(refusal)));
                 }
-                Ok(c) if strip_think(&c.text).trim().is_empty() => {
+                Ok(c) if says_nothing(&c.text) => {
                     let usage = self.usage_or_estimate(req, &c);
                     (
                         self.prices.cost(usage.input_tokens, usage.output_tokens),

@@ -129,7 +129,7 @@ pub fn parse_completion(body: &Value) -> Result<Completion, CallError> {
             || "the provider's content filter stopped the reply".to_string(),
             str::to_string,
         ))
-    } else if super::prompt::strip_think(&text).trim().is_empty() {
+    } else if super::prompt::says_nothing(&text) {
         // A refusal with text besides is still a reply: the text is the label.
         said.map(str::to_string)
     } else {

@@ -142,6 +142,11 @@ pub fn strip_think(text: &str) -> String {
     out
 }
 
+/// Whether a reply says nothing once its reasoning is taken out: billed, but no label.
+pub fn says_nothing(raw: &str) -> bool {
+    strip_think(raw).trim().is_empty()
+}
+
 /// The label kept from a raw reply: reasoning removed, then the first non-empty line or the
 /// whole text, trimmed. Empty when nothing is left.
 pub fn clean_reply(raw: &str, part: ReplyPart) -> String {
