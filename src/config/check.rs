@@ -3,8 +3,7 @@
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 
-use super::validate::problem_list;
-use super::{parse_with_problems, Experiment};
+use super::{find_problems, Experiment};
 
 #[derive(clap::Args, Debug)]
 #[command(
@@ -77,22 +76,16 @@ fn check_experiment_file(path: &Path, base_dir: &Path) -> Result<(Experiment, St
     // Every problem is gathered before reporting: the file's structural ones, the semantic
     // ones of the tables they leave alone, then the checks of models, data and scripts whose
     // tables are sound (a table with a problem is checked further once it is fixed).
-    let parsed = parse_with_problems(&text, path)?;
-    let mut problems = parsed.errors.clone();
-    let mut troubled: Vec<String> = parsed.keys.clone();
-    for problem in problem_list(&parsed.experiment, Some(crate::metrics::registry::names())) {
-        if !parsed.affected(&problem.key, problem.own_value) {
-            problems.push(problem.line);
-            troubled.push(problem.key);
-        }
-    }
+    let found = find_problems(&text, path, Some(crate::metrics::registry::names()))?;
+    let mut problems = found.lines;
+    let troubled = found.keys;
     let sound = |sections: &[&str]| {
         !troubled.iter().any(|key| {
             let section = key.split(['.', '[']).next().unwrap_or(key);
             sections.contains(&section)
         })
     };
-    let exp = parsed.experiment;
+    let exp = found.experiment;
     if sound(&["model", "encoder"]) {
         if let Err(e) = crate::runner::experiment::check_model_names(&exp) {
             problems.push(format!("in {}: {e:#}", path.display()));

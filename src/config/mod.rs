@@ -48,17 +48,44 @@ pub fn parse_and_validate(
     path: &Path,
     known_metrics: Option<&[&str]>,
 ) -> anyhow::Result<Experiment> {
+    let found = find_problems(text, path, known_metrics)?;
+    if !found.lines.is_empty() {
+        anyhow::bail!("{}", found.lines.join("\n"));
+    }
+    Ok(found.experiment)
+}
+
+/// What [`find_problems`] found in an experiment file.
+pub struct FileProblems {
+    /// The experiment as parsed, defaults in place of the keys with structural problems.
+    pub experiment: Experiment,
+    /// One line per problem, naming the file, key and line.
+    pub lines: Vec<String>,
+    /// The keys those lines are about (`al.iterations`, `strategy[1].name`).
+    pub keys: Vec<String>,
+}
+
+/// The file's structural problems and, beside them, the semantic problems of the tables they
+/// do not touch; fails only where parsing cannot go on (a TOML syntax error).
+pub fn find_problems(
+    text: &str,
+    path: &Path,
+    known_metrics: Option<&[&str]>,
+) -> anyhow::Result<FileProblems> {
     let parsed = parse_with_problems(text, path)?;
     let mut lines = parsed.errors.clone();
+    let mut keys = parsed.keys.clone();
     for problem in validate::problem_list(&parsed.experiment, known_metrics) {
         if !parsed.affected(&problem.key, problem.own_value) {
             lines.push(problem.line);
+            keys.push(problem.key);
         }
     }
-    if !lines.is_empty() {
-        anyhow::bail!("{}", lines.join("\n"));
-    }
-    Ok(parsed.experiment)
+    Ok(FileProblems {
+        experiment: parsed.experiment,
+        lines,
+        keys,
+    })
 }
 
 /// [`parse::parse_all`] with the name defaulted to the file stem and the source kept. Errors
