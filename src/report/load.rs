@@ -12,6 +12,10 @@ pub struct SeedCurve {
     pub curve: Curve,
     /// The cell's state.json, read once here for the curve and the report's notes.
     pub state: StateFile,
+    /// The cell's config.toml as text: `Ok(None)` when there is none (a hand-made folder),
+    /// `Err` with the reading error when it cannot be read. Read once here for the settings
+    /// comparison and the damaged-files note.
+    pub config: Result<Option<String>, String>,
 }
 
 /// What a cell's state.json holds.
@@ -166,11 +170,18 @@ pub fn load_experiment_curves(dir: &Path) -> Result<ExperimentCurves> {
                     metrics.push(m.clone());
                 }
             }
+            let config_path = seed_dir.join("config.toml");
+            let config = match std::fs::read_to_string(&config_path) {
+                Ok(text) => Ok(Some(text)),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(format!("cannot read {}: {e}", config_path.display())),
+            };
             seeds.push(SeedCurve {
                 seed,
                 path,
                 curve,
                 state,
+                config,
             });
         }
         if !seeds.is_empty() {

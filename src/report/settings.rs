@@ -16,21 +16,17 @@ pub fn mixed_settings(curves: &ExperimentCurves) -> Vec<String> {
     for s in &curves.strategies {
         let mut own: Vec<(Option<Table>, Vec<String>)> = Vec::new();
         for seed in &s.seeds {
-            let Some(text) = seed
-                .path
-                .parent()
-                .and_then(|d| std::fs::read_to_string(d.join("config.toml")).ok())
-            else {
+            let Ok(Some(text)) = &seed.config else {
                 continue;
             };
-            let Ok(settings) = shared_settings(&text) else {
+            let Ok(settings) = shared_settings(text) else {
                 continue;
             };
             let cell = format!("{}/seed-{}", s.strategy, seed.seed);
             add_to_group(&mut shared, settings, cell);
             add_to_group(
                 &mut own,
-                strategy_entry(&text, &s.strategy),
+                strategy_entry(text, &s.strategy),
                 format!("seed-{}", seed.seed),
             );
         }
@@ -98,10 +94,10 @@ pub fn damaged_files(curves: &ExperimentCurves) -> Vec<String> {
             };
             let cell = format!("{}/seed-{}", s.strategy, seed.seed);
             let config = dir.join("config.toml");
-            let problem = match std::fs::read_to_string(&config) {
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-                Err(e) => Some(format!("cannot read {}: {e}", config.display())),
-                Ok(text) => text.parse::<Table>().err().map(|e| {
+            let problem = match &seed.config {
+                Ok(None) => None,
+                Err(e) => Some(e.clone()),
+                Ok(Some(text)) => text.parse::<Table>().err().map(|e| {
                     // One line: the error's own text draws the line with a caret.
                     // A span at the very end (an unclosed array) counts on the last line.
                     let end = text.trim_end().len();
