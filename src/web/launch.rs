@@ -402,27 +402,26 @@ pub fn submit(app: &App, form: &HashMap<String, String>) -> Result<Reply> {
         Ok(exp) => exp,
         Err(errors) => return invalid(errors),
     };
-    if crate::web::results::run_state(app, &exp.name).is_some_and(|s| s.starts_with("running")) {
+    let running_already = || {
         let mut errors = FieldErrors::new();
         errors.insert(
             "name",
             vec![format!("experiment `{}` is running already", exp.name)],
         );
-        return invalid(errors);
+        invalid(errors)
+    };
+    // A run of it on disk (also one started outside this server) refuses before the file is
+    // written; `start_run` checks its own runs again under its lock, against a double click.
+    if crate::web::results::run_state(app, &exp.name).is_some_and(|s| s.starts_with("running")) {
+        return running_already();
     }
     std::fs::create_dir_all(&app.experiments)
         .with_context(|| format!("cannot create {}", app.experiments.display()))?;
     let header = "# Written by the launch form of `lab serve`.\n";
     crate::util::atomic_write_string(&file, &format!("{header}{text}"))?;
     if !start_run(app, &exp.name, &file)? {
-        // Another request (a double click on Launch) started it between the check above
-        // and here.
-        let mut errors = FieldErrors::new();
-        errors.insert(
-            "name",
-            vec![format!("experiment `{}` is running already", exp.name)],
-        );
-        return invalid(errors);
+        // Another request (a double click on Launch) started it since the check above.
+        return running_already();
     }
     Ok(Reply::redirect(&format!(
         "/exp/{}",
