@@ -37,6 +37,7 @@ impl Labeller for GoldenLabeller {
                     input_tokens: 0,
                     output_tokens: 0,
                     seconds: 0.0,
+                    edits: 0,
                 })
                 .collect(),
         ))

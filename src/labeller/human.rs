@@ -6,7 +6,9 @@
 //! - `labels.jsonl` ([`SavedLabel`] per line), appended and fsynced by the web app per label.
 //!
 //! The run polls `labels.jsonl` until every pending id has a non-empty label (the latest line
-//! per id wins, so going back and relabelling works), then removes `pending.json`.
+//! per id wins, so going back and relabelling works), then removes `pending.json`. Every line
+//! stays: an item's annotation time is the sum over all its saves, and its edits are the saves
+//! after the first ([`ItemLabel`]).
 use crate::data::Example;
 use crate::labeller::{Label, LabelOutcome, Labeller};
 use crate::util::atomic_write_string;
@@ -38,13 +40,54 @@ pub struct PendingBatch {
     pub items: Vec<PendingItem>,
 }
 
-/// One line of `labels.jsonl`.
+/// One line of `labels.jsonl`: one save of one item.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SavedLabel {
     pub id: u64,
     pub output: String,
-    /// Seconds the person spent on this item before saving.
+    /// Seconds the person spent on this item before this save (since the page showed it).
     pub seconds: f64,
+}
+
+/// An item's label after all its saves: the latest text, and what labelling it cost in all.
+/// A researcher measuring annotation cost wants the time of the first label and of every
+/// change to it, not only the last change's.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ItemLabel {
+    pub id: u64,
+    /// The latest save's text.
+    pub output: String,
+    /// Seconds summed over every save of the item.
+    pub seconds: f64,
+    /// Saves after the first: how many times the person changed the label.
+    pub edits: u32,
+}
+
+impl ItemLabel {
+    fn first(line: SavedLabel) -> Self {
+        ItemLabel {
+            id: line.id,
+            output: line.output,
+            seconds: line.seconds,
+            edits: 0,
+        }
+    }
+
+    fn add(&mut self, line: SavedLabel) {
+        self.output = line.output;
+        self.seconds += line.seconds;
+        self.edits = self.edits.saturating_add(1);
+    }
+}
+
+/// Fold one saved line into the labels read so far.
+fn record(labels: &mut HashMap<u64, ItemLabel>, line: SavedLabel) {
+    match labels.get_mut(&line.id) {
+        Some(item) => item.add(line),
+        None => {
+            labels.insert(line.id, ItemLabel::first(line));
+        }
+    }
 }
 
 pub fn annotation_dir(cell_dir: &Path) -> PathBuf {
@@ -76,11 +119,11 @@ pub fn read_pending(cell_dir: &Path) -> Result<Option<PendingBatch>> {
     Ok(Some(batch))
 }
 
-/// Every saved label, the latest per id. The last line without its newline is an append
+/// Every item's label: the latest text per id, with the time and edits of all its saves. The last line without its newline is an append
 /// still being written (or cut short by a crash): it counts only once it reads in full, else
 /// that one label is asked for again. Any complete line that does not read (not UTF-8, not a
 /// label) is an error naming the file and line: skipping it would lose a person's work.
-pub fn read_labels(cell_dir: &Path) -> Result<HashMap<u64, SavedLabel>> {
+pub fn read_labels(cell_dir: &Path) -> Result<HashMap<u64, ItemLabel>> {
     let path = labels_path(cell_dir);
     let bytes = match std::fs::read(&path) {
         Ok(b) => b,
@@ -90,7 +133,7 @@ pub fn read_labels(cell_dir: &Path) -> Result<HashMap<u64, SavedLabel>> {
     parse_labels(&bytes, &path)
 }
 
-fn parse_labels(bytes: &[u8], path: &Path) -> Result<HashMap<u64, SavedLabel>> {
+fn parse_labels(bytes: &[u8], path: &Path) -> Result<HashMap<u64, ItemLabel>> {
     let mut labels = HashMap::new();
     let mut segments: Vec<&[u8]> = bytes.split(|&b| b == b'\n').collect();
     // After the last newline: empty for a whole file, else an unfinished append.
@@ -110,9 +153,7 @@ fn parse_labels(bytes: &[u8], path: &Path) -> Result<HashMap<u64, SavedLabel>> {
             continue;
         }
         match serde_json::from_str::<SavedLabel>(text) {
-            Ok(label) => {
-                labels.insert(label.id, label);
-            }
+            Ok(label) => record(&mut labels, label),
             Err(e) => bail!(
                 "{} line {}: not a saved label ({e}); {fix}",
                 path.display(),
@@ -121,7 +162,7 @@ fn parse_labels(bytes: &[u8], path: &Path) -> Result<HashMap<u64, SavedLabel>> {
         }
     }
     if let Some(label) = whole_label(tail) {
-        labels.insert(label.id, label);
+        record(&mut labels, label);
     }
     Ok(labels)
 }
@@ -137,7 +178,7 @@ fn whole_label(tail: &[u8]) -> Option<SavedLabel> {
 
 /// A stamp of the label saved for one item (`"none"` when there is none), so a page can tell
 /// whether the label changed since it was shown (another tab saved meanwhile).
-pub fn label_version(saved: Option<&SavedLabel>) -> String {
+pub fn label_version(saved: Option<&ItemLabel>) -> String {
     match saved {
         None => "none".to_string(),
         Some(l) => {
@@ -162,7 +203,7 @@ pub enum SaveOutcome {
     BatchGone,
     /// The item's label is not the version the caller expected: nothing was written. Holds
     /// the label saved now.
-    Changed(Option<SavedLabel>),
+    Changed(Option<ItemLabel>),
 }
 
 /// The exclusive lock on `labels.jsonl` that orders saves against each other and against
@@ -337,7 +378,7 @@ impl Labeller for HumanLabeller {
         let batch = self.pending_batch(items);
         let text = serde_json::to_string_pretty(&batch).context("cannot encode the batch")?;
         atomic_write_string(&pending_path(&self.cell_dir), &text)?;
-        let complete = |saved: &HashMap<u64, SavedLabel>| -> Option<Vec<Label>> {
+        let complete = |saved: &HashMap<u64, ItemLabel>| -> Option<Vec<Label>> {
             items
                 .iter()
                 .map(|e| {
@@ -351,6 +392,7 @@ impl Labeller for HumanLabeller {
                             input_tokens: 0,
                             output_tokens: 0,
                             seconds: l.seconds,
+                            edits: l.edits,
                         })
                 })
                 .collect()

@@ -62,13 +62,14 @@ fn waits_for_every_label_written_by_another_thread() {
     let LabelOutcome::Complete(labels) = outcome else {
         panic!("a person has no money budget");
     };
-    let got: Vec<(u64, &str, f64)> = labels
+    // The latest text, with the time of every save of the item (blank ones too).
+    let got: Vec<(u64, &str, f64, u32)> = labels
         .iter()
-        .map(|l| (l.id, l.output.as_str(), l.seconds))
+        .map(|l| (l.id, l.output.as_str(), l.seconds, l.edits))
         .collect();
     assert_eq!(
         got,
-        [(3, "Budget review", 2.5), (9, "Lunch on Friday", 4.0)]
+        [(3, "Budget review", 3.0, 1), (9, "Lunch on Friday", 5.0, 1)]
     );
     assert!(labels.iter().all(|l| l.cost == 0.0));
     assert!(!pending_path(&cell).exists(), "a finished batch is removed");
@@ -184,9 +185,9 @@ fn saves_need_a_waiting_batch_and_the_version_shown() {
     // A second tab still showing "none" is told what is saved now.
     assert_eq!(
         save_label(&cell, &label(1, "b"), Some(&v0)).unwrap(),
-        SaveOutcome::Changed(Some(label(1, "a")))
+        SaveOutcome::Changed(Some(ItemLabel::first(label(1, "a"))))
     );
-    let v1 = label_version(Some(&label(1, "a")));
+    let v1 = label_version(Some(&ItemLabel::first(label(1, "a"))));
     assert_ne!(v1, v0);
     assert_eq!(
         save_label(&cell, &label(1, "c"), Some(&v1)).unwrap(),
@@ -224,4 +225,71 @@ fn saves_need_a_waiting_batch_and_the_version_shown() {
         SaveOutcome::BatchGone
     );
     assert!(!cell.exists());
+}
+
+/// A researcher measuring annotation cost needs the time of the first label and of every
+/// change to it: before, a relabel's line replaced the item's time with its own.
+#[test]
+fn relabelling_adds_its_time_to_the_first_and_counts_the_edit() {
+    let dir = tempfile::tempdir().unwrap();
+    let cell = dir.path();
+    pending_one(cell, &[1, 2]);
+    let save = |id, output: &str, seconds| {
+        append_label(
+            cell,
+            &SavedLabel {
+                id,
+                output: output.into(),
+                seconds,
+            },
+        )
+        .unwrap();
+    };
+    save(1, "first", 30.0);
+    save(2, "other", 4.0);
+    save(1, "second", 12.5);
+    save(1, "third", 2.5);
+    let saved = read_labels(cell).unwrap();
+    assert_eq!(
+        saved[&1],
+        ItemLabel {
+            id: 1,
+            output: "third".into(),
+            seconds: 45.0,
+            edits: 2
+        }
+    );
+    assert_eq!((saved[&2].seconds, saved[&2].edits), (4.0, 0));
+    // labels.jsonl keeps one line per save, each with its own time, as before.
+    let lines: Vec<SavedLabel> = std::fs::read_to_string(labels_path(cell))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let times: Vec<f64> = lines.iter().map(|l| l.seconds).collect();
+    assert_eq!(times, [30.0, 4.0, 12.5, 2.5]);
+
+    // What the run records in state.json: the total and the edits.
+    let mut labeller = HumanLabeller::new(cell.to_path_buf(), Duration::from_millis(1));
+    let out = labeller
+        .label(&[example(1, "a"), example(2, "b")], &[])
+        .unwrap();
+    let recorded: Vec<(f64, u32)> = out.labels().iter().map(|l| (l.seconds, l.edits)).collect();
+    assert_eq!(recorded, [(45.0, 2), (4.0, 0)]);
+    let json = serde_json::to_value(&out.labels()[0]).unwrap();
+    assert_eq!(
+        (json["seconds"].as_f64(), json["edits"].as_u64()),
+        (Some(45.0), Some(2))
+    );
+    // An item never changed writes no `edits`, so other labellers' states read as before;
+    // and a label from a state written before `edits` existed reads as never changed.
+    assert!(serde_json::to_value(&out.labels()[1])
+        .unwrap()
+        .get("edits")
+        .is_none());
+    let old: Label = serde_json::from_str(
+        r#"{"id":7,"output":"x","cost":0.0,"input_tokens":0,"output_tokens":0,"seconds":3.5}"#,
+    )
+    .unwrap();
+    assert_eq!((old.seconds, old.edits), (3.5, 0));
 }

@@ -494,6 +494,7 @@ impl Labeller for LlmLabeller {
                 input_tokens: r.input_tokens,
                 output_tokens: r.output_tokens,
                 seconds: r.seconds,
+                edits: 0,
             })
             .collect();
         Ok(if out.budget_reached {

@@ -105,6 +105,7 @@ impl Labeller for LocalLabeller {
                     input_tokens: 0,
                     output_tokens: tokens,
                     seconds: per_item,
+                    edits: 0,
                 }
             })
             .collect();

@@ -13,8 +13,17 @@ pub struct Label {
     pub cost: f64,
     pub input_tokens: u64,
     pub output_tokens: u64,
-    /// Wall-clock seconds spent producing this label (annotation time for people).
+    /// Wall-clock seconds spent producing this label (annotation time for people: summed
+    /// over every save of the item, the first label and each change to it).
     pub seconds: f64,
+    /// How many times a person changed the label after first saving it (0 for machines).
+    /// Absent in states written before it was kept.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub edits: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// What a labelling call produced. A budget stop keeps everything labeled before it.

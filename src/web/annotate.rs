@@ -2,7 +2,7 @@
 //! model's guess or the saved label as a starting point), saved on every submit, with skip
 //! and back, and the batch's progress.
 use crate::labeller::human::{
-    label_version, read_labels, read_pending, save_label, SaveOutcome, SavedLabel,
+    label_version, read_labels, read_pending, save_label, ItemLabel, SaveOutcome, SavedLabel,
 };
 use crate::web::browse::cell_dir;
 use crate::web::html::{cell_url, escape, link};
@@ -37,7 +37,7 @@ pub fn page_html(
     base: &str,
     cell_link: &str,
     batch: &crate::labeller::human::PendingBatch,
-    saved: &HashMap<u64, SavedLabel>,
+    saved: &HashMap<u64, ItemLabel>,
     index: usize,
     message: Option<&str>,
 ) -> String {
@@ -181,7 +181,7 @@ fn run_is_stopped_at(cell_dir: &std::path::Path) -> bool {
 /// The first item at or after `from` (wrapping) without a label.
 fn first_unlabeled(
     batch: &crate::labeller::human::PendingBatch,
-    saved: &HashMap<u64, SavedLabel>,
+    saved: &HashMap<u64, ItemLabel>,
     from: usize,
 ) -> Option<usize> {
     let n = batch.items.len();
@@ -340,7 +340,7 @@ fn changed_page(
     cell_link: &str,
     index: usize,
     mine: &SavedLabel,
-    now: Option<SavedLabel>,
+    now: Option<ItemLabel>,
 ) -> Reply {
     let saved_now = now.as_ref().map_or("(no label)", |l| l.output.as_str());
     let body = format!(
@@ -389,10 +389,11 @@ mod tests {
         let mut saved = HashMap::new();
         saved.insert(
             2,
-            SavedLabel {
+            ItemLabel {
                 id: 2,
                 output: "done".into(),
                 seconds: 1.0,
+                edits: 0,
             },
         );
         assert_eq!(first_unlabeled(&batch, &saved, 1), Some(2));
