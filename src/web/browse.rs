@@ -20,8 +20,16 @@ pub fn cell_dir(app: &App, exp: &str, strategy: &str, seed: &str) -> Result<Path
     safe_join(&app.results, &[exp, strategy, seed]).map_err(|_| Reply::error(404, "no such cell"))
 }
 
-/// The dataset a cell ran on, loaded once per version of its config.toml.
-pub fn cell_dataset(app: &App, cell_dir: &Path) -> Result<Arc<Dataset>> {
+/// What the pages take from a cell's config.toml.
+pub struct CellData {
+    pub dataset: Dataset,
+    /// The golden labeller: a selected example's label is its output in the data. Any other
+    /// labeller's labels are in state.json, and the data's output is a reference it never saw.
+    pub golden: bool,
+}
+
+/// The data a cell ran on and how it was labeled, loaded once per version of its config.toml.
+pub fn cell_data(app: &App, cell_dir: &Path) -> Result<Arc<CellData>> {
     let config = cell_dir.join("config.toml");
     let modified = std::fs::metadata(&config)
         .and_then(|m| m.modified())
@@ -39,14 +47,29 @@ pub fn cell_dataset(app: &App, cell_dir: &Path) -> Result<Arc<Dataset>> {
     let text = std::fs::read_to_string(&config)
         .with_context(|| format!("cannot read {}", config.display()))?;
     let exp = crate::config::parse_experiment(&text, &config)?;
-    let dataset = Arc::new(crate::runner::experiment::load_experiment_data(
-        &exp, &config,
-    )?);
+    let data = Arc::new(CellData {
+        dataset: crate::runner::experiment::load_experiment_data(&exp, &config)?,
+        golden: exp.labeller.kind == crate::config::LabellerKind::Golden,
+    });
     app.datasets
         .lock()
         .unwrap_or_else(|p| p.into_inner())
-        .insert(config, (modified, Arc::clone(&dataset)));
-    Ok(dataset)
+        .insert(config, (modified, Arc::clone(&data)));
+    Ok(data)
+}
+
+/// The label column of a selected example. An id a non-golden cell's state.json does not
+/// hold is not labeled yet as far as the results go (a run stopped between writing
+/// selected.jsonl and state.json leaves such ids): its output in the data is a reference that
+/// a person labelling by hand must not see, so it is never shown in its place.
+fn label_cell(recorded: Option<&String>, example: Option<&Example>, golden: bool) -> String {
+    match (recorded, example) {
+        (Some(label), _) => text_cell(label),
+        (None, Some(e)) if golden => text_cell(&e.output),
+        (None, _) if !golden => "<div class=\"cell-text empty\">(not labeled yet)</div>".into(),
+        // The data did not load: unknown stays blank.
+        (None, _) => String::new(),
+    }
 }
 
 /// The first `max` characters of `text`, with an ellipsis when cut.
@@ -110,10 +133,10 @@ pub fn cell_page(
         .as_ref()
         .map(|s| s.labels.iter().map(|l| (l.id, l.output.clone())).collect())
         .unwrap_or_default();
-    let dataset = if selected.is_empty() {
+    let data = if selected.is_empty() {
         None
     } else {
-        match cell_dataset(app, &dir) {
+        match cell_data(app, &dir) {
             Ok(d) => Some(d),
             Err(e) => {
                 body.push_str(&format!(
@@ -124,9 +147,10 @@ pub fn cell_page(
             }
         }
     };
-    let by_id: HashMap<u64, &Example> = dataset
+    let golden = data.as_ref().is_some_and(|d| d.golden);
+    let by_id: HashMap<u64, &Example> = data
         .as_deref()
-        .map(|d| d.train.iter().map(|e| (e.id, e)).collect())
+        .map(|d| d.dataset.train.iter().map(|e| (e.id, e)).collect())
         .unwrap_or_default();
     body.push_str("<h2>Selected examples</h2>");
     for line in &selected {
@@ -152,14 +176,10 @@ pub fn cell_page(
                     .as_ref()
                     .and_then(|s| s.get(i).copied().flatten())
                     .map_or("–".to_string(), |v| format!("{v:.4}"));
-                let example = by_id.get(id);
+                let example = by_id.get(id).copied();
                 // Unknown (the dataset did not load) stays blank; an empty text is marked.
                 let input = example.map_or(String::new(), |e| text_cell(&shorten(&e.input, 400)));
-                let label = given
-                    .get(id)
-                    .cloned()
-                    .or_else(|| example.map(|e| e.output.clone()))
-                    .map_or(String::new(), |l| text_cell(&l));
+                let label = label_cell(given.get(id), example, golden);
                 vec![id.to_string(), score, input, label]
             })
             .collect();
@@ -198,10 +218,16 @@ pub fn generations_page(
         return Ok(Reply::error(404, "no generations for this iteration"));
     }
     let records = read_generations(&paths, t)?;
-    let dataset = cell_dataset(app, &dir).ok();
-    let inputs: HashMap<u64, &str> = dataset
+    let data = cell_data(app, &dir).ok();
+    let inputs: HashMap<u64, &str> = data
         .as_deref()
-        .map(|d| d.test.iter().map(|e| (e.id, e.input.as_str())).collect())
+        .map(|d| {
+            d.dataset
+                .test
+                .iter()
+                .map(|e| (e.id, e.input.as_str()))
+                .collect()
+        })
         .unwrap_or_default();
     let metric_names: Vec<String> = records
         .first()
@@ -249,6 +275,98 @@ pub fn generations_page(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A cell as a run stopped between its selected.jsonl and state.json writes leaves it: the
+    /// selection names examples whose labels state.json does not hold yet.
+    fn cell_selected_before_its_state(results: &Path, labeller: &str) -> (PathBuf, Vec<u64>) {
+        let data = results.join("mini");
+        std::fs::create_dir_all(&data).unwrap();
+        for split in ["train", "test"] {
+            let rows: String = (0..6)
+                .map(|i| {
+                    format!(
+                        "{{\"input\": \"{split} email {i}\", \"output\": \"GOLD {split} {i}\"}}\n"
+                    )
+                })
+                .collect();
+            std::fs::write(data.join(format!("{split}.jsonl")), rows).unwrap();
+        }
+        let cell = results.join("exp/random/seed-0");
+        std::fs::create_dir_all(&cell).unwrap();
+        std::fs::write(
+            cell.join("config.toml"),
+            format!(
+                "name = \"exp\"\nseeds = [0]\n[data]\npath = {:?}\ninput_field = \"input\"\n\
+                 output_field = \"output\"\ntest_size = 2\n[model]\nname = \"tiny-random-llama\"\n\
+                 [al]\ninit_size = 2\nquery_size = 2\n[labeller]\nkind = \"{labeller}\"\n",
+                data.display().to_string()
+            ),
+        )
+        .unwrap();
+        let ids = vec![1, 4];
+        std::fs::write(
+            cell.join("selected.jsonl"),
+            "{\"iteration\": 0, \"ids\": [1, 4], \"scores\": null}\n",
+        )
+        .unwrap();
+        (cell, ids)
+    }
+
+    fn cell_page_body(app: &App) -> String {
+        let reply = cell_page(app, "exp", "random", "seed-0", false).unwrap();
+        assert_eq!(reply.status, 200);
+        String::from_utf8(reply.body).unwrap()
+    }
+
+    #[test]
+    fn a_hand_labelled_cell_never_shows_the_data_output_as_a_label() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = App::new(dir.path(), dir.path(), None).unwrap();
+        let (cell, ids) = cell_selected_before_its_state(&app.results, "human");
+        let gold = |id: u64| text_cell(&format!("GOLD train {id}"));
+        // Before state.json records the labels: nothing of the data's outputs.
+        let body = cell_page_body(&app);
+        assert!(body.contains(&text_cell("train email 1")), "{body}");
+        for &id in &ids {
+            assert!(
+                !body.contains(&gold(id)),
+                "the reference of {id} shown: {body}"
+            );
+        }
+        assert_eq!(body.matches("(not labeled yet)").count(), 2, "{body}");
+        // Once it does, the person's labels.
+        let rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(0);
+        let mut state = crate::runner::state::CellState::new("exp", "random", 0, &rng);
+        state.iterations_done = 1;
+        for &id in &ids {
+            state.labeled_ids.push(id);
+            state.labels.push(crate::labeller::Label {
+                id,
+                output: format!("typed {id}"),
+                cost: 0.0,
+                input_tokens: 0,
+                output_tokens: 0,
+                seconds: 1.0,
+                edits: 0,
+            });
+        }
+        crate::runner::persist::write_state(&CellPaths { dir: cell }, &state).unwrap();
+        let body = cell_page_body(&app);
+        assert!(body.contains(&text_cell("typed 4")), "{body}");
+        assert!(
+            !body.contains("GOLD") && !body.contains("not labeled yet"),
+            "{body}"
+        );
+    }
+
+    #[test]
+    fn a_golden_cell_shows_the_data_output_as_its_label() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = App::new(dir.path(), dir.path(), None).unwrap();
+        cell_selected_before_its_state(&app.results, "golden");
+        let body = cell_page_body(&app);
+        assert!(body.contains(&text_cell("GOLD train 4")), "{body}");
+    }
 
     #[test]
     fn shorten_cuts_on_characters() {

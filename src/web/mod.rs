@@ -52,8 +52,8 @@ pub struct App {
     pub token: Option<String>,
     /// Runs started from the launch form, by experiment name.
     pub runs: Mutex<HashMap<String, Child>>,
-    /// Datasets loaded for the browse pages, by cell config path and its modification time.
-    pub datasets: Mutex<HashMap<PathBuf, (SystemTime, Arc<crate::data::Dataset>)>>,
+    /// Cell data loaded for the browse pages, by cell config path and its modification time.
+    pub datasets: Mutex<HashMap<PathBuf, (SystemTime, Arc<browse::CellData>)>>,
 }
 
 impl App {
