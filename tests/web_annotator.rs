@@ -5,34 +5,29 @@
 //! they are empty. No run is started: the cell's files are written as a run leaves them.
 mod web_support;
 use std::time::Duration;
+use web_support::cell::{pending_item, write_pending};
 use web_support::serve::Serve;
-use web_support::webdriver::{find_browser, Driver, Session};
+use web_support::webdriver::{Browser, Session};
 
 /// Markup a page must show as text; `window.pwned` is set if any of it ever runs.
 const HOSTILE: &str = "<script>window.pwned=1</script><img src=x onerror=\"window.pwned=2\"></textarea><b>bold?</b> & &amp;";
 
-fn item(id: u64, input: &str, system: &str) -> serde_json::Value {
-    serde_json::json!({"id": id, "input": input, "system_prompt": system, "guess": ""})
-}
-
 #[test]
 fn texts_show_and_save_as_written_in_chromium() {
-    let (driver_bin, browser) = find_browser().unwrap_or_else(|e| panic!("{e:#}"));
-    let dir = tempfile::tempdir().unwrap();
-    let serve = Serve::start(dir.path(), "127.0.0.1").unwrap();
+    let serve = Serve::loopback();
     let cell = serve.results.join("exp/random/seed-0");
-    std::fs::create_dir_all(cell.join("annotation")).unwrap();
     std::fs::create_dir_all(cell.join("generations")).unwrap();
     let input = format!("Dear Ünïcødé 中文 team,\n\n  indented\tand  two spaces\n{HOSTILE}\nBest");
     let system = format!("Be brief {HOSTILE}\nsecond rule");
     let long_word = "x".repeat(6000);
     let long_input = format!("start {long_word} end");
-    std::fs::write(
-        cell.join("annotation/pending.json"),
-        serde_json::json!({"items": [item(7, &input, &system), item(8, &long_input, "")]})
-            .to_string(),
-    )
-    .unwrap();
+    write_pending(
+        &cell,
+        &[
+            pending_item(7, &input, &system),
+            pending_item(8, &long_input, ""),
+        ],
+    );
     let generation = |id: u64, prediction: &str| {
         serde_json::json!({"id": id, "prediction": prediction,
             "references": [format!("ref {id}\nline two {HOSTILE}")], "metrics": {"rouge1": 0.25}})
@@ -51,8 +46,7 @@ fn texts_show_and_save_as_written_in_chromium() {
     )
     .unwrap();
 
-    let driver = Driver::start(&driver_bin).unwrap();
-    let s = Session::new(&driver, &browser).unwrap();
+    let s = Browser::open();
     let no_markup_ran = |s: &Session, page: &str| {
         let v = s
             .execute(
@@ -73,7 +67,7 @@ fn texts_show_and_save_as_written_in_chromium() {
         );
     };
 
-    let annotate = format!("{}/exp/exp/random/seed-0/annotate", serve.url);
+    let annotate = serve.annotate_url("exp/random/seed-0");
     s.goto(&format!("{annotate}?i=0")).unwrap();
     // (WebDriver reports a shown tab as a space.)
     assert_eq!(
@@ -112,7 +106,7 @@ fn texts_show_and_save_as_written_in_chromium() {
     .unwrap();
 
     // Test generations: lines kept, markup shown as text, an empty output said to be empty.
-    s.goto(&format!("{}/exp/exp/random/seed-0/gen/0", serve.url))
+    s.goto(&format!("{}/gen/0", serve.cell_url("exp/random/seed-0")))
         .unwrap();
     let cell_text = |row: usize, col: usize| {
         s.find(&format!(
@@ -129,3 +123,4 @@ fn texts_show_and_save_as_written_in_chromium() {
     no_markup_ran(&s, "the generations page");
     fits_the_window(&s, "the generations page with a 6,000-character output");
 }
+

@@ -5,8 +5,9 @@
 mod web_support;
 use std::path::PathBuf;
 use std::time::Duration;
+use web_support::launch::TINY_FORM;
 use web_support::serve::Serve;
-use web_support::webdriver::{find_browser, Driver, Session};
+use web_support::webdriver::{Browser, Session};
 
 fn screenshots_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR")
@@ -83,27 +84,15 @@ fn annotate_batch(s: &Session, batch: usize, shots: &std::path::Path) -> Vec<Str
 
 #[test]
 fn launch_annotate_and_watch_a_run_in_chromium() {
-    let (driver_bin, browser) = find_browser().unwrap_or_else(|e| panic!("{e:#}"));
-    let dir = tempfile::tempdir().unwrap();
-    let serve = Serve::start(dir.path(), "127.0.0.1").unwrap();
-    let driver = Driver::start(&driver_bin).unwrap();
-    let s = Session::new(&driver, &browser).unwrap();
+    let s = Browser::open();
+    let serve = Serve::loopback();
     let shots = screenshots_dir();
     let long = Duration::from_secs(240);
 
     s.goto(&format!("{}/launch", serve.url)).unwrap();
-    for (field, value) in [
-        ("#name", "e2e"),
-        ("#pool_size", "20"),
-        ("#test_size", "4"),
-        ("#model", "tiny-random-llama"),
-        ("#seeds", "0"),
-        ("#init_size", "2"),
-        ("#query_size", "2"),
-        ("#iterations", "1"),
-        ("#epochs", "1"),
-    ] {
-        s.find(field).unwrap().set(value).unwrap();
+    s.find("#name").unwrap().set("e2e").unwrap();
+    for (field, value) in TINY_FORM {
+        s.find(&format!("#{field}")).unwrap().set(value).unwrap();
     }
     s.find("#strategy option[value=random]")
         .unwrap()
@@ -192,7 +181,7 @@ fn launch_annotate_and_watch_a_run_in_chromium() {
     );
     s.screenshot(&shots.join("cell.png")).unwrap();
 
-    s.goto(&format!("{}/exp/e2e/random/seed-0/gen/1", serve.url))
+    s.goto(&format!("{}/gen/1", serve.cell_url("e2e/random/seed-0")))
         .unwrap();
     assert_eq!(s.find_all("#generations tbody tr").unwrap().len(), 4);
     s.screenshot(&shots.join("generations.png")).unwrap();

@@ -5,6 +5,7 @@ mod web_support;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+use web_support::http::Client;
 use web_support::serve::Serve;
 
 fn lab_run(exp: &Path, log: &Path) -> Child {
@@ -67,9 +68,8 @@ fn state_labels(cell: &Path) -> Vec<(u64, String)> {
 
 #[test]
 fn a_run_killed_while_labels_wait_resumes_with_every_label_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let serve = Serve::start(dir.path(), "127.0.0.1").unwrap();
-    let exp = dir.path().join("hand.toml");
+    let serve = Serve::loopback();
+    let exp = serve.root.join("hand.toml");
     std::fs::write(
         &exp,
         format!(
@@ -85,19 +85,18 @@ fn a_run_killed_while_labels_wait_resumes_with_every_label_once() {
     )
     .unwrap();
     let cell = serve.results.join("hand/random/seed-0");
-    let log = dir.path().join("run.log");
-    let url = format!("{}/exp/hand/random/seed-0/annotate", serve.url);
-    let agent = ureq::AgentBuilder::new().redirects(0).build();
+    let log = serve.root.join("run.log");
+    let url = serve.annotate_url("hand/random/seed-0");
+    let client = Client::default();
     let save = |i: usize, id: u64, output: &str| {
-        let r = agent
-            .post(&url)
-            .send_form(&[
-                ("i", &i.to_string()),
-                ("id", &id.to_string()),
-                ("output", output),
-            ])
-            .unwrap();
-        assert_eq!(r.status(), 303, "{id}: {output}");
+        let (i, id_text) = (i.to_string(), id.to_string());
+        let fields = [
+            ("i", i.as_str()),
+            ("id", id_text.as_str()),
+            ("output", output),
+        ];
+        let answer = client.post_fields(&url, &fields);
+        assert_eq!(answer.status, 303, "{id}: {output}: {}", answer.body);
     };
     let typed = |id: u64| format!("label {id}\nsecond line é");
 
@@ -107,7 +106,7 @@ fn a_run_killed_while_labels_wait_resumes_with_every_label_once() {
     // Killed with one label saved and one missing.
     run.kill().unwrap();
     run.wait().unwrap();
-    let page = ureq::get(&url).call().unwrap().into_string().unwrap();
+    let page = client.get(&url).body;
     assert!(page.contains("The run is not running"), "{page}");
     save(1, first[1], &typed(first[1]));
 

@@ -1,20 +1,14 @@
 //! `lab serve` over real HTTP: the token beyond loopback, paths that try to leave the results
 //! directory, and the upload size limit.
 mod web_support;
+use web_support::cell::{pending_item, waiting_cell, write_pending};
+use web_support::http::{answer, status, Client};
+use web_support::launch::TINY_FORM;
 use web_support::serve::Serve;
-
-fn status(resp: Result<ureq::Response, ureq::Error>) -> u16 {
-    match resp {
-        Ok(r) => r.status(),
-        Err(ureq::Error::Status(code, _)) => code,
-        Err(e) => panic!("request failed: {e}"),
-    }
-}
 
 #[test]
 fn token_is_required_beyond_loopback() {
-    let dir = tempfile::tempdir().unwrap();
-    let serve = Serve::start(dir.path(), "0.0.0.0").unwrap();
+    let serve = Serve::every_interface();
     let token = serve
         .token
         .clone()
@@ -60,28 +54,18 @@ fn token_is_required_beyond_loopback() {
     assert_eq!(status(with_cookie), 200);
 }
 
-/// Status and body, for answers of any status.
-fn answer(resp: Result<ureq::Response, ureq::Error>) -> (u16, String) {
-    match resp {
-        Ok(r) => (r.status(), r.into_string().unwrap()),
-        Err(ureq::Error::Status(code, r)) => (code, r.into_string().unwrap()),
-        Err(e) => panic!("request failed: {e}"),
-    }
-}
-
 #[test]
 fn loopback_needs_no_token_and_paths_stay_inside_results() {
-    let dir = tempfile::tempdir().unwrap();
+    let serve = Serve::loopback();
     // Files beyond the results folder that a path check must keep out of reach: each
     // would be served (a figure, a run log) if a URL could climb out.
     let secret = "SECRET-OUTSIDE-RESULTS";
     std::fs::write(
-        dir.path().join("secret.svg"),
+        serve.root.join("secret.svg"),
         format!("<svg xmlns=\"http://www.w3.org/2000/svg\"><!--{secret}--></svg>"),
     )
     .unwrap();
-    std::fs::write(dir.path().join("run.log"), secret).unwrap();
-    let serve = Serve::start(dir.path(), "127.0.0.1").unwrap();
+    std::fs::write(serve.root.join("run.log"), secret).unwrap();
     assert!(serve.token.is_none());
     let printed = serve.printed().join("\n");
     assert!(
@@ -96,7 +80,7 @@ fn loopback_needs_no_token_and_paths_stay_inside_results() {
     )
     .unwrap();
     // A link inside the results folder pointing out of it.
-    std::os::unix::fs::symlink(dir.path(), serve.results.join("out")).unwrap();
+    std::os::unix::fs::symlink(&serve.root, serve.results.join("out")).unwrap();
     let get = |path: &str| answer(ureq::get(&format!("{}{path}", serve.url)).call());
     assert_eq!(get("/").0, 200);
     assert_eq!(get("/exp/exp").0, 200);
@@ -185,8 +169,7 @@ fn loopback_needs_no_token_and_paths_stay_inside_results() {
 
 #[test]
 fn uploads_are_checked_by_the_loaders_and_offered_in_the_launch_form() {
-    let dir = tempfile::tempdir().unwrap();
-    let serve = Serve::start(dir.path(), "127.0.0.1").unwrap();
+    let serve = Serve::loopback();
     let csv: String = std::iter::once("prompt,target\n".to_string())
         .chain((0..25).map(|i| format!("\"text, {i}\",out {i}\n")))
         .collect();
@@ -216,45 +199,31 @@ fn uploads_are_checked_by_the_loaders_and_offered_in_the_launch_form() {
     );
 }
 
-/// A cell waiting for labels on items 7 and 8, as a run leaves it.
-fn waiting_cell(results: &std::path::Path) -> std::path::PathBuf {
-    let cell = results.join("exp/random/seed-0");
-    std::fs::create_dir_all(cell.join("annotation")).unwrap();
-    let item = |id: u64| serde_json::json!({"id": id, "input": format!("in {id}"), "system_prompt": "", "guess": ""});
-    std::fs::write(
-        cell.join("annotation/pending.json"),
-        serde_json::json!({"items": [item(7), item(8)]}).to_string(),
-    )
-    .unwrap();
-    cell
-}
-
 #[test]
 fn annotation_posts_are_checked_and_never_lose_what_was_typed() {
-    let dir = tempfile::tempdir().unwrap();
-    let serve = Serve::start(dir.path(), "127.0.0.1").unwrap();
+    let serve = Serve::loopback();
     let cell = waiting_cell(&serve.results);
     let labels = cell.join("annotation/labels.jsonl");
-    let url = format!("{}/exp/exp/random/seed-0/annotate", serve.url);
-    let agent = ureq::AgentBuilder::new().redirects(0).build();
+    let url = serve.annotate_url("exp/random/seed-0");
+    let client = Client::default();
     let post = |form: &str| {
-        answer(
-            agent
-                .post(&url)
-                .set("Content-Type", "application/x-www-form-urlencoded")
-                .send_string(form),
-        )
+        let a = client.post_form(&url, form);
+        (a.status, a.body)
+    };
+    let get = |url: &str| {
+        let a = client.get(url);
+        (a.status, a.body)
     };
     let results_abs = serve.results.canonicalize().unwrap();
     let results_abs = results_abs.to_str().unwrap();
 
     // The page carries the version it shows; a label starting with a newline keeps it.
-    let (code, page) = answer(agent.get(&format!("{url}?i=0")).call());
+    let (code, page) = get(&format!("{url}?i=0"));
     assert_eq!(code, 200);
     assert!(page.contains("name=\"version\" value=\"none\""), "{page}");
     let (code, _) = post("i=0&id=7&shown_ms=0&version=none&output=%0Afirst+line");
     assert_eq!(code, 303);
-    let (_, page) = answer(agent.get(&format!("{url}?i=0")).call());
+    let (_, page) = get(&format!("{url}?i=0"));
     assert!(
         page.contains("rows=\"4\">\n\nfirst line</textarea>"),
         "the textarea must keep the leading newline: {page}"
@@ -276,8 +245,7 @@ fn annotation_posts_are_checked_and_never_lose_what_was_typed() {
 
     // Blank → 422; cross-site → 403; an id not in the batch → 409 with the text shown.
     assert_eq!(post("i=1&id=8&shown_ms=0&version=none&output=+++").0, 422);
-    let forged = agent
-        .post(&url)
+    let forged = ureq::post(&url)
         .set("Origin", "https://evil.example")
         .send_string("i=1&id=8&version=none&output=forged");
     assert_eq!(status(forged), 403);
@@ -303,8 +271,7 @@ fn annotation_posts_are_checked_and_never_lose_what_was_typed() {
     }
     assert!(!std::fs::read_to_string(&labels).unwrap().contains("forged"));
     // Raw bytes that are not UTF-8 are refused, not saved with replacement characters.
-    let latin1 = agent
-        .post(&url)
+    let latin1 = ureq::post(&url)
         .set("Content-Type", "application/x-www-form-urlencoded")
         .send_bytes(b"i=1&id=8&version=none&output=caf\xe9");
     let (code, body) = answer(latin1);
@@ -324,7 +291,7 @@ fn annotation_posts_are_checked_and_never_lose_what_was_typed() {
         .unwrap();
     std::io::Write::write_all(&mut f, b"{\"id\":8,\"output\":\"caf\xc3").unwrap();
     drop(f);
-    assert_eq!(answer(agent.get(&url).call()).0, 200);
+    assert_eq!(get(&url).0, 200);
     assert_eq!(
         post("i=1&id=8&shown_ms=0&version=none&output=caf%C3%A9").0,
         303
@@ -337,7 +304,7 @@ fn annotation_posts_are_checked_and_never_lose_what_was_typed() {
         .unwrap();
     std::io::Write::write_all(&mut f, b"{\"id\": \"x\"}\n").unwrap();
     drop(f);
-    let (code, body) = answer(agent.get(&url).call());
+    let (code, body) = get(&url);
     assert_eq!(code, 500);
     assert!(
         body.contains("exp/random/seed-0/annotation/labels.jsonl line 3"),
@@ -369,10 +336,9 @@ fn annotation_posts_are_checked_and_never_lose_what_was_typed() {
 
 #[test]
 fn a_batch_left_by_a_stopped_run_says_so() {
-    let dir = tempfile::tempdir().unwrap();
-    let serve = Serve::start(dir.path(), "127.0.0.1").unwrap();
+    let serve = Serve::loopback();
     let cell = waiting_cell(&serve.results);
-    let url = format!("{}/exp/exp/random/seed-0/annotate", serve.url);
+    let url = serve.annotate_url("exp/random/seed-0");
     let page = || answer(ureq::get(&url).call());
     let (code, body) = page();
     assert_eq!(code, 200);
@@ -392,24 +358,14 @@ fn a_batch_left_by_a_stopped_run_says_so() {
 /// lost or as a conflict; a different text for a taken batch still is refused.
 #[test]
 fn a_form_sent_again_is_saved_once_and_never_reported_lost() {
-    let dir = tempfile::tempdir().unwrap();
-    let serve = Serve::start(dir.path(), "127.0.0.1").unwrap();
+    let serve = Serve::loopback();
     let cell = waiting_cell(&serve.results);
     let labels = cell.join("annotation/labels.jsonl");
-    let url = format!("{}/exp/exp/random/seed-0/annotate", serve.url);
-    let agent = ureq::AgentBuilder::new().redirects(0).build();
+    let url = serve.annotate_url("exp/random/seed-0");
+    let client = Client::default();
     let post = |form: &str| {
-        let resp = agent
-            .post(&url)
-            .set("Content-Type", "application/x-www-form-urlencoded")
-            .send_string(form);
-        let r = match resp {
-            Ok(r) => r,
-            Err(ureq::Error::Status(_, r)) => r,
-            Err(e) => panic!("request failed: {e}"),
-        };
-        let location = r.header("Location").unwrap_or_default().to_string();
-        (r.status(), location, r.into_string().unwrap())
+        let a = client.post_form(&url, form);
+        (a.status, a.location, a.body)
     };
     let first = "i=0&id=7&shown_ms=0&version=none&output=same+text%0Asecond+line";
     let (code, location, _) = post(first);
@@ -442,19 +398,17 @@ fn a_form_sent_again_is_saved_once_and_never_reported_lost() {
     );
 
     // The run moved on to the next batch: a resent form of the old one is no loss either.
-    let item = |id: u64| serde_json::json!({"id": id, "input": format!("in {id}"), "system_prompt": "", "guess": ""});
-    std::fs::write(
-        cell.join("annotation/pending.json"),
-        serde_json::json!({"items": [item(9), item(10)]}).to_string(),
-    )
-    .unwrap();
+    write_pending(
+        &cell,
+        &[pending_item(9, "in 9", ""), pending_item(10, "in 10", "")],
+    );
     let (code, location, body) = post(first);
     assert_eq!(code, 303, "{body}");
     assert_eq!(location, "/exp/exp/random/seed-0/annotate?already=1");
-    let (code, page) = answer(agent.get(&format!("{}{location}", serve.url)).call());
-    assert_eq!(code, 200);
-    assert!(page.contains("saved already"), "{page}");
-    assert!(page.contains("example id 9"), "{page}");
+    let page = client.get(&format!("{}{location}", serve.url));
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("saved already"), "{}", page.body);
+    assert!(page.body.contains("example id 9"), "{}", page.body);
     let (code, _, body) = post("i=0&id=7&shown_ms=0&version=none&output=other");
     assert_eq!(code, 409, "{body}");
     let saved = std::fs::read_to_string(&labels).unwrap();
@@ -474,37 +428,29 @@ fn a_form_sent_again_is_saved_once_and_never_reported_lost() {
 /// first one's cells and the pages showed the experiment as failed while it ran.
 #[test]
 fn a_double_click_on_launch_starts_one_run() {
-    let dir = tempfile::tempdir().unwrap();
-    let serve = Serve::start(dir.path(), "127.0.0.1").unwrap();
-    let form = [
+    let serve = Serve::loopback();
+    let mut form = vec![
         ("name", "twice"),
         ("dataset", "data/aeslc"),
-        ("pool_size", "20"),
-        ("test_size", "4"),
-        ("model", "tiny-random-llama"),
         ("strategy", "random"),
-        ("seeds", "0"),
-        ("init_size", "2"),
-        ("query_size", "2"),
-        ("iterations", "1"),
-        ("epochs", "1"),
         ("labeller", "golden"),
         ("advanced", "[eval]\nmetrics = [\"rouge1\"]\n"),
     ];
-    let agent = ureq::AgentBuilder::new().redirects(0).build();
+    form.extend(TINY_FORM);
+    let client = Client::default();
     let barrier = std::sync::Barrier::new(2);
     let mut codes: Vec<u16> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..2)
             .map(|_| {
-                let (agent, barrier, url) = (&agent, &barrier, &serve.url);
+                let (client, barrier, form) = (&client, &barrier, &form);
+                let url = format!("{}/launch", serve.url);
                 s.spawn(move || {
                     barrier.wait();
-                    let (code, body) =
-                        answer(agent.post(&format!("{url}/launch")).send_form(&form));
-                    if code == 422 {
-                        assert!(body.contains("running already"), "{body}");
+                    let answer = client.post_fields(&url, form);
+                    if answer.status == 422 {
+                        assert!(answer.body.contains("running already"), "{}", answer.body);
                     }
-                    code
+                    answer.status
                 })
             })
             .collect();

@@ -30,12 +30,43 @@ pub struct Serve {
     pub url: String,
     /// The token printed at start, when bound beyond loopback.
     pub token: Option<String>,
+    /// The temporary folder holding `results/`, `experiments/` and anything a test adds.
+    pub root: PathBuf,
     pub results: PathBuf,
     pub experiments: PathBuf,
     printed: Arc<Mutex<Vec<String>>>,
+    /// Removed after the server stops (fields drop after `drop` runs).
+    _temp: Option<tempfile::TempDir>,
 }
 
 impl Serve {
+    /// A server on loopback in a fresh temporary folder, removed when it is dropped.
+    pub fn loopback() -> Self {
+        Self::in_temp_dir("127.0.0.1")
+    }
+
+    /// A server on every interface (so it needs its token) in a fresh temporary folder.
+    pub fn every_interface() -> Self {
+        Self::in_temp_dir("0.0.0.0")
+    }
+
+    fn in_temp_dir(host: &str) -> Self {
+        let temp = tempfile::tempdir().expect("a temporary folder");
+        let mut serve = Self::start(temp.path(), host).unwrap_or_else(|e| panic!("{e:#}"));
+        serve._temp = Some(temp);
+        serve
+    }
+
+    /// The page of cell `exp/strategy/seed-n`.
+    pub fn cell_url(&self, cell: &str) -> String {
+        format!("{}/exp/{cell}", self.url)
+    }
+
+    /// The annotation page of cell `exp/strategy/seed-n`, where its labels are posted.
+    pub fn annotate_url(&self, cell: &str) -> String {
+        format!("{}/annotate", self.cell_url(cell))
+    }
+
     /// Serve `root/results`, writing experiments to `root/experiments`, from the repository
     /// root (so `data/` and `strategies/` resolve as for a user).
     pub fn start(root: &Path, host: &str) -> Result<Self> {
@@ -101,9 +132,11 @@ impl Serve {
             child,
             url,
             token,
+            root: root.to_path_buf(),
             results,
             experiments,
             printed,
+            _temp: None,
         })
     }
 

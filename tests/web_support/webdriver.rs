@@ -74,6 +74,33 @@ impl Drop for Driver {
     }
 }
 
+/// Headless Chromium under its own chromedriver, both stopped on drop; used as its
+/// [`Session`]. Panics, saying how to install them, when they are missing.
+pub struct Browser {
+    // Declared first: the session ends before its driver stops.
+    session: Session,
+    _driver: Driver,
+}
+
+impl Browser {
+    pub fn open() -> Self {
+        let (driver_bin, browser) = find_browser().unwrap_or_else(|e| panic!("{e:#}"));
+        let driver = Driver::start(&driver_bin).unwrap_or_else(|e| panic!("{e:#}"));
+        let session = Session::new(&driver, &browser).unwrap_or_else(|e| panic!("{e:#}"));
+        Browser {
+            session,
+            _driver: driver,
+        }
+    }
+}
+
+impl std::ops::Deref for Browser {
+    type Target = Session;
+    fn deref(&self) -> &Session {
+        &self.session
+    }
+}
+
 /// One browser session.
 pub struct Session {
     base: String,
