@@ -5,7 +5,7 @@
 //! they are empty. No run is started: the cell's files are written as a run leaves them.
 mod web_support;
 use std::time::Duration;
-use web_support::cell::{pending_item, write_pending};
+use web_support::cell::{pending_item, waiting_cell, write_pending};
 use web_support::serve::Serve;
 use web_support::webdriver::{Browser, Session};
 
@@ -124,3 +124,54 @@ fn texts_show_and_save_as_written_in_chromium() {
     fits_the_window(&s, "the generations page with a 6,000-character output");
 }
 
+/// A label larger than one save may send is stopped by the page, with the text still in the
+/// box. Sent anyway (a page without that check), the server's answer says nothing was saved
+/// and leads back to the text; before, it was a bare "request body too large".
+#[test]
+fn a_label_too_large_to_save_keeps_its_text_in_chromium() {
+    let serve = Serve::loopback();
+    let cell = waiting_cell(&serve.results);
+    let labels = cell.join("annotation/labels.jsonl");
+    let s = Browser::open();
+    let page = format!("{}?i=0", serve.annotate_url("exp/random/seed-0"));
+    s.goto(&page).unwrap();
+    // Typing 1.1 million characters would take minutes: the text is put in the box directly.
+    s.execute("document.getElementById('output').value = 'x'.repeat(1100000) + ' end';")
+        .unwrap();
+    let kept = |s: &Session| {
+        s.execute("return document.getElementById('output').value.length;")
+            .is_ok_and(|v| v == serde_json::json!(1_100_004))
+    };
+    s.find("#save").unwrap().click().unwrap();
+    s.wait_for("the page's notice", Duration::from_secs(10), |s| {
+        s.find(".too-large")
+            .and_then(|n| n.text())
+            .is_ok_and(|t| t.starts_with("Not saved"))
+    })
+    .unwrap();
+    let notice = s.find(".too-large").unwrap().text().unwrap();
+    assert!(
+        notice.contains("over the 1 MB") && notice.contains("still in the box"),
+        "{notice}"
+    );
+    assert_eq!(s.current_url().unwrap(), page, "the page stays");
+    assert!(kept(&s), "the text stays in the box");
+    assert!(!labels.exists(), "nothing saved");
+
+    // form.submit() skips the page's check, as a page from before it would.
+    s.execute("document.querySelector('form[data-max-bytes]').submit();")
+        .unwrap();
+    s.wait_for("the server's page", Duration::from_secs(20), |s| {
+        s.find("#too-large").is_ok()
+    })
+    .unwrap();
+    let said = s.body_text().unwrap();
+    assert!(
+        said.contains("larger than 1 MB") && said.contains("not saved"),
+        "{said}"
+    );
+    assert!(!labels.exists(), "nothing saved");
+    s.find("#go-back").unwrap().click().unwrap();
+    s.wait_for("the text back in its box", Duration::from_secs(10), kept)
+        .unwrap();
+}

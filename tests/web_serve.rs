@@ -270,6 +270,19 @@ fn annotation_posts_are_checked_and_never_lose_what_was_typed() {
         assert!(body.contains("reload"), "{bad}: {body}");
     }
     assert!(!std::fs::read_to_string(&labels).unwrap().contains("forged"));
+    // A label over what one save may send: a page that says nothing was saved, never the
+    // bare "request body too large" it was.
+    let huge = "x".repeat(1024 * 1024);
+    let too_large = client.post_form(&url, &format!("i=1&id=8&version=none&output={huge}"));
+    assert_eq!(too_large.status, 413);
+    assert_eq!(too_large.content_type, "text/html", "{}", too_large.body);
+    assert!(
+        too_large.body.contains("<strong>not saved</strong>")
+            && too_large.body.contains("Back button"),
+        "{}",
+        too_large.body
+    );
+    assert!(!std::fs::read_to_string(&labels).unwrap().contains("xxx"));
     // Raw bytes that are not UTF-8 are refused, not saved with replacement characters.
     let latin1 = ureq::post(&url)
         .set("Content-Type", "application/x-www-form-urlencoded")

@@ -10,6 +10,29 @@
         .catch(function () {});
     }, 2000);
   }
+  // A label over what the server reads (data-max-bytes, counted as the browser sends the
+  // form: URL-encoded, CRLF line ends) would be refused with the page left behind: stop the
+  // save here, where the text stays in the box.
+  Array.prototype.forEach.call(document.querySelectorAll('form[data-max-bytes]'), function (form) {
+    form.addEventListener('submit', function (ev) {
+      var pairs = [];
+      new FormData(form).forEach(function (v, k) { pairs.push([k, String(v).replace(/\r\n|\r|\n/g, '\r\n')]); });
+      var size = new URLSearchParams(pairs).toString().length;
+      var limit = Number(form.getAttribute('data-max-bytes'));
+      if (size <= limit) { return; }
+      ev.preventDefault();
+      var note = form.querySelector('.too-large');
+      note.textContent = 'Not saved: this label is ' + (size / 1048576).toFixed(1) + ' MB as sent, over the ' +
+        (limit / 1048576) + ' MB one save may send. Your text is still in the box: shorten it and save again.';
+      note.hidden = false;
+    });
+  });
+  // The page of a label too large to save: back to the page that still holds the text.
+  var back = document.getElementById('go-back');
+  if (back) {
+    back.hidden = false;
+    back.addEventListener('click', function () { history.back(); });
+  }
   // Upload a CSV/JSONL file for the launch form: the raw bytes go to /upload, which parses
   // them with the lab's loaders and answers with the dataset path or the problem.
   var up = document.getElementById('upload-button');

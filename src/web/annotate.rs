@@ -7,6 +7,7 @@ use crate::labeller::human::{
 use crate::web::browse::cell_dir;
 use crate::web::html::{cell_url, escape, link};
 use crate::web::http::Reply;
+use crate::web::safety::{megabytes, MAX_FORM_BYTES};
 use crate::web::App;
 use anyhow::Result;
 use std::collections::HashMap;
@@ -92,12 +93,12 @@ pub fn page_html(
          <p>Item {pos} of {n} (example id {id}) · {status}</p>\
          {system}\
          <h3>Input</h3><div class=\"text\" id=\"input\">{input}</div>\
-         <form method=\"post\" action=\"{action}\">\
+         <form method=\"post\" action=\"{action}\" data-max-bytes=\"{MAX_FORM_BYTES}\">\
          <input type=\"hidden\" name=\"i\" value=\"{index}\">\
          <input type=\"hidden\" name=\"id\" value=\"{id}\">\
          <input type=\"hidden\" name=\"shown_ms\" value=\"{shown}\">\
          <input type=\"hidden\" name=\"version\" value=\"{version}\">\
-         <h3>Output</h3>{textarea}\
+         <h3>Output</h3>{textarea}{too_large}\
          <p><button id=\"save\" type=\"submit\">Save</button> {back} {skip}</p></form>",
         msg = message
             .map(|m| format!("<p class=\"notice\">{}</p>", escape(m)))
@@ -109,6 +110,7 @@ pub fn page_html(
         shown = now_ms(),
         version = escape(&label_version(saved.get(&item.id))),
         textarea = textarea("output", Some("output"), prefill),
+        too_large = too_large_notice(),
     );
     crate::web::html::page(title, &body, None)
 }
@@ -201,6 +203,37 @@ fn already_saved(cell_dir: &std::path::Path, id: u64, output: &str) -> bool {
         .ok()
         .and_then(|saved| saved.get(&id).map(|l| l.output == output))
         .unwrap_or(false)
+}
+
+/// The hidden notice the page script fills when a label is over [`MAX_FORM_BYTES`]: it stops
+/// the save there, with the text still in the box.
+fn too_large_notice() -> &'static str {
+    "<p class=\"notice too-large\" hidden></p>"
+}
+
+/// 413: a save larger than [`MAX_FORM_BYTES`] (the page script, when it runs, stops those
+/// before they are sent). The server does not read such a body, so the text cannot be shown
+/// here: the page it came from still holds it.
+pub fn too_large_page(exp: &str, strategy: &str, seed: &str, limit: u64) -> Reply {
+    let base = cell_url(exp, strategy, seed);
+    let body = format!(
+        "<p>{cell}</p><p id=\"too-large\" class=\"notice\">This label is larger than {mb}, \
+         the most one save may send, so it was <strong>not saved</strong>, and nothing else \
+         was either.</p>\
+         <p>Your text is still on the page you came from: go back with your browser's Back \
+         button <button id=\"go-back\" type=\"button\" hidden>← Back to my text</button>, \
+         copy the text somewhere safe, shorten it and save again.</p>\
+         <p>{fresh} opens the batch again, without your text.</p>",
+        cell = link(&base, &format!("{exp} · {strategy} · {seed}")),
+        mb = escape(&megabytes(limit)),
+        fresh = link(&format!("{base}/annotate"), "The annotation page"),
+    );
+    Reply::html(crate::web::html::page(
+        &format!("Annotate {strategy} · {seed}: not saved"),
+        &body,
+        None,
+    ))
+    .status(413)
 }
 
 /// 400 for a form the annotation page did not send.
@@ -349,12 +382,12 @@ fn changed_page(
          saved</strong>: compare the two, then save yours to replace the other, or \
          {reload}.</p>\
          <h3>Saved now</h3>{saved}\
-         <form method=\"post\" action=\"{action}\">\
+         <form method=\"post\" action=\"{action}\" data-max-bytes=\"{MAX_FORM_BYTES}\">\
          <input type=\"hidden\" name=\"i\" value=\"{index}\">\
          <input type=\"hidden\" name=\"id\" value=\"{id}\">\
          <input type=\"hidden\" name=\"shown_ms\" value=\"{shown}\">\
          <input type=\"hidden\" name=\"version\" value=\"{version}\">\
-         <h3>Yours (not saved)</h3>{mine}\
+         <h3>Yours (not saved)</h3>{mine}{too_large}\
          <p><button id=\"save\" type=\"submit\">Save mine instead</button></p></form>",
         id = mine.id,
         reload = link(
@@ -366,6 +399,7 @@ fn changed_page(
         shown = now_ms().saturating_sub((mine.seconds * 1000.0) as u128),
         version = escape(&label_version(now.as_ref())),
         mine = textarea("output", Some("output"), &mine.output),
+        too_large = too_large_notice(),
     );
     Reply::html(crate::web::html::page(title, &body, None)).status(409)
 }

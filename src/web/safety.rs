@@ -10,6 +10,20 @@ pub const TOKEN_COOKIE: &str = "lab_token";
 /// Uploads larger than this are refused before they are read.
 pub const MAX_UPLOAD_BYTES: u64 = 20 * 1024 * 1024;
 
+/// Any other request body (a label, the launch form) larger than this is refused before it is
+/// read. The annotation page checks its form against it before sending.
+pub const MAX_FORM_BYTES: u64 = 1024 * 1024;
+
+/// `bytes` for a page: whole megabytes when it is a whole number of them.
+pub fn megabytes(bytes: u64) -> String {
+    let mb = bytes as f64 / (1024.0 * 1024.0);
+    if mb.fract() == 0.0 {
+        format!("{mb:.0} MB")
+    } else {
+        format!("{mb:.1} MB")
+    }
+}
+
 /// Whether binding `addr` keeps the server private to this machine.
 pub fn is_loopback(addr: &SocketAddr) -> bool {
     addr.ip().is_loopback()
