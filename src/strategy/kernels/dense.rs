@@ -118,24 +118,6 @@ pub fn row_norms_squared(x: &Matrix) -> Vec<f32> {
         .collect()
 }
 
-/// Index of the largest value among those `allowed`; ties go to the lower index; `None` when
-/// nothing is allowed. NaN never wins.
-pub(crate) fn argmax_where(values: &[f64], allowed: impl Fn(usize) -> bool) -> Option<usize> {
-    let mut best: Option<(usize, f64)> = None;
-    for (i, &v) in values.iter().enumerate() {
-        if !allowed(i) || v.is_nan() {
-            continue;
-        }
-        match best {
-            Some((_, b)) if v <= b => {}
-            _ => best = Some((i, v)),
-        }
-    }
-    // Every candidate may be NaN: fall back to the first allowed index so callers still get k.
-    best.map(|(i, _)| i)
-        .or_else(|| (0..values.len()).find(|&i| allowed(i)))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -178,14 +160,5 @@ mod tests {
             let want: f32 = x.row(i).iter().zip(&v).map(|(a, b)| a * b).sum();
             assert!((got[i] - want).abs() < 1e-5);
         }
-    }
-
-    #[test]
-    fn argmax_prefers_lower_index_on_ties_and_skips_disallowed() {
-        let v = [1.0, 3.0, 3.0, f64::NAN, 2.0];
-        assert_eq!(argmax_where(&v, |_| true), Some(1));
-        assert_eq!(argmax_where(&v, |i| i != 1), Some(2));
-        assert_eq!(argmax_where(&v, |i| i == 3), Some(3));
-        assert_eq!(argmax_where(&v, |_| false), None);
     }
 }

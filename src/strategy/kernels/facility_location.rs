@@ -11,7 +11,8 @@ use rayon::prelude::*;
 use super::cosine::max_similarity_to;
 use super::dense::{gemm_abt, matvec};
 use super::knn::knn_graph;
-use super::lazy_greedy::{lazy_greedy, GreedyObjective};
+use super::lazy_greedy::{lazy_greedy, Gain, GreedyObjective};
+use super::ties::{cosine_error, f64_sum_error};
 use crate::strategy::Matrix;
 
 /// Largest similarity tile the exact mode's first pass holds at once (all tasks together),
@@ -40,8 +41,8 @@ impl Default for FacilityLocationOptions {
 }
 
 /// Pick `min(k, pool.rows)` pool positions greedily; items already covered by `labeled` add
-/// nothing. Ties go to the lower position; once everything is covered the remaining picks
-/// (gain 0) come in position order.
+/// nothing. Ties, rounding included, go to the lower position; once everything is covered the
+/// remaining picks (gain 0) come in position order.
 ///
 /// # Panics
 /// If `labeled` has rows and a different width from `pool`.
@@ -63,17 +64,19 @@ pub fn facility_location_greedy(
     } else {
         vec![0.0; pool.rows]
     };
+    let term_error = 2.0 * cosine_error(pool.cols);
     let picks = if pool.rows <= opts.exact_max_items {
         let mut objective = Exact {
             pool,
             cover,
+            term_error,
             last_column: None,
         };
         let initial = objective.all_gains(opts.memory_cap_bytes);
         lazy_greedy(&mut objective, &initial, k)
     } else {
-        let mut objective = Sparse::new(pool, opts.neighbours, cover);
-        let initial: Vec<f64> = (0..pool.rows)
+        let mut objective = Sparse::new(pool, opts.neighbours, cover, term_error);
+        let initial: Vec<Gain> = (0..pool.rows)
             .into_par_iter()
             .map(|j| objective.gain_of(j))
             .collect();
@@ -87,18 +90,39 @@ fn similarity(cos: f32) -> f64 {
     (1.0 + f64::from(cos)) * 0.5
 }
 
+/// Σ of the positive terms `(sim − covered)⁺`, with its rounding bound: `term_error` for every
+/// positive term (a term exactly 0 may round to either side: whichever twin keeps it positive
+/// pays for both), plus the f64 sum's own error. Neither grows as the cover does.
+fn gain_of_terms(terms: impl Iterator<Item = f64>, term_error: f64) -> Gain {
+    let (mut value, mut positive) = (0.0f64, 0usize);
+    for t in terms {
+        if t > 0.0 {
+            value += t;
+            positive += 1;
+        }
+    }
+    Gain {
+        value,
+        slack: positive as f64 * term_error + f64_sum_error(positive) * value,
+    }
+}
+
 /// Gain of a candidate whose similarities to every pool row are `column`.
-fn gain_from(column: &[f32], cover: &[f64]) -> f64 {
-    column
-        .iter()
-        .zip(cover)
-        .map(|(&c, &covered)| (similarity(c) - covered).max(0.0))
-        .sum()
+fn gain_from(column: &[f32], cover: &[f64], term_error: f64) -> Gain {
+    gain_of_terms(
+        column
+            .iter()
+            .zip(cover)
+            .map(|(&c, &covered)| similarity(c) - covered),
+        term_error,
+    )
 }
 
 struct Exact<'a> {
     pool: &'a Matrix,
     cover: Vec<f64>,
+    /// Slack per positive `(sim − covered)` term: twice its rounding error of one cosine.
+    term_error: f64,
     /// The column computed by the latest `gain`: usually the next pick's, reused by `take`.
     last_column: Option<(usize, Vec<f32>)>,
 }
@@ -112,13 +136,19 @@ impl Exact<'_> {
     }
 
     /// Every candidate's gain, from candidate-block × pool tiles.
-    fn all_gains(&self, memory_cap_bytes: usize) -> Vec<f64> {
+    fn all_gains(&self, memory_cap_bytes: usize) -> Vec<Gain> {
         let n = self.pool.rows;
         let d = self.pool.cols;
         let budget = EXACT_TILE_BYTES.min(memory_cap_bytes);
         let per_task = budget / rayon::current_num_threads().max(1);
         let block = (per_task / (4 * n)).clamp(1, 256);
-        let mut gains = vec![0.0f64; n];
+        let mut gains = vec![
+            Gain {
+                value: 0.0,
+                slack: 0.0
+            };
+            n
+        ];
         gains
             .par_chunks_mut(block)
             .enumerate()
@@ -136,7 +166,7 @@ impl Exact<'_> {
                     Parallelism::None,
                 );
                 for (g, column) in gains.iter_mut().zip(tile.chunks_exact(n)) {
-                    *g = gain_from(column, &self.cover);
+                    *g = gain_from(column, &self.cover, self.term_error);
                 }
             });
         gains
@@ -144,9 +174,9 @@ impl Exact<'_> {
 }
 
 impl GreedyObjective for Exact<'_> {
-    fn gain(&mut self, item: usize) -> f64 {
+    fn gain(&mut self, item: usize) -> Gain {
         let column = self.column(item);
-        let gain = gain_from(&column, &self.cover);
+        let gain = gain_from(&column, &self.cover, self.term_error);
         self.last_column = Some((item, column));
         gain
     }
@@ -165,10 +195,11 @@ struct Sparse {
     offsets: Vec<usize>,
     listed_by: Vec<(u32, f32)>,
     cover: Vec<f64>,
+    term_error: f64,
 }
 
 impl Sparse {
-    fn new(pool: &Matrix, neighbours: usize, cover: Vec<f64>) -> Self {
+    fn new(pool: &Matrix, neighbours: usize, cover: Vec<f64>, term_error: f64) -> Self {
         let graph = knn_graph(pool, neighbours);
         let mut offsets = vec![0usize; pool.rows + 1];
         for &j in &graph.index {
@@ -189,6 +220,7 @@ impl Sparse {
             offsets,
             listed_by,
             cover,
+            term_error,
         }
     }
 
@@ -196,16 +228,18 @@ impl Sparse {
         &self.listed_by[self.offsets[item]..self.offsets[item + 1]]
     }
 
-    fn gain_of(&self, item: usize) -> f64 {
-        self.listing(item)
-            .iter()
-            .map(|&(i, s)| (f64::from(s) - self.cover[i as usize]).max(0.0))
-            .sum()
+    fn gain_of(&self, item: usize) -> Gain {
+        gain_of_terms(
+            self.listing(item)
+                .iter()
+                .map(|&(i, s)| f64::from(s) - self.cover[i as usize]),
+            self.term_error,
+        )
     }
 }
 
 impl GreedyObjective for Sparse {
-    fn gain(&mut self, item: usize) -> f64 {
+    fn gain(&mut self, item: usize) -> Gain {
         self.gain_of(item)
     }
 
@@ -233,22 +267,35 @@ mod tests {
         }
     }
 
-    /// Plain greedy over an explicit similarity matrix (f64 sums, ties to the lower index).
-    fn naive(sims: &[Vec<f64>], cover: &[f64], k: usize) -> Vec<usize> {
+    /// Plain greedy over an explicit similarity matrix (f64 sums): the lowest index whose gain
+    /// is within both rounding bounds (`gain_of_terms`, width `d`) of the best gain.
+    fn naive(sims: &[Vec<f64>], cover: &[f64], k: usize, d: usize) -> Vec<usize> {
         let n = sims.len();
         let mut cover = cover.to_vec();
         let mut picks = Vec::new();
         for _ in 0..k {
-            let mut best = (usize::MAX, f64::NEG_INFINITY);
-            for j in (0..n).filter(|j| !picks.contains(j)) {
-                let g: f64 = (0..n).map(|i| (sims[i][j] - cover[i]).max(0.0)).sum();
-                if g > best.1 {
-                    best = (j, g);
-                }
-            }
-            picks.push(best.0);
+            let gains: Vec<Option<Gain>> = (0..n)
+                .map(|j| {
+                    (!picks.contains(&j)).then(|| {
+                        let terms = (0..n).map(|i| sims[i][j] - cover[i]);
+                        gain_of_terms(terms, 2.0 * cosine_error(d))
+                    })
+                })
+                .collect();
+            let best = gains
+                .iter()
+                .flatten()
+                .fold(None::<Gain>, |b, g| match b {
+                    Some(b) if b.value >= g.value => Some(b),
+                    _ => Some(*g),
+                })
+                .unwrap();
+            let pick = (0..n)
+                .find(|&j| gains[j].is_some_and(|g| g.value + g.slack >= best.value - best.slack))
+                .unwrap();
+            picks.push(pick);
             for i in 0..n {
-                cover[i] = cover[i].max(sims[i][best.0]);
+                cover[i] = cover[i].max(sims[i][pick]);
             }
         }
         picks
@@ -302,11 +349,11 @@ mod tests {
         let opts = FacilityLocationOptions::default();
         assert_eq!(
             facility_location_greedy(x, &none, k, &opts),
-            naive(&sims, &vec![0.0; 70], k)
+            naive(&sims, &vec![0.0; 70], k, 8)
         );
         assert_eq!(
             facility_location_greedy(x, &labeled, k, &opts),
-            naive(&sims, &labeled_cover, k)
+            naive(&sims, &labeled_cover, k, 8)
         );
 
         // Sparse mode against the same greedy on the k-NN-restricted matrix.
@@ -319,7 +366,7 @@ mod tests {
         }
         assert_eq!(
             facility_location_greedy(x, &none, k, &sparse_opts(10)),
-            naive(&restricted, &vec![0.0; 70], k)
+            naive(&restricted, &vec![0.0; 70], k, 8)
         );
     }
 

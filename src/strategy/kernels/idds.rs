@@ -5,12 +5,13 @@
 //! pool minus the picks so far (a pick moves from U to Q). Both means are dot products with
 //! running sums of rows, kept per item and updated with one matrix–vector product per pick:
 //! O(|U|·d) per pick, no pairwise matrix.
-use super::dense::{argmax_where, matvec, row_norms_squared, row_sum};
+use super::dense::{matvec, row_norms_squared, row_sum};
+use super::ties::{argmax_within, cosine_error};
 use crate::strategy::Matrix;
 
 /// Pick `min(k, pool.rows)` pool positions greedily by the IDDS score with weight `lambda`
 /// (the paper's default is 0.667). An empty mean (no other unlabeled item, or empty L ∪ Q)
-/// contributes 0. Ties go to the lower position.
+/// contributes 0. Ties, rounding included, go to the lower position.
 ///
 /// # Panics
 /// If `labeled` has rows and a different width from `pool`.
@@ -40,9 +41,19 @@ pub fn idds_greedy(pool: &Matrix, labeled: &Matrix, k: usize, lambda: f32) -> Ve
     let mut picked = vec![false; n];
     let mut picks = Vec::with_capacity(k);
     let mut scores = vec![0.0f64; n];
+    let cosine = cosine_error(pool.cols);
     for round in 0..k {
         let unlabeled_others = (n - round - 1) as f64;
         let chosen = (labeled.rows + round) as f64;
+        // Rounding bound of a score: the running sum over U started from n cosines and lost
+        // `round`, the self term is one more; the one over L ∪ Q gained a cosine per item.
+        let mut error = 0.0;
+        if unlabeled_others > 0.0 {
+            error += lambda.abs() * (n + round + 1) as f64 * cosine / unlabeled_others;
+        }
+        if chosen > 0.0 {
+            error += (1.0 - lambda).abs() * cosine;
+        }
         for i in 0..n {
             let typical = if unlabeled_others > 0.0 {
                 (dot_unlabeled[i] - f64::from(self_similarity[i])) / unlabeled_others
@@ -56,7 +67,8 @@ pub fn idds_greedy(pool: &Matrix, labeled: &Matrix, k: usize, lambda: f32) -> Ve
             };
             scores[i] = lambda * typical - (1.0 - lambda) * redundant;
         }
-        let best = argmax_where(&scores, |i| !picked[i]).expect("round < k ≤ n leaves an item");
+        let best = argmax_within(&scores, 2.0 * error, |i| !picked[i])
+            .expect("round < k ≤ n leaves an item");
         picked[best] = true;
         picks.push(best);
         if round + 1 < k {

@@ -1,13 +1,14 @@
 //! k-center greedy (the coreset of Sener & Savarese 2018): repeatedly take the pool item
 //! farthest from its nearest item in L ∪ chosen, with distance 1 − cos.
 use super::cosine::max_similarity_to;
-use super::dense::{argmax_where, matvec, row_sum};
+use super::dense::{matvec, row_sum};
+use super::ties::{argmax_within, cosine_error};
 use crate::strategy::Matrix;
 
 /// Pick `min(k, pool.rows)` pool positions, farthest-first from `labeled`. With an empty
 /// `labeled` the first pick is the item nearest the pool mean (largest cosine to the mean
-/// direction), a deterministic stand-in for the usual random start. Ties go to the lower
-/// position. One matrix–vector product per pick: O(|U|·d).
+/// direction), a deterministic stand-in for the usual random start. Ties, rounding included,
+/// go to the lower position. One matrix–vector product per pick: O(|U|·d).
 ///
 /// # Panics
 /// If `labeled` has rows and a different width from `pool`.
@@ -19,6 +20,8 @@ pub fn k_center_greedy(pool: &Matrix, labeled: &Matrix, k: usize) -> Vec<usize> 
     }
     let mut picked = vec![false; n];
     let mut picks = Vec::with_capacity(k);
+    // Each distance is one cosine from 1; two of them are tied within both their errors.
+    let tie = 2.0 * cosine_error(pool.cols);
     // distance[i] = 1 − max cos(i, L ∪ chosen).
     let mut distance: Vec<f64> = if labeled.rows > 0 {
         max_similarity_to(labeled, pool)
@@ -30,7 +33,9 @@ pub fn k_center_greedy(pool: &Matrix, labeled: &Matrix, k: usize) -> Vec<usize> 
             .into_iter()
             .map(f64::from)
             .collect();
-        let first = argmax_where(&to_mean, |_| true).expect("k > 0 so the pool is not empty");
+        // A dot product with the row sum is a sum of n cosines.
+        let first = argmax_within(&to_mean, n as f64 * tie, |_| true)
+            .expect("k > 0 so the pool is not empty");
         picked[first] = true;
         picks.push(first);
         vec![f64::INFINITY; n]
@@ -39,7 +44,7 @@ pub fn k_center_greedy(pool: &Matrix, labeled: &Matrix, k: usize) -> Vec<usize> 
         update(pool, first, &mut distance);
     }
     while picks.len() < k {
-        let best = argmax_where(&distance, |i| !picked[i]).expect("fewer than n picks");
+        let best = argmax_within(&distance, tie, |i| !picked[i]).expect("fewer than n picks");
         picked[best] = true;
         picks.push(best);
         if picks.len() < k {

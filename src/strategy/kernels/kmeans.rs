@@ -7,6 +7,7 @@ use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
 use super::dense::{gemm_abt, matvec, row_norms_squared};
+use super::ties::cosine_error;
 use crate::strategy::Matrix;
 
 /// Items per rayon task in the assignment step; with k = 1,000 a task's tile is 1 MiB.
@@ -24,7 +25,8 @@ pub struct KMeansResult {
 
 /// Cluster the rows of `x` into `min(k, x.rows)` clusters. The same `seed` gives the same
 /// result. Stops when an iteration leaves the assignment unchanged or after `max_iter`
-/// updates. An empty cluster keeps its previous centroid. Points tie to the lower cluster.
+/// updates. An empty cluster keeps its previous centroid. Points tie to the lower cluster
+/// (rounding included: distances within their rounding bounds are equal).
 /// `k == 0` or an empty `x` gives no centroids and an empty assignment.
 pub fn kmeans(x: &Matrix, k: usize, seed: u64, max_iter: usize) -> KMeansResult {
     let k = k.min(x.rows);
@@ -58,8 +60,9 @@ pub(crate) fn lloyd(x: &Matrix, mut centroids: Matrix, max_iter: usize) -> KMean
     }
 }
 
-/// For every non-empty cluster, in cluster order, the member nearest its centroid (ties to the
-/// lower position). Every item belongs to one cluster, so the answer has no duplicates.
+/// For every non-empty cluster, in cluster order, the member nearest its centroid (ties,
+/// rounding included, to the lower position). Every item belongs to one cluster, so the answer
+/// has no duplicates.
 ///
 /// # Panics
 /// If `r` was not computed on `x` (assignment length or width differ).
@@ -71,15 +74,37 @@ pub fn nearest_to_centroids(x: &Matrix, r: &KMeansResult) -> Vec<usize> {
         r.assignment.len(),
         x.rows
     );
-    let mut best: Vec<Option<(usize, f64)>> = vec![None; r.centroids.rows];
+    let error = cosine_error(x.cols);
+    let centroid_norms: Vec<f64> = row_norms_squared(&r.centroids)
+        .into_iter()
+        .map(|n| f64::from(n).sqrt())
+        .collect();
+    let item_norms = row_norms_squared(x);
+    let mut distance = Vec::with_capacity(x.rows);
+    let mut slack = Vec::with_capacity(x.rows);
+    // Per cluster, the member nearest its centroid.
+    let mut nearest: Vec<Option<usize>> = vec![None; r.centroids.rows];
     for (i, &c) in r.assignment.iter().enumerate() {
         let d = squared_distance(x.row(i), r.centroids.row(c));
-        match best[c] {
-            Some((_, b)) if d >= b => {}
-            _ => best[c] = Some((i, d)),
+        // ‖x − c‖² rounds in each difference (and in c, a rounded mean): each coordinate's
+        // error is a few u of |x|, |c| or |x − c|, doubled by the square's cross term.
+        let span = d.sqrt() + centroid_norms[c] + f64::from(item_norms[i]).sqrt();
+        distance.push(d);
+        slack.push(2.0 * d.sqrt() * span * error);
+        if !d.is_nan() && nearest[c].is_none_or(|b| d < distance[b]) {
+            nearest[c] = Some(i);
         }
     }
-    best.into_iter().flatten().map(|(i, _)| i).collect()
+    // The first member (lowest position) tied with it wins.
+    let mut picks: Vec<Option<usize>> = vec![None; r.centroids.rows];
+    for (i, &c) in r.assignment.iter().enumerate() {
+        if let (None, Some(b)) = (picks[c], nearest[c]) {
+            if distance[i] <= distance[b] + slack[b] + slack[i] {
+                picks[c] = Some(i);
+            }
+        }
+    }
+    picks.into_iter().flatten().collect()
 }
 
 fn squared_distance(a: &[f32], b: &[f32]) -> f64 {
@@ -138,11 +163,15 @@ fn kmeans_plus_plus(x: &Matrix, k: usize, seed: u64) -> Matrix {
     x.take_rows(&centres)
 }
 
-/// Nearest centroid of every row, tiled through gemm: argmin_c ‖c‖² − 2 x·c.
+/// Nearest centroid of every row, tiled through gemm: argmin_c ‖c‖² − 2 x·c, where values
+/// within both their rounding bounds tie to the lower cluster.
 fn assign(x: &Matrix, centroids: &Matrix) -> Vec<usize> {
     let k = centroids.rows;
     let d = x.cols;
+    let error = cosine_error(d);
     let centroid_norms = row_norms_squared(centroids);
+    let centroid_lengths: Vec<f32> = centroid_norms.iter().map(|n| n.sqrt()).collect();
+    let item_lengths: Vec<f32> = row_norms_squared(x).iter().map(|n| n.sqrt()).collect();
     let mut assignment = vec![0usize; x.rows];
     assignment
         .par_chunks_mut(ASSIGN_BLOCK)
@@ -160,15 +189,28 @@ fn assign(x: &Matrix, centroids: &Matrix) -> Vec<usize> {
                 &mut tile,
                 Parallelism::None,
             );
-            for (a, dots) in out.iter_mut().zip(tile.chunks_exact(k)) {
-                let mut best = (0, f32::INFINITY);
-                for (c, (&dot, &norm)) in dots.iter().zip(&centroid_norms).enumerate() {
-                    let score = norm - 2.0 * dot;
-                    if score < best.1 {
-                        best = (c, score);
+            for (row, (a, dots)) in out.iter_mut().zip(tile.chunks_exact(k)).enumerate() {
+                let length = f64::from(item_lengths[first + row]);
+                // ‖c‖² and 2 x·c each carry a d-term sum's rounding, relative to ‖c‖² and
+                // 2‖x‖‖c‖.
+                let slack = |c: usize| {
+                    let lc = f64::from(centroid_lengths[c]);
+                    error * lc * (lc + 2.0 * length)
+                };
+                let score = |c: usize| f64::from(centroid_norms[c] - 2.0 * dots[c]);
+                let mut best: Option<usize> = None;
+                for c in 0..k {
+                    if !score(c).is_nan() && best.is_none_or(|b| score(c) < score(b)) {
+                        best = Some(c);
                     }
                 }
-                *a = best.0;
+                *a = match best {
+                    Some(b) => {
+                        let reach = score(b) + slack(b);
+                        (0..k).find(|&c| score(c) <= reach + slack(c)).unwrap_or(b)
+                    }
+                    None => 0,
+                };
             }
         });
     assignment

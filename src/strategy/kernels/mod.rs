@@ -2,7 +2,8 @@
 //!
 //! Conventions shared by every kernel:
 //! - Embedding rows are L2-normalised, so a dot product is a cosine.
-//! - Ties are broken by the lower index (pool position), everywhere.
+//! - Ties are broken by the lower index (pool position), everywhere; scores equal up to the
+//!   rounding of their f32 sums count as ties (ties.rs).
 //! - Results are deterministic: parallel loops split work at fixed positions and every
 //!   reduction runs in a fixed order, so the thread count never changes an answer.
 //! - Nothing holds a `|U| × |U|` matrix: products run in tiles of a few MiB.
@@ -22,6 +23,7 @@ mod knn_clustered;
 mod lazy_greedy;
 pub mod ngrams;
 pub mod synthetic;
+mod ties;
 
 pub use bleu_pairs::bleu_variance;
 pub use cosine::{cosine_block, max_similarity_to};

@@ -4,7 +4,8 @@
 //! Words and n-grams are interned to dense u32 ids: an n-gram is the pair (id of its first
 //! n − 1 words, id of its last word), packed in a u64, so counting never allocates per n-gram.
 use super::fx_hash::FxHashMap;
-use super::lazy_greedy::{lazy_greedy, GreedyObjective};
+use super::lazy_greedy::{lazy_greedy, Gain, GreedyObjective};
+use super::ties::f64_sum_error;
 
 /// The "prefix" of a unigram.
 const NO_PREFIX: u32 = u32::MAX;
@@ -127,7 +128,8 @@ pub fn count_ngrams(docs: &[Vec<String>], max_order: usize) -> NgramCounts {
 /// score(x) = Σ_{g ∈ ngrams(x), uncovered} ln(1 + c_U(g)) / |ngrams(x)| over the *distinct*
 /// n-grams of x (orders 1..=max_order). After each pick its n-grams become covered and the
 /// rest are rescored (lazily: scores only fall). Returns `min(k, pool)` `(position, score at
-/// pick time)` pairs; ties go to the lower position; items without n-grams score 0.
+/// pick time)` pairs; ties, rounding included, go to the lower position; items without n-grams
+/// score 0.
 pub fn ngf_smp_greedy(
     pool_words: &[Vec<String>],
     labeled_words: &[Vec<String>],
@@ -159,7 +161,7 @@ pub fn ngf_smp_greedy(
         covered,
         items,
     };
-    let initial: Vec<f64> = (0..pool_words.len()).map(|i| objective.gain(i)).collect();
+    let initial: Vec<Gain> = (0..pool_words.len()).map(|i| objective.gain(i)).collect();
     lazy_greedy(&mut objective, &initial, k)
 }
 
@@ -170,17 +172,26 @@ struct Coverage {
 }
 
 impl GreedyObjective for Coverage {
-    fn gain(&mut self, item: usize) -> f64 {
+    fn gain(&mut self, item: usize) -> Gain {
         let ids = &self.items[item];
-        if ids.is_empty() {
-            return 0.0;
+        let (mut uncovered, mut terms) = (0.0f64, 0usize);
+        for &g in ids {
+            if !self.covered[g as usize] {
+                uncovered += self.weight[g as usize];
+                terms += 1;
+            }
         }
-        let uncovered: f64 = ids
-            .iter()
-            .filter(|&&g| !self.covered[g as usize])
-            .map(|&g| self.weight[g as usize])
-            .sum();
-        uncovered / ids.len() as f64
+        let value = if ids.is_empty() {
+            0.0
+        } else {
+            uncovered / ids.len() as f64
+        };
+        // Items whose sums are equal in exact arithmetic but added in another order (their
+        // n-gram ids differ) are tied: the sum, each ln and the division round.
+        Gain {
+            value,
+            slack: f64_sum_error(terms + 2) * value,
+        }
     }
 
     fn take(&mut self, item: usize) {
@@ -193,7 +204,7 @@ impl GreedyObjective for Coverage {
 /// delfy (decay logarithm frequency) of every pool item, in pool order.
 ///
 /// F(w) = ln(1 + c_U(w)) / Σ_v ln(1 + c_U(v)). Items are visited in descending
-/// LF(x) = mean_{w∈x} F(w)·e^{−λ1·c_L(w)} (ties: lower position first), and
+/// LF(x) = mean_{w∈x} F(w)·e^{−λ1·c_L(w)} (ties, rounding included: lower position first), and
 /// delfy(x) = mean_{w∈x} F(w)·e^{−λ1·c_L(w)}·e^{−λ2·c_Ŝ(w)}, where c_Ŝ counts the words of the
 /// items visited before x. Means run over word occurrences; an empty item scores 0.
 pub fn delfy_scores(
@@ -231,27 +242,55 @@ pub fn delfy_scores(
         .zip(&in_labeled)
         .map(|(&u, &l)| f64::from(u).ln_1p() / normaliser * (-lambda1 * f64::from(l)).exp())
         .collect();
-    let mean = |ids: &[usize], weight: &dyn Fn(usize) -> f64| -> f64 {
-        if ids.is_empty() {
-            0.0
-        } else {
-            ids.iter().map(|&w| weight(w)).sum::<f64>() / ids.len() as f64
-        }
-    };
-    let lf: Vec<f64> = items.iter().map(|ids| mean(ids, &|w| base[w])).collect();
-    let mut order: Vec<usize> = (0..items.len()).collect();
-    order.sort_by(|&a, &b| lf[b].total_cmp(&lf[a]).then(a.cmp(&b)));
+    let lf: Vec<f64> = items
+        .iter()
+        .map(|ids| canonical_mean(ids.iter().map(|&w| base[w]).collect()))
+        .collect();
+    let order = descending_ties_low_first(&lf, |x| f64_sum_error(items[x].len() + 1) * lf[x]);
     let mut visited = vec![0u32; vocabulary.len()];
     let mut scores = vec![0.0; items.len()];
     for x in order {
-        scores[x] = mean(&items[x], &|w| {
-            base[w] * (-lambda2 * f64::from(visited[w])).exp()
-        });
+        scores[x] = canonical_mean(
+            items[x]
+                .iter()
+                .map(|&w| base[w] * (-lambda2 * f64::from(visited[w])).exp())
+                .collect(),
+        );
         for &w in &items[x] {
             visited[w] += 1;
         }
     }
     scores
+}
+
+/// Mean of `terms` added smallest first: a fixed order, so documents holding the same words in
+/// another order get the same bits (and `rank()` sees their tie). 0 for no terms.
+fn canonical_mean(mut terms: Vec<f64>) -> f64 {
+    if terms.is_empty() {
+        return 0.0;
+    }
+    terms.sort_by(f64::total_cmp);
+    terms.iter().sum::<f64>() / terms.len() as f64
+}
+
+/// Positions by descending value, where values within the sum of their rounding bounds
+/// (`slack`) of a neighbour in that order are one run of ties, visited lowest position first.
+fn descending_ties_low_first(values: &[f64], slack: impl Fn(usize) -> f64) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..values.len()).collect();
+    order.sort_by(|&a, &b| values[b].total_cmp(&values[a]).then(a.cmp(&b)));
+    let mut start = 0;
+    while start < order.len() {
+        let mut end = start + 1;
+        while end < order.len()
+            && values[order[end - 1]] - values[order[end]]
+                <= slack(order[end - 1]) + slack(order[end])
+        {
+            end += 1;
+        }
+        order[start..end].sort_unstable();
+        start = end;
+    }
+    order
 }
 
 #[cfg(test)]
