@@ -190,6 +190,49 @@ fn a_caught_limit_error_does_not_let_the_script_go_on() {
 }
 
 #[test]
+fn a_loop_that_reads_no_variable_is_named_by_its_line() {
+    let limits = SandboxLimits {
+        max_operations: 20_000,
+        ..SandboxLimits::default()
+    };
+    let body = "const KIND = \"al\";\nfn select(ctx, k) {\n  let i = 0;\n  while true {}\n}";
+    let m = run_err("silent", body, 1, &limits);
+    assert!(m.contains("exceeded 20000 operations"), "{m}");
+    assert!(
+        m.contains("silent.rhai:4:3 (a loop that reads no variable"),
+        "{m}"
+    );
+    assert!(!m.contains("line is unknown"), "{m}");
+}
+
+#[test]
+fn silent_loops_in_imported_modules_are_named_with_their_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = script(
+        &dir,
+        "spinlib",
+        "const KIND = \"al\";\nimport \"spin\" as s;\nfn select(ctx, k) {\n  s::forever()\n}",
+    );
+    std::fs::write(
+        dir.path().join("lib/spin.rhai"),
+        "fn forever() {\n  loop { }\n}\n",
+    )
+    .unwrap();
+    let limits = SandboxLimits {
+        max_operations: 20_000,
+        ..SandboxLimits::default()
+    };
+    let m = format!(
+        "{:#}",
+        select(&p, ctx(1), &FakeHost::new(4), &limits).unwrap_err()
+    );
+    assert!(
+        m.contains("lib/spin.rhai:2:3 (a loop that reads no variable"),
+        "{m}"
+    );
+}
+
+#[test]
 fn runaway_recursion_stops_at_the_call_depth_limit() {
     let body = "const KIND = \"al\";\nfn down(n) { down(n + 1) }\nfn select(ctx, k) { down(0) }";
     let m = run_err("deep", body, 1, &SandboxLimits::default());

@@ -18,6 +18,7 @@ pub mod registry;
 pub mod sandbox;
 pub mod script_errors;
 pub mod script_values;
+pub mod silent_loops;
 pub mod text;
 pub mod types;
 pub mod validate;

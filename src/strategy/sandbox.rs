@@ -37,9 +37,14 @@ impl Default for SandboxLimits {
 
 /// Apply the limits and the restrictions to an engine. `lib_dir` is `strategies/lib`.
 pub fn apply(engine: &mut Engine, limits: &SandboxLimits, lib_dir: &Path) {
+    // Above the limits: the watchdog below stops the script at the limit itself.
+    let backstop = if limits.max_operations == 0 {
+        0
+    } else {
+        limits.max_operations.saturating_add(BACKSTOP_OPERATIONS)
+    };
     engine
-        // One more than the limits: the watchdog below stops the script at the limit itself.
-        .set_max_operations(limits.max_operations.saturating_add(1))
+        .set_max_operations(backstop)
         .set_max_call_levels(limits.max_call_levels.saturating_add(1))
         .set_max_string_size(limits.max_string_size)
         .set_max_array_size(limits.max_array_size)
@@ -63,6 +68,12 @@ pub fn apply(engine: &mut Engine, limits: &SandboxLimits, lib_dir: &Path) {
     });
 }
 
+/// Operations Rhai's own limit allows past `max_operations`. The watchdog stops a script at
+/// its first variable read past the limit; reaching this many more means the script was in a
+/// stretch that reads no variable (`while true {}`), and `silent_loops` can name the loop. A
+/// script that catches the watchdog's error cannot go on for longer than this either.
+pub const BACKSTOP_OPERATIONS: u64 = 10_000;
+
 /// A sandbox limit a script ran into, carried in a runtime error (see `watch_limits`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LimitHit {
@@ -77,9 +88,10 @@ pub enum LimitHit {
 /// the position is gone (`Position::NONE`) and the message could not say where the loop is.
 /// A catchable runtime error raised on a variable access instead gets that variable's
 /// position, and Rhai wraps it in `ErrorInFunctionCall` with the call site at every level, so
-/// the message names the line and the chain of calls. Rhai's own limits stay one above ours
-/// as the backstop: for a loop that reads no variable (`while true {}`), and so that a script
-/// which catches the error cannot go on (its next operation or call is over Rhai's limit).
+/// the message names the line and the chain of calls. Rhai's own limits stay above ours as the
+/// backstop: for a loop that reads no variable (`while true {}`, see `BACKSTOP_OPERATIONS`),
+/// and so that a script which catches the error cannot go on (the call limit is one above ours,
+/// so its next call fails).
 fn watch_limits(engine: &mut Engine, limits: &SandboxLimits) {
     let (max_operations, max_call_levels) = (limits.max_operations, limits.max_call_levels);
     // Rhai flags `on_var` as volatile (its signature may change), not as going away.

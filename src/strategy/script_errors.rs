@@ -1,9 +1,10 @@
 //! Turning a Rhai error into one message a script author can act on: the innermost error with
 //! its file:line:column, the chain of script functions it happened in, and advice for the
 //! common mistakes (an unknown function, a sandbox limit).
-use crate::strategy::engine::{lib_dir_for, Script};
+use crate::strategy::engine::{imported_modules, lib_dir_for, read_script, Script};
 use crate::strategy::fn_hints;
-use crate::strategy::sandbox::{LimitHit, SandboxLimits};
+use crate::strategy::sandbox::{LimitHit, SandboxLimits, BACKSTOP_OPERATIONS};
+use crate::strategy::silent_loops::loops_reading_no_variable;
 use rhai::{Engine, EvalAltResult, Position};
 use std::path::Path;
 
@@ -70,7 +71,7 @@ pub fn describe_error(
         EvalAltResult::ErrorTooManyOperations(_) => limit_message(
             script,
             LimitHit::Operations,
-            &format!("{at} (in a loop that reads no variable, so the line is unknown)"),
+            &silent_loop_location(engine, script, &at),
             limits,
         ),
         EvalAltResult::ErrorStackOverflow(_) => {
@@ -110,6 +111,40 @@ pub fn describe_error(
         }
     }
     msg
+}
+
+/// Where the script ran out of operations without reading a variable: the loops of the script
+/// and of the `lib/` modules it imports that read none. `fallback` (the file, no line) is kept
+/// when there is no such loop (a loop whose reads sit in a branch it never takes, say).
+fn silent_loop_location(engine: &Engine, script: &Script, fallback: &str) -> String {
+    let mut sites: Vec<String> = loops_reading_no_variable(&script.ast)
+        .into_iter()
+        .map(|pos| location(&script.path, pos))
+        .collect();
+    let lib = lib_dir_for(&script.path);
+    let text = read_script(&script.path).unwrap_or_default();
+    for name in imported_modules(&text, &lib) {
+        let file = lib.join(format!("{name}.rhai"));
+        let Ok(ast) = engine.compile_file(file.clone()) else {
+            continue;
+        };
+        sites.extend(
+            loops_reading_no_variable(&ast)
+                .into_iter()
+                .map(|pos| location(&file, pos)),
+        );
+    }
+    match sites.as_slice() {
+        [] => format!(
+            "{fallback} (its last {BACKSTOP_OPERATIONS} operations read no variable, so the line \
+             is unknown)"
+        ),
+        [one] => format!("{one} (a loop that reads no variable)"),
+        many => format!(
+            "one of the loops that read no variable ({})",
+            many.join(", ")
+        ),
+    }
 }
 
 /// Runaway recursion gives one identical frame per level: show each run of them once.
