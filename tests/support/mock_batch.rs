@@ -1,9 +1,10 @@
 //! The mock server's file and batch endpoints: `POST /v1/files` (multipart), `POST /v1/batches`,
 //! `GET /v1/batches` (list), `GET /v1/batches/{id}`; a batch completes after a set number of
 //! polls, writing an output file and, when lines fail, an error file.
+use super::mock_chat::{apply_fault, complete, completion_object, turns_of};
 use super::mock_openai::{
-    apply_fault, complete, completion_object, json_response, last_user, openai_error, take_fault,
-    turns_of, Batch, Options, Recorded, Response, Route, Served, State,
+    json_response, last_user, openai_error, take_fault, Batch, Options, Recorded, Response, Route,
+    Served, State,
 };
 use serde_json::{json, Value};
 use std::sync::Mutex;

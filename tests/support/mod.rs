@@ -1,6 +1,7 @@
 //! Shared by the integration tests: the mock API server, a tiny-model experiment, small builders.
 #![allow(dead_code)]
 pub mod mock_batch;
+pub mod mock_chat;
 pub mod mock_openai;
 pub mod shipped_strategies;
 pub mod tiny_run;
