@@ -1,37 +1,14 @@
 //! `lab report` on a results folder holding two experiments, and its errors.
-use atgen_lab::runner::curve::{Curve, CurveRow};
+mod support;
+
 use std::path::Path;
 use std::process::Command;
+use support::report_curves::write_rouge_l_curve;
+use support::tiny_run::lab;
 
+/// A free curve of rougeL `values` at 10, 20, … labels.
 fn write_curve(path: &Path, values: &[f64]) {
-    write_priced_curve(path, values, 0.0);
-}
-
-/// A curve whose labels cost `dollars_per_label` each.
-fn write_priced_curve(path: &Path, values: &[f64], dollars_per_label: f64) {
-    let mut curve = Curve::new(vec!["rougeL".to_string()]);
-    for (i, v) in values.iter().enumerate() {
-        curve
-            .push(CurveRow {
-                iteration: i,
-                labeled: 10 * (i + 1),
-                cost: dollars_per_label * (10 * (i + 1)) as f64,
-                tokens: 0,
-                seconds: 0.0,
-                metrics: vec![*v],
-            })
-            .unwrap();
-    }
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(path, curve.to_csv_string()).unwrap();
-}
-
-fn lab(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_lab"))
-        .args(args)
-        .env("LAB_QUIET", "1")
-        .output()
-        .unwrap()
+    write_rouge_l_curve(path, values, 0.0);
 }
 
 #[test]
@@ -350,7 +327,7 @@ fn paid_curves_are_also_drawn_by_cost_and_free_ones_are_not() {
                 .join(strategy)
                 .join("seed-0")
                 .join("curve.csv");
-            write_priced_curve(&p, &[0.1, 0.2], price);
+            write_rouge_l_curve(&p, &[0.1, 0.2], price);
         }
     }
     let out = lab(&["report", tmp.path().to_str().unwrap()]);

@@ -1,41 +1,13 @@
-//! End to end through the `lab` binary with the tiny in-process model: curves and report are
-//! written, a run killed in the middle of a cell resumes to the same curve and selections as
-//! an uninterrupted run, and stopping criteria stop where they should.
+//! End to end through the `lab` binary with the tiny in-process model: a run killed in the
+//! middle of a cell resumes to the same curve and selections as an uninterrupted run, a shared
+//! iteration 0 changes nothing, and what changed on disk since (the script, the data, the
+//! results folder, the seeds) is noticed.
 mod support;
 
-use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-use support::tiny_run::{assert_ok, lab, repo, TinyExperiment};
-
-fn experiment(dir: &Path, name: &str, extra_al: &str, strategies: &[&str]) -> PathBuf {
-    TinyExperiment {
-        name,
-        data: r#"reference_fields = ["subject", "annotations"]"#,
-        train: "epochs = 1\nbatch_size = 4",
-        al: extra_al,
-        metrics: &["rouge1", "rouge2"],
-        strategies,
-        ..TinyExperiment::default()
-    }
-    .write(dir)
-}
-
-/// curve.csv without the wall-clock column, which legitimately differs between runs.
-fn curve_without_seconds(path: &Path) -> Vec<String> {
-    let text = std::fs::read_to_string(path).unwrap();
-    text.lines()
-        .map(|l| {
-            let cols: Vec<&str> = l.split(',').collect();
-            cols.iter()
-                .enumerate()
-                .filter(|(i, _)| *i != 4)
-                .map(|(_, c)| *c)
-                .collect::<Vec<_>>()
-                .join(",")
-        })
-        .collect()
-}
+use support::runner_e2e::{curve_without_seconds, experiment};
+use support::tiny_run::{assert_ok, lab, repo};
 
 #[test]
 fn killed_run_resumes_to_the_same_curve_and_selections() {
@@ -131,68 +103,6 @@ fn killed_run_resumes_to_the_same_curve_and_selections() {
 }
 
 #[test]
-fn label_budget_trims_the_last_query_and_stops() {
-    let dir = tempfile::tempdir().unwrap();
-    let exp = experiment(dir.path(), "budget", "label_budget = 9", &["random"]);
-    assert_ok(&lab(&["run", exp.to_str().unwrap()]));
-    let cell = dir.path().join("results/budget/random/seed-0");
-    let curve = curve_without_seconds(&cell.join("curve.csv"));
-    let labeled: Vec<&str> = curve[1..]
-        .iter()
-        .map(|l| l.split(',').nth(1).unwrap())
-        .collect();
-    assert_eq!(
-        labeled,
-        ["4", "7", "9"],
-        "4 + 3 + a trimmed 2 = the budget of 9"
-    );
-    let state: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(cell.join("state.json")).unwrap()).unwrap();
-    assert_eq!(state["finished"], true);
-    assert_eq!(state["stop_reason"]["kind"], "label_budget");
-    assert_eq!(state["last_query_cut"], true);
-    // A fresh run with budget 12 labels 4, 7, 10, 12: extending this one (…, 9, 12) would not.
-    let text = std::fs::read_to_string(&exp)
-        .unwrap()
-        .replace("label_budget = 9", "label_budget = 12");
-    std::fs::write(&exp, text).unwrap();
-    let out = lab(&["run", exp.to_str().unwrap()]);
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("cut short") && err.contains("--fresh --strategy random"),
-        "{err}"
-    );
-    assert_ok(&lab(&["run", exp.to_str().unwrap(), "--fresh"]));
-    let curve = curve_without_seconds(&cell.join("curve.csv"));
-    let labeled: Vec<&str> = curve[1..]
-        .iter()
-        .map(|l| l.split(',').nth(1).unwrap())
-        .collect();
-    assert_eq!(labeled, ["4", "7", "10", "12"]);
-}
-
-#[test]
-fn required_performance_stops_once_reached() {
-    let dir = tempfile::tempdir().unwrap();
-    // rouge1 ≥ 0 holds at once: the cell stops after its first iteration although
-    // ten iterations are allowed.
-    let exp = experiment(
-        dir.path(),
-        "perf",
-        "iterations = 10\nrequired_performance = { rouge1 = 0.0 }",
-        &["random"],
-    );
-    assert_ok(&lab(&["run", exp.to_str().unwrap()]));
-    let cell = dir.path().join("results/perf/random/seed-0");
-    let curve = curve_without_seconds(&cell.join("curve.csv"));
-    assert_eq!(curve.len(), 2, "one iteration then stop: {curve:?}");
-    let state: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(cell.join("state.json")).unwrap()).unwrap();
-    assert_eq!(state["stop_reason"]["kind"], "performance");
-}
-
-#[test]
 fn cells_with_the_same_seed_and_initial_set_share_iteration_0_to_the_same_result() {
     let dir = tempfile::tempdir().unwrap();
     // random and mnlp both draw the initial set from the seed: mnlp's iteration 0 is random's.
@@ -243,47 +153,6 @@ fn cells_with_the_same_seed_and_initial_set_share_iteration_0_to_the_same_result
             "{file} differs between the shared and the lone run"
         );
     }
-}
-
-#[test]
-fn huds_chooses_its_initial_set_from_the_base_model_unless_told_to_draw_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = experiment(dir.path(), "start", "iterations = 1", &["random", "huds"]);
-    // A second HUDS cell that draws its initial set from the seed, as every other strategy.
-    let text = std::fs::read_to_string(&path).unwrap()
-        + format!(
-            "\n[[strategy]]\nname = \"huds\"\nlabel = \"huds-drawn\"\nscript = \"{}\"\nparams = {{ initial = \"random\" }}\n",
-            repo().join("strategies/huds.rhai").display()
-        )
-        .as_str();
-    std::fs::write(&path, text).unwrap();
-    assert_ok(&lab(&["run", path.to_str().unwrap()]));
-    let first_ids = |strategy: &str| -> Vec<u64> {
-        let file = dir
-            .path()
-            .join("results/start")
-            .join(strategy)
-            .join("seed-0/selected.jsonl");
-        let text = std::fs::read_to_string(&file).unwrap();
-        let line: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
-        assert_eq!(line["iteration"], 0);
-        // HUDS scores what it picks; a drawn set has no scores.
-        let scored = !line["scores"].is_null();
-        assert_eq!(scored, strategy == "huds", "{strategy}: {line}");
-        serde_json::from_value(line["ids"].clone()).unwrap()
-    };
-    let (random, huds, drawn) = (
-        first_ids("random"),
-        first_ids("huds"),
-        first_ids("huds-drawn"),
-    );
-    assert_eq!(random.len(), 4);
-    assert_eq!(huds.len(), 4);
-    assert_eq!(
-        drawn, random,
-        "initial = \"random\" must draw the seed's set"
-    );
-    assert_ne!(huds, random, "HUDS must choose its own initial set");
 }
 
 #[test]
@@ -343,136 +212,6 @@ fn changed_data_files_are_not_resumed_as_if_unchanged() {
     assert_ok(&lab(&["run", path.to_str().unwrap(), "--fresh"]));
 }
 
-#[test]
-fn references_a_metric_cannot_score_are_refused_before_training() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = experiment(dir.path(), "gsm", "iterations = 1", &["random"]);
-    // Email subjects hold no GSM8K answer ("#### 18" or a number).
-    let text = std::fs::read_to_string(&path)
-        .unwrap()
-        .replace(
-            "reference_fields = [\"subject\", \"annotations\"]",
-            "reference_fields = [\"subject\"]",
-        )
-        .replace(
-            "metrics = [\"rouge1\", \"rouge2\"]",
-            "metrics = [\"gsm8k_accuracy\"]",
-        );
-    std::fs::write(&path, text).unwrap();
-    let out = lab(&["run", path.to_str().unwrap()]);
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("gsm8k_accuracy")
-            && err.contains("test example id")
-            && err.contains("gsm.toml"),
-        "{err}"
-    );
-    assert!(
-        !dir.path()
-            .join("results/gsm/random/seed-0/curve.csv")
-            .exists(),
-        "nothing was trained or written"
-    );
-}
-
-#[test]
-fn sizes_that_cannot_work_are_refused_before_training() {
-    let dir = tempfile::tempdir().unwrap();
-    // The pool holds 30 items.
-    let path = experiment(dir.path(), "sizes", "iterations = 1", &["random"]);
-    let text = std::fs::read_to_string(&path)
-        .unwrap()
-        .replace("init_size = 4", "init_size = 40");
-    std::fs::write(&path, text).unwrap();
-    let out = lab(&["run", path.to_str().unwrap()]);
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("`al.init_size` in ") && err.contains("is 40 but the pool has only 30 items"),
-        "{err}"
-    );
-    // A prompt and its generation that cannot fit in the model's context (512 tokens for the
-    // tiny model) are refused before any training.
-    let fits = std::fs::read_to_string(&path).unwrap();
-    let text = fits
-        .replace("max_input_tokens = 96", "max_input_tokens = 510")
-        .replace("init_size = 40", "init_size = 4");
-    std::fs::write(&path, text).unwrap();
-    let out = lab(&["run", path.to_str().unwrap()]);
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("model.max_input_tokens = 510 plus model.max_new_tokens = 6 is 516")
-            && err.contains("is 516 tokens, beyond the model's context of 512"),
-        "{err}"
-    );
-    assert!(!dir.path().join("results/sizes").exists(), "nothing ran");
-    std::fs::write(&path, fits).unwrap();
-    // A label budget below the initial set is caught by the check itself.
-    let text = std::fs::read_to_string(&path)
-        .unwrap()
-        .replace("init_size = 40", "init_size = 4")
-        .replace("iterations = 1", "label_budget = 2");
-    std::fs::write(&path, text).unwrap();
-    let out = lab(&["check", path.to_str().unwrap()]);
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("al.label_budget") && err.contains("fewer than al.init_size = 4"),
-        "{err}"
-    );
-}
-
-/// A strategy whose script fails at its first query ends its own cell only: the next cell
-/// runs, the report is written, and the run exits non-zero naming the failed cell.
-#[test]
-fn a_failing_cell_does_not_stop_the_other_cells() {
-    let dir = tempfile::tempdir().unwrap();
-    let script = dir.path().join("broken.rhai");
-    // Passes `lab check`'s synthetic pool of 60 items; fails on this 30-item pool.
-    std::fs::write(
-        &script,
-        "// Fails on small pools, on purpose.\nconst KIND = \"al\";\n\
-         fn select(ctx, k) {\n    if ctx.pool.len() < 40 { throw \"broken on purpose\"; }\n\
-         \x20   ctx.pool.ids().take(range_vec(k))\n}\n",
-    )
-    .unwrap();
-    let path = experiment(dir.path(), "failing", "iterations = 1", &[]);
-    let text = std::fs::read_to_string(&path).unwrap()
-        + format!(
-            "\n[[strategy]]\nname = \"broken\"\nscript = \"{}\"\n\n[[strategy]]\nname = \"random\"\nscript = \"{}\"\n",
-            script.display(),
-            repo().join("strategies/random.rhai").display()
-        )
-        .as_str();
-    std::fs::write(&path, text).unwrap();
-    let out = lab(&["run", path.to_str().unwrap()]);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(!out.status.success(), "{stdout}\n{stderr}");
-    assert!(
-        stderr.contains("failing/broken/seed-0 failed") && stderr.contains("broken on purpose"),
-        "{stderr}"
-    );
-    assert!(
-        stderr.contains("1 of 2 cells of failing failed"),
-        "{stderr}"
-    );
-    let results = dir.path().join("results/failing");
-    let random = curve_without_seconds(&results.join("random/seed-0/curve.csv"));
-    assert_eq!(random.len(), 3, "random ran both iterations: {random:?}");
-    // The broken cell keeps its committed first iteration, and the report covers both.
-    let broken = curve_without_seconds(&results.join("broken/seed-0/curve.csv"));
-    assert_eq!(broken.len(), 2, "{broken:?}");
-    let report = std::fs::read_to_string(results.join("report.md")).unwrap();
-    assert!(
-        report.contains("some cells have not finished")
-            && report.contains("broken/seed-0: stopped after iteration 0"),
-        "{report}"
-    );
-}
-
 /// A results folder moved elsewhere (results_dir changed to follow it) resumes from its own
 /// adapter; a finished cell's stray adapters from a kill before clean-up are removed.
 #[test]
@@ -523,87 +262,5 @@ fn cells_the_file_no_longer_lists_are_named_beside_the_report() {
     assert!(
         stderr.contains("also averages cells the experiment file no longer lists (random/seed-0)"),
         "{stderr}"
-    );
-}
-
-/// An `ed` strategy selects the whole label budget in its first query: later iterations take
-/// the next slices of that order, each id with the score the query gave it. A
-/// `pool_subsample` smaller than the budget would leave later iterations nothing to take, so
-/// it is refused before the cell trains.
-#[test]
-fn an_ed_strategy_labels_its_order_in_slices_with_its_scores() {
-    let dir = tempfile::tempdir().unwrap();
-    let script = dir.path().join("longest_first.rhai");
-    std::fs::write(
-        &script,
-        "// Longest inputs first, selected once.\n// Deviation: none.\nconst KIND = \"ed\";\n\
-         fn select(ctx, k) {\n\
-         \x20   let u = float_vec(ctx.pool.inputs().map(|text| text.len().to_float()));\n\
-         \x20   let t = u.topk(k);\n\
-         \x20   #{ ids: ctx.pool.ids().take(t), scores: u.take(t) }\n}\n",
-    )
-    .unwrap();
-    let path = experiment(dir.path(), "ed", "iterations = 2", &[]);
-    let with_strategy = std::fs::read_to_string(&path).unwrap()
-        + format!(
-            "\n[[strategy]]\nname = \"longest\"\nscript = \"{}\"\n",
-            script.display()
-        )
-        .as_str();
-    std::fs::write(&path, &with_strategy).unwrap();
-    assert_ok(&lab(&["run", path.to_str().unwrap()]));
-
-    let selected =
-        std::fs::read_to_string(dir.path().join("results/ed/longest/seed-0/selected.jsonl"))
-            .unwrap();
-    let lines: Vec<serde_json::Value> = selected
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    let sizes: Vec<usize> = lines
-        .iter()
-        .map(|l| l["ids"].as_array().unwrap().len())
-        .collect();
-    assert_eq!(sizes, vec![4, 3, 3], "{selected}");
-    let scores: Vec<f64> = lines
-        .iter()
-        .flat_map(|l| {
-            l["scores"]
-                .as_array()
-                .unwrap_or_else(|| panic!("no scores: {selected}"))
-                .iter()
-                .map(|s| s.as_f64().expect("a score"))
-                .collect::<Vec<_>>()
-        })
-        .collect();
-    // One order, longest first, dealt out across the iterations.
-    assert!(
-        scores.windows(2).all(|w| w[0] >= w[1]) && scores[0] > scores[9],
-        "{scores:?}"
-    );
-
-    let subsampled = with_strategy.replace(
-        "name = \"longest\"\n",
-        "name = \"longest\"\npool_subsample = 5\n",
-    );
-    std::fs::write(&path, subsampled).unwrap();
-    let out = lab(&["run", path.to_str().unwrap(), "--fresh"]);
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("`strategy[0].pool_subsample` in ")
-            && err.contains("draws 5 of the 30 pool items, but `longest` is an `ed` strategy")
-            && err.contains("all 10 planned labels")
-            && err.contains("at least 10"),
-        "{err}"
-    );
-    // `lab check` (and so `lab bench`, before running anything) says so too, at its line.
-    let out = lab(&["check", path.to_str().unwrap()]);
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("`strategy[0].pool_subsample` in ")
-            && err.contains("draws 5 of the 30 pool items"),
-        "{err}"
     );
 }

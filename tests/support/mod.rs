@@ -3,7 +3,10 @@
 pub mod mock_batch;
 pub mod mock_chat;
 pub mod mock_openai;
+pub mod report_curves;
+pub mod runner_e2e;
 pub mod shipped_strategies;
+pub mod tiny_decoder;
 pub mod tiny_run;
 
 use atgen_lab::data::Example;
