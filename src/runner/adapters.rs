@@ -6,6 +6,7 @@ use crate::models::lm::LanguageModel;
 use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
 
+use crate::runner::crash_point;
 use crate::runner::persist::CellPaths;
 
 /// The folder of iteration `t`'s adapter, relative to the cell (what state.json stores).
@@ -49,11 +50,13 @@ pub fn save_atomically(model: &LanguageModel, dir: &Path) -> Result<()> {
     let tmp: PathBuf = dir.with_extension("tmp");
     let _ = std::fs::remove_dir_all(&tmp);
     model.save_adapter(&tmp)?;
+    crash_point::reached("adapter-staged");
     // A leftover from a crashed attempt at this same iteration is not referenced by
     // state.json, so it can go.
     let _ = std::fs::remove_dir_all(dir);
     std::fs::rename(&tmp, dir)
         .with_context(|| format!("cannot move the new adapter to {}", dir.display()))?;
+    crash_point::reached("adapter-saved");
     Ok(())
 }
 

@@ -7,6 +7,7 @@ use crate::data::{Dataset, Example};
 use crate::labeller::LabelOutcome;
 use crate::models::lm::{LanguageModel, LoraSettings};
 use crate::runner::adapters;
+use crate::runner::crash_point;
 use crate::runner::curve::CurveRow;
 use crate::runner::ed_order::{ed_order, ed_scores_of};
 use crate::runner::evaluate::evaluate;
@@ -236,6 +237,7 @@ pub fn run_cell(
             (sel.ids, sel.scores)
         };
         model.unmerge_lora();
+        crash_point::reached("selection-made");
         match &selection_timing {
             Some(timing) => times.add_selection(timing, t_select.elapsed().as_secs_f64()),
             None => times.script += t_select.elapsed().as_secs_f64(),
@@ -270,10 +272,12 @@ pub fn run_cell(
                             paths.state().display()
                         )));
                     }
+                    crash_point::reached("unlabelled-spend-written");
                 }
                 return Err(e);
             }
         };
+        crash_point::reached("labels-bought");
         let budget_hit = matches!(outcome, LabelOutcome::BudgetReached(_));
         let golden = labeller.name() == "golden";
         for label in outcome.labels() {
@@ -415,6 +419,7 @@ pub fn run_cell(
             &state,
         )?;
         adapters::remove_unused(&paths, state.adapter_path.as_deref());
+        crash_point::reached("adapters-pruned");
         if let Some(p) = ctx.profile {
             times.other = (t_iteration.elapsed().as_secs_f64() - times.total()).max(0.0);
             let mut line = p.record(&bars_label, t, labeled.len(), times);

@@ -225,8 +225,10 @@ pub fn run_experiment(file: &Path, opts: &RunOptions) -> Result<ExperimentOutcom
     }
     let results_dir = exp.results_dir.join(&exp.name);
     if !opts.no_report && results_dir.exists() {
+        crate::runner::crash_point::reached("report-started");
         let report = crate::report::write_report(&results_dir, "random")
             .with_context(|| format!("writing the report of {}", results_dir.display()))?;
+        crate::runner::crash_point::reached("report-written");
         for line in &report.mixed_settings {
             eprintln!("warning: {}: {line}", results_dir.display());
         }

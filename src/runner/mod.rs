@@ -3,6 +3,7 @@
 pub mod adapters;
 pub mod cell;
 pub mod cli;
+pub mod crash_point;
 pub mod curve;
 pub mod ed_order;
 pub mod embed;

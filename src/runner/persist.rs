@@ -5,6 +5,7 @@
 //! `curve.csv` and `selected.jsonl` (rewritten with the new row/line appended), then
 //! `state.json` last. state.json is the commit point: on resume, curve rows, selection lines
 //! and generation files beyond what it records are dropped, so half-written iterations vanish.
+use crate::runner::crash_point;
 use crate::runner::curve::{Curve, CurveRow};
 use crate::runner::reconcile;
 use crate::runner::state::CellState;
@@ -168,6 +169,7 @@ fn write_iteration_files(
         generations.push('\n');
     }
     atomic_write_string(&paths.generations(t), &generations)?;
+    crash_point::reached("generations-written");
     if steps == 1 {
         return Ok(());
     }
@@ -175,6 +177,7 @@ fn write_iteration_files(
     curve.rows.retain(|r| r.iteration < t);
     curve.push(record.curve_row.clone())?;
     atomic_write_string(&paths.curve(), &curve.to_csv_string())?;
+    crash_point::reached("curve-written");
     if steps == 2 {
         return Ok(());
     }
@@ -182,10 +185,13 @@ fn write_iteration_files(
     lines.retain(|l| l.iteration < t);
     lines.push(record.selected.clone());
     atomic_write_string(&paths.selected(), &selected_text(&lines)?)?;
+    crash_point::reached("selected-written");
     if steps == 3 {
         return Ok(());
     }
-    atomic_write_string(&paths.state(), &state.to_json()?)
+    atomic_write_string(&paths.state(), &state.to_json()?)?;
+    crash_point::reached("state-written");
+    Ok(())
 }
 
 /// Write the final state of a cell (finished, stop reason) without a new iteration.
@@ -246,6 +252,7 @@ pub fn resume_cell(paths: &CellPaths) -> Result<Option<CellState>> {
     remove_generations_from(paths, done)?;
     remove_stale_temporaries(&paths.dir)?;
     remove_stale_temporaries(&paths.generations_dir())?;
+    crash_point::reached("resume-trimmed");
     Ok(state)
 }
 
@@ -324,6 +331,7 @@ pub fn reset_cell(paths: &CellPaths) -> Result<()> {
         }
         _ => {}
     }
+    crash_point::reached("fresh-state-removed");
     match std::fs::remove_dir_all(&paths.dir) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
@@ -390,11 +398,13 @@ pub fn prepare_cell(
             && reconcile::restop(paths, st, config_toml)?
         {
             write_state(paths, st)?;
+            crash_point::reached("restop-written");
         }
     }
     // Last: until the new configuration is stored, a killed run compares against the old one
     // again next time and re-opens or closes the cell then.
     atomic_write_string(&paths.config(), config_toml)?;
+    crash_point::reached("config-written");
     Ok(state)
 }
 
