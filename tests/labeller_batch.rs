@@ -8,7 +8,7 @@ use atgen_lab::labeller::{LabelOutcome, Labeller};
 use serde_json::Value;
 use std::sync::Arc;
 use support::mock_openai::{
-    expected_label, last_user, subject_reply, Fault, MockServer, Options, Route, Turn,
+    expected_label, last_user, subject_reply, Fault, MockServer, Options, Route, Turn, REFUSAL,
 };
 use support::{config, emails, example};
 
@@ -213,6 +213,74 @@ fn failed_lines_are_reported_and_only_they_are_resent_on_every_rerun() {
     assert_eq!(files.len(), 3, "every rerun resends the failed line");
     assert_eq!(files[2].len(), 1);
     assert_eq!(files[2][0]["custom_id"], files[1][0]["custom_id"]);
+}
+
+/// A refused line is billed once: the refusal is remembered in the label cache, so a resumed
+/// run that re-attaches to the job, and every run after it, fails with the same advice
+/// without sending the line again. The resumed run used to put it in a new job at once, and
+/// every rerun again, each billed.
+#[test]
+fn a_refused_line_is_not_sent_again_by_a_resumed_run() {
+    let srv = MockServer::start(Options {
+        batch_refusal_marker: Some("REFUSE".into()),
+        ..Options::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = setup(&srv, "LAB_TEST_KEY_B_REFUSED", dir.path());
+    let mut items = emails(3);
+    items.push(example(
+        7,
+        "REFUSE this email, the model will not summarise it",
+    ));
+    let refused_lines = || {
+        submitted_files(&srv)
+            .iter()
+            .flatten()
+            .filter(|line| line.to_string().contains("REFUSE this email"))
+            .count()
+    };
+    // The run dies while polling; the resumed run re-attaches to the job and collects it.
+    srv.inject(Route::BatchGet, Fault::Unauthorized);
+    assert!(LlmLabeller::from_config(&cfg)
+        .unwrap()
+        .label(&items, &[])
+        .is_err());
+    let mut resumed = LlmLabeller::from_config(&cfg).unwrap();
+    let err = format!("{:#}", resumed.label(&items, &[]).unwrap_err());
+    assert_eq!(
+        refused_lines(),
+        1,
+        "the resumed run sent the refused line again"
+    );
+    assert!(
+        err.contains(REFUSAL)
+            && err.contains("take the item out of the data")
+            && err.contains("not the refused ones"),
+        "{err}"
+    );
+    // Later runs get the same advice, and where the refusal is remembered.
+    for _ in 0..2 {
+        let mut again = LlmLabeller::from_config(&cfg).unwrap();
+        let err = format!("{:#}", again.label(&items, &[]).unwrap_err());
+        assert!(
+            err.contains("labelling item id 7")
+                && err.contains(REFUSAL)
+                && err.contains("take the item out of the data")
+                && err.contains("refusals.jsonl"),
+            "{err}"
+        );
+    }
+    assert_eq!(refused_lines(), 1, "a rerun sent the refused line again");
+    assert_eq!(
+        srv.count("POST", "/v1/files"),
+        1,
+        "no job was sent after the first"
+    );
+    assert_eq!(srv.served().iter().filter(|s| s.refused).count(), 1);
+    // What the job bought is in the cache.
+    let mut without = LlmLabeller::from_config(&cfg).unwrap();
+    assert_eq!(without.label(&items[..3], &[]).unwrap().labels().len(), 3);
+    assert_eq!(srv.count("POST", "/v1/batches"), 1);
 }
 
 #[test]

@@ -70,12 +70,25 @@ fn transient_failures_are_retried_and_replies_that_may_have_been_billed_cost() {
         lab.spent()
     );
     assert!(lab.spent() >= paid, "never less than the server billed");
-    // The label whose first replies were empty, malformed or late cost all of them.
+    // The labels count their own tokens; the empty, malformed and late replies before one
+    // of them are money that bought no label.
     let label_costs: f64 = labels.iter().map(|l| l.cost).sum();
     assert!(
-        (label_costs - lab.spent()).abs() < 1e-15,
-        "{label_costs} vs {}",
+        (label_costs + lab.unlabelled_spent() - lab.spent()).abs() < 1e-15,
+        "{label_costs} + {} vs {}",
+        lab.unlabelled_spent(),
         lab.spent()
+    );
+    assert!(
+        (lab.unlabelled_spent()
+            - 2.0 * worst
+            - served
+                .iter()
+                .filter(|s| s.empty)
+                .map(|s| s.cost_under(&cfg))
+                .sum::<f64>())
+        .abs()
+            < 1e-12
     );
 }
 
@@ -258,4 +271,44 @@ fn a_refusal_ends_the_call_at_once_with_what_to_do_and_its_cost_counted() {
     assert!(billed > 0.0);
     assert!((lab.unlabelled_spent() - billed).abs() < 1e-15);
     assert!((lab.spent() - billed).abs() < 1e-15);
+}
+
+/// A refusal is remembered in the label cache: a rerun fails at the refused request with the
+/// same advice, and where to undo it, without sending it, so the refusal is billed once. It
+/// used to be asked (and billed) again by every rerun.
+#[test]
+fn a_rerun_does_not_ask_a_refused_request_again() {
+    let srv = MockServer::start(Options::default());
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = srv.openai_config("LAB_TEST_KEY_O_REFUSED_RERUN", dir.path());
+    cfg.concurrency = 1;
+    let items = emails(3);
+    srv.inject(Route::Chat, Fault::Refusal);
+    assert!(LlmLabeller::from_config(&cfg)
+        .unwrap()
+        .label(&items, &[])
+        .is_err());
+    assert_eq!(srv.count("POST", "/v1/chat/completions"), 1);
+
+    let mut rerun = LlmLabeller::from_config(&cfg).unwrap();
+    let err = rerun.label(&items, &[]).map(|_| ()).unwrap_err();
+    assert_eq!(
+        srv.count("POST", "/v1/chat/completions"),
+        1,
+        "not asked again"
+    );
+    let err = format!("{err:#}");
+    assert!(
+        err.contains("labelling item id 0")
+            && err.contains(REFUSAL)
+            && err.contains("take the item out of the data")
+            && err.contains("refusals.jsonl"),
+        "{err}"
+    );
+    assert_eq!(rerun.spent(), 0.0);
+    // The other items are labelled as usual.
+    let out = rerun.label(&items[1..], &[]).unwrap();
+    for (ex, l) in items[1..].iter().zip(out.labels()) {
+        assert_eq!(l.output, expected_label(&ex.input));
+    }
 }

@@ -40,9 +40,28 @@ pub struct SavedBatch {
     pub keys: Vec<String>,
 }
 
-/// The result of one request in a job: its text and usage, or why it bought no label and,
-/// when the provider answered it all the same (an empty or refused reply), what it billed.
-pub(super) type Outcome = std::result::Result<(String, Usage), (String, Option<Usage>)>;
+/// Why a request in a job bought no label.
+#[derive(Clone, Debug, PartialEq)]
+pub(super) struct LineFailure {
+    pub message: String,
+    /// What the provider billed, when it answered all the same (an empty or refused reply).
+    pub billed: Option<Usage>,
+    /// What the model said, when it refused.
+    pub refusal: Option<String>,
+}
+
+impl LineFailure {
+    pub(super) fn unbilled(message: String) -> Self {
+        LineFailure {
+            message,
+            billed: None,
+            refusal: None,
+        }
+    }
+}
+
+/// The result of one request in a job: its text and usage, or why it bought no label.
+pub(super) type Outcome = std::result::Result<(String, Usage), LineFailure>;
 
 impl BatchApi {
     pub fn new(endpoint: OpenAiEndpoint, poll: Duration, poll_max: Duration) -> Self {
@@ -284,10 +303,9 @@ pub(super) fn string_field(v: &Value, field: &str) -> std::result::Result<String
 /// "error": null | {"code", "message"}}`.
 pub(super) fn result_line(v: &Value) -> Outcome {
     if let Some(err) = v.get("error").filter(|e| !e.is_null()) {
-        return Err((
-            super::retry::error_body_message(&json!({"error": err}).to_string()),
-            None,
-        ));
+        return Err(LineFailure::unbilled(super::retry::error_body_message(
+            &json!({"error": err}).to_string(),
+        )));
     }
     let status = v
         .pointer("/response/status_code")
@@ -295,25 +313,30 @@ pub(super) fn result_line(v: &Value) -> Outcome {
         .unwrap_or(0);
     let body = v.pointer("/response/body").cloned().unwrap_or(Value::Null);
     if status != 200 {
-        return Err((
-            format!(
-                "HTTP {status}: {}",
-                super::retry::error_body_message(&body.to_string())
-            ),
-            None,
-        ));
+        return Err(LineFailure::unbilled(format!(
+            "HTTP {status}: {}",
+            super::retry::error_body_message(&body.to_string())
+        )));
     }
-    let c = parse_completion(&body).map_err(|e| (e.message().to_string(), None))?;
-    if let Some(refusal) = &c.refusal {
-        return Err((super::llm::refusal_message(refusal), c.usage));
+    let c = parse_completion(&body).map_err(|e| LineFailure::unbilled(e.message().to_string()))?;
+    if let Some(refusal) = c.refusal {
+        return Err(LineFailure {
+            message: super::llm::refusal_message(&refusal),
+            billed: c.usage,
+            refusal: Some(refusal),
+        });
     }
     // Answered, so billed, but no label: the caller counts what it cost.
     if super::prompt::says_nothing(&c.text) {
-        return Err(("empty completion".into(), c.usage));
+        return Err(LineFailure {
+            message: "empty completion".into(),
+            billed: c.usage,
+            refusal: None,
+        });
     }
     let usage = c
         .usage
-        .ok_or_else(|| ("no usage in the batch reply".to_string(), None))?;
+        .ok_or_else(|| LineFailure::unbilled("no usage in the batch reply".to_string()))?;
     Ok((c.text, usage))
 }
 

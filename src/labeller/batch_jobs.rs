@@ -4,13 +4,14 @@
 //! call collects every saved job holding a request it needs, then sends its remaining cache
 //! misses that fit the budget as one new job.
 use super::batch::{
-    batch_errors, job_tag, read_marker, saved_path, BatchApi, SavedBatch, BATCHES_DIR,
+    batch_errors, job_tag, read_marker, saved_path, BatchApi, LineFailure, SavedBatch, BATCHES_DIR,
 };
 use super::budget::Reservation;
-use super::llm::{LlmClient, Replies, Reply};
+use super::llm::{LlmClient, Replies, Reply, RequestFailed};
 use super::prompt::ChatRequest;
+use super::spend_log::Spent;
 use crate::util::atomic_write;
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use serde_json::Value;
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -57,7 +58,7 @@ fn run_job(
     saved: &SavedBatch,
     mut reservations: HashMap<String, Reservation>,
     by_key: &HashMap<&str, &ChatRequest>,
-) -> Result<(HashMap<String, Reply>, Vec<String>)> {
+) -> Result<(HashMap<String, Reply>, Vec<LineFailure>)> {
     let started = Instant::now();
     let batch = api.wait(client, &saved.batch_id, saved.keys.len())?;
     let status = batch
@@ -73,22 +74,26 @@ fn run_job(
         let reservation = reservations.remove(key);
         let result = results.remove(key);
         let billed = match &result {
-            Some(Ok((_, usage))) | Some(Err((_, Some(usage)))) => Some(usage.input_tokens),
-            _ => None,
+            Some(Ok((_, usage))) => Some(*usage),
+            Some(Err(failure)) => failure.billed,
+            None => None,
         };
-        if let (Some(req), Some(tokens)) = (by_key.get(key.as_str()), billed) {
-            client.observe_input(req, tokens);
+        if let (Some(req), Some(usage)) = (by_key.get(key.as_str()), billed) {
+            client.observe_input(req, usage.input_tokens);
+        }
+        let cost = billed.map_or(0.0, |u| prices.cost(u.input_tokens, u.output_tokens));
+        if let Some(Err(LineFailure {
+            refusal: Some(refusal),
+            ..
+        })) = &result
+        {
+            // Whoever wants this request next gets the refusal, not a new bill for it.
+            client.remember_refusal(key, refusal)?;
         }
         match result {
-            Some(Ok((_, usage))) if client.cache.peek(key).is_some() => {
-                if let Some(r) = reservation {
-                    let cost = prices.cost(usage.input_tokens, usage.output_tokens);
-                    client.budget.settle(r, cost);
-                    client.add_unlabelled(cost);
-                }
-            }
-            Some(Ok((text, usage))) => {
-                let cost = prices.cost(usage.input_tokens, usage.output_tokens);
+            // The saved job stays until the end, so a run killed before a label reaches the
+            // cache collects it again: labels need no spend log line.
+            Some(Ok((text, usage))) if client.cache.peek(key).is_none() => {
                 let Some(r) = reservation else {
                     // Not wanted by this call: kept for the call that wants it.
                     client.record(key, &text, usage, cost)?;
@@ -110,21 +115,30 @@ fn run_job(
                 let Some(r) = reservation else {
                     continue;
                 };
-                let billed = match &other {
-                    Some(Err((_, Some(usage)))) => {
-                        prices.cost(usage.input_tokens, usage.output_tokens)
+                let spent = match &other {
+                    Some(Ok(_)) => Spent::Duplicate,
+                    Some(Err(LineFailure {
+                        refusal: Some(_), ..
+                    })) => Spent::Refused,
+                    _ => Spent::Empty,
+                };
+                // Billed but no label. Counted once: a run that died after logging it has it
+                // counted already (see `spend_log.rs`).
+                let first =
+                    cost == 0.0 || client.log_batch_line(&saved.batch_id, key, cost, spent)?;
+                let counted = if first { cost } else { 0.0 };
+                client.budget.settle(r, counted);
+                client.add_unlabelled(counted);
+                match other {
+                    Some(Ok(_)) => {}
+                    Some(Err(failure)) => errors.push(failure),
+                    None if status == "failed" => {
+                        errors.push(LineFailure::unbilled(batch_errors(&batch)))
                     }
-                    _ => 0.0,
-                };
-                // An empty reply was answered and billed: it stays spent.
-                client.budget.settle(r, billed);
-                client.add_unlabelled(billed);
-                let why = match other {
-                    Some(Err((e, _))) => e,
-                    _ if status == "failed" => batch_errors(&batch),
-                    _ => format!("no result (batch {status})"),
-                };
-                errors.push(why);
+                    None => {
+                        errors.push(LineFailure::unbilled(format!("no result (batch {status})")))
+                    }
+                }
             }
         }
     }
@@ -153,7 +167,7 @@ pub(super) fn complete_batch(
         keys.iter().map(String::as_str).zip(requests).collect();
     let prices = client.prices.scaled(client.batch_discount);
     let mut paid: HashMap<String, Reply> = HashMap::new();
-    let mut errors: Vec<String> = Vec::new();
+    let mut errors: Vec<LineFailure> = Vec::new();
 
     let missing: HashSet<&str> = keys
         .iter()
@@ -192,6 +206,7 @@ pub(super) fn complete_batch(
     // was bought before, so the stop point does not depend on the cache.
     let charged = client.charges_cache_hits();
     let mut stop_at = None;
+    let mut refused_at = None;
     let mut reservations = HashMap::new();
     let mut held_for_hits: Vec<(&str, Reservation)> = Vec::new();
     let mut seen: HashSet<&str> = HashSet::new();
@@ -206,6 +221,12 @@ pub(super) fn complete_batch(
         if hit && !charged {
             client.cache.count(true);
             continue;
+        }
+        if !hit && !in_this_call {
+            if let Some(refusal) = client.refusals.get(key) {
+                refused_at = Some((i, refusal));
+                break;
+            }
         }
         match client
             .budget
@@ -227,6 +248,13 @@ pub(super) fn complete_batch(
                 break;
             }
         }
+    }
+    if refused_at.is_some() {
+        // The call fails at the refused request, as live sending does: nothing more is sent.
+        for (_, r) in reservations.drain() {
+            client.budget.release(r);
+        }
+        job_keys.clear();
     }
     if !job_keys.is_empty() {
         let jobs: Vec<(&str, &ChatRequest)> = job_keys
@@ -296,12 +324,29 @@ pub(super) fn complete_batch(
         }
     }
     if !errors.is_empty() {
+        let rerun = if errors.iter().any(|e| e.refusal.is_some()) {
+            "a rerun sends the failed ones again, but not the refused ones"
+        } else {
+            "rerun to retry the failed ones"
+        };
         bail!(
-            "{} batch request(s) failed, first: {}; the {} replies received are in the label cache {} (rerun to retry the failed ones)",
+            "{} batch request(s) failed, first: {}; the {} replies received are in the label cache {} ({rerun})",
             errors.len(),
-            errors[0],
+            errors[0].message,
             paid.len(),
             client.cache.dir().display()
+        );
+    }
+    if let Some((i, refusal)) = refused_at {
+        return Err(
+            anyhow!("{}", client.refusals.remembered_message(&refusal)).context(RequestFailed {
+                index: i,
+                message: format!(
+                    "labelling stopped at item {} of {} before anything more was sent",
+                    i + 1,
+                    requests.len()
+                ),
+            }),
         );
     }
     let end = stop_at.unwrap_or(requests.len());

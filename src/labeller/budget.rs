@@ -159,6 +159,12 @@ impl Budget {
         l.spent += actual;
     }
 
+    /// Count `amount` dollars spent outside any reservation: what an earlier run of the cell
+    /// paid that its saved state does not count yet (see `spend_log.rs`).
+    pub fn charge(&self, amount: f64) {
+        self.ledger().spent += amount;
+    }
+
     /// The call failed: it costs nothing.
     pub fn release(&self, r: Reservation) {
         self.settle(r, 0.0);

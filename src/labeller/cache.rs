@@ -4,13 +4,14 @@
 //! Layout of the cache folder:
 //! - `labels.jsonl` — one [`CachedReply`] per line, append-only, fsynced after each line;
 //! - `stats.json` — hits and misses counted over all runs (for `lab labels stats`);
+//! - `refusals.jsonl` — requests the model refused, not to be asked again (see `refusals.rs`);
 //! - `batches/` — Batch API jobs in flight (see `batch.rs`).
+use super::append_log::{read_entries, AppendLog};
 use crate::util::atomic_write;
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
-use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Seek, SeekFrom, Write};
+use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -18,8 +19,6 @@ use std::sync::Mutex;
 pub const LABELS_FILE: &str = "labels.jsonl";
 pub const STATS_FILE: &str = "stats.json";
 
-/// One paid reply as the provider sent it (before reasoning removal or line picking, so a
-/// change of those settings does not need a new call).
 /// The environment variable that moves the label cache (every run and `lab labels stats`).
 pub const CACHE_ENV: &str = "LAB_LABEL_CACHE";
 
@@ -34,6 +33,8 @@ pub fn default_dir() -> PathBuf {
         .join("labels")
 }
 
+/// One paid reply as the provider sent it (before reasoning removal or line picking, so a
+/// change of those settings does not need a new call).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct CachedReply {
     pub key: String,
@@ -55,10 +56,14 @@ pub struct HitCounts {
 pub struct LabelCache {
     dir: PathBuf,
     entries: Mutex<HashMap<String, CachedReply>>,
-    file: Mutex<File>,
+    file: AppendLog,
     hits: AtomicU64,
     misses: AtomicU64,
 }
+
+/// What to do about an unreadable line of `labels.jsonl`.
+const DAMAGED_LINE: &str =
+    "not a label cache entry; delete the line or the file to start a fresh cache";
 
 impl LabelCache {
     /// Open (or create) the cache in `dir` and load its entries. A last line cut short by a
@@ -67,33 +72,12 @@ impl LabelCache {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("cannot create the label cache folder {}", dir.display()))?;
         let path = dir.join(LABELS_FILE);
-        let mut file = OpenOptions::new()
-            .create(true)
-            .read(true)
-            .append(true)
-            .open(&path)
-            .with_context(|| format!("cannot open the label cache {}", path.display()))?;
-        // Another process may be appending right now: its half-written line is not a torn
-        // one to cut off. The OS lock makes reading and repairing wait for its append.
-        // (A file system without locks just runs unguarded.)
-        let _ = file.lock();
-        let read = read_entries(&file, &path).and_then(|(entries, complete_len)| {
-            let len = file.metadata()?.len();
-            if complete_len < len {
-                // Appending after a torn line would glue the next entry onto it.
-                file.set_len(complete_len).with_context(|| {
-                    format!("cannot repair the torn last line of {}", path.display())
-                })?;
-                file.seek(SeekFrom::End(0))?;
-            }
-            Ok(entries)
-        });
-        let _ = file.unlock();
-        let entries = read?;
+        let (file, read) = AppendLog::open::<CachedReply>(&path, DAMAGED_LINE)?;
+        let entries = read.into_iter().map(|r| (r.key.clone(), r)).collect();
         Ok(LabelCache {
             dir: dir.to_path_buf(),
             entries: Mutex::new(entries),
-            file: Mutex::new(file),
+            file,
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
         })
@@ -136,31 +120,7 @@ impl LabelCache {
 
     /// Store a paid reply: appended as one line and synced to disk before returning.
     pub fn insert(&self, reply: CachedReply) -> Result<()> {
-        let mut line = serde_json::to_string(&reply).context("cannot encode a cache entry")?;
-        line.push('\n');
-        {
-            let mut f = self.file.lock().unwrap_or_else(|e| e.into_inner());
-            let path = self.dir.join(LABELS_FILE);
-            // Held across the append so a process opening the cache meanwhile waits.
-            let _ = f.lock();
-            let before = f.metadata().map(|m| m.len());
-            let written = f
-                .write_all(line.as_bytes())
-                .with_context(|| format!("cannot append to {}", path.display()))
-                .and_then(|()| {
-                    f.sync_data()
-                        .with_context(|| format!("cannot sync {}", path.display()))
-                });
-            if written.is_err() {
-                // A short write (disk full) would leave a torn line that the next append
-                // glues onto, making one unreadable line in the middle: cut it back off.
-                if let Ok(len) = before {
-                    let _ = f.set_len(len);
-                }
-            }
-            let _ = f.unlock();
-            written?;
-        }
+        self.file.append(&reply)?;
         self.entries().insert(reply.key.clone(), reply);
         Ok(())
     }
@@ -189,41 +149,6 @@ impl LabelCache {
         let json = serde_json::to_string_pretty(&total).context("cannot encode cache stats")?;
         atomic_write(&path, json.as_bytes())
     }
-}
-
-/// Read every complete entry; return them with the byte length of the complete lines.
-fn read_entries(file: &File, path: &Path) -> Result<(HashMap<String, CachedReply>, u64)> {
-    let mut reader = BufReader::new(file);
-    let mut entries = HashMap::new();
-    let mut complete_len = 0u64;
-    let mut line = String::new();
-    let mut number = 0;
-    loop {
-        line.clear();
-        let n = reader
-            .read_line(&mut line)
-            .with_context(|| format!("cannot read {}", path.display()))?;
-        if n == 0 {
-            break;
-        }
-        number += 1;
-        if !line.ends_with('\n') {
-            // A write cut short by a crash: its label was never returned, so nothing is lost.
-            break;
-        }
-        complete_len += n as u64;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let reply: CachedReply = serde_json::from_str(&line).with_context(|| {
-            format!(
-                "{}:{number}: not a label cache entry; delete the line or the file to start a fresh cache",
-                path.display()
-            )
-        })?;
-        entries.insert(reply.key.clone(), reply);
-    }
-    Ok((entries, complete_len))
 }
 
 fn read_counts(dir: &Path) -> Result<HitCounts> {
@@ -272,7 +197,10 @@ pub fn summarize(dir: &Path) -> Result<CacheSummary> {
         );
     }
     let file = File::open(&path).with_context(|| format!("cannot open {}", path.display()))?;
-    let (entries, _) = read_entries(&file, &path)?;
+    let (read, _) = read_entries::<CachedReply>(&file, &path, DAMAGED_LINE)?;
+    // Later lines win, as when the cache is opened.
+    let entries: HashMap<String, CachedReply> =
+        read.into_iter().map(|r| (r.key.clone(), r)).collect();
     let mut by_model: HashMap<(String, String), (usize, f64)> = HashMap::new();
     let mut s = CacheSummary {
         entries: entries.len(),
@@ -303,6 +231,8 @@ pub fn summarize(dir: &Path) -> Result<CacheSummary> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs::OpenOptions;
+    use std::io::Write;
 
     fn reply(key: &str, cost: f64) -> CachedReply {
         CachedReply {

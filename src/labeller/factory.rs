@@ -5,26 +5,34 @@ use crate::labeller::human::HumanLabeller;
 use crate::labeller::llm::LlmLabeller;
 use crate::labeller::llm_config::{self, LlmLabellerConfig};
 use crate::labeller::local::LocalLabeller;
-use crate::labeller::Labeller;
+use crate::labeller::spend_log::SPEND_LOG_FILE;
+use crate::labeller::{Label, Labeller};
 use anyhow::{Context, Result};
 use std::path::Path;
 use std::time::Duration;
 
-/// The labeller for one cell. `already_spent` is what the cell paid before a resume: the money
-/// budget left for this labeller is the experiment's budget minus it.
+/// The labeller for one cell. `already_spent` is what the cell paid before a resume, and
+/// `kept` the labels its state keeps: the money budget left for this labeller is the
+/// experiment's budget minus what they and the cell's spend log (`spend_log.rs`) account for.
 pub fn make_labeller(
     exp: &Experiment,
     cell_dir: &Path,
     already_spent: f64,
+    kept: &[Label],
 ) -> Result<Box<dyn Labeller>> {
     let l = &exp.labeller;
     match l.kind {
         LabellerKind::Golden => Ok(Box::new(GoldenLabeller::new())),
         LabellerKind::Llm => {
             let cfg = llm_config_of(exp, already_spent)?;
-            Ok(Box::new(
-                LlmLabeller::from_config(&cfg).context("in [labeller]")?,
-            ))
+            let mut labeller = LlmLabeller::from_config(&cfg).context("in [labeller]")?;
+            // The state counts each kept label at its cost; the rest bought no label.
+            let unlabelled = already_spent - kept.iter().map(|l| l.cost).sum::<f64>();
+            labeller
+                .client_mut()
+                .keep_spend_log(&cell_dir.join(SPEND_LOG_FILE), unlabelled)
+                .context("in [labeller]")?;
+            Ok(Box::new(labeller))
         }
         LabellerKind::Local => {
             let model = l.model.as_deref().context(

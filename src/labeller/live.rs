@@ -6,6 +6,7 @@ use super::cache::CachedReply;
 use super::llm::{lock, refusal_message, Completion, LlmClient, Replies, Reply, RequestFailed};
 use super::prompt::{says_nothing, ChatRequest};
 use super::retry::CallError;
+use super::spend_log::Spent;
 use anyhow::{anyhow, Result};
 use std::sync::{Condvar, Mutex};
 use std::time::Instant;
@@ -22,8 +23,9 @@ struct Queue {
 
 /// How one live request ended.
 enum Called {
-    /// A usable reply, the reservation still held for it, and what its empty attempts cost.
-    Reply(Completion, Reservation, f64),
+    /// A usable reply, the reservation still held for it, what its empty attempts cost, and
+    /// the id of its attempt in the spend log.
+    Reply(Completion, Reservation, f64, Option<String>),
     /// Failed; the reservation, if one is still held, is to be released.
     Failed(anyhow::Error, Option<Reservation>),
     /// Empty replies spent the money the next attempt needed: stop before this request.
@@ -36,6 +38,11 @@ enum Job {
     Done,
 }
 
+/// A spend log that cannot be written: the call stops, since what it pays would go unrecorded.
+fn unlogged(e: anyhow::Error) -> CallError {
+    CallError::Fatal(format!("{e:#}"))
+}
+
 impl LlmClient {
     /// One request with retries, holding `reservation` for it. An empty reply (nothing left
     /// after reasoning) is retried, but it was billed: its cost is counted and the next
@@ -44,45 +51,63 @@ impl LlmClient {
     /// cut-off body, a 200 that is not a completion) is counted the same way at its worst
     /// case, the reservation it held: the provider usually bills the tokens it generated
     /// whether or not they reached us, and what it billed is unknown, so the budget assumes
-    /// the most it can have been.
+    /// the most it can have been. Every attempt is in the spend log before it is sent, and
+    /// its cost before the reply is used.
     fn call(&self, index: usize, key: &str, req: &ChatRequest, reservation: Reservation) -> Called {
         let seed = u64::from_str_radix(&key[..16], 16).unwrap_or(index as u64);
         let what = format!("request {} to {}", index + 1, self.name());
         let mut held = Some(reservation);
         let mut wasted = 0.0;
         let mut out_of_money = false;
+        let mut replied_attempt = None;
         let result = self.retry.run(seed, &what, || {
-            let (cost, error) = match self.api.complete(req) {
+            let worst = held.as_ref().map_or(0.0, Reservation::amount);
+            let attempt = self.log_sent(worst).map_err(unlogged)?;
+            let (cost, spent, error) = match self.api.complete(req) {
                 Ok(c) if c.refusal.is_some() => {
-                    // Billed, and not asked again: the request ends here.
+                    // Billed, and not asked again, in this call or any later one.
                     let usage = self.usage_or_estimate(req, &c);
                     let cost = self.prices.cost(usage.input_tokens, usage.output_tokens);
+                    let refusal = c.refusal.as_deref().unwrap_or_default();
+                    let logged = self
+                        .log_paid(attempt.as_deref(), cost, Spent::Refused, None)
+                        .and_then(|_| self.remember_refusal(key, refusal));
                     if let Some(r) = held.take() {
                         self.budget.settle(r, cost);
                     }
                     self.add_unlabelled(cost);
-                    let refusal = c.refusal.as_deref().unwrap_or_default();
+                    logged.map_err(unlogged)?;
                     return Err(CallError::Fatal(refusal_message(refusal)));
                 }
                 Ok(c) if says_nothing(&c.text) => {
                     let usage = self.usage_or_estimate(req, &c);
                     (
                         self.prices.cost(usage.input_tokens, usage.output_tokens),
+                        Spent::Empty,
                         CallError::transient("empty completion"),
                     )
                 }
-                Ok(c) => return Ok(c),
-                Err(CallError::Unanswered(message)) => (
-                    held.as_ref().map_or(0.0, |r| r.amount()),
-                    CallError::Unanswered(message),
-                ),
-                Err(e) => return Err(e),
+                Ok(c) => {
+                    replied_attempt = attempt;
+                    return Ok(c);
+                }
+                Err(CallError::Unanswered(message)) => {
+                    (worst, Spent::Lost, CallError::Unanswered(message))
+                }
+                Err(e) => {
+                    // An error reply is not billed. Were this line lost, a resumed run would
+                    // only count the attempt at its worst case.
+                    let _ = self.log_paid(attempt.as_deref(), 0.0, Spent::Unbilled, None);
+                    return Err(e);
+                }
             };
+            let logged = self.log_paid(attempt.as_deref(), cost, spent, None);
             if let Some(r) = held.take() {
                 self.budget.settle(r, cost);
             }
             wasted += cost;
             self.add_unlabelled(cost);
+            logged.map_err(unlogged)?;
             match self.budget.try_reserve(self.worst_case(req, &self.prices)) {
                 Some(r) => held = Some(r),
                 None => {
@@ -94,7 +119,7 @@ impl LlmClient {
         });
         match (result, held) {
             _ if out_of_money => Called::OutOfMoney,
-            (Ok(c), Some(r)) => Called::Reply(c, r, wasted),
+            (Ok(c), Some(r)) => Called::Reply(c, r, wasted, replied_attempt),
             (Ok(_), None) => {
                 Called::Failed(anyhow!("internal: a reply without its reservation"), None)
             }
@@ -137,26 +162,32 @@ impl LlmClient {
                             Err(e)
                         }
                         Called::OutOfMoney => Ok(None),
-                        Called::Reply(c, reservation, wasted) => {
+                        Called::Reply(c, reservation, wasted, attempt) => {
                             let usage = self.usage_or_estimate(&requests[i], &c);
                             let cost = self.prices.cost(usage.input_tokens, usage.output_tokens);
-                            // Paid whether or not the cache write below succeeds.
+                            // Paid whether or not the writes below succeed.
                             self.budget.settle(reservation, cost);
-                            // The label cost what its empty attempts cost too.
-                            let cost = cost + wasted;
                             if c.cut_off {
                                 self.note_cut_off(requests[i].max_tokens);
                             }
-                            self.record(&keys[i], &c.text, usage, cost).map(|()| {
-                                Some(Reply {
-                                    text: c.text,
-                                    cost,
-                                    input_tokens: usage.input_tokens,
-                                    output_tokens: usage.output_tokens,
-                                    seconds: start.elapsed().as_secs_f64(),
-                                    cached: false,
+                            // The cache keeps what the label cost with its empty attempts;
+                            // the label itself counts its own tokens, like a cache hit, and
+                            // the empty attempts count as money that bought no label.
+                            let cached = self.cached_reply(&keys[i], &c.text, usage, cost + wasted);
+                            // In the spend log first: a run killed before the cache write
+                            // finds the label there on resume instead of buying it again.
+                            self.log_paid(attempt.as_deref(), cost, Spent::Label, Some(&cached))
+                                .and_then(|_| self.cache.insert(cached))
+                                .map(|()| {
+                                    Some(Reply {
+                                        text: c.text,
+                                        cost,
+                                        input_tokens: usage.input_tokens,
+                                        output_tokens: usage.output_tokens,
+                                        seconds: start.elapsed().as_secs_f64(),
+                                        cached: false,
+                                    })
                                 })
-                            })
                         }
                     };
                     let mut q = lock(&queue);
@@ -239,6 +270,17 @@ impl LlmClient {
                 continue;
             }
             let hit = self.cache.peek(&keys[i]);
+            if hit.is_none() {
+                if let Some(refusal) = self.refusals.get(&keys[i]) {
+                    let message = self.refusals.remembered_message(&refusal);
+                    let error = anyhow!("request {} to {}: {message}", i + 1, self.name());
+                    if q.failure.as_ref().is_none_or(|(j, _)| i < *j) {
+                        q.failure = Some((i, error));
+                    }
+                    wake.notify_all();
+                    return Job::Done;
+                }
+            }
             if !self.charge_cache_hits {
                 if let Some(hit) = hit {
                     self.cache.count(true);

@@ -9,7 +9,9 @@ use super::budget::{
 use super::cache::{CachedReply, LabelCache};
 use super::openai::OpenAiEndpoint;
 use super::prompt::{clean_reply, ChatRequest, ReplyPart};
+use super::refusals::Refusals;
 use super::retry::{CallError, RetryPolicy};
+use super::spend_log::SpendLog;
 use super::{Label, LabelOutcome, Labeller};
 use crate::data::render::render_input;
 use crate::data::Example;
@@ -88,6 +90,13 @@ pub struct LlmClient {
     pub(super) batch_discount: f64,
     pub(super) budget: Budget,
     pub(super) cache: LabelCache,
+    /// Requests refused before, in the label cache folder.
+    pub(super) refusals: Refusals,
+    /// The cell's spend log, when the client labels for a cell (see `spend_log.rs`).
+    pub(super) spend_log: Option<SpendLog>,
+    /// What an earlier run logged as spent on no label that the cell's state does not count
+    /// yet, charged to the next call.
+    pub(super) unrecorded: Mutex<f64>,
     pub(super) retry: RetryPolicy,
     pub(super) concurrency: usize,
     counter: Option<Box<TokenCounter>>,
@@ -159,6 +168,13 @@ impl LlmClient {
     pub fn with_api(cfg: &LlmLabellerConfig, api: Box<dyn ChatApi>) -> Result<Self> {
         cfg.validate()?;
         let dir = cfg.cache_dir();
+        let in_cache_folder = || {
+            format!(
+                "label cache {} (set by ${}, else the default folder)",
+                dir.display(),
+                super::cache::CACHE_ENV
+            )
+        };
         Ok(LlmClient {
             provider: cfg.provider,
             model: cfg.model.clone(),
@@ -168,13 +184,10 @@ impl LlmClient {
             prices: cfg.prices(),
             batch_discount: cfg.batch_discount,
             budget: Budget::new(cfg.money_budget),
-            cache: LabelCache::open(&dir).with_context(|| {
-                format!(
-                    "label cache {} (set by ${}, else the default folder)",
-                    dir.display(),
-                    super::cache::CACHE_ENV
-                )
-            })?,
+            cache: LabelCache::open(&dir).with_context(in_cache_folder)?,
+            refusals: Refusals::open(&dir).with_context(in_cache_folder)?,
+            spend_log: None,
+            unrecorded: Mutex::new(0.0),
             retry: RetryPolicy {
                 max_retries: cfg.max_retries,
                 base: Duration::from_secs_f64(cfg.retry_base_s),
@@ -327,6 +340,7 @@ impl LlmClient {
     /// only for cache misses. Stops before the first request whose worst case no longer fits
     /// the budget; everything before it is returned.
     pub fn complete_all(&self, requests: &[ChatRequest]) -> Result<Replies> {
+        self.charge_unrecorded();
         let out = match &self.batch {
             Some(batch) => super::batch_jobs::complete_batch(self, batch, requests),
             None => self.complete_live(requests),
@@ -359,9 +373,15 @@ impl LlmClient {
         *lock(&self.unlabelled)
     }
 
-    /// Put a paid reply in the cache.
-    pub(super) fn record(&self, key: &str, text: &str, usage: Usage, cost: f64) -> Result<()> {
-        self.cache.insert(CachedReply {
+    /// A paid reply as the label cache keeps it.
+    pub(super) fn cached_reply(
+        &self,
+        key: &str,
+        text: &str,
+        usage: Usage,
+        cost: f64,
+    ) -> CachedReply {
+        CachedReply {
             key: key.to_string(),
             provider: self.provider.name().to_string(),
             model: self.model.clone(),
@@ -369,7 +389,18 @@ impl LlmClient {
             input_tokens: usage.input_tokens,
             output_tokens: usage.output_tokens,
             cost,
-        })
+        }
+    }
+
+    /// Put a paid reply in the cache.
+    pub(super) fn record(&self, key: &str, text: &str, usage: Usage, cost: f64) -> Result<()> {
+        self.cache.insert(self.cached_reply(key, text, usage, cost))
+    }
+
+    /// Remember that the model refused the request `key` (see `refusals.rs`).
+    pub(super) fn remember_refusal(&self, key: &str, refusal: &str) -> Result<()> {
+        self.refusals
+            .remember(key, self.provider.name(), &self.model, refusal)
     }
 }
 

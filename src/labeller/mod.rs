@@ -60,6 +60,7 @@ pub trait Labeller: Send {
 }
 
 pub mod anthropic;
+mod append_log;
 pub mod batch;
 mod batch_jobs;
 pub mod budget;
@@ -74,5 +75,7 @@ pub mod llm_config;
 pub mod local;
 pub mod openai;
 pub mod prompt;
+pub mod refusals;
 pub mod retry;
+pub mod spend_log;
 pub mod stats;

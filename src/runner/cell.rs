@@ -156,7 +156,8 @@ pub fn run_cell(
     if let Some(adapter) = &state.adapter_path {
         adapters::load_for_resume(&mut model, &paths, adapter)?;
     }
-    let mut labeller = crate::labeller::factory::make_labeller(exp, &paths.dir, state.money_spent)?;
+    let mut labeller =
+        crate::labeller::factory::make_labeller(exp, &paths.dir, state.money_spent, &state.labels)?;
     let mut labeled: Vec<Example> = labeled_examples(&state, &by_id)?;
     let mut rng = state.rng.restore()?;
     let started = Instant::now();

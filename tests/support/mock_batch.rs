@@ -4,7 +4,7 @@
 use super::mock_chat::{apply_fault, complete, completion_object, turns_of};
 use super::mock_openai::{
     json_response, last_user, openai_error, take_fault, Batch, Options, Recorded, Response, Route,
-    Served, State,
+    Served, State, REFUSAL,
 };
 use serde_json::{json, Value};
 use std::sync::Mutex;
@@ -161,11 +161,13 @@ pub(super) fn get_batch(id: &str, state: &Mutex<State>, o: &Options) -> Response
         let v: Value = serde_json::from_str(line).unwrap();
         let custom_id = v["custom_id"].clone();
         let body = &v["body"];
-        let marked = o
-            .batch_fail_marker
-            .as_ref()
-            .is_some_and(|m| last_user(&turns_of(body, false)).contains(m.as_str()));
-        let result = if marked {
+        let has = |marker: &Option<String>| {
+            marker
+                .as_ref()
+                .is_some_and(|m| last_user(&turns_of(body, false)).contains(m.as_str()))
+        };
+        let refused = has(&o.batch_refusal_marker);
+        let result = if has(&o.batch_fail_marker) {
             Err(openai_error(
                 500,
                 "The server had an error processing this request.",
@@ -184,8 +186,13 @@ pub(super) fn get_batch(id: &str, state: &Mutex<State>, o: &Options) -> Response
                     output_tokens: t,
                     batch: true,
                     empty: text.is_empty(),
+                    refused,
                 });
-                let body = completion_object(&format!("chatcmpl-b{n}"), &o.model, &text, i, t);
+                let mut body = completion_object(&format!("chatcmpl-b{n}"), &o.model, &text, i, t);
+                if refused {
+                    body["choices"][0]["message"]["content"] = Value::Null;
+                    body["choices"][0]["message"]["refusal"] = json!(REFUSAL);
+                }
                 out.push_str(&json!({"id": format!("batch_req_{n}"), "custom_id": custom_id,
                     "response": {"status_code": 200, "request_id": format!("req_{n}"), "body": body}, "error": null}).to_string());
                 out.push('\n');

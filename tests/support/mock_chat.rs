@@ -209,6 +209,7 @@ pub(super) fn chat(req: &Recorded, state: &Mutex<State>, o: &Options) -> Respons
                 output_tokens,
                 batch: false,
                 empty: text.is_empty(),
+                refused,
             });
             let mut reply = completion_object(
                 "chatcmpl-mock",
@@ -275,6 +276,7 @@ pub(super) fn messages(req: &Recorded, state: &Mutex<State>, o: &Options) -> Res
                 output_tokens,
                 batch: false,
                 empty: text.is_empty(),
+                refused,
             });
             let content = if text.is_empty() {
                 json!([])

@@ -66,6 +66,8 @@ pub struct Options {
     pub batch_polls: usize,
     /// Batch lines whose last user turn contains this go to the error file.
     pub batch_fail_marker: Option<String>,
+    /// Batch lines whose last user turn contains this are refused (billed, `message.refusal`).
+    pub batch_refusal_marker: Option<String>,
     /// The model's context, in characters of the prompt's turns: a longer request is refused
     /// with 400 `context_length_exceeded`, as OpenAI refuses one.
     pub context_chars: Option<usize>,
@@ -79,6 +81,7 @@ impl Default for Options {
             model: "mock-model".into(),
             batch_polls: 2,
             batch_fail_marker: None,
+            batch_refusal_marker: None,
             context_chars: None,
             responder: Arc::new(|turns: &[Turn]| subject_reply(&last_user(turns))),
         }
@@ -148,6 +151,8 @@ pub struct Served {
     /// An empty completion: billed like any (providers charge for the tokens, reasoning
     /// included), though the client cannot use it.
     pub empty: bool,
+    /// A refusal: billed, but no label.
+    pub refused: bool,
 }
 
 impl Served {
