@@ -242,6 +242,31 @@ mod tests {
         assert_eq!(want, got);
     }
 
+    /// A resumed cell continues from the floats it wrote: a dollar total or a strategy score
+    /// read back one ulp off gives another cost column, or another ranking, than an
+    /// uninterrupted run. (These values came back one ulp off before serde_json parsed floats
+    /// exactly.)
+    #[test]
+    fn floats_read_back_bit_for_bit() {
+        let rng = ChaCha8Rng::seed_from_u64(0);
+        let mut st = CellState::new("exp", "random", 0, &rng);
+        let values = [
+            0.000026549999999999998,
+            0.00028619999999999996,
+            0.000022649999999999998,
+            0.1 + 0.2,
+            1.0 / 3.0,
+            6.02214076e23,
+            f64::MIN_POSITIVE,
+        ];
+        st.money_spent = values[1];
+        st.strategy_memory.insert("scores".into(), values.to_vec());
+        let back = CellState::parse(&st.to_json().unwrap(), Path::new("state.json")).unwrap();
+        assert_eq!(back.money_spent.to_bits(), st.money_spent.to_bits());
+        let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&back.strategy_memory["scores"]), bits(&values));
+    }
+
     #[test]
     fn damaged_or_old_state_gives_advice() {
         let err = format!(
