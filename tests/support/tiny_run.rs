@@ -13,6 +13,8 @@ pub fn repo() -> PathBuf {
 /// are under their table, so tests can later `replace` them in the written file.
 pub struct TinyExperiment<'a> {
     pub name: &'a str,
+    /// The data folder; the shipped `data/aeslc` when `None`.
+    pub data_path: Option<&'a Path>,
     pub test_size: usize,
     pub pool_size: usize,
     pub max_input_chars: usize,
@@ -37,6 +39,7 @@ impl Default for TinyExperiment<'_> {
     fn default() -> Self {
         TinyExperiment {
             name: "tiny",
+            data_path: None,
             test_size: 4,
             pool_size: 30,
             max_input_chars: 300,
@@ -62,7 +65,10 @@ impl TinyExperiment<'_> {
              [data]\npath = \"{data}\"\ninput_field = \"email\"\noutput_field = \"subject\"\n",
             name = self.name,
             results = dir.join("results").display(),
-            data = repo().join("data/aeslc").display(),
+            data = self
+                .data_path
+                .map_or_else(|| repo().join("data/aeslc"), Path::to_path_buf)
+                .display(),
         );
         push_lines(&mut text, self.data);
         text.push_str(&format!(
@@ -102,6 +108,23 @@ impl TinyExperiment<'_> {
         std::fs::write(&path, text).unwrap();
         path
     }
+}
+
+/// The first `rows` lines of each split of the shipped AESLC data, in `<dir>/aeslc`: the same
+/// fields and folder name for a fraction of the loading, for tests that start `lab` many
+/// times. Each file is replaced whole, so a `lab` reading them meanwhile sees old or new.
+pub fn aeslc_head(dir: &Path, rows: usize) -> PathBuf {
+    let out = dir.join("aeslc");
+    std::fs::create_dir_all(&out).unwrap();
+    for split in ["train", "dev", "test"] {
+        let file = format!("{split}.jsonl");
+        let text = std::fs::read_to_string(repo().join("data/aeslc").join(&file)).unwrap();
+        let head: Vec<&str> = text.lines().take(rows).collect();
+        let mut tmp = tempfile::NamedTempFile::new_in(&out).unwrap();
+        std::io::Write::write_all(&mut tmp, (head.join("\n") + "\n").as_bytes()).unwrap();
+        tmp.persist(out.join(&file)).unwrap();
+    }
+    out
 }
 
 /// A `[labeller]` table buying labels from the OpenAI-compatible server at `base_url`, the
