@@ -13,7 +13,8 @@
 //! - `config-written`: the cell's config.toml is written; no iteration has started.
 //! - then per iteration:
 //!   - `selection-made`: the strategy chose (the embedding cache is flushed), nothing labelled.
-//!   - `labels-bought`: the labeller answered (its label cache holds them), nothing trained.
+//!   - `labels-bought`: the labeller answered (an LLM's label cache and the cell's
+//!     `llm_spend.jsonl` hold what it bought), nothing trained.
 //!   - `unlabelled-spend-written`: a failed labelling's spend is recorded in state.json.
 //!   - `adapter-staged`: the new adapter is in `adapters/iter-<t>.tmp`, not yet swapped in.
 //!   - `adapter-saved`: `adapters/iter-<t>` is in place; state.json still names the previous.
@@ -22,6 +23,10 @@
 //!   - `state-written`: the commit; older adapters are not yet removed.
 //!   - `adapters-pruned`: only the committed adapter is left.
 //! - `report-started`, `report-written`: every cell is done; the report before and after.
+//!
+//! Writes without a point of their own: the cell's lock file (`seed-<n>.lock`, created once,
+//! never written) and the labeller's appended logs (label cache, `llm_spend.jsonl`), whose
+//! torn last line the labeller repairs (tests/labeller_kill_resume.rs kills mid-request).
 //!
 //! And `staged:<file name>` inside every atomic write (`util::atomic_write`: state.json,
 //! curve.csv, an adapter's files, report.md, …), after the temporary file is written and
