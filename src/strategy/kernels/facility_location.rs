@@ -12,7 +12,7 @@ use super::cosine::max_similarity_to;
 use super::dense::{gemm_abt, matvec};
 use super::knn::knn_graph;
 use super::lazy_greedy::{lazy_greedy, Gain, GreedyObjective};
-use super::ties::{cosine_error, f64_sum_error};
+use super::ties::{cosine_sum_error, f64_sum_error};
 use crate::strategy::Matrix;
 
 /// Largest similarity tile the exact mode's first pass holds at once (all tasks together),
@@ -64,18 +64,16 @@ pub fn facility_location_greedy(
     } else {
         vec![0.0; pool.rows]
     };
-    let term_error = 2.0 * cosine_error(pool.cols);
     let picks = if pool.rows <= opts.exact_max_items {
         let mut objective = Exact {
             pool,
             cover,
-            term_error,
             last_column: None,
         };
         let initial = objective.all_gains(opts.memory_cap_bytes);
         lazy_greedy(&mut objective, &initial, k)
     } else {
-        let mut objective = Sparse::new(pool, opts.neighbours, cover, term_error);
+        let mut objective = Sparse::new(pool, opts.neighbours, cover);
         let initial: Vec<Gain> = (0..pool.rows)
             .into_par_iter()
             .map(|j| objective.gain_of(j))
@@ -90,10 +88,11 @@ fn similarity(cos: f32) -> f64 {
     (1.0 + f64::from(cos)) * 0.5
 }
 
-/// Σ of the positive terms `(sim − covered)⁺`, with its rounding bound: `term_error` for every
-/// positive term (a term exactly 0 may round to either side: whichever twin keeps it positive
-/// pays for both), plus the f64 sum's own error. Neither grows as the cover does.
-fn gain_of_terms(terms: impl Iterator<Item = f64>, term_error: f64) -> Gain {
+/// Σ of the positive terms `(sim − covered)⁺`, with its rounding bound: each positive term
+/// holds two cosines (sim and the cover), counted twice because a term exactly 0 may round to
+/// either side and whichever twin keeps it positive pays for both; plus the f64 sum's own
+/// error. Neither grows as the cover does.
+fn gain_of_terms(terms: impl Iterator<Item = f64>, d: usize) -> Gain {
     let (mut value, mut positive) = (0.0f64, 0usize);
     for t in terms {
         if t > 0.0 {
@@ -103,26 +102,24 @@ fn gain_of_terms(terms: impl Iterator<Item = f64>, term_error: f64) -> Gain {
     }
     Gain {
         value,
-        slack: positive as f64 * term_error + f64_sum_error(positive) * value,
+        slack: cosine_sum_error(d, 4 * positive) + f64_sum_error(positive) * value,
     }
 }
 
 /// Gain of a candidate whose similarities to every pool row are `column`.
-fn gain_from(column: &[f32], cover: &[f64], term_error: f64) -> Gain {
+fn gain_from(column: &[f32], cover: &[f64], d: usize) -> Gain {
     gain_of_terms(
         column
             .iter()
             .zip(cover)
             .map(|(&c, &covered)| similarity(c) - covered),
-        term_error,
+        d,
     )
 }
 
 struct Exact<'a> {
     pool: &'a Matrix,
     cover: Vec<f64>,
-    /// Slack per positive `(sim − covered)` term: twice its rounding error of one cosine.
-    term_error: f64,
     /// The column computed by the latest `gain`: usually the next pick's, reused by `take`.
     last_column: Option<(usize, Vec<f32>)>,
 }
@@ -166,7 +163,7 @@ impl Exact<'_> {
                     Parallelism::None,
                 );
                 for (g, column) in gains.iter_mut().zip(tile.chunks_exact(n)) {
-                    *g = gain_from(column, &self.cover, self.term_error);
+                    *g = gain_from(column, &self.cover, self.pool.cols);
                 }
             });
         gains
@@ -176,7 +173,7 @@ impl Exact<'_> {
 impl GreedyObjective for Exact<'_> {
     fn gain(&mut self, item: usize) -> Gain {
         let column = self.column(item);
-        let gain = gain_from(&column, &self.cover, self.term_error);
+        let gain = gain_from(&column, &self.cover, self.pool.cols);
         self.last_column = Some((item, column));
         gain
     }
@@ -195,11 +192,12 @@ struct Sparse {
     offsets: Vec<usize>,
     listed_by: Vec<(u32, f32)>,
     cover: Vec<f64>,
-    term_error: f64,
+    /// Width of the embeddings, for the gains' rounding bounds.
+    d: usize,
 }
 
 impl Sparse {
-    fn new(pool: &Matrix, neighbours: usize, cover: Vec<f64>, term_error: f64) -> Self {
+    fn new(pool: &Matrix, neighbours: usize, cover: Vec<f64>) -> Self {
         let graph = knn_graph(pool, neighbours);
         let mut offsets = vec![0usize; pool.rows + 1];
         for &j in &graph.index {
@@ -220,7 +218,7 @@ impl Sparse {
             offsets,
             listed_by,
             cover,
-            term_error,
+            d: pool.cols,
         }
     }
 
@@ -233,7 +231,7 @@ impl Sparse {
             self.listing(item)
                 .iter()
                 .map(|&(i, s)| f64::from(s) - self.cover[i as usize]),
-            self.term_error,
+            self.d,
         )
     }
 }
@@ -278,7 +276,7 @@ mod tests {
                 .map(|j| {
                     (!picks.contains(&j)).then(|| {
                         let terms = (0..n).map(|i| sims[i][j] - cover[i]);
-                        gain_of_terms(terms, 2.0 * cosine_error(d))
+                        gain_of_terms(terms, d)
                     })
                 })
                 .collect();

@@ -29,7 +29,8 @@ pub fn graph_cut_greedy(pool: &Matrix, k: usize, lambda: f32) -> Vec<usize> {
     let mut picks = Vec::with_capacity(k);
     let cosine = cosine_error(pool.cols);
     while picks.len() < k {
-        // A gain sums n cosines (coverage), twice one per pick and one more (s_jj) under λ.
+        // Coverage is a dot with the sum of n rows (rounding at that scale: n cosines' error);
+        // under λ, two cosines per pick and s_jj.
         let error = (n as f64 + lambda.abs() * (2 * picks.len() + 1) as f64) * cosine;
         for j in 0..n {
             gains[j] =

@@ -45,8 +45,9 @@ pub fn idds_greedy(pool: &Matrix, labeled: &Matrix, k: usize, lambda: f32) -> Ve
     for round in 0..k {
         let unlabeled_others = (n - round - 1) as f64;
         let chosen = (labeled.rows + round) as f64;
-        // Rounding bound of a score: the running sum over U started from n cosines and lost
-        // `round`, the self term is one more; the one over L ∪ Q gained a cosine per item.
+        // Rounding bound of a score: the running sum over U started as a dot with the sum of n
+        // rows (rounding at that scale) and lost `round` cosines, the self term is one more;
+        // the one over L ∪ Q likewise, divided by its count.
         let mut error = 0.0;
         if unlabeled_others > 0.0 {
             error += lambda.abs() * (n + round + 1) as f64 * cosine / unlabeled_others;

@@ -33,7 +33,7 @@ pub fn k_center_greedy(pool: &Matrix, labeled: &Matrix, k: usize) -> Vec<usize> 
             .into_iter()
             .map(f64::from)
             .collect();
-        // A dot product with the row sum is a sum of n cosines.
+        // A dot product with the row sum rounds at the scale of the sum: up to n cosines' error.
         let first = argmax_within(&to_mean, n as f64 * tie, |_| true)
             .expect("k > 0 so the pool is not empty");
         picked[first] = true;

@@ -42,12 +42,13 @@ pub fn kmeans(x: &Matrix, k: usize, seed: u64, max_iter: usize) -> KMeansResult 
 
 /// Lloyd iterations from the given centroids (see [`kmeans`] for the stopping rule).
 pub(crate) fn lloyd(x: &Matrix, mut centroids: Matrix, max_iter: usize) -> KMeansResult {
-    let mut assignment = assign(x, &centroids);
+    let lengths: Vec<f32> = row_norms_squared(x).iter().map(|n| n.sqrt()).collect();
+    let mut assignment = assign(x, &lengths, &centroids);
     let mut iterations = 0;
     while iterations < max_iter {
         update_centroids(x, &assignment, &mut centroids);
         iterations += 1;
-        let next = assign(x, &centroids);
+        let next = assign(x, &lengths, &centroids);
         if next == assignment {
             break;
         }
@@ -164,14 +165,15 @@ fn kmeans_plus_plus(x: &Matrix, k: usize, seed: u64) -> Matrix {
 }
 
 /// Nearest centroid of every row, tiled through gemm: argmin_c ‖c‖² − 2 x·c, where values
-/// within both their rounding bounds tie to the lower cluster.
-fn assign(x: &Matrix, centroids: &Matrix) -> Vec<usize> {
+/// within both their rounding bounds tie to the lower cluster. `item_lengths` are the rows'
+/// norms.
+fn assign(x: &Matrix, item_lengths: &[f32], centroids: &Matrix) -> Vec<usize> {
     let k = centroids.rows;
     let d = x.cols;
-    let error = cosine_error(d);
+    let error = cosine_error(d) as f32;
     let centroid_norms = row_norms_squared(centroids);
     let centroid_lengths: Vec<f32> = centroid_norms.iter().map(|n| n.sqrt()).collect();
-    let item_lengths: Vec<f32> = row_norms_squared(x).iter().map(|n| n.sqrt()).collect();
+    let longest = centroid_lengths.iter().copied().fold(0.0f32, f32::max);
     let mut assignment = vec![0usize; x.rows];
     assignment
         .par_chunks_mut(ASSIGN_BLOCK)
@@ -190,26 +192,38 @@ fn assign(x: &Matrix, centroids: &Matrix) -> Vec<usize> {
                 Parallelism::None,
             );
             for (row, (a, dots)) in out.iter_mut().zip(tile.chunks_exact(k)).enumerate() {
-                let length = f64::from(item_lengths[first + row]);
+                let length = item_lengths[first + row];
                 // ‖c‖² and 2 x·c each carry a d-term sum's rounding, relative to ‖c‖² and
-                // 2‖x‖‖c‖.
+                // 2‖x‖‖c‖; the largest over the centroids bounds the scan below.
                 let slack = |c: usize| {
-                    let lc = f64::from(centroid_lengths[c]);
+                    let lc = centroid_lengths[c];
                     error * lc * (lc + 2.0 * length)
                 };
-                let score = |c: usize| f64::from(centroid_norms[c] - 2.0 * dots[c]);
-                let mut best: Option<usize> = None;
-                for c in 0..k {
-                    if !score(c).is_nan() && best.is_none_or(|b| score(c) < score(b)) {
-                        best = Some(c);
+                let score = |c: usize| centroid_norms[c] - 2.0 * dots[c];
+                // The nearest and the runner-up score: when no other centroid comes within the
+                // widest bound, the nearest wins without a second look. (Zipped, not indexed:
+                // this loop runs for every row and centroid.)
+                let (mut best, mut runner_up) = ((0, f32::INFINITY), f32::INFINITY);
+                for (c, (&dot, &norm)) in dots.iter().zip(&centroid_norms).enumerate() {
+                    let s = norm - 2.0 * dot;
+                    if s < runner_up {
+                        if s < best.1 {
+                            runner_up = best.1;
+                            best = (c, s);
+                        } else {
+                            runner_up = s;
+                        }
                     }
                 }
-                *a = match best {
-                    Some(b) => {
-                        let reach = score(b) + slack(b);
-                        (0..k).find(|&c| score(c) <= reach + slack(c)).unwrap_or(b)
-                    }
-                    None => 0,
+                let reach = best.1 + slack(best.0);
+                let widest = error * longest * (longest + 2.0 * length);
+                // Else the lowest cluster within both bounds of the nearest.
+                *a = if runner_up > reach + widest {
+                    best.0
+                } else {
+                    (0..best.0)
+                        .find(|&c| score(c) <= reach + widest && score(c) <= reach + slack(c))
+                        .unwrap_or(best.0)
                 };
             }
         });
