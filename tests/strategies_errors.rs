@@ -460,6 +460,15 @@ fn a_data_size_limit_names_the_key_to_raise() {
     let m = run_err("grow", body, 1, &limits);
     assert!(m.contains("max_string_size = 1000"), "{m}");
     assert!(m.contains("`max_string_size` under `[sandbox]`"), "{m}");
+    // Arrays of texts count too; the message says so and how to keep them out of the script.
+    let body = "const KIND = \"al\";\nfn select(ctx, k) {\n  let t = ctx.pool.inputs();\n}";
+    let limits = SandboxLimits {
+        max_string_size: 40,
+        ..SandboxLimits::default()
+    };
+    let m = run_err("texts", body, 1, &limits);
+    assert!(m.contains("max_string_size = 40"), "{m}");
+    assert!(m.contains("an array's strings count together"), "{m}");
 }
 
 #[test]

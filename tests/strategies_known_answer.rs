@@ -179,6 +179,27 @@ fn ngf_smp_rescores_after_each_pick() {
     assert!((sc[1] - 2f64.ln()).abs() < 1e-9, "{sc:?}");
 }
 
+/// n-grams up to order 4 by default: L covers every 1-, 2- and 3-gram of "red green blue
+/// pink" but not the 4-gram, so that item keeps ln 2 over its 10 distinct n-grams and beats
+/// the fully covered "red green" (score 0). With orders up to 3 both score 0 and the lower id
+/// would win.
+#[test]
+fn ngf_smp_counts_ngrams_up_to_order_four_by_default() {
+    let pool = vec![ex(10, "red green"), ex(11, "red green blue pink")];
+    let labeled = vec![ex(90, "red green blue"), ex(91, "green blue pink")];
+    let s = run(
+        "ngf_smp",
+        ctx(pool.clone(), labeled.clone(), 1),
+        &FakeHost::new(4),
+    );
+    assert_eq!(s.ids, vec![11]);
+    let sc = s.scores.unwrap();
+    assert!((sc[0] - 2f64.ln() / 10.0).abs() < 1e-12, "{sc:?}");
+    let mut c = ctx(pool, labeled, 1);
+    c.params.insert("max_order".into(), toml::Value::Integer(3));
+    assert_eq!(run("ngf_smp", c, &FakeHost::new(4)).ids, vec![10]);
+}
+
 /// a copies its input (nothing unsupported); b invents every word; c half. Top-2: b, c.
 #[test]
 fn hadas_prefers_unsupported_outputs() {
@@ -310,6 +331,33 @@ fn hadas_weighs_the_hallucination_level_twice_the_diversity() {
         .params
         .insert("w_halu".into(), toml::Value::Float(0.33));
     assert_eq!(run("hadas", swapped, &host).ids, vec![11]);
+}
+
+/// The pool's texts stay with the host: an array of every input handed to the script counts
+/// against max_string_size as one string (here 20 inputs of ~1,000 characters against a
+/// 10,000 limit), which stopped HADAS on any realistic pool under the default limit.
+#[test]
+fn hadas_runs_on_a_pool_whose_texts_together_exceed_max_string_size() {
+    let mut host = FakeHost::new(4);
+    let mut pool = Vec::new();
+    for i in 0..20u64 {
+        let input = format!("w{i} ").repeat(200);
+        let output = if i == 7 {
+            "penguins invent jazz".to_string()
+        } else {
+            format!("w{i} w{i}")
+        };
+        host = host.with_greedy(&input, &output, vec![-0.1], vec![0.1]);
+        pool.push(ex(10 + i, &input));
+    }
+    let limits = SandboxLimits {
+        max_string_size: 10_000,
+        ..SandboxLimits::default()
+    };
+    let path = support::shipped_strategies::strategy_script("hadas");
+    let s = select(&path, ctx(pool, vec![], 1), &host, &limits)
+        .unwrap_or_else(|e| panic!("hadas: {e:#}"));
+    assert_eq!(s.ids, vec![17]);
 }
 
 /// The README's "Adding a strategy" example, taken from the README itself so the two cannot

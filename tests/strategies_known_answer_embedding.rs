@@ -438,6 +438,18 @@ fn ldcal_follows_the_curriculum_and_least_certainty_gain_with_cluster_caps() {
     );
 }
 
+/// Too few items at the allowed levels: iteration 0 allows level 0 (ids 10, 11) but k = 3, so
+/// the curriculum widens one level (10..13), not to every level (17 is the most uncertain of
+/// all). Choosing the initial set it takes the most uncertain, one per cluster: 11, 13, then
+/// 10, since 12 shares 13's embedding (E3) and so its cluster.
+#[test]
+fn ldcal_widens_the_curriculum_one_level_at_a_time_when_too_few_items_are_allowed() {
+    let host = ldcal_host([0.5, 0.9, 0.6, 0.7, 0.5, 0.5, 0.5, 3.0]);
+    let mut c = ctx(ldcal_pool(), vec![], 3);
+    c.iteration = 0;
+    assert_eq!(run("ldcal", c, &host).ids, vec![11, 13, 10]);
+}
+
 /// The first query after a random initial set (iteration 1, nothing scored before): the gain
 /// is measured from the base model, which has just scored every item, not skipped.
 #[test]

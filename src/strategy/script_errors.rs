@@ -78,13 +78,20 @@ pub fn describe_error(
             limit_message(script, LimitHit::CallLevels, &at, limits)
         }
         EvalAltResult::ErrorDataTooLarge(what, _) => {
-            let (key, value) = match what.as_str() {
-                "Length of string" => ("max_string_size", limits.max_string_size),
-                "Size of object map" => ("max_map_size", limits.max_map_size),
-                _ => ("max_array_size", limits.max_array_size),
+            let (key, value, note) = match what.as_str() {
+                "Length of string" => (
+                    "max_string_size",
+                    limits.max_string_size,
+                    " (an array's strings count together: the texts of a large pool, from \
+                     inputs() or texts(), can exceed it, where host functions given the view \
+                     or the generations keep them out of the script)",
+                ),
+                "Size of object map" => ("max_map_size", limits.max_map_size, ""),
+                _ => ("max_array_size", limits.max_array_size, ""),
             };
             format!(
-                "strategy {} failed in {at}: {what} too large (over the sandbox limit {key} = {value}): {}",
+                "strategy {} failed in {at}: {what} too large (over the sandbox limit {key} = \
+                 {value}){note}: {}",
                 script.name,
                 raise_advice(key)
             )

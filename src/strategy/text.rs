@@ -2,7 +2,7 @@
 //! stemmed documents, and the lexical support measures HADAS uses (how much of an output is
 //! absent from its input).
 use crate::metrics::rouge::{score_multi, RougeType};
-use crate::strategy::context::{Ctx, View};
+use crate::strategy::context::{Ctx, GenerationsRef, View};
 use crate::strategy::kernel_api::timed;
 use crate::strategy::types::{array_to_strings, strings_to_array, FloatVec, RhaiResult};
 use once_cell::sync::Lazy;
@@ -93,6 +93,16 @@ type Novelty = fn(&dyn Fn(&str) -> Vec<String>, &str, &str) -> f64;
 fn pairwise(c: &Ctx, hyps: &Array, srcs: &Array, what: &str, f: Novelty) -> RhaiResult<FloatVec> {
     let h = array_to_strings(hyps, what)?;
     let s = array_to_strings(srcs, what)?;
+    pairwise_texts(c, h, s, what, f)
+}
+
+fn pairwise_texts(
+    c: &Ctx,
+    h: Vec<String>,
+    s: Vec<String>,
+    what: &str,
+    f: Novelty,
+) -> RhaiResult<FloatVec> {
     if h.len() != s.len() {
         return Err(format!("{what}: {} hypotheses for {} sources", h.len(), s.len()).into());
     }
@@ -140,7 +150,36 @@ fn references(r: &Dynamic, what: &str) -> RhaiResult<Vec<String>> {
     }
 }
 
+/// The first sample of each item of `gen` and the inputs of `view`: a whole pool's texts stay
+/// on the host side, where an array of them handed to the script could exceed the sandbox's
+/// `max_string_size`, which counts an array's strings together.
+fn outputs_and_inputs(gen: &GenerationsRef, view: &View) -> (Vec<String>, Vec<String>) {
+    let outputs = gen
+        .0
+        .per_item
+        .iter()
+        .map(|s| s.first().map(|r| r.text.clone()).unwrap_or_default())
+        .collect();
+    (outputs, view.0.iter().map(|e| e.input.clone()).collect())
+}
+
+fn bertscore_precision(c: &Ctx, h: Vec<String>, r: Vec<String>) -> RhaiResult<FloatVec> {
+    if h.len() != r.len() {
+        return Err(format!(
+            "bertscore_precision: {} hypotheses for {} references",
+            h.len(),
+            r.len()
+        )
+        .into());
+    }
+    c.host()
+        .bertscore_precision(&h, &r)
+        .map(FloatVec::new)
+        .map_err(|e| format!("bertscore_precision failed: {e:#}").into())
+}
+
 pub fn register(engine: &mut Engine) {
+    register_support_measures(engine);
     engine.register_type_with_name::<Docs>("Docs");
     engine
         .register_fn("words", |t: &str| strings_to_array(&words(t)))
@@ -223,10 +262,25 @@ pub fn register(engine: &mut Engine) {
                 Ok(c.host().sentence_bleu(hyp, &r))
             },
         )
+        .register_fn("to_string", |d: &mut Docs| format!("Docs({})", d.0.len()))
+        .register_fn("to_debug", |d: &mut Docs| format!("Docs({})", d.0.len()));
+}
+
+/// HADAS's measures of how much of an output its source supports, on arrays of texts or on
+/// (generations, view): each item's first sample against its input.
+fn register_support_measures(engine: &mut Engine) {
+    engine
         .register_fn(
             "novel_content_fraction",
             |c: &mut Ctx, h: Array, s: Array| {
                 pairwise(c, &h, &s, "novel_content_fraction", novel_content_fraction)
+            },
+        )
+        .register_fn(
+            "novel_content_fraction",
+            |c: &mut Ctx, g: GenerationsRef, v: View| {
+                let (h, s) = outputs_and_inputs(&g, &v);
+                pairwise_texts(c, h, s, "novel_content_fraction", novel_content_fraction)
             },
         )
         .register_fn(
@@ -236,26 +290,27 @@ pub fn register(engine: &mut Engine) {
             },
         )
         .register_fn(
+            "novel_bigram_fraction",
+            |c: &mut Ctx, g: GenerationsRef, v: View| {
+                let (h, s) = outputs_and_inputs(&g, &v);
+                pairwise_texts(c, h, s, "novel_bigram_fraction", novel_bigram_fraction)
+            },
+        )
+        .register_fn(
             "bertscore_precision",
             |c: &mut Ctx, h: Array, r: Array| -> RhaiResult<FloatVec> {
                 let h = array_to_strings(&h, "bertscore_precision")?;
                 let r = array_to_strings(&r, "bertscore_precision")?;
-                if h.len() != r.len() {
-                    return Err(format!(
-                        "bertscore_precision: {} hypotheses for {} references",
-                        h.len(),
-                        r.len()
-                    )
-                    .into());
-                }
-                c.host()
-                    .bertscore_precision(&h, &r)
-                    .map(FloatVec::new)
-                    .map_err(|e| format!("bertscore_precision failed: {e:#}").into())
+                bertscore_precision(c, h, r)
             },
         )
-        .register_fn("to_string", |d: &mut Docs| format!("Docs({})", d.0.len()))
-        .register_fn("to_debug", |d: &mut Docs| format!("Docs({})", d.0.len()));
+        .register_fn(
+            "bertscore_precision",
+            |c: &mut Ctx, g: GenerationsRef, v: View| -> RhaiResult<FloatVec> {
+                let (h, r) = outputs_and_inputs(&g, &v);
+                bertscore_precision(c, h, r)
+            },
+        );
 }
 
 #[cfg(test)]
