@@ -361,7 +361,7 @@ fn hadas_runs_on_a_pool_whose_texts_together_exceed_max_string_size() {
 }
 
 /// The README's "Adding a strategy" example, taken from the README itself so the two cannot
-/// drift apart: it must pick the shortest inputs, ties to the lower id.
+/// drift apart: it must pick the inputs with the fewest words, ties to the lower id.
 #[test]
 fn readme_example_strategy_picks_the_shortest_inputs() {
     let readme =
@@ -387,6 +387,7 @@ fn readme_example_strategy_picks_the_shortest_inputs() {
         &SandboxLimits::default(),
     )
     .unwrap_or_else(|e| panic!("README example: {e:#}"));
-    assert_eq!(s.ids, vec![11, 14, 13]);
-    assert_eq!(s.scores.unwrap(), vec![-4.0, -4.0, -9.0]);
+    // Words: 11 and 14 have one, 12 and 13 two (the tie goes to the lower id), 10 four.
+    assert_eq!(s.ids, vec![11, 14, 12]);
+    assert_eq!(s.scores.unwrap(), vec![-1.0, -1.0, -2.0]);
 }
