@@ -90,23 +90,18 @@ struct Snapshot {
 impl Snapshot {
     fn take(dir: &Path, name: &str) -> Snapshot {
         let root = dir.join("results").join(name);
-        let mut files = BTreeMap::new();
-        let mut stack = vec![root.clone()];
-        while let Some(d) = stack.pop() {
-            for entry in std::fs::read_dir(&d).unwrap() {
-                let p = entry.unwrap().path();
-                if p.is_dir() {
-                    stack.push(p);
-                } else {
-                    let rel = p
-                        .strip_prefix(&root)
-                        .unwrap()
-                        .to_string_lossy()
-                        .into_owned();
-                    files.insert(rel, std::fs::read(&p).unwrap());
-                }
-            }
-        }
+        let files = support::files_under(&root)
+            .into_iter()
+            .map(|p| {
+                let rel = p
+                    .strip_prefix(&root)
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned();
+                let bytes = std::fs::read(&p).unwrap();
+                (rel, bytes)
+            })
+            .collect();
         Snapshot { files }
     }
 

@@ -11,7 +11,7 @@ pub mod tiny_run;
 
 use atgen_lab::data::Example;
 use atgen_lab::labeller::llm::{LlmLabellerConfig, Provider};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 pub fn example(id: u64, input: &str) -> Example {
     Example {
@@ -61,8 +61,8 @@ pub fn config(
     c
 }
 
-/// Every file under `dir`, read as text (lossy).
-pub fn all_file_text(dir: &Path) -> Vec<(String, String)> {
+/// Every file under `dir` (folders walked, not listed).
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
@@ -71,13 +71,23 @@ pub fn all_file_text(dir: &Path) -> Vec<(String, String)> {
             if p.is_dir() {
                 stack.push(p);
             } else {
-                let bytes = std::fs::read(&p).unwrap();
-                out.push((
-                    p.display().to_string(),
-                    String::from_utf8_lossy(&bytes).into_owned(),
-                ));
+                out.push(p);
             }
         }
     }
     out
+}
+
+/// Every file under `dir`, read as text (lossy).
+pub fn all_file_text(dir: &Path) -> Vec<(String, String)> {
+    files_under(dir)
+        .into_iter()
+        .map(|p| {
+            let bytes = std::fs::read(&p).unwrap();
+            (
+                p.display().to_string(),
+                String::from_utf8_lossy(&bytes).into_owned(),
+            )
+        })
+        .collect()
 }
