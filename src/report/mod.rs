@@ -11,6 +11,7 @@ pub mod savings;
 pub mod settings;
 pub mod stats;
 pub mod summary;
+pub mod temporaries;
 
 pub use aggregate::XAxis;
 
@@ -66,7 +67,8 @@ pub struct ReportSummary {
 }
 
 /// Write summary.csv, figures by labeled count (and by cost when any labelling cost money)
-/// and report.md into `experiment_dir`.
+/// and report.md into `experiment_dir`, first removing the temporaries of a report write that
+/// was killed there.
 pub fn write_report(experiment_dir: &Path, reference_strategy: &str) -> Result<ReportSummary> {
     write_report_with(
         experiment_dir,
@@ -78,6 +80,7 @@ pub fn write_report(experiment_dir: &Path, reference_strategy: &str) -> Result<R
 }
 
 pub fn write_report_with(experiment_dir: &Path, options: &ReportOptions) -> Result<ReportSummary> {
+    temporaries::remove_stale_report_temporaries(experiment_dir)?;
     let curves = load::load_experiment_curves(experiment_dir)?;
     let any_cost = curves
         .strategies

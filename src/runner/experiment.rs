@@ -225,7 +225,6 @@ pub fn run_experiment(file: &Path, opts: &RunOptions) -> Result<ExperimentOutcom
     }
     let results_dir = exp.results_dir.join(&exp.name);
     if !opts.no_report && results_dir.exists() {
-        crate::runner::persist::remove_stale_report_temporaries(&results_dir)?;
         crate::runner::crash_point::reached("report-started");
         let report = crate::report::write_report(&results_dir, "random")
             .with_context(|| format!("writing the report of {}", results_dir.display()))?;

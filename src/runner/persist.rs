@@ -503,44 +503,7 @@ fn remove_generations_from(paths: &CellPaths, first: usize) -> Result<()> {
 /// Atomic writes go through `.tmp*` files beside the target; a kill mid-write leaves one.
 /// In a cell folder (its lock held) every one is stale.
 fn remove_stale_temporaries(dir: &Path) -> Result<()> {
-    remove_temporaries_older_than(dir, std::time::Duration::ZERO)
-}
-
-/// How old a `.tmp*` file in an experiment folder must be to be a kill's leftover: a report
-/// writes each file in well under a second, and the folder has no lock (two `lab run
-/// --strategy` processes or a `lab report` may write the report at once), so a younger one
-/// may be in use.
-const REPORT_TEMPORARY_AGE: std::time::Duration = std::time::Duration::from_secs(600);
-
-/// Remove what a kill while writing the report left in the experiment folder `dir`
-/// (`results/<experiment>/`): nothing else removes it, since cells clean only their own folder.
-pub fn remove_stale_report_temporaries(dir: &Path) -> Result<()> {
-    remove_temporaries_older_than(dir, REPORT_TEMPORARY_AGE)
-}
-
-fn remove_temporaries_older_than(dir: &Path, age: std::time::Duration) -> Result<()> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Ok(());
-    };
-    for entry in entries.flatten() {
-        let is_tmp = entry
-            .file_name()
-            .to_str()
-            .is_some_and(|n| n.starts_with(".tmp"));
-        let old_enough = || {
-            age.is_zero()
-                || entry
-                    .metadata()
-                    .and_then(|m| m.modified())
-                    .ok()
-                    .and_then(|t| t.elapsed().ok())
-                    .is_some_and(|elapsed| elapsed >= age)
-        };
-        if is_tmp && entry.path().is_file() && old_enough() {
-            remove_file(&entry.path())?;
-        }
-    }
-    Ok(())
+    crate::util::atomic::remove_stale_temporaries(dir, std::time::Duration::ZERO)
 }
 
 fn remove_file(path: &Path) -> Result<()> {

@@ -218,25 +218,3 @@ fn state_ahead_of_curve_is_an_error_not_a_silent_loss() {
     let err = resume_cell(&paths).unwrap_err().to_string();
     assert!(err.contains("1 rows for the 2 iterations"), "{err}");
 }
-
-#[test]
-fn only_report_temporaries_older_than_any_report_write_are_removed() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path();
-    let left_by_a_kill = dir.join(".tmpOld123");
-    let being_written = dir.join(".tmpNew456");
-    for path in [&left_by_a_kill, &being_written, &dir.join("report.md")] {
-        std::fs::write(path, "x").unwrap();
-    }
-    let an_hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
-    std::fs::File::options()
-        .write(true)
-        .open(&left_by_a_kill)
-        .unwrap()
-        .set_modified(an_hour_ago)
-        .unwrap();
-    remove_stale_report_temporaries(dir).unwrap();
-    assert!(!left_by_a_kill.exists());
-    // Another process may be writing the report right now.
-    assert!(being_written.exists() && dir.join("report.md").exists());
-}

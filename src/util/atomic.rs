@@ -56,6 +56,36 @@ pub fn atomic_write_string(path: &Path, text: &str) -> Result<()> {
     atomic_write(path, text.as_bytes())
 }
 
+/// Remove the `.tmp*` files in `dir` (not below it) last modified at least `age` ago: what
+/// a kill between an [`atomic_write`]'s temporary and its rename left behind. A younger one
+/// may be another process's write in progress; `Duration::ZERO` removes every one, for a
+/// folder no other process writes.
+pub fn remove_stale_temporaries(dir: &Path, age: std::time::Duration) -> Result<()> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(());
+    };
+    for entry in entries.flatten() {
+        let is_tmp = entry
+            .file_name()
+            .to_str()
+            .is_some_and(|n| n.starts_with(".tmp"));
+        let old_enough = || {
+            age.is_zero()
+                || entry
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| t.elapsed().ok())
+                    .is_some_and(|elapsed| elapsed >= age)
+        };
+        if is_tmp && entry.path().is_file() && old_enough() {
+            std::fs::remove_file(entry.path())
+                .with_context(|| format!("cannot remove {}", entry.path().display()))?;
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
