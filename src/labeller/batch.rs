@@ -48,6 +48,8 @@ pub(super) struct LineFailure {
     pub billed: Option<Usage>,
     /// What the model said, when it refused.
     pub refusal: Option<String>,
+    /// A refusal that later calls do not send again (see `refusals.rs`).
+    pub remembered: bool,
 }
 
 impl LineFailure {
@@ -56,6 +58,7 @@ impl LineFailure {
             message,
             billed: None,
             refusal: None,
+            remembered: false,
         }
     }
 }
@@ -321,9 +324,11 @@ pub(super) fn result_line(v: &Value) -> Outcome {
     let c = parse_completion(&body).map_err(|e| LineFailure::unbilled(e.message().to_string()))?;
     if let Some(refusal) = c.refusal {
         return Err(LineFailure {
-            message: super::llm::refusal_message(&refusal),
+            // Said again by the caller, which knows the request's temperature.
+            message: super::refusals::refusal_message(&refusal, 0.0),
             billed: c.usage,
             refusal: Some(refusal),
+            remembered: false,
         });
     }
     // Answered, so billed, but no label: the caller counts what it cost.
@@ -332,6 +337,7 @@ pub(super) fn result_line(v: &Value) -> Outcome {
             message: "empty completion".into(),
             billed: c.usage,
             refusal: None,
+            remembered: false,
         });
     }
     let usage = c

@@ -7,11 +7,12 @@ use super::batch::{
     batch_errors, job_tag, read_marker, saved_path, BatchApi, LineFailure, SavedBatch, BATCHES_DIR,
 };
 use super::budget::Reservation;
-use super::llm::{LlmClient, Replies, Reply, RequestFailed};
+use super::llm::{LlmClient, Replies, Reply};
 use super::prompt::ChatRequest;
+use super::refusals::refusal_message;
 use super::spend_log::Spent;
 use crate::util::atomic_write;
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{bail, Context, Result};
 use serde_json::Value;
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -72,7 +73,7 @@ fn run_job(
     let mut errors = Vec::new();
     for key in &saved.keys {
         let reservation = reservations.remove(key);
-        let result = results.remove(key);
+        let mut result = results.remove(key);
         let billed = match &result {
             Some(Ok((_, usage))) => Some(*usage),
             Some(Err(failure)) => failure.billed,
@@ -82,13 +83,18 @@ fn run_job(
             client.observe_input(req, usage.input_tokens);
         }
         let cost = billed.map_or(0.0, |u| prices.cost(u.input_tokens, u.output_tokens));
-        if let Some(Err(LineFailure {
-            refusal: Some(refusal),
-            ..
-        })) = &result
-        {
-            // Whoever wants this request next gets the refusal, not a new bill for it.
-            client.remember_refusal(key, refusal)?;
+        if let Some(Err(failure)) = &mut result {
+            if let Some(refusal) = &failure.refusal {
+                // A job another run submitted may hold requests this call does not make: they
+                // were made by a client of the same settings, most likely.
+                let temperature = by_key
+                    .get(key.as_str())
+                    .map_or(client.temperature, |r| r.temperature);
+                // Whoever wants this request next gets the refusal, not a new bill for it
+                // (at temperature 0; see `refusals.rs`).
+                failure.remembered = client.remember_refusal(key, temperature, refusal)?;
+                failure.message = refusal_message(refusal, temperature);
+            }
         }
         match result {
             // The saved job stays until the end, so a run killed before a label reaches the
@@ -223,7 +229,7 @@ pub(super) fn complete_batch(
             continue;
         }
         if !hit && !in_this_call {
-            if let Some(refusal) = client.refusals.get(key) {
+            if let Some(refusal) = client.remembered_refusal(key, requests[i].temperature) {
                 refused_at = Some((i, refusal));
                 break;
             }
@@ -250,7 +256,8 @@ pub(super) fn complete_batch(
         }
     }
     if refused_at.is_some() {
-        // The call fails at the refused request, as live sending does: nothing more is sent.
+        // The call fails at the refused request before sending anything, as live sending does
+        // (see `LlmClient::refusal_ahead`).
         for (_, r) in reservations.drain() {
             client.budget.release(r);
         }
@@ -319,12 +326,13 @@ pub(super) fn complete_batch(
 
     for (key, r) in held_for_hits {
         match client.cache.peek(key) {
-            Some(hit) => client.budget.settle(r, client.cached_cost(&hit)),
-            None => client.budget.release(r),
+            // A call that fails at a refusal counts nothing for its hits, as live sending.
+            Some(hit) if refused_at.is_none() => client.budget.settle(r, client.cached_cost(&hit)),
+            _ => client.budget.release(r),
         }
     }
     if !errors.is_empty() {
-        let rerun = if errors.iter().any(|e| e.refusal.is_some()) {
+        let rerun = if errors.iter().any(|e| e.remembered) {
             "a rerun sends the failed ones again, but not the refused ones"
         } else {
             "rerun to retry the failed ones"
@@ -338,16 +346,7 @@ pub(super) fn complete_batch(
         );
     }
     if let Some((i, refusal)) = refused_at {
-        return Err(
-            anyhow!("{}", client.refusals.remembered_message(&refusal)).context(RequestFailed {
-                index: i,
-                message: format!(
-                    "labelling stopped at item {} of {} before anything more was sent",
-                    i + 1,
-                    requests.len()
-                ),
-            }),
-        );
+        return Err(client.stopped_at_refusal(i, requests.len(), &refusal));
     }
     let end = stop_at.unwrap_or(requests.len());
     let mut replies = Vec::with_capacity(end);

@@ -3,8 +3,9 @@
 //! budget stop point that does not depend on timing.
 use super::budget::Reservation;
 use super::cache::CachedReply;
-use super::llm::{lock, refusal_message, Completion, LlmClient, Replies, Reply, RequestFailed};
+use super::llm::{lock, Completion, LlmClient, Replies, Reply, RequestFailed};
 use super::prompt::{says_nothing, ChatRequest};
+use super::refusals::refusal_message;
 use super::retry::CallError;
 use super::spend_log::Spent;
 use anyhow::{anyhow, Result};
@@ -65,19 +66,20 @@ impl LlmClient {
             let attempt = self.log_sent(worst).map_err(unlogged)?;
             let (cost, spent, error) = match self.api.complete(req) {
                 Ok(c) if c.refusal.is_some() => {
-                    // Billed, and not asked again, in this call or any later one.
+                    // Billed, and not asked again in this call, nor at temperature 0 in any
+                    // later one (see `refusals.rs`).
                     let usage = self.usage_or_estimate(req, &c);
                     let cost = self.prices.cost(usage.input_tokens, usage.output_tokens);
                     let refusal = c.refusal.as_deref().unwrap_or_default();
                     let logged = self
                         .log_paid(attempt.as_deref(), cost, Spent::Refused, None)
-                        .and_then(|_| self.remember_refusal(key, refusal));
+                        .and_then(|_| self.remember_refusal(key, req.temperature, refusal));
                     if let Some(r) = held.take() {
                         self.budget.settle(r, cost);
                     }
                     self.add_unlabelled(cost);
                     logged.map_err(unlogged)?;
-                    return Err(CallError::Fatal(refusal_message(refusal)));
+                    return Err(CallError::Fatal(refusal_message(refusal, req.temperature)));
                 }
                 Ok(c) if says_nothing(&c.text) => {
                     let usage = self.usage_or_estimate(req, &c);
@@ -130,6 +132,10 @@ impl LlmClient {
     pub(super) fn complete_live(&self, requests: &[ChatRequest]) -> Result<Replies> {
         let n = requests.len();
         let keys: Vec<String> = requests.iter().map(|r| self.key_of(r)).collect();
+        // As a Batch call does: nothing is bought for a call bound to fail at a refusal.
+        if let Some((i, refusal)) = self.refusal_ahead(requests, &keys, &self.prices) {
+            return Err(self.stopped_at_refusal(i, n, &refusal));
+        }
         let slots: Vec<Mutex<Option<Reply>>> = (0..n).map(|_| Mutex::new(None)).collect();
         let queue = Mutex::new(Queue {
             next: 0,
@@ -271,7 +277,9 @@ impl LlmClient {
             }
             let hit = self.cache.peek(&keys[i]);
             if hit.is_none() {
-                if let Some(refusal) = self.refusals.get(&keys[i]) {
+                // Reached only when the worst cases before it did not all fit the budget, yet
+                // the actual costs did (see `refusal_ahead`).
+                if let Some(refusal) = self.remembered_refusal(&keys[i], requests[i].temperature) {
                     let message = self.refusals.remembered_message(&refusal);
                     let error = anyhow!("request {} to {}: {message}", i + 1, self.name());
                     if q.failure.as_ref().is_none_or(|(j, _)| i < *j) {

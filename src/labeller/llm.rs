@@ -39,17 +39,8 @@ pub struct Completion {
     /// The model refused, or the provider's filter stopped the reply: OpenAI's
     /// `message.refusal` (with no content) or `finish_reason: "content_filter"`, Anthropic's
     /// `stop_reason: "refusal"`. What it said, or what stopped it. Billed, but no label, and
-    /// asking again would most likely be refused (and billed) again.
+    /// at temperature 0 asking again would be refused (and billed) again (see `refusals.rs`).
     pub refusal: Option<String>,
-}
-
-/// The error of a refused request, saying what to do (see [`Completion::refusal`]).
-pub fn refusal_message(refusal: &str) -> String {
-    format!(
-        "the model refused to label it ({refusal:?}); it is not asked again, since a refusal \
-         is billed and most likely repeated: take the item out of the data, or change \
-         labeller.system_prompt or labeller.model"
-    )
 }
 
 /// One chat request over one provider's wire format.
@@ -395,12 +386,6 @@ impl LlmClient {
     /// Put a paid reply in the cache.
     pub(super) fn record(&self, key: &str, text: &str, usage: Usage, cost: f64) -> Result<()> {
         self.cache.insert(self.cached_reply(key, text, usage, cost))
-    }
-
-    /// Remember that the model refused the request `key` (see `refusals.rs`).
-    pub(super) fn remember_refusal(&self, key: &str, refusal: &str) -> Result<()> {
-        self.refusals
-            .remember(key, self.provider.name(), &self.model, refusal)
     }
 }
 

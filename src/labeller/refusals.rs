@@ -1,15 +1,48 @@
 //! Requests the model refused (see [`Completion::refusal`](super::llm::Completion)), kept in
-//! the label cache folder as `refusals.jsonl`, keyed like labels. A refusal is billed and most
-//! likely repeated, so a later call or a resumed run that needs the same request fails with
-//! the same advice instead of paying for it again.
+//! the label cache folder as `refusals.jsonl`, keyed like labels.
+//!
+//! A refusal is billed. At temperature 0 the same request gets the same reply, so a refusal is
+//! remembered: a later call or a resumed run that needs it fails with the same advice instead
+//! of paying for it again. At a temperature above 0 the model samples, and the same request
+//! may well be answered next time, so a refusal is not remembered: the call still stops at it
+//! (asking again at once, in a loop, could pay for many refusals), and a rerun asks it once
+//! more. What those refusals cost is counted like any attempt that bought no label (the
+//! cell's spend log and state), so the cell's money budget bounds what reruns pay for them.
 use super::append_log::AppendLog;
-use anyhow::Result;
+use super::budget::Prices;
+use super::llm::{LlmClient, RequestFailed};
+use super::prompt::ChatRequest;
+use anyhow::{anyhow, Result};
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::Mutex;
 
 pub const REFUSALS_FILE: &str = "refusals.jsonl";
+
+/// Whether a refusal at `temperature` is remembered (see the module documentation).
+pub fn remembered_at(temperature: f64) -> bool {
+    temperature == 0.0
+}
+
+/// The error of a request refused at `temperature`, saying what to do (see
+/// [`Completion::refusal`](super::llm::Completion)).
+pub fn refusal_message(refusal: &str, temperature: f64) -> String {
+    let change =
+        "take the item out of the data, or change labeller.system_prompt or labeller.model";
+    if remembered_at(temperature) {
+        format!(
+            "the model refused to label it ({refusal:?}); it is not asked again, since a \
+             refusal is billed and at temperature 0 the same request gets the same reply: {change}"
+        )
+    } else {
+        format!(
+            "the model refused to label it ({refusal:?}); the call stops here, since asking \
+             again is billed again; at temperature {temperature} the model may answer it \
+             another time: rerun to ask it once more, or {change}"
+        )
+    }
+}
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 struct Refused {
@@ -70,15 +103,129 @@ impl Refusals {
         format!(
             "{} (refused in an earlier call and not sent again; to ask it again anyway, delete \
              its line from {})",
-            super::llm::refusal_message(refusal),
+            refusal_message(refusal, 0.0),
             self.log.path().display()
         )
+    }
+}
+
+impl LlmClient {
+    /// What the model said when it refused request `key` at `temperature` before, if it did
+    /// and the refusal is remembered (only at temperature 0: a refusal remembered by an older
+    /// version at another temperature is not held against the request).
+    pub(super) fn remembered_refusal(&self, key: &str, temperature: f64) -> Option<String> {
+        if !remembered_at(temperature) {
+            return None;
+        }
+        self.refusals.get(key)
+    }
+
+    /// Remember that the model refused request `key`, when its `temperature` is 0; returns
+    /// whether it is remembered.
+    pub(super) fn remember_refusal(
+        &self,
+        key: &str,
+        temperature: f64,
+        refusal: &str,
+    ) -> Result<bool> {
+        if !remembered_at(temperature) {
+            return Ok(false);
+        }
+        self.refusals
+            .remember(key, self.provider.name(), &self.model, refusal)?;
+        Ok(true)
+    }
+
+    /// The first request that holds a remembered refusal and that the call reaches within its
+    /// budget: every request before it (cache misses, repeats and, when hits are charged, cache
+    /// hits) fits at its worst case, as a Batch job reserves them. Such a call is bound to fail
+    /// there, so it sends nothing: the labels before it would be paid for a failed call (and
+    /// for nothing, if the refusal is answered by a new prompt or model). The budget is left
+    /// as it was.
+    pub(super) fn refusal_ahead(
+        &self,
+        requests: &[ChatRequest],
+        keys: &[String],
+        prices: &Prices,
+    ) -> Option<(usize, String)> {
+        let mut held = Vec::new();
+        let mut seen = HashSet::new();
+        let mut found = None;
+        for (i, (req, key)) in requests.iter().zip(keys).enumerate() {
+            let hit = !seen.insert(key.as_str()) || self.cache.peek(key).is_some();
+            if !hit {
+                if let Some(refusal) = self.remembered_refusal(key, req.temperature) {
+                    found = Some((i, refusal));
+                    break;
+                }
+            }
+            if hit && !self.charges_cache_hits() {
+                continue;
+            }
+            match self.budget.try_reserve(self.worst_case(req, prices)) {
+                Some(r) => held.push(r),
+                None => break,
+            }
+        }
+        for r in held {
+            self.budget.release(r);
+        }
+        found
+    }
+
+    /// The error of a call that stopped before sending anything at request `index` of `n`,
+    /// refused in an earlier call.
+    pub(super) fn stopped_at_refusal(
+        &self,
+        index: usize,
+        n: usize,
+        refusal: &str,
+    ) -> anyhow::Error {
+        anyhow!("{}", self.refusals.remembered_message(refusal)).context(RequestFailed {
+            index,
+            message: format!(
+                "labelling stopped at item {} of {n} before sending anything",
+                index + 1
+            ),
+        })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::labeller::llm::{ChatApi, Completion};
+    use crate::labeller::llm_config::{LlmLabellerConfig, Provider};
+    use crate::labeller::retry::CallError;
+
+    struct Unsent;
+    impl ChatApi for Unsent {
+        fn complete(&self, _req: &ChatRequest) -> std::result::Result<Completion, CallError> {
+            Err(CallError::Fatal("not sent in this test".into()))
+        }
+    }
+
+    /// An older version remembered refusals at any temperature: such a line does not stop a
+    /// request sampled above 0, and none is written for one.
+    #[test]
+    fn only_refusals_at_temperature_zero_are_remembered_and_held_against_a_request() {
+        let dir = tempfile::tempdir().unwrap();
+        Refusals::open(dir.path())
+            .unwrap()
+            .remember("k", "custom", "m", "no")
+            .unwrap();
+        let mut cfg = LlmLabellerConfig::new(Provider::Custom, "m");
+        cfg.base_url = Some("http://127.0.0.1:9/v1".into());
+        cfg.cache_dir = Some(dir.path().to_path_buf());
+        let client = LlmClient::with_api(&cfg, Box::new(Unsent)).unwrap();
+        assert_eq!(client.remembered_refusal("k", 0.7), None);
+        assert_eq!(client.remembered_refusal("k", 0.0).as_deref(), Some("no"));
+        assert!(!client.remember_refusal("k2", 0.7, "no").unwrap());
+        assert!(client.remember_refusal("k3", 0.0, "no").unwrap());
+        let again = Refusals::open(dir.path()).unwrap();
+        assert_eq!(again.get("k2"), None);
+        assert_eq!(again.get("k3").as_deref(), Some("no"));
+    }
 
     #[test]
     fn a_refusal_is_remembered_across_opens_once() {
