@@ -40,7 +40,11 @@ const ENCODER_BATCH: usize = 64;
 /// `LAB_UNFUSED` is checked against, so it cannot fall behind.
 fn after_help() -> String {
     format!(
-        "Environment:\n  LAB_UNFUSED=<op,...>  run these ops as candle's composed ones, for side-by-side \
+        "Examples:\n  \
+lab bench-host                             ours alone, every workload\n  \
+lab bench-host --compare                   against PyTorch (bash benches/reference/setup.sh first)\n  \
+lab bench-host --only training --rounds 5\n\n\
+Environment:\n  LAB_UNFUSED=<op,...>  run these ops as candle's composed ones, for side-by-side \
 checks ({}, or all)\n  \
 LAB_GEMM_TRACE=1      print every gemm shape's calls, seconds and GFLOP/s over the timed rounds\n  \
 LAB_STEP_TIMES=1      print each training step's forward, backward and update time (device synchronized)\n\n\

@@ -41,6 +41,9 @@ pub struct PromptArgs {
 pub enum ModelCommand {
     /// Sentence embeddings (mean pooling, L2-normalised) from the encoder; prints the first
     /// values of each vector and the cosine between consecutive texts.
+    #[command(
+        after_help = "Example:\n  lab model embed --text \"first email\" --text \"second email\""
+    )]
     Embed {
         /// A models-cache name (all-minilm-l6-v2), a folder with config.json,
         /// model.safetensors and tokenizer.json, or a hub id `owner/name`; default: the
@@ -52,11 +55,16 @@ pub enum ModelCommand {
         texts: Vec<String>,
     },
     /// Architecture, size, vocabulary and chat-template presence.
+    #[command(after_help = "Example:\n  lab model info --model smollm2-135m-instruct")]
     Info {
         #[command(flatten)]
         model: ModelChoice,
     },
     /// Generate from prompts; prints each generation with its mean log-prob and entropy.
+    #[command(after_help = "Examples:\n  \
+lab model generate --prompt \"Write a subject line: the meeting moved to Tuesday\"\n  \
+lab model generate --prompt \"Name a colour\" --temperature 0.7 --top-p 0.9 --n 4 --seed 1\n  \
+lab model generate --raw --prompt \"The capital of France is\" --max-new-tokens 4")]
     Generate {
         #[command(flatten)]
         model: ModelChoice,
@@ -65,7 +73,7 @@ pub enum ModelCommand {
         /// Tokens to generate at most per sample (1 or more).
         #[arg(long, default_value_t = 64)]
         max_new_tokens: usize,
-        /// 0 = greedy; above 0 samples (`--temperature=0.7`).
+        /// 0 = greedy; above 0 samples (`--temperature 0.7`).
         #[arg(long, default_value_t = 0.0)]
         temperature: f64,
         /// Nucleus sampling: keep the smallest set of tokens whose probability reaches this,
@@ -75,8 +83,10 @@ pub enum ModelCommand {
         /// Samples per prompt.
         #[arg(long, default_value_t = 1)]
         n: usize,
+        /// Seeds sampling: the same seed gives the same samples (unused when greedy).
         #[arg(long, default_value_t = 0)]
         seed: u64,
+        /// Prompts run through the model together (more is faster, uses more memory).
         #[arg(long, default_value_t = 16)]
         batch_size: usize,
         /// Repeat the prompt list this many times (for throughput measurements).
@@ -84,6 +94,8 @@ pub enum ModelCommand {
         repeat: usize,
     },
     /// Teacher-forced log-probabilities of `--output` after `--prompt`.
+    #[command(after_help = "Example:\n  \
+lab model score --prompt \"Name a colour\" --output \"Blue\" --prompt \"Name a fruit\" --output \"Pear\"")]
     Score {
         #[command(flatten)]
         model: ModelChoice,
@@ -92,6 +104,7 @@ pub enum ModelCommand {
         /// One output per prompt.
         #[arg(long, required = true)]
         output: Vec<String>,
+        /// Prompt and output pairs run through the model together.
         #[arg(long, default_value_t = 8)]
         batch_size: usize,
     },

@@ -1,0 +1,107 @@
+//! What `lab <command> --help` teaches and how the command line refuses a number it cannot
+//! take: the flag named, with what to write instead.
+use std::process::{Command, Output};
+
+fn lab(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_lab"))
+        .args(args)
+        .env("LAB_QUIET", "1")
+        .output()
+        .expect("the lab binary runs")
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// The commands `lab <parent> --help` lists (clap's own `help` left out).
+fn commands(parent: &[&str]) -> Vec<String> {
+    let mut args = parent.to_vec();
+    args.push("--help");
+    let help = stdout(&lab(&args));
+    help.lines()
+        .skip_while(|l| !l.starts_with("Commands:"))
+        .skip(1)
+        .take_while(|l| !l.trim().is_empty())
+        // A wrapped description is indented further than a command's name.
+        .filter(|l| l.starts_with("  ") && !l.starts_with("   "))
+        .filter_map(|l| l.split_whitespace().next().map(str::to_string))
+        .filter(|name| name != "help")
+        .collect()
+}
+
+/// Every command shows at least one example command line after its options (paths, report,
+/// setup, labels, strategies, select, bench-kernels, model and its four, serve showed none).
+#[test]
+fn every_command_help_shows_an_example() {
+    let top = commands(&[]);
+    assert!(top.len() >= 15, "commands read from lab --help: {top:?}");
+    let model = commands(&["model"]);
+    assert_eq!(model.len(), 4, "lab model's commands: {model:?}");
+    let mut missing = Vec::new();
+    let mut helps: Vec<Vec<&str>> = top.iter().map(|c| vec![c.as_str()]).collect();
+    helps.extend(model.iter().map(|c| vec!["model", c.as_str()]));
+    for words in helps {
+        let mut args = words.clone();
+        args.push("--help");
+        let help = stdout(&lab(&args));
+        let examples = help
+            .split("\nExample")
+            .nth(1)
+            .map(|rest| rest.lines().skip(1).take_while(|l| l.starts_with("  ")));
+        let shows_lab = examples.is_some_and(|mut lines| {
+            lines.any(|l| l.trim_start().starts_with("lab ") || l.contains(" lab "))
+        });
+        if !shows_lab {
+            missing.push(words.join(" "));
+        }
+    }
+    assert!(missing.is_empty(), "--help without an example: {missing:?}");
+}
+
+/// A negative count was taken for an unknown flag, with clap's advice to write `-- -3`,
+/// which then reads `-3` as a file name.
+#[test]
+fn a_negative_count_names_the_flag_and_what_to_write() {
+    for (args, flag) in [
+        (
+            &["select", "x.toml", "--strategy", "random", "--k", "-3"][..],
+            "--k",
+        ),
+        (&["data", "x.toml", "--examples", "-1"], "--examples"),
+        (&["bench-kernels", "--n", "-100"], "--n"),
+    ] {
+        let out = lab(args);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(flag), "{args:?}: {err}");
+        assert!(
+            err.contains("is negative: pass a whole number, 0 or more"),
+            "{args:?}: {err}"
+        );
+        assert!(!err.contains("-- -"), "{args:?}: {err}");
+    }
+    let out = lab(&["data", "x.toml", "--examples", "2.5"]);
+    assert!(
+        stderr(&out).contains("2.5 is not a whole number"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+/// A negative number for a flag that checks its own range reaches that check, which says
+/// what the flag takes (it was refused as an unknown flag `-1`).
+#[test]
+fn a_negative_temperature_gets_the_flag_s_own_advice() {
+    let out = lab(&["model", "generate", "--prompt", "x", "--temperature", "-1"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("--temperature -1: pass 0 for greedy decoding"),
+        "{}",
+        stderr(&out)
+    );
+}
