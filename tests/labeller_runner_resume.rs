@@ -5,6 +5,7 @@ mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
+use support::llm_cell::{cell_state, stopped_by_money_budget};
 use support::mock_openai::{usable_then_empty, MockServer, Options};
 use support::tiny_run::{lab_run_with_key, llm_budget_experiment};
 
@@ -47,7 +48,6 @@ fn money_billed_in_a_failed_call_is_recorded_and_reruns_stay_within_the_budget()
     // spending would pass it by the fifth run.
     let budget = 0.09;
     let exp = experiment(&server, dir.path(), budget);
-    let cell = dir.path().join("results/llm/random/seed-0");
     let mut failures = 0;
     let mut finished = false;
     for run in 1..=8 {
@@ -66,9 +66,7 @@ fn money_billed_in_a_failed_call_is_recorded_and_reruns_stay_within_the_budget()
         assert!(stderr.contains("empty completion"), "run {run}: {stderr}");
         // What the failed runs paid for nothing is recorded; the two labels bought are in
         // the label cache, to be counted when a run takes them from there.
-        let state: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(cell.join("state.json")).unwrap())
-                .unwrap();
+        let state = cell_state(dir.path());
         let wasted: f64 = server
             .served()
             .iter()
@@ -84,10 +82,7 @@ fn money_billed_in_a_failed_call_is_recorded_and_reruns_stay_within_the_budget()
     }
     assert!(failures >= 1, "the scenario must fail at least once");
     assert!(finished, "the budget never stopped the reruns");
-    let state: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(cell.join("state.json")).unwrap()).unwrap();
-    assert_eq!(state["stop_reason"]["kind"], "money_budget", "{state}");
-    let spent = state["money_spent"].as_f64().unwrap();
+    let (state, spent) = stopped_by_money_budget(dir.path(), budget);
     let paid = billed(&server);
     assert!(
         (spent - paid).abs() < 1e-9,
