@@ -1,5 +1,6 @@
 //! Shared by the integration tests: the mock API server, a tiny-model experiment, small builders.
 #![allow(dead_code)]
+pub mod crash_runs;
 pub mod llm_cell;
 pub mod mock_batch;
 pub mod mock_chat;
