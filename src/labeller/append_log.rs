@@ -85,7 +85,9 @@ impl AppendLog {
 }
 
 /// Every complete entry of `file`, with the byte length of the complete lines. A last line
-/// without its newline was cut short by a crash and is left out.
+/// without its newline was cut short by a crash and is left out. Lines are read as bytes: a
+/// line cut inside a character (labels are UTF-8, not escaped) is not valid text, and must
+/// not make the whole file unreadable.
 pub fn read_entries<T: DeserializeOwned>(
     file: &File,
     path: &Path,
@@ -94,25 +96,25 @@ pub fn read_entries<T: DeserializeOwned>(
     let mut reader = BufReader::new(file);
     let mut entries = Vec::new();
     let mut complete_len = 0u64;
-    let mut line = String::new();
+    let mut line = Vec::new();
     let mut number = 0;
     loop {
         line.clear();
         let n = reader
-            .read_line(&mut line)
+            .read_until(b'\n', &mut line)
             .with_context(|| format!("cannot read {}", path.display()))?;
         if n == 0 {
             break;
         }
         number += 1;
-        if !line.ends_with('\n') {
+        if line.last() != Some(&b'\n') {
             break;
         }
         complete_len += n as u64;
-        if line.trim().is_empty() {
+        if line.trim_ascii().is_empty() {
             continue;
         }
-        let entry = serde_json::from_str(&line)
+        let entry = serde_json::from_slice(&line)
             .with_context(|| format!("{}:{number}: {advice}", path.display()))?;
         entries.push(entry);
     }
@@ -144,6 +146,35 @@ mod tests {
         let err = format!(
             "{:#}",
             AppendLog::open::<u32>(&path, "fix it").err().unwrap()
+        );
+        assert!(err.contains("log.jsonl:2: fix it"), "{err}");
+    }
+
+    /// A crash can cut the last line inside a character (serde_json writes UTF-8 as it is).
+    /// Such a file could not be read at all ("stream did not contain valid UTF-8"): the label
+    /// cache, a cell's spend log or the refusals stopped every run until edited by hand.
+    #[test]
+    fn a_last_line_torn_inside_a_character_is_cut_off() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log.jsonl");
+        let (log, _) = AppendLog::open::<String>(&path, "fix it").unwrap();
+        log.append(&"café".to_string()).unwrap();
+        drop(log);
+        let whole = serde_json::to_string("naïve").unwrap();
+        let torn = &whole.as_bytes()[..whole.find('ï').unwrap() + 1];
+        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        f.write_all(torn).unwrap();
+        drop(f);
+        let (log, read) = AppendLog::open::<String>(&path, "fix it").unwrap();
+        assert_eq!(read, vec!["café".to_string()]);
+        log.append(&"naïve".to_string()).unwrap();
+        let (_, read) = AppendLog::open::<String>(&path, "fix it").unwrap();
+        assert_eq!(read, vec!["café".to_string(), "naïve".to_string()]);
+        // Not valid text in the middle of the file is a bad line like any other.
+        std::fs::write(&path, b"\"a\"\n\"\xff\"\n\"b\"\n").unwrap();
+        let err = format!(
+            "{:#}",
+            AppendLog::open::<String>(&path, "fix it").err().unwrap()
         );
         assert!(err.contains("log.jsonl:2: fix it"), "{err}");
     }
