@@ -3,10 +3,11 @@
 //! generations and rng it hands out.
 use crate::data::Example;
 use crate::strategy::host::{EmbedModel, GenOpts, Generations, StrategyHost};
+use crate::strategy::sandbox::within_data_limits;
 use crate::strategy::types::{array_to_strings, err, FloatVec, IntVec, MatrixRef, RhaiResult};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use rhai::{Array, Dynamic, Engine, Map, INT};
+use rhai::{Array, Dynamic, Engine, Map, NativeCallContext, INT};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -303,7 +304,7 @@ fn register_ctx(engine: &mut Engine) {
         })
         .register_fn(
             "score",
-            |c: &mut Ctx, v: View, outputs: Array| -> RhaiResult<Array> {
+            |cx: NativeCallContext, c: &mut Ctx, v: View, outputs: Array| -> RhaiResult<Array> {
                 let outs = array_to_strings(&outputs, "score outputs")?;
                 if outs.len() != v.0.len() {
                     return err(format!(
@@ -316,9 +317,11 @@ fn register_ctx(engine: &mut Engine) {
                     .host()
                     .score(&v.0, &outs)
                     .map_err(|e| format!("score failed: {e:#}"))?;
-                Ok(s.into_iter()
+                let per_item = s
+                    .into_iter()
                     .map(|t| Dynamic::from(FloatVec::new(t.into_iter().map(f64::from).collect())))
-                    .collect())
+                    .collect();
+                within_data_limits(&cx, per_item)
             },
         )
         .register_fn("embed", |c: &mut Ctx, v: View, o: Map| {

@@ -5,9 +5,9 @@ use crate::strategy::host::{CachingHost, EmbeddingDiskCache, StrategyHost};
 use crate::strategy::sandbox::{self, SandboxLimits};
 use crate::strategy::script_errors::{describe_error, location};
 use crate::strategy::types::{self, FloatVec, IntVec};
-use crate::strategy::{kernel_api, text, validate};
+use crate::strategy::{kernel_api, select_call, text, validate};
 use anyhow::{anyhow, bail, Context, Result};
-use rhai::{Dynamic, Engine, Scope, AST};
+use rhai::{Dynamic, Engine, AST};
 use std::collections::{BTreeSet, HashSet};
 use std::path::Path;
 
@@ -220,12 +220,11 @@ pub fn run_compiled(
         // SAFETY: `rhai_ctx`, the scope and every value the script creates are dropped at the
         // end of this block, before `caching` (and the borrowed `host`) go out of scope.
         let rhai_ctx = Ctx::new(ctx, unsafe { HostRef::erase(&caching) });
-        let mut scope = Scope::new();
-        let r = engine.call_fn::<Dynamic>(
-            &mut scope,
+        let r = select_call::call_select(
+            engine,
             &script.ast,
-            "select",
-            (rhai_ctx.clone(), k as i64),
+            Dynamic::from(rhai_ctx.clone()),
+            Dynamic::from(k as i64),
         );
         let r = r.map_err(|e| anyhow!(describe_error(engine, script, &e, limits)));
         let memory = rhai_ctx.0.memory.lock().expect("memory lock").clone();

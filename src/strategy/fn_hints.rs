@@ -36,7 +36,7 @@ const SYNONYMS: &[(&str, &[&str])] = &[
 ];
 
 /// The name Rhai prints for a parameter type in a "Function not found" signature.
-fn type_name(t: TypeId) -> &'static str {
+pub(crate) fn type_name(t: TypeId) -> &'static str {
     let known: [(TypeId, &'static str); 18] = [
         (TypeId::of::<FloatVec>(), "FloatVec"),
         (TypeId::of::<IntVec>(), "IntVec"),
@@ -65,7 +65,10 @@ fn type_name(t: TypeId) -> &'static str {
 
 /// Every host function (registered by the lab, not Rhai's standard library) and every function
 /// the script defines: name → the parameter-type lists it is defined for.
-fn known_functions(engine: &Engine, ast: &AST) -> BTreeMap<String, BTreeSet<Vec<&'static str>>> {
+pub(crate) fn known_functions(
+    engine: &Engine,
+    ast: &AST,
+) -> BTreeMap<String, BTreeSet<Vec<&'static str>>> {
     let mut out: BTreeMap<String, BTreeSet<Vec<&'static str>>> = BTreeMap::new();
     let host = engine.collect_fn_metadata(
         None,
@@ -95,6 +98,15 @@ fn known_functions(engine: &Engine, ast: &AST) -> BTreeMap<String, BTreeSet<Vec<
     out
 }
 
+/// Rhai names a string argument by every Rust type a string can be; the host calls it `string`.
+fn plain_type_name(t: &str) -> &str {
+    if t == "&str | ImmutableString | String" {
+        "string"
+    } else {
+        t
+    }
+}
+
 /// Split Rhai's "name (T1, T2)" into the name and the argument type names.
 fn parse_signature(signature: &str) -> (&str, Vec<&str>) {
     match signature.split_once(" (") {
@@ -103,7 +115,7 @@ fn parse_signature(signature: &str) -> (&str, Vec<&str>) {
             let args = if inner.is_empty() {
                 Vec::new()
             } else {
-                inner.split(", ").collect()
+                inner.split(", ").map(plain_type_name).collect()
             };
             (name, args)
         }
@@ -241,5 +253,9 @@ mod tests {
             ("topk", vec!["FloatVec", "f64"])
         );
         assert_eq!(parse_signature("nothing ()"), ("nothing", vec![]));
+        assert_eq!(
+            parse_signature("kmeans (&str | ImmutableString | String, i64)"),
+            ("kmeans", vec!["string", "i64"])
+        );
     }
 }

@@ -2,6 +2,7 @@
 //!
 //! A strategy is a script `strategies/NAME.rhai` defining `const KIND` and `fn select(ctx, k)`;
 //! `engine::select` runs it in a sandbox against a `StrategyHost` and validates the answer.
+pub mod access_hints;
 pub mod cli;
 pub mod context;
 pub mod engine;
@@ -18,6 +19,7 @@ pub mod registry;
 pub mod sandbox;
 pub mod script_errors;
 pub mod script_values;
+pub mod select_call;
 pub mod silent_loops;
 pub mod text;
 pub mod types;

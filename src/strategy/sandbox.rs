@@ -1,7 +1,10 @@
 //! What a strategy script may do: no files, network or processes (the engine has none of those
 //! functions), no `eval`, `import` only from `strategies/lib/`, and bounded work and data.
 use rhai::module_resolvers::FileModuleResolver;
-use rhai::{Dynamic, Engine, EvalAltResult, Module, ModuleResolver, Position, Shared};
+use rhai::{
+    Array, Dynamic, Engine, EvalAltResult, Module, ModuleResolver, NativeCallContext, Position,
+    Shared,
+};
 use serde::{Deserialize, Serialize};
 use std::path::{Component, Path, PathBuf};
 
@@ -79,6 +82,36 @@ pub const BACKSTOP_OPERATIONS: u64 = 10_000;
 pub enum LimitHit {
     Operations,
     CallLevels,
+}
+
+/// A host value past a data-size limit, in Rhai's words for it ("Length of string", "Size of
+/// array/BLOB", "Size of object map"), carried in a runtime error (see `within_data_limits`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DataTooLarge(pub String);
+
+/// `value` if it is within the engine's data-size limits.
+///
+/// Rhai checks what a host function returns itself, but raises a "system" error, which keeps
+/// only the position of the call in `select`'s body (see select_call.rs): one made in a helper
+/// or a `lib/` module loses its own line and the chain of calls. The host functions that hand
+/// the script texts or arrays check first and raise a runtime error instead, which Rhai gives
+/// the call's position and wraps at every function it leaves.
+pub fn within_data_limits(
+    context: &NativeCallContext,
+    value: Array,
+) -> Result<Array, Box<EvalAltResult>> {
+    let value = Dynamic::from_array(value);
+    match context.engine().ensure_data_size_within_limits(&value) {
+        Ok(()) => Ok(value.cast::<Array>()),
+        Err(e) => match *e {
+            EvalAltResult::ErrorDataTooLarge(what, _) => Err(EvalAltResult::ErrorRuntime(
+                Dynamic::from(DataTooLarge(what)),
+                Position::NONE,
+            )
+            .into()),
+            other => Err(other.into()),
+        },
+    }
 }
 
 /// Stop a script at its operation and call-depth limits with an error that keeps its position.

@@ -2,9 +2,9 @@
 //! its file:line:column, the chain of script functions it happened in, and advice for the
 //! common mistakes (an unknown function, a sandbox limit).
 use crate::strategy::engine::{imported_modules, lib_dir_for, read_script, Script};
-use crate::strategy::fn_hints;
-use crate::strategy::sandbox::{LimitHit, SandboxLimits, BACKSTOP_OPERATIONS};
+use crate::strategy::sandbox::{DataTooLarge, LimitHit, SandboxLimits, BACKSTOP_OPERATIONS};
 use crate::strategy::silent_loops::loops_reading_no_variable;
+use crate::strategy::{access_hints, fn_hints};
 use rhai::{Engine, EvalAltResult, Position};
 use std::path::Path;
 
@@ -43,8 +43,14 @@ pub fn describe_error(
     loop {
         match e {
             EvalAltResult::ErrorInFunctionCall(f, src, inner, pos) => {
+                // A closure's name is Rhai's hash of it (`anon$5bc7...`), which says nothing.
+                let what = if f.starts_with("anon$") {
+                    "a closure".to_string()
+                } else {
+                    format!("fn {f}")
+                };
                 frames.push(format!(
-                    "in fn {f} called at {}",
+                    "in {what} called at {}",
                     location(Path::new(&file), *pos)
                 ));
                 if !src.is_empty() {
@@ -68,41 +74,37 @@ pub fn describe_error(
             limit_message(script, d.clone_cast::<LimitHit>(), &at, limits)
         }
         // Rhai's own limit errors (the backstop of `sandbox::watch_limits`) carry no position.
-        EvalAltResult::ErrorTooManyOperations(_) => limit_message(
+        EvalAltResult::ErrorTooManyOperations(pos) => limit_message(
             script,
             LimitHit::Operations,
-            &silent_loop_location(engine, script, &at),
+            &silent_loop_location(engine, script, &at, !pos.is_none()),
             limits,
         ),
         EvalAltResult::ErrorStackOverflow(_) => {
             limit_message(script, LimitHit::CallLevels, &at, limits)
         }
-        EvalAltResult::ErrorDataTooLarge(what, _) => {
-            let (key, value, note) = match what.as_str() {
-                "Length of string" => (
-                    "max_string_size",
-                    limits.max_string_size,
-                    " (an array's strings count together: the texts of a large pool, from \
-                     inputs() or texts(), can exceed it, where host functions given the view \
-                     or the generations keep them out of the script)",
-                ),
-                "Size of object map" => ("max_map_size", limits.max_map_size, ""),
-                _ => ("max_array_size", limits.max_array_size, ""),
-            };
-            format!(
-                "strategy {} failed in {at}: {what} too large (over the sandbox limit {key} = \
-                 {value}){note}: {}",
-                script.name,
-                raise_advice(key)
-            )
+        EvalAltResult::ErrorDataTooLarge(what, _) => data_limit_message(script, what, &at, limits),
+        EvalAltResult::ErrorRuntime(d, _) if d.is::<DataTooLarge>() => {
+            data_limit_message(script, &d.clone_cast::<DataTooLarge>().0, &at, limits)
         }
         EvalAltResult::ErrorRuntime(d, _) => {
             format!("strategy {} failed at {at}: {d}", script.name)
         }
         EvalAltResult::ErrorFunctionNotFound(signature, _) => format!(
-            "strategy {} failed at {at}: Function not found: {signature}{}",
+            "strategy {} failed at {at}: Function not found: {}{}",
             script.name,
+            signature.replace("&str | ImmutableString | String", "string"),
             fn_hints::advice(engine, &script.ast, signature)
+        ),
+        EvalAltResult::ErrorDotExpr(message, _) => format!(
+            "strategy {} failed at {at}: {message}{}",
+            script.name,
+            access_hints::property_advice(engine, &script.ast, message)
+        ),
+        EvalAltResult::ErrorIndexingType(indexed, _) => format!(
+            "strategy {} failed at {at}: Indexer unavailable: {indexed}{}",
+            script.name,
+            access_hints::index_advice(indexed)
         ),
         other => {
             let text = other.to_string();
@@ -121,9 +123,15 @@ pub fn describe_error(
 }
 
 /// Where the script ran out of operations without reading a variable: the loops of the script
-/// and of the `lib/` modules it imports that read none. `fallback` (the file, no line) is kept
-/// when there is no such loop (a loop whose reads sit in a branch it never takes, say).
-fn silent_loop_location(engine: &Engine, script: &Script, fallback: &str) -> String {
+/// and of the `lib/` modules it imports that read none. `fallback` is kept when there is no such
+/// loop (a loop whose reads sit in a branch it never takes, say): Rhai's position, `positioned`
+/// when it has a line (a statement of select's body, or its call of the function that spun).
+fn silent_loop_location(
+    engine: &Engine,
+    script: &Script,
+    fallback: &str,
+    positioned: bool,
+) -> String {
     let mut sites: Vec<String> = loops_reading_no_variable(&script.ast)
         .into_iter()
         .map(|pos| location(&script.path, pos))
@@ -142,6 +150,10 @@ fn silent_loop_location(engine: &Engine, script: &Script, fallback: &str) -> Str
         );
     }
     match sites.as_slice() {
+        [] if positioned => format!(
+            "{fallback} (there or in a function called there: its last \
+             {BACKSTOP_OPERATIONS} operations read no variable)"
+        ),
         [] => format!(
             "{fallback} (its last {BACKSTOP_OPERATIONS} operations read no variable, so the line \
              is unknown)"
@@ -171,6 +183,48 @@ fn raise_advice(key: &str) -> String {
     format!(
         "set `{key}` under `[sandbox]` in the experiment file to raise the limit (`lab check` \
          of a lone script uses the defaults)"
+    )
+}
+
+/// A string, array or map past its sandbox limit (`what` in Rhai's words, "Length of string"
+/// and so on): the limit, its value, how to keep the data small, and the key to raise.
+fn data_limit_message(script: &Script, what: &str, at: &str, limits: &SandboxLimits) -> String {
+    let keep_texts = "keep texts with the host: give the view (ctx.pool, v.take(..)) or the \
+                      generations to the ctx.* functions that take one (ctx.embed, ctx.stemmed, \
+                      ctx.score, ctx.bertscore_precision, ctx.novel_content_fraction, \
+                      ctx.novel_bigram_fraction) instead of their texts as arrays";
+    let (key, value, unit, advice) = match what {
+        "Length of string" => (
+            "max_string_size",
+            limits.max_string_size,
+            "bytes",
+            format!(
+                "an array's strings count together, so the texts of a large pool from \
+                 inputs(), outputs(), texts() or samples() can pass it: {keep_texts}"
+            ),
+        ),
+        "Size of object map" => (
+            "max_map_size",
+            limits.max_map_size,
+            "entries",
+            "keep per-item values in a FloatVec or IntVec rather than a map keyed by item"
+                .to_string(),
+        ),
+        _ => (
+            "max_array_size",
+            limits.max_array_size,
+            "elements",
+            format!(
+                "keep numbers in FloatVec and IntVec (to_array() copies them into an array) \
+                 and {keep_texts}"
+            ),
+        ),
+    };
+    format!(
+        "strategy {} failed at {at}: {what} too large (over the sandbox limit {key} = {value} \
+         {unit}); {advice}; or {}",
+        script.name,
+        raise_advice(key)
     )
 }
 

@@ -2,10 +2,11 @@
 //! generations `ctx.generate` returns (`Generations`) and the seeded `Rng`.
 use super::context::*;
 use crate::strategy::host::GenerationRecord;
+use crate::strategy::sandbox::within_data_limits;
 use crate::strategy::types::*;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use rhai::{Array, Dynamic, Engine, FLOAT, INT};
+use rhai::{Array, Dynamic, Engine, NativeCallContext, FLOAT, INT};
 use std::sync::Arc;
 
 fn first_sample(g: &GenerationsRef) -> impl Iterator<Item = &GenerationRecord> {
@@ -19,6 +20,17 @@ fn mean(v: &[f32]) -> f64 {
     v.iter().map(|&x| x as f64).sum::<f64>() / v.len() as f64
 }
 
+/// Per item, the texts of its first `n` samples.
+fn samples(g: &GenerationsRef, n: usize) -> Array {
+    g.0.per_item
+        .iter()
+        .map(|s| {
+            let texts: Vec<String> = s.iter().take(n).map(|r| r.text.clone()).collect();
+            Dynamic::from_array(strings_to_array(&texts))
+        })
+        .collect()
+}
+
 pub fn register_view(engine: &mut Engine) {
     engine.register_type_with_name::<View>("View");
     engine
@@ -26,11 +38,13 @@ pub fn register_view(engine: &mut Engine) {
         .register_fn("ids", |v: &mut View| {
             IntVec::new(v.0.iter().map(|e| e.id as i64).collect())
         })
-        .register_fn("inputs", |v: &mut View| {
-            strings_to_array(&v.0.iter().map(|e| e.input.clone()).collect::<Vec<_>>())
+        .register_fn("inputs", |cx: NativeCallContext, v: &mut View| {
+            let texts: Vec<String> = v.0.iter().map(|e| e.input.clone()).collect();
+            within_data_limits(&cx, strings_to_array(&texts))
         })
-        .register_fn("outputs", |v: &mut View| {
-            strings_to_array(&v.0.iter().map(|e| e.output.clone()).collect::<Vec<_>>())
+        .register_fn("outputs", |cx: NativeCallContext, v: &mut View| {
+            let texts: Vec<String> = v.0.iter().map(|e| e.output.clone()).collect();
+            within_data_limits(&cx, strings_to_array(&texts))
         })
         .register_fn("take", |v: &mut View, idx: IntVec| -> RhaiResult<View> {
             let mut out = Vec::with_capacity(idx.0.len());
@@ -62,8 +76,9 @@ pub fn register_generations(engine: &mut Engine) {
     engine.register_type_with_name::<GenerationsRef>("Generations");
     engine
         .register_fn("len", |g: &mut GenerationsRef| g.0.per_item.len() as INT)
-        .register_fn("texts", |g: &mut GenerationsRef| {
-            strings_to_array(&first_sample(g).map(|r| r.text.clone()).collect::<Vec<_>>())
+        .register_fn("texts", |cx: NativeCallContext, g: &mut GenerationsRef| {
+            let texts: Vec<String> = first_sample(g).map(|r| r.text.clone()).collect();
+            within_data_limits(&cx, strings_to_array(&texts))
         })
         .register_fn("sum_logprob", |g: &mut GenerationsRef| {
             FloatVec::new(
@@ -78,39 +93,32 @@ pub fn register_generations(engine: &mut Engine) {
         .register_fn("mean_entropy", |g: &mut GenerationsRef| {
             FloatVec::new(first_sample(g).map(|r| mean(&r.entropies)).collect())
         })
-        .register_fn("token_logprobs", |g: &mut GenerationsRef| -> Array {
-            first_sample(g)
-                .map(|r| {
-                    Dynamic::from(FloatVec::new(
-                        r.token_logprobs.iter().map(|&x| x as f64).collect(),
-                    ))
-                })
-                .collect()
-        })
+        .register_fn(
+            "token_logprobs",
+            |cx: NativeCallContext, g: &mut GenerationsRef| {
+                let per_item: Array = first_sample(g)
+                    .map(|r| {
+                        Dynamic::from(FloatVec::new(
+                            r.token_logprobs.iter().map(|&x| x as f64).collect(),
+                        ))
+                    })
+                    .collect();
+                within_data_limits(&cx, per_item)
+            },
+        )
         // Per item, the texts of every sample.
-        .register_fn("samples", |g: &mut GenerationsRef| -> Array {
-            g.0.per_item
-                .iter()
-                .map(|s| {
-                    Dynamic::from_array(strings_to_array(
-                        &s.iter().map(|r| r.text.clone()).collect::<Vec<_>>(),
-                    ))
-                })
-                .collect()
-        })
-        .register_fn("samples", |g: &mut GenerationsRef, n: INT| -> Array {
-            g.0.per_item
-                .iter()
-                .map(|s| {
-                    Dynamic::from_array(strings_to_array(
-                        &s.iter()
-                            .take(n.max(0) as usize)
-                            .map(|r| r.text.clone())
-                            .collect::<Vec<_>>(),
-                    ))
-                })
-                .collect()
-        });
+        .register_fn(
+            "samples",
+            |cx: NativeCallContext, g: &mut GenerationsRef| {
+                within_data_limits(&cx, samples(g, usize::MAX))
+            },
+        )
+        .register_fn(
+            "samples",
+            |cx: NativeCallContext, g: &mut GenerationsRef, n: INT| {
+                within_data_limits(&cx, samples(g, n.max(0) as usize))
+            },
+        );
 }
 
 pub fn register_rng(engine: &mut Engine) {

@@ -4,10 +4,11 @@
 use crate::metrics::rouge::{score_multi, RougeType};
 use crate::strategy::context::{Ctx, GenerationsRef, View};
 use crate::strategy::kernel_api::timed;
+use crate::strategy::sandbox::within_data_limits;
 use crate::strategy::types::{array_to_strings, strings_to_array, FloatVec, RhaiResult};
 use once_cell::sync::Lazy;
 use regex::Regex;
-use rhai::{Array, Dynamic, Engine, INT};
+use rhai::{Array, Dynamic, Engine, NativeCallContext, INT};
 use std::collections::HashSet;
 use std::sync::Arc;
 
@@ -182,11 +183,16 @@ pub fn register(engine: &mut Engine) {
     register_support_measures(engine);
     engine.register_type_with_name::<Docs>("Docs");
     engine
-        .register_fn("words", |t: &str| strings_to_array(&words(t)))
-        .register_fn("ngrams", |w: Array, n: INT| -> RhaiResult<Array> {
-            let w = array_to_strings(&w, "ngrams")?;
-            Ok(strings_to_array(&ngrams(&w, n.max(0) as usize)))
+        .register_fn("words", |cx: NativeCallContext, t: &str| {
+            within_data_limits(&cx, strings_to_array(&words(t)))
         })
+        .register_fn(
+            "ngrams",
+            |cx: NativeCallContext, w: Array, n: INT| -> RhaiResult<Array> {
+                let w = array_to_strings(&w, "ngrams")?;
+                within_data_limits(&cx, strings_to_array(&ngrams(&w, n.max(0) as usize)))
+            },
+        )
         .register_fn("len", |d: &mut Docs| d.0.len() as INT)
         // Words per document.
         .register_fn("lengths", |d: &mut Docs| {
@@ -237,8 +243,8 @@ pub fn register(engine: &mut Engine) {
                 })))
             },
         )
-        .register_fn("stem", |c: &mut Ctx, t: &str| {
-            strings_to_array(&c.host().stem_words(t))
+        .register_fn("stem", |cx: NativeCallContext, c: &mut Ctx, t: &str| {
+            within_data_limits(&cx, strings_to_array(&c.host().stem_words(t)))
         })
         // Stemmed words of each input of the view (or of each text).
         .register_fn("stemmed", |c: &mut Ctx, v: View| {

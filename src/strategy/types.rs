@@ -1,7 +1,8 @@
 //! Vectors and matrices as Rhai values: Arc-backed, so passing them around scripts copies a
 //! pointer, and every element-wise operation runs natively.
+use crate::strategy::sandbox::within_data_limits;
 use crate::strategy::Matrix;
-use rhai::{Array, Dynamic, Engine, EvalAltResult, FLOAT, INT};
+use rhai::{Array, Dynamic, Engine, EvalAltResult, NativeCallContext, FLOAT, INT};
 use std::sync::Arc;
 
 pub type RhaiResult<T> = Result<T, Box<EvalAltResult>>;
@@ -63,7 +64,14 @@ pub fn vector_len(n: INT, what: &str) -> RhaiResult<usize> {
 /// Check that `i` is a valid position in a sequence of length `len`.
 pub fn position(i: INT, len: usize, what: &str) -> RhaiResult<usize> {
     if i < 0 || i as usize >= len {
-        return err(format!("{what}: position {i} is outside 0..{len}"));
+        let valid = match len {
+            0 => "it is empty, so no position is".to_string(),
+            1 => "only position 0 is".to_string(),
+            n => format!("positions 0 to {} are", n - 1),
+        };
+        return err(format!(
+            "{what}: position {i} is outside 0..{len} ({valid} valid; positions count from 0)"
+        ));
     }
     Ok(i as usize)
 }
@@ -218,8 +226,8 @@ fn register_float_vec(engine: &mut Engine) {
         .register_indexer_get(|v: &mut FloatVec, i: INT| -> RhaiResult<FLOAT> {
             Ok(v.0[position(i, v.0.len(), "FloatVec[]")?])
         })
-        .register_fn("to_array", |v: &mut FloatVec| -> Array {
-            v.0.iter().map(|x| Dynamic::from_float(*x)).collect()
+        .register_fn("to_array", |cx: NativeCallContext, v: &mut FloatVec| {
+            within_data_limits(&cx, v.0.iter().map(|x| Dynamic::from_float(*x)).collect())
         })
         .register_fn("sum", |v: &mut FloatVec| v.0.iter().sum::<f64>())
         .register_fn("mean", |v: &mut FloatVec| {
@@ -398,8 +406,8 @@ fn register_int_vec(engine: &mut Engine) {
         .register_indexer_get(|v: &mut IntVec, i: INT| -> RhaiResult<INT> {
             Ok(v.0[position(i, v.0.len(), "IntVec[]")?])
         })
-        .register_fn("to_array", |v: &mut IntVec| -> Array {
-            v.0.iter().map(|x| Dynamic::from_int(*x)).collect()
+        .register_fn("to_array", |cx: NativeCallContext, v: &mut IntVec| {
+            within_data_limits(&cx, v.0.iter().map(|x| Dynamic::from_int(*x)).collect())
         })
         .register_fn("to_float", |v: &mut IntVec| {
             FloatVec::new(v.0.iter().map(|&x| x as f64).collect())

@@ -1,0 +1,195 @@
+//! Every way a script can fail in the sandbox names the file and line where it happened (the
+//! module's own file for `lib/` code) and says what to do: data-size limits, closures, host
+//! values used the wrong way.
+use atgen_lab::data::Example;
+use atgen_lab::strategy::fake_host::FakeHost;
+use atgen_lab::strategy::{select, SandboxLimits, SelectionContext};
+
+fn pool(n: u64) -> Vec<Example> {
+    (0..n)
+        .map(|i| Example {
+            id: 100 + i,
+            input: format!("input number {i}"),
+            output: format!("output {i}"),
+            references: vec![format!("output {i}")],
+        })
+        .collect()
+}
+
+/// Runs `strategies/NAME.rhai` = `const KIND = "al";\n` + `body` (so the body starts at line 2)
+/// with `lib/texts.rhai` = `lib`, and returns the error.
+fn run_err(name: &str, body: &str, lib: &str, limits: &SandboxLimits) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("lib")).unwrap();
+    std::fs::write(dir.path().join("lib/texts.rhai"), lib).unwrap();
+    let p = dir.path().join(format!("{name}.rhai"));
+    std::fs::write(&p, format!("const KIND = \"al\";\n{body}")).unwrap();
+    let c = SelectionContext {
+        pool: pool(5),
+        k: 1,
+        seed: 1,
+        max_new_tokens: 8,
+        ..SelectionContext::default()
+    };
+    let err = select(&p, c, &FakeHost::new(4), limits).unwrap_err();
+    format!("{err:#}")
+}
+
+fn small_data() -> SandboxLimits {
+    SandboxLimits {
+        max_string_size: 40,
+        max_array_size: 10,
+        max_map_size: 3,
+        ..SandboxLimits::default()
+    }
+}
+
+#[test]
+fn a_string_or_array_built_past_its_limit_names_the_line_the_limit_and_the_key() {
+    let body = "fn select(ctx, k) {\n  let s = \"x\";\n  loop { s += s; }\n}";
+    let m = run_err("grow", body, "", &small_data());
+    assert!(m.contains("grow.rhai:4:"), "the line of `s += s`: {m}");
+    assert!(m.contains("max_string_size = 40 bytes"), "{m}");
+    assert!(m.contains("`max_string_size` under `[sandbox]`"), "{m}");
+    let body = "fn select(ctx, k) {\n  let a = [];\n  for i in 0..100 {\n    a.push(i);\n  }\n}";
+    let m = run_err("pushes", body, "", &small_data());
+    assert!(m.contains("pushes.rhai:5:"), "the line of the push: {m}");
+    assert!(m.contains("max_array_size = 10 elements"), "{m}");
+    assert!(m.contains("keep numbers in FloatVec and IntVec"), "{m}");
+    assert!(m.contains("`max_array_size` under `[sandbox]`"), "{m}");
+    let body =
+        "fn select(ctx, k) {\n  let seen = #{};\n  for i in 0..10 { seen[`k${i}`] = i; }\n  \
+                seen.len()\n}";
+    let m = run_err("keys", body, "", &small_data());
+    assert!(m.contains("keys.rhai:5:"), "{m}");
+    assert!(m.contains("max_map_size = 3 entries"), "{m}");
+    assert!(m.contains("`max_map_size` under `[sandbox]`"), "{m}");
+}
+
+#[test]
+fn a_host_function_returning_too_large_a_value_names_the_call_and_how_to_keep_texts_out() {
+    let body = "fn select(ctx, k) {\n  let n = 1;\n  let t = ctx.pool.inputs();\n}";
+    let m = run_err("inputs", body, "", &small_data());
+    assert!(m.contains("inputs.rhai:4:"), "the line of inputs(): {m}");
+    assert!(m.contains("an array's strings count together"), "{m}");
+    assert!(m.contains("keep texts with the host"), "{m}");
+    assert!(m.contains("ctx.stemmed"), "{m}");
+    let body = "fn select(ctx, k) {\n  range_vec(20).to_array()\n}";
+    let m = run_err("numbers", body, "", &small_data());
+    assert!(m.contains("numbers.rhai:3:"), "{m}");
+    assert!(m.contains("max_array_size = 10"), "{m}");
+}
+
+#[test]
+fn too_large_a_host_value_in_a_lib_module_names_the_module_line_and_the_call() {
+    let body = "import \"texts\" as t;\nfn select(ctx, k) {\n  t::all_inputs(ctx)\n}";
+    let lib = "fn all_inputs(ctx) {\n  let v = ctx.pool;\n  v.inputs()\n}\n";
+    let m = run_err("uselib", body, lib, &small_data());
+    assert!(m.contains("lib/texts.rhai:3:"), "the module's line: {m}");
+    assert!(m.contains("in fn all_inputs called at "), "{m}");
+    assert!(m.contains("uselib.rhai:4:"), "the call in select: {m}");
+    assert!(m.contains("max_string_size = 40"), "{m}");
+}
+
+#[test]
+fn a_string_grown_too_large_in_a_helper_names_the_call_in_select() {
+    // Rhai keeps no line inside the helper for its own limit errors, only the call's.
+    let body = "fn grow() {\n  let s = \"x\";\n  loop { s += s; }\n}\nfn select(ctx, k) {\n  \
+                let n = 1;\n  grow()\n}";
+    let m = run_err("helper", body, "", &small_data());
+    assert!(m.contains("helper.rhai:8:"), "the call of grow(): {m}");
+    assert!(m.contains("max_string_size = 40"), "{m}");
+}
+
+#[test]
+fn an_error_in_a_closure_names_its_line_and_the_call_it_was_passed_to() {
+    let body = "fn select(ctx, k) {\n  let a = [1, 2];\n  a.filter(|x| {\n    x / 0\n  })\n}";
+    let m = run_err("closure", body, "", &SandboxLimits::default());
+    assert!(
+        m.contains("closure.rhai:5:"),
+        "the line in the closure: {m}"
+    );
+    assert!(m.contains("in a closure called at "), "{m}");
+    assert!(m.contains("in fn filter called at "), "{m}");
+    assert!(!m.contains("anon$"), "Rhai's hash name says nothing: {m}");
+    // In a lib module: the module's line, then the call chain back to select.
+    let body = "import \"texts\" as t;\nfn select(ctx, k) {\n  t::doubled(ctx)\n}";
+    let lib = "fn doubled(ctx) {\n  [1].map(|x| {\n    x.nope()\n  })\n}\n";
+    let m = run_err("libclosure", body, lib, &SandboxLimits::default());
+    assert!(m.contains("lib/texts.rhai:3:"), "{m}");
+    assert!(m.contains("in a closure called at "), "{m}");
+    assert!(m.contains("libclosure.rhai:4:"), "{m}");
+}
+
+#[test]
+fn a_host_call_with_the_wrong_argument_types_names_the_line_and_what_it_takes() {
+    let m = run_err(
+        "embeds",
+        "fn select(ctx, k) {\n  ctx.embed(42)\n}",
+        "",
+        &SandboxLimits::default(),
+    );
+    assert!(m.contains("embeds.rhai:3:"), "{m}");
+    assert!(m.contains("`embed` takes (Context, View)"), "{m}");
+    let m = run_err(
+        "clusters",
+        "fn select(ctx, k) {\n  kmeans(\"x\", 1, 2, 3)\n}",
+        "",
+        &SandboxLimits::default(),
+    );
+    assert!(m.contains("clusters.rhai:3:"), "{m}");
+    assert!(
+        m.contains("takes (Matrix, i64, i64, i64) but was given (string, i64, i64, i64)"),
+        "Rhai's `&str | ImmutableString | String` is a string: {m}"
+    );
+    let m = run_err(
+        "embeddings",
+        "fn select(ctx, k) {\n  ctx.embeddings(ctx.pool)\n}",
+        "",
+        &SandboxLimits::default(),
+    );
+    assert!(m.contains("embeddings.rhai:3:"), "{m}");
+    assert!(m.contains("did you mean `embed`"), "{m}");
+}
+
+#[test]
+fn a_position_outside_a_host_vector_or_matrix_names_the_line_and_the_valid_positions() {
+    let body = "fn select(ctx, k) {\n  let m = ctx.embed(ctx.pool);\n  m.row(9)\n}";
+    let m = run_err("row", body, "", &SandboxLimits::default());
+    assert!(m.contains("row.rhai:4:"), "{m}");
+    assert!(m.contains("position 9 is outside 0..5"), "{m}");
+    assert!(m.contains("positions 0 to 4 are valid"), "{m}");
+    let body = "fn select(ctx, k) {\n  let ids = ctx.pool.ids();\n  ids[-1]\n}";
+    let m = run_err("negative", body, "", &SandboxLimits::default());
+    assert!(m.contains("negative.rhai:4:"), "{m}");
+    assert!(m.contains("positions count from 0"), "{m}");
+}
+
+#[test]
+fn indexing_or_a_property_a_host_type_lacks_says_what_it_has() {
+    let cases = [
+        (
+            "matrix",
+            "let m = ctx.embed(ctx.pool);\n  m[0]",
+            "`m.row(i)`",
+        ),
+        ("view", "let v = ctx.pool;\n  v[0]", "`v.ids()[i]`"),
+        (
+            "write",
+            "let v = zeros(3);\n  v[0] = 1.0;",
+            "a FloatVec is read-only",
+        ),
+        (
+            "prop",
+            "let v = ctx.pool;\n  v.len",
+            "`len` is a method of View",
+        ),
+        ("ctxprop", "let x = 1;\n  ctx.pol", "did you mean `pool`?"),
+    ];
+    for (name, lines, advice) in cases {
+        let body = format!("fn select(ctx, k) {{\n  {lines}\n}}");
+        let m = run_err(name, &body, "", &SandboxLimits::default());
+        assert!(m.contains(&format!("{name}.rhai:4:")), "{name}: {m}");
+        assert!(m.contains(advice), "{name}: {m}");
+    }
+}
