@@ -26,11 +26,13 @@
 //!
 //! Writes without a point of their own: the cell's lock file (`seed-<n>.lock`, created once,
 //! never written) and the labeller's appended logs (label cache, `llm_spend.jsonl`), whose
-//! torn last line the labeller repairs (tests/labeller_kill_resume.rs kills mid-request).
+//! torn last line the labeller repairs (tests/labeller_kill_resume.rs kills mid-request); a
+//! human labeller's `annotation/labels.jsonl` is appended by `lab serve`, not the run
+//! (tests/runner_crash_human.rs kills the run while a batch waits).
 //!
 //! And `staged:<file name>` inside every atomic write (`util::atomic_write`: state.json,
-//! curve.csv, an adapter's files, report.md, …), after the temporary file is written and
-//! before it replaces the file.
+//! curve.csv, an adapter's files, a human labeller's `pending.json`, report.md, …), after
+//! the temporary file is written and before it replaces the file.
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;

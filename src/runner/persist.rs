@@ -252,6 +252,8 @@ pub fn resume_cell(paths: &CellPaths) -> Result<Option<CellState>> {
     remove_generations_from(paths, done)?;
     remove_stale_temporaries(&paths.dir)?;
     remove_stale_temporaries(&paths.generations_dir())?;
+    // A human labeller's pending.json is written there (the web app only appends labels).
+    remove_stale_temporaries(&crate::labeller::human::annotation_dir(&paths.dir))?;
     crash_point::reached("resume-trimmed");
     Ok(state)
 }
