@@ -114,9 +114,7 @@ impl BatchApi {
             None => req.call(),
         }
         .map_err(|e| self.endpoint.classify(e))?;
-        super::openai::refuse_redirect(&resp, &self.endpoint.url(path), &|t| {
-            self.endpoint.redact(t)
-        })?;
+        self.refuse_redirect(&resp, path)?;
         let text = resp
             .into_string()
             .map_err(|e| CallError::transient(format!("reply cut off: {e}")))?;
@@ -149,10 +147,23 @@ impl BatchApi {
             )
             .send_string(&body)
             .map_err(|e| self.endpoint.classify(e))?;
+        self.refuse_redirect(&resp, "files")?;
         let v: Value = resp
             .into_json()
             .map_err(|e| CallError::transient(format!("POST files: reply is not JSON: {e}")))?;
-        string_field(&v, "id").map_err(CallError::transient)
+        self.field(&v, "id").map_err(CallError::transient)
+    }
+
+    /// A 3xx reply as the error that says where it points (see `openai::refuse_redirect`).
+    fn refuse_redirect(&self, resp: &ureq::Response, path: &str) -> Result<(), CallError> {
+        super::openai::refuse_redirect(resp, &self.endpoint.url(path), &|t| self.endpoint.redact(t))
+    }
+
+    /// A string field of a reply, or an error quoting the reply with the key taken out: a
+    /// `base_url` that reaches an echo service or a debugging proxy gets the request's
+    /// headers back, the key among them.
+    fn field(&self, v: &Value, name: &str) -> std::result::Result<String, String> {
+        string_field(v, name).map_err(|e| self.endpoint.redact(&e))
     }
 
     /// Create the job, tagged in its metadata with [`job_tag`] so a run that dies before
@@ -169,7 +180,7 @@ impl BatchApi {
             "metadata": {TAG_FIELD: tag},
         });
         let v = self.send_json("POST", "batches", Some(&body))?;
-        string_field(&v, "id").map_err(CallError::transient)
+        self.field(&v, "id").map_err(CallError::transient)
     }
 
     /// A job among the 100 most recent whose metadata carries `tag` and whose results no run
@@ -216,6 +227,7 @@ impl BatchApi {
             .request("GET", &format!("files/{file_id}/content"))
             .call()
             .map_err(|e| self.endpoint.classify(e))?;
+        self.refuse_redirect(&resp, &format!("files/{file_id}/content"))?;
         resp.into_string()
             .map_err(|e| CallError::transient(format!("file {file_id} cut off: {e}")))
     }
@@ -277,7 +289,7 @@ impl BatchApi {
             {
                 let v: Value = serde_json::from_str(line)
                     .with_context(|| format!("line {} of batch file {id} is not JSON", n + 1))?;
-                let custom_id = string_field(&v, "custom_id").map_err(anyhow::Error::msg)?;
+                let custom_id = self.field(&v, "custom_id").map_err(anyhow::Error::msg)?;
                 out.insert(custom_id, result_line(&v));
             }
         }

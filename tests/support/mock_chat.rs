@@ -169,6 +169,8 @@ pub(super) fn apply_fault(fault: Option<Fault>, anthropic: bool) -> Result<bool,
         Some(Fault::EchoHeaders) => Ok(false),
         // Answered by `chat` and `messages`, as an empty reply in their own shape.
         Some(Fault::Refusal) => Ok(true),
+        // Not a completion route's fault: answered as if there were none.
+        Some(Fault::EchoHeadersJson) => Ok(false),
     }
 }
 

@@ -26,6 +26,8 @@ pub enum Route {
     Chat,
     Messages,
     BatchGet,
+    /// `POST /v1/files`.
+    Files,
 }
 
 #[derive(Clone, Debug)]
@@ -49,6 +51,9 @@ pub enum Fault {
     /// 200 with a refusal, billed: OpenAI's `message.refusal` with `content: null`, Anthropic's
     /// `stop_reason: "refusal"` with no text.
     Refusal,
+    /// 200 with a JSON object of the request's headers (authorization first) and no `id`, as an
+    /// echo service or a debugging proxy at a wrong `base_url` answers. Files route only.
+    EchoHeadersJson,
 }
 
 /// What the mock says when it refuses.
@@ -407,7 +412,17 @@ fn route(req: &Recorded, state: &Mutex<State>, o: &Options) -> Response {
     }
     match (req.method.as_str(), path) {
         ("POST", "/v1/chat/completions") => chat(req, state, o),
-        ("POST", "/v1/files") => upload(req, state),
+        ("POST", "/v1/files") => match take_fault(state, Route::Files) {
+            Some(Fault::EchoHeadersJson) => {
+                let mut headers = serde_json::Map::new();
+                for (k, v) in &req.headers {
+                    headers.insert(k.clone(), json!(v));
+                }
+                let auth = req.header("authorization").unwrap_or("");
+                json_response(200, json!({"Authorization": auth, "headers": headers}))
+            }
+            _ => upload(req, state),
+        },
         ("POST", "/v1/batches") => create_batch(req, state),
         ("GET", p) if p.starts_with("/v1/batches?") => list_batches(state),
         ("GET", p) if p.starts_with("/v1/batches/") => {
