@@ -51,7 +51,7 @@ fn check_accepts_a_valid_file_and_rejects_a_typo_naming_the_fix() {
     let ok = lab(dir.path(), &["check", "good.toml"]);
     assert!(ok.status.success(), "{}", text(&ok));
     assert!(
-        text(&ok).contains("ok: good.toml (1 strategies × 3 seeds)"),
+        text(&ok).contains("ok: good.toml (1 strategy × 3 seeds)"),
         "{}",
         text(&ok)
     );
@@ -213,7 +213,7 @@ fn a_cuda_experiment_is_noted_by_check_and_skipped_by_bench_on_a_cpu_build() {
     let msg = text(&out);
     assert!(out.status.success(), "{msg}");
     assert!(
-        msg.contains("ok: gpu.toml (1 strategies × 3 seeds; note: `model.device`: device \"cuda\" asked for, but this binary was built without CUDA"),
+        msg.contains("ok: gpu.toml (1 strategy × 3 seeds; note: `model.device`: device \"cuda\" asked for, but this binary was built without CUDA"),
         "{msg}"
     );
     // Alone, nothing can run.

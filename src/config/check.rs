@@ -1,6 +1,6 @@
 //! `lab check FILE...`: validate files without running anything. The dispatch on file
 //! extension lives in `check_file` alone, so other file kinds plug in there.
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use std::path::{Path, PathBuf};
 
 use super::{find_problems, Experiment};
@@ -37,6 +37,11 @@ pub fn run(args: &CheckArgs) -> Result<()> {
 
 /// Check one file by its kind; returns a one-line summary.
 pub fn check_file(path: &Path) -> Result<String> {
+    if path.is_dir() {
+        let dir = path.display().to_string();
+        let dir = dir.trim_end_matches('/');
+        bail!("{dir} is a folder: pass the files in it, e.g. lab check {dir}/*.toml {dir}/*.rhai");
+    }
     match path.extension().and_then(|e| e.to_str()) {
         Some("toml") => check_experiment(path, Path::new(".")),
         Some("rhai") => crate::strategy::cli::check_script(path),
@@ -71,8 +76,7 @@ pub fn check_experiment_for_bench(path: &Path, base_dir: &Path) -> Result<Option
 }
 
 fn check_experiment_file(path: &Path, base_dir: &Path) -> Result<(Experiment, String)> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read experiment file {}", path.display()))?;
+    let text = super::read_experiment_text(path)?;
     // Every problem is gathered before reporting: the file's structural ones, the semantic
     // ones of the tables they leave alone, then the checks of models, data and scripts whose
     // tables are sound (a table with a problem is checked further once it is fixed).
@@ -120,11 +124,15 @@ fn check_experiment_file(path: &Path, base_dir: &Path) -> Result<(Experiment, St
         bail!("{}", problems.join("\n"));
     }
     let summary = format!(
-        "{} strategies × {} seeds",
-        exp.strategies.len(),
-        exp.seeds.len()
+        "{} × {}",
+        count(exp.strategies.len(), "strategy", "strategies"),
+        count(exp.seeds.len(), "seed", "seeds")
     );
     Ok((exp, summary))
+}
+
+fn count(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
 }
 
 /// The data and model files exist, and the data loads as `lab run` would load it: every row

@@ -39,7 +39,13 @@ pub(super) fn check_data(exp: &Experiment, p: &mut Problems) {
             );
         }
     }
-    if d.test_ratio.unwrap_or(0.0) + d.dev_ratio.unwrap_or(0.0) >= 1.0 {
+    // Their sum matters only when each is a fraction on its own (one out of range is
+    // reported above, under its own key).
+    let in_range = |r: Option<f64>| r.is_none_or(|r| r > 0.0 && r < 1.0);
+    if in_range(d.test_ratio)
+        && in_range(d.dev_ratio)
+        && d.test_ratio.unwrap_or(0.0) + d.dev_ratio.unwrap_or(0.0) >= 1.0
+    {
         p.add(
             "data.dev_ratio",
             "data.test_ratio + data.dev_ratio must leave some rows for training (sum < 1)",

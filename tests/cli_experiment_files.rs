@@ -1,0 +1,97 @@
+//! An experiment file that cannot be read as one — missing, a folder, not UTF-8 — and keys
+//! whose problems were reported under another key: the message names the file or key and
+//! what to pass instead.
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn lab(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_lab"))
+        .args(args)
+        .current_dir(dir)
+        .env("LAB_QUIET", "1")
+        .output()
+        .expect("the lab binary runs")
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// `lab run`, `lab data` and `lab check` said "cannot read experiment file X: No such file or
+/// directory (os error 2)", "Is a directory (os error 21)" or "stream did not contain valid
+/// UTF-8", and `lab check FOLDER` "cannot check extension-less files".
+#[test]
+fn an_experiment_path_that_is_no_toml_file_says_what_to_pass() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("exps")).unwrap();
+    std::fs::write(dir.path().join("exps/a.toml"), "seeds = [0]\n").unwrap();
+    std::fs::write(dir.path().join("latin1.toml"), b"name = \"x\"\n# caf\xe9\n").unwrap();
+
+    for command in ["run", "data", "select"] {
+        let mut args = vec![command, "nope.toml"];
+        if command == "select" {
+            args.extend(["--strategy", "random"]);
+        }
+        let missing = stderr(&lab(dir.path(), &args));
+        assert!(
+            missing.contains(
+                "experiment file nope.toml does not exist: pass the path of a .toml file"
+            ),
+            "{command}: {missing}"
+        );
+        assert!(!missing.contains("os error"), "{command}: {missing}");
+    }
+
+    let folder = stderr(&lab(dir.path(), &["run", "exps"]));
+    assert!(
+        folder.contains("exps is a folder: pass an experiment file (.toml) such as exps/a.toml"),
+        "{folder}"
+    );
+    let checked = stderr(&lab(dir.path(), &["check", "exps/"]));
+    assert!(
+        checked.contains("exps is a folder: pass the files in it, e.g. lab check exps/*.toml"),
+        "{checked}"
+    );
+
+    let latin1 = stderr(&lab(dir.path(), &["check", "latin1.toml"]));
+    assert!(
+        latin1.contains(
+            "latin1.toml line 2: not UTF-8 text (TOML files are UTF-8); save it as UTF-8"
+        ),
+        "{latin1}"
+    );
+}
+
+/// `data.test_ratio = 1.5` alone was reported twice, the second time under `data.dev_ratio`
+/// (unset) as "test_ratio + dev_ratio must leave some rows for training".
+#[test]
+fn a_ratio_out_of_range_is_reported_once_under_its_own_key() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("ratio.toml"),
+        "seeds = [0]\n[data]\npath = \"d\"\ntest_ratio = 1.5\n[al]\niterations = 1\n\
+         [[strategy]]\nname = \"random\"\n",
+    )
+    .unwrap();
+    let out = lab(dir.path(), &["check", "ratio.toml"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("`data.test_ratio` in ratio.toml line 4: must be in (0, 1) (got 1.5)"),
+        "{err}"
+    );
+    assert!(!err.contains("data.dev_ratio"), "{err}");
+
+    // Both in range but summing to 1 or more is still refused.
+    std::fs::write(
+        dir.path().join("sum.toml"),
+        "seeds = [0]\n[data]\npath = \"d\"\ntest_ratio = 0.5\ndev_ratio = 0.5\n[al]\n\
+         iterations = 1\n[[strategy]]\nname = \"random\"\n",
+    )
+    .unwrap();
+    let err = stderr(&lab(dir.path(), &["check", "sum.toml"]));
+    assert!(
+        err.contains("data.test_ratio + data.dev_ratio must leave some rows for training"),
+        "{err}"
+    );
+}
