@@ -10,9 +10,12 @@
         .catch(function () {});
     }, 2000);
   }
-  // A label over what the server reads (data-max-bytes, counted as the browser sends the
-  // form: URL-encoded, CRLF line ends) would be refused with the page left behind: stop the
-  // save here, where the text stays in the box.
+  // A form over what the server reads (data-max-bytes, counted as the browser sends the
+  // form: URL-encoded, CRLF line ends) would be refused with the page left behind: stop it
+  // here, where what was typed stays, and say so in the form's notice (its data-message, with
+  // {size} and {limit} filled in).
+  // Rounded up to a tenth: a size over a limit never reads as the limit.
+  var mb = function (bytes) { return String(Math.ceil(bytes / 104857.6) / 10) + ' MB'; };
   Array.prototype.forEach.call(document.querySelectorAll('form[data-max-bytes]'), function (form) {
     form.addEventListener('submit', function (ev) {
       var pairs = [];
@@ -22,8 +25,8 @@
       if (size <= limit) { return; }
       ev.preventDefault();
       var note = form.querySelector('.too-large');
-      note.textContent = 'Not saved: this label is ' + (size / 1048576).toFixed(1) + ' MB as sent, over the ' +
-        (limit / 1048576) + ' MB one save may send. Your text is still in the box: shorten it and save again.';
+      note.textContent = note.getAttribute('data-message')
+        .replace('{size}', mb(size)).replace('{limit}', mb(limit));
       note.hidden = false;
     });
   });
@@ -34,18 +37,36 @@
     back.addEventListener('click', function () { history.back(); });
   }
   // Upload a CSV/JSONL file for the launch form: the raw bytes go to /upload, which parses
-  // them with the lab's loaders and answers with the dataset path or the problem.
+  // them with the lab's loaders and answers with the dataset path or the problem. A file over
+  // the input's data-max-bytes is refused here, before a long upload the server would refuse.
   var up = document.getElementById('upload-button');
   if (up) {
+    var input = document.getElementById('upload-file');
+    var msg = document.getElementById('upload-message');
+    var tooLarge = function (file) {
+      var limit = input.getAttribute('data-max-bytes');
+      if (!file || limit === null || file.size <= Number(limit)) { return false; }
+      msg.textContent = file.name + ' is ' + mb(file.size) + '. ' + input.getAttribute('data-too-large');
+      return true;
+    };
+    input.addEventListener('change', function () { msg.textContent = ''; tooLarge(input.files[0]); });
     up.addEventListener('click', function () {
-      var file = document.getElementById('upload-file').files[0];
-      var msg = document.getElementById('upload-message');
+      var file = input.files[0];
       if (!file) { msg.textContent = 'choose a file first'; return; }
+      if (tooLarge(file)) { return; }
       var q = 'filename=' + encodeURIComponent(file.name) +
         '&input_field=' + encodeURIComponent(document.getElementById('input_field').value) +
         '&output_field=' + encodeURIComponent(document.getElementById('output_field').value);
-      fetch('/upload?' + q, {method: 'POST', body: file, credentials: 'same-origin'})
-        .then(function (r) { return r.json(); })
+      msg.textContent = 'uploading ' + mb(file.size) + '…';
+      fetch('/upload?' + q, {method: 'POST', body: file, credentials: 'same-origin',
+                             headers: {'Accept': 'application/json'}})
+        .then(function (r) {
+          // Anything but the upload's JSON (a lost access token, a proxy's page) by its status.
+          if ((r.headers.get('Content-Type') || '').indexOf('application/json') !== 0) {
+            throw new Error('the server answered ' + r.status + ' ' + r.statusText);
+          }
+          return r.json();
+        })
         .then(function (res) {
           if (res.error) { msg.textContent = res.error; return; }
           var sel = document.getElementById('dataset');
@@ -53,7 +74,7 @@
           opt.value = res.path; opt.textContent = res.path; sel.appendChild(opt); sel.value = res.path;
           msg.textContent = 'uploaded: ' + res.rows + ' rows';
         })
-        .catch(function (e) { msg.textContent = 'upload failed: ' + e; });
+        .catch(function (e) { msg.textContent = 'upload failed: ' + e.message; });
     });
   }
 })();

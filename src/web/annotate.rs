@@ -208,7 +208,9 @@ fn already_saved(cell_dir: &std::path::Path, id: u64, output: &str) -> bool {
 /// The hidden notice the page script fills when a label is over [`MAX_FORM_BYTES`]: it stops
 /// the save there, with the text still in the box.
 fn too_large_notice() -> &'static str {
-    "<p class=\"notice too-large\" hidden></p>"
+    "<p class=\"notice too-large\" hidden data-message=\"Not saved: this label is {size} as \
+     sent, over the {limit} one save may send. Your text is still in the box: shorten it and \
+     save again.\"></p>"
 }
 
 /// 413: a save larger than [`MAX_FORM_BYTES`] (the page script, when it runs, stops those

@@ -3,11 +3,11 @@
 //! `<experiments>/web-<name>.toml` and start `lab run` on it in the background.
 use crate::web::html::{escape, page};
 use crate::web::http::Reply;
-use crate::web::safety::check_name;
+use crate::web::safety::{check_name, megabytes, MAX_FORM_BYTES, MAX_UPLOAD_BYTES};
 use crate::web::App;
 use anyhow::{Context, Result};
 use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// The shipped datasets: folder, input field, output field, reference fields.
 const SHIPPED: [(&str, &str, &str, &[&str]); 2] = [
@@ -143,7 +143,19 @@ pub fn build_toml(
     if let Err(e) = check_name(&name, "experiment name") {
         errors.entry("name").or_default().push(e.to_string());
     }
-    let dataset = get("dataset");
+    let advanced = form
+        .get("advanced")
+        .map(String::as_str)
+        .unwrap_or("")
+        .parse::<toml::Table>();
+    // A data path in the advanced box (a file on this machine, too large to upload) replaces
+    // the dataset chosen above, and so do its defaults: a shipped dataset's fields, email
+    // template and prompt are not that file's.
+    let dataset = advanced
+        .as_ref()
+        .ok()
+        .and_then(|t| t.get("data")?.get("path")?.as_str().map(str::to_string))
+        .unwrap_or_else(|| get("dataset"));
     let shipped = SHIPPED.iter().find(|(p, ..)| *p == dataset);
     let (default_in, default_out, refs) =
         shipped.map_or(("input", "output", &[][..]), |(_, i, o, r)| (*i, *o, *r));
@@ -164,7 +176,9 @@ pub fn build_toml(
             Value::Array(refs.iter().map(|r| Value::String(r.to_string())).collect()),
         );
     }
-    if shipped.is_none() {
+    // A single file (an upload) has no test split to read: one is cut from it. A folder may
+    // have its own, which a ratio would be refused beside.
+    if shipped.is_none() && Path::new(&dataset).is_file() {
         data.insert("test_ratio".into(), Value::Float(0.2));
     }
     if dataset == "data/aeslc" {
@@ -237,8 +251,7 @@ pub fn build_toml(
         "strategy".into(),
         Value::Array(vec![Value::Table(strategy)]),
     );
-    let advanced = form.get("advanced").map(String::as_str).unwrap_or("");
-    match advanced.parse::<toml::Table>() {
+    match advanced {
         Ok(extra) => merge(&mut root, extra),
         Err(e) => errors
             .entry("advanced")
@@ -316,7 +329,9 @@ pub fn form_html(app: &App, form: &HashMap<String, String>, errors: &FieldErrors
             .iter()
             .map(|p| p.display().to_string()),
     );
-    let mut body = String::from("<form id=\"launch\" method=\"post\" action=\"/launch\">");
+    let mut body = format!(
+        "<form id=\"launch\" method=\"post\" action=\"/launch\" data-max-bytes=\"{MAX_FORM_BYTES}\">"
+    );
     for (key, label, default) in FIELDS {
         let v = value(key, default);
         let input = match key {
@@ -347,12 +362,18 @@ pub fn form_html(app: &App, form: &HashMap<String, String>, errors: &FieldErrors
         }
         body.push_str("</div>");
         if key == "output_field" {
-            body.push_str(
+            // The script refuses a file over the limit before sending it, with the same
+            // advice the server's refusal gives.
+            body.push_str(&format!(
                 "<div class=\"field\"><label for=\"upload-file\">Or upload CSV/JSONL</label>\
-                 <input type=\"file\" id=\"upload-file\" accept=\".csv,.jsonl,.json\"> \
+                 <input type=\"file\" id=\"upload-file\" accept=\".csv,.jsonl,.json\" \
+                 data-max-bytes=\"{MAX_UPLOAD_BYTES}\" data-too-large=\"{advice}\"> \
                  <button type=\"button\" id=\"upload-button\">Upload</button> \
-                 <span id=\"upload-message\"></span> (name its input and output fields above first; at most 20 MB)</div>",
-            );
+                 <span id=\"upload-message\"></span> (name its input and output fields above \
+                 first; at most {mb})</div>",
+                advice = escape(&crate::web::upload::too_large_message(MAX_UPLOAD_BYTES)),
+                mb = megabytes(MAX_UPLOAD_BYTES),
+            ));
         }
     }
     body.push_str(&format!(
@@ -368,7 +389,11 @@ pub fn form_html(app: &App, form: &HashMap<String, String>, errors: &FieldErrors
         ));
     }
     body.push_str(
-        "</div><p><button id=\"launch-button\" type=\"submit\">Launch</button></p></form>",
+        "</div><p class=\"notice too-large\" hidden data-message=\"Not launched: this form is \
+         {size} as sent, over the {limit} the server reads from one form. Everything you \
+         entered is still here: shorten the Advanced TOML box, or write the experiment to a \
+         file and run lab run FILE from the command line.\"></p>\
+         <p><button id=\"launch-button\" type=\"submit\">Launch</button></p></form>",
     );
     body
 }
@@ -419,7 +444,7 @@ pub fn submit(app: &App, form: &HashMap<String, String>) -> Result<Reply> {
         .with_context(|| format!("cannot create {}", app.experiments.display()))?;
     let header = "# Written by the launch form of `lab serve`.\n";
     crate::util::atomic_write_string(&file, &format!("{header}{text}"))?;
-    if !start_run(app, &exp.name, &file)? {
+    if !crate::web::run_process::start_run(app, &exp.name, &file)? {
         // Another request (a double click on Launch) started it since the check above.
         return running_already();
     }
@@ -427,69 +452,6 @@ pub fn submit(app: &App, form: &HashMap<String, String>) -> Result<Reply> {
         "/exp/{}",
         crate::web::html::url_encode(&exp.name)
     )))
-}
-
-/// This program's file. When it was replaced while the server ran (an upgrade, a rebuild),
-/// Linux names the old one "… (deleted)": the new file at the same path is used instead.
-fn lab_executable() -> Result<PathBuf> {
-    let exe = std::env::current_exe().context("cannot find the lab executable to run")?;
-    if exe.exists() {
-        return Ok(exe);
-    }
-    let text = exe.to_string_lossy();
-    match text.strip_suffix(" (deleted)") {
-        Some(path) if Path::new(path).exists() => Ok(PathBuf::from(path)),
-        _ => anyhow::bail!(
-            "the lab executable {} is gone; restart `lab serve`",
-            exe.display()
-        ),
-    }
-}
-
-/// Start `lab run FILE` in the background, its output in `<results>/<name>/run.log`; false
-/// (and nothing started) when a run of `name` started here is still running. The check and
-/// the start happen under one lock: two launches at once (a double click) start one run,
-/// not a second that fails on the first one's cells and hides it from the pages.
-pub fn start_run(app: &App, name: &str, file: &Path) -> Result<bool> {
-    let mut runs = app.runs.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some(child) = runs.get_mut(name) {
-        if matches!(child.try_wait(), Ok(None)) {
-            return Ok(false);
-        }
-    }
-    let dir = app.results.join(name);
-    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let log_path: PathBuf = dir.join("run.log");
-    // Appended, not truncated: relaunching to resume a run that failed must not wipe the
-    // error that explains the failure.
-    let mut log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&log_path)
-        .with_context(|| format!("cannot open {}", log_path.display()))?;
-    let since_epoch = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    use std::io::Write;
-    writeln!(
-        log,
-        "== lab run {} (started at unix time {since_epoch})",
-        file.display()
-    )
-    .with_context(|| format!("cannot write {}", log_path.display()))?;
-    let log_err = log.try_clone().context("cannot share the run log")?;
-    let exe = lab_executable()?;
-    let child = std::process::Command::new(exe)
-        .arg("run")
-        .arg(file)
-        .env("LAB_QUIET", "1")
-        .stdin(std::process::Stdio::null())
-        .stdout(log)
-        .stderr(log_err)
-        .spawn()
-        .with_context(|| format!("cannot start `lab run {}`", file.display()))?;
-    runs.insert(name.to_string(), child);
-    Ok(true)
 }
 
 #[cfg(test)]
@@ -532,7 +494,53 @@ mod tests {
         assert_eq!(exp.labeller.kind, crate::config::LabellerKind::Human);
         assert_eq!(exp.eval.metrics, ["rouge1"]);
         assert_eq!(exp.train.epochs, 1);
-        assert_eq!(exp.results_dir, PathBuf::from("/tmp/results"));
+        assert_eq!(exp.results_dir, std::path::PathBuf::from("/tmp/results"));
+    }
+
+    /// A file too large to upload is named by its path in the advanced box (the 413 page says
+    /// so). With the dataset select left at AESLC, the run used to get AESLC's email template,
+    /// system prompt and reference fields over that file's rows, and no test split from it.
+    #[test]
+    fn a_data_path_in_the_advanced_box_replaces_the_chosen_dataset_and_its_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("big.csv");
+        let rows: String = (0..40).map(|i| format!("q{i},a{i}\n")).collect();
+        std::fs::write(&file, format!("question,answer\n{rows}")).unwrap();
+        let mut f = valid_form();
+        f.insert("input_field".into(), "question".into());
+        f.insert("output_field".into(), "answer".into());
+        f.insert(
+            "advanced".into(),
+            format!("[data]\npath = {:?}\n", file.display().to_string()),
+        );
+        assert_eq!(f["dataset"], "data/aeslc");
+        let text = build_toml(&f, Path::new("/tmp/results")).unwrap();
+        let exp = check_experiment(&text, Path::new("experiments/web-t1.toml"))
+            .unwrap_or_else(|e| panic!("{e:?}\n{text}"));
+        assert_eq!(exp.data.path, file);
+        assert_eq!(exp.data.test_ratio, Some(0.2), "{text}");
+        assert!(
+            !text.contains("subject line") && !text.contains("reference_fields"),
+            "AESLC's defaults over another file: {text}"
+        );
+        // A folder with its own test split gets no ratio, which it would refuse.
+        let folder = dir.path().join("split");
+        std::fs::create_dir_all(&folder).unwrap();
+        for split in ["train", "test"] {
+            std::fs::write(
+                folder.join(format!("{split}.csv")),
+                format!("question,answer\n{rows}"),
+            )
+            .unwrap();
+        }
+        f.insert(
+            "advanced".into(),
+            format!("[data]\npath = {:?}\n", folder.display().to_string()),
+        );
+        let text = build_toml(&f, Path::new("/tmp/results")).unwrap();
+        let exp = check_experiment(&text, Path::new("experiments/web-t1.toml"))
+            .unwrap_or_else(|e| panic!("{e:?}\n{text}"));
+        assert_eq!(exp.data.test_ratio, None, "{text}");
     }
 
     #[test]

@@ -3,20 +3,23 @@
 //! polls for live updates. Everything it shows is read from the results directory, so it
 //! can be started and stopped at any time without touching a run.
 pub mod annotate;
+pub mod body;
 pub mod browse;
 pub mod chart;
 pub mod html;
 pub mod http;
 pub mod launch;
 pub mod results;
+pub mod run_process;
 pub mod safety;
 pub mod upload;
 
 use anyhow::{Context, Result};
+use body::BodyRefused;
 use clap::Args;
 use http::{parse_target, Reply, Target};
 use std::collections::HashMap;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Child;
@@ -184,13 +187,12 @@ fn respond(app: &App, mut request: tiny_http::Request) {
                      (it ends in ?token=...)",
                 )
             } else {
-                let limit = if target.segments.first().map(String::as_str) == Some("upload") {
-                    safety::MAX_UPLOAD_BYTES
-                } else {
-                    safety::MAX_FORM_BYTES
-                };
-                match read_body(request.as_reader(), content_length, limit) {
-                    Err(BodyRefused::TooLarge) => too_large(&method, &target, limit),
+                let limit = body::limit_for(&target);
+                let wants_json = header("Accept").is_some_and(|a| a.contains("application/json"));
+                match body::read_body(request.as_reader(), content_length, limit) {
+                    Err(BodyRefused::TooLarge) => {
+                        body::too_large(&method, &target, limit, wants_json)
+                    }
                     Err(BodyRefused::Unreadable(e)) => {
                         Reply::error(400, &format!("cannot read the request body: {e}"))
                     }
@@ -268,52 +270,6 @@ fn bad_form(e: &anyhow::Error) -> Reply {
             "the form did not decode ({e:#}): nothing was saved; reload the page and send it again"
         ),
     )
-}
-
-/// Why a request body was not read.
-#[derive(Debug)]
-enum BodyRefused {
-    /// Longer than the limit (declared or sent).
-    TooLarge,
-    Unreadable(std::io::Error),
-}
-
-/// The request body, unless it is longer than `limit` bytes.
-fn read_body(
-    reader: &mut dyn Read,
-    content_length: Option<u64>,
-    limit: u64,
-) -> std::result::Result<Vec<u8>, BodyRefused> {
-    if content_length.is_some_and(|n| n > limit) {
-        return Err(BodyRefused::TooLarge);
-    }
-    let mut body = Vec::new();
-    reader
-        .take(limit + 1)
-        .read_to_end(&mut body)
-        .map_err(BodyRefused::Unreadable)?;
-    if body.len() as u64 > limit {
-        return Err(BodyRefused::TooLarge);
-    }
-    Ok(body)
-}
-
-/// 413 for a body over `limit`: a label gets a page that says nothing was saved and where
-/// the text still is; anything else the plain message.
-fn too_large(method: &tiny_http::Method, target: &Target, limit: u64) -> Reply {
-    let seg: Vec<&str> = target.segments.iter().map(String::as_str).collect();
-    match (method, seg.as_slice()) {
-        (tiny_http::Method::Post, ["exp", exp, strategy, seed, "annotate"]) => {
-            annotate::too_large_page(exp, strategy, seed, limit)
-        }
-        _ => Reply::error(
-            413,
-            &format!(
-                "request body too large: the limit is {}",
-                safety::megabytes(limit)
-            ),
-        ),
-    }
 }
 
 fn route(app: &App, method: &tiny_http::Method, target: &Target, body: &[u8]) -> Result<Reply> {
@@ -398,54 +354,5 @@ mod tests {
             "{shown}"
         );
         assert_eq!(within_results("no path here", results), "no path here");
-    }
-
-    #[test]
-    fn bodies_over_the_limit_are_refused() {
-        let big = vec![b'x'; 2048];
-        let declared = read_body(&mut &big[..], Some(2048), 1024).unwrap_err();
-        assert!(matches!(declared, BodyRefused::TooLarge), "{declared:?}");
-        // A body longer than it declared (or undeclared) is cut at the limit and refused.
-        let undeclared = read_body(&mut &big[..], None, 1024).unwrap_err();
-        assert!(
-            matches!(undeclared, BodyRefused::TooLarge),
-            "{undeclared:?}"
-        );
-        assert_eq!(
-            read_body(&mut &big[..], Some(2048), 4096).unwrap().len(),
-            2048
-        );
-    }
-
-    /// A label over the limit used to get a plain-text "request body too large" with no way
-    /// back to the page, nor word of whether it was saved.
-    #[test]
-    fn a_label_over_the_limit_gets_a_page_saying_nothing_was_saved_and_how_to_go_back() {
-        let target = parse_target("/exp/my%20exp/random/seed-0/annotate").unwrap();
-        let reply = too_large(&tiny_http::Method::Post, &target, 1024 * 1024);
-        assert_eq!(reply.status, 413);
-        assert_eq!(reply.content_type, "text/html; charset=utf-8");
-        let body = String::from_utf8(reply.body).unwrap();
-        for said in [
-            "larger than 1 MB",
-            "<strong>not saved</strong>",
-            "Back button",
-            "href=\"/exp/my%20exp/random/seed-0/annotate\"",
-            "href=\"/exp/my%20exp/random/seed-0\"",
-            "<nav>",
-        ] {
-            assert!(body.contains(said), "{said:?} missing from {body}");
-        }
-        // Other bodies keep the plain message.
-        let upload = too_large(
-            &tiny_http::Method::Post,
-            &parse_target("/upload").unwrap(),
-            20 * 1024 * 1024,
-        );
-        assert_eq!(upload.status, 413);
-        assert_eq!(
-            String::from_utf8(upload.body).unwrap(),
-            "request body too large: the limit is 20 MB"
-        );
     }
 }

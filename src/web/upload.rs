@@ -99,6 +99,19 @@ pub fn uploaded_files(results: &Path) -> Vec<PathBuf> {
     files
 }
 
+/// Why an upload over `limit` was refused, and how a file that large is used instead: the
+/// server reads data from its own disk, so a file there needs no upload.
+pub fn too_large_message(limit: u64) -> String {
+    format!(
+        "This file is larger than {mb}, the most one upload may send, so it was not uploaded: \
+         nothing was stored. A file on the machine that runs `lab serve` (copy it there, e.g. \
+         into its data/ folder) needs no upload: in the launch form, name its input and output \
+         fields and give its path in the Advanced TOML box:\n[data]\npath = \"/full/path/to/file.csv\"\n\
+         Or write an experiment TOML file with that data.path and run `lab run FILE`.",
+        mb = crate::web::safety::megabytes(limit)
+    )
+}
+
 pub fn receive(app: &App, query: &HashMap<String, String>, body: &[u8]) -> Reply {
     let get = |k: &str| query.get(k).map(String::as_str).unwrap_or("");
     match store_upload(

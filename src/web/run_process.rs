@@ -1,0 +1,68 @@
+//! `lab run` started from the launch form: in the background, its output appended to the
+//! experiment's run log, at most one run per experiment name from this server.
+use crate::web::App;
+use anyhow::{Context, Result};
+use std::path::{Path, PathBuf};
+
+/// This program's file. When it was replaced while the server ran (an upgrade, a rebuild),
+/// Linux names the old one "… (deleted)": the new file at the same path is used instead.
+fn lab_executable() -> Result<PathBuf> {
+    let exe = std::env::current_exe().context("cannot find the lab executable to run")?;
+    if exe.exists() {
+        return Ok(exe);
+    }
+    let text = exe.to_string_lossy();
+    match text.strip_suffix(" (deleted)") {
+        Some(path) if Path::new(path).exists() => Ok(PathBuf::from(path)),
+        _ => anyhow::bail!(
+            "the lab executable {} is gone; restart `lab serve`",
+            exe.display()
+        ),
+    }
+}
+
+/// Start `lab run FILE` in the background, its output in `<results>/<name>/run.log`; false
+/// (and nothing started) when a run of `name` started here is still running. The check and
+/// the start happen under one lock: two launches at once (a double click) start one run,
+/// not a second that fails on the first one's cells and hides it from the pages.
+pub fn start_run(app: &App, name: &str, file: &Path) -> Result<bool> {
+    let mut runs = app.runs.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(child) = runs.get_mut(name) {
+        if matches!(child.try_wait(), Ok(None)) {
+            return Ok(false);
+        }
+    }
+    let dir = app.results.join(name);
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let log_path: PathBuf = dir.join("run.log");
+    // Appended, not truncated: relaunching to resume a run that failed must not wipe the
+    // error that explains the failure.
+    let mut log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .with_context(|| format!("cannot open {}", log_path.display()))?;
+    let since_epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    use std::io::Write;
+    writeln!(
+        log,
+        "== lab run {} (started at unix time {since_epoch})",
+        file.display()
+    )
+    .with_context(|| format!("cannot write {}", log_path.display()))?;
+    let log_err = log.try_clone().context("cannot share the run log")?;
+    let exe = lab_executable()?;
+    let child = std::process::Command::new(exe)
+        .arg("run")
+        .arg(file)
+        .env("LAB_QUIET", "1")
+        .stdin(std::process::Stdio::null())
+        .stdout(log)
+        .stderr(log_err)
+        .spawn()
+        .with_context(|| format!("cannot start `lab run {}`", file.display()))?;
+    runs.insert(name.to_string(), child);
+    Ok(true)
+}
