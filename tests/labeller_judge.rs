@@ -1,10 +1,12 @@
 //! `llm_judge` through the mock server: strict 1-5 parsing, one re-ask, then an error.
 mod support;
 
+use atgen_lab::config::parse_experiment;
+use atgen_lab::labeller::factory::make_judge;
 use atgen_lab::labeller::judge::{judge, DEFAULT_RUBRIC};
 use atgen_lab::labeller::llm::{LlmClient, Provider};
 use std::sync::Arc;
-use support::mock_openai::{last_user, MockServer, Options, Turn};
+use support::mock_openai::{last_user, Fault, MockServer, Options, Route, Turn, REFUSAL};
 
 fn judge_server() -> MockServer {
     let responder = |turns: &[Turn]| {
@@ -86,6 +88,11 @@ fn a_reply_that_is_never_a_score_is_an_error() {
     .unwrap_err()
     .to_string();
     assert!(err.contains("item 1") && err.contains("excellent"), "{err}");
+    // Both replies are cached: the error says a rerun gets them again, and what to change.
+    assert!(
+        err.contains("a rerun gets the same") && err.contains("eval.judge.rubric"),
+        "{err}"
+    );
     let mismatch = judge(
         &c,
         "x",
@@ -97,4 +104,35 @@ fn a_reply_that_is_never_a_score_is_an_error() {
         .unwrap_err()
         .to_string()
         .contains("2 inputs, 1 predictions"));
+}
+
+/// The judge's errors name the judge's settings: a refused judgement used to advise changing
+/// labeller.system_prompt or labeller.model, which the judge does not use.
+#[test]
+fn a_refused_judgement_names_the_judge_settings() {
+    let srv = MockServer::start(Options::default());
+    let dir = tempfile::tempdir().unwrap();
+    std::env::set_var("LAB_TEST_KEY_J_REFUSED", Options::default().api_key);
+    // Only `make_judge` reads it in this file.
+    std::env::set_var("LAB_LABEL_CACHE", dir.path());
+    let text = format!(
+        "[data]\npath = \"d\"\n\n[eval.judge]\nprovider = \"custom\"\nbase_url = \"{}\"\n\
+         model = \"mock-model\"\napi_key_env = \"LAB_TEST_KEY_J_REFUSED\"\n",
+        srv.base_url()
+    );
+    let exp = parse_experiment(&text, std::path::Path::new("x.toml")).unwrap();
+    let judge = make_judge(&exp).unwrap().expect("an [eval.judge] table");
+    srv.inject(Route::Chat, Fault::Refusal);
+    let err = judge
+        .score(&strings(&["in"]), &strings(&["GOOD"]), &[strings(&["ref"])])
+        .unwrap_err();
+    let err = format!("{err:#}");
+    assert!(
+        err.contains(REFUSAL)
+            && err.contains("refused to score it")
+            && err.contains("take the item out of the test data")
+            && err.contains("eval.judge.rubric or eval.judge.model")
+            && !err.contains("labeller."),
+        "{err}"
+    );
 }

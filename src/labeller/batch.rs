@@ -336,8 +336,8 @@ pub(super) fn result_line(v: &Value) -> Outcome {
     let c = parse_completion(&body).map_err(|e| LineFailure::unbilled(e.message().to_string()))?;
     if let Some(refusal) = c.refusal {
         return Err(LineFailure {
-            // Said again by the caller, which knows the request's temperature.
-            message: super::refusals::refusal_message(&refusal, 0.0),
+            // Said by the caller, which knows the request's temperature and the client's role.
+            message: format!("refused: {refusal:?}"),
             billed: c.usage,
             refusal: Some(refusal),
             remembered: false,

@@ -93,7 +93,7 @@ fn run_job(
                 // Whoever wants this request next gets the refusal, not a new bill for it
                 // (at temperature 0; see `refusals.rs`).
                 failure.remembered = client.remember_refusal(key, temperature, refusal)?;
-                failure.message = refusal_message(refusal, temperature);
+                failure.message = refusal_message(refusal, temperature, client.role);
             }
         }
         match result {

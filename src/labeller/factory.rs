@@ -142,6 +142,7 @@ pub fn make_judge(exp: &Experiment) -> Result<Option<Judge>> {
         crate::labeller::llm::LlmClient::from_config(&cfg).context("in [eval.judge]")?;
     // The judge's budget caps the dollars one `lab run` pays: scores already bought are free.
     client.treat_cache_hits_as_free();
+    client.set_role(crate::labeller::llm::Role::Judge);
     Ok(Some(Judge {
         client,
         rubric: j

@@ -117,8 +117,12 @@ pub fn judge(
         for (&i, reply) in again.iter().zip(&second.replies) {
             match parse_score(&reply.text) {
                 Some(s) => scores[i] = Some(s),
+                // Both replies are in the label cache: asking again would get them again.
                 None => bail!(
-                    "llm_judge: item {} got no score from {} after asking twice; replies: {:?}, {:?}",
+                    "llm_judge: item {} got no score from {} after asking twice; replies: {:?}, \
+                     {:?}; the label cache keeps them, so a rerun gets the same: change \
+                     eval.judge.rubric or eval.judge.model, or raise eval.judge.max_tokens if \
+                     they are cut short",
                     i + 1,
                     client.name(),
                     first.replies[i].text,

@@ -79,7 +79,11 @@ impl LlmClient {
                     }
                     self.add_unlabelled(cost);
                     logged.map_err(unlogged)?;
-                    return Err(CallError::Fatal(refusal_message(refusal, req.temperature)));
+                    return Err(CallError::Fatal(refusal_message(
+                        refusal,
+                        req.temperature,
+                        self.role,
+                    )));
                 }
                 Ok(c) if says_nothing(&c.text) => {
                     let usage = self.usage_or_estimate(req, &c);
@@ -280,7 +284,7 @@ impl LlmClient {
                 // Reached only when the worst cases before it did not all fit the budget, yet
                 // the actual costs did (see `refusal_ahead`).
                 if let Some(refusal) = self.remembered_refusal(&keys[i], requests[i].temperature) {
-                    let message = self.refusals.remembered_message(&refusal);
+                    let message = self.refusals.remembered_message(&refusal, self.role);
                     let error = anyhow!("request {} to {}: {message}", i + 1, self.name());
                     if q.failure.as_ref().is_none_or(|(j, _)| i < *j) {
                         q.failure = Some((i, error));

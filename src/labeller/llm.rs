@@ -19,7 +19,7 @@ use anyhow::{anyhow, Context, Result};
 use std::sync::Mutex;
 use std::time::Duration;
 
-pub use super::llm_config::{ApiKey, LlmLabellerConfig, Provider};
+pub use super::llm_config::{ApiKey, LlmLabellerConfig, Provider, Role};
 
 /// Token counts a server reported.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -101,6 +101,8 @@ pub struct LlmClient {
     pub(super) unlabelled: Mutex<f64>,
     /// Replies that stopped at `max_tokens`, counted for [`LlmClient::cut_off_replies`].
     cut_off: std::sync::atomic::AtomicUsize,
+    /// What the client is for, as its errors and warnings name the settings to change.
+    pub(super) role: Role,
     /// How many times the worst-case input estimate the server has billed at most so far (1
     /// until it bills more than the estimate; see [`LlmClient::worst_case`]).
     input_scale: Mutex<f64>,
@@ -191,8 +193,15 @@ impl LlmClient {
             max_tokens: cfg.max_tokens,
             unlabelled: Mutex::new(0.0),
             cut_off: std::sync::atomic::AtomicUsize::new(0),
+            role: Role::Labeller,
             input_scale: Mutex::new(1.0),
         })
+    }
+
+    /// Say what the client is for (a labeller unless told), so that its errors and warnings
+    /// name that role's settings.
+    pub fn set_role(&mut self, role: Role) {
+        self.role = role;
     }
 
     /// Count input tokens with the model's tokenizer instead of the chars/3 estimate.
@@ -270,10 +279,15 @@ impl LlmClient {
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
             == 0
         {
-            eprintln!(
-                "warning: an LLM reply stopped at max_tokens = {max_tokens} and is kept cut \
-                 short as a label; raise the labeller's max_tokens if labels are longer"
-            );
+            let key = self.role.max_tokens_key();
+            let kept = match self.role {
+                Role::Labeller => "is kept cut short as a label; raise it if labels are longer",
+                Role::Judge => {
+                    "is kept cut short; raise it if the judge reasons before its score (a \
+                     reply cut short is no score)"
+                }
+            };
+            eprintln!("warning: an LLM reply stopped at {key} = {max_tokens} and {kept}");
         }
     }
 

@@ -105,6 +105,47 @@ pub struct LlmLabellerConfig {
     pub cache_dir: Option<PathBuf>,
 }
 
+/// What a client is for, so that its errors and warnings name the settings to change.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Role {
+    /// `[labeller]`: labels the selected items.
+    #[default]
+    Labeller,
+    /// `[eval.judge]`: scores test predictions (`llm_judge`).
+    Judge,
+}
+
+impl Role {
+    /// What the model is asked to do with an item.
+    pub fn task(self) -> &'static str {
+        match self {
+            Role::Labeller => "label",
+            Role::Judge => "score",
+        }
+    }
+
+    /// What to change when the model refuses an item.
+    pub fn on_refusal(self) -> &'static str {
+        match self {
+            Role::Labeller => {
+                "take the item out of the data, or change labeller.system_prompt or labeller.model"
+            }
+            Role::Judge => {
+                "take the item out of the test data, or change eval.judge.rubric or \
+                 eval.judge.model"
+            }
+        }
+    }
+
+    /// The setting that bounds a reply's length.
+    pub fn max_tokens_key(self) -> &'static str {
+        match self {
+            Role::Labeller => "labeller.max_tokens",
+            Role::Judge => "eval.judge.max_tokens",
+        }
+    }
+}
+
 fn default_max_tokens() -> u32 {
     64
 }

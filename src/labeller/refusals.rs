@@ -10,7 +10,7 @@
 //! cell's spend log and state), so the cell's money budget bounds what reruns pay for them.
 use super::append_log::AppendLog;
 use super::budget::Prices;
-use super::llm::{LlmClient, RequestFailed};
+use super::llm::{LlmClient, RequestFailed, Role};
 use super::prompt::ChatRequest;
 use anyhow::{anyhow, Result};
 use serde::{Deserialize, Serialize};
@@ -25,19 +25,18 @@ pub fn remembered_at(temperature: f64) -> bool {
     temperature == 0.0
 }
 
-/// The error of a request refused at `temperature`, saying what to do (see
-/// [`Completion::refusal`](super::llm::Completion)).
-pub fn refusal_message(refusal: &str, temperature: f64) -> String {
-    let change =
-        "take the item out of the data, or change labeller.system_prompt or labeller.model";
+/// The error of a request refused at `temperature` by the model of a client for `role`,
+/// saying what to do (see [`Completion::refusal`](super::llm::Completion)).
+pub fn refusal_message(refusal: &str, temperature: f64, role: Role) -> String {
+    let (task, change) = (role.task(), role.on_refusal());
     if remembered_at(temperature) {
         format!(
-            "the model refused to label it ({refusal:?}); it is not asked again, since a \
+            "the model refused to {task} it ({refusal:?}); it is not asked again, since a \
              refusal is billed and at temperature 0 the same request gets the same reply: {change}"
         )
     } else {
         format!(
-            "the model refused to label it ({refusal:?}); the call stops here, since asking \
+            "the model refused to {task} it ({refusal:?}); the call stops here, since asking \
              again is billed again; at temperature {temperature} the model may answer it \
              another time: rerun to ask it once more, or {change}"
         )
@@ -99,11 +98,11 @@ impl Refusals {
 
     /// The error of a request refused in an earlier call: the advice it got then, and how to
     /// ask it again after all.
-    pub fn remembered_message(&self, refusal: &str) -> String {
+    pub fn remembered_message(&self, refusal: &str, role: Role) -> String {
         format!(
             "{} (refused in an earlier call and not sent again; to ask it again anyway, delete \
              its line from {})",
-            refusal_message(refusal, 0.0),
+            refusal_message(refusal, 0.0, role),
             self.log.path().display()
         )
     }
@@ -181,7 +180,7 @@ impl LlmClient {
         n: usize,
         refusal: &str,
     ) -> anyhow::Error {
-        anyhow!("{}", self.refusals.remembered_message(refusal)).context(RequestFailed {
+        anyhow!("{}", self.refusals.remembered_message(refusal, self.role)).context(RequestFailed {
             index,
             message: format!(
                 "labelling stopped at item {} of {n} before sending anything",
@@ -238,7 +237,7 @@ mod tests {
         assert_eq!(again.get("k").as_deref(), Some("no"));
         let text = std::fs::read_to_string(dir.path().join(REFUSALS_FILE)).unwrap();
         assert_eq!(text.lines().count(), 1);
-        let message = again.remembered_message("no");
+        let message = again.remembered_message("no", Role::Labeller);
         assert!(
             message.contains("take the item out of the data") && message.contains(REFUSALS_FILE),
             "{message}"
