@@ -31,8 +31,9 @@
 //! (tests/runner_crash_human.rs kills the run while a batch waits).
 //!
 //! And `staged:<file name>` inside every atomic write (`util::atomic_write`: state.json,
-//! curve.csv, an adapter's files, a human labeller's `pending.json`, report.md, …), after
-//! the temporary file is written and before it replaces the file.
+//! curve.csv, an adapter's files, a human labeller's `pending.json`, the pool-embedding cache
+//! `embeddings-<key>.bin` beside the models, report.md, …), after the temporary file is
+//! written and before it replaces the file.
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;

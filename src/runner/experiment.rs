@@ -163,6 +163,7 @@ pub fn run_experiment(file: &Path, opts: &RunOptions) -> Result<ExperimentOutcom
         );
     }
     ensure_models(&exp)?;
+    crate::runner::remove_stale_embedding_temporaries()?;
     let base = crate::runner::load_model(&exp)?;
     check_fits_context(&exp, &base, file)?;
     let encoder = LazyEncoder::of(&exp);

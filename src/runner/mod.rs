@@ -120,6 +120,17 @@ pub fn embedding_cache_dir() -> PathBuf {
     crate::models::cache::models_dir().with_file_name("embeddings")
 }
 
+/// Remove what a kill while writing the embedding cache (atomically, through a `.tmp*` file)
+/// left in its folder, as large as the cache and never read again. Every run on the machine
+/// shares the folder, unlocked, so a younger temporary may be another run's write: only one
+/// older than any cache write (10 minutes) is a leftover.
+pub fn remove_stale_embedding_temporaries() -> anyhow::Result<()> {
+    crate::util::atomic::remove_stale_temporaries(
+        &embedding_cache_dir(),
+        std::time::Duration::from_secs(600),
+    )
+}
+
 pub fn dataset_key(exp: &Experiment, dataset: &Dataset) -> String {
     let encoder = match (&exp.encoder.path, &exp.encoder.hub_id) {
         (Some(p), _) => p.display().to_string(),

@@ -37,6 +37,7 @@ pub fn run(args: &SelectArgs) -> Result<()> {
     let (script, params) = resolve_strategy(&args.strategy, &exp, &args.experiment)?;
     let dataset = load_experiment_data(&exp, &args.experiment)?;
     ensure_models(&exp)?;
+    crate::runner::remove_stale_embedding_temporaries()?;
     let mut pool = dataset.train.clone();
     if let Some(n) = args.pool {
         use rand::seq::index::sample;
