@@ -59,12 +59,26 @@ impl Reply {
             headers: Vec::new(),
         }
     }
-    /// A plain-text error page; the message is escaped by being plain text.
+    /// An error page in the app's style: the message (escaped, its lines kept) under a title
+    /// for the status, with the app's links to go on from.
     pub fn error(status: u16, message: &str) -> Self {
+        let title = match status {
+            400 => "Bad request",
+            403 => "Not allowed",
+            404 => "Not found",
+            409 => "Conflict",
+            413 => "Too large",
+            500 => "Server error",
+            _ => "Error",
+        };
+        let body = format!(
+            "<p class=\"error\" id=\"error\">{}</p>",
+            crate::web::html::escape(message)
+        );
         Reply::with_type(
             status,
-            "text/plain; charset=utf-8",
-            message.as_bytes().to_vec(),
+            "text/html; charset=utf-8",
+            crate::web::html::page(title, &body, None).into_bytes(),
         )
     }
     /// 303 See Other: after a POST, the browser loads `location` with GET.
@@ -91,5 +105,26 @@ mod tests {
         assert_eq!(t.query["note"], "a b&c");
         assert!(parse_target("/%zz").is_err());
         assert_eq!(parse_target("/").unwrap().segments, Vec::<String>::new());
+    }
+
+    /// Error pages were bare text/plain: no way on from a cell that was removed but the
+    /// browser's Back button, and a stack of lines unlike every other page.
+    #[test]
+    fn errors_are_pages_in_the_app_style_with_the_message_escaped() {
+        let reply = Reply::error(404, "no such cell <b>x</b>\n(second line)");
+        assert_eq!(reply.status, 404);
+        assert_eq!(reply.content_type, "text/html; charset=utf-8");
+        let body = String::from_utf8(reply.body).unwrap();
+        assert!(body.contains("<h1>Not found</h1>"), "{body}");
+        assert!(
+            body.contains("<nav><a href=\"/\">Experiments</a>"),
+            "{body}"
+        );
+        assert!(
+            body.contains(
+                "<p class=\"error\" id=\"error\">no such cell &lt;b&gt;x&lt;/b&gt;\n(second line)</p>"
+            ),
+            "{body}"
+        );
     }
 }
