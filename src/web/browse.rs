@@ -100,7 +100,10 @@ pub fn cell_page(
     let mut body = format!(
         "<p>{} · state: <span id=\"cell-state\">{}</span></p>",
         link(&format!("/exp/{}", url_encode(exp)), exp),
-        escape(&progress.state_text())
+        escape(&crate::web::within_results(
+            &progress.state_text(),
+            &app.results
+        ))
     );
     if complete && progress.waiting.is_none() && !progress.finished {
         body.push_str(
@@ -127,12 +130,39 @@ pub fn cell_page(
         }
         Err(_) => body.push_str("<p>No finished iteration yet.</p>"),
     }
-    let selected = read_selected(&paths)?;
-    let state = load_state(&paths)?;
-    let given: HashMap<u64, String> = state
-        .as_ref()
-        .map(|s| s.labels.iter().map(|l| (l.id, l.output.clone())).collect())
-        .unwrap_or_default();
+    // A file that does not read (damaged, hand-edited, from another version) is named where
+    // its part of the page would be; the rest of the cell still shows.
+    let unreadable = |e: anyhow::Error| {
+        format!(
+            "<p class=\"error\">{}</p>",
+            escape(&crate::web::within_results(&format!("{e:#}"), &app.results))
+        )
+    };
+    let selected = match read_selected(&paths) {
+        Ok(selected) => Ok(selected),
+        Err(e) => Err(unreadable(e)),
+    };
+    // The labels given, or None when state.json does not read: then they are unknown.
+    let given: Option<HashMap<u64, String>> = match load_state(&paths) {
+        Ok(state) => Some(
+            state
+                .map(|s| s.labels.iter().map(|l| (l.id, l.output.clone())).collect())
+                .unwrap_or_default(),
+        ),
+        Err(_) => None,
+    };
+    let selected = match selected {
+        Ok(selected) => selected,
+        Err(problem) => {
+            body.push_str("<h2>Selected examples</h2>");
+            body.push_str(&problem);
+            return Ok(Reply::html(page(
+                &format!("{strategy} · {seed}"),
+                &body,
+                Some(&live),
+            )));
+        }
+    };
     let data = if selected.is_empty() {
         None
     } else {
@@ -179,7 +209,13 @@ pub fn cell_page(
                 let example = by_id.get(id).copied();
                 // Unknown (the dataset did not load) stays blank; an empty text is marked.
                 let input = example.map_or(String::new(), |e| text_cell(&shorten(&e.input, 400)));
-                let label = label_cell(given.get(id), example, golden);
+                let label = match &given {
+                    Some(given) => label_cell(given.get(id), example, golden),
+                    None if golden => label_cell(None, example, golden),
+                    None => "<div class=\"cell-text empty\">(unknown: state.json does not \
+                             read)</div>"
+                        .into(),
+                };
                 vec![id.to_string(), score, input, label]
             })
             .collect();
@@ -366,6 +402,46 @@ mod tests {
         cell_selected_before_its_state(&app.results, "golden");
         let body = cell_page_body(&app);
         assert!(body.contains(&text_cell("GOLD train 4")), "{body}");
+    }
+
+    /// A damaged state.json or selected.jsonl made the whole cell page a 500 (the curve and
+    /// the selections that read hidden), and the state named the file by its absolute path.
+    #[test]
+    fn a_cell_with_a_damaged_file_shows_what_reads_and_names_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = App::new(dir.path(), dir.path(), None).unwrap();
+        let (cell, _) = cell_selected_before_its_state(&app.results, "human");
+        std::fs::write(
+            cell.join("curve.csv"),
+            "iteration,labeled,cost,tokens,seconds,rouge1\n0,2,0,0,1.5,0.25\n",
+        )
+        .unwrap();
+        std::fs::write(cell.join("state.json"), "{\"broken").unwrap();
+        let body = cell_page_body(&app);
+        assert!(body.contains("<table id=\"curve\">"), "{body}");
+        assert!(body.contains(&text_cell("train email 1")), "{body}");
+        assert_eq!(
+            body.matches("(unknown: state.json does not read)").count(),
+            2,
+            "{body}"
+        );
+        assert!(
+            body.contains("unreadable: exp/random/seed-0/state.json is damaged"),
+            "{body}"
+        );
+        let root = app.results.display().to_string();
+        assert!(!body.contains(&root), "{body}");
+
+        let mut selected = std::fs::read_to_string(cell.join("selected.jsonl")).unwrap();
+        selected.push_str("{\"iteration\": 1, \"ids\": [2,");
+        std::fs::write(cell.join("selected.jsonl"), selected).unwrap();
+        let body = cell_page_body(&app);
+        assert!(body.contains("<table id=\"curve\">"), "{body}");
+        assert!(
+            body.contains("<p class=\"error\">exp/random/seed-0/selected.jsonl line 2"),
+            "{body}"
+        );
+        assert!(!body.contains(&root), "{body}");
     }
 
     #[test]

@@ -253,7 +253,7 @@ fn answer_or_500(handler: impl FnOnce() -> Result<Reply>, results: &Path) -> Rep
 
 /// `message` with the results folder's absolute path left out: paths read from inside it
 /// (`exp/random/seed-0/...`), and the page shows nothing about the machine beyond it.
-fn within_results(message: &str, results: &Path) -> String {
+pub(crate) fn within_results(message: &str, results: &Path) -> String {
     let root = results.display().to_string();
     if root.is_empty() || !message.contains(&root) {
         return message.to_string();

@@ -125,7 +125,11 @@ pub fn experiment_names(results: &Path) -> Result<Vec<String>> {
     let entries =
         std::fs::read_dir(results).with_context(|| format!("cannot list {}", results.display()))?;
     for entry in entries.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
+        // A name that is not UTF-8 cannot be named in a URL (its link would 404), and no
+        // experiment file names one: such a folder is not lab's.
+        let Ok(name) = entry.file_name().into_string() else {
+            continue;
+        };
         if entry.path().is_dir()
             && name != crate::web::upload::UPLOAD_DIR
             && check_segment(&name).is_ok()
@@ -144,7 +148,10 @@ pub fn cells_of(exp_dir: &Path) -> Vec<CellProgress> {
         return cells;
     };
     for s in strategies.flatten().filter(|e| e.path().is_dir()) {
-        let strategy = s.file_name().to_string_lossy().into_owned();
+        // As for experiment names: a strategy label is UTF-8, and only such a name has a URL.
+        let Ok(strategy) = s.file_name().into_string() else {
+            continue;
+        };
         let Ok(seeds) = std::fs::read_dir(s.path()) else {
             continue;
         };
@@ -210,7 +217,8 @@ pub fn status_json(app: &App) -> Result<Reply> {
                 serde_json::json!({
                     "strategy": c.strategy, "seed": c.seed,
                     "iterations_done": c.iterations_done, "planned": c.planned,
-                    "labeled": c.labeled, "finished": c.finished, "state": c.state_text(),
+                    "labeled": c.labeled, "finished": c.finished,
+                    "state": crate::web::within_results(&c.state_text(), &app.results),
                 })
             })
             .collect();
@@ -234,7 +242,7 @@ fn cell_href(exp: &str, c: &CellProgress) -> String {
 }
 
 /// Table rows for the cells of `exp`, with links to browse and annotate.
-fn cell_rows(exp: &str, cells: &[CellProgress]) -> Vec<Vec<String>> {
+fn cell_rows(results: &Path, exp: &str, cells: &[CellProgress]) -> Vec<Vec<String>> {
     cells
         .iter()
         .map(|c| {
@@ -246,7 +254,7 @@ fn cell_rows(exp: &str, cells: &[CellProgress]) -> Vec<Vec<String>> {
                 .map(|(m, v)| format!("{m}={v:.4}"))
                 .collect::<Vec<_>>()
                 .join(" ");
-            let mut state = escape(&c.state_text());
+            let mut state = escape(&crate::web::within_results(&c.state_text(), results));
             if c.waiting.is_some() {
                 state.push_str(&format!(
                     " <a class=\"annotate\" href=\"{}/annotate\">Annotate</a>",
@@ -304,7 +312,7 @@ pub fn list_page(app: &App) -> Result<Reply> {
         body.push_str(&table(
             &format!("cells-{name}"),
             &CELL_HEADER,
-            &cell_rows(name, &cells),
+            &cell_rows(&app.results, name, &cells),
         ));
         body.push_str("</section>");
     }
@@ -329,7 +337,11 @@ pub fn experiment_page(app: &App, exp: &str) -> Result<Reply> {
         ));
     }
     body.push_str("<h2>Cells</h2>");
-    body.push_str(&table("cells", &CELL_HEADER, &cell_rows(exp, &cells)));
+    body.push_str(&table(
+        "cells",
+        &CELL_HEADER,
+        &cell_rows(&app.results, exp, &cells),
+    ));
     let figures = figure_names(&dir);
     if !figures.is_empty() {
         body.push_str("<h2>Curves</h2><div class=\"figures\">");
@@ -477,6 +489,22 @@ mod tests {
         let shown = cells[0].state_text();
         assert!(shown.starts_with("unreadable: "), "{shown}");
         assert!(shown.contains("line 2"), "{shown}");
+    }
+
+    /// Folders whose names are not UTF-8 were listed under a lossy name whose link 404s.
+    #[cfg(unix)]
+    #[test]
+    fn folders_named_in_bytes_that_are_not_utf8_are_not_listed() {
+        use std::os::unix::ffi::OsStrExt;
+        let dir = tempfile::tempdir().unwrap();
+        let odd = std::ffi::OsStr::from_bytes(b"bad\xffname");
+        std::fs::create_dir_all(dir.path().join(odd).join("random/seed-0")).unwrap();
+        std::fs::create_dir_all(dir.path().join("exp").join(odd).join("seed-0")).unwrap();
+        std::fs::create_dir_all(dir.path().join("exp/random/seed-0")).unwrap();
+        assert_eq!(experiment_names(dir.path()).unwrap(), ["exp"]);
+        let cells = cells_of(&dir.path().join("exp"));
+        let strategies: Vec<&str> = cells.iter().map(|c| c.strategy.as_str()).collect();
+        assert_eq!(strategies, ["random"]);
     }
 
     /// An unfinished cell no run holds is shown as stopped; while `lab run` holds its lock,
