@@ -253,7 +253,20 @@ pub fn generations_page(
     if !paths.generations(t).exists() {
         return Ok(Reply::error(404, "no generations for this iteration"));
     }
-    let records = read_generations(&paths, t)?;
+    let title = format!("{strategy} · {seed} · iteration {t}: test generations");
+    let back = link(&cell_url(exp, strategy, seed), "back to the cell");
+    let records = match read_generations(&paths, t) {
+        Ok(records) => records,
+        // A damaged file is the file's problem, not the server's: said on the page it would
+        // fill, with the way back.
+        Err(e) => {
+            let body = format!(
+                "<p>{back}</p><p class=\"error\" id=\"unreadable\">{}</p>",
+                escape(&crate::web::within_results(&format!("{e:#}"), &app.results))
+            );
+            return Ok(Reply::html(page(&title, &body, None)));
+        }
+    };
     let data = cell_data(app, &dir).ok();
     let inputs: HashMap<u64, &str> = data
         .as_deref()
@@ -295,17 +308,8 @@ pub fn generations_page(
             row
         })
         .collect();
-    let back = cell_url(exp, strategy, seed);
-    let body = format!(
-        "<p>{}</p>{}",
-        link(&back, "back to the cell"),
-        table("generations", &header, &rows)
-    );
-    Ok(Reply::html(page(
-        &format!("{strategy} · {seed} · iteration {t}: test generations"),
-        &body,
-        None,
-    )))
+    let body = format!("<p>{back}</p>{}", table("generations", &header, &rows));
+    Ok(Reply::html(page(&title, &body, None)))
 }
 
 #[cfg(test)]
@@ -439,6 +443,20 @@ mod tests {
         assert!(body.contains("<table id=\"curve\">"), "{body}");
         assert!(
             body.contains("<p class=\"error\">exp/random/seed-0/selected.jsonl line 2"),
+            "{body}"
+        );
+        assert!(!body.contains(&root), "{body}");
+
+        // A torn generations file: its page says which line, with the way back.
+        let generations = CellPaths { dir: cell.clone() }.generations(0);
+        std::fs::create_dir_all(generations.parent().unwrap()).unwrap();
+        std::fs::write(&generations, "{\"id\": 0, \"predic").unwrap();
+        let reply = generations_page(&app, "exp", "random", "seed-0", "0").unwrap();
+        let body = String::from_utf8(reply.body).unwrap();
+        assert_eq!(reply.status, 200, "{body}");
+        assert!(
+            body.contains("exp/random/seed-0/generations/iter-0.jsonl line 1")
+                && body.contains("href=\"/exp/exp/random/seed-0\">back to the cell"),
             "{body}"
         );
         assert!(!body.contains(&root), "{body}");
