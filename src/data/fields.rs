@@ -63,7 +63,7 @@ fn fields_hint(row: &Value, path: &str) -> String {
 
 /// Why `path` finds nothing when its first segment does exist, to follow the field's name: the
 /// first step that fails inside a present value (": list `answers.text` has no item 0"), or
-/// " is missing (`answer` is null)". `None` when the first segment itself is absent (then the
+/// ": `answer` is null, so it has no `text`". `None` when the first segment itself is absent (then the
 /// row's fields are the hint).
 fn missing_inside(row: &Value, path: &str) -> Option<String> {
     let segments: Vec<&str> = path.split('.').collect();
@@ -116,7 +116,6 @@ fn missing_inside(row: &Value, path: &str) -> Option<String> {
                     ))
                 }
             },
-            Value::Null => return Some(format!(" is missing (`{prefix}` is null)")),
             other => {
                 return Some(format!(
                     ": `{prefix}` is {}, so it has no `{}`",
@@ -149,7 +148,8 @@ fn text_field(row: &Value, path: &str, role: &str) -> Result<String, String> {
             Some(why) => format!("{role} field `{path}`{why}"),
             None => format!("{role} field `{path}` is missing{}", fields_hint(row, path)),
         }),
-        Some(Value::Null) => Err(format!("{role} field `{path}` is missing")),
+        // Present but empty: the row's value to fix or skip, not a mapping to change.
+        Some(Value::Null) => Err(format!("{role} field `{path}` is null")),
         Some(Value::String(s)) if s.trim().is_empty() => {
             Err(format!("{role} field `{path}` is empty"))
         }

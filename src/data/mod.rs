@@ -18,7 +18,7 @@ pub use render::render_input;
 use anyhow::{bail, Result};
 use std::path::{Path, PathBuf};
 
-use crate::config::{DataConfig, OnBadRow};
+use crate::config::{DataConfig, DataFormat, OnBadRow};
 use fields::FieldMap;
 use layout::Split;
 use rows::{format_of, read_rows, row_unit};
@@ -183,6 +183,28 @@ pub fn load_dataset(cfg: &DataConfig, base_dir: &Path) -> Result<Dataset> {
     })
 }
 
+/// What to do about a row that cannot be read: usually fix it, but a `data.format` that
+/// contradicts the file's extension misreads every row.
+fn unreadable_advice(path: &Path, configured: DataFormat) -> String {
+    match format_of(path, DataFormat::Auto) {
+        Ok(by_extension) if configured != DataFormat::Auto && by_extension != configured => {
+            let name = |f: DataFormat| format!("{f:?}").to_lowercase();
+            format!(
+                "data.format = \"{}\" reads this {} file as {}: remove data.format (or set it \
+                 to \"{}\") unless the file really is {}",
+                name(configured),
+                name(by_extension),
+                name(configured),
+                name(by_extension),
+                name(configured)
+            )
+        }
+        _ => "Fix the row, or set data.on_bad_row = \"skip\" to leave out the rows that \
+              cannot be read"
+            .to_string(),
+    }
+}
+
 /// Read the rows of one split (its shards in order) into examples; ids count rows across
 /// shards. Returns the examples, how many rows were skipped and how many were read.
 fn load_split(
@@ -201,9 +223,12 @@ fn load_split(
         for row in read_rows(path, format)? {
             let id = next_id;
             next_id += 1;
-            let result = row
-                .value
-                .and_then(|value| fields::to_example(&value, id, map));
+            // A row that cannot be read (invalid JSON, a CSV row of the wrong width) is fixed
+            // in the file; another field mapping cannot help it.
+            let (result, readable) = match row.value {
+                Ok(value) => (fields::to_example(&value, id, map), true),
+                Err(why) => (Err(why), false),
+            };
             match (result, cfg.on_bad_row) {
                 (Ok(example), _) => examples.push(example),
                 // A field missing from the very first row is a mapping to fix, not a row to
@@ -212,6 +237,12 @@ fn load_split(
                     "{} {unit} {}: {why}. Set data.input_field, data.output_field or data.reference_fields to fields the rows have",
                     path.display(),
                     row.number
+                ),
+                (Err(why), OnBadRow::Fail) if !readable => bail!(
+                    "{} {unit} {}: {why}. {}",
+                    path.display(),
+                    row.number,
+                    unreadable_advice(path, cfg.format)
                 ),
                 (Err(why), OnBadRow::Fail) => bail!(
                     "{} {unit} {}: {why}. Fix the row, map other fields (data.input_field, data.output_field, data.reference_fields), or set data.on_bad_row = \"skip\"",

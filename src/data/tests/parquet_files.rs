@@ -127,7 +127,9 @@ fn hub_cache_snapshot_with_sharded_parquet_splits() {
         .unwrap_err()
         .to_string();
     assert!(
-        err.contains("train-00001-of-00002.parquet row 2: output field `answer.text` is missing"),
+        err.contains(
+            "train-00001-of-00002.parquet row 2: output field `answer.text`: `answer` is null"
+        ),
         "{err}"
     );
 }
