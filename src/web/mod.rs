@@ -9,6 +9,7 @@ pub mod chart;
 pub mod html;
 pub mod http;
 pub mod launch;
+pub mod launch_form;
 pub mod results;
 pub mod run_process;
 pub mod safety;
@@ -307,7 +308,7 @@ fn route(app: &App, method: &tiny_http::Method, target: &Target, body: &[u8]) ->
             Ok(form) => annotate::save(app, exp, strategy, seed, &form)?,
             Err(e) => bad_form(&e),
         },
-        (Get, ["launch"]) => launch::form_page(app)?,
+        (Get, ["launch"]) => launch_form::form_page(app)?,
         (Post, ["launch"]) => match form() {
             Ok(form) => launch::submit(app, &form)?,
             Err(e) => bad_form(&e),
