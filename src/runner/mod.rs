@@ -7,6 +7,7 @@ pub mod crash_point;
 pub mod curve;
 pub mod ed_order;
 pub mod embed;
+pub mod embedding_cache;
 pub mod evaluate;
 pub mod experiment;
 pub mod finetune;
@@ -25,14 +26,13 @@ pub mod state;
 pub mod status;
 pub mod stopping;
 
+pub use embedding_cache::{dataset_key, embedding_cache_dir, remove_stale_embedding_temporaries};
 pub use profile::Profile;
 
 use crate::config::Experiment;
-use crate::data::Dataset;
 use crate::models::lm::{LoraSettings, ModelSource, PeftMethod};
 use crate::runner::stopping::StoppingCriteria;
 use crate::strategy::sandbox::SandboxLimits;
-use std::path::PathBuf;
 
 /// The stopping criteria of an experiment's `[al]` table.
 pub fn criteria_of(exp: &Experiment) -> StoppingCriteria {
@@ -112,41 +112,6 @@ pub fn sandbox_limits(exp: &Experiment) -> SandboxLimits {
         max_map_size: s.max_map_size,
         ..SandboxLimits::default()
     }
-}
-
-/// Encoder embeddings of a pool do not depend on the acquisition model: they are cached on
-/// disk beside the models, keyed by dataset and encoder.
-pub fn embedding_cache_dir() -> PathBuf {
-    crate::models::cache::models_dir().with_file_name("embeddings")
-}
-
-/// Remove what a kill while writing the embedding cache (atomically, through a `.tmp*` file)
-/// left in its folder, as large as the cache and never read again. Every run on the machine
-/// shares the folder, unlocked, so a younger temporary may be another run's write: only one
-/// older than any cache write (10 minutes) is a leftover.
-pub fn remove_stale_embedding_temporaries() -> anyhow::Result<()> {
-    crate::util::atomic::remove_stale_temporaries(
-        &embedding_cache_dir(),
-        std::time::Duration::from_secs(600),
-    )
-}
-
-pub fn dataset_key(exp: &Experiment, dataset: &Dataset) -> String {
-    let encoder = match (&exp.encoder.path, &exp.encoder.hub_id) {
-        (Some(p), _) => p.display().to_string(),
-        (None, Some(h)) => h.clone(),
-        (None, None) => exp.encoder.name.clone(),
-    };
-    let raw = format!("{}-pool{}@{}", dataset.name, dataset.train.len(), encoder);
-    raw.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || "-_.@".contains(c) {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
 }
 
 #[cfg(test)]
