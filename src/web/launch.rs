@@ -1,7 +1,7 @@
 //! The launch form: build an experiment file from a few fields (plus an advanced TOML box),
 //! validate it the way `lab check` does, show problems next to their fields, then write
 //! `<experiments>/web-<name>.toml` and start `lab run` on it in the background.
-use crate::web::html::page;
+use crate::web::html::{escape, page};
 use crate::web::http::Reply;
 use crate::web::launch_form::form_html;
 use crate::web::safety::check_name;
@@ -269,17 +269,51 @@ pub fn check_experiment(
     }
 }
 
+/// The checks name the experiment file, which is written only once they pass: a problem names
+/// the experiment shown under the form instead, by the line numbers shown there.
+fn about_shown_text(errors: FieldErrors, file: &Path) -> FieldErrors {
+    let named = file.display().to_string();
+    errors
+        .into_iter()
+        .map(|(field, messages)| {
+            let messages = messages
+                .into_iter()
+                .map(|m| {
+                    m.replace(&format!("in {named} line"), "in the experiment below, line")
+                        .replace(&named, "the experiment below")
+                })
+                .collect();
+            (field, messages)
+        })
+        .collect()
+}
+
+/// `text` with its line numbers, as the problems found in it name them.
+fn numbered(text: &str) -> String {
+    text.lines()
+        .enumerate()
+        .map(|(i, line)| format!("{:>3}  {line}\n", i + 1))
+        .collect()
+}
+
 pub fn submit(app: &App, form: &HashMap<String, String>) -> Result<Reply> {
-    let invalid = |errors: FieldErrors| {
+    let invalid = |errors: FieldErrors, text: Option<&str>| {
+        let shown = text.map_or(String::new(), |t| {
+            format!(
+                "<details id=\"experiment-text\" open><summary>The experiment this form \
+                 describes (not written: it has problems)</summary><pre>{}</pre></details>",
+                escape(&numbered(t))
+            )
+        });
         let body = format!(
-            "<p class=\"error\" id=\"form-problems\">The experiment has problems; see the fields below.</p>{}",
+            "<p class=\"error\" id=\"form-problems\">The experiment has problems; see the fields below.</p>{}{shown}",
             form_html(app, form, &errors)
         );
         Ok(Reply::html(page("Launch an experiment", &body, None)).status(422))
     };
     let text = match build_toml(form, &app.results) {
         Ok(t) => t,
-        Err(errors) => return invalid(errors),
+        Err(errors) => return invalid(errors, None),
     };
     let name = form
         .get("name")
@@ -288,7 +322,7 @@ pub fn submit(app: &App, form: &HashMap<String, String>) -> Result<Reply> {
     let file = app.experiments.join(format!("web-{name}.toml"));
     let exp = match check_experiment(&text, &file) {
         Ok(exp) => exp,
-        Err(errors) => return invalid(errors),
+        Err(errors) => return invalid(about_shown_text(errors, &file), Some(&text)),
     };
     let running_already = || {
         let mut errors = FieldErrors::new();
@@ -296,7 +330,7 @@ pub fn submit(app: &App, form: &HashMap<String, String>) -> Result<Reply> {
             "name",
             vec![format!("experiment `{}` is running already", exp.name)],
         );
-        invalid(errors)
+        invalid(errors, None)
     };
     // A run of it on disk (also one started outside this server) refuses before the file is
     // written; `start_run` checks its own runs again under its lock, against a double click.
@@ -404,6 +438,40 @@ pub(crate) mod tests {
         let exp = check_experiment(&text, Path::new("experiments/web-t1.toml"))
             .unwrap_or_else(|e| panic!("{e:?}\n{text}"));
         assert_eq!(exp.data.test_ratio, None, "{text}");
+    }
+
+    /// The problems named `experiments/web-<name>.toml` and its line numbers, a file that is
+    /// not written while the experiment has problems: nothing to open and look at.
+    #[test]
+    fn problems_name_lines_of_the_experiment_shown_under_the_form() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = App::new(
+            &dir.path().join("results"),
+            &dir.path().join("experiments"),
+            None,
+        )
+        .unwrap();
+        let mut f = valid_form();
+        f.insert("query_size".into(), "0".into());
+        let reply = submit(&app, &f).unwrap();
+        assert_eq!(reply.status, 422);
+        let body = String::from_utf8(reply.body).unwrap();
+        assert!(!body.contains("web-t1.toml"), "{body}");
+        let line = body
+            .split("`al.query_size` in the experiment below, line ")
+            .nth(1)
+            .and_then(|rest| rest.split(':').next())
+            .unwrap_or_else(|| panic!("no line named: {body}"));
+        let shown = body
+            .split("<pre>")
+            .nth(1)
+            .and_then(|rest| rest.split("</pre>").next())
+            .unwrap_or_else(|| panic!("no experiment shown: {body}"));
+        assert!(
+            shown.contains(&format!("{line:>3}  query_size = 0\n")),
+            "line {line} of {shown}"
+        );
+        assert!(!app.experiments.join("web-t1.toml").exists());
     }
 
     #[test]
