@@ -95,3 +95,69 @@ fn a_ratio_out_of_range_is_reported_once_under_its_own_key() {
         "{err}"
     );
 }
+
+/// `lab check` passed a `model.path` folder holding no model and a `model.path` that is some
+/// other file, and never looked at `encoder.path`, which `lab run` then failed on only when a
+/// strategy first embedded, after the first training.
+#[test]
+fn model_and_encoder_paths_that_hold_no_model_are_found_by_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    std::fs::create_dir_all(root.join("data/toy")).unwrap();
+    let rows: String = (0..10)
+        .map(|i| format!("{{\"input\": \"in {i}\", \"output\": \"out {i}\"}}\n"))
+        .collect();
+    std::fs::write(root.join("data/toy/train.jsonl"), &rows).unwrap();
+    std::fs::write(root.join("data/toy/test.jsonl"), &rows).unwrap();
+    std::fs::create_dir_all(root.join("empty")).unwrap();
+    std::fs::create_dir_all(root.join("encoder")).unwrap();
+    std::fs::write(root.join("encoder/config.json"), "{}").unwrap();
+    std::fs::create_dir_all(root.join("two")).unwrap();
+    std::fs::write(root.join("two/a.gguf"), "").unwrap();
+    std::fs::write(root.join("two/b.gguf"), "").unwrap();
+    let random = Path::new(env!("CARGO_MANIFEST_DIR")).join("strategies/random.rhai");
+    let write = |name: &str, model: &str, encoder: &str| {
+        std::fs::write(
+            root.join(format!("{name}.toml")),
+            format!(
+                "seeds = [0]\n[data]\npath = \"data/toy\"\n[model]\npath = \"{model}\"\n\
+                 [encoder]\npath = \"{encoder}\"\n[al]\niterations = 1\n[[strategy]]\n\
+                 name = \"random\"\nscript = \"{}\"\n",
+                random.display()
+            ),
+        )
+        .unwrap();
+    };
+    write("empty", "empty", "nowhere");
+    let err = stderr(&lab(root, &["check", "empty.toml"]));
+    assert!(
+        err.contains("`model.path` in empty.toml line 5: folder empty holds no model: it needs config.json, tokenizer.json and *.safetensors, or one .gguf file"),
+        "{err}"
+    );
+    assert!(
+        err.contains("`encoder.path` in empty.toml line 7: nowhere does not exist: pass a sentence-transformers folder"),
+        "{err}"
+    );
+
+    write("other", "data/toy/train.jsonl", "encoder");
+    let err = stderr(&lab(root, &["check", "other.toml"]));
+    assert!(
+        err.contains("`model.path` in other.toml line 5: data/toy/train.jsonl is a file but not a .gguf file"),
+        "{err}"
+    );
+    assert!(
+        err.contains("`encoder.path` in other.toml line 7: folder encoder lacks model.safetensors, tokenizer.json"),
+        "{err}"
+    );
+
+    write("two", "two", "data/toy/train.jsonl");
+    let err = stderr(&lab(root, &["check", "two.toml"]));
+    assert!(
+        err.contains("folder two holds several .gguf files (a.gguf, b.gguf): set model.path to the one to load"),
+        "{err}"
+    );
+    assert!(
+        err.contains("`encoder.path` in two.toml line 7: data/toy/train.jsonl is a file"),
+        "{err}"
+    );
+}

@@ -94,6 +94,7 @@ fn check_experiment_file(path: &Path, base_dir: &Path) -> Result<(Experiment, St
         if let Err(e) = crate::runner::experiment::check_model_names(&exp) {
             problems.push(format!("in {}: {e:#}", path.display()));
         }
+        problems.extend(super::model_paths::model_path_problems(&exp, base_dir));
     }
     let mut pool = None;
     if sound(&["data"]) {
@@ -135,7 +136,7 @@ fn count(n: usize, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
 }
 
-/// The data and model files exist, and the data loads as `lab run` would load it: every row
+/// The data files exist, and the data loads as `lab run` would load it: every row
 /// maps to an example, `data.test_size` and `data.pool_size` fit the splits. Returns the
 /// pool's size.
 fn check_files_and_rows(exp: &Experiment, file: &Path, base_dir: &Path) -> Result<usize> {
@@ -152,12 +153,6 @@ fn check_files_and_rows(exp: &Experiment, file: &Path, base_dir: &Path) -> Resul
              run `lab` in, then from the experiment file's folder)",
             exp.data.path.display()
         );
-    }
-    if let Some(model) = &exp.model.path {
-        let model = resolve(base_dir, model);
-        if !model.exists() {
-            bail!("`model.path` = {} does not exist", model.display());
-        }
     }
     Ok(crate::data::load_dataset(&exp.data, &data_base)?
         .train

@@ -4,6 +4,7 @@ pub mod al;
 pub mod check;
 pub mod diagnose;
 pub mod labeller;
+mod model_paths;
 pub mod parse;
 pub mod schema;
 pub mod training;
