@@ -13,19 +13,29 @@ use support::shipped_strategies::{
     pool_item, selection_context, shipped_strategy_names, strategy_script,
 };
 
+/// The text of item `i` of a pool.
+type ItemText = fn(u64) -> String;
+
 /// Texts of a degenerate pool, by kind; item `i` gets `text(i)`.
-const KINDS: [(&str, fn(u64) -> String); 5] = [
+const KINDS: [(&str, ItemText); 5] = [
     ("empty", |_| String::new()),
     ("identical", |_| "the same text".to_string()),
     ("whitespace", |i| " \t\n ".repeat(i as usize % 2 + 1)),
-    ("emoji", |i| format!("🎉🚀 {} ✨", "👍".repeat(i as usize + 1))),
+    ("emoji", |i| {
+        format!("🎉🚀 {} ✨", "👍".repeat(i as usize + 1))
+    }),
     ("non-ascii", |i| {
-        ["Ünïcödé façade", "日本語のテキスト", "e\u{301}te\u{301}", "Привет мир"][i as usize % 4]
+        [
+            "Ünïcödé façade",
+            "日本語のテキスト",
+            "e\u{301}te\u{301}",
+            "Привет мир",
+        ][i as usize % 4]
             .to_string()
     }),
 ];
 
-fn items(first_id: u64, n: u64, text: fn(u64) -> String) -> Vec<Example> {
+fn items(first_id: u64, n: u64, text: ItemText) -> Vec<Example> {
     (0..n)
         .map(|i| pool_item(first_id + i, &text(i), "out"))
         .collect()
@@ -57,7 +67,10 @@ fn check(name: &str, c: SelectionContext, host: &FakeHost, what: &str) -> Result
     };
     let ids: HashSet<u64> = selection.ids.iter().copied().collect();
     if selection.ids.len() != want || ids.len() != want || !ids.is_subset(&pool) {
-        return Err(format!("{what}: wanted {want} distinct pool ids, got {:?}", selection.ids));
+        return Err(format!(
+            "{what}: wanted {want} distinct pool ids, got {:?}",
+            selection.ids
+        ));
     }
     Ok(())
 }

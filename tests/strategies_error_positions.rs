@@ -193,3 +193,63 @@ fn indexing_or_a_property_a_host_type_lacks_says_what_it_has() {
         assert!(m.contains(advice), "{name}: {m}");
     }
 }
+
+#[test]
+fn a_module_that_fails_to_load_is_named_by_its_own_file_and_line() {
+    let body = "import \"texts\" as t;\nfn select(ctx, k) {\n  t::f(ctx)\n}";
+    for (what, lib) in [
+        ("a syntax error", "fn f(ctx) {\n  let = 1;\n}\n"),
+        (
+            "a throw at its top level",
+            "let x = 1;\nthrow \"at load\";\nfn f(ctx) { 1 }\n",
+        ),
+    ] {
+        let m = run_err("loads", body, lib, &SandboxLimits::default());
+        assert!(m.contains("lib/texts.rhai:2:"), "{what}: {m}");
+        assert!(
+            !m.contains("loads.rhai:2:7"),
+            "{what}: the module's line under the script's name: {m}"
+        );
+        assert!(
+            m.contains("in module \"texts\" imported at "),
+            "{what}: {m}"
+        );
+        assert!(m.contains("loads.rhai:2:"), "{what}: the import: {m}");
+    }
+}
+
+#[test]
+fn loops_over_vectors_and_self_calling_closures_are_explained() {
+    let body = "fn select(ctx, k) {\n  let ids = ctx.pool.ids();\n  for id in ids { }\n}";
+    let m = run_err("forvec", body, "", &SandboxLimits::default());
+    assert!(m.contains("forvec.rhai:4:"), "{m}");
+    assert!(m.contains("loop over `v.to_array()`"), "{m}");
+    let body = "fn select(ctx, k) {\n  let f = 0;\n  f = |n| f.call(n + 1);\n  f.call(0)\n}";
+    let m = run_err("selfcall", body, "", &SandboxLimits::default());
+    assert!(
+        m.contains("selfcall.rhai:5:"),
+        "the call of the closure: {m}"
+    );
+    assert!(m.contains("write a named `fn` for recursion"), "{m}");
+}
+
+#[test]
+fn generate_options_outside_their_range_are_refused_with_the_line() {
+    for (name, option, wanted) in [
+        (
+            "negative",
+            "temperature: -1.0",
+            "`temperature` is -1: use 0 (greedy) or more",
+        ),
+        (
+            "nucleus",
+            "top_p: 0.0",
+            "`top_p` is 0: use a number in (0, 1]",
+        ),
+    ] {
+        let body = format!("fn select(ctx, k) {{\n  ctx.generate(ctx.pool, #{{ {option} }})\n}}");
+        let m = run_err(name, &body, "", &SandboxLimits::default());
+        assert!(m.contains(&format!("{name}.rhai:3:")), "{m}");
+        assert!(m.contains(wanted), "{m}");
+    }
+}

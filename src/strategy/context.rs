@@ -160,8 +160,24 @@ impl Ctx {
             };
             match key.as_str() {
                 "max_new_tokens" => o.max_new_tokens = count(num(v)?, MAX_NEW_TOKENS)?,
-                "temperature" => o.temperature = num(v)?,
-                "top_p" => o.top_p = num(v)?,
+                "temperature" => {
+                    o.temperature = num(v)?;
+                    if !(o.temperature.is_finite() && o.temperature >= 0.0) {
+                        return err(format!(
+                            "generate option `temperature` is {}: use 0 (greedy) or more",
+                            o.temperature
+                        ));
+                    }
+                }
+                "top_p" => {
+                    o.top_p = num(v)?;
+                    if !(o.top_p > 0.0 && o.top_p <= 1.0) {
+                        return err(format!(
+                            "generate option `top_p` is {}: use a number in (0, 1]",
+                            o.top_p
+                        ));
+                    }
+                }
                 "n" => o.n = count(num(v)?, MAX_SAMPLES_PER_ITEM)?,
                 "seed" => o.seed = num(v)? as u64,
                 other => {

@@ -144,9 +144,16 @@ pub fn advice(engine: &Engine, ast: &AST, signature: &str) -> String {
             .iter()
             .map(|o| format!("({})", o.join(", ")))
             .collect();
+        let unit = if args.contains(&"()") {
+            "; `()` is the value of a map property that is not set, of `ctx.recall(key)` for a \
+             key never remembered, and of a block or function whose last statement ends with \
+             `;`"
+        } else {
+            ""
+        };
         return format!(
             "; `{name}` takes {} but was given ({}): convert the arguments (e.g. `to_float()`, \
-             `int_vec([..])`, `float_vec([..])`); the host API is listed in {HOST_API_DOC}",
+             `int_vec([..])`, `float_vec([..])`){unit}; the host API is listed in {HOST_API_DOC}",
             list.join(" or "),
             args.join(", ")
         );
@@ -181,10 +188,16 @@ fn nearest_names(
                     .any(|o| o.first().copied() == receiver || o.first() == Some(&"any"))
         })
     };
+    // A name is offered an operator (`*` for `g`) only when it is one itself.
+    let word = |s: &str| {
+        s.chars()
+            .next()
+            .is_some_and(|c| c.is_alphabetic() || c == '_')
+    };
     let candidates: Vec<&str> = known
         .keys()
         .map(String::as_str)
-        .filter(|c| applies(c))
+        .filter(|c| applies(c) && word(c) == word(name))
         .collect();
     let mut out: Vec<String> = Vec::new();
     let mut push = |c: &str| {
@@ -244,6 +257,17 @@ mod tests {
             "{h}"
         );
         assert!(!h.contains("FloatVec"), "only the IntVec overloads: {h}");
+    }
+
+    #[test]
+    fn a_name_gets_no_operator_and_a_unit_argument_is_explained() {
+        let h = hint("g (i64)");
+        assert!(!h.contains('`'), "no host name is near `g`: {h}");
+        let h = hint("+ ((), f64)");
+        assert!(
+            h.contains("`ctx.recall(key)` for a key never remembered"),
+            "{h}"
+        );
     }
 
     #[test]

@@ -63,6 +63,9 @@ pub fn describe_error(
                     "in module {m:?} imported at {}",
                     location(Path::new(&file), *pos)
                 ));
+                // What went wrong loading it (a syntax error, a throw at its top level) stands
+                // at a line of the module's file.
+                file = module_file(&script.path, m);
                 e = inner;
             }
             _ => break,
@@ -100,6 +103,18 @@ pub fn describe_error(
             "strategy {} failed at {at}: {message}{}",
             script.name,
             access_hints::property_advice(engine, &script.ast, message)
+        ),
+        EvalAltResult::ErrorDataRace(..) => format!(
+            "strategy {} failed at {at}: a closure used a variable it captured while that \
+             variable was in use, as a closure calling itself through the variable holding it \
+             does: write a named `fn` for recursion, or pass the value as an argument",
+            script.name
+        ),
+        EvalAltResult::ErrorFor(_) => format!(
+            "strategy {} failed at {at}: `for x in ...` takes an array, a range (`0..n`) or a \
+             string; for a FloatVec or IntVec `v`, loop over `v.to_array()` or over its \
+             positions `0..v.len()` (or better, use its vector methods)",
+            script.name
         ),
         EvalAltResult::ErrorIndexingType(indexed, _) => format!(
             "strategy {} failed at {at}: Indexer unavailable: {indexed}{}",
