@@ -117,8 +117,8 @@ pub fn within_data_limits(
 /// Stop a script at its operation and call-depth limits with an error that keeps its position.
 ///
 /// Rhai's own limit errors are "system" errors: on their way out of every script function
-/// they take the position of the call, so at the top, where `select` was called from Rust,
-/// the position is gone (`Position::NONE`) and the message could not say where the loop is.
+/// they take the position of the call, so at best they keep the line in `select`'s body of the
+/// call that led to them (see select_call.rs), not the line of the loop inside a helper.
 /// A catchable runtime error raised on a variable access instead gets that variable's
 /// position, and Rhai wraps it in `ErrorInFunctionCall` with the call site at every level, so
 /// the message names the line and the chain of calls. Rhai's own limits stay above ours as the
