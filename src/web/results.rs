@@ -322,8 +322,10 @@ pub fn list_page(app: &App) -> Result<Reply> {
 pub fn experiment_page(app: &App, exp: &str) -> Result<Reply> {
     // First, before the page's contents are read (see `fingerprint`).
     let live = fingerprint(app)?;
-    let Ok(dir) = safe_join(&app.results, &[exp]) else {
-        return Ok(Reply::error(404, "no such experiment"));
+    // The uploads folder sits beside the experiments, but is none.
+    let dir = match safe_join(&app.results, &[exp]) {
+        Ok(dir) if exp != crate::web::upload::UPLOAD_DIR => dir,
+        _ => return Ok(Reply::error(404, "no such experiment")),
     };
     let cells = cells_of(&dir);
     let mut body = String::new();
@@ -505,6 +507,17 @@ mod tests {
         let cells = cells_of(&dir.path().join("exp"));
         let strategies: Vec<&str> = cells.iter().map(|c| c.strategy.as_str()).collect();
         assert_eq!(strategies, ["random"]);
+    }
+
+    /// The uploads folder, listed nowhere, showed as an empty experiment at /exp/uploads.
+    #[test]
+    fn the_uploads_folder_is_no_experiment() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = App::new(dir.path(), dir.path(), None).unwrap();
+        std::fs::create_dir_all(app.results.join(crate::web::upload::UPLOAD_DIR)).unwrap();
+        std::fs::create_dir_all(app.results.join("exp")).unwrap();
+        assert_eq!(experiment_page(&app, "exp").unwrap().status, 200);
+        assert_eq!(experiment_page(&app, "uploads").unwrap().status, 404);
     }
 
     /// An unfinished cell no run holds is shown as stopped; while `lab run` holds its lock,
