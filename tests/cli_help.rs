@@ -6,6 +6,8 @@ fn lab(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_lab"))
         .args(args)
         .env("LAB_QUIET", "1")
+        // clap wraps help at the terminal's width, else $COLUMNS, else 100.
+        .env("COLUMNS", "100")
         .output()
         .expect("the lab binary runs")
 }
@@ -35,7 +37,8 @@ fn commands(parent: &[&str]) -> Vec<String> {
 }
 
 /// Every command shows at least one example command line after its options (paths, report,
-/// setup, labels, strategies, select, bench-kernels, model and its four, serve showed none).
+/// setup, labels, strategies, select, bench-kernels, model and its four, serve showed none),
+/// each on one line (check's first example wrapped).
 #[test]
 fn every_command_help_shows_an_example() {
     let top = commands(&[]);
@@ -49,15 +52,28 @@ fn every_command_help_shows_an_example() {
         let mut args = words.clone();
         args.push("--help");
         let help = stdout(&lab(&args));
-        let examples = help
+        let examples: Vec<&str> = help
             .split("\nExample")
             .nth(1)
-            .map(|rest| rest.lines().skip(1).take_while(|l| l.starts_with("  ")));
-        let shows_lab = examples.is_some_and(|mut lines| {
-            lines.any(|l| l.trim_start().starts_with("lab ") || l.contains(" lab "))
-        });
-        if !shows_lab {
+            .map(|rest| {
+                rest.lines()
+                    .skip(1)
+                    .take_while(|l| l.starts_with("  "))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if examples.is_empty() {
             missing.push(words.join(" "));
+        }
+        // A line longer than clap's width is wrapped, leaving a fragment of its comment
+        // where the next command line should be (a shell continuation after `\` is fine).
+        let continued = |i: usize| i > 0 && examples[i - 1].ends_with('\\');
+        for (i, line) in examples.iter().enumerate() {
+            assert!(
+                line.contains("lab ") || continued(i),
+                "`lab {} --help` wraps an example: {line:?}",
+                words.join(" ")
+            );
         }
     }
     assert!(missing.is_empty(), "--help without an example: {missing:?}");

@@ -7,7 +7,7 @@ use super::{find_problems, Experiment};
 
 #[derive(clap::Args, Debug)]
 #[command(
-    after_help = "Examples:\n  lab check experiments/quickstart.toml          every key, metric, script and param; data and model paths\n  lab check experiments/*.toml strategies/huds.rhai\n\nEvery problem found is reported, not only the first. The data is read (every row, as `lab run` reads it); no model is loaded and nothing is trained; a script is run on a synthetic pool (more than once, to check it is deterministic). The exit status is non-zero if any file has a problem."
+    after_help = "Examples:\n  lab check experiments/quickstart.toml               keys, metrics, scripts, params, data, paths\n  lab check experiments/*.toml strategies/huds.rhai\n\nEvery problem found is reported, not only the first. The data is read (every row, as `lab run` reads it); no model is loaded and nothing is trained; a script is run on a synthetic pool (more than once, to check it is deterministic). The exit status is non-zero if any file has a problem."
 )]
 pub struct CheckArgs {
     /// Experiment files (.toml) and strategy scripts (.rhai) to validate.
