@@ -232,13 +232,15 @@ pub fn status_json(app: &App) -> Result<Reply> {
     })))
 }
 
+/// The cell's page, by its folder's own name: `seed-07` and `seed-+7` read as seed 7, but
+/// only their own names find them.
 fn cell_href(exp: &str, c: &CellProgress) -> String {
-    format!(
-        "/exp/{}/{}/seed-{}",
-        url_encode(exp),
-        url_encode(&c.strategy),
-        c.seed
-    )
+    let folder = c
+        .dir
+        .file_name()
+        .and_then(|n| n.to_str())
+        .map_or_else(|| format!("seed-{}", c.seed), str::to_string);
+    crate::web::html::cell_url(exp, &c.strategy, &folder)
 }
 
 /// Table rows for the cells of `exp`, with links to browse and annotate.
@@ -507,6 +509,23 @@ mod tests {
         let cells = cells_of(&dir.path().join("exp"));
         let strategies: Vec<&str> = cells.iter().map(|c| c.strategy.as_str()).collect();
         assert_eq!(strategies, ["random"]);
+    }
+
+    /// A seed folder named other than `seed-<n>` as lab writes it was linked as `seed-<n>`,
+    /// which 404s.
+    #[test]
+    fn a_cell_is_linked_by_its_folder_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = App::new(dir.path(), dir.path(), None).unwrap();
+        std::fs::create_dir_all(app.results.join("exp/random/seed-07")).unwrap();
+        let reply = experiment_page(&app, "exp").unwrap();
+        let body = String::from_utf8(reply.body).unwrap();
+        assert!(
+            body.contains("<a href=\"/exp/exp/random/seed-07\">random</a>"),
+            "{body}"
+        );
+        let page = crate::web::browse::cell_page(&app, "exp", "random", "seed-07", false);
+        assert_eq!(page.unwrap().status, 200);
     }
 
     /// The uploads folder, listed nowhere, showed as an empty experiment at /exp/uploads.
