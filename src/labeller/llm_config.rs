@@ -272,7 +272,7 @@ impl LlmLabellerConfig {
     /// The variable the key is read from. The provider's default variable is used only when
     /// requests go to that provider: a `base_url` elsewhere must name its variable, so an
     /// OpenAI or Anthropic key is never sent to a third-party server by accident.
-    pub(super) fn key_env(&self) -> Option<String> {
+    pub(crate) fn key_env(&self) -> Option<String> {
         if let Some(var) = &self.api_key_env {
             return Some(var.clone());
         }
