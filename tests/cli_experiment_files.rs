@@ -161,3 +161,41 @@ fn model_and_encoder_paths_that_hold_no_model_are_found_by_check() {
         "{err}"
     );
 }
+
+/// A mistyped file name was "No such file or directory (os error 2)"; a file a typo away, or
+/// one differing only in its extension, is now offered.
+#[test]
+fn a_mistyped_file_name_is_answered_with_the_nearest_file() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("exps")).unwrap();
+    std::fs::create_dir_all(dir.path().join("strategies")).unwrap();
+    std::fs::write(dir.path().join("exps/quickstart.toml"), "seeds = [0]\n").unwrap();
+    std::fs::write(dir.path().join("strategies/huds.rhai"), "").unwrap();
+    std::fs::write(dir.path().join("strategies/mnlp.rhai"), "").unwrap();
+    for (args, said) in [
+        (
+            &["run", "exps/quikstart.toml"][..],
+            "experiment file exps/quikstart.toml does not exist; did you mean exps/quickstart.toml?",
+        ),
+        (
+            &["data", "exps/quickstart"],
+            "experiment file exps/quickstart does not exist; did you mean exps/quickstart.toml?",
+        ),
+        (
+            &["check", "exps/quickstart.tmol"],
+            "file exps/quickstart.tmol does not exist; did you mean exps/quickstart.toml?",
+        ),
+        (
+            &["check", "strategies/hdus.rhai"],
+            "strategy script strategies/hdus.rhai does not exist; did you mean strategies/huds.rhai?",
+        ),
+        // Nothing near: no guess.
+        (
+            &["check", "strategies/nope.rhai"],
+            "strategy script strategies/nope.rhai does not exist: `lab strategies` lists",
+        ),
+    ] {
+        let err = stderr(&lab(dir.path(), args));
+        assert!(err.contains(said), "{args:?}: {err}");
+    }
+}

@@ -37,12 +37,29 @@ pub fn run(args: &CheckArgs) -> Result<()> {
 
 /// Check one file by its kind; returns a one-line summary.
 pub fn check_file(path: &Path) -> Result<String> {
+    let extension = path.extension().and_then(|e| e.to_str());
+    // A file of a kind not checked is told so below, unless its name is a typo of a file's.
+    let checked_kind = matches!(extension, None | Some("toml" | "rhai"));
+    if !path.exists() && (checked_kind || super::file_text::nearest_file(path).is_some()) {
+        let (what, otherwise) = match extension {
+            Some("toml") => (
+                "experiment file",
+                ": pass the path of an experiment .toml file",
+            ),
+            Some("rhai") => (
+                "strategy script",
+                ": `lab strategies` lists those in strategies/",
+            ),
+            _ => ("file", ""),
+        };
+        bail!("{}", super::missing_file(what, path, otherwise));
+    }
     if path.is_dir() {
         let dir = path.display().to_string();
         let dir = dir.trim_end_matches('/');
         bail!("{dir} is a folder: pass the files in it, e.g. lab check {dir}/*.toml {dir}/*.rhai");
     }
-    match path.extension().and_then(|e| e.to_str()) {
+    match extension {
         Some("toml") => check_experiment(path, Path::new(".")),
         Some("rhai") => crate::strategy::cli::check_script(path),
         other => bail!(

@@ -3,6 +3,7 @@
 pub mod al;
 pub mod check;
 pub mod diagnose;
+mod file_text;
 pub mod labeller;
 mod model_paths;
 pub mod parse;
@@ -11,6 +12,7 @@ pub mod training;
 pub mod validate;
 
 pub use al::{AlConfig, Size, StrategyConfig};
+pub use file_text::{missing_file, read_experiment_text};
 pub use labeller::{JudgeConfig, LabellerConfig, LabellerKind, Provider};
 pub use schema::{
     DataConfig, DataFormat, DeviceKind, Dtype, EncoderConfig, EvalConfig, Experiment, ModelConfig,
@@ -19,7 +21,6 @@ pub use schema::{
 pub use training::{LoraConfig, LrSchedule, PeftMethod, TrainConfig};
 pub use validate::{validate, validate_with};
 
-use anyhow::Context;
 use std::path::Path;
 
 /// Read an experiment file: parse, fill defaults (the name defaults to the file stem), and
@@ -27,47 +28,6 @@ use std::path::Path;
 /// metrics registry run as well). Every problem is reported, not only the first.
 pub fn load_experiment(path: &Path) -> anyhow::Result<Experiment> {
     parse_and_validate(&read_experiment_text(path)?, path, None)
-}
-
-/// The text of an experiment file, or what to pass instead: the OS's own words ("No such
-/// file or directory", "Is a directory") said what went wrong but not what to do.
-pub fn read_experiment_text(path: &Path) -> anyhow::Result<String> {
-    let shown = path.display();
-    if path.is_dir() {
-        let mut tomls: Vec<String> = std::fs::read_dir(path)
-            .into_iter()
-            .flatten()
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|e| e == "toml"))
-            .map(|p| p.display().to_string())
-            .collect();
-        tomls.sort();
-        anyhow::bail!(
-            "{shown} is a folder: pass an experiment file (.toml){}",
-            match tomls.len() {
-                0 => "; it holds none".to_string(),
-                1..=6 => format!(" such as {}", tomls.join(", ")),
-                n => format!(" such as {} ({n} in all)", tomls[..6].join(", ")),
-            }
-        );
-    }
-    if !path.exists() {
-        anyhow::bail!(
-            "experiment file {shown} does not exist: pass the path of a .toml file from the \
-             folder you run lab in (experiments/quickstart.toml is the example)"
-        );
-    }
-    let bytes =
-        std::fs::read(path).with_context(|| format!("cannot read experiment file {shown}"))?;
-    String::from_utf8(bytes).map_err(|e| {
-        let at = e.utf8_error().valid_up_to();
-        let line = e.as_bytes()[..at].iter().filter(|&&b| b == b'\n').count() + 1;
-        anyhow::anyhow!(
-            "experiment file {shown} line {line}: not UTF-8 text (TOML files are UTF-8); save \
-             it as UTF-8"
-        )
-    })
 }
 
 /// Parse experiment TOML read from `path` (used only for messages and the default name).
