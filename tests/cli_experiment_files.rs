@@ -199,3 +199,32 @@ fn a_mistyped_file_name_is_answered_with_the_nearest_file() {
         assert!(err.contains(said), "{args:?}: {err}");
     }
 }
+
+/// A mistyped `data.path` or `data.train` was "does not exist" alone.
+#[test]
+fn a_mistyped_data_path_is_answered_with_the_nearest_folder_or_file() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("data/toy")).unwrap();
+    std::fs::write(dir.path().join("data/toy/train.jsonl"), "").unwrap();
+    let write = |name: &str, data: &str| {
+        std::fs::write(
+            dir.path().join(format!("{name}.toml")),
+            format!("seeds = [0]\n[data]\n{data}\n[al]\niterations = 1\n[[strategy]]\nname = \"random\"\n"),
+        )
+        .unwrap();
+    };
+    write("folder", "path = \"data/toyy\"");
+    write("train", "path = \"data/toy\"\ntrain = \"trian.jsonl\"");
+    for command in ["check", "data"] {
+        let err = stderr(&lab(dir.path(), &[command, "folder.toml"]));
+        assert!(
+            err.contains("`data.path` = data/toyy does not exist; did you mean data/toy?"),
+            "{command}: {err}"
+        );
+        let err = stderr(&lab(dir.path(), &[command, "train.toml"]));
+        assert!(
+            err.contains("`data.train` = \"trian.jsonl\": data/toy/trian.jsonl does not exist; did you mean data/toy/train.jsonl?"),
+            "{command}: {err}"
+        );
+    }
+}

@@ -122,10 +122,7 @@ fn check_experiment_file(path: &Path, base_dir: &Path) -> Result<(Experiment, St
                     problems.push(problem);
                 }
             }
-            Err(e) => problems.push(format!(
-                "checking the data and model files of {}: {e:#}",
-                path.display()
-            )),
+            Err(e) => problems.push(format!("checking the data of {}: {e:#}", path.display())),
         }
     }
     if sound(&["strategy", "sandbox"]) {
@@ -166,9 +163,14 @@ fn check_files_and_rows(exp: &Experiment, file: &Path, base_dir: &Path) -> Resul
     let data = resolve(&data_base, &exp.data.path);
     if !data.exists() {
         bail!(
-            "`data.path` = {} does not exist (a relative path is read from the directory you \
-             run `lab` in, then from the experiment file's folder)",
-            exp.data.path.display()
+            "`data.path` = {} does not exist{}",
+            exp.data.path.display(),
+            match super::nearest_entry(&data) {
+                Some(near) => format!("; did you mean {near}?"),
+                None => " (a relative path is read from the directory you run `lab` in, then \
+                         from the experiment file's folder)"
+                    .to_string(),
+            }
         );
     }
     Ok(crate::data::load_dataset(&exp.data, &data_base)?

@@ -8,7 +8,7 @@ use std::path::Path;
 pub fn read_experiment_text(path: &Path) -> Result<String> {
     let shown = path.display();
     if path.is_dir() {
-        let tomls = siblings_with_extension(path, Some("toml"));
+        let tomls = entries_in(path, Some("toml"), true);
         bail!(
             "{shown} is a folder: pass an experiment file (.toml){}",
             match tomls.len() {
@@ -54,17 +54,26 @@ pub fn missing_file(what: &str, path: &Path, otherwise: &str) -> String {
 /// A file beside `path` whose name is a typo away from its name: among the files of the same
 /// extension by stem, else one that differs only in the extension.
 pub(super) fn nearest_file(path: &Path) -> Option<String> {
+    nearest(path, true)
+}
+
+/// [`nearest_file`] among files and folders alike (`data.path`, `data.train`).
+pub fn nearest_entry(path: &Path) -> Option<String> {
+    nearest(path, false)
+}
+
+fn nearest(path: &Path, files_only: bool) -> Option<String> {
     let folder = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
-    let listed = siblings_with_extension(folder, None);
+    let listed = entries_in(folder, None, files_only);
     let files: Vec<&Path> = listed.iter().map(Path::new).collect();
     let extension = path.extension();
     let same_extension: Vec<&Path> = files
         .iter()
         .copied()
-        .filter(|p| extension.is_some() && p.extension() == extension)
+        .filter(|p| p.extension() == extension)
         .collect();
     // A typo in the extension, or one too many: the same name otherwise.
     let other_extension = || {
@@ -95,14 +104,15 @@ fn nearest_by<'a>(path: &Path, pool: &[&'a Path]) -> Option<&'a Path> {
     Some(pool[index])
 }
 
-/// The paths of the files in `folder` (those ending in `.extension` if given), sorted.
-fn siblings_with_extension(folder: &Path, extension: Option<&str>) -> Vec<String> {
+/// The paths of the files (or, unless `files_only`, any entries) in `folder`, those ending in
+/// `.extension` if given, sorted.
+fn entries_in(folder: &Path, extension: Option<&str>, files_only: bool) -> Vec<String> {
     let mut found: Vec<String> = std::fs::read_dir(folder)
         .into_iter()
         .flatten()
         .flatten()
         .map(|e| e.path())
-        .filter(|p| p.is_file())
+        .filter(|p| !files_only || p.is_file())
         .filter(|p| extension.is_none_or(|x| p.extension().is_some_and(|e| e == x)))
         .map(|p| p.display().to_string())
         .collect();

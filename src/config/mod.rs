@@ -12,7 +12,7 @@ pub mod training;
 pub mod validate;
 
 pub use al::{AlConfig, Size, StrategyConfig};
-pub use file_text::{missing_file, read_experiment_text};
+pub use file_text::{missing_file, nearest_entry, read_experiment_text};
 pub use labeller::{JudgeConfig, LabellerConfig, LabellerKind, Provider};
 pub use schema::{
     DataConfig, DataFormat, DeviceKind, Dtype, EncoderConfig, EvalConfig, Experiment, ModelConfig,

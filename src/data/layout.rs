@@ -87,8 +87,13 @@ pub fn find_split_files(cfg: &DataConfig, base_dir: &Path) -> Result<SplitFiles>
     };
     if !given.exists() {
         bail!(
-            "`data.path` = {} does not exist; point it at a dataset folder, a data file or a Hugging Face hub snapshot",
-            given.display()
+            "`data.path` = {} does not exist; {}",
+            given.display(),
+            match crate::config::nearest_entry(&given) {
+                Some(near) => format!("did you mean {near}?"),
+                None => "point it at a dataset folder, a data file or a Hugging Face hub snapshot"
+                    .to_string(),
+            }
         );
     }
     let root = hub_snapshot(&given)?.unwrap_or_else(|| given.clone());
@@ -194,9 +199,12 @@ fn explicit(root: &Path, named: Option<&str>, split: Split) -> Result<Vec<PathBu
         return Ok(files);
     }
     bail!(
-        "`{}` = \"{named}\": {} does not exist",
+        "`{}` = \"{named}\": {} does not exist{}",
         split.key(),
-        path.display()
+        path.display(),
+        crate::config::nearest_entry(&path)
+            .map(|near| format!("; did you mean {near}?"))
+            .unwrap_or_default()
     )
 }
 
