@@ -109,3 +109,21 @@ fn a_row_that_cannot_be_read_is_fixed_in_the_file_or_by_the_format() {
         "{err}"
     );
 }
+
+/// "the test split has only 1 rows".
+#[test]
+fn a_size_larger_than_its_split_counts_rows_in_words() {
+    let dir = tempfile::tempdir().unwrap();
+    experiment(dir.path(), "small", &GOOD, "test_size = 2");
+    let err = check(dir.path(), "small");
+    assert!(
+        err.contains("`data.test_size` = 2 but the test split has only 1 row; lower it"),
+        "{err}"
+    );
+    experiment(dir.path(), "pool", &GOOD, "pool_size = 9");
+    let err = check(dir.path(), "pool");
+    assert!(
+        err.contains("`data.pool_size` = 9 but the train split has only 3 rows; lower it"),
+        "{err}"
+    );
+}

@@ -152,8 +152,8 @@ pub fn load_dataset(cfg: &DataConfig, base_dir: &Path) -> Result<Dataset> {
     if let Some(n) = cfg.test_size {
         if n > test.len() {
             bail!(
-                "`data.test_size` = {n} but the test split has only {} rows; lower it or remove it",
-                test.len()
+                "`data.test_size` = {n} but the test split has only {}; lower it or remove it",
+                rows(test.len())
             );
         }
         test = split::fixed_subset(test, n, &files.name, "test-subset");
@@ -161,7 +161,10 @@ pub fn load_dataset(cfg: &DataConfig, base_dir: &Path) -> Result<Dataset> {
     let train_rows = train.len();
     if let Some(n) = cfg.pool_size {
         if n > train.len() {
-            bail!("`data.pool_size` = {n} but the train split has only {} rows; lower it or remove it", train.len());
+            bail!(
+                "`data.pool_size` = {n} but the train split has only {}; lower it or remove it",
+                rows(train.len())
+            );
         }
         train = split::fixed_subset(train, n, &files.name, "pool");
     }
@@ -181,6 +184,10 @@ pub fn load_dataset(cfg: &DataConfig, base_dir: &Path) -> Result<Dataset> {
         train_rows,
         skipped_rows,
     })
+}
+
+fn rows(n: usize) -> String {
+    format!("{n} row{}", if n == 1 { "" } else { "s" })
 }
 
 /// What to do about a row that cannot be read: usually fix it, but a `data.format` that
