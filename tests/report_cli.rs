@@ -97,8 +97,38 @@ fn a_folder_without_results_is_a_clear_error() {
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("no experiment results"), "{stderr}");
+    let file = tmp.path().join("notes.txt");
+    std::fs::write(&file, "not results").unwrap();
+    let out = lab(&["report", file.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("is not a folder"), "{stderr}");
+}
+
+#[test]
+fn a_missing_results_folder_is_said_not_to_exist_with_the_nearest_folder() {
     let out = lab(&["report", "/definitely/not/here"]);
-    assert!(String::from_utf8_lossy(&out.stderr).contains("is not a folder"));
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("/definitely/not/here does not exist; pass results/<experiment>"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("is not a folder"), "{stderr}");
+
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(tmp.path().join("quickstart")).unwrap();
+    let typo = tmp.path().join("quikstart");
+    let out = lab(&["report", typo.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let near = tmp.path().join("quickstart");
+    assert!(
+        stderr.contains(&format!(
+            "{} does not exist; did you mean {}?",
+            typo.display(),
+            near.display()
+        )),
+        "{stderr}"
+    );
 }
 
 #[test]

@@ -122,6 +122,13 @@ fn check_reference(dir: &Path, wanted: &str) -> Result<()> {
 
 /// `dir` itself when it is an experiment folder, otherwise its experiment subfolders.
 pub fn experiment_dirs(dir: &Path) -> Result<Vec<PathBuf>> {
+    if !dir.exists() {
+        let advice = match crate::config::nearest_entry(dir) {
+            Some(near) => format!("did you mean {near}?"),
+            None => "pass results/<experiment> or results/".to_string(),
+        };
+        bail!("{} does not exist; {advice}", dir.display());
+    }
     if !dir.is_dir() {
         bail!(
             "{} is not a folder: pass results/<experiment> or results/",
