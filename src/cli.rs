@@ -99,7 +99,18 @@ lab serve --results /data/results --bind 127.0.0.1:8080")]
 /// Without this `--k -3` was taken for an unknown flag `-3`, with clap's advice to write
 /// `-- -3`, which then reads `-3` as a file name.
 pub fn command() -> clap::Command {
-    numbers_as_values(Cli::command())
+    numbers_as_values(with_labels_stats_examples(Cli::command()))
+}
+
+/// `lab labels stats --help` shows `lab labels`'s examples: they are all of `labels stats`,
+/// its one command, whose variant lives with the cache code in src/labeller/stats.rs.
+fn with_labels_stats_examples(cmd: clap::Command) -> clap::Command {
+    cmd.mut_subcommand("labels", |labels| {
+        match labels.get_after_help().cloned() {
+            Some(examples) => labels.mut_subcommand("stats", |stats| stats.after_help(examples)),
+            None => labels,
+        }
+    })
 }
 
 /// Parse `args` (the program name first) with [`command`].

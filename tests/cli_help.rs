@@ -36,20 +36,41 @@ fn commands(parent: &[&str]) -> Vec<String> {
         .collect()
 }
 
+/// Every command and subcommand at any depth (`labels stats`, `model generate`), as the
+/// words that name it.
+fn every_command() -> Vec<Vec<String>> {
+    let mut found = Vec::new();
+    let mut parents: Vec<Vec<String>> = vec![Vec::new()];
+    while let Some(parent) = parents.pop() {
+        let words: Vec<&str> = parent.iter().map(String::as_str).collect();
+        for name in commands(&words) {
+            let mut child = parent.clone();
+            child.push(name);
+            found.push(child.clone());
+            parents.push(child);
+        }
+    }
+    found.sort();
+    found
+}
+
 /// Every command shows at least one example command line after its options (paths, report,
-/// setup, labels, strategies, select, bench-kernels, model and its four, serve showed none),
-/// each on one line (check's first example wrapped).
+/// setup, labels, labels stats, strategies, select, bench-kernels, model and its four, serve
+/// showed none), each on one line (check's first example wrapped).
 #[test]
 fn every_command_help_shows_an_example() {
     let top = commands(&[]);
     assert!(top.len() >= 15, "commands read from lab --help: {top:?}");
     let model = commands(&["model"]);
     assert_eq!(model.len(), 4, "lab model's commands: {model:?}");
+    let helps = every_command();
+    assert!(
+        helps.contains(&vec!["labels".to_string(), "stats".to_string()]),
+        "commands walked: {helps:?}"
+    );
     let mut missing = Vec::new();
-    let mut helps: Vec<Vec<&str>> = top.iter().map(|c| vec![c.as_str()]).collect();
-    helps.extend(model.iter().map(|c| vec!["model", c.as_str()]));
     for words in helps {
-        let mut args = words.clone();
+        let mut args: Vec<&str> = words.iter().map(String::as_str).collect();
         args.push("--help");
         let help = stdout(&lab(&args));
         let examples: Vec<&str> = help
