@@ -105,11 +105,9 @@ pub fn command() -> clap::Command {
 /// `lab labels stats --help` shows `lab labels`'s examples: they are all of `labels stats`,
 /// its one command, whose variant lives with the cache code in src/labeller/stats.rs.
 fn with_labels_stats_examples(cmd: clap::Command) -> clap::Command {
-    cmd.mut_subcommand("labels", |labels| {
-        match labels.get_after_help().cloned() {
-            Some(examples) => labels.mut_subcommand("stats", |stats| stats.after_help(examples)),
-            None => labels,
-        }
+    cmd.mut_subcommand("labels", |labels| match labels.get_after_help().cloned() {
+        Some(examples) => labels.mut_subcommand("stats", |stats| stats.after_help(examples)),
+        None => labels,
     })
 }
 
