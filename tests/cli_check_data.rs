@@ -180,7 +180,7 @@ fn check_names_an_unknown_model_and_bench_runs_nothing_when_any_file_is_bad() {
     assert!(!out.status.success());
     let msg = text(&out);
     assert!(
-        msg.contains("model.name = \"smollm2-135m-instruc\"")
+        msg.contains("`model.name` = \"smollm2-135m-instruc\" in typo-model.toml line")
             && msg.contains("did you mean `smollm2-135m-instruct`"),
         "{msg}"
     );
@@ -439,9 +439,9 @@ fn check_names_every_missing_or_broken_script_at_once() {
     let msg = text(&out);
     assert!(!out.status.success(), "{msg}");
     for needle in [
-        "`strategy[1]` `nowhere` in scripts.toml: script strategies/nowhere.rhai does not exist",
+        "`strategy[1].name` `nowhere` in scripts.toml line 12: script strategies/nowhere.rhai does not exist",
         "`strategy[2]` `broken` in scripts.toml:",
-        "`strategy[3]` `missing_too` in scripts.toml: script strategies/missing_too.rhai does not exist",
+        "`strategy[3].name` `missing_too` in scripts.toml line 16: script strategies/missing_too.rhai does not exist",
     ] {
         assert!(msg.contains(needle), "missing {needle:?} in:\n{msg}");
     }

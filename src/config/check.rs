@@ -109,7 +109,7 @@ fn check_experiment_file(path: &Path, base_dir: &Path) -> Result<(Experiment, St
     let exp = found.experiment;
     if sound(&["model", "encoder"]) {
         if let Err(e) = crate::runner::experiment::check_model_names(&exp) {
-            problems.push(format!("in {}: {e:#}", path.display()));
+            problems.push(format!("{e:#}"));
         }
         problems.extend(super::model_paths::model_path_problems(&exp, base_dir));
     }

@@ -61,38 +61,54 @@ pub fn load_experiment_data(exp: &Experiment, file: &Path) -> Result<Dataset> {
 /// anything, by `lab check` too.
 pub fn check_model_names(exp: &Experiment) -> Result<()> {
     use crate::models::decoder_config::Family;
+    use crate::models::encoder::DEFAULT_ENCODER;
+    let prefix = crate::runner::TINY_MODEL_PREFIX;
+    let tiny_names: Vec<String> = ["llama", "qwen2", "qwen3", "gemma3"]
+        .iter()
+        .map(|family| format!("{prefix}{family}"))
+        .collect();
     let known: Vec<String> = crate::models::setup::known_models()
         .into_iter()
         .map(|m| m.name)
         .collect();
-    let candidates: Vec<&str> = known.iter().map(String::as_str).collect();
-    let check = |key: &str, name: &str| -> Result<()> {
-        if known.iter().any(|k| k == name) {
-            return Ok(());
-        }
-        let hint = crate::config::diagnose::did_you_mean(name, &candidates);
-        anyhow::bail!(
-            "{key} = {name:?} is not a model this lab knows; {hint}the default models are {} \
-             (set {}.path to a folder or .gguf file, or {}.hub_id, for any other)",
-            known.join(", "),
-            key.split('.').next().unwrap_or("model"),
-            key.split('.').next().unwrap_or("model"),
-        )
-    };
+    let (encoders, mut decoders): (Vec<String>, Vec<String>) =
+        known.into_iter().partition(|n| n == DEFAULT_ENCODER);
+    let default_decoders = decoders.join(", ");
+    decoders.extend(tiny_names.iter().cloned());
+    let source = exp.source.as_ref();
+    let mut problems = Vec::new();
     let m = &exp.model;
     if m.path.is_none() && m.hub_id.is_none() {
-        match m.name.strip_prefix(crate::runner::TINY_MODEL_PREFIX) {
-            Some(family) if Family::parse(family).is_none() => anyhow::bail!(
-                "model.name = {:?}: unknown tiny model family; use tiny-random-llama, \
-                 tiny-random-qwen2, tiny-random-qwen3 or tiny-random-gemma3",
-                m.name
-            ),
-            Some(_) => {}
-            None => check("model.name", &m.name)?,
+        let tiny_known = m
+            .name
+            .strip_prefix(prefix)
+            .is_some_and(|family| Family::parse(family).is_some());
+        if !tiny_known && !decoders.contains(&m.name) {
+            let place = crate::config::diagnose::location(source, "model.name");
+            let hint = crate::config::diagnose::did_you_mean(&m.name, &decoders);
+            problems.push(format!(
+                "`model.name` = {:?} in {place} is not a language model this lab knows; \
+                 {hint}the default models are {default_decoders}, and the tiny in-process ones \
+                 {} (set model.path to a folder or .gguf file, or model.hub_id, for any other)",
+                m.name,
+                tiny_names.join(", ")
+            ));
         }
     }
-    if exp.encoder.path.is_none() && exp.encoder.hub_id.is_none() {
-        check("encoder.name", &exp.encoder.name)?;
+    let e = &exp.encoder;
+    if e.path.is_none() && e.hub_id.is_none() && !encoders.contains(&e.name) {
+        let place = crate::config::diagnose::location(source, "encoder.name");
+        let hint = crate::config::diagnose::did_you_mean(&e.name, &encoders);
+        problems.push(format!(
+            "`encoder.name` = {:?} in {place} is not an encoder this lab knows; {hint}the \
+             default encoder is {} (set encoder.path to a folder holding model.safetensors, \
+             config.json and tokenizer.json, or encoder.hub_id, for any other)",
+            e.name,
+            encoders.join(", ")
+        ));
+    }
+    if !problems.is_empty() {
+        anyhow::bail!("{}", problems.join("\n"));
     }
     Ok(())
 }
@@ -116,7 +132,7 @@ pub fn ensure_models(exp: &Experiment) -> Result<()> {
 /// when its cell is reached, after the cells before it had run.
 fn preflight(exp: &Experiment, file: &Path, opts: &RunOptions) -> Result<()> {
     crate::config::validate_with(exp, crate::metrics::registry::names())?;
-    check_model_names(exp).with_context(|| format!("in {}", file.display()))?;
+    check_model_names(exp)?;
     let keys: Vec<&str> = exp.strategies.iter().map(|s| s.key()).collect();
     for wanted in &opts.only_strategies {
         if !keys.contains(&wanted.as_str()) {

@@ -213,7 +213,7 @@ fn check_sizes(k: usize, pool: Option<usize>) -> Result<()> {
 }
 
 /// The names of the `*.rhai` scripts in `dir` (none when it cannot be read), sorted.
-fn script_names(dir: &Path) -> Vec<String> {
+pub(crate) fn script_names(dir: &Path) -> Vec<String> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Vec::new();
     };

@@ -14,13 +14,7 @@ pub fn check_experiment_scripts(exp: &Experiment, file: &Path, base_dir: &Path) 
     for (i, s) in exp.strategies.iter().enumerate() {
         let script = resolve(base_dir, &s.script_path());
         if !script.is_file() {
-            problems.push(format!(
-                "`strategy[{i}]` `{}` in {}: script {} does not exist (set `script` in its \
-                 [[strategy]] table, or run lab from the folder that holds strategies/)",
-                s.name,
-                file.display(),
-                script.display()
-            ));
+            problems.push(missing_script_problem(exp, i, &script, base_dir));
             continue;
         }
         let engine = super::engine::build_engine(&limits, &super::engine::lib_dir_for(&script));
@@ -52,6 +46,43 @@ pub fn check_experiment_scripts(exp: &Experiment, file: &Path, base_dir: &Path) 
         bail!("{}", problems.join("\n"));
     }
     Ok(())
+}
+
+/// A script that is not there: the line of its name, the nearest script in strategies/ when
+/// the name was mistyped, and where lab looked.
+fn missing_script_problem(exp: &Experiment, i: usize, script: &Path, base_dir: &Path) -> String {
+    let s = &exp.strategies[i];
+    let source = exp.source.as_ref();
+    if s.script.is_some() {
+        let at = format!("strategy[{i}].script");
+        let place = crate::config::diagnose::location(source, &at);
+        return format!(
+            "`{at}` in {place}: script {} does not exist; set `script` to the path of a .rhai \
+             file",
+            script.display()
+        );
+    }
+    let at = format!("strategy[{i}].name");
+    let place = crate::config::diagnose::location(source, &at);
+    let folder = resolve(base_dir, Path::new("strategies"));
+    if !folder.is_dir() {
+        return format!(
+            "`{at}` `{}` in {place}: script {} does not exist and there is no strategies/ \
+             folder here; run lab from the folder that holds strategies/, or set `script` in \
+             its [[strategy]] table",
+            s.name,
+            script.display()
+        );
+    }
+    let names = crate::runner::select::script_names(&folder);
+    let hint = crate::config::diagnose::did_you_mean(&s.name, &names);
+    format!(
+        "`{at}` `{}` in {place}: script {} does not exist; {hint}name one of {} (see `lab \
+         strategies`), or set `script` in its [[strategy]] table",
+        s.name,
+        script.display(),
+        names.join(", ")
+    )
 }
 
 fn resolve(base_dir: &Path, path: &Path) -> PathBuf {

@@ -1,0 +1,90 @@
+//! Names in an experiment file that name nothing (a strategy with no script, a model or
+//! encoder this lab does not know): the message gives the line, the nearest valid name and
+//! only the names valid for that key.
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn lab(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_lab"))
+        .args(args)
+        .current_dir(dir)
+        .env("LAB_QUIET", "1")
+        .output()
+        .expect("the lab binary runs")
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+const MISTYPED_STRATEGY: &str = "seeds = [0]\n[data]\npath = \"d\"\n[al]\niterations = 1\n\
+                                 [[strategy]]\nname = \"random\"\n[[strategy]]\nname = \"mnpl\"\n";
+
+/// `name = "mnpl"` got neither a line nor "did you mean `mnlp`?", and was told to "run lab
+/// from the folder that holds strategies/" when run from there.
+#[test]
+fn a_mistyped_strategy_name_gets_its_line_and_the_nearest_script() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("strategies")).unwrap();
+    let random = Path::new(env!("CARGO_MANIFEST_DIR")).join("strategies/random.rhai");
+    std::fs::copy(random, dir.path().join("strategies/random.rhai")).unwrap();
+    std::fs::write(dir.path().join("strategies/mnlp.rhai"), "").unwrap();
+    std::fs::write(dir.path().join("exp.toml"), MISTYPED_STRATEGY).unwrap();
+
+    let err = stderr(&lab(dir.path(), &["check", "exp.toml"]));
+    assert!(
+        err.contains("`strategy[1].name` `mnpl` in exp.toml line 9: script strategies/mnpl.rhai does not exist; did you mean `mnlp`? name one of mnlp, random"),
+        "{err}"
+    );
+    assert!(!err.contains("run lab from"), "{err}");
+
+    // From a folder without strategies/ the advice is where to run lab.
+    let elsewhere = dir.path().join("elsewhere");
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    let err = stderr(&lab(&elsewhere, &["check", "../exp.toml"]));
+    assert!(
+        err.contains(
+            "there is no strategies/ folder here; run lab from the folder that holds strategies/"
+        ),
+        "{err}"
+    );
+}
+
+/// `model.name = "smollm2-135m"` had no line, its choices listed the encoder and left out the
+/// tiny-random-* names; `encoder.name` was offered language models and "a .gguf file".
+#[test]
+fn a_model_or_encoder_name_lists_only_names_valid_for_its_key() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("exp.toml"),
+        "seeds = [0]\n[data]\npath = \"d\"\n[model]\nname = \"smollm2-135m\"\n[encoder]\n\
+         name = \"all-minilm-l6\"\n[al]\niterations = 1\n[[strategy]]\nname = \"random\"\n",
+    )
+    .unwrap();
+    let err = stderr(&lab(dir.path(), &["check", "exp.toml"]));
+    let model = err
+        .lines()
+        .find(|l| l.contains("`model.name`"))
+        .unwrap_or_else(|| panic!("{err}"));
+    assert!(
+        model.contains("`model.name` = \"smollm2-135m\" in exp.toml line 5"),
+        "{model}"
+    );
+    assert!(model.contains("smollm2-135m-instruct"), "{model}");
+    assert!(model.contains("tiny-random-llama"), "{model}");
+    assert!(!model.contains("all-minilm-l6-v2"), "{model}");
+
+    let encoder = err
+        .lines()
+        .find(|l| l.contains("`encoder.name`"))
+        .unwrap_or_else(|| panic!("{err}"));
+    assert!(
+        encoder.contains(
+            "`encoder.name` = \"all-minilm-l6\" in exp.toml line 7 is not an encoder this lab \
+             knows; did you mean `all-minilm-l6-v2`?"
+        ),
+        "{encoder}"
+    );
+    assert!(!encoder.contains("smollm2"), "{encoder}");
+    assert!(!encoder.contains(".gguf"), "{encoder}");
+}
