@@ -77,11 +77,36 @@ impl App {
     }
 }
 
+/// Why `bind` could not be listened on; a port already taken (often by another `lab serve`)
+/// is answered with a free port beside it to pass instead.
+fn cannot_listen(bind: SocketAddr, error: &(dyn std::error::Error + 'static)) -> anyhow::Error {
+    let in_use = error
+        .downcast_ref::<std::io::Error>()
+        .is_some_and(|e| e.kind() == std::io::ErrorKind::AddrInUse);
+    if !in_use {
+        return anyhow::anyhow!("cannot listen on {bind}: {error}");
+    }
+    let mut other = bind;
+    other.set_port(free_port_after(bind).unwrap_or(bind.port().wrapping_add(1).max(1024)));
+    anyhow::anyhow!(
+        "cannot listen on {bind}: port {} is already in use (another lab serve, or another \
+         program); stop that one, or pass a free port, e.g. --bind {other}",
+        bind.port()
+    )
+}
+
+/// The first of the next few ports on `bind`'s address that nothing listens on now.
+fn free_port_after(bind: SocketAddr) -> Option<u16> {
+    (1..=20)
+        .filter_map(|step| bind.port().checked_add(step))
+        .find(|&port| std::net::TcpListener::bind(SocketAddr::new(bind.ip(), port)).is_ok())
+}
+
 pub fn run(args: &ServeArgs) -> Result<()> {
     let token = (!safety::is_loopback(&args.bind)).then(safety::new_token);
     let app = Arc::new(App::new(&args.results, &args.experiments, token.clone())?);
-    let server = tiny_http::Server::http(args.bind)
-        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.bind))?;
+    let server =
+        tiny_http::Server::http(args.bind).map_err(|e| cannot_listen(args.bind, e.as_ref()))?;
     let server = Arc::new(server);
     let shown = match server.server_addr() {
         tiny_http::ListenAddr::IP(addr) => addr.to_string(),
