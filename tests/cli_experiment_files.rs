@@ -153,7 +153,7 @@ fn model_and_encoder_paths_that_hold_no_model_are_found_by_check() {
     write("two", "two", "data/toy/train.jsonl");
     let err = stderr(&lab(root, &["check", "two.toml"]));
     assert!(
-        err.contains("folder two holds several .gguf files (a.gguf, b.gguf): set model.path to the one to load"),
+        err.contains("folder two holds several .gguf files (a.gguf, b.gguf): set model.gguf_file to the one to load, or model.path to its path"),
         "{err}"
     );
     assert!(

@@ -88,3 +88,33 @@ fn a_model_or_encoder_name_lists_only_names_valid_for_its_key() {
     assert!(!encoder.contains("smollm2"), "{encoder}");
     assert!(!encoder.contains(".gguf"), "{encoder}");
 }
+
+/// `model.gguf_file` picks the .gguf in a `model.path` folder that holds several; naming one
+/// that is not there was passed by `lab check` and failed only at load time.
+#[test]
+fn gguf_file_names_a_gguf_in_the_model_path_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("two")).unwrap();
+    std::fs::write(dir.path().join("two/a.gguf"), "").unwrap();
+    std::fs::write(dir.path().join("two/b.gguf"), "").unwrap();
+    let exp = |gguf_file: &str| {
+        format!(
+            "seeds = [0]\n[data]\npath = \"d\"\n[model]\npath = \"two\"\n\
+             gguf_file = \"{gguf_file}\"\n[al]\niterations = 1\n[[strategy]]\nname = \"random\"\n"
+        )
+    };
+    std::fs::write(dir.path().join("typo.toml"), exp("a.guf")).unwrap();
+    std::fs::write(dir.path().join("right.toml"), exp("a.gguf")).unwrap();
+
+    let err = stderr(&lab(dir.path(), &["check", "typo.toml"]));
+    assert!(
+        err.contains(
+            "`model.gguf_file` in typo.toml line 6: two holds no a.guf; did you mean `a.gguf`? \
+             its .gguf files: a.gguf, b.gguf"
+        ),
+        "{err}"
+    );
+    let err = stderr(&lab(dir.path(), &["check", "right.toml"]));
+    assert!(!err.contains("model.gguf_file"), "{err}");
+    assert!(!err.contains("holds several"), "{err}");
+}

@@ -27,6 +27,18 @@ pub fn model_path_problems(exp: &Experiment, base_dir: &Path) -> Vec<String> {
         let model = resolve(base_dir, path);
         if let Some(message) = model_problem(&model, exp.model.gguf_file.is_some()) {
             add("model.path", message);
+        } else if let Some(file) = exp.model.gguf_file.as_ref().filter(|_| model.is_dir()) {
+            if !model.join(file).is_file() {
+                let hint = super::diagnose::did_you_mean(file, &ggufs_in(&model));
+                add(
+                    "model.gguf_file",
+                    format!(
+                        "{} holds no {file}; {hint}its .gguf files: {}",
+                        model.display(),
+                        ggufs_in(&model).join(", ")
+                    ),
+                );
+            }
         }
     }
     if let Some(path) = &exp.encoder.path {
@@ -62,7 +74,8 @@ fn model_problem(path: &Path, gguf_file_set: bool) -> Option<String> {
         )),
         [_] => None,
         several => Some(format!(
-            "folder {shown} holds several .gguf files ({}): set model.path to the one to load",
+            "folder {shown} holds several .gguf files ({}): set model.gguf_file to the one to \
+             load, or model.path to its path",
             several.join(", ")
         )),
     }

@@ -169,7 +169,8 @@ pub(super) fn find_gguf(dir: &Path) -> Result<Option<PathBuf>> {
             .map(|p| format!("`{}`", p.file_name().unwrap_or_default().to_string_lossy()))
             .collect();
         bail!(
-            "{} holds several .gguf files ({}); pass the one to load as --model (its path)",
+            "{} holds several .gguf files ({}); name the one to load: `model.gguf_file` in an \
+             experiment file, or its path as --model",
             dir.display(),
             names.join(", ")
         );

@@ -72,6 +72,9 @@ pub fn model_source_of(exp: &Experiment) -> ModelSource {
     if let Some(path) = &m.path {
         if path.extension().is_some_and(|e| e == "gguf") {
             ModelSource::Gguf(path.clone())
+        } else if let Some(file) = m.gguf_file.as_ref().filter(|_| path.is_dir()) {
+            // README: gguf_file picks "which .gguf in hub_id or path".
+            ModelSource::Gguf(path.join(file))
         } else {
             ModelSource::Folder(path.clone())
         }
@@ -151,5 +154,23 @@ mod tests {
             msg.contains("model.device") && msg.contains("--features cuda"),
             "{msg}"
         );
+    }
+
+    /// A folder with a.gguf and b.gguf as model.path: gguf_file picked nothing, and loading
+    /// failed with "holds several .gguf files; pass the one to load as --model".
+    #[test]
+    fn gguf_file_picks_the_gguf_in_a_model_path_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.gguf"), b"not a model").unwrap();
+        std::fs::write(dir.path().join("b.gguf"), b"not a model").unwrap();
+        let mut exp = Experiment::default();
+        exp.model.path = Some(dir.path().to_path_buf());
+        exp.model.gguf_file = Some("a.gguf".into());
+        assert_eq!(
+            model_source_of(&exp),
+            crate::models::loader::ModelSource::Gguf(dir.path().join("a.gguf"))
+        );
+        let msg = format!("{:#}", load_model(&exp).err().unwrap());
+        assert!(!msg.contains("holds several"), "{msg}");
     }
 }
