@@ -1,6 +1,8 @@
 //! Names in an experiment file that name nothing (a strategy with no script, a model or
 //! encoder this lab does not know): the message gives the line, the nearest valid name and
 //! only the names valid for that key.
+mod support;
+
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -117,4 +119,16 @@ fn gguf_file_names_a_gguf_in_the_model_path_folder() {
     let err = stderr(&lab(dir.path(), &["check", "right.toml"]));
     assert!(!err.contains("model.gguf_file"), "{err}");
     assert!(!err.contains("holds several"), "{err}");
+}
+
+/// One cell was counted as "tiny: 1 cells" (one query: runner::stopping's unit tests).
+#[test]
+fn one_cell_is_counted_in_the_singular() {
+    let dir = tempfile::tempdir().unwrap();
+    let exp = support::runner_e2e::experiment(dir.path(), "tiny", "iterations = 1", &["random"]);
+    let out = support::tiny_run::lab(&["run", exp.to_str().unwrap()]);
+    support::tiny_run::assert_ok(&out);
+    let printed = format!("{}{}", String::from_utf8_lossy(&out.stdout), stderr(&out));
+    assert!(printed.contains("tiny: 1 cell; results in"), "{printed}");
+    assert!(!printed.contains("1 cells"), "{printed}");
 }

@@ -60,10 +60,11 @@ pub fn run(args: &RunArgs) -> Result<()> {
     for (strategy, seed, _) in &out.failed {
         println!("{strategy:<20} seed {seed:<3} FAILED (the error is above)");
     }
+    let cells = out.cells.len() + out.failed.len();
     println!(
-        "{}: {} cells; results in {} (report.md, summary.csv, figures)",
+        "{}: {cells} {}; results in {} (report.md, summary.csv, figures)",
         out.name,
-        out.cells.len() + out.failed.len(),
+        if cells == 1 { "cell" } else { "cells" },
         out.results_dir.display()
     );
     match out.failure() {

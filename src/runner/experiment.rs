@@ -33,10 +33,15 @@ impl ExperimentOutcome {
     pub fn failure(&self) -> Option<anyhow::Error> {
         (!self.failed.is_empty()).then(|| {
             anyhow::anyhow!(
-                "{} of {} cells of {} failed (their finished iterations are kept; rerun to \
+                "{} of {} {} of {} failed (their finished iterations are kept; rerun to \
                  resume them once fixed): {}",
                 self.failed.len(),
                 self.failed.len() + self.cells.len(),
+                if self.failed.len() + self.cells.len() == 1 {
+                    "cell"
+                } else {
+                    "cells"
+                },
                 self.name,
                 self.failed
                     .iter()

@@ -134,9 +134,10 @@ impl fmt::Display for StopReason {
             // `done` counts the initial round too; `al.iterations` counts the queries after it.
             StopReason::Iterations { done } => {
                 let queries = done.saturating_sub(1);
+                let noun = if queries == 1 { "query" } else { "queries" };
                 write!(
                     f,
-                    "al.iterations = {queries} reached (the initial set, then {queries} queries)"
+                    "al.iterations = {queries} reached (the initial set, then {queries} {noun})"
                 )
             }
             StopReason::LabelBudget { labeled, budget } => {
@@ -270,6 +271,10 @@ mod tests {
         );
         assert_eq!(cfg.planned_iterations(), Some(4));
         assert_eq!(cfg.planned_labels(10, 10, 1000), 40);
+        assert_eq!(
+            StopReason::Iterations { done: 2 }.to_string(),
+            "al.iterations = 1 reached (the initial set, then 1 query)"
+        );
     }
 
     #[test]
