@@ -132,3 +132,27 @@ fn one_cell_is_counted_in_the_singular() {
     assert!(printed.contains("tiny: 1 cell; results in"), "{printed}");
     assert!(!printed.contains("1 cells"), "{printed}");
 }
+
+/// `lab run` did not look inside `encoder.path` before training (only `lab check` and `lab
+/// bench` did): a folder holding no encoder surfaced when a strategy first embedded, or never.
+#[test]
+fn lab_run_refuses_an_encoder_path_that_holds_no_encoder_before_training() {
+    let dir = tempfile::tempdir().unwrap();
+    let exp = support::runner_e2e::experiment(dir.path(), "tiny", "iterations = 1", &["random"]);
+    let empty = dir.path().join("no-encoder-here");
+    std::fs::create_dir_all(&empty).unwrap();
+    let mut text = std::fs::read_to_string(&exp).unwrap();
+    text.push_str(&format!("\n[encoder]\npath = \"{}\"\n", empty.display()));
+    std::fs::write(&exp, text).unwrap();
+    let out = support::tiny_run::lab(&["run", exp.to_str().unwrap()]);
+    let err = stderr(&out);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("`encoder.path` in"), "{err}");
+    assert!(err.contains("no-encoder-here"), "{err}");
+    assert!(
+        support::files_under(dir.path())
+            .iter()
+            .all(|f| f.file_name().is_none_or(|n| n != "curve.csv")),
+        "a cell trained before the check"
+    );
+}

@@ -6,6 +6,7 @@ pub mod diagnose;
 mod file_text;
 pub mod labeller;
 mod model_paths;
+pub use model_paths::model_path_problems;
 pub mod parse;
 pub mod schema;
 pub mod training;

@@ -138,6 +138,12 @@ pub fn ensure_models(exp: &Experiment) -> Result<()> {
 fn preflight(exp: &Experiment, file: &Path, opts: &RunOptions) -> Result<()> {
     crate::config::validate_with(exp, crate::metrics::registry::names())?;
     check_model_names(exp)?;
+    // `lab bench` has checked these already; `lab run` had not, so a wrong encoder folder
+    // surfaced only when a strategy first embedded, after the first training.
+    let path_problems = crate::config::model_path_problems(exp, Path::new("."));
+    if !path_problems.is_empty() {
+        anyhow::bail!("{}", path_problems.join("\n"));
+    }
     let keys: Vec<&str> = exp.strategies.iter().map(|s| s.key()).collect();
     for wanted in &opts.only_strategies {
         if !keys.contains(&wanted.as_str()) {
