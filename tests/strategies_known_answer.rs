@@ -360,19 +360,37 @@ fn hadas_runs_on_a_pool_whose_texts_together_exceed_max_string_size() {
     assert_eq!(s.ids, vec![17]);
 }
 
-/// The README's "Adding a strategy" example, taken from the README itself so the two cannot
-/// drift apart: it must pick the inputs with the fewest words, ties to the lower id.
-#[test]
-fn readme_example_strategy_picks_the_shortest_inputs() {
+/// The README's "Adding a strategy" example, written to `dir`: taken from the README itself so
+/// the two cannot drift apart.
+fn readme_example_script(dir: &std::path::Path) -> PathBuf {
     let readme =
         std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("README.md"))
             .unwrap();
     let section = &readme[readme.find("## Adding a strategy").expect("README section")..];
     let start = section.find("```rhai\n").expect("rhai block") + "```rhai\n".len();
     let source = &section[start..start + section[start..].find("```").unwrap()];
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("short_first.rhai");
+    let path = dir.join("short_first.rhai");
     std::fs::write(&path, source).unwrap();
+    path
+}
+
+/// `lab check` on the README's example: a reader who copies it must get a clean check, not a
+/// warning about the synthetic pool.
+#[test]
+fn the_readme_example_strategy_passes_lab_check_without_warnings() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = readme_example_script(dir.path());
+    let summary = atgen_lab::strategy::cli::check_script(&path)
+        .unwrap_or_else(|e| panic!("README example: {e:#}"));
+    assert!(summary.contains("chose"), "{summary}");
+    assert!(!summary.contains("warning"), "{summary}");
+}
+
+/// The README's example must pick the inputs with the fewest words, ties to the lower id.
+#[test]
+fn readme_example_strategy_picks_the_shortest_inputs() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = readme_example_script(dir.path());
     let pool = vec![
         ex(10, "a fairly long input text"),
         ex(11, "tiny"),
