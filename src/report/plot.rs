@@ -68,6 +68,7 @@ fn draw<DB: DrawingBackend>(
     let bounds = metric_bounds(spec.metric);
     let clip = |v: f64| bounds.map_or(v, |(lo, hi)| v.clamp(lo, hi));
     let (xr, yr) = ranges(curves, &clip);
+    let x_span = xr.end - xr.start;
     // Whatever is not finite (an infinite CI from huge values, whose variance overflows) is
     // left out of the ranges above; drawn, it is held to the y range, so the axes stay finite.
     let (y_lo, y_hi) = (yr.start, yr.end);
@@ -88,12 +89,7 @@ fn draw<DB: DrawingBackend>(
         .y_label_area_size(72)
         .build_cartesian_2d(xr, yr)
         .map_err(|e| failed("axes", &e))?;
-    let x_format = |v: &f64| match spec.x {
-        // Tick positions need not be whole numbers; only whole ones print without decimals.
-        XAxis::Labeled if (v - v.round()).abs() < 1e-9 => format!("{}", v.round()),
-        XAxis::Labeled => format!("{v:.1}"),
-        XAxis::Cost => format!("{v:.3}"),
-    };
+    let x_format = |v: &f64| x_tick_label(*v, spec.x, x_span);
     chart
         .configure_mesh()
         .x_label_formatter(&x_format)
@@ -212,6 +208,30 @@ fn draw<DB: DrawingBackend>(
     Ok(())
 }
 
+/// The x axis's label of the tick at `v` on an axis `span` wide. Labeled counts print whole
+/// where they are; costs get as many decimals as the tick spacing needs, at least cents: a
+/// cheap labeller spends fractions of a cent per query, which three decimals would all print
+/// as `0.000`.
+pub fn x_tick_label(v: f64, axis: XAxis, span: f64) -> String {
+    match axis {
+        // Tick positions need not be whole numbers; only whole ones print without decimals.
+        XAxis::Labeled if (v - v.round()).abs() < 1e-9 => format!("{}", v.round()),
+        XAxis::Labeled => format!("{v:.1}"),
+        XAxis::Cost => format!("{v:.*}", cost_decimals(span)),
+    }
+}
+
+/// Decimals that tell apart ticks on a cost axis `span` dollars wide. plotters spaces ticks at
+/// 1, 2 or 5 × 10^k, and never more than about twenty across the axis, so a twentieth of the
+/// span bounds the spacing from below.
+fn cost_decimals(span: f64) -> usize {
+    if !(span.is_finite() && span > 0.0) {
+        return 2;
+    }
+    // At most 12: a span narrower than that is a rounding artefact, not a spend.
+    ((20.0 / span).log10().ceil()).clamp(2.0, 12.0) as usize
+}
+
 /// Line colours of the strategies other than the reference (black): Tableau 10 with its light
 /// hues darkened, then darker shades of each, every one at least 3:1 against white (the WCAG
 /// contrast for graphics) so no line fades into the background. Reused in turn past 20.
@@ -306,7 +326,8 @@ fn ranges(
 
 #[cfg(test)]
 mod tests {
-    use super::{legend_label, metric_bounds, PALETTE};
+    use super::{legend_label, metric_bounds, x_tick_label, PALETTE};
+    use crate::report::aggregate::XAxis;
 
     /// WCAG contrast ratio of a colour against white.
     fn contrast_on_white(c: &plotters::style::RGBColor) -> f64 {
@@ -357,5 +378,26 @@ mod tests {
         assert_eq!(metric_bounds("llm_judge"), Some((1.0, 5.0)));
         assert_eq!(metric_bounds("pred_words"), None);
         assert_eq!(metric_bounds("not_a_metric"), None);
+    }
+
+    #[test]
+    fn cost_ticks_of_a_cheap_labeller_are_told_apart() {
+        // Five queries at about a tenth of a cent each: plotters ticks this every $0.00005.
+        let span = 0.000_52;
+        let ticks: Vec<f64> = (4..=14).map(|i| i as f64 * 0.000_05).collect();
+        let labels: Vec<String> = ticks
+            .iter()
+            .map(|&v| x_tick_label(v, XAxis::Cost, span))
+            .collect();
+        assert_eq!(labels[0], "0.00020");
+        for (label, v) in labels.iter().zip(&ticks) {
+            let back: f64 = label.parse().unwrap();
+            assert!((back - v).abs() < 0.000_005, "{label} for {v}");
+        }
+        // Dollars keep their cents, and a flat axis still prints.
+        assert_eq!(x_tick_label(12.5, XAxis::Cost, 40.0), "12.50");
+        assert_eq!(x_tick_label(0.3, XAxis::Cost, 0.0), "0.30");
+        assert_eq!(x_tick_label(20.0, XAxis::Labeled, 30.0), "20");
+        assert_eq!(x_tick_label(12.5, XAxis::Labeled, 30.0), "12.5");
     }
 }
