@@ -115,6 +115,15 @@ impl HubFiles {
         })
     }
 
+    /// The snapshot folder this revision resolves to in the local cache, if it has one: where
+    /// `get` reads files from, so its name (the commit) says which files a load uses.
+    pub fn local_snapshot(&self) -> Option<PathBuf> {
+        match self.snapshot() {
+            Ok(Snapshot::Found(dir)) => Some(dir),
+            _ => None,
+        }
+    }
+
     /// The local path of `file`, fetched when missing.
     pub fn get(&self, file: &str) -> Result<PathBuf> {
         let (id, revision) = (&self.id, &self.revision);

@@ -22,26 +22,63 @@ pub fn remove_stale_embedding_temporaries() -> anyhow::Result<()> {
     )
 }
 
-/// The cache file's key: the dataset, its pool size and the encoder. A default encoder's
-/// files are pinned by hash (`lab setup` replaces one that changed); an `[encoder] path`
-/// folder's are not, so its key also stamps them: an encoder retrained into the same folder
-/// must not be served the old one's embeddings.
-pub fn dataset_key(exp: &Experiment, dataset: &Dataset) -> String {
+/// The cache file's key: the dataset, its pool size and the encoder as loaded. A default
+/// encoder's files are pinned by hash (`lab setup` replaces one that changed), so its name
+/// is its key; an `[encoder] path` folder's files are not, so its key also stamps them (an
+/// encoder retrained into the same folder must not be served the old one's embeddings); a
+/// `hub_id` encoder's key names the snapshot its files are read from, and stamps them, so a
+/// hub update (a new commit) gets a cache of its own. `None` (no disk cache) while a hub
+/// encoder is not in the local Hugging Face cache: what a load would fetch is not known yet.
+pub fn dataset_key(exp: &Experiment, dataset: &Dataset) -> Option<String> {
+    dataset_key_with(exp, dataset, &crate::models::hub::HubAccess::from_env())
+}
+
+fn dataset_key_with(
+    exp: &Experiment,
+    dataset: &Dataset,
+    hub: &crate::models::hub::HubAccess,
+) -> Option<String> {
     let encoder = match (&exp.encoder.path, &exp.encoder.hub_id) {
         (Some(p), _) => format!("{}#{}", p.display(), folder_stamp(p)),
-        (None, Some(h)) => h.clone(),
+        (None, Some(id)) => hub_encoder_key(hub, id)?,
         (None, None) => exp.encoder.name.clone(),
     };
     let raw = format!("{}-pool{}@{}", dataset.name, dataset.train.len(), encoder);
-    raw.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || "-_.@#".contains(c) {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
+    Some(
+        raw.chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || "-_.@#".contains(c) {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect(),
+    )
+}
+
+/// The files `SentenceEncoder` loads from its folder.
+const ENCODER_FILES: [&str; 5] = [
+    "config.json",
+    "model.safetensors",
+    "tokenizer.json",
+    "sentence_bert_config.json",
+    "1_Pooling/config.json",
+];
+
+/// `<id>@<snapshot>#<stamp>` for the snapshot the loader reads `id` from (revision `main`,
+/// as `SentenceEncoder::load_source` loads it), stamping only the files it loads: other
+/// files a tool downloads into the snapshot later do not change the embeddings.
+fn hub_encoder_key(hub: &crate::models::hub::HubAccess, id: &str) -> Option<String> {
+    let snapshot = crate::models::hub::HubFiles::open(hub, id, None)
+        .ok()?
+        .local_snapshot()?;
+    if !snapshot.join("model.safetensors").exists() {
+        return None;
+    }
+    let commit = snapshot.file_name()?.to_string_lossy().into_owned();
+    let files: Vec<PathBuf> = ENCODER_FILES.iter().map(|f| snapshot.join(f)).collect();
+    Some(format!("{id}@{commit}#{}", files_stamp(files)))
 }
 
 /// Name, size and modification time of each file an encoder is loaded from in `dir` (its
@@ -53,6 +90,12 @@ fn folder_stamp(dir: &Path) -> String {
         Err(_) => return String::new(),
     };
     files.push(dir.join("1_Pooling").join("config.json"));
+    files_stamp(files)
+}
+
+/// The hash of each existing file's path, size and modification time (a hub snapshot's files
+/// are links into its blobs: the blob's).
+fn files_stamp(mut files: Vec<PathBuf>) -> String {
     files.sort();
     let mut hasher = Sha256::new();
     for file in files {
@@ -97,8 +140,8 @@ mod tests {
     fn a_default_encoders_key_names_it() {
         let exp = Experiment::default();
         assert_eq!(
-            dataset_key(&exp, &dataset()),
-            "aeslc-pool0@all-minilm-l6-v2"
+            dataset_key(&exp, &dataset()).as_deref(),
+            Some("aeslc-pool0@all-minilm-l6-v2")
         );
     }
 
@@ -110,8 +153,12 @@ mod tests {
         std::fs::write(dir.path().join("config.json"), "{}").unwrap();
         let mut exp = Experiment::default();
         exp.encoder.path = Some(dir.path().to_path_buf());
-        let first = dataset_key(&exp, &dataset());
-        assert_eq!(dataset_key(&exp, &dataset()), first, "the same files");
+        let first = dataset_key(&exp, &dataset()).unwrap();
+        assert_eq!(
+            dataset_key(&exp, &dataset()).unwrap(),
+            first,
+            "the same files"
+        );
         // Retrained later into the same folder, the same size.
         std::fs::write(&weights, "other weights").unwrap();
         std::fs::File::options()
@@ -120,6 +167,66 @@ mod tests {
             .unwrap()
             .set_modified(SystemTime::now() + Duration::from_secs(60))
             .unwrap();
-        assert_ne!(dataset_key(&exp, &dataset()), first);
+        assert_ne!(dataset_key(&exp, &dataset()).unwrap(), first);
+    }
+
+    fn offline(cache: &Path) -> crate::models::hub::HubAccess {
+        crate::models::hub::HubAccess {
+            cache: hf_hub::Cache::new(cache.to_path_buf()),
+            offline: true,
+        }
+    }
+
+    /// A revision of `owner/enc` in the hub cache at `cache`, as the hub client lays it out:
+    /// `snapshots/<commit>/` holding links into `blobs/`, `refs/main` naming the commit.
+    fn hub_revision(cache: &Path, commit: &str, weights: &str) {
+        let repo = cache.join("models--owner--enc");
+        let snapshot = repo.join("snapshots").join(commit);
+        std::fs::create_dir_all(&snapshot).unwrap();
+        std::fs::create_dir_all(repo.join("blobs")).unwrap();
+        std::fs::create_dir_all(repo.join("refs")).unwrap();
+        for (name, text) in [("config.json", "{}"), ("model.safetensors", weights)] {
+            let blob = repo.join("blobs").join(format!("{commit}-{name}"));
+            std::fs::write(&blob, text).unwrap();
+            std::os::unix::fs::symlink(&blob, snapshot.join(name)).unwrap();
+        }
+        std::fs::write(repo.join("refs/main"), commit).unwrap();
+    }
+
+    #[test]
+    fn a_hub_encoders_key_follows_the_revision_in_the_hub_cache() {
+        let cache = tempfile::tempdir().unwrap();
+        let hub = offline(cache.path());
+        let mut exp = Experiment::default();
+        exp.encoder.hub_id = Some("owner/enc".into());
+        let key = || dataset_key_with(&exp, &dataset(), &hub);
+        assert_eq!(key(), None, "not cached yet: no key, so no disk cache");
+        hub_revision(cache.path(), "aaaa1111", "first weights");
+        let first = key().expect("the snapshot is cached");
+        assert!(first.contains("owner_enc@aaaa1111#"), "{first}");
+        assert_eq!(key(), Some(first.clone()), "the same files hit the cache");
+        // The hub updated the repository (same size weights) and the cache fetched it.
+        hub_revision(cache.path(), "bbbb2222", "other weights");
+        let second = key().unwrap();
+        assert_ne!(second, first, "a new revision gets a cache of its own");
+        // A file the encoder does not load, downloaded into the snapshot later.
+        std::fs::write(
+            cache
+                .path()
+                .join("models--owner--enc/snapshots/bbbb2222/README.md"),
+            "about",
+        )
+        .unwrap();
+        assert_eq!(key(), Some(second.clone()));
+        // The embeddings of one revision are not served to the other.
+        use crate::strategy::host::EmbeddingDiskCache;
+        let embeddings = tempfile::tempdir().unwrap();
+        let stored = EmbeddingDiskCache::new(embeddings.path(), &first);
+        stored.put("an email", &[1.0, 0.0]);
+        stored.flush().unwrap();
+        let again = EmbeddingDiskCache::new(embeddings.path(), &first);
+        assert_eq!(again.get("an email").unwrap(), Some(vec![1.0, 0.0]));
+        let updated = EmbeddingDiskCache::new(embeddings.path(), &second);
+        assert_eq!(updated.get("an email").unwrap(), None);
     }
 }
