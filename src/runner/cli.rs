@@ -1,7 +1,7 @@
 //! `lab run`, `lab bench` and `lab select`.
 use crate::runner::experiment::{run_experiment, RunOptions};
 use crate::runner::shard::Shard;
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::Args;
 use std::path::PathBuf;
 
@@ -34,8 +34,8 @@ pub struct BenchArgs {
     #[arg(required = true)]
     pub experiments: Vec<PathBuf>,
     /// Run a deterministic 1/N of the (experiment, strategy, seed) cells: `--shard 2/4`.
-    #[arg(long)]
-    pub shard: Option<String>,
+    #[arg(long, value_name = "I/N", allow_hyphen_values = true, value_parser = crate::runner::shard::parse_shard_flag)]
+    pub shard: Option<Shard>,
     /// Start every cell over instead of resuming finished iterations.
     #[arg(long)]
     pub fresh: bool,
@@ -74,14 +74,9 @@ pub fn run(args: &RunArgs) -> Result<()> {
 }
 
 pub fn bench(args: &BenchArgs) -> Result<()> {
-    let shard = args
-        .shard
-        .as_deref()
-        .map(|s| s.parse::<Shard>().with_context(|| format!("--shard {s}")))
-        .transpose()?;
     let opts = RunOptions {
         fresh: args.fresh,
-        shard,
+        shard: args.shard,
         profile: args.profile,
         ..RunOptions::default()
     };

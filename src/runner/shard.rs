@@ -2,7 +2,7 @@
 //! Cells are ranked by a stable hash of their names and dealt round-robin, so the split does
 //! not depend on the order files or strategies are listed in, every shard gets within one
 //! cell of the same count, and together the N shards cover every cell exactly once.
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use sha2::{Digest, Sha256};
 use std::fmt;
 use std::str::FromStr;
@@ -22,24 +22,42 @@ impl Shard {
 impl FromStr for Shard {
     type Err = anyhow::Error;
 
+    /// Messages leave out the flag: clap (and `lab bench`) put `--shard` and the value first.
     fn from_str(s: &str) -> Result<Shard> {
         let advice = "write --shard I/N with 1 ≤ I ≤ N, e.g. --shard 2/4";
+        if s.starts_with("--") || (s.starts_with('-') && !s.contains('/')) {
+            // `allow_hyphen_values` lets a flag typed where the value belongs land here.
+            bail!("is a flag, not a shard: --shard needs its value right after it; {advice}");
+        }
         let Some((i, n)) = s.split_once('/') else {
-            bail!("--shard `{s}` has no `/`: {advice}");
+            bail!("has no `/`: {advice}");
         };
-        let index: usize = i
-            .trim()
-            .parse()
-            .with_context(|| format!("--shard `{s}`: `{i}` is not a whole number; {advice}"))?;
-        let count: usize = n
-            .trim()
-            .parse()
-            .with_context(|| format!("--shard `{s}`: `{n}` is not a whole number; {advice}"))?;
-        if count == 0 || index == 0 || index > count {
-            bail!("--shard `{s}` is out of range: {advice}");
+        let part = |text: &str, what: &str| -> Result<usize> {
+            let text = text.trim();
+            if text.starts_with('-') {
+                bail!("{what} `{text}` is negative: shards count from 1; {advice}");
+            }
+            text.parse()
+                .map_err(|_| anyhow::anyhow!("{what} `{text}` is not a whole number; {advice}"))
+        };
+        let index = part(i, "the shard number")?;
+        let count = part(n, "the number of shards")?;
+        if count == 0 {
+            bail!("asks for 0 shards: {advice}");
+        }
+        if index == 0 {
+            bail!("shard 0 does not exist: shards count from 1; {advice}");
+        }
+        if index > count {
+            bail!("shard {index} of {count} does not exist; {advice}");
         }
         Ok(Shard { index, count })
     }
+}
+
+/// `--shard`'s value parser: clap shows "invalid value 'V' for '--shard <I/N>': " and this.
+pub fn parse_shard_flag(s: &str) -> std::result::Result<Shard, String> {
+    s.parse::<Shard>().map_err(|e| format!("{e:#}"))
 }
 
 impl fmt::Display for Shard {
@@ -133,9 +151,21 @@ mod tests {
             Shard { index: 2, count: 4 }
         );
         assert_eq!(" 1 / 1 ".parse::<Shard>().unwrap(), Shard::ALL);
-        for bad in ["0/4", "5/4", "1/0", "a/2", "3", ""] {
+        for (bad, says) in [
+            ("0/4", "shard 0 does not exist"),
+            ("5/4", "shard 5 of 4 does not exist"),
+            ("1/0", "asks for 0 shards"),
+            ("a/2", "`a` is not a whole number"),
+            ("3", "has no `/`"),
+            ("", "has no `/`"),
+            ("-1/2", "`-1` is negative"),
+            ("1/-2", "`-2` is negative"),
+            ("--fresh", "is a flag, not a shard"),
+            ("-v", "is a flag, not a shard"),
+        ] {
             let err = format!("{:#}", bad.parse::<Shard>().unwrap_err());
             assert!(err.contains("--shard I/N"), "{bad}: {err}");
+            assert!(err.contains(says), "{bad}: {err}");
         }
         assert_eq!(Shard { index: 3, count: 8 }.to_string(), "3/8");
     }
