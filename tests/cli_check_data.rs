@@ -1,15 +1,9 @@
 //! `lab check` and `lab data` end to end: exit codes and the messages a user reads.
-use std::path::Path;
-use std::process::{Command, Output};
+mod support;
 
-fn lab(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_lab"))
-        .args(args)
-        .current_dir(dir)
-        .env("LAB_QUIET", "1")
-        .output()
-        .expect("the lab binary runs")
-}
+use std::path::Path;
+use std::process::Output;
+use support::tiny_run::{lab_in, lab_with};
 
 fn text(out: &Output) -> String {
     format!(
@@ -48,7 +42,7 @@ fn project() -> tempfile::TempDir {
 #[test]
 fn check_accepts_a_valid_file_and_rejects_a_typo_naming_the_fix() {
     let dir = project();
-    let ok = lab(dir.path(), &["check", "good.toml"]);
+    let ok = lab_in(dir.path(), &["check", "good.toml"]);
     assert!(ok.status.success(), "{}", text(&ok));
     assert!(
         text(&ok).contains("ok: good.toml (1 strategy × 3 seeds)"),
@@ -62,7 +56,7 @@ fn check_accepts_a_valid_file_and_rejects_a_typo_naming_the_fix() {
         good.replace("[al]", "[train]\nlerning_rate = 1e-4\n[al]"),
     )
     .unwrap();
-    let bad = lab(dir.path(), &["check", "good.toml", "typo.toml"]);
+    let bad = lab_in(dir.path(), &["check", "good.toml", "typo.toml"]);
     assert_eq!(bad.status.code(), Some(1));
     let out = text(&bad);
     assert!(out.contains("ok: good.toml"), "{out}");
@@ -77,7 +71,7 @@ fn check_accepts_a_valid_file_and_rejects_a_typo_naming_the_fix() {
         .replace("iterations = 2", "")
         .replace("[al]", "[eval]\nmetrics = [\"rouge_2\"]\n[al]");
     std::fs::write(dir.path().join("several.toml"), several).unwrap();
-    let out = text(&lab(dir.path(), &["check", "several.toml"]));
+    let out = text(&lab_in(dir.path(), &["check", "several.toml"]));
     assert!(out.contains("needs a stopping criterion"), "{out}");
     assert!(
         out.contains("unknown metric `rouge_2`; did you mean `rouge2`?"),
@@ -95,7 +89,7 @@ fn check_accepts_a_valid_file_and_rejects_a_typo_naming_the_fix() {
         format!("{good}params = {{ pics = 2, initial = \"random\" }}\n[[strategy]]\nname = \"random\"\nlabel = \"r2\"\nparams = {{ picks = 2.5 }}\n"),
     )
     .unwrap();
-    let out = text(&lab(dir.path(), &["check", "params.toml"]));
+    let out = text(&lab_in(dir.path(), &["check", "params.toml"]));
     assert!(
         out.contains("`strategy[0].params.pics` in params.toml line 11 (script strategies/random.rhai): the script never reads `pics`, so it would be ignored; did you mean `picks`?"),
         "{out}"
@@ -105,7 +99,7 @@ fn check_accepts_a_valid_file_and_rejects_a_typo_naming_the_fix() {
         "{out}"
     );
 
-    let missing = lab(dir.path(), &["check", "noscript.toml"]);
+    let missing = lab_in(dir.path(), &["check", "noscript.toml"]);
     assert_eq!(missing.status.code(), Some(1));
     assert!(
         text(&missing).contains("strategies/nosuch.rhai does not exist"),
@@ -117,7 +111,7 @@ fn check_accepts_a_valid_file_and_rejects_a_typo_naming_the_fix() {
 #[test]
 fn data_prints_counts_lengths_and_rendered_examples() {
     let dir = project();
-    let out = lab(dir.path(), &["data", "good.toml"]);
+    let out = lab_in(dir.path(), &["data", "good.toml"]);
     assert!(out.status.success(), "{}", text(&out));
     let out = text(&out);
     assert!(out.contains("pool       20"), "{out}");
@@ -145,20 +139,20 @@ fn check_and_data_read_a_relative_data_path_beside_the_experiment_like_run_does(
     std::fs::write(dir.path().join("good.toml"), good).unwrap();
     let file = dir.path().join("good.toml");
     let file = file.to_str().unwrap();
-    let check = lab(elsewhere.path(), &["check", file]);
+    let check = lab_in(elsewhere.path(), &["check", file]);
     assert!(check.status.success(), "{}", text(&check));
-    let data = lab(elsewhere.path(), &["data", file]);
+    let data = lab_in(elsewhere.path(), &["data", file]);
     assert!(data.status.success(), "{}", text(&data));
     assert!(text(&data).contains("pool       20"), "{}", text(&data));
     // A path found in neither place is named as written, with both places to look.
     std::fs::remove_dir_all(dir.path().join("data/toy")).unwrap();
-    let missing = text(&lab(elsewhere.path(), &["check", file]));
+    let missing = text(&lab_in(elsewhere.path(), &["check", file]));
     assert!(
         missing.contains("`data.path` = data/toy does not exist")
             && missing.contains("experiment file's folder"),
         "{missing}"
     );
-    let missing = text(&lab(elsewhere.path(), &["data", file]));
+    let missing = text(&lab_in(elsewhere.path(), &["data", file]));
     assert!(
         missing.contains("was looked for at")
             && missing.contains(&elsewhere.path().join("data/toy").display().to_string())
@@ -176,7 +170,7 @@ fn check_names_an_unknown_model_and_bench_runs_nothing_when_any_file_is_bad() {
         format!("{good}[model]\nname = \"smollm2-135m-instruc\"\n"),
     )
     .unwrap();
-    let out = lab(dir.path(), &["check", "typo-model.toml"]);
+    let out = lab_in(dir.path(), &["check", "typo-model.toml"]);
     assert!(!out.status.success());
     let msg = text(&out);
     assert!(
@@ -185,7 +179,7 @@ fn check_names_an_unknown_model_and_bench_runs_nothing_when_any_file_is_bad() {
         "{msg}"
     );
     // `lab bench` checks every file before running any: the good first file is not run.
-    let out = lab(dir.path(), &["bench", "good.toml", "typo-model.toml"]);
+    let out = lab_in(dir.path(), &["bench", "good.toml", "typo-model.toml"]);
     assert!(!out.status.success());
     let msg = text(&out);
     assert!(
@@ -209,7 +203,7 @@ fn a_cuda_experiment_is_noted_by_check_and_skipped_by_bench_on_a_cpu_build() {
         format!("{good}[model]\ndevice = \"cuda\"\n"),
     )
     .unwrap();
-    let out = lab(dir.path(), &["check", "gpu.toml"]);
+    let out = lab_in(dir.path(), &["check", "gpu.toml"]);
     let msg = text(&out);
     assert!(out.status.success(), "{msg}");
     assert!(
@@ -217,7 +211,7 @@ fn a_cuda_experiment_is_noted_by_check_and_skipped_by_bench_on_a_cpu_build() {
         "{msg}"
     );
     // Alone, nothing can run.
-    let out = lab(dir.path(), &["bench", "gpu.toml"]);
+    let out = lab_in(dir.path(), &["bench", "gpu.toml"]);
     let msg = text(&out);
     assert!(!out.status.success(), "{msg}");
     assert!(
@@ -241,7 +235,7 @@ fn a_cuda_experiment_is_noted_by_check_and_skipped_by_bench_on_a_cpu_build() {
          iterations = 1\n[[strategy]]\nname = \"first\"\n",
     )
     .unwrap();
-    let out = lab(dir.path(), &["bench", "gpu.toml", "tiny.toml"]);
+    let out = lab_in(dir.path(), &["bench", "gpu.toml", "tiny.toml"]);
     let msg = text(&out);
     assert!(!out.status.success(), "{msg}");
     assert!(
@@ -266,7 +260,7 @@ fn a_field_no_row_has_is_named_with_the_fields_rows_have() {
         good.replace("input_field = \"text\"", "input_field = \"txt\""),
     )
     .unwrap();
-    let msg = text(&lab(dir.path(), &["data", "field.toml"]));
+    let msg = text(&lab_in(dir.path(), &["data", "field.toml"]));
     assert!(
         msg.contains(
             "input field `txt` is missing (the row has fields text, label; did you mean `text`?)"
@@ -279,7 +273,7 @@ fn a_field_no_row_has_is_named_with_the_fields_rows_have() {
 #[test]
 fn strategies_only_names_an_unknown_strategy_with_the_nearest() {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let out = lab(repo, &["strategies", "--bench", "50", "--only", "mnlpp"]);
+    let out = lab_in(repo, &["strategies", "--bench", "50", "--only", "mnlpp"]);
     assert!(!out.status.success());
     let msg = text(&out);
     assert!(
@@ -295,12 +289,8 @@ fn labels_stats_reads_the_folder_runs_use_and_is_calm_when_it_is_empty() {
     let dir = tempfile::tempdir().unwrap();
     let cache = dir.path().join("label-cache");
     let stats = |args: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_lab"))
-            .args(["labels", "stats"])
-            .args(args)
-            .env("LAB_LABEL_CACHE", &cache)
-            .output()
-            .unwrap()
+        let args = [&["labels", "stats"], args].concat();
+        lab_with(&args, &[("LAB_LABEL_CACHE", &cache)])
     };
     let out = stats(&[]);
     let msg = text(&out);
@@ -324,7 +314,7 @@ fn check_resolves_split_files_as_run_does() {
     let with = |extra: &str| good.replace("[al]", &format!("{extra}\n[al]"));
     // The test split named as the train file: the pool would be the test set.
     std::fs::write(dir.path().join("same.toml"), with("test = \"train.jsonl\"")).unwrap();
-    let out = lab(dir.path(), &["check", "same.toml"]);
+    let out = lab_in(dir.path(), &["check", "same.toml"]);
     assert!(!out.status.success(), "{}", text(&out));
     assert!(
         text(&out)
@@ -334,7 +324,7 @@ fn check_resolves_split_files_as_run_does() {
     );
     // A named split file that does not exist.
     std::fs::write(dir.path().join("gone.toml"), with("dev = \"dev.jsonl\"")).unwrap();
-    let out = lab(dir.path(), &["check", "gone.toml"]);
+    let out = lab_in(dir.path(), &["check", "gone.toml"]);
     assert!(!out.status.success(), "{}", text(&out));
     assert!(
         text(&out).contains("`data.dev` = \"dev.jsonl\"") && text(&out).contains("does not exist"),
@@ -352,7 +342,7 @@ fn check_rejects_template_placeholders_other_than_input() {
         good.replace("Echo: {input}", "Context: {context}\\n{input} {{input}}"),
     )
     .unwrap();
-    let out = lab(dir.path(), &["check", "tmpl.toml"]);
+    let out = lab_in(dir.path(), &["check", "tmpl.toml"]);
     assert!(!out.status.success(), "{}", text(&out));
     assert!(
         text(&out).contains("data.input_template")
@@ -378,7 +368,7 @@ fn check_reports_every_problem_at_once_and_reads_the_rows() {
             ),
     )
     .unwrap();
-    let out = lab(dir.path(), &["check", "many.toml"]);
+    let out = lab_in(dir.path(), &["check", "many.toml"]);
     assert_eq!(out.status.code(), Some(1));
     let msg = text(&out);
     for needle in [
@@ -397,7 +387,7 @@ fn check_reports_every_problem_at_once_and_reads_the_rows() {
         good.replace("[al]", "[al]\ninit_size = 21"),
     )
     .unwrap();
-    let msg = text(&lab(dir.path(), &["check", "big-init.toml"]));
+    let msg = text(&lab_in(dir.path(), &["check", "big-init.toml"]));
     assert!(
         msg.contains(
             "`al.init_size` in big-init.toml line 8: is 21 but the pool has only 20 items"
@@ -407,7 +397,7 @@ fn check_reports_every_problem_at_once_and_reads_the_rows() {
     let train = dir.path().join("data/toy/train.jsonl");
     let rows = std::fs::read_to_string(&train).unwrap();
     std::fs::write(&train, format!("{rows}{{\"text\": \"no label\"}}\n")).unwrap();
-    let out = lab(dir.path(), &["check", "good.toml"]);
+    let out = lab_in(dir.path(), &["check", "good.toml"]);
     assert!(!out.status.success(), "{}", text(&out));
     assert!(
         text(&out).contains("train.jsonl line 21: output field `label` is missing"),
@@ -435,7 +425,7 @@ fn check_names_every_missing_or_broken_script_at_once() {
         ),
     )
     .unwrap();
-    let out = lab(dir.path(), &["check", "scripts.toml"]);
+    let out = lab_in(dir.path(), &["check", "scripts.toml"]);
     let msg = text(&out);
     assert!(!out.status.success(), "{msg}");
     for needle in [

@@ -1,21 +1,10 @@
 //! An experiment file that cannot be read as one — missing, a folder, not UTF-8 — and keys
 //! whose problems were reported under another key: the message names the file or key and
 //! what to pass instead.
+mod support;
+
 use std::path::Path;
-use std::process::{Command, Output};
-
-fn lab(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_lab"))
-        .args(args)
-        .current_dir(dir)
-        .env("LAB_QUIET", "1")
-        .output()
-        .expect("the lab binary runs")
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
+use support::tiny_run::{lab_in, stderr};
 
 /// `lab run`, `lab data` and `lab check` said "cannot read experiment file X: No such file or
 /// directory (os error 2)", "Is a directory (os error 21)" or "stream did not contain valid
@@ -32,7 +21,7 @@ fn an_experiment_path_that_is_no_toml_file_says_what_to_pass() {
         if command == "select" {
             args.extend(["--strategy", "random"]);
         }
-        let missing = stderr(&lab(dir.path(), &args));
+        let missing = stderr(&lab_in(dir.path(), &args));
         assert!(
             missing.contains(
                 "experiment file nope.toml does not exist: pass the path of a .toml file"
@@ -42,18 +31,18 @@ fn an_experiment_path_that_is_no_toml_file_says_what_to_pass() {
         assert!(!missing.contains("os error"), "{command}: {missing}");
     }
 
-    let folder = stderr(&lab(dir.path(), &["run", "exps"]));
+    let folder = stderr(&lab_in(dir.path(), &["run", "exps"]));
     assert!(
         folder.contains("exps is a folder: pass an experiment file (.toml) such as exps/a.toml"),
         "{folder}"
     );
-    let checked = stderr(&lab(dir.path(), &["check", "exps/"]));
+    let checked = stderr(&lab_in(dir.path(), &["check", "exps/"]));
     assert!(
         checked.contains("exps is a folder: pass the files in it, e.g. lab check exps/*.toml"),
         "{checked}"
     );
 
-    let latin1 = stderr(&lab(dir.path(), &["check", "latin1.toml"]));
+    let latin1 = stderr(&lab_in(dir.path(), &["check", "latin1.toml"]));
     assert!(
         latin1.contains(
             "latin1.toml line 2: not UTF-8 text (TOML files are UTF-8); save it as UTF-8"
@@ -73,7 +62,7 @@ fn a_ratio_out_of_range_is_reported_once_under_its_own_key() {
          [[strategy]]\nname = \"random\"\n",
     )
     .unwrap();
-    let out = lab(dir.path(), &["check", "ratio.toml"]);
+    let out = lab_in(dir.path(), &["check", "ratio.toml"]);
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(
@@ -89,7 +78,7 @@ fn a_ratio_out_of_range_is_reported_once_under_its_own_key() {
          iterations = 1\n[[strategy]]\nname = \"random\"\n",
     )
     .unwrap();
-    let err = stderr(&lab(dir.path(), &["check", "sum.toml"]));
+    let err = stderr(&lab_in(dir.path(), &["check", "sum.toml"]));
     assert!(
         err.contains("data.test_ratio + data.dev_ratio must leave some rows for training"),
         "{err}"
@@ -129,7 +118,7 @@ fn model_and_encoder_paths_that_hold_no_model_are_found_by_check() {
         .unwrap();
     };
     write("empty", "empty", "nowhere");
-    let err = stderr(&lab(root, &["check", "empty.toml"]));
+    let err = stderr(&lab_in(root, &["check", "empty.toml"]));
     assert!(
         err.contains("`model.path` in empty.toml line 5: folder empty holds no model: it needs config.json, tokenizer.json and *.safetensors, or one .gguf file"),
         "{err}"
@@ -140,7 +129,7 @@ fn model_and_encoder_paths_that_hold_no_model_are_found_by_check() {
     );
 
     write("other", "data/toy/train.jsonl", "encoder");
-    let err = stderr(&lab(root, &["check", "other.toml"]));
+    let err = stderr(&lab_in(root, &["check", "other.toml"]));
     assert!(
         err.contains("`model.path` in other.toml line 5: data/toy/train.jsonl is a file but not a .gguf file"),
         "{err}"
@@ -151,7 +140,7 @@ fn model_and_encoder_paths_that_hold_no_model_are_found_by_check() {
     );
 
     write("two", "two", "data/toy/train.jsonl");
-    let err = stderr(&lab(root, &["check", "two.toml"]));
+    let err = stderr(&lab_in(root, &["check", "two.toml"]));
     assert!(
         err.contains("folder two holds several .gguf files (a.gguf, b.gguf): set model.gguf_file to the one to load, or model.path to its path"),
         "{err}"
@@ -195,7 +184,7 @@ fn a_mistyped_file_name_is_answered_with_the_nearest_file() {
             "strategy script strategies/nope.rhai does not exist: `lab strategies` lists",
         ),
     ] {
-        let err = stderr(&lab(dir.path(), args));
+        let err = stderr(&lab_in(dir.path(), args));
         assert!(err.contains(said), "{args:?}: {err}");
     }
 }
@@ -216,12 +205,12 @@ fn a_mistyped_data_path_is_answered_with_the_nearest_folder_or_file() {
     write("folder", "path = \"data/toyy\"");
     write("train", "path = \"data/toy\"\ntrain = \"trian.jsonl\"");
     for command in ["check", "data"] {
-        let err = stderr(&lab(dir.path(), &[command, "folder.toml"]));
+        let err = stderr(&lab_in(dir.path(), &[command, "folder.toml"]));
         assert!(
             err.contains("`data.path` = data/toyy does not exist; did you mean data/toy?"),
             "{command}: {err}"
         );
-        let err = stderr(&lab(dir.path(), &[command, "train.toml"]));
+        let err = stderr(&lab_in(dir.path(), &[command, "train.toml"]));
         assert!(
             err.contains("`data.train` = \"trian.jsonl\": data/toy/trian.jsonl does not exist; did you mean data/toy/train.jsonl?"),
             "{command}: {err}"

@@ -1,23 +1,13 @@
 //! What `lab <command> --help` teaches and how the command line refuses a number it cannot
 //! take: the flag named, with what to write instead.
-use std::process::{Command, Output};
+mod support;
+
+use std::process::Output;
+use support::tiny_run::{lab_with, stderr, stdout};
 
 fn lab(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_lab"))
-        .args(args)
-        .env("LAB_QUIET", "1")
-        // clap wraps help at the terminal's width, else $COLUMNS, else 100.
-        .env("COLUMNS", "100")
-        .output()
-        .expect("the lab binary runs")
-}
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
+    // clap wraps help at the terminal's width, else $COLUMNS, else 100.
+    lab_with(args, &[("COLUMNS", "100")])
 }
 
 /// The commands `lab <parent> --help` lists (clap's own `help` left out).

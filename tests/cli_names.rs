@@ -4,20 +4,7 @@
 mod support;
 
 use std::path::Path;
-use std::process::{Command, Output};
-
-fn lab(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_lab"))
-        .args(args)
-        .current_dir(dir)
-        .env("LAB_QUIET", "1")
-        .output()
-        .expect("the lab binary runs")
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
+use support::tiny_run::{lab_in, stderr};
 
 const MISTYPED_STRATEGY: &str = "seeds = [0]\n[data]\npath = \"d\"\n[al]\niterations = 1\n\
                                  [[strategy]]\nname = \"random\"\n[[strategy]]\nname = \"mnpl\"\n";
@@ -33,7 +20,7 @@ fn a_mistyped_strategy_name_gets_its_line_and_the_nearest_script() {
     std::fs::write(dir.path().join("strategies/mnlp.rhai"), "").unwrap();
     std::fs::write(dir.path().join("exp.toml"), MISTYPED_STRATEGY).unwrap();
 
-    let err = stderr(&lab(dir.path(), &["check", "exp.toml"]));
+    let err = stderr(&lab_in(dir.path(), &["check", "exp.toml"]));
     assert!(
         err.contains("`strategy[1].name` `mnpl` in exp.toml line 9: script strategies/mnpl.rhai does not exist; did you mean `mnlp`? name one of mnlp, random"),
         "{err}"
@@ -43,7 +30,7 @@ fn a_mistyped_strategy_name_gets_its_line_and_the_nearest_script() {
     // From a folder without strategies/ the advice is where to run lab.
     let elsewhere = dir.path().join("elsewhere");
     std::fs::create_dir_all(&elsewhere).unwrap();
-    let err = stderr(&lab(&elsewhere, &["check", "../exp.toml"]));
+    let err = stderr(&lab_in(&elsewhere, &["check", "../exp.toml"]));
     assert!(
         err.contains(
             "there is no strategies/ folder here; run lab from the folder that holds strategies/"
@@ -63,7 +50,7 @@ fn a_model_or_encoder_name_lists_only_names_valid_for_its_key() {
          name = \"all-minilm-l6\"\n[al]\niterations = 1\n[[strategy]]\nname = \"random\"\n",
     )
     .unwrap();
-    let err = stderr(&lab(dir.path(), &["check", "exp.toml"]));
+    let err = stderr(&lab_in(dir.path(), &["check", "exp.toml"]));
     let model = err
         .lines()
         .find(|l| l.contains("`model.name`"))
@@ -108,7 +95,7 @@ fn gguf_file_names_a_gguf_in_the_model_path_folder() {
     std::fs::write(dir.path().join("typo.toml"), exp("a.guf")).unwrap();
     std::fs::write(dir.path().join("right.toml"), exp("a.gguf")).unwrap();
 
-    let err = stderr(&lab(dir.path(), &["check", "typo.toml"]));
+    let err = stderr(&lab_in(dir.path(), &["check", "typo.toml"]));
     assert!(
         err.contains(
             "`model.gguf_file` in typo.toml line 6: two holds no a.guf; did you mean `a.gguf`? \
@@ -116,7 +103,7 @@ fn gguf_file_names_a_gguf_in_the_model_path_folder() {
         ),
         "{err}"
     );
-    let err = stderr(&lab(dir.path(), &["check", "right.toml"]));
+    let err = stderr(&lab_in(dir.path(), &["check", "right.toml"]));
     assert!(!err.contains("model.gguf_file"), "{err}");
     assert!(!err.contains("holds several"), "{err}");
 }

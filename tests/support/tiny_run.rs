@@ -3,7 +3,7 @@
 //! shipped AESLC data with the in-process `tiny-random-llama`, so a cell takes seconds.
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
 
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -198,6 +198,30 @@ pub fn lab_with<K: AsRef<OsStr>, V: AsRef<OsStr>>(args: &[&str], env: &[(K, V)])
 
 pub fn lab(args: &[&str]) -> Output {
     lab_with::<&str, &str>(args, &[])
+}
+
+/// `lab <args>` started from the repository root, quiet, its output dropped: for tests that
+/// kill it part way.
+pub fn spawn_lab(args: &[&str]) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_lab"))
+        .args(args)
+        .env("LAB_QUIET", "1")
+        .current_dir(repo())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the lab binary starts")
+}
+
+/// `lab <args>` from `dir`, quiet; waits for it. For tests of what `lab` reads relative to
+/// where it runs (`strategies/`, experiment paths).
+pub fn lab_in(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_lab"))
+        .args(args)
+        .current_dir(dir)
+        .env("LAB_QUIET", "1")
+        .output()
+        .expect("the lab binary runs")
 }
 
 pub fn stdout(out: &Output) -> String {
