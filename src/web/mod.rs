@@ -11,6 +11,7 @@ pub mod http;
 pub mod launch;
 pub mod launch_form;
 pub mod results;
+pub mod run_log;
 pub mod run_process;
 pub mod safety;
 pub mod upload;
@@ -317,7 +318,8 @@ fn route(app: &App, method: &tiny_http::Method, target: &Target, body: &[u8]) ->
         (Get, ["api", "status"]) => results::status_json(app)?,
         (Get, []) => results::list_page(app)?,
         (Get, ["exp", exp]) => results::experiment_page(app, exp)?,
-        (Get, ["exp", exp, "log"]) => results::log_page(app, exp)?,
+        (Get, ["exp", exp, "log"]) => run_log::log_page(app, exp)?,
+        (Get, ["exp", exp, "run.log"]) => run_log::raw_log(app, exp)?,
         (Get, ["exp", exp, "file", name]) => results::figure_file(app, exp, name)?,
         (Get, ["exp", exp, strategy, seed]) => {
             let complete = target.query.contains_key("batch");

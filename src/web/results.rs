@@ -398,27 +398,6 @@ pub fn csv_table(id: &str, text: &str) -> String {
     table(id, &header, &rows)
 }
 
-pub fn log_page(app: &App, exp: &str) -> Result<Reply> {
-    // First, before the page's contents are read (see `fingerprint`).
-    let live = fingerprint(app)?;
-    let Ok(path) = safe_join(&app.results, &[exp, "run.log"]) else {
-        return Ok(Reply::error(404, "this experiment has no run log"));
-    };
-    let text = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
-    let text = String::from_utf8_lossy(&text);
-    // The end of a long log is what matters.
-    let start = text.len().saturating_sub(64 * 1024);
-    let start = (start..text.len())
-        .find(|&i| text.is_char_boundary(i))
-        .unwrap_or(0);
-    let body = format!("<pre id=\"log\">{}</pre>", escape(&text[start..]));
-    Ok(Reply::html(page(
-        &format!("{exp}: run log"),
-        &body,
-        Some(&live),
-    )))
-}
-
 /// A figure of the report (SVG or PNG), only from the experiment folder itself.
 pub fn figure_file(app: &App, exp: &str, name: &str) -> Result<Reply> {
     let content_type = if name.ends_with(".svg") {
