@@ -36,7 +36,7 @@ fn figures_decode_and_are_not_blank() {
     assert!(count("polyline") + count("path") >= 3, "{elements:?}");
     assert!(count("polygon") >= 3, "{elements:?}");
     assert!(count("text") >= 5, "axis labels and legend are text");
-    assert!(svg.contains("huds") && svg.contains("random (reference)"));
+    assert!(svg.contains("huds") && svg.contains("random (reference, 3 seeds)"));
 }
 
 /// A minimal XML well-formedness check: balanced, properly nested tags, quoted attributes.
@@ -225,4 +225,52 @@ fn the_same_results_give_byte_identical_files() {
             assert!(ba == bb, "{} differs between runs", fa.display());
         }
     }
+}
+
+#[test]
+fn the_legend_counts_seeds_when_strategies_differ_and_keeps_a_long_reference_marked() {
+    std::env::set_var("LAB_QUIET", "1");
+    let tmp = tempfile::tempdir().unwrap();
+    let legend = |dir: &std::path::Path| {
+        write_report(dir, "random").unwrap();
+        std::fs::read_to_string(dir.join("rouge1.svg")).unwrap()
+    };
+    // random and huds have three seeds, mnlp two: mnlp's band is wider for that alone.
+    let dir = tmp.path().join("uneven");
+    fixture(&dir, 0.0);
+    let svg = legend(&dir);
+    // plotters writes each text element's content on a line of its own.
+    for entry in [
+        "\nhuds (3 seeds)\n",
+        "\nmnlp (2 seeds)\n",
+        "\nrandom (reference, 3 seeds)\n",
+    ] {
+        assert!(svg.contains(entry), "no legend entry {entry}");
+    }
+
+    // The same seeds everywhere: nothing to tell apart, so no counts.
+    let dir = tmp.path().join("even");
+    for seed in [0, 1] {
+        write_curve(&dir, "random", seed, &[(10, 0.0, 0.1), (20, 0.0, 0.2)]);
+        write_curve(&dir, "s", seed, &[(10, 0.0, 0.2), (20, 0.0, 0.3)]);
+    }
+    let svg = legend(&dir);
+    assert!(svg.contains("\nrandom (reference)\n") && svg.contains("\ns\n"));
+    assert!(!svg.contains("seeds)"));
+
+    // A reference whose name is cut in the legend is still marked as the reference, and a
+    // strategy drawn without a band is said to have one seed.
+    let dir = tmp.path().join("long");
+    let long = format!("random_{}", "x".repeat(60));
+    for seed in [0, 1] {
+        write_curve(&dir, &long, seed, &[(10, 0.0, 0.1), (20, 0.0, 0.2)]);
+    }
+    write_curve(&dir, "s", 0, &[(10, 0.0, 0.2), (20, 0.0, 0.3)]);
+    write_report(&dir, &long).unwrap();
+    let svg = std::fs::read_to_string(dir.join("rouge1.svg")).unwrap();
+    assert!(
+        svg.contains(&format!("\n{}… (reference, 2 seeds)\n", &long[..39])),
+        "the long reference lost its mark"
+    );
+    assert!(svg.contains("\ns (1 seed)\n"));
 }

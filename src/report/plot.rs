@@ -3,7 +3,7 @@
 //! black dashed line on top of the others.
 use crate::report::aggregate::{MeanCurve, XAxis};
 use crate::report::direction::{direction_of, Direction};
-use crate::report::font::{register_bundled_font, FAMILY};
+use crate::report::font::{drawable, register_bundled_font, FAMILY};
 use anyhow::{anyhow, Context, Result};
 use plotters::coord::Shift;
 use plotters::prelude::*;
@@ -29,7 +29,8 @@ pub fn render_svg(curves: &[MeanCurve], spec: &FigureSpec<'_>) -> Result<String>
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, FIGURE_SIZE).into_drawing_area();
-        draw(&root, curves, spec)?;
+        // The SVG's viewer draws text with the system's fonts, which may have what ours lacks.
+        draw(&root, curves, spec, &str::to_string)?;
     }
     Ok(svg)
 }
@@ -43,7 +44,7 @@ pub fn write_png(curves: &[MeanCurve], spec: &FigureSpec<'_>, path: &Path) -> Re
     let tmp = crate::util::atomic::shareable_temp_file(dir, ".tmp", ".png")?;
     {
         let root = BitMapBackend::new(tmp.path(), FIGURE_SIZE).into_drawing_area();
-        draw(&root, curves, spec)?;
+        draw(&root, curves, spec, &drawable)?;
     }
     tmp.persist(path)
         .map_err(|e| e.error)
@@ -55,6 +56,8 @@ fn draw<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     curves: &[MeanCurve],
     spec: &FigureSpec<'_>,
+    // Names as the backend can draw them.
+    text: &dyn Fn(&str) -> String,
 ) -> Result<()> {
     let failed = |what: &str, e: &dyn std::fmt::Debug| {
         anyhow!(
@@ -81,7 +84,7 @@ fn draw<DB: DrawingBackend>(
     };
     let mut chart = ChartBuilder::on(root)
         .caption(
-            format!("{} — {}", spec.experiment, spec.metric),
+            text(&format!("{} — {}", spec.experiment, spec.metric)),
             (FAMILY, 24),
         )
         .margin(18)
@@ -94,7 +97,7 @@ fn draw<DB: DrawingBackend>(
         .configure_mesh()
         .x_label_formatter(&x_format)
         .x_desc(spec.x.title())
-        .y_desc(spec.metric)
+        .y_desc(text(spec.metric))
         .label_style((FAMILY, 14))
         .axis_desc_style((FAMILY, 16))
         .light_line_style(WHITE.mix(0.0))
@@ -145,8 +148,17 @@ fn draw<DB: DrawingBackend>(
                 .map_err(|e| failed("confidence band", &e))?;
         }
     }
+    // Said only when strategies differ in seeds: a strategy drawn without a band then has one
+    // seed, not a narrow spread.
+    let seed_counts: Vec<usize> = curves.iter().map(seeds_of).collect();
+    let show_seeds = seed_counts.iter().any(|&n| n != seed_counts[0]);
     for &(i, c) in &ordered {
         let color = color_of(c, i, spec.reference);
+        let label = text(&legend_entry(
+            &c.strategy,
+            c.strategy == spec.reference,
+            show_seeds.then(|| seeds_of(c)),
+        ));
         let pts: Vec<(f64, f64)> = c
             .means()
             .into_iter()
@@ -158,7 +170,7 @@ fn draw<DB: DrawingBackend>(
             chart
                 .draw_series(DashedLineSeries::new(pts.clone(), 10, 6, style))
                 .map_err(|e| failed("reference line", &e))?
-                .label(legend_label(&format!("{} (reference)", c.strategy)))
+                .label(label)
                 .legend(move |(x, y)| {
                     // Dashed like the line it stands for.
                     EmptyElement::at((x, y))
@@ -169,7 +181,7 @@ fn draw<DB: DrawingBackend>(
             chart
                 .draw_series(LineSeries::new(pts.clone(), style))
                 .map_err(|e| failed("line", &e))?
-                .label(legend_label(&c.strategy))
+                .label(label)
                 .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 21, y)], style));
         }
         chart
@@ -280,6 +292,32 @@ pub fn legend_label(name: &str) -> String {
     }
 }
 
+/// A strategy's legend entry: its name cut by [`legend_label`], then what must stay readable
+/// however long the name is: that it is the reference, and its number of seeds when given.
+pub fn legend_entry(strategy: &str, reference: bool, seeds: Option<usize>) -> String {
+    let mut notes = Vec::new();
+    if reference {
+        notes.push("reference".to_string());
+    }
+    match seeds {
+        Some(1) => notes.push("1 seed".to_string()),
+        Some(n) => notes.push(format!("{n} seeds")),
+        None => {}
+    }
+    let name = legend_label(strategy);
+    if notes.is_empty() {
+        name
+    } else {
+        format!("{name} ({})", notes.join(", "))
+    }
+}
+
+/// The seeds behind a mean curve: the most any of its points averages (a point where a seed's
+/// value is not finite averages fewer).
+fn seeds_of(curve: &MeanCurve) -> usize {
+    curve.points.iter().map(|p| p.summary.n).max().unwrap_or(0)
+}
+
 /// The range a registered metric's values live in (`0-1`, `0-100`, `1-5`), if bounded.
 fn metric_bounds(metric: &str) -> Option<(f64, f64)> {
     let scale = crate::metrics::registry::info_of(metric)?.scale;
@@ -326,7 +364,7 @@ fn ranges(
 
 #[cfg(test)]
 mod tests {
-    use super::{legend_label, metric_bounds, x_tick_label, PALETTE};
+    use super::{legend_entry, legend_label, metric_bounds, x_tick_label, PALETTE};
     use crate::report::aggregate::XAxis;
 
     /// WCAG contrast ratio of a colour against white.
@@ -369,6 +407,17 @@ mod tests {
         assert_eq!(cut.chars().count(), 40);
         assert!(cut.ends_with('…') && cut.starts_with("a_very_long_strategy_name_xxx"));
         assert_eq!(legend_label(&"y".repeat(40)), "y".repeat(40));
+    }
+
+    #[test]
+    fn a_long_reference_name_keeps_its_mark_and_seed_count() {
+        let long = format!("random_baseline_{}", "x".repeat(60));
+        let entry = legend_entry(&long, true, Some(3));
+        assert!(entry.starts_with(&legend_label(&long)), "{entry}");
+        assert!(entry.ends_with("… (reference, 3 seeds)"), "{entry}");
+        assert_eq!(legend_entry("mnlp", false, Some(1)), "mnlp (1 seed)");
+        assert_eq!(legend_entry("random", true, None), "random (reference)");
+        assert_eq!(legend_entry("bald", false, None), "bald");
     }
 
     #[test]
