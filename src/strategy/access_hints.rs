@@ -2,6 +2,7 @@
 //! method of that name when there is one (`v.len` for `v.len()`), the properties the type has,
 //! or how to reach an item without an index (a Matrix's `row(i)`, a View's `ids()[i]`).
 use crate::strategy::fn_hints::{known_functions, type_name, HOST_API_DOC};
+use crate::strategy::spelling;
 use rhai::{Engine, AST};
 use std::collections::BTreeSet;
 
@@ -40,15 +41,50 @@ pub fn property_advice(engine: &Engine, ast: &AST, message: &str) -> String {
         return format!("; `{prop}` is a method of {of}: call it, `.{prop}()`");
     }
     let props: Vec<String> = properties_of(engine, of).into_iter().collect();
-    if props.is_empty() {
-        return format!("; a {of} has no properties, only methods (listed in {HOST_API_DOC})");
+    let methods: Vec<String> = known
+        .iter()
+        .filter(|(_, overloads)| overloads.iter().any(|o| o.first() == Some(&of)))
+        .map(|(name, _)| name.clone())
+        .collect();
+    if let Some(near) = spelling::nearest(prop, &props) {
+        return format!("; did you mean `{near}`? {}", members(of, &props, &methods));
     }
-    let names: Vec<&str> = props.iter().map(String::as_str).collect();
-    let hint = crate::config::diagnose::did_you_mean(prop, &props);
-    format!(
-        "; {hint}a {of} has the properties {} (and the methods listed in {HOST_API_DOC})",
-        names.join(", ")
-    )
+    if let Some(near) =
+        spelling::nearest(prop, &methods).or_else(|| spelling::stem_of(prop, &methods))
+    {
+        // `()` when the method can be called on the value alone, `(..)` when it needs more.
+        let bare = known
+            .get(near)
+            .is_some_and(|overloads| overloads.iter().any(|o| o.len() == 1));
+        let args = if bare { "()" } else { "(..)" };
+        return format!(
+            "; did you mean the method `.{near}{args}`? {}",
+            members(of, &props, &methods)
+        );
+    }
+    format!("; {}", members(of, &props, &methods))
+}
+
+/// Types with more methods than this are pointed at the README rather than listed.
+const METHODS_LISTED: usize = 20;
+
+/// What a value of type `of` offers: its properties, and its methods when they are few.
+fn members(of: &str, props: &[String], methods: &[String]) -> String {
+    let listed = if methods.is_empty() {
+        "no methods".to_string()
+    } else if methods.len() <= METHODS_LISTED {
+        format!("the methods {} (in {HOST_API_DOC})", methods.join(", "))
+    } else {
+        format!("the methods listed in {HOST_API_DOC}")
+    };
+    if props.is_empty() {
+        format!("a {of} has no properties, only {listed}")
+    } else {
+        format!(
+            "a {of} has the properties {} and {listed}",
+            props.join(", ")
+        )
+    }
 }
 
 /// `(P, T)` from "Unknown property 'P' - a getter is not registered for type 'T'".
@@ -113,16 +149,43 @@ mod tests {
         );
     }
 
+    fn unknown(prop: &str, of: &str) -> String {
+        advice(&format!(
+            "Unknown property '{prop}' - a getter is not registered for type '{of}'"
+        ))
+    }
+
     #[test]
     fn an_unknown_property_lists_the_type_s_properties_and_the_nearest() {
-        let a = advice("Unknown property 'pol' - a getter is not registered for type 'Context'");
+        let a = unknown("pol", "Context");
         assert!(a.contains("did you mean `pool`?"), "{a}");
         assert!(a.contains("labeled") && a.contains("max_new_tokens"), "{a}");
-        let a = advice("Unknown property 'x' - a getter is not registered for type 'FloatVec'");
+        let a = unknown("x", "FloatVec");
         assert!(
-            a.contains("a FloatVec has no properties, only methods"),
+            a.contains("a FloatVec has no properties, only the methods listed in"),
             "{a}"
         );
+    }
+
+    #[test]
+    fn a_misspelt_ctx_member_is_offered_only_a_near_ctx_member() {
+        let a = unknown("generat", "Context");
+        assert!(
+            a.contains("did you mean the method `.generate(..)`?"),
+            "{a}"
+        );
+        let a = unknown("embeddings", "Context");
+        assert!(a.contains("did you mean the method `.embed(..)`?"), "{a}");
+        let a = unknown("lenn", "View");
+        assert!(a.contains("did you mean the method `.len()`?"), "{a}");
+        // `pool` is two edits from `foo`: too far for a three-letter name to be a typo of it.
+        let a = unknown("foo", "Context");
+        assert!(!a.contains("did you mean"), "{a}");
+        assert!(
+            a.contains("a Context has the properties iteration, k, labeled"),
+            "{a}"
+        );
+        assert!(a.contains("the methods ") && a.contains("generate"), "{a}");
     }
 
     #[test]

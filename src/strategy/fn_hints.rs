@@ -209,7 +209,7 @@ fn nearest_names(
     if let Some((_, targets)) = SYNONYMS.iter().find(|(s, _)| *s == lower) {
         targets.iter().filter(|t| applies(t)).for_each(|t| push(t));
     }
-    if let Some(c) = crate::config::diagnose::suggest(name, &candidates) {
+    if let Some(c) = crate::strategy::spelling::nearest(name, &candidates) {
         push(c);
     }
     let prefix: String = lower.chars().take(3).collect();
@@ -263,6 +263,11 @@ mod tests {
     fn a_name_gets_no_operator_and_a_unit_argument_is_explained() {
         let h = hint("g (i64)");
         assert!(!h.contains('`'), "no host name is near `g`: {h}");
+        let h = hint("foo (Context)");
+        assert!(
+            !h.contains("did you mean"),
+            "`log` is two edits from `foo`: {h}"
+        );
         let h = hint("+ ((), f64)");
         assert!(
             h.contains("`ctx.recall(key)` for a key never remembered"),

@@ -21,6 +21,7 @@ pub mod script_errors;
 pub mod script_values;
 pub mod select_call;
 pub mod silent_loops;
+pub mod spelling;
 pub mod text;
 pub mod types;
 pub mod validate;
