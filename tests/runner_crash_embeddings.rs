@@ -7,17 +7,10 @@ mod support;
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
-use support::crash_runs::{age_temporaries, crash, differences, run, run_args, Snapshot};
-use support::tiny_run::{aeslc_head, TinyExperiment};
-
-fn data() -> &'static Path {
-    static DATA: OnceLock<PathBuf> = OnceLock::new();
-    DATA.get_or_init(|| {
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("crash_embeddings");
-        std::fs::create_dir_all(&dir).unwrap();
-        aeslc_head(&dir, 300)
-    })
-}
+use support::crash_runs::{
+    age_temporaries, crash, crash_experiment, env_refs, rerun_differences, run, run_args, Snapshot,
+};
+use support::tiny_run::TinyExperiment;
 
 /// A models cache of its own in `dir` (a link to the real one), so the embedding cache kept
 /// beside it, `<dir>/embeddings`, starts empty; the environment that points `lab` there.
@@ -28,21 +21,12 @@ fn own_models_cache(dir: &Path) -> (PathBuf, [(String, String); 1]) {
     (dir.join("embeddings"), env)
 }
 
-fn refs(env: &[(String, String)]) -> Vec<(&str, &str)> {
-    env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
-}
-
 /// One coreset cell of three iterations: iteration 0 draws at random, 1 and 2 embed the pool
 /// and the labeled items with the sentence encoder, the first writing the cache.
 fn experiment(dir: &Path) -> PathBuf {
     TinyExperiment {
-        name: "crash",
-        data_path: Some(data()),
-        al: "iterations = 2",
-        init_size: 2,
-        query_size: 2,
         strategies: &["coreset"],
-        ..TinyExperiment::default()
+        ..crash_experiment()
     }
     .write(dir)
 }
@@ -67,7 +51,7 @@ fn uninterrupted() -> &'static (Snapshot, String) {
         let dir = tempfile::tempdir().unwrap();
         let (embeddings, env) = own_models_cache(dir.path());
         let exp = experiment(dir.path());
-        run(&run_args(&exp), &refs(&env)).unwrap();
+        run(&run_args(&exp), &env_refs(&env)).unwrap();
         let files = cache_files(&embeddings);
         assert!(
             files.len() == 1 && files[0].starts_with("embeddings-") && files[0].ends_with(".bin"),
@@ -84,19 +68,20 @@ fn a_run_aborted_while_or_after_writing_the_embedding_cache_selects_as_an_uninte
     let (embeddings, env) = own_models_cache(dir.path());
     let exp = experiment(dir.path());
     // Aborted with the cache's temporary written, not yet in place…
-    crash(&run_args(&exp), &format!("staged:{cache}:1"), &refs(&env));
+    crash(
+        &run_args(&exp),
+        &format!("staged:{cache}:1"),
+        &env_refs(&env),
+    );
     assert_eq!(cache_files(&embeddings).len(), 1, "a temporary, no cache");
     // (The cache's folder has no lock: a temporary there may be another run's write in
     // progress, so only an old one is a kill's leftover.)
     age_temporaries(&embeddings);
     // …then, computing the embeddings again, with the cache in place and nothing labelled
     // (iteration 0, drawn at random, passes selection-made first)…
-    crash(&run_args(&exp), "selection-made:2", &refs(&env));
+    crash(&run_args(&exp), "selection-made:2", &env_refs(&env));
     // …then to the end, every embedding read from the cache.
-    let mut problems = match run(&run_args(&exp), &refs(&env)) {
-        Ok(()) => differences(whole, &Snapshot::take(dir.path(), "crash")),
-        Err(e) => vec![e],
-    };
+    let mut problems = rerun_differences(&exp, dir.path(), &env_refs(&env), whole);
     if cache_files(&embeddings) != [cache.clone()] {
         problems.push(format!(
             "the embedding cache's folder holds {:?} instead of [{cache}]",

@@ -8,10 +8,12 @@ mod support;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
-use support::crash_runs::{crash, differences, run, run_args, Snapshot};
+use std::sync::Arc;
+use support::crash_runs::{
+    crash, crash_experiment, differences, env_refs, run, run_args, Snapshot,
+};
 use support::mock_openai::{last_user, subject_reply, MockServer, Options};
-use support::tiny_run::{aeslc_head, lab_with, llm_labeller_table, TinyExperiment};
+use support::tiny_run::{lab_with, llm_labeller_table, TinyExperiment};
 
 const PRICES: (f64, f64) = (100.0, 200.0);
 const KEY_ENV: &str = "LAB_TEST_CRASH_FAILED_LABELLING_KEY";
@@ -36,29 +38,20 @@ fn server() -> MockServer {
     })
 }
 
-fn data() -> &'static Path {
-    static DATA: OnceLock<PathBuf> = OnceLock::new();
-    DATA.get_or_init(|| {
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("crash_failed_labelling");
-        std::fs::create_dir_all(&dir).unwrap();
-        aeslc_head(&dir, 300)
-    })
-}
-
 /// One cell (random, three iterations) labelled by `server` one request at a time, an empty
 /// reply retried once.
 fn experiment(dir: &Path, server: &MockServer) -> PathBuf {
     TinyExperiment {
-        name: "crash",
-        data_path: Some(data()),
-        al: "iterations = 2",
+        // Queries as `EMPTY_REQUESTS` counts them.
+        init_size: 4,
+        query_size: 3,
         tables: &llm_labeller_table(
             &server.base_url(),
             KEY_ENV,
             PRICES,
             "max_retries = 1\nconcurrency = 1",
         ),
-        ..TinyExperiment::default()
+        ..crash_experiment()
     }
     .write(dir)
 }
@@ -93,10 +86,6 @@ fn lab_env(dir: &Path) -> Vec<(String, String)> {
     ]
 }
 
-fn refs(env: &[(String, String)]) -> Vec<(&str, &str)> {
-    env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
-}
-
 #[test]
 fn a_run_aborted_after_recording_a_failed_labellings_spend_counts_it_once() {
     // Uninterrupted: the labelling fails at iteration 1, and the rerun finishes the cell.
@@ -104,7 +93,7 @@ fn a_run_aborted_after_recording_a_failed_labellings_spend_counts_it_once() {
     let whole_server = server();
     let exp = experiment(whole_dir.path(), &whole_server);
     let env = lab_env(whole_dir.path());
-    let failed = lab_with(&run_args(&exp), &refs(&env));
+    let failed = lab_with(&run_args(&exp), &env_refs(&env));
     let stderr = String::from_utf8_lossy(&failed.stderr);
     assert!(
         !failed.status.success() && stderr.contains("empty completion"),
@@ -117,7 +106,7 @@ fn a_run_aborted_after_recording_a_failed_labellings_spend_counts_it_once() {
         .map(|s| s.price(PRICES))
         .sum();
     assert!(wasted > 0.0, "the empty replies were billed");
-    run(&run_args(&exp), &refs(&env)).unwrap();
+    run(&run_args(&exp), &env_refs(&env)).unwrap();
     let whole = Snapshot::take(whole_dir.path(), "crash");
     let whole_billed = billed(&whole_server);
 
@@ -126,14 +115,18 @@ fn a_run_aborted_after_recording_a_failed_labellings_spend_counts_it_once() {
     let server = server();
     let exp = experiment(dir.path(), &server);
     let env = lab_env(dir.path());
-    crash(&run_args(&exp), "unlabelled-spend-written:1", &refs(&env));
+    crash(
+        &run_args(&exp),
+        "unlabelled-spend-written:1",
+        &env_refs(&env),
+    );
     let (_, recorded) = money_spent(dir.path());
     assert!(
         (recorded - wasted).abs() < 1e-9,
         "state.json records ${recorded} that bought no label at the abort; the empty replies \
          cost ${wasted}"
     );
-    run(&run_args(&exp), &refs(&env)).unwrap();
+    run(&run_args(&exp), &env_refs(&env)).unwrap();
     let mut problems = differences(&whole, &Snapshot::take(dir.path(), "crash"));
     let (paid, (spent, _)) = (billed(&server), money_spent(dir.path()));
     if (paid - whole_billed).abs() > 1e-9 {

@@ -7,32 +7,19 @@ mod support;
 
 use atgen_lab::labeller::human::{read_labels, read_pending, save_label, SavedLabel};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
-use support::crash_runs::{crash, differences, run, run_args, Snapshot};
-use support::tiny_run::{aeslc_head, repo, TinyExperiment};
-
-fn data() -> &'static Path {
-    static DATA: OnceLock<PathBuf> = OnceLock::new();
-    DATA.get_or_init(|| {
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("crash_human");
-        std::fs::create_dir_all(&dir).unwrap();
-        aeslc_head(&dir, 300)
-    })
-}
+use support::crash_runs::{
+    assert_each_point, crash, crash_experiment, differences, run, run_args, Snapshot,
+};
+use support::tiny_run::{spawn_lab, TinyExperiment};
 
 /// One cell (random, three iterations of two labels) labelled by hand.
 fn experiment(dir: &Path) -> PathBuf {
     TinyExperiment {
-        name: "crash",
-        data_path: Some(data()),
-        al: "iterations = 2",
-        init_size: 2,
-        query_size: 2,
         tables: "[labeller]\nkind = \"human\"\n",
-        ..TinyExperiment::default()
+        ..crash_experiment()
     }
     .write(dir)
 }
@@ -159,31 +146,27 @@ fn problems(dir: &Path, typed: &[u64]) -> Vec<String> {
 
 #[test]
 fn a_hand_labelled_run_aborted_around_its_batches_resumes_without_asking_twice() {
-    let mut failures = Vec::new();
     // The second batch's pending.json staged but not in place; its labels taken, nothing
     // trained; the iteration committed.
-    for point in [
+    let points = [
         "staged:pending.json:2",
         "labels-bought:2",
         "state-written:2",
-    ] {
+    ];
+    assert_each_point(&points, |point| {
         let dir = tempfile::tempdir().unwrap();
         let exp = experiment(dir.path());
         let person = Person::start(cell(dir.path()), usize::MAX);
         crash(&run_args(&exp), point, &[]);
         let mut typed = person.leave();
-        let problems = match run_with_person(&exp, dir.path()) {
+        match run_with_person(&exp, dir.path()) {
             Ok(more) => {
                 typed.extend(more);
                 problems(dir.path(), &typed)
             }
             Err(e) => vec![e],
-        };
-        if !problems.is_empty() {
-            failures.push(format!("{point}:\n  {}", problems.join("\n  ")));
         }
-    }
-    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    });
 }
 
 /// Killed (SIGKILL) while the second batch waits with one of its two labels saved.
@@ -192,14 +175,7 @@ fn a_hand_labelled_run_killed_while_a_batch_waits_keeps_the_labels_saved() {
     let dir = tempfile::tempdir().unwrap();
     let exp = experiment(dir.path());
     let person = Person::start(cell(dir.path()), 3);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_lab"))
-        .args(run_args(&exp))
-        .env("LAB_QUIET", "1")
-        .current_dir(repo())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_lab(&run_args(&exp));
     let started = Instant::now();
     while person.typed().len() < 3 {
         assert!(

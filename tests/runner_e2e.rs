@@ -4,10 +4,9 @@
 //! results folder, the seeds) is noticed.
 mod support;
 
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use support::runner_e2e::{curve_without_seconds, experiment};
-use support::tiny_run::{assert_ok, lab, repo};
+use support::tiny_run::{assert_ok, lab, repo, spawn_lab};
 
 #[test]
 fn killed_run_resumes_to_the_same_curve_and_selections() {
@@ -18,14 +17,7 @@ fn killed_run_resumes_to_the_same_curve_and_selections() {
     let cell = |name: &str| dir.path().join("results").join(name).join("mnlp/seed-0");
 
     // Start the same experiment, kill it once the first iteration is committed.
-    let mut child = Command::new(env!("CARGO_BIN_EXE_lab"))
-        .args(["run", broken.to_str().unwrap()])
-        .env("LAB_QUIET", "1")
-        .current_dir(repo())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_lab(&["run", broken.to_str().unwrap()]);
     let state = cell("broken").join("state.json");
     let started = Instant::now();
     loop {

@@ -1,10 +1,11 @@
 //! What the crash-consistency tests (tests/runner_crash_*.rs) share: `lab` aborted at a
 //! crash point (`LAB_CRASH_AT`, src/runner/crash_point.rs) or run to its end, a results
 //! folder's files, and how a rerun's results differ from an uninterrupted run's.
-use super::tiny_run::{lab_with, stderr, stdout};
+use super::tiny_run::{aeslc_head, lab_with, stderr, stdout, TinyExperiment};
 use std::collections::BTreeMap;
 use std::os::unix::process::ExitStatusExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 /// Every file under `<dir>/results/<name>`, by path relative to it.
 pub struct Snapshot {
@@ -245,4 +246,62 @@ pub fn age_temporaries(folder: &Path) {
             file.set_modified(an_hour_ago).unwrap();
         }
     }
+}
+
+/// The first 300 rows of AESLC, written once per test binary in a folder of its own: a data
+/// folder's path is part of a cell's configuration, so every run a binary compares must read
+/// the same one, and loading all of AESLC is most of a `lab` process's start. Each file is
+/// replaced whole, as another run of the same tests may be reading them.
+pub fn crash_data() -> &'static Path {
+    static DATA: OnceLock<PathBuf> = OnceLock::new();
+    DATA.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(env!("CARGO_CRATE_NAME"));
+        std::fs::create_dir_all(&dir).unwrap();
+        aeslc_head(&dir, 300)
+    })
+}
+
+/// The experiment the crash tests start from, each stating only what it varies: `crash`, on
+/// `crash_data()`, three iterations (the initial set and two queries) of two items, small
+/// because each crash point is a run and a rerun and training is most of their time.
+pub fn crash_experiment() -> TinyExperiment<'static> {
+    TinyExperiment {
+        name: "crash",
+        data_path: Some(crash_data()),
+        al: "iterations = 2",
+        init_size: 2,
+        query_size: 2,
+        ..TinyExperiment::default()
+    }
+}
+
+/// An environment kept as owned pairs, borrowed as `lab_with`, `crash` and `run` take it.
+pub fn env_refs(env: &[(String, String)]) -> Vec<(&str, &str)> {
+    env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
+}
+
+/// `exp` (in `dir`) run to its end, and how its results differ from the uninterrupted
+/// `whole`; the error when the run fails.
+pub fn rerun_differences(
+    exp: &Path,
+    dir: &Path,
+    env: &[(&str, &str)],
+    whole: &Snapshot,
+) -> Vec<String> {
+    match run(&run_args(exp), env) {
+        Ok(()) => differences(whole, &Snapshot::take(dir, "crash")),
+        Err(e) => vec![e],
+    }
+}
+
+/// `check` at each crash point; fails naming every point whose check found problems, with them.
+pub fn assert_each_point(points: &[&str], mut check: impl FnMut(&str) -> Vec<String>) {
+    let mut failures = Vec::new();
+    for point in points {
+        let problems = check(point);
+        if !problems.is_empty() {
+            failures.push(format!("{point}:\n  {}", problems.join("\n  ")));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
