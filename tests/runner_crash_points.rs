@@ -174,14 +174,14 @@ fn a_run_aborted_while_resuming_resumes_again() {
 }
 
 #[test]
-fn a_fresh_run_aborted_after_removing_the_state_starts_over_when_rerun() {
+fn a_fresh_run_aborted_after_moving_the_cell_aside_starts_over_when_rerun() {
     let whole = uninterrupted();
     let dir = tempfile::tempdir().unwrap();
     let exp = experiment(dir.path(), 2);
     whole.restore(dir.path(), "crash");
     let fresh = ["run", exp.to_str().unwrap(), "--fresh"];
-    crash(&fresh, "fresh-state-removed:1", &[]);
-    // A plain rerun: the cell has no state.json, so nothing of the old results may survive.
+    crash(&fresh, "fresh-cell-moved:1", &[]);
+    // A plain rerun: the cell folder is gone, so nothing of the old results may survive.
     run(&run_args(&exp), &[]).unwrap();
     let problems = differences(whole, &Snapshot::take(dir.path(), "crash"));
     assert!(problems.is_empty(), "{}", problems.join("\n"));

@@ -6,7 +6,7 @@
 //! Unset, a point costs one check of a value read once.
 //!
 //! The points, in the order one run passes them:
-//! - `fresh-state-removed`: `--fresh` removed state.json, not yet the rest of the cell.
+//! - `fresh-cell-moved`: `--fresh` moved the cell folder aside, not yet deleted it.
 //! - `resume-trimmed`: a resumed cell dropped what its state.json does not record.
 //! - `restop-written`: changed stopping criteria re-opened or closed the cell in state.json,
 //!   before config.toml records them.

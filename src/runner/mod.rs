@@ -12,6 +12,7 @@ pub mod evaluate;
 pub mod experiment;
 pub mod finetune;
 pub mod first_iteration;
+pub mod fresh;
 pub mod host;
 pub mod memory;
 pub mod persist;

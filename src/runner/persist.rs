@@ -7,6 +7,7 @@
 //! and generation files beyond what it records are dropped, so half-written iterations vanish.
 use crate::runner::crash_point;
 use crate::runner::curve::{Curve, CurveRow};
+use crate::runner::fresh::{remove_cell_trash, reset_cell};
 use crate::runner::reconcile;
 use crate::runner::state::CellState;
 use crate::util::atomic_write_string;
@@ -323,24 +324,6 @@ pub fn run_holds_cell(cell_dir: &Path) -> Option<bool> {
     }
 }
 
-/// Delete everything in the cell folder (for `--fresh`).
-pub fn reset_cell(paths: &CellPaths) -> Result<()> {
-    // state.json first: a --fresh killed part-way must not leave a state that a plain run
-    // would resume from.
-    match std::fs::remove_file(paths.state()) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-            return Err(e).with_context(|| format!("cannot remove {}", paths.state().display()))
-        }
-        _ => {}
-    }
-    crash_point::reached("fresh-state-removed");
-    match std::fs::remove_dir_all(&paths.dir) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(e).with_context(|| format!("cannot remove {}", paths.dir.display())),
-    }
-}
-
 /// Start or continue a cell: with `fresh` wipe it; otherwise refuse to mix results of a
 /// different configuration, and, for a strategy that `plans_ahead` from the stopping
 /// criteria, of different stopping criteria. Writes `config_toml` (the cell's resolved
@@ -351,11 +334,14 @@ pub fn prepare_cell(
     fresh: bool,
     plans_ahead: bool,
 ) -> Result<Option<CellState>> {
+    // A --fresh killed after moving the cell aside: its old results, never to be read again.
+    remove_cell_trash(paths)?;
     let mut previous = None;
     if fresh {
         reset_cell(paths)?;
     } else if !paths.config().exists() && paths.state().exists() {
-        // reset_cell removes state.json first, so this is damage, not an interrupted --fresh.
+        // reset_cell moves the whole folder aside at once, so this is damage, not an
+        // interrupted --fresh.
         bail!(
             "{} has a state.json but no config.toml, so what it was run with is unknown: \
              rerun with --fresh to start this cell over",
