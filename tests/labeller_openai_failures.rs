@@ -312,3 +312,28 @@ fn a_rerun_does_not_ask_a_refused_request_again() {
         assert_eq!(l.output, expected_label(&ex.input));
     }
 }
+
+/// A 200 whose `message.content` is not text was quoted as it came: from a server echoing the
+/// request's headers, with the API key in it. It is redacted like every other reply quote.
+#[test]
+fn content_that_is_not_text_is_quoted_without_the_key() {
+    let srv = MockServer::start(Options::default());
+    let key = Options::default().api_key;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = srv.openai_config("LAB_TEST_KEY_O_ECHO_CONTENT", dir.path());
+    cfg.concurrency = 1;
+    cfg.max_retries = 1;
+    cfg.retry_base_s = 0.01;
+    for _ in 0..=cfg.max_retries {
+        srv.inject(Route::Chat, Fault::EchoHeadersAsContent);
+    }
+    let mut lab = LlmLabeller::from_config(&cfg).unwrap();
+    let err = lab.label(&emails(1), &[]).unwrap_err();
+    let text = format!("{err:#} {err:?}");
+    assert!(
+        text.contains("content is not text")
+            && text.contains("LAB_TEST_KEY_O_ECHO_CONTENT redacted"),
+        "{text}"
+    );
+    assert!(!text.contains(&key), "the key is in the error: {text}");
+}

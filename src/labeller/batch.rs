@@ -159,6 +159,20 @@ impl BatchApi {
         super::openai::refuse_redirect(resp, &self.endpoint.url(path), &|t| self.endpoint.redact(t))
     }
 
+    /// `text` with the key taken out (see [`BatchApi::field`]).
+    pub(super) fn redact(&self, text: &str) -> String {
+        self.endpoint.redact(text)
+    }
+
+    /// A failed line as errors quote it: its message and refusal quote the server's reply.
+    fn redact_failure(&self, failure: LineFailure) -> LineFailure {
+        LineFailure {
+            message: self.redact(&failure.message),
+            refusal: failure.refusal.map(|r| self.redact(&r)),
+            ..failure
+        }
+    }
+
     /// A string field of a reply, or an error quoting the reply with the key taken out: a
     /// `base_url` that reaches an echo service or a debugging proxy gets the request's
     /// headers back, the key among them.
@@ -256,7 +270,10 @@ impl BatchApi {
                     return Ok(v);
                 }
                 "validating" | "in_progress" | "finalizing" | "cancelling" => {}
-                other => bail!("batch {batch_id} has an unknown status {other:?}"),
+                other => bail!(
+                    "batch {batch_id} has an unknown status {}",
+                    self.redact(&format!("{other:?}"))
+                ),
             }
             if std::env::var_os("LAB_VERBOSE").is_some() {
                 eprintln!(
@@ -290,7 +307,10 @@ impl BatchApi {
                 let v: Value = serde_json::from_str(line)
                     .with_context(|| format!("line {} of batch file {id} is not JSON", n + 1))?;
                 let custom_id = self.field(&v, "custom_id").map_err(anyhow::Error::msg)?;
-                out.insert(custom_id, result_line(&v));
+                out.insert(
+                    custom_id,
+                    result_line(&v).map_err(|f| self.redact_failure(f)),
+                );
             }
         }
         Ok(out)
@@ -384,4 +404,43 @@ pub(super) fn saved_path(dir: &Path, batch_id: &str) -> PathBuf {
 /// the same requests again (its failed lines) does not re-attach to the finished job.
 pub(super) fn read_marker(dir: &Path, batch_id: &str) -> PathBuf {
     dir.join(BATCHES_DIR).join(format!("{batch_id}.read"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::labeller::llm::ApiKey;
+
+    /// A line's failure quotes the server's reply: a server echoing the request's headers
+    /// must not put the key into the error, nor into `refusals.jsonl`.
+    #[test]
+    fn failed_lines_are_quoted_without_the_key() {
+        let key = ApiKey::for_tests("LAB_TEST_KEY_LINES", "sk-line-secret-42");
+        let endpoint = OpenAiEndpoint::new(
+            "http://127.0.0.1:9/v1",
+            "m",
+            Some(key),
+            Duration::from_secs(1),
+            false,
+        );
+        let api = BatchApi::new(endpoint, Duration::from_secs(1), Duration::from_secs(1));
+        let line = |message: Value| {
+            let v = json!({"custom_id": "k", "response": {"status_code": 200, "body":
+                {"choices": [{"message": message, "finish_reason": "stop"}]}}});
+            api.redact_failure(result_line(&v).unwrap_err())
+        };
+        let echoed = json!({"authorization": "Bearer sk-line-secret-42"});
+        let not_text = line(json!({"content": echoed}));
+        assert!(
+            not_text.message.contains("content is not text")
+                && not_text.message.contains("LAB_TEST_KEY_LINES redacted")
+                && !not_text.message.contains("sk-line-secret-42"),
+            "{}",
+            not_text.message
+        );
+        let refused = line(json!({"content": null, "refusal": "no: sk-line-secret-42"}));
+        for text in [&refused.message, refused.refusal.as_ref().unwrap()] {
+            assert!(!text.contains("sk-line-secret-42"), "{text}");
+        }
+    }
 }

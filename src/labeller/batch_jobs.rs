@@ -139,7 +139,7 @@ fn run_job(
                     Some(Ok(_)) => {}
                     Some(Err(failure)) => errors.push(failure),
                     None if status == "failed" => {
-                        errors.push(LineFailure::unbilled(batch_errors(&batch)))
+                        errors.push(LineFailure::unbilled(api.redact(&batch_errors(&batch))))
                     }
                     None => {
                         errors.push(LineFailure::unbilled(format!("no result (batch {status})")))

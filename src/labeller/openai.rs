@@ -162,7 +162,12 @@ impl ChatApi for OpenAiEndpoint {
                 head(&self.redact(&text))
             ))
         })?;
-        parse_completion(&json).map_err(|e| CallError::Unanswered(e.message().to_string()))
+        // Its errors and refusals quote the reply, which a server echoing the request's
+        // headers fills with the key.
+        let mut completion =
+            parse_completion(&json).map_err(|e| CallError::Unanswered(self.redact(e.message())))?;
+        completion.refusal = completion.refusal.map(|r| self.redact(&r));
+        Ok(completion)
     }
 }
 

@@ -171,6 +171,8 @@ pub(super) fn apply_fault(fault: Option<Fault>, anthropic: bool) -> Result<bool,
         Some(Fault::Refusal) => Ok(true),
         // Not a completion route's fault: answered as if there were none.
         Some(Fault::EchoHeadersJson) => Ok(false),
+        // Answered by `chat` itself, which has the request's headers.
+        Some(Fault::EchoHeadersAsContent) => Ok(false),
     }
 }
 
@@ -188,6 +190,15 @@ pub(super) fn chat(req: &Recorded, state: &Mutex<State>, o: &Options) -> Respons
             body: format!("{prefix}{padding}{shown}</body></html>"),
             headers: vec![],
         };
+    }
+    if matches!(fault, Some(Fault::EchoHeadersAsContent)) {
+        let mut headers = serde_json::Map::new();
+        for (k, v) in &req.headers {
+            headers.insert(k.clone(), json!(v));
+        }
+        let mut reply = completion_object("chatcmpl-echo", &o.model, "", 10, 10);
+        reply["choices"][0]["message"]["content"] = Value::Object(headers);
+        return json_response(200, reply);
     }
     let refused = matches!(fault, Some(Fault::Refusal));
     let empty = match apply_fault(fault, false) {
