@@ -40,7 +40,7 @@ fn reports_every_experiment_below_a_results_folder() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(
-        stdout.contains("report: alpha (2 strategies, 1 metrics)"),
+        stdout.contains("report: alpha (2 strategies, 1 metric)"),
         "{stdout}"
     );
     assert!(stdout.contains("report: beta"), "{stdout}");
@@ -375,4 +375,43 @@ fn paid_curves_are_also_drawn_by_cost_and_free_ones_are_not() {
     assert!(svg.contains("labelling cost ($)"), "the x axis is dollars");
     assert!(tmp.path().join("free/rougeL.svg").exists());
     assert!(!tmp.path().join("free/rougeL-by-cost.svg").exists());
+}
+
+#[test]
+fn one_strategy_metric_and_unreadable_file_are_counted_in_the_singular() {
+    let tmp = tempfile::tempdir().unwrap();
+    let exp = tmp.path().join("solo");
+    write_curve(&exp.join("random/seed-0/curve.csv"), &[0.1, 0.3]);
+    let cut = exp.join("random/seed-1/curve.csv");
+    std::fs::create_dir_all(cut.parent().unwrap()).unwrap();
+    std::fs::write(&cut, "iteration,labeled,cost,tokens,seconds,rougeL\n0,10,0").unwrap();
+
+    let out = lab(&["report", exp.to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stdout.contains("report: solo (1 strategy, 1 metric) → "),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains(&format!("{} (1 file)", exp.display())),
+        "{stderr}"
+    );
+}
+
+/// `--x labeled`, the default, also draws figures by cost for paid runs; the help said only
+/// "Number of labeled examples".
+#[test]
+fn the_help_says_the_default_axis_adds_figures_by_cost() {
+    let out = lab(&["report", "--help"]);
+    // Lines are wrapped to the terminal's width.
+    let help = String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(
+        help.contains("figures by labelling cost are added when any labelling cost money"),
+        "{help}"
+    );
 }

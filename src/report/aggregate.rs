@@ -6,9 +6,10 @@ use crate::report::stats::{summarize, Summary};
 /// What the x axis of a curve measures.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum XAxis {
-    /// Number of labeled examples.
+    /// Number of labeled examples; figures by labelling cost are added when any labelling cost
+    /// money.
     Labeled,
-    /// Cumulative labelling cost in dollars.
+    /// Cumulative labelling cost in dollars, only (tables stay by labeled count).
     Cost,
 }
 

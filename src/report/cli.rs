@@ -53,9 +53,9 @@ pub fn run(args: &ReportArgs) -> Result<()> {
         }
         if !summary.unreadable.is_empty() {
             partial.push(format!(
-                "{} ({} files)",
+                "{} ({})",
                 dir.display(),
-                summary.unreadable.len()
+                counted(summary.unreadable.len(), "file", "files")
             ));
         }
         for line in &summary.mixed_settings {
@@ -71,19 +71,19 @@ pub fn run(args: &ReportArgs) -> Result<()> {
             eprintln!("note: {}: {line} (left out of the means)", dir.display());
         }
         println!(
-            "report: {} ({} strategies, {} metrics) → {}",
+            "report: {} ({}, {}) → {}",
             summary.experiment,
-            summary.strategies.len(),
-            summary.metrics.len(),
+            counted(summary.strategies.len(), "strategy", "strategies"),
+            counted(summary.metrics.len(), "metric", "metrics"),
             dir.join("report.md").display()
         );
     }
     let mut problems = Vec::new();
     if !failed.is_empty() {
         problems.push(format!(
-            "{} of {} experiment folders could not be reported (see above): {}",
+            "{} of {} could not be reported (see above): {}",
             failed.len(),
-            dirs.len(),
+            counted(dirs.len(), "experiment folder", "experiment folders"),
             failed.join(", ")
         ));
     }
@@ -98,6 +98,11 @@ pub fn run(args: &ReportArgs) -> Result<()> {
         bail!("{}", problems.join("; "));
     }
     Ok(())
+}
+
+/// `n` and the noun that goes with it: `1 metric`, `2 metrics`.
+fn counted(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
 }
 
 /// Fail unless `wanted` is one of the strategies with curves in experiment folder `dir`.
