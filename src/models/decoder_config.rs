@@ -27,6 +27,16 @@ impl Family {
         }
     }
 
+    /// A GGUF file's `general.architecture`, as llama.cpp names the families: only `llama`
+    /// gets Q/K rows permuted by its converter (which writes Mistral models as `llama` too), so
+    /// another name for a llama-family model comes from a writer whose row order is unknown.
+    pub fn parse_gguf(arch: &str) -> Option<Self> {
+        match arch {
+            "llama" | "qwen2" | "qwen3" | "gemma3" => Self::parse(arch),
+            _ => None,
+        }
+    }
+
     pub fn name(&self) -> &'static str {
         match self {
             Self::Llama => "llama",
@@ -162,6 +172,16 @@ impl DecoderConfig {
             }
             RopeScaling::None | RopeScaling::Divisors(_) => {}
         }
+        let first_windowed = self.sliding_layers.iter().position(|s| *s);
+        if let (false, Some(first)) = (gemma, first_windowed) {
+            v["sliding_window"] = self.sliding_window.into();
+            if self.family == Family::Llama {
+                v["model_type"] = "mistral".into();
+            } else {
+                v["use_sliding_window"] = true.into();
+                v["max_window_layers"] = first.into();
+            }
+        }
         if gemma {
             v["rope_local_base_freq"] = self.rope_local_theta.into();
             v["query_pre_attn_scalar"] = (1.0 / (self.attn_scale * self.attn_scale)).into();
@@ -204,21 +224,29 @@ impl DecoderConfig {
             .to_string();
         let family = Family::parse(&model_type).with_context(|| {
             format!(
-                "unknown architecture `model_type = {model_type}`: supported are llama, qwen2, \
-                 qwen3, gemma3"
+                "unknown architecture `model_type = {model_type}`: this loader runs llama (and \
+                 mistral), qwen2, qwen3 and gemma3 decoders; pick a model of one of those \
+                 families"
             )
         })?;
-        let hf: HfConfig = serde_json::from_value(body).context("unexpected field types")?;
-        hf.into_config(family)
+        let hf: HfConfig = serde_json::from_value(body).map_err(|e| {
+            anyhow::anyhow!(
+                "{e}: config.json does not describe a {model_type} decoder as transformers \
+                 saves one; compare it with the original model's config.json"
+            )
+        })?;
+        hf.into_config(family, model_type == "mistral")
     }
 
     /// Build from GGUF metadata (keys `<arch>.block_count`, … as llama.cpp writes them).
     pub fn from_gguf(gguf: &GgufFile, vocab_size: usize, has_output: bool) -> Result<Self> {
         let arch = gguf.string("general.architecture")?;
-        let family = Family::parse(&arch).with_context(|| {
+        let family = Family::parse_gguf(&arch).with_context(|| {
             format!(
-                "{}: unknown architecture `{arch}` (general.architecture): supported are llama, \
-                 qwen2, qwen3, gemma3",
+                "{}: unknown architecture `{arch}` (general.architecture): this loader runs \
+                 GGUF files of llama, qwen2, qwen3 and gemma3 as llama.cpp's \
+                 convert_hf_to_gguf.py writes them (Mistral models as `llama`); convert the \
+                 model with it, or load the model's Hugging Face folder",
                 gguf.path.display()
             )
         })?;
@@ -330,10 +358,15 @@ struct HfConfig {
     sliding_window: Option<usize>,
     sliding_window_pattern: Option<usize>,
     layer_types: Option<Vec<String>>,
+    /// Qwen 2/3: the window applies only when this is true, to layers from `max_window_layers`.
+    use_sliding_window: Option<bool>,
+    max_window_layers: Option<usize>,
 }
 
 impl HfConfig {
-    fn into_config(self, family: Family) -> Result<DecoderConfig> {
+    /// `mistral`: the model type is `mistral`, whose `sliding_window` applies to every layer
+    /// (a llama config's is not read by transformers).
+    fn into_config(self, family: Family, mistral: bool) -> Result<DecoderConfig> {
         if self.max_position_embeddings == Some(0) {
             bail!(
                 "`max_position_embeddings` is 0: the model's context must be at least one \
@@ -362,7 +395,11 @@ impl HfConfig {
                     .get("rope_type")
                     .or_else(|| v.get("type"))
                     .and_then(|t| t.as_str())
-                    .unwrap_or("");
+                    .context(
+                        "key `rope_scaling` has no `rope_type` (or `type`); set it to the \
+                         model's scaling (linear, llama3), or remove `rope_scaling` if the model \
+                         has none",
+                    )?;
                 let num = |k: &str| -> Result<f64> {
                     v.get(k)
                         .and_then(|f| f.as_f64())
@@ -392,8 +429,35 @@ impl HfConfig {
             _ if gemma && self.sliding_window.is_some() => (0..self.num_hidden_layers)
                 .map(|i| (i + 1) % 6 != 0)
                 .collect(),
+            // Mistral attends within `sliding_window` in every layer.
+            _ if mistral && self.sliding_window.is_some() => {
+                vec![true; self.num_hidden_layers]
+            }
+            _ if matches!(family, Family::Qwen2 | Family::Qwen3)
+                && self.use_sliding_window == Some(true)
+                && self.sliding_window.is_some() =>
+            {
+                let first = self.max_window_layers.unwrap_or(28);
+                (0..self.num_hidden_layers).map(|i| i >= first).collect()
+            }
             _ => vec![false; self.num_hidden_layers],
         };
+        let windowed = sliding_layers.iter().any(|s| *s);
+        if windowed && self.sliding_window.is_none() {
+            bail!(
+                "key `layer_types` marks sliding-attention layers but `sliding_window` is \
+                 missing; set it to the model's window (or mark every layer full_attention)"
+            );
+        }
+        // Windowed layers rotate without scaling (Gemma 3's local layers); another family's
+        // would need the scaled rotation too.
+        if windowed && !gemma && rope_scaling != RopeScaling::None {
+            bail!(
+                "a sliding window (`sliding_window`) together with `rope_scaling` is supported \
+                 for gemma3 only; this {} model would rotate its windowed layers unscaled",
+                family.name()
+            );
+        }
         let rope_theta = self.rope_theta.unwrap_or(if gemma { 1e6 } else { 1e4 });
         let config = DecoderConfig {
             family,
@@ -482,6 +546,101 @@ mod tests {
                 .unwrap_err();
         assert!(format!("{err:#}").contains("yarn"), "{err:#}");
         Ok(())
+    }
+
+    const SMALL: &str = r#""vocab_size":10,"hidden_size":64,"intermediate_size":128,
+        "num_hidden_layers":3,"num_attention_heads":4,"num_key_value_heads":2"#;
+
+    /// Qwen's window applies only with `use_sliding_window`, from `max_window_layers` on; it
+    /// was ignored either way.
+    #[test]
+    fn qwen_windows_the_layers_from_max_window_layers_when_asked() -> Result<()> {
+        let config = |use_window: bool| {
+            DecoderConfig::from_hf_json(&format!(
+                r#"{{"model_type":"qwen2",{SMALL},"sliding_window":8,
+                "use_sliding_window":{use_window},"max_window_layers":1}}"#
+            ))
+        };
+        let windowed = config(true)?;
+        assert_eq!(windowed.sliding_layers, [false, true, true]);
+        assert_eq!(windowed.sliding_window, Some(8));
+        assert_eq!(
+            DecoderConfig::from_hf_json(&windowed.to_hf_json().to_string())?,
+            windowed
+        );
+        let full = config(false)?;
+        assert_eq!(full.sliding_layers, [false, false, false]);
+        assert_eq!(full.sliding_window, None);
+        Ok(())
+    }
+
+    #[test]
+    fn a_mistral_window_survives_the_round_trip_a_llama_has_none() -> Result<()> {
+        let mistral = DecoderConfig::from_hf_json(&format!(
+            r#"{{"model_type":"mistral",{SMALL},"sliding_window":8}}"#
+        ))?;
+        assert_eq!(mistral.sliding_layers, [true, true, true]);
+        assert_eq!(
+            DecoderConfig::from_hf_json(&mistral.to_hf_json().to_string())?,
+            mistral
+        );
+        // transformers' LlamaConfig has no window: a stray key changes nothing.
+        let llama = DecoderConfig::from_hf_json(&format!(
+            r#"{{"model_type":"llama",{SMALL},"sliding_window":8}}"#
+        ))?;
+        assert_eq!(llama.sliding_layers, [false, false, false]);
+        Ok(())
+    }
+
+    /// Windowed layers rotate unscaled; refused rather than silently so for a scaled llama.
+    #[test]
+    fn a_window_with_rope_scaling_outside_gemma_is_refused() {
+        let err = DecoderConfig::from_hf_json(&format!(
+            r#"{{"model_type":"mistral",{SMALL},"sliding_window":8,
+            "rope_scaling":{{"rope_type":"linear","factor":2.0}}}}"#
+        ))
+        .unwrap_err();
+        assert!(format!("{err:#}").contains("gemma3 only"), "{err:#}");
+    }
+
+    /// Sliding layers without a window ran with the global rotation and mask: Gemma 3's local
+    /// layers rotate with another base, so the numbers were wrong without an error.
+    #[test]
+    fn sliding_layers_without_a_window_are_refused() {
+        let err = DecoderConfig::from_hf_json(&format!(
+            r#"{{"model_type":"gemma3_text",{SMALL},"layer_types":
+            ["sliding_attention","sliding_attention","full_attention"]}}"#
+        ))
+        .unwrap_err();
+        assert!(
+            format!("{err:#}").contains("`sliding_window` is missing"),
+            "{err:#}"
+        );
+    }
+
+    /// Was "rope type `` is not supported".
+    #[test]
+    fn rope_scaling_without_a_type_says_which_key_is_missing() {
+        let err = DecoderConfig::from_hf_json(&format!(
+            r#"{{"model_type":"llama",{SMALL},"rope_scaling":{{"factor":2.0}}}}"#
+        ))
+        .unwrap_err();
+        assert!(
+            format!("{err:#}").contains("`rope_scaling` has no `rope_type`"),
+            "{err:#}"
+        );
+    }
+
+    /// Was "unexpected field types: missing field `hidden_size`".
+    #[test]
+    fn a_missing_field_is_not_called_a_type_error() {
+        let err =
+            DecoderConfig::from_hf_json(r#"{"model_type":"llama","vocab_size":10}"#).unwrap_err();
+        let msg = format!("{err:#}");
+        assert!(
+            msg.contains("missing field") && !msg.contains("unexpected field types"),
+            "{msg}"
+        );
     }
 
     #[test]
