@@ -124,6 +124,23 @@ impl HubFiles {
         }
     }
 
+    /// The `.gguf` files of this revision's cached snapshot, sorted (none when not cached).
+    pub fn cached_gguf_files(&self) -> Vec<PathBuf> {
+        let Ok(Snapshot::Found(dir)) = self.snapshot() else {
+            return Vec::new();
+        };
+        let mut found: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .map(|entries| {
+                entries
+                    .filter_map(|e| e.ok().map(|e| e.path()))
+                    .filter(|p| p.extension().is_some_and(|x| x == "gguf"))
+                    .collect()
+            })
+            .unwrap_or_default();
+        found.sort();
+        found
+    }
+
     /// The local path of `file`, fetched when missing.
     pub fn get(&self, file: &str) -> Result<PathBuf> {
         let (id, revision) = (&self.id, &self.revision);
@@ -233,6 +250,43 @@ mod tests {
             "tiny/llama",
             Some(hash),
             None,
+            DType::F32,
+            &Device::Cpu,
+        )?;
+        assert_eq!(loaded.decoder.config.num_layers, 2);
+        Ok(())
+    }
+
+    /// A GGUF repository has no config.json: the error was only that config.json is not in
+    /// the cache, with no word of the .gguf files there or how to pick one.
+    #[test]
+    fn a_gguf_repository_without_gguf_file_names_its_files() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let snapshot = dir.path().join("models--tiny--gguf/snapshots/abc123");
+        std::fs::create_dir_all(&snapshot)?;
+        crate::models::tiny_models::write_tiny_gguf(&snapshot.join("tiny-q8_0.gguf"), 8)?;
+        std::fs::create_dir_all(dir.path().join("models--tiny--gguf/refs"))?;
+        std::fs::write(dir.path().join("models--tiny--gguf/refs/main"), "abc123")?;
+        let err = load_hub_with(
+            &offline(dir.path()),
+            "tiny/gguf",
+            None,
+            None,
+            DType::F32,
+            &Device::Cpu,
+        )
+        .err()
+        .expect("no file is named");
+        let msg = format!("{err:#}");
+        assert!(
+            msg.contains("holds `tiny-q8_0.gguf`") && msg.contains("`model.gguf_file`"),
+            "{msg}"
+        );
+        let loaded = load_hub_with(
+            &offline(dir.path()),
+            "tiny/gguf",
+            None,
+            Some("tiny-q8_0.gguf"),
             DType::F32,
             &Device::Cpu,
         )?;

@@ -223,6 +223,8 @@ pub fn load_folder(dir: &Path, dtype: DType, device: &Device) -> Result<LoadedMo
     let tokenizer = TextTokenizer::from_folder(dir)?;
     tokenizer.check_fits(config.vocab_size, &dir.join("tokenizer.json"))?;
     let mut weights = HashMap::new();
+    // Which file each tensor came from: a tensor in two files means the folder mixes models.
+    let mut origin: HashMap<String, PathBuf> = HashMap::new();
     for file in safetensors_files(dir)? {
         let tensors = candle_core::safetensors::load(&file, device).map_err(|e| {
             anyhow::anyhow!(
@@ -231,7 +233,19 @@ pub fn load_folder(dir: &Path, dtype: DType, device: &Device) -> Result<LoadedMo
             )
         })?;
         for (name, t) in tensors {
-            weights.insert(hf_text_name(&name), t);
+            let name = hf_text_name(&name);
+            if let Some(first) = origin.get(&name) {
+                bail!(
+                    "tensor `{name}` is in both {} and {}: the folder holds the weights of more \
+                     than one model; keep one model's *.safetensors files in {} (or list them \
+                     in model.safetensors.index.json)",
+                    first.display(),
+                    file.display(),
+                    dir.display()
+                );
+            }
+            origin.insert(name.clone(), file.clone());
+            weights.insert(name, t);
         }
     }
     let gemma = config.family == Family::Gemma3;
@@ -299,7 +313,28 @@ fn safetensors_files(dir: &Path) -> Result<Vec<PathBuf>> {
             .collect();
         files.sort();
         files.dedup();
+        if files.is_empty() {
+            bail!(
+                "{}: `weight_map` lists no files; download the index again with the model",
+                index.display()
+            );
+        }
+        if let Some(missing) = files.iter().find(|f| !f.is_file()) {
+            bail!(
+                "{} lists the shard `{}`, which is not in {}; download every shard the index \
+                 names into that folder (or remove the index from a single-file model)",
+                index.display(),
+                missing.strip_prefix(dir).unwrap_or(missing).display(),
+                dir.display()
+            );
+        }
         return Ok(files);
+    }
+    // As transformers reads a folder: model.safetensors is the model; other files beside it
+    // (a consolidated.safetensors of another naming, an adapter) are not.
+    let single = dir.join("model.safetensors");
+    if single.is_file() {
+        return Ok(vec![single]);
     }
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .with_context(|| format!("cannot list {}", dir.display()))?
@@ -343,7 +378,23 @@ pub fn load_hub_with(
     if let Some(file) = gguf_file {
         return load_gguf(&fetch(file)?, dtype, device);
     }
-    let config = fetch("config.json")?;
+    let config = fetch("config.json").map_err(|e| {
+        // A GGUF repository has no config.json: say which file to name instead.
+        let ggufs = hub.cached_gguf_files();
+        if ggufs.is_empty() {
+            return e;
+        }
+        let names: Vec<String> = ggufs
+            .iter()
+            .map(|p| format!("`{}`", p.file_name().unwrap_or_default().to_string_lossy()))
+            .collect();
+        anyhow::anyhow!(
+            "`{id}` has no config.json but its cached snapshot holds {}: name the one to load \
+             as `model.gguf_file` in an experiment file, or pass its path as --model (e.g. {})",
+            names.join(", "),
+            ggufs[0].display()
+        )
+    })?;
     fetch("tokenizer.json")?;
     for optional in ["tokenizer_config.json", "generation_config.json"] {
         // Optional files: absent is fine.

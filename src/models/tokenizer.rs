@@ -103,6 +103,19 @@ impl TextTokenizer {
     /// Load `tokenizer.json` (and special tokens from `tokenizer_config.json` when present).
     pub fn from_folder(dir: &Path) -> Result<Self> {
         let file = dir.join("tokenizer.json");
+        if !file.is_file() {
+            let sentencepiece = if dir.join("tokenizer.model").is_file() {
+                " (its tokenizer.model, a SentencePiece file, is not read here)"
+            } else {
+                ""
+            };
+            bail!(
+                "model folder {} has no tokenizer.json{sentencepiece}; copy the model's \
+                 tokenizer.json into it (transformers writes one with \
+                 `AutoTokenizer.from_pretrained(<model>).save_pretrained(<folder>)`)",
+                dir.display()
+            );
+        }
         let mut inner = tokenizers::Tokenizer::from_file(&file)
             .map_err(|e| anyhow::anyhow!("cannot load tokenizer {}: {e}", file.display()))?;
         // A tokenizer.json saved with truncation or padding would silently cut prompts and
@@ -121,13 +134,17 @@ impl TextTokenizer {
                 _ => None,
             }
         };
-        let bos_token = token("bos_token");
+        // tokenizer.json's post-processor adds the BOS where tokenizer_config.json does not say
+        // (Llama 3 folders): transformers' tokenizer prepends it, and a GGUF of the same model
+        // says `add_bos_token`, so plain prompts start with it.
+        let prepended = prepended_special_token(&inner);
+        let bos_token = token("bos_token").or_else(|| prepended.clone());
         let eos_token = token("eos_token");
         let add_bos = config
             .as_ref()
             .and_then(|c| c.get("add_bos_token"))
             .and_then(|v| v.as_bool())
-            .unwrap_or(false);
+            .unwrap_or_else(|| prepended.is_some() && prepended == bos_token);
         let pad_id = token("pad_token")
             .and_then(|t| inner.token_to_id(&t))
             .unwrap_or(0);
@@ -236,6 +253,23 @@ impl TextTokenizer {
             );
         }
         Ok(())
+    }
+}
+
+/// The one special token the tokenizer's post-processor puts before a text when asked to add
+/// special tokens (a BOS), if it does.
+fn prepended_special_token(inner: &tokenizers::Tokenizer) -> Option<String> {
+    let ids = |add_special: bool| {
+        inner
+            .encode("a", add_special)
+            .ok()
+            .map(|e| e.get_ids().to_vec())
+    };
+    let (with, without) = (ids(true)?, ids(false)?);
+    // Whatever it appends (an EOS) does not matter here.
+    match with.split_first() {
+        Some((id, rest)) if rest.starts_with(&without) => inner.id_to_token(*id),
+        _ => None,
     }
 }
 
