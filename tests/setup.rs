@@ -374,3 +374,26 @@ fn check_mode_advice_quotes_a_folder_with_a_space() {
         "{msg}"
     );
 }
+
+/// A setup killed mid-download leaves its `.tmp*` copy in the model folder (as large as the
+/// file); the next setup removes one left unwritten for 10 minutes, and keeps a younger one,
+/// which may be another setup's download in progress.
+#[test]
+fn a_partial_download_a_killed_setup_left_is_removed_by_the_next() {
+    let f = fixture();
+    let dir = f.models.join("fake-model");
+    std::fs::create_dir_all(&dir).unwrap();
+    let stale = dir.join(".tmpKILLED");
+    let fresh = dir.join(".tmpWRITING");
+    std::fs::write(&stale, b"half a download").unwrap();
+    std::fs::write(&fresh, b"another setup's download").unwrap();
+    let hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    std::fs::File::options()
+        .write(true)
+        .open(&stale)
+        .unwrap()
+        .set_modified(hour_ago)
+        .unwrap();
+    install(&fake_spec(HELLO_SHA), &opts(&f)).unwrap();
+    assert_eq!(files_in(&dir), [".tmpWRITING", "empty.json", "weights.bin"]);
+}

