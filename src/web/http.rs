@@ -66,6 +66,7 @@ impl Reply {
             400 => "Bad request",
             403 => "Not allowed",
             404 => "Not found",
+            405 => "Method not allowed",
             409 => "Conflict",
             413 => "Too large",
             500 => "Server error",

@@ -299,9 +299,44 @@ fn bad_form(e: &anyhow::Error) -> Reply {
     )
 }
 
+/// The methods a path answers, empty for no page at all; the same table as `route`'s. A
+/// known path asked with another method is answered 405 with these, not 404.
+fn methods_of(seg: &[&str]) -> &'static [&'static str] {
+    match seg {
+        ["exp", _, _, _, "annotate"] | ["launch"] => &["GET", "HEAD", "POST"],
+        ["upload"] => &["POST"],
+        ["static", "app.js"]
+        | ["api", "status"]
+        | []
+        | ["exp", _]
+        | ["exp", _, "log"]
+        | ["exp", _, "run.log"]
+        | ["exp", _, "file", _]
+        | ["exp", _, _, _]
+        | ["exp", _, _, _, "gen", _] => &["GET", "HEAD"],
+        _ => &[],
+    }
+}
+
+/// 405 for a page that exists but not for `method`, naming the methods it takes.
+fn method_not_allowed(method: &tiny_http::Method, allowed: &[&str]) -> Reply {
+    let list = allowed.join(", ");
+    let mut reply = Reply::error(
+        405,
+        &format!(
+            "this page does not take {method} requests, only {list}: open it from the app's \
+             links and forms"
+        ),
+    );
+    reply.headers.push(("Allow".into(), list));
+    reply
+}
+
 fn route(app: &App, method: &tiny_http::Method, target: &Target, body: &[u8]) -> Result<Reply> {
-    use tiny_http::Method::{Get, Post};
+    use tiny_http::Method::{Get, Head, Post};
     let seg: Vec<&str> = target.segments.iter().map(String::as_str).collect();
+    // HEAD is answered as GET; the server sends the headers only.
+    let method = if *method == Head { &Get } else { method };
     // Not UTF-8 is refused, never patched with replacement characters: a label would be
     // saved with them in place of what was typed.
     let form = || {
@@ -341,7 +376,10 @@ fn route(app: &App, method: &tiny_http::Method, target: &Target, body: &[u8]) ->
             Err(e) => bad_form(&e),
         },
         (Post, ["upload"]) => upload::receive(app, &target.query, body),
-        _ => Reply::error(404, "no such page"),
+        _ => match methods_of(&seg) {
+            [] => Reply::error(404, "no such page"),
+            allowed => method_not_allowed(method, allowed),
+        },
     })
 }
 
@@ -366,6 +404,50 @@ mod tests {
         // The same thread answers the next request.
         let next = answer_or_500(|| Ok(Reply::error(404, "no such page")), results);
         assert_eq!(next.status, 404);
+    }
+
+    /// `methods_of` repeats `route`'s table: a page it missed would answer 404 to a wrong
+    /// method, and one it named that `route` lacks would answer 405 to the right one.
+    #[test]
+    fn the_methods_of_each_path_are_those_route_answers() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = App::new(
+            &dir.path().join("results"),
+            &dir.path().join("experiments"),
+            None,
+        )
+        .unwrap();
+        use tiny_http::Method::{Delete, Get, Head, Post, Put};
+        for path in [
+            "/",
+            "/static/app.js",
+            "/api/status",
+            "/exp/e",
+            "/exp/e/log",
+            "/exp/e/run.log",
+            "/exp/e/file/a.svg",
+            "/exp/e/random/seed-0",
+            "/exp/e/random/seed-0/gen/1",
+            "/exp/e/random/seed-0/annotate",
+            "/launch",
+            "/upload",
+            "/no/such/page",
+        ] {
+            let target = parse_target(path).unwrap();
+            let seg: Vec<&str> = target.segments.iter().map(String::as_str).collect();
+            for method in [Get, Head, Post, Put, Delete] {
+                let status = route(&app, &method, &target, b"").unwrap().status;
+                let named = methods_of(&seg).contains(&method.as_str());
+                assert_eq!(
+                    status == 405,
+                    !named && !methods_of(&seg).is_empty(),
+                    "{method} {path}"
+                );
+                if methods_of(&seg).is_empty() {
+                    assert_eq!(status, 404, "{method} {path}");
+                }
+            }
+        }
     }
 
     #[test]
