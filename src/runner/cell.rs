@@ -20,7 +20,7 @@ use crate::runner::persist::{
 use crate::runner::profile::IterationTimes;
 use crate::runner::progress::CellProgress;
 use crate::runner::prompting::Prompter;
-use crate::runner::script_identity::{plans_from_stopping, script_fingerprint};
+use crate::runner::script_identity::{plans_from_stopping, script_fingerprint, script_still_there};
 use crate::runner::state::{CellState, RngState};
 use crate::runner::stopping::{next_query_size, should_stop, Progress, StopReason};
 use crate::runner::{criteria_of, lora_settings_of, memory, Profile};
@@ -90,15 +90,7 @@ pub fn run_cell(
     let exp = ctx.exp;
     let paths = CellPaths::new(&exp.results_dir, &exp.name, strategy.key(), seed);
     let config_toml = exp.to_toml_string()?;
-    let script = strategy.script_path();
-    if !script.exists() {
-        bail!(
-            "strategy `{}`: script {} does not exist (set `script` in its [[strategy]] table or \
-             add the file)",
-            strategy.name,
-            script.display()
-        );
-    }
+    let script = script_still_there(exp, strategy)?;
     let kind = script_kind(&script)?;
     let fingerprint = script_fingerprint(&script)?;
     let plans_ahead = plans_from_stopping(&script, &kind);

@@ -3,9 +3,41 @@
 //! as if nothing changed), and whether it plans from the stopping criteria (an `ed` script
 //! chooses the whole budget at once; `ctx.planned_iterations` is read from them), which
 //! makes extending a finished cell differ from running it fresh.
+use crate::config::{Experiment, StrategyConfig};
 use anyhow::Result;
 use sha2::{Digest, Sha256};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+/// The strategy's script, refused with `lab check`'s advice when it is gone. Every script was
+/// checked before the first cell, but a run of many cells lasts hours, and a script can be
+/// moved or deleted before its cells are reached.
+pub fn script_still_there(exp: &Experiment, strategy: &StrategyConfig) -> Result<PathBuf> {
+    let script = strategy.script_path();
+    if script.is_file() {
+        return Ok(script);
+    }
+    let problem = match exp
+        .strategies
+        .iter()
+        .position(|s| s.key() == strategy.key())
+    {
+        Some(i) => crate::strategy::experiment_scripts::missing_script_problem(
+            exp,
+            i,
+            &script,
+            Path::new("."),
+        ),
+        None => format!(
+            "strategy `{}`: script {} does not exist",
+            strategy.key(),
+            script.display()
+        ),
+    };
+    anyhow::bail!(
+        "{problem}; it was there when this run started, so it was moved or deleted since: \
+         restore it and run the same command again (the cells already run are kept)"
+    )
+}
 
 /// sha256 over the script and, recursively, the `lib/` modules it imports (in name order).
 pub fn script_fingerprint(script: &Path) -> Result<String> {
@@ -46,6 +78,38 @@ pub fn plans_from_stopping(script: &Path, kind: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What `lab run` meets when a script is deleted after the run's checks: the key and line
+    /// that name it, and what to do.
+    #[test]
+    fn a_script_gone_since_the_run_started_is_named_with_its_line_and_advice() {
+        let dir = tempfile::tempdir().unwrap();
+        let script = dir.path().join("mine.rhai");
+        let file = dir.path().join("exp.toml");
+        let text = format!(
+            "[data]\npath = \"data\"\n\n[[strategy]]\nname = \"random\"\n\n[[strategy]]\n\
+             script = \"{}\"\n",
+            script.display()
+        );
+        let exp = crate::config::parse_experiment(&text, &file).unwrap();
+        std::fs::write(&script, "fn select(ctx, k) { [] }").unwrap();
+        assert_eq!(
+            script_still_there(&exp, &exp.strategies[1]).unwrap(),
+            script
+        );
+        std::fs::remove_file(&script).unwrap();
+        let err = script_still_there(&exp, &exp.strategies[1])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(&format!(
+                "`strategy[1].script` in {} line 8",
+                file.display()
+            )) && err.contains(&format!("script {} does not exist", script.display()))
+                && err.contains("restore it and run the same command again"),
+            "{err}"
+        );
+    }
 
     #[test]
     fn the_fingerprint_follows_the_script_and_the_modules_it_imports_only() {

@@ -50,7 +50,12 @@ pub fn check_experiment_scripts(exp: &Experiment, file: &Path, base_dir: &Path) 
 
 /// A script that is not there: the line of its name, the nearest script in strategies/ when
 /// the name was mistyped, and where lab looked.
-fn missing_script_problem(exp: &Experiment, i: usize, script: &Path, base_dir: &Path) -> String {
+pub(crate) fn missing_script_problem(
+    exp: &Experiment,
+    i: usize,
+    script: &Path,
+    base_dir: &Path,
+) -> String {
     let s = &exp.strategies[i];
     let source = exp.source.as_ref();
     if s.script.is_some() {
