@@ -267,3 +267,38 @@ fn a_tokenizer_that_prepends_its_bos_starts_plain_prompts_as_its_gguf_does() -> 
     assert_eq!(from_folder, from_gguf);
     Ok(())
 }
+
+/// `tie_word_embeddings: false` and no `lm_head.weight` (a checkpoint saved from `AutoModel`)
+/// said only that the tensor is missing; a head of another vocabulary loaded and gave logits
+/// over 300 ids for a 259-token tokenizer.
+#[test]
+fn an_untied_model_needs_an_lm_head_of_the_configs_shape() -> Result<()> {
+    let root = tempfile::tempdir()?;
+    let headless = root.path().join("headless");
+    write_tiny_folder(&headless, Family::Llama, 5)?;
+    edit_json(&headless.join("config.json"), |c| {
+        c["tie_word_embeddings"] = false.into();
+    })?;
+    let msg = load_error(ModelSource::Folder(headless.clone()));
+    assert!(
+        msg.contains("no LM head (`lm_head.weight`)")
+            && msg.contains("tie_word_embeddings: true")
+            && msg.contains("headless"),
+        "{msg}"
+    );
+    let wide = root.path().join("wide-head");
+    write_tiny_folder(&wide, Family::Qwen2, 5)?;
+    let file = wide.join("model.safetensors");
+    let mut weights = read_weights(&file)?;
+    let head = &weights["lm_head.weight"];
+    let extra = Tensor::zeros((41, head.dim(1)?), head.dtype(), &Device::Cpu)?;
+    let head = Tensor::cat(&[head, &extra], 0)?;
+    weights.insert("lm_head.weight".into(), head);
+    candle_core::safetensors::save(&weights, &file)?;
+    let msg = load_error(ModelSource::Folder(wide));
+    assert!(
+        msg.contains("`lm_head.weight` has shape [300, 64]") && msg.contains("[259, 64]"),
+        "{msg}"
+    );
+    Ok(())
+}

@@ -200,6 +200,7 @@ pub fn load_gguf(path: &Path, dtype: DType, device: &Device) -> Result<LoadedMod
     }
     tokenizer.check_fits(config.vocab_size, path)?;
     let weights = gguf.load_tensors(&arch, config.num_heads, config.num_kv_heads, dtype, device)?;
+    check_lm_head(&weights, &config, path, "output.weight")?;
     let decoder = Decoder::from_weights(config, weights, false, dtype, device)
         .with_context(|| format!("cannot build the decoder from {}", path.display()))?;
     let template = gguf
@@ -248,6 +249,7 @@ pub fn load_folder(dir: &Path, dtype: DType, device: &Device) -> Result<LoadedMo
             weights.insert(name, t);
         }
     }
+    check_lm_head(&weights, &config, dir, "lm_head.weight")?;
     let gemma = config.family == Family::Gemma3;
     let decoder = Decoder::from_weights(config, weights, gemma, dtype, device)
         .with_context(|| format!("cannot build the decoder from {}", dir.display()))?;
@@ -279,6 +281,39 @@ pub fn load_folder(dir: &Path, dtype: DType, device: &Device) -> Result<LoadedMo
         tokenizer,
         chat,
     })
+}
+
+/// An untied model's LM head must be there and be `[vocab, hidden]`: a missing one is a
+/// checkpoint saved without it (transformers' `AutoModel`), and another shape would give
+/// logits over ids the tokenizer does not have (or fail mid-run on a shape error).
+/// `stored_as` is the head's name in the source's own naming.
+fn check_lm_head(
+    weights: &HashMap<String, candle_core::Tensor>,
+    config: &DecoderConfig,
+    source: &Path,
+    stored_as: &str,
+) -> Result<()> {
+    if config.tie_word_embeddings {
+        return Ok(());
+    }
+    let expected = [config.vocab_size, config.hidden_size];
+    match weights.get("lm_head.weight") {
+        None => bail!(
+            "{}: the weights have no LM head (`{stored_as}`) and the config says the \
+             embeddings are not tied (tie_word_embeddings is false or absent): this checkpoint \
+             was saved without its head; load the full causal-LM checkpoint (or, if the model \
+             shares its embeddings with its head, set `tie_word_embeddings: true` in \
+             config.json)",
+            source.display()
+        ),
+        Some(head) if head.dims() != expected => bail!(
+            "{}: the LM head `{stored_as}` has shape {:?} but the config says [vocab_size, \
+             hidden_size] = {expected:?}; the config and the weights belong to different models",
+            source.display(),
+            head.dims()
+        ),
+        Some(_) => Ok(()),
+    }
 }
 
 /// Multimodal checkpoints nest the text model; map their names onto the plain decoder's.
