@@ -117,38 +117,35 @@ fn model_and_encoder_paths_that_hold_no_model_are_found_by_check() {
         )
         .unwrap();
     };
-    write("empty", "empty", "nowhere");
-    let err = stderr(&lab_in(root, &["check", "empty.toml"]));
-    assert!(
-        err.contains("`model.path` in empty.toml line 5: folder empty holds no model: it needs config.json, tokenizer.json and *.safetensors, or one .gguf file"),
-        "{err}"
-    );
-    assert!(
-        err.contains("`encoder.path` in empty.toml line 7: nowhere does not exist: pass a sentence-transformers folder"),
-        "{err}"
-    );
-
-    write("other", "data/toy/train.jsonl", "encoder");
-    let err = stderr(&lab_in(root, &["check", "other.toml"]));
-    assert!(
-        err.contains("`model.path` in other.toml line 5: data/toy/train.jsonl is a file but not a .gguf file"),
-        "{err}"
-    );
-    assert!(
-        err.contains("`encoder.path` in other.toml line 7: folder encoder lacks model.safetensors, tokenizer.json"),
-        "{err}"
-    );
-
-    write("two", "two", "data/toy/train.jsonl");
-    let err = stderr(&lab_in(root, &["check", "two.toml"]));
-    assert!(
-        err.contains("folder two holds several .gguf files (a.gguf, b.gguf): set model.gguf_file to the one to load, or model.path to its path"),
-        "{err}"
-    );
-    assert!(
-        err.contains("`encoder.path` in two.toml line 7: data/toy/train.jsonl is a file"),
-        "{err}"
-    );
+    // (name, model.path, encoder.path, what is said of each)
+    for (name, model, encoder, model_said, encoder_said) in [
+        (
+            "empty",
+            "empty",
+            "nowhere",
+            "`model.path` in empty.toml line 5: folder empty holds no model: it needs config.json, tokenizer.json and *.safetensors, or one .gguf file",
+            "`encoder.path` in empty.toml line 7: nowhere does not exist: pass a sentence-transformers folder",
+        ),
+        (
+            "other",
+            "data/toy/train.jsonl",
+            "encoder",
+            "`model.path` in other.toml line 5: data/toy/train.jsonl is a file but not a .gguf file",
+            "`encoder.path` in other.toml line 7: folder encoder lacks model.safetensors, tokenizer.json",
+        ),
+        (
+            "two",
+            "two",
+            "data/toy/train.jsonl",
+            "folder two holds several .gguf files (a.gguf, b.gguf): set model.gguf_file to the one to load, or model.path to its path",
+            "`encoder.path` in two.toml line 7: data/toy/train.jsonl is a file",
+        ),
+    ] {
+        write(name, model, encoder);
+        let err = stderr(&lab_in(root, &["check", &format!("{name}.toml")]));
+        assert!(err.contains(model_said), "{name}.toml: {err}");
+        assert!(err.contains(encoder_said), "{name}.toml: {err}");
+    }
 }
 
 /// A mistyped file name was "No such file or directory (os error 2)"; a file a typo away, or

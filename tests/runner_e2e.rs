@@ -5,7 +5,9 @@
 mod support;
 
 use std::time::{Duration, Instant};
-use support::runner_e2e::{curve_without_seconds, experiment};
+use support::runner_e2e::{
+    curve_without_seconds, edit_experiment, experiment, lab_refuses, labeled_counts, read_state,
+};
 use support::tiny_run::{assert_ok, lab, repo, spawn_lab};
 
 #[test]
@@ -81,11 +83,7 @@ fn killed_run_resumes_to_the_same_curve_and_selections() {
         }
     }
     // labeled counts follow init + query sizes
-    let labeled: Vec<&str> = a[1..]
-        .iter()
-        .map(|l| l.split(',').nth(1).unwrap())
-        .collect();
-    assert_eq!(labeled, ["4", "7", "10"]);
+    assert_eq!(labeled_counts(&a), ["4", "7", "10"]);
     // the report was written for the finished experiment
     let report = dir.path().join("results/whole/report.md");
     assert!(std::fs::read_to_string(report)
@@ -154,17 +152,15 @@ fn an_edited_strategy_script_is_not_resumed_as_if_unchanged() {
     let original = repo().join("strategies/random.rhai");
     let copy = dir.path().join("random.rhai");
     std::fs::copy(&original, &copy).unwrap();
-    let text = std::fs::read_to_string(&path)
-        .unwrap()
-        .replace(&original.display().to_string(), &copy.display().to_string());
-    std::fs::write(&path, text).unwrap();
+    edit_experiment(
+        &path,
+        &[(&original.display().to_string(), &copy.display().to_string())],
+    );
     assert_ok(&lab(&["run", path.to_str().unwrap()]));
     // A comment changes nothing a run computes, but the tool cannot know that.
     let edited = std::fs::read_to_string(&copy).unwrap() + "\n// tried something\n";
     std::fs::write(&copy, edited).unwrap();
-    let out = lab(&["run", path.to_str().unwrap()]);
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = lab_refuses(&["run", path.to_str().unwrap()]);
     assert!(err.contains("changed since"), "{err}");
     assert!(err.contains("--fresh --strategy random"), "{err}");
     assert_ok(&lab(&["run", path.to_str().unwrap(), "--fresh"]));
@@ -184,11 +180,13 @@ fn changed_data_files_are_not_resumed_as_if_unchanged() {
     let test = head("test.jsonl", 20);
     std::fs::write(data.join("test.jsonl"), &test).unwrap();
     let path = experiment(dir.path(), "data", "iterations = 1", &["random"]);
-    let text = std::fs::read_to_string(&path).unwrap().replace(
-        &repo().join("data/aeslc").display().to_string(),
-        &data.display().to_string(),
+    edit_experiment(
+        &path,
+        &[(
+            &repo().join("data/aeslc").display().to_string(),
+            &data.display().to_string(),
+        )],
     );
-    std::fs::write(&path, text).unwrap();
     assert_ok(&lab(&["run", path.to_str().unwrap()]));
     // Same files: the finished cell is taken as it is.
     assert_ok(&lab(&["run", path.to_str().unwrap()]));
@@ -196,9 +194,7 @@ fn changed_data_files_are_not_resumed_as_if_unchanged() {
     let edited = test.replace("\"subject\": \"", "\"subject\": \"Re: ");
     assert_ne!(edited, test);
     std::fs::write(data.join("test.jsonl"), edited).unwrap();
-    let out = lab(&["run", path.to_str().unwrap()]);
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = lab_refuses(&["run", path.to_str().unwrap()]);
     assert!(err.contains("the data of data changed"), "{err}");
     assert!(err.contains("--fresh"), "{err}");
     assert_ok(&lab(&["run", path.to_str().unwrap(), "--fresh"]));
@@ -215,8 +211,7 @@ fn a_moved_results_folder_resumes_from_its_own_adapter() {
     let new = dir.path().join("elsewhere");
     std::fs::rename(&old, &new).unwrap();
     let cell = new.join("moved/random/seed-0");
-    let state: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(cell.join("state.json")).unwrap()).unwrap();
+    let state = read_state(&cell);
     assert_eq!(state["adapter_path"], "adapters/iter-1", "{state}");
     // What a kill between a finished cell's commit and its clean-up would leave.
     std::fs::create_dir_all(cell.join("adapters/iter-0")).unwrap();
@@ -244,10 +239,7 @@ fn cells_the_file_no_longer_lists_are_named_beside_the_report() {
     let dir = tempfile::tempdir().unwrap();
     let path = experiment(dir.path(), "strays", "iterations = 1", &["random"]);
     assert_ok(&lab(&["run", path.to_str().unwrap()]));
-    let text = std::fs::read_to_string(&path)
-        .unwrap()
-        .replace("seeds = [0]", "seeds = [1]");
-    std::fs::write(&path, text).unwrap();
+    edit_experiment(&path, &[("seeds = [0]", "seeds = [1]")]);
     let out = lab(&["run", path.to_str().unwrap()]);
     assert_ok(&out);
     let stderr = String::from_utf8_lossy(&out.stderr);

@@ -2,7 +2,9 @@
 //! experiments that cannot work are refused before anything trains.
 mod support;
 
-use support::runner_e2e::{curve_without_seconds, experiment};
+use support::runner_e2e::{
+    curve_without_seconds, edit_experiment, experiment, lab_refuses, labeled_counts, read_state,
+};
 use support::tiny_run::{assert_ok, lab};
 
 #[test]
@@ -12,39 +14,25 @@ fn label_budget_trims_the_last_query_and_stops() {
     assert_ok(&lab(&["run", exp.to_str().unwrap()]));
     let cell = dir.path().join("results/budget/random/seed-0");
     let curve = curve_without_seconds(&cell.join("curve.csv"));
-    let labeled: Vec<&str> = curve[1..]
-        .iter()
-        .map(|l| l.split(',').nth(1).unwrap())
-        .collect();
     assert_eq!(
-        labeled,
+        labeled_counts(&curve),
         ["4", "7", "9"],
         "4 + 3 + a trimmed 2 = the budget of 9"
     );
-    let state: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(cell.join("state.json")).unwrap()).unwrap();
+    let state = read_state(&cell);
     assert_eq!(state["finished"], true);
     assert_eq!(state["stop_reason"]["kind"], "label_budget");
     assert_eq!(state["last_query_cut"], true);
     // A fresh run with budget 12 labels 4, 7, 10, 12: extending this one (…, 9, 12) would not.
-    let text = std::fs::read_to_string(&exp)
-        .unwrap()
-        .replace("label_budget = 9", "label_budget = 12");
-    std::fs::write(&exp, text).unwrap();
-    let out = lab(&["run", exp.to_str().unwrap()]);
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    edit_experiment(&exp, &[("label_budget = 9", "label_budget = 12")]);
+    let err = lab_refuses(&["run", exp.to_str().unwrap()]);
     assert!(
         err.contains("cut short") && err.contains("--fresh --strategy random"),
         "{err}"
     );
     assert_ok(&lab(&["run", exp.to_str().unwrap(), "--fresh"]));
     let curve = curve_without_seconds(&cell.join("curve.csv"));
-    let labeled: Vec<&str> = curve[1..]
-        .iter()
-        .map(|l| l.split(',').nth(1).unwrap())
-        .collect();
-    assert_eq!(labeled, ["4", "7", "10", "12"]);
+    assert_eq!(labeled_counts(&curve), ["4", "7", "10", "12"]);
 }
 
 #[test]
@@ -62,9 +50,7 @@ fn required_performance_stops_once_reached() {
     let cell = dir.path().join("results/perf/random/seed-0");
     let curve = curve_without_seconds(&cell.join("curve.csv"));
     assert_eq!(curve.len(), 2, "one iteration then stop: {curve:?}");
-    let state: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(cell.join("state.json")).unwrap()).unwrap();
-    assert_eq!(state["stop_reason"]["kind"], "performance");
+    assert_eq!(read_state(&cell)["stop_reason"]["kind"], "performance");
 }
 
 #[test]
@@ -72,20 +58,20 @@ fn references_a_metric_cannot_score_are_refused_before_training() {
     let dir = tempfile::tempdir().unwrap();
     let path = experiment(dir.path(), "gsm", "iterations = 1", &["random"]);
     // Email subjects hold no GSM8K answer ("#### 18" or a number).
-    let text = std::fs::read_to_string(&path)
-        .unwrap()
-        .replace(
-            "reference_fields = [\"subject\", \"annotations\"]",
-            "reference_fields = [\"subject\"]",
-        )
-        .replace(
-            "metrics = [\"rouge1\", \"rouge2\"]",
-            "metrics = [\"gsm8k_accuracy\"]",
-        );
-    std::fs::write(&path, text).unwrap();
-    let out = lab(&["run", path.to_str().unwrap()]);
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    edit_experiment(
+        &path,
+        &[
+            (
+                "reference_fields = [\"subject\", \"annotations\"]",
+                "reference_fields = [\"subject\"]",
+            ),
+            (
+                "metrics = [\"rouge1\", \"rouge2\"]",
+                "metrics = [\"gsm8k_accuracy\"]",
+            ),
+        ],
+    );
+    let err = lab_refuses(&["run", path.to_str().unwrap()]);
     assert!(
         err.contains("gsm8k_accuracy")
             && err.contains("test example id")
@@ -105,13 +91,8 @@ fn sizes_that_cannot_work_are_refused_before_training() {
     let dir = tempfile::tempdir().unwrap();
     // The pool holds 30 items.
     let path = experiment(dir.path(), "sizes", "iterations = 1", &["random"]);
-    let text = std::fs::read_to_string(&path)
-        .unwrap()
-        .replace("init_size = 4", "init_size = 40");
-    std::fs::write(&path, text).unwrap();
-    let out = lab(&["run", path.to_str().unwrap()]);
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    edit_experiment(&path, &[("init_size = 4", "init_size = 40")]);
+    let err = lab_refuses(&["run", path.to_str().unwrap()]);
     assert!(
         err.contains("`al.init_size` in ") && err.contains("is 40 but the pool has only 30 items"),
         "{err}"
@@ -119,13 +100,14 @@ fn sizes_that_cannot_work_are_refused_before_training() {
     // A prompt and its generation that cannot fit in the model's context (512 tokens for the
     // tiny model) are refused before any training.
     let fits = std::fs::read_to_string(&path).unwrap();
-    let text = fits
-        .replace("max_input_tokens = 96", "max_input_tokens = 510")
-        .replace("init_size = 40", "init_size = 4");
-    std::fs::write(&path, text).unwrap();
-    let out = lab(&["run", path.to_str().unwrap()]);
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    edit_experiment(
+        &path,
+        &[
+            ("max_input_tokens = 96", "max_input_tokens = 510"),
+            ("init_size = 40", "init_size = 4"),
+        ],
+    );
+    let err = lab_refuses(&["run", path.to_str().unwrap()]);
     assert!(
         err.contains("model.max_input_tokens = 510 plus model.max_new_tokens = 6 is 516")
             && err.contains("is 516 tokens, beyond the model's context of 512"),
@@ -134,14 +116,14 @@ fn sizes_that_cannot_work_are_refused_before_training() {
     assert!(!dir.path().join("results/sizes").exists(), "nothing ran");
     std::fs::write(&path, fits).unwrap();
     // A label budget below the initial set is caught by the check itself.
-    let text = std::fs::read_to_string(&path)
-        .unwrap()
-        .replace("init_size = 40", "init_size = 4")
-        .replace("iterations = 1", "label_budget = 2");
-    std::fs::write(&path, text).unwrap();
-    let out = lab(&["check", path.to_str().unwrap()]);
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    edit_experiment(
+        &path,
+        &[
+            ("init_size = 40", "init_size = 4"),
+            ("iterations = 1", "label_budget = 2"),
+        ],
+    );
+    let err = lab_refuses(&["check", path.to_str().unwrap()]);
     assert!(
         err.contains("al.label_budget") && err.contains("fewer than al.init_size = 4"),
         "{err}"

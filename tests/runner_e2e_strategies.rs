@@ -2,7 +2,7 @@
 //! dealt out across iterations, and a failing strategy ending only its own cell.
 mod support;
 
-use support::runner_e2e::{curve_without_seconds, experiment};
+use support::runner_e2e::{append_to_experiment, curve_without_seconds, experiment, lab_refuses};
 use support::tiny_run::{assert_ok, lab, repo};
 
 #[test]
@@ -10,13 +10,13 @@ fn huds_chooses_its_initial_set_from_the_base_model_unless_told_to_draw_it() {
     let dir = tempfile::tempdir().unwrap();
     let path = experiment(dir.path(), "start", "iterations = 1", &["random", "huds"]);
     // A second HUDS cell that draws its initial set from the seed, as every other strategy.
-    let text = std::fs::read_to_string(&path).unwrap()
-        + format!(
+    append_to_experiment(
+        &path,
+        &format!(
             "\n[[strategy]]\nname = \"huds\"\nlabel = \"huds-drawn\"\nscript = \"{}\"\nparams = {{ initial = \"random\" }}\n",
             repo().join("strategies/huds.rhai").display()
-        )
-        .as_str();
-    std::fs::write(&path, text).unwrap();
+        ),
+    );
     assert_ok(&lab(&["run", path.to_str().unwrap()]));
     let first_ids = |strategy: &str| -> Vec<u64> {
         let file = dir
@@ -107,9 +107,7 @@ fn an_ed_strategy_labels_its_order_in_slices_with_its_scores() {
         "name = \"longest\"\npool_subsample = 5\n",
     );
     std::fs::write(&path, subsampled).unwrap();
-    let out = lab(&["run", path.to_str().unwrap(), "--fresh"]);
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = lab_refuses(&["run", path.to_str().unwrap(), "--fresh"]);
     assert!(
         err.contains("`strategy[0].pool_subsample` in ")
             && err.contains("draws 5 of the 30 pool items, but `longest` is an `ed` strategy")
@@ -118,9 +116,7 @@ fn an_ed_strategy_labels_its_order_in_slices_with_its_scores() {
         "{err}"
     );
     // `lab check` (and so `lab bench`, before running anything) says so too, at its line.
-    let out = lab(&["check", path.to_str().unwrap()]);
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = lab_refuses(&["check", path.to_str().unwrap()]);
     assert!(
         err.contains("`strategy[0].pool_subsample` in ")
             && err.contains("draws 5 of the 30 pool items"),
@@ -143,14 +139,14 @@ fn a_failing_cell_does_not_stop_the_other_cells() {
     )
     .unwrap();
     let path = experiment(dir.path(), "failing", "iterations = 1", &[]);
-    let text = std::fs::read_to_string(&path).unwrap()
-        + format!(
+    append_to_experiment(
+        &path,
+        &format!(
             "\n[[strategy]]\nname = \"broken\"\nscript = \"{}\"\n\n[[strategy]]\nname = \"random\"\nscript = \"{}\"\n",
             script.display(),
             repo().join("strategies/random.rhai").display()
-        )
-        .as_str();
-    std::fs::write(&path, text).unwrap();
+        ),
+    );
     let out = lab(&["run", path.to_str().unwrap()]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     let stdout = String::from_utf8_lossy(&out.stdout);

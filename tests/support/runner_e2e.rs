@@ -1,6 +1,7 @@
-//! The experiment the runner_e2e* tests run through the `lab` binary, and its curves read back
-//! without the wall-clock column.
-use super::tiny_run::TinyExperiment;
+//! The experiment the runner_e2e* tests run through the `lab` binary, the edits they make to
+//! its file, and what they read back: curves without the wall-clock column, labeled counts,
+//! a cell's state, a refusal's message.
+use super::tiny_run::{lab, stderr, TinyExperiment};
 use std::path::{Path, PathBuf};
 
 /// `<dir>/<name>.toml`: the tiny experiment with two references per example, rouge1 and
@@ -32,4 +33,50 @@ pub fn curve_without_seconds(path: &Path) -> Vec<String> {
                 .join(",")
         })
         .collect()
+}
+
+/// The experiment file at `path` with each `(from, to)` replaced in turn; panics when a `from`
+/// is not in it, as the test would otherwise run the file unedited.
+pub fn edit_experiment(path: &Path, replacements: &[(&str, &str)]) {
+    let mut text = std::fs::read_to_string(path).unwrap();
+    for (from, to) in replacements {
+        assert!(
+            text.contains(from),
+            "{} holds no {from:?} to replace:\n{text}",
+            path.display()
+        );
+        text = text.replace(from, to);
+    }
+    std::fs::write(path, text).unwrap();
+}
+
+/// `lines` (whole tables, `[[strategy]]`…) added at the end of the experiment file at `path`.
+pub fn append_to_experiment(path: &Path, lines: &str) {
+    let text = std::fs::read_to_string(path).unwrap() + lines;
+    std::fs::write(path, text).unwrap();
+}
+
+/// `lab <args>`, which must fail; what it said on stderr.
+pub fn lab_refuses(args: &[&str]) -> String {
+    let out = lab(args);
+    let err = stderr(&out);
+    assert!(
+        !out.status.success(),
+        "lab {} succeeded; it should have refused:\n{err}",
+        args.join(" ")
+    );
+    err
+}
+
+/// The labeled column of a curve read by `curve_without_seconds`, header left out.
+pub fn labeled_counts(curve: &[String]) -> Vec<&str> {
+    curve[1..]
+        .iter()
+        .map(|l| l.split(',').nth(1).unwrap())
+        .collect()
+}
+
+/// The cell's state.json.
+pub fn read_state(cell: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(cell.join("state.json")).unwrap()).unwrap()
 }
