@@ -1,9 +1,11 @@
-//! Batch API mode against servers that do not answer as the API does: an echo of the request's
-//! headers, a redirect. The error says what happened and never carries the API key.
+//! Batch API mode against servers that fail or do not answer as the API does: polling that
+//! gives up, an echo of the request's headers, a redirect. The error says what happened and
+//! never carries the API key, and no money stays held for a call that failed.
 mod support;
 
+use atgen_lab::labeller::budget::worst_case_cost;
 use atgen_lab::labeller::llm::{LlmLabeller, LlmLabellerConfig};
-use atgen_lab::labeller::Labeller;
+use atgen_lab::labeller::{LabelOutcome, Labeller};
 use support::emails;
 use support::mock_openai::{redirector, Fault, MockServer, Options, Route};
 
@@ -67,4 +69,44 @@ fn a_redirected_upload_says_where_it_points_and_is_not_retried() {
         .count();
     assert_eq!(uploads, 1, "not retried");
     assert!(target.requests().is_empty(), "the redirect was followed");
+}
+
+/// Polling that gave up left the worst cases of the job's requests held in the budget, so a
+/// later call of the same labeller (the job collected, then new requests) found that much less
+/// money and stopped early. Now it is released; the job's cost counts when it is collected.
+#[test]
+fn a_poll_failure_leaves_no_money_held_for_the_rerun() {
+    let srv = MockServer::start(Options::default());
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = batch_config(&srv, "LAB_TEST_KEY_BR_POLL", dir.path());
+    let items = emails(4);
+    let probe = LlmLabeller::from_config(&cfg).unwrap();
+    let prices = cfg.prices().scaled(cfg.batch_discount);
+    let worst = items
+        .iter()
+        .map(|ex| worst_case_cost(&probe.request(&ex.input, &[]), None, &prices))
+        .fold(0.0, f64::max);
+    drop(probe);
+    // All four fit at their worst case, with little to spare.
+    cfg.money_budget = Some(4.05 * worst);
+    let mut lab = LlmLabeller::from_config(&cfg).unwrap();
+    srv.inject(Route::BatchGet, Fault::Unauthorized);
+    let err = format!("{:#}", lab.label(&items[..2], &[]).unwrap_err());
+    assert!(err.contains("HTTP 401"), "{err}");
+    let available = lab.client().budget().available().unwrap();
+    assert!(
+        (available - (4.05 * worst - lab.spent())).abs() < 1e-12,
+        "held after the failure: {} of {}",
+        4.05 * worst - lab.spent() - available,
+        4.05 * worst
+    );
+
+    // The rerun collects the job for the first two and sends the other two as a new one.
+    let out = lab.label(&items, &[]).unwrap();
+    let LabelOutcome::Complete(labels) = out else {
+        panic!("the rerun stopped early: {out:?}")
+    };
+    assert_eq!(labels.len(), 4);
+    assert_eq!(srv.count("POST", "/v1/batches"), 2);
+    assert!(lab.spent() <= 4.05 * worst);
 }

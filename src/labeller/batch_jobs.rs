@@ -6,7 +6,7 @@
 use super::batch::{
     batch_errors, job_tag, read_marker, saved_path, BatchApi, LineFailure, SavedBatch, BATCHES_DIR,
 };
-use super::budget::Reservation;
+use super::budget::Held;
 use super::llm::{LlmClient, Replies, Reply};
 use super::prompt::ChatRequest;
 use super::refusals::refusal_message;
@@ -45,7 +45,9 @@ fn saved_batches(dir: &Path) -> Result<Vec<SavedBatch>> {
 }
 
 /// Run one job to the end and return the replies by key, each settled against its
-/// reservation, with the errors of the requests this call holds a reservation for.
+/// reservation in `held`, with the errors of the requests this call holds a reservation for.
+/// On an error (polling gives up, a write fails) what is still held is released: the saved
+/// job stays, and the call that collects it counts what it cost.
 ///
 /// Every reply the job produced goes into the label cache, also those of requests this call
 /// does not want (a job an earlier run submitted for other items): they were paid for, and a
@@ -57,7 +59,7 @@ fn run_job(
     client: &LlmClient,
     api: &BatchApi,
     saved: &SavedBatch,
-    mut reservations: HashMap<String, Reservation>,
+    mut held: Held<'_>,
     by_key: &HashMap<&str, &ChatRequest>,
 ) -> Result<(HashMap<String, Reply>, Vec<LineFailure>)> {
     let started = Instant::now();
@@ -72,7 +74,7 @@ fn run_job(
     let mut replies = HashMap::new();
     let mut errors = Vec::new();
     for key in &saved.keys {
-        let reservation = reservations.remove(key);
+        let wanted = held.contains(key);
         let mut result = results.remove(key);
         let billed = match &result {
             Some(Ok((_, usage))) => Some(*usage),
@@ -100,7 +102,7 @@ fn run_job(
             // The saved job stays until the end, so a run killed before a label reaches the
             // cache collects it again: labels need no spend log line.
             Some(Ok((text, usage))) if client.cache.peek(key).is_none() => {
-                let Some(r) = reservation else {
+                let Some(r) = held.take(key) else {
                     // Not wanted by this call: kept for the call that wants it.
                     client.record(key, &text, usage, cost)?;
                     continue;
@@ -118,9 +120,9 @@ fn run_job(
                 replies.insert(key.clone(), reply);
             }
             other => {
-                let Some(r) = reservation else {
+                if !wanted {
                     continue;
-                };
+                }
                 let spent = match &other {
                     Some(Ok(_)) => Spent::Duplicate,
                     Some(Err(LineFailure {
@@ -133,7 +135,9 @@ fn run_job(
                 let first =
                     cost == 0.0 || client.log_batch_line(&saved.batch_id, key, cost, spent)?;
                 let counted = if first { cost } else { 0.0 };
-                client.budget.settle(r, counted);
+                if let Some(r) = held.take(key) {
+                    client.budget.settle(r, counted);
+                }
                 client.add_unlabelled(counted);
                 match other {
                     Some(Ok(_)) => {}
@@ -187,20 +191,12 @@ pub(super) fn complete_batch(
         }
         // Already submitted and being paid for: hold the money of the requests this call
         // wants, even past the limit.
-        let reservations = saved
-            .keys
-            .iter()
-            .filter(|k| missing.contains(k.as_str()))
-            .map(|k| {
-                (
-                    k.clone(),
-                    client
-                        .budget
-                        .force_reserve(client.worst_case(by_key[k.as_str()], &prices)),
-                )
-            })
-            .collect();
-        let (replies, errs) = run_job(client, api, &saved, reservations, &by_key)?;
+        let mut held = Held::new(&client.budget);
+        for k in saved.keys.iter().filter(|k| missing.contains(k.as_str())) {
+            let worst = client.worst_case(by_key[k.as_str()], &prices);
+            held.push(k, client.budget.force_reserve(worst));
+        }
+        let (replies, errs) = run_job(client, api, &saved, held, &by_key)?;
         paid.extend(replies);
         errors.extend(errs);
     }
@@ -213,13 +209,14 @@ pub(super) fn complete_batch(
     let charged = client.charges_cache_hits();
     let mut stop_at = None;
     let mut refused_at = None;
-    let mut reservations = HashMap::new();
-    let mut held_for_hits: Vec<(&str, Reservation)> = Vec::new();
+    // Released on every early return (see `Held`).
+    let mut job = Held::new(&client.budget);
+    let mut held_for_hits = Held::new(&client.budget);
     let mut seen: HashSet<&str> = HashSet::new();
-    let mut job_keys: Vec<String> = Vec::new();
+    let mut in_job: HashSet<&str> = HashSet::new();
     for (i, key) in keys.iter().enumerate() {
         let first = seen.insert(key.as_str());
-        let in_this_call = paid.contains_key(key) || reservations.contains_key(key);
+        let in_this_call = paid.contains_key(key) || in_job.contains(key.as_str());
         if in_this_call && (first || !charged) {
             continue;
         }
@@ -242,12 +239,12 @@ pub(super) fn complete_batch(
                 if hit {
                     client.cache.count(true);
                 }
-                held_for_hits.push((key.as_str(), r));
+                held_for_hits.push(key, r);
             }
             Some(r) => {
                 client.cache.count(false);
-                reservations.insert(key.clone(), r);
-                job_keys.push(key.clone());
+                job.push(key, r);
+                in_job.insert(key.as_str());
             }
             None => {
                 stop_at = Some(i);
@@ -258,12 +255,10 @@ pub(super) fn complete_batch(
     if refused_at.is_some() {
         // The call fails at the refused request before sending anything, as live sending does
         // (see `LlmClient::refusal_ahead`).
-        for (_, r) in reservations.drain() {
-            client.budget.release(r);
-        }
-        job_keys.clear();
+        job.release_all();
     }
-    if !job_keys.is_empty() {
+    if !job.is_empty() {
+        let job_keys: Vec<String> = job.keys().map(str::to_string).collect();
         let jobs: Vec<(&str, &ChatRequest)> = job_keys
             .iter()
             .map(|k| (k.as_str(), by_key[k.as_str()]))
@@ -294,15 +289,7 @@ pub(super) fn complete_batch(
                     Ok((file_id, id))
                 }),
         };
-        let (input_file_id, batch_id) = match submitted {
-            Ok(ids) => ids,
-            Err(e) => {
-                for (_, r) in reservations {
-                    client.budget.release(r);
-                }
-                return Err(e);
-            }
-        };
+        let (input_file_id, batch_id) = submitted?;
         let saved = SavedBatch {
             batch_id,
             input_file_id,
@@ -311,21 +298,18 @@ pub(super) fn complete_batch(
         let path = saved_path(client.cache.dir(), &saved.batch_id);
         let json = serde_json::to_string_pretty(&saved).context("cannot encode the batch job")?;
         if let Err(e) = atomic_write(&path, json.as_bytes()) {
-            for (_, r) in reservations {
-                client.budget.release(r);
-            }
             return Err(e.context(format!(
                 "batch {} was submitted but its id could not be saved (a rerun finds it by its metadata)",
                 saved.batch_id
             )));
         }
-        let (replies, errs) = run_job(client, api, &saved, reservations, &by_key)?;
+        let (replies, errs) = run_job(client, api, &saved, job, &by_key)?;
         paid.extend(replies);
         errors.extend(errs);
     }
 
-    for (key, r) in held_for_hits {
-        match client.cache.peek(key) {
+    for (key, r) in held_for_hits.take_all() {
+        match client.cache.peek(&key) {
             // A call that fails at a refusal counts nothing for its hits, as live sending.
             Some(hit) if refused_at.is_none() => client.budget.settle(r, client.cached_cost(&hit)),
             _ => client.budget.release(r),

@@ -182,6 +182,65 @@ impl Budget {
     }
 }
 
+/// Reservations held for requests, by key, until each is settled: whatever is still held
+/// when this is dropped is released. A call that ends early on an error (a batch poll that
+/// gives up, a cache that cannot be written) would otherwise leave it held, and the client's
+/// later calls would find less money than there is. Released, not counted as spent: the
+/// requests' replies are counted by the call that collects them (a saved batch job stays).
+pub struct Held<'a> {
+    budget: &'a Budget,
+    by_key: Vec<(String, Reservation)>,
+}
+
+impl<'a> Held<'a> {
+    pub fn new(budget: &'a Budget) -> Self {
+        Held {
+            budget,
+            by_key: Vec::new(),
+        }
+    }
+
+    pub fn push(&mut self, key: &str, r: Reservation) {
+        self.by_key.push((key.to_string(), r));
+    }
+
+    pub fn contains(&self, key: &str) -> bool {
+        self.by_key.iter().any(|(k, _)| k == key)
+    }
+
+    /// The first reservation held for `key`, now the caller's to settle or release.
+    pub fn take(&mut self, key: &str) -> Option<Reservation> {
+        let at = self.by_key.iter().position(|(k, _)| k == key)?;
+        Some(self.by_key.remove(at).1)
+    }
+
+    /// Every reservation still held, in the order they were pushed, now the caller's.
+    pub fn take_all(&mut self) -> Vec<(String, Reservation)> {
+        std::mem::take(&mut self.by_key)
+    }
+
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.by_key.iter().map(|(k, _)| k.as_str())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_key.is_empty()
+    }
+
+    /// Give back everything still held.
+    pub fn release_all(&mut self) {
+        for (_, r) in self.by_key.drain(..) {
+            self.budget.release(r);
+        }
+    }
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        self.release_all();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
