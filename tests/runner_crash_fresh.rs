@@ -7,30 +7,16 @@ mod support;
 use atgen_lab::labeller::human::{read_labels, read_pending, save_label, SaveOutcome, SavedLabel};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use support::crash_runs::{crash, json_lines, run, run_args, Snapshot};
-use support::tiny_run::{aeslc_head, TinyExperiment};
-
-fn data() -> &'static Path {
-    static DATA: OnceLock<PathBuf> = OnceLock::new();
-    DATA.get_or_init(|| {
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("crash_fresh");
-        std::fs::create_dir_all(&dir).unwrap();
-        aeslc_head(&dir, 300)
-    })
-}
+use support::crash_runs::{crash, crash_experiment, json_lines, run, run_args, Snapshot};
+use support::tiny_run::TinyExperiment;
 
 /// One cell (random, three iterations of two labels) labelled by hand.
 fn experiment(dir: &Path) -> PathBuf {
     TinyExperiment {
-        name: "crash",
-        data_path: Some(data()),
-        al: "iterations = 2",
-        init_size: 2,
-        query_size: 2,
         tables: "[labeller]\nkind = \"human\"\n",
-        ..TinyExperiment::default()
+        ..crash_experiment()
     }
     .write(dir)
 }

@@ -8,9 +8,12 @@ mod support;
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
-use support::crash_runs::{age_temporaries, crash, differences, run, run_args, Snapshot};
+use support::crash_runs::{
+    age_temporaries, assert_each_point, crash, crash_data, crash_experiment, differences,
+    rerun_differences, run, run_args, Snapshot,
+};
 use support::mock_openai::{MockServer, Options};
-use support::tiny_run::{aeslc_head, llm_labeller_table, TinyExperiment};
+use support::tiny_run::{llm_labeller_table, TinyExperiment};
 
 /// A strategy that keeps memory between iterations (how often each pool item was passed
 /// over), so a resume must restore it; ties broken by the seeded rng.
@@ -32,27 +35,18 @@ fn select(ctx, k) {
 }
 "#;
 
-/// What every scenario shares: memo's script and a small copy of the data, in one place since
-/// their paths are part of a cell's configuration (results copied from another run must
-/// resume, not be refused). Written once per process, each file replaced whole: another run
-/// of these tests may be reading them.
-struct Fixtures {
-    memo: PathBuf,
-    data: PathBuf,
-}
-
-fn fixtures() -> &'static Fixtures {
-    static FIXTURES: OnceLock<Fixtures> = OnceLock::new();
-    FIXTURES.get_or_init(|| {
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("crash_points");
-        std::fs::create_dir_all(&dir).unwrap();
-        let mut tmp = tempfile::NamedTempFile::new_in(&dir).unwrap();
+/// Memo's script, beside `crash_data()` and for the same reason: its path is part of a cell's
+/// configuration (results copied from another run must resume, not be refused). Written once
+/// per process, replaced whole: another run of these tests may be reading it.
+fn memo_script() -> &'static Path {
+    static MEMO: OnceLock<PathBuf> = OnceLock::new();
+    MEMO.get_or_init(|| {
+        let dir = crash_data().parent().unwrap();
+        let mut tmp = tempfile::NamedTempFile::new_in(dir).unwrap();
         std::io::Write::write_all(&mut tmp, MEMO_SCRIPT.as_bytes()).unwrap();
         let memo = dir.join("memo.rhai");
         tmp.persist(&memo).unwrap();
-        // Loading all of AESLC is most of a lab process's start, and each point starts two.
-        let data = aeslc_head(&dir, 300);
-        Fixtures { memo, data }
+        memo
     })
 }
 
@@ -61,17 +55,12 @@ fn fixtures() -> &'static Fixtures {
 /// iteration 0 from mnlp. (The tiny model's rouge1 is 0; its generations follow the adapter.)
 fn experiment(dir: &Path, iterations: usize) -> PathBuf {
     let path = TinyExperiment {
-        name: "crash",
-        data_path: Some(&fixtures().data),
         al: &format!("iterations = {iterations}"),
-        // Small steps: each point is a run and a rerun, and training is most of their time.
-        init_size: 2,
-        query_size: 2,
         strategies: &["mnlp"],
-        ..TinyExperiment::default()
+        ..crash_experiment()
     }
     .write(dir);
-    let script = &fixtures().memo;
+    let script = memo_script();
     let mut text = std::fs::read_to_string(&path).unwrap();
     text.push_str(&format!(
         "\n[[strategy]]\nname = \"memo\"\nscript = \"{}\"\n",
@@ -98,21 +87,13 @@ fn uninterrupted() -> &'static Snapshot {
 /// and memo's iteration n-4 after (memo's iteration 0 is mnlp's, shared).
 fn crash_and_resume_at(points: &[&str]) {
     let whole = uninterrupted();
-    let mut failures = Vec::new();
-    for point in points {
+    assert_each_point(points, |point| {
         let dir = tempfile::tempdir().unwrap();
         let exp = experiment(dir.path(), 2);
         crash(&run_args(&exp), point, &[]);
         age_temporaries(&dir.path().join("results/crash"));
-        let problems = match run(&run_args(&exp), &[]) {
-            Ok(()) => differences(whole, &Snapshot::take(dir.path(), "crash")),
-            Err(e) => vec![e],
-        };
-        if !problems.is_empty() {
-            failures.push(format!("{point}:\n  {}", problems.join("\n  ")));
-        }
-    }
-    assert!(failures.is_empty(), "{}", failures.join("\n"));
+        rerun_differences(&exp, dir.path(), &[], whole)
+    });
 }
 
 #[test]
@@ -206,11 +187,10 @@ fn a_run_aborted_after_reopening_finished_cells_resumes_them() {
 /// An experiment whose labels are bought from `server` (one cell, three iterations).
 fn llm_experiment(dir: &Path, server: &MockServer) -> PathBuf {
     TinyExperiment {
-        name: "crash",
-        data_path: Some(&fixtures().data),
-        al: "iterations = 2",
+        init_size: 4,
+        query_size: 3,
         tables: &llm_labeller_table(&server.base_url(), KEY_ENV, (0.15, 0.6), ""),
-        ..TinyExperiment::default()
+        ..crash_experiment()
     }
     .write(dir)
 }
@@ -239,10 +219,10 @@ fn llm_run(dir: &Path, points: &[&str]) -> Result<(Snapshot, usize), String> {
 fn a_run_aborted_after_buying_labels_neither_buys_them_again_nor_loses_them() {
     let whole_dir = tempfile::tempdir().unwrap();
     let (whole, sold) = llm_run(whole_dir.path(), &[]).unwrap();
-    let mut failures = Vec::new();
-    for point in ["labels-bought:1", "labels-bought:2", "curve-written:3"] {
+    let points = ["labels-bought:1", "labels-bought:2", "curve-written:3"];
+    assert_each_point(&points, |point| {
         let dir = tempfile::tempdir().unwrap();
-        let mut problems = match llm_run(dir.path(), &[point]) {
+        match llm_run(dir.path(), &[point]) {
             Ok((got, resold)) => {
                 let mut p = differences(&whole, &got);
                 if resold != sold {
@@ -251,11 +231,6 @@ fn a_run_aborted_after_buying_labels_neither_buys_them_again_nor_loses_them() {
                 p
             }
             Err(e) => vec![e],
-        };
-        if !problems.is_empty() {
-            problems.insert(0, String::new());
-            failures.push(format!("{point}:{}", problems.join("\n  ")));
         }
-    }
-    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    });
 }
