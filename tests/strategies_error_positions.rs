@@ -61,9 +61,26 @@ fn a_string_or_array_built_past_its_limit_names_the_line_the_limit_and_the_key()
         "fn select(ctx, k) {\n  let seen = #{};\n  for i in 0..10 { seen[`k${i}`] = i; }\n  \
                 seen.len()\n}";
     let m = run_err("keys", body, "", &small_data());
-    assert!(m.contains("keys.rhai:5:"), "{m}");
+    assert!(
+        m.contains("keys.rhai:4:"),
+        "the line that fills the map: {m}"
+    );
     assert!(m.contains("max_map_size = 3 entries"), "{m}");
     assert!(m.contains("`max_map_size` under `[sandbox]`"), "{m}");
+    assert!(m.contains("a map is measured when it is read"), "{m}");
+}
+
+#[test]
+fn a_map_filled_past_its_limit_is_stopped_at_the_line_that_fills_it_not_its_next_use() {
+    // Rhai itself measures a map only at its next use: here the `len()` in select, after the
+    // helper's loop has added all 200 entries.
+    let body = "fn fill(m) {\n  for i in 0..200 {\n    m[`k${i}`] = i;\n  }\n  m\n}\n\
+                fn select(ctx, k) {\n  let seen = fill(#{});\n  seen.len();\n  []\n}";
+    let m = run_err("fill", body, "", &small_data());
+    assert!(m.contains("fill.rhai:4:"), "the line in the helper: {m}");
+    assert!(m.contains("in fn fill called at "), "{m}");
+    assert!(m.contains("fill.rhai:9:"), "the call in select: {m}");
+    assert!(m.contains("max_map_size = 3 entries"), "{m}");
 }
 
 #[test]

@@ -125,11 +125,18 @@ pub fn within_data_limits(
 /// backstop: for a loop that reads no variable (`while true {}`, see `BACKSTOP_OPERATIONS`),
 /// and so that a script which catches the error cannot go on (the call limit is one above ours,
 /// so its next call fails).
+///
+/// Maps are measured here too: Rhai checks `max_map_size` when a map is built or returned, but
+/// not when `m[key] = v` adds an entry, so a loop could fill a map far past the limit before
+/// its next use, and that use is all the error would name. Measured on every read, a map is
+/// stopped at the first read after the insertion that passed the limit (in a loop, the
+/// inserting line itself on its next pass), with the line and the chain of calls.
 fn watch_limits(engine: &mut Engine, limits: &SandboxLimits) {
     let (max_operations, max_call_levels) = (limits.max_operations, limits.max_call_levels);
+    let max_map_size = limits.max_map_size;
     // Rhai flags `on_var` as volatile (its signature may change), not as going away.
     #[allow(deprecated)]
-    engine.on_var(move |_name, _index, context| {
+    engine.on_var(move |name, _index, context| {
         let hit = if max_operations > 0
             && context.global_runtime_state().num_operations() > max_operations
         {
@@ -139,13 +146,29 @@ fn watch_limits(engine: &mut Engine, limits: &SandboxLimits) {
         } else {
             None
         };
-        match hit {
-            Some(hit) => {
-                Err(EvalAltResult::ErrorRuntime(Dynamic::from(hit), Position::NONE).into())
-            }
-            None => Ok(None),
+        if let Some(hit) = hit {
+            return Err(EvalAltResult::ErrorRuntime(Dynamic::from(hit), Position::NONE).into());
         }
+        if max_map_size > 0 && map_entries(context.scope().get(name)) > max_map_size {
+            return Err(EvalAltResult::ErrorRuntime(
+                Dynamic::from(DataTooLarge(MAP_SIZE.to_string())),
+                Position::NONE,
+            )
+            .into());
+        }
+        Ok(None)
     });
+}
+
+/// Rhai's words for a map past `max_map_size`, which `script_errors` turns into advice.
+pub const MAP_SIZE: &str = "Size of object map";
+
+/// The entries of `value` when it is a map (its own, not those of maps nested in it, which
+/// Rhai counts at the map's next use), else 0.
+fn map_entries(value: Option<&Dynamic>) -> usize {
+    value
+        .and_then(|v| v.read_lock::<rhai::Map>().map(|m| m.len()))
+        .unwrap_or(0)
 }
 
 /// Resolves `import "name"` to `strategies/lib/name.rhai` and refuses any path that could

@@ -2,7 +2,9 @@
 //! its file:line:column, the chain of script functions it happened in, and advice for the
 //! common mistakes (an unknown function, a sandbox limit).
 use crate::strategy::engine::{imported_modules, lib_dir_for, read_script, Script};
-use crate::strategy::sandbox::{DataTooLarge, LimitHit, SandboxLimits, BACKSTOP_OPERATIONS};
+use crate::strategy::sandbox::{
+    DataTooLarge, LimitHit, SandboxLimits, BACKSTOP_OPERATIONS, MAP_SIZE,
+};
 use crate::strategy::silent_loops::loops_reading_no_variable;
 use crate::strategy::{access_hints, fn_hints};
 use rhai::{Engine, EvalAltResult, Position};
@@ -218,11 +220,13 @@ fn data_limit_message(script: &Script, what: &str, at: &str, limits: &SandboxLim
                  inputs(), outputs(), texts() or samples() can pass it: {keep_texts}"
             ),
         ),
-        "Size of object map" => (
+        MAP_SIZE => (
             "max_map_size",
             limits.max_map_size,
             "entries",
-            "keep per-item values in a FloatVec or IntVec rather than a map keyed by item"
+            "a map is measured when it is read, not as entries are added, so it passed the \
+             limit at an insertion before this read (in a loop, on the previous pass); keep \
+             per-item values in a FloatVec or IntVec rather than a map keyed by item"
                 .to_string(),
         ),
         _ => (
