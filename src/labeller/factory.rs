@@ -121,10 +121,8 @@ impl Judge {
     }
 }
 
-pub fn make_judge(exp: &Experiment) -> Result<Option<Judge>> {
-    let Some(j) = &exp.eval.judge else {
-        return Ok(None);
-    };
+/// An `[eval.judge]` table as the LLM client's settings, not yet validated.
+pub fn judge_config_of(j: &crate::config::labeller::JudgeConfig) -> LlmLabellerConfig {
     let mut cfg = LlmLabellerConfig::new(client_provider(j.provider), &j.model);
     cfg.base_url = j.base_url.clone();
     cfg.api_key_env = j.api_key_env.clone();
@@ -137,6 +135,14 @@ pub fn make_judge(exp: &Experiment) -> Result<Option<Judge>> {
     cfg.max_retries = j.max_retries;
     cfg.cache_dir = std::env::var_os("LAB_LABEL_CACHE").map(std::path::PathBuf::from);
     cfg.money_budget = j.money_budget;
+    cfg
+}
+
+pub fn make_judge(exp: &Experiment) -> Result<Option<Judge>> {
+    let Some(j) = &exp.eval.judge else {
+        return Ok(None);
+    };
+    let cfg = judge_config_of(j);
     cfg.validate().context("in [eval.judge]")?;
     let mut client =
         crate::labeller::llm::LlmClient::from_config(&cfg).context("in [eval.judge]")?;

@@ -244,26 +244,6 @@ pub fn build_toml(
     })
 }
 
-/// The run started here inherits this server's environment: an LLM labeller's key missing
-/// from it would fail the run at its first label, with advice (export the variable) that the
-/// person at the browser cannot follow there.
-fn missing_api_key(exp: &crate::config::Experiment) -> Option<String> {
-    if exp.labeller.kind != crate::config::LabellerKind::Llm {
-        return None;
-    }
-    let var = crate::labeller::factory::llm_config_of(exp, 0.0)
-        .ok()?
-        .key_env()?;
-    let set = std::env::var(&var).is_ok_and(|v| !v.trim().is_empty());
-    (!set).then(|| {
-        format!(
-            "the environment variable {var} (the LLM labeller's API key) is not set where \
-             `lab serve` runs, and runs started here read it from there: stop `lab serve`, \
-             export {var}=<your API key>, and start it again"
-        )
-    })
-}
-
 /// Validate the experiment text like `lab check`, then load its data and find its strategy.
 pub fn check_experiment(
     text: &str,
@@ -282,8 +262,8 @@ pub fn check_experiment(
     if let Err(e) = scripts {
         errors.entry("strategy").or_default().push(format!("{e:#}"));
     }
-    if let Some(problem) = missing_api_key(&exp) {
-        errors.entry("labeller").or_default().push(problem);
+    for (field, problem) in crate::web::launch_keys::missing_api_keys(&exp) {
+        errors.entry(field).or_default().push(problem);
     }
     if errors.is_empty() {
         Ok(exp)
@@ -385,7 +365,7 @@ pub(crate) mod tests {
             .collect()
     }
 
-    fn valid_form() -> HashMap<String, String> {
+    pub(crate) fn valid_form() -> HashMap<String, String> {
         form(&[
             ("name", "t1"),
             ("dataset", "data/aeslc"),
@@ -495,33 +475,6 @@ pub(crate) mod tests {
             "line {line} of {shown}"
         );
         assert!(!app.experiments.join("web-t1.toml").exists());
-    }
-
-    /// An LLM labeller whose key is not in the server's environment was launched, and the
-    /// run failed at once with "export OPENAI_API_KEY", which a browser cannot do.
-    #[test]
-    fn an_llm_labeller_without_its_key_where_the_server_runs_is_refused_before_launch() {
-        let mut f = valid_form();
-        f.insert("labeller".into(), "llm".into());
-        f.insert("llm_model".into(), "gpt-4o-mini".into());
-        let with_key = |var: &str| {
-            let mut f = f.clone();
-            f.insert(
-                "advanced".into(),
-                format!("[labeller]\napi_key_env = \"{var}\"\n"),
-            );
-            let text = build_toml(&f, Path::new("/tmp/r")).unwrap();
-            check_experiment(&text, Path::new("web-t1.toml"))
-        };
-        let errors = with_key("LAB_WEB_TEST_KEY_NEVER_SET").unwrap_err();
-        let said = errors["labeller"].join("\n");
-        assert!(
-            said.contains("LAB_WEB_TEST_KEY_NEVER_SET") && said.contains("stop `lab serve`"),
-            "{errors:?}"
-        );
-        // Any variable that is set will do (its value is never shown).
-        let exp = with_key("PATH").unwrap_or_else(|e| panic!("{e:?}"));
-        assert_eq!(exp.labeller.kind, crate::config::LabellerKind::Llm);
     }
 
     #[test]

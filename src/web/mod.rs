@@ -10,6 +10,7 @@ pub mod html;
 pub mod http;
 pub mod launch;
 pub mod launch_form;
+pub mod launch_keys;
 pub mod results;
 pub mod run_log;
 pub mod run_process;
