@@ -84,8 +84,8 @@ fn draw<DB: DrawingBackend>(
     };
     let mut chart = ChartBuilder::on(root)
         .caption(
-            text(&format!("{} — {}", spec.experiment, spec.metric)),
-            (FAMILY, 24),
+            fitted_caption(&text(spec.experiment), &text(spec.metric)),
+            (FAMILY, CAPTION_SIZE),
         )
         .margin(18)
         .x_label_area_size(52)
@@ -97,7 +97,7 @@ fn draw<DB: DrawingBackend>(
         .configure_mesh()
         .x_label_formatter(&x_format)
         .x_desc(spec.x.title())
-        .y_desc(text(spec.metric))
+        .y_desc(text(&y_axis_title(spec.metric)))
         .label_style((FAMILY, 14))
         .axis_desc_style((FAMILY, 16))
         .light_line_style(WHITE.mix(0.0))
@@ -318,6 +318,42 @@ fn seeds_of(curve: &MeanCurve) -> usize {
     curve.points.iter().map(|p| p.summary.n).max().unwrap_or(0)
 }
 
+/// The y axis's title: the metric and, for one this lab computes, its scale or unit
+/// (`rouge1 (0–1)`, `sacrebleu (0–100)`, `pred_words (words)`), so a word count is not read as
+/// a score. A metric from elsewhere has no known unit.
+pub fn y_axis_title(metric: &str) -> String {
+    match crate::metrics::registry::info_of(metric) {
+        Some(info) => format!("{metric} ({})", info.scale.replace('-', "–")),
+        None => metric.to_string(),
+    }
+}
+
+/// Font size of the figure's caption.
+const CAPTION_SIZE: f64 = 24.0;
+
+/// The caption `experiment — metric`, the experiment's name cut (ending in `…`) where the whole
+/// would be wider than the figure: plotters centres it, so both ends were cut off, the
+/// metric's name with them.
+pub fn fitted_caption(experiment: &str, metric: &str) -> String {
+    // The figure's width less its margins and a little air.
+    let room = FIGURE_SIZE.0 - 2 * 18 - 24;
+    let font = FontDesc::from((FAMILY, CAPTION_SIZE));
+    // Without the bundled font there is nothing to measure by; the caption is drawn as it is.
+    let fits = |text: &str| font.box_size(text).map_or(true, |(w, _)| w <= room);
+    let whole = format!("{experiment} — {metric}");
+    if fits(&whole) {
+        return whole;
+    }
+    let mut name: Vec<char> = experiment.chars().collect();
+    while name.pop().is_some() {
+        let cut = format!("{}… — {metric}", name.iter().collect::<String>());
+        if fits(&cut) || name.is_empty() {
+            return cut;
+        }
+    }
+    whole
+}
+
 /// The range a registered metric's values live in (`0-1`, `0-100`, `1-5`), if bounded.
 fn metric_bounds(metric: &str) -> Option<(f64, f64)> {
     let scale = crate::metrics::registry::info_of(metric)?.scale;
@@ -364,7 +400,10 @@ fn ranges(
 
 #[cfg(test)]
 mod tests {
-    use super::{legend_entry, legend_label, metric_bounds, x_tick_label, PALETTE};
+    use super::{
+        fitted_caption, legend_entry, legend_label, metric_bounds, x_tick_label, y_axis_title,
+        PALETTE,
+    };
     use crate::report::aggregate::XAxis;
 
     /// WCAG contrast ratio of a colour against white.
@@ -418,6 +457,32 @@ mod tests {
         assert_eq!(legend_entry("mnlp", false, Some(1)), "mnlp (1 seed)");
         assert_eq!(legend_entry("random", true, None), "random (reference)");
         assert_eq!(legend_entry("bald", false, None), "bald");
+    }
+
+    #[test]
+    fn a_long_experiment_name_is_cut_so_the_caption_fits_with_its_metric() {
+        crate::report::font::register_bundled_font().unwrap();
+        assert_eq!(
+            fitted_caption("quickstart", "rouge1"),
+            "quickstart — rouge1"
+        );
+        let long = "aeslc_smollm2_135m_instruct_lora_r16_alpha32_init10_query10_five_seeds_v2";
+        let caption = fitted_caption(long, "rougeLsum");
+        assert!(caption.ends_with("… — rougeLsum"), "{caption}");
+        let kept = caption.trim_end_matches("… — rougeLsum");
+        assert!(long.starts_with(kept) && kept.len() > 30, "{caption}");
+        let font = plotters::style::FontDesc::from((super::FAMILY, super::CAPTION_SIZE));
+        let (width, _) = font.box_size(&caption).unwrap();
+        assert!(width <= super::FIGURE_SIZE.0 - 36, "{caption}: {width} px");
+    }
+
+    #[test]
+    fn the_y_axis_names_each_metric_scale_or_unit() {
+        assert_eq!(y_axis_title("rouge1"), "rouge1 (0–1)");
+        assert_eq!(y_axis_title("sacrebleu"), "sacrebleu (0–100)");
+        assert_eq!(y_axis_title("llm_judge"), "llm_judge (1–5)");
+        assert_eq!(y_axis_title("pred_words"), "pred_words (words)");
+        assert_eq!(y_axis_title("eval_loss"), "eval_loss");
     }
 
     #[test]
