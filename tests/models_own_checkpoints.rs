@@ -302,3 +302,27 @@ fn an_untied_model_needs_an_lm_head_of_the_configs_shape() -> Result<()> {
     );
     Ok(())
 }
+
+/// A misspelt relative model folder (`models/tiny-lama` beside `models/tiny-llama`) is read
+/// as a hub id; the error spoke only of the Hugging Face cache.
+#[test]
+fn a_misspelt_model_folder_read_as_a_hub_id_says_so() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    write_tiny_folder(&dir.path().join("models/tiny-llama"), Family::Llama, 5)?;
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_lab"))
+        .args(["model", "info", "--model", "models/tiny-lama"])
+        .current_dir(dir.path())
+        .env("HF_HUB_OFFLINE", "1")
+        .env("HF_HUB_CACHE", dir.path().join("hub"))
+        .env("LAB_QUIET", "1")
+        .output()?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("`models/tiny-lama` is not a file or folder here")
+            && stderr.contains("model folder inside models")
+            && stderr.contains("did you mean models/tiny-llama?"),
+        "{stderr}"
+    );
+    Ok(())
+}

@@ -123,8 +123,38 @@ pub fn load(source: &ModelSource, dtype: DType, device: &Device) -> Result<Loade
             id,
             revision,
             gguf_file,
-        } => load_hub(id, revision.as_deref(), gguf_file.as_deref(), dtype, device),
+        } => load_hub(id, revision.as_deref(), gguf_file.as_deref(), dtype, device).map_err(|e| {
+            match misread_folder_hint(id) {
+                Some(hint) => e.context(hint),
+                None => e,
+            }
+        }),
     }
+}
+
+/// When `id`'s first part is a folder here but `id` itself is not, `id` is more likely a
+/// misspelt model folder than a hub id (`--model models/my-modle`): say how it was read.
+fn misread_folder_hint(id: &str) -> Option<String> {
+    let first = Path::new(id).components().next()?;
+    let first = Path::new(first.as_os_str());
+    if !first.is_dir() || Path::new(id).exists() {
+        return None;
+    }
+    let entries: Vec<String> = std::fs::read_dir(first)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok()?.file_name().into_string().ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    let name = Path::new(id).file_name()?.to_string_lossy().into_owned();
+    let nearest = crate::config::diagnose::suggest(&name, &entries)
+        .map(|n| format!(" (did you mean {}?)", first.join(n).display()))
+        .unwrap_or_default();
+    Some(format!(
+        "`{id}` is not a file or folder here, so it was read as a Hugging Face hub id; if you \
+         meant a model folder inside {}, check its name{nearest}",
+        first.display()
+    ))
 }
 
 /// What a model folder holds that the loader can read.
