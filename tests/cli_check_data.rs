@@ -13,6 +13,23 @@ fn text(out: &Output) -> String {
     )
 }
 
+/// `lab <args>` run in `dir`, which must fail; all it printed.
+fn lab_fails(dir: &Path, args: &[&str]) -> String {
+    let out = lab_in(dir, args);
+    let msg = text(&out);
+    assert!(
+        !out.status.success(),
+        "lab {} succeeded:\n{msg}",
+        args.join(" ")
+    );
+    msg
+}
+
+/// The project's valid experiment file, for a test to write a variant of.
+fn good_toml(dir: &tempfile::TempDir) -> String {
+    std::fs::read_to_string(dir.path().join("good.toml")).unwrap()
+}
+
 /// A project folder with a tiny dataset and one strategy script.
 fn project() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
@@ -50,7 +67,7 @@ fn check_accepts_a_valid_file_and_rejects_a_typo_naming_the_fix() {
         text(&ok)
     );
 
-    let good = std::fs::read_to_string(dir.path().join("good.toml")).unwrap();
+    let good = good_toml(&dir);
     std::fs::write(
         dir.path().join("typo.toml"),
         good.replace("[al]", "[train]\nlerning_rate = 1e-4\n[al]"),
@@ -127,15 +144,13 @@ fn check_and_data_read_a_relative_data_path_beside_the_experiment_like_run_does(
     // From a folder where `data/toy` is not, the experiment file's own folder is used.
     let elsewhere = tempfile::tempdir().unwrap();
     let script = dir.path().join("strategies/random.rhai");
-    let good = std::fs::read_to_string(dir.path().join("good.toml"))
-        .unwrap()
-        .replace(
-            "name = \"random\"\n",
-            &format!(
-                "name = \"random\"\nscript = {:?}\n",
-                script.display().to_string()
-            ),
-        );
+    let good = good_toml(&dir).replace(
+        "name = \"random\"\n",
+        &format!(
+            "name = \"random\"\nscript = {:?}\n",
+            script.display().to_string()
+        ),
+    );
     std::fs::write(dir.path().join("good.toml"), good).unwrap();
     let file = dir.path().join("good.toml");
     let file = file.to_str().unwrap();
@@ -164,24 +179,20 @@ fn check_and_data_read_a_relative_data_path_beside_the_experiment_like_run_does(
 #[test]
 fn check_names_an_unknown_model_and_bench_runs_nothing_when_any_file_is_bad() {
     let dir = project();
-    let good = std::fs::read_to_string(dir.path().join("good.toml")).unwrap();
+    let good = good_toml(&dir);
     std::fs::write(
         dir.path().join("typo-model.toml"),
         format!("{good}[model]\nname = \"smollm2-135m-instruc\"\n"),
     )
     .unwrap();
-    let out = lab_in(dir.path(), &["check", "typo-model.toml"]);
-    assert!(!out.status.success());
-    let msg = text(&out);
+    let msg = lab_fails(dir.path(), &["check", "typo-model.toml"]);
     assert!(
         msg.contains("`model.name` = \"smollm2-135m-instruc\" in typo-model.toml line")
             && msg.contains("did you mean `smollm2-135m-instruct`"),
         "{msg}"
     );
     // `lab bench` checks every file before running any: the good first file is not run.
-    let out = lab_in(dir.path(), &["bench", "good.toml", "typo-model.toml"]);
-    assert!(!out.status.success());
-    let msg = text(&out);
+    let msg = lab_fails(dir.path(), &["bench", "good.toml", "typo-model.toml"]);
     assert!(
         msg.contains("1 of 2 experiment files have problems, so nothing was run")
             && msg.contains("typo-model.toml"),
@@ -197,7 +208,7 @@ fn check_names_an_unknown_model_and_bench_runs_nothing_when_any_file_is_bad() {
 #[test]
 fn a_cuda_experiment_is_noted_by_check_and_skipped_by_bench_on_a_cpu_build() {
     let dir = project();
-    let good = std::fs::read_to_string(dir.path().join("good.toml")).unwrap();
+    let good = good_toml(&dir);
     std::fs::write(
         dir.path().join("gpu.toml"),
         format!("{good}[model]\ndevice = \"cuda\"\n"),
@@ -211,9 +222,7 @@ fn a_cuda_experiment_is_noted_by_check_and_skipped_by_bench_on_a_cpu_build() {
         "{msg}"
     );
     // Alone, nothing can run.
-    let out = lab_in(dir.path(), &["bench", "gpu.toml"]);
-    let msg = text(&out);
-    assert!(!out.status.success(), "{msg}");
+    let msg = lab_fails(dir.path(), &["bench", "gpu.toml"]);
     assert!(
         msg.contains("this build can run none of the 1 experiment files")
             && msg.contains("--features cuda"),
@@ -235,9 +244,7 @@ fn a_cuda_experiment_is_noted_by_check_and_skipped_by_bench_on_a_cpu_build() {
          iterations = 1\n[[strategy]]\nname = \"first\"\n",
     )
     .unwrap();
-    let out = lab_in(dir.path(), &["bench", "gpu.toml", "tiny.toml"]);
-    let msg = text(&out);
-    assert!(!out.status.success(), "{msg}");
+    let msg = lab_fails(dir.path(), &["bench", "gpu.toml", "tiny.toml"]);
     assert!(
         msg.contains("skipping gpu.toml: `model.device`: device \"cuda\" asked for")
             && msg.contains("1 of 2 experiment files were skipped, as this build cannot run them")
@@ -254,7 +261,7 @@ fn a_cuda_experiment_is_noted_by_check_and_skipped_by_bench_on_a_cpu_build() {
 #[test]
 fn a_field_no_row_has_is_named_with_the_fields_rows_have() {
     let dir = project();
-    let good = std::fs::read_to_string(dir.path().join("good.toml")).unwrap();
+    let good = good_toml(&dir);
     std::fs::write(
         dir.path().join("field.toml"),
         good.replace("input_field = \"text\"", "input_field = \"txt\""),
@@ -273,9 +280,7 @@ fn a_field_no_row_has_is_named_with_the_fields_rows_have() {
 #[test]
 fn strategies_only_names_an_unknown_strategy_with_the_nearest() {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let out = lab_in(repo, &["strategies", "--bench", "50", "--only", "mnlpp"]);
-    assert!(!out.status.success());
-    let msg = text(&out);
+    let msg = lab_fails(repo, &["strategies", "--bench", "50", "--only", "mnlpp"]);
     assert!(
         msg.contains("--only mnlpp: no such strategy") && msg.contains("did you mean `mnlp`"),
         "{msg}"
@@ -310,45 +315,38 @@ fn labels_stats_reads_the_folder_runs_use_and_is_calm_when_it_is_empty() {
 #[test]
 fn check_resolves_split_files_as_run_does() {
     let dir = project();
-    let good = std::fs::read_to_string(dir.path().join("good.toml")).unwrap();
+    let good = good_toml(&dir);
     let with = |extra: &str| good.replace("[al]", &format!("{extra}\n[al]"));
     // The test split named as the train file: the pool would be the test set.
     std::fs::write(dir.path().join("same.toml"), with("test = \"train.jsonl\"")).unwrap();
-    let out = lab_in(dir.path(), &["check", "same.toml"]);
-    assert!(!out.status.success(), "{}", text(&out));
+    let msg = lab_fails(dir.path(), &["check", "same.toml"]);
     assert!(
-        text(&out)
-            .contains("is in both the train split (`data.train`) and the test split (`data.test`)"),
-        "{}",
-        text(&out)
+        msg.contains("is in both the train split (`data.train`) and the test split (`data.test`)"),
+        "{msg}"
     );
     // A named split file that does not exist.
     std::fs::write(dir.path().join("gone.toml"), with("dev = \"dev.jsonl\"")).unwrap();
-    let out = lab_in(dir.path(), &["check", "gone.toml"]);
-    assert!(!out.status.success(), "{}", text(&out));
+    let msg = lab_fails(dir.path(), &["check", "gone.toml"]);
     assert!(
-        text(&out).contains("`data.dev` = \"dev.jsonl\"") && text(&out).contains("does not exist"),
-        "{}",
-        text(&out)
+        msg.contains("`data.dev` = \"dev.jsonl\"") && msg.contains("does not exist"),
+        "{msg}"
     );
 }
 
 #[test]
 fn check_rejects_template_placeholders_other_than_input() {
     let dir = project();
-    let good = std::fs::read_to_string(dir.path().join("good.toml")).unwrap();
+    let good = good_toml(&dir);
     std::fs::write(
         dir.path().join("tmpl.toml"),
         good.replace("Echo: {input}", "Context: {context}\\n{input} {{input}}"),
     )
     .unwrap();
-    let out = lab_in(dir.path(), &["check", "tmpl.toml"]);
-    assert!(!out.status.success(), "{}", text(&out));
+    let msg = lab_fails(dir.path(), &["check", "tmpl.toml"]);
     assert!(
-        text(&out).contains("data.input_template")
-            && text(&out).contains("placeholder(s) `{context}` but only `{input}` is filled in"),
-        "{}",
-        text(&out)
+        msg.contains("data.input_template")
+            && msg.contains("placeholder(s) `{context}` but only `{input}` is filled in"),
+        "{msg}"
     );
 }
 
@@ -358,7 +356,7 @@ fn check_rejects_template_placeholders_other_than_input() {
 #[test]
 fn check_reports_every_problem_at_once_and_reads_the_rows() {
     let dir = project();
-    let good = std::fs::read_to_string(dir.path().join("good.toml")).unwrap();
+    let good = good_toml(&dir);
     std::fs::write(
         dir.path().join("many.toml"),
         good.replace("input_template", "test_size = 11\ninput_template")
@@ -397,12 +395,10 @@ fn check_reports_every_problem_at_once_and_reads_the_rows() {
     let train = dir.path().join("data/toy/train.jsonl");
     let rows = std::fs::read_to_string(&train).unwrap();
     std::fs::write(&train, format!("{rows}{{\"text\": \"no label\"}}\n")).unwrap();
-    let out = lab_in(dir.path(), &["check", "good.toml"]);
-    assert!(!out.status.success(), "{}", text(&out));
+    let msg = lab_fails(dir.path(), &["check", "good.toml"]);
     assert!(
-        text(&out).contains("train.jsonl line 21: output field `label` is missing"),
-        "{}",
-        text(&out)
+        msg.contains("train.jsonl line 21: output field `label` is missing"),
+        "{msg}"
     );
 }
 
@@ -416,7 +412,7 @@ fn check_names_every_missing_or_broken_script_at_once() {
         "const KIND = \"al\";\nfn select(ctx, k) { let = ; }\n",
     )
     .unwrap();
-    let good = std::fs::read_to_string(dir.path().join("good.toml")).unwrap();
+    let good = good_toml(&dir);
     std::fs::write(
         dir.path().join("scripts.toml"),
         format!(
@@ -425,9 +421,7 @@ fn check_names_every_missing_or_broken_script_at_once() {
         ),
     )
     .unwrap();
-    let out = lab_in(dir.path(), &["check", "scripts.toml"]);
-    let msg = text(&out);
-    assert!(!out.status.success(), "{msg}");
+    let msg = lab_fails(dir.path(), &["check", "scripts.toml"]);
     for needle in [
         "`strategy[1].name` `nowhere` in scripts.toml line 12: script strategies/nowhere.rhai does not exist",
         "`strategy[2]` `broken` in scripts.toml:",
