@@ -229,6 +229,7 @@ impl DecoderConfig {
                  families"
             )
         })?;
+        refuse_heads_other_than_a_language_models(&raw)?;
         let hf: HfConfig = serde_json::from_value(body).map_err(|e| {
             anyhow::anyhow!(
                 "{e}: config.json does not describe a {model_type} decoder as transformers \
@@ -334,6 +335,26 @@ impl DecoderConfig {
             .with_context(|| format!("GGUF file {}", gguf.path.display()))?;
         Ok(config)
     }
+}
+
+/// A checkpoint of a classifier, a reward model or a bare `AutoModel` shares the decoder's
+/// layers but not its LM head: with tied embeddings it would load and score with the input
+/// embeddings, not with anything the model was trained to predict.
+fn refuse_heads_other_than_a_language_models(raw: &serde_json::Value) -> Result<()> {
+    let Some(names) = raw.get("architectures").and_then(|a| a.as_array()) else {
+        return Ok(());
+    };
+    let names: Vec<&str> = names.iter().filter_map(|n| n.as_str()).collect();
+    let generates =
+        |n: &&str| n.ends_with("ForCausalLM") || n.ends_with("ForConditionalGeneration");
+    if names.is_empty() || names.iter().any(generates) {
+        return Ok(());
+    }
+    bail!(
+        "key `architectures` is {names:?}: this checkpoint has no language-model head (a \
+         classifier, reward model or bare encoder of the decoder's layers); load the model's \
+         …ForCausalLM checkpoint instead"
+    )
 }
 
 #[derive(Debug, Deserialize)]
@@ -641,6 +662,27 @@ mod tests {
             msg.contains("missing field") && !msg.contains("unexpected field types"),
             "{msg}"
         );
+    }
+
+    /// A Qwen2 reward model (tied embeddings, a `score` head) loaded and scored with its
+    /// input embeddings as the LM head.
+    #[test]
+    fn a_checkpoint_without_a_language_model_head_is_refused() -> Result<()> {
+        let config = |architectures: &str| {
+            DecoderConfig::from_hf_json(&format!(
+                r#"{{"model_type":"qwen2",{SMALL},"tie_word_embeddings":true,
+                "architectures":{architectures}}}"#
+            ))
+        };
+        let err = config(r#"["Qwen2ForSequenceClassification"]"#).unwrap_err();
+        let msg = format!("{err:#}");
+        assert!(
+            msg.contains("Qwen2ForSequenceClassification") && msg.contains("ForCausalLM"),
+            "{msg}"
+        );
+        config(r#"["Qwen2ForCausalLM"]"#)?;
+        config(r#"["Gemma3ForConditionalGeneration"]"#)?;
+        Ok(())
     }
 
     #[test]
