@@ -149,8 +149,7 @@ fn a_run_aborted_while_resuming_resumes_again() {
     crash(&run_args(&exp), "selected-written:5", &[]);
     // …then a second abort right after the resume dropped them (mnlp's resume is the first).
     crash(&run_args(&exp), "resume-trimmed:2", &[]);
-    run(&run_args(&exp), &[]).unwrap();
-    let problems = differences(whole, &Snapshot::take(dir.path(), "crash"));
+    let problems = rerun_differences(&exp, dir.path(), &[], whole);
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 
@@ -163,8 +162,7 @@ fn a_fresh_run_aborted_after_moving_the_cell_aside_starts_over_when_rerun() {
     let fresh = ["run", exp.to_str().unwrap(), "--fresh"];
     crash(&fresh, "fresh-cell-moved:1", &[]);
     // A plain rerun: the cell folder is gone, so nothing of the old results may survive.
-    run(&run_args(&exp), &[]).unwrap();
-    let problems = differences(whole, &Snapshot::take(dir.path(), "crash"));
+    let problems = rerun_differences(&exp, dir.path(), &[], whole);
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 
@@ -179,8 +177,7 @@ fn a_run_aborted_after_reopening_finished_cells_resumes_them() {
     run(&run_args(&exp), &[]).unwrap();
     let exp = experiment(dir.path(), 2);
     crash(&run_args(&exp), "restop-written:2", &[]);
-    run(&run_args(&exp), &[]).unwrap();
-    let problems = differences(whole, &Snapshot::take(dir.path(), "crash"));
+    let problems = rerun_differences(&exp, dir.path(), &[], whole);
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 
