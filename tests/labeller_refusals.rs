@@ -4,8 +4,9 @@
 mod support;
 
 use atgen_lab::data::Example;
+use atgen_lab::labeller::budget::worst_case_cost;
 use atgen_lab::labeller::llm::{LlmLabeller, LlmLabellerConfig};
-use atgen_lab::labeller::Labeller;
+use atgen_lab::labeller::{LabelOutcome, Labeller};
 use serde_json::Value;
 use std::path::Path;
 use support::mock_openai::{Fault, MockServer, Options, Route, REFUSAL};
@@ -112,6 +113,59 @@ fn a_batch_call_holding_a_remembered_refusal_sends_nothing() {
     assert_stopped_before_sending(&err);
     assert_eq!(srv.count("POST", "/v1/files"), 1, "no job was sent");
     assert_eq!(refused_batch_lines(&srv), 1);
+}
+
+/// The worst cases of the items before a remembered refusal do not all fit the budget, but
+/// their actual costs do. A Batch call stops at the budget before the refusal; live sending
+/// went on as the actual costs came in, bought both items and then failed at the refusal,
+/// having paid for labels of a failed call. Now live sending stops where the Batch call does.
+#[test]
+fn both_modes_stop_at_the_budget_before_a_refusal_the_actual_costs_might_reach() {
+    let srv = MockServer::start(Options::default());
+    let (live_dir, batch_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let mut live = srv.openai_config("LAB_TEST_KEY_R_EDGE", live_dir.path());
+    live.concurrency = 1;
+    srv.inject(Route::Chat, Fault::Refusal);
+    let mut first = LlmLabeller::from_config(&live).unwrap();
+    assert!(first.label(&[refused_item()], &[]).is_err());
+    // The same remembered refusal in both label caches.
+    let refusals = "refusals.jsonl";
+    std::fs::copy(
+        live_dir.path().join(refusals),
+        batch_dir.path().join(refusals),
+    )
+    .unwrap();
+    let batch = batch_config(&srv, "LAB_TEST_KEY_R_EDGE", batch_dir.path());
+
+    let e = emails(2);
+    let items = [e[0].clone(), e[1].clone(), refused_item()];
+    for (mode, mut cfg, discount) in [("live", live, 1.0), ("batch", batch, 0.5)] {
+        let prices = cfg.prices().scaled(discount);
+        let probe = LlmLabeller::from_config(&cfg).unwrap();
+        let worst = e
+            .iter()
+            .map(|ex| worst_case_cost(&probe.request(&ex.input, &[]), None, &prices))
+            .fold(0.0, f64::max);
+        cfg.money_budget = Some(1.5 * worst);
+        let before = srv.served().len();
+        let mut lab = LlmLabeller::from_config(&cfg).unwrap();
+        let out = lab
+            .label(&items, &[])
+            .unwrap_or_else(|err| panic!("{mode}: {err:#}"));
+        let LabelOutcome::BudgetReached(labels) = out else {
+            panic!("{mode}: {out:?}")
+        };
+        assert_eq!(labels.len(), 1, "{mode}");
+        let served = srv.served()[before..].to_vec();
+        assert_eq!(served.len(), 1, "{mode}: only the first item was bought");
+        // The situation: what the first item cost leaves room for the second's worst case.
+        let paid = served[0].price((
+            cfg.price_input_per_mtok * discount,
+            cfg.price_output_per_mtok * discount,
+        ));
+        assert!(paid + worst <= 1.5 * worst, "{mode}: {paid} of {worst}");
+        assert!((lab.spent() - paid).abs() < 1e-15, "{mode}");
+    }
 }
 
 fn no_refusal_remembered(cache: &Path) {

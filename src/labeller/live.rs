@@ -5,7 +5,7 @@ use super::budget::Reservation;
 use super::cache::CachedReply;
 use super::llm::{lock, Completion, LlmClient, Replies, Reply, RequestFailed};
 use super::prompt::{says_nothing, ChatRequest};
-use super::refusals::refusal_message;
+use super::refusals::{refusal_message, RefusalAhead};
 use super::retry::CallError;
 use super::spend_log::Spent;
 use anyhow::{anyhow, Result};
@@ -135,12 +135,32 @@ impl LlmClient {
 
     pub(super) fn complete_live(&self, requests: &[ChatRequest]) -> Result<Replies> {
         let n = requests.len();
-        let keys: Vec<String> = requests.iter().map(|r| self.key_of(r)).collect();
-        // As a Batch call does: nothing is bought for a call bound to fail at a refusal.
-        if let Some((i, refusal)) = self.refusal_ahead(requests, &keys, &self.prices) {
-            return Err(self.stopped_at_refusal(i, n, &refusal));
-        }
-        let slots: Vec<Mutex<Option<Reply>>> = (0..n).map(|_| Mutex::new(None)).collect();
+        let all_keys: Vec<String> = requests.iter().map(|r| self.key_of(r)).collect();
+        // As a Batch call does: nothing is bought for a call bound to fail at a refusal, and a
+        // call whose worst cases stop fitting before one stops there.
+        let cut = match self.refusal_ahead(requests, &all_keys, &self.prices) {
+            RefusalAhead::Reached(i, refusal) => {
+                return Err(self.stopped_at_refusal(i, n, &refusal))
+            }
+            RefusalAhead::BeyondBudget { stop, refused } => {
+                eprintln!(
+                    "warning: labelling stops at item {} of {n}, where the money budget no \
+                     longer holds every request's worst case up to item {}, which the model \
+                     refused in an earlier call ({}); the actual costs might have reached it, \
+                     and the labels before it would have been paid for a call that fails \
+                     there",
+                    stop + 1,
+                    refused + 1,
+                    super::refusals::REFUSALS_FILE
+                );
+                Some(stop)
+            }
+            RefusalAhead::None => None,
+        };
+        let requests = &requests[..cut.unwrap_or(n)];
+        let keys = &all_keys[..requests.len()];
+        let slots: Vec<Mutex<Option<Reply>>> =
+            (0..requests.len()).map(|_| Mutex::new(None)).collect();
         let queue = Mutex::new(Queue {
             next: 0,
             in_flight: 0,
@@ -149,12 +169,12 @@ impl LlmClient {
             calling: Vec::new(),
         });
         let wake = Condvar::new();
-        let bar = crate::util::progress::bar(n as u64, "labelling");
-        let workers = self.concurrency.min(n).max(1);
+        let bar = crate::util::progress::bar(requests.len() as u64, "labelling");
+        let workers = self.concurrency.min(requests.len()).max(1);
         std::thread::scope(|s| {
             for _ in 0..workers {
                 s.spawn(|| loop {
-                    let (i, reservation) = match self.next_job(&queue, &wake, requests, &keys) {
+                    let (i, reservation) = match self.next_job(&queue, &wake, requests, keys) {
                         Job::Done => return,
                         Job::Hit(i, hit) => {
                             *lock(&slots[i]) = Some(self.reply_from_cache(hit));
@@ -239,7 +259,7 @@ impl LlmClient {
                 ),
             }));
         }
-        let end = q.stop_at.unwrap_or(n);
+        let end = q.stop_at.unwrap_or(requests.len());
         let replies = slots[..end]
             .iter()
             .enumerate()
@@ -251,7 +271,7 @@ impl LlmClient {
             .collect::<Result<Vec<_>>>()?;
         Ok(Replies {
             replies,
-            budget_reached: q.stop_at.is_some(),
+            budget_reached: q.stop_at.is_some() || cut.is_some(),
         })
     }
 
@@ -281,8 +301,8 @@ impl LlmClient {
             }
             let hit = self.cache.peek(&keys[i]);
             if hit.is_none() {
-                // Reached only when the worst cases before it did not all fit the budget, yet
-                // the actual costs did (see `refusal_ahead`).
+                // Not met when the call began (see `refusal_ahead`): remembered since, by
+                // another run sharing the cache.
                 if let Some(refusal) = self.remembered_refusal(&keys[i], requests[i].temperature) {
                     let message = self.refusals.remembered_message(&refusal, self.role);
                     let error = anyhow!("request {} to {}: {message}", i + 1, self.name());

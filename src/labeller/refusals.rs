@@ -20,6 +20,23 @@ use std::sync::Mutex;
 
 pub const REFUSALS_FILE: &str = "refusals.jsonl";
 
+/// Where a call meets a request refused in an earlier call (see
+/// [`LlmClient::refusal_ahead`]).
+#[derive(Debug, PartialEq)]
+pub(super) enum RefusalAhead {
+    /// No request of the call holds a remembered refusal.
+    None,
+    /// The call reaches request `.0` within its budget: it is bound to fail there, so it
+    /// sends nothing (the labels before it would be paid for a failed call, and for nothing
+    /// if the refusal is answered by a new prompt or model). What the model said is `.1`.
+    Reached(usize, String),
+    /// Request `refused` holds one, but the worst cases stop fitting the budget at request
+    /// `stop` before it: a Batch job stops there. Live sending stops there too, although the
+    /// actual costs, known only once paid, might have reached the refusal: going further could
+    /// pay for the labels of a call that then fails, and the two modes would part ways.
+    BeyondBudget { stop: usize, refused: usize },
+}
+
 /// Whether a refusal at `temperature` is remembered (see the module documentation).
 pub fn remembered_at(temperature: f64) -> bool {
     temperature == 0.0
@@ -135,35 +152,37 @@ impl LlmClient {
         Ok(true)
     }
 
-    /// The first request that holds a remembered refusal and that the call reaches within its
-    /// budget: every request before it (cache misses, repeats and, when hits are charged, cache
-    /// hits) fits at its worst case, as a Batch job reserves them. Such a call is bound to fail
-    /// there, so it sends nothing: the labels before it would be paid for a failed call (and
-    /// for nothing, if the refusal is answered by a new prompt or model). The budget is left
+    /// Where a call meets the first request that holds a remembered refusal, if it does,
+    /// judged as a Batch job reserves its requests: every request before it (cache misses,
+    /// repeats and, when hits are charged, cache hits) at its worst case. The budget is left
     /// as it was.
     pub(super) fn refusal_ahead(
         &self,
         requests: &[ChatRequest],
         keys: &[String],
         prices: &Prices,
-    ) -> Option<(usize, String)> {
+    ) -> RefusalAhead {
         let mut held = Vec::new();
         let mut seen = HashSet::new();
-        let mut found = None;
+        let mut budget_stop = None;
+        let mut found = RefusalAhead::None;
         for (i, (req, key)) in requests.iter().zip(keys).enumerate() {
             let hit = !seen.insert(key.as_str()) || self.cache.peek(key).is_some();
             if !hit {
                 if let Some(refusal) = self.remembered_refusal(key, req.temperature) {
-                    found = Some((i, refusal));
+                    found = match budget_stop {
+                        None => RefusalAhead::Reached(i, refusal),
+                        Some(stop) => RefusalAhead::BeyondBudget { stop, refused: i },
+                    };
                     break;
                 }
             }
-            if hit && !self.charges_cache_hits() {
+            if budget_stop.is_some() || (hit && !self.charges_cache_hits()) {
                 continue;
             }
             match self.budget.try_reserve(self.worst_case(req, prices)) {
                 Some(r) => held.push(r),
-                None => break,
+                None => budget_stop = Some(i),
             }
         }
         for r in held {
