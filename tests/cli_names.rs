@@ -4,6 +4,7 @@
 mod support;
 
 use std::path::Path;
+use support::runner_e2e::{append_to_experiment, lab_refuses};
 use support::tiny_run::{lab_in, stderr};
 
 const MISTYPED_STRATEGY: &str = "seeds = [0]\n[data]\npath = \"d\"\n[al]\niterations = 1\n\
@@ -128,12 +129,11 @@ fn lab_run_refuses_an_encoder_path_that_holds_no_encoder_before_training() {
     let exp = support::runner_e2e::experiment(dir.path(), "tiny", "iterations = 1", &["random"]);
     let empty = dir.path().join("no-encoder-here");
     std::fs::create_dir_all(&empty).unwrap();
-    let mut text = std::fs::read_to_string(&exp).unwrap();
-    text.push_str(&format!("\n[encoder]\npath = \"{}\"\n", empty.display()));
-    std::fs::write(&exp, text).unwrap();
-    let out = support::tiny_run::lab(&["run", exp.to_str().unwrap()]);
-    let err = stderr(&out);
-    assert!(!out.status.success(), "{err}");
+    append_to_experiment(
+        &exp,
+        &format!("\n[encoder]\npath = \"{}\"\n", empty.display()),
+    );
+    let err = lab_refuses(&["run", exp.to_str().unwrap()]);
     assert!(err.contains("`encoder.path` in"), "{err}");
     assert!(err.contains("no-encoder-here"), "{err}");
     assert!(
