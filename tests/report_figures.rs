@@ -4,7 +4,7 @@
 mod support;
 
 use atgen_lab::report::{write_report, write_report_with, ReportOptions, XAxis};
-use support::report_curves::{close, fixture, write_curve};
+use support::report_curves::{close, fixture, write_curve, write_metrics_curve};
 
 #[test]
 fn figures_decode_and_are_not_blank() {
@@ -273,4 +273,43 @@ fn the_legend_counts_seeds_when_strategies_differ_and_keeps_a_long_reference_mar
         "the long reference lost its mark"
     );
     assert!(svg.contains("\ns (1 seed)\n"));
+}
+
+/// `bleu score` and `bleu_score` both made `bleu_score.svg`, and `rouge1-by-cost` is the file
+/// name of rouge1's figure by cost: one figure overwrote the other.
+#[test]
+fn metrics_whose_file_names_would_clash_get_a_figure_each() {
+    std::env::set_var("LAB_QUIET", "1");
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("clash");
+    let metrics = ["bleu score", "bleu_score", "rouge1", "rouge1-by-cost"];
+    for seed in [0, 1] {
+        let rows: [(usize, &[f64]); 2] = [(10, &[0.1, 0.2, 0.3, 0.4]), (20, &[0.5, 0.6, 0.7, 0.8])];
+        write_metrics_curve(&dir, "random", seed, &metrics, &rows);
+    }
+    // Paid, so rouge1 also gets rouge1-by-cost.svg.
+    let paid = dir.join("random/seed-0/curve.csv");
+    let text = std::fs::read_to_string(&paid).unwrap();
+    std::fs::write(&paid, text.replace("\n1,20,0,", "\n1,20,0.5,")).unwrap();
+    let report = write_report(&dir, "random").unwrap();
+    let mut svgs: Vec<String> = report
+        .files
+        .iter()
+        .filter(|f| f.extension().is_some_and(|e| e == "svg"))
+        .map(|f| f.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    svgs.sort();
+    let mut unique = svgs.clone();
+    unique.dedup();
+    assert_eq!(svgs, unique, "two figures were written to one file");
+    // Four metrics by labeled count and by cost.
+    assert_eq!(svgs.len(), 8, "{svgs:?}");
+    let md = std::fs::read_to_string(dir.join("report.md")).unwrap();
+    for svg in &svgs {
+        assert!(dir.join(svg).is_file(), "{svg}");
+        assert!(
+            md.contains(&format!("![{svg}]({svg})")),
+            "{svg} not in report.md"
+        );
+    }
 }

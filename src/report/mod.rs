@@ -112,7 +112,8 @@ pub fn write_report_with(experiment_dir: &Path, options: &ReportOptions) -> Resu
     let mut by_labeled = Vec::new();
     let mut tables = Vec::new();
     let mut figures = Vec::new();
-    for metric in &curves.metrics {
+    let stems = figure_stems(&curves.metrics);
+    for (metric, stem) in curves.metrics.iter().zip(&stems) {
         let mean = aggregate::mean_curves(&curves, metric, XAxis::Labeled);
         if mean.is_empty() {
             continue;
@@ -130,8 +131,8 @@ pub fn write_report_with(experiment_dir: &Path, options: &ReportOptions) -> Resu
                 x,
             };
             let stem = match x {
-                XAxis::Labeled => file_stem(metric),
-                XAxis::Cost => format!("{}-by-cost", file_stem(metric)),
+                XAxis::Labeled => stem.clone(),
+                XAxis::Cost => format!("{stem}-by-cost"),
             };
             let svg_path = experiment_dir.join(format!("{stem}.svg"));
             atomic_write_string(&svg_path, &plot::render_svg(&plotted, &spec)?)?;
@@ -197,6 +198,32 @@ pub fn write_report_with(experiment_dir: &Path, options: &ReportOptions) -> Resu
         cells: curves.cells(),
         unreadable,
     })
+}
+
+/// One figure file stem per metric, each unique: two names that differ only in characters a
+/// file name cannot hold (`bleu score`, `bleu_score`) or in case (one file on a case-insensitive
+/// disk), or a name ending in `-by-cost`, would otherwise share a file, one figure silently
+/// overwriting the other. A later metric whose stem is taken gets `-2`, `-3`, ….
+fn figure_stems(metrics: &[String]) -> Vec<String> {
+    let mut taken = std::collections::HashSet::new();
+    let mut stems = Vec::with_capacity(metrics.len());
+    for metric in metrics {
+        let base = file_stem(metric);
+        let mut stem = base.clone();
+        let clashes = |stem: &str, taken: &std::collections::HashSet<String>| {
+            let stem = stem.to_lowercase();
+            taken.contains(&stem) || taken.contains(&format!("{stem}-by-cost"))
+        };
+        let mut n = 2;
+        while clashes(&stem, &taken) {
+            stem = format!("{base}-{n}");
+            n += 1;
+        }
+        taken.insert(stem.to_lowercase());
+        taken.insert(format!("{}-by-cost", stem.to_lowercase()));
+        stems.push(stem);
+    }
+    stems
 }
 
 /// A metric name made safe as a file name.
