@@ -90,9 +90,16 @@ fn a_run_killed_while_labels_wait_resumes_with_every_label_once() {
     let client = Client::default();
     let save = |i: usize, id: u64, output: &str| {
         let (i, id_text) = (i.to_string(), id.to_string());
+        // When the page was shown, as it writes in its form: just now.
+        let shown = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis()
+            .to_string();
         let fields = [
             ("i", i.as_str()),
             ("id", id_text.as_str()),
+            ("shown_ms", shown.as_str()),
             ("output", output),
         ];
         let answer = client.post_fields(&url, &fields);

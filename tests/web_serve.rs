@@ -216,12 +216,19 @@ fn annotation_posts_are_checked_and_never_lose_what_was_typed() {
     };
     let results_abs = serve.results.canonicalize().unwrap();
     let results_abs = results_abs.to_str().unwrap();
+    // When the page was shown, as it writes in its form: just now.
+    let shown = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis();
 
     // The page carries the version it shows; a label starting with a newline keeps it.
     let (code, page) = get(&format!("{url}?i=0"));
     assert_eq!(code, 200);
     assert!(page.contains("name=\"version\" value=\"none\""), "{page}");
-    let (code, _) = post("i=0&id=7&shown_ms=0&version=none&output=%0Afirst+line");
+    let (code, _) = post(&format!(
+        "i=0&id=7&shown_ms={shown}&version=none&output=%0Afirst+line"
+    ));
     assert_eq!(code, 303);
     let (_, page) = get(&format!("{url}?i=0"));
     assert!(
@@ -230,7 +237,9 @@ fn annotation_posts_are_checked_and_never_lose_what_was_typed() {
     );
 
     // A second tab that still shows "none" is refused, with both texts shown.
-    let (code, body) = post("i=0&id=7&shown_ms=0&version=none&output=second+tab");
+    let (code, body) = post(&format!(
+        "i=0&id=7&shown_ms={shown}&version=none&output=second+tab"
+    ));
     assert_eq!(code, 409, "{body}");
     assert!(
         body.contains("first line") && body.contains("second tab"),
@@ -244,7 +253,13 @@ fn annotation_posts_are_checked_and_never_lose_what_was_typed() {
         .contains("second tab"));
 
     // Blank → 422; cross-site → 403; an id not in the batch → 409 with the text shown.
-    assert_eq!(post("i=1&id=8&shown_ms=0&version=none&output=+++").0, 422);
+    assert_eq!(
+        post(&format!(
+            "i=1&id=8&shown_ms={shown}&version=none&output=+++"
+        ))
+        .0,
+        422
+    );
     let forged = ureq::post(&url)
         .set("Origin", "https://evil.example")
         .send_string("i=1&id=8&version=none&output=forged");
@@ -306,7 +321,10 @@ fn annotation_posts_are_checked_and_never_lose_what_was_typed() {
     drop(f);
     assert_eq!(get(&url).0, 200);
     assert_eq!(
-        post("i=1&id=8&shown_ms=0&version=none&output=caf%C3%A9").0,
+        post(&format!(
+            "i=1&id=8&shown_ms={shown}&version=none&output=caf%C3%A9"
+        ))
+        .0,
         303
     );
 
@@ -335,7 +353,7 @@ fn annotation_posts_are_checked_and_never_lose_what_was_typed() {
     // The run took the batch: the save is refused with 409 and the text shown to copy.
     std::fs::remove_file(cell.join("annotation/pending.json")).unwrap();
     let before = std::fs::read(&labels).unwrap();
-    let (code, body) = post("i=0&id=7&shown_ms=0&output=typed+too+late");
+    let (code, body) = post(&format!("i=0&id=7&shown_ms={shown}&output=typed+too+late"));
     assert_eq!(code, 409, "{body}");
     assert!(body.contains("typed too late"), "{body}");
     assert!(body.contains("already took this batch"), "{body}");
@@ -380,7 +398,11 @@ fn a_form_sent_again_is_saved_once_and_never_reported_lost() {
         let a = client.post_form(&url, form);
         (a.status, a.location, a.body)
     };
-    let first = "i=0&id=7&shown_ms=0&version=none&output=same+text%0Asecond+line";
+    let shown = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis();
+    let first = &format!("i=0&id=7&shown_ms={shown}&version=none&output=same+text%0Asecond+line");
     let (code, location, _) = post(first);
     assert_eq!(
         (code, location.as_str()),
@@ -396,14 +418,16 @@ fn a_form_sent_again_is_saved_once_and_never_reported_lost() {
 
     // The last item completes the batch; the run takes it (removes pending.json); the form
     // arrives again: it was saved, and the person is told so.
-    let last = "i=1&id=8&shown_ms=0&version=none&output=last";
+    let last = &format!("i=1&id=8&shown_ms={shown}&version=none&output=last");
     assert_eq!(post(last).1, "/exp/exp/random/seed-0?batch=complete");
     std::fs::remove_file(cell.join("annotation/pending.json")).unwrap();
     let (code, location, body) = post(last);
     assert_eq!(code, 303, "{body}");
     assert_eq!(location, "/exp/exp/random/seed-0?batch=complete");
     // Another text for the taken batch is not saved, and says so.
-    let (code, _, body) = post("i=1&id=8&shown_ms=0&version=none&output=changed+late");
+    let (code, _, body) = post(&format!(
+        "i=1&id=8&shown_ms={shown}&version=none&output=changed+late"
+    ));
     assert_eq!(code, 409, "{body}");
     assert!(
         body.contains("not saved") && body.contains("changed late"),
@@ -422,7 +446,9 @@ fn a_form_sent_again_is_saved_once_and_never_reported_lost() {
     assert_eq!(page.status, 200);
     assert!(page.body.contains("saved already"), "{}", page.body);
     assert!(page.body.contains("example id 9"), "{}", page.body);
-    let (code, _, body) = post("i=0&id=7&shown_ms=0&version=none&output=other");
+    let (code, _, body) = post(&format!(
+        "i=0&id=7&shown_ms={shown}&version=none&output=other"
+    ));
     assert_eq!(code, 409, "{body}");
     let saved = std::fs::read_to_string(&labels).unwrap();
     assert_eq!(

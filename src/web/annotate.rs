@@ -19,6 +19,42 @@ fn now_ms() -> u128 {
         .map_or(0, |d| d.as_millis())
 }
 
+/// The most time one save may count. A page open longer was left, not worked on; a
+/// `shown_ms` further back was not written by the page (0 would count 56 years).
+const MAX_LABEL_SECONDS: u128 = 24 * 60 * 60;
+
+/// Seconds from when the page was shown (its `shown_ms`, from this server's clock) to
+/// `now`; or why that time is no labelling time, to tell the person instead of recording it.
+fn labelling_seconds(shown: Option<&str>, now: u128) -> std::result::Result<f64, String> {
+    let Some(text) = shown else {
+        return Err(
+            "The form has no `shown_ms` field (when the page was shown), so the time \
+                    spent on this label is unknown."
+                .into(),
+        );
+    };
+    let Ok(shown) = text.trim().parse::<u128>() else {
+        return Err(format!(
+            "The form has `shown_ms` = {text:?}, not when the page was shown (milliseconds \
+             since 1970, a whole number)."
+        ));
+    };
+    let Some(ms) = now.checked_sub(shown) else {
+        return Err(format!(
+            "The form has `shown_ms` = {shown}, a time later than now ({now}): the page was \
+             not shown then."
+        ));
+    };
+    if ms > MAX_LABEL_SECONDS * 1000 {
+        return Err(format!(
+            "The page was shown {} hours ago, longer than one label can take (24 hours): \
+             that time would be recorded as spent labelling this item.",
+            ms / 3_600_000
+        ));
+    }
+    Ok(ms as f64 / 1000.0)
+}
+
 /// A text box holding `text` exactly: HTML drops one newline right after `<textarea>`, so one
 /// is written there and a label that starts with a newline keeps it.
 fn textarea(id: &str, name: Option<&str>, text: &str) -> String {
@@ -332,10 +368,13 @@ pub fn save(
         ))
         .status(422));
     }
-    let seconds = form
-        .get("shown_ms")
-        .and_then(|s| s.parse::<u128>().ok())
-        .map_or(0.0, |shown| now_ms().saturating_sub(shown) as f64 / 1000.0);
+    let seconds = match labelling_seconds(form.get("shown_ms").map(String::as_str), now_ms()) {
+        Ok(seconds) => seconds,
+        Err(why) => {
+            let why = format!("{why} Reload the annotation page and save again.");
+            return Ok(not_saved_page(&title, &cell_link, &why, id, &output).status(400));
+        }
+    };
     let label = SavedLabel {
         id,
         output,
@@ -410,6 +449,32 @@ fn changed_page(
 mod tests {
     use super::*;
     use crate::labeller::human::{PendingBatch, PendingItem};
+
+    /// `shown_ms = 0` recorded 56 years of labelling; a missing, negative or future one
+    /// recorded 0 seconds.
+    #[test]
+    fn only_a_plausible_shown_time_gives_a_labelling_time() {
+        let now = 1_800_000_000_000;
+        assert_eq!(labelling_seconds(Some("1799999995500"), now), Ok(4.5));
+        assert_eq!(labelling_seconds(Some(&now.to_string()), now), Ok(0.0));
+        let day_ms = MAX_LABEL_SECONDS * 1000;
+        assert_eq!(
+            labelling_seconds(Some(&(now - day_ms).to_string()), now),
+            Ok(86_400.0)
+        );
+        for (shown, says) in [
+            (None, "no `shown_ms` field"),
+            (Some("-5"), "not when the page was shown"),
+            (Some("soon"), "not when the page was shown"),
+            (Some("1800000060000"), "later than now"),
+            (Some("0"), "shown 500000 hours ago"),
+        ] {
+            let why = labelling_seconds(shown, now).expect_err(says);
+            assert!(why.contains(says), "{shown:?}: {why}");
+        }
+        let just_over = (now - day_ms - 1).to_string();
+        assert!(labelling_seconds(Some(&just_over), now).is_err());
+    }
 
     #[test]
     fn the_next_item_wraps_around_and_survives_any_index_from_the_form() {
