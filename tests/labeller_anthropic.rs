@@ -183,3 +183,26 @@ fn a_refusal_stop_reason_ends_the_call_at_once() {
     let billed = cfg.prices().cost(s.input_tokens, s.output_tokens);
     assert!(billed > 0.0 && (lab.unlabelled_spent() - billed).abs() < 1e-15);
 }
+
+/// A refusal quotes the text before it: from a server echoing the request's headers, that
+/// text holds the key, which went into the error and into `refusals.jsonl` as it came.
+#[test]
+fn a_refusal_quoting_the_key_is_redacted_in_the_error_and_on_disk() {
+    let srv = MockServer::start(Options::default());
+    let key = Options::default().api_key;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = setup(&srv, "LAB_TEST_KEY_A_ECHO_REFUSAL", dir.path());
+    cfg.concurrency = 1;
+    srv.inject(Route::Messages, Fault::EchoHeadersAsContent);
+    let mut lab = LlmLabeller::from_config(&cfg).unwrap();
+    let err = format!("{:#}", lab.label(&emails(1), &[]).unwrap_err());
+    assert!(
+        err.contains("stop_reason refusal after")
+            && err.contains("LAB_TEST_KEY_A_ECHO_REFUSAL redacted"),
+        "{err}"
+    );
+    assert!(!err.contains(&key), "the key is in the error: {err}");
+    for (path, text) in support::all_file_text(dir.path()) {
+        assert!(!text.contains(&key), "the key is in {path}");
+    }
+}

@@ -118,7 +118,12 @@ impl ChatApi for AnthropicApi {
                 head(&self.key.redact(&text))
             ))
         })?;
-        parse_message(&json).map_err(|e| CallError::Unanswered(e.message().to_string()))
+        // Its refusal quotes the reply, which a server echoing the request's headers fills
+        // with the key.
+        let mut message = parse_message(&json)
+            .map_err(|e| CallError::Unanswered(self.key.redact(e.message())))?;
+        message.refusal = message.refusal.map(|r| self.key.redact(&r));
+        Ok(message)
     }
 }
 

@@ -259,6 +259,22 @@ pub(super) fn messages(req: &Recorded, state: &Mutex<State>, o: &Options) -> Res
         );
     }
     let fault = take_fault(state, Route::Messages);
+    if matches!(fault, Some(Fault::EchoHeadersAsContent)) {
+        let headers: Vec<String> = req
+            .headers
+            .iter()
+            .map(|(k, v)| format!("{k}: {v}"))
+            .collect();
+        return json_response(
+            200,
+            json!({
+                "id": "msg_echo", "type": "message", "role": "assistant", "model": o.model,
+                "content": [{"type": "text", "text": headers.join("\n")}],
+                "stop_reason": "refusal", "stop_sequence": null,
+                "usage": {"input_tokens": 10, "output_tokens": 10}
+            }),
+        );
+    }
     let refused = matches!(fault, Some(Fault::Refusal));
     let empty = match apply_fault(fault, true) {
         Ok(e) => e,

@@ -54,8 +54,8 @@ pub enum Fault {
     /// 200 with a JSON object of the request's headers (authorization first) and no `id`, as an
     /// echo service or a debugging proxy at a wrong `base_url` answers. Files route only.
     EchoHeadersJson,
-    /// 200 with a completion whose `message.content` is an object of the request's headers
-    /// (authorization first), not text. Chat route only.
+    /// 200 with a completion whose `message.content` is an object of the request's headers,
+    /// not text; on the messages route, a text block of them stopped as a refusal.
     EchoHeadersAsContent,
 }
 
