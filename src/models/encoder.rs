@@ -92,7 +92,7 @@ impl SentenceEncoder {
         }
     }
 
-    fn load_hub_with(access: &crate::models::hub::HubAccess, id: &str) -> Result<Self> {
+    pub(crate) fn load_hub_with(access: &crate::models::hub::HubAccess, id: &str) -> Result<Self> {
         let load = || -> Result<Self> {
             let hub = crate::models::hub::HubFiles::open(access, id, None)?;
             let config = hub.get("config.json")?;

@@ -493,7 +493,7 @@ pub(super) fn query(
         max_new_tokens: exp.model.max_new_tokens,
         memory: memory::from_state(&state.strategy_memory),
         embedding_cache_dir: Some(crate::runner::embedding_cache_dir()),
-        dataset_key: crate::runner::dataset_key(exp, ctx.dataset),
+        dataset_key: crate::runner::dataset_key(exp, ctx.dataset, ctx.encoder),
     };
     let limits = crate::runner::sandbox_limits(exp);
     let sel = crate::strategy::engine::select(&strategy.script_path(), sctx, &host, &limits)

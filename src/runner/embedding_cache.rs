@@ -4,6 +4,8 @@
 //! under its text's hash.
 use crate::config::Experiment;
 use crate::data::Dataset;
+use crate::models::hub::HubAccess;
+use crate::runner::host::LazyEncoder;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 
@@ -29,18 +31,10 @@ pub fn remove_stale_embedding_temporaries() -> anyhow::Result<()> {
 /// `hub_id` encoder's key names the snapshot its files are read from, and stamps them, so a
 /// hub update (a new commit) gets a cache of its own. `None` (no disk cache) while a hub
 /// encoder is not in the local Hugging Face cache: what a load would fetch is not known yet.
-pub fn dataset_key(exp: &Experiment, dataset: &Dataset) -> Option<String> {
-    dataset_key_with(exp, dataset, &crate::models::hub::HubAccess::from_env())
-}
-
-fn dataset_key_with(
-    exp: &Experiment,
-    dataset: &Dataset,
-    hub: &crate::models::hub::HubAccess,
-) -> Option<String> {
+pub fn dataset_key(exp: &Experiment, dataset: &Dataset, encoder: &LazyEncoder) -> Option<String> {
     let encoder = match (&exp.encoder.path, &exp.encoder.hub_id) {
         (Some(p), _) => format!("{}#{}", p.display(), folder_stamp(p)),
-        (None, Some(id)) => hub_encoder_key(hub, id)?,
+        (None, Some(id)) => encoder.hub_key(id)?,
         (None, None) => exp.encoder.name.clone(),
     };
     let raw = format!("{}-pool{}@{}", dataset.name, dataset.train.len(), encoder);
@@ -69,7 +63,7 @@ const ENCODER_FILES: [&str; 5] = [
 /// `<id>@<snapshot>#<stamp>` for the snapshot the loader reads `id` from (revision `main`,
 /// as `SentenceEncoder::load_source` loads it), stamping only the files it loads: other
 /// files a tool downloads into the snapshot later do not change the embeddings.
-fn hub_encoder_key(hub: &crate::models::hub::HubAccess, id: &str) -> Option<String> {
+pub(crate) fn hub_encoder_key(hub: &HubAccess, id: &str) -> Option<String> {
     let snapshot = crate::models::hub::HubFiles::open(hub, id, None)
         .ok()?
         .local_snapshot()?;
@@ -120,6 +114,7 @@ fn files_stamp(mut files: Vec<PathBuf>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::models::encoder::EncoderSource;
     use std::time::{Duration, SystemTime};
 
     fn dataset() -> Dataset {
@@ -140,7 +135,7 @@ mod tests {
     fn a_default_encoders_key_names_it() {
         let exp = Experiment::default();
         assert_eq!(
-            dataset_key(&exp, &dataset()).as_deref(),
+            dataset_key(&exp, &dataset(), &LazyEncoder::of(&exp)).as_deref(),
             Some("aeslc-pool0@all-minilm-l6-v2")
         );
     }
@@ -153,9 +148,9 @@ mod tests {
         std::fs::write(dir.path().join("config.json"), "{}").unwrap();
         let mut exp = Experiment::default();
         exp.encoder.path = Some(dir.path().to_path_buf());
-        let first = dataset_key(&exp, &dataset()).unwrap();
+        let first = dataset_key(&exp, &dataset(), &LazyEncoder::of(&exp)).unwrap();
         assert_eq!(
-            dataset_key(&exp, &dataset()).unwrap(),
+            dataset_key(&exp, &dataset(), &LazyEncoder::of(&exp)).unwrap(),
             first,
             "the same files"
         );
@@ -167,14 +162,22 @@ mod tests {
             .unwrap()
             .set_modified(SystemTime::now() + Duration::from_secs(60))
             .unwrap();
-        assert_ne!(dataset_key(&exp, &dataset()).unwrap(), first);
+        assert_ne!(
+            dataset_key(&exp, &dataset(), &LazyEncoder::of(&exp)).unwrap(),
+            first
+        );
     }
 
-    fn offline(cache: &Path) -> crate::models::hub::HubAccess {
-        crate::models::hub::HubAccess {
+    fn offline(cache: &Path) -> HubAccess {
+        HubAccess {
             cache: hf_hub::Cache::new(cache.to_path_buf()),
             offline: true,
         }
+    }
+
+    fn hub_encoder(exp: &mut Experiment, cache: &Path) -> LazyEncoder {
+        exp.encoder.hub_id = Some("owner/enc".into());
+        LazyEncoder::with_hub(EncoderSource::Hub("owner/enc".into()), 8, offline(cache))
     }
 
     /// A revision of `owner/enc` in the hub cache at `cache`, as the hub client lays it out:
@@ -196,10 +199,9 @@ mod tests {
     #[test]
     fn a_hub_encoders_key_follows_the_revision_in_the_hub_cache() {
         let cache = tempfile::tempdir().unwrap();
-        let hub = offline(cache.path());
         let mut exp = Experiment::default();
-        exp.encoder.hub_id = Some("owner/enc".into());
-        let key = || dataset_key_with(&exp, &dataset(), &hub);
+        let encoder = hub_encoder(&mut exp, cache.path());
+        let key = || dataset_key(&exp, &dataset(), &encoder);
         assert_eq!(key(), None, "not cached yet: no key, so no disk cache");
         hub_revision(cache.path(), "aaaa1111", "first weights");
         let first = key().expect("the snapshot is cached");
@@ -228,5 +230,38 @@ mod tests {
         assert_eq!(again.get("an email").unwrap(), Some(vec![1.0, 0.0]));
         let updated = EmbeddingDiskCache::new(embeddings.path(), &second);
         assert_eq!(updated.get("an email").unwrap(), None);
+    }
+
+    /// A run keeps the encoder it loaded while the hub cache moves on (a download in another
+    /// terminal): its embeddings stay under the loaded revision's key.
+    #[test]
+    fn a_loaded_hub_encoder_keeps_its_key_when_the_hub_cache_moves_on() {
+        let cache = tempfile::tempdir().unwrap();
+        let repo = cache.path().join("models--owner--enc");
+        let model = crate::models::encoder::tests::tiny_model(14, None);
+        let place = |commit: &str| {
+            let snapshot = repo.join("snapshots").join(commit);
+            std::fs::create_dir_all(&snapshot).unwrap();
+            for file in ["config.json", "model.safetensors", "tokenizer.json"] {
+                std::fs::copy(model.path().join(file), snapshot.join(file)).unwrap();
+            }
+            std::fs::create_dir_all(repo.join("refs")).unwrap();
+            std::fs::write(repo.join("refs/main"), commit).unwrap();
+        };
+        place("aaaa1111");
+        let mut exp = Experiment::default();
+        let encoder = hub_encoder(&mut exp, cache.path());
+        encoder.get().unwrap();
+        let loaded = dataset_key(&exp, &dataset(), &encoder).unwrap();
+        assert!(loaded.contains("@aaaa1111#"), "{loaded}");
+        place("bbbb2222");
+        assert_eq!(
+            dataset_key(&exp, &dataset(), &encoder),
+            Some(loaded),
+            "this process embeds with aaaa1111 still"
+        );
+        let next_run = hub_encoder(&mut exp, cache.path());
+        let newer = dataset_key(&exp, &dataset(), &next_run).unwrap();
+        assert!(newer.contains("@bbbb2222#"), "{newer}");
     }
 }

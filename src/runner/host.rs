@@ -3,6 +3,7 @@
 use crate::data::Example;
 use crate::metrics::bertscore::TokenEmbedder;
 use crate::models::encoder::{EncoderSource, SentenceEncoder};
+use crate::models::hub::HubAccess;
 use crate::models::lm::{GenerateOptions, LanguageModel};
 use crate::runner::prompting::Prompter;
 use crate::strategy::host::{EmbedModel, GenOpts, GenerationRecord, Generations, StrategyHost};
@@ -15,14 +16,25 @@ pub struct LazyEncoder {
     cell: OnceLock<Result<SentenceEncoder, String>>,
     source: EncoderSource,
     batch_size: usize,
+    /// Where a `hub_id` encoder is read from.
+    hub: HubAccess,
+    /// A `hub_id` encoder's embedding-cache key, taken when it was loaded: the hub cache may
+    /// move to a newer revision during a long run, while this process keeps the one it loaded.
+    loaded_hub_key: OnceLock<Option<String>>,
 }
 
 impl LazyEncoder {
     pub fn new(source: EncoderSource, batch_size: usize) -> Self {
+        Self::with_hub(source, batch_size, HubAccess::from_env())
+    }
+
+    pub fn with_hub(source: EncoderSource, batch_size: usize, hub: HubAccess) -> Self {
         Self {
             cell: OnceLock::new(),
             source,
             batch_size,
+            hub,
+            loaded_hub_key: OnceLock::new(),
         }
     }
 
@@ -39,13 +51,34 @@ impl LazyEncoder {
 
     pub fn get(&self) -> Result<&SentenceEncoder> {
         let loaded = self.cell.get_or_init(|| {
-            SentenceEncoder::load_source(&self.source)
+            let encoder =
+                match &self.source {
+                    EncoderSource::Hub(id) => {
+                        let encoder = SentenceEncoder::load_hub_with(&self.hub, id);
+                        let _ = self.loaded_hub_key.set(
+                            crate::runner::embedding_cache::hub_encoder_key(&self.hub, id),
+                        );
+                        encoder
+                    }
+                    source => SentenceEncoder::load_source(source),
+                };
+            encoder
                 .map(|e| e.with_batch_size(self.batch_size))
                 .map_err(|e| format!("{e:#}"))
         });
         match loaded {
             Ok(e) => Ok(e),
             Err(msg) => anyhow::bail!("cannot load the sentence encoder: {msg}"),
+        }
+    }
+
+    /// For a `hub_id` encoder, the embedding-cache key of its files: those it was loaded
+    /// from, or before it is loaded those a load would read now (`None` while the hub cache
+    /// does not hold them).
+    pub fn hub_key(&self, id: &str) -> Option<String> {
+        match self.loaded_hub_key.get() {
+            Some(loaded) => loaded.clone(),
+            None => crate::runner::embedding_cache::hub_encoder_key(&self.hub, id),
         }
     }
 }

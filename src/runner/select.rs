@@ -87,7 +87,7 @@ pub fn run(args: &SelectArgs) -> Result<()> {
         max_new_tokens: exp.model.max_new_tokens,
         memory: Default::default(),
         embedding_cache_dir: Some(embedding_cache_dir()),
-        dataset_key: dataset_key(&exp, &dataset),
+        dataset_key: dataset_key(&exp, &dataset, &encoder),
     };
     let started = std::time::Instant::now();
     let sel = crate::strategy::engine::select(&script, ctx, &host, &sandbox_limits(&exp))
