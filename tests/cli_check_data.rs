@@ -3,7 +3,7 @@ mod support;
 
 use std::path::Path;
 use std::process::Output;
-use support::tiny_run::{lab_in, lab_with};
+use support::tiny_run::{lab_in, lab_in_fails, lab_with};
 
 fn text(out: &Output) -> String {
     format!(
@@ -15,14 +15,7 @@ fn text(out: &Output) -> String {
 
 /// `lab <args>` run in `dir`, which must fail; all it printed.
 fn lab_fails(dir: &Path, args: &[&str]) -> String {
-    let out = lab_in(dir, args);
-    let msg = text(&out);
-    assert!(
-        !out.status.success(),
-        "lab {} succeeded:\n{msg}",
-        args.join(" ")
-    );
-    msg
+    text(&lab_in_fails(dir, args))
 }
 
 /// The project's valid experiment file, for a test to write a variant of.

@@ -1,7 +1,7 @@
 //! The experiment the runner_e2e* tests run through the `lab` binary, the edits they make to
 //! its file, and what they read back: curves without the wall-clock column, labeled counts,
 //! a cell's state, a refusal's message.
-use super::tiny_run::{lab, stderr, TinyExperiment};
+use super::tiny_run::{lab_in_fails, repo, stderr, TinyExperiment};
 use std::path::{Path, PathBuf};
 
 /// `<dir>/<name>.toml`: the tiny experiment with two references per example, rouge1 and
@@ -56,16 +56,9 @@ pub fn append_to_experiment(path: &Path, lines: &str) {
     std::fs::write(path, text).unwrap();
 }
 
-/// `lab <args>`, which must fail; what it said on stderr.
+/// `lab <args>` from the repository root, which must fail; what it said on stderr.
 pub fn lab_refuses(args: &[&str]) -> String {
-    let out = lab(args);
-    let err = stderr(&out);
-    assert!(
-        !out.status.success(),
-        "lab {} succeeded; it should have refused:\n{err}",
-        args.join(" ")
-    );
-    err
+    stderr(&lab_in_fails(&repo(), args))
 }
 
 /// The labeled column of a curve read by `curve_without_seconds`, header left out.

@@ -224,6 +224,19 @@ pub fn lab_in(dir: &Path, args: &[&str]) -> Output {
         .expect("the lab binary runs")
 }
 
+/// `lab <args>` from `dir`, which must fail; panics with what it printed when it succeeds.
+pub fn lab_in_fails(dir: &Path, args: &[&str]) -> Output {
+    let out = lab_in(dir, args);
+    assert!(
+        !out.status.success(),
+        "lab {} succeeded; it should have refused:\nstdout:\n{}\nstderr:\n{}",
+        args.join(" "),
+        stdout(&out),
+        stderr(&out)
+    );
+    out
+}
+
 pub fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
