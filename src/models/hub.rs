@@ -18,16 +18,49 @@ pub struct HubAccess {
 
 impl HubAccess {
     /// `HF_HUB_CACHE` (the hub folder itself) or else `HF_HOME` (its parent; the cache is
-    /// `$HF_HOME/hub`) for the cache, `HF_HUB_OFFLINE=1` to stay off the network.
+    /// `$HF_HOME/hub`) for the cache, `HF_HUB_OFFLINE` (1, true, yes or on) to stay off the
+    /// network.
     pub fn from_env() -> Self {
         Self {
             cache: hf_hub::Cache::new(cache_dir_from(
                 std::env::var_os("HF_HUB_CACHE"),
                 std::env::var_os("HF_HOME"),
             )),
-            offline: std::env::var("HF_HUB_OFFLINE").is_ok_and(|v| v != "0" && !v.is_empty()),
+            offline: std::env::var("HF_HUB_OFFLINE").is_ok_and(|v| is_true(&v)),
         }
     }
+}
+
+/// The hub's address as the Hugging Face tools take it: `HF_ENDPOINT` (e.g. a mirror), else
+/// huggingface.co (`None`).
+fn endpoint_from_env() -> Option<String> {
+    std::env::var("HF_ENDPOINT")
+        .ok()
+        .map(|e| e.trim().trim_end_matches('/').to_string())
+        .filter(|e| !e.is_empty())
+}
+
+/// The access token for gated and private models, as the Hugging Face tools find it:
+/// `HF_TOKEN`, else the file `HF_TOKEN_PATH`, else `$HF_HOME/token` (default
+/// `~/.cache/huggingface/token`, where `huggingface-cli login` writes it). Never printed.
+fn token_from_env() -> Option<String> {
+    let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
+    let token_file = var("HF_TOKEN_PATH").map(PathBuf::from).or_else(|| {
+        var("HF_HOME")
+            .map(PathBuf::from)
+            .or_else(|| dirs::home_dir().map(|h| h.join(".cache").join("huggingface")))
+            .map(|home| home.join("token"))
+    });
+    var("HF_TOKEN")
+        .and_then(|t| t.into_string().ok())
+        .or_else(|| token_file.and_then(|f| std::fs::read_to_string(f).ok()))
+        .map(|t| t.trim().to_string())
+        .filter(|t| !t.is_empty())
+}
+
+/// A boolean variable as huggingface_hub reads one: `HF_HUB_OFFLINE=0` or `false` is online.
+fn is_true(value: &str) -> bool {
+    ["1", "ON", "YES", "TRUE"].contains(&value.trim().to_uppercase().as_str())
 }
 
 /// The hub cache folder the Hugging Face tools use for these variables: `HF_HUB_CACHE` as
@@ -76,8 +109,16 @@ impl HubFiles {
         use hf_hub::{Repo, RepoType};
         let revision = revision.unwrap_or("main").to_string();
         let repo_id = Repo::with_revision(id.to_string(), RepoType::Model, revision.clone());
-        let api = hf_hub::api::sync::ApiBuilder::from_cache(access.cache.clone())
-            .with_progress(std::env::var_os("LAB_QUIET").is_none())
+        // The client reads its token only from `<cache>/../token`, and no HF_ENDPOINT.
+        let mut builder = hf_hub::api::sync::ApiBuilder::from_cache(access.cache.clone())
+            .with_progress(std::env::var_os("LAB_QUIET").is_none());
+        if let Some(token) = token_from_env() {
+            builder = builder.with_token(Some(token));
+        }
+        if let Some(endpoint) = endpoint_from_env() {
+            builder = builder.with_endpoint(endpoint);
+        }
+        let api = builder
             .build()
             .context("cannot start the Hugging Face hub client")?;
         let cache_dir = access.cache.path().clone();
@@ -198,6 +239,16 @@ mod tests {
         HubAccess {
             cache: hf_hub::Cache::new(cache.to_path_buf()),
             offline: true,
+        }
+    }
+
+    #[test]
+    fn offline_is_read_as_huggingface_hub_reads_it() {
+        for on in ["1", "true", "YES", "on"] {
+            assert!(is_true(on), "{on}");
+        }
+        for off in ["0", "false", "no", "off", ""] {
+            assert!(!is_true(off), "{off}");
         }
     }
 
