@@ -345,6 +345,35 @@ mod tests {
         Ok(())
     }
 
+    /// `--model openai-community/gpt2` fetched the tokenizer and every weights file (here:
+    /// stopped at the missing tokenizer) before reading config.json's architecture.
+    #[test]
+    fn an_unsupported_architecture_is_refused_before_the_weights_are_fetched() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let snapshot = dir.path().join("models--someone--gpt2/snapshots/abc123");
+        std::fs::create_dir_all(&snapshot)?;
+        std::fs::write(
+            snapshot.join("config.json"),
+            r#"{"model_type": "gpt2", "architectures": ["GPT2LMHeadModel"]}"#,
+        )?;
+        let err = load_hub_with(
+            &offline(dir.path()),
+            "someone/gpt2",
+            Some("abc123"),
+            None,
+            DType::F32,
+            &Device::Cpu,
+        )
+        .err()
+        .expect("gpt2 is not a supported architecture");
+        let msg = format!("{err:#}");
+        assert!(
+            msg.contains("unknown architecture `model_type = gpt2`") && msg.contains("config.json"),
+            "{msg}"
+        );
+        Ok(())
+    }
+
     #[test]
     fn a_ref_to_a_missing_snapshot_is_named() -> Result<()> {
         let dir = tempfile::tempdir()?;

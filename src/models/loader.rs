@@ -460,6 +460,8 @@ pub fn load_hub_with(
             ggufs[0].display()
         )
     })?;
+    // Refuse an architecture the decoder cannot run before downloading its weights.
+    DecoderConfig::from_hf_file(&config)?;
     fetch("tokenizer.json")?;
     for optional in ["tokenizer_config.json", "generation_config.json"] {
         // Optional files: absent is fine.
