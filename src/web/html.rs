@@ -87,6 +87,28 @@ pub fn text_cell(text: &str) -> String {
     }
 }
 
+/// A table cell's number as a reader takes it in: four significant digits, the exact text
+/// kept in its tooltip. Float sums reach the CSV files as `1.1656322239999999`, noise that
+/// hides the digits that matter. Text that is no number, or is already as short, is shown as
+/// written.
+pub fn number_cell(text: &str) -> String {
+    let shown = text
+        .trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|v| v.is_finite() && *v != 0.0)
+        .map(|v| {
+            let magnitude = v.abs().log10().floor() as i32;
+            let decimals = (3 - magnitude).clamp(0, 15) as usize;
+            format!("{v:.decimals$}")
+        })
+        .filter(|short| short.len() < text.trim().len());
+    match shown {
+        Some(short) => format!("<span title=\"{}\">{}</span>", escape(text), escape(&short)),
+        None => escape(text),
+    }
+}
+
 /// A link whose target and text are escaped.
 pub fn link(href: &str, text: &str) -> String {
     format!("<a href=\"{}\">{}</a>", escape(href), escape(text))
@@ -120,6 +142,22 @@ mod tests {
             "<div class=\"cell-text\">a\n&lt;b&gt;</div>"
         );
         assert!(text_cell("").contains("(empty)"));
+    }
+
+    #[test]
+    fn long_numbers_show_four_significant_digits_and_keep_the_exact_text() {
+        assert_eq!(
+            number_cell("1.1656322239999999"),
+            "<span title=\"1.1656322239999999\">1.166</span>"
+        );
+        assert!(number_cell("0.456789").contains(">0.4568<"));
+        // Small costs keep their digits rather than becoming 0.0000.
+        assert!(number_cell("0.0000123456").contains(">0.00001235<"));
+        assert!(number_cell("1234.5678").contains(">1235<"));
+        // Short numbers and text are shown as written.
+        for text in ["0", "0.5", "12", "1e-5", "rouge1", "<b>"] {
+            assert_eq!(number_cell(text), escape(text), "{text}");
+        }
     }
 
     #[test]

@@ -4,7 +4,7 @@ use crate::labeller::human;
 use crate::report::load::parse_seed_dir;
 use crate::runner::curve::Curve;
 use crate::runner::persist::{load_state, CellPaths};
-use crate::web::html::{escape, link, page, table, url_encode};
+use crate::web::html::{escape, link, number_cell, page, table, url_encode};
 use crate::web::http::Reply;
 use crate::web::safety::{check_segment, safe_join};
 use crate::web::App;
@@ -392,7 +392,7 @@ pub fn csv_table(id: &str, text: &str) -> String {
     let rows: Vec<Vec<String>> = reader
         .records()
         .flatten()
-        .map(|r| r.iter().map(escape).collect())
+        .map(|r| r.iter().map(number_cell).collect())
         .collect();
     let header: Vec<&str> = header.iter().map(String::as_str).collect();
     table(id, &header, &rows)
@@ -426,6 +426,23 @@ mod tests {
         let t = csv_table("s", "strategy,mean\n<img src=x>,0.5\n");
         assert!(t.contains("<td>&lt;img src=x&gt;</td>"), "{t}");
         assert!(t.contains("<th>mean</th>"));
+    }
+
+    /// The curve table showed `seconds` as curve.csv holds it, `1.1656322239999999`.
+    #[test]
+    fn csv_numbers_show_four_significant_digits() {
+        let t = csv_table(
+            "curve",
+            "iteration,seconds,rouge1
+2,1.1656322239999999,0.5
+",
+        );
+        assert!(
+            t.contains(
+                "<td>2</td><td><span title=\"1.1656322239999999\">1.166</span></td><td>0.5</td>"
+            ),
+            "{t}"
+        );
     }
 
     #[test]
