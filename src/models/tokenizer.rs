@@ -41,11 +41,12 @@ impl TextTokenizer {
     pub fn from_gguf(gguf: &GgufFile) -> Result<Self> {
         let path = gguf.path.display();
         let model = gguf.string("tokenizer.ggml.model")?;
+        const USE_FOLDER: &str = "load the model's Hugging Face folder instead (it has \
+             tokenizer.json): `model.path` in an experiment file, --model on the command line";
         if model != "gpt2" {
             bail!(
                 "{path}: tokenizer type `{model}` (tokenizer.ggml.model) cannot be rebuilt from GGUF \
-                 here; only `gpt2` byte-level BPE is supported. Point --model at a folder that \
-                 has tokenizer.json instead"
+                 here; only `gpt2` byte-level BPE is supported; {USE_FOLDER}"
             );
         }
         let tokens = gguf.string_array("tokenizer.ggml.tokens")?;
@@ -55,6 +56,14 @@ impl TextTokenizer {
             .get("tokenizer.ggml.pre")
             .and_then(|v| v.to_string().ok().cloned())
             .unwrap_or_else(|| "gpt2".to_string());
+        // Another pre-tokenizer's split would give the model token ids it was not trained on.
+        if !KNOWN_PRE_TOKENIZERS.contains(&pre.as_str()) {
+            bail!(
+                "{path}: pre-tokenizer `{pre}` (tokenizer.ggml.pre) cannot be rebuilt here (known: \
+                 {}); {USE_FOLDER}",
+                KNOWN_PRE_TOKENIZERS.join(", ")
+            );
+        }
         if let Some(types) = types.as_ref().filter(|t| t.len() != tokens.len()) {
             bail!(
                 "{path}: `tokenizer.ggml.token_type` lists {} types but `tokenizer.ggml.tokens` has \
@@ -307,6 +316,20 @@ fn byte_alphabet() -> Vec<String> {
         .map(|c| char::from_u32(c).map(String::from).unwrap_or_default())
         .collect()
 }
+
+/// The `tokenizer.ggml.pre` names [`pre_tokenizer`] rebuilds (`default` and `gpt2` as GPT-2's).
+const KNOWN_PRE_TOKENIZERS: &[&str] = &[
+    "default",
+    "gpt2",
+    "gpt-2",
+    "smollm",
+    "starcoder",
+    "refact",
+    "qwen2",
+    "deepseek-r1-qwen",
+    "llama-bpe",
+    "llama3",
+];
 
 /// Pre-tokenizer for llama.cpp's `tokenizer.ggml.pre` names.
 fn pre_tokenizer(pre: &str) -> Value {
