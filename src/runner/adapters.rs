@@ -56,6 +56,10 @@ pub fn save_atomically(model: &LanguageModel, dir: &Path) -> Result<()> {
     let _ = std::fs::remove_dir_all(dir);
     std::fs::rename(&tmp, dir)
         .with_context(|| format!("cannot move the new adapter to {}", dir.display()))?;
+    // state.json, written next, names this folder: its rename must outlast a power cut.
+    if let Some(parent) = dir.parent() {
+        crate::util::atomic::sync_folder(parent);
+    }
     crash_point::reached("adapter-saved");
     Ok(())
 }

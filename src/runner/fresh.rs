@@ -27,6 +27,11 @@ pub fn reset_cell(paths: &CellPaths) -> Result<()> {
             })
         }
     }
+    // Durable before the trash goes: else a power cut could bring the old cell back half
+    // deleted, its labels file among what is left.
+    if let Some(parent) = paths.dir.parent() {
+        crate::util::atomic::sync_folder(parent);
+    }
     crash_point::reached("fresh-cell-moved");
     remove_trash(&trash)
 }

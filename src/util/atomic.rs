@@ -42,14 +42,19 @@ pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
     tmp.persist(path)
         .map_err(|e| e.error)
         .with_context(|| format!("cannot move the new {} into place", path.display()))?;
-    // The rename lives in the folder: without syncing it, a power cut can bring back the old
-    // file even though the new one's data was on disk. Not every file system can sync a
-    // folder; the data itself is synced above, so that failure is not fatal.
+    sync_folder(parent);
+    Ok(())
+}
+
+/// Make a rename in `folder` durable. The rename lives in the folder: without syncing it, a
+/// power cut can bring back the old name even though the new file's data was on disk. Not
+/// every file system can sync a folder; the data itself is synced by its writer, so that
+/// failure is not fatal.
+pub fn sync_folder(folder: &Path) {
     #[cfg(unix)]
-    if let Ok(folder) = std::fs::File::open(parent) {
+    if let Ok(folder) = std::fs::File::open(folder) {
         let _ = folder.sync_all();
     }
-    Ok(())
 }
 
 pub fn atomic_write_string(path: &Path, text: &str) -> Result<()> {
