@@ -70,7 +70,7 @@ fn draw<DB: DrawingBackend>(
     // squash the curves into a thin strip, so bands are clipped to that range.
     let bounds = metric_bounds(spec.metric);
     let clip = |v: f64| bounds.map_or(v, |(lo, hi)| v.clamp(lo, hi));
-    let (xr, yr) = ranges(curves, &clip);
+    let (xr, yr) = ranges(curves, &clip, bounds);
     let x_span = xr.end - xr.start;
     // Whatever is not finite (an infinite CI from huge values, whose variance overflows) is
     // left out of the ranges above; drawn, it is held to the y range, so the axes stay finite.
@@ -367,6 +367,7 @@ fn metric_bounds(metric: &str) -> Option<(f64, f64)> {
 fn ranges(
     curves: &[MeanCurve],
     clip: &dyn Fn(f64) -> f64,
+    bounds: Option<(f64, f64)>,
 ) -> (std::ops::Range<f64>, std::ops::Range<f64>) {
     const LIMIT: f64 = 1e300;
     let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
@@ -395,14 +396,26 @@ fn ranges(
         };
         (lo - p)..(hi + p)
     };
-    (pad(x0, x1, 0.02), pad(y0, y1, 0.08))
+    let mut y = pad(y0, y1, 0.08);
+    // The padding must not reach past a bounded metric's range far enough for a tick there
+    // (a flat ROUGE of 0 was drawn on an axis from -0.05): a fiftieth of the span inside the
+    // range is less than any tick spacing plotters picks for it.
+    if let Some((lo, hi)) = bounds {
+        if y.start < lo && lo <= y0 {
+            y.start = lo - (y.start - lo).abs().min((y.end.min(hi) - lo) * 0.02);
+        }
+        if y.end > hi && y1 <= hi {
+            y.end = hi + (y.end - hi).min((hi - y.start.max(lo)) * 0.02);
+        }
+    }
+    (pad(x0, x1, 0.02), y)
 }
 
 #[cfg(test)]
 mod tests {
     use super::{
-        fitted_caption, legend_entry, legend_label, metric_bounds, x_tick_label, y_axis_title,
-        PALETTE,
+        fitted_caption, legend_entry, legend_label, metric_bounds, ranges, x_tick_label,
+        y_axis_title, PALETTE,
     };
     use crate::report::aggregate::XAxis;
 
@@ -483,6 +496,39 @@ mod tests {
         assert_eq!(y_axis_title("llm_judge"), "llm_judge (1–5)");
         assert_eq!(y_axis_title("pred_words"), "pred_words (words)");
         assert_eq!(y_axis_title("eval_loss"), "eval_loss");
+    }
+
+    #[test]
+    fn the_y_axis_stays_within_a_bounded_metric_range_but_for_a_sliver() {
+        use crate::report::aggregate::{MeanCurve, MeanPoint};
+        use crate::report::stats::summarize;
+        let flat = |y: f64| {
+            [MeanCurve {
+                strategy: "random".into(),
+                metric: "rouge2".into(),
+                points: [4.0, 8.0]
+                    .iter()
+                    .map(|&x| MeanPoint {
+                        x,
+                        summary: summarize(&[y, y]),
+                    })
+                    .collect(),
+            }]
+        };
+        let same = |v: f64| v;
+        // A flat 0 (a tiny run's ROUGE-2) and a flat 1: no tick past the range.
+        let (_, y) = ranges(&flat(0.0), &same, Some((0.0, 1.0)));
+        assert!(y.start < 0.0 && y.start > -0.002 && y.end >= 0.05, "{y:?}");
+        let (_, y) = ranges(&flat(1.0), &same, Some((0.0, 1.0)));
+        assert!(y.end > 1.0 && y.end < 1.002 && y.start <= 0.95, "{y:?}");
+        // Inside the range, and for a metric without one, the padding stays.
+        let (_, y) = ranges(&flat(0.5), &same, Some((0.0, 1.0)));
+        assert!(
+            (y.start - 0.45).abs() < 1e-12 && (y.end - 0.55).abs() < 1e-12,
+            "{y:?}"
+        );
+        let (_, y) = ranges(&flat(0.0), &same, None);
+        assert_eq!(y, -0.05..0.05);
     }
 
     #[test]
