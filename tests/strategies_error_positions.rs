@@ -81,6 +81,16 @@ fn a_map_filled_past_its_limit_is_stopped_at_the_line_that_fills_it_not_its_next
     assert!(m.contains("in fn fill called at "), "{m}");
     assert!(m.contains("fill.rhai:9:"), "the call in select: {m}");
     assert!(m.contains("max_map_size = 3 entries"), "{m}");
+    // Filled in a lib module: the module's line.
+    let body = "import \"texts\" as t;\nfn select(ctx, k) {\n  let seen = t::fill();\n  \
+                seen.len();\n  []\n}";
+    let lib = "fn fill() {\n  let m = #{};\n  for i in 0..200 { m[`k${i}`] = i; }\n  m\n}\n";
+    let m = run_err("libfill", body, lib, &small_data());
+    assert!(
+        m.contains("lib/texts.rhai:3:"),
+        "the line in the module: {m}"
+    );
+    assert!(m.contains("in fn fill called at "), "{m}");
 }
 
 #[test]
@@ -115,7 +125,22 @@ fn a_string_grown_too_large_in_a_helper_names_the_call_in_select() {
                 let n = 1;\n  grow()\n}";
     let m = run_err("helper", body, "", &small_data());
     assert!(m.contains("helper.rhai:8:"), "the call of grow(): {m}");
+    assert!(m.contains(", inside fn grow called there"), "{m}");
     assert!(m.contains("max_string_size = 40"), "{m}");
+    // The same through a lib module, and an array grown by pushes in a helper's helper: the
+    // function named is the one select called.
+    let body = "import \"texts\" as t;\nfn select(ctx, k) {\n  let n = t::outer();\n  []\n}";
+    let lib = "fn outer() {\n  inner()\n}\nfn inner() {\n  let a = [];\n  \
+               for i in 0..100 { a.push(i); }\n  a\n}\n";
+    let m = run_err("nested", body, lib, &small_data());
+    assert!(m.contains("nested.rhai:4:"), "the call of t::outer(): {m}");
+    assert!(m.contains(", inside fn t::outer called there"), "{m}");
+    assert!(m.contains("max_array_size = 10"), "{m}");
+    // A limit hit by select's own statement names no helper.
+    let body = "fn grow() { 1 }\nfn select(ctx, k) {\n  let s = \"x\";\n  loop { s += s; }\n}";
+    let m = run_err("own", body, "", &small_data());
+    assert!(m.contains("own.rhai:5:"), "{m}");
+    assert!(!m.contains("inside fn"), "{m}");
 }
 
 #[test]

@@ -12,6 +12,7 @@ pub mod fn_hints;
 pub mod host;
 pub mod kernel_api;
 pub mod kernels;
+pub mod map_watch;
 pub mod matrix;
 pub mod matrix_methods;
 pub mod params_read;

@@ -1,5 +1,6 @@
 //! What a strategy script may do: no files, network or processes (the engine has none of those
 //! functions), no `eval`, `import` only from `strategies/lib/`, and bounded work and data.
+use crate::strategy::map_watch::watched_map_entries;
 use rhai::module_resolvers::FileModuleResolver;
 use rhai::{
     Array, Dynamic, Engine, EvalAltResult, Module, ModuleResolver, NativeCallContext, Position,
@@ -126,11 +127,7 @@ pub fn within_data_limits(
 /// and so that a script which catches the error cannot go on (the call limit is one above ours,
 /// so its next call fails).
 ///
-/// Maps are measured here too: Rhai checks `max_map_size` when a map is built or returned, but
-/// not when `m[key] = v` adds an entry, so a loop could fill a map far past the limit before
-/// its next use, and that use is all the error would name. Measured on every read, a map is
-/// stopped at the first read after the insertion that passed the limit (in a loop, the
-/// inserting line itself on its next pass), with the line and the chain of calls.
+/// Maps a script fills by index are measured here too (see map_watch.rs).
 fn watch_limits(engine: &mut Engine, limits: &SandboxLimits) {
     let (max_operations, max_call_levels) = (limits.max_operations, limits.max_call_levels);
     let max_map_size = limits.max_map_size;
@@ -149,7 +146,7 @@ fn watch_limits(engine: &mut Engine, limits: &SandboxLimits) {
         if let Some(hit) = hit {
             return Err(EvalAltResult::ErrorRuntime(Dynamic::from(hit), Position::NONE).into());
         }
-        if max_map_size > 0 && map_entries(context.scope().get(name)) > max_map_size {
+        if max_map_size > 0 && watched_map_entries(context.scope(), name) > max_map_size {
             return Err(EvalAltResult::ErrorRuntime(
                 Dynamic::from(DataTooLarge(MAP_SIZE.to_string())),
                 Position::NONE,
@@ -162,14 +159,6 @@ fn watch_limits(engine: &mut Engine, limits: &SandboxLimits) {
 
 /// Rhai's words for a map past `max_map_size`, which `script_errors` turns into advice.
 pub const MAP_SIZE: &str = "Size of object map";
-
-/// The entries of `value` when it is a map (its own, not those of maps nested in it, which
-/// Rhai counts at the map's next use), else 0.
-fn map_entries(value: Option<&Dynamic>) -> usize {
-    value
-        .and_then(|v| v.read_lock::<rhai::Map>().map(|m| m.len()))
-        .unwrap_or(0)
-}
 
 /// Resolves `import "name"` to `strategies/lib/name.rhai` and refuses any path that could
 /// leave that folder.

@@ -7,6 +7,7 @@
 //! error lost its line altogether. Run as top-level statements after the script's own, select's
 //! body keeps the position of an error raised in it, or of its call that led to one raised
 //! deeper (in a helper or a `lib/` module).
+use crate::strategy::map_watch;
 use rhai::{ASTNode, Dynamic, Engine, EvalAltResult, Position, Scope, ScriptFuncDef, Stmt, AST};
 
 /// The scope names the arguments arrive under; the body sees them under its parameters' names,
@@ -23,7 +24,7 @@ pub fn call_select(
     ctx: Dynamic,
     k: Dynamic,
 ) -> Result<Dynamic, Box<EvalAltResult>> {
-    match select_as_statements(engine, ast) {
+    map_watch::watching(engine, ast, || match select_as_statements(engine, ast) {
         Some(program) => {
             let mut scope = Scope::new();
             scope.push_dynamic(ARG_NAMES[0], ctx);
@@ -31,7 +32,7 @@ pub fn call_select(
             engine.eval_ast_with_scope::<Dynamic>(&mut scope, &program)
         }
         None => engine.call_fn::<Dynamic>(&mut Scope::new(), ast, "select", (ctx, k)),
-    }
+    })
 }
 
 /// The script's top-level statements, then its parameters bound to the arguments, then
