@@ -7,7 +7,7 @@ use crate::strategy::sandbox::{
 };
 use crate::strategy::silent_loops::loops_reading_no_variable;
 use crate::strategy::{access_hints, fn_hints};
-use rhai::{Engine, EvalAltResult, Position};
+use rhai::{ASTNode, Engine, EvalAltResult, Expr, Position, Stmt, AST};
 use std::path::Path;
 
 /// `FILE:LINE:COLUMN`, or as much of it as is known.
@@ -88,7 +88,16 @@ pub fn describe_error(
         EvalAltResult::ErrorStackOverflow(_) => {
             limit_message(script, LimitHit::CallLevels, &at, limits)
         }
-        EvalAltResult::ErrorDataTooLarge(what, _) => data_limit_message(script, what, &at, limits),
+        EvalAltResult::ErrorDataTooLarge(what, pos) => {
+            let at = match script_function_called_at(&script.ast, *pos) {
+                Some(helper) => format!(
+                    "{at}, inside fn {helper} called there (Rhai keeps no line within a \
+                     function for this limit: the value grew in {helper} or a function it calls)"
+                ),
+                None => at,
+            };
+            data_limit_message(script, what, &at, limits)
+        }
         EvalAltResult::ErrorRuntime(d, _) if d.is::<DataTooLarge>() => {
             data_limit_message(script, &d.clone_cast::<DataTooLarge>().0, &at, limits)
         }
@@ -181,6 +190,37 @@ fn silent_loop_location(
             many.join(", ")
         ),
     }
+}
+
+/// The script or `lib/` function whose call stands at `pos` (`grow`, `t::fill`), if any.
+///
+/// Rhai's own data-size errors leave every script function with the position of its call (see
+/// select_call.rs), so one raised in a helper stands at the helper's call in `select`'s body:
+/// the message can at least say the limit was hit inside it.
+fn script_function_called_at(ast: &AST, pos: Position) -> Option<String> {
+    if pos.is_none() {
+        return None;
+    }
+    let own: Vec<String> = ast.iter_functions().map(|f| f.name.to_string()).collect();
+    let mut found = None;
+    ast.walk(&mut |path: &[ASTNode]| {
+        let call = match path.last() {
+            Some(ASTNode::Expr(Expr::FnCall(call, at) | Expr::MethodCall(call, at)))
+            | Some(ASTNode::Stmt(Stmt::FnCall(call, at)))
+                if *at == pos =>
+            {
+                call
+            }
+            _ => return true,
+        };
+        if !call.namespace.is_empty() {
+            found = Some(format!("{}::{}", call.namespace, call.name));
+        } else if own.iter().any(|f| *f == call.name.as_str()) {
+            found = Some(call.name.to_string());
+        }
+        found.is_none()
+    });
+    found
 }
 
 /// Runaway recursion gives one identical frame per level: show each run of them once.
