@@ -337,7 +337,8 @@ pub fn submit(app: &App, form: &HashMap<String, String>) -> Result<Reply> {
     };
     // A run of it on disk (also one started outside this server) refuses before the file is
     // written; `start_run` checks its own runs again under its lock, against a double click.
-    if crate::web::results::run_state(app, &exp.name).is_some_and(|s| s.starts_with("running")) {
+    if crate::web::run_process::run_state(app, &exp.name).is_some_and(|s| s.starts_with("running"))
+    {
         return running_already();
     }
     std::fs::create_dir_all(&app.experiments)

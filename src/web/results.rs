@@ -6,6 +6,7 @@ use crate::runner::curve::Curve;
 use crate::runner::persist::{load_state, CellPaths};
 use crate::web::html::{escape, link, number_cell, page, table, url_encode};
 use crate::web::http::Reply;
+use crate::web::run_process::run_state;
 use crate::web::safety::{check_segment, safe_join};
 use crate::web::App;
 use anyhow::{Context, Result};
@@ -110,8 +111,9 @@ impl CellProgress {
             (Some(r), _) => format!("finished: {r}"),
             (None, true) => "finished".into(),
             (None, false) if self.stopped => format!(
-                "stopped after {} iteration(s); lab run resumes it",
-                self.iterations_done
+                "stopped after {} iteration{}; `lab run` on its experiment file resumes it",
+                self.iterations_done,
+                if self.iterations_done == 1 { "" } else { "s" }
             ),
             (None, false) if self.iterations_done == 0 => "starting".into(),
             (None, false) => "running".into(),
@@ -194,18 +196,6 @@ pub fn fingerprint(app: &App) -> Result<String> {
 fn file_stamp(path: &Path) -> Option<(u64, std::time::SystemTime)> {
     let m = std::fs::metadata(path).ok()?;
     Some((m.len(), m.modified().ok()?))
-}
-
-/// The state of a run started from this server: running, or how it ended.
-pub fn run_state(app: &App, name: &str) -> Option<String> {
-    let mut runs = app.runs.lock().unwrap_or_else(|p| p.into_inner());
-    let child = runs.get_mut(name)?;
-    Some(match child.try_wait() {
-        Ok(None) => format!("running (pid {})", child.id()),
-        Ok(Some(status)) if status.success() => "finished".into(),
-        Ok(Some(status)) => format!("failed ({status}); see the log"),
-        Err(e) => format!("unknown ({e})"),
-    })
 }
 
 pub fn status_json(app: &App) -> Result<Reply> {
@@ -524,6 +514,21 @@ mod tests {
         assert_eq!(page.unwrap().status, 200);
     }
 
+    /// One stopped cell read "after 1 iteration(s)".
+    #[test]
+    fn a_stopped_cell_counts_its_iterations_in_words() {
+        let one = CellProgress {
+            iterations_done: 1,
+            stopped: true,
+            ..CellProgress::default()
+        };
+        assert!(
+            one.state_text().starts_with("stopped after 1 iteration;"),
+            "{}",
+            one.state_text()
+        );
+    }
+
     /// The uploads folder, listed nowhere, showed as an empty experiment at /exp/uploads.
     #[test]
     fn the_uploads_folder_is_no_experiment() {
@@ -549,7 +554,10 @@ mod tests {
         std::fs::create_dir_all(&paths.dir).unwrap();
         write_state(&paths, &state).unwrap();
         let shown = || cells_of(&dir.path().join("exp"))[0].state_text();
-        assert_eq!(shown(), "stopped after 2 iteration(s); lab run resumes it");
+        assert_eq!(
+            shown(),
+            "stopped after 2 iterations; `lab run` on its experiment file resumes it"
+        );
         let lock = lock_cell(&paths).unwrap();
         assert_eq!(shown(), "running");
         drop(lock);

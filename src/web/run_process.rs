@@ -1,5 +1,6 @@
 //! `lab run` started from the launch form: in the background, its output appended to the
-//! experiment's run log, at most one run per experiment name from this server.
+//! experiment's run log, at most one run per experiment name from this server; and how such a
+//! run stands.
 use crate::web::App;
 use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
@@ -65,4 +66,56 @@ pub fn start_run(app: &App, name: &str, file: &Path) -> Result<bool> {
         .with_context(|| format!("cannot start `lab run {}`", file.display()))?;
     runs.insert(name.to_string(), child);
     Ok(true)
+}
+
+/// The state of a run started from this server: running, or how it ended.
+pub fn run_state(app: &App, name: &str) -> Option<String> {
+    let mut runs = app.runs.lock().unwrap_or_else(|p| p.into_inner());
+    let child = runs.get_mut(name)?;
+    Some(match child.try_wait() {
+        Ok(None) => format!("running (pid {})", child.id()),
+        Ok(Some(status)) if status.success() => "finished".into(),
+        // A signal came from outside the run (a kill, the system out of memory): the run
+        // wrote nothing about it, so its log has no reason to show.
+        Ok(Some(status)) => match std::os::unix::process::ExitStatusExt::signal(&status) {
+            Some(_) => format!(
+                "stopped from outside ({status}): the run log ends where it stopped and does \
+                 not say why (a kill, or the system, e.g. out of memory)"
+            ),
+            None => format!("failed ({status}); see the log"),
+        },
+        Err(e) => format!("unknown ({e})"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A run killed from outside showed "failed (signal: 15 (SIGTERM)); see the log", a log
+    /// that says nothing of it.
+    #[test]
+    fn a_run_killed_from_outside_is_not_sent_to_its_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = App::new(dir.path(), dir.path(), None).unwrap();
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        child.kill().unwrap();
+        child.wait().unwrap();
+        app.runs.lock().unwrap().insert("exp".into(), child);
+        let state = run_state(&app, "exp").unwrap();
+        assert!(
+            state.starts_with("stopped from outside (signal: 9") && !state.contains("see the log"),
+            "{state}"
+        );
+        let mut failed = std::process::Command::new("false").spawn().unwrap();
+        failed.wait().unwrap();
+        app.runs.lock().unwrap().insert("bad".into(), failed);
+        assert_eq!(
+            run_state(&app, "bad").unwrap(),
+            "failed (exit status: 1); see the log"
+        );
+    }
 }
