@@ -3,6 +3,7 @@
 pub mod aggregate;
 pub mod cli;
 pub mod direction;
+pub mod figure_text;
 pub mod font;
 pub mod load;
 pub mod markdown;
