@@ -352,3 +352,19 @@ fn a_gguf_tokenizer_that_cannot_be_rebuilt_points_to_the_folder() -> Result<()> 
     }
     Ok(())
 }
+
+/// A GGUF repository downloaded as a folder often keeps the original config.json (and
+/// tokenizer.json) beside the .gguf: the folder was taken for a safetensors one and failed
+/// with "no *.safetensors weights".
+#[test]
+fn a_folder_with_config_json_but_only_a_gguf_loads_the_gguf() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    write_tiny_folder(dir.path(), Family::Llama, 8)?;
+    std::fs::remove_file(dir.path().join("model.safetensors"))?;
+    atgen_lab::models::tiny_models::write_tiny_gguf(&dir.path().join("tiny-f32.gguf"), 8)?;
+    let loaded = load_folder(dir.path())?;
+    let direct = LanguageModel::tiny_random(8, Family::Llama)?;
+    let d = max_diff(&probe_logits(&loaded)?, &probe_logits(&direct)?);
+    assert!(d < 1e-5, "the folder's GGUF model differs by {d}");
+    Ok(())
+}

@@ -333,6 +333,28 @@ mod tests {
             msg.contains("holds `tiny-q8_0.gguf`") && msg.contains("`model.gguf_file`"),
             "{msg}"
         );
+        // Many GGUF repositories keep the original config.json: the miss is then the weights.
+        std::fs::write(
+            snapshot.join("config.json"),
+            serde_json::to_string(
+                &crate::models::lm::tiny_config(Family::Llama, 259).to_hf_json(),
+            )?,
+        )?;
+        let err = load_hub_with(
+            &offline(dir.path()),
+            "tiny/gguf",
+            None,
+            None,
+            DType::F32,
+            &Device::Cpu,
+        )
+        .err()
+        .expect("still no file is named");
+        let msg = format!("{err:#}");
+        assert!(
+            msg.contains("holds `tiny-q8_0.gguf`") && msg.contains("`model.gguf_file`"),
+            "{msg}"
+        );
         let loaded = load_hub_with(
             &offline(dir.path()),
             "tiny/gguf",

@@ -175,12 +175,26 @@ fn folder_contents(dir: &Path) -> Result<FolderModel> {
             dir.display()
         );
     }
-    if dir.join("config.json").exists() {
+    let has_config = dir.join("config.json").exists();
+    // GGUF repositories often keep the original config.json beside the .gguf files; without
+    // safetensors weights the folder's model is its .gguf.
+    if has_config && holds_safetensors(dir) {
         return Ok(FolderModel::Weights);
     }
     Ok(match find_gguf(dir)? {
         Some(file) => FolderModel::Gguf(file),
+        None if has_config => FolderModel::Weights,
         None => FolderModel::Nothing,
+    })
+}
+
+fn holds_safetensors(dir: &Path) -> bool {
+    std::fs::read_dir(dir).is_ok_and(|entries| {
+        entries.filter_map(|e| e.ok()).any(|e| {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            name.ends_with(".safetensors") || name == "model.safetensors.index.json"
+        })
     })
 }
 
@@ -443,8 +457,9 @@ pub fn load_hub_with(
     if let Some(file) = gguf_file {
         return load_gguf(&fetch(file)?, dtype, device);
     }
-    let config = fetch("config.json").map_err(|e| {
-        // A GGUF repository has no config.json: say which file to name instead.
+    // A GGUF repository has no safetensors weights (often no config.json either): on any
+    // miss, say which of its cached files to name instead.
+    let gguf_advice = |e: anyhow::Error| {
         let ggufs = hub.cached_gguf_files();
         if ggufs.is_empty() {
             return e;
@@ -453,13 +468,25 @@ pub fn load_hub_with(
             .iter()
             .map(|p| format!("`{}`", p.file_name().unwrap_or_default().to_string_lossy()))
             .collect();
-        anyhow::anyhow!(
-            "`{id}` has no config.json but its cached snapshot holds {}: name the one to load \
-             as `model.gguf_file` in an experiment file, or pass its path as --model (e.g. {})",
+        e.context(format!(
+            "`{id}` has no safetensors model but its cached snapshot holds {}: name the one \
+             to load as `model.gguf_file` in an experiment file, or pass its path as --model \
+             (e.g. {})",
             names.join(", "),
             ggufs[0].display()
-        )
-    })?;
+        ))
+    };
+    let config = fetch_folder_files(&fetch).map_err(gguf_advice)?;
+    let dir = config
+        .parent()
+        .context("hub cache path has no parent folder")?;
+    load_folder(dir, dtype, device)
+}
+
+/// Fetch a Hugging Face folder's files (config.json, tokenizer, weights) through `fetch`;
+/// returns config.json's path.
+fn fetch_folder_files(fetch: &dyn Fn(&str) -> Result<PathBuf>) -> Result<PathBuf> {
+    let config = fetch("config.json")?;
     // Refuse an architecture the decoder cannot run before downloading its weights.
     DecoderConfig::from_hf_file(&config)?;
     fetch("tokenizer.json")?;
@@ -491,10 +518,7 @@ pub fn load_hub_with(
             fetch("model.safetensors")?;
         }
     }
-    let dir = config
-        .parent()
-        .context("hub cache path has no parent folder")?;
-    load_folder(dir, dtype, device)
+    Ok(config)
 }
 
 #[cfg(test)]
