@@ -210,9 +210,9 @@ pub fn render_report(
                 .map(|s| format!("{bound}{s:.2}×"))
                 .unwrap_or_else(|| "–".to_string());
             let name = if r.strategy == t.reference {
-                format!("{} (reference)", r.strategy)
+                format!("{} (reference)", table_cell(&r.strategy))
             } else {
-                r.strategy.clone()
+                table_cell(&r.strategy)
             };
             let _ = writeln!(
                 md,
@@ -242,6 +242,12 @@ pub fn render_report(
     md
 }
 
+/// `text` as one cell of a markdown table: a `|` in a hand-made folder's name would end the
+/// cell and shift the row's numbers into the wrong columns.
+fn table_cell(text: &str) -> String {
+    text.replace('|', "\\|")
+}
+
 fn fmt_score(v: f64) -> String {
     format!("{v:.4}")
 }
@@ -251,5 +257,34 @@ fn fmt_labels(v: f64) -> String {
         format!("{}", v.round() as i64)
     } else {
         format!("{v:.1}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::aggregate::{MeanCurve, MeanPoint};
+    use crate::report::savings::savings_table;
+    use crate::report::stats::summarize;
+
+    #[test]
+    fn a_bar_in_a_strategy_name_stays_in_its_cell() {
+        let curve = |name: &str, ys: [f64; 2]| MeanCurve {
+            strategy: name.into(),
+            metric: "rouge1".into(),
+            points: [10.0, 20.0]
+                .iter()
+                .zip(ys)
+                .map(|(&x, y)| MeanPoint {
+                    x,
+                    summary: summarize(&[y]),
+                })
+                .collect(),
+        };
+        let curves = [curve("random", [0.1, 0.2]), curve("a|b", [0.1, 0.3])];
+        let table = savings_table("rouge1", &curves, "random");
+        let md = render_report("e", &[], &ReportNotes::default(), &[table], &[]);
+        let row = md.lines().find(|l| l.starts_with("| a")).unwrap();
+        assert_eq!(row, "| a\\|b | 0.2000 | 20 | 0.3000 | 15 | 1.33× |");
     }
 }
