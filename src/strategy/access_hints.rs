@@ -1,7 +1,7 @@
 //! Advice for `x.prop` and `x[i]` on a host value that has no such property or index: the
 //! method of that name when there is one (`v.len` for `v.len()`), the properties the type has,
 //! or how to reach an item without an index (a Matrix's `row(i)`, a View's `ids()[i]`).
-use crate::strategy::fn_hints::{known_functions, type_name, HOST_API_DOC};
+use crate::strategy::fn_hints::{known_functions, type_name, HOST_API_DOC, RHAI_CONVERSIONS};
 use crate::strategy::spelling;
 use rhai::{Engine, AST};
 use std::collections::BTreeSet;
@@ -43,7 +43,10 @@ pub fn property_advice(engine: &Engine, ast: &AST, message: &str) -> String {
     let props: Vec<String> = properties_of(engine, of).into_iter().collect();
     let methods: Vec<String> = known
         .iter()
-        .filter(|(_, overloads)| overloads.iter().any(|o| o.first() == Some(&of)))
+        .filter(|(name, overloads)| {
+            !RHAI_CONVERSIONS.contains(&name.as_str())
+                && overloads.iter().any(|o| o.first() == Some(&of))
+        })
         .map(|(name, _)| name.clone())
         .collect();
     if let Some(near) = spelling::nearest(prop, &props) {
@@ -178,6 +181,7 @@ mod tests {
         assert!(a.contains("did you mean the method `.embed(..)`?"), "{a}");
         let a = unknown("lenn", "View");
         assert!(a.contains("did you mean the method `.len()`?"), "{a}");
+        assert!(a.contains("take") && !a.contains("to_debug"), "{a}");
         // `pool` is two edits from `foo`: too far for a three-letter name to be a typo of it.
         let a = unknown("foo", "Context");
         assert!(!a.contains("did you mean"), "{a}");

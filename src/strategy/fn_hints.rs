@@ -35,6 +35,10 @@ const SYNONYMS: &[(&str, &[&str])] = &[
     ("select", &["take"]),
 ];
 
+/// Rhai's own conversions, which every type has: no host API, so never offered as a near name
+/// (`v.to_int()` is not offered `to_debug`) nor listed among a type's methods.
+pub(crate) const RHAI_CONVERSIONS: [&str; 2] = ["to_debug", "to_string"];
+
 /// The name Rhai prints for a parameter type in a "Function not found" signature.
 pub(crate) fn type_name(t: TypeId) -> &'static str {
     let known: [(TypeId, &'static str); 18] = [
@@ -197,7 +201,7 @@ fn nearest_names(
     let candidates: Vec<&str> = known
         .keys()
         .map(String::as_str)
-        .filter(|c| applies(c) && word(c) == word(name))
+        .filter(|c| applies(c) && word(c) == word(name) && !RHAI_CONVERSIONS.contains(c))
         .collect();
     let mut out: Vec<String> = Vec::new();
     let mut push = |c: &str| {
@@ -263,6 +267,8 @@ mod tests {
     fn a_name_gets_no_operator_and_a_unit_argument_is_explained() {
         let h = hint("g (i64)");
         assert!(!h.contains('`'), "no host name is near `g`: {h}");
+        let h = hint("to_int (IntVec)");
+        assert!(h.contains("`to_float`") && !h.contains("to_debug"), "{h}");
         let h = hint("foo (Context)");
         assert!(
             !h.contains("did you mean"),
