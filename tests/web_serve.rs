@@ -499,6 +499,15 @@ fn a_double_click_on_launch_starts_one_run() {
     assert_eq!(codes, [303, 422], "one launch starts, the other is refused");
     let log = std::fs::read_to_string(serve.results.join("twice/run.log")).unwrap();
     assert_eq!(log.matches("== lab run").count(), 1, "{log}");
+    // When it started reads as a date, not seconds since 1970.
+    let header = log.lines().next().unwrap_or_default();
+    let date = header
+        .split_once("(started ")
+        .map(|(_, d)| d.trim_end_matches(" UTC)"));
+    assert!(
+        date.is_some_and(|d| d.len() == 19 && d.as_bytes()[4] == b'-' && d.as_bytes()[13] == b':'),
+        "{header}"
+    );
     // The run that started is the one the pages follow, and it finishes.
     let started = std::time::Instant::now();
     loop {

@@ -43,16 +43,9 @@ pub fn start_run(app: &App, name: &str, file: &Path) -> Result<bool> {
         .append(true)
         .open(&log_path)
         .with_context(|| format!("cannot open {}", log_path.display()))?;
-    let since_epoch = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
     use std::io::Write;
-    writeln!(
-        log,
-        "== lab run {} (started at unix time {since_epoch})",
-        file.display()
-    )
-    .with_context(|| format!("cannot write {}", log_path.display()))?;
+    writeln!(log, "{}", log_header(file, chrono::Utc::now()))
+        .with_context(|| format!("cannot write {}", log_path.display()))?;
     let log_err = log.try_clone().context("cannot share the run log")?;
     let exe = lab_executable()?;
     let child = std::process::Command::new(exe)
@@ -66,6 +59,16 @@ pub fn start_run(app: &App, name: &str, file: &Path) -> Result<bool> {
         .with_context(|| format!("cannot start `lab run {}`", file.display()))?;
     runs.insert(name.to_string(), child);
     Ok(true)
+}
+
+/// The line that opens each launch's part of the run log: a relaunch appends to it, so the
+/// researcher reads where each run began, and when, as a date (it was seconds since 1970).
+fn log_header(file: &Path, started: chrono::DateTime<chrono::Utc>) -> String {
+    format!(
+        "== lab run {} (started {})",
+        file.display(),
+        started.format("%Y-%m-%d %H:%M:%S UTC")
+    )
 }
 
 /// The state of a run started from this server: running, or how it ended.
@@ -94,6 +97,15 @@ mod tests {
 
     /// A run killed from outside showed "failed (signal: 15 (SIGTERM)); see the log", a log
     /// that says nothing of it.
+    #[test]
+    fn each_launch_in_the_log_starts_with_a_readable_date() {
+        let started = chrono::DateTime::from_timestamp(1_795_993_339, 0).unwrap();
+        assert_eq!(
+            log_header(Path::new("experiments/web-x.toml"), started),
+            "== lab run experiments/web-x.toml (started 2026-11-29 23:02:19 UTC)"
+        );
+    }
+
     #[test]
     fn a_run_killed_from_outside_is_not_sent_to_its_log() {
         let dir = tempfile::tempdir().unwrap();
