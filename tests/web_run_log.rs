@@ -59,3 +59,28 @@ fn a_long_run_log_page_shows_its_tail_and_links_the_whole_file() {
     assert!(small.body.contains("only line"), "{}", small.body);
     assert!(!small.body.contains("log-omitted"), "{}", small.body);
 }
+
+/// The log box (at most 22em high) opened at its top, showing the oldest of the lines it
+/// holds; the newest, at its end, were out of sight after every reload.
+#[test]
+fn the_run_log_page_opens_at_the_newest_lines_in_chromium() {
+    let serve = Serve::loopback();
+    std::fs::create_dir_all(serve.results.join("long")).unwrap();
+    let log: String = (0..500).map(|i| format!("line {i:04}\n")).collect();
+    std::fs::write(serve.results.join("long/run.log"), log).unwrap();
+    let s = web_support::webdriver::Browser::open();
+    s.goto(&format!("{}/exp/long/log", serve.url)).unwrap();
+    s.wait_for(
+        "the page script to run",
+        std::time::Duration::from_secs(10),
+        |s| {
+            s.execute(
+                "var l = document.getElementById('log'); \
+             return l.scrollHeight > l.clientHeight && \
+                    l.scrollTop + l.clientHeight >= l.scrollHeight - 2;",
+            )
+            .is_ok_and(|v| v == serde_json::Value::Bool(true))
+        },
+    )
+    .unwrap();
+}

@@ -10,6 +10,10 @@
         .catch(function () {});
     }, 2000);
   }
+  // A run log's newest lines are at the end of its box: show them, as `tail` would, rather
+  // than the top of the shown part (the page reloads as the log grows).
+  var log = document.getElementById('log');
+  if (log) { log.scrollTop = log.scrollHeight; }
   // A form over what the server reads (data-max-bytes, counted as the browser sends the
   // form: URL-encoded, CRLF line ends) would be refused with the page left behind: stop it
   // here, where what was typed stays, and say so in the form's notice (its data-message, with
