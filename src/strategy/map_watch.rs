@@ -27,12 +27,29 @@ pub fn watching<T>(engine: &Engine, ast: &AST, f: impl FnOnce() -> T) -> T {
     if targets.is_empty() {
         return f();
     }
-    let previous = TARGETS.with(|t| t.replace(targets));
-    RUNNING_WITH_TARGETS.fetch_add(1, Ordering::Relaxed);
-    let out = f();
-    RUNNING_WITH_TARGETS.fetch_sub(1, Ordering::Relaxed);
-    TARGETS.with(|t| t.replace(previous));
-    out
+    let _watch = Watch::start(targets);
+    f()
+}
+
+/// The targets of one run, set on this thread until dropped (also when the run panics).
+struct Watch {
+    previous: Vec<String>,
+}
+
+impl Watch {
+    fn start(targets: Vec<String>) -> Self {
+        let previous = TARGETS.with(|t| t.replace(targets));
+        RUNNING_WITH_TARGETS.fetch_add(1, Ordering::Relaxed);
+        Self { previous }
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        RUNNING_WITH_TARGETS.fetch_sub(1, Ordering::Relaxed);
+        let previous = std::mem::take(&mut self.previous);
+        TARGETS.with(|t| t.replace(previous));
+    }
 }
 
 /// The entries of the variable `name` when it is watched and holds a map (its own entries, not
@@ -138,6 +155,14 @@ mod tests {
             watched_map_entries(&scope, "seen"),
             0,
             "unwatched after the run"
+        );
+        let run = std::panic::AssertUnwindSafe(|| watching(&engine, &ast, || panic!("in f")));
+        let panicked = std::panic::catch_unwind(run);
+        assert!(panicked.is_err());
+        assert_eq!(
+            watched_map_entries(&scope, "seen"),
+            0,
+            "unwatched after a run that panicked"
         );
     }
 }
