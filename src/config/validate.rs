@@ -141,7 +141,7 @@ impl Problems {
         if !ok {
             self.own(
                 key,
-                format!("{what} `{v}` must be non-empty and use only letters, digits, `-`, `_`, `.` (it names a results folder)"),
+                format!("{what} `{v}` must be non-empty and use only ASCII letters and digits (a-z, A-Z, 0-9), `-`, `_`, `.` (it names a results folder, and other machines and tools must read that name alike)"),
             );
         }
     }

@@ -68,6 +68,15 @@ fn duplicate_strategy_needs_a_label() {
 }
 
 #[test]
+fn a_non_ascii_label_is_refused_saying_ascii_letters() {
+    // `ü` is a letter, so "use only letters" did not say why `zufällig` was refused.
+    let text = format!("{MINIMAL}label = \"zufällig\"\n");
+    let err = error_of(&text);
+    assert!(err.contains("`zufällig` must be non-empty"), "{err}");
+    assert!(err.contains("only ASCII letters and digits"), "{err}");
+}
+
+#[test]
 fn nan_and_infinite_numbers_are_refused_naming_the_key() {
     for (table, line, key) in [
         ("lora", "alpha = nan", "lora.alpha"),
