@@ -168,9 +168,28 @@ pub fn page(
     let cell_link = link(&base, &format!("{exp} · {strategy} · {seed}"));
     let title = format!("Annotate {strategy} · {seed}");
     let Some(batch) = read_pending(&dir)? else {
+        let seed_number = crate::report::load::parse_seed_dir(seed).unwrap_or_default();
+        let progress = crate::web::results::CellProgress::read(&dir, strategy, seed_number);
+        // "The run continues" misled on a cell that is done, or that no run works on.
+        let why = if progress.finished {
+            format!(
+                "This cell is finished ({}): it asks for no more labels.",
+                progress.state_text()
+            )
+        } else if progress.stopped {
+            format!(
+                "No run works on this cell ({}); it asks for labels again once resumed. This \
+                 page refreshes by itself.",
+                progress.state_text()
+            )
+        } else {
+            "No batch is waiting for labels: the run continues (or has not asked yet). This \
+             page refreshes by itself."
+                .to_string()
+        };
         let body = format!(
-            "<p>{cell_link}</p><p id=\"no-batch\" class=\"notice\">No batch is waiting for labels: \
-             the run continues (or has not asked yet). This page refreshes by itself.</p>"
+            "<p>{cell_link}</p><p id=\"no-batch\" class=\"notice\">{}</p>",
+            escape(&why)
         );
         return Ok(Reply::html(crate::web::html::page(
             &title,
@@ -449,6 +468,37 @@ fn changed_page(
 mod tests {
     use super::*;
     use crate::labeller::human::{PendingBatch, PendingItem};
+
+    /// An old link to a finished cell's annotation page said "the run continues".
+    #[test]
+    fn a_finished_cell_says_it_asks_for_no_more_labels() {
+        use crate::runner::persist::{write_state, CellPaths};
+        use rand::SeedableRng;
+        let dir = tempfile::tempdir().unwrap();
+        let app = App::new(dir.path(), dir.path(), None).unwrap();
+        let paths = CellPaths::new(&app.results, "exp", "random", 0);
+        let rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+        let mut state = crate::runner::state::CellState::new("exp", "random", 0, &rng);
+        std::fs::create_dir_all(&paths.dir).unwrap();
+        let shown = |state: &crate::runner::state::CellState| {
+            write_state(&paths, state).unwrap();
+            let reply = page(&app, "exp", "random", "seed-0", &HashMap::new()).unwrap();
+            String::from_utf8(reply.body).unwrap()
+        };
+        // Unfinished, and no run holds it: stopped.
+        state.iterations_done = 1;
+        let body = shown(&state);
+        assert!(
+            body.contains("No run works on this cell") && !body.contains("the run continues"),
+            "{body}"
+        );
+        state.finished = true;
+        let body = shown(&state);
+        assert!(
+            body.contains("This cell is finished") && !body.contains("the run continues"),
+            "{body}"
+        );
+    }
 
     /// `shown_ms = 0` recorded 56 years of labelling; a missing, negative or future one
     /// recorded 0 seconds.
