@@ -47,6 +47,7 @@ pub mod scoped_copies;
 pub mod score;
 pub mod setup;
 pub mod skinny_matmul;
+pub mod spm_tokenizer;
 pub mod tiny_models;
 pub mod tokenizer;
 pub mod train;

@@ -6,6 +6,7 @@ use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
 
 use super::gguf::GgufFile;
+use super::spm_tokenizer::SpmVocabulary;
 
 /// A tokenizer and the special tokens the model was trained with.
 #[derive(Clone)]
@@ -36,17 +37,20 @@ const TOKEN_TYPE_CONTROL: i32 = 3;
 const TOKEN_TYPE_USER_DEFINED: i32 = 4;
 
 impl TextTokenizer {
-    /// Build from `tokenizer.ggml.*` metadata. Only GPT-2-style BPE vocabularies are supported;
-    /// the pre-tokenizer follows `tokenizer.ggml.pre`.
+    /// Build from `tokenizer.ggml.*` metadata: GPT-2-style BPE vocabularies (the pre-tokenizer
+    /// follows `tokenizer.ggml.pre`) or SentencePiece ones (`llama`: Llama 2, Gemma).
     pub fn from_gguf(gguf: &GgufFile) -> Result<Self> {
         let path = gguf.path.display();
         let model = gguf.string("tokenizer.ggml.model")?;
         const USE_FOLDER: &str = "load the model's Hugging Face folder instead (it has \
              tokenizer.json): `model.path` in an experiment file, --model on the command line";
+        if model == "llama" {
+            return Self::from_gguf_sentencepiece(gguf);
+        }
         if model != "gpt2" {
             bail!(
                 "{path}: tokenizer type `{model}` (tokenizer.ggml.model) cannot be rebuilt from GGUF \
-                 here; only `gpt2` byte-level BPE is supported; {USE_FOLDER}"
+                 here; only `gpt2` byte-level BPE and `llama` SentencePiece are supported; {USE_FOLDER}"
             );
         }
         let tokens = gguf.string_array("tokenizer.ggml.tokens")?;
@@ -107,6 +111,77 @@ impl TextTokenizer {
             .opt_usize("tokenizer.ggml.padding_token_id")?
             .unwrap_or(0) as u32;
         Self::assemble(inner, bos_token, eos_token, add_bos, pad_id)
+    }
+
+    /// A SentencePiece vocabulary (pieces, scores, token types; no merges).
+    fn from_gguf_sentencepiece(gguf: &GgufFile) -> Result<Self> {
+        let path = gguf.path.display();
+        let pieces = gguf.string_array("tokenizer.ggml.tokens")?;
+        let scores = f32_array(gguf, "tokenizer.ggml.scores")?;
+        let types = gguf
+            .i32_array("tokenizer.ggml.token_type")?
+            .with_context(|| {
+                format!(
+                    "{path}: a SentencePiece vocabulary needs `tokenizer.ggml.token_type` to tell \
+                 byte and control tokens from text; the file lacks it: fetch a complete GGUF"
+                )
+            })?;
+        let vocabulary = SpmVocabulary {
+            add_space_prefix: gguf
+                .opt_bool("tokenizer.ggml.add_space_prefix")?
+                .unwrap_or(true),
+            unknown_id: gguf
+                .opt_usize("tokenizer.ggml.unknown_token_id")?
+                .map(|id| id as u32),
+            pieces,
+            scores,
+            types,
+        };
+        let inner = vocabulary
+            .tokenizer()
+            .with_context(|| format!("{path}: cannot build a tokenizer from its vocabulary"))?;
+        let token_at = |key: &str| -> Result<Option<String>> {
+            Ok(match gguf.opt_usize(key)? {
+                Some(id) => Some(
+                    vocabulary
+                        .pieces
+                        .get(id)
+                        .with_context(|| {
+                            format!("{path}: `{key}` = {id} is outside the vocabulary")
+                        })?
+                        .clone(),
+                ),
+                None => None,
+            })
+        };
+        let bos_token = token_at("tokenizer.ggml.bos_token_id")?;
+        let eos_token = token_at("tokenizer.ggml.eos_token_id")?;
+        // SentencePiece models start every text with BOS unless told otherwise (llama.cpp's
+        // default for this vocabulary type).
+        let add_bos = gguf
+            .opt_bool("tokenizer.ggml.add_bos_token")?
+            .unwrap_or(true);
+        let pad_id = gguf
+            .opt_usize("tokenizer.ggml.padding_token_id")?
+            .unwrap_or(0) as u32;
+        let mut tok = Self::assemble(inner, bos_token, eos_token, add_bos, pad_id)?;
+        // A turn ends generation even where the GGUF names only <eos> (llama.cpp does the same
+        // for Gemma's <end_of_turn>).
+        for key in ["tokenizer.ggml.eot_token_id", "tokenizer.ggml.eom_token_id"] {
+            if let Some(id) = gguf.opt_usize(key)? {
+                tok.push_eos_id(id as u32);
+            }
+        }
+        if let Some(id) = tok.token_to_id("<end_of_turn>") {
+            tok.push_eos_id(id);
+        }
+        Ok(tok)
+    }
+
+    fn push_eos_id(&mut self, id: u32) {
+        if !self.eos_ids.contains(&id) {
+            self.eos_ids.push(id);
+        }
     }
 
     /// Load `tokenizer.json` (and special tokens from `tokenizer_config.json` when present).
@@ -280,6 +355,28 @@ fn prepended_special_token(inner: &tokenizers::Tokenizer) -> Option<String> {
         Some((id, rest)) if rest.starts_with(&without) => inner.id_to_token(*id),
         _ => None,
     }
+}
+
+/// A float array of the GGUF metadata (SentencePiece scores).
+fn f32_array(gguf: &GgufFile, key: &str) -> Result<Vec<f32>> {
+    let bad = |e: candle_core::Error| {
+        anyhow::anyhow!(
+            "GGUF file {}: metadata key `{key}` should be a list of floats ({e}); the file is \
+             corrupt: delete it and fetch it again",
+            gguf.path.display()
+        )
+    };
+    let values = gguf
+        .get(key)
+        .with_context(|| {
+            format!(
+                "GGUF file {} lacks the metadata key `{key}` a SentencePiece vocabulary needs",
+                gguf.path.display()
+            )
+        })?
+        .to_vec()
+        .map_err(bad)?;
+    values.iter().map(|v| v.to_f32().map_err(bad)).collect()
 }
 
 fn read_json_opt(path: &Path) -> Result<Option<Value>> {
