@@ -329,13 +329,14 @@ fn a_misspelt_model_folder_read_as_a_hub_id_says_so() -> Result<()> {
 
 /// A GGUF whose pre-tokenizer is not one the loader rebuilds (`tekken`, Mistral Nemo's, in a
 /// `llama` file) was split with GPT-2's rules: token ids the model was not trained on, no
-/// error. A SentencePiece vocabulary's advice named only --model.
+/// error. A SentencePiece (`llama`) vocabulary without its scores cannot be rebuilt either;
+/// both name the file and point to the model's folder.
 #[test]
 fn a_gguf_tokenizer_that_cannot_be_rebuilt_points_to_the_folder() -> Result<()> {
     let dir = tempfile::tempdir()?;
     for (key, value, named) in [
         ("tokenizer.ggml.pre", "tekken", "pre-tokenizer `tekken`"),
-        ("tokenizer.ggml.model", "llama", "tokenizer type `llama`"),
+        ("tokenizer.ggml.model", "llama", "`tokenizer.ggml.scores`"),
     ] {
         let path = dir.path().join(format!("{value}.gguf"));
         write_tiny_gguf_with(&path, 8, None, |meta| {

@@ -370,7 +370,9 @@ fn f32_array(gguf: &GgufFile, key: &str) -> Result<Vec<f32>> {
         .get(key)
         .with_context(|| {
             format!(
-                "GGUF file {} lacks the metadata key `{key}` a SentencePiece vocabulary needs",
+                "GGUF file {} lacks the metadata key `{key}` a SentencePiece vocabulary needs: \
+                 fetch a complete GGUF of the model, or load the model's Hugging Face folder \
+                 (with its tokenizer.json) as `model.path` (or --model)",
                 gguf.path.display()
             )
         })?
