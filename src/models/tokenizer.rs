@@ -89,13 +89,27 @@ impl TextTokenizer {
             .with_context(|| format!("{path}: cannot build a tokenizer from its vocabulary"))?;
         let inner = tokenizers::Tokenizer::from_bytes(serde_json::to_vec(&json)?)
             .map_err(|e| anyhow::anyhow!("{path}: cannot build tokenizer: {e}"))?;
+        Self::assemble_from_gguf(gguf, inner, &tokens, false)
+    }
+
+    /// The tokenizer with the BOS, EOS, padding and add-BOS the metadata names; `add_bos`
+    /// is the vocabulary type's default where the file does not say.
+    fn assemble_from_gguf(
+        gguf: &GgufFile,
+        inner: tokenizers::Tokenizer,
+        pieces: &[String],
+        add_bos: bool,
+    ) -> Result<Self> {
         let token_at = |key: &str| -> Result<Option<String>> {
             Ok(match gguf.opt_usize(key)? {
                 Some(id) => Some(
-                    tokens
+                    pieces
                         .get(id)
                         .with_context(|| {
-                            format!("{path}: `{key}` = {id} is outside the vocabulary")
+                            format!(
+                                "{}: `{key}` = {id} is outside the vocabulary",
+                                gguf.path.display()
+                            )
                         })?
                         .clone(),
                 ),
@@ -106,7 +120,7 @@ impl TextTokenizer {
         let eos_token = token_at("tokenizer.ggml.eos_token_id")?;
         let add_bos = gguf
             .opt_bool("tokenizer.ggml.add_bos_token")?
-            .unwrap_or(false);
+            .unwrap_or(add_bos);
         let pad_id = gguf
             .opt_usize("tokenizer.ggml.padding_token_id")?
             .unwrap_or(0) as u32;
@@ -140,31 +154,9 @@ impl TextTokenizer {
         let inner = vocabulary
             .tokenizer()
             .with_context(|| format!("{path}: cannot build a tokenizer from its vocabulary"))?;
-        let token_at = |key: &str| -> Result<Option<String>> {
-            Ok(match gguf.opt_usize(key)? {
-                Some(id) => Some(
-                    vocabulary
-                        .pieces
-                        .get(id)
-                        .with_context(|| {
-                            format!("{path}: `{key}` = {id} is outside the vocabulary")
-                        })?
-                        .clone(),
-                ),
-                None => None,
-            })
-        };
-        let bos_token = token_at("tokenizer.ggml.bos_token_id")?;
-        let eos_token = token_at("tokenizer.ggml.eos_token_id")?;
         // SentencePiece models start every text with BOS unless told otherwise (llama.cpp's
         // default for this vocabulary type).
-        let add_bos = gguf
-            .opt_bool("tokenizer.ggml.add_bos_token")?
-            .unwrap_or(true);
-        let pad_id = gguf
-            .opt_usize("tokenizer.ggml.padding_token_id")?
-            .unwrap_or(0) as u32;
-        let mut tok = Self::assemble(inner, bos_token, eos_token, add_bos, pad_id)?;
+        let mut tok = Self::assemble_from_gguf(gguf, inner, &vocabulary.pieces, true)?;
         // A turn ends generation even where the GGUF names only <eos> (llama.cpp does the same
         // for Gemma's <end_of_turn>).
         for key in ["tokenizer.ggml.eot_token_id", "tokenizer.ggml.eom_token_id"] {
