@@ -98,12 +98,13 @@ pub fn cell_page(
     let progress = CellProgress::read(&dir, strategy, seed_number);
     let base = cell_url(exp, strategy, seed);
     let mut body = format!(
-        "<p>{} · state: <span id=\"cell-state\">{}</span></p>",
+        "<p>{} · state: <span id=\"cell-state\">{}</span> · <span id=\"cell-progress\">{}</span></p>",
         link(&format!("/exp/{}", url_encode(exp)), exp),
         escape(&crate::web::within_results(
             &progress.state_text(),
             &app.results
-        ))
+        )),
+        escape(&progress.progress_text())
     );
     if complete && progress.waiting.is_none() && !progress.finished {
         body.push_str(
@@ -195,7 +196,16 @@ pub fn cell_page(
         } else {
             String::new()
         };
-        body.push_str(&format!("<h3>Iteration {}{gen_link}</h3>", line.iteration));
+        // Iteration 0 trains on the initial set; the launch form's iterations come after it.
+        let what = if line.iteration == 0 {
+            " (initial set)"
+        } else {
+            ""
+        };
+        body.push_str(&format!(
+            "<h3>Iteration {}{what}{gen_link}</h3>",
+            line.iteration
+        ));
         let rows: Vec<Vec<String>> = line
             .ids
             .iter()
@@ -393,6 +403,11 @@ mod tests {
         crate::runner::persist::write_state(&CellPaths { dir: cell }, &state).unwrap();
         let body = cell_page_body(&app);
         assert!(body.contains(&text_cell("typed 4")), "{body}");
+        // Its progress in the launch form's words, as on the experiment page.
+        assert!(
+            body.contains("<span id=\"cell-progress\">initial set + 0 iterations</span>"),
+            "{body}"
+        );
         assert!(
             !body.contains("GOLD") && !body.contains("not labeled yet"),
             "{body}"
@@ -406,6 +421,11 @@ mod tests {
         cell_selected_before_its_state(&app.results, "golden");
         let body = cell_page_body(&app);
         assert!(body.contains(&text_cell("GOLD train 4")), "{body}");
+        // Iteration 0 is not one of the launch form's iterations: say what it is.
+        assert!(
+            body.contains("<h3>Iteration 0 (initial set)</h3>"),
+            "{body}"
+        );
     }
 
     /// A damaged state.json or selected.jsonl made the whole cell page a 500 (the curve and

@@ -341,6 +341,9 @@ pub fn submit(app: &App, form: &HashMap<String, String>) -> Result<Reply> {
     {
         return running_already();
     }
+    if let Some(errors) = crate::web::relaunch::refuse_mixing(app, form, &exp, &file) {
+        return invalid(errors, None).map(|r| r.status(409));
+    }
     std::fs::create_dir_all(&app.experiments)
         .with_context(|| format!("cannot create {}", app.experiments.display()))?;
     let header = "# Written by the launch form of `lab serve`.\n";

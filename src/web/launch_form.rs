@@ -27,9 +27,13 @@ const FIELDS: [(&str, &str, &str); 17] = [
     ("model", "Model", "smollm2-135m-instruct"),
     ("strategy", "Strategy", "random"),
     ("seeds", "Seeds", "0"),
-    ("init_size", "Initial labels", "10"),
+    ("init_size", "Initial set (labels)", "10"),
     ("query_size", "Query size", "10"),
-    ("iterations", "Iterations", "3"),
+    (
+        "iterations",
+        "Iterations (queries after the initial set)",
+        "3",
+    ),
     ("epochs", "Training epochs", ""),
     ("labeller", "Labeller", "golden"),
     ("llm_model", "LLM model (llm labeller)", ""),
@@ -102,6 +106,9 @@ pub fn form_html(app: &App, form: &HashMap<String, String>, errors: &FieldErrors
             ));
         }
         body.push_str("</div>");
+        if key == "name" {
+            body.push_str(&start_over_box(form, errors));
+        }
         if key == "output_field" {
             // The script refuses a file over the limit before sending it, with the same
             // advice the server's refusal gives.
@@ -137,6 +144,31 @@ pub fn form_html(app: &App, form: &HashMap<String, String>, errors: &FieldErrors
          <p><button id=\"launch-button\" type=\"submit\">Launch</button></p></form>",
     );
     body
+}
+
+/// The start-over choice, offered once a launch was refused for results made with other
+/// settings (its problems list them), and kept while the form comes back ticked.
+fn start_over_box(form: &HashMap<String, String>, errors: &FieldErrors) -> String {
+    let ticked = form.get("start_over").is_some_and(|v| !v.is_empty());
+    let problems = errors.get("start_over").cloned().unwrap_or_default();
+    if problems.is_empty() && !ticked {
+        return String::new();
+    }
+    let mut out = String::from("<div class=\"field\" id=\"start-over\">");
+    if !problems.is_empty() {
+        out.push_str("<ul class=\"error\" id=\"error-start_over\">");
+        for p in &problems {
+            out.push_str(&format!("<li>{}</li>", escape(p)));
+        }
+        out.push_str("</ul>");
+    }
+    out.push_str(&format!(
+        "<label><input type=\"checkbox\" id=\"start_over\" name=\"start_over\" \
+         value=\"yes\"{}> Start over: delete this experiment's earlier results and launch \
+         with the settings below</label></div>",
+        if ticked { " checked" } else { "" }
+    ));
+    out
 }
 
 pub fn form_page(app: &App) -> Result<Reply> {

@@ -5,13 +5,16 @@
 pub mod annotate;
 pub mod body;
 pub mod browse;
+pub mod cell_progress;
 pub mod chart;
 pub mod html;
 pub mod http;
 pub mod launch;
 pub mod launch_form;
 pub mod launch_keys;
+pub mod relaunch;
 pub mod results;
+pub mod routes;
 pub mod run_log;
 pub mod run_process;
 pub mod safety;
@@ -20,7 +23,7 @@ pub mod upload;
 use anyhow::{Context, Result};
 use body::BodyRefused;
 use clap::Args;
-use http::{parse_target, Reply, Target};
+use http::{parse_target, Reply};
 use std::collections::HashMap;
 use std::io::Write;
 use std::net::SocketAddr;
@@ -224,7 +227,9 @@ fn respond(app: &App, mut request: tiny_http::Request) {
                     Err(BodyRefused::Unreadable(e)) => {
                         Reply::error(400, &format!("cannot read the request body: {e}"))
                     }
-                    Ok(body) => answer_or_500(|| route(app, &method, &target, &body), &app.results),
+                    Ok(body) => {
+                        answer_or_500(|| routes::route(app, &method, &target, &body), &app.results)
+                    }
                 }
             }
         }
@@ -290,100 +295,6 @@ pub(crate) fn within_results(message: &str, results: &Path) -> String {
     format!("{relative}\n(paths are inside the results folder)")
 }
 
-/// 400 for a form body that does not decode.
-fn bad_form(e: &anyhow::Error) -> Reply {
-    Reply::error(
-        400,
-        &format!(
-            "the form did not decode ({e:#}): nothing was saved; reload the page and send it again"
-        ),
-    )
-}
-
-/// The methods a path answers, empty for no page at all; the same table as `route`'s. A
-/// known path asked with another method is answered 405 with these, not 404.
-fn methods_of(seg: &[&str]) -> &'static [&'static str] {
-    match seg {
-        ["exp", _, _, _, "annotate"] | ["launch"] => &["GET", "HEAD", "POST"],
-        ["upload"] => &["POST"],
-        ["static", "app.js"]
-        | ["api", "status"]
-        | []
-        | ["exp", _]
-        | ["exp", _, "log"]
-        | ["exp", _, "run.log"]
-        | ["exp", _, "file", _]
-        | ["exp", _, _, _]
-        | ["exp", _, _, _, "gen", _] => &["GET", "HEAD"],
-        _ => &[],
-    }
-}
-
-/// 405 for a page that exists but not for `method`, naming the methods it takes.
-fn method_not_allowed(method: &tiny_http::Method, allowed: &[&str]) -> Reply {
-    let list = allowed.join(", ");
-    let mut reply = Reply::error(
-        405,
-        &format!(
-            "this page does not take {method} requests, only {list}: open it from the app's \
-             links and forms"
-        ),
-    );
-    reply.headers.push(("Allow".into(), list));
-    reply
-}
-
-fn route(app: &App, method: &tiny_http::Method, target: &Target, body: &[u8]) -> Result<Reply> {
-    use tiny_http::Method::{Get, Head, Post};
-    let seg: Vec<&str> = target.segments.iter().map(String::as_str).collect();
-    // HEAD is answered as GET; the server sends the headers only.
-    let method = if *method == Head { &Get } else { method };
-    // Not UTF-8 is refused, never patched with replacement characters: a label would be
-    // saved with them in place of what was typed.
-    let form = || {
-        std::str::from_utf8(body)
-            .map_err(|e| anyhow::anyhow!("the body is not UTF-8 text ({e})"))
-            .and_then(http::parse_form)
-    };
-    Ok(match (method, seg.as_slice()) {
-        (Get, ["static", "app.js"]) => Reply::with_type(
-            200,
-            "text/javascript; charset=utf-8",
-            include_str!("../../assets/web/app.js").as_bytes().to_vec(),
-        ),
-        (Get, ["api", "status"]) => results::status_json(app)?,
-        (Get, []) => results::list_page(app)?,
-        (Get, ["exp", exp]) => results::experiment_page(app, exp)?,
-        (Get, ["exp", exp, "log"]) => run_log::log_page(app, exp)?,
-        (Get, ["exp", exp, "run.log"]) => run_log::raw_log(app, exp)?,
-        (Get, ["exp", exp, "file", name]) => results::figure_file(app, exp, name)?,
-        (Get, ["exp", exp, strategy, seed]) => {
-            let complete = target.query.contains_key("batch");
-            browse::cell_page(app, exp, strategy, seed, complete)?
-        }
-        (Get, ["exp", exp, strategy, seed, "gen", t]) => {
-            browse::generations_page(app, exp, strategy, seed, t)?
-        }
-        (Get, ["exp", exp, strategy, seed, "annotate"]) => {
-            annotate::page(app, exp, strategy, seed, &target.query)?
-        }
-        (Post, ["exp", exp, strategy, seed, "annotate"]) => match form() {
-            Ok(form) => annotate::save(app, exp, strategy, seed, &form)?,
-            Err(e) => bad_form(&e),
-        },
-        (Get, ["launch"]) => launch_form::form_page(app)?,
-        (Post, ["launch"]) => match form() {
-            Ok(form) => launch::submit(app, &form)?,
-            Err(e) => bad_form(&e),
-        },
-        (Post, ["upload"]) => upload::receive(app, &target.query, body),
-        _ => match methods_of(&seg) {
-            [] => Reply::error(404, "no such page"),
-            allowed => method_not_allowed(method, allowed),
-        },
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -405,50 +316,6 @@ mod tests {
         // The same thread answers the next request.
         let next = answer_or_500(|| Ok(Reply::error(404, "no such page")), results);
         assert_eq!(next.status, 404);
-    }
-
-    /// `methods_of` repeats `route`'s table: a page it missed would answer 404 to a wrong
-    /// method, and one it named that `route` lacks would answer 405 to the right one.
-    #[test]
-    fn the_methods_of_each_path_are_those_route_answers() {
-        let dir = tempfile::tempdir().unwrap();
-        let app = App::new(
-            &dir.path().join("results"),
-            &dir.path().join("experiments"),
-            None,
-        )
-        .unwrap();
-        use tiny_http::Method::{Delete, Get, Head, Post, Put};
-        for path in [
-            "/",
-            "/static/app.js",
-            "/api/status",
-            "/exp/e",
-            "/exp/e/log",
-            "/exp/e/run.log",
-            "/exp/e/file/a.svg",
-            "/exp/e/random/seed-0",
-            "/exp/e/random/seed-0/gen/1",
-            "/exp/e/random/seed-0/annotate",
-            "/launch",
-            "/upload",
-            "/no/such/page",
-        ] {
-            let target = parse_target(path).unwrap();
-            let seg: Vec<&str> = target.segments.iter().map(String::as_str).collect();
-            for method in [Get, Head, Post, Put, Delete] {
-                let status = route(&app, &method, &target, b"").unwrap().status;
-                let named = methods_of(&seg).contains(&method.as_str());
-                assert_eq!(
-                    status == 405,
-                    !named && !methods_of(&seg).is_empty(),
-                    "{method} {path}"
-                );
-                if methods_of(&seg).is_empty() {
-                    assert_eq!(status, 404, "{method} {path}");
-                }
-            }
-        }
     }
 
     #[test]

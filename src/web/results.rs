@@ -2,8 +2,7 @@
 //! the status endpoint the pages poll for live updates.
 use crate::labeller::human;
 use crate::report::load::parse_seed_dir;
-use crate::runner::curve::Curve;
-use crate::runner::persist::{load_state, CellPaths};
+pub use crate::web::cell_progress::CellProgress;
 use crate::web::html::{escape, link, number_cell, page, table, url_encode};
 use crate::web::http::Reply;
 use crate::web::run_process::run_state;
@@ -11,115 +10,7 @@ use crate::web::safety::{check_segment, safe_join};
 use crate::web::App;
 use anyhow::{Context, Result};
 use std::hash::{Hash, Hasher};
-use std::path::{Path, PathBuf};
-
-/// Where one (strategy, seed) cell stands, read from its files.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct CellProgress {
-    pub strategy: String,
-    pub seed: u64,
-    pub dir: PathBuf,
-    pub iterations_done: usize,
-    /// Evaluated iterations the configuration asks for, when bounded by a count.
-    pub planned: Option<usize>,
-    pub labeled: usize,
-    pub finished: bool,
-    pub stop_reason: Option<String>,
-    /// The last curve row's metrics.
-    pub last_metrics: Vec<(String, f64)>,
-    /// A batch waiting for a person: (items labeled so far, items in the batch), while some
-    /// item has no label.
-    pub waiting: Option<(usize, usize)>,
-    /// Why the cell's files could not be read.
-    pub problem: Option<String>,
-    /// Unfinished, and no `lab run` works on it (the run was stopped or failed).
-    pub stopped: bool,
-}
-
-impl CellProgress {
-    pub fn read(dir: &Path, strategy: &str, seed: u64) -> Self {
-        let mut p = CellProgress {
-            strategy: strategy.to_string(),
-            seed,
-            dir: dir.to_path_buf(),
-            ..Default::default()
-        };
-        let paths = CellPaths {
-            dir: dir.to_path_buf(),
-        };
-        if let Ok(text) = std::fs::read_to_string(paths.config()) {
-            if let Ok(exp) = crate::config::parse_experiment(&text, &paths.config()) {
-                p.planned = exp.al.iterations.map(|n| n + 1);
-            }
-        }
-        match load_state(&paths) {
-            Ok(Some(state)) => {
-                p.iterations_done = state.iterations_done;
-                p.labeled = state.labeled_ids.len();
-                p.finished = state.finished;
-                p.stop_reason = state.stop_reason.map(|r| r.to_string());
-                p.stopped =
-                    !state.finished && crate::runner::persist::run_holds_cell(dir) == Some(false);
-            }
-            Ok(None) => {}
-            Err(e) => p.problem = Some(format!("{e:#}")),
-        }
-        if let Ok(curve) = Curve::read(&paths.curve()) {
-            if let Some(row) = curve.rows.last() {
-                p.last_metrics = curve
-                    .metrics
-                    .iter()
-                    .cloned()
-                    .zip(row.metrics.clone())
-                    .collect();
-            }
-        }
-        if let Ok(Some(batch)) = human::read_pending(dir) {
-            // A labels file that does not read would otherwise show as "0 labelled": say why.
-            let saved = match human::read_labels(dir) {
-                Ok(saved) => saved,
-                Err(e) => {
-                    p.problem = Some(format!("{e:#}"));
-                    return p;
-                }
-            };
-            let done = batch
-                .items
-                .iter()
-                .filter(|i| {
-                    saved
-                        .get(&i.id)
-                        .is_some_and(|l| !l.output.trim().is_empty())
-                })
-                .count();
-            // A fully labeled batch is the run's to pick up, not the person's.
-            if done < batch.items.len() {
-                p.waiting = Some((done, batch.items.len()));
-            }
-        }
-        p
-    }
-
-    pub fn state_text(&self) -> String {
-        if let Some(problem) = &self.problem {
-            return format!("unreadable: {problem}");
-        }
-        if let Some((done, total)) = self.waiting {
-            return format!("waiting for labels ({done} / {total})");
-        }
-        match (&self.stop_reason, self.finished) {
-            (Some(r), _) => format!("finished: {r}"),
-            (None, true) => "finished".into(),
-            (None, false) if self.stopped => format!(
-                "stopped after {} iteration{}; `lab run` on its experiment file resumes it",
-                self.iterations_done,
-                if self.iterations_done == 1 { "" } else { "s" }
-            ),
-            (None, false) if self.iterations_done == 0 => "starting".into(),
-            (None, false) => "running".into(),
-        }
-    }
-}
+use std::path::Path;
 
 /// Experiment folders under the results directory, sorted (uploads live beside them).
 pub fn experiment_names(results: &Path) -> Result<Vec<String>> {
@@ -132,7 +23,9 @@ pub fn experiment_names(results: &Path) -> Result<Vec<String>> {
         let Ok(name) = entry.file_name().into_string() else {
             continue;
         };
+        // Hidden folders are no experiment's: one a start-over is deleting, for one.
         if entry.path().is_dir()
+            && !name.starts_with('.')
             && name != crate::web::upload::UPLOAD_DIR
             && check_segment(&name).is_ok()
         {
@@ -207,6 +100,7 @@ pub fn status_json(app: &App) -> Result<Reply> {
                 serde_json::json!({
                     "strategy": c.strategy, "seed": c.seed,
                     "iterations_done": c.iterations_done, "planned": c.planned,
+                    "progress": c.progress_text(),
                     "labeled": c.labeled, "finished": c.finished,
                     "state": crate::web::within_results(&c.state_text(), &app.results),
                 })
@@ -239,7 +133,6 @@ fn cell_rows(results: &Path, exp: &str, cells: &[CellProgress]) -> Vec<Vec<Strin
         .iter()
         .map(|c| {
             let href = cell_href(exp, c);
-            let planned = c.planned.map_or("?".to_string(), |p| p.to_string());
             let metrics = c
                 .last_metrics
                 .iter()
@@ -256,12 +149,12 @@ fn cell_rows(results: &Path, exp: &str, cells: &[CellProgress]) -> Vec<Vec<Strin
             vec![
                 link(&href, &c.strategy),
                 c.seed.to_string(),
+                // The bar counts evaluations (the initial set's, then one per iteration).
                 format!(
-                    "<progress max=\"{}\" value=\"{}\"></progress> {}/{}",
-                    c.planned.unwrap_or(c.iterations_done.max(1)),
+                    "<progress max=\"{}\" value=\"{}\"></progress> {}",
+                    c.planned.unwrap_or(c.iterations_done + 1),
                     c.iterations_done,
-                    c.iterations_done,
-                    escape(&planned)
+                    escape(&c.progress_text())
                 ),
                 c.labeled.to_string(),
                 escape(&metrics),
@@ -274,7 +167,7 @@ fn cell_rows(results: &Path, exp: &str, cells: &[CellProgress]) -> Vec<Vec<Strin
 const CELL_HEADER: [&str; 6] = [
     "strategy",
     "seed",
-    "iterations",
+    "progress",
     "labeled",
     "last metrics",
     "state",
@@ -435,52 +328,6 @@ mod tests {
         );
     }
 
-    #[test]
-    fn cell_progress_reads_pending_batches() {
-        let dir = tempfile::tempdir().unwrap();
-        let cell = dir.path().join("exp/random/seed-3");
-        std::fs::create_dir_all(human::annotation_dir(&cell)).unwrap();
-        let batch = human::PendingBatch {
-            items: (1..=4)
-                .map(|id| human::PendingItem {
-                    id,
-                    input: format!("in {id}"),
-                    system_prompt: String::new(),
-                    guess: String::new(),
-                })
-                .collect(),
-        };
-        std::fs::write(
-            human::pending_path(&cell),
-            serde_json::to_string(&batch).unwrap(),
-        )
-        .unwrap();
-        human::append_label(
-            &cell,
-            &human::SavedLabel {
-                id: 2,
-                output: "x".into(),
-                seconds: 1.0,
-            },
-        )
-        .unwrap();
-        let cells = cells_of(&dir.path().join("exp"));
-        assert_eq!(cells.len(), 1);
-        assert_eq!((cells[0].strategy.as_str(), cells[0].seed), ("random", 3));
-        assert_eq!(cells[0].waiting, Some((1, 4)));
-        assert_eq!(cells[0].state_text(), "waiting for labels (1 / 4)");
-
-        // A hand-edited line that no longer reads is shown, not counted as unlabelled.
-        let labels = human::labels_path(&cell);
-        let mut text = std::fs::read_to_string(&labels).unwrap();
-        text.push_str("{\"id\": \"three\"}\n");
-        std::fs::write(&labels, text).unwrap();
-        let cells = cells_of(&dir.path().join("exp"));
-        let shown = cells[0].state_text();
-        assert!(shown.starts_with("unreadable: "), "{shown}");
-        assert!(shown.contains("line 2"), "{shown}");
-    }
-
     /// Folders whose names are not UTF-8 were listed under a lossy name whose link 404s.
     #[cfg(unix)]
     #[test]
@@ -514,21 +361,6 @@ mod tests {
         assert_eq!(page.unwrap().status, 200);
     }
 
-    /// One stopped cell read "after 1 iteration(s)".
-    #[test]
-    fn a_stopped_cell_counts_its_iterations_in_words() {
-        let one = CellProgress {
-            iterations_done: 1,
-            stopped: true,
-            ..CellProgress::default()
-        };
-        assert!(
-            one.state_text().starts_with("stopped after 1 iteration;"),
-            "{}",
-            one.state_text()
-        );
-    }
-
     /// The uploads folder, listed nowhere, showed as an empty experiment at /exp/uploads.
     #[test]
     fn the_uploads_folder_is_no_experiment() {
@@ -540,39 +372,32 @@ mod tests {
         assert_eq!(experiment_page(&app, "uploads").unwrap().status, 404);
     }
 
-    /// An unfinished cell no run holds is shown as stopped; while `lab run` holds its lock,
-    /// as running (and the probe does not make that run's lock fail).
+    /// A finished run of `iterations = 1` (as the launch form names it) showed `2/2` under
+    /// "iterations", on the list and experiment pages alike.
     #[test]
-    fn an_unfinished_cell_no_run_holds_is_stopped() {
-        use crate::runner::persist::{lock_cell, write_state};
+    fn the_pages_count_iterations_as_the_launch_form_does() {
+        use crate::runner::persist::write_state;
         use rand::SeedableRng;
         let dir = tempfile::tempdir().unwrap();
-        let paths = CellPaths::new(dir.path(), "exp", "random", 0);
+        let app = App::new(dir.path(), dir.path(), None).unwrap();
+        let paths = crate::runner::persist::CellPaths::new(&app.results, "exp", "random", 0);
+        std::fs::create_dir_all(&paths.dir).unwrap();
+        std::fs::write(paths.config(), "name = \"exp\"\n[al]\niterations = 1\n").unwrap();
         let rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
         let mut state = crate::runner::state::CellState::new("exp", "random", 0, &rng);
         state.iterations_done = 2;
-        std::fs::create_dir_all(&paths.dir).unwrap();
+        state.finished = true;
         write_state(&paths, &state).unwrap();
-        let shown = || cells_of(&dir.path().join("exp"))[0].state_text();
-        assert_eq!(
-            shown(),
-            "stopped after 2 iterations; `lab run` on its experiment file resumes it"
-        );
-        let lock = lock_cell(&paths).unwrap();
-        assert_eq!(shown(), "running");
-        drop(lock);
-        // A probe in flight while a run starts: the run waits it out.
-        let probing = std::thread::spawn({
-            let dir = paths.dir.clone();
-            move || {
-                for _ in 0..200 {
-                    crate::runner::persist::run_holds_cell(&dir);
-                }
-            }
-        });
-        for _ in 0..20 {
-            drop(lock_cell(&paths).expect("a probe must not refuse the run"));
+        let shown = "<progress max=\"2\" value=\"2\"></progress> initial set + 1 of 1 iteration";
+        for reply in [list_page(&app), experiment_page(&app, "exp")] {
+            let body = String::from_utf8(reply.unwrap().body).unwrap();
+            assert!(body.contains(shown) && !body.contains("2/2"), "{body}");
+            assert!(body.contains("<th>progress</th>"), "{body}");
         }
-        probing.join().unwrap();
+        let status = String::from_utf8(status_json(&app).unwrap().body).unwrap();
+        assert!(
+            status.contains("\"progress\":\"initial set + 1 of 1 iteration\""),
+            "{status}"
+        );
     }
 }
