@@ -1,7 +1,9 @@
 //! Where the pool-embedding cache lives and what keys it. Encoder embeddings of a pool do not
 //! depend on the acquisition model: they are cached on disk beside the models
 //! (`strategy::host::EmbeddingDiskCache`), one file per dataset and encoder, each embedding
-//! under its text's hash.
+//! under its text's hash. Runs share the files: a flush merges what other runs wrote since it
+//! read, under a lock on the folder, and replaces the file by a rename, so a reader sees a
+//! whole file.
 use crate::config::Experiment;
 use crate::data::Dataset;
 use crate::models::hub::HubAccess;
@@ -15,8 +17,8 @@ pub fn embedding_cache_dir() -> PathBuf {
 
 /// Remove what a kill while writing the embedding cache (atomically, through a `.tmp*` file)
 /// left in its folder, as large as the cache and never read again. Every run on the machine
-/// shares the folder, unlocked, so a younger temporary may be another run's write: only one
-/// older than any cache write (10 minutes) is a leftover.
+/// shares the folder (a flush locks it only to merge and rename), so a younger temporary may
+/// be another run's write: only one older than any cache write (10 minutes) is a leftover.
 pub fn remove_stale_embedding_temporaries() -> anyhow::Result<()> {
     crate::util::atomic::remove_stale_temporaries(
         &embedding_cache_dir(),

@@ -341,9 +341,18 @@ impl EmbeddingDiskCache {
             return Ok(());
         }
         st.loaded = true;
+        if let Some((dims, rows)) = self.read_file()? {
+            st.dims = dims;
+            st.rows = rows;
+        }
+        Ok(())
+    }
+
+    /// The file's width and rows; `None` when there is no file yet.
+    fn read_file(&self) -> Result<Option<(usize, HashMap<[u8; 32], Vec<f32>>)>> {
         let bytes = match std::fs::read(&self.path) {
             Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => {
                 return Err(e).with_context(|| format!("cannot read {}", self.path.display()))
             }
@@ -365,16 +374,35 @@ impl EmbeddingDiskCache {
         if expected != Some(bytes.len()) {
             return Err(corrupt());
         }
-        st.dims = dims;
+        let mut rows = HashMap::with_capacity(count);
         for r in bytes[16..].chunks_exact(rec) {
             let h: [u8; 32] = r[..32].try_into().expect("32 bytes");
             let v = r[32..]
                 .chunks_exact(4)
                 .map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes")))
                 .collect();
-            st.rows.insert(h, v);
+            rows.insert(h, v);
         }
-        Ok(())
+        Ok(Some((dims, rows)))
+    }
+
+    /// The cache's folder, locked while a flush reads, merges and replaces the file: every run
+    /// on the machine shares the cache, and without it two flushes that both read before
+    /// either renamed would each drop the other's new rows. (The folder, not a lock file
+    /// beside the cache, so the folder holds only caches.) Released when dropped.
+    fn lock_for_writing(&self) -> Result<std::fs::File> {
+        let dir = match self.path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => std::path::Path::new("."),
+        };
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create folder {}", dir.display()))?;
+        let folder = std::fs::File::open(dir)
+            .with_context(|| format!("cannot open folder {} to lock it", dir.display()))?;
+        folder
+            .lock()
+            .with_context(|| format!("cannot lock folder {}", dir.display()))?;
+        Ok(folder)
     }
 
     pub fn get(&self, text: &str) -> Result<Option<Vec<f32>>> {
@@ -398,6 +426,16 @@ impl EmbeddingDiskCache {
         let mut st = self.state.lock().expect("disk cache lock");
         if !st.dirty {
             return Ok(());
+        }
+        let _lock = self.lock_for_writing()?;
+        // Rows another run wrote since this one read the file are kept; a corrupt file or one
+        // of another width (an encoder change) is replaced whole, as before.
+        if let Ok(Some((dims, rows))) = self.read_file() {
+            if dims == st.dims {
+                for (hash, row) in rows {
+                    st.rows.entry(hash).or_insert(row);
+                }
+            }
         }
         let mut keys: Vec<&[u8; 32]> = st.rows.keys().collect();
         keys.sort();
