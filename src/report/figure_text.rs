@@ -3,7 +3,7 @@
 //! a cent.
 use crate::report::aggregate::XAxis;
 use crate::report::font::FAMILY;
-use crate::report::plot::FIGURE_SIZE;
+use crate::report::plot::PLOT_SIZE;
 use plotters::style::FontDesc;
 
 /// The x axis's label of the tick at `v` on an axis `span` wide. Labeled counts print whole
@@ -82,7 +82,7 @@ pub const CAPTION_SIZE: f64 = 24.0;
 /// metric's name with them.
 pub fn fitted_caption(experiment: &str, metric: &str) -> String {
     // The figure's width less its margins and a little air.
-    let room = FIGURE_SIZE.0 - 2 * 18 - 24;
+    let room = PLOT_SIZE.0 - 2 * 18 - 24;
     let font = FontDesc::from((FAMILY, CAPTION_SIZE));
     // Without the bundled font there is nothing to measure by; the caption is drawn as it is.
     let fits = |text: &str| font.box_size(text).map_or(true, |(w, _)| w <= room);
@@ -139,7 +139,7 @@ mod tests {
         assert!(long.starts_with(kept) && kept.len() > 30, "{caption}");
         let font = FontDesc::from((FAMILY, CAPTION_SIZE));
         let (width, _) = font.box_size(&caption).unwrap();
-        assert!(width <= FIGURE_SIZE.0 - 36, "{caption}: {width} px");
+        assert!(width <= PLOT_SIZE.0 - 36, "{caption}: {width} px");
     }
 
     #[test]

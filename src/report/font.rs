@@ -8,8 +8,9 @@ use std::sync::OnceLock;
 /// DejaVu Sans (Bitstream Vera licence, see assets/fonts/LICENSE-DejaVu.txt).
 static DEJAVU_SANS: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
 
-/// The family name figures use.
-pub const FAMILY: &str = "sans-serif";
+/// The family name figures use, and the SVG's `font-family`: the bundled font first, so a
+/// viewer that has it draws text as wide as it was measured, then the viewer's own.
+pub const FAMILY: &str = "DejaVu Sans, sans-serif";
 
 /// Register the bundled font once per process.
 pub fn register_bundled_font() -> Result<()> {

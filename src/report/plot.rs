@@ -1,12 +1,16 @@
 //! Figures: one line per strategy (mean over seeds) with the Student-t 95% confidence interval
 //! of that mean as a shaded band (said in the legend); the reference strategy is drawn as a
-//! black dashed line on top of the others.
+//! black dashed line on top of the others, the legend to the right of the plot.
 use crate::report::aggregate::{MeanCurve, XAxis};
-use crate::report::direction::{direction_of, Direction};
 use crate::report::figure_text::{
     fitted_caption, legend_entry, x_tick_label, y_axis_title, CAPTION_SIZE,
 };
 use crate::report::font::{drawable, register_bundled_font, FAMILY};
+use crate::report::legend::{
+    draw_legend, legend_layout, LegendEntry, LegendLayout, Swatch, SVG_TEXT_SLACK,
+};
+use crate::report::marks::{draw_line, draw_markers};
+use crate::report::series_style::{reference_style, series_style, SeriesStyle};
 use anyhow::{anyhow, Context, Result};
 use plotters::coord::Shift;
 use plotters::prelude::*;
@@ -15,8 +19,14 @@ use std::path::Path;
 /// The legend entry of the shaded bands (drawn when some strategy has two seeds or more).
 pub const BAND_LABEL: &str = "shaded: 95% CI of the mean over seeds (Student t)";
 
-/// Figure size in pixels (SVG user units).
-pub const FIGURE_SIZE: (u32, u32) = (960, 600);
+/// Size in pixels (SVG user units) of the plot: caption, axes, curves and bands. The legend is
+/// drawn to its right, the figure as much wider as the legend needs.
+pub const PLOT_SIZE: (u32, u32) = (960, 600);
+
+/// Space around the plot and right of the legend.
+const MARGIN: u32 = 18;
+/// The legend's top, level with the top of the plot's frame (under the caption).
+const LEGEND_TOP: i32 = 48;
 
 /// What one figure shows.
 pub struct FigureSpec<'a> {
@@ -29,11 +39,13 @@ pub struct FigureSpec<'a> {
 /// The figure as SVG text.
 pub fn render_svg(curves: &[MeanCurve], spec: &FigureSpec<'_>) -> Result<String> {
     register_bundled_font()?;
+    // The SVG's viewer draws text with the system's fonts, which may have what ours lacks
+    // and be wider than ours.
+    let figure = plan(curves, spec, &str::to_string, SVG_TEXT_SLACK);
     let mut svg = String::new();
     {
-        let root = SVGBackend::with_string(&mut svg, FIGURE_SIZE).into_drawing_area();
-        // The SVG's viewer draws text with the system's fonts, which may have what ours lacks.
-        draw(&root, curves, spec, &str::to_string)?;
+        let root = SVGBackend::with_string(&mut svg, figure.size()).into_drawing_area();
+        draw(&root, &figure, spec)?;
     }
     Ok(svg)
 }
@@ -41,13 +53,14 @@ pub fn render_svg(curves: &[MeanCurve], spec: &FigureSpec<'_>) -> Result<String>
 /// Render the figure to a PNG file at `path`, atomically (temporary file, then rename).
 pub fn write_png(curves: &[MeanCurve], spec: &FigureSpec<'_>, path: &Path) -> Result<()> {
     register_bundled_font()?;
+    let figure = plan(curves, spec, &drawable, 1.0);
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     // The bitmap encoder picks the format from the extension, so the temporary keeps `.png`.
     let tmp = crate::util::atomic::shareable_temp_file(dir, ".tmp", ".png")?;
     {
-        let root = BitMapBackend::new(tmp.path(), FIGURE_SIZE).into_drawing_area();
-        draw(&root, curves, spec, &drawable)?;
+        let root = BitMapBackend::new(tmp.path(), figure.size()).into_drawing_area();
+        draw(&root, &figure, spec)?;
     }
     tmp.persist(path)
         .map_err(|e| e.error)
@@ -55,12 +68,92 @@ pub fn write_png(curves: &[MeanCurve], spec: &FigureSpec<'_>, path: &Path) -> Re
     Ok(())
 }
 
-fn draw<DB: DrawingBackend>(
-    root: &DrawingArea<DB, Shift>,
-    curves: &[MeanCurve],
+/// What a figure draws, worked out before its canvas is made: the canvas is as wide as the
+/// plot and the legend together.
+struct Plan<'a> {
+    /// Each curve with its look: the others first, the reference last so it stays visible
+    /// on top.
+    ordered: Vec<(&'a MeanCurve, SeriesStyle)>,
+    /// The curves in the order given, for the axes' ranges.
+    curves: &'a [MeanCurve],
+    legend: Vec<LegendEntry>,
+    layout: LegendLayout,
+    /// The caption and y axis title, as the backend can draw them.
+    caption: String,
+    y_title: String,
+}
+
+impl Plan<'_> {
+    fn size(&self) -> (u32, u32) {
+        let legend_width = self.layout.size.0.max(0) as u32;
+        (PLOT_SIZE.0 + legend_width + MARGIN, PLOT_SIZE.1)
+    }
+}
+
+fn plan<'a>(
+    curves: &'a [MeanCurve],
     spec: &FigureSpec<'_>,
     // Names as the backend can draw them.
     text: &dyn Fn(&str) -> String,
+    text_slack: f64,
+) -> Plan<'a> {
+    let is_reference = |c: &MeanCurve| c.strategy == spec.reference;
+    let mut ordered: Vec<(&MeanCurve, SeriesStyle)> = curves
+        .iter()
+        .filter(|c| !is_reference(c))
+        .enumerate()
+        .map(|(i, c)| (c, series_style(i)))
+        .collect();
+    ordered.extend(
+        curves
+            .iter()
+            .filter(|c| is_reference(c))
+            .map(|c| (c, reference_style())),
+    );
+    // Said only when strategies differ in seeds: a strategy drawn without a band then has one
+    // seed, not a narrow spread.
+    let seed_counts: Vec<usize> = curves.iter().map(seeds_of).collect();
+    let show_seeds = seed_counts.iter().any(|&n| n != seed_counts[0]);
+    let mut legend: Vec<LegendEntry> = ordered
+        .iter()
+        .map(|&(c, style)| LegendEntry {
+            label: text(&legend_entry(
+                &c.strategy,
+                is_reference(c),
+                show_seeds.then(|| seeds_of(c)),
+            )),
+            swatch: Swatch::Series(style),
+        })
+        .collect();
+    let any_band = curves
+        .iter()
+        .any(|c| c.points.iter().any(|p| p.summary.ci95.is_some()));
+    if any_band {
+        // Say what the shaded bands are, in the figure itself.
+        legend.push(LegendEntry {
+            label: BAND_LABEL.to_string(),
+            swatch: Swatch::Band,
+        });
+    }
+    // Many strategies get a smaller font, so fewer columns.
+    let font_size = if curves.len() > 10 { 12 } else { 14 };
+    let labels: Vec<String> = legend.iter().map(|e| e.label.clone()).collect();
+    let room = PLOT_SIZE.1 as i32 - LEGEND_TOP - MARGIN as i32;
+    let layout = legend_layout(&labels, font_size, room, text_slack);
+    Plan {
+        curves,
+        ordered,
+        legend,
+        layout,
+        caption: fitted_caption(&text(spec.experiment), &text(spec.metric)),
+        y_title: text(&y_axis_title(spec.metric)),
+    }
+}
+
+fn draw<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    figure: &Plan<'_>,
+    spec: &FigureSpec<'_>,
 ) -> Result<()> {
     let failed = |what: &str, e: &dyn std::fmt::Debug| {
         anyhow!(
@@ -69,11 +162,12 @@ fn draw<DB: DrawingBackend>(
         )
     };
     root.fill(&WHITE).map_err(|e| failed("background", &e))?;
+    let (plot_area, legend_area) = root.split_horizontally(PLOT_SIZE.0);
     // A 95% CI from two seeds is wide (t = 12.7); drawn past the metric's own range it would
     // squash the curves into a thin strip, so bands are clipped to that range.
     let bounds = metric_bounds(spec.metric);
     let clip = |v: f64| bounds.map_or(v, |(lo, hi)| v.clamp(lo, hi));
-    let (xr, yr) = ranges(curves, &clip, bounds);
+    let (xr, yr) = ranges(figure.curves, &clip, bounds);
     let x_span = xr.end - xr.start;
     // Whatever is not finite (an infinite CI from huge values, whose variance overflows) is
     // left out of the ranges above; drawn, it is held to the y range, so the axes stay finite.
@@ -85,12 +179,9 @@ fn draw<DB: DrawingBackend>(
             clip(v).clamp(y_lo, y_hi)
         }
     };
-    let mut chart = ChartBuilder::on(root)
-        .caption(
-            fitted_caption(&text(spec.experiment), &text(spec.metric)),
-            (FAMILY, CAPTION_SIZE),
-        )
-        .margin(18)
+    let mut chart = ChartBuilder::on(&plot_area)
+        .caption(&figure.caption, (FAMILY, CAPTION_SIZE))
+        .margin(MARGIN)
         .x_label_area_size(52)
         .y_label_area_size(72)
         .build_cartesian_2d(xr, yr)
@@ -100,29 +191,16 @@ fn draw<DB: DrawingBackend>(
         .configure_mesh()
         .x_label_formatter(&x_format)
         .x_desc(spec.x.title())
-        .y_desc(text(&y_axis_title(spec.metric)))
+        .y_desc(&figure.y_title)
         .label_style((FAMILY, 14))
         .axis_desc_style((FAMILY, 16))
         .light_line_style(WHITE.mix(0.0))
         .draw()
         .map_err(|e| failed("grid", &e))?;
 
-    // Others first, the reference last so it stays visible on top.
-    let mut ordered: Vec<(usize, &MeanCurve)> = curves
-        .iter()
-        .filter(|c| c.strategy != spec.reference)
-        .enumerate()
-        .collect();
-    ordered.extend(
-        curves
-            .iter()
-            .filter(|c| c.strategy == spec.reference)
-            .map(|c| (0, c)),
-    );
-
-    for &(i, c) in &ordered {
+    // Bands first, under every line.
+    for &(c, style) in &figure.ordered {
         if c.points.iter().any(|p| p.summary.ci95.is_some()) {
-            let color = color_of(c, i, spec.reference);
             let drawable: Vec<_> = c
                 .points
                 .iter()
@@ -146,115 +224,31 @@ fn draw<DB: DrawingBackend>(
             chart
                 .draw_series(std::iter::once(Polygon::new(
                     band,
-                    color.mix(0.15).filled(),
+                    style.rgb().mix(0.15).filled(),
                 )))
                 .map_err(|e| failed("confidence band", &e))?;
         }
     }
-    // Said only when strategies differ in seeds: a strategy drawn without a band then has one
-    // seed, not a narrow spread.
-    let seed_counts: Vec<usize> = curves.iter().map(seeds_of).collect();
-    let show_seeds = seed_counts.iter().any(|&n| n != seed_counts[0]);
-    for &(i, c) in &ordered {
-        let color = color_of(c, i, spec.reference);
-        let label = text(&legend_entry(
-            &c.strategy,
-            c.strategy == spec.reference,
-            show_seeds.then(|| seeds_of(c)),
-        ));
+    let area = chart.plotting_area();
+    for &(c, style) in &figure.ordered {
         let pts: Vec<(f64, f64)> = c
             .means()
             .into_iter()
             .filter(|p| p.0.is_finite() && p.1.is_finite())
             .map(|(x, y)| (x, clip(y)))
             .collect();
-        let style = color.stroke_width(2);
-        if c.strategy == spec.reference {
-            chart
-                .draw_series(DashedLineSeries::new(pts.clone(), 10, 6, style))
-                .map_err(|e| failed("reference line", &e))?
-                .label(label)
-                .legend(move |(x, y)| {
-                    // Dashed like the line it stands for.
-                    EmptyElement::at((x, y))
-                        + PathElement::new(vec![(0, 0), (8, 0)], style)
-                        + PathElement::new(vec![(13, 0), (21, 0)], style)
-                });
-        } else {
-            chart
-                .draw_series(LineSeries::new(pts.clone(), style))
-                .map_err(|e| failed("line", &e))?
-                .label(label)
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 21, y)], style));
-        }
-        chart
-            .draw_series(pts.iter().map(|&p| Circle::new(p, 3, color.filled())))
-            .map_err(|e| failed("points", &e))?;
+        draw_line(area, pts.clone(), &style).map_err(|e| failed("line", &e))?;
+        draw_markers(area, &pts, &style).map_err(|e| failed("points", &e))?;
     }
-    if curves
-        .iter()
-        .any(|c| c.points.iter().any(|p| p.summary.ci95.is_some()))
-    {
-        // Say what the shaded bands are, in the figure itself.
-        chart
-            .draw_series(std::iter::empty::<Circle<(f64, f64), u32>>())
-            .map_err(|e| failed("legend", &e))?
-            .label(BAND_LABEL)
-            .legend(|(x, y)| {
-                Rectangle::new([(x, y - 5), (x + 21, y + 5)], BLACK.mix(0.15).filled())
-            });
-    }
-    // Learning curves rise to the right (fall, when lower is better), so their ends stay clear
-    // of a legend in the upper left (right); its font shrinks when there are many strategies.
-    let legend_font = if curves.len() > 10 { 11 } else { 14 };
-    let position = match direction_of(spec.metric).0 {
-        Direction::Lower => SeriesLabelPosition::UpperRight,
-        Direction::Higher | Direction::Neither => SeriesLabelPosition::UpperLeft,
-    };
-    chart
-        .configure_series_labels()
-        .position(position)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .label_font((FAMILY, legend_font))
-        .draw()
-        .map_err(|e| failed("legend", &e))?;
+    draw_legend(
+        &legend_area,
+        &figure.legend,
+        &figure.layout,
+        (0, LEGEND_TOP),
+    )
+    .map_err(|e| failed("legend", &e))?;
     root.present().map_err(|e| failed("file", &e))?;
     Ok(())
-}
-
-/// Line colours of the strategies other than the reference (black): Tableau 10 with its light
-/// hues darkened, then darker shades of each, every one at least 3:1 against white (the WCAG
-/// contrast for graphics) so no line fades into the background. Reused in turn past 20.
-pub const PALETTE: [RGBColor; 20] = [
-    RGBColor(0x1f, 0x77, 0xb4),
-    RGBColor(0xd9, 0x5f, 0x02),
-    RGBColor(0x2c, 0xa0, 0x2c),
-    RGBColor(0xd6, 0x27, 0x28),
-    RGBColor(0x94, 0x67, 0xbd),
-    RGBColor(0x8c, 0x56, 0x4b),
-    RGBColor(0xc2, 0x34, 0x8f),
-    RGBColor(0x6b, 0x6b, 0x6b),
-    RGBColor(0x7f, 0x80, 0x00),
-    RGBColor(0x0e, 0x7c, 0x86),
-    RGBColor(0x17, 0x40, 0x7a),
-    RGBColor(0xa0, 0x40, 0x00),
-    RGBColor(0x1b, 0x6b, 0x1b),
-    RGBColor(0x8b, 0x1a, 0x1a),
-    RGBColor(0x5e, 0x3c, 0x8f),
-    RGBColor(0x5c, 0x3a, 0x30),
-    RGBColor(0x8e, 0x1f, 0x6b),
-    RGBColor(0x9c, 0x6b, 0x00),
-    RGBColor(0x4f, 0x5a, 0x00),
-    RGBColor(0x0b, 0x5c, 0x63),
-];
-
-fn color_of(curve: &MeanCurve, index: usize, reference: &str) -> RGBColor {
-    if curve.strategy == reference {
-        BLACK
-    } else {
-        PALETTE[index % PALETTE.len()]
-    }
 }
 
 /// The seeds behind a mean curve: the most any of its points averages (a point where a seed's
@@ -322,39 +316,7 @@ fn ranges(
 
 #[cfg(test)]
 mod tests {
-    use super::{metric_bounds, ranges, PALETTE};
-
-    /// WCAG contrast ratio of a colour against white.
-    fn contrast_on_white(c: &plotters::style::RGBColor) -> f64 {
-        let lin = |v: u8| {
-            let v = v as f64 / 255.0;
-            if v <= 0.039_28 {
-                v / 12.92
-            } else {
-                ((v + 0.055) / 1.055).powf(2.4)
-            }
-        };
-        let l = 0.2126 * lin(c.0) + 0.7152 * lin(c.1) + 0.0722 * lin(c.2);
-        1.05 / (l + 0.05)
-    }
-
-    #[test]
-    fn every_line_colour_stands_out_on_white_and_differs() {
-        for c in &PALETTE {
-            let ratio = contrast_on_white(c);
-            assert!(ratio >= 3.0, "{c:?}: contrast {ratio:.2} on white");
-            // Not black either: black is the reference's.
-            assert_ne!((c.0, c.1, c.2), (0, 0, 0));
-        }
-        for (i, a) in PALETTE.iter().enumerate() {
-            for b in &PALETTE[i + 1..] {
-                let d = (a.0 as i32 - b.0 as i32).abs()
-                    + (a.1 as i32 - b.1 as i32).abs()
-                    + (a.2 as i32 - b.2 as i32).abs();
-                assert!(d >= 40, "{a:?} and {b:?} are too alike");
-            }
-        }
-    }
+    use super::{metric_bounds, ranges};
 
     #[test]
     fn the_y_axis_stays_within_a_bounded_metric_range_but_for_a_sliver() {
