@@ -156,7 +156,8 @@ fn read_counts(dir: &Path) -> Result<HitCounts> {
     match std::fs::read_to_string(&path) {
         Ok(text) => serde_json::from_str(&text).with_context(|| {
             format!(
-                "{}: not a cache stats file; delete it to reset the hit rate",
+                "{} is damaged (not a cache stats file); delete it to count hits and misses \
+                 afresh (the labels and their spend are in {LABELS_FILE}, which it does not touch)",
                 path.display()
             )
         }),
@@ -174,13 +175,19 @@ pub struct CacheSummary {
     pub input_tokens: u64,
     pub output_tokens: u64,
     pub counts: HitCounts,
+    /// Why `counts` could not be read (a damaged `stats.json`) and what to do; the counts are
+    /// then zero and the rest of the summary stands, as it comes from `labels.jsonl`.
+    pub counts_unreadable: Option<String>,
     /// Entries per (provider, model).
     pub by_model: Vec<(String, String, usize, f64)>,
 }
 
 impl CacheSummary {
-    /// hits / (hits + misses); `None` before any lookup.
+    /// hits / (hits + misses); `None` before any lookup, or when the counts are unreadable.
     pub fn hit_rate(&self) -> Option<f64> {
+        if self.counts_unreadable.is_some() {
+            return None;
+        }
         let n = self.counts.hits + self.counts.misses;
         (n > 0).then(|| self.counts.hits as f64 / n as f64)
     }
@@ -202,12 +209,18 @@ pub fn summarize(dir: &Path) -> Result<CacheSummary> {
     let entries: HashMap<String, CachedReply> =
         read.into_iter().map(|r| (r.key.clone(), r)).collect();
     let mut by_model: HashMap<(String, String), (usize, f64)> = HashMap::new();
+    // Only the hit rate comes from stats.json: a damaged one must not hide what was bought.
+    let (counts, counts_unreadable) = match read_counts(dir) {
+        Ok(counts) => (counts, None),
+        Err(e) => (HitCounts::default(), Some(format!("{e:#}"))),
+    };
     let mut s = CacheSummary {
         entries: entries.len(),
         total_cost: 0.0,
         input_tokens: 0,
         output_tokens: 0,
-        counts: read_counts(dir)?,
+        counts,
+        counts_unreadable,
         by_model: Vec::new(),
     };
     for e in entries.values() {

@@ -74,14 +74,19 @@ pub fn render(dir: &str, s: &CacheSummary) -> String {
         "tokens:      {} input, {} output\n",
         s.input_tokens, s.output_tokens
     ));
-    let rate = match s.hit_rate() {
-        Some(r) => format!("{:.1}%", 100.0 * r),
-        None => "n/a".to_string(),
-    };
-    out.push_str(&format!(
-        "hit rate:    {rate} ({} hits, {} misses)\n",
-        s.counts.hits, s.counts.misses
-    ));
+    match (&s.counts_unreadable, s.hit_rate()) {
+        (Some(why), _) => out.push_str(&format!("hit rate:    unknown: {why}\n")),
+        (None, rate) => {
+            let rate = match rate {
+                Some(r) => format!("{:.1}%", 100.0 * r),
+                None => "n/a".to_string(),
+            };
+            out.push_str(&format!(
+                "hit rate:    {rate} ({} hits, {} misses)\n",
+                s.counts.hits, s.counts.misses
+            ));
+        }
+    }
     for (provider, model, n, cost) in &s.by_model {
         out.push_str(&format!("  {provider}:{model}: {n} entries, ${cost:.6}\n"));
     }
@@ -125,6 +130,7 @@ mod tests {
             input_tokens: 300,
             output_tokens: 30,
             counts: HitCounts { hits: 1, misses: 3 },
+            counts_unreadable: None,
             by_model: vec![("openai".into(), "gpt-x".into(), 3, 0.0125)],
         };
         let r = render("/c", &s);
@@ -132,5 +138,50 @@ mod tests {
         assert!(r.contains("total spend: $0.012500"), "{r}");
         assert!(r.contains("hit rate:    25.0% (1 hits, 3 misses)"), "{r}");
         assert!(r.contains("openai:gpt-x: 3 entries"), "{r}");
+    }
+
+    /// A damaged stats.json (the hit counts) stopped `lab labels stats` with nothing shown.
+    /// Now the entries and spend, which come from labels.jsonl, are shown, and the hit rate
+    /// line names the damaged file and what to do.
+    #[test]
+    fn a_damaged_stats_file_still_shows_the_spend_and_names_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let reply = |key: &str, model: &str| crate::labeller::cache::CachedReply {
+            key: key.into(),
+            provider: "openai".into(),
+            model: model.into(),
+            text: "label".into(),
+            input_tokens: 10,
+            output_tokens: 2,
+            cost: 0.5,
+        };
+        {
+            let cache = crate::labeller::cache::LabelCache::open(dir.path()).unwrap();
+            cache.insert(reply("a", "gpt-x")).unwrap();
+            cache.insert(reply("b", "gpt-y")).unwrap();
+        }
+        let stats = dir.path().join("stats.json");
+        std::fs::write(&stats, "{\"hits\": 3, \"mis").unwrap();
+        let summary = summarize(dir.path()).unwrap();
+        let r = render("/c", &summary);
+        assert!(r.contains("entries:     2"), "{r}");
+        assert!(r.contains("total spend: $1.000000"), "{r}");
+        assert!(
+            r.contains("openai:gpt-x: 1 entries") && r.contains("openai:gpt-y: 1 entries"),
+            "{r}"
+        );
+        assert!(
+            r.contains(&format!(
+                "hit rate:    unknown: {} is damaged",
+                stats.display()
+            )) && r.contains("delete it"),
+            "{r}"
+        );
+        assert!(run(LabelsArgs {
+            command: LabelsCommand::Stats {
+                cache: Some(dir.path().to_path_buf())
+            }
+        })
+        .is_ok());
     }
 }
