@@ -37,6 +37,12 @@ pub struct LabellerConfig {
     /// US dollars per million tokens.
     pub price_input_per_mtok: f64,
     pub price_output_per_mtok: f64,
+    /// Input tokens read from the provider's prompt cache; unset: at the input price.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub price_cached_input_per_mtok: Option<f64>,
+    /// Input tokens written to Anthropic's prompt cache; unset: twice the input price.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub price_cache_write_per_mtok: Option<f64>,
     pub concurrency: usize,
     pub timeout_s: u64,
     pub max_retries: u32,
@@ -58,6 +64,8 @@ impl Default for LabellerConfig {
             max_tokens: 64,
             price_input_per_mtok: 0.0,
             price_output_per_mtok: 0.0,
+            price_cached_input_per_mtok: None,
+            price_cache_write_per_mtok: None,
             concurrency: 4,
             timeout_s: 60,
             max_retries: 5,
@@ -83,6 +91,11 @@ pub struct JudgeConfig {
     pub max_tokens: usize,
     pub price_input_per_mtok: f64,
     pub price_output_per_mtok: f64,
+    /// As in `[labeller]`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub price_cached_input_per_mtok: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub price_cache_write_per_mtok: Option<f64>,
     pub concurrency: usize,
     pub timeout_s: u64,
     pub max_retries: u32,
@@ -104,6 +117,8 @@ impl Default for JudgeConfig {
             max_tokens: 4,
             price_input_per_mtok: 0.0,
             price_output_per_mtok: 0.0,
+            price_cached_input_per_mtok: None,
+            price_cache_write_per_mtok: None,
             concurrency: 4,
             timeout_s: 60,
             max_retries: 5,

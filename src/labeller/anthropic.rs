@@ -70,10 +70,19 @@ pub fn parse_message(body: &Value) -> Result<Completion, CallError> {
         .filter(|b| b.get("type").and_then(Value::as_str) == Some("text"))
         .filter_map(|b| b.get("text").and_then(Value::as_str))
         .collect();
+    // Anthropic's input_tokens leaves out the tokens read from and written to its prompt
+    // cache, which are billed all the same.
     let usage = body.get("usage").and_then(|u| {
+        let tokens = |field: &str| u.get(field).and_then(Value::as_u64).unwrap_or(0);
+        let (read, written) = (
+            tokens("cache_read_input_tokens"),
+            tokens("cache_creation_input_tokens"),
+        );
         Some(Usage {
-            input_tokens: u.get("input_tokens")?.as_u64()?,
+            input_tokens: u.get("input_tokens")?.as_u64()? + read + written,
             output_tokens: u.get("output_tokens")?.as_u64()?,
+            cached_input_tokens: read,
+            cache_write_tokens: written,
         })
     });
     let stop = body.get("stop_reason").and_then(Value::as_str);
@@ -123,6 +132,8 @@ impl ChatApi for AnthropicApi {
         let mut message = parse_message(&json)
             .map_err(|e| CallError::Unanswered(self.key.redact(e.message())))?;
         message.refusal = message.refusal.map(|r| self.key.redact(&r));
+        // Its text becomes a label, kept in the label cache and the run's results.
+        message.text = self.key.redact(&message.text);
         Ok(message)
     }
 }
@@ -168,7 +179,8 @@ mod tests {
             c.usage,
             Some(Usage {
                 input_tokens: 20,
-                output_tokens: 4
+                output_tokens: 4,
+                ..Usage::default()
             })
         );
         assert!(parse_message(&json!({"type":"message"})).is_err());

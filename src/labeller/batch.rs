@@ -40,16 +40,26 @@ pub struct SavedBatch {
     pub keys: Vec<String>,
 }
 
+/// A completion the provider returned for a line, so billed: its text, and the usage it
+/// reported (a compatible server, or a damaged line, may report none).
+#[derive(Clone, Debug, PartialEq)]
+pub(super) struct Answered {
+    pub text: String,
+    pub usage: Option<Usage>,
+}
+
 /// Why a request in a job bought no label.
 #[derive(Clone, Debug, PartialEq)]
 pub(super) struct LineFailure {
     pub message: String,
-    /// What the provider billed, when it answered all the same (an empty or refused reply).
-    pub billed: Option<Usage>,
+    /// The reply the provider billed, when it answered all the same (an empty or refused one).
+    pub billed: Option<Answered>,
     /// What the model said, when it refused.
     pub refusal: Option<String>,
     /// A refusal that later calls do not send again (see `refusals.rs`).
     pub remembered: bool,
+    /// A 200 whose body is not a completion: billed, most likely, for what is unknown.
+    pub unreadable: bool,
 }
 
 impl LineFailure {
@@ -59,12 +69,13 @@ impl LineFailure {
             billed: None,
             refusal: None,
             remembered: false,
+            unreadable: false,
         }
     }
 }
 
-/// The result of one request in a job: its text and usage, or why it bought no label.
-pub(super) type Outcome = std::result::Result<(String, Usage), LineFailure>;
+/// The result of one request in a job: its reply, or why it bought no label.
+pub(super) type Outcome = std::result::Result<Answered, LineFailure>;
 
 impl BatchApi {
     pub fn new(endpoint: OpenAiEndpoint, poll: Duration, poll_max: Duration) -> Self {
@@ -169,7 +180,16 @@ impl BatchApi {
         LineFailure {
             message: self.redact(&failure.message),
             refusal: failure.refusal.map(|r| self.redact(&r)),
+            billed: failure.billed.map(|a| self.redact_answer(a)),
             ..failure
+        }
+    }
+
+    /// A reply as the label cache and the run's results keep it.
+    fn redact_answer(&self, answered: Answered) -> Answered {
+        Answered {
+            text: self.redact(&answered.text),
+            ..answered
         }
     }
 
@@ -307,10 +327,10 @@ impl BatchApi {
                 let v: Value = serde_json::from_str(line)
                     .with_context(|| format!("line {} of batch file {id} is not JSON", n + 1))?;
                 let custom_id = self.field(&v, "custom_id").map_err(anyhow::Error::msg)?;
-                out.insert(
-                    custom_id,
-                    result_line(&v).map_err(|f| self.redact_failure(f)),
-                );
+                let outcome = result_line(&v)
+                    .map(|a| self.redact_answer(a))
+                    .map_err(|f| self.redact_failure(f));
+                out.insert(custom_id, outcome);
             }
         }
         Ok(out)
@@ -353,29 +373,36 @@ pub(super) fn result_line(v: &Value) -> Outcome {
             super::retry::error_body_message(&body.to_string())
         )));
     }
-    let c = parse_completion(&body).map_err(|e| LineFailure::unbilled(e.message().to_string()))?;
+    // Counted at its worst case, as a live reply that could not be read.
+    let c = parse_completion(&body).map_err(|e| LineFailure {
+        unreadable: true,
+        ..LineFailure::unbilled(e.message().to_string())
+    })?;
+    // Answered, so billed, with or without usage: the caller counts what it cost.
+    let answered = Answered {
+        text: c.text,
+        usage: c.usage,
+    };
     if let Some(refusal) = c.refusal {
         return Err(LineFailure {
             // Said by the caller, which knows the request's temperature and the client's role.
             message: format!("refused: {refusal:?}"),
-            billed: c.usage,
+            billed: Some(answered),
             refusal: Some(refusal),
             remembered: false,
+            unreadable: false,
         });
     }
-    // Answered, so billed, but no label: the caller counts what it cost.
-    if super::prompt::says_nothing(&c.text) {
+    if super::prompt::says_nothing(&answered.text) {
         return Err(LineFailure {
             message: "empty completion".into(),
-            billed: c.usage,
+            billed: Some(answered),
             refusal: None,
             remembered: false,
+            unreadable: false,
         });
     }
-    let usage = c
-        .usage
-        .ok_or_else(|| LineFailure::unbilled("no usage in the batch reply".to_string()))?;
-    Ok((c.text, usage))
+    Ok(answered)
 }
 
 /// The job's own errors, for a job that failed as a whole.

@@ -4,7 +4,8 @@
 //! call collects every saved job holding a request it needs, then sends its remaining cache
 //! misses that fit the budget as one new job.
 use super::batch::{
-    batch_errors, job_tag, read_marker, saved_path, BatchApi, LineFailure, SavedBatch, BATCHES_DIR,
+    batch_errors, job_tag, read_marker, saved_path, Answered, BatchApi, LineFailure, SavedBatch,
+    BATCHES_DIR,
 };
 use super::budget::Held;
 use super::llm::{LlmClient, Replies, Reply};
@@ -76,15 +77,22 @@ fn run_job(
     for key in &saved.keys {
         let wanted = held.contains(key);
         let mut result = results.remove(key);
-        let billed = match &result {
-            Some(Ok((_, usage))) => Some(*usage),
-            Some(Err(failure)) => failure.billed,
+        let answered = match &result {
+            Some(Ok(answered)) => Some(answered),
+            Some(Err(failure)) => failure.billed.as_ref(),
             None => None,
         };
-        if let (Some(req), Some(usage)) = (by_key.get(key.as_str()), billed) {
-            client.observe_input(req, usage.input_tokens);
-        }
-        let cost = billed.map_or(0.0, |u| prices.cost(u.input_tokens, u.output_tokens));
+        // A reply without usage was billed all the same: it counts at an estimate no lower
+        // than the bill, within the worst case held for it, as a live reply does.
+        let billed = answered
+            .map(|a| client.billed_usage(by_key.get(key.as_str()).copied(), a.usage, &a.text));
+        let cost = match (&result, billed) {
+            (_, Some(usage)) => prices.cost_of(&usage),
+            (Some(Err(failure)), None) if failure.unreadable => by_key
+                .get(key.as_str())
+                .map_or(0.0, |req| client.worst_case(req, &prices)),
+            _ => 0.0,
+        };
         if let Some(Err(failure)) = &mut result {
             if let Some(refusal) = &failure.refusal {
                 // A job another run submitted may hold requests this call does not make: they
@@ -101,7 +109,8 @@ fn run_job(
         match result {
             // The saved job stays until the end, so a run killed before a label reaches the
             // cache collects it again: labels need no spend log line.
-            Some(Ok((text, usage))) if client.cache.peek(key).is_none() => {
+            Some(Ok(Answered { text, .. })) if client.cache.peek(key).is_none() => {
+                let usage = billed.unwrap_or_default();
                 let Some(r) = held.take(key) else {
                     // Not wanted by this call: kept for the call that wants it.
                     client.record(key, &text, usage, cost)?;
@@ -128,6 +137,9 @@ fn run_job(
                     Some(Err(LineFailure {
                         refusal: Some(_), ..
                     })) => Spent::Refused,
+                    Some(Err(LineFailure {
+                        unreadable: true, ..
+                    })) => Spent::Lost,
                     _ => Spent::Empty,
                 };
                 // Billed but no label. Counted once: a run that died after logging it has it

@@ -1,6 +1,7 @@
 //! Money: the price of a call from its token usage, the worst case of a call before it is
 //! sent, and a budget that reserves that worst case atomically so parallel requests never
 //! overshoot it.
+use super::llm::Usage;
 use super::prompt::ChatRequest;
 use std::sync::Mutex;
 
@@ -11,18 +12,63 @@ pub const TOKENS_PER_TURN: u64 = 8;
 /// Counts the tokens of a text with the model's own tokenizer.
 pub type TokenCounter = dyn Fn(&str) -> usize + Send + Sync;
 
+/// What Anthropic charges at most for writing an input token to its prompt cache (a one-hour
+/// cache write), as a multiple of the input price: cache writes count at this when their price
+/// is not set.
+pub const CACHE_WRITE_FACTOR: f64 = 2.0;
+
 /// Dollars per million input and output tokens.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Prices {
     pub input_per_mtok: f64,
     pub output_per_mtok: f64,
+    /// Input tokens read from the provider's prompt cache; `None`: at the input price, which
+    /// may over-count but never under-counts.
+    pub cached_input_per_mtok: Option<f64>,
+    /// Input tokens written to the provider's prompt cache (Anthropic); `None`: at
+    /// [`CACHE_WRITE_FACTOR`] times the input price.
+    pub cache_write_per_mtok: Option<f64>,
 }
 
 impl Prices {
-    /// Cost of a call from its reported usage.
+    /// Input and output prices, with cached input at the input price.
+    pub fn new(input_per_mtok: f64, output_per_mtok: f64) -> Prices {
+        Prices {
+            input_per_mtok,
+            output_per_mtok,
+            cached_input_per_mtok: None,
+            cache_write_per_mtok: None,
+        }
+    }
+
+    /// Cost of `input_tokens` and `output_tokens`, every input token at the input price.
     pub fn cost(&self, input_tokens: u64, output_tokens: u64) -> f64 {
         (input_tokens as f64 * self.input_per_mtok + output_tokens as f64 * self.output_per_mtok)
             / 1e6
+    }
+
+    /// Cost of a call from its reported usage: its cached input tokens at the cached price,
+    /// its cache writes at the write price, the rest of its input at the input price.
+    pub fn cost_of(&self, usage: &Usage) -> f64 {
+        let cached = usage.cached_input_tokens.min(usage.input_tokens);
+        let written = usage.cache_write_tokens.min(usage.input_tokens - cached);
+        let full = usage.input_tokens - cached - written;
+        let cached_price = self.cached_input_per_mtok.unwrap_or(self.input_per_mtok);
+        let write_price = self
+            .cache_write_per_mtok
+            .unwrap_or(self.input_per_mtok * CACHE_WRITE_FACTOR);
+        self.cost(full, usage.output_tokens)
+            + (cached as f64 * cached_price + written as f64 * write_price) / 1e6
+    }
+
+    /// The most `input_tokens` and `output_tokens` can cost: every input token at the input
+    /// price, or at the cache write price when one is set above it (an unset write price is
+    /// not reserved for: no request here asks for caching; see `LlmClient::billed_usage`).
+    pub fn worst_cost(&self, input_tokens: u64, output_tokens: u64) -> f64 {
+        let input_price = self
+            .cache_write_per_mtok
+            .map_or(self.input_per_mtok, |w| w.max(self.input_per_mtok));
+        (input_tokens as f64 * input_price + output_tokens as f64 * self.output_per_mtok) / 1e6
     }
 
     /// These prices times `factor` (the Batch API's discount).
@@ -30,6 +76,8 @@ impl Prices {
         Prices {
             input_per_mtok: self.input_per_mtok * factor,
             output_per_mtok: self.output_per_mtok * factor,
+            cached_input_per_mtok: self.cached_input_per_mtok.map(|p| p * factor),
+            cache_write_per_mtok: self.cache_write_per_mtok.map(|p| p * factor),
         }
     }
 }
@@ -82,7 +130,7 @@ pub fn worst_case_input_tokens(req: &ChatRequest, counter: Option<&TokenCounter>
 
 /// Worst-case cost of a request: every input token, and `max_tokens` of output.
 pub fn worst_case_cost(req: &ChatRequest, counter: Option<&TokenCounter>, prices: &Prices) -> f64 {
-    prices.cost(
+    prices.worst_cost(
         worst_case_input_tokens(req, counter),
         u64::from(req.max_tokens),
     )
@@ -263,14 +311,37 @@ mod tests {
 
     #[test]
     fn cost_is_usage_times_price() {
-        let p = Prices {
-            input_per_mtok: 0.15,
-            output_per_mtok: 0.6,
-        };
+        let p = Prices::new(0.15, 0.6);
         assert_eq!(p.cost(1_000_000, 0), 0.15);
         assert_eq!(p.cost(0, 2_000_000), 1.2);
         assert!((p.cost(1000, 100) - 0.00021).abs() < 1e-15);
         assert_eq!(p.scaled(0.5).cost(1_000_000, 1_000_000), 0.375);
+    }
+
+    #[test]
+    fn cached_input_counts_at_its_price_and_at_the_input_price_unless_told() {
+        let usage = Usage {
+            input_tokens: 1_000_000,
+            output_tokens: 0,
+            cached_input_tokens: 600_000,
+            cache_write_tokens: 100_000,
+        };
+        let told = Prices {
+            cached_input_per_mtok: Some(0.1),
+            cache_write_per_mtok: Some(1.25),
+            ..Prices::new(1.0, 2.0)
+        };
+        assert!((told.cost_of(&usage) - (0.3 + 0.06 + 0.125)).abs() < 1e-12);
+        // Unset: reads at the input price, writes at the most Anthropic charges for one.
+        let untold = Prices::new(1.0, 2.0);
+        assert!((untold.cost_of(&usage) - (0.3 + 0.6 + 0.2)).abs() < 1e-12);
+        // A server reporting more cached tokens than input tokens counts no more than these.
+        let odd = Usage {
+            cached_input_tokens: 2_000_000,
+            ..usage
+        };
+        assert!((told.cost_of(&odd) - 0.1).abs() < 1e-12);
+        assert_eq!(told.scaled(0.5).cost_of(&usage), told.cost_of(&usage) * 0.5);
     }
 
     #[test]
@@ -280,10 +351,7 @@ mod tests {
         assert_eq!(worst_case_input_tokens(&req, None), 2 + 3 + 24);
         let words = |t: &str| t.split_whitespace().count();
         assert_eq!(worst_case_input_tokens(&req, Some(&words)), 1 + 1 + 24);
-        let p = Prices {
-            input_per_mtok: 1.0,
-            output_per_mtok: 2.0,
-        };
+        let p = Prices::new(1.0, 2.0);
         assert_eq!(worst_case_cost(&req, None, &p), p.cost(29, 10));
     }
 

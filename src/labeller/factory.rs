@@ -83,6 +83,8 @@ pub fn llm_config_of(exp: &Experiment, already_spent: f64) -> Result<LlmLabeller
     cfg.max_tokens = u32::try_from(l.max_tokens).unwrap_or(u32::MAX);
     cfg.price_input_per_mtok = l.price_input_per_mtok;
     cfg.price_output_per_mtok = l.price_output_per_mtok;
+    cfg.price_cached_input_per_mtok = l.price_cached_input_per_mtok;
+    cfg.price_cache_write_per_mtok = l.price_cache_write_per_mtok;
     cfg.concurrency = l.concurrency;
     cfg.timeout_s = l.timeout_s as f64;
     cfg.max_retries = l.max_retries;
@@ -130,6 +132,8 @@ pub fn judge_config_of(j: &crate::config::labeller::JudgeConfig) -> LlmLabellerC
     cfg.max_tokens = u32::try_from(j.max_tokens).unwrap_or(u32::MAX);
     cfg.price_input_per_mtok = j.price_input_per_mtok;
     cfg.price_output_per_mtok = j.price_output_per_mtok;
+    cfg.price_cached_input_per_mtok = j.price_cached_input_per_mtok;
+    cfg.price_cache_write_per_mtok = j.price_cache_write_per_mtok;
     cfg.concurrency = j.concurrency;
     cfg.timeout_s = j.timeout_s as f64;
     cfg.max_retries = j.max_retries;

@@ -69,7 +69,7 @@ impl LlmClient {
                     // Billed, and not asked again in this call, nor at temperature 0 in any
                     // later one (see `refusals.rs`).
                     let usage = self.usage_or_estimate(req, &c);
-                    let cost = self.prices.cost(usage.input_tokens, usage.output_tokens);
+                    let cost = self.prices.cost_of(&usage);
                     let refusal = c.refusal.as_deref().unwrap_or_default();
                     let logged = self
                         .log_paid(attempt.as_deref(), cost, Spent::Refused, None)
@@ -88,7 +88,7 @@ impl LlmClient {
                 Ok(c) if says_nothing(&c.text) => {
                     let usage = self.usage_or_estimate(req, &c);
                     (
-                        self.prices.cost(usage.input_tokens, usage.output_tokens),
+                        self.prices.cost_of(&usage),
                         Spent::Empty,
                         CallError::transient("empty completion"),
                     )
@@ -194,7 +194,7 @@ impl LlmClient {
                         Called::OutOfMoney => Ok(None),
                         Called::Reply(c, reservation, wasted, attempt) => {
                             let usage = self.usage_or_estimate(&requests[i], &c);
-                            let cost = self.prices.cost(usage.input_tokens, usage.output_tokens);
+                            let cost = self.prices.cost_of(&usage);
                             // Paid whether or not the writes below succeed.
                             self.budget.settle(reservation, cost);
                             if c.cut_off {
@@ -363,6 +363,7 @@ mod tests {
                 usage: Some(Usage {
                     input_tokens: 1000,
                     output_tokens: 1,
+                    ..Usage::default()
                 }),
                 cut_off: false,
                 refusal: None,

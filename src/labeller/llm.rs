@@ -1,11 +1,10 @@
 //! The LLM labeller and its client, which sends chat requests with a money budget, a label
 //! cache, retries and a concurrency limit. Settings are in `llm_config.rs`; live sending in
-//! `live.rs`; the wire formats in `openai.rs`, `anthropic.rs` and `batch.rs`.
+//! `live.rs`; worst cases and billed usage in `billing.rs`; the wire formats in `openai.rs`,
+//! `anthropic.rs` and `batch.rs`.
 use super::anthropic::AnthropicApi;
 use super::batch::BatchApi;
-use super::budget::{
-    estimate_tokens, worst_case_cost, worst_case_input_tokens, Budget, Prices, TokenCounter,
-};
+use super::budget::{Budget, Prices, TokenCounter};
 use super::cache::{CachedReply, LabelCache};
 use super::openai::OpenAiEndpoint;
 use super::prompt::{clean_reply, ChatRequest, ReplyPart};
@@ -22,10 +21,16 @@ use std::time::Duration;
 pub use super::llm_config::{ApiKey, LlmLabellerConfig, Provider, Role};
 
 /// Token counts a server reported.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Usage {
+    /// Every input token billed, those read from or written to a prompt cache included.
     pub input_tokens: u64,
     pub output_tokens: u64,
+    /// Of `input_tokens`, those read from the provider's prompt cache (OpenAI's
+    /// `prompt_tokens_details.cached_tokens`, Anthropic's `cache_read_input_tokens`).
+    pub cached_input_tokens: u64,
+    /// Of `input_tokens`, those written to it (Anthropic's `cache_creation_input_tokens`).
+    pub cache_write_tokens: u64,
 }
 
 /// A provider's reply to one request, before any clean-up.
@@ -90,7 +95,7 @@ pub struct LlmClient {
     pub(super) unrecorded: Mutex<f64>,
     pub(super) retry: RetryPolicy,
     pub(super) concurrency: usize,
-    counter: Option<Box<TokenCounter>>,
+    pub(super) counter: Option<Box<TokenCounter>>,
     /// Whether a cache hit counts against the budget at what its tokens cost now (see
     /// [`LlmClient::treat_cache_hits_as_free`]).
     pub(super) charge_cache_hits: bool,
@@ -101,11 +106,13 @@ pub struct LlmClient {
     pub(super) unlabelled: Mutex<f64>,
     /// Replies that stopped at `max_tokens`, counted for [`LlmClient::cut_off_replies`].
     cut_off: std::sync::atomic::AtomicUsize,
+    /// See [`LlmClient::replies_without_usage`].
+    pub(super) without_usage: std::sync::atomic::AtomicUsize,
     /// What the client is for, as its errors and warnings name the settings to change.
     pub(super) role: Role,
     /// How many times the worst-case input estimate the server has billed at most so far (1
     /// until it bills more than the estimate; see [`LlmClient::worst_case`]).
-    input_scale: Mutex<f64>,
+    pub(super) input_scale: Mutex<f64>,
 }
 
 impl LlmClient {
@@ -193,6 +200,7 @@ impl LlmClient {
             max_tokens: cfg.max_tokens,
             unlabelled: Mutex::new(0.0),
             cut_off: std::sync::atomic::AtomicUsize::new(0),
+            without_usage: std::sync::atomic::AtomicUsize::new(0),
             role: Role::Labeller,
             input_scale: Mutex::new(1.0),
         })
@@ -293,52 +301,6 @@ impl LlmClient {
 
     pub(super) fn key_of(&self, req: &ChatRequest) -> String {
         req.cache_key_at(self.provider.name(), &self.model, &self.endpoint)
-    }
-
-    /// The most `req` can cost: its worst-case input and `max_tokens` of output. Without the
-    /// model's tokenizer the input is an estimate meant to be an upper bound; once a server
-    /// bills more input tokens than estimated (text of many short words, a tokenizer with a
-    /// small vocabulary), later estimates are scaled up by the largest ratio seen, so the
-    /// budget can be overrun only by requests reserved before that reply came.
-    pub(super) fn worst_case(&self, req: &ChatRequest, prices: &Prices) -> f64 {
-        let scale = *lock(&self.input_scale);
-        if scale <= 1.0 {
-            return worst_case_cost(req, self.counter.as_deref(), prices);
-        }
-        let input = worst_case_input_tokens(req, self.counter.as_deref()) as f64 * scale;
-        prices.cost(input.ceil() as u64, u64::from(req.max_tokens))
-    }
-
-    /// Learn from a server's (or a cached reply's) input tokens for `req`: see
-    /// [`Self::worst_case`]. Warns once.
-    pub(super) fn observe_input(&self, req: &ChatRequest, input_tokens: u64) {
-        let estimate = worst_case_input_tokens(req, self.counter.as_deref()).max(1);
-        if input_tokens <= estimate {
-            return;
-        }
-        let ratio = input_tokens as f64 / estimate as f64;
-        let mut scale = lock(&self.input_scale);
-        if *scale <= 1.0 {
-            eprintln!(
-                "warning: the server billed {input_tokens} input tokens for a request estimated \
-                 at {estimate} at most; later requests reserve {ratio:.2} times the estimate, \
-                 but requests already sent may take the spending past the money budget by \
-                 the difference"
-            );
-        }
-        *scale = scale.max(ratio);
-    }
-
-    /// Usage as reported, or (when a server sends none) the worst-case input and the
-    /// estimated output, so money is never under-counted.
-    pub(super) fn usage_or_estimate(&self, req: &ChatRequest, c: &Completion) -> Usage {
-        if let Some(usage) = c.usage {
-            self.observe_input(req, usage.input_tokens);
-        }
-        c.usage.unwrap_or_else(|| Usage {
-            input_tokens: worst_case_input_tokens(req, self.counter.as_deref()),
-            output_tokens: estimate_tokens(&c.text).min(u64::from(req.max_tokens)),
-        })
     }
 
     /// Send every request (in order, `concurrency` at a time; or as one batch job), paying

@@ -61,6 +61,14 @@ pub struct LlmLabellerConfig {
     pub price_input_per_mtok: f64,
     #[serde(default)]
     pub price_output_per_mtok: f64,
+    /// Input tokens the provider read from its prompt cache (OpenAI's `cached_tokens`,
+    /// Anthropic's `cache_read_input_tokens`); unset: at `price_input_per_mtok`.
+    #[serde(default)]
+    pub price_cached_input_per_mtok: Option<f64>,
+    /// Input tokens written to Anthropic's prompt cache (`cache_creation_input_tokens`);
+    /// unset: at twice `price_input_per_mtok`, the most Anthropic charges for a cache write.
+    #[serde(default)]
+    pub price_cache_write_per_mtok: Option<f64>,
     /// Requests in flight at once.
     #[serde(default = "default_concurrency")]
     pub concurrency: usize,
@@ -222,6 +230,34 @@ impl LlmLabellerConfig {
             }
         }
         for (key, v) in [
+            (
+                "price_cached_input_per_mtok",
+                self.price_cached_input_per_mtok,
+            ),
+            (
+                "price_cache_write_per_mtok",
+                self.price_cache_write_per_mtok,
+            ),
+        ] {
+            if let Some(v) = v.filter(|v| !non_negative(*v)) {
+                bail!(
+                    "labeller.{key} = {v} must be a number >= 0 (dollars per million tokens), \
+                     or left out"
+                );
+            }
+        }
+        if let Some(cached) = self.price_cached_input_per_mtok {
+            if cached > self.price_input_per_mtok {
+                bail!(
+                    "labeller.price_cached_input_per_mtok = {cached} is above \
+                     price_input_per_mtok = {}: cached input is billed at a discount (OpenAI: \
+                     half or less of the input price, Anthropic: a tenth); write the provider's \
+                     cached-input price, or leave the key out to count it at the input price",
+                    self.price_input_per_mtok
+                );
+            }
+        }
+        for (key, v) in [
             ("timeout_s", self.timeout_s),
             ("batch_poll_s", self.batch_poll_s),
             ("batch_poll_max_s", self.batch_poll_max_s),
@@ -257,6 +293,8 @@ impl LlmLabellerConfig {
         Prices {
             input_per_mtok: self.price_input_per_mtok,
             output_per_mtok: self.price_output_per_mtok,
+            cached_input_per_mtok: self.price_cached_input_per_mtok,
+            cache_write_per_mtok: self.price_cache_write_per_mtok,
         }
     }
 
@@ -400,6 +438,35 @@ mod tests {
 
         let custom = LlmLabellerConfig::new(Provider::Custom, "m");
         assert_eq!(custom.key_env(), None);
+    }
+
+    #[test]
+    fn a_cached_input_price_must_be_a_discount() {
+        let mut cfg = LlmLabellerConfig::new(Provider::Openai, "m");
+        cfg.price_input_per_mtok = 0.15;
+        cfg.price_cached_input_per_mtok = Some(0.075);
+        cfg.validate().unwrap();
+        assert_eq!(cfg.prices().cached_input_per_mtok, Some(0.075));
+        cfg.price_cached_input_per_mtok = Some(0.3);
+        let err = cfg.validate().unwrap_err().to_string();
+        assert!(
+            err.contains("labeller.price_cached_input_per_mtok = 0.3 is above")
+                && err.contains("leave the key out"),
+            "{err}"
+        );
+        cfg.price_cached_input_per_mtok = Some(f64::NAN);
+        let err = cfg.validate().unwrap_err().to_string();
+        assert!(
+            err.contains("price_cached_input_per_mtok = NaN must be"),
+            "{err}"
+        );
+        cfg.price_cached_input_per_mtok = None;
+        cfg.price_cache_write_per_mtok = Some(-1.0);
+        let err = cfg.validate().unwrap_err().to_string();
+        assert!(
+            err.contains("price_cache_write_per_mtok = -1 must be"),
+            "{err}"
+        );
     }
 
     #[test]

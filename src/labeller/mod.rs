@@ -63,6 +63,7 @@ pub mod anthropic;
 mod append_log;
 pub mod batch;
 mod batch_jobs;
+mod billing;
 pub mod budget;
 pub mod cache;
 pub mod factory;

@@ -116,6 +116,12 @@ pub fn parse_completion(body: &Value) -> Result<Completion, CallError> {
         Some(Usage {
             input_tokens: u.get("prompt_tokens")?.as_u64()?,
             output_tokens: u.get("completion_tokens")?.as_u64()?,
+            // Part of prompt_tokens, billed at the cached-input price.
+            cached_input_tokens: u
+                .pointer("/prompt_tokens_details/cached_tokens")
+                .and_then(Value::as_u64)
+                .unwrap_or(0),
+            cache_write_tokens: 0,
         })
     });
     let finish = choice.get("finish_reason").and_then(Value::as_str);
@@ -167,6 +173,8 @@ impl ChatApi for OpenAiEndpoint {
         let mut completion =
             parse_completion(&json).map_err(|e| CallError::Unanswered(self.redact(e.message())))?;
         completion.refusal = completion.refusal.map(|r| self.redact(&r));
+        // Its text becomes a label, kept in the label cache and the run's results.
+        completion.text = self.redact(&completion.text);
         Ok(completion)
     }
 }
@@ -236,7 +244,8 @@ mod tests {
             c.usage,
             Some(Usage {
                 input_tokens: 12,
-                output_tokens: 3
+                output_tokens: 3,
+                ..Usage::default()
             })
         );
         let null = json!({"choices":[{"message":{"role":"assistant","content":null}}]});

@@ -3,8 +3,8 @@
 //! polls, writing an output file and, when lines fail, an error file.
 use super::mock_chat::{apply_fault, complete, completion_object, turns_of};
 use super::mock_openai::{
-    json_response, last_user, openai_error, take_fault, Batch, Options, Recorded, Response, Route,
-    Served, State, REFUSAL,
+    edited, json_response, last_user, openai_error, take_fault, Batch, Options, Recorded, Response,
+    Route, Served, State, REFUSAL,
 };
 use serde_json::{json, Value};
 use std::sync::Mutex;
@@ -193,6 +193,7 @@ pub(super) fn get_batch(id: &str, state: &Mutex<State>, o: &Options) -> Response
                     body["choices"][0]["message"]["content"] = Value::Null;
                     body["choices"][0]["message"]["refusal"] = json!(REFUSAL);
                 }
+                let body = edited(o, body);
                 out.push_str(&json!({"id": format!("batch_req_{n}"), "custom_id": custom_id,
                     "response": {"status_code": 200, "request_id": format!("req_{n}"), "body": body}, "error": null}).to_string());
                 out.push('\n');

@@ -2,8 +2,8 @@
 //! with their usage, faults, refusals and error bodies, and the completion that batch lines
 //! get too (`mock_batch.rs`). The server itself is in `mock_openai.rs`.
 use super::mock_openai::{
-    json_response, last_user, openai_error, take_fault, Fault, Options, Recorded, Response, Route,
-    Served, State, Turn, REFUSAL,
+    edited, json_response, last_user, openai_error, take_fault, Fault, Options, Recorded, Response,
+    Route, Served, State, Turn, REFUSAL,
 };
 use serde_json::{json, Value};
 use std::sync::Mutex;
@@ -235,7 +235,7 @@ pub(super) fn chat(req: &Recorded, state: &Mutex<State>, o: &Options) -> Respons
                 reply["choices"][0]["message"]["content"] = Value::Null;
                 reply["choices"][0]["message"]["refusal"] = json!(REFUSAL);
             }
-            json_response(200, reply)
+            json_response(200, edited(o, reply))
         }
         Err(r) => r,
     }
@@ -314,13 +314,16 @@ pub(super) fn messages(req: &Recorded, state: &Mutex<State>, o: &Options) -> Res
             };
             json_response(
                 200,
-                json!({
-                    "id": "msg_mock", "type": "message", "role": "assistant", "model": o.model,
-                    "content": content,
-                    "stop_reason": if refused { "refusal" } else { "end_turn" },
-                    "stop_sequence": null,
-                    "usage": {"input_tokens": input_tokens, "output_tokens": output_tokens}
-                }),
+                edited(
+                    o,
+                    json!({
+                        "id": "msg_mock", "type": "message", "role": "assistant", "model": o.model,
+                        "content": content,
+                        "stop_reason": if refused { "refusal" } else { "end_turn" },
+                        "stop_sequence": null,
+                        "usage": {"input_tokens": input_tokens, "output_tokens": output_tokens}
+                    }),
+                ),
             )
         }
         Err(_) => {

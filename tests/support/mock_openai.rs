@@ -65,6 +65,9 @@ pub const REFUSAL: &str = "I'm sorry, I can't help with that.";
 /// A chat turn as the server received it.
 pub type Turn = (String, String);
 pub type Responder = Arc<dyn Fn(&[Turn]) -> String + Send + Sync>;
+/// Changes a successful reply body before it is sent (a chat completion, a batch line's body,
+/// an Anthropic message): to drop `usage`, or report cached tokens, as some servers do.
+pub type ReplyEditor = Arc<dyn Fn(&mut Value) + Send + Sync>;
 
 #[derive(Clone)]
 pub struct Options {
@@ -80,6 +83,8 @@ pub struct Options {
     /// with 400 `context_length_exceeded`, as OpenAI refuses one.
     pub context_chars: Option<usize>,
     pub responder: Responder,
+    /// Applied to every successful reply body; none by default.
+    pub edit_reply: Option<ReplyEditor>,
 }
 
 impl Default for Options {
@@ -92,6 +97,7 @@ impl Default for Options {
             batch_refusal_marker: None,
             context_chars: None,
             responder: Arc::new(|turns: &[Turn]| subject_reply(&last_user(turns))),
+            edit_reply: None,
         }
     }
 }
@@ -313,6 +319,14 @@ pub(super) struct Response {
     pub(super) status: u16,
     pub(super) body: String,
     pub(super) headers: Vec<(String, String)>,
+}
+
+/// `body` as [`Options::edit_reply`] changes it.
+pub(super) fn edited(o: &Options, mut body: Value) -> Value {
+    if let Some(edit) = &o.edit_reply {
+        edit(&mut body);
+    }
+    body
 }
 
 pub(super) fn json_response(status: u16, body: Value) -> Response {

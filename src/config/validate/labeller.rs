@@ -125,6 +125,7 @@ pub(super) fn check_labeller(exp: &Experiment, p: &mut Problems) {
             temperature: l.temperature,
             max_tokens: l.max_tokens,
             prices: (l.price_input_per_mtok, l.price_output_per_mtok),
+            cache_prices: (l.price_cached_input_per_mtok, l.price_cache_write_per_mtok),
             concurrency: l.concurrency,
             timeout_s: l.timeout_s,
         },
@@ -140,6 +141,8 @@ struct ClientSettings<'a> {
     temperature: f64,
     max_tokens: usize,
     prices: (f64, f64),
+    /// Cached input read, cache write.
+    cache_prices: (Option<f64>, Option<f64>),
     concurrency: usize,
     timeout_s: u64,
 }
@@ -176,6 +179,22 @@ fn check_client(table: &str, c: &ClientSettings<'_>, p: &mut Problems) {
     p.positive(&format!("{table}.max_tokens"), c.max_tokens);
     p.non_negative(&format!("{table}.price_input_per_mtok"), c.prices.0);
     p.non_negative(&format!("{table}.price_output_per_mtok"), c.prices.1);
+    if let Some(cached) = c.cache_prices.0 {
+        p.non_negative(&format!("{table}.price_cached_input_per_mtok"), cached);
+        if cached > c.prices.0 {
+            p.add(
+                format!("{table}.price_cached_input_per_mtok"),
+                format!(
+                    "{cached} is above price_input_per_mtok = {}: cached input is billed at a \
+                     discount; write the provider's cached-input price, or leave the key out",
+                    c.prices.0
+                ),
+            );
+        }
+    }
+    if let Some(write) = c.cache_prices.1 {
+        p.non_negative(&format!("{table}.price_cache_write_per_mtok"), write);
+    }
     p.positive(&format!("{table}.concurrency"), c.concurrency);
     p.positive(&format!("{table}.timeout_s"), c.timeout_s);
 }
@@ -214,6 +233,7 @@ pub(super) fn check_judge(exp: &Experiment, p: &mut Problems) {
             temperature: j.temperature,
             max_tokens: j.max_tokens,
             prices: (j.price_input_per_mtok, j.price_output_per_mtok),
+            cache_prices: (j.price_cached_input_per_mtok, j.price_cache_write_per_mtok),
             concurrency: j.concurrency,
             timeout_s: j.timeout_s,
         },
