@@ -4,14 +4,13 @@
 //! money budget and buys no label twice.
 mod support;
 
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use support::llm_cell::stopped_by_money_budget;
 use support::mock_openai::{last_user, subject_reply, MockServer, Options, Turn};
-use support::tiny_run::{lab_run_with_key, llm_budget_experiment, repo};
+use support::tiny_run::{lab_run_with_key, llm_budget_experiment, spawn_lab_run_with_key};
 
 const PRICES: (f64, f64) = (100.0, 200.0);
 const KEY_ENV: &str = "LAB_TEST_KILL_KEY";
@@ -63,16 +62,7 @@ fn a_run_killed_mid_call_is_resumed_within_the_money_budget() {
         ),
     );
 
-    let mut killed = Command::new(env!("CARGO_BIN_EXE_lab"))
-        .args(["run", exp.to_str().unwrap()])
-        .env("LAB_QUIET", "1")
-        .env(KEY_ENV, Options::default().api_key)
-        .env("LAB_LABEL_CACHE", dir.path().join("label-cache"))
-        .current_dir(repo())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("the lab binary runs");
+    let mut killed = spawn_lab_run_with_key(&exp, dir.path(), KEY_ENV, &Options::default().api_key);
     let in_flight = arrived.recv_timeout(Duration::from_secs(300));
     killed.kill().unwrap();
     killed.wait().unwrap();

@@ -4,6 +4,8 @@
 //!
 //! Needs `pip install 'llama-cpp-python[server]'` and `lab setup`; runs only with
 //! `LAB_LLAMA_SERVER=1` (set by `.ci/run` after installing the server).
+mod support;
+
 use atgen_lab::data::Example;
 use atgen_lab::labeller::budget::worst_case_input_tokens;
 use atgen_lab::labeller::llm::{LlmLabeller, LlmLabellerConfig, Provider};
@@ -105,20 +107,27 @@ fn aeslc_emails(n: usize) -> Vec<Example> {
         .collect()
 }
 
+/// The tests' client settings (prices $0.15 / $0.60, the cache in `cache`), with the patience
+/// a small model on a CPU needs.
 fn config(port: u16, cache: &Path) -> LlmLabellerConfig {
-    let mut c = LlmLabellerConfig::new(Provider::Custom, "smollm2-135m-instruct");
-    c.base_url = Some(format!("http://127.0.0.1:{port}/v1"));
+    let base_url = format!("http://127.0.0.1:{port}/v1");
+    let mut c = support::config(
+        Provider::Custom,
+        &base_url,
+        "smollm2-135m-instruct",
+        "",
+        cache,
+    );
+    // llama-cpp-python's server takes no key.
+    c.api_key_env = None;
     c.system_prompt =
         "Write a short subject line for the email. Reply with the subject only.".into();
     c.max_tokens = 24;
-    c.price_input_per_mtok = 0.15;
-    c.price_output_per_mtok = 0.6;
     c.concurrency = 2;
     c.timeout_s = 120.0;
     c.max_retries = 12;
     c.retry_base_s = 0.25;
     c.retry_max_s = 2.0;
-    c.cache_dir = Some(cache.to_path_buf());
     c
 }
 

@@ -172,11 +172,28 @@ pub fn llm_budget_experiment(
 pub fn lab_run_with_key(experiment: &Path, dir: &Path, key_env: &str, key: &str) -> Output {
     lab_with(
         &["run", experiment.to_str().unwrap()],
-        &[
-            (key_env, OsStr::new(key)),
-            ("LAB_LABEL_CACHE", dir.join("label-cache").as_os_str()),
-        ],
+        &key_and_cache(dir, key_env, key),
     )
+}
+
+/// [`lab_run_with_key`] started, not waited for: for tests that kill it part way.
+pub fn spawn_lab_run_with_key(experiment: &Path, dir: &Path, key_env: &str, key: &str) -> Child {
+    spawn_lab_with(
+        &["run", experiment.to_str().unwrap()],
+        &key_and_cache(dir, key_env, key),
+    )
+}
+
+/// The environment of `lab run` with an LLM labeller: `key` in `key_env`, the label cache
+/// under `dir`.
+fn key_and_cache(dir: &Path, key_env: &str, key: &str) -> [(String, std::ffi::OsString); 2] {
+    [
+        (key_env.to_string(), key.into()),
+        (
+            "LAB_LABEL_CACHE".to_string(),
+            dir.join("label-cache").into_os_string(),
+        ),
+    ]
 }
 
 fn push_lines(text: &mut String, lines: &str) {
@@ -203,14 +220,22 @@ pub fn lab(args: &[&str]) -> Output {
 /// `lab <args>` started from the repository root, quiet, its output dropped: for tests that
 /// kill it part way.
 pub fn spawn_lab(args: &[&str]) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_lab"))
+    spawn_lab_with::<&str, &str>(args, &[])
+}
+
+/// [`spawn_lab`] with `env` added.
+pub fn spawn_lab_with<K: AsRef<OsStr>, V: AsRef<OsStr>>(args: &[&str], env: &[(K, V)]) -> Child {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_lab"));
+    command
         .args(args)
         .env("LAB_QUIET", "1")
         .current_dir(repo())
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("the lab binary starts")
+        .stderr(Stdio::null());
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    command.spawn().expect("the lab binary starts")
 }
 
 /// `lab <args>` from `dir`, quiet; waits for it. For tests of what `lab` reads relative to
