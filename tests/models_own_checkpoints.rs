@@ -261,9 +261,14 @@ fn a_tokenizer_that_prepends_its_bos_starts_plain_prompts_as_its_gguf_does() -> 
     write_tiny_gguf_with(&gguf, 8, None, |meta| {
         meta.push(("tokenizer.ggml.add_bos_token", V::Bool(true)));
     })?;
-    let from_folder = load_folder(&folder)?.render_prompt(None, "hello")?;
-    let from_gguf = LanguageModel::load(&ModelSource::Gguf(gguf))?.render_prompt(None, "hello")?;
-    assert_eq!(from_gguf, "<|im_start|>hello\n");
+    let prompt_ids = |lm: LanguageModel| -> Result<Vec<u32>> {
+        lm.encode_prompt(&lm.render_prompt(None, "hello")?)
+    };
+    let from_folder = prompt_ids(load_folder(&folder)?)?;
+    let from_gguf = prompt_ids(LanguageModel::load(&ModelSource::Gguf(gguf))?)?;
+    // <|im_start|> (the BOS, id 1), then the bytes of "hello\n" (ids from 3 on).
+    let hello: Vec<u32> = b"hello\n".iter().map(|&b| 3 + b as u32).collect();
+    assert_eq!(from_gguf, [&[1][..], &hello].concat());
     assert_eq!(from_folder, from_gguf);
     Ok(())
 }

@@ -7,12 +7,11 @@ use serde::Serialize;
 
 #[derive(Debug, Clone)]
 pub struct ChatTemplate {
-    /// Jinja source; `None` means the plain `system\n\ninput\n` format.
+    /// Jinja source; `None` means the plain `system\n\ninput\n` format (its BOS, when the
+    /// tokenizer asks for one, comes with the ids: `TextTokenizer::encode_prompt`).
     source: Option<String>,
     bos_token: String,
     eos_token: String,
-    /// Plain prompts start with BOS when the tokenizer expects one.
-    plain_bos: bool,
 }
 
 #[derive(Serialize)]
@@ -26,13 +25,11 @@ impl ChatTemplate {
         source: Option<String>,
         bos_token: Option<String>,
         eos_token: Option<String>,
-        plain_bos: bool,
     ) -> Self {
         Self {
             source,
             bos_token: bos_token.unwrap_or_default(),
             eos_token: eos_token.unwrap_or_default(),
-            plain_bos,
         }
     }
 
@@ -59,15 +56,7 @@ impl ChatTemplate {
     /// One user turn (after an optional system turn), ending with the assistant's cue.
     pub fn render(&self, system: Option<&str>, user: &str) -> Result<String> {
         let Some(source) = &self.source else {
-            let bos = if self.plain_bos {
-                self.bos_token.as_str()
-            } else {
-                ""
-            };
-            return Ok(match system {
-                Some(s) => format!("{bos}{s}\n\n{user}\n"),
-                None => format!("{bos}{user}\n"),
-            });
+            return Ok(render_plain(system, user));
         };
         let mut messages = Vec::new();
         if let Some(s) = system {
@@ -96,6 +85,15 @@ impl ChatTemplate {
                 eos_token => self.eos_token,
             })
             .context("cannot render the model's chat template")
+    }
+}
+
+/// The plain format for base models (`prompt_format = "plain"`, or a model without a chat
+/// template): the system text, a blank line, the user text and a newline.
+pub fn render_plain(system: Option<&str>, user: &str) -> String {
+    match system {
+        Some(s) => format!("{s}\n\n{user}\n"),
+        None => format!("{user}\n"),
     }
 }
 
@@ -184,7 +182,7 @@ mod tests {
 
     #[test]
     fn chatml_with_and_without_system() -> Result<()> {
-        let t = ChatTemplate::new(Some(SMOLLM2.into()), None, None, false);
+        let t = ChatTemplate::new(Some(SMOLLM2.into()), None, None);
         assert_eq!(
             t.render(Some("Be brief."), "Hi")?,
             "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"
@@ -198,7 +196,7 @@ mod tests {
     #[test]
     fn raise_exception_and_python_methods() -> Result<()> {
         let src = "{% if messages[0]['role'] == 'system' %}{{ raise_exception('no system') }}{% endif %}{{ bos_token }}{{ messages[0]['content'].strip().upper() }}|{{ 'a,b'.split(',')|length }}";
-        let t = ChatTemplate::new(Some(src.into()), Some("<s>".into()), None, false);
+        let t = ChatTemplate::new(Some(src.into()), Some("<s>".into()), None);
         assert_eq!(t.render(None, "  hi ")?, "<s>HI|2");
         let err = t.render(Some("x"), "hi").unwrap_err();
         assert!(format!("{err:#}").contains("no system"), "{err:#}");
@@ -207,9 +205,9 @@ mod tests {
 
     #[test]
     fn plain_format() -> Result<()> {
-        let t = ChatTemplate::new(None, Some("<bos>".into()), None, true);
-        assert_eq!(t.render(Some("Sys"), "In")?, "<bos>Sys\n\nIn\n");
-        assert_eq!(t.render(None, "In")?, "<bos>In\n");
+        let t = ChatTemplate::new(None, Some("<bos>".into()), None);
+        assert_eq!(t.render(Some("Sys"), "In")?, "Sys\n\nIn\n");
+        assert_eq!(t.render(None, "In")?, "In\n");
         Ok(())
     }
 }

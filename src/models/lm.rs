@@ -129,7 +129,6 @@ impl LanguageModel {
             Some(TINY_CHATML.to_string()),
             tokenizer.bos_token.clone(),
             tokenizer.eos_token.clone(),
-            false,
         );
         Ok(Self::from_parts(
             decoder,
@@ -179,15 +178,38 @@ impl LanguageModel {
         user: &str,
         max_tokens: usize,
     ) -> Result<String> {
-        let full = self.render_prompt(system, user)?;
-        let total = self.tokenizer.encode(&full)?.len();
+        self.fit_within(|u| self.render_prompt(system, u), user, max_tokens)
+    }
+
+    /// The plain format (`prompt_format = "plain"`), its user text cut as in
+    /// [`Self::render_prompt_within`].
+    pub fn render_plain_within(
+        &self,
+        system: Option<&str>,
+        user: &str,
+        max_tokens: usize,
+    ) -> Result<String> {
+        self.fit_within(
+            |u| Ok(super::chat::render_plain(system, u)),
+            user,
+            max_tokens,
+        )
+    }
+
+    /// `render(user)`, with the end of `user` cut until its prompt ids (BOS included) number
+    /// at most `max_tokens`.
+    fn fit_within(
+        &self,
+        render: impl Fn(&str) -> Result<String>,
+        user: &str,
+        max_tokens: usize,
+    ) -> Result<String> {
+        let full = render(user)?;
+        let total = self.tokenizer.encode_prompt(&full)?.len();
         if total <= max_tokens {
             return Ok(full);
         }
-        let frame = self
-            .tokenizer
-            .encode(&self.render_prompt(system, "")?)?
-            .len();
+        let frame = self.tokenizer.encode_prompt(&render("")?)?.len();
         if frame >= max_tokens {
             bail!("the prompt template alone takes {frame} tokens, more than max_input_tokens = {max_tokens}");
         }
@@ -196,16 +218,23 @@ impl LanguageModel {
         // Re-tokenizing at the seam can shift counts by a token or two: shrink until it fits.
         loop {
             let cut = self.tokenizer.decode(&user_ids[..keep], false)?;
-            let prompt = self.render_prompt(system, &cut)?;
-            if self.tokenizer.encode(&prompt)?.len() <= max_tokens || keep == 0 {
+            let prompt = render(&cut)?;
+            if self.tokenizer.encode_prompt(&prompt)?.len() <= max_tokens || keep == 0 {
                 return Ok(prompt);
             }
             keep -= 1;
         }
     }
 
+    /// Ids of a continuation (an output): no BOS.
     pub fn encode(&self, text: &str) -> Result<Vec<u32>> {
         self.tokenizer.encode(text)
+    }
+
+    /// Ids of a prompt: one BOS first when the tokenizer asks for it (see
+    /// [`TextTokenizer::encode_prompt`]).
+    pub fn encode_prompt(&self, text: &str) -> Result<Vec<u32>> {
+        self.tokenizer.encode_prompt(text)
     }
 
     /// `opts.n` generations for each rendered prompt.
@@ -216,7 +245,7 @@ impl LanguageModel {
     ) -> Result<Vec<Vec<Generation>>> {
         let ids = prompts
             .iter()
-            .map(|p| self.tokenizer.encode(p))
+            .map(|p| self.tokenizer.encode_prompt(p))
             .collect::<Result<Vec<_>>>()?;
         super::generate::generate_ids(&self.decoder, &self.tokenizer, &ids, opts)
     }
@@ -230,7 +259,7 @@ impl LanguageModel {
     ) -> Result<Vec<Vec<f32>>> {
         let p = prompts
             .iter()
-            .map(|p| self.tokenizer.encode(p))
+            .map(|p| self.tokenizer.encode_prompt(p))
             .collect::<Result<Vec<_>>>()?;
         let o = outputs
             .iter()

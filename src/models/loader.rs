@@ -254,7 +254,6 @@ pub fn load_gguf(path: &Path, dtype: DType, device: &Device) -> Result<LoadedMod
         template,
         tokenizer.bos_token.clone(),
         tokenizer.eos_token.clone(),
-        tokenizer.add_bos,
     );
     Ok(LoadedModel {
         decoder,
@@ -318,7 +317,6 @@ pub fn load_folder(dir: &Path, dtype: DType, device: &Device) -> Result<LoadedMo
         template,
         tokenizer.bos_token.clone(),
         tokenizer.eos_token.clone(),
-        tokenizer.add_bos,
     );
     Ok(LoadedModel {
         decoder,

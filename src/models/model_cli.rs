@@ -282,7 +282,7 @@ fn refuse_overflowing_generation(
 ) -> Result<()> {
     let context = lm.decoder().max_positions();
     for (i, prompt) in rendered.iter().enumerate() {
-        let tokens = lm.encode(prompt)?.len();
+        let tokens = lm.encode_prompt(prompt)?.len();
         if tokens + max_new_tokens <= context {
             continue;
         }
@@ -314,7 +314,8 @@ fn refuse_overflowing_scores(
 ) -> Result<()> {
     let context = lm.decoder().max_positions();
     for (i, (prompt, output)) in rendered.iter().zip(outputs).enumerate() {
-        let (prompt_tokens, output_tokens) = (lm.encode(prompt)?.len(), lm.encode(output)?.len());
+        let (prompt_tokens, output_tokens) =
+            (lm.encode_prompt(prompt)?.len(), lm.encode(output)?.len());
         if prompt_tokens + output_tokens > context {
             bail!(
                 "--prompt [{i}] takes {} and its --output {output_tokens} tokens: {} tokens, \

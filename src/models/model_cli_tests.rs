@@ -81,6 +81,28 @@ fn generate_past_the_context_names_the_numbers_and_the_flag() -> Result<()> {
     Ok(())
 }
 
+/// A folder whose tokenizer_config.json asks for a BOS (`<|endoftext|>`): `--raw` prompts
+/// start with it as llama.cpp's do, and the counts include it.
+#[test]
+fn raw_prompts_of_a_tokenizer_asking_for_bos_count_it() -> Result<()> {
+    let dir = tiny_folder_with_context(512)?;
+    let path = dir.path().join("tokenizer_config.json");
+    let mut config: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path)?)?;
+    config["bos_token"] = "<|endoftext|>".into();
+    config["add_bos_token"] = true.into();
+    std::fs::write(&path, config.to_string())?;
+    let msg = generate_error(dir.path(), &"a".repeat(500), 64);
+    assert!(
+        msg.contains("--prompt [1] takes 501 tokens and --max-new-tokens is 64: 565 tokens")
+            && msg.contains("lower --max-new-tokens to 11 or less"),
+        "{msg}"
+    );
+    let lm = load(&choice(dir.path()))?;
+    let rendered = render(&lm, &prompts("abc"))?;
+    assert_eq!(lm.encode_prompt(&rendered[1])?, [0, 3 + 97, 3 + 98, 3 + 99]);
+    Ok(())
+}
+
 /// A context past the rotary tables' cap is not reported as the cap.
 #[test]
 fn generate_past_the_table_cap_names_the_configured_context() -> Result<()> {

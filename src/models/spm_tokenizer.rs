@@ -263,8 +263,13 @@ mod tests {
         assert!(err.contains("tokenizer.ggml.scores"), "{err}");
     }
 
-    /// A GGUF holding only the tokenizer metadata of `vocabulary`, as Gemma 3's file has it.
-    fn write_gguf(vocabulary: &SpmVocabulary, path: &std::path::Path) -> anyhow::Result<()> {
+    /// A GGUF holding only the tokenizer metadata of `vocabulary`, as Gemma 3's file has it,
+    /// less the keys in `drop`.
+    fn write_gguf(
+        vocabulary: &SpmVocabulary,
+        path: &std::path::Path,
+        drop: &[&str],
+    ) -> anyhow::Result<()> {
         let strings = |v: &[String]| Value::Array(v.iter().cloned().map(Value::String).collect());
         let metadata = [
             ("tokenizer.ggml.model", Value::String("llama".into())),
@@ -285,7 +290,11 @@ mod tests {
             ("tokenizer.ggml.add_bos_token", Value::Bool(true)),
             ("tokenizer.ggml.add_space_prefix", Value::Bool(false)),
         ];
-        let refs: Vec<(&str, &Value)> = metadata.iter().map(|(k, v)| (*k, v)).collect();
+        let refs: Vec<(&str, &Value)> = metadata
+            .iter()
+            .filter(|(k, _)| !drop.contains(k))
+            .map(|(k, v)| (*k, v))
+            .collect();
         let mut file = std::fs::File::create(path)?;
         gguf_file::write(&mut file, &refs, &[])?;
         Ok(())
@@ -295,7 +304,7 @@ mod tests {
     fn a_sentencepiece_gguf_loads_with_its_bos_eos_and_end_of_turn() -> anyhow::Result<()> {
         let dir = tempfile::tempdir()?;
         let path = dir.path().join("spm.gguf");
-        write_gguf(&vocabulary(&letters(&[("ab", -5.0)]), false), &path)?;
+        write_gguf(&vocabulary(&letters(&[("ab", -5.0)]), false), &path, &[])?;
         let tokenizer = TextTokenizer::from_gguf(&GgufFile::open(&path)?)?;
         assert_eq!(tokenizer.vocab_size(), 7 + 256 + 5);
         assert_eq!(tokenizer.bos_token.as_deref(), Some("<bos>"));
@@ -308,6 +317,23 @@ mod tests {
             tokenizer.encode("<bos>ab c")?,
             [2, FIRST_TEXT_ID + 4, FIRST_TEXT_ID, FIRST_TEXT_ID + 3]
         );
+        Ok(())
+    }
+    /// llama-cpp-python 0.3.36 on a copy of Gemma 3's GGUF without the two keys: a BOS is
+    /// added, and it is token 1.
+    #[test]
+    fn a_sentencepiece_gguf_naming_no_bos_gets_llama_cpp_defaults() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("spm.gguf");
+        let drop = [
+            "tokenizer.ggml.add_bos_token",
+            "tokenizer.ggml.bos_token_id",
+        ];
+        write_gguf(&vocabulary(&letters(&[]), false), &path, &drop)?;
+        let tokenizer = TextTokenizer::from_gguf(&GgufFile::open(&path)?)?;
+        assert!(tokenizer.add_bos);
+        assert_eq!(tokenizer.bos_id(), Some(1));
+        assert_eq!(tokenizer.encode_prompt("a")?, [1, FIRST_TEXT_ID + 1]);
         Ok(())
     }
 }

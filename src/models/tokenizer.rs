@@ -89,16 +89,23 @@ impl TextTokenizer {
             .with_context(|| format!("{path}: cannot build a tokenizer from its vocabulary"))?;
         let inner = tokenizers::Tokenizer::from_bytes(serde_json::to_vec(&json)?)
             .map_err(|e| anyhow::anyhow!("{path}: cannot build tokenizer: {e}"))?;
-        Self::assemble_from_gguf(gguf, inner, &tokens, false)
+        // llama.cpp's defaults where the file names no BOS: token 11, added only for the
+        // Llama 3 pre-tokenizers (checked with llama-cpp-python 0.3.36 on copies of a GGUF
+        // without the keys).
+        let defaults = GgufBosDefaults {
+            add_bos: PRE_TOKENIZERS_ADDING_BOS.contains(&pre.as_str()),
+            bos_id: 11,
+        };
+        Self::assemble_from_gguf(gguf, inner, &tokens, defaults)
     }
 
-    /// The tokenizer with the BOS, EOS, padding and add-BOS the metadata names; `add_bos`
-    /// is the vocabulary type's default where the file does not say.
+    /// The tokenizer with the BOS, EOS, padding and add-BOS the metadata names; `defaults`
+    /// are the vocabulary type's where the file does not say.
     fn assemble_from_gguf(
         gguf: &GgufFile,
         inner: tokenizers::Tokenizer,
         pieces: &[String],
-        add_bos: bool,
+        defaults: GgufBosDefaults,
     ) -> Result<Self> {
         let token_at = |key: &str| -> Result<Option<String>> {
             Ok(match gguf.opt_usize(key)? {
@@ -116,11 +123,14 @@ impl TextTokenizer {
                 None => None,
             })
         };
-        let bos_token = token_at("tokenizer.ggml.bos_token_id")?;
+        let bos_token = match token_at("tokenizer.ggml.bos_token_id")? {
+            Some(token) => Some(token),
+            None => pieces.get(defaults.bos_id as usize).cloned(),
+        };
         let eos_token = token_at("tokenizer.ggml.eos_token_id")?;
         let add_bos = gguf
             .opt_bool("tokenizer.ggml.add_bos_token")?
-            .unwrap_or(add_bos);
+            .unwrap_or(defaults.add_bos);
         let pad_id = gguf
             .opt_usize("tokenizer.ggml.padding_token_id")?
             .unwrap_or(0) as u32;
@@ -154,9 +164,13 @@ impl TextTokenizer {
         let inner = vocabulary
             .tokenizer()
             .with_context(|| format!("{path}: cannot build a tokenizer from its vocabulary"))?;
-        // SentencePiece models start every text with BOS unless told otherwise (llama.cpp's
-        // default for this vocabulary type).
-        let mut tok = Self::assemble_from_gguf(gguf, inner, &vocabulary.pieces, true)?;
+        // SentencePiece models start every text with BOS (token 1 unless named) unless told
+        // otherwise: llama.cpp's defaults for this vocabulary type.
+        let defaults = GgufBosDefaults {
+            add_bos: true,
+            bos_id: 1,
+        };
+        let mut tok = Self::assemble_from_gguf(gguf, inner, &vocabulary.pieces, defaults)?;
         // A turn ends generation even where the GGUF names only <eos> (llama.cpp does the same
         // for Gemma's <end_of_turn>).
         for key in ["tokenizer.ggml.eot_token_id", "tokenizer.ggml.eom_token_id"] {
@@ -298,8 +312,27 @@ impl TextTokenizer {
         self.inner.get_vocab_size(true)
     }
 
-    /// Token ids of `text`; special tokens written in the text (e.g. `<|im_start|>`) are
-    /// recognised. No BOS is added: rendered prompts carry their own.
+    /// Token ids of a prompt (rendered or raw): [`Self::encode`]'s, starting with exactly one
+    /// BOS when the tokenizer asks for one, as transformers' `tokenizer(text)` and llama.cpp's
+    /// `llama_tokenize(add_special = true)` do; a text that already starts with it (a chat
+    /// template that writes `bos_token`) gets no second one.
+    pub fn encode_prompt(&self, text: &str) -> Result<Vec<u32>> {
+        let mut ids = self.encode(text)?;
+        if let Some(bos) = self.bos_id().filter(|_| self.add_bos) {
+            if ids.first() != Some(&bos) {
+                ids.insert(0, bos);
+            }
+        }
+        Ok(ids)
+    }
+
+    /// The BOS token's id, when the tokenizer has one.
+    pub fn bos_id(&self) -> Option<u32> {
+        self.inner.token_to_id(self.bos_token.as_deref()?)
+    }
+
+    /// Token ids of `text` alone, as a continuation (an output after its prompt): special
+    /// tokens written in the text (e.g. `<|im_start|>`) are recognised, and no BOS is added.
     pub fn encode(&self, text: &str) -> Result<Vec<u32>> {
         let enc = self
             .inner
@@ -331,6 +364,18 @@ impl TextTokenizer {
         Ok(())
     }
 }
+
+/// What llama.cpp assumes about a GGUF vocabulary's BOS where the metadata says nothing.
+struct GgufBosDefaults {
+    /// `tokenizer.ggml.add_bos_token`.
+    add_bos: bool,
+    /// `tokenizer.ggml.bos_token_id`.
+    bos_id: u32,
+}
+
+/// The `tokenizer.ggml.pre` names for which llama.cpp adds a BOS when the GGUF has no
+/// `tokenizer.ggml.add_bos_token` (Llama 3's BPE).
+const PRE_TOKENIZERS_ADDING_BOS: &[&str] = &["llama-bpe", "llama3"];
 
 /// The one special token the tokenizer's post-processor puts before a text when asked to add
 /// special tokens (a BOS), if it does.

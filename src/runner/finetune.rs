@@ -42,7 +42,7 @@ pub fn tokenize_example(
     example: &Example,
 ) -> Result<TrainExample> {
     let prompt = prompter.prompt(lm, example)?;
-    let prompt_ids = lm.encode(&prompt)?;
+    let prompt_ids = lm.encode_prompt(&prompt)?;
     let mut target_ids = lm.encode(example.output.trim())?;
     if let Some(&eos) = lm.tokenizer().eos_ids.first() {
         target_ids.push(eos);

@@ -26,11 +26,7 @@ impl<'a> Prompter<'a> {
                 lm.render_prompt_within(system, &user, self.exp.model.max_input_tokens)
             }
             crate::config::schema::PromptFormat::Plain => {
-                let text = match system {
-                    Some(s) => format!("{s}\n\n{user}\n"),
-                    None => format!("{user}\n"),
-                };
-                Ok(text)
+                lm.render_plain_within(system, &user, self.exp.model.max_input_tokens)
             }
         }
     }
@@ -66,6 +62,33 @@ pub fn strip_reasoning(text: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The plain format was not cut: a long input made a prompt past `model.max_input_tokens`
+    /// (and, with `max_new_tokens`, past the context the experiment was checked against).
+    #[test]
+    fn plain_prompts_are_cut_to_max_input_tokens_like_chat_ones() -> Result<()> {
+        use crate::config::PromptFormat;
+        let lm = LanguageModel::tiny_random(1, crate::models::lm::Family::Llama)?;
+        let example = Example {
+            id: 0,
+            input: "word ".repeat(100),
+            output: "x".into(),
+            references: vec!["x".into()],
+        };
+        for format in [PromptFormat::Plain, PromptFormat::Chat] {
+            let mut exp = Experiment::default();
+            exp.model.prompt_format = format;
+            exp.model.max_input_tokens = 48;
+            exp.data.system_prompt = Some("Be brief.".into());
+            let prompt = Prompter::new(&exp).prompt(&lm, &example)?;
+            assert_eq!(
+                lm.encode_prompt(&prompt)?.len(),
+                48,
+                "{format:?}: {prompt:?}"
+            );
+        }
+        Ok(())
+    }
 
     #[test]
     fn reasoning_is_removed() {
