@@ -162,10 +162,14 @@ fn start_over_box(form: &HashMap<String, String>, errors: &FieldErrors) -> Strin
         }
         out.push_str("</ul>");
     }
+    let deletes = errors
+        .get(crate::web::relaunch::START_OVER_DELETES)
+        .and_then(|d| d.first())
+        .map_or(String::new(), |d| format!(" ({})", escape(d)));
     out.push_str(&format!(
         "<label><input type=\"checkbox\" id=\"start_over\" name=\"start_over\" \
-         value=\"yes\"{}> Start over: delete this experiment's earlier results and launch \
-         with the settings below</label></div>",
+         value=\"yes\"{}> Start over: delete this experiment's earlier results{deletes} and \
+         launch with the settings below</label></div>",
         if ticked { " checked" } else { "" }
     ));
     out

@@ -185,6 +185,9 @@ pub fn start_over(exp_dir: &Path) -> Result<()> {
     })
 }
 
+/// The key under which the refusal tells the start-over box what it would delete.
+pub const START_OVER_DELETES: &str = "start_over_deletes";
+
 /// Problems that keep `exp` from running on the results its name already has: settings that
 /// differ from theirs, unless the form asks to start over, which deletes those results here.
 pub fn refuse_mixing(
@@ -228,9 +231,11 @@ pub fn refuse_mixing(
             exp.name
         )],
     );
-    let mut lines: Vec<String> = earlier.conflicts.iter().map(|c| shown(c)).collect();
-    lines.push(format!(
-        "Start over deletes the results of {} cell{}{}",
+    let lines: Vec<String> = earlier.conflicts.iter().map(|c| shown(c)).collect();
+    errors.insert("start_over", lines);
+    // What ticking the box costs, in its label.
+    let deletes = format!(
+        "the results of {} cell{}{}",
         earlier.cells,
         if earlier.cells == 1 { "" } else { "s" },
         match earlier.hand_labels {
@@ -240,8 +245,8 @@ pub fn refuse_mixing(
                 if n == 1 { "" } else { "s" }
             ),
         }
-    ));
-    errors.insert("start_over", lines);
+    );
+    errors.insert(START_OVER_DELETES, vec![deletes]);
     Some(errors)
 }
 

@@ -199,12 +199,12 @@ fn start_over_deletes_results_made_with_other_settings() {
         errors["start_over"][0].starts_with("`labeller.kind` was \"human\", now \"golden\""),
         "{errors:?}"
     );
-    assert_eq!(
-        errors["start_over"].last().unwrap(),
-        "Start over deletes the results of 1 cell"
-    );
+    assert_eq!(errors[START_OVER_DELETES], ["the results of 1 cell"]);
     let page = crate::web::launch_form::form_html(&app, &golden, &errors);
-    assert!(page.contains("id=\"start_over\""), "{page}");
+    assert!(
+        page.contains("delete this experiment's earlier results (the results of 1 cell)"),
+        "{page}"
+    );
     assert!(paths.state().exists());
 
     golden.insert("start_over".into(), "yes".into());
