@@ -6,6 +6,7 @@ use anyhow::{bail, Context, Result};
 use candle_core::{DType, Device, Tensor};
 
 use super::decoder_config::{Activation, DecoderConfig};
+use super::decoder_int8_head::Int8Head;
 pub use super::kv_cache::KvCache;
 use super::kv_cache::LayerCache;
 use super::lora::{dense_forward, transpose, ForwardMode, LoraLinear};
@@ -178,6 +179,9 @@ pub struct Decoder {
     /// The LM head transposed, `[hidden, vocab]` contiguous (a copy even when tied: decode
     /// spends a fifth of its time here and the transposed layout is twice as fast).
     lm_head_t: Tensor,
+    /// The head in a quarter of the bytes for decoding steps, where it is exact (see
+    /// `decoder_int8_head`); shared by clones.
+    int8_head: Option<std::sync::Arc<Int8Head>>,
     pub layers: Vec<Layer>,
     norm: RmsNorm,
     rope_global: RopeTables,
@@ -255,6 +259,22 @@ fn refuse_unused_layer_tensors(map: &HashMap<String, Tensor>, num_layers: usize)
     )
 }
 
+/// The int8 form of a CPU f32 head `[vocab, hidden]` when it holds the weights exactly.
+fn int8_head_of(lm_head: &Tensor) -> Result<Option<std::sync::Arc<Int8Head>>> {
+    if !lm_head.device().is_cpu() || lm_head.dtype() != DType::F32 {
+        return Ok(None);
+    }
+    let (vocab, hidden) = lm_head.dims2()?;
+    let lm_head = lm_head.contiguous()?;
+    let (storage, layout) = lm_head.storage_and_layout();
+    let (candle_core::Storage::Cpu(candle_core::CpuStorage::F32(values)), Some((start, end))) =
+        (&*storage, layout.contiguous_offsets())
+    else {
+        return Ok(None);
+    };
+    Ok(Int8Head::exact(&values[start..end], vocab, hidden).map(std::sync::Arc::new))
+}
+
 impl Decoder {
     /// Build from Hugging Face-named tensors. `gemma_norm_offset` is true for Hugging Face Gemma
     /// weights, whose norms multiply by `1 + w` (GGUF files already store `1 + w`).
@@ -279,15 +299,16 @@ impl Decoder {
             );
         }
         let embed = embed.to_dtype(dtype)?;
-        let lm_head_t = if c.tie_word_embeddings {
+        let lm_head = if c.tie_word_embeddings {
             map.remove("lm_head.weight");
-            transpose(&embed)?
+            embed.clone()
         } else {
-            let t = map
-                .remove("lm_head.weight")
-                .context("tensor `lm_head.weight` is missing (and embeddings are not tied)")?;
-            transpose(&t.to_dtype(dtype)?)?
+            map.remove("lm_head.weight")
+                .context("tensor `lm_head.weight` is missing (and embeddings are not tied)")?
+                .to_dtype(dtype)?
         };
+        let lm_head_t = transpose(&lm_head)?;
+        let int8_head = int8_head_of(&lm_head)?;
         let mut w = Weights {
             map: &mut map,
             dtype,
@@ -374,6 +395,7 @@ impl Decoder {
             config,
             embed,
             lm_head_t,
+            int8_head,
             layers,
             norm,
             rope_global,
@@ -504,6 +526,38 @@ impl Decoder {
         // Tied embeddings are the head's `[vocab, hidden]` layout, which its backward reads.
         let lm_head = self.config.tie_word_embeddings.then_some(&self.embed);
         Ok(dense_forward(hidden, &self.lm_head_t, lm_head)?.to_dtype(DType::F32)?)
+    }
+
+    /// [`Self::logits`] for a decoding step's hidden states `[rows, hidden]` (no gradient):
+    /// from the int8 head where the model has one, which reads a quarter of the bytes and
+    /// multiplies the same weights (`LAB_UNFUSED=int8_head`: the f32 head).
+    pub fn next_token_logits(&self, hidden: &Tensor) -> Result<Tensor> {
+        let head = self
+            .int8_head
+            .as_ref()
+            .filter(|_| super::fused_train::fused("int8_head"));
+        match head {
+            Some(head) if hidden.dtype() == DType::F32 && hidden.device().is_cpu() => {
+                let (rows, _) = hidden.dims2()?;
+                let x = hidden.contiguous()?.flatten_all()?.to_vec1::<f32>()?;
+                let y = head.logits(&x, rows);
+                Ok(Tensor::from_vec(y, (rows, head.vocab()), &self.device)?)
+            }
+            _ => self.logits(hidden),
+        }
+    }
+
+    /// Whether decoding steps read the head as int8 (see [`Self::next_token_logits`]).
+    pub fn has_int8_head(&self) -> bool {
+        self.int8_head.is_some()
+    }
+
+    /// This decoder with its decoding steps reading the f32 head: the side-by-side baseline.
+    pub fn with_f32_head(&self) -> Self {
+        Self {
+            int8_head: None,
+            ..self.clone()
+        }
     }
 
     /// Every LoRA-aware linear with its module path, e.g. `model.layers.0.self_attn.q_proj`.

@@ -332,7 +332,7 @@ fn generate_batch(
     let mode = ForwardMode::default();
     // The prefill fills every position's keys and values; only the last one's logits are read.
     let hidden = prefill(decoder, padded, &keys, longest, &mut cache)?;
-    let mut logits = decoder.logits(&hidden.squeeze(1)?)?;
+    let mut logits = decoder.next_token_logits(&hidden.squeeze(1)?)?;
     for step in 0..opts.max_new_tokens {
         let (flat, vocab, stats) = next_token_rows(&logits)?;
         let entropies: Vec<f32> = stats.iter().map(|s| s.entropy).collect();
@@ -391,7 +391,7 @@ fn generate_batch(
         let masks = decoder.build_masks(&keys, 1)?;
         let positions = position_tensor(&keys, 1, device)?;
         let hidden = decoder.forward_hidden(&ids, &positions, &masks, Some(&mut cache), mode)?;
-        logits = decoder.logits(&hidden.squeeze(1)?)?;
+        logits = decoder.next_token_logits(&hidden.squeeze(1)?)?;
     }
     for row in rows {
         done[row.job_index] = Some(row.gen);

@@ -14,6 +14,7 @@ pub mod cpu_slice;
 mod cuda_tests;
 pub mod decoder;
 pub mod decoder_config;
+pub mod decoder_int8_head;
 pub mod decoding_weights;
 pub mod device;
 pub mod dropout;
