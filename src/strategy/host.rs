@@ -313,8 +313,11 @@ struct DiskState {
     loaded: bool,
     dirty: bool,
     dims: usize,
-    rows: HashMap<[u8; 32], Vec<f32>>,
+    rows: EmbeddingRows,
 }
+
+/// Embeddings by their text's SHA-256.
+type EmbeddingRows = HashMap<[u8; 32], Vec<f32>>;
 
 const MAGIC: &[u8; 4] = b"ATGE";
 
@@ -349,7 +352,7 @@ impl EmbeddingDiskCache {
     }
 
     /// The file's width and rows; `None` when there is no file yet.
-    fn read_file(&self) -> Result<Option<(usize, HashMap<[u8; 32], Vec<f32>>)>> {
+    fn read_file(&self) -> Result<Option<(usize, EmbeddingRows)>> {
         let bytes = match std::fs::read(&self.path) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
