@@ -33,6 +33,8 @@ const SYNONYMS: &[(&str, &[&str])] = &[
     ("nan_to_num", &["fill_nan"]),
     ("index", &["positions_of", "take"]),
     ("select", &["take"]),
+    ("pow", &["**"]),
+    ("power", &["**"]),
 ];
 
 /// Rhai's own conversions, which every type has: no host API, so never offered as a near name
@@ -216,13 +218,10 @@ fn nearest_names(
     if let Some(c) = crate::strategy::spelling::nearest(name, &candidates) {
         push(c);
     }
-    let prefix: String = lower.chars().take(3).collect();
-    if prefix.chars().count() == 3 {
-        candidates
-            .iter()
-            .filter(|c| c.starts_with(&prefix))
-            .for_each(|c| push(c));
-    }
+    candidates
+        .iter()
+        .filter(|c| crate::strategy::spelling::same_start(name, c))
+        .for_each(|c| push(c));
     out
 }
 
@@ -268,7 +267,7 @@ mod tests {
         let h = hint("g (i64)");
         assert!(!h.contains('`'), "no host name is near `g`: {h}");
         let h = hint("to_int (IntVec)");
-        assert!(h.contains("`to_float`") && !h.contains("to_debug"), "{h}");
+        assert!(!h.contains("to_debug"), "{h}");
         let h = hint("foo (Context)");
         assert!(
             !h.contains("did you mean"),
@@ -279,6 +278,25 @@ mod tests {
             h.contains("`ctx.recall(key)` for a key never remembered"),
             "{h}"
         );
+    }
+
+    #[test]
+    fn a_power_function_is_pointed_at_the_power_operator() {
+        let h = hint("pow (FloatVec, f64)");
+        assert!(h.contains("did you mean `**`?"), "{h}");
+    }
+
+    #[test]
+    fn a_conversion_is_offered_only_a_conversion_spelled_like_it() {
+        let h = hint("to_flot (IntVec)");
+        assert!(h.contains("did you mean `to_float`?"), "{h}");
+        for wrong in ["to_vec (FloatVec)", "to_vec (IntVec)", "to_int (IntVec)"] {
+            let h = hint(wrong);
+            assert!(
+                !h.contains("did you mean"),
+                "`to_` alone is no likeness: {h}"
+            );
+        }
     }
 
     #[test]

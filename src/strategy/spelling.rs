@@ -39,6 +39,20 @@ pub fn stem_of<'a, S: AsRef<str>>(word: &str, candidates: &'a [S]) -> Option<&'a
         .max_by_key(|c| c.len())
 }
 
+/// Whether `candidate` starts as `word` does: with the same first three letters, where a short
+/// first word and its underscore (`to_`, `is_`) do not count, so `to_flot` shares `to_flo`
+/// with `to_float` and `to_vec` shares nothing with `to_int`: `to_` alone says only that both
+/// convert.
+pub fn same_start(word: &str, candidate: &str) -> bool {
+    let lower = word.to_lowercase();
+    let skip = match lower.find('_') {
+        Some(at) if at < 3 => at + 1,
+        _ => 0,
+    };
+    let head: String = lower.chars().take(skip + 3).collect();
+    head.chars().count() == skip + 3 && candidate.to_lowercase().starts_with(&head)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -63,5 +77,18 @@ mod tests {
             "`log` is too short to be a stem"
         );
         assert_eq!(stem_of("foo", CTX), None);
+    }
+
+    #[test]
+    fn a_short_first_word_is_not_a_shared_start() {
+        assert!(same_start("to_flot", "to_float"));
+        assert!(!same_start("to_vec", "to_int"));
+        assert!(!same_start("to_flot", "to_int"));
+        assert!(same_start("argsrot", "argsort_desc"));
+        assert!(
+            !same_start("to", "to_int"),
+            "too short to share three letters"
+        );
+        assert!(!same_start("is_", "is_empty"));
     }
 }
