@@ -94,6 +94,39 @@ fn a_map_filled_past_its_limit_is_stopped_at_the_line_that_fills_it_not_its_next
 }
 
 #[test]
+fn a_map_filled_inside_another_map_is_stopped_at_the_line_that_fills_it() {
+    // The outer map keeps one or two entries: only the inner map grows.
+    let cases = [
+        (
+            "prop",
+            "let m = #{ inner: #{} };\n  for i in 0..200 { m.inner[`k${i}`] = i; }",
+        ),
+        (
+            "literal",
+            "let m = #{ a: #{} };\n  for i in 0..200 { m[\"a\"][`k${i}`] = i; }",
+        ),
+        (
+            "variable",
+            "let m = #{ a: #{}, b: #{} };\n  let g = \"b\";\n  for i in 0..200 { m[g][`k${i}`] = i; }",
+        ),
+        (
+            "array",
+            "let m = #{ rows: [#{}, #{}] };\n  for i in 0..200 { m.rows[1][`k${i}`] = i; }",
+        ),
+    ];
+    for (name, fill) in cases {
+        let line = 3 + fill.matches('\n').count();
+        let body = format!("fn select(ctx, k) {{\n  {fill}\n  let n = m.len();\n  []\n}}");
+        let m = run_err(name, &body, "", &small_data());
+        assert!(
+            m.contains(&format!("{name}.rhai:{line}:")),
+            "{name}: the line that fills the inner map: {m}"
+        );
+        assert!(m.contains("max_map_size = 3 entries"), "{name}: {m}");
+    }
+}
+
+#[test]
 fn a_host_function_returning_too_large_a_value_names_the_call_and_how_to_keep_texts_out() {
     let body = "fn select(ctx, k) {\n  let n = 1;\n  let t = ctx.pool.inputs();\n}";
     let m = run_err("inputs", body, "", &small_data());
