@@ -261,17 +261,42 @@ pub fn run_compiled(
 
 type Answer = (Vec<u64>, Option<Vec<f64>>);
 
+/// What a script returned, in the words of the error that refuses it.
+fn returned(d: &Dynamic) -> String {
+    if d.is_unit() {
+        return "it returned `()`, nothing: a function's value is its last expression, so end \
+                `select` with the answer and no `;` after it"
+            .to_string();
+    }
+    match crate::strategy::fn_hints::type_name(d.type_id()) {
+        "FloatVec" => "it returned a FloatVec: those are scores, not ids \
+                       (`ctx.pool.ids().take(scores.topk(k))` picks the ids)"
+            .to_string(),
+        "?" => format!("it returned a {}", d.type_name()),
+        t => format!("it returned a {t}"),
+    }
+}
+
 fn parse_answer(who: &str, d: Dynamic) -> Result<Answer> {
+    let got = returned(&d);
     let shape = || {
         anyhow!(
             "{who}: select must return pool ids (an array or IntVec) or \
-             #{{ids: [...], scores: [...]}}"
+             #{{ids: [...], scores: [...]}}, but {got}"
         )
     };
     if d.is_map() {
         let mut m = d.cast::<rhai::Map>();
-        let ids = m.remove("ids").ok_or_else(shape)?;
-        let ids = parse_ids(who, ids)?.ok_or_else(shape)?;
+        let ids = m.remove("ids").ok_or_else(|| {
+            anyhow!("{who}: select returned a map without `ids`: return #{{ids, scores}}")
+        })?;
+        let got = match crate::strategy::fn_hints::type_name(ids.type_id()) {
+            "?" => ids.type_name().to_string(),
+            t => t.to_string(),
+        };
+        let ids = parse_ids(who, ids)?.ok_or_else(|| {
+            anyhow!("{who}: `ids` in the answer must be an array or IntVec of pool ids, not {got}")
+        })?;
         let scores = match m.remove("scores") {
             None => None,
             Some(s) => {
@@ -284,7 +309,13 @@ fn parse_answer(who: &str, d: Dynamic) -> Result<Answer> {
                     bail!("{who}: `scores` must be an array or FloatVec");
                 };
                 if s.len() != ids.len() {
-                    bail!("{who} returned {} scores for {} ids", s.len(), ids.len());
+                    bail!(
+                        "{who} returned {} scores for {} ids: give one score per id, in the \
+                         same order (`scores.take(positions)` with the positions the ids were \
+                         taken at)",
+                        s.len(),
+                        ids.len()
+                    );
                 }
                 Some(s)
             }
