@@ -173,3 +173,52 @@ fn generations_give_per_token_log_probabilities_and_their_samples() {
     );
     assert_close(&got, &[132.0, 132.0]);
 }
+
+#[test]
+fn each_sample_reads_like_the_first_and_lengths_count_tokens() {
+    let pool = vec![ex(10, "first"), ex(11, "second")];
+    let host = FakeHost::new(4)
+        .with_greedy("first", "a b", vec![-0.5, -1.5], vec![0.1, 0.2])
+        .with_greedy("second", "c", vec![-2.0], vec![0.3])
+        .with_samples("first", &["s1", "s2", "s3"])
+        .with_samples("second", &["t1", "t2", "t3"]);
+    // A length penalty without a loop: sum_logprob / tokens ** 0.5.
+    let got = values(
+        "{ let g = ctx.generate(ctx.pool); g.sum_logprob() / g.lengths() ** 0.5 }",
+        pool.clone(),
+        vec![],
+        &host,
+    );
+    assert_close(&got, &[-2.0 / 2f64.sqrt(), -2.0]);
+    let got = values(
+        "float_vec([4.0, 9.0]).sqrt() + 2 ** float_vec([1.0, 0.0])",
+        pool.clone(),
+        vec![],
+        &host,
+    );
+    assert_close(&got, &[4.0, 4.0]);
+    // Sample 1 of each item, read with the methods that read the first.
+    let got = values(
+        r#"{ let g = ctx.generate(ctx.pool, #{ n: 3, temperature: 1.0 }).sample(1);
+             let t = g.texts();
+             float_vec([if t[0] == "s2" { 1 } else { 0 }, if t[1] == "t2" { 1 } else { 0 }])
+                 + g.lengths() * 10 }"#,
+        pool.clone(),
+        vec![],
+        &host,
+    );
+    assert_close(&got, &[21.0, 11.0]);
+    let err = try_values(
+        "ctx.generate(ctx.pool, #{ n: 3, temperature: 1.0 }).sample(3).mean_logprob()",
+        pool,
+        vec![],
+        &host,
+    )
+    .unwrap_err();
+    let m = format!("{err:#}");
+    assert!(
+        m.contains("each item has 3 samples, so `j` is 0 to 2"),
+        "{m}"
+    );
+    assert!(m.contains("option `n`"), "{m}");
+}

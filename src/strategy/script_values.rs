@@ -1,7 +1,7 @@
 //! The values a script gets from `ctx` besides vectors: pool and labeled views (`View`), the
 //! generations `ctx.generate` returns (`Generations`) and the seeded `Rng`.
 use super::context::*;
-use crate::strategy::host::GenerationRecord;
+use crate::strategy::host::{GenerationRecord, Generations};
 use crate::strategy::sandbox::within_data_limits;
 use crate::strategy::types::*;
 use rand::SeedableRng;
@@ -29,6 +29,22 @@ fn samples(g: &GenerationsRef, n: usize) -> Array {
             Dynamic::from_array(strings_to_array(&texts))
         })
         .collect()
+}
+
+/// The generations made of each item's sample `j`; `j` must be below every item's count.
+fn sample_at(g: &GenerationsRef, j: INT) -> RhaiResult<GenerationsRef> {
+    let Some(fewest) = g.0.per_item.iter().map(Vec::len).min() else {
+        return Ok(GenerationsRef(Arc::new(Generations::default())));
+    };
+    let Some(j) = usize::try_from(j).ok().filter(|&j| j < fewest) else {
+        return err(format!(
+            "Generations.sample({j}): each item has {fewest} samples, so `j` is 0 to {}; ask \
+             `ctx.generate` for more with its option `n`",
+            fewest - 1
+        ));
+    };
+    let per_item = g.0.per_item.iter().map(|s| vec![s[j].clone()]).collect();
+    Ok(GenerationsRef(Arc::new(Generations { per_item })))
 }
 
 pub fn register_view(engine: &mut Engine) {
@@ -93,6 +109,19 @@ pub fn register_generations(engine: &mut Engine) {
         .register_fn("mean_entropy", |g: &mut GenerationsRef| {
             FloatVec::new(first_sample(g).map(|r| mean(&r.entropies)).collect())
         })
+        // Tokens generated per item, for length penalties on `sum_logprob`.
+        .register_fn("lengths", |g: &mut GenerationsRef| {
+            FloatVec::new(
+                first_sample(g)
+                    .map(|r| r.token_logprobs.len() as f64)
+                    .collect(),
+            )
+        })
+        // Each item's sample `j` as the first, so every method above reads that sample.
+        .register_fn(
+            "sample",
+            |g: &mut GenerationsRef, j: INT| -> RhaiResult<GenerationsRef> { sample_at(g, j) },
+        )
         .register_fn(
             "token_logprobs",
             |cx: NativeCallContext, g: &mut GenerationsRef| {

@@ -259,6 +259,7 @@ fn register_float_vec(engine: &mut Engine) {
         .register_fn("log", |v: &mut FloatVec| map(v, f64::ln))
         .register_fn("exp", |v: &mut FloatVec| map(v, f64::exp))
         .register_fn("abs", |v: &mut FloatVec| map(v, f64::abs))
+        .register_fn("sqrt", |v: &mut FloatVec| map(v, f64::sqrt))
         .register_fn("neg", |v: &mut FloatVec| map(v, |x| -x))
         .register_fn("-", |v: FloatVec| map(&v, |x| -x))
         // Replace NaN (e.g. a value missing from memory) with `x`.
@@ -365,6 +366,8 @@ fn register_float_arithmetic(engine: &mut Engine) {
     scalar_ops!(engine, "-", |x: f64, y: f64| x - y);
     scalar_ops!(engine, "*", |x: f64, y: f64| x * y);
     scalar_ops!(engine, "/", |x: f64, y: f64| x / y);
+    // Rhai's power operator, so a length penalty (`len ** alpha`) needs no loop.
+    scalar_ops!(engine, "**", f64::powf);
     // Element-wise larger / smaller (`+` etc. are arithmetic, so this needs names). As with
     // f64::max, a number beats NaN: a NaN in one vector is filled from the other.
     engine
