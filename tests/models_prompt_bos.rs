@@ -108,7 +108,11 @@ fn every_prompt_path_starts_with_one_bos_when_the_tokenizer_asks_for_it() -> Res
 
     // Scoring: the prompt's ids start with BOS, the output's do not.
     let output = " ok".to_string();
-    let scored = lm.score(std::slice::from_ref(&prompt), &[output.clone()], 2)?;
+    let scored = lm.score(
+        std::slice::from_ref(&prompt),
+        std::slice::from_ref(&output),
+        2,
+    )?;
     let pad = lm.tokenizer().pad_id;
     let expected = score_ids(
         lm.decoder(),
