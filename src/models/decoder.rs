@@ -530,12 +530,12 @@ impl Decoder {
 
     /// [`Self::logits`] for a decoding step's hidden states `[rows, hidden]` (no gradient):
     /// from the int8 head where the model has one, which reads a quarter of the bytes and
-    /// multiplies the same weights (`LAB_UNFUSED=int8_head`: the f32 head).
+    /// multiplies the same weights (`LAB_UNFUSED=compact_head`: the f32 head).
     pub fn next_token_logits(&self, hidden: &Tensor) -> Result<Tensor> {
         let head = self
             .int8_head
             .as_ref()
-            .filter(|_| super::fused_train::fused("int8_head"));
+            .filter(|_| super::fused_train::fused("compact_head"));
         match head {
             Some(head) if hidden.dtype() == DType::F32 && hidden.device().is_cpu() => {
                 let (rows, _) = hidden.dims2()?;

@@ -30,7 +30,7 @@ impl Int8Head {
     /// exactly `scale · q` with `scale = max |w| / 127` and integer `q`; `None` otherwise (a
     /// head from safetensors or another quantization, or `hidden` not a multiple of 32).
     pub fn exact(weights: &[f32], vocab: usize, hidden: usize) -> Option<Self> {
-        if hidden == 0 || hidden % BLOCK != 0 || weights.len() != vocab * hidden {
+        if hidden == 0 || !hidden.is_multiple_of(BLOCK) || weights.len() != vocab * hidden {
             return None;
         }
         let mut q = vec![0i8; vocab * hidden];

@@ -23,7 +23,7 @@ use super::cpu_slice::contiguous_f32;
 ///   and norm run as passes of their own after each product;
 /// - `last`: the decoder's last layer runs on every position; `decode_pack`: decoding reads
 ///   weights in place instead of packed copies; `prefix`: generation runs every prompt whole
-///   instead of sharing their common opening; `int8_head`: decoding steps read the LM head
+///   instead of sharing their common opening; `compact_head`: decoding steps read the LM head
 ///   in f32 instead of its exact int8 form;
 /// - `split`: the gemm crate threads each product itself instead of one thread per column
 ///   block; `grad_transpose`: input gradients read frozen weights through a transposed view
@@ -51,7 +51,7 @@ pub const UNFUSED_NAMES: &[&str] = &[
     "packed",
     "last",
     "decode_pack",
-    "int8_head",
+    "compact_head",
     "dense",
     "split",
     "dropout",
