@@ -40,6 +40,16 @@ pub struct PendingBatch {
     pub items: Vec<PendingItem>,
 }
 
+impl PendingBatch {
+    /// How many of the batch's items have a label with text among `saved`.
+    pub fn labelled_count(&self, saved: &HashMap<u64, ItemLabel>) -> usize {
+        self.items
+            .iter()
+            .filter(|i| saved.get(&i.id).is_some_and(ItemLabel::has_text))
+            .count()
+    }
+}
+
 /// One line of `labels.jsonl`: one save of one item.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SavedLabel {
@@ -64,6 +74,11 @@ pub struct ItemLabel {
 }
 
 impl ItemLabel {
+    /// A blank save keeps an item waiting: only a label with text labels it.
+    pub fn has_text(&self) -> bool {
+        !self.output.trim().is_empty()
+    }
+
     fn first(line: SavedLabel) -> Self {
         ItemLabel {
             id: line.id,
@@ -382,18 +397,15 @@ impl Labeller for HumanLabeller {
             items
                 .iter()
                 .map(|e| {
-                    saved
-                        .get(&e.id)
-                        .filter(|l| !l.output.trim().is_empty())
-                        .map(|l| Label {
-                            id: e.id,
-                            output: l.output.clone(),
-                            cost: 0.0,
-                            input_tokens: 0,
-                            output_tokens: 0,
-                            seconds: l.seconds,
-                            edits: l.edits,
-                        })
+                    saved.get(&e.id).filter(|l| l.has_text()).map(|l| Label {
+                        id: e.id,
+                        output: l.output.clone(),
+                        cost: 0.0,
+                        input_tokens: 0,
+                        output_tokens: 0,
+                        seconds: l.seconds,
+                        edits: l.edits,
+                    })
                 })
                 .collect()
         };

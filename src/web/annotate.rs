@@ -80,15 +80,7 @@ pub fn page_html(
 ) -> String {
     let n = batch.items.len();
     let item = &batch.items[index];
-    let done = batch
-        .items
-        .iter()
-        .filter(|i| {
-            saved
-                .get(&i.id)
-                .is_some_and(|l| !l.output.trim().is_empty())
-        })
-        .count();
+    let done = batch.labelled_count(saved);
     let prefill = saved
         .get(&item.id)
         .map_or(item.guess.as_str(), |l| l.output.as_str());
@@ -244,11 +236,9 @@ fn first_unlabeled(
     let n = batch.items.len();
     // `from` comes from the form: reduce it first so no sum can overflow.
     let start = from.checked_rem(n).unwrap_or(0);
-    (0..n).map(|k| (start + k) % n).find(|&i| {
-        saved
-            .get(&batch.items[i].id)
-            .is_none_or(|l| l.output.trim().is_empty())
-    })
+    (0..n)
+        .map(|k| (start + k) % n)
+        .find(|&i| saved.get(&batch.items[i].id).is_none_or(|l| !l.has_text()))
 }
 
 /// Whether `output` is the label saved for example `id`: a form sent again (a double click

@@ -75,15 +75,7 @@ impl CellProgress {
                     return p;
                 }
             };
-            let done = batch
-                .items
-                .iter()
-                .filter(|i| {
-                    saved
-                        .get(&i.id)
-                        .is_some_and(|l| !l.output.trim().is_empty())
-                })
-                .count();
+            let done = batch.labelled_count(&saved);
             // A fully labeled batch is the run's to pick up, not the person's.
             if done < batch.items.len() {
                 p.waiting = Some((done, batch.items.len()));
