@@ -13,24 +13,16 @@ use std::path::{Path, PathBuf};
 /// held (`persist::lock_cell`), which is beside the folder and so survives it.
 pub fn reset_cell(paths: &CellPaths) -> Result<()> {
     let trash = trash_dir(paths);
-    match std::fs::rename(&paths.dir, &trash) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => {
-            return Err(e).with_context(|| {
-                format!(
-                    "cannot move {} aside to start it over (to {}); check that its folder \
-                     is writable, or remove the cell folder by hand and run again",
-                    paths.dir.display(),
-                    trash.display()
-                )
-            })
-        }
-    }
-    // Durable before the trash goes: else a power cut could bring the old cell back half
-    // deleted, its labels file among what is left.
-    if let Some(parent) = paths.dir.parent() {
-        crate::util::atomic::sync_folder(parent);
+    let moved = crate::util::atomic::move_folder_aside(&paths.dir, &trash).with_context(|| {
+        format!(
+            "cannot move {} aside to start it over (to {}); check that its folder \
+             is writable, or remove the cell folder by hand and run again",
+            paths.dir.display(),
+            trash.display()
+        )
+    })?;
+    if !moved {
+        return Ok(());
     }
     crash_point::reached("fresh-cell-moved");
     remove_trash(&trash)

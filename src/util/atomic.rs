@@ -57,6 +57,22 @@ pub fn sync_folder(folder: &Path) {
     }
 }
 
+/// Rename the folder `dir` to `aside` beside it (atomic), durably, so that deleting `aside`
+/// next is all or nothing: a kill before the rename leaves `dir` whole, one after it leaves no
+/// `dir`, and without the sync a power cut could bring `dir` back half deleted.
+/// `Ok(false)`: there was no `dir`.
+pub fn move_folder_aside(dir: &Path, aside: &Path) -> std::io::Result<bool> {
+    match std::fs::rename(dir, aside) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(e),
+    }
+    if let Some(parent) = dir.parent() {
+        sync_folder(parent);
+    }
+    Ok(true)
+}
+
 pub fn atomic_write_string(path: &Path, text: &str) -> Result<()> {
     atomic_write(path, text.as_bytes())
 }

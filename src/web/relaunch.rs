@@ -170,12 +170,15 @@ pub fn start_over(exp_dir: &Path) -> Result<()> {
         .map_or(0, |d| d.as_nanos());
     // Hidden (a leading dot), so the pages never list it as an experiment.
     let aside = exp_dir.with_file_name(format!(".{name}.replaced-{stamp}"));
-    std::fs::rename(exp_dir, &aside).with_context(|| {
+    let moved = crate::util::atomic::move_folder_aside(exp_dir, &aside).with_context(|| {
         format!(
             "cannot move {} aside to start over; nothing was deleted",
             exp_dir.display()
         )
     })?;
+    if !moved {
+        return Ok(());
+    }
     std::fs::remove_dir_all(&aside).with_context(|| {
         format!(
             "the earlier results were moved to {} but could not all be deleted; delete that \
